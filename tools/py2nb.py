@@ -38,9 +38,7 @@ def convert(text: str) -> nbformat.NotebookNode:
             cell = nbformat.v4.new_code_cell("\n".join(lines))
         if c["tags"]:
             cell.metadata["tags"] = c["tags"]
-        cell.pop("id", None)
         nb.cells.append(cell)
-    nbformat.validator.normalize(nb)
     return nb
 
 
