@@ -1,0 +1,221 @@
+"""Collect run folders (outputs/<run>/<NN_stem>/summary.json, eval/…) into tables for 06_compare.
+
+Reads only files, so runs made on a GPU cluster can be copied into outputs/ and compared with local ones."""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import paths
+
+TRAINING_PHASES = ("03", "04", "05")
+
+# The paper's and the recommendations' numbers drawn as reference lines (../shared/reference.md).
+PAPER_SIMILARITY = 0.82
+PAPER_SHARE_ABOVE_0_8 = 0.783
+RECOMMENDATIONS_32B_EXPECTED = (0.88, 0.92)
+
+# Evaluation summaries may name a metric in a few ways; the first key found wins.
+METRIC_KEYS: dict[str, tuple[str, ...]] = {
+    "similarity_mean": ("similarity_mean", "semantic_similarity_mean", "mean_similarity"),
+    "similarity_ci_low": ("similarity_ci_low", "similarity_mean_ci_low"),
+    "similarity_ci_high": ("similarity_ci_high", "similarity_mean_ci_high"),
+    "similarity_median": ("similarity_median",),
+    "share_sim_gt_0_8": ("share_sim_gt_0_8", "share_similarity_above_0.8", "share_above_0.8"),
+    "edit_distance_mean": ("edit_distance_mean", "normalized_edit_distance_mean"),
+    "share_edit_lt_0_4": ("share_edit_lt_0_4", "share_edit_distance_below_0.4"),
+    "compile_rate": ("compile_rate", "compiles_rate", "compile_share"),
+    "selector_match_rate": ("selector_match_rate", "selector_match_share"),
+    "grounding_precision": ("grounding_precision",),
+    "grounding_recall": ("grounding_recall",),
+    "n_functions": ("n_functions", "n", "count"),
+    "failures": ("failures", "n_failures"),
+    "similarity_floor": ("similarity_floor", "floor_unrelated_mean"),
+    "similarity_ceiling": ("similarity_ceiling", "ceiling_nearest_mean"),
+}
+
+
+@dataclass
+class Phase:
+    run: str
+    stem: str
+    path: Path
+    summary: dict[str, Any]
+    evals: dict[str, dict[str, Any]] = field(default_factory=dict)  # system name -> eval summary
+
+    @property
+    def number(self) -> str:
+        return self.stem.split("_", 1)[0]
+
+    @property
+    def headline(self) -> dict[str, Any]:
+        return self.summary.get("headline") or {}
+
+
+def _read_json(p: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(p.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def _is_run_dir(d: Path) -> bool:
+    return d.is_dir() and any((c / "summary.json").exists() for c in d.glob("[0-9][0-9]_*"))
+
+
+def discover(root: str | Path = "outputs", runs: Iterable[str] | None = None) -> list[Phase]:
+    """Every phase folder with a summary.json under root (root itself or its subfolders are run folders)."""
+    root = paths.resolve(root)
+    wanted = set(runs or [])
+    run_dirs = [root] if _is_run_dir(root) else sorted(d for d in root.iterdir() if _is_run_dir(d)) if root.is_dir() else []
+    phases = []
+    for run_dir in run_dirs:
+        if wanted and run_dir.name not in wanted:
+            continue
+        for ph in sorted(run_dir.glob("[0-9][0-9]_*")):
+            summ = _read_json(ph / "summary.json")
+            if summ is None:
+                continue
+            phase = Phase(run=run_dir.name, stem=ph.name, path=ph, summary=summ)
+            ev = _read_json(ph / "eval" / "summary.json")
+            if ev is not None:
+                phase.evals["fine-tuned"] = ev
+            for b in sorted((ph / "eval" / "baselines").glob("*/summary.json")):
+                bev = _read_json(b)
+                if bev is not None:
+                    phase.evals[b.parent.name] = bev
+            phases.append(phase)
+    return phases
+
+
+def _metric(d: dict[str, Any], name: str) -> Any:
+    flat = dict(d)
+    for sub in ("metrics", "aggregates", "summary"):
+        if isinstance(d.get(sub), dict):
+            flat = {**d[sub], **flat}
+    for key in METRIC_KEYS.get(name, (name,)):
+        if key in flat:
+            v = flat[key]
+            if isinstance(v, dict) and "mean" in v:  # {"mean":…, "ci": [lo, hi]} style
+                return v["mean"]
+            return v
+    # ci stored as similarity: {"mean", "ci_low", "ci_high"}
+    sim = flat.get("similarity")
+    if isinstance(sim, dict):
+        m = {"similarity_mean": "mean", "similarity_median": "median", "similarity_ci_low": "ci_low",
+             "similarity_ci_high": "ci_high"}.get(name)
+        if m and m in sim:
+            return sim[m]
+    return None
+
+
+def _gpu_label(hw: dict[str, Any]) -> str:
+    gpus = hw.get("gpus") or []
+    if gpus:
+        return f"{len(gpus)}× {gpus[0].get('name', 'GPU')}"
+    return f"CPU ({hw.get('cpu_cores', '?')} cores)"
+
+
+def runs_table(phases: list[Phase]):
+    """One row per training phase: what ran, where, at what cost."""
+    import pandas as pd
+
+    rows = []
+    for ph in phases:
+        if ph.number not in TRAINING_PHASES:
+            continue
+        h, p = ph.headline, ph.summary.get("params") or {}
+        rows.append({
+            "run": ph.run,
+            "phase": ph.stem,
+            "kind": "smoke" if ph.summary.get("smoke") else "full",
+            "model": h.get("model") or p.get("model") or p.get("model_name"),
+            "params_total": h.get("params_total"),
+            "max_seq_length": h.get("max_seq_length") or p.get("max_seq_length"),
+            "quantization": h.get("quantization") or p.get("quantization"),
+            "hardware": _gpu_label(ph.summary.get("hardware") or {}),
+            "n_processes": h.get("n_processes", 1),
+            "train_tokens": h.get("train_tokens"),
+            "tokens_per_s": h.get("tokens_per_s"),
+            "s_per_step": h.get("s_per_step"),
+            "peak_memory_gb": h.get("peak_memory_gb"),
+            "estimated_memory_gb": h.get("estimated_memory_gb"),
+            "wall_hours": h.get("wall_hours"),
+            "gpu_hours": h.get("gpu_hours"),
+            "heldout_loss_before": h.get("heldout_loss_before"),
+            "heldout_loss_after": h.get("heldout_loss_after"),
+        })
+    return pd.DataFrame(rows)
+
+
+def eval_table(phases: list[Phase]):
+    """One row per (run, phase, system): the fine-tuned model and every baseline evaluated on the same split."""
+    import pandas as pd
+
+    rows = []
+    for ph in phases:
+        for system, ev in ph.evals.items():
+            row = {"run": ph.run, "phase": ph.stem, "system": system,
+                   "kind": "smoke" if ph.summary.get("smoke") else "full",
+                   "model": ph.headline.get("model"), "params_total": ph.headline.get("params_total"),
+                   "max_seq_length": ph.headline.get("max_seq_length"), "gpu_hours": ph.headline.get("gpu_hours")}
+            row.update({k: _metric(ev, k) for k in METRIC_KEYS})
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def per_function(phases: list[Phase]):
+    """Per-function evaluation tables (eval/*.parquet) stacked with run/phase/system columns."""
+    import pandas as pd
+
+    frames = []
+    for ph in phases:
+        for system in ph.evals:
+            base = ph.path / "eval" if system == "fine-tuned" else ph.path / "eval" / "baselines" / system
+            for pq in sorted(base.glob("*.parquet")):
+                df = pd.read_parquet(pq)
+                df.insert(0, "system", system)
+                df.insert(0, "phase", ph.stem)
+                df.insert(0, "run", ph.run)
+                frames.append(df)
+                break
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def expected_vs_measured(evals, runs) -> "Any":
+    """The numbers the paper and the recommendations expect beside what each run measured, and what the run was."""
+    import pandas as pd
+
+    claims = [
+        ("03", "paper (arXiv:2506.19624): Llama-3.2-3B LoRA mean similarity", PAPER_SIMILARITY),
+        ("03", "paper: share with similarity > 0.8", PAPER_SHARE_ABOVE_0_8),
+        ("04", "recommendations: Qwen2.5-Coder-32B mean similarity 0.88–0.92", sum(RECOMMENDATIONS_32B_EXPECTED) / 2),
+        ("05", "recommendations: 70B ≥ 32B quality (no number given)", None),
+    ]
+    rows = []
+    for number, claim, expected in claims:
+        metric = "share_sim_gt_0_8" if "share" in claim else "similarity_mean"
+        sub = evals[(evals["phase"].str[:2] == number) & (evals["system"] == "fine-tuned")] if len(evals) else evals
+        if len(sub) == 0:
+            rows.append({"claim": claim, "expected": expected, "measured": None, "run": None,
+                         "what ran": "no run of this phase found", "verdict": "not measured"})
+            continue
+        for _, r in sub.iterrows():
+            measured = r.get(metric)
+            what = f"{r['kind']} run: {r.get('model')}"
+            rr = runs[(runs["run"] == r["run"]) & (runs["phase"] == r["phase"])] if len(runs) else runs
+            if len(rr):
+                what += f" on {rr.iloc[0]['hardware']}"
+            if r["kind"] == "smoke":
+                verdict = "not comparable (smoke run)"
+            elif expected is None or measured is None or (isinstance(measured, float) and math.isnan(measured)):
+                verdict = "no number to compare"
+            else:
+                lo = RECOMMENDATIONS_32B_EXPECTED[0] if number == "04" and metric == "similarity_mean" else expected
+                verdict = "meets" if measured >= lo else "below"
+            rows.append({"claim": claim, "expected": expected, "measured": measured, "run": r["run"],
+                         "what ran": what, "verdict": verdict})
+    return pd.DataFrame(rows)
