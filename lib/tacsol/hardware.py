@@ -1,0 +1,153 @@
+"""Hardware profiles (``lib/tacsol/data/hardware/*.json``) and the training choices they imply.
+
+A profile is data: memory, compute capability, bandwidth, peak 16-bit tensor throughput and three capability flags
+(native bf16, FlashAttention-2, bitsandbytes NF4). :func:`training_choices` turns a profile into the compute dtype
+and attention implementation that the training phases use, so an RTX 8000 (sm_75) trains in fp16 with loss scaling
+and SDPA, while Ampere or newer trains in bf16 with FlashAttention-2.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .params import ParamsError
+
+DATA_DIR = Path(__file__).resolve().parent / "data" / "hardware"
+
+# Every profile must state these (a missing one is an error naming it; no silent defaults for facts).
+REQUIRED_FIELDS = {
+    "name": str,
+    "display": str,
+    "kind": str,  # "cuda" | "cpu"
+    "compute_capability": (str, type(None)),  # "7.5"; None for cpu
+    "memory_mib": int,  # total device memory as nvidia-smi reports it
+    "memory_bandwidth_gbs": (int, float),
+    "peak_tflops_16bit": (int, float),  # dense fp16/bf16 tensor-core peak (datasheet)
+    "bf16_native": bool,
+    "flash_attention_2": bool,
+    "nf4": bool,
+}
+
+
+class HardwareError(ParamsError):
+    """A hardware profile is unknown or lacks / mistypes a field."""
+
+
+@dataclass(frozen=True)
+class Hardware:
+    name: str
+    display: str
+    kind: str
+    compute_capability: str | None
+    memory_mib: int
+    memory_bandwidth_gbs: float
+    peak_tflops_16bit: float
+    bf16_native: bool
+    flash_attention_2: bool
+    nf4: bool
+    count: int = 1
+    interconnect: str = ""
+    sources: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self.memory_mib * 2**20
+
+    @property
+    def memory_gib(self) -> float:
+        return self.memory_mib / 1024
+
+    def with_count(self, n: int) -> "Hardware":
+        from dataclasses import replace
+
+        return replace(self, count=int(n))
+
+
+def validate_profile(data: dict[str, Any], where: str) -> Hardware:
+    if not isinstance(data, dict):
+        raise HardwareError(f"{where}: a hardware profile must be a JSON object")
+    for key, typ in REQUIRED_FIELDS.items():
+        if key not in data:
+            raise HardwareError(f"{where}: hardware profile lacks required field {key!r}")
+        if isinstance(data[key], bool) and typ in (int, (int, float)):
+            raise HardwareError(f"{where}: field {key!r} must be a number, got {data[key]!r}")
+        if not isinstance(data[key], typ):
+            raise HardwareError(f"{where}: field {key!r} has the wrong type ({type(data[key]).__name__}: {data[key]!r})")
+    if data["kind"] not in ("cuda", "cpu"):
+        raise HardwareError(f"{where}: field 'kind' must be 'cuda' or 'cpu', got {data['kind']!r}")
+    if data["kind"] == "cuda" and not data["compute_capability"]:
+        raise HardwareError(f"{where}: field 'compute_capability' is required for a cuda profile")
+    if data["memory_mib"] <= 0:
+        raise HardwareError(f"{where}: field 'memory_mib' must be positive, got {data['memory_mib']}")
+    known = set(REQUIRED_FIELDS) | {"count", "interconnect", "sources"}
+    return Hardware(**{k: data[k] for k in REQUIRED_FIELDS}, count=int(data.get("count", 1)),
+                    interconnect=data.get("interconnect", ""), sources=data.get("sources", ""),
+                    extra={k: v for k, v in data.items() if k not in known})
+
+
+def list_profiles() -> list[str]:
+    return sorted(p.stem for p in DATA_DIR.glob("*.json"))
+
+
+def load_profile(name_or_path: str | Path | dict | Hardware) -> Hardware:
+    """A profile by name ('rtx8000'), by JSON file path, or from a dict; errors name the missing field."""
+    if isinstance(name_or_path, Hardware):
+        return name_or_path
+    if isinstance(name_or_path, dict):
+        return validate_profile(name_or_path, where=f"hardware profile {name_or_path.get('name', '<dict>')!r}")
+    p = Path(str(name_or_path))
+    if p.suffix == ".json" and p.is_file():
+        return validate_profile(json.loads(p.read_text(encoding="utf-8")), where=str(p))
+    key = str(name_or_path).lower().replace("_", "-").replace(" ", "")
+    aliases = {"rtx-8000": "rtx8000", "quadro-rtx-8000": "rtx8000", "a100": "a100-80gb", "a100-40": "a100-40gb",
+               "a100-80": "a100-80gb", "h100": "h100-80gb", "h100-80": "h100-80gb", "rtx-4090": "rtx4090",
+               "4090": "rtx4090", "h200-141gb": "h200"}
+    key = aliases.get(key, key)
+    f = DATA_DIR / f"{key}.json"
+    if not f.is_file():
+        near = difflib.get_close_matches(key, list_profiles(), n=1)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise HardwareError(f"unknown hardware profile {name_or_path!r}{hint}; known: {', '.join(list_profiles())}")
+    return validate_profile(json.loads(f.read_text(encoding="utf-8")), where=str(f.name))
+
+
+def _cc(hw: Hardware) -> tuple[int, int]:
+    if not hw.compute_capability:
+        return (0, 0)
+    major, minor = hw.compute_capability.split(".")
+    return int(major), int(minor)
+
+
+def training_choices(profile: str | Hardware | dict) -> dict[str, Any]:
+    """What training on this hardware uses: compute dtype, attention implementation, loss scaling, 4-bit support.
+
+    - dtype: bf16 needs native support (compute capability >= 8.0, NVIDIA CUDA docs); otherwise fp16 with dynamic
+      loss scaling (the RTX 8000 case: DeepSpeed ``"fp16": {"enabled": true}``, Trainer ``fp16=True``). CPU: fp32.
+    - attention: FlashAttention-2 needs Ampere or newer (flash-attn README); elsewhere PyTorch SDPA, whose
+      memory-efficient kernel also avoids materialising the s x s score matrix.
+    """
+    hw = load_profile(profile)
+    if hw.kind == "cpu":
+        dtype, attn = "fp32", "sdpa"
+    else:
+        native_bf16 = hw.bf16_native and _cc(hw) >= (8, 0)
+        dtype = "bf16" if native_bf16 else "fp16"
+        attn = "flash_attention_2" if (hw.flash_attention_2 and _cc(hw) >= (8, 0)) else "sdpa"
+    return {
+        "hardware": hw.name,
+        "dtype": dtype,
+        "torch_dtype": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
+        "attn_implementation": attn,
+        "loss_scaling": dtype == "fp16",
+        "bnb_4bit_compute_dtype": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
+        "nf4": hw.nf4,
+        "flash_attn_package_needed": attn == "flash_attention_2",
+        "memory_gib": round(hw.memory_gib, 2),
+        "trainer_flags": {"bf16": dtype == "bf16", "fp16": dtype == "fp16"},
+        "deepspeed_precision": ({"bf16": {"enabled": True}} if dtype == "bf16"
+                                else {"fp16": {"enabled": True, "loss_scale": 0}} if dtype == "fp16" else {}),
+    }
