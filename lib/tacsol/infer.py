@@ -1,0 +1,150 @@
+"""Inference: TAC (or bytecode, lifted with :mod:`tacsol.lift`) → Solidity per function with a trained adapter.
+
+Prompts come from :func:`tacsol.prompt.build_prompt` — the same text and token ids training saw. Generation is
+batched (left padding, KV cache on) and greedy by default; the output is cut at EOS.
+
+CLI: ``tacsol decompile FILE|HEX --adapter DIR`` (bytecode hex, a file holding hex, or ``--tac`` for a TAC file of
+one function)."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from . import paths, prompt
+
+_HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
+
+
+def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str | None = None,
+         hardware_profile: str | None = None, dtype: str | None = None):
+    """(model, tokenizer) = base model from the adapter's tacsol_train.json (or ``base``) + the LoRA adapter.
+
+    The tokenizer comes from the adapter folder (it carries the prompt's markers); the base embeddings are resized
+    to it before the adapter (with its trained marker rows) is applied."""
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from . import loading
+
+    ad = paths.resolve(adapter_dir)
+    if not (ad / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{ad}: not a LoRA adapter folder (no adapter_config.json)")
+    meta_path = ad / "tacsol_train.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"params": {}}
+    tp = meta.get("params", {})
+    base = base or tp.get("model") or json.loads((ad / "adapter_config.json").read_text())["base_model_name_or_path"]
+    tok = AutoTokenizer.from_pretrained(ad)
+    prompt.special_token_ids(tok)  # fails clearly if the markers are missing
+    loaded = loading.load_model(base, quantization=quantization or tp.get("quantization", "none"),
+                                hardware_profile=hardware_profile or tp.get("hardware_profile", "cpu"),
+                                dtype=dtype or tp.get("dtype", "auto"), tokenizer=tok)
+    model = PeftModel.from_pretrained(loaded.model, ad)
+    model.eval()
+    return model, tok
+
+
+def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
+             greedy: bool = True, temperature: float = 0.7, progress: bool = True) -> list[str]:
+    """Solidity text for each record (needs ``tac``; selector/signature/visibility/mutability used when present)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    recs = list(records)
+    ids = [prompt.prompt_ids(r, tok) for r in recs]
+    order = sorted(range(len(recs)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
+    out: list[str] = [""] * len(recs)
+    device = next(model.parameters()).device
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    was_cache = getattr(model.config, "use_cache", True)
+    model.config.use_cache = True
+    bar = tqdm(total=len(recs), desc="generate", disable=not progress)
+    try:
+        for s in range(0, len(order), batch_size):
+            chunk = order[s:s + batch_size]
+            n = max(len(ids[i]) for i in chunk)
+            inp = torch.full((len(chunk), n), pad, dtype=torch.long)
+            att = torch.zeros((len(chunk), n), dtype=torch.long)
+            for j, i in enumerate(chunk):  # left padding: every row's prompt ends at the last column
+                inp[j, n - len(ids[i]):] = torch.tensor(ids[i])
+                att[j, n - len(ids[i]):] = 1
+            kw: dict[str, Any] = {"do_sample": not greedy}
+            if not greedy:
+                kw["temperature"] = temperature
+            else:
+                kw.update(temperature=None, top_p=None, top_k=None)
+            with torch.no_grad():
+                gen = model.generate(input_ids=inp.to(device), attention_mask=att.to(device),
+                                     max_new_tokens=max_new_tokens, use_cache=True, eos_token_id=tok.eos_token_id,
+                                     pad_token_id=pad, **kw)
+            for j, i in enumerate(chunk):
+                new = gen[j, n:].tolist()
+                if tok.eos_token_id in new:
+                    new = new[: new.index(tok.eos_token_id)]
+                out[i] = tok.decode(new, skip_special_tokens=True).strip("\n")
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+        model.config.use_cache = was_cache
+    return out
+
+
+def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "") -> list[dict]:
+    """A bytecode hex string / file, or (``tac=True``) a TAC text / file of one function → prompt records."""
+    p = Path(source)
+    text = p.read_text(encoding="utf-8") if len(source) < 4096 and p.is_file() else source
+    if tac:
+        return [{"id": p.name if p.is_file() else "input", "tac": text, "selector": selector, "signature": signature}]
+    if not _HEX.match(text.strip()):
+        raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
+    try:
+        from .lift import lift  # type: ignore
+    except ImportError:
+        raise RuntimeError("decompiling bytecode needs tacsol.lift (not available in this version); pass TAC with --tac") \
+            from None
+    lifted = lift("".join(text.split()))
+    recs = []
+    for f in lifted.functions:
+        recs.append({"id": f.selector, "selector": f.selector if f.selector.startswith("0x") else "",
+                     "signature": "", "mutability": getattr(f, "mutability", "") or "", "tac": f.tac,
+                     "lift_status": getattr(f, "status", "")})
+    return recs
+
+
+def decompile(source: str, adapter: str | Path, *, tac: bool = False, max_new_tokens: int = 256,
+              batch_size: int = 8, greedy: bool = True, **load_kw) -> list[dict]:
+    recs = records_from_input(source, tac=tac)
+    model, tok = load(adapter, **load_kw)
+    sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
+    return [{**r, "solidity": s} for r, s in zip(recs, sols)]
+
+
+def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    ap = ap or argparse.ArgumentParser(prog="tacsol decompile")
+    ap.add_argument("input", help="runtime bytecode (hex, or a file holding hex), or a TAC file with --tac")
+    ap.add_argument("--adapter", required=True, help="adapter folder written by tacsol train (<output_dir>/adapter)")
+    ap.add_argument("--tac", action="store_true", help="input is the TAC of one function, not bytecode")
+    ap.add_argument("--base", default=None, help="override the base model recorded with the adapter")
+    ap.add_argument("--max-new-tokens", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
+    ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
+    return ap
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
+                        batch_size=args.batch_size, greedy=not args.sample, base=args.base)
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print(f"tacsol decompile: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        for r in res:
+            print(f"// {r.get('selector') or r.get('id')}\n{r['solidity']}\n")
+    return 0

