@@ -1,0 +1,563 @@
+"""Solidity corpus: npm manifest, package fetch, import resolution, solc version choice, cached standard-JSON compiles.
+
+A *compile unit* is one main .sol file plus the closure of its imports, compiled by one solcjs version with one
+setting. Units run through ``solc_compile.js`` in small batches, one node process per batch (solcjs crashes on huge
+jobs); a batch that dies is retried one unit per process. Outputs are cached by sha256(compiler version, standard-JSON
+input), so a rebuild only compiles what changed. Nothing here raises on a bad source: problems become
+:class:`Reject` records with a reason.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import gzip
+import hashlib
+import json
+import os
+import posixpath
+import re
+import subprocess
+import tarfile
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from . import paths
+from .ioutil import atomic_write_bytes
+
+MANIFEST = Path(__file__).resolve().parent / "data" / "corpus_manifest.yaml"
+PERMISSIVE = {"MIT", "ISC", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "Unlicense", "CC0-1.0"}
+NODE_HELPER = Path(__file__).resolve().parent / "solc_compile.js"
+CACHE_FORMAT = 1  # bump when the trimmed artifact layout changes
+
+
+@dataclasses.dataclass
+class Reject:
+    item: str       # package@version:file[:contract] or row id
+    reason: str     # short key: missing_import, no_compiler, compile_error, compile_crash, lift_error, ...
+    detail: str = ""
+    package: str = ""
+    settings: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+# ---------------------------------------------------------------------------------------------- manifest / fetch
+@dataclasses.dataclass
+class Package:
+    name: str
+    version: str
+    license: str
+    include: list[str] = dataclasses.field(default_factory=lambda: ["contracts/**", "src/**"])
+    exclude: list[str] = dataclasses.field(default_factory=list)
+    deps: dict[str, str] = dataclasses.field(default_factory=dict)  # import prefix package -> version (in manifest)
+    compile: bool = True    # False: only provides imports to other packages
+    note: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def permissive(self) -> bool:
+        return self.license in PERMISSIVE
+
+
+def load_manifest(path: str | os.PathLike | None = None, only: Iterable[str] | None = None) -> list[Package]:
+    """Packages of the manifest (YAML list under ``packages``). ``only``: names or name@version to keep."""
+    path = paths.resolve(path) if path else MANIFEST
+    doc = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    pkgs = []
+    for i, entry in enumerate(doc.get("packages") or []):
+        for field in ("name", "version", "license"):
+            if not entry.get(field):
+                raise ValueError(f"{path}: package #{i} ({entry.get('name', '?')}) lacks field {field!r}")
+        unknown = set(entry) - {f.name for f in dataclasses.fields(Package)}
+        if unknown:
+            raise ValueError(f"{path}: package {entry['name']}: unknown field(s) {sorted(unknown)}")
+        pkgs.append(Package(**{**entry, "version": str(entry["version"])}))
+    if only:
+        want = set(only)
+        pkgs = [p for p in pkgs if p.name in want or p.key in want or not p.compile]
+        missing = want - {p.name for p in pkgs} - {p.key for p in pkgs}
+        if missing:
+            raise ValueError(f"{path}: no package named {sorted(missing)} in the manifest")
+    return pkgs
+
+
+def fetch_package(pkg: Package, cache: Path | None = None) -> Path:
+    """`npm pack NAME@VERSION` into outputs/cache/npm/ and extract once; returns the package root."""
+    cache = cache or paths.cache_dir() / "npm"
+    dest = cache / pkg.key.replace("/", "__")
+    root = dest / "package"
+    if (dest / ".complete").exists():
+        return root
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cache, prefix=".pack-") as tmp:
+        proc = subprocess.run(["npm", "pack", pkg.key, "--silent", "--pack-destination", tmp], capture_output=True,
+                              text=True, timeout=300)
+        tgz = list(Path(tmp).glob("*.tgz"))
+        if proc.returncode != 0 or not tgz:
+            raise RuntimeError(f"npm pack {pkg.key} failed: {(proc.stderr or proc.stdout).strip()[-400:]}")
+        out = Path(tmp) / "x"
+        with tarfile.open(tgz[0]) as tf:
+            tf.extractall(out, filter="data")
+        # npm tarballs usually hold package/, a few hold another top folder
+        tops = [p for p in out.iterdir() if p.is_dir()]
+        if dest.exists():
+            import shutil
+
+            shutil.rmtree(dest)
+        dest.mkdir(parents=True)
+        os.replace(tops[0] if len(tops) == 1 else out, root)
+    (dest / ".complete").write_text(pkg.key)
+    return root
+
+
+def package_license(root: Path) -> str:
+    try:
+        meta = json.loads((root / "package.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    lic = meta.get("license") or ""
+    return lic.get("type", "") if isinstance(lic, dict) else str(lic)
+
+
+# ------------------------------------------------------------------------------------------------ source scanning
+_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+
+
+def strip_comments(text: str) -> str:
+    """Remove // and /* */ comments (keeping string literals, which may contain '//')."""
+    return _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0)[0] in "\"'" else " ", text)
+
+
+_IMPORT = re.compile(r'\bimport\b[^;"\']*["\']([^"\']+)["\'][^;]*;')
+_PRAGMA = re.compile(r"\bpragma\s+solidity\s+([^;]+);")
+_CONTRACT = re.compile(r"^\s*(abstract\s+)?(contract|library|interface)\s+(\w+)", re.M)
+
+
+def imports_of(text: str) -> list[str]:
+    return _IMPORT.findall(strip_comments(text))
+
+
+def pragmas_of(text: str) -> list[str]:
+    return [p.strip() for p in _PRAGMA.findall(strip_comments(text))]
+
+
+def has_concrete_contract(text: str) -> bool:
+    return any(m.group(2) == "contract" and not m.group(1) for m in _CONTRACT.finditer(strip_comments(text)))
+
+
+# --------------------------------------------------------------------------------------------- version choosing
+def _vt(v: str) -> tuple[int, int, int]:
+    return tuple(int(x) for x in v.split("+")[0].split("-")[0].split(".")[:3])  # type: ignore[return-value]
+
+
+_CMP = re.compile(r"(\^|~|>=|<=|>|<|=)?\s*v?(\d+)(?:\.(\d+|x|X|\*))?(?:\.(\d+|x|X|\*))?")
+
+
+def _alternative_ok(alt: str, v: tuple[int, int, int]) -> bool:
+    comps = _CMP.findall(alt)
+    if not comps:
+        return False
+    for op, a, b, c in comps:
+        wild = lambda s: s in ("", "x", "X", "*")  # noqa: E731
+        maj, mnr, pat = int(a), (0 if wild(b) else int(b)), (0 if wild(c) else int(c))
+        base = (maj, mnr, pat)
+        if op == "^":
+            if wild(b) or maj > 0:
+                upper = (maj + 1, 0, 0)
+            elif mnr > 0 or wild(c):
+                upper = (0, mnr + 1, 0)
+            else:
+                upper = (0, 0, pat + 1)
+            ok = base <= v < upper
+        elif op == "~":
+            ok = base <= v < ((maj, mnr + 1, 0) if not wild(b) else (maj + 1, 0, 0))
+        elif op == ">=":
+            ok = v >= base
+        elif op == ">":
+            ok = v > base
+        elif op == "<=":
+            ok = v <= base
+        elif op == "<":
+            ok = v < base
+        else:  # exact or x-range
+            if wild(b):
+                ok = v[0] == maj
+            elif wild(c):
+                ok = v[:2] == (maj, mnr)
+            else:
+                ok = v == base
+        if not ok:
+            return False
+    return True
+
+
+def version_satisfies(version: str, spec: str) -> bool:
+    v = _vt(version)
+    return any(_alternative_ok(alt, v) for alt in spec.split("||"))
+
+
+def installed_solc() -> list[str]:
+    """Versions of the solcjs npm aliases node_modules/solc-X.Y.Z, ascending."""
+    found = []
+    for d in paths.node_modules().glob("solc-*"):
+        m = re.fullmatch(r"solc-(\d+\.\d+\.\d+)", d.name)
+        if m and (d / "soljson.js").exists():
+            found.append(m.group(1))
+    return sorted(found, key=_vt)
+
+
+def choose_version(specs: Iterable[str], installed: list[str] | None = None) -> str | None:
+    """Highest installed solc that satisfies every pragma of the unit (None if none does)."""
+    installed = installed if installed is not None else installed_solc()
+    specs = list(specs)
+    ok = [v for v in installed if all(version_satisfies(v, s) for s in specs)]
+    return ok[-1] if ok else None
+
+
+# ------------------------------------------------------------------------------------------------------ settings
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One compiler configuration: 'noopt', 'opt200', 'viair-opt200', optionally '@<evmVersion>'."""
+    optimize: bool
+    runs: int = 200
+    via_ir: bool = False
+    evm_version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> "Setting":
+        spec, _, evm = text.partition("@")
+        m = re.fullmatch(r"(viair-)?(noopt|opt(\d+))", spec.strip())
+        if not m:
+            raise ValueError(f"setting {text!r}: expected noopt | opt<runs> | viair-opt<runs> [@evmVersion]")
+        return cls(optimize=m.group(2) != "noopt", runs=int(m.group(3) or 200), via_ir=bool(m.group(1)),
+                   evm_version=evm.strip() or None)
+
+    @property
+    def name(self) -> str:
+        core = "noopt" if not self.optimize else f"opt{self.runs}"
+        return ("viair-" if self.via_ir else "") + core
+
+    def applies_to(self, version: str) -> bool:
+        # viaIR is only dependable from 0.8.13 (earlier: experimental, stack-too-deep on most real code)
+        return not self.via_ir or _vt(version) >= (0, 8, 13)
+
+    def solc_settings(self, version: str) -> dict:
+        s: dict[str, Any] = {"optimizer": {"enabled": self.optimize, "runs": self.runs}}
+        if self.via_ir:
+            s["viaIR"] = True
+        if self.evm_version:
+            s["evmVersion"] = self.evm_version
+        return s
+
+
+# ----------------------------------------------------------------------------------------------- import resolving
+class Resolver:
+    """Maps Solidity import paths to files: longest matching prefix (package names, remappings) wins."""
+
+    def __init__(self, mappings: dict[str, Path]):
+        self.mappings = sorted(((k, Path(v)) for k, v in mappings.items()), key=lambda kv: -len(kv[0]))
+        self._text: dict[str, str | None] = {}
+
+    def file_for(self, unit_path: str) -> Path | None:
+        for prefix, root in self.mappings:
+            if unit_path.startswith(prefix):
+                p = root / unit_path[len(prefix):]
+                if p.is_file():
+                    return p
+        return None
+
+    def text(self, unit_path: str) -> str | None:
+        if unit_path not in self._text:
+            f = self.file_for(unit_path)
+            self._text[unit_path] = f.read_text(encoding="utf-8", errors="replace") if f else None
+        return self._text[unit_path]
+
+    def closure(self, main: str) -> tuple[dict[str, str], list[str]]:
+        """All sources reachable from main (unit path -> content) and the imports that could not be found."""
+        sources: dict[str, str] = {}
+        missing: list[str] = []
+        todo = [main]
+        while todo:
+            cur = todo.pop()
+            if cur in sources:
+                continue
+            txt = self.text(cur)
+            if txt is None:
+                missing.append(cur)
+                continue
+            sources[cur] = txt
+            for imp in imports_of(txt):
+                todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(cur), imp))
+                            if imp.startswith(".") else self._remap(imp))
+        return sources, missing
+
+    def _remap(self, imp: str) -> str:
+        # remappings are prefix → prefix rewrites; mappings already cover them, so the import path is the unit path
+        return imp
+
+
+@dataclasses.dataclass
+class SourceSet:
+    """A package or user folder ready to compile: the main files (unit paths) and a resolver."""
+    label: str           # package@version or folder name
+    license: str
+    mains: list[str]
+    resolver: Resolver
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(rel, pat) or fnmatch.fnmatch(rel, pat.rstrip("*").rstrip("/") + "/*")
+               for pat in patterns)
+
+
+def package_sources(pkg: Package, roots: dict[str, Path]) -> SourceSet:
+    """Main files of a fetched package; imports resolve inside the package (relative or by its own name) and in
+    the packages named by ``deps`` (fetched roots given by ``roots``: key -> root)."""
+    root = roots[pkg.key]
+    mappings = {f"{pkg.name}/": root}
+    for dep_name, dep_version in pkg.deps.items():
+        dep_root = roots.get(f"{dep_name}@{dep_version}")
+        if dep_root is not None:
+            mappings[f"{dep_name}/"] = dep_root
+    mains = []
+    for f in sorted(root.rglob("*.sol")):
+        rel = f.relative_to(root).as_posix()
+        if not _matches(rel, pkg.include) or _matches(rel, pkg.exclude):
+            continue
+        if has_concrete_contract(f.read_text(encoding="utf-8", errors="replace")):
+            mains.append(f"{pkg.name}/{rel}")
+    return SourceSet(pkg.key, pkg.license, mains, Resolver(mappings))
+
+
+def folder_sources(folder: str | os.PathLike, license: str = "user") -> SourceSet:
+    """A user folder of .sol files, or a Foundry/Hardhat project: remappings.txt / foundry.toml remappings,
+    lib/<dep>/src (Foundry), node_modules/ (Hardhat) resolve non-relative imports."""
+    root = paths.resolve(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"source folder not found: {root}")
+    mappings: dict[str, Path] = {"": root}
+    if (root / "node_modules").is_dir():
+        mappings[""] = root  # imports like "@x/y/..." are tried under node_modules below
+        for d in (root / "node_modules").iterdir():
+            if d.name.startswith("@") and d.is_dir():
+                for sub in d.iterdir():
+                    mappings[f"{d.name}/{sub.name}/"] = sub
+            elif d.is_dir():
+                mappings[f"{d.name}/"] = d
+    if (root / "lib").is_dir():
+        for d in (root / "lib").iterdir():
+            if d.is_dir():
+                mappings[f"{d.name}/"] = d / "src" if (d / "src").is_dir() else d
+    remap_lines = []
+    if (root / "remappings.txt").is_file():
+        remap_lines += (root / "remappings.txt").read_text().splitlines()
+    if (root / "foundry.toml").is_file():
+        remap_lines += re.findall(r'["\']([^"\'=]+=[^"\']+)["\']', (root / "foundry.toml").read_text())
+    for line in remap_lines:
+        line = line.split(":", 1)[-1].strip()  # drop context prefix "ctx:"
+        if "=" in line:
+            prefix, target = line.split("=", 1)
+            mappings[prefix.strip()] = root / target.strip()
+    skip = ("node_modules/", "lib/", "test/", "tests/", "script/", "cache/", "out/", "artifacts/")
+    src_dirs = [d for d in ("src", "contracts") if (root / d).is_dir()]
+    mains = []
+    for f in sorted(root.rglob("*.sol")):
+        rel = f.relative_to(root).as_posix()
+        if src_dirs and not any(rel.startswith(d + "/") for d in src_dirs):
+            continue
+        if rel.startswith(skip):
+            continue
+        if has_concrete_contract(f.read_text(encoding="utf-8", errors="replace")):
+            mains.append(rel)
+    return SourceSet(root.name, license, mains, Resolver(mappings))
+
+
+# -------------------------------------------------------------------------------------------------- compiling
+@dataclasses.dataclass
+class Unit:
+    key: str             # cache key: sha256(version, input)
+    label: str           # package@version or folder
+    main: str            # unit path of the main file
+    version: str
+    setting: Setting
+    input: dict
+
+    @property
+    def item(self) -> str:
+        return f"{self.label}:{self.main}"
+
+
+def standard_input(sources: dict[str, str], main: str, setting: Setting, version: str) -> dict:
+    sel = {p: {"": ["ast"]} for p in sources}
+    sel[main] = {"": ["ast"], "*": ["evm.deployedBytecode.object", "evm.deployedBytecode.sourceMap",
+                                    "evm.methodIdentifiers", "metadata"]}
+    return {"language": "Solidity", "sources": {p: {"content": t} for p, t in sorted(sources.items())},
+            "settings": {**setting.solc_settings(version), "outputSelection": sel}}
+
+
+def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | None = None
+               ) -> tuple[list[Unit], list[Reject]]:
+    """Resolve each main file's imports, choose its compiler from the pragmas, make one unit per setting."""
+    installed = installed if installed is not None else installed_solc()
+    units, rejects = [], []
+    for main in ss.mains:
+        sources, missing = ss.resolver.closure(main)
+        if missing:
+            rejects.append(Reject(f"{ss.label}:{main}", "missing_import", ", ".join(sorted(set(missing))[:5]),
+                                  package=ss.label))
+            continue
+        specs = [s for t in sources.values() for s in pragmas_of(t)]
+        version = choose_version(specs, installed)
+        if version is None:
+            rejects.append(Reject(f"{ss.label}:{main}", "no_compiler",
+                                  f"pragmas {sorted(set(specs))} match none of the installed solc {installed}",
+                                  package=ss.label))
+            continue
+        for st in settings:
+            if not st.applies_to(version):
+                continue
+            inp = standard_input(sources, main, st, version)
+            key = hashlib.sha256(json.dumps([CACHE_FORMAT, version, inp], sort_keys=True).encode()).hexdigest()
+            units.append(Unit(key, ss.label, main, version, st, inp))
+    return units, rejects
+
+
+def _cache_path(key: str) -> Path:
+    return paths.cache_dir() / "solc" / key[:2] / f"{key}.json.gz"
+
+
+def load_cached(key: str) -> dict | None:
+    p = _cache_path(key)
+    if not p.exists():
+        return None
+    try:
+        return json.loads(gzip.decompress(p.read_bytes()))
+    except (OSError, ValueError, EOFError):
+        return None  # a corrupt entry is recompiled
+
+
+def _trim(unit: Unit, output: dict) -> dict:
+    """Keep what alignment needs: per-contract runtime code/sourceMap/methodIdentifiers/evmVersion of the main file,
+    every source's AST and id, and the errors."""
+    errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
+    contracts = {}
+    for name, c in (output.get("contracts", {}).get(unit.main) or {}).items():
+        evm = c.get("evm", {})
+        try:
+            meta = json.loads(c.get("metadata") or "{}")
+        except ValueError:
+            meta = {}
+        contracts[name] = {
+            "bytecode": (evm.get("deployedBytecode") or {}).get("object", ""),
+            "source_map": (evm.get("deployedBytecode") or {}).get("sourceMap", ""),
+            "method_identifiers": evm.get("methodIdentifiers") or {},
+            "evm_version": (meta.get("settings") or {}).get("evmVersion", ""),
+        }
+    sources = {p: {"id": s.get("id"), "ast": s.get("ast") or s.get("legacyAST")}
+               for p, s in (output.get("sources") or {}).items()}
+    return {"errors": [e.get("formattedMessage") or e.get("message", "") for e in errors],
+            "contracts": contracts, "sources": sources}
+
+
+def _run_batch(version: str, units: list[Unit], timeout_s: float) -> dict[str, dict | str]:
+    """One node process for a batch; returns key -> output dict, or key -> error string."""
+    payload = json.dumps({"solc_dir": str(paths.node_modules() / f"solc-{version}"),
+                          "units": [{"key": u.key, "input": u.input} for u in units]})
+    res: dict[str, dict | str] = {}
+    try:
+        proc = subprocess.run(["node", "--max-old-space-size=3072", str(NODE_HELPER)], input=payload,
+                              capture_output=True, text=True, timeout=timeout_s * len(units))
+        out, err = proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        err = f"timeout after {timeout_s * len(units):.0f}s"
+    for line in out.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        res[rec["key"]] = rec.get("output") if "output" in rec else f"solcjs: {rec.get('error')}"
+    for u in units:
+        res.setdefault(u.key, f"crash: {err.strip()[-300:]}")
+    return res
+
+
+def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, timeout_s: float = 120.0,
+                  retries: int = 1, progress: bool = True) -> tuple[dict[str, dict], list[Reject]]:
+    """Compile (or load from cache) every unit. Returns key -> trimmed artifact and the rejects."""
+    from tqdm.auto import tqdm
+
+    done: dict[str, dict] = {}
+    rejects: list[Reject] = []
+    todo = []
+    for u in units:
+        hit = load_cached(u.key)
+        if hit is not None:
+            done[u.key] = hit
+        else:
+            todo.append(u)
+    by_version: dict[str, list[Unit]] = {}
+    for u in todo:
+        by_version.setdefault(u.version, []).append(u)
+    batches = [vs[i:i + batch_size] for vs in by_version.values() for i in range(0, len(vs), batch_size)]
+    lock = threading.Lock()
+    bar = tqdm(total=len(units), initial=len(done), desc="compile", unit="unit", disable=not progress)
+
+    def work(batch: list[Unit]) -> None:
+        res = _run_batch(batch[0].version, batch, timeout_s)
+        failed = [u for u in batch if not isinstance(res[u.key], dict)]
+        for attempt in range(retries):  # a crashed batch: retry each unit alone (crash may be another unit's)
+            if not failed:
+                break
+            again = []
+            for u in failed:
+                r = _run_batch(u.version, [u], timeout_s)
+                res[u.key] = r[u.key]
+                if not isinstance(r[u.key], dict):
+                    again.append(u)
+            failed = again
+        for u in batch:
+            r = res[u.key]
+            with lock:
+                if isinstance(r, dict):
+                    art = _trim(u, r)
+                    atomic_write_bytes(_cache_path(u.key), gzip.compress(json.dumps(art).encode(), 5))
+                    done[u.key] = art
+                else:
+                    rejects.append(Reject(u.item, "compile_crash" if r.startswith("crash") or "timeout" in r
+                                          else "compile_error", r[:300], package=u.label,
+                                          settings=f"{u.version}/{u.setting.name}"))
+                bar.update(1)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
+        for f in as_completed([ex.submit(work, b) for b in batches]):
+            f.result()
+    bar.close()
+    for u in units:
+        art = done.get(u.key)
+        if art is not None and art["errors"]:
+            rejects.append(Reject(u.item, "compile_error", art["errors"][0][:300], package=u.label,
+                                  settings=f"{u.version}/{u.setting.name}"))
+    return done, rejects
+
+
+def fetch_all(pkgs: list[Package], progress: bool = True) -> tuple[dict[str, Path], list[Reject]]:
+    """Fetch every manifest package (cached); a package that cannot be fetched is a reject, not an abort."""
+    from tqdm.auto import tqdm
+
+    roots, rejects = {}, []
+    for p in tqdm(pkgs, desc="fetch", unit="pkg", disable=not progress):
+        try:
+            roots[p.key] = fetch_package(p)
+        except Exception as exc:  # network, missing version: recorded, the build goes on
+            rejects.append(Reject(p.key, "fetch_failed", str(exc)[:300], package=p.key))
+    return roots, rejects

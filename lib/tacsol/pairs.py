@@ -1,0 +1,1013 @@
+"""TAC ↔ Solidity pairs: alignment by selector, features from the AST, dedup, near-duplicate groups, splits,
+dataset save/load, correctness report, Hugging Face importers; `tacsol data build|stats|import`.
+
+Pipeline (``build``): manifest packages / user folders → :mod:`tacsol.corpus` compile units (cached) → per unit:
+lift each contract's runtime code, pair each lifted function with the most-derived Solidity definition whose
+keccak(canonical signature) equals the selector (signature computed from the AST for every solc version and checked
+against solc's methodIdentifiers) → per-unit results cached (a killed build resumes, a rerun only redoes what
+changed) → exact dedup → near-duplicate groups → splits → atomic save of outputs/data/<name>/.
+"""
+from __future__ import annotations
+
+import argparse
+import bisect
+import collections
+import dataclasses
+import gzip
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import corpus, paths
+from .corpus import Reject, Setting
+from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
+
+SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
+PAIRS_FORMAT = 1  # bump when per-unit cached records change shape
+SPLITS = ("train", "validation", "test")
+STRING_COLUMNS = ("id", "tac", "solidity", "selector", "signature", "function_name", "contract", "file", "package",
+                  "license", "solc_version", "settings", "visibility", "mutability", "context")
+INT_COLUMNS = ("tac_chars", "sol_chars", "tac_blocks", "tac_instructions")
+BOOL_COLUMNS = ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly")
+HASH_COLUMNS = ("tac_hash", "sol_hash", "norm_hash", "group", "split")
+COLUMNS = STRING_COLUMNS + INT_COLUMNS + BOOL_COLUMNS + HASH_COLUMNS
+CALL_OPS = ("CALL", "STATICCALL", "DELEGATECALL", "CALLCODE")
+
+
+def features():
+    import datasets
+
+    f = {c: datasets.Value("string") for c in STRING_COLUMNS + HASH_COLUMNS}
+    f.update({c: datasets.Value("int64") for c in INT_COLUMNS})
+    f.update({c: datasets.Value("bool") for c in BOOL_COLUMNS})
+    return datasets.Features({c: f[c] for c in COLUMNS})
+
+
+def keccak(data: bytes) -> bytes:
+    from Crypto.Hash import keccak as _k
+
+    return _k.new(digest_bits=256, data=data).digest()
+
+
+def selector_of(signature: str) -> str:
+    return "0x" + keccak(signature.encode()).hex()[:8]
+
+
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------- lifting
+def _lifter():
+    """tacsol.lift when present; else a temporary evmole-based stand-in (selectors, per-function blocks, raw
+    disassembly as 'TAC') so the dataset pipeline runs before the real lifter lands. Removed once lift lands."""
+    try:
+        from . import lift as _lift
+
+        return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
+    except ImportError:
+        return _evmole_lift, ValueError, "evmole-adapter:1"
+
+
+class _Fn:
+    def __init__(self, **kw: Any):
+        self.__dict__.update(kw)
+
+
+def _evmole_lift(code: str, time_limit_s: float = 10.0):  # temporary adapter, see _lifter
+    import evmole
+
+    code = code[2:] if code.startswith("0x") else code
+    if not code:
+        raise ValueError("empty_code")
+    info = evmole.contract_info(code, selectors=True, arguments=True, state_mutability=True, disassemble=True,
+                                basic_blocks=True, control_flow_graph=True, metadata=True)
+    end = info.metadata.bytecode_offset if info.metadata else len(code) // 2
+    ins = [(o, t) for o, t in info.disassembled if o < end]
+    blocks = {b.start: b for b in info.control_flow_graph.blocks}
+    funcs = []
+    for f in info.functions:
+        seen: set[int] = set()
+        todo = [f.bytecode_offset]
+        changed = True
+        while changed:
+            changed = False
+            while todo:
+                s = todo.pop()
+                if s in seen or s not in blocks:
+                    continue
+                seen.add(s)
+                changed = True
+                bt = blocks[s].btype
+                name = type(bt).__name__
+                if name == "Jump":
+                    todo.append(bt.to)
+                elif name == "Jumpi":
+                    todo += [bt.true_to, bt.false_to]
+                elif name in ("DynamicJump", "DynamicJumpi"):
+                    for dj in bt.to:
+                        if dj.path and dj.path[-1] in seen:
+                            todo.append(dj.to)
+                    if name == "DynamicJumpi":
+                        todo.append(bt.false_to)
+            for s in list(seen):  # dynamic targets whose pushing block joined later
+                bt = blocks[s].btype
+                if type(bt).__name__ in ("DynamicJump", "DynamicJumpi"):
+                    for dj in bt.to:
+                        if dj.path and dj.path[-1] in seen and dj.to not in seen:
+                            todo.append(dj.to)
+            changed = bool(todo)
+        spans = sorted((blocks[s].start, blocks[s].end) for s in seen)
+        lines, pcs, ops = [], [], collections.Counter()
+        for a, b in spans:
+            i = bisect.bisect_left(ins, (a, ""))
+            while i < len(ins) and ins[i][0] <= b:
+                o, t = ins[i]
+                pcs.append(o)
+                op = t.split()[0]
+                ops[op] += 1
+                lines.append(f"{o:#06x}: {t}")
+                i += 1
+        funcs.append(_Fn(selector="0x" + f.selector, tac="\n".join(lines), blocks=len(spans), instructions=len(pcs),
+                         ops=dict(ops), status="ok", arguments=f.arguments, mutability=f.state_mutability, pcs=pcs))
+    return _Fn(functions=funcs, warnings=[], metadata_len=len(code) // 2 - end, code_size=len(code) // 2)
+
+
+# -------------------------------------------------------------------------------------------------- AST index
+class AstIndex:
+    """All nodes of a unit's ASTs by id, with source text slicing by 'start:length:file' src ranges."""
+
+    def __init__(self, sources: dict[str, dict], texts: dict[str, str]):
+        self.nodes: dict[int, dict] = {}
+        self.parent: dict[int, int] = {}
+        self.file_by_id: dict[int, str] = {}
+        self.bytes_by_file: dict[str, bytes] = {}
+        self.defs_by_file: dict[int, list[tuple[int, int, int]]] = collections.defaultdict(list)
+        for path, s in sources.items():
+            if s.get("id") is not None:
+                self.file_by_id[int(s["id"])] = path
+            self.bytes_by_file[path] = texts.get(path, "").encode("utf-8")
+            if s.get("ast"):
+                self._walk(s["ast"], None)
+        for lst in self.defs_by_file.values():
+            lst.sort()
+
+    def _walk(self, node: Any, parent: int | None) -> None:
+        if isinstance(node, dict):
+            nid = node.get("id")
+            if isinstance(nid, int) and "nodeType" in node:
+                self.nodes[nid] = node
+                if parent is not None:
+                    self.parent[nid] = parent
+                if node["nodeType"] in ("FunctionDefinition", "ModifierDefinition") and node.get("src"):
+                    s, ln, f = (int(x) for x in node["src"].split(":"))
+                    self.defs_by_file[f].append((s, s + ln, nid))
+                parent = nid
+            for v in node.values():
+                if isinstance(v, (dict, list)):
+                    self._walk(v, parent)
+        elif isinstance(node, list):
+            for v in node:
+                self._walk(v, parent)
+
+    def text(self, node: dict) -> str:
+        s, ln, f = (int(x) for x in node["src"].split(":"))
+        data = self.bytes_by_file.get(self.file_by_id.get(f, ""), b"")
+        return data[s:s + ln].decode("utf-8", errors="replace")
+
+    def file_of(self, node: dict) -> str:
+        return self.file_by_id.get(int(node["src"].split(":")[2]), "")
+
+    def owner(self, s: int, ln: int, f: int) -> int | None:
+        """Innermost function/modifier definition whose source range contains [s, s+ln) in file f."""
+        best = None
+        for a, b, nid in self.defs_by_file.get(f, ()):
+            if a > s:
+                break
+            if s + ln <= b and (best is None or a >= best[0]):
+                best = (a, nid)
+        return best[1] if best else None
+
+
+def _type_of(node: dict | None) -> str:
+    return ((node or {}).get("typeDescriptions") or {}).get("typeString") or ""
+
+
+def canonical_type(tn: dict | None, idx: AstIndex) -> str:
+    """ABI canonical type of an AST type name node (works for the 0.4.x–0.8.x compact AST)."""
+    if not tn:
+        return "?"
+    nt = tn.get("nodeType")
+    if nt == "ElementaryTypeName":
+        t = _type_of(tn) or tn.get("name", "")
+        t = t.replace(" payable", "")
+        return {"uint": "uint256", "int": "int256", "byte": "bytes1", "fixed": "fixed128x18",
+                "ufixed": "ufixed128x18"}.get(t, t)
+    if nt == "ArrayTypeName":
+        m = re.search(r"\[(\d*)\](?: (?:storage|memory|calldata))?(?: pointer| ref| slice)?$", _type_of(tn))
+        return canonical_type(tn.get("baseType"), idx) + f"[{m.group(1) if m else ''}]"
+    if nt in ("UserDefinedTypeName", "IdentifierPath"):
+        ref = idx.nodes.get(tn.get("referencedDeclaration"))
+        if ref is None:
+            return "?"
+        rt = ref.get("nodeType")
+        if rt == "ContractDefinition":
+            return "address"
+        if rt == "EnumDefinition":
+            return "uint8"
+        if rt == "StructDefinition":
+            return "(" + ",".join(canonical_type(m.get("typeName"), idx) for m in ref.get("members", [])) + ")"
+        if rt == "UserDefinedValueTypeDefinition":
+            return canonical_type(ref.get("underlyingType"), idx)
+        return "?"
+    if nt == "FunctionTypeName":
+        return "function"
+    return "?"
+
+
+def _params(fn: dict) -> list[dict]:
+    return (fn.get("parameters") or {}).get("parameters") or []
+
+
+def _is_fallback(fn: dict) -> str | None:
+    kind = fn.get("kind")
+    if kind in ("fallback", "receive"):
+        return kind
+    if kind is None and not fn.get("isConstructor") and fn.get("name") == "":
+        return "fallback"  # 0.4.x
+    return None
+
+
+def signature_of(node: dict, idx: AstIndex) -> str | None:
+    """Canonical signature of a public/external function or a public state variable getter."""
+    if node["nodeType"] == "FunctionDefinition":
+        if node.get("kind") not in (None, "function") or node.get("isConstructor") or not node.get("name"):
+            return None
+        return f"{node['name']}(" + ",".join(canonical_type(p.get("typeName"), idx) for p in _params(node)) + ")"
+    if node["nodeType"] == "VariableDeclaration":
+        args, tn = [], node.get("typeName")
+        while tn:
+            if tn.get("nodeType") == "Mapping":
+                args.append(canonical_type(tn.get("keyType"), idx))
+                tn = tn.get("valueType")
+            elif tn.get("nodeType") == "ArrayTypeName":
+                args.append("uint256")
+                tn = tn.get("baseType")
+            else:
+                break
+        return f"{node['name']}({','.join(args)})"
+    return None
+
+
+def _children(node: Any) -> Iterable[dict]:
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, dict):
+            if "nodeType" in n:
+                yield n
+            stack.extend(v for v in n.values() if isinstance(v, (dict, list)))
+        elif isinstance(n, list):
+            stack.extend(n)
+
+
+# ------------------------------------------------------------------------------------------------- alignment
+def _resolve_virtual(fn: dict, linear: list[dict]) -> dict:
+    """Most-derived override (in the contract's linearization) of an internally called function."""
+    if fn.get("nodeType") != "FunctionDefinition" or not fn.get("name"):
+        return fn
+    key = (fn["name"], tuple(_type_of(p) for p in _params(fn)))
+    for c in linear:
+        for n in c.get("nodes", []):
+            if (n.get("nodeType") == "FunctionDefinition" and n.get("name") == fn["name"] and n.get("body")
+                    and tuple(_type_of(p) for p in _params(n)) == key[1]):
+                return n
+    return fn
+
+
+def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> list[dict]:
+    """Modifiers and (transitively) internally called functions of fn, in discovery order."""
+    out: list[dict] = []
+    seen = {fn["id"]}
+    todo = [fn]
+    while todo and len(out) < limit:
+        cur = todo.pop(0)
+        refs = []
+        for m in cur.get("modifiers") or []:
+            name = m.get("modifierName") or {}
+            refs.append(("mod", name.get("referencedDeclaration")))
+        for n in _children(cur.get("body")):
+            if n["nodeType"] != "FunctionCall":
+                continue
+            e = n.get("expression") or {}
+            if e.get("nodeType") == "Identifier":
+                refs.append(("virt", e.get("referencedDeclaration")))
+            elif e.get("nodeType") == "MemberAccess" and e.get("referencedDeclaration"):
+                base = e.get("expression") or {}
+                internal = "external" not in _type_of(e) and not (base.get("nodeType") == "Identifier"
+                                                                   and base.get("name") == "this")
+                if internal:
+                    refs.append(("direct", e.get("referencedDeclaration")))
+        for kind, rid in refs:
+            node = idx.nodes.get(rid) if isinstance(rid, int) else None
+            if not node or node["nodeType"] not in ("FunctionDefinition", "ModifierDefinition"):
+                continue
+            if kind == "virt":
+                node = _resolve_virtual(node, linear)
+            if node["id"] in seen or not node.get("body"):
+                continue
+            seen.add(node["id"])
+            out.append(node)
+            todo.append(node)
+    return out
+
+
+_EXT_MEMBERS = {"call", "delegatecall", "staticcall", "callcode", "send", "transfer"}
+
+
+def _lvalue_root(e: dict | None) -> list[dict]:
+    if not e:
+        return []
+    nt = e.get("nodeType")
+    if nt == "IndexAccess":
+        return _lvalue_root(e.get("baseExpression"))
+    if nt in ("MemberAccess", "IndexRangeAccess"):
+        return _lvalue_root(e.get("expression") or e.get("baseExpression"))
+    if nt == "TupleExpression":
+        return [r for c in e.get("components") or [] for r in _lvalue_root(c)]
+    if nt == "Identifier":
+        return [e]
+    return []
+
+
+def source_features(nodes: list[dict], idx: AstIndex) -> dict[str, bool]:
+    """has_loop / has_external_call / has_storage_write / has_event / has_assembly over the given definitions."""
+    f = dict.fromkeys(("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
+
+    def is_storage_ref(ident: dict) -> bool:
+        d = idx.nodes.get(ident.get("referencedDeclaration"))
+        if not d or d.get("nodeType") != "VariableDeclaration":
+            return False
+        if d.get("stateVariable"):
+            return not d.get("constant") and d.get("mutability", "mutable") == "mutable"
+        return d.get("storageLocation") == "storage"
+
+    for top in nodes:
+        for n in _children(top.get("body")):
+            nt = n["nodeType"]
+            if nt in ("ForStatement", "WhileStatement", "DoWhileStatement"):
+                f["has_loop"] = True
+            elif nt == "EmitStatement":
+                f["has_event"] = True
+            elif nt == "InlineAssembly":
+                f["has_assembly"] = True
+                txt = idx.text(n)
+                if re.search(r"\bsstore\s*\(", txt):
+                    f["has_storage_write"] = True
+                if re.search(r"\blog[0-4]\s*\(", txt):
+                    f["has_event"] = True
+                if re.search(r"\b(call|staticcall|delegatecall|callcode)\s*\(", txt):
+                    f["has_external_call"] = True
+            elif nt == "Assignment":
+                if any(is_storage_ref(r) for r in _lvalue_root(n.get("leftHandSide"))):
+                    f["has_storage_write"] = True
+            elif nt == "UnaryOperation" and n.get("operator") in ("++", "--", "delete"):
+                if any(is_storage_ref(r) for r in _lvalue_root(n.get("subExpression"))):
+                    f["has_storage_write"] = True
+            elif nt == "FunctionCall":
+                e = n.get("expression") or {}
+                if e.get("nodeType") == "FunctionCallOptions":
+                    e = e.get("expression") or {}
+                ref = idx.nodes.get(e.get("referencedDeclaration")) if e.get("referencedDeclaration") else None
+                if ref and ref.get("nodeType") == "EventDefinition":
+                    f["has_event"] = True  # pre-0.4.21 event call without `emit`
+                if e.get("nodeType") == "MemberAccess":
+                    base = e.get("expression") or {}
+                    member = e.get("memberName")
+                    if member in _EXT_MEMBERS and _type_of(base).startswith("address"):
+                        f["has_external_call"] = True
+                    elif " external" in _type_of(e):
+                        f["has_external_call"] = True
+                    elif member in ("push", "pop") and "storage" in _type_of(base):
+                        f["has_storage_write"] = True
+    return f
+
+
+_NORM_COMMENTS = re.compile(r"//[^\n]*|/\*.*?\*/", re.S)
+
+
+def normalize_body(solidity: str) -> str:
+    """Near-duplicate key: comments removed, whitespace removed around punctuation and collapsed elsewhere.
+    Identifiers are kept (renaming would merge genuinely different functions such as mint/burn twins)."""
+    s = corpus.strip_comments(solidity)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = re.sub(r" ?([^\w\s]) ?", r"\1", s)
+    return s
+
+
+def _decompress_source_map(sm: str) -> list[tuple[int, int, int]]:
+    out, last = [], [0, 0, -1]
+    for item in sm.split(";") if sm else []:
+        parts = item.split(":")
+        for i in range(3):
+            if i < len(parts) and parts[i] != "":
+                last[i] = int(parts[i])
+        out.append(tuple(last))
+    return out  # type: ignore[return-value]
+
+
+def _instruction_offsets(code_hex: str) -> list[int]:
+    code = bytes.fromhex(code_hex[2:] if code_hex.startswith("0x") else code_hex)
+    offs, pc = [], 0
+    while pc < len(code):
+        offs.append(pc)
+        op = code[pc]
+        pc += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
+    return offs
+
+
+@dataclasses.dataclass
+class UnitResult:
+    records: list[dict]
+    rejects: list[dict]
+    stats: dict            # correctness counters for this unit
+
+
+def _new_stats() -> dict:
+    return {"contracts": 0, "selectors_expected": 0, "selectors_recovered": 0, "signature_checked": 0,
+            "signature_ok": 0, "isolation_functions": 0, "isolation_ok": 0, "isolation_foreign": 0,
+            "isolation_total": 0, "body": {k: [0, 0] for k in ("event", "storage", "call", "return")},
+            "missing_selectors": []}
+
+
+def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str, version: str,
+                   setting: Setting, lift_fn, lift_error, bytecode_override: dict[str, str] | None = None,
+                   time_limit_s: float = 10.0) -> UnitResult:
+    """Pairs of every contract compiled in one unit (see module doc)."""
+    idx = AstIndex(art["sources"], texts)
+    records, rejects, st = [], [], _new_stats()
+    contracts_by_name = {}
+    for n in idx.nodes.values():
+        if n["nodeType"] == "ContractDefinition":
+            contracts_by_name.setdefault((idx.file_of(n), n["name"]), n)
+    for cname, c in art["contracts"].items():
+        code = (bytecode_override or {}).get(cname, c["bytecode"])
+        main_file = next((f for (f, n) in contracts_by_name if n == cname), "")
+        cnode = contracts_by_name.get((main_file, cname))
+        item = f"{label}:{main_file}:{cname}"
+        settings_label = f"{version}/{setting.name}/{c.get('evm_version') or 'default'}"
+        if not code:
+            continue  # abstract / interface: nothing deployed
+        if cnode is None or cnode.get("contractKind") == "library":
+            continue  # libraries use a different calling convention; not paired
+        try:
+            lifted = lift_fn(code, time_limit_s=time_limit_s)
+        except lift_error as exc:
+            rejects.append(Reject(item, "lift_error", getattr(exc, "reason", str(exc))[:200], label,
+                                  settings_label).to_dict())
+            continue
+        except Exception as exc:  # a lifter bug on one contract must not abort the build
+            rejects.append(Reject(item, "lift_crash", f"{type(exc).__name__}: {exc}"[:200], label,
+                                  settings_label).to_dict())
+            continue
+        st["contracts"] += 1
+        linear = [idx.nodes[i] for i in cnode.get("linearizedBaseContracts", []) if i in idx.nodes]
+        by_selector: dict[str, dict] = {}
+        special: dict[str, dict] = {}
+        for base in linear:
+            for n in base.get("nodes", []):
+                if n["nodeType"] == "FunctionDefinition":
+                    fb = _is_fallback(n)
+                    if fb and n.get("body") is not None:
+                        special.setdefault(fb, n)
+                        continue
+                    if n.get("visibility") not in ("public", "external") or n.get("body") is None:
+                        continue
+                elif not (n["nodeType"] == "VariableDeclaration" and n.get("visibility") == "public"):
+                    continue
+                sig = signature_of(n, idx)
+                if sig:
+                    by_selector.setdefault(selector_of(sig), {"node": n, "sig": sig})
+        # signature check against solc
+        mi = {"0x" + v: k for k, v in c["method_identifiers"].items()}
+        for sel, d in by_selector.items():
+            if sel in mi or d["sig"] in c["method_identifiers"]:
+                st["signature_checked"] += 1
+                st["signature_ok"] += int(mi.get(sel) == d["sig"])
+        lifted_sel = {f.selector for f in lifted.functions}
+        st["selectors_expected"] += len(mi)
+        st["selectors_recovered"] += len(set(mi) & lifted_sel)
+        st["missing_selectors"] += [f"{item}:{mi[s]}" for s in sorted(set(mi) - lifted_sel)][:5]
+        # isolation data (unoptimized legacy only)
+        check_iso = not setting.optimize and not setting.via_ir and c.get("source_map")
+        if check_iso:
+            offs = _instruction_offsets(code)
+            smap = _decompress_source_map(c["source_map"])
+            pc_entry = {o: smap[i] for i, o in enumerate(offs) if i < len(smap)}
+        for fn in lifted.functions:
+            sel = fn.selector
+            d = by_selector.get(sel) if sel.startswith("0x") else (
+                {"node": special[sel], "sig": sel + "()"} if sel in special else None)
+            if d is None:
+                if sel.startswith("0x"):
+                    rejects.append(Reject(f"{item}:{sel}", "unaligned_selector",
+                                          "no public function or getter in the sources has this selector",
+                                          label, settings_label).to_dict())
+                continue
+            node = d["node"]
+            is_fn = node["nodeType"] == "FunctionDefinition"
+            ctx = context_of(node, idx, linear) if is_fn else []
+            solidity = idx.text(node) + ("" if is_fn or idx.text(node).endswith(";") else ";")
+            feats = source_features([node] + ctx, idx) if is_fn else dict.fromkeys(
+                ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
+            returns = bool((node.get("returnParameters") or {}).get("parameters")) if is_fn else True
+            ops = fn.ops or {}
+            checks = {"event": (feats["has_event"], any(ops.get(f"LOG{i}", 0) for i in range(5))),
+                      "storage": (feats["has_storage_write"], ops.get("SSTORE", 0) > 0),
+                      "call": (feats["has_external_call"], any(ops.get(o, 0) for o in CALL_OPS)),
+                      "return": (returns, ops.get("RETURN", 0) > 0)}
+            for k, (want, got) in checks.items():
+                if want:
+                    st["body"][k][0] += 1
+                    st["body"][k][1] += int(got)
+            pcs = getattr(fn, "pcs", None)
+            if check_iso and pcs:
+                allowed = {node["id"]} | {x["id"] for x in ctx}
+                foreign = total = 0
+                for pc in pcs:
+                    e = pc_entry.get(pc)
+                    if e is None:
+                        continue
+                    total += 1
+                    own = idx.owner(*e) if e[2] >= 0 else None
+                    if own is not None and own not in allowed:
+                        foreign += 1
+                if total:
+                    st["isolation_functions"] += 1
+                    st["isolation_ok"] += int(foreign <= 0.01 * total)
+                    st["isolation_foreign"] += foreign
+                    st["isolation_total"] += total
+            context = "\n\n".join(idx.text(x) for x in ctx)
+            tac = fn.tac
+            rec = {
+                "tac": tac, "solidity": solidity, "selector": sel, "signature": d["sig"],
+                "function_name": node.get("name") or sel, "contract": cname, "file": idx.file_of(node),
+                "package": label, "license": license, "solc_version": version, "settings": settings_label,
+                "visibility": node.get("visibility", ""),
+                "mutability": node.get("stateMutability") or ("view" if not is_fn else ""),
+                "context": context, "tac_chars": len(tac), "sol_chars": len(solidity),
+                "tac_blocks": int(fn.blocks), "tac_instructions": int(fn.instructions), **feats,
+                "tac_hash": sha(tac), "sol_hash": sha(solidity), "norm_hash": sha(normalize_body(solidity)),
+                "contract_key": f"{_unversioned(label)}:{main_file.split('/', 2)[-1]}:{cname}",
+                "lift_status": getattr(fn, "status", "ok"),
+            }
+            rec["id"] = sha(rec["tac_hash"] + rec["sol_hash"] + settings_label)
+            records.append(rec)
+    return UnitResult(records, rejects, st)
+
+
+def _unversioned(label: str) -> str:
+    return label.rsplit("@", 1)[0] if "@" in label[1:] else label
+
+
+# ------------------------------------------------------------------------------------------ splits and stats
+def assign_splits(records: list[dict], fractions=(0.9, 0.05, 0.05), seed: str = "tacsol") -> None:
+    """Split by contract and near-duplicate group: each contract (versions merged) draws a split from its hash;
+    each near-duplicate group (norm_hash) then goes wholly to the split of the smallest contract key holding it,
+    so no normalized body is on two sides and a contract's unique functions stay together."""
+    def contract_split(key: str) -> str:
+        x = int(hashlib.sha256((seed + key).encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        return SPLITS[0] if x < fractions[0] else SPLITS[1] if x < fractions[0] + fractions[1] else SPLITS[2]
+
+    owner: dict[str, str] = {}
+    for r in records:
+        k = r.get("contract_key") or f"{r['package']}:{r['contract']}"
+        if r["norm_hash"] not in owner or k < owner[r["norm_hash"]]:
+            owner[r["norm_hash"]] = k
+    for r in records:
+        r["group"] = r["norm_hash"]
+        r["split"] = contract_split(owner[r["norm_hash"]])
+    sides: dict[str, set[str]] = collections.defaultdict(set)
+    for r in records:
+        sides[r["norm_hash"]].add(r["split"])
+    leaks = [h for h, s in sides.items() if len(s) > 1]
+    assert not leaks, f"near-duplicate groups on several splits: {leaks[:3]}"
+
+
+def dedup(records: list[dict]) -> tuple[list[dict], int]:
+    seen, out = set(), []
+    for r in records:
+        k = (r["tac_hash"], r["sol_hash"])
+        if k not in seen:
+            seen.add(k)
+            out.append(r)
+    return out, len(records) - len(out)
+
+
+def to_dataset_dict(records: list[dict]):
+    import datasets
+
+    feats = features()
+    # from_dict with explicit columns: an empty split still gets the full schema
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(
+        {c: [r[c] for r in records if r["split"] == s] for c in COLUMNS}, features=feats) for s in SPLITS})
+
+
+def save_dataset(records: list[dict], out_dir: Path) -> Path:
+    """Atomic: written beside the target, then renamed into place."""
+    ds = to_dataset_dict(records)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        ds.save_to_disk(str(tmp / "d"))
+        old = None
+        if out_dir.exists():
+            old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+            os.replace(out_dir, old)
+        os.replace(tmp / "d", out_dir)
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+def correctness_report(stats: list[tuple[str, dict]]) -> dict:
+    """Aggregate per-unit counters by settings family (solc minor / optimizer / viaIR) and overall."""
+    def empty():
+        return _new_stats()
+
+    groups: dict[str, dict] = collections.defaultdict(empty)
+    for settings_label, st in stats:
+        ver, setting = settings_label.split("/")[:2]
+        key = f"{'.'.join(ver.split('.')[:2])}/{setting}"
+        for g in (groups[key], groups["all"]):
+            for k, v in st.items():
+                if k == "body":
+                    for b, (n, ok) in v.items():
+                        g["body"][b][0] += n
+                        g["body"][b][1] += ok
+                elif k == "missing_selectors":
+                    g[k] = (g[k] + v)[:20]
+                else:
+                    g[k] += v
+    rows = {}
+    for key, g in sorted(groups.items()):
+        pct = lambda a, b: round(100.0 * a / b, 2) if b else None  # noqa: E731
+        rows[key] = {
+            "contracts": g["contracts"],
+            "selectors_expected": g["selectors_expected"],
+            "selector_recovery_pct": pct(g["selectors_recovered"], g["selectors_expected"]),
+            "signature_match_pct": pct(g["signature_ok"], g["signature_checked"]),
+            **{f"{b}_recall_pct": pct(ok, n) for b, (n, ok) in g["body"].items()},
+            **{f"{b}_functions": n for b, (n, ok) in g["body"].items()},
+            "isolation_functions": g["isolation_functions"],
+            "isolation_ok_pct": pct(g["isolation_ok"], g["isolation_functions"]),
+            "isolation_foreign_instr_pct": pct(g["isolation_foreign"], g["isolation_total"]),
+            "missing_selectors_examples": g["missing_selectors"][:10],
+        }
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------------ build
+@dataclasses.dataclass
+class BuildConfig:
+    name: str = "corpus"
+    packages: list[str] | None = None           # manifest names/keys to compile (None: all)
+    max_packages: int | None = None             # first N compiled packages of the manifest (CPU demo)
+    folders: list[str] = dataclasses.field(default_factory=list)   # user folders / Foundry / Hardhat projects
+    settings: list[str] = dataclasses.field(default_factory=lambda: ["noopt", "opt200"])
+    manifest: str | None = None
+    permissive_only: bool = False
+    max_units: int | None = None                # cap on compile units (CPU demo)
+    workers: int = 2
+    batch_size: int = 6
+    timeout_s: float = 120.0
+    fractions: tuple = (0.9, 0.05, 0.05)
+    progress: bool = True
+
+
+def _pairs_cache(key: str, lift_tag: str) -> Path:
+    h = hashlib.sha256(f"{PAIRS_FORMAT}:{key}:{lift_tag}".encode()).hexdigest()
+    return paths.cache_dir() / "pairs" / h[:2] / f"{h}.json.gz"
+
+
+def build(cfg: BuildConfig) -> dict:
+    """Build outputs/data/<name>/ (dataset/, manifest.json, rejects.jsonl, correctness.json); returns manifest."""
+    import time
+
+    from tqdm.auto import tqdm
+
+    t0 = time.time()
+    settings = [Setting.parse(s) for s in cfg.settings]
+    rejects: list[Reject] = []
+    sets: list[corpus.SourceSet] = []
+    licences: dict[str, str] = {}
+    if cfg.packages is not None or cfg.max_packages is not None or not cfg.folders:
+        pkgs = corpus.load_manifest(cfg.manifest, cfg.packages)
+        if cfg.permissive_only:
+            pkgs = [p for p in pkgs if p.permissive or not p.compile]
+        compiled = [p for p in pkgs if p.compile][: cfg.max_packages if cfg.max_packages is not None else None]
+        needed = {p.key for p in compiled} | {f"{d}@{v}" for p in compiled for d, v in p.deps.items()}
+        pkgs = [p for p in pkgs if p.key in needed]
+        roots, rj = corpus.fetch_all(pkgs, progress=cfg.progress)
+        rejects += rj
+        for p in compiled:
+            if p.key not in roots:
+                continue
+            actual = corpus.package_license(roots[p.key])
+            if actual and actual != p.license:
+                rejects.append(Reject(p.key, "license_mismatch", f"manifest {p.license}, package.json {actual}",
+                                      p.key))
+            licences[p.key] = p.license
+            sets.append(corpus.package_sources(p, roots))
+    for folder in cfg.folders:
+        ss = corpus.folder_sources(folder)
+        licences[ss.label] = ss.license
+        sets.append(ss)
+    units: list[corpus.Unit] = []
+    texts_by_label: dict[str, corpus.Resolver] = {}
+    for ss in sets:
+        u, rj = corpus.plan_units(ss, settings)
+        units += u
+        rejects += rj
+        texts_by_label[ss.label] = ss.resolver
+    if cfg.max_units is not None:
+        units = units[: cfg.max_units]
+    t_plan = time.time()
+    arts, rj = corpus.compile_units(units, workers=cfg.workers, batch_size=cfg.batch_size, timeout_s=cfg.timeout_s,
+                                    progress=cfg.progress)
+    rejects += rj
+    t_compile = time.time()
+    lift_fn, lift_error, lift_tag = _lifter()
+    records: list[dict] = []
+    unit_stats: list[tuple[str, dict]] = []
+    row_rejects: list[dict] = []
+    n_cached = 0
+    for u in tqdm(units, desc="lift+align", unit="unit", disable=not cfg.progress):
+        art = arts.get(u.key)
+        if art is None or art["errors"]:
+            continue
+        cp = _pairs_cache(u.key, lift_tag)
+        res = None
+        if cp.exists():
+            try:
+                res = UnitResult(**json.loads(gzip.decompress(cp.read_bytes())))
+                n_cached += 1
+            except (OSError, ValueError, EOFError, TypeError):
+                res = None
+        if res is None:
+            texts = {p: s["content"] for p, s in u.input["sources"].items()}
+            res = align_artifact(art, texts, label=u.label, license=licences.get(u.label, ""), version=u.version,
+                                 setting=u.setting, lift_fn=lift_fn, lift_error=lift_error)
+            atomic_write_bytes(cp, gzip.compress(json.dumps(dataclasses.asdict(res)).encode(), 5))
+        records += res.records
+        row_rejects += res.rejects
+        evm = next((c.get("evm_version") for c in art["contracts"].values()), "") or "default"
+        unit_stats.append((f"{u.version}/{u.setting.name}/{evm}", res.stats))
+    t_align = time.time()
+    n_raw = len(records)
+    # a function defined in a base file is paired once per contract that inherits it: dedup handles that
+    records, n_dup = dedup(records)
+    assign_splits(records, cfg.fractions)
+    out = paths.outputs_dir() / "data" / cfg.name
+    save_dataset(records, out / "dataset")
+    all_rejects = [r.to_dict() for r in rejects] + row_rejects
+    atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r) + "\n" for r in all_rejects))
+    report = correctness_report(unit_stats)
+    atomic_write_json(out / "correctness.json", report)
+    cnt = lambda key: dict(collections.Counter(r[key] for r in records).most_common())  # noqa: E731
+    manifest = {
+        "name": cfg.name, "config": dataclasses.asdict(cfg), "lifter": lift_tag,
+        "pairs": len(records), "pairs_before_dedup": n_raw, "exact_duplicates_removed": n_dup,
+        "near_dup_groups": len({r["norm_hash"] for r in records}),
+        "contracts": len({(r["package"], r["contract"]) for r in records}),
+        "per_split": cnt("split"), "per_package": cnt("package"), "per_solc_version": cnt("solc_version"),
+        "per_settings": cnt("settings"), "licenses": {k: v for k, v in sorted(licences.items())},
+        "solc_minor_versions": sorted({".".join(r["solc_version"].split(".")[:2]) for r in records}),
+        "units": len(units), "units_compiled_ok": sum(1 for u in units if u.key in arts and not arts[u.key]["errors"]),
+        "units_pairs_from_cache": n_cached,
+        "rejects": dict(collections.Counter(r["reason"] for r in all_rejects).most_common()),
+        "timing_s": {"plan": round(t_plan - t0, 1), "compile": round(t_compile - t_plan, 1),
+                     "lift_align": round(t_align - t_compile, 1), "total": round(time.time() - t0, 1)},
+    }
+    atomic_write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+# ------------------------------------------------------------------------------------------------- loading
+def load(name_or_path: str | os.PathLike):
+    """A saved dataset: a name under outputs/data/, a build folder (holding dataset/), or the dataset folder."""
+    import datasets
+
+    p = Path(name_or_path)
+    cands = [paths.resolve(p), paths.resolve(p) / "dataset", paths.outputs_dir() / "data" / str(name_or_path) / "dataset"]
+    for c in cands:
+        if (c / "dataset_dict.json").exists():
+            return datasets.load_from_disk(str(c))
+    for c in cands:  # the shipped sample is jsonl per split
+        if all((c / f"{s}.jsonl").exists() for s in SPLITS):
+            return datasets.DatasetDict({s: datasets.Dataset.from_json(str(c / f"{s}.jsonl"), features=features())
+                                         for s in SPLITS})
+    raise FileNotFoundError(f"no dataset at {name_or_path!r} (tried {', '.join(map(str, cands))})")
+
+
+def load_sample():
+    """The shipped sample (permissively licensed pairs, same schema, train/validation/test)."""
+    return load(SAMPLE_DIR)
+
+
+def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int] | None = None,
+                 max_tac_chars: int = 6000) -> dict:
+    """Pick a small, permissive-only sample from built records (or a DatasetDict) and write jsonl per split."""
+    per_split = per_split or {"train": 240, "validation": 40, "test": 40}
+    if hasattr(records_or_dd, "keys") and not isinstance(records_or_dd, list):
+        rows = [dict(r) for s in SPLITS for r in records_or_dd[s]]
+    else:
+        rows = list(records_or_dd)
+    rows = [r for r in rows if r["license"] in corpus.PERMISSIVE and r["tac_chars"] <= max_tac_chars]
+    counts = {}
+    out.mkdir(parents=True, exist_ok=True)
+    for s in SPLITS:
+        pick = sorted((r for r in rows if r["split"] == s), key=lambda r: r["id"])[: per_split[s]]
+        atomic_write_text(out / f"{s}.jsonl", "".join(json.dumps({c: r[c] for c in COLUMNS}) + "\n" for r in pick))
+        counts[s] = len(pick)
+    return counts
+
+
+# -------------------------------------------------------------------------------------------- HF importers
+def _load_any(dataset_or_path, split: str | None):
+    import datasets
+
+    if isinstance(dataset_or_path, (datasets.Dataset, datasets.DatasetDict)):
+        ds = dataset_or_path
+    else:
+        p = Path(str(dataset_or_path))
+        rp = paths.resolve(p)
+        if rp.exists():
+            files = [rp] if rp.is_file() else sorted(x for x in rp.rglob("*") if x.suffix in (".jsonl", ".json", ".parquet", ".csv"))
+            if not files:
+                raise FileNotFoundError(f"{rp}: no .jsonl/.json/.parquet/.csv files")
+            kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}[files[0].suffix]
+            ds = datasets.load_dataset(kind, data_files=[str(f) for f in files])
+        else:  # a hub id (connected machines)
+            ds = datasets.load_dataset(str(dataset_or_path))
+    if isinstance(ds, datasets.DatasetDict):
+        ds = ds[split] if split else datasets.concatenate_datasets(list(ds.values()))
+    return ds
+
+
+def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = None, split: str | None = None,
+              license: str = "unknown", limit: int | None = None, setting: str = "noopt",
+              progress: bool = False) -> tuple[list[dict], list[dict]]:
+    """Import rows by column mapping (our field -> their column). Two shapes:
+    * ``tac`` + ``solidity`` mapped: rows taken as they are (other schema fields from mapped columns or derived);
+    * ``source`` + ``bytecode`` mapped (optional ``contract``, ``compiler_version``): the source is compiled for
+      its AST and methodIdentifiers, the row's runtime bytecode is lifted, and functions are aligned by selector.
+    Returns (records, rejects); with ``name`` the records are split and saved as outputs/data/<name>/."""
+    ds = _load_any(dataset_or_path, split)
+    cols = set(ds.column_names)
+    for field, col in mapping.items():
+        if col not in cols:
+            raise KeyError(f"mapping {field!r} -> column {col!r}: no such column (columns: {sorted(cols)})")
+    records, rejects = [], []
+    n = len(ds) if limit is None else min(limit, len(ds))
+    if "tac" in mapping and "solidity" in mapping:
+        for i in range(n):
+            row = ds[i]
+            tac, sol = row[mapping["tac"]], row[mapping["solidity"]]
+            if not isinstance(tac, str) or not tac.strip() or not isinstance(sol, str) or not sol.strip():
+                rejects.append(Reject(f"row {i}", "empty_field", "tac or solidity is empty").to_dict())
+                continue
+            r = {c: "" for c in STRING_COLUMNS}
+            r.update({c: False for c in BOOL_COLUMNS})
+            for field, col in mapping.items():
+                if field in COLUMNS:
+                    r[field] = row[col]
+            r.update(tac=tac, solidity=sol, tac_chars=len(tac), sol_chars=len(sol),
+                     tac_blocks=int(r.get("tac_blocks") or 0), tac_instructions=int(r.get("tac_instructions") or 0),
+                     tac_hash=sha(tac), sol_hash=sha(sol), norm_hash=sha(normalize_body(sol)),
+                     license=r["license"] or license, package=r["package"] or str(dataset_or_path)[:100])
+            if not r["selector"] and r["signature"]:
+                r["selector"] = selector_of(r["signature"])
+            r["contract_key"] = f"{r['package']}:{r['contract'] or i}"
+            r["id"] = sha(r["tac_hash"] + r["sol_hash"])
+            records.append(r)
+    elif "source" in mapping and "bytecode" in mapping:
+        lift_fn, lift_error, _ = _lifter()
+        st = Setting.parse(setting)
+        from tqdm.auto import tqdm
+
+        for i in tqdm(range(n), desc="import", disable=not progress):
+            row = ds[i]
+            item = f"row {i}"
+            src, code = row[mapping["source"]], row[mapping["bytecode"]]
+            if not isinstance(src, str) or not src.strip():
+                rejects.append(Reject(item, "empty_field", f"column {mapping['source']!r} is empty").to_dict())
+                continue
+            if not isinstance(code, str) or not re.fullmatch(r"(0x)?([0-9a-fA-F]{2})+", code.strip()):
+                rejects.append(Reject(item, "malformed_hex", f"column {mapping['bytecode']!r} is not hex bytes").to_dict())
+                continue
+            main = f"row{i}.sol"
+            res_ = corpus.Resolver({})
+            res_._text[main] = src
+            ss = corpus.SourceSet(item, license, [main], res_)
+            versions = corpus.installed_solc()
+            if "compiler_version" in mapping and row[mapping["compiler_version"]]:
+                want = re.sub(r"^v", "", str(row[mapping["compiler_version"]])).split("+")[0]
+                versions = [v for v in versions if v == want] or versions
+            units, rj = corpus.plan_units(ss, [st], versions)
+            rejects += [r.to_dict() for r in rj]
+            if not units:
+                continue
+            arts, rj = corpus.compile_units(units, workers=1, progress=False)
+            rejects += [r.to_dict() for r in rj]
+            art = arts.get(units[0].key)
+            if art is None or art["errors"]:
+                continue
+            want_c = row[mapping["contract"]] if "contract" in mapping else None
+            names = [want_c] if want_c in art["contracts"] else [
+                k for k, c in art["contracts"].items() if c["bytecode"]][-1:]
+            if not names:
+                rejects.append(Reject(item, "no_contract", f"contract {want_c!r} not found in the source").to_dict())
+                continue
+            art = {**art, "contracts": {k: art["contracts"][k] for k in names}}
+            res = align_artifact(art, {main: src}, label=str(row.get(mapping.get("package", ""), "") or item),
+                                 license=license, version=units[0].version, setting=st, lift_fn=lift_fn,
+                                 lift_error=lift_error, bytecode_override={names[0]: code.strip()})
+            records += res.records
+            rejects += res.rejects
+    else:
+        raise ValueError("mapping must name either 'tac' and 'solidity' columns, or 'source' and 'bytecode' columns "
+                         f"(got {sorted(mapping)})")
+    if name:
+        records, _ = dedup(records)
+        assign_splits(records)
+        out = paths.outputs_dir() / "data" / name
+        save_dataset(records, out / "dataset")
+        atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r) + "\n" for r in rejects))
+        atomic_write_json(out / "manifest.json", {"name": name, "source": str(dataset_or_path), "pairs": len(records),
+                                                  "per_split": dict(collections.Counter(r["split"] for r in records)),
+                                                  "rejects": dict(collections.Counter(r["reason"] for r in rejects))})
+    return records, rejects
+
+
+# ------------------------------------------------------------------------------------------------------ CLI
+def build_parser(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="data_cmd", required=True)
+    b = sub.add_parser("build", help="fetch, compile, lift and align the corpus into outputs/data/<name>/")
+    b.add_argument("--name", default="corpus")
+    b.add_argument("--packages", nargs="*", help="manifest package names or name@version (default: all)")
+    b.add_argument("--max-packages", type=int)
+    b.add_argument("--folder", action="append", default=[], help="user .sol folder / Foundry / Hardhat project")
+    b.add_argument("--settings", nargs="+", default=["noopt", "opt200"],
+                   help="noopt | opt<runs> | viair-opt<runs>, each optionally @evmVersion")
+    b.add_argument("--manifest", help="manifest YAML (default: the built-in one)")
+    b.add_argument("--permissive-only", action="store_true")
+    b.add_argument("--max-units", type=int)
+    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--timeout", type=float, default=120.0, help="seconds per compile unit")
+    b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
+    s = sub.add_parser("stats", help="counts of a built dataset and its correctness report")
+    s.add_argument("name", help="dataset name under outputs/data/ or a path")
+    i = sub.add_parser("import", help="import a HF dataset (hub id or local jsonl/parquet) by column mapping")
+    i.add_argument("source")
+    i.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", required=True)
+    i.add_argument("--name", required=True)
+    i.add_argument("--split")
+    i.add_argument("--license", default="unknown")
+    i.add_argument("--limit", type=int)
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.data_cmd == "build":
+        cfg = BuildConfig(name=args.name, packages=args.packages, max_packages=args.max_packages,
+                          folders=args.folder, settings=args.settings, manifest=args.manifest,
+                          permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
+                          timeout_s=args.timeout)
+        m = build(cfg)
+        if args.write_sample:
+            print("sample:", write_sample(load(args.name)))
+        print(json.dumps({k: m[k] for k in ("pairs", "contracts", "per_split", "solc_minor_versions", "rejects",
+                                            "timing_s")}, indent=2))
+        return 0
+    if args.data_cmd == "stats":
+        dd = load(args.name)
+        print({s: len(dd[s]) for s in dd})
+        base = paths.resolve(args.name) if paths.resolve(args.name).exists() else paths.outputs_dir() / "data" / args.name
+        for f in ("manifest.json", "correctness.json"):
+            if (base / f).exists():
+                print(f"--- {f}\n" + (base / f).read_text())
+        return 0
+    if args.data_cmd == "import":
+        mapping = dict(m.split("=", 1) for m in args.map)
+        recs, rej = import_hf(args.source, mapping, name=args.name, split=args.split, license=args.license,
+                              limit=args.limit, progress=True)
+        print(f"imported {len(recs)} pairs, {len(rej)} rejects → outputs/data/{args.name}/")
+        return 0
+    return 2
