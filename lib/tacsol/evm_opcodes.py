@@ -1,0 +1,82 @@
+"""EVM opcode table through Cancun: byte -> (mnemonic, stack inputs, stack outputs).
+
+Operand order everywhere in tacsol follows the Yellow Paper: the first input is the top of the stack
+(SUB computes input0 - input1, SHL shifts input1 left by input0)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Op(NamedTuple):
+    code: int
+    name: str
+    n_in: int
+    n_out: int
+
+
+_TABLE: list[tuple[int, str, int, int]] = [
+    (0x00, "STOP", 0, 0), (0x01, "ADD", 2, 1), (0x02, "MUL", 2, 1), (0x03, "SUB", 2, 1), (0x04, "DIV", 2, 1),
+    (0x05, "SDIV", 2, 1), (0x06, "MOD", 2, 1), (0x07, "SMOD", 2, 1), (0x08, "ADDMOD", 3, 1), (0x09, "MULMOD", 3, 1),
+    (0x0A, "EXP", 2, 1), (0x0B, "SIGNEXTEND", 2, 1),
+    (0x10, "LT", 2, 1), (0x11, "GT", 2, 1), (0x12, "SLT", 2, 1), (0x13, "SGT", 2, 1), (0x14, "EQ", 2, 1),
+    (0x15, "ISZERO", 1, 1), (0x16, "AND", 2, 1), (0x17, "OR", 2, 1), (0x18, "XOR", 2, 1), (0x19, "NOT", 1, 1),
+    (0x1A, "BYTE", 2, 1), (0x1B, "SHL", 2, 1), (0x1C, "SHR", 2, 1), (0x1D, "SAR", 2, 1),
+    (0x20, "SHA3", 2, 1),
+    (0x30, "ADDRESS", 0, 1), (0x31, "BALANCE", 1, 1), (0x32, "ORIGIN", 0, 1), (0x33, "CALLER", 0, 1),
+    (0x34, "CALLVALUE", 0, 1), (0x35, "CALLDATALOAD", 1, 1), (0x36, "CALLDATASIZE", 0, 1),
+    (0x37, "CALLDATACOPY", 3, 0), (0x38, "CODESIZE", 0, 1), (0x39, "CODECOPY", 3, 0), (0x3A, "GASPRICE", 0, 1),
+    (0x3B, "EXTCODESIZE", 1, 1), (0x3C, "EXTCODECOPY", 4, 0), (0x3D, "RETURNDATASIZE", 0, 1),
+    (0x3E, "RETURNDATACOPY", 3, 0), (0x3F, "EXTCODEHASH", 1, 1),
+    (0x40, "BLOCKHASH", 1, 1), (0x41, "COINBASE", 0, 1), (0x42, "TIMESTAMP", 0, 1), (0x43, "NUMBER", 0, 1),
+    (0x44, "PREVRANDAO", 0, 1), (0x45, "GASLIMIT", 0, 1), (0x46, "CHAINID", 0, 1), (0x47, "SELFBALANCE", 0, 1),
+    (0x48, "BASEFEE", 0, 1), (0x49, "BLOBHASH", 1, 1), (0x4A, "BLOBBASEFEE", 0, 1),
+    (0x50, "POP", 1, 0), (0x51, "MLOAD", 1, 1), (0x52, "MSTORE", 2, 0), (0x53, "MSTORE8", 2, 0),
+    (0x54, "SLOAD", 1, 1), (0x55, "SSTORE", 2, 0), (0x56, "JUMP", 1, 0), (0x57, "JUMPI", 2, 0), (0x58, "PC", 0, 1),
+    (0x59, "MSIZE", 0, 1), (0x5A, "GAS", 0, 1), (0x5B, "JUMPDEST", 0, 0), (0x5C, "TLOAD", 1, 1),
+    (0x5D, "TSTORE", 2, 0), (0x5E, "MCOPY", 3, 0), (0x5F, "PUSH0", 0, 1),
+    (0xA0, "LOG0", 2, 0), (0xA1, "LOG1", 3, 0), (0xA2, "LOG2", 4, 0), (0xA3, "LOG3", 5, 0), (0xA4, "LOG4", 6, 0),
+    (0xF0, "CREATE", 3, 1), (0xF1, "CALL", 7, 1), (0xF2, "CALLCODE", 7, 1), (0xF3, "RETURN", 2, 0),
+    (0xF4, "DELEGATECALL", 6, 1), (0xF5, "CREATE2", 4, 1), (0xFA, "STATICCALL", 6, 1), (0xFD, "REVERT", 2, 0),
+    (0xFE, "INVALID", 0, 0), (0xFF, "SELFDESTRUCT", 1, 0),
+]
+_TABLE += [(0x60 + i, f"PUSH{i + 1}", 0, 1) for i in range(32)]
+_TABLE += [(0x80 + i, f"DUP{i + 1}", i + 1, i + 2) for i in range(16)]
+_TABLE += [(0x90 + i, f"SWAP{i + 1}", i + 2, i + 2) for i in range(16)]
+
+OPCODES: dict[int, Op] = {c: Op(c, n, i, o) for c, n, i, o in _TABLE}
+BY_NAME: dict[str, Op] = {op.name: op for op in OPCODES.values()}
+
+# Instructions that end a basic block.
+TERMINATORS = {"STOP", "RETURN", "REVERT", "INVALID", "SELFDESTRUCT", "JUMP", "JUMPI"}
+
+
+def push_size(code: int) -> int:
+    """Number of immediate bytes after a PUSH opcode (0 for everything else)."""
+    return code - 0x5F if 0x60 <= code <= 0x7F else 0
+
+
+class Instr(NamedTuple):
+    pc: int
+    op: int            # opcode byte (undefined bytes kept as they are)
+    arg: int | None    # PUSH immediate
+    truncated: bool    # PUSH data runs past the end of the code
+
+
+def disassemble(code: bytes, end: int | None = None) -> list[Instr]:
+    """Linear sweep over code[:end]; undefined bytes stay as single instructions (they behave as INVALID)."""
+    end = len(code) if end is None else end
+    out: list[Instr] = []
+    pc = 0
+    while pc < end:
+        b = code[pc]
+        n = push_size(b)
+        if n:
+            data = code[pc + 1: pc + 1 + n]
+            trunc = pc + 1 + n > end
+            # Truncated PUSH data is zero-padded on the right by the EVM.
+            out.append(Instr(pc, b, int.from_bytes(data.ljust(n, b"\0"), "big"), trunc))
+            pc += 1 + n
+        else:
+            out.append(Instr(pc, b, 0 if b == 0x5F else None, False))
+            pc += 1
+    return out
