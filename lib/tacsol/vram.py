@@ -1,0 +1,750 @@
+"""Per-GPU training-memory estimator, fit check, "plan that makes it fit" search, GPU-hours; `tacsol vram`.
+
+``estimate(model, plan, hardware) -> Estimate`` returns separate byte terms per GPU:
+
+  weights        quantizable Linear weights at their precision + embeddings/lm_head/norms (16-bit, or fp32 after
+                 peft's prepare_model_for_kbit_training) + bitsandbytes dequantization workspace
+  lora           adapter parameters r·(d_in+d_out) per adapted Linear, at the adapter dtype
+  gradients      one gradient per trainable parameter (adapter dtype, or the weight dtype for full fine-tuning)
+  optimizer      AdamW moments (torch: 2× param dtype; bitsandbytes 32-bit: 8 B; 8-bit: 2 B) + fp32 master copy
+  activations    checkpointed layer inputs + the working set of one layer + logits/loss (see :func:`activation_terms`)
+  overhead       CUDA context (not visible to torch's allocator) and the caching allocator's reserve
+
+and shards them across GPUs for DDP / ZeRO-2 / ZeRO-3 / FSDP, with optional CPU offload. Every constant names its
+source. Calibration against published measurements: :func:`calibration_table` (data in
+``lib/tacsol/data/vram/calibration.json``); the comparison and its misses are documented in docs/vram.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Iterable
+
+from . import hardware as hwmod
+from . import models as mm
+from .params import ParamsError
+
+GB = 1e9
+GIB = 2**30
+DATA_DIR = Path(__file__).resolve().parent / "data" / "vram"
+
+# ---------------------------------------------------------------------------------------------------------------
+# Constants (each with its source)
+# ---------------------------------------------------------------------------------------------------------------
+# NF4 storage: 4-bit codes + one fp32 absmax per block of 64 (0.5 bit/param); double quantization stores the absmax
+# in 8 bits plus one fp32 constant per 256 absmax values: 8/64 + 32/(64·256) = 0.127 bit/param.
+# Source: Dettmers et al. 2023 (QLoRA), Sec. 3 "Double Quantization".
+NF4_BLOCK = 64
+NF4_BITS_SINGLE = 4 + 32 / NF4_BLOCK  # 4.5
+NF4_BITS_DOUBLE = 4 + 8 / NF4_BLOCK + 32 / (NF4_BLOCK * 256)  # 4.127
+# LLM.int8: int8 weights + one fp32 scale per output row (bitsandbytes Int8Params.SCB); rows are negligible.
+INT8_BITS = 8
+# GPTQ 4-bit (AutoGPTQ, group size 128): 4-bit codes + fp16 scale and packed 4-bit zero per group of 128.
+# Source: Frantar et al. 2023 (GPTQ); AutoGPTQ QuantLinear buffers qweight/qzeros/scales.
+GPTQ_BITS = 4 + 16 / 128 + 4 / 128
+WEIGHT_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "int8": INT8_BITS, "nf4": None, "fp4": None, "gptq4": GPTQ_BITS}
+DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
+# Loss: transformers' ForCausalLMLoss upcasts logits to fp32 (logits.float()) and F.cross_entropy saves the fp32
+# log-softmax, so the forward peak per logit element is 16-bit logits + fp32 copy + fp32 log-softmax.
+# Source: transformers/loss/loss_utils.py (ForCausalLMLoss, fixed_cross_entropy).
+LOSS_FP32_COPIES = 2
+# HF RMSNorm/LayerNorm compute in fp32: saves the fp32 input and the fp32 normalised value (4+4 bytes per element)
+# plus the output in the compute dtype. Source: transformers LlamaRMSNorm.forward (hidden_states.to(torch.float32)).
+NORM_FP32_BYTES = 8
+# Eager attention keeps the fp32 softmax output (softmax(..., dtype=torch.float32)) and its cast to the compute dtype
+# for the P·V matmul: 4 + 2 bytes per score element (transformers eager_attention_forward). SDPA's memory-efficient
+# kernel and FlashAttention-2 keep only the output and a fp32 log-sum-exp per (token, head): no s² term.
+EAGER_SCORE_BYTES = 6
+LSE_BYTES = 4
+# CUDA context + kernels + cuBLAS workspace, outside torch's allocator: ~0.3–0.6 GiB with torch 2.x on A100/H100
+# (nvidia-smi minus torch.cuda.memory_reserved on an idle process). Assumption, overridable per plan.
+CUDA_CONTEXT_GIB = 0.5
+# Caching allocator: memory_reserved ≈ (1 + reserve) × max_memory_allocated in steady fine-tuning (block rounding,
+# cached free blocks). Assumption (PyTorch CUDA semantics docs describe the mechanism, not a number).
+ALLOCATOR_RESERVE = 0.05
+# DeepSpeed ZeRO-3 keeps gathered the current and the prefetched layer: memory ≈ 2 × largest layer at its storage
+# precision (DeepSpeed estimate_zero3_model_states_mem_needs uses 4 bytes × largest layer for fp16 params + grads).
+ZERO3_LIVE_LAYERS = 2
+# Mixed-precision full fine-tuning under DeepSpeed/FSDP: fp32 master + fp32 Adam m, v = 12 bytes per parameter
+# (Rajbhandari et al. 2020, ZeRO, "K = 12").
+MASTER_AND_ADAM_BYTES = 12
+# Throughput model: FLOPs per token ≈ 2N forward + 2N input-gradient backward (+2N weight gradients for full
+# fine-tuning) + 2N forward recompute with checkpointing (Kaplan et al. 2020: 6N for training; Chen et al. 2016
+# for recompute). MFU (model FLOPs utilisation) is an assumption: 0.30 for HF Trainer + PEFT on one GPU,
+# overridable. Cross-check against the torchtune README throughputs in docs/vram.md.
+DEFAULT_MFU = 0.30
+# bitsandbytes 4-bit matmul dequantizes at roughly half the 16-bit tensor rate in training (QLoRA paper Sec. 4:
+# QLoRA is slower than 16-bit LoRA; Unsloth/bnb benchmarks ~0.5–0.7×). Assumption, overridable.
+QLORA_SPEED_FACTOR = 0.6
+
+METHODS = ("qlora", "lora", "full")
+OPTIMIZERS = {
+    # name: (bytes per trainable parameter for the states or None = 2 × param dtype, paged)
+    "adamw": (None, False),  # torch.optim.AdamW: exp_avg, exp_avg_sq like the parameter
+    "adamw_32bit": (8, False),  # bitsandbytes AdamW32bit: fp32 states
+    "paged_adamw_32bit": (8, True),  # QLoRA paper optimizer: fp32 states in paged (unified) memory
+    "adamw_8bit": (2, False),  # bitsandbytes blockwise 8-bit states (Dettmers et al. 2022)
+    "paged_adamw_8bit": (2, True),
+    "sgd": (0, False),
+}
+SHARDINGS = ("none", "ddp", "zero2", "zero3", "fsdp")
+OFFLOADS = ("none", "optimizer", "optimizer+params")
+ATTENTION = ("eager", "sdpa", "flash_attention_2")
+
+
+class VramError(ParamsError):
+    """Bad estimator input; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    method: str = "qlora"  # qlora | lora | full
+    weights: str | None = None  # fp32|bf16|fp16|int8|nf4|fp4|gptq4; None: nf4 for qlora, else the compute dtype
+    double_quant: bool = True
+    lora_rank: int = 16
+    lora_targets: tuple[str, ...] | str = mm.SEVEN_PROJECTIONS
+    lora_dropout: float = 0.05
+    adapter_dtype: str = "fp32"  # peft >= 0.12 autocasts adapters to fp32 (autocast_adapter_dtype=True)
+    chunked_loss: bool = False  # torchtune CEWithChunkedOutputLoss: upcasts chunk by chunk (no full fp32 copy)
+    kbit_fp32_upcast: bool = False  # peft.prepare_model_for_kbit_training casts 16-bit params (embeddings...) to fp32
+    optimizer: str = "adamw"
+    seq_len: int = 4096
+    micro_batch: int = 1
+    gradient_checkpointing: bool = True
+    attn_implementation: str | None = None  # None: from the hardware profile
+    dtype: str | None = None  # compute dtype; None: from the hardware profile
+    n_gpus: int = 1
+    sharding: str = "none"
+    offload: str = "none"
+    rope_scaling_factor: float | None = None  # e.g. 4.0 for Qwen2.5 YaRN beyond 32K
+    master_weights: bool | None = None  # None: True for full fine-tuning under zero2/zero3/fsdp
+    cuda_context_gib: float = CUDA_CONTEXT_GIB
+    allocator_reserve: float = ALLOCATOR_RESERVE
+
+    def describe(self) -> str:
+        w = self.weights or ("nf4" if self.method == "qlora" else "16-bit")
+        parts = [f"{self.method} {w}" + (f" r={self.lora_rank}" if self.method != "full" else ""),
+                 f"seq {self.seq_len}", f"mb {self.micro_batch}", "ckpt" if self.gradient_checkpointing else "no-ckpt",
+                 self.optimizer]
+        if self.n_gpus > 1 or self.sharding not in ("none",):
+            parts.append(f"{self.sharding}×{self.n_gpus}")
+        if self.offload != "none":
+            parts.append(f"offload {self.offload}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Estimate:
+    model: str
+    hardware: str
+    plan: dict[str, Any]
+    terms: dict[str, float]  # bytes per GPU, allocator-visible
+    overhead: dict[str, float]  # bytes per GPU, reserve + CUDA context
+    detail: dict[str, Any]
+    capacity_bytes: float
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def allocated_bytes(self) -> float:
+        return float(sum(self.terms.values()))
+
+    @property
+    def reserved_bytes(self) -> float:
+        return self.allocated_bytes + self.overhead["allocator_reserve"]
+
+    @property
+    def total_bytes(self) -> float:
+        """What nvidia-smi would show per GPU at the peak."""
+        return self.reserved_bytes + self.overhead["cuda_context"]
+
+    @property
+    def total_gb(self) -> float:
+        return self.total_bytes / GB
+
+    @property
+    def total_gib(self) -> float:
+        return self.total_bytes / GIB
+
+    def fits(self, margin: float = 0.05) -> bool:
+        return self.total_bytes <= self.capacity_bytes * (1 - margin)
+
+    def headroom_gb(self) -> float:
+        return (self.capacity_bytes - self.total_bytes) / GB
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "hardware": self.hardware, "plan": self.plan,
+            "terms_gb": {k: round(v / GB, 4) for k, v in self.terms.items()},
+            "overhead_gb": {k: round(v / GB, 4) for k, v in self.overhead.items()},
+            "allocated_gb": round(self.allocated_bytes / GB, 3), "reserved_gb": round(self.reserved_bytes / GB, 3),
+            "total_gb": round(self.total_gb, 3), "total_gib": round(self.total_gib, 3),
+            "capacity_gb": round(self.capacity_bytes / GB, 3), "fits": self.fits(), "headroom_gb": round(self.headroom_gb(), 3),
+            "detail": self.detail, "notes": self.notes,
+        }
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def weight_bits(precision: str, double_quant: bool = True) -> float:
+    if precision in ("nf4", "fp4"):
+        return NF4_BITS_DOUBLE if double_quant else NF4_BITS_SINGLE
+    if precision not in WEIGHT_BITS:
+        raise VramError(f"plan field 'weights' must be one of {sorted(WEIGHT_BITS)}, got {precision!r}")
+    return float(WEIGHT_BITS[precision])
+
+
+def _check_plan(spec: mm.ModelSpec, plan: Plan, hw: hwmod.Hardware) -> None:
+    def bad(field_name: str, msg: str):
+        raise VramError(f"{spec.name}: plan field {field_name!r} {msg}")
+
+    if plan.method not in METHODS:
+        bad("method", f"must be one of {METHODS}, got {plan.method!r}")
+    if plan.optimizer not in OPTIMIZERS:
+        bad("optimizer", f"must be one of {sorted(OPTIMIZERS)}, got {plan.optimizer!r}")
+    if plan.sharding not in SHARDINGS:
+        bad("sharding", f"must be one of {SHARDINGS}, got {plan.sharding!r}")
+    if plan.offload not in OFFLOADS:
+        bad("offload", f"must be one of {OFFLOADS}, got {plan.offload!r}")
+    if plan.attn_implementation is not None and plan.attn_implementation not in ATTENTION:
+        bad("attn_implementation", f"must be one of {ATTENTION}, got {plan.attn_implementation!r}")
+    if plan.dtype is not None and plan.dtype not in DTYPE_BYTES:
+        bad("dtype", f"must be one of {sorted(DTYPE_BYTES)}, got {plan.dtype!r}")
+    if plan.adapter_dtype not in DTYPE_BYTES:
+        bad("adapter_dtype", f"must be one of {sorted(DTYPE_BYTES)}, got {plan.adapter_dtype!r}")
+    for name in ("seq_len", "micro_batch", "n_gpus"):
+        v = getattr(plan, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            bad(name, f"must be a positive integer, got {v!r}")
+    if plan.method != "full":
+        if not isinstance(plan.lora_rank, int) or plan.lora_rank < 1:
+            bad("lora_rank", f"must be a positive integer, got {plan.lora_rank!r}")
+        h = spec.cfg("hidden_size")
+        if plan.lora_rank > h:
+            bad("lora_rank", f"({plan.lora_rank}) exceeds hidden_size {h}: a rank above the layer width adds nothing")
+    if plan.sharding in ("none",) and plan.n_gpus > 1:
+        bad("sharding", f"is 'none' but n_gpus={plan.n_gpus}; use ddp, zero2, zero3 or fsdp")
+    if plan.offload != "none" and plan.sharding not in ("zero2", "zero3", "fsdp"):
+        bad("offload", f"{plan.offload!r} needs sharding zero2/zero3/fsdp, got {plan.sharding!r}")
+    if plan.offload == "optimizer+params" and plan.sharding == "zero2":
+        bad("offload", "'optimizer+params' needs zero3 or fsdp (ZeRO-2 cannot offload parameters)")
+    w = plan.weights or ("nf4" if plan.method == "qlora" else None)
+    if w is not None:
+        weight_bits(w, plan.double_quant)
+    if plan.method == "qlora" and w in ("nf4", "fp4") and not hw.nf4:
+        bad("weights", f"NF4 needs bitsandbytes support, which hardware {hw.name!r} lacks (field 'nf4')")
+    if plan.method == "full" and w in ("nf4", "fp4", "int8", "gptq4"):
+        bad("weights", f"full fine-tuning cannot update {w} weights; use qlora")
+    # architecture divisibility
+    a, kv, hsz = spec.cfg("num_attention_heads"), spec.kv_heads, spec.cfg("hidden_size")
+    if kv <= 0 or a % kv:
+        raise VramError(f"{spec.name}: config field 'num_key_value_heads' ({kv}) must divide "
+                        f"'num_attention_heads' ({a})")
+    if not spec.cfg("head_dim") and not spec.cfg("qk_nope_head_dim") and hsz % a:
+        raise VramError(f"{spec.name}: config field 'num_attention_heads' ({a}) must divide 'hidden_size' ({hsz})")
+    if plan.sharding in ("zero3", "fsdp") and plan.n_gpus < 1:
+        bad("n_gpus", "must be >= 1")
+    # sequence length vs positions
+    maxp = spec.max_positions
+    if maxp and plan.seq_len > maxp:
+        factor = plan.rope_scaling_factor
+        if not factor:
+            raise VramError(f"{spec.name}: plan field 'seq_len' ({plan.seq_len}) exceeds the model's "
+                            f"'max_position_embeddings' ({maxp}) and no rope scaling is set "
+                            f"(set plan field 'rope_scaling_factor', e.g. YaRN factor {math.ceil(plan.seq_len / maxp)})")
+        if plan.seq_len > maxp * factor:
+            raise VramError(f"{spec.name}: plan field 'seq_len' ({plan.seq_len}) exceeds max_position_embeddings × "
+                            f"rope_scaling_factor ({maxp} × {factor})")
+
+
+def _choices(plan: Plan, hw: hwmod.Hardware) -> tuple[str, str]:
+    ch = hwmod.training_choices(hw)
+    dtype = plan.dtype or ch["dtype"]
+    attn = plan.attn_implementation or ch["attn_implementation"]
+    if attn == "flash_attention_2" and not hw.flash_attention_2:
+        raise VramError(f"plan field 'attn_implementation' is flash_attention_2 but hardware {hw.name!r} lacks it "
+                        "(field 'flash_attention_2': needs Ampere or newer)")
+    if dtype == "bf16" and hw.kind == "cuda" and not hw.bf16_native:
+        raise VramError(f"plan field 'dtype' is bf16 but hardware {hw.name!r} has no native bf16 (field 'bf16_native'); "
+                        "use fp16 with loss scaling")
+    return dtype, attn
+
+
+def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora_targets: list[str] | None) -> dict[str, float]:
+    """Activation bytes per GPU for one micro-batch (the peak during the step).
+
+    Per layer and token, elements saved for backward (HF Llama/Qwen2-style decoder; Korthikanti et al. 2022 derive
+    34·h bytes for a GPT layer, this itemises it for SwiGLU/GQA/MoE and HF's fp32 norms):
+      2 norms × (fp32 input + fp32 normalised + output); attention inputs q (a·d), k and v (kv·d for FlashAttention-2,
+      a·d after repeat_kv for SDPA/eager); attention output + fp32 log-sum-exp; MLP: SwiGLU 4·I (gate, act, up, product)
+      or GELU 2·I; MoE uses the routed + shared experts a token visits; LoRA dropout keeps a dropped copy of each
+      adapted module's input (+1-byte mask); eager attention adds 6 bytes × a·s per token (fp32 softmax + cast).
+    With gradient checkpointing only each layer's input (h elements) is kept; one layer is recomputed at a time.
+    Logits/loss: b·s·V × (16-bit logits + fp32 upcast + fp32 log-softmax), see LOSS_FP32_COPIES.
+    """
+    e = DTYPE_BYTES[dtype]
+    s, b = plan.seq_len, plan.micro_batch
+    h = spec.cfg("hidden_size")
+    L = spec.cfg("num_hidden_layers")
+    a = spec.cfg("num_attention_heads")
+    kv = spec.kv_heads
+    V = spec.cfg("vocab_size")
+    if spec.cfg("qk_nope_head_dim"):  # MLA (DeepSeek): q/k head dim = nope + rope, v head dim separate
+        dqk = spec.cfg("qk_nope_head_dim") + spec.cfg("qk_rope_head_dim")
+        dv = spec.cfg("v_head_dim")
+    else:
+        dqk = dv = spec.head_dim
+    if spec.is_moe:
+        moe_i = spec.cfg("moe_intermediate_size")
+        inter = moe_i * (spec.cfg("num_experts_per_tok") + (spec.cfg("n_shared_experts") or 0))
+    else:
+        inter = spec.cfg("intermediate_size")
+    gelu_mlp = spec.model_type in ("starcoder2", "gpt2", "gpt_bigcode")
+    mlp_elems = (2 if gelu_mlp else 4) * inter
+    kv_elems = (kv if attn == "flash_attention_2" else a) * (dqk + dv)
+    attn_elems = a * dqk + kv_elems + a * dv  # q, k, v, attention output (= o_proj input)
+    per_token = 2 * h * (NORM_FP32_BYTES + e) + e * (attn_elems + mlp_elems) + LSE_BYTES * a
+    if plan.method != "full" and plan.lora_dropout > 0 and lora_targets:
+        f = mm.facts(spec)
+        per_layer_in = sum(f["linear"][t]["in_features"] for t in lora_targets if t in f["linear"]) / L
+        per_token += (e + 1) * per_layer_in
+    eager = EAGER_SCORE_BYTES * a * s if attn == "eager" else 0
+    layer_full = (per_token + eager) * s * b
+    fp32_copies = LOSS_FP32_COPIES - (1 if plan.chunked_loss else 0)
+    logits = b * s * V * (e + 4 * fp32_copies if e < 4 else 4 * fp32_copies)
+    mask = 2 * s * s * b if attn == "eager" else 0  # 4-D additive causal mask (16-bit), shared by all layers
+    if plan.gradient_checkpointing:
+        stored = L * h * e * s * b
+        working = max(logits, layer_full)
+    else:
+        stored = L * layer_full
+        working = logits
+    return {"layer_inputs_or_stored": float(stored), "working_set": float(working), "attention_mask": float(mask),
+            "per_layer_full": float(layer_full), "logits_loss": float(logits)}
+
+
+def estimate(model: str | Path | mm.ModelSpec, plan: Plan | dict | None = None,
+             hardware: str | hwmod.Hardware | dict = "rtx8000") -> Estimate:
+    """Per-GPU memory of one training step. Errors (unknown model, bad plan field, missing hardware field) name the field."""
+    spec = mm.resolve(model)
+    if plan is None:
+        plan = Plan()
+    elif isinstance(plan, dict):
+        unknown = set(plan) - set(Plan.__dataclass_fields__)
+        if unknown:
+            raise VramError(f"unknown plan field(s) {sorted(unknown)}; known: {sorted(Plan.__dataclass_fields__)}")
+        plan = Plan(**{k: (tuple(v) if k == "lora_targets" and isinstance(v, list) else v) for k, v in plan.items()})
+    hw = hwmod.load_profile(hardware)
+    _check_plan(spec, plan, hw)
+    dtype, attn = _choices(plan, hw)
+    e = DTYPE_BYTES[dtype]
+    f = mm.facts(spec)
+    N = plan.n_gpus
+    notes: list[str] = []
+
+    # ---- weights
+    wprec = plan.weights or ("nf4" if plan.method == "qlora" else dtype)
+    quantized = wprec in ("nf4", "fp4", "int8", "gptq4")
+    Q = f["quantizable_params"]
+    other = f["total_params"] - Q  # embeddings, lm_head, norms, biases, routers
+    bits = weight_bits(wprec, plan.double_quant)
+    if quantized:
+        other_bytes = other * (4 if plan.kbit_fp32_upcast else 2)  # bnb leaves them 16-bit; peft prep → fp32
+        w_quant = Q * bits / 8
+        workspace = 2 * max(v["max_weight"] for v in f["linear"].values())  # one dequantized 16-bit Linear at a time
+    else:
+        other_bytes = other * bits / 8
+        w_quant = Q * bits / 8
+        workspace = 0.0
+    weights_total = w_quant + other_bytes
+
+    # ---- trainable parameters
+    if plan.method == "full":
+        targets = None
+        trainable = f["total_params"]
+        p_bytes = bits / 8
+        lora_bytes = 0.0
+    else:
+        targets = mm.resolve_targets(spec, plan.lora_targets)
+        trainable = mm.lora_params(spec, plan.lora_rank, targets)
+        p_bytes = DTYPE_BYTES[plan.adapter_dtype]
+        lora_bytes = trainable * p_bytes
+    grads = trainable * p_bytes
+    per_state, paged = OPTIMIZERS[plan.optimizer]
+    opt_states = trainable * (2 * p_bytes if per_state is None else per_state)
+    master = plan.master_weights
+    if master is None:
+        master = plan.method == "full" and plan.sharding in ("zero2", "zero3", "fsdp") and p_bytes < 4
+    if master and plan.method == "full":
+        opt_states = trainable * MASTER_AND_ADAM_BYTES if per_state is None else opt_states + trainable * 4
+        notes.append("fp32 master weights + fp32 Adam moments (ZeRO K=12)")
+    if paged:
+        notes.append("paged optimizer: states live in CUDA unified memory and can spill to host under pressure")
+
+    # ---- sharding
+    ddp_buckets = 0.0
+    gathered = 0.0
+    if plan.sharding == "ddp" and N > 1:
+        ddp_buckets = grads  # DDP gradient buckets duplicate the gradients (gradient_as_bucket_view=False default)
+    if plan.sharding in ("zero2", "zero3", "fsdp"):
+        grads /= N
+        opt_states /= N
+        if plan.sharding in ("zero3", "fsdp"):
+            largest = f["largest_layer_params"]
+            lw = (bits / 8) if (quantized or plan.method == "full") else bits / 8
+            gathered = ZERO3_LIVE_LAYERS * largest * lw
+            weights_total /= N
+            lora_bytes /= N
+            if quantized:
+                notes.append("ZeRO-3/FSDP shard 4-bit weights only with bnb_4bit_quant_storage = the model dtype "
+                             "(and zero3_init_flag) — PEFT accelerate/deepspeed docs")
+    if plan.offload in ("optimizer", "optimizer+params"):
+        opt_states = 0.0
+        notes.append("optimizer states (and fp32 master) offloaded to CPU RAM")
+    if plan.offload == "optimizer+params":
+        weights_total = 0.0
+        lora_bytes = 0.0
+        grads = 0.0 if plan.method == "full" else grads
+        notes.append("parameters offloaded to CPU RAM; only the gathered layers stay on the GPU")
+
+    act = activation_terms(spec, plan, dtype, attn, targets)
+    activations = act["layer_inputs_or_stored"] + act["working_set"] + act["attention_mask"]
+
+    terms = {
+        "weights": weights_total,
+        "quant_workspace": workspace,
+        "zero3_gathered": gathered,
+        "lora": lora_bytes,
+        "gradients": grads,
+        "ddp_buckets": ddp_buckets,
+        "optimizer": opt_states,
+        "activations": activations,
+    }
+    allocated = sum(terms.values())
+    overhead = {"allocator_reserve": allocated * plan.allocator_reserve,
+                "cuda_context": plan.cuda_context_gib * GIB if hw.kind == "cuda" else 0.0}
+    detail = {
+        "dtype": dtype, "attn_implementation": attn, "weight_precision": wprec, "weight_bits": round(bits, 4),
+        "total_params": f["total_params"], "quantizable_params": Q, "other_params": other,
+        "trainable_params": int(trainable), "lora_targets": targets, "activation_parts_gb":
+            {k: round(v / GB, 4) for k, v in act.items()}, "plan_text": plan.describe(),
+    }
+    return Estimate(model=spec.name, hardware=hw.name, plan=_plan_dict(plan), terms=terms, overhead=overhead,
+                    detail=detail, capacity_bytes=float(hw.memory_bytes), notes=notes)
+
+
+def _plan_dict(plan: Plan) -> dict[str, Any]:
+    d = asdict(plan)
+    if isinstance(d["lora_targets"], tuple):
+        d["lora_targets"] = list(d["lora_targets"])
+    return d
+
+
+def fits(model, plan: Plan | dict | None = None, hardware="rtx8000", margin: float = 0.05) -> bool:
+    return estimate(model, plan, hardware).fits(margin)
+
+
+# Ordered levers for make_fit: each keeps the task (sequence length) and changes only how it is trained.
+FIT_STEPS: list[tuple[str, dict[str, Any]]] = [
+    ("gradient checkpointing", {"gradient_checkpointing": True}),
+    ("micro-batch 1 (+gradient accumulation)", {"micro_batch": 1}),
+    ("8-bit paged AdamW", {"optimizer": "paged_adamw_8bit"}),
+    ("4-bit NF4 base (QLoRA)", {"method": "qlora", "weights": "nf4", "double_quant": True}),
+    ("ZeRO-3 across the GPUs", {"sharding": "zero3"}),
+    ("CPU offload of optimizer states", {"offload": "optimizer"}),
+    ("CPU offload of parameters", {"offload": "optimizer+params"}),
+]
+
+
+def make_fit(model, plan: Plan, hardware="rtx8000", n_gpus: int | None = None, margin: float = 0.05
+             ) -> tuple[Plan | None, list[str], Estimate]:
+    """Apply FIT_STEPS in order until the estimate fits. Returns (plan or None, changes made, last estimate).
+
+    n_gpus: GPUs available for sharding (default: plan.n_gpus). Full fine-tuning switches to QLoRA only as a
+    listed change; the sequence length is never shortened (that changes the task)."""
+    n = n_gpus or plan.n_gpus
+    cur = plan
+    changes: list[str] = []
+    est = estimate(model, cur, hardware)
+    if est.fits(margin):
+        return cur, changes, est
+    for label, delta in FIT_STEPS:
+        if label.startswith("ZeRO-3"):
+            if n < 2:
+                continue
+            delta = {"sharding": "zero3", "n_gpus": n}
+        if label.startswith("CPU offload") and cur.sharding not in ("zero3", "fsdp"):
+            continue
+        if all(getattr(cur, k) == v for k, v in delta.items()):
+            continue
+        if label.startswith("4-bit") and cur.method == "full":
+            delta = {**delta, "lora_rank": cur.lora_rank or 16}
+        cur = replace(cur, **delta)
+        changes.append(label)
+        est = estimate(model, cur, hardware)
+        if est.fits(margin):
+            return cur, changes, est
+    return None, changes, est
+
+
+def max_seq_len(model, plan: Plan, hardware="rtx8000", margin: float = 0.05, upper: int | None = None) -> int:
+    """Longest sequence (multiple of 256) that fits; 0 if even 256 does not. Capped at the model's positions."""
+    spec = mm.resolve(model)
+    hi = upper or spec.max_positions * int(plan.rope_scaling_factor or 1)
+    if not estimate(spec, replace(plan, seq_len=256), hardware).fits(margin):
+        return 0
+    lo_ok, hi_bad = 256, hi + 256
+    if estimate(spec, replace(plan, seq_len=hi), hardware).fits(margin):
+        return hi
+    while hi_bad - lo_ok > 256:
+        mid = (lo_ok + hi_bad) // 2 // 256 * 256
+        if mid <= lo_ok:
+            mid = lo_ok + 256
+        if estimate(spec, replace(plan, seq_len=mid), hardware).fits(margin):
+            lo_ok = mid
+        else:
+            hi_bad = mid
+    return lo_ok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU-hours
+# ---------------------------------------------------------------------------------------------------------------
+def flops_per_token(model, plan: Plan) -> float:
+    n = mm.active_params(model)
+    passes = 2 + 2 + (2 if plan.method == "full" else 0) + (2 if plan.gradient_checkpointing else 0)
+    return passes * n
+
+
+def throughput(model, plan: Plan, hardware="rtx8000", mfu: float = DEFAULT_MFU) -> float:
+    """Tokens/s per GPU = MFU × peak 16-bit FLOP/s ÷ FLOPs per token (× QLORA_SPEED_FACTOR for 4-bit)."""
+    hw = hwmod.load_profile(hardware)
+    tps = mfu * hw.peak_tflops_16bit * 1e12 / flops_per_token(model, plan)
+    if plan.method == "qlora":
+        tps *= QLORA_SPEED_FACTOR
+    return tps
+
+
+def gpu_hours(tokens: float, epochs: float, tokens_per_s: float, n_gpus: int = 1) -> dict[str, float]:
+    """GPU-hours = tokens × epochs ÷ throughput (per GPU); wall-clock hours assume linear data-parallel scaling."""
+    if tokens_per_s <= 0:
+        raise VramError(f"field 'tokens_per_s' must be positive, got {tokens_per_s}")
+    gpu_h = tokens * epochs / tokens_per_s / 3600
+    return {"gpu_hours": gpu_h, "wall_hours": gpu_h / max(1, n_gpus), "tokens": tokens * epochs,
+            "tokens_per_s_per_gpu": tokens_per_s}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Calibration
+# ---------------------------------------------------------------------------------------------------------------
+def load_calibration(path: str | Path | None = None) -> list[dict[str, Any]]:
+    p = Path(path) if path else DATA_DIR / "calibration.json"
+    rows = json.loads(p.read_text(encoding="utf-8"))["measurements"]
+    for i, r in enumerate(rows):
+        for key in ("id", "source", "model", "hardware", "plan", "measured", "unit", "compare"):
+            if key not in r:
+                raise VramError(f"{p.name}: measurement #{i} ({r.get('id', '?')}) lacks field {key!r}")
+    return rows
+
+
+def _component(est: Estimate, compare: str) -> float:
+    if compare == "allocated":
+        return est.allocated_bytes
+    if compare == "reserved":
+        return est.reserved_bytes
+    if compare == "device":
+        return est.total_bytes
+    if compare == "weights":
+        return est.terms["weights"]
+    if compare == "lora":
+        return est.terms["lora"]
+    if compare == "optimizer":
+        return est.terms["optimizer"]
+    raise VramError(f"calibration field 'compare' must be allocated/reserved/device/weights/lora/optimizer, got {compare!r}")
+
+
+def calibration_table(path: str | Path | None = None, extra_rows: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Estimate vs every published measurement (one output row per input row, none dropped)."""
+    out = []
+    for r in [*load_calibration(path), *extra_rows]:
+        est = estimate(r["model"], r["plan"], r["hardware"])
+        unit = {"GB": GB, "GiB": GIB}[r["unit"]]
+        measured = r["measured"] * unit
+        got = _component(est, r["compare"])
+        if r.get("oom"):  # a run that ran out of memory holds when the kit's own fit check says "does not fit"
+            err = None
+            ok = not est.fits()
+        else:
+            err = (got - measured) / measured
+            ok = abs(err) <= 0.15
+        out.append({
+            "id": r["id"], "source": r["source"], "model": r["model"], "hardware": r["hardware"],
+            "setting": r.get("setting", est.detail["plan_text"]), "compare": r["compare"],
+            "measured_gb": round(measured / GB, 2) if not r.get("oom") else None,
+            "estimate_gb": round(got / GB, 2), "rel_error": None if err is None else round(err, 4),
+            "within_15pct": ok, "oom": bool(r.get("oom")), "note": r.get("note", ""),
+        })
+    return out
+
+
+def calibration_summary(table: list[dict[str, Any]]) -> dict[str, Any]:
+    errs = [abs(r["rel_error"]) for r in table if r["rel_error"] is not None]
+    errs.sort()
+    med = errs[len(errs) // 2] if len(errs) % 2 else (errs[len(errs) // 2 - 1] + errs[len(errs) // 2]) / 2
+    return {"rows": len(table), "within_15pct": sum(r["within_15pct"] for r in table),
+            "share_within_15pct": round(sum(r["within_15pct"] for r in table) / len(table), 4),
+            "median_abs_rel_error": round(med, 4), "max_abs_rel_error": round(max(errs), 4)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# GPU measurement (GPU machines only)
+# ---------------------------------------------------------------------------------------------------------------
+def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", steps: int = 1) -> dict[str, Any]:
+    """Real peak memory of a training step of a random-initialised, reduced-depth registry architecture.
+
+    Builds ``num_layers`` layers (same widths, vocab, heads) on ``device``, applies LoRA (PEFT) or trains fully,
+    runs ``steps`` AdamW steps at plan.seq_len × plan.micro_batch and returns torch.cuda.max_memory_allocated beside
+    the estimator's allocated bytes for the same reduced model. QLoRA quantizes with bitsandbytes NF4 on the fly."""
+    import torch
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
+
+    spec = mm.resolve(model)
+    small = spec.with_config(num_hidden_layers=num_layers, **({"first_k_dense_replace": min(1, num_layers)}
+                                                               if spec.cfg("first_k_dense_replace") else {}))
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[plan.dtype or "bf16"]
+    cfg = mm.hf_config(small)
+    cfg._attn_implementation = plan.attn_implementation or "sdpa"
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    net = AutoModelForCausalLM.from_config(cfg, dtype=dtype).to(device)
+    if plan.method == "qlora":
+        import bitsandbytes as bnb
+        import torch.nn as nn
+
+        def quantize(mod):
+            for name, child in mod.named_children():
+                if isinstance(child, nn.Linear) and name != "lm_head":
+                    q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                          compute_dtype=dtype, compress_statistics=plan.double_quant, quant_type="nf4",
+                                          device=device)
+                    q.weight = bnb.nn.Params4bit(child.weight.data.cpu(), requires_grad=False,
+                                                 compress_statistics=plan.double_quant, quant_type="nf4").to(device)
+                    if child.bias is not None:
+                        q.bias = child.bias
+                    setattr(mod, name, q)
+                else:
+                    quantize(child)
+        quantize(net)
+        torch.cuda.empty_cache()
+    if plan.method != "full":
+        from peft import LoraConfig, get_peft_model
+
+        targets = mm.resolve_targets(small, plan.lora_targets)
+        net = get_peft_model(net, LoraConfig(r=plan.lora_rank, lora_alpha=2 * plan.lora_rank, target_modules=targets,
+                                             lora_dropout=plan.lora_dropout))
+    if plan.gradient_checkpointing:
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        net.enable_input_require_grads()
+    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+    ids = torch.randint(0, spec.cfg("vocab_size"), (plan.micro_batch, plan.seq_len), device=device)
+    torch.cuda.reset_peak_memory_stats()
+    for _ in range(steps):
+        loss = net(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    peak = torch.cuda.max_memory_allocated() - base
+    est = estimate(small, replace(plan, dtype=plan.dtype or "bf16"), "h100-80gb")
+    del net, opt
+    torch.cuda.empty_cache()
+    return {"model": spec.name, "num_layers": num_layers, "plan": plan.describe(), "measured_peak_gb": peak / GB,
+            "estimate_allocated_gb": est.allocated_bytes / GB,
+            "rel_error": (est.allocated_bytes - peak) / peak, "device": torch.cuda.get_device_name(0)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CLI: tacsol vram
+# ---------------------------------------------------------------------------------------------------------------
+def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("model", nargs="?", help="registry name, hub id of a registry entry, or a config.json path")
+    p.add_argument("--hardware", default="rtx8000", help=f"profile name or JSON file ({', '.join(hwmod.list_profiles())})")
+    p.add_argument("--method", default="qlora", choices=METHODS)
+    p.add_argument("--weights", default=None, help="fp32|bf16|fp16|int8|nf4|fp4|gptq4 (default: nf4 for qlora)")
+    p.add_argument("--no-double-quant", action="store_true")
+    p.add_argument("--rank", type=int, default=16)
+    p.add_argument("--targets", default=",".join(mm.SEVEN_PROJECTIONS), help="comma-separated modules or all-linear")
+    p.add_argument("--optimizer", default="adamw", choices=sorted(OPTIMIZERS))
+    p.add_argument("--seq-len", type=int, default=4096)
+    p.add_argument("--micro-batch", type=int, default=1)
+    p.add_argument("--no-checkpointing", action="store_true")
+    p.add_argument("--attn", default=None, choices=ATTENTION)
+    p.add_argument("--dtype", default=None, choices=sorted(DTYPE_BYTES))
+    p.add_argument("--gpus", type=int, default=1)
+    p.add_argument("--sharding", default=None, choices=SHARDINGS, help="default: none for 1 GPU, ddp for more")
+    p.add_argument("--offload", default="none", choices=OFFLOADS)
+    p.add_argument("--rope-scaling-factor", type=float, default=None)
+    p.add_argument("--margin", type=float, default=0.05, help="keep this share of the card free")
+    p.add_argument("--make-fit", action="store_true", help="search the plan changes that make it fit")
+    p.add_argument("--list", action="store_true", help="list registry models and hardware profiles")
+    p.add_argument("--calibration", action="store_true", help="print the calibration table")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    return p
+
+
+def _plan_from_args(args) -> Plan:
+    targets = args.targets if args.targets == "all-linear" else tuple(t for t in args.targets.split(",") if t)
+    return Plan(method=args.method, weights=args.weights, double_quant=not args.no_double_quant, lora_rank=args.rank,
+                lora_targets=targets, optimizer=args.optimizer, seq_len=args.seq_len, micro_batch=args.micro_batch,
+                gradient_checkpointing=not args.no_checkpointing, attn_implementation=args.attn, dtype=args.dtype,
+                n_gpus=args.gpus, sharding=args.sharding or ("ddp" if args.gpus > 1 else "none"), offload=args.offload,
+                rope_scaling_factor=args.rope_scaling_factor)
+
+
+def main(args) -> int:
+    if args.list:
+        doc = {"models": {n: mm.get_model(n).hf_id for n in mm.list_models()}, "hardware": hwmod.list_profiles()}
+        print(json.dumps(doc, indent=1) if args.json else
+              "models:   " + ", ".join(doc["models"]) + "\nhardware: " + ", ".join(doc["hardware"]))
+        return 0
+    if args.calibration:
+        table = calibration_table()
+        doc = {"rows": table, "summary": calibration_summary(table)}
+        if args.json:
+            print(json.dumps(doc, indent=1))
+        else:
+            for r in table:
+                err = "OOM" if r["oom"] else f"{r['rel_error']:+.1%}"
+                print(f"{r['id']:32s} measured {r['measured_gb']!s:>7} GB  estimate {r['estimate_gb']:>7} GB  {err:>7}  "
+                      f"{'ok' if r['within_15pct'] else 'MISS'}")
+            print(doc["summary"])
+        return 0
+    if not args.model:
+        raise VramError("give a model (registry name or config.json path), or --list")
+    plan = _plan_from_args(args)
+    est = estimate(args.model, plan, args.hardware)
+    doc = est.to_dict()
+    doc["fits"] = est.fits(args.margin)
+    if args.make_fit or not doc["fits"]:
+        fit_plan, changes, fit_est = make_fit(args.model, plan, args.hardware, n_gpus=max(args.gpus, 1), margin=args.margin)
+        doc["make_fit"] = {"fits": fit_plan is not None, "changes": changes,
+                           "plan": _plan_dict(fit_plan) if fit_plan else None, "total_gb": round(fit_est.total_gb, 3)}
+    if args.json:
+        print(json.dumps(doc, indent=1))
+        return 0
+    print(f"{est.model} on {est.hardware} ({est.detail['dtype']}, {est.detail['attn_implementation']}): {est.detail['plan_text']}")
+    for k, v in est.terms.items():
+        if v:
+            print(f"  {k:18s} {v / GB:8.2f} GB")
+    for k, v in est.overhead.items():
+        print(f"  {k:18s} {v / GB:8.2f} GB")
+    print(f"  {'total per GPU':18s} {est.total_gb:8.2f} GB of {est.capacity_bytes / GB:.1f} GB -> "
+          f"{'fits' if doc['fits'] else 'does NOT fit'} (margin {args.margin:.0%})")
+    if "make_fit" in doc:
+        mf = doc["make_fit"]
+        print("  make it fit: " + (" + ".join(mf["changes"]) + f" -> {mf['total_gb']:.1f} GB" if mf["fits"]
+                                   else "no plan found (" + " + ".join(mf["changes"]) + ")"))
+    for n in est.notes:
+        print("  note:", n)
+    return 0
