@@ -22,6 +22,10 @@ $(STAMP): requirements.txt pyproject.toml package.json
 	$(BIN)/pip install -q -r requirements.txt
 	$(BIN)/pip install -q --no-deps -e .
 	npm install --no-audit --no-fund --loglevel=error
+	@# headless Chromium for the report test (Debian packages; needs root, else the browser test is skipped)
+	@command -v chromedriver >/dev/null || { if [ "$$(id -u)" = 0 ]; then apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+		else echo "note: install Debian chromium + chromium-driver (as root) for the report browser test"; fi; }
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -31,11 +31,13 @@ def params_dir() -> Path:
 
 
 def outputs_dir() -> Path:
-    return repo_root() / "outputs"
+    """outputs/ of the repo, or TACSOL_OUTPUTS (tests point it at a temporary folder)."""
+    env = os.environ.get("TACSOL_OUTPUTS")
+    return Path(env).resolve() if env else repo_root() / "outputs"
 
 
 def cache_dir() -> Path:
-    d = Path(os.environ.get("TACSOL_CACHE", outputs_dir() / "cache"))
+    d = Path(os.environ.get("TACSOL_CACHE", repo_root() / "outputs" / "cache"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
