@@ -228,6 +228,44 @@ class _Contract:
         self.entries = {f.bytecode_offset for f in (info.functions or [])}
         self.sym_cache: dict[int, _BlockSym] = {}
         self.unresolved: set[int] = set()
+        self.entry_stack: dict[int, tuple] = {}
+
+    def dispatcher_stacks(self, deadline: float) -> None:
+        """Constant stack contents on entry to each block reachable from offset 0 up to the public-function entries
+        (e.g. viaIR keeps the free-memory pointer 0x80 on the stack for every function)."""
+        if 0 not in self.blocks:
+            return
+        state: dict[int, tuple] = {0: ()}
+        work = [0]
+        steps = 0
+        while work and steps < 20000:
+            steps += 1
+            b = work.pop()
+            st = state[b]
+            if b in self.entries and b != 0:
+                continue
+            sb = self.sym(b)
+            h = min(32, len(st) - sb.consumed + len(sb.exit_top))
+
+            def cv(o):
+                if o[0] == "c":
+                    return o[1]
+                if o[0] == "p":
+                    return st[o[1]] if o[1] < len(st) else None
+                return None
+
+            ex = tuple(cv(sb.exit(j)) for j in range(max(h, 0)))
+            for t in self.succs(b, state):
+                if t not in self.blocks:
+                    continue
+                old = state.get(t)
+                new = ex if old is None else tuple(x if x == y else None for x, y in zip(old, ex))
+                if new != old:
+                    state[t] = new
+                    work.append(t)
+            if time.monotonic() > deadline:
+                raise TimeoutError
+        self.entry_stack = state
 
     def sym(self, bid: int) -> _BlockSym:
         s = self.sym_cache.get(bid)
@@ -385,11 +423,15 @@ class _Contract:
             if time.monotonic() > deadline:
                 raise TimeoutError
 
+        known = {n: self.entry_stack.get(nodes[n][0], ()) for n in entries}
+
         def resolve(n: int, o):
             while o[0] == "p" and n in subst:
                 p = preds[n][0]
                 o = syms[p].exit(o[1])
                 n = p
+            if o[0] == "p" and n in known and o[1] < len(known[n]) and known[n][o[1]] is not None:
+                return ("c", known[n][o[1]])
             if o[0] == "t":
                 return ("t", n, o[1])
             if o[0] == "p":
@@ -399,7 +441,7 @@ class _Contract:
         def edge_args(n: int, t: int) -> list:
             if t in subst:
                 return []
-            return [resolve(n, syms[n].exit(j)) for j in sorted(need[t])]
+            return [resolve(n, syms[n].exit(j)) for j in sorted(need[t]) if resolve(t, ("p", j))[0] == "p"]
 
         body = {n: [(d, name, [resolve(n, a) for a in args]) for d, name, args in syms[n].lines] for n in ids}
         used: dict = {}
@@ -476,7 +518,7 @@ class _Contract:
                 seen_blocks.add(nodes[n][0])
                 for k, v in sb.counts.items():
                     counts[k] = counts.get(k, 0) + v
-            params = [] if n in subst else [("p", n, j) for j in sorted(need[n])]
+            params = [] if n in subst else [("p", n, j) for j in sorted(need[n]) if resolve(n, ("p", j))[0] == "p"]
             out.append(label[n] + (f"({', '.join(nm(p) for p in params)})" if params else "") + ":")
             for k, (d, name, args) in enumerate(body[n]):
                 if live[n][k]:
@@ -634,6 +676,10 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0) -> LiftedContract:
     if not c.instrs:
         raise LiftError("empty_code", "no instructions before the metadata")
     funcs = list(info.functions or [])
+    try:
+        c.dispatcher_stacks(deadline)
+    except TimeoutError:
+        res.warnings.append("dispatcher constant tracking timed out")
     if not funcs and _looks_like_creation(raw, c.instrs):
         raise LiftError("creation_code", "this is creation (deployment) bytecode: it runs a constructor that "
                         "CODECOPYs an embedded runtime and RETURNs it; pass the runtime (deployedBytecode) instead")
