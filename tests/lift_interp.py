@@ -81,6 +81,7 @@ class TacFunction:
         env = {"callvalue": 0, "calldatasize": len(calldata), "caller": int("22" * 20, 16), **(env or {})}
         storage = {} if storage is None else storage
         mem = bytearray()
+        logs = self.logs = []
         vals: dict[str, int] = {}
 
         def val(a: str) -> int:
@@ -126,6 +127,9 @@ class TacFunction:
             if name == "calldatacopy":
                 grow(args[0], args[2])
                 mem[args[0]:args[0] + args[2]] = calldata[args[1]:args[1] + args[2]].ljust(args[2], b"\0")
+                return None
+            if name.startswith("log"):
+                logs.append((mread(args[0], args[1]), args[2:]))
                 return None
             if name == "return":
                 raise Halt("return", mread(args[0], args[1]))

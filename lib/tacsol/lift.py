@@ -746,7 +746,7 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def _read_code_arg(arg: str):
     path = Path(arg)
-    if len(arg) < 4096 and path.is_file():
+    if len(arg) < 1024 and path.is_file():
         data = path.read_bytes()
         text = data.decode("utf-8", "replace").strip()
         if text.startswith("{"):

@@ -1,0 +1,156 @@
+"""tacsol.lift on real solc output (fixtures compiled once by tests/fixtures/lift/gen.js) and on bad input."""
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import evmole
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+from lift_interp import M, TacFunction  # noqa: E402
+
+from tacsol.lift import LiftError, _Contract, lift  # noqa: E402
+
+FIX = json.loads((Path(__file__).parent / "fixtures" / "lift" / "contracts.json").read_text())
+IDS = [c["id"] for c in FIX]
+
+
+@pytest.fixture(scope="module")
+def lifted():
+    return {c["id"]: lift(c["runtime"]) for c in FIX}
+
+
+def _abi(sel: str, *args: int) -> bytes:
+    return bytes.fromhex(sel) + b"".join(a.to_bytes(32, "big") for a in args)
+
+
+@pytest.mark.parametrize("cid", IDS)
+def test_selectors_match_solc_method_identifiers(cid, lifted):
+    c = next(x for x in FIX if x["id"] == cid)
+    got = {f.selector for f in lifted[cid].functions}
+    want = {"0x" + s for s in c["method_identifiers"].values()}
+    assert want <= got and got - want <= {"fallback", "receive"}
+    if c["contract"] == "A":   # A has payable fallback (0.4/0.5) or receive + fallback (0.6+)
+        assert "fallback" in got
+        assert ("receive" in got) == (not c["solc"].startswith(("0.4.", "0.5.")))
+    assert all(f.status == "ok" for f in lifted[cid].functions), lifted[cid].warnings
+    assert lifted[cid].metadata_len > 0
+
+
+def test_binary_search_dispatcher_has_all_18_selectors(lifted):
+    for cid in ("B@0.6.12/opt200", "B@0.8.26/opt200", "B@0.8.26/viair-opt200"):
+        assert len([f for f in lifted[cid].functions if f.selector.startswith("0x")]) == 18
+
+
+@pytest.mark.parametrize("cid", [i for i in IDS if i.startswith("A@")])
+def test_bodies_show_effects_and_nothing_else(cid, lifted):
+    c = next(x for x in FIX if x["id"] == cid)
+    ids = c["method_identifiers"]
+    res = lifted[cid]
+    tac = {sig: res.function(sel).tac for sig, sel in ids.items()}
+    ops = {sig: res.function(sel).ops for sig, sel in ids.items()}
+    assert "log2(" in tac["setTotal(uint256)"] and ops["setTotal(uint256)"].get("LOG2") == 1
+    assert "sstore(" in tac["setTotal(uint256)"] and "sstore(" in tac["store(uint256)"]
+    assert "call(" in tac["callOther(address,uint256)"] and ops["callOther(address,uint256)"].get("CALL") == 1
+    for sig in ("sub(uint256,uint256)", "total()", "bal(address)", "sumTo(uint256)", "callOther(address,uint256)"):
+        assert "return(" in tac[sig], sig
+    for sig in ("sub(uint256,uint256)", "div(uint256,uint256)", "lt(uint256,uint256)", "sumTo(uint256)",
+                "useHelper1(uint256)"):
+        assert not any(k in tac[sig] for k in ("sstore(", "log", "call(")), sig
+    assert "sstore(" in res.function("fallback" if c["solc"] < "0.6" else "receive").tac
+
+
+@pytest.mark.parametrize("cid", IDS)
+def test_isolation_blocks_stay_inside_the_path_rule_set(cid):
+    """Every block a function's TAC uses lies in its evmole path-rule block set (offline-assets.md), and no other
+    function's entry is reached."""
+    c = next(x for x in FIX if x["id"] == cid)
+    raw = bytes.fromhex(c["runtime"])
+    info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
+    con = _Contract(raw, info.metadata.bytecode_offset, info)
+    entries = {f.bytecode_offset for f in info.functions}
+    for f in info.functions:
+        path_rule = set(con.block_set([f.bytecode_offset]))
+        *_, used = con.render("h", [f.bytecode_offset], float("inf"))
+        assert used <= path_rule, (f.selector, sorted(used - path_rule))
+        assert not (used & (entries - {f.bytecode_offset})), f.selector
+
+
+@pytest.mark.parametrize("cid", [i for i in IDS if i.startswith("A@")])
+def test_loops_and_internal_calls_execute_correctly(cid, lifted):
+    """sumTo (a loop) and useHelper1/2 (one internal function, two callers) run in the TAC interpreter."""
+    c = next(x for x in FIX if x["id"] == cid)
+    ids, res = c["method_identifiers"], lifted[cid]
+    rng = random.Random(3)
+    for n in (0, 1, 5, 17):
+        kind, out, _ = TacFunction(res.function(ids["sumTo(uint256)"]).tac).run(_abi(ids["sumTo(uint256)"], n))
+        assert kind == "return" and int.from_bytes(out, "big") == n * (n - 1) // 2
+    for _ in range(5):
+        x = rng.getrandbits(64)
+        for sig, want in (("useHelper1(uint256)", x * 3 + 3), ("useHelper2(uint256)", (x * 3 + 1) ^ 5)):
+            kind, out, _ = TacFunction(res.function(ids[sig]).tac).run(_abi(ids[sig], x))
+            assert kind == "return" and int.from_bytes(out, "big") == want % M, (sig, x)
+    kind, _, st = TacFunction(res.function(ids["setTotal(uint256)"]).tac).run(_abi(ids["setTotal(uint256)"], 42))
+    assert kind == "stop" and st == {0: 42}
+
+
+def test_cancun_opcodes_render():
+    # PUSH0 TLOAD; PUSH1 1 PUSH0 TSTORE; MCOPY(0,0x20,0x20); BLOBHASH(0); BLOBBASEFEE; BASEFEE; SSTOREs; STOP
+    code = ("5f5c" "60015f5d" "6020602060005e" "5f49" "4a" "48" "0160005500" "")
+    code = "5f5c" + "60015f5d" + "60206020" + "5f5e" + "5f49" + "4a01" + "4801" + "015f5500"
+    tac = lift(code).function("fallback").tac
+    for frag in ("tload(0x0)", "tstore(0x0, 0x1)", "mcopy(0x0, 0x20, 0x20)", "blobhash(0x0)", "blobbasefee",
+                 "basefee", "sstore(0x0,"):
+        assert frag in tac, (frag, tac)
+
+
+@pytest.mark.parametrize("code,reason", [
+    ("0xzz12", "malformed_hex"), ("abc", "malformed_hex"), ("", "empty_code"), ("0x", "empty_code"),
+    ("6001600201" + "7f0011", "truncated_push"), ("0c0d0e0f", "invalid_opcode"),
+    ("363d3d373d3d3d363d73" + "be" * 20 + "5af43d82803e903d91602b57fd5bf3", "proxy_only"),
+    ("365f5f37" "5f5f365f73" + "be" * 20 + "5af4" "00", "proxy_only"),
+    ("60006000fd", "no_functions"), (12, "malformed_hex"),
+])
+def test_bad_input_has_reason(code, reason):
+    with pytest.raises(LiftError) as ei:
+        lift(code)
+    assert ei.value.reason == reason
+    assert str(ei.value).startswith(reason + ": ")
+
+
+def test_creation_code_is_detected():
+    c = next(x for x in FIX if x.get("creation"))
+    with pytest.raises(LiftError) as ei:
+        lift(c["creation"])
+    assert ei.value.reason == "creation_code" and "deployedBytecode" in str(ei.value)
+
+
+def test_time_limit_reports_timeout_not_hang():
+    res = lift(FIX[0]["runtime"], time_limit_s=0.0)
+    assert res.functions and all(f.status == "timeout" and f.tac == "" for f in res.functions)
+
+
+def test_bytes_and_prefix_inputs_agree():
+    h = FIX[1]["runtime"]
+    a, b, c = lift(h), lift("0x" + h), lift(bytes.fromhex(h))
+    assert a.tac() == b.tac() == c.tac() and a.code_size == len(h) // 2
+
+
+def test_cli_prints_tac_and_json(capsys, tmp_path):
+    from tacsol.cli import main
+
+    c = next(x for x in FIX if x["id"] == "A@0.8.26/opt200")
+    sel = "0x" + c["method_identifiers"]["sub(uint256,uint256)"]
+    assert main(["lift", c["runtime"], "--selector", sel]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"function {sel}(uint256,uint256)") and "return(" in out
+    f = tmp_path / "code.hex"
+    f.write_text(c["runtime"])
+    assert main(["lift", str(f), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert {x["selector"] for x in data["functions"]} >= {sel, "fallback", "receive"}
+    assert main(["lift", "0xzz"]) == 1
+    assert "malformed_hex" in capsys.readouterr().err
