@@ -1,0 +1,342 @@
+"""Evaluation of generated Solidity against the held-out references (`tacsol evaluate`).
+
+Per function: semantic similarity, normalized edit distance, length difference, construct counts, and the objective
+checks the paper lacks (compiles in a stub of the original contract; selector of the generated header equals the
+bytecode's; effects grounded in the TAC). Per run: bootstrap intervals, threshold shares, buckets, correlations, the
+similarity floor/ceiling of the same references, figures. See docs/evaluation.md.
+
+    from tacsol import evaluate
+    summary = evaluate.evaluate_run(records, generations, out_dir)   # writes out_dir/eval/
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from .aggregate import aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
+from .compile import CompileResult, build_stub, compile_many, pick_version  # noqa: F401
+from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
+                      construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
+from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
+                       contract_body, find_function, parse_declarations, selector, tac_effects)
+
+EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
+
+
+# ---------------------------------------------------------------- inputs
+
+def _records_list(records) -> list[dict]:
+    if hasattr(records, "to_list"):          # datasets.Dataset
+        return list(records.to_list())
+    if hasattr(records, "to_dict") and hasattr(records, "columns"):  # pandas
+        return records.to_dict("records")
+    return [dict(r) for r in records]
+
+
+class NonUtf8(str):
+    """Text decoded with replacement characters from bytes that were not UTF-8 (still a failure)."""
+
+
+def normalize_generation(value: Any) -> tuple[str, str]:
+    """(text, failure reason or ''). Bytes that are not UTF-8, strings holding lone surrogates, None and blank
+    output are failures; the row stays in the table and is scored as what it is."""
+    if value is None:
+        return "", "missing"
+    if isinstance(value, NonUtf8):
+        return str(value), "non_utf8"
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError:
+            return bytes(value).decode("utf-8", errors="replace"), "non_utf8"
+    if not isinstance(value, str):
+        return str(value), "not_text"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", errors="replace").decode("utf-8"), "non_utf8"
+    if not value.strip():
+        return value, "empty"
+    return value, ""
+
+
+def align_generations(records: list[dict], generations) -> list[Any]:
+    """generations: a list aligned with records, a mapping id -> text, or rows with id and generated."""
+    if isinstance(generations, Mapping):
+        return [generations.get(r["id"]) for r in records]
+    gens = list(generations)
+    if gens and isinstance(gens[0], Mapping):
+        by_id = {}
+        for i, g in enumerate(gens):
+            if "id" not in g or "generated" not in g:
+                raise ValueError(f"generation row {i}: needs fields 'id' and 'generated' (has {sorted(g)})")
+            by_id[g["id"]] = g["generated"]
+        return [by_id.get(r["id"]) for r in records]
+    if len(gens) != len(records):
+        raise ValueError(f"generations: {len(gens)} items for {len(records)} records (pass a mapping id -> text "
+                         "to evaluate a subset)")
+    return gens
+
+
+def read_generations(path: str | Path) -> dict[str, Any]:
+    """jsonl with {"id", "generated"} per line. Lines that are not UTF-8 are decoded with replacement and the
+    generation is marked non-UTF-8 (bytes returned); malformed lines raise naming the line."""
+    out: dict[str, Any] = {}
+    with open(path, "rb") as fh:
+        for no, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            bad = False
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                line, bad = raw.decode("utf-8", errors="replace"), True
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{no}: not JSON ({exc.msg})") from None
+            if "id" not in row or "generated" not in row:
+                raise ValueError(f"{path}:{no}: needs fields 'id' and 'generated'")
+            g = row["generated"]
+            out[str(row["id"])] = NonUtf8(g) if bad and isinstance(g, str) else g
+    return out
+
+
+DeclarationSource = Callable[[dict], "str | None"] | Mapping[str, str] | None
+
+
+def _declarations_for(rec: dict, declarations: DeclarationSource) -> str:
+    if declarations is None:
+        text = rec.get("declarations") or ""
+    elif callable(declarations):
+        text = declarations(rec) or ""
+    else:
+        text = declarations.get(rec.get("id", "")) or declarations.get(rec.get("contract_key", "")) \
+            or declarations.get(f"{rec.get('file', '')}:{rec.get('contract', '')}") or ""
+    return text
+
+
+def declarations_from_source(source: str, contract: str | None = None) -> str:
+    """Contract-level declarations (state variables, events, errors, structs, enums) of `contract` in a source."""
+    body = contract_body(source, contract)
+    return parse_declarations(body).text if body else ""
+
+
+# ---------------------------------------------------------------- scoring
+
+def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMBEDDER,
+          declarations: DeclarationSource = None, compile_check: bool = True, compile_reference: bool = True,
+          timings: dict[str, float] | None = None, progress: bool = False):
+    """Per-function table (pandas.DataFrame), one row per record, failures included."""
+    import pandas as pd
+
+    timings = timings if timings is not None else {}
+    recs = _records_list(records)
+    raw = align_generations(recs, generations)
+    t0 = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    parsed: list[Any] = []
+    for rec, g in zip(recs, raw):
+        for fld in ("id", "solidity"):
+            if fld not in rec:
+                raise ValueError(f"record {rec.get('id', '?')}: missing field {fld!r}")
+        text, failure = normalize_generation(g)
+        ref = rec.get("solidity") or ""
+        decl_text = _declarations_for(rec, declarations)
+        decl = parse_declarations(decl_text)
+        row: dict[str, Any] = {
+            "id": rec["id"], "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
+            "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
+            "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
+            "gen_chars": len(text), "ref_chars": len(ref),
+            "tac_blocks": int(rec.get("tac_blocks") or 0),
+            "tac_instructions": int(rec.get("tac_instructions") or len((rec.get("tac") or "").splitlines())),
+        }
+        row["complexity"] = complexity_bucket(row["tac_instructions"])
+        row["length_bucket"] = "<1000" if len(ref) < 1000 else ">=1000"
+        row["edit_distance"] = edit_distance(text, ref)
+        row["length_diff"] = length_diff(text, ref)
+        fn = None
+        if not failure:
+            try:
+                fn = find_function(text)
+            except ParseFailure as exc:
+                row["failure"] = f"unparsable:{exc.reason}"
+        row["parse_ok"] = fn is not None
+        # selector
+        sig, sel = None, None
+        if fn is not None and fn.kind == "function":
+            try:
+                sig = canonical_signature(fn, decl)
+                sel = selector(sig)
+            except ParseFailure:
+                pass
+        want = (rec.get("selector") or "").lower()
+        row["signature_generated"] = sig or ""
+        row["selector_generated"] = sel or (fn.kind if fn is not None and fn.kind in ("fallback", "receive") else "")
+        row["selector_match"] = bool(want) and row["selector_generated"] == want
+        # grounding
+        te = tac_effects(rec.get("tac") or "")
+        oe = code_effects(text, decl)
+        for cat in EFFECT_CATEGORIES:
+            row[f"tac_{cat}"] = te[cat]
+            row[f"out_{cat}"] = oe[cat]
+        rows.append(row)
+        parsed.append((rec, fn, decl_text))
+    timings["parse_select_ground_s"] = time.perf_counter() - t0
+
+    # compile: generated and (as the stub's control) the reference, per solc version, batched
+    t0 = time.perf_counter()
+    for row in rows:
+        row.update({"compiles": None, "compile_status": "skipped", "compile_message": "", "ref_compiles": None})
+    if compile_check:
+        units = []
+        for i, (row, (rec, fn, decl_text)) in enumerate(zip(rows, parsed)):
+            version = rec.get("solc_version") or ""
+            ctx = rec.get("context") or ""
+            if fn is not None:
+                units.append((f"g{i}", version, build_stub(fn.text, pick_version(version) or "0.8.26", decl_text, ctx)))
+            else:
+                row.update({"compiles": False, "compile_status": "unparsable" if not row["failure"].startswith(
+                    ("empty", "missing", "non_utf8", "not_text")) else "no_output"})
+            if compile_reference:
+                units.append((f"r{i}", version, build_stub(rec.get("solidity") or "", pick_version(version) or "0.8.26",
+                                                           decl_text, ctx)))
+        res = compile_many(units)
+        for i, row in enumerate(rows):
+            g = res.get(f"g{i}")
+            if g is not None:
+                row.update({"compiles": g.ok, "compile_status": g.status, "compile_message": g.message})
+            r = res.get(f"r{i}")
+            if r is not None:
+                row["ref_compiles"] = r.ok
+    timings["compile_s"] = time.perf_counter() - t0
+
+    # similarity: one batched embedding pass for generated + references
+    t0 = time.perf_counter()
+    if embedder is None:
+        for row in rows:
+            row["similarity"] = math.nan
+    else:
+        emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
+        sims = emb.similarity([r["generated"] for r in rows], [r["reference"] for r in rows], progress=progress)
+        for row, s in zip(rows, sims):
+            row["similarity"] = float(s)
+    timings["similarity_s"] = time.perf_counter() - t0
+    return pd.DataFrame(rows)
+
+
+def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fine-tuned",
+                 embedder: Embedder | str = DEFAULT_EMBEDDER, declarations: DeclarationSource = None,
+                 compile_check: bool = True, figures: bool = True, n_boot: int = 1000, seed: int = 0,
+                 eval_dir: str | Path | None = None, extra: dict | None = None, progress: bool = False,
+                 verbose: bool = True) -> dict[str, Any]:
+    """Score `generations` against `records` and write eval_dir (default out_dir/eval): functions.parquet (one row
+    per function), summary.json (aggregates, floor/ceiling, embedder, timings, flat `metrics` for 06_compare),
+    figures/*.png. Returns the summary dict. Baselines use eval_dir = out_dir/eval/baselines/<name>."""
+    from .. import paths
+    from ..ioutil import atomic_write_bytes, atomic_write_json
+
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+    out = Path(eval_dir) if eval_dir is not None else paths.resolve(out_dir) / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
+    recs = _records_list(records)
+    df = score(recs, generations, embedder=emb, declarations=declarations, compile_check=compile_check,
+               timings=timings, progress=progress)
+
+    t0 = time.perf_counter()
+    ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None
+    floor = floor_and_ceiling(ref_emb, seed=seed) if ref_emb is not None else floor_and_ceiling([], seed)  # type: ignore[arg-type]
+    timings["floor_ceiling_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    agg = aggregate(df, n_boot=n_boot, seed=seed)
+    agg["constructs"] = {"generated": construct_frequencies(df["generated"]),
+                         "reference": construct_frequencies(df["reference"]),
+                         "unit": "occurrences per 1,000 characters"}
+    timings["aggregate_s"] = time.perf_counter() - t0
+
+    import io
+
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    atomic_write_bytes(out / "functions.parquet", buf.getvalue())
+
+    summary: dict[str, Any] = {
+        "system": system,
+        "embedder": emb.describe(),
+        "metrics": flat_metrics(agg, floor),
+        "floor_ceiling": floor,
+        "aggregates": agg,
+        "timings_s": timings,
+        **(extra or {}),
+    }
+    if figures and len(df):
+        t0 = time.perf_counter()
+        from .. import plots
+
+        summary["figures"] = [str(p.relative_to(out)) for p in plots.eval_figures(df, summary, out / "figures")]
+        timings["figures_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_all
+    atomic_write_json(out / "summary.json", summary)
+    if verbose:
+        m = summary["metrics"]
+        print(f"[evaluate:{system}] n={m['n_functions']} similarity={_f(m['similarity_mean'])} "
+              f"[{_f(m['similarity_ci_low'])}, {_f(m['similarity_ci_high'])}] (floor {_f(m['similarity_floor'])}, "
+              f"ceiling {_f(m['similarity_ceiling'])}) edit={_f(m['edit_distance_mean'])} "
+              f"compile={_f(m['compile_rate'])} selector={_f(m['selector_match_rate'])} "
+              f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']}")
+        print("[evaluate] stage timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+    return summary
+
+
+def _f(x) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+# ---------------------------------------------------------------- CLI
+
+def build_parser(p: argparse.ArgumentParser) -> None:
+    p.add_argument("generations", help="jsonl file: one {\"id\": ..., \"generated\": ...} per line")
+    p.add_argument("--dataset", required=True,
+                   help="dataset name under outputs/data/, a dataset folder, or 'sample' for the shipped sample")
+    p.add_argument("--split", default="test", help="split holding the records the generations answer (test)")
+    p.add_argument("--out", required=True, help="output folder; results go to OUT/eval/")
+    p.add_argument("--system", default="fine-tuned", help="name recorded in summary.json")
+    p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="sentence-transformers model (name or folder)")
+    p.add_argument("--declarations", help="json file mapping record id or contract_key to declarations text")
+    p.add_argument("--no-compile", action="store_true", help="skip the compile check")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--only-generated", action="store_true",
+                   help="score only records that have a generation (default: every record of the split; missing "
+                        "ones count as failures)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (1000)")
+
+
+def main(args: argparse.Namespace) -> int:
+    from .. import pairs
+
+    ds = pairs.load_sample() if args.dataset == "sample" else pairs.load(args.dataset)
+    if args.split not in ds:
+        print(f"tacsol evaluate: dataset has no split {args.split!r} (has {list(ds)})", file=sys.stderr)
+        return 2
+    records = _records_list(ds[args.split])
+    gens = read_generations(args.generations)
+    unknown = set(gens) - {r["id"] for r in records}
+    if unknown:
+        print(f"tacsol evaluate: {len(unknown)} generation ids not in split {args.split!r} (e.g. "
+              f"{sorted(unknown)[:3]}); they are ignored", file=sys.stderr)
+    if args.only_generated:
+        records = [r for r in records if r["id"] in gens]
+    decl = json.loads(Path(args.declarations).read_text()) if args.declarations else None
+    s = evaluate_run(records, gens, args.out, system=args.system, embedder=args.embedder, declarations=decl,
+                     compile_check=not args.no_compile, figures=not args.no_figures, n_boot=args.bootstrap)
+    print(json.dumps(s["metrics"], indent=2))
+    return 0

@@ -1,0 +1,163 @@
+"""Aggregates of a per-function table: means/medians with bootstrap 95% intervals, threshold shares, buckets,
+correlations, grounding precision/recall, failure counts."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+SIM_THRESHOLDS = (0.7, 0.8, 0.85, 0.9)
+EDIT_THRESHOLD = 0.4
+LONG_CHARS = 1000
+# complexity buckets over TAC instructions (upper bounds, inclusive)
+COMPLEXITY_EDGES = (50, 200, 1000)
+GROUNDED = ("event", "storage_write", "external_call")  # reverts reported apart: compiler checks put them everywhere
+
+
+def bootstrap_ci(values, stat: str = "mean", n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
+                 ) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean or median; (nan, nan) for no data."""
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return (math.nan, math.nan)
+    if len(x) == 1:
+        return (float(x[0]), float(x[0]))
+    rng = np.random.default_rng(seed)
+    out = np.empty(n_boot)
+    step = max(1, 2_000_000 // len(x))  # bound memory: resample in slices
+    for s in range(0, n_boot, step):
+        k = min(step, n_boot - s)
+        idx = rng.integers(0, len(x), size=(k, len(x)))
+        samples = x[idx]
+        out[s:s + k] = samples.mean(axis=1) if stat == "mean" else np.median(samples, axis=1)
+    return (float(np.percentile(out, 100 * alpha / 2)), float(np.percentile(out, 100 * (1 - alpha / 2))))
+
+
+def describe(values, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    x = np.asarray(values, dtype=float)
+    x = x[~np.isnan(x)]
+    if len(x) == 0:
+        return {"n": 0, "mean": None, "median": None, "std": None, "ci_low": None, "ci_high": None,
+                "median_ci_low": None, "median_ci_high": None, "q1": None, "q3": None}
+    lo, hi = bootstrap_ci(x, "mean", n_boot, seed)
+    mlo, mhi = bootstrap_ci(x, "median", n_boot, seed + 1)
+    return {"n": int(len(x)), "mean": float(x.mean()), "median": float(np.median(x)), "std": float(x.std()),
+            "ci_low": lo, "ci_high": hi, "median_ci_low": mlo, "median_ci_high": mhi,
+            "q1": float(np.percentile(x, 25)), "q3": float(np.percentile(x, 75)),
+            "min": float(x.min()), "max": float(x.max())}
+
+
+def complexity_bucket(instructions: int) -> str:
+    lo = 0
+    for edge in COMPLEXITY_EDGES:
+        if instructions <= edge:
+            return f"{lo}-{edge}" if lo else f"<={edge}"
+        lo = edge + 1
+    return f">{COMPLEXITY_EDGES[-1]}"
+
+
+def _pearson(a, b) -> float | None:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    if ok.sum() < 3 or np.std(a[ok]) == 0 or np.std(b[ok]) == 0:
+        return None
+    return float(np.corrcoef(a[ok], b[ok])[0, 1])
+
+
+def _rate(series) -> float | None:
+    s = [bool(x) for x in series if x is not None and not (isinstance(x, float) and math.isnan(x))]
+    return float(np.mean(s)) if s else None
+
+
+def grounding(df) -> dict[str, Any]:
+    """Micro precision/recall of effects the output shows against effects the TAC shows (category present or not,
+    per function). A false positive is a hallucination: the output shows an effect the TAC never performs."""
+    out: dict[str, Any] = {}
+    tp = fp = fn = 0
+    for cat in (*GROUNDED, "revert"):
+        t = df[f"tac_{cat}"].to_numpy() > 0
+        o = df[f"out_{cat}"].to_numpy() > 0
+        c_tp, c_fp, c_fn = int((t & o).sum()), int((~t & o).sum()), int((t & ~o).sum())
+        out[cat] = {"tac_has": int(t.sum()), "output_has": int(o.sum()), "tp": c_tp, "fp": c_fp, "fn": c_fn,
+                    "precision": c_tp / (c_tp + c_fp) if c_tp + c_fp else None,
+                    "recall": c_tp / (c_tp + c_fn) if c_tp + c_fn else None}
+        if cat in GROUNDED:
+            tp, fp, fn = tp + c_tp, fp + c_fp, fn + c_fn
+    out["precision"] = tp / (tp + fp) if tp + fp else None
+    out["recall"] = tp / (tp + fn) if tp + fn else None
+    halluc = np.zeros(len(df), dtype=bool)
+    for cat in GROUNDED:
+        halluc |= (df[f"tac_{cat}"].to_numpy() == 0) & (df[f"out_{cat}"].to_numpy() > 0)
+    out["functions_with_hallucinated_effect"] = int(halluc.sum())
+    out["share_functions_with_hallucinated_effect"] = float(halluc.mean()) if len(df) else None
+    return out
+
+
+def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Everything summary.json reports about one system on one split (without the floor/ceiling, added by the
+    caller from the reference embeddings)."""
+    n = len(df)
+    sim = df["similarity"].to_numpy(float)
+    ed = df["edit_distance"].to_numpy(float)
+    ld = df["length_diff"].to_numpy(float)
+    agg: dict[str, Any] = {"n_functions": n}
+    agg["similarity"] = describe(sim, n_boot, seed)
+    agg["edit_distance"] = describe(ed, n_boot, seed + 10)
+    agg["length_diff"] = {**describe(ld, n_boot, seed + 20),
+                          "share_within_50": float(np.mean(np.abs(ld) <= 50)) if n else None}
+    agg["shares"] = {f"similarity_gt_{t}": (float(np.mean(sim > t)) if n else None) for t in SIM_THRESHOLDS}
+    agg["shares"][f"edit_distance_lt_{EDIT_THRESHOLD}"] = float(np.mean(ed < EDIT_THRESHOLD)) if n else None
+    agg["correlations"] = {
+        "edit_distance_vs_similarity": _pearson(ed, sim),
+        "generated_vs_reference_length": _pearson(df["gen_chars"], df["ref_chars"]),
+    }
+    groups: dict[str, Any] = {}
+    for col in ("complexity", "length_bucket"):
+        g = {}
+        for key, sub in df.groupby(col, sort=True):
+            g[str(key)] = {"n": int(len(sub)), "similarity_mean": float(sub["similarity"].mean()),
+                           "similarity_median": float(sub["similarity"].median()),
+                           "edit_distance_mean": float(sub["edit_distance"].mean()),
+                           "compile_rate": _rate(sub["compiles"]),
+                           "selector_match_rate": _rate(sub["selector_match"])}
+        groups[col] = g
+    agg["by"] = groups
+    checks: dict[str, Any] = {
+        "compile_rate": _rate(df["compiles"]),
+        "reference_compile_rate": _rate(df["ref_compiles"]),
+        "selector_match_rate": _rate(df["selector_match"]),
+    }
+    both = df[df["ref_compiles"] == True]  # noqa: E712  (column may hold None)
+    checks["compile_rate_where_reference_compiles"] = _rate(both["compiles"]) if len(both) else None
+    checks["n_where_reference_compiles"] = int(len(both))
+    checks["compile_status"] = {str(k): int(v) for k, v in df["compile_status"].value_counts().items()}
+    agg["checks"] = checks
+    agg["grounding"] = grounding(df)
+    fails = df["failure"][df["failure"] != ""]
+    agg["failures"] = {"n": int(len(fails)), "by_reason": {str(k): int(v) for k, v in fails.value_counts().items()}}
+    return agg
+
+
+def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
+    """The flat keys tacsol.compare reads (METRIC_KEYS)."""
+    s, e, c, g = agg["similarity"], agg["edit_distance"], agg["checks"], agg["grounding"]
+    return {
+        "n_functions": agg["n_functions"],
+        "similarity_mean": s["mean"], "similarity_ci_low": s["ci_low"], "similarity_ci_high": s["ci_high"],
+        "similarity_median": s["median"],
+        "share_sim_gt_0_7": agg["shares"]["similarity_gt_0.7"],
+        "share_sim_gt_0_8": agg["shares"]["similarity_gt_0.8"],
+        "share_sim_gt_0_85": agg["shares"]["similarity_gt_0.85"],
+        "share_sim_gt_0_9": agg["shares"]["similarity_gt_0.9"],
+        "edit_distance_mean": e["mean"], "edit_distance_median": e["median"],
+        "share_edit_lt_0_4": agg["shares"]["edit_distance_lt_0.4"],
+        "length_diff_median": agg["length_diff"]["median"],
+        "compile_rate": c["compile_rate"], "compile_rate_where_reference_compiles":
+            c["compile_rate_where_reference_compiles"],
+        "selector_match_rate": c["selector_match_rate"],
+        "grounding_precision": g["precision"], "grounding_recall": g["recall"],
+        "failures": agg["failures"]["n"],
+        "similarity_floor": floor.get("similarity_floor"), "similarity_ceiling": floor.get("similarity_ceiling"),
+    }

@@ -1,0 +1,148 @@
+"""Compile check: a function placed in a stub contract with the original contract's declarations, compiled with the
+solcjs of the record's version (node_modules/solc-<version>). Self-contained on purpose (tacsol.corpus compiles
+whole packages with caching; this compiles thousands of tiny stubs with no cache) — candidates for dedup later."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass
+
+from .. import paths
+from .solidity import ParseFailure, find_function
+
+# Reads {"solc_dir", "units": [{"key", "source"}]} on stdin; prints one JSON line per unit. outputSelection is
+# empty: solc still parses and type-checks, and skips code generation (the slow part).
+_NODE = r"""
+'use strict';
+const fs = require('fs');
+const req = JSON.parse(fs.readFileSync(0, 'utf8'));
+const solc = require(req.solc_dir);
+const compile = typeof solc.compileStandardWrapper === 'function' && solc.version().startsWith('0.4.')
+  ? solc.compileStandardWrapper : solc.compile;
+for (const u of req.units) {
+  let line;
+  try {
+    const input = {language: 'Solidity', sources: {'Stub.sol': {content: u.source}},
+                   settings: {outputSelection: {'*': {'*': []}}}};
+    const out = JSON.parse(compile(JSON.stringify(input)));
+    const errs = (out.errors || []).filter(e => e.severity === 'error')
+      .map(e => ({type: e.type, message: (e.formattedMessage || e.message || '').slice(0, 400)}));
+    line = JSON.stringify({key: u.key, errors: errs});
+  } catch (e) {
+    line = JSON.stringify({key: u.key, crash: String(e && e.message || e).slice(0, 300)});
+  }
+  fs.writeSync(1, line + '\n');
+}
+"""
+
+STUB_NAME = "TacsolEvalStub"
+
+
+@dataclass
+class CompileResult:
+    ok: bool
+    status: str          # "ok" | "parser_error" | "declaration_error" | "type_error" | "other_error" | "crash" | "timeout" | "no_compiler"
+    version: str         # solc version used
+    message: str = ""
+
+
+def installed_versions() -> list[str]:
+    nm = paths.node_modules()
+    out = []
+    for d in nm.glob("solc-*"):
+        m = re.fullmatch(r"solc-(\d+\.\d+\.\d+)", d.name)
+        if m and (d / "package.json").exists():
+            out.append(m.group(1))
+    return sorted(out, key=_vt)
+
+
+def _vt(v: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in v.split("."))
+
+
+def pick_version(wanted: str, installed: list[str] | None = None) -> str | None:
+    """Exact version if installed, else the highest installed patch of the same minor not below it, else the
+    highest of the same minor, else None (a different minor changes the language)."""
+    installed = installed if installed is not None else installed_versions()
+    m = re.search(r"(\d+)\.(\d+)\.(\d+)", wanted or "")
+    if not m:
+        return installed[-1] if installed else None
+    w = tuple(int(x) for x in m.groups())
+    if ".".join(map(str, w)) in installed:
+        return ".".join(map(str, w))
+    same = [v for v in installed if _vt(v)[:2] == w[:2]]
+    if not same:
+        return None
+    above = [v for v in same if _vt(v) >= w]
+    return (above or same)[-1 if not above else 0]
+
+
+_STRIP_ATTRS = re.compile(r"\boverride\s*(\([^)]*\))?|\bvirtual\b")
+
+
+def build_stub(function_code: str, version: str, declarations: str = "", context: str = "") -> str:
+    """A one-contract source: pragma of `version`, the declarations, the context (modifiers and internal callees of
+    the original), then the function. `override`/`virtual` are removed from the function and context because the
+    stub has no base contracts (documented in docs/evaluation.md)."""
+    fn = _STRIP_ATTRS.sub("", function_code)
+    ctx = _STRIP_ATTRS.sub("", context or "")
+    return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\n"
+            f"contract {STUB_NAME} {{\n    {declarations}\n\n{ctx}\n\n{fn}\n}}\n")
+
+
+def _classify(errors: list[dict]) -> str:
+    types = [e.get("type", "") for e in errors]
+    for t, s in (("ParserError", "parser_error"), ("SyntaxError", "parser_error"),
+                 ("DeclarationError", "declaration_error"), ("TypeError", "type_error")):
+        if t in types:
+            return s
+    return "other_error"
+
+
+def compile_many(units: list[tuple[str, str, str]], *, timeout_s: float = 300.0, chunk: int = 40
+                 ) -> dict[str, CompileResult]:
+    """units: (key, solc version wanted, stub source). One node process per chunk of one version."""
+    installed = installed_versions()
+    results: dict[str, CompileResult] = {}
+    by_version: dict[str, list[tuple[str, str]]] = {}
+    for key, want, source in units:
+        v = pick_version(want, installed)
+        if v is None:
+            results[key] = CompileResult(False, "no_compiler", "", f"no solcjs for {want!r} in node_modules")
+            continue
+        by_version.setdefault(v, []).append((key, source))
+    for v, items in by_version.items():
+        solc_dir = str(paths.node_modules() / f"solc-{v}")
+        for i in range(0, len(items), chunk):
+            part = items[i:i + chunk]
+            req = json.dumps({"solc_dir": solc_dir, "units": [{"key": k, "source": s} for k, s in part]})
+            try:
+                proc = subprocess.run(["node", "-e", _NODE], input=req, capture_output=True, text=True,
+                                      timeout=timeout_s)
+                stdout = proc.stdout
+            except subprocess.TimeoutExpired as exc:
+                stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            seen = set()
+            for line in stdout.splitlines():
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                seen.add(d["key"])
+                if "crash" in d:
+                    results[d["key"]] = CompileResult(False, "crash", v, d["crash"])
+                elif d["errors"]:
+                    results[d["key"]] = CompileResult(False, _classify(d["errors"]), v, d["errors"][0]["message"])
+                else:
+                    results[d["key"]] = CompileResult(True, "ok", v)
+            for k, _ in part:  # a wasm crash or timeout mid-chunk loses the rest of the chunk: say so per unit
+                if k not in seen:
+                    results[k] = CompileResult(False, "timeout", v, "compiler process ended before this unit")
+    return results
+
+
+def function_for_stub(code: str) -> str:
+    """The first function of generated code (models sometimes add a contract wrapper or prose); raises
+    ParseFailure if there is none."""
+    return find_function(code).text

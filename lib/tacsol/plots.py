@@ -1,0 +1,233 @@
+"""Shared figure helpers. The paper's figures 2–7 (arXiv:2506.19624) redrawn for any run, with the paper's numbers
+as reference lines (../shared/reference.md), plus the objective checks and a systems comparison.
+
+Our reading of the paper's figures: 2 length difference, 3 similarity distribution and thresholds, 4 edit distance
+box plot, 5 edit distance vs similarity, 6 Solidity construct frequencies, 7 quality by function length."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+PAPER = {
+    "similarity_mean": 0.82,
+    "similarity_shares": {0.7: 0.90, 0.8: 0.783, 0.85: 0.50, 0.9: 0.452},
+    "edit_lt_0_4": (0.825, 0.60),       # Fig. 3 text vs Fig. 4 text: the paper contradicts itself
+    "edit_box": {"median": 0.3, "q1": 0.2, "q3": 0.45},
+    "length_diff": {"median": 5, "std": 254.18, "within_50": 0.6764, "min": -2897, "max": 16434},
+    "r_edit_similarity": -0.72,
+    "r_length": 0.89,
+    "by_length": {"<1000": 0.85, ">=1000": 0.70},
+}
+# all-MiniLM-L6-v2 on 3,000 npm functions (reference.md); the run's own floor/ceiling are drawn too
+NPM_FLOOR, NPM_CEILING = 0.227, 0.756
+
+
+def _plt():
+    import matplotlib
+
+    if not os.environ.get("MPLBACKEND"):
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _caption(fig, text: str) -> None:
+    fig.text(0.01, 0.005, text, fontsize=7, color="0.35", ha="left", va="bottom", wrap=True)
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    fig.savefig(path, dpi=110)
+    _plt().close(fig)
+    return path
+
+
+def fig2_length_diff(df, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+    ld = df["length_diff"].to_numpy(float)
+    lim = max(60.0, float(np.percentile(np.abs(ld), 95))) if len(ld) else 60.0
+    ax.hist(np.clip(ld, -lim, lim), bins=40, color="#4c72b0", alpha=0.8)
+    ax.axvline(np.median(ld) if len(ld) else 0, color="#4c72b0", lw=2, label=f"this run median {np.median(ld):.0f}"
+               if len(ld) else "this run")
+    ax.axvline(PAPER["length_diff"]["median"], color="crimson", ls="--",
+               label=f"paper median {PAPER['length_diff']['median']} (67.6% within ±50)")
+    for x in (-50, 50):
+        ax.axvline(x, color="0.5", ls=":", lw=1)
+    within = float(np.mean(np.abs(ld) <= 50)) if len(ld) else float("nan")
+    ax.set(xlabel="generated − original (chars, clipped)", ylabel="functions",
+           title=f"Fig. 2: length difference ({within:.1%} within ±50)")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fig3_similarity(df, floor: dict | None = None, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+    sim = df["similarity"].to_numpy(float)
+    ax.hist(sim, bins=np.linspace(min(0, np.nanmin(sim) if len(sim) else 0), 1, 41), color="#55a868", alpha=0.8)
+    ax.axvline(np.nanmean(sim), color="#55a868", lw=2, label=f"this run mean {np.nanmean(sim):.3f}")
+    ax.axvline(PAPER["similarity_mean"], color="crimson", ls="--", label="paper mean 0.82")
+    if floor and floor.get("similarity_floor") is not None:
+        ax.axvline(floor["similarity_floor"], color="0.3", ls=":", label=f"floor (random pairs) {floor['similarity_floor']:.3f}")
+        ax.axvline(floor["similarity_ceiling"], color="0.3", ls="-.",
+                   label=f"ceiling (nearest other) {floor['similarity_ceiling']:.3f}")
+    shares = ", ".join(f">{t}: {np.mean(sim > t):.0%} (paper {p:.0%})" for t, p in PAPER["similarity_shares"].items())
+    ax.set(xlabel="cosine similarity (generated vs original)", ylabel="functions", title="Fig. 3: semantic similarity")
+    ax.text(0.01, 0.97, shares, transform=ax.transAxes, fontsize=6.5, va="top")
+    ax.legend(fontsize=7, loc="center left")
+    return fig
+
+
+def fig4_edit_distance(df, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.5, 3.6))
+    ed = df["edit_distance"].to_numpy(float)
+    ax.boxplot([ed], tick_labels=["this run"], widths=0.5)
+    b = PAPER["edit_box"]
+    ax.bxp([{"med": b["median"], "q1": b["q1"], "q3": b["q3"], "whislo": b["q1"], "whishi": b["q3"],
+             "label": "paper", "fliers": []}], positions=[2], widths=0.5, showfliers=False,
+           boxprops={"color": "crimson"}, medianprops={"color": "crimson"})
+    ax.set_xticks([1, 2], ["this run", "paper (box only)"])
+    ax.axhline(0.4, color="0.5", ls=":", lw=1)
+    share = float(np.mean(ed < 0.4)) if len(ed) else float("nan")
+    ax.set(ylabel="normalized edit distance",
+           title=f"Fig. 4: edit distance ({share:.0%} < 0.4; paper 82.5% or 60%)")
+    ax.title.set_fontsize(9)
+    return fig
+
+
+def fig5_edit_vs_similarity(df, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5, 3.8))
+    ed, sim = df["edit_distance"].to_numpy(float), df["similarity"].to_numpy(float)
+    ax.scatter(ed, sim, s=8, alpha=0.5)
+    r = float(np.corrcoef(ed, sim)[0, 1]) if len(ed) > 2 and np.std(ed) > 0 and np.std(sim) > 0 else float("nan")
+    ax.set(xlabel="normalized edit distance", ylabel="similarity",
+           title=f"Fig. 5: edit distance vs similarity, r = {r:.2f} (paper −0.72)")
+    ax.title.set_fontsize(9)
+    return fig
+
+
+def fig6_constructs(constructs: dict, ax=None, top: int = 14):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+    gen, ref = constructs["generated"], constructs["reference"]
+    keys = sorted(ref, key=lambda k: -(ref[k] + gen[k]))[:top]
+    x = np.arange(len(keys))
+    ax.bar(x - 0.2, [ref[k] for k in keys], 0.4, label="original")
+    ax.bar(x + 0.2, [gen[k] for k in keys], 0.4, label="generated")
+    ax.set_xticks(x, keys, rotation=45, ha="right", fontsize=7)
+    ax.set(ylabel="per 1,000 chars", title="Fig. 6: Solidity constructs (paper: require/msg.sender within 2%)")
+    ax.title.set_fontsize(9)
+    ax.legend(fontsize=7)
+    return fig
+
+
+def fig7_by_length(df, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    labels, means, ns = [], [], []
+    for key in ("<1000", ">=1000"):
+        sub = df[df["length_bucket"] == key]
+        labels.append(key)
+        means.append(float(sub["similarity"].mean()) if len(sub) else 0.0)
+        ns.append(len(sub))
+    ax.bar([0, 1], means, color="#8172b2", width=0.5)
+    for i, key in enumerate(labels):
+        ax.hlines(PAPER["by_length"][key], i - 0.3, i + 0.3, colors="crimson", linestyles="--",
+                  label="paper (> this)" if i == 0 else None)
+        ax.text(i, means[i] + 0.01, f"n={ns[i]}", ha="center", fontsize=7)
+    ax.set_xticks([0, 1], ["original < 1,000 chars", "≥ 1,000 chars"])
+    ax.set(ylim=(0, 1), ylabel="mean similarity", title="Fig. 7: similarity by function length")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def checks_figure(summary: dict, ax=None):
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+    m = summary["metrics"]
+    g = summary["aggregates"]["grounding"]
+    items = [("compiles", m.get("compile_rate")),
+             ("compiles | ref compiles", m.get("compile_rate_where_reference_compiles")),
+             ("selector match", m.get("selector_match_rate")),
+             ("grounding precision", g.get("precision")), ("grounding recall", g.get("recall")),
+             ("no hallucinated effect", None if g.get("share_functions_with_hallucinated_effect") is None
+              else 1 - g["share_functions_with_hallucinated_effect"])]
+    ax.barh([k for k, _ in items], [v if v is not None else 0 for _, v in items], color="#c44e52")
+    for i, (_, v) in enumerate(items):
+        ax.text((v or 0) + 0.01, i, "n/a" if v is None else f"{v:.0%}", va="center", fontsize=7)
+    ax.set(xlim=(0, 1.1), title="Objective checks (not in the paper)")
+    return fig
+
+
+def eval_figures(df, summary: dict, out: Path, caption: str | None = None) -> list[Path]:
+    """Write the six paper figures and the checks figure for one evaluated system; returns the paths."""
+    from .summary import hardware_line
+
+    cap = caption or (f"{summary.get('system', '')}: {len(df)} functions; embedder "
+                      f"{summary.get('embedder', {}).get('embedder')}; red = paper (arXiv:2506.19624); "
+                      f"evaluated on {hardware_line()}")
+    made = []
+    for name, fn in (("fig2_length_diff", lambda: fig2_length_diff(df)),
+                     ("fig3_similarity", lambda: fig3_similarity(df, summary.get("floor_ceiling"))),
+                     ("fig4_edit_distance", lambda: fig4_edit_distance(df)),
+                     ("fig5_edit_vs_similarity", lambda: fig5_edit_vs_similarity(df)),
+                     ("fig6_constructs", lambda: fig6_constructs(summary["aggregates"]["constructs"])),
+                     ("fig7_by_length", lambda: fig7_by_length(df)),
+                     ("checks", lambda: checks_figure(summary))):
+        fig = fn()
+        _caption(fig, cap)
+        made.append(_save(fig, Path(out) / f"{name}.png"))
+    return made
+
+
+def compare_systems(summaries: dict[str, dict], ax=None, title: str = "Systems on the same held-out functions"):
+    """Mean similarity with 95% bootstrap interval per system (fine-tuned, baselines), with floor/ceiling and the
+    paper's mean as reference lines."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.45 * max(1, len(summaries))))
+    names = list(summaries)
+    means = [summaries[n]["metrics"].get("similarity_mean") or 0 for n in names]
+    lo = [summaries[n]["metrics"].get("similarity_ci_low") or 0 for n in names]
+    hi = [summaries[n]["metrics"].get("similarity_ci_high") or 0 for n in names]
+    y = np.arange(len(names))
+    ax.barh(y, means, xerr=[np.subtract(means, lo), np.subtract(hi, means)], color="#4c72b0", alpha=0.8)
+    ax.set_yticks(y, names)
+    ax.axvline(PAPER["similarity_mean"], color="crimson", ls="--", label="paper 0.82")
+    any_floor = next((s["metrics"] for s in summaries.values() if s["metrics"].get("similarity_floor") is not None),
+                     None)
+    if any_floor:
+        ax.axvline(any_floor["similarity_floor"], color="0.3", ls=":", label="floor (same references)")
+        ax.axvline(any_floor["similarity_ceiling"], color="0.3", ls="-.", label="ceiling (nearest other)")
+    ax.set(xlim=(0, 1), xlabel="mean similarity (95% bootstrap CI)", title=title)
+    ax.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def save(fig, path: str | os.PathLike, caption: str | None = None) -> Path:
+    if caption:
+        _caption(fig, caption)
+    return _save(fig, Path(path))
