@@ -139,7 +139,7 @@ def strip_comments(text: str) -> str:
 
 _IMPORT = re.compile(r'\bimport\b[^;"\']*["\']([^"\']+)["\'][^;]*;')
 _PRAGMA = re.compile(r"\bpragma\s+solidity\s+([^;]+);")
-_CONTRACT = re.compile(r"^\s*(abstract\s+)?(contract|library|interface)\s+(\w+)", re.M)
+_CONTRACT = re.compile(r"(?:^|[;}])\s*(abstract\s+)?(contract|library|interface)\s+(\w+)", re.M)
 
 
 def imports_of(text: str) -> list[str]:
@@ -215,12 +215,16 @@ def installed_solc() -> list[str]:
     return sorted(found, key=_vt)
 
 
-def choose_version(specs: Iterable[str], installed: list[str] | None = None) -> str | None:
-    """Highest installed solc that satisfies every pragma of the unit (None if none does)."""
+def choose_version(specs: Iterable[str], installed: list[str] | None = None, policy: str = "lowest") -> str | None:
+    """Installed solc satisfying every pragma of the unit (None if none does). policy 'lowest' (default) picks
+    the oldest match, usually the release the authors targeted, which spreads the corpus over more compilers;
+    'highest' the newest."""
+    if policy not in ("lowest", "highest"):
+        raise ValueError(f"version policy {policy!r}: expected 'lowest' or 'highest'")
     installed = installed if installed is not None else installed_solc()
     specs = list(specs)
     ok = [v for v in installed if all(version_satisfies(v, s) for s in specs)]
-    return ok[-1] if ok else None
+    return (ok[0] if policy == "lowest" else ok[-1]) if ok else None
 
 
 # ------------------------------------------------------------------------------------------------------ settings
@@ -404,8 +408,8 @@ def standard_input(sources: dict[str, str], main: str, setting: Setting, version
             "settings": {**setting.solc_settings(version), "outputSelection": sel}}
 
 
-def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | None = None
-               ) -> tuple[list[Unit], list[Reject]]:
+def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | None = None,
+               policy: str = "lowest") -> tuple[list[Unit], list[Reject]]:
     """Resolve each main file's imports, choose its compiler from the pragmas, make one unit per setting."""
     installed = installed if installed is not None else installed_solc()
     units, rejects = [], []
@@ -416,7 +420,7 @@ def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | No
                                   package=ss.label))
             continue
         specs = [s for t in sources.values() for s in pragmas_of(t)]
-        version = choose_version(specs, installed)
+        version = choose_version(specs, installed, policy)
         if version is None:
             rejects.append(Reject(f"{ss.label}:{main}", "no_compiler",
                                   f"pragmas {sorted(set(specs))} match none of the installed solc {installed}",

@@ -624,7 +624,8 @@ def save_dataset(records: list[dict], out_dir: Path) -> Path:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
-        ds.save_to_disk(str(tmp / "d"))
+        # one shard per split: an empty split still gets an arrow file and reloads (datasets skips 0 shards)
+        ds.save_to_disk(str(tmp / "d"), num_shards={s: 1 for s in SPLITS})
         old = None
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
@@ -685,6 +686,7 @@ class BuildConfig:
     manifest: str | None = None
     permissive_only: bool = False
     max_units: int | None = None                # cap on compile units (CPU demo)
+    version_policy: str = "lowest"              # solc choice among installed versions matching the pragmas
     workers: int = 2
     batch_size: int = 6
     timeout_s: float = 120.0
@@ -733,7 +735,7 @@ def build(cfg: BuildConfig) -> dict:
     units: list[corpus.Unit] = []
     texts_by_label: dict[str, corpus.Resolver] = {}
     for ss in sets:
-        u, rj = corpus.plan_units(ss, settings)
+        u, rj = corpus.plan_units(ss, settings, policy=cfg.version_policy)
         units += u
         rejects += rj
         texts_by_label[ss.label] = ss.resolver
@@ -940,6 +942,8 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
             res = align_artifact(art, {main: src}, label=str(row.get(mapping.get("package", ""), "") or item),
                                  license=license, version=units[0].version, setting=st, lift_fn=lift_fn,
                                  lift_error=lift_error, bytecode_override={names[0]: code.strip()})
+            for r in res.records:  # the row's compiler settings are unknown; the AST came from this compile
+                r["settings"] = f"{units[0].version}/imported"
             records += res.records
             rejects += res.rejects
     else:
@@ -970,6 +974,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--manifest", help="manifest YAML (default: the built-in one)")
     b.add_argument("--permissive-only", action="store_true")
     b.add_argument("--max-units", type=int)
+    b.add_argument("--version-policy", choices=["lowest", "highest"], default="lowest")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--timeout", type=float, default=120.0, help="seconds per compile unit")
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
@@ -989,6 +994,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = BuildConfig(name=args.name, packages=args.packages, max_packages=args.max_packages,
                           folders=args.folder, settings=args.settings, manifest=args.manifest,
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
+                          version_policy=args.version_policy,
                           timeout_s=args.timeout)
         m = build(cfg)
         if args.write_sample:

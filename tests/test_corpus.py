@@ -1,0 +1,100 @@
+"""corpus: manifest, version choice, source scanning, import resolution, cached solcjs compiles, bad sources."""
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tacsol import corpus, pairs
+
+FIX = Path(__file__).parent / "fixtures" / "pairs" / "sol"
+
+
+@pytest.mark.parametrize("version,spec,ok", [
+    ("0.8.20", "^0.8.0", True), ("0.9.0", "^0.8.0", False), ("0.4.24", "^0.4.24", True), ("0.5.0", "^0.4.24", False),
+    ("0.7.6", ">=0.6.0 <0.8.0", True), ("0.8.0", ">=0.6.0 <0.8.0", False), ("0.6.12", ">=0.6.0<0.8.0", True),
+    ("0.4.26", "~0.4.24", True), ("0.5.1", "~0.4.24", False), ("0.8.6", "0.8.6", True), ("0.8.10", "=0.8.6", False),
+    ("0.5.16", "0.5.x", True), ("0.6.6", "^0.5.0 || ^0.6.0", True), ("0.8.26", ">0.8.20", True),
+])
+def test_version_satisfies(version, spec, ok):
+    assert corpus.version_satisfies(version, spec) is ok
+
+
+def test_choose_version_policy():
+    inst = ["0.4.24", "0.5.16", "0.6.6", "0.7.6", "0.8.10", "0.8.26"]
+    assert corpus.choose_version(["^0.8.0"], inst) == "0.8.10"
+    assert corpus.choose_version(["^0.8.0"], inst, policy="highest") == "0.8.26"
+    assert corpus.choose_version([">=0.6.0 <0.8.0", "^0.7.0"], inst) == "0.7.6"   # every pragma of the unit counts
+    assert corpus.choose_version(["^0.9.0"], inst) is None
+    with pytest.raises(ValueError, match="policy"):
+        corpus.choose_version(["^0.8.0"], inst, policy="newest")
+
+
+def test_scanning_ignores_comments_and_keeps_strings():
+    src = '''pragma solidity ^0.8.0; // pragma solidity ^0.4.0;
+    /* import "./Gone.sol"; */ import {A as B} from "./A.sol"; import "lib/X.sol" as X;
+    string constant U = "http://x//y"; abstract contract P {} interface I {} contract C {}'''
+    assert corpus.pragmas_of(src) == ["^0.8.0"]
+    assert corpus.imports_of(src) == ["./A.sol", "lib/X.sol"]
+    assert corpus.has_concrete_contract(src)
+    assert not corpus.has_concrete_contract("abstract contract P {}\ninterface I {}\nlibrary L {}")
+
+
+def test_settings_parse():
+    s = corpus.Setting.parse("viair-opt1000@cancun")
+    assert (s.optimize, s.runs, s.via_ir, s.evm_version, s.name) == (True, 1000, True, "cancun", "viair-opt1000")
+    assert not s.applies_to("0.8.10") and s.applies_to("0.8.20")
+    with pytest.raises(ValueError, match="opt200x"):
+        corpus.Setting.parse("opt200x")
+
+
+def test_manifest_has_licences_and_permissive_flags(tmp_path):
+    pkgs = corpus.load_manifest()
+    names = {p.name for p in pkgs}
+    assert {"@openzeppelin/contracts", "@openzeppelin/contracts-upgradeable", "@uniswap/v2-core",
+            "@uniswap/v2-periphery", "@aave/core-v3", "@chainlink/contracts", "solmate", "erc721a"} <= names
+    oz = [p for p in pkgs if p.name == "@openzeppelin/contracts"]
+    assert {p.version.split(".")[0] for p in oz} >= {"2", "3", "4", "5"}
+    assert all(p.permissive for p in oz) and not next(p for p in pkgs if p.name == "solmate").permissive
+    bad = tmp_path / "m.yaml"
+    bad.write_text("packages:\n  - name: foo\n    version: '1.0.0'\n")
+    with pytest.raises(ValueError, match=r"foo.*license"):
+        corpus.load_manifest(bad)
+    with pytest.raises(ValueError, match="nosuchpkg"):
+        corpus.load_manifest(None, ["nosuchpkg"])
+
+
+def test_folder_sources_foundry_layout_and_bad_sources():
+    ss = corpus.folder_sources(FIX)
+    assert "src/Base08.sol" not in ss.mains  # abstract only: nothing to deploy
+    sources, missing = ss.resolver.closure("src/Vault08.sol")
+    assert {"src/Vault08.sol", "src/Base08.sol", "mini/IERC20Like.sol"} <= set(sources) and not missing
+    units, rejects = corpus.plan_units(ss, [corpus.Setting.parse("noopt")])
+    by = {r.item.split(":")[-1]: r for r in rejects}
+    assert by["src/MissingImport.sol"].reason == "missing_import" and "DoesNotExist" in by["src/MissingImport.sol"].detail
+    assert by["src/FutureCompiler.sol"].reason == "no_compiler" and "^0.9.0" in by["src/FutureCompiler.sol"].detail
+    assert {u.main: u.version for u in units}["src/Token04.sol"] == "0.4.24"
+
+
+def test_compile_cache_and_method_identifiers():
+    ss = corpus.folder_sources(FIX)
+    ss.mains = ["src/Token04.sol", "src/Vault08.sol"]
+    units, _ = corpus.plan_units(ss, [corpus.Setting.parse("noopt")])
+    arts, rejects = corpus.compile_units(units, progress=False)
+    assert not rejects
+    for u in units:
+        assert corpus.load_cached(u.key) is not None  # cached by (source hash, version, settings)
+        for c in arts[u.key]["contracts"].values():
+            for sig, sel in c["method_identifiers"].items():
+                assert pairs.selector_of(sig) == "0x" + sel  # our keccak agrees with solc
+    tok = arts[units[0].key]["contracts"]["Token04"]
+    assert tok["bytecode"] and tok["source_map"] and tok["evm_version"] == "byzantium"
+    assert arts[units[0].key]["sources"]["src/Token04.sol"]["ast"]["nodeType"] == "SourceUnit"
+
+
+def test_compile_timeout_is_a_reject_not_an_abort():
+    res = corpus.Resolver({})
+    res._text["T.sol"] = f"pragma solidity ^0.8.0; contract T{uuid.uuid4().hex} {{ function f() public {{}} }}"
+    units, _ = corpus.plan_units(corpus.SourceSet("t", "MIT", ["T.sol"], res), [corpus.Setting.parse("noopt")])
+    arts, rejects = corpus.compile_units(units, timeout_s=0.01, retries=1, progress=False)
+    assert not arts and rejects[0].reason == "compile_crash" and "timeout" in rejects[0].detail
+    assert rejects[0].item == "t:T.sol"

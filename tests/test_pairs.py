@@ -1,0 +1,164 @@
+"""pairs: alignment by selector on real solc output, features, context, splits, dataset save/load/resume,
+HF importers, the shipped sample, bad input."""
+import argparse
+import json
+from pathlib import Path
+
+import pytest
+
+from tacsol import corpus, pairs, paths
+
+FIX = Path(__file__).parent / "fixtures" / "pairs"
+NAME = "pytest_pairs_fixture"
+
+
+@pytest.fixture(scope="module")
+def built():
+    cfg = pairs.BuildConfig(name=NAME, folders=[str(FIX / "sol")], settings=["noopt", "opt200"], progress=False)
+    manifest = pairs.build(cfg)
+    out = paths.outputs_dir() / "data" / NAME
+    return manifest, out, pairs.load(NAME)
+
+
+def _rows(dd):
+    return [dict(r) for s in pairs.SPLITS for r in dd[s]]
+
+
+def test_selector_of_matches_known_values():
+    assert pairs.selector_of("transfer(address,uint256)") == "0xa9059cbb"
+    assert pairs.selector_of("balanceOf(address)") == "0x70a08231"
+
+
+def test_build_selectors_signatures_and_most_derived(built):
+    manifest, out, dd = built
+    rep = json.loads((out / "correctness.json").read_text())
+    assert rep["all"]["selector_recovery_pct"] == 100.0 and rep["all"]["selectors_expected"] > 20
+    assert rep["all"]["signature_match_pct"] == 100.0  # AST-computed signatures == solc methodIdentifiers
+    assert set(manifest["solc_minor_versions"]) == {"0.4", "0.8"}
+    rows = _rows(dd)
+    sigs = {r["signature"] for r in rows}
+    assert {"place((address,uint128,bytes32[2]),uint8)", "pull(address,uint256)", "count(uint8[3])",
+            "sum(uint256[])", "allowance(address,address)", "orders(uint256)", "balanceOf(address)",
+            "fallback()", "receive()", "setFactor(uint256)"} <= sigs
+    describe = [r for r in rows if r["signature"] == "describe()"]
+    assert describe and all('"vault"' in r["solidity"] for r in describe)  # override, not Base08's
+    for r in rows:
+        if r["selector"].startswith("0x"):
+            assert pairs.selector_of(r["signature"]) == r["selector"]
+        assert r["tac"] and r["solidity"] and r["license"] == "user" and r["settings"].count("/") == 2
+
+
+def test_features_and_context_from_source(built):
+    rows = {(r["contract"], r["signature"], r["settings"].split("/")[1]): r for r in _rows(built[2])}
+    get = lambda c, s: rows[(c, s, "noopt")]  # noqa: E731
+    transfer = get("Token04", "transfer(address,uint256)")
+    assert "_move" in transfer["context"] and transfer["has_event"] and transfer["has_storage_write"]
+    assert get("Token04", "sum(uint256[])")["has_loop"] and not get("Token04", "sum(uint256[])")["has_storage_write"]
+    assert get("Token04", "payout(address)")["has_external_call"] and "onlyOwner" in get("Token04", "payout(address)")["context"]
+    assert get("Vault08", "pull(address,uint256)")["has_external_call"]
+    assert get("Vault08", "count(uint8[3])")["has_loop"]
+    assert "_scale" in get("Vault08", "fee(uint256)")["context"]
+    assert get("Vault08", "place((address,uint128,bytes32[2]),uint8)")["has_storage_write"]
+    assert get("Token04", "owner()")["solidity"].startswith("address public owner")
+
+
+def test_rejects_name_item_and_reason(built):
+    _, out, _ = built
+    rej = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    reasons = {r["item"].split(":")[-1]: r["reason"] for r in rej}
+    assert reasons == {"src/MissingImport.sol": "missing_import", "src/FutureCompiler.sol": "no_compiler",
+                       "src/Broken.sol": "compile_error"}
+    assert all(r["detail"] for r in rej)
+
+
+def test_splits_no_leak_and_resume(built):
+    manifest, out, dd = built
+    sides = {}
+    for s in pairs.SPLITS:
+        for r in dd[s]:
+            sides.setdefault(r["norm_hash"], set()).add(s)
+            assert r["split"] == s
+    assert all(len(v) == 1 for v in sides.values())
+    assert list(dd["train"].features) == list(pairs.COLUMNS)
+    assert manifest["pairs"] == sum(len(dd[s]) for s in pairs.SPLITS)
+    again = pairs.build(pairs.BuildConfig(name=NAME, folders=[str(FIX / "sol")], settings=["noopt", "opt200"],
+                                          progress=False))
+    assert again["units_pairs_from_cache"] == again["units_compiled_ok"] > 0  # rerun redoes nothing
+    assert again["pairs"] == manifest["pairs"]
+
+
+def test_normalize_body_and_group_assignment():
+    a = "function f(uint x) public { // add\n  y = x + 1; }"
+    b = "function f(uint x) public {\n    /* add */ y = x+1;\n}"
+    assert pairs.normalize_body(a) == pairs.normalize_body(b)
+    assert pairs.normalize_body(a) != pairs.normalize_body(a.replace("x + 1", "x + 2"))
+    recs = [{"norm_hash": f"h{i % 7}", "contract_key": f"c{i}", "package": "p", "contract": f"c{i}"} for i in range(300)]
+    pairs.assign_splits(recs)
+    assert {r["split"] for r in recs} <= set(pairs.SPLITS)
+    by = {}
+    for r in recs:
+        by.setdefault(r["norm_hash"], set()).add(r["split"])
+    assert all(len(v) == 1 for v in by.values())
+
+
+class _Boom(ValueError):
+    reason = "creation_code"
+
+
+def test_lift_error_becomes_reject(built):
+    ss = corpus.folder_sources(FIX / "sol")
+    ss.mains = ["src/Token04.sol"]
+    units, _ = corpus.plan_units(ss, [corpus.Setting.parse("noopt")])
+    arts, _ = corpus.compile_units(units, progress=False)
+    texts = {p: s["content"] for p, s in units[0].input["sources"].items()}
+
+    def lift_fn(code, time_limit_s=10.0):
+        raise _Boom("creation code given")
+
+    res = pairs.align_artifact(arts[units[0].key], texts, label="x", license="MIT", version="0.4.24",
+                               setting=units[0].setting, lift_fn=lift_fn, lift_error=_Boom)
+    assert not res.records and res.rejects[0]["reason"] == "lift_error"
+    assert res.rejects[0]["detail"] == "creation_code" and "Token04" in res.rejects[0]["item"]
+
+
+def test_import_hf_tac_shape_jsonl():
+    recs, rej = pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "code_tac", "solidity": "sol", "signature": "sig",
+                                                       "contract": "contract_name"}, name="pytest_hf_tac")
+    assert len(recs) == 3 and rej[0]["item"] == "row 3" and rej[0]["reason"] == "empty_field"
+    assert recs[0]["selector"] == pairs.selector_of("set(uint256)")
+    assert recs[1]["norm_hash"] != recs[2]["norm_hash"] or recs[1]["split"] == recs[2]["split"]
+    dd = pairs.load("pytest_hf_tac")
+    assert sum(len(dd[s]) for s in pairs.SPLITS) == 3
+    with pytest.raises(KeyError, match="nope"):
+        pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "nope", "solidity": "sol"})
+
+
+def test_import_hf_source_bytecode_shape_parquet():
+    recs, rej = pairs.import_hf(FIX / "hf_source.parquet", {"source": "src", "bytecode": "runtime",
+                                                           "contract": "name", "compiler_version": "compiler"})
+    assert {r["reason"] for r in rej} == {"malformed_hex", "compile_error"}
+    assert {r["item"].split(":")[0] for r in rej} == {"row 1", "row 2"}
+    sigs = {r["signature"] for r in recs}
+    assert {"transfer(address,uint256)", "mint(address,uint256)", "owner()", "fallback()"} <= sigs
+    assert all(r["solc_version"] == "0.4.24" for r in recs)
+
+
+def test_cli_stats(built, capsys):
+    ap = argparse.ArgumentParser()
+    pairs.build_parser(ap)
+    assert pairs.main(ap.parse_args(["stats", NAME])) == 0
+    out = capsys.readouterr().out
+    assert "selector_recovery_pct" in out and "train" in out
+
+
+def test_shipped_sample_schema_and_licences():
+    if not (pairs.SAMPLE_DIR / "train.jsonl").exists():
+        pytest.skip("sample not generated yet")
+    dd = pairs.load_sample()
+    assert set(dd) == set(pairs.SPLITS) and all(len(dd[s]) > 0 for s in pairs.SPLITS)
+    assert sum(len(dd[s]) for s in dd) >= 100
+    for s in pairs.SPLITS:
+        assert set(dd[s]["license"]) <= corpus.PERMISSIVE
+        assert list(dd[s].features) == list(pairs.COLUMNS)
+    groups = [set(dd[s]["norm_hash"]) for s in pairs.SPLITS]
+    assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
