@@ -215,6 +215,68 @@ _INFIX = {"ADD": "+", "MUL": "*", "SUB": "-", "DIV": "/", "MOD": "%", "EXP": "**
 _NAMES = {"SHA3": "keccak256", "PREVRANDAO": "prevrandao"}
 
 
+_M = 1 << 256
+_FOLD = {"ADD", "SUB", "MUL", "DIV", "MOD", "EXP", "LT", "GT", "EQ", "ISZERO", "AND", "OR", "XOR", "SHL", "SHR",
+         "BYTE"}
+
+
+def _fold(name: str, a: list[int]) -> int | None:
+    """Value of a pure op on constants (Yellow-Paper order: a[0] was the top of the stack)."""
+    if name == "ADD":
+        return (a[0] + a[1]) % _M
+    if name == "SUB":
+        return (a[0] - a[1]) % _M
+    if name == "MUL":
+        return (a[0] * a[1]) % _M
+    if name == "DIV":
+        return a[0] // a[1] if a[1] else 0
+    if name == "MOD":
+        return a[0] % a[1] if a[1] else 0
+    if name == "EXP":
+        return pow(a[0], a[1], _M) if a[1] < 512 else None
+    if name == "LT":
+        return int(a[0] < a[1])
+    if name == "GT":
+        return int(a[0] > a[1])
+    if name == "EQ":
+        return int(a[0] == a[1])
+    if name == "ISZERO":
+        return int(a[0] == 0)
+    if name == "AND":
+        return a[0] & a[1]
+    if name == "OR":
+        return a[0] | a[1]
+    if name == "XOR":
+        return a[0] ^ a[1]
+    if name == "SHL":
+        return (a[1] << a[0]) % _M if a[0] < 256 else 0
+    if name == "SHR":
+        return a[1] >> a[0] if a[0] < 256 else 0
+    if name == "BYTE":
+        return (a[1] >> (8 * (31 - a[0]))) & 0xFF if a[0] < 32 else 0
+    return None
+
+
+def _identity(name: str, a: list):
+    """The operand an op returns unchanged (x + 0 = x, x * 1 = x, ...), or None."""
+    zero, one = ("c", 0), ("c", 1)
+    if name in ("ADD", "OR", "XOR"):
+        if a[0] == zero:
+            return a[1]
+        if a[1] == zero:
+            return a[0]
+    elif name == "MUL":
+        if a[0] == one:
+            return a[1]
+        if a[1] == one:
+            return a[0]
+    elif name in ("SUB", "DIV") and a[1] == (one if name == "DIV" else zero):
+        return a[0]
+    elif name in ("SHL", "SHR", "SAR") and a[0] == zero:
+        return a[1]
+    return None
+
+
 def _const(v: int) -> str:
     return hex(v)
 
@@ -424,6 +486,7 @@ class _Contract:
                 raise TimeoutError
 
         known = {n: self.entry_stack.get(nodes[n][0], ()) for n in entries}
+        folded: dict = {}
 
         def resolve(n: int, o):
             while o[0] == "p" and n in subst:
@@ -433,9 +496,15 @@ class _Contract:
             if o[0] == "p" and n in known and o[1] < len(known[n]) and known[n][o[1]] is not None:
                 return ("c", known[n][o[1]])
             if o[0] == "t":
-                return ("t", n, o[1])
+                o = ("t", n, o[1])
+                while o in folded:
+                    o = folded[o]
+                return o
             if o[0] == "p":
-                return ("p", n, o[1])
+                o = ("p", n, o[1])
+                while o in folded:
+                    o = folded[o]
+                return o
             return o
 
         def edge_args(n: int, t: int) -> list:
@@ -443,6 +512,26 @@ class _Contract:
                 return []
             return [resolve(n, syms[n].exit(j)) for j in sorted(need[t]) if resolve(t, ("p", j))[0] == "p"]
 
+        # Fold pure operations on constants when the result stays short (0x4 + 0x20 -> 0x24); long results such as
+        # selector << 0xe0 stay as written because the long hex would cost more tokens than the line.
+        changed = True
+        while changed:
+            changed = False
+            for n in ids:
+                for d, name, args in syms[n].lines:
+                    key = ("t", n, d)
+                    if d is None or key in folded or name not in _FOLD:
+                        continue
+                    r = [resolve(n, a) for a in args]
+                    same = _identity(name, r)
+                    if same is not None:   # x + 0, x - 0, x * 1, x | 0, x ^ 0, x << 0, ... are x
+                        folded[key] = same
+                        changed = True
+                    elif all(x[0] == "c" for x in r):
+                        v = _fold(name, [x[1] for x in r])
+                        if v is not None and v < 1 << 64:
+                            folded[key] = ("c", v)
+                            changed = True
         body = {n: [(d, name, [resolve(n, a) for a in args]) for d, name, args in syms[n].lines] for n in ids}
         used: dict = {}
 
@@ -467,7 +556,8 @@ class _Contract:
             changed = False
             for n in ids:
                 for k, (d, name, args) in enumerate(body[n]):
-                    if live[n][k] and d is not None and name not in _IMPURE_VALUE and not used.get(("t", n, d)):
+                    if live[n][k] and d is not None and name not in _IMPURE_VALUE and (
+                            not used.get(("t", n, d)) or ("t", n, d) in folded):
                         live[n][k] = False
                         count_uses(-1, args)
                         changed = True
@@ -496,36 +586,76 @@ class _Contract:
         forward = {n for n in ids if n in subst and targets[n][0] == "jump" and len(targets[n][1]) == 1
                    and not any(live[n]) and targets[n][1][0] != n}
 
-        def target(n: int, t: int) -> str:
+        def final(n: int, t: int) -> tuple[int, int]:
             hops = 0
             while t in forward and hops < 64:
                 n, t = t, targets[t][1][0]
                 hops += 1
+            return n, t
+
+        # Block merging: a successor with this block as its only predecessor is printed inline (no label, no goto).
+        merged: set[int] = set()
+        for n in ids:
+            if n not in forward and targets[n][0] == "jump" and len(targets[n][1]) == 1:
+                _, t = final(n, targets[n][1][0])
+                if t in subst and t not in entries and t != n and t not in forward:
+                    merged.add(t)
+        heads = [n for n in order if n not in forward and n not in merged]
+        # Identical halting blocks that use no variables (revert(0x0, 0x0), panic codes) are printed once.
+        alias: dict[int, str] = {}
+        seen_halts: dict[tuple, str] = {}
+        for n in heads:
+            if targets[n][0] != "halt" or syms[n].term[0] != "halt" or (n not in subst and need[n]):
+                continue
+            lines = [(name, tuple(args)) for k, (d, name, args) in enumerate(body[n]) if live[n][k]]
+            if any(d is not None for k, (d, _, _) in enumerate(body[n]) if live[n][k]) or \
+                    any(a[0] in ("t", "p") for _, args in lines for a in args):
+                continue
+            key = tuple(lines)
+            if key in seen_halts:
+                alias[n] = seen_halts[key]
+            else:
+                seen_halts[key] = label[n]
+
+        def target(n: int, t: int) -> str:
+            n, t = final(n, t)
+            if t in alias:
+                return alias[t]
             a = edge_args(n, t)
             return label[t] + (f"({', '.join(nm(x) for x in a)})" if a else "")
 
         out = [header]
         n_instr = 0
+        n_blocks = 0
         counts: dict[str, int] = {}
         seen_blocks: set[int] = set()
-        for n in order:
+        for h in heads:
             if time.monotonic() > deadline:
                 raise TimeoutError
-            sb = syms[n]
-            if n in forward:
+            if h in alias:
                 continue
-            if nodes[n][0] not in seen_blocks:   # opcode counts per distinct block, not per instance
-                seen_blocks.add(nodes[n][0])
-                for k, v in sb.counts.items():
-                    counts[k] = counts.get(k, 0) + v
-            params = [] if n in subst else [("p", n, j) for j in sorted(need[n]) if resolve(n, ("p", j))[0] == "p"]
-            out.append(label[n] + (f"({', '.join(nm(p) for p in params)})" if params else "") + ":")
-            for k, (d, name, args) in enumerate(body[n]):
-                if live[n][k]:
-                    out.append("  " + self._line(d, n, name, args, nm))
-                    n_instr += 1
-            kind, tn, fn = targets[n]
-            tm = sb.term
+            params = [] if h in subst else [("p", h, j) for j in sorted(need[h]) if resolve(h, ("p", j))[0] == "p"]
+            out.append(label[h] + (f"({', '.join(nm(p) for p in params)})" if params else "") + ":")
+            n_blocks += 1
+            n = h
+            while True:
+                sb = syms[n]
+                if nodes[n][0] not in seen_blocks:   # opcode counts per distinct block, not per instance
+                    seen_blocks.add(nodes[n][0])
+                    for k, v in sb.counts.items():
+                        counts[k] = counts.get(k, 0) + v
+                for k, (d, name, args) in enumerate(body[n]):
+                    if live[n][k]:
+                        out.append("  " + self._line(d, n, name, args, nm))
+                        n_instr += 1
+                kind, tn, fn = targets[n]
+                tm = sb.term
+                if kind == "jump" and len(tn) == 1:
+                    last, t = final(n, tn[0])
+                    if t in merged:
+                        n = t
+                        continue
+                break
             if kind == "halt":
                 if tm[0] != "halt":   # jump into nowhere (stop set / unknown): keep the fact visible
                     out.append("  goto ?")
@@ -541,7 +671,12 @@ class _Contract:
             else:
                 out.append(f"  goto {tt}")
             n_instr += 1
-        return "\n".join(out), len(order) - len(forward), n_instr, counts, partial, {nodes[n][0] for n in ids}
+        for n in forward:   # forwarded blocks still count towards the opcode families they contain
+            if nodes[n][0] not in seen_blocks:
+                seen_blocks.add(nodes[n][0])
+                for k, v in syms[n].counts.items():
+                    counts[k] = counts.get(k, 0) + v
+        return "\n".join(out), n_blocks, n_instr, counts, partial, {nodes[n][0] for n in ids}
 
     @staticmethod
     def _line(d, b, name, args, nm) -> str:
