@@ -113,6 +113,8 @@ def profile_choices(profile: str | None) -> dict[str, str]:
         ch = ch if isinstance(ch, dict) else vars(ch)
         dtype = ch.get("compute_dtype") or ch.get("dtype")
         attn = ch.get("attn_implementation") or ch.get("attention")
+        if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            attn = "sdpa"  # the profile allows FA2 but the package is not installed here
         if dtype and attn:
             return {"dtype": str(dtype).replace("torch.", ""), "attn_implementation": str(attn)}
     except (ImportError, AttributeError, KeyError, TypeError, ValueError):
@@ -169,8 +171,8 @@ def load_model(name: str, *, quantization: str = "none", hardware_profile: str =
 
     choice = profile_choices(hardware_profile)
     dt_name = choice["dtype"] if dtype in (None, "", "auto") else dtype
-    if str(hardware_profile).lower() == "rtx8000" and "bf" in str(dt_name).lower():
-        raise ValueError("hardware profile rtx8000 (Turing) has no bf16: use float16")
+    if choice["dtype"] in ("fp16", "float16") and "bf" in str(dt_name).lower():
+        raise ValueError(f"hardware profile {hardware_profile!r} has no native bf16 (e.g. RTX 8000, Turing): use float16")
     dt = torch_dtype(dt_name)
     source = resolve_source(name)
     tok = tokenizer if tokenizer is not None else load_tokenizer(name)
