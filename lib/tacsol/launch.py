@@ -24,23 +24,30 @@ from . import paths
 from .ioutil import atomic_write_json, atomic_write_text
 
 LAUNCHERS = ("python", "accelerate", "torchrun", "deepspeed")
-ZERO3_PLANS = ("qlora_quant_storage", "lora16_offload", "lora16")
 
 # Keys of the 04/05 parameters cells that steer the launcher; every other key is the training module's (03's names).
+# Keys of the 04/05 parameters cells that steer the launcher; every other key is the training module's
+# (tacsol.train.DEFAULTS, i.e. notebook 03's parameters cell) and is passed through unchanged.
 LAUNCH_KEYS = {
-    "run_name", "output_dir", "smoke", "launcher", "n_processes", "cpu", "accelerate_config", "deepspeed_config",
-    "hardware_profile", "allow_over_budget", "zero3_plan", "train_module", "timeout_minutes", "master_port",
-    "num_machines", "machine_rank", "main_process_ip", "hostfile", "evaluate", "eval_limit", "eval_split",
+    "launcher", "n_processes", "accelerate_config", "zero3_plan", "allow_over_budget", "train_module",
+    "timeout_minutes", "master_port", "num_machines", "machine_rank", "main_process_ip", "hostfile",
+    "run_eval", "eval_limit",
 }
-
-# Used only while tacsol.hardware is not importable: (dtype, attention) by GPU family.
-_FALLBACK_CHOICES = {
-    "cpu": ("float32", "sdpa"),
-    "rtx8000": ("float16", "sdpa"), "t4": ("float16", "sdpa"), "v100": ("float16", "sdpa"),
-    "a100": ("bfloat16", "flash_attention_2"), "a6000": ("bfloat16", "flash_attention_2"),
-    "h100": ("bfloat16", "flash_attention_2"), "h200": ("bfloat16", "flash_attention_2"),
-    "rtx4090": ("bfloat16", "flash_attention_2"),
+# zero3_plan → the DeepSpeed JSON picked when `deepspeed` is left empty, by compute dtype.
+ZERO3_CONFIGS = {
+    ("qlora_quant_storage", "float16"): "params/deepspeed/zero3_fp16.json",
+    ("qlora_quant_storage", "bfloat16"): "params/deepspeed/zero3_bf16.json",
+    ("qlora_quant_storage", "float32"): "params/deepspeed/zero3_cpu_smoke.json",
+    ("lora16_offload", "float16"): "params/deepspeed/zero3_offload_fp16.json",
+    ("lora16_offload", "bfloat16"): "params/deepspeed/zero3_offload_bf16.json",
+    ("lora16_offload", "float32"): "params/deepspeed/zero3_cpu_smoke.json",
+    ("lora16", "float16"): "params/deepspeed/zero3_fp16.json",
+    ("lora16", "bfloat16"): "params/deepspeed/zero3_bf16.json",
+    ("lora16", "float32"): "params/deepspeed/zero3_cpu_smoke.json",
 }
+ZERO3_PLANS = ("none", "qlora_quant_storage", "lora16_offload", "lora16")
+# The estimator's registry name for the embedded demo model.
+_ESTIMATOR_NAMES = {"embedded:smollm2-135m": "SmolLM2-135M"}
 
 
 class LaunchError(RuntimeError):
@@ -121,15 +128,22 @@ def build_command(spec: LaunchSpec) -> Command:
         argv = [sys.executable, *(["-m", spec.module, *spec.script_args] if not spec.script else _target(spec, "-m"))]
     elif spec.launcher == "accelerate":
         argv = [_bin("accelerate"), "launch"]
+        n_all = spec.n_processes * nodes
         if spec.accelerate_config:
+            # The YAML states the distributed type; the command only adds sizes and the plan's DeepSpeed JSON.
             argv += ["--config_file", str(paths.resolve(spec.accelerate_config))]
-        argv += ["--num_processes", str(spec.n_processes * nodes), "--num_machines", str(nodes)]
-        if spec.deepspeed_config:
-            argv += ["--use_deepspeed", "--deepspeed_config_file", str(paths.resolve(spec.deepspeed_config))]
-        elif spec.n_processes * nodes > 1:
-            argv += ["--multi_gpu"]
-        if spec.cpu and spec.n_processes * nodes == 1:
-            argv += ["--cpu"]
+            argv += ["--num_processes", str(n_all), "--num_machines", str(nodes)]
+            if spec.deepspeed_config:
+                argv += ["--deepspeed_config_file", str(paths.resolve(spec.deepspeed_config))]
+        else:
+            argv += ["--num_processes", str(n_all), "--num_machines", str(nodes)]
+            if spec.deepspeed_config:
+                argv += ["--use_deepspeed", "--deepspeed_config_file", str(paths.resolve(spec.deepspeed_config)),
+                         "--zero3_init_flag", "true" if zero_stage(spec.deepspeed_config) == 3 else "false"]
+            elif n_all > 1:
+                argv += ["--multi_gpu"]
+            elif spec.cpu:
+                argv += ["--cpu"]
         if nodes > 1:
             argv += ["--machine_rank", str(spec.machine_rank), "--main_process_ip", spec.main_process_ip or "MAIN_IP"]
         argv += ["--main_process_port", str(spec.master_port)]
@@ -155,23 +169,12 @@ def build_command(spec: LaunchSpec) -> Command:
 
 
 def training_choices(profile: str) -> dict[str, str]:
-    """Compute dtype and attention implementation for a hardware profile (tacsol.hardware decides; fallback table)."""
-    try:
-        from . import hardware  # type: ignore[attr-defined]
+    """Compute dtype (torch name) and attention implementation that ``profile`` implies (tacsol.hardware decides:
+    fp16 + SDPA on Turing, bf16 + FlashAttention-2 on Ampere or newer, fp32 on CPU)."""
+    from . import hardware
 
-        ch = hardware.training_choices(profile)
-        ch = ch if isinstance(ch, dict) else vars(ch)
-        dtype = ch.get("dtype") or ch.get("compute_dtype")
-        attn = ch.get("attn_implementation") or ch.get("attention")
-        if dtype and attn:
-            return {"dtype": str(dtype).replace("torch.", ""), "attn_implementation": str(attn)}
-    except ImportError:
-        pass
-    key = profile.lower().split("_")[0].split("-")[0].split("x")[0] if profile else "cpu"
-    for name, (dtype, attn) in _FALLBACK_CHOICES.items():
-        if key.startswith(name):
-            return {"dtype": dtype, "attn_implementation": attn}
-    raise ValueError(f"hardware_profile {profile!r}: unknown (known: {', '.join(_FALLBACK_CHOICES)})")
+    ch = hardware.training_choices(profile)
+    return {"dtype": ch["torch_dtype"], "attn_implementation": ch["attn_implementation"], "hardware": ch["hardware"]}
 
 
 def deepspeed_config_problems(ds_path: str | None, dtype: str) -> list[str]:
@@ -182,155 +185,159 @@ def deepspeed_config_problems(ds_path: str | None, dtype: str) -> list[str]:
     try:
         cfg = json.loads(path.read_text())
     except FileNotFoundError:
-        return [f"deepspeed_config {ds_path!r}: file not found"]
+        return [f"deepspeed config {ds_path!r}: file not found"]
     except json.JSONDecodeError as exc:
-        return [f"deepspeed_config {ds_path!r}: not valid JSON ({exc})"]
+        return [f"deepspeed config {ds_path!r}: not valid JSON ({exc})"]
     problems = []
     bf16 = (cfg.get("bf16") or {}).get("enabled") is True
     fp16 = (cfg.get("fp16") or {}).get("enabled") is True
     if bf16 and dtype != "bfloat16":
-        problems.append(f"deepspeed_config {ds_path!r} enables bf16 but the hardware profile computes in {dtype} "
+        problems.append(f"deepspeed config {ds_path!r} enables bf16 but the hardware profile computes in {dtype} "
                         "(no bf16 before compute capability 8.0: use zero3_fp16.json)")
     if fp16 and dtype != "float16":
-        problems.append(f"deepspeed_config {ds_path!r} enables fp16 but the hardware profile computes in {dtype}")
+        problems.append(f"deepspeed config {ds_path!r} enables fp16 but the hardware profile computes in {dtype}")
     if "zero_optimization" not in cfg:
-        problems.append(f"deepspeed_config {ds_path!r}: no zero_optimization section")
+        problems.append(f"deepspeed config {ds_path!r}: no zero_optimization section")
     return problems
 
 
+def _ds_json(ds_path: str | None) -> dict[str, Any]:
+    return json.loads(paths.resolve(ds_path).read_text()) if ds_path else {}
+
+
 def zero_stage(ds_path: str | None) -> int:
-    if not ds_path:
-        return 0
-    return int(json.loads(paths.resolve(ds_path).read_text()).get("zero_optimization", {}).get("stage", 0))
+    return int(_ds_json(ds_path).get("zero_optimization", {}).get("stage", 0))
 
 
-def _offloads(ds_path: str | None) -> bool:
-    if not ds_path:
-        return False
-    z = json.loads(paths.resolve(ds_path).read_text()).get("zero_optimization", {})
-    return any((z.get(k) or {}).get("device") in ("cpu", "nvme") for k in ("offload_param", "offload_optimizer"))
+def offload_mode(ds_path: str | None) -> str:
+    """The estimator's offload term for a DeepSpeed JSON: none | optimizer | optimizer+params."""
+    z = _ds_json(ds_path).get("zero_optimization", {})
+    on = lambda k: (z.get(k) or {}).get("device") in ("cpu", "nvme")  # noqa: E731
+    return "optimizer+params" if on("offload_param") else ("optimizer" if on("offload_optimizer") else "none")
 
 
 def memory_plan(params: dict[str, Any]) -> dict[str, Any]:
-    """The training plan in the estimator's terms (tacsol.vram)."""
-    ds = params.get("deepspeed_config")
+    """The training plan in tacsol.vram.Plan's terms."""
+    ds = params.get("deepspeed") or None
+    n = int(params.get("n_processes", 1)) * int(params.get("num_machines") or 1)
+    stage = zero_stage(ds)
+    quant = params.get("quantization", "none")
     return {
-        "quantization": params.get("quantization", "nf4"),
-        "double_quant": params.get("double_quant", True),
-        "lora_r": params.get("lora_r", 16),
-        "target_modules": params.get("target_modules"),
-        "max_seq_length": params.get("max_seq_length"),
-        "per_device_batch_size": params.get("per_device_batch_size", 1),
-        "gradient_accumulation_steps": params.get("gradient_accumulation_steps", 1),
-        "gradient_checkpointing": params.get("gradient_checkpointing", True),
-        "n_gpus": params.get("n_processes", 1) * params.get("num_machines", 1),
-        "zero_stage": zero_stage(ds),
-        "offload": _offloads(ds),
-        "quant_storage": params.get("quant_storage"),
+        "method": "qlora" if quant != "none" else "lora",
+        "weights": quant if quant != "none" else None,
+        "double_quant": True,
+        "kbit_fp32_upcast": quant != "none",  # train calls peft's prepare_model_for_kbit_training
+        "lora_rank": int(params.get("lora_r", 16)),
+        "lora_targets": list(params.get("lora_targets") or []),
+        "seq_len": int(params.get("max_seq_length", 1024)),
+        "micro_batch": int(params.get("batch_size", 1)),
+        "gradient_checkpointing": bool(params.get("gradient_checkpointing", True)),
+        "n_gpus": n,
+        "sharding": {3: "zero3", 2: "zero2"}.get(stage, "ddp" if n > 1 else "none"),
+        "offload": offload_mode(ds),
     }
 
 
-def _get(obj: Any, *names: str) -> Any:
-    for n in names:
-        if isinstance(obj, dict) and n in obj:
-            return obj[n]
-        if hasattr(obj, n):
-            return getattr(obj, n)
-    return None
-
-
 def fit_check(params: dict[str, Any]) -> dict[str, Any]:
-    """Run the VRAM estimator on the plan; returns {fits, per_gpu_gb, budget_gb, detail, message}.
+    """Run the VRAM estimator on the plan for ``hardware_profile``. Returns a JSON-able record with the verdict,
+    the per-GPU total, the capacity and the breakdown; an estimate that cannot be made is reported (fits None)."""
+    from . import vram
 
-    CPU smoke runs have no VRAM budget: the real-hardware estimate is still computed when the estimator knows the
-    model, and reported, but never blocks a smoke run."""
     plan = memory_plan(params)
     profile = params.get("hardware_profile") or "cpu"
-    result: dict[str, Any] = {"hardware_profile": profile, "plan": plan, "fits": None, "per_gpu_gb": None,
-                              "budget_gb": None, "detail": None}
+    model = _ESTIMATOR_NAMES.get(str(params.get("model")), params.get("model"))
+    rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": plan, "fits": None}
     try:
-        from . import vram  # type: ignore[attr-defined]
-    except ImportError:
-        result["message"] = "tacsol.vram is not available: no memory estimate (launch not gated)"
-        return result
-    try:
-        est = vram.estimate(params["model"], plan, profile)
-    except Exception as exc:  # unknown model / profile: say so, never pretend it fits
-        result["message"] = f"estimate failed for {params.get('model')!r} on {profile!r}: {type(exc).__name__}: {exc}"
-        result["fits"] = None if params.get("cpu") else False
-        return result
-    result["fits"] = _get(est, "fits")
-    result["per_gpu_gb"] = _get(est, "per_gpu_gb", "total_gb", "peak_gb")
-    result["budget_gb"] = _get(est, "budget_gb", "usable_gb", "gpu_memory_gb")
-    detail = _get(est, "breakdown", "components", "parts")
-    result["detail"] = dict(detail) if isinstance(detail, dict) else (vars(est) if hasattr(est, "__dict__") else est)
-    per, budget = result["per_gpu_gb"], result["budget_gb"]
-    verdict = "fits" if result["fits"] else "does NOT fit"
-    result["message"] = (f"{params.get('model')} on {profile} × {plan['n_gpus']}: estimated "
-                         f"{per if per is None else round(float(per), 1)} GB per GPU vs budget "
-                         f"{budget if budget is None else round(float(budget), 1)} GB → {verdict}")
-    return result
+        est = vram.estimate(model, plan, profile)
+    except Exception as exc:  # unknown model or profile, bad plan field: say so, do not pretend it fits
+        rec["message"] = f"no estimate for {model!r} on {profile!r}: {type(exc).__name__}: {exc}"
+        return rec
+    d = est.to_dict()
+    rec.update(fits=bool(d["fits"]), per_gpu_gb=d["total_gb"], capacity_gb=d["capacity_gb"],
+               headroom_gb=d["headroom_gb"], terms_gb=d["terms_gb"], overhead_gb=d["overhead_gb"],
+               notes=d["notes"], plan_text=d["detail"].get("plan_text"))
+    rec["message"] = (f"{model} on {profile} × {plan['n_gpus']} ({rec['plan_text']}): estimated "
+                      f"{rec['per_gpu_gb']:.1f} GB per {'GPU' if profile != 'cpu' else 'process'} vs capacity "
+                      f"{rec['capacity_gb']:.1f} GB → {'fits' if rec['fits'] else 'does NOT fit'}")
+    return rec
 
 
 def require_fit(params: dict[str, Any], fit: dict[str, Any]) -> None:
-    if params.get("cpu") or fit["fits"] is not False or params.get("allow_over_budget"):
+    """Refuse a launch whose estimate does not fit (or cannot be made for a GPU profile) unless allowed."""
+    if params.get("allow_over_budget"):
         return
-    parts = fit.get("detail")
-    raise OverBudgetError(f"{fit['message']}. Breakdown: {json.dumps(parts, default=str)[:1200]}. Lower "
-                          "max_seq_length / per_device_batch_size, choose a ZeRO-3/offload plan, or set "
-                          "allow_over_budget: true to launch anyway.")
+    if fit["fits"] is False:
+        terms = ", ".join(f"{k} {v:.1f}" for k, v in (fit.get("terms_gb") or {}).items() if v)
+        raise OverBudgetError(f"{fit['message']}. Per-GPU terms (GB): {terms}. Lower max_seq_length or batch_size, "
+                              "pick a ZeRO-3 / offload plan (zero3_plan), or set allow_over_budget: true to launch "
+                              "anyway.")
+    if fit["fits"] is None and (params.get("hardware_profile") or "cpu") != "cpu":
+        raise OverBudgetError(f"{fit['message']}. Set allow_over_budget: true to launch without an estimate.")
 
 
 # ------------------------------------------------------------------------------------------------- params → launch
 
 
-def training_keys() -> set[str] | None:
-    """Names the training module accepts: notebook 03's parameters cell (None while 03 does not exist)."""
-    from . import params as P
-
-    try:
-        return set(P.notebook_parameters(paths.notebook_path("03")))
-    except (FileNotFoundError, P.ParamsError):
-        return None
+def is_cpu(params: dict[str, Any]) -> bool:
+    return (params.get("hardware_profile") or "cpu") == "cpu"
 
 
-def training_params(params: dict[str, Any], choices: dict[str, str]) -> dict[str, Any]:
-    """The params file the training module reads: 03's keys only, plus the launch decisions it must honour."""
-    dtype = choices["dtype"]
-    values = {k: v for k, v in params.items() if k not in LAUNCH_KEYS}
-    values.update(output_dir=params["output_dir"], deepspeed=str(paths.resolve(params["deepspeed_config"]))
-                  if params.get("deepspeed_config") else None, use_cpu=bool(params.get("cpu")))
-    values.setdefault("dtype", dtype)
-    values.setdefault("attn_implementation", choices["attn_implementation"])
-    if params.get("run_name") is not None:
-        values["run_name"] = params["run_name"]
-    plan = params.get("zero3_plan")
-    if zero_stage(params.get("deepspeed_config")) == 3 and values.get("quantization", "none") != "none":
-        if plan == "qlora_quant_storage":
-            # ZeRO-3 shards bitsandbytes 4-bit weights only when they are stored in the model's dtype.
-            values["quant_storage"] = dtype
-        else:
-            raise ValueError(f"zero3_plan {plan!r} with quantization {values.get('quantization')!r}: ZeRO-3 cannot "
-                             "shard 4-bit weights unless zero3_plan is 'qlora_quant_storage' (or set quantization: none)")
-    if plan in ("lora16_offload", "lora16") and values.get("quantization", "none") != "none":
-        raise ValueError(f"zero3_plan {plan!r} trains 16-bit weights: set quantization: none")
-    keys = training_keys()
-    if keys is not None:
-        dropped = sorted(set(values) - keys)
-        values = {k: v for k, v in values.items() if k in keys}
-        if dropped:
-            values.setdefault("_dropped_by_launch", dropped) if "_dropped_by_launch" in keys else None
+def resolve_deepspeed(params: dict[str, Any], dtype: str) -> str:
+    """The DeepSpeed JSON to use: ``deepspeed`` when set, else the one ``zero3_plan`` implies for this dtype."""
+    plan = params.get("zero3_plan") or "none"
+    if plan not in ZERO3_PLANS:
+        raise ValueError(f"parameter 'zero3_plan' must be one of {', '.join(ZERO3_PLANS)}, got {plan!r}")
+    if params.get("deepspeed"):
+        return str(params["deepspeed"])
+    return ZERO3_CONFIGS[(plan, dtype)] if plan != "none" else ""
+
+
+def plan_problems(params: dict[str, Any], ds: str, dtype: str) -> list[str]:
+    """Inconsistent launch plans, each named: they would fail minutes into a multi-GPU start otherwise."""
+    problems = deepspeed_config_problems(ds or None, dtype)
+    plan = params.get("zero3_plan") or "none"
+    quant = params.get("quantization", "none")
+    stage = zero_stage(ds or None) if not problems else 0
+    launcher = params.get("launcher", "python")
+    n = int(params.get("n_processes", 1))
+    if stage == 3 and quant != "none" and plan != "qlora_quant_storage":
+        problems.append(f"ZeRO-3 with quantization {quant!r} needs zero3_plan 'qlora_quant_storage' (4-bit weights are "
+                        "sharded only when bnb_4bit_quant_storage equals the model dtype); or set quantization: none")
+    if plan in ("lora16_offload", "lora16") and quant != "none":
+        problems.append(f"zero3_plan {plan!r} trains LoRA on 16-bit weights: set quantization: none")
+    if plan == "lora16_offload" and ds and offload_mode(ds) == "none" and dtype != "float32":
+        problems.append(f"zero3_plan 'lora16_offload' but deepspeed config {ds!r} offloads nothing")
+    if plan != "none" and stage != 3 and ds:
+        problems.append(f"zero3_plan {plan!r} but deepspeed config {ds!r} is ZeRO stage {stage}")
+    if launcher == "python" and (n > 1 or ds):
+        problems.append("launcher 'python' runs one process without DeepSpeed: use accelerate, torchrun or deepspeed")
+    if launcher == "deepspeed" and dtype == "float32":
+        problems.append("launcher 'deepspeed' on CPU: use torchrun (DeepSpeed's launcher expects accelerator devices)")
+    if launcher not in LAUNCHERS:
+        problems.append(f"parameter 'launcher' must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
+    if n < 1:
+        problems.append(f"parameter 'n_processes' must be >= 1, got {n}")
+    return problems
+
+
+def training_params(params: dict[str, Any], ds: str) -> dict[str, Any]:
+    """The params file the training module reads: exactly its own keys (tacsol.train.DEFAULTS)."""
+    from .train import DEFAULTS
+
+    values = {k: v for k, v in params.items() if k in DEFAULTS}
+    values["deepspeed"] = str(paths.resolve(ds)) if ds else ""
+    values["output_dir"] = str(paths.resolve(params["output_dir"]))
     return values
 
 
-def spec_from_params(params: dict[str, Any], train_params_path: Path) -> LaunchSpec:
+def spec_from_params(params: dict[str, Any], train_params_path: Path, ds: str) -> LaunchSpec:
     return LaunchSpec(
         launcher=params.get("launcher", "python"), n_processes=int(params.get("n_processes", 1)),
-        cpu=bool(params.get("cpu")), module=params.get("train_module", "tacsol.train"),
-        script_args=["--params", str(train_params_path)], accelerate_config=params.get("accelerate_config"),
-        deepspeed_config=params.get("deepspeed_config"), master_port=int(params.get("master_port") or free_port()),
+        cpu=is_cpu(params), module=params.get("train_module") or "tacsol.train",
+        script_args=["--params", str(train_params_path)], accelerate_config=params.get("accelerate_config") or None,
+        deepspeed_config=ds or None, master_port=int(params.get("master_port") or free_port()),
         num_machines=int(params.get("num_machines") or 1), machine_rank=int(params.get("machine_rank") or 0),
-        main_process_ip=params.get("main_process_ip"), hostfile=params.get("hostfile"))
+        main_process_ip=params.get("main_process_ip") or None, hostfile=params.get("hostfile") or None)
 
 
 # ------------------------------------------------------------------------------------------------------ streaming
@@ -357,11 +364,23 @@ def run_streaming(cmd: Command | list[str], *, env: dict[str, str] | None = None
     tail: deque[str] = deque(maxlen=tail_lines)
     t0 = time.time()
     last_progress = 0.0
+    import threading
+
     with open(log_path, "w", encoding="utf-8") as log:
         log.write("$ " + Command(argv, added).shell() + "\n")
+        log.flush()
         proc = subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 bufsize=1, errors="replace", start_new_session=True, cwd=str(paths.repo_root()))
-        timed_out = False
+        timed_out = threading.Event()
+
+        def _on_timeout() -> None:
+            timed_out.set()
+            _stop(proc)
+
+        watchdog = threading.Timer(timeout_s, _on_timeout) if timeout_s else None
+        if watchdog:
+            watchdog.daemon = True
+            watchdog.start()
         try:
             assert proc.stdout is not None
             for raw in proc.stdout:  # universal newlines: tqdm's \r redraws arrive as lines too
@@ -377,20 +396,21 @@ def run_streaming(cmd: Command | list[str], *, env: dict[str, str] | None = None
                 log.flush()
                 tail.append(line)
                 show(line)
-                if timeout_s and now - t0 > timeout_s:
-                    timed_out = True
-                    break
-            if timed_out:
-                raise subprocess.TimeoutExpired(argv, timeout_s)
-            proc.wait(timeout=max(1.0, (timeout_s or 1e9) - (time.time() - t0)))
-        except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
+            proc.wait()
+        except KeyboardInterrupt as exc:
             _stop(proc)
-            log.write(f"[tacsol.launch] stopped: {type(exc).__name__}\n")
-            raise LaunchError(f"{argv[0]} stopped after {time.time() - t0:.0f} s ({type(exc).__name__}); last lines "
-                              f"of {log_path}:\n" + "\n".join(tail)) from exc
+            log.write("[tacsol.launch] interrupted\n")
+            raise LaunchError(f"{argv[0]} interrupted after {time.time() - t0:.0f} s; last lines of {log_path}:\n"
+                              + "\n".join(tail)) from exc
         finally:
+            if watchdog:
+                watchdog.cancel()
             if proc.poll() is None:
                 _stop(proc)
+        if timed_out.is_set():
+            log.write(f"[tacsol.launch] stopped after the {timeout_s:.0f} s limit\n")
+            raise LaunchError(f"{argv[0]} stopped after {time.time() - t0:.0f} s (limit {timeout_s:.0f} s); last "
+                              f"lines of {log_path}:\n" + "\n".join(tail))
     seconds = time.time() - t0
     if proc.returncode != 0:
         raise LaunchError(f"training exited with code {proc.returncode} after {seconds:.0f} s; last lines of "
@@ -419,55 +439,67 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 def read_artifacts(output_dir: str | Path) -> dict[str, Any]:
-    """What a training run left behind: loss curves, adapter files, memory and throughput."""
+    """What a training run left behind (tacsol.train's train_log.json, adapter/): loss curve, held-out losses,
+    memory, throughput, adapter files. Missing pieces are simply absent."""
     out = paths.resolve(output_dir)
     art: dict[str, Any] = {"output_dir": str(out)}
     log_file = out / "train_log.json"
     if log_file.exists():
         doc = json.loads(log_file.read_text())
-        history = doc.get("log_history", doc) if isinstance(doc, dict) else doc
-        history = history if isinstance(history, list) else []
         art["train_log"] = doc
-        art["train_loss"] = [(h["step"], h["loss"]) for h in history if "loss" in h and "step" in h]
-        art["eval_loss"] = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and "step" in h]
-        if isinstance(doc, dict):
-            for k in ("peak_memory_gb", "tokens_per_s", "s_per_step", "n_processes", "train_tokens", "steps",
-                      "heldout_loss_before", "heldout_loss_after", "params_total", "wall_hours"):
-                if k in doc:
-                    art[k] = doc[k]
-        metrics = doc.get("metrics") if isinstance(doc, dict) else None
-        if isinstance(metrics, dict):
-            for k, v in metrics.items():
-                art.setdefault(k, v)
+        curve = doc.get("curve") or [h for h in doc.get("log_history", []) if "loss" in h]
+        art["train_loss"] = [(c["step"], float(c["loss"])) for c in curve if "loss" in c]
+        art["rss_gb"] = [(c["step"], c.get("rss_gb")) for c in curve if c.get("rss_gb") is not None]
+        for k in ("model", "dtype", "attn_implementation", "quantization", "hardware_profile", "n_processes",
+                  "params_total", "params_trainable", "steps", "train_tokens", "heldout_loss_before",
+                  "heldout_loss_after", "tokens_per_s", "s_per_step", "peak_memory_gb", "peak_rss_gb",
+                  "cuda_peak_gb", "train_wall_s", "total_wall_s", "max_seq_length", "lora_r", "padding_share"):
+            if k in doc:
+                art[k] = doc[k]
     adapter = out / "adapter"
     if adapter.is_dir():
         files = sorted(p for p in adapter.rglob("*") if p.is_file())
+        art["adapter_dir"] = str(adapter)
         art["adapter_files"] = {str(p.relative_to(adapter)): p.stat().st_size for p in files}
-        cfg = adapter / "adapter_config.json"
-        if cfg.exists():
-            art["adapter_config"] = json.loads(cfg.read_text())
     return art
+
+
+def evaluate_adapter(params: dict[str, Any], limit: int, max_new_tokens: int | None = None) -> dict[str, Any]:
+    """Generate with the trained adapter on the first ``limit`` records of the evaluation split and score them with
+    tacsol.evaluate into output_dir/eval (the same path notebook 03 uses, so 06_compare reads it alike)."""
+    from . import evaluate, infer
+    from .train import load_records
+
+    out = paths.resolve(params["output_dir"])
+    recs = load_records(params["dataset"])
+    split = params.get("eval_split", "test")
+    records = (recs.get(split) or recs["test"])[: max(0, int(limit))]
+    model, tok = infer.load(out / "adapter")
+    gens = infer.generate(model, tok, records, max_new_tokens=int(max_new_tokens or params.get("max_new_tokens", 200)),
+                          batch_size=4, progress=False)
+    del model
+    return evaluate.evaluate_run(records, gens, out, system="fine-tuned", n_boot=200, progress=False,
+                                 extra={"split": split, "n_records": len(records)})
 
 
 # ------------------------------------------------------------------------------------------------------ top level
 
 
 def prepare(params: dict[str, Any]) -> dict[str, Any]:
-    """Everything decided before a launch, no process started: choices, checks, train params file, command."""
+    """Everything decided before a launch, no process started: dtype/attention, DeepSpeed JSON, checks, fit
+    estimate, the training params and the command. Inconsistent plans raise ValueError naming the fields."""
     out = paths.resolve(params["output_dir"])
-    choices = training_choices("cpu" if params.get("cpu") else params.get("hardware_profile", "cpu"))
-    problems = deepspeed_config_problems(params.get("deepspeed_config"), choices["dtype"])
-    if params.get("launcher") == "python" and params.get("deepspeed_config"):
-        problems.append("deepspeed_config needs launcher accelerate, torchrun or deepspeed, not python")
-    if params.get("cpu") and params.get("launcher") == "deepspeed":
-        problems.append("launcher deepspeed on CPU: use torchrun (DeepSpeed's launcher expects accelerator devices)")
+    choices = training_choices(params.get("hardware_profile") or "cpu")
+    ds = resolve_deepspeed(params, choices["dtype"])
+    problems = plan_problems(params, ds, choices["dtype"])
     if problems:
-        raise ValueError("; ".join(problems))
-    fit = fit_check(params)
-    tp = training_params(params, choices)
+        raise ValueError("launch plan: " + "; ".join(problems))
+    fit = fit_check({**params, "deepspeed": ds})
+    tp = training_params(params, ds)
     tp_path = out / "train_params.yaml"
-    cmd = build_command(spec_from_params(params, tp_path))
-    return {"choices": choices, "fit": fit, "train_params": tp, "train_params_path": tp_path, "command": cmd}
+    cmd = build_command(spec_from_params(params, tp_path, ds))
+    return {"choices": choices, "deepspeed": ds, "fit": fit, "train_params": tp, "train_params_path": tp_path,
+            "command": cmd}
 
 
 def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] = True) -> dict[str, Any]:
