@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .aggregate import aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
-from .compile import CompileResult, build_stub, compile_many, pick_version  # noqa: F401
+from .compile import CompileResult, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
 from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
@@ -42,11 +42,24 @@ class NonUtf8(str):
     """Text decoded with replacement characters from bytes that were not UTF-8 (still a failure)."""
 
 
+class GenerationFailure:
+    """A generation that did not happen (decompiler timeout, generate() error...): scored as an empty output and
+    counted under `reason` in the failures."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        self.reason, self.detail = reason, detail
+
+    def __repr__(self) -> str:
+        return f"GenerationFailure({self.reason!r})"
+
+
 def normalize_generation(value: Any) -> tuple[str, str]:
     """(text, failure reason or ''). Bytes that are not UTF-8, strings holding lone surrogates, None and blank
     output are failures; the row stays in the table and is scored as what it is."""
     if value is None:
         return "", "missing"
+    if isinstance(value, GenerationFailure):
+        return "", value.reason
     if isinstance(value, NonUtf8):
         return str(value), "non_utf8"
     if isinstance(value, (bytes, bytearray)):
@@ -202,8 +215,8 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
             if fn is not None:
                 units.append((f"g{i}", version, build_stub(fn.text, pick_version(version) or "0.8.26", decl_text, ctx)))
             else:
-                row.update({"compiles": False, "compile_status": "unparsable" if not row["failure"].startswith(
-                    ("empty", "missing", "non_utf8", "not_text")) else "no_output"})
+                row.update({"compiles": False, "compile_status": "unparsable" if row["failure"].startswith("unparsable")
+                            else "no_output"})
             if compile_reference:
                 units.append((f"r{i}", version, build_stub(rec.get("solidity") or "", pick_version(version) or "0.8.26",
                                                            decl_text, ctx)))

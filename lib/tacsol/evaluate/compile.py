@@ -146,3 +146,37 @@ def function_for_stub(code: str) -> str:
     """The first function of generated code (models sometimes add a contract wrapper or prose); raises
     ParseFailure if there is none."""
     return find_function(code).text
+
+
+_NODE_BYTECODE = r"""
+'use strict';
+const fs = require('fs');
+const req = JSON.parse(fs.readFileSync(0, 'utf8'));
+const solc = require(req.solc_dir);
+const compile = typeof solc.compileStandardWrapper === 'function' && solc.version().startsWith('0.4.')
+  ? solc.compileStandardWrapper : solc.compile;
+const input = {language: 'Solidity', sources: {'C.sol': {content: req.source}},
+               settings: {optimizer: {enabled: !!req.optimize, runs: 200},
+                          outputSelection: {'*': {'*': ['evm.deployedBytecode.object', 'evm.methodIdentifiers']}}}};
+process.stdout.write(compile(JSON.stringify(input)));
+"""
+
+
+def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeout_s: float = 120.0
+                     ) -> dict[str, dict]:
+    """Runtime bytecode and method identifiers of every contract in one source: {name: {"bytecode": hex,
+    "selectors": {signature: "0x…"}}}. For baselines that need bytecode (sevm, panoramix) when records lack it.
+    Raises ValueError with solc's first error."""
+    v = pick_version(version)
+    if v is None:
+        raise ValueError(f"no solcjs for {version!r} in node_modules")
+    req = json.dumps({"solc_dir": str(paths.node_modules() / f"solc-{v}"), "source": source, "optimize": optimize})
+    proc = subprocess.run(["node", "-e", _NODE_BYTECODE], input=req, capture_output=True, text=True,
+                          timeout=timeout_s)
+    out = json.loads(proc.stdout or "{}")
+    errs = [e for e in out.get("errors", []) if e.get("severity") == "error"]
+    if errs or "contracts" not in out:
+        raise ValueError(f"solc {v}: {(errs[0].get('formattedMessage') if errs else proc.stderr[-300:])}")
+    return {name: {"bytecode": c["evm"]["deployedBytecode"]["object"],
+                   "selectors": {s: "0x" + h for s, h in c["evm"]["methodIdentifiers"].items()}}
+            for name, c in out["contracts"]["C.sol"].items()}
