@@ -8,8 +8,8 @@ import re
 from eth_hash.auto import keccak
 
 M = 1 << 256
-_LABEL = re.compile(r"^(block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
-_TARGET = re.compile(r"(block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
+_LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
+_TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
 
 
 def _s(x: int) -> int:

@@ -122,7 +122,7 @@ _EFFECT_FAMILIES = ("SSTORE", "TSTORE", "LOG", "CALL", "CALLCODE", "DELEGATECALL
 
 
 class _BlockSym:
-    __slots__ = ("lines", "exit_top", "consumed", "term", "reads", "ntemps", "counts", "undefined")
+    __slots__ = ("lines", "exit_top", "consumed", "term", "reads", "ntemps", "counts", "undefined", "target_read")
 
     def exit(self, j: int):
         n = len(self.exit_top)
@@ -145,12 +145,13 @@ def _sym_block(instrs: list[Instr]) -> _BlockSym:
             stack.insert(0, ("p", consumed))
             consumed += 1
 
-    def pop_n(n: int) -> list:
+    def pop_n(n: int, count: bool = True) -> list:
         ensure(n)
         args = [stack.pop() for _ in range(n)]   # args[0] = former top
-        for a in args:
-            if a[0] == "p":
-                reads.add(a[1])
+        if count:
+            for a in args:
+                if a[0] == "p":
+                    reads.add(a[1])
         return args
 
     for ins in instrs:
@@ -186,11 +187,13 @@ def _sym_block(instrs: list[Instr]) -> _BlockSym:
             stack.append(("e", name.lower()))
             continue
         if name == "JUMP":
-            (t,) = pop_n(1)
+            (t,) = pop_n(1, count=False)   # a jump target is a read only when it stays unresolved (see render)
             term = ("jump", t)
             break
         if name == "JUMPI":
-            t, c = pop_n(2)
+            t, c = pop_n(2, count=False)
+            if c[0] == "p":
+                reads.add(c[1])
             term = ("jumpi", t, c)
             break
         args = pop_n(op.n_in)
@@ -206,6 +209,7 @@ def _sym_block(instrs: list[Instr]) -> _BlockSym:
     b = _BlockSym()
     b.lines, b.exit_top, b.consumed, b.term, b.reads = lines, stack[::-1], consumed, term, reads
     b.ntemps, b.counts, b.undefined = ntemps, counts, undefined
+    b.target_read = term[1][1] if term[0] in ("jump", "jumpi") and term[1][0] == "p" else None
     return b
 
 
@@ -457,7 +461,7 @@ class _Contract:
         return nodes, targets, partial
 
     # ------------------------------------------------------------------ one function (or region) → TAC text
-    def render(self, header: str, starts: list[int], deadline: float, stop=frozenset()):
+    def render(self, header: str, starts: list[int], deadline: float, stop=frozenset(), labels: str = "seq"):
         nodes, targets, partial = self.explore(starts, stop, deadline)
         ids = range(len(nodes))
         entries = [n for n in ids if nodes[n][0] in starts and nodes[n][1] == ()]
@@ -471,6 +475,9 @@ class _Contract:
         syms = {n: self.sym(nodes[n][0]) for n in ids}
         # Parameters an instance needs: the slots it reads plus those it passes on to needing successors.
         need = {n: set(syms[n].reads) for n in ids}
+        for n in ids:   # an unresolved (multi-target) jump prints its target value, so it needs that slot
+            if len(targets[n][1]) > 1 and syms[n].target_read is not None:
+                need[n].add(syms[n].target_read)
         changed = True
         while changed:
             changed = False
@@ -602,8 +609,8 @@ class _Contract:
                     merged.add(t)
         heads = [n for n in order if n not in forward and n not in merged]
         # Identical halting blocks that use no variables (revert(0x0, 0x0), panic codes) are printed once.
-        alias: dict[int, str] = {}
-        seen_halts: dict[tuple, str] = {}
+        alias: dict[int, int] = {}
+        seen_halts: dict[tuple, int] = {}
         for n in heads:
             if targets[n][0] != "halt" or syms[n].term[0] != "halt" or (n not in subst and need[n]):
                 continue
@@ -615,12 +622,15 @@ class _Contract:
             if key in seen_halts:
                 alias[n] = seen_halts[key]
             else:
-                seen_halts[key] = label[n]
+                seen_halts[key] = n
+        if labels == "seq":   # b0, b1, ... in print order: offsets carry no meaning for the model and cost tokens
+            for i, n in enumerate(h for h in heads if h not in alias):
+                label[n] = f"b{i}"
 
         def target(n: int, t: int) -> str:
             n, t = final(n, t)
             if t in alias:
-                return alias[t]
+                return label[alias[t]]
             a = edge_args(n, t)
             return label[t] + (f"({', '.join(nm(x) for x in a)})" if a else "")
 
@@ -789,13 +799,18 @@ def _nontrivial(c: _Contract, bset: list[int]) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------- public API
-def lift(code: str | bytes, *, time_limit_s: float = 10.0) -> LiftedContract:
+def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") -> LiftedContract:
     """Lift runtime bytecode (hex with/without 0x, or raw bytes) to per-function TAC (docs/tac-format.md).
+
+    labels="seq" (the training/inference format) names blocks b0, b1, ... in print order; labels="offset" names
+    them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
 
     Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
     come back with status "timeout" (and empty TAC) instead of hanging."""
     import evmole
 
+    if labels not in ("seq", "offset"):
+        raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
     t0 = time.monotonic()
     deadline = t0 + time_limit_s
     raw = _parse_code(code)
@@ -830,7 +845,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0) -> LiftedContract:
 
     def one(selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset()) -> LiftedFunction:
         try:
-            tac, nb, ni, counts, partial, bset = c.render(header, entries, deadline, stop)
+            tac, nb, ni, counts, partial, bset = c.render(header, entries, deadline, stop, labels)
         except TimeoutError:
             return LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut)
         undefined = [b for b in bset if c.sym(b).undefined is not None]
@@ -876,6 +891,8 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--selector", action="append", default=[],
                    help="only this function (0xa9059cbb, fallback, receive); repeatable")
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds per contract (default 10)")
+    p.add_argument("--offsets", action="store_true",
+                   help="label blocks by bytecode offset (block_0x1a) instead of b0, b1, ... (debugging)")
     return p
 
 
@@ -900,7 +917,8 @@ def _read_code_arg(arg: str):
 
 def main(args) -> int:
     try:
-        res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit)
+        res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit,
+                   labels="offset" if args.offsets else "seq")
     except LiftError as exc:
         print(f"tacsol lift: {exc}", file=sys.stderr)
         return 1
