@@ -478,6 +478,8 @@ def make_fit(model, plan: Plan, hardware="rtx8000", n_gpus: int | None = None, m
             continue
         if all(getattr(cur, k) == v for k, v in delta.items()):
             continue
+        if label.startswith("4-bit") and cur.method == "qlora" and (cur.weights or "nf4") in ("nf4", "fp4"):
+            continue  # already 4-bit
         if label.startswith("4-bit") and cur.method == "full":
             delta = {**delta, "lora_rank": cur.lora_rank or 16}
         cur = replace(cur, **delta)
