@@ -1,0 +1,684 @@
+"""Data profiling: lengths in characters and exact tokens, coverage per sequence length, the recommended
+``max_seq_length`` per model, entropy, composition, complexity buckets, duplicates and split leakage, and the
+"claim vs data" table. Notebook 01_data_profiling draws these; training phases read ``max_seq_length`` from its
+summary.json through :func:`max_seq_length_for`; the evaluation imports :func:`complexity_bucket`.
+
+Definitions (what every number means):
+
+* **Full training sequence** = exactly what :func:`tacsol.prompt.tokenize_example` builds: BOS if the tokenizer adds
+  one (Llama-3) + ``build_prompt(record)`` + ``build_target(record)`` + EOS. The prompt's markers (``<|tac|>`` ...)
+  are added special tokens in training, so each counts as one token and the text between them is tokenized
+  separately (as the HF tokenizer does with added tokens).
+* **TAC tokens** = the tokens the TAC occupies in that sequence: the text between ``<|tac|>`` and ``<|solidity|>``
+  (the TAC plus its two surrounding newlines). **Solidity tokens** = tokens of ``build_target(record)``.
+* **Characters** are Python ``len`` (code points) of the raw ``tac`` / ``solidity`` fields and of prompt + target.
+* **Coverage at L** = share of pairs whose full sequence has ≤ L tokens.
+* **Recommended max_seq_length** for coverage target c: the smallest multiple of ``multiple_of`` (64) that is ≥ the
+  length of the ⌈c·n⌉-th shortest sequence, so at least a share c of pairs fits (then capped by the model's
+  context when given).
+* **Entropy** = empirical unigram Shannon entropy H = −Σ p(s)·log2 p(s) over all symbol occurrences of the
+  corpus (bits per symbol). Symbols: Solidity lexemes from :func:`solidity_lex` (comments and whitespace dropped;
+  identifiers, keywords, numbers, string literals and operators each one lexeme, kept verbatim); TAC instructions by
+  operation name from :func:`tac_operations` (one per instruction line, e.g. ``SLOAD``, ``ADD`` for ``a + b``,
+  ``JUMPI`` for ``if .. goto``); bytecode opcodes by mnemonic from ``evmole.contract_info(disassemble=True)``
+  (PUSH1..PUSH32 distinct, CBOR metadata cut off).
+* **Exact duplicate rate** = 1 − distinct/rows over (tac, solidity) pairs; **near-duplicate rate** the same over
+  normalized Solidity bodies (:func:`tacsol.pairs.normalize_body`: comments removed, whitespace collapsed).
+  **Leakage** = number of normalized bodies present in more than one split (0 is the only acceptable number).
+"""
+from __future__ import annotations
+
+import collections
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["ProfileError", "THRESHOLDS", "load_pairs", "validate", "measure", "coverage", "recommend_max_seq_length",
+           "describe", "shannon_entropy", "solidity_lex", "tac_operations", "bytecode_opcodes", "entropy_report",
+           "composition", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene", "claims_table", "max_seq_length_for",
+           "profile", "replicate"]
+
+THRESHOLDS = (2048, 4096, 8192, 16384, 20000)
+REQUIRED = ("tac", "solidity")
+TEXT_COLUMNS = ("id", "tac", "solidity", "selector", "signature", "visibility", "mutability", "package",
+                "solc_version", "settings", "context")
+SPLITS = ("train", "validation", "test")
+
+
+class ProfileError(ValueError):
+    """Bad input to profiling: names the column and the row."""
+
+
+# ------------------------------------------------------------------------------------------------ loading
+def load_pairs(dataset: Any):
+    """A pandas DataFrame (one row per pair, a ``split`` column) from: "sample" (the shipped sample), a dataset name
+    under outputs/data/ or folder (``tacsol.pairs.load``), a .jsonl/.json/.parquet file, a DatasetDict / Dataset,
+    a DataFrame or a list of dicts. Validates it (:func:`validate`)."""
+    import pandas as pd
+
+    where = "dataset"
+    if isinstance(dataset, (str, Path)):
+        where = str(dataset)
+        dataset = _load_path(dataset)
+    if isinstance(dataset, pd.DataFrame):
+        df = dataset.copy()
+    elif isinstance(dataset, list):
+        df = pd.DataFrame(dataset)
+    elif hasattr(dataset, "keys") and hasattr(dataset, "values") and not hasattr(dataset, "features"):  # DatasetDict
+        parts = []
+        for name, ds in dataset.items():
+            part = ds.to_pandas()
+            part["split"] = name  # the DatasetDict key is authoritative
+            parts.append(part)
+        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+        if not parts:
+            raise ProfileError(f"{where}: dataset is empty (no splits)")
+    elif hasattr(dataset, "to_pandas"):
+        df = dataset.to_pandas()
+    else:
+        raise ProfileError(f"{where}: cannot profile a {type(dataset).__name__}; pass a DatasetDict, Dataset, "
+                           f"DataFrame, list of dicts or a path")
+    if "split" not in df.columns:
+        df["split"] = "all"
+    validate(df, where)
+    return df.reset_index(drop=True)
+
+
+def _load_path(p: str | Path):
+    import pandas as pd
+
+    from . import paths
+
+    if str(p) == "sample":
+        from . import pairs
+
+        return pairs.load_sample()
+    rp = paths.resolve(p)
+    if rp.is_file():
+        if rp.suffix in (".jsonl", ".json"):
+            return pd.read_json(rp, lines=rp.suffix == ".jsonl", dtype=False)
+        if rp.suffix == ".parquet":
+            return pd.read_parquet(rp)
+        raise ProfileError(f"{rp}: unsupported file type {rp.suffix!r} (use .jsonl, .json, .parquet or a dataset folder)")
+    from . import pairs
+
+    return pairs.load(p)
+
+
+def _row_name(df, i: int) -> str:
+    rid = df["id"].iat[i] if "id" in df.columns else None
+    return f"row {i}" + (f" (id {rid!r})" if isinstance(rid, str) and rid else "")
+
+
+def validate(df, where: str = "dataset") -> None:
+    """Refuse what would give wrong numbers, with the column and row named: no rows, missing ``tac``/``solidity``
+    columns, missing/empty values there, and text that is not valid UTF-8 (bytes that do not decode, or strings
+    carrying undecodable bytes as lone surrogates, e.g. read with errors='surrogateescape')."""
+    if len(df) == 0:
+        counts = df["split"].value_counts().to_dict() if "split" in df.columns else {}
+        detail = ", ".join(f"{s}={counts.get(s, 0)}" for s in SPLITS)
+        raise ProfileError(f"{where}: dataset is empty: 0 rows ({detail})")
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise ProfileError(f"{where}: missing column(s) {', '.join(repr(c) for c in missing)} "
+                           f"(has: {', '.join(map(str, df.columns))})")
+    for col in [c for c in TEXT_COLUMNS if c in df.columns]:
+        values = df[col].tolist()
+        for i, v in enumerate(values):
+            if v is None or (isinstance(v, float) and math.isnan(v)):
+                if col in REQUIRED:
+                    raise ProfileError(f"{where}: column {col!r}, {_row_name(df, i)}: missing value")
+                continue
+            if isinstance(v, (bytes, bytearray)):
+                try:
+                    v = bytes(v).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ProfileError(f"{where}: column {col!r}, {_row_name(df, i)}: not valid UTF-8 "
+                                       f"(byte 0x{v[exc.start]:02x} at offset {exc.start})") from None
+                df.at[df.index[i], col] = v
+            elif not isinstance(v, str):
+                raise ProfileError(f"{where}: column {col!r}, {_row_name(df, i)}: expected text, got "
+                                   f"{type(v).__name__}")
+            if not v.isascii():
+                try:
+                    v.encode("utf-8")
+                except UnicodeEncodeError as exc:
+                    raise ProfileError(f"{where}: column {col!r}, {_row_name(df, i)}: not valid UTF-8 text "
+                                       f"(undecodable byte {v[exc.start]!r} at character {exc.start})") from None
+            if col in REQUIRED and not v.strip():
+                raise ProfileError(f"{where}: column {col!r}, {_row_name(df, i)}: empty text")
+
+
+# ------------------------------------------------------------------------------------------- token lengths
+def _prompt_module():
+    from . import prompt
+
+    return prompt
+
+
+def _segments(df) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """Split every rendered prompt on the markers. Returns: flat non-marker segments, segment→row index,
+    per-row marker count, the flat index of each row's TAC segment, targets, prompt chars, target chars."""
+    P = _prompt_module()
+    marker = re.compile("(" + "|".join(re.escape(t) for t in P.SPECIAL_TOKENS) + ")")
+    cols = [c for c in ("id", "tac", "solidity", *P.META_FIELDS) if c in df.columns]
+    recs = df[cols].to_dict("records")
+    segs: list[str] = []
+    owner: list[int] = []
+    n_markers = np.zeros(len(recs), dtype=np.int64)
+    tac_idx = np.full(len(recs), -1, dtype=np.int64)
+    targets: list[str] = []
+    pchars = np.zeros(len(recs), dtype=np.int64)
+    tchars = np.zeros(len(recs), dtype=np.int64)
+    for i, r in enumerate(recs):
+        try:
+            prompt, target = P.build_prompt(r), P.build_target(r)
+        except P.PromptError as exc:
+            raise ProfileError(f"{_row_name(df, i)}: {exc}") from None
+        pchars[i], tchars[i] = len(prompt), len(target)
+        targets.append(target)
+        after_tac = False
+        for part in marker.split(prompt):
+            if part in P.SPECIAL_TOKENS:
+                n_markers[i] += 1
+                after_tac = part == P.TAC
+                continue
+            if part:
+                if after_tac:
+                    tac_idx[i] = len(segs)
+                segs.append(part)
+                owner.append(i)
+            after_tac = False
+    return segs, np.asarray(owner, dtype=np.int64), n_markers, tac_idx, targets, pchars, tchars
+
+
+def measure(df, models: Sequence[str], *, hub: bool = False, timings: dict | None = None):
+    """Per-pair lengths: ``tac_chars``, ``sol_chars``, ``full_chars`` and, per model m, ``m:tac``, ``m:sol``,
+    ``m:prompt``, ``m:full`` (tokens). ``timings`` (optional dict) receives seconds per model."""
+    import pandas as pd
+
+    from . import tokens
+
+    t0 = time.perf_counter()
+    segs, owner, n_markers, tac_idx, targets, pchars, tchars = _segments(df)
+    t_render = time.perf_counter() - t0
+    out = pd.DataFrame({
+        "split": df["split"].to_numpy(),
+        "tac_chars": df["tac"].str.len().to_numpy(),
+        "sol_chars": df["solidity"].str.len().to_numpy(),
+        "full_chars": pchars + tchars,
+    })
+    for m in models:
+        t1 = time.perf_counter()
+        counter = tokens.tokenizer_for(m, hub=hub)
+        seg_counts = counter.count_batch(segs)
+        prompt_tok = np.bincount(owner, weights=seg_counts, minlength=len(df)).astype(np.int64)
+        prompt_tok += n_markers + counter.bos
+        sol_tok = counter.count_batch(targets)
+        tac_tok = np.where(tac_idx >= 0, seg_counts[np.maximum(tac_idx, 0)], 0)
+        out[f"{m}:tac"] = tac_tok
+        out[f"{m}:sol"] = sol_tok
+        out[f"{m}:prompt"] = prompt_tok
+        out[f"{m}:full"] = prompt_tok + sol_tok + 1  # + EOS
+        if timings is not None:
+            timings[m] = time.perf_counter() - t1
+    if timings is not None:
+        timings["_render"] = t_render
+    return out
+
+
+def describe(x: Iterable[float]) -> dict[str, float]:
+    a = np.asarray(list(x) if not isinstance(x, np.ndarray) else x, dtype=float)
+    if a.size == 0:
+        return {"n": 0}
+    q = np.percentile(a, [5, 25, 50, 75, 90, 95, 99])
+    return {"n": int(a.size), "mean": float(a.mean()), "min": float(a.min()), "p5": float(q[0]), "p25": float(q[1]),
+            "median": float(q[2]), "p75": float(q[3]), "p90": float(q[4]), "p95": float(q[5]), "p99": float(q[6]),
+            "max": float(a.max())}
+
+
+def coverage(lengths: Iterable[int], thresholds: Sequence[int] = THRESHOLDS) -> dict[int, float]:
+    """Share of sequences with length ≤ t, for each t."""
+    a = np.sort(np.asarray(lengths))
+    if a.size == 0:
+        raise ProfileError("coverage of an empty length list")
+    return {int(t): float(np.searchsorted(a, t, side="right") / a.size) for t in thresholds}
+
+
+def recommend_max_seq_length(lengths: Iterable[int], target: float = 0.99, multiple_of: int = 64,
+                             cap: int | None = None) -> dict[str, Any]:
+    """Smallest multiple of ``multiple_of`` covering at least ``target`` of the sequences (see module doc), capped at
+    ``cap`` (the model's context) when given. Returns the length, the coverage it reaches, the raw quantile
+    length and whether the cap bit."""
+    if not 0 < target <= 1:
+        raise ProfileError(f"coverage target must be in (0, 1], got {target}")
+    if multiple_of < 1:
+        raise ProfileError(f"multiple_of must be ≥ 1, got {multiple_of}")
+    a = np.sort(np.asarray(lengths))
+    if a.size == 0:
+        raise ProfileError("recommend_max_seq_length of an empty length list")
+    k = max(1, math.ceil(target * a.size - 1e-9))  # at least k sequences must fit
+    raw = int(a[k - 1])
+    length = int(math.ceil(raw / multiple_of) * multiple_of)
+    capped = cap is not None and length > cap
+    if capped:
+        length = int(cap)
+    cov = float(np.searchsorted(a, length, side="right") / a.size)
+    return {"max_seq_length": length, "coverage": cov, "quantile_length": raw, "target": target, "capped": capped}
+
+
+# ------------------------------------------------------------------------------------------------- entropy
+def shannon_entropy(symbols: Iterable[Any] | Mapping[Any, int]) -> float:
+    """Empirical Shannon entropy in bits per symbol of a symbol sequence or a symbol→count mapping."""
+    counts = symbols if isinstance(symbols, Mapping) else collections.Counter(symbols)
+    c = np.asarray([v for v in counts.values() if v > 0], dtype=float)
+    if c.size == 0:
+        return 0.0
+    p = c / c.sum()
+    return float(-(p * np.log2(p)).sum() + 0.0)
+
+
+# Solidity lexer: comments/whitespace dropped; each match of one alternative is one lexeme.
+_SOL_OPS = sorted(["=>", "->", ":=", ">>>=", ">>>", "<<=", ">>=", "**", "==", "!=", "<=", ">=", "&&", "||", "++", "--",
+                   "+=", "-=", "*=", "/=", "%=", "|=", "&=", "^=", "<<", ">>"], key=len, reverse=True)
+_SOL_LEX = re.compile(
+    r"(?P<ws>\s+)|(?P<comment>//[^\n]*|/\*.*?(?:\*/|\Z))"
+    r"|(?P<string>(?:hex|unicode)?(?:\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'))"
+    r"|(?P<number>0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.\d[\d_]*)?|\.\d[\d_]*)(?:[eE]-?\d[\d_]*)?)"
+    r"|(?P<ident>[A-Za-z_$][A-Za-z0-9_$]*)"
+    r"|(?P<op>" + "|".join(re.escape(o) for o in _SOL_OPS) + r")"
+    r"|(?P<other>.)", re.S)
+_SOL_KEYWORDS = frozenset("""abstract address anonymous as assembly bool break bytes calldata catch constant
+constructor continue contract delete do else emit enum error event external fallback false for function if
+immutable import indexed interface internal is library mapping memory modifier new override payable pragma private
+public pure receive return returns revert storage string struct super this true try type unchecked using view
+virtual while int uint""".split())
+
+
+_SOL_TOKEN = re.compile(  # the lexeme alternatives of _SOL_LEX without whitespace/comments, for findall
+    r"(?:hex|unicode)?(?:\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*')"
+    r"|0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.\d[\d_]*)?|\.\d[\d_]*)(?:[eE]-?\d[\d_]*)?"
+    r"|[A-Za-z_$][A-Za-z0-9_$]*"
+    r"|" + "|".join(re.escape(o) for o in _SOL_OPS) + r"|[^\s]", re.S)
+_SOL_COMMENT = re.compile(r"(?P<s>(?:hex|unicode)?(?:\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'))"
+                          r"|//[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
+_KIND_CACHE: dict[str, str] = {}
+
+
+def _kind(lexeme: str) -> str:
+    k = _KIND_CACHE.get(lexeme)
+    if k is None:
+        m = _SOL_LEX.fullmatch(lexeme)
+        g = m.lastgroup if m else "other"
+        if g == "ident" and not (lexeme in _SOL_KEYWORDS or re.fullmatch(r"u?int\d*|bytes\d*", lexeme)):
+            k = "IDENT"
+        elif g == "number":
+            k = "NUMBER"
+        elif g == "string":
+            k = "STRING"
+        else:
+            k = lexeme
+        _KIND_CACHE[lexeme] = k
+    return k
+
+
+def solidity_lex(text: str, kinds: bool = False) -> list[str]:
+    """Lexemes of Solidity source (the documented lexer for entropy): comments and whitespace dropped; each string
+    literal (with optional hex/unicode prefix), number (hex, decimal, with _ . and exponent), identifier or keyword,
+    operator (longest match: ``>>>= => ** == != <= >= && || ++ -- += -= ... << >>``) and other character is one
+    lexeme, verbatim. ``kinds=True`` maps each lexeme to its class instead: keywords and elementary types
+    (uintN/intN/bytesN) and operators/punctuation stay verbatim, other identifiers become IDENT, numbers NUMBER,
+    strings STRING."""
+    toks = _SOL_TOKEN.findall(_SOL_COMMENT.sub(lambda m: m.group("s") or " ", text))
+    return [_kind(t) for t in toks] if kinds else toks
+
+
+_TAC_INFIX = {"+": "ADD", "*": "MUL", "-": "SUB", "/": "DIV", "%": "MOD", "**": "EXP", "<": "LT", ">": "GT",
+              "==": "EQ", "&": "AND", "|": "OR", "^": "XOR", "<<": "SHL", ">>": "SHR"}
+_TAC_LABEL = re.compile(r"^\s*block_\w+(?:\(.*\))?:\s*$")
+_TAC_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_TAC_BIN = re.compile(r"^\S+\s+(\*\*|==|<<|>>|[+\-*/%<>&|^])\s+\S+$")
+
+
+def tac_operations(tac: str) -> list[str]:
+    """Operation name of every TAC instruction (docs/tac-format.md rendering of :mod:`tacsol.lift`): ``v = op(..)``
+    and ``op(..)`` → OP; infix ``a + b`` → ADD (``< > == & | ^ << >> ** / % - *`` likewise); ``~a`` → NOT;
+    ``v = <temp or constant>`` → ASSIGN; ``if .. goto`` → JUMPI; ``goto`` → JUMP; ``stop``/``invalid`` → STOP /
+    INVALID. The ``function ...`` header and ``block_...:`` labels are not instructions."""
+    ops = []
+    cache = _TAC_LINE_CACHE
+    for line in tac.splitlines():
+        op = cache.get(line)
+        if op is None:
+            op = _tac_line_op(line)
+            if len(cache) < 1_000_000:  # lines repeat a lot across functions; bound the memory anyway
+                cache[line] = op
+        if op:
+            ops.append(op)
+    return ops
+
+
+_TAC_LINE_CACHE: dict[str, str] = {}
+
+
+def _tac_line_op(line: str) -> str:
+    """Operation name of one TAC line ('' for headers, labels, blanks)."""
+    s = line.strip()
+    if not s or s.startswith(("function ", "//", "#")) or _TAC_LABEL.match(s):
+        return ""
+    if s.startswith("if "):
+        return "JUMPI"
+    if s.startswith("goto"):
+        return "JUMP"
+    lhs, eq, rhs = s.partition(" = ")
+    expr = rhs.strip() if eq else s
+    m = _TAC_CALL.match(expr)
+    if m:
+        name = m.group(1).upper()
+        return "SHA3" if name == "KECCAK256" else name
+    if expr.startswith("~"):
+        return "NOT"
+    if (b := _TAC_BIN.match(expr)):
+        return _TAC_INFIX[b.group(1)]
+    if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", expr) and not eq:
+        return expr.upper()  # bare statement: stop, invalid
+    return "ASSIGN"  # v = v1 / v = 0x.. / v = callvalue: a copy or an environment read
+
+
+def bytecode_opcodes(code: str | bytes) -> list[str]:
+    """Opcode mnemonics of runtime bytecode by evmole's disassembly, CBOR metadata cut off."""
+    import evmole
+
+    if isinstance(code, str):
+        h = code[2:] if code.startswith(("0x", "0X")) else code
+        try:
+            code = bytes.fromhex(h)
+        except ValueError as exc:
+            raise ProfileError(f"bytecode is not hex: {exc}") from None
+    info = evmole.contract_info(code, disassemble=True, metadata=True)
+    end = info.metadata.bytecode_offset if getattr(info, "metadata", None) is not None else len(code)
+    return [text.split(" ", 1)[0] for off, text in (info.disassembled or []) if off < end]
+
+
+def entropy_report(df, bytecode: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Entropy (bits/symbol), vocabulary size and symbol count for Solidity lexemes (and lexeme classes), TAC
+    operations and, when bytecode is available (a ``bytecode`` column or the ``bytecode`` argument), opcodes."""
+    sol = collections.Counter()
+    sol_kinds = collections.Counter()
+    for s in df["solidity"]:
+        sol.update(solidity_lex(s))
+    for lexeme, c in sol.items():
+        sol_kinds[_kind(lexeme)] += c
+    tac = collections.Counter()
+    for t in df["tac"]:
+        tac.update(tac_operations(t))
+
+    def rep(c: collections.Counter) -> dict[str, Any]:
+        return {"bits": shannon_entropy(c), "vocabulary": len(c), "symbols": int(sum(c.values())),
+                "top": c.most_common(8)}
+
+    out = {"solidity": rep(sol), "solidity_kinds": rep(sol_kinds), "tac": rep(tac)}
+    codes = list(bytecode) if bytecode is not None else (
+        [c for c in df["bytecode"].tolist() if isinstance(c, str) and c] if "bytecode" in df.columns else [])
+    if codes:
+        bc = collections.Counter()
+        for c in dict.fromkeys(codes):  # one contract's code counted once, not once per function
+            bc.update(bytecode_opcodes(c))
+        out["bytecode"] = rep(bc)
+    else:
+        out["bytecode"] = None
+    return out
+
+
+# ------------------------------------------------------------------------------------------- composition
+COMPLEXITY_BUCKETS = ("1-tiny", "2-small", "3-medium", "4-large", "5-huge")
+_INSTR_EDGES = (25, 75, 200, 500)   # TAC instructions: ≤25 tiny, ≤75 small, ≤200 medium, ≤500 large, else huge
+_BLOCK_EDGES = (4, 12, 30, 80)      # TAC basic blocks, same buckets
+
+
+def _field(record: Any, key: str) -> Any:
+    if isinstance(record, Mapping) or hasattr(record, "__getitem__"):
+        try:
+            return record[key]
+        except (KeyError, IndexError, TypeError):
+            pass
+    return getattr(record, key, None)
+
+
+def complexity_bucket(record: Any) -> str:
+    """Complexity stratum of one pair from its TAC size: the larger of the instruction bucket (≤25, ≤75, ≤200, ≤500,
+    more) and the block bucket (≤4, ≤12, ≤30, ≤80, more) → one of :data:`COMPLEXITY_BUCKETS`. Uses
+    ``tac_instructions``/``tac_blocks``; when absent, counts them from ``tac`` (instructions by
+    :func:`tac_operations`, blocks by ``block_...:`` labels). Accepts a dict, a pandas row or an object."""
+    instr, blocks = _field(record, "tac_instructions"), _field(record, "tac_blocks")
+    if instr is None or blocks is None:
+        tac = _field(record, "tac")
+        if not isinstance(tac, str):
+            raise ProfileError("complexity_bucket needs 'tac_instructions' and 'tac_blocks' or a 'tac' text "
+                               f"(record id {_field(record, 'id')!r})")
+        instr = len(tac_operations(tac)) if instr is None else instr
+        blocks = sum(1 for ln in tac.splitlines() if _TAC_LABEL.match(ln)) if blocks is None else blocks
+    i = sum(int(instr) > e for e in _INSTR_EDGES)
+    b = sum(int(blocks) > e for e in _BLOCK_EDGES)
+    return COMPLEXITY_BUCKETS[max(i, b)]
+
+
+def complexity_buckets(df) -> "np.ndarray":
+    """:func:`complexity_bucket` for every row of a DataFrame (vectorized when the size columns exist)."""
+    if "tac_instructions" in df.columns and "tac_blocks" in df.columns:
+        i = np.searchsorted(np.asarray(_INSTR_EDGES), df["tac_instructions"].to_numpy(dtype=np.int64), side="left")
+        b = np.searchsorted(np.asarray(_BLOCK_EDGES), df["tac_blocks"].to_numpy(dtype=np.int64), side="left")
+        return np.asarray(COMPLEXITY_BUCKETS, dtype=object)[np.maximum(i, b)]
+    return np.asarray([complexity_bucket(r) for r in df.to_dict("records")], dtype=object)
+
+
+def _optimizer(settings: str) -> str:
+    parts = str(settings).split("/")
+    return parts[1] if len(parts) > 1 else "unknown"
+
+
+def composition(df) -> dict[str, Any]:
+    """Counts by package, solc version, optimizer setting, visibility, mutability and complexity bucket (each
+    also by split), and the shares of pairs with loops / external calls / storage writes / events / assembly."""
+    import pandas as pd
+
+    d = df.copy()
+    if "settings" in d.columns:
+        d["optimizer"] = d["settings"].map(_optimizer)
+    d["complexity"] = complexity_buckets(d)
+    out: dict[str, Any] = {"by": {}, "missing": []}
+    for col in ("package", "solc_version", "optimizer", "visibility", "mutability", "complexity"):
+        if col not in d.columns:
+            out["missing"].append(col)
+            continue
+        out["by"][col] = pd.crosstab(d[col].fillna("?"), d["split"]).assign(
+            total=lambda t: t.sum(axis=1)).sort_values("total", ascending=False)
+    flags = {}
+    for col in ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"):
+        if col in d.columns:
+            flags[col] = float(d[col].astype(bool).mean())
+        else:
+            out["missing"].append(col)
+    out["flags"] = flags
+    out["complexity"] = d["complexity"]
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- hygiene
+def _normalizer():
+    from .pairs import normalize_body  # the dataset module's near-duplicate key (same rule as its splits)
+
+    return normalize_body
+
+
+def hygiene(df) -> dict[str, Any]:
+    """Exact and near-duplicate rates and the leakage check across splits (see module doc)."""
+    norm = _normalizer()
+    n = len(df)
+    # the texts themselves are the keys (Python caches string hashes; no collisions to reason about)
+    tac_h, sol_h = df["tac"].tolist(), df["solidity"].tolist()
+    pair_h = list(zip(tac_h, sol_h))
+    norm_h = [norm(s) for s in sol_h]
+    splits = df["split"].tolist()
+
+    def rate(keys: list[str]) -> float:
+        return 1 - len(set(keys)) / n
+
+    def cross(keys: list[str]) -> dict[str, Any]:
+        sides: dict[str, set] = collections.defaultdict(set)
+        for k, s in zip(keys, splits):
+            sides[k].add(s)
+        bad = {k for k, v in sides.items() if len(v) > 1}
+        rows = [i for i, k in enumerate(keys) if k in bad]
+        return {"keys": len(bad), "rows": len(rows), "examples": [
+            {"row": i, "id": df["id"].iat[i] if "id" in df.columns else None, "split": splits[i]} for i in rows[:6]]}
+
+    near = cross(norm_h)
+    return {
+        "rows": n,
+        "exact_duplicate_rate": rate(pair_h),
+        "solidity_duplicate_rate": rate(sol_h),
+        "tac_duplicate_rate": rate(tac_h),
+        "near_duplicate_rate": rate(norm_h),
+        "leaked_bodies": near["keys"], "leaked_rows": near["rows"], "leak_examples": near["examples"],
+        "leaked_tac": cross(tac_h)["keys"],  # identical TAC on two sides (informational: different sources)
+        "normalizer": "tacsol.pairs.normalize_body",
+    }
+
+
+# ------------------------------------------------------------------------------------------ claims table
+PAPER_ENTROPY = {"solidity": 4.22, "tac": 5.78, "bytecode": 6.30}
+
+
+@dataclass
+class Claim:
+    claim: str
+    source: str
+    measured: str
+    holds: str      # "yes" | "no" | "n/a"
+    how: str
+
+
+def claims_table(lengths, models: Sequence[str], entropy: Mapping[str, Any], n_pairs: int,
+                 test_pairs: int | None = None, entropy_tolerance: float = 0.05) -> list[dict[str, str]]:
+    """Every quantitative claim the recommendations and the paper make about the data, with the measured number.
+    Holds: chars/token within 3.5–4.5; "most functions" = median inside the range and more than half of pairs in
+    it; coverage claims at the stated share; entropy within ``entropy_tolerance`` (relative) of the paper."""
+    rows: list[Claim] = []
+    rec, paper = "training-recommendations.md", "paper (arXiv:2506.19624)"
+    yn = lambda b: "yes" if b else "no"  # noqa: E731
+    for m in models:
+        cpt = lengths["full_chars"].sum() / lengths[f"{m}:full"].sum()
+        rows.append(Claim("~4 characters per token", rec, f"{cpt:.2f} chars/token ({m}, prompt + target)",
+                          yn(3.5 <= cpt <= 4.5), "total characters / total tokens of the full sequences; holds if 3.5–4.5"))
+    for part, name in (("tac", "TAC"), ("sol", "Solidity")):
+        for m in models:
+            x = lengths[f"{m}:{part}"]
+            share = float(((x >= 50) & (x <= 150)).mean())
+            med = float(x.median())
+            rows.append(Claim(f"most functions are 50–150 tokens of {name}", rec,
+                              f"median {med:.0f} tokens, {share:.1%} of pairs in 50–150 ({m})",
+                              yn(50 <= med <= 150 and share > 0.5), "holds if the median is in 50–150 and > 50% are"))
+    for m in models:
+        cov = coverage(lengths[f"{m}:full"], (4096,))[4096]
+        rows.append(Claim("4,096 tokens capture 95%+ of functions", rec, f"{cov:.2%} fit in 4,096 ({m})",
+                          yn(cov >= 0.95), "share of full sequences ≤ 4,096 tokens"))
+    for m in models:
+        x = lengths[f"{m}:full"]
+        ratio = 4096 / float(x.median())
+        rows.append(Claim("4,096 gives 10–20× headroom", rec, f"4,096 / median {x.median():.0f} = {ratio:.1f}× ({m})",
+                          yn(ratio >= 10), "4,096 divided by the median full sequence; holds if ≥ 10×"))
+        mx = int(x.max())
+        rows.append(Claim("8,192 captures even the longest functions", rec, f"longest {mx:,} tokens ({m})",
+                          yn(mx <= 8192), "holds if no full sequence exceeds 8,192 tokens"))
+        cov20 = coverage(x, (20000,))[20000]
+        rows.append(Claim("max sequence length 20,000 tokens", paper, f"{cov20:.2%} fit in 20,000 ({m})",
+                          yn(cov20 == 1.0), "holds (is sufficient) if every full sequence fits"))
+    sc = lengths["sol_chars"]
+    counts, edges = np.histogram(sc, bins=np.arange(0, max(int(sc.max()) + 100, 400), 100))
+    mode = int(edges[int(np.argmax(counts))])
+    share = float(((sc >= 200) & (sc < 300)).mean())
+    rows.append(Claim("most functions in the 200–300 character range (peak)", rec + " / paper",
+                      f"Solidity modal 100-char bin {mode}–{mode + 100}; {share:.1%} in 200–300; median {sc.median():.0f}",
+                      yn(mode == 200), "holds if the modal 100-character bin of Solidity length is 200–300"))
+    for key, label in (("solidity", "bits per Solidity token"), ("tac", "bits per TAC instruction"),
+                       ("bytecode", "bits per bytecode opcode")):
+        want = PAPER_ENTROPY[key]
+        e = entropy.get(key)
+        if e is None:
+            rows.append(Claim(f"entropy {want} {label}", paper, "not measurable: the dataset has no bytecode",
+                              "n/a", "needs runtime bytecode (a 'bytecode' column or bytecode file)"))
+            continue
+        extra = ""
+        if key == "solidity" and entropy.get("solidity_kinds"):
+            extra = f"; {entropy['solidity_kinds']['bits']:.2f} with identifiers/literals as classes"
+        rows.append(Claim(f"entropy {want} {label}", paper,
+                          f"{e['bits']:.2f} bits over {e['symbols']:,} symbols, vocabulary {e['vocabulary']:,}{extra}",
+                          yn(abs(e["bits"] - want) <= entropy_tolerance * want),
+                          f"empirical unigram Shannon entropy; holds within ±{entropy_tolerance:.0%}"))
+    have = [k for k in ("solidity", "tac", "bytecode") if entropy.get(k)]
+    if len(have) >= 2:
+        order = sorted(have, key=lambda k: entropy[k]["bits"])
+        rows.append(Claim("entropy ordering Solidity < TAC < bytecode", paper,
+                          " < ".join(f"{k} {entropy[k]['bits']:.2f}" for k in order),
+                          yn(order == [k for k in ("solidity", "tac", "bytecode") if k in have]),
+                          "ordering of the measured entropies"))
+    rows.append(Claim("238,446 function pairs", paper, f"{n_pairs:,} pairs in this dataset", "n/a",
+                      "size of a different corpus; informational"))
+    if test_pairs is not None:
+        rows.append(Claim("test set 9,731 functions (4.1%)", paper,
+                          f"{test_pairs:,} test pairs ({test_pairs / n_pairs:.1%})", "n/a", "informational"))
+    return [r.__dict__ for r in rows]
+
+
+# ------------------------------------------------------------------------------------------ whole profile
+def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresholds: Sequence[int] = THRESHOLDS,
+            hub: bool = False, bytecode: Sequence[str] | None = None, model_context: Mapping[str, int] | None = None
+            ) -> dict[str, Any]:
+    """Everything the notebook shows, as plain data (``lengths`` is a per-pair DataFrame)."""
+    timings: dict[str, float] = {}
+    lengths = measure(df, models, hub=hub, timings=timings)
+    cov = {m: coverage(lengths[f"{m}:full"], thresholds) for m in models}
+    rec = {m: recommend_max_seq_length(lengths[f"{m}:full"], coverage_target,
+                                       cap=(model_context or {}).get(m)) for m in models}
+    cpt = {m: float(lengths["full_chars"].sum() / lengths[f"{m}:full"].sum()) for m in models}
+    cpt_parts = {m: {"tac": float(lengths["tac_chars"].sum() / lengths[f"{m}:tac"].sum()),
+                     "sol": float(lengths["sol_chars"].sum() / lengths[f"{m}:sol"].sum())} for m in models}
+    ent = entropy_report(df, bytecode)
+    test_n = int((df["split"] == "test").sum()) if (df["split"] == "test").any() else None
+    return {
+        "lengths": lengths, "timings": timings, "coverage": cov, "recommended": rec, "chars_per_token": cpt,
+        "chars_per_token_parts": cpt_parts, "entropy": ent, "composition": composition(df), "hygiene": hygiene(df),
+        "claims": claims_table(lengths, models, ent, len(df), test_n),
+        "stats": {c: describe(lengths[c]) for c in lengths.columns if c != "split"},
+    }
+
+
+def replicate(df, n: int):
+    """``n`` rows by repeating ``df`` (for throughput benchmarks: no text-level cache exists in the counters, so
+    repeated texts cost the same as new ones)."""
+    import pandas as pd
+
+    reps = math.ceil(n / len(df))
+    return pd.concat([df] * reps, ignore_index=True).iloc[:n].reset_index(drop=True)
+
+
+def max_seq_length_for(summary: str | Path | Mapping[str, Any], model: str) -> int:
+    """The recommended max_seq_length for ``model`` from notebook 01's summary.json (by model id, else by family)."""
+    from . import paths, tokens
+    from .ioutil import read_json
+
+    doc = summary if isinstance(summary, Mapping) else read_json(paths.resolve(summary))
+    table = doc.get("max_seq_length") or {}
+    if model in table:
+        return int(table[model])
+    fam = tokens.family_of(model)
+    by_fam = doc.get("max_seq_length_by_family") or {}
+    if fam in by_fam:
+        return int(by_fam[fam])
+    raise KeyError(f"no max_seq_length for {model!r} (family {fam}) in the profiling summary; has {sorted(table)}")

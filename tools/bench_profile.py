@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""Throughput of data profiling: exact token counts of TAC, Solidity and the full training sequence for N pairs
+(default 100,000, made by replicating a dataset) with each tokenizer; prints pairs/s per tokenizer and the total.
+The counters keep no text-level cache (SmolLM2 caches BPE lengths per *pre-token*, as it would on real data), so
+replicated pairs cost what new ones would of the same size.
+
+    .venv/bin/python tools/bench_profile.py [--dataset sample] [--pairs 100000] [--full]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+DEFAULT_MODELS = ["meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-Coder-32B", "smollm2"]
+
+
+def default_dataset() -> str:
+    from tacsol import pairs, paths
+
+    if (pairs.SAMPLE_DIR / "train.jsonl").exists():
+        return "sample"
+    return str(paths.repo_root() / "tests/fixtures/profile/pairs.jsonl")
+
+
+def bench(dataset: str, n: int, models: list[str], full: bool = False) -> dict:
+    from tacsol import profile as PR
+    from tacsol import summary, tokens
+
+    base = PR.load_pairs(dataset)
+    for m in models:  # load (and on first use convert) each tokenizer outside the timed region
+        tokens.tokenizer_for(m)
+    df = PR.replicate(base, n)
+    t0 = time.perf_counter()
+    timings: dict[str, float] = {}
+    PR.measure(df, models, timings=timings)
+    total = time.perf_counter() - t0
+    res = {"dataset": dataset, "base_pairs": len(base), "pairs": n, "hardware": summary.hardware_line(),
+           "chars_per_pair": float((base["tac"].str.len() + base["solidity"].str.len()).mean()),
+           "render_s": timings.pop("_render"), "per_tokenizer_s": timings,
+           "pairs_per_s": {m: n / s for m, s in timings.items()}, "measure_total_s": total}
+    if full:
+        t1 = time.perf_counter()
+        PR.profile(df, models)
+        res["full_profile_s"] = time.perf_counter() - t1
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default=None, help="dataset name/path (default: the shipped sample, else the test fixture)")
+    ap.add_argument("--pairs", type=int, default=100_000)
+    ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
+    ap.add_argument("--full", action="store_true", help="also time the whole profile (entropy, hygiene, composition)")
+    ap.add_argument("--json", help="write the figures to this file")
+    a = ap.parse_args(argv)
+    res = bench(a.dataset or default_dataset(), a.pairs, a.models, a.full)
+    print(f"{res['pairs']:,} pairs (replicated from {res['base_pairs']} of {res['dataset']}, "
+          f"{res['chars_per_pair']:.0f} TAC+Solidity chars/pair) on {res['hardware']}")
+    print(f"  render prompts: {res['render_s']:.1f} s")
+    for m, s in res["per_tokenizer_s"].items():
+        print(f"  {m:28s} {s:6.1f} s  {res['pairs_per_s'][m]:9,.0f} pairs/s")
+    print(f"  token lengths, all tokenizers: {res['measure_total_s']:.1f} s (target < 120 s)")
+    if "full_profile_s" in res:
+        print(f"  whole profile (lengths + entropy + composition + hygiene): {res['full_profile_s']:.1f} s")
+    if a.json:
+        from tacsol.ioutil import atomic_write_json
+
+        atomic_write_json(a.json, res)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
