@@ -39,6 +39,7 @@ class LiftedFunction:
     status: str            # "ok" | "partial" | "timeout"
     arguments: str
     mutability: str
+    pcs: list[int] = field(default_factory=list, repr=False)   # offsets of every instruction in the covered blocks
 
 
 @dataclass
@@ -854,7 +855,13 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
                                 f"{', '.join(hex(b) for b in undefined)} (executes as INVALID)")
         if partial:
             res.warnings.append(f"{selector}: unresolved jump target(s); TAC is partial")
-        return LiftedFunction(selector, tac, nb, ni, counts, "partial" if partial else "ok", args, mut)
+        pcs = []
+        for b in sorted(bset):
+            blk = c.blocks[b]
+            lo, hi = c.index.get(blk.start), c.index.get(blk.end)
+            if lo is not None and hi is not None:
+                pcs.extend(ins.pc for ins in c.instrs[lo:hi + 1])
+        return LiftedFunction(selector, tac, nb, ni, counts, "partial" if partial else "ok", args, mut, pcs)
 
     for f in sorted(funcs, key=lambda f: f.selector):
         sel = "0x" + f.selector
@@ -930,7 +937,10 @@ def main(args) -> int:
             return 1
         res.functions = [f for f in res.functions if f.selector in want]
     if args.json:
-        print(json.dumps(res.to_dict(), indent=1))
+        d = res.to_dict()
+        for f in d["functions"]:
+            f.pop("pcs", None)
+        print(json.dumps(d, indent=1))
     else:
         for w in res.warnings:
             print(f"// warning: {w}")
