@@ -73,6 +73,18 @@ def test_user_model_from_config_file(tmp_path):
     assert M.param_count(spec) == 2 * 1000 * 256 + 3 * layer + 256
 
 
+def test_user_model_by_hub_id_path_works_on_a_local_snapshot(tmp_path):
+    """from_hub goes through AutoConfig.from_pretrained; a local snapshot folder exercises it offline."""
+    src = M.get_model("SmolLM2-135M")
+    cfg = M.hf_config(src)
+    cfg.save_pretrained(tmp_path)
+    spec = M.from_hub(str(tmp_path), name="smol-local")
+    assert spec.model_type == "llama"
+    assert M.param_count(spec) == M.param_count(src)
+    with pytest.raises(M.ModelError, match="cannot fetch config"):
+        M.from_hub(str(tmp_path / "missing"))
+
+
 def test_unknown_and_bad_inputs_name_the_item(tmp_path):
     with pytest.raises(M.ModelError, match="unknown model 'Qwen2.5-Coder-31B'.*did you mean"):
         M.get_model("Qwen2.5-Coder-31B")

@@ -591,7 +591,8 @@ def calibration_table(path: str | Path | None = None, extra_rows: Iterable[dict[
 
 
 def calibration_summary(table: list[dict[str, Any]]) -> dict[str, Any]:
-    errs = [abs(r["rel_error"]) for r in table if r["rel_error"] is not None]
+    # OOM rows carry no relative error (None, or NaN after a pandas round trip)
+    errs = [abs(r["rel_error"]) for r in table if r["rel_error"] is not None and r["rel_error"] == r["rel_error"]]
     errs.sort()
     med = errs[len(errs) // 2] if len(errs) % 2 else (errs[len(errs) // 2 - 1] + errs[len(errs) // 2]) / 2
     return {"rows": len(table), "within_15pct": sum(r["within_15pct"] for r in table),
