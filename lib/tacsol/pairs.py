@@ -838,6 +838,7 @@ def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int
     for s in SPLITS:
         pick = sorted((r for r in rows if r["split"] == s), key=lambda r: r["id"])[: per_split[s]]
         atomic_write_text(out / f"{s}.jsonl", "".join(json.dumps({c: r[c] for c in COLUMNS}) + "\n" for r in pick))
+        (out / f"{s}.jsonl").chmod(0o644)  # mkstemp files are 0600; the sample ships in the repo
         counts[s] = len(pick)
     return counts
 
