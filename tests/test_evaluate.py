@@ -70,6 +70,10 @@ def test_selector_known_signatures():
     assert evaluate.canonical_signature(fn) == "transfer(address,uint256)"
     assert evaluate.selector("transfer(address,uint256)") == "0xa9059cbb"
     assert evaluate.selector("balanceOf(address)") == "0x70a08231"
+    # public state variables: the getter solc generates (mapping keys and array indexes become parameters)
+    getter = evaluate.find_function("mapping(address => mapping(address => uint256)) public allowance;")
+    assert getter.kind == "getter" and evaluate.canonical_signature(getter) == "allowance(address,address)"
+    assert evaluate.canonical_signature(evaluate.find_function('string public constant NAME = "x";')) == "NAME()"
 
 
 def test_selector_matches_solc_for_structs_enums_arrays_contracts():

@@ -79,12 +79,12 @@ _TOKEN = re.compile(r"0x[0-9a-fA-F]+|[A-Za-z_][\w]*|[^\s\w]")
 
 def tac_tokens(tac: str) -> list[str]:
     """TAC tokens with names that differ between otherwise equal functions normalised away: temporaries (v12 → v),
-    block labels (block_0x1f → blk); constants (selectors, event topics, slots) are kept."""
+    block labels (b7 / block_0x1f → blk); constants (selectors, event topics, slots) are kept."""
     toks = []
     for t in _TOKEN.findall(tac or ""):
         if re.fullmatch(r"v\d+", t):
             t = "v"
-        elif t.startswith("block_"):
+        elif t.startswith("block_") or re.fullmatch(r"b\d+", t):
             t = "blk"
         toks.append(t)
     return toks
@@ -231,7 +231,8 @@ def extract_sevm_function(output: str, selector: str, name: str | None = None) -
 
 
 def panoramix_python(venv: str | os.PathLike | None = None) -> Path:
-    return Path(venv or paths.cache_dir() / "venv-panoramix") / "bin" / "python"
+    default = os.environ.get("TACSOL_PANORAMIX_VENV") or paths.outputs_dir() / "cache" / "venv-panoramix"
+    return Path(venv or default) / "bin" / "python"
 
 
 def ensure_panoramix_venv(venv: str | os.PathLike | None = None, python: str | None = None,

@@ -183,7 +183,7 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         row["parse_ok"] = fn is not None
         # selector
         sig, sel = None, None
-        if fn is not None and fn.kind == "function":
+        if fn is not None and fn.kind in ("function", "getter"):
             try:
                 sig = canonical_signature(fn, decl)
                 sel = selector(sig)

@@ -155,7 +155,37 @@ def find_function(code: str, name: str | None = None) -> FunctionText:
             raise ParseFailure("unbalanced", f"body of {fname}")
         return FunctionText(kind, fname, params, returns, " ".join(attrs_wo.split()), src[m.start():j],
                             src[j + 1:b_close], src[m.start():b_close + 1])
-    raise ParseFailure("no_function", "no `function`, `fallback`, `receive` or `constructor` header found")
+    getter = _find_getter(src, name)
+    if getter is not None:
+        return getter
+    raise ParseFailure("no_function", "no `function`, `fallback`, `receive` or `constructor` header found, and no "
+                                      "public state variable (getter)")
+
+
+_GETTER = re.compile(r"(?:^|[;{}]\s*)((?:mapping\s*\(.*?\)|[A-Za-z_$][\w$.]*)(?:\s*\[\d*\])*)\s+public\s+"
+                     r"(?:(?:constant|immutable|override)\s+)*([A-Za-z_$][\w$]*)\s*(?:=[^;]*)?;", re.S)
+
+
+def _getter_params(t: str) -> list[tuple[str, str]]:
+    """Parameters of the getter solc generates: one per mapping key, one uint256 per array dimension."""
+    t = t.strip()
+    m = re.match(r"mapping\s*\(", t)
+    if m:
+        close = match_close(t, m.end() - 1, "(", ")")
+        inner = t[m.end():close]
+        key, _, val = inner.partition("=>")
+        return [(key.strip().split()[0], "")] + _getter_params(val)
+    dims = re.findall(r"\[\d*\]", t)
+    return [("uint256", "")] * len(dims)
+
+
+def _find_getter(src: str, name: str | None) -> FunctionText | None:
+    for m in _GETTER.finditer(src):
+        if name and m.group(2) != name:
+            continue
+        text = m.group(0).lstrip(";{} \t\n")
+        return FunctionText("getter", m.group(2), _getter_params(m.group(1)), [], "public", text, "", text)
+    return None
 
 
 # ---------------------------------------------------------------- declarations of a contract
