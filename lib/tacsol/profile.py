@@ -29,6 +29,7 @@ Definitions (what every number means):
 from __future__ import annotations
 
 import collections
+import json
 import math
 import re
 import time
@@ -68,6 +69,7 @@ def load_pairs(dataset: Any):
     if isinstance(dataset, pd.DataFrame):
         df = dataset.copy()
     elif isinstance(dataset, list):
+        _check_records(dataset, where)  # before pandas: arrow refuses undecodable text without saying where
         df = pd.DataFrame(dataset)
     elif hasattr(dataset, "keys") and hasattr(dataset, "values") and not hasattr(dataset, "features"):  # DatasetDict
         parts = []
@@ -100,14 +102,70 @@ def _load_path(p: str | Path):
         return pairs.load_sample()
     rp = paths.resolve(p)
     if rp.is_file():
-        if rp.suffix in (".jsonl", ".json"):
-            return pd.read_json(rp, lines=rp.suffix == ".jsonl", dtype=False)
+        if rp.suffix == ".jsonl":
+            return _read_jsonl(rp)
+        if rp.suffix == ".json":
+            return pd.read_json(rp, dtype=False)
         if rp.suffix == ".parquet":
             return pd.read_parquet(rp)
         raise ProfileError(f"{rp}: unsupported file type {rp.suffix!r} (use .jsonl, .json, .parquet or a dataset folder)")
     from . import pairs
 
     return pairs.load(p)
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    """JSON lines, naming the line and field of bytes that are not UTF-8 (pandas would only say 'invalid')."""
+    rows = []
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                field = "?"
+                try:
+                    rec = json.loads(raw.decode("utf-8", "surrogateescape"))
+                    field = next((k for k, v in rec.items() if isinstance(v, str) and not _utf8_ok(v)), "?")
+                except ValueError:
+                    pass
+                raise ProfileError(f"{path}: line {n} (row {len(rows)}), column {field!r}: not valid UTF-8 "
+                                   f"(byte 0x{raw[exc.start]:02x} at byte offset {exc.start})") from None
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise ProfileError(f"{path}: line {n}: not valid JSON ({exc})") from None
+    return rows
+
+
+def _utf8_ok(v: str) -> bool:
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _check_records(records: list, where: str) -> None:
+    for i, r in enumerate(records):
+        if not isinstance(r, Mapping):
+            raise ProfileError(f"{where}: row {i} is a {type(r).__name__}, expected a mapping of column → value")
+        for col in TEXT_COLUMNS:
+            v = r.get(col)
+            name = f"row {i}" + (f" (id {r.get('id')!r})" if isinstance(r.get("id"), str) else "")
+            if isinstance(v, (bytes, bytearray)):
+                try:
+                    bytes(v).decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ProfileError(f"{where}: column {col!r}, {name}: not valid UTF-8 "
+                                       f"(byte 0x{v[exc.start]:02x} at offset {exc.start})") from None
+            elif isinstance(v, str) and not _utf8_ok(v):
+                bad = next(j for j, ch in enumerate(v) if "\ud800" <= ch <= "\udfff")
+                raise ProfileError(f"{where}: column {col!r}, {name}: not valid UTF-8 text (undecodable byte "
+                                   f"{v[bad]!r} at character {bad})")
 
 
 def _row_name(df, i: int) -> str:
@@ -529,14 +587,26 @@ def hygiene(df) -> dict[str, Any]:
     def rate(keys: list[str]) -> float:
         return 1 - len(set(keys)) / n
 
-    def cross(keys: list[str]) -> dict[str, Any]:
-        sides: dict[str, set] = collections.defaultdict(set)
+    ids = df["id"].tolist() if "id" in df.columns else [None] * n
+
+    def cross(keys: list) -> dict[str, Any]:
+        sides: dict[Any, set] = collections.defaultdict(set)
         for k, s in zip(keys, splits):
             sides[k].add(s)
         bad = {k for k, v in sides.items() if len(v) > 1}
         rows = [i for i, k in enumerate(keys) if k in bad]
-        return {"keys": len(bad), "rows": len(rows), "examples": [
-            {"row": i, "id": df["id"].iat[i] if "id" in df.columns else None, "split": splits[i]} for i in rows[:6]]}
+        by_key: dict[Any, list] = collections.defaultdict(list)
+        for i in rows:
+            by_key[keys[i]].append({"row": i, "id": ids[i], "split": splits[i]})
+        def pick(v: list) -> list:  # every split shows up, then the rest up to 8
+            first = {}
+            for e in v:
+                first.setdefault(e["split"], e)
+            return list(first.values()) + [e for e in v if e not in first.values()][: max(0, 8 - len(first))]
+
+        examples = [{"body": str(k)[:120], "splits": sorted({e["split"] for e in v}), "rows": pick(v)}
+                    for k, v in list(by_key.items())[:6]]
+        return {"keys": len(bad), "rows": len(rows), "examples": examples}
 
     near = cross(norm_h)
     return {

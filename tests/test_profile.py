@@ -1,0 +1,168 @@
+"""Profiling computations (tacsol.profile): coverage and max_seq_length on hand-made distributions, entropy on known
+distributions, lexers, the full-sequence count against the training tokenization itself, leakage, bad input."""
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tacsol import profile as PR
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "profile" / "pairs.jsonl"
+MODELS = ["meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-Coder-32B", "smollm2"]
+# 100 sequences: 50 × 100, 30 × 3,000, 15 × 5,000, 4 × 10,000, 1 × 30,000 tokens
+HAND = [100] * 50 + [3000] * 30 + [5000] * 15 + [10000] * 4 + [30000]
+
+
+@pytest.fixture(scope="module")
+def df():
+    return PR.load_pairs(FIXTURE)
+
+
+def test_coverage_on_hand_made_distribution():
+    assert PR.coverage(HAND) == {2048: 0.5, 4096: 0.8, 8192: 0.95, 16384: 0.99, 20000: 0.99}
+    assert PR.coverage([4096, 4097], (4096,)) == {4096: 0.5}  # "fits" means ≤
+
+
+@pytest.mark.parametrize("target,expected,cov", [(0.5, 128, 0.5), (0.8, 3008, 0.8), (0.95, 5056, 0.95),
+                                                 (0.99, 10048, 0.99), (0.96, 10048, 0.99), (1.0, 30016, 1.0)])
+def test_recommended_max_seq_length(target, expected, cov):
+    r = PR.recommend_max_seq_length(np.random.default_rng(0).permutation(HAND), target)
+    assert r["max_seq_length"] == expected and r["max_seq_length"] % 64 == 0
+    assert r["coverage"] == pytest.approx(cov) and r["coverage"] >= target and not r["capped"]
+
+
+def test_recommended_max_seq_length_cap_and_errors():
+    r = PR.recommend_max_seq_length(HAND, 1.0, cap=16384)
+    assert r == {"max_seq_length": 16384, "coverage": 0.99, "quantile_length": 30000, "target": 1.0, "capped": True}
+    assert PR.recommend_max_seq_length([1000], 0.99, multiple_of=1)["max_seq_length"] == 1000
+    with pytest.raises(PR.ProfileError, match="coverage target"):
+        PR.recommend_max_seq_length(HAND, 1.5)
+    with pytest.raises(PR.ProfileError, match="empty"):
+        PR.recommend_max_seq_length([], 0.99)
+
+
+def test_entropy_known_distributions():
+    assert PR.shannon_entropy(list("abcdefgh") * 5) == pytest.approx(3.0)   # uniform over 8 symbols
+    assert PR.shannon_entropy({"a": 2, "b": 1, "c": 1}) == pytest.approx(1.5)
+    assert PR.shannon_entropy(["x"] * 10) == 0.0 and PR.shannon_entropy([]) == 0.0
+
+
+def test_solidity_lexer():
+    src = 'function f(uint a) public { // note\n  require(a >= 0x1F, "bad // x"); a **= 2; /* c */ x >>>= 1; }'
+    assert PR.solidity_lex(src) == ["function", "f", "(", "uint", "a", ")", "public", "{", "require", "(", "a", ">=",
+                                    "0x1F", ",", '"bad // x"', ")", ";", "a", "**", "=", "2", ";", "x", ">>>=", "1",
+                                    ";", "}"]
+    assert PR.solidity_lex("uint256 x = y + 1;", kinds=True) == ["uint256", "IDENT", "=", "IDENT", "+", "NUMBER", ";"]
+
+
+def test_tac_operations_on_lifter_rendering():
+    tac = ("function 0x1f8d1d50(uint256) nonpayable\nblock_0x172:\n  v1 = iszero(callvalue)\n"
+           "  if v1 goto block_0x17e else block_0x17a\nblock_0x17e(p1):\n  sstore(0x0, v2)\n"
+           "  v3 = 0xff & caller\n  v4 = v2 << 0x3\n  v5 = ~v4\n  v6 = v5\n  v7 = keccak256(v6, 0x20)\n"
+           "  log2(v6, v7, 0xfd)\n  goto block_0x19d\nblock_0x19d:\n  stop")
+    assert PR.tac_operations(tac) == ["ISZERO", "JUMPI", "SSTORE", "AND", "SHL", "NOT", "ASSIGN", "SHA3", "LOG2",
+                                      "JUMP", "STOP"]
+    assert PR.complexity_bucket({"tac": tac}) == "1-tiny"  # 11 instructions, 3 blocks, counted from the text
+
+
+def test_bytecode_opcodes_cut_metadata():
+    assert PR.bytecode_opcodes("0x6080604052348015600f57600080fd5b50")[:4] == ["PUSH1", "PUSH1", "MSTORE", "CALLVALUE"]
+
+
+@pytest.mark.parametrize("instr,blocks,bucket", [(25, 4, "1-tiny"), (26, 1, "2-small"), (10, 13, "3-medium"),
+                                                 (200, 30, "3-medium"), (501, 1, "5-huge"), (300, 81, "5-huge")])
+def test_complexity_bucket_edges(instr, blocks, bucket):
+    assert PR.complexity_bucket({"tac_instructions": instr, "tac_blocks": blocks}) == bucket
+    frame = pd.DataFrame({"tac_instructions": [instr], "tac_blocks": [blocks]})
+    assert PR.complexity_buckets(frame).tolist() == [bucket]
+
+
+def test_full_sequence_count_equals_training_tokenization(df):
+    """measure()'s smollm2:full equals len(input_ids) of tacsol.prompt.tokenize_example with the real HF tokenizer
+    (markers added as special tokens, EOS appended), and llama3 adds exactly one BOS."""
+    from transformers import PreTrainedTokenizerFast
+
+    from tacsol import prompt, tokens
+
+    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokens.smollm2_tokenizer_json()), eos_token="<|im_end|>")
+    prompt.add_special_tokens(tok)
+    sub = df.iloc[::25].reset_index(drop=True)
+    lengths = PR.measure(sub, ["smollm2", "meta-llama/Llama-3.2-3B"])
+    want = [len(prompt.tokenize_example(r, tok)["input_ids"]) for r in sub.to_dict("records")]
+    assert lengths["smollm2:full"].tolist() == want
+    sol = [len(tok(prompt.build_target(r), add_special_tokens=False)["input_ids"]) for r in sub.to_dict("records")]
+    assert lengths["smollm2:sol"].tolist() == sol
+    assert (lengths["smollm2:tac"] < lengths["smollm2:prompt"]).all()
+    assert (lengths["full_chars"] > lengths["tac_chars"] + lengths["sol_chars"]).all()
+
+
+def test_profile_on_fixture(df):
+    r = PR.profile(df, MODELS, coverage_target=0.99)
+    for m in MODELS:
+        rec = r["recommended"][m]
+        assert rec["coverage"] >= 0.99 and rec["max_seq_length"] % 64 == 0
+        assert 1 < r["chars_per_token"][m] < 6
+    assert r["hygiene"]["leaked_bodies"] == 0
+    assert {c["holds"] for c in r["claims"]} <= {"yes", "no", "n/a"}
+    assert any("no bytecode" in c["measured"] for c in r["claims"])
+    assert set(r["composition"]["by"]) == {"package", "solc_version", "optimizer", "visibility", "mutability",
+                                           "complexity"}
+    assert r["composition"]["by"]["complexity"]["total"].sum() == len(df)
+
+
+def test_leakage_check_detects_planted_leak(df):
+    assert PR.hygiene(df)["leaked_bodies"] == 0
+    src = df[df["split"] == "train"].iloc[0].copy()
+    # same body, different comments and whitespace, on the test side: normalization must catch it
+    src["solidity"] = "// copied\n" + src["solidity"].replace(" ", "  ") + "\n"
+    src["split"], src["id"] = "test", "planted-leak"
+    h = PR.hygiene(pd.concat([df, src.to_frame().T], ignore_index=True))
+    assert h["leaked_bodies"] == 1 and h["leaked_rows"] >= 2
+    assert any(r["id"] == "planted-leak" and r["split"] == "test" for r in h["leak_examples"][0]["rows"])
+
+
+def test_max_seq_length_for_reads_summary(tmp_path):
+    doc = {"max_seq_length": {"meta-llama/Llama-3.2-3B": 1024}, "max_seq_length_by_family": {"qwen2.5": 2048}}
+    p = tmp_path / "summary.json"
+    p.write_text(json.dumps(doc))
+    assert PR.max_seq_length_for(p, "meta-llama/Llama-3.2-3B") == 1024
+    assert PR.max_seq_length_for(doc, "Qwen/Qwen2.5-Coder-7B") == 2048
+    with pytest.raises(KeyError, match="Llama-3.1-8B"):
+        PR.max_seq_length_for(doc, "meta-llama/Llama-3.1-8B")
+
+
+# ---------------------------------------------------------------------------------------------- bad input
+def test_empty_dataset_is_refused():
+    import datasets
+
+    with pytest.raises(PR.ProfileError, match="empty: 0 rows"):
+        PR.load_pairs(pd.DataFrame(columns=["tac", "solidity", "split"]))
+    empty = datasets.DatasetDict({s: datasets.Dataset.from_dict({"tac": [], "solidity": []}) for s in PR.SPLITS})
+    with pytest.raises(PR.ProfileError, match=r"empty: 0 rows \(train=0, validation=0, test=0\)"):
+        PR.load_pairs(empty)
+
+
+def test_missing_column_is_named():
+    with pytest.raises(PR.ProfileError, match=r"missing column\(s\) 'solidity'"):
+        PR.load_pairs([{"id": "a", "tac": "  v1 = sload(0x0)"}])
+
+
+def test_non_utf8_text_names_column_and_row(df, tmp_path):
+    rows = df.head(5).to_dict("records")
+    rows[3]["tac"] = b"  v1 = sload(0x0)\xff"
+    with pytest.raises(PR.ProfileError, match=rf"column 'tac', row 3 \(id '{rows[3]['id']}'\): not valid UTF-8 \(byte 0xff"):
+        PR.load_pairs(rows)
+    rows[3]["tac"] = b"\xffabc".decode("utf-8", "surrogateescape")  # undecodable byte smuggled into a str
+    with pytest.raises(PR.ProfileError, match=r"column 'tac', row 3 .*not valid UTF-8"):
+        PR.load_pairs(rows)
+    rows[3]["tac"] = "ok"
+    bad_file = tmp_path / "bad.jsonl"
+    bad_file.write_bytes(b'{"id": "a", "tac": "x", "solidity": "y"}\n{"id": "b", "tac": "x", "solidity": "caf\xe9"}\n')
+    with pytest.raises(PR.ProfileError, match=r"line 2 \(row 1\), column 'solidity': not valid UTF-8 \(byte 0xe9"):
+        PR.load_pairs(bad_file)
+    rows[1]["solidity"] = None
+    with pytest.raises(PR.ProfileError, match=r"column 'solidity', row 1 .*missing value"):
+        PR.load_pairs(rows)
