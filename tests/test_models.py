@@ -40,6 +40,13 @@ def test_lora_r16_seven_projections_matches_reference(name, expected):
     assert round(M.lora_params(name, 16) / 1e5) == round(expected / 1e5)
 
 
+def test_fused_module_lora_counts_one_input_per_group():
+    # Qwen-1 adapts c_attn (4096 -> 3×4096) with one A matrix: r·(4096 + 12288), not 3·r·(4096 + 4096)
+    h, i, r = 4096, 11008, 64
+    per_layer = r * ((h + 3 * h) + (h + h) + 2 * (h + i) + (i + h))
+    assert M.lora_params("Qwen-7B", r) == 32 * per_layer
+
+
 def test_moe_active_params_and_facts():
     lite = M.get_model("DeepSeek-Coder-V2-Lite")
     assert lite.is_moe

@@ -48,6 +48,9 @@ class ModelSpec:
     role: str = "candidate"  # "candidate" (recommendations) | "calibration" (published measurements) | "user"
     notes: str = ""
     source: str = ""  # file it came from
+    # Layout stand-ins: modules that the original checkpoint fuses into one Linear (e.g. Qwen-1 c_attn = q,k,v);
+    # LoRA on a fused module has one A matrix (r·d_in) for the group instead of one per member.
+    fused_modules: dict[str, list[str]] = field(default_factory=dict)
 
     def cfg(self, key: str, default: Any = None) -> Any:
         return self.config.get(key, default)
@@ -88,7 +91,7 @@ def _spec_from_dict(d: dict[str, Any], where: str) -> ModelSpec:
                      published_params=d.get("published_params"),
                      published_params_source=d.get("published_params_source", ""),
                      published_active_params=d.get("published_active_params"), role=d.get("role", "candidate"),
-                     notes=d.get("notes", ""), source=where)
+                     notes=d.get("notes", ""), source=where, fused_modules=dict(d.get("fused_modules") or {}))
 
 
 @lru_cache(maxsize=1)
@@ -321,7 +324,22 @@ def lora_params(model: str | Path | ModelSpec, rank: int, targets: tuple[str, ..
         spec = resolve(model)
         raise ModelError(f"{spec.name}: LoRA target module(s) {missing} do not exist; "
                          f"linear modules are {sorted(lin)}")
-    return int(rank * sum(lin[t]["in_plus_out"] for t in names))
+    total = sum(lin[t]["in_plus_out"] for t in names)
+    for members in resolve(model).fused_modules.values():
+        if all(m in names for m in members):  # fused: the group's input dimension is counted once
+            total -= (len(members) - 1) * lin[members[0]]["in_features"]
+    return int(rank * total)
+
+
+def lora_input_features(model: str | Path | ModelSpec, targets: list[str]) -> int:
+    """Summed in_features of the adapted modules over the whole model (fused groups share one input)."""
+    spec = resolve(model)
+    lin = facts(spec)["linear"]
+    total = sum(lin[t]["in_features"] for t in targets if t in lin)
+    for members in spec.fused_modules.values():
+        if all(m in targets for m in members):
+            total -= (len(members) - 1) * lin[members[0]]["in_features"]
+    return int(total)
 
 
 def resolve_targets(model: str | Path | ModelSpec, targets) -> list[str]:

@@ -306,8 +306,7 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
     attn_elems = a * dqk + kv_elems + a * dv  # q, k, v, attention output (= o_proj input)
     per_token = 2 * h * (NORM_FP32_BYTES + e) + e * (attn_elems + mlp_elems) + LSE_BYTES * a
     if plan.method != "full" and plan.lora_dropout > 0 and lora_targets:
-        f = mm.facts(spec)
-        per_layer_in = sum(f["linear"][t]["in_features"] for t in lora_targets if t in f["linear"]) / L
+        per_layer_in = mm.lora_input_features(spec, lora_targets) / L
         per_token += (e + 1) * per_layer_in
     eager = EAGER_SCORE_BYTES * a * s if attn == "eager" else 0
     layer_full = (per_token + eager) * s * b
@@ -392,8 +391,7 @@ def estimate(model: str | Path | mm.ModelSpec, plan: Plan | dict | None = None,
         opt_states /= N
         if plan.sharding in ("zero3", "fsdp"):
             largest = f["largest_layer_params"]
-            lw = (bits / 8) if (quantized or plan.method == "full") else bits / 8
-            gathered = ZERO3_LIVE_LAYERS * largest * lw
+            gathered = ZERO3_LIVE_LAYERS * largest * bits / 8
             weights_total /= N
             lora_bytes /= N
             if quantized:
