@@ -60,12 +60,12 @@ def test_solidity_lexer():
 
 def test_tac_operations_on_lifter_rendering():
     tac = ("function 0x1f8d1d50(uint256) nonpayable\nblock_0x172:\n  v1 = iszero(callvalue)\n"
-           "  if v1 goto block_0x17e else block_0x17a\nblock_0x17e(p1):\n  sstore(0x0, v2)\n"
+           "  if v1 goto b2 else block_0x17a\nb2(v2, v9):\n  sstore(0x0, v2)\n"
            "  v3 = 0xff & caller\n  v4 = v2 << 0x3\n  v5 = ~v4\n  v6 = v5\n  v7 = keccak256(v6, 0x20)\n"
-           "  log2(v6, v7, 0xfd)\n  goto block_0x19d\nblock_0x19d:\n  stop")
+           "  log2(v6, v7, 0xfd)\n  goto b3(v7, 0x1)\nb3:\n  invalid_0xfe\nblock_0x19d:\n  stop")
     assert PR.tac_operations(tac) == ["ISZERO", "JUMPI", "SSTORE", "AND", "SHL", "NOT", "ASSIGN", "SHA3", "LOG2",
-                                      "JUMP", "STOP"]
-    assert PR.complexity_bucket({"tac": tac}) == "1-tiny"  # 11 instructions, 3 blocks, counted from the text
+                                      "JUMP", "INVALID", "STOP"]
+    assert PR.complexity_bucket({"tac": tac}) == "1-tiny"  # 12 instructions, 4 blocks, counted from the text
 
 
 def test_bytecode_opcodes_cut_metadata():
@@ -166,3 +166,11 @@ def test_non_utf8_text_names_column_and_row(df, tmp_path):
     rows[1]["solidity"] = None
     with pytest.raises(PR.ProfileError, match=r"column 'solidity', row 1 .*missing value"):
         PR.load_pairs(rows)
+
+
+@pytest.mark.parametrize("source", ["fixture", "sample"])
+def test_tac_operations_count_equals_lifter_instruction_count(source, df):
+    """One operation per instruction the lifter counted (tac_instructions), on the fixture and the shipped sample."""
+    data = df if source == "fixture" else PR.load_pairs("sample")
+    got = data["tac"].map(lambda t: len(PR.tac_operations(t)))
+    assert (got == data["tac_instructions"]).all()

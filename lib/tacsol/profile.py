@@ -398,7 +398,7 @@ def solidity_lex(text: str, kinds: bool = False) -> list[str]:
 
 _TAC_INFIX = {"+": "ADD", "*": "MUL", "-": "SUB", "/": "DIV", "%": "MOD", "**": "EXP", "<": "LT", ">": "GT",
               "==": "EQ", "&": "AND", "|": "OR", "^": "XOR", "<<": "SHL", ">>": "SHR"}
-_TAC_LABEL = re.compile(r"^\s*block_\w+(?:\(.*\))?:\s*$")
+_TAC_LABEL = re.compile(r"^\s*(?:b\d+|block_\w+)(?:\(.*\))?:\s*$")  # bN / bN(params) / --offsets block_0x1a
 _TAC_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _TAC_BIN = re.compile(r"^\S+\s+(\*\*|==|<<|>>|[+\-*/%<>&|^])\s+\S+$")
 
@@ -407,7 +407,8 @@ def tac_operations(tac: str) -> list[str]:
     """Operation name of every TAC instruction (docs/tac-format.md rendering of :mod:`tacsol.lift`): ``v = op(..)``
     and ``op(..)`` → OP; infix ``a + b`` → ADD (``< > == & | ^ << >> ** / % - *`` likewise); ``~a`` → NOT;
     ``v = <temp or constant>`` → ASSIGN; ``if .. goto`` → JUMPI; ``goto`` → JUMP; ``stop``/``invalid`` → STOP /
-    INVALID. The ``function ...`` header and ``block_...:`` labels are not instructions."""
+    INVALID (``invalid_0xNN`` too). The ``function ...`` header and block labels (``b3:``, ``b3(v7, v8):``,
+    ``block_0x1a:``) are not instructions."""
     ops = []
     cache = _TAC_LINE_CACHE
     for line in tac.splitlines():
@@ -444,7 +445,7 @@ def _tac_line_op(line: str) -> str:
     if (b := _TAC_BIN.match(expr)):
         return _TAC_INFIX[b.group(1)]
     if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", expr) and not eq:
-        return expr.upper()  # bare statement: stop, invalid
+        return "INVALID" if expr.startswith("invalid") else expr.upper()  # stop, invalid, invalid_0xNN
     return "ASSIGN"  # v = v1 / v = 0x.. / v = callvalue: a copy or an environment read
 
 
