@@ -625,7 +625,15 @@ def save_dataset(records: list[dict], out_dir: Path) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         # one shard per split: an empty split still gets an arrow file and reloads (datasets skips 0 shards)
-        ds.save_to_disk(str(tmp / "d"), num_shards={s: 1 for s in SPLITS})
+        import datasets
+
+        quiet = datasets.is_progress_bar_enabled()
+        datasets.disable_progress_bars()  # three "Saving" bars per build only clutter notebooks
+        try:
+            ds.save_to_disk(str(tmp / "d"), num_shards={s: 1 for s in SPLITS})
+        finally:
+            if quiet:
+                datasets.enable_progress_bars()
         old = None
         if out_dir.exists():
             old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
@@ -710,7 +718,10 @@ def build(cfg: BuildConfig) -> dict:
     rejects: list[Reject] = []
     sets: list[corpus.SourceSet] = []
     licences: dict[str, str] = {}
-    if cfg.packages is not None or cfg.max_packages is not None or not cfg.folders:
+    # packages=None: the whole manifest unless only folders were given; packages=[]: no manifest packages
+    use_manifest = cfg.packages != [] and (cfg.packages is not None or cfg.max_packages is not None
+                                           or not cfg.folders)
+    if use_manifest:
         pkgs = corpus.load_manifest(cfg.manifest, cfg.packages)
         if cfg.permissive_only:
             pkgs = [p for p in pkgs if p.permissive or not p.compile]
@@ -814,7 +825,12 @@ def load(name_or_path: str | os.PathLike):
             return datasets.load_from_disk(str(c))
     for c in cands:  # the shipped sample is jsonl per split
         if all((c / f"{s}.jsonl").exists() for s in SPLITS):
-            return datasets.DatasetDict({s: datasets.Dataset.from_json(str(c / f"{s}.jsonl"), features=features())
+            # in memory: no arrow cache written next to the package, and fast for a few hundred rows
+            def read(f: Path) -> dict:
+                rows = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+                return {col: [r[col] for r in rows] for col in COLUMNS}
+
+            return datasets.DatasetDict({s: datasets.Dataset.from_dict(read(c / f"{s}.jsonl"), features=features())
                                          for s in SPLITS})
     raise FileNotFoundError(f"no dataset at {name_or_path!r} (tried {', '.join(map(str, cands))})")
 
