@@ -140,7 +140,7 @@ def test_calibration_covers_every_measurement_and_share():
     for r in table:
         print(f"  {r['id']:40s} measured {r['measured_gb']}  estimate {r['estimate_gb']}  err {r['rel_error']}")
     # honest floor, not a target: the share recorded in docs/vram.md must not silently get worse
-    assert s["share_within_15pct"] >= 0.5
+    assert s["share_within_15pct"] >= 0.6
     assert s["median_abs_rel_error"] < 0.15
 
 
@@ -197,6 +197,17 @@ def test_nf4_storage_matches_real_bitsandbytes_bytes():
         if dq:
             stored += qs.state2.absmax.numel() * qs.state2.absmax.element_size()
         assert stored * 8 / w.numel() == pytest.approx(bits, rel=0.01), (dq, stored * 8 / w.numel())
+
+
+@pytest.mark.parametrize("method", ["qlora", "lora"])
+def test_measure_peak_path_on_cpu_matches_model_state_terms(method):
+    """The GPU measurement path, run on CPU: bnb NF4 (+ nested absmax), PEFT LoRA, one AdamW step, exact bytes."""
+    pytest.importorskip("bitsandbytes")
+    spec = M.get_model("SmolLM2-135M").with_config(num_hidden_layers=2, vocab_size=1024, tie_word_embeddings=False)
+    r = V.measure_peak(spec, V.Plan(method=method, seq_len=16, lora_rank=8, lora_dropout=0.0,
+                                    gradient_checkpointing=False), num_layers=2, device="cpu")
+    print(r)
+    assert abs(r["rel_error"]) < 0.05
 
 
 def test_cli_json_parses(tmp_path):

@@ -349,7 +349,8 @@ def estimate(model: str | Path | mm.ModelSpec, plan: Plan | dict | None = None,
     other = f["total_params"] - Q  # embeddings, lm_head, norms, biases, routers
     bits = weight_bits(wprec, plan.double_quant)
     if quantized:
-        other_bytes = other * (4 if plan.kbit_fp32_upcast else 2)  # bnb leaves them 16-bit; peft prep → fp32
+        # bnb leaves them in the load dtype (16-bit on GPUs); peft's prepare_model_for_kbit_training upcasts to fp32
+        other_bytes = other * (4 if plan.kbit_fp32_upcast else e)
         w_quant = Q * bits / 8
         workspace = 2 * max(v["max_weight"] for v in f["linear"].values())  # one dequantized 16-bit Linear at a time
     else:
@@ -602,43 +603,49 @@ def calibration_summary(table: list[dict[str, Any]]) -> dict[str, Any]:
 # GPU measurement (GPU machines only)
 # ---------------------------------------------------------------------------------------------------------------
 def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", steps: int = 1) -> dict[str, Any]:
-    """Real peak memory of a training step of a random-initialised, reduced-depth registry architecture.
+    """Real memory of a training step of a random-initialised, reduced-depth registry architecture.
 
-    Builds ``num_layers`` layers (same widths, vocab, heads) on ``device``, applies LoRA (PEFT) or trains fully,
-    runs ``steps`` AdamW steps at plan.seq_len × plan.micro_batch and returns torch.cuda.max_memory_allocated beside
-    the estimator's allocated bytes for the same reduced model. QLoRA quantizes with bitsandbytes NF4 on the fly."""
+    Builds ``num_layers`` layers (same widths, vocab, heads) on ``device``, quantizes the Linears to NF4 with
+    bitsandbytes for QLoRA, applies LoRA (PEFT) or trains fully, and runs ``steps`` AdamW steps at
+    plan.seq_len × plan.micro_batch. On CUDA it returns torch.cuda.max_memory_allocated of the steps beside the
+    estimator's allocated bytes for the same reduced model. On CPU (no allocator statistics) it returns the exact
+    tensor bytes of parameters + gradients + optimizer states beside the estimator's model-state terms, which
+    exercises the same path without a GPU."""
     import torch
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig  # noqa: F401
+    import torch.nn as nn
+    from transformers import AutoModelForCausalLM
 
     spec = mm.resolve(model)
-    small = spec.with_config(num_hidden_layers=num_layers, **({"first_k_dense_replace": min(1, num_layers)}
-                                                               if spec.cfg("first_k_dense_replace") else {}))
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[plan.dtype or "bf16"]
+    extra = {"first_k_dense_replace": min(1, num_layers)} if spec.cfg("first_k_dense_replace") else {}
+    small = spec.with_config(num_hidden_layers=num_layers, **extra)
+    dname = plan.dtype or ("bf16" if device != "cpu" else "fp32")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[dname]
+    attn = plan.attn_implementation or "sdpa"
     cfg = mm.hf_config(small)
-    cfg._attn_implementation = plan.attn_implementation or "sdpa"
-    torch.cuda.empty_cache()
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    net = AutoModelForCausalLM.from_config(cfg, dtype=dtype).to(device)
+    cfg._attn_implementation = attn
+    cuda = device.startswith("cuda")
+    if cuda:
+        torch.cuda.empty_cache()
+        base = torch.cuda.memory_allocated()
+    net = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
     if plan.method == "qlora":
         import bitsandbytes as bnb
-        import torch.nn as nn
 
         def quantize(mod):
             for name, child in mod.named_children():
                 if isinstance(child, nn.Linear) and name != "lm_head":
                     q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
-                                          compute_dtype=dtype, compress_statistics=plan.double_quant, quant_type="nf4",
-                                          device=device)
-                    q.weight = bnb.nn.Params4bit(child.weight.data.cpu(), requires_grad=False,
-                                                 compress_statistics=plan.double_quant, quant_type="nf4").to(device)
+                                          compute_dtype=dtype, compress_statistics=plan.double_quant, quant_type="nf4")
+                    w = bnb.nn.Params4bit(child.weight.data.float().cpu(), requires_grad=False,
+                                          compress_statistics=plan.double_quant, quant_type="nf4", blocksize=NF4_BLOCK)
+                    q.weight = w.to(device) if cuda else w._quantize("cpu")
                     if child.bias is not None:
                         q.bias = child.bias
                     setattr(mod, name, q)
                 else:
                     quantize(child)
         quantize(net)
-        torch.cuda.empty_cache()
+    net = net.to(device)
     if plan.method != "full":
         from peft import LoraConfig, get_peft_model
 
@@ -648,21 +655,45 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
     if plan.gradient_checkpointing:
         net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         net.enable_input_require_grads()
-    opt = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-4)
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-4)
     ids = torch.randint(0, spec.cfg("vocab_size"), (plan.micro_batch, plan.seq_len), device=device)
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     for _ in range(steps):
         loss = net(input_ids=ids, labels=ids).loss
         loss.backward()
         opt.step()
-        opt.zero_grad(set_to_none=True)
-    peak = torch.cuda.max_memory_allocated() - base
-    est = estimate(small, replace(plan, dtype=plan.dtype or "bf16"), "h100-80gb")
+        if cuda:
+            opt.zero_grad(set_to_none=True)
+    hw = "h100-80gb" if cuda else "cpu"
+    est = estimate(small, replace(plan, dtype=dname, attn_implementation=attn), hw)
+
+    def nbytes(ts):
+        return sum(t.numel() * t.element_size() for t in ts)
+
+    if cuda:
+        measured = torch.cuda.max_memory_allocated() - base
+        want = est.allocated_bytes
+        what = "peak allocated (torch.cuda.max_memory_allocated)"
+        dev_name = torch.cuda.get_device_name(0)
+    else:
+        quant_state = 0
+        for m in net.modules():
+            qs = getattr(getattr(m, "weight", None), "quant_state", None)
+            if qs is not None:
+                quant_state += nbytes([qs.absmax]) + (nbytes([qs.state2.absmax]) if getattr(qs, "state2", None) is not None else 0)
+        measured = (nbytes(net.parameters()) + quant_state + nbytes(p.grad for p in trainable if p.grad is not None)
+                    + nbytes(v for st in opt.state.values() for k, v in st.items() if k != "step"))
+        want = sum(est.terms[k] for k in ("weights", "lora", "gradients", "optimizer"))
+        what = "exact tensor bytes of parameters + quantization state + gradients + optimizer states"
+        dev_name = "cpu"
     del net, opt
-    torch.cuda.empty_cache()
-    return {"model": spec.name, "num_layers": num_layers, "plan": plan.describe(), "measured_peak_gb": peak / GB,
-            "estimate_allocated_gb": est.allocated_bytes / GB,
-            "rel_error": (est.allocated_bytes - peak) / peak, "device": torch.cuda.get_device_name(0)}
+    if cuda:
+        torch.cuda.empty_cache()
+    return {"model": spec.name, "num_layers": num_layers, "plan": plan.describe(), "what": what,
+            "measured_peak_gb": measured / GB, "estimate_allocated_gb": want / GB,
+            "rel_error": (want - measured) / measured, "device": dev_name}
 
 
 # ---------------------------------------------------------------------------------------------------------------
