@@ -196,9 +196,11 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         # grounding
         te = tac_effects(rec.get("tac") or "")
         oe = code_effects(text, decl)
+        re_ = code_effects(ref, decl)  # the reference scored the same way: what a perfect output would get
         for cat in EFFECT_CATEGORIES:
             row[f"tac_{cat}"] = te[cat]
             row[f"out_{cat}"] = oe[cat]
+            row[f"ref_{cat}"] = re_[cat]
         rows.append(row)
         parsed.append((rec, fn, decl_text))
     timings["parse_select_ground_s"] = time.perf_counter() - t0

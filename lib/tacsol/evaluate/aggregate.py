@@ -71,14 +71,16 @@ def _rate(series) -> float | None:
     return float(np.mean(s)) if s else None
 
 
-def grounding(df) -> dict[str, Any]:
+def grounding(df, side: str = "out") -> dict[str, Any]:
     """Micro precision/recall of effects the output shows against effects the TAC shows (category present or not,
-    per function). A false positive is a hallucination: the output shows an effect the TAC never performs."""
+    per function). A false positive is a hallucination: the output shows an effect the TAC never performs.
+    side="ref" scores the reference the same way (effects in internal callees or modifiers are in the TAC but not
+    in the function's own text, so even the reference has recall < 1)."""
     out: dict[str, Any] = {}
     tp = fp = fn = 0
     for cat in (*GROUNDED, "revert"):
         t = df[f"tac_{cat}"].to_numpy() > 0
-        o = df[f"out_{cat}"].to_numpy() > 0
+        o = df[f"{side}_{cat}"].to_numpy() > 0
         c_tp, c_fp, c_fn = int((t & o).sum()), int((~t & o).sum()), int((t & ~o).sum())
         out[cat] = {"tac_has": int(t.sum()), "output_has": int(o.sum()), "tp": c_tp, "fp": c_fp, "fn": c_fn,
                     "precision": c_tp / (c_tp + c_fp) if c_tp + c_fp else None,
@@ -89,7 +91,7 @@ def grounding(df) -> dict[str, Any]:
     out["recall"] = tp / (tp + fn) if tp + fn else None
     halluc = np.zeros(len(df), dtype=bool)
     for cat in GROUNDED:
-        halluc |= (df[f"tac_{cat}"].to_numpy() == 0) & (df[f"out_{cat}"].to_numpy() > 0)
+        halluc |= (df[f"tac_{cat}"].to_numpy() == 0) & (df[f"{side}_{cat}"].to_numpy() > 0)
     out["functions_with_hallucinated_effect"] = int(halluc.sum())
     out["share_functions_with_hallucinated_effect"] = float(halluc.mean()) if len(df) else None
     return out
@@ -135,6 +137,8 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     checks["compile_status"] = {str(k): int(v) for k, v in df["compile_status"].value_counts().items()}
     agg["checks"] = checks
     agg["grounding"] = grounding(df)
+    if "ref_event" in df:
+        agg["grounding_reference"] = grounding(df, "ref")
     fails = df["failure"][df["failure"] != ""]
     agg["failures"] = {"n": int(len(fails)), "by_reason": {str(k): int(v) for k, v in fails.value_counts().items()}}
     return agg
@@ -158,6 +162,7 @@ def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
             c["compile_rate_where_reference_compiles"],
         "selector_match_rate": c["selector_match_rate"],
         "grounding_precision": g["precision"], "grounding_recall": g["recall"],
+        "grounding_recall_reference": (agg.get("grounding_reference") or {}).get("recall"),
         "failures": agg["failures"]["n"],
         "similarity_floor": floor.get("similarity_floor"), "similarity_ceiling": floor.get("similarity_ceiling"),
     }

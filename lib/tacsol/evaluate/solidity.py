@@ -116,7 +116,10 @@ def find_function(code: str, name: str | None = None) -> FunctionText:
     for m in _HEAD.finditer(src):
         kind, fname = m.group(1), m.group(2) or ""
         if kind == "function" and not fname:
-            continue  # function type in a parameter list
+            prev = src[:m.start()].rstrip()[-1:]
+            if prev in ("(", ",") or not src[m.end():].lstrip().startswith(")") and prev not in ("", ";", "{", "}"):
+                continue  # a function type in a parameter list
+            kind = "fallback"  # pre-0.6 fallback: `function() external { ... }`
         if kind != "function":
             fname = kind
         if name and fname != name:
