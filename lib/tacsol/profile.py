@@ -664,10 +664,12 @@ def claims_table(lengths, models: Sequence[str], entropy: Mapping[str, Any], n_p
         ratio = 4096 / float(x.median())
         rows.append(Claim("4,096 gives 10–20× headroom", rec, f"4,096 / median {x.median():.0f} = {ratio:.1f}× ({m})",
                           yn(ratio >= 10), "4,096 divided by the median full sequence; holds if ≥ 10×"))
-        mx = int(x.max())
+    for m in models:
+        mx = int(lengths[f"{m}:full"].max())
         rows.append(Claim("8,192 captures even the longest functions", rec, f"longest {mx:,} tokens ({m})",
                           yn(mx <= 8192), "holds if no full sequence exceeds 8,192 tokens"))
-        cov20 = coverage(x, (20000,))[20000]
+    for m in models:
+        cov20 = coverage(lengths[f"{m}:full"], (20000,))[20000]
         rows.append(Claim("max sequence length 20,000 tokens", paper, f"{cov20:.2%} fit in 20,000 ({m})",
                           yn(cov20 == 1.0), "holds (is sufficient) if every full sequence fits"))
     sc = lengths["sol_chars"]
@@ -709,13 +711,13 @@ def claims_table(lengths, models: Sequence[str], entropy: Mapping[str, Any], n_p
 
 # ------------------------------------------------------------------------------------------ whole profile
 def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresholds: Sequence[int] = THRESHOLDS,
-            hub: bool = False, bytecode: Sequence[str] | None = None, model_context: Mapping[str, int] | None = None
-            ) -> dict[str, Any]:
+            hub: bool = False, bytecode: Sequence[str] | None = None, model_context: Mapping[str, int] | None = None,
+            multiple_of: int = 64) -> dict[str, Any]:
     """Everything the notebook shows, as plain data (``lengths`` is a per-pair DataFrame)."""
     timings: dict[str, float] = {}
     lengths = measure(df, models, hub=hub, timings=timings)
     cov = {m: coverage(lengths[f"{m}:full"], thresholds) for m in models}
-    rec = {m: recommend_max_seq_length(lengths[f"{m}:full"], coverage_target,
+    rec = {m: recommend_max_seq_length(lengths[f"{m}:full"], coverage_target, multiple_of,
                                        cap=(model_context or {}).get(m)) for m in models}
     cpt = {m: float(lengths["full_chars"].sum() / lengths[f"{m}:full"].sum()) for m in models}
     cpt_parts = {m: {"tac": float(lengths["tac_chars"].sum() / lengths[f"{m}:tac"].sum()),
@@ -753,3 +755,189 @@ def max_seq_length_for(summary: str | Path | Mapping[str, Any], model: str) -> i
     if fam in by_fam:
         return int(by_fam[fam])
     raise KeyError(f"no max_seq_length for {model!r} (family {fam}) in the profiling summary; has {sorted(table)}")
+
+
+# ------------------------------------------------------------------------------------------------- figures
+def _caption(fig, text: str) -> None:
+    import textwrap
+
+    fig.text(0.01, -0.01, "\n".join(textwrap.wrap(text, 150)), ha="left", va="top", fontsize=8, color="#333")
+
+
+def model_context(model: str) -> int | None:
+    """The model's max positions from the registry (None when unknown): caps the recommended length."""
+    try:
+        from . import models
+
+        name = "SmolLM2-135M" if model.lower().startswith(("embedded", "smollm2")) else model
+        return int(models.resolve(name).max_positions)
+    except Exception:  # unknown or user model: no cap rather than a guess
+        return None
+
+
+def plot_char_lengths(lengths, caption: str):
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    for ax, col, title in zip(axes, ("tac_chars", "sol_chars", "full_chars"),
+                              ("TAC", "Solidity", "full training text (prompt + target)")):
+        x = lengths[col].to_numpy()
+        bins = np.logspace(np.log10(max(1, x.min())), np.log10(x.max() + 1), 40)
+        ax.hist(x, bins=bins, color="#4c72b0")
+        ax.set_xscale("log")
+        ax.axvline(np.median(x), color="k", ls="--", lw=1, label=f"median {np.median(x):,.0f}")
+        if col == "sol_chars":
+            ax.axvspan(200, 300, color="orange", alpha=0.3, label="claimed peak 200–300")
+        ax.set_title(f"{title}: characters")
+        ax.set_xlabel("characters (log scale)")
+        ax.set_ylabel("pairs")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_token_lengths(lengths, models: Sequence[str], recommended: Mapping[str, Any], thresholds: Sequence[int],
+                       caption: str):
+    """Histogram (left) and CDF (right) of full-sequence tokens per tokenizer, thresholds and recommendations."""
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(15, 4.2))
+    hi = max(int(lengths[f"{m}:full"].max()) for m in models)
+    bins = np.logspace(np.log10(max(1, min(int(lengths[f"{m}:full"].min()) for m in models))), np.log10(hi + 1), 50)
+    for m in models:
+        x = np.sort(lengths[f"{m}:full"].to_numpy())
+        line = ax1.hist(x, bins=bins, histtype="step", lw=1.5, label=m)[2][0]
+        ax2.plot(x, np.arange(1, x.size + 1) / x.size, lw=1.5, label=m, color=line.get_edgecolor())
+        rec = recommended[m]["max_seq_length"]
+        ax2.axvline(rec, color=line.get_edgecolor(), ls=":", lw=1.2)
+        ax2.annotate(f"{rec:,}", (rec, 0.02), rotation=90, fontsize=7, color=line.get_edgecolor())
+    for t in thresholds:
+        for ax in (ax1, ax2):
+            ax.axvline(t, color="grey", ls="--", lw=0.8)
+        ax2.annotate(f"{t:,}", (t, 0.5), rotation=90, fontsize=7, color="grey")
+    target = next(iter(recommended.values()))["target"]
+    ax2.axhline(target, color="red", lw=0.8, ls="--", label=f"coverage target {target:.0%}")
+    for ax in (ax1, ax2):
+        ax.set_xscale("log")
+        ax.set_xlabel("tokens per full training sequence (log scale)")
+    ax1.set_ylabel("pairs")
+    ax1.set_title("Full sequence length per tokenizer (grey: 2k/4k/8k/16k/20k)")
+    ax2.set_ylabel("share of pairs that fit (coverage)")
+    ax2.set_title("Coverage CDF (dotted: recommended max_seq_length)")
+    ax2.set_ylim(0, 1.01)
+    ax1.legend(fontsize=8)
+    ax2.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_part_tokens(lengths, models: Sequence[str], caption: str):
+    """TAC and Solidity token histograms per tokenizer with the claimed 50–150 band."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(15, 3.6))
+    for ax, part, name in zip(axes, ("tac", "sol"), ("TAC", "Solidity")):
+        allx = np.concatenate([lengths[f"{m}:{part}"].to_numpy() for m in models])
+        bins = np.logspace(np.log10(max(1, allx.min())), np.log10(allx.max() + 1), 45)
+        for m in models:
+            ax.hist(lengths[f"{m}:{part}"], bins=bins, histtype="step", lw=1.5, label=m)
+        ax.axvspan(50, 150, color="orange", alpha=0.25, label="claimed 50–150")
+        ax.set_xscale("log")
+        ax.set_title(f"{name} tokens per function")
+        ax.set_xlabel("tokens (log scale)")
+        ax.set_ylabel("pairs")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_composition(comp: Mapping[str, Any], caption: str, top: int = 12):
+    """Stacked bars (split) per composition axis, and the feature-flag shares."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    axes_names = list(comp["by"])
+    n = len(axes_names) + 1
+    cols = 3
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(16, 3.8 * rows))
+    axes = np.atleast_1d(axes).ravel()
+    colors = {"train": "#4c72b0", "validation": "#dd8452", "test": "#55a868"}
+    for ax, name in zip(axes, axes_names):
+        t = comp["by"][name]
+        if name == "complexity":
+            t = t.sort_index()
+        elif len(t) > top:
+            other = t.iloc[top:].sum().to_frame("other").T
+            t = pd.concat([t.iloc[:top], other])
+        bottom = np.zeros(len(t))
+        order = [c for c in ("train", "validation", "test") if c in t.columns]
+        for s in order + [c for c in t.columns if c not in order and c != "total"]:
+            ax.barh(t.index.astype(str), t[s].to_numpy(), left=bottom, label=s, color=colors.get(s))
+            bottom += t[s].to_numpy()
+        ax.invert_yaxis()
+        ax.set_title(f"by {name}")
+        ax.set_xlabel("pairs")
+        ax.tick_params(axis="y", labelsize=7)
+        ax.legend(fontsize=7)
+    ax = axes[len(axes_names)]
+    flags = comp["flags"]
+    ax.barh(list(flags), [100 * v for v in flags.values()], color="#8172b2")
+    for i, v in enumerate(flags.values()):
+        ax.annotate(f"{v:.1%}", (100 * v, i), fontsize=8, va="center")
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_title("share of pairs with each feature")
+    ax.set_xlabel("% of pairs")
+    for ax in axes[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_benchmark(bench: Mapping[str, Any], caption: str):
+    import matplotlib.pyplot as plt
+
+    ms = list(bench["pairs_per_s"])
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 3.2))
+    ax1.barh(ms, [bench["pairs_per_s"][m] for m in ms], color="#4c72b0")
+    ax1.set_xlabel("pairs/s (TAC, Solidity and full-sequence counts)")
+    ax1.set_title(f"Token counting throughput ({bench['pairs']:,} pairs)")
+    ax1.invert_yaxis()
+    est = {m: 100_000 / bench["pairs_per_s"][m] for m in ms}
+    est["render prompts"] = bench["render_s"] * 100_000 / bench["pairs"]
+    total = sum(est.values())
+    ax2.barh(list(est), list(est.values()), color="#55a868")
+    ax2.axvline(120, color="red", ls="--", lw=1, label="target: 120 s in total")
+    ax2.set_xlabel("seconds for 100,000 pairs (extrapolated)")
+    ax2.set_title(f"Extrapolated to 100k pairs: {total:.0f} s in total")
+    ax2.invert_yaxis()
+    ax2.legend(fontsize=8)
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_entropy(entropy: Mapping[str, Any], caption: str):
+    import matplotlib.pyplot as plt
+
+    keys = ["solidity", "tac", "bytecode"]
+    measured = [entropy[k]["bits"] if entropy.get(k) else np.nan for k in keys]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    xs = np.arange(len(keys))
+    ax.bar(xs - 0.2, [PAPER_ENTROPY[k] for k in keys], 0.4, label="paper", color="#bbbbbb")
+    ax.bar(xs + 0.2, measured, 0.4, label="this dataset", color="#4c72b0")
+    for x, v in zip(xs, measured):
+        ax.annotate("n/a" if np.isnan(v) else f"{v:.2f}", (x + 0.2, 0 if np.isnan(v) else v), ha="center",
+                    va="bottom", fontsize=8)
+    ax.set_xticks(xs, ["Solidity lexeme", "TAC operation", "bytecode opcode"])
+    ax.set_ylabel("bits per symbol")
+    ax.set_title("Unigram entropy: paper vs measured")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _caption(fig, caption)
+    return fig
