@@ -31,10 +31,10 @@ train_new_tokens = True
 max_seq_length = 768
 batch_size = 4
 grad_accum = 1
-learning_rate = 0.0002
+learning_rate = 0.0005
 epochs = 2.0
 max_steps = -1
-max_train_tokens = 60000
+max_train_tokens = 20000
 warmup_ratio = 0.05
 lr_scheduler = "linear"
 weight_decay = 0.0
@@ -44,9 +44,10 @@ save_steps = 25
 save_total_limit = 2
 logging_steps = 1
 eval_split = "test"
-eval_examples = 32
+eval_examples = 16
 resume = True
 deepspeed = ""
+cpu_threads = 0
 n_samples = 4
 max_new_tokens = 200
 
@@ -111,7 +112,7 @@ peft_model, tok = res.pop("peft_model"), res.pop("tokenizer")
 # %%
 figs = {k: res[k] for k in ("model", "quantization", "dtype", "params_total", "params_trainable", "train_examples",
                             "dropped_too_long", "steps", "train_tokens", "padding_share", "tokens_per_s",
-                            "s_per_step", "train_wall_s", "heldout_examples", "heldout_loss_before",
+                            "s_per_step", "cpu_threads", "train_wall_s", "heldout_examples", "heldout_loss_before",
                             "heldout_loss_after", "peak_memory_gb")}
 figs["estimated_memory_gb"] = estimated_gb
 display(pd.DataFrame({"value": figs}).astype(str))
