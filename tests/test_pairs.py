@@ -59,7 +59,8 @@ def test_features_and_context_from_source(built):
     assert get("Vault08", "count(uint8[3])")["has_loop"]
     assert "_scale" in get("Vault08", "fee(uint256)")["context"]
     assert get("Vault08", "place((address,uint128,bytes32[2]),uint8)")["has_storage_write"]
-    assert get("Token04", "owner()")["solidity"].startswith("address public owner")
+    owner = [r for k, r in rows.items() if k[1] == "owner()"]  # Owned or Token04: dedup keeps the first
+    assert owner and all(r["solidity"].startswith("address public owner") for r in owner)
 
 
 def test_rejects_name_item_and_reason(built):

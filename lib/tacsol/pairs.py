@@ -10,7 +10,6 @@ changed) → exact dedup → near-duplicate groups → splits → atomic save of
 from __future__ import annotations
 
 import argparse
-import bisect
 import collections
 import dataclasses
 import gzip
@@ -64,78 +63,10 @@ def sha(text: str) -> str:
 
 # --------------------------------------------------------------------------------------------------- lifting
 def _lifter():
-    """tacsol.lift when present; else a temporary evmole-based stand-in (selectors, per-function blocks, raw
-    disassembly as 'TAC') so the dataset pipeline runs before the real lifter lands. Removed once lift lands."""
-    try:
-        from . import lift as _lift
+    """(lift function, its error class, a tag that changes with the lifter's source: per-unit caches key on it)."""
+    from . import lift as _lift
 
-        return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
-    except ImportError:
-        return _evmole_lift, ValueError, "evmole-adapter:1"
-
-
-class _Fn:
-    def __init__(self, **kw: Any):
-        self.__dict__.update(kw)
-
-
-def _evmole_lift(code: str, time_limit_s: float = 10.0):  # temporary adapter, see _lifter
-    import evmole
-
-    code = code[2:] if code.startswith("0x") else code
-    if not code:
-        raise ValueError("empty_code")
-    info = evmole.contract_info(code, selectors=True, arguments=True, state_mutability=True, disassemble=True,
-                                basic_blocks=True, control_flow_graph=True, metadata=True)
-    end = info.metadata.bytecode_offset if info.metadata else len(code) // 2
-    ins = [(o, t) for o, t in info.disassembled if o < end]
-    blocks = {b.start: b for b in info.control_flow_graph.blocks}
-    funcs = []
-    for f in info.functions:
-        seen: set[int] = set()
-        todo = [f.bytecode_offset]
-        changed = True
-        while changed:
-            changed = False
-            while todo:
-                s = todo.pop()
-                if s in seen or s not in blocks:
-                    continue
-                seen.add(s)
-                changed = True
-                bt = blocks[s].btype
-                name = type(bt).__name__
-                if name == "Jump":
-                    todo.append(bt.to)
-                elif name == "Jumpi":
-                    todo += [bt.true_to, bt.false_to]
-                elif name in ("DynamicJump", "DynamicJumpi"):
-                    for dj in bt.to:
-                        if dj.path and dj.path[-1] in seen:
-                            todo.append(dj.to)
-                    if name == "DynamicJumpi":
-                        todo.append(bt.false_to)
-            for s in list(seen):  # dynamic targets whose pushing block joined later
-                bt = blocks[s].btype
-                if type(bt).__name__ in ("DynamicJump", "DynamicJumpi"):
-                    for dj in bt.to:
-                        if dj.path and dj.path[-1] in seen and dj.to not in seen:
-                            todo.append(dj.to)
-            changed = bool(todo)
-        spans = sorted((blocks[s].start, blocks[s].end) for s in seen)
-        lines, pcs, ops = [], [], collections.Counter()
-        for a, b in spans:
-            i = bisect.bisect_left(ins, (a, ""))
-            while i < len(ins) and ins[i][0] <= b:
-                o, t = ins[i]
-                pcs.append(o)
-                op = t.split()[0]
-                ops[op] += 1
-                lines.append(f"{o:#06x}: {t}")
-                i += 1
-        funcs.append(_Fn(selector="0x" + f.selector, tac="\n".join(lines), blocks=len(spans), instructions=len(pcs),
-                         ops=dict(ops), status="ok", arguments=f.arguments, mutability=f.state_mutability, pcs=pcs))
-    return _Fn(functions=funcs, warnings=[], metadata_len=len(code) // 2 - end, code_size=len(code) // 2)
+    return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
 
 
 # -------------------------------------------------------------------------------------------------- AST index
