@@ -210,6 +210,44 @@ def test_measure_peak_path_on_cpu_matches_model_state_terms(method):
     assert abs(r["rel_error"]) < 0.05
 
 
+@pytest.mark.parametrize("attn,lora", [("sdpa", True), ("eager", False)])
+def test_activation_terms_match_saved_tensors(attn, lora):
+    """Real activation bytes on CPU: every tensor autograd saves for backward (params excluded, storages de-duplicated)
+    in a 2-layer bf16 model, beside the estimator's per-layer working set × layers + the fp32 log-softmax."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    spec = M.get_model("SmolLM2-135M").with_config(num_hidden_layers=2, vocab_size=2048, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    cfg = M.hf_config(spec)
+    cfg._attn_implementation = attn
+    net = AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16)
+    if lora:
+        from peft import LoraConfig, get_peft_model
+
+        net = get_peft_model(net, LoraConfig(r=8, target_modules=list(M.SEVEN_PROJECTIONS), lora_dropout=0.1))
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            saved[st.data_ptr()] = st.nbytes()
+        return t
+
+    s, b = 256, 2
+    ids = torch.randint(0, 2048, (b, s))
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        net(input_ids=ids, labels=ids)
+    measured = sum(saved.values())
+    plan = V.Plan(method="lora" if lora else "full", weights="bf16", dtype="bf16", seq_len=s, micro_batch=b,
+                  gradient_checkpointing=False, attn_implementation=attn, lora_rank=8, lora_dropout=0.1)
+    parts = V.activation_terms(spec, plan, "bf16", attn, list(M.SEVEN_PROJECTIONS) if lora else None)
+    est = 2 * parts["per_layer_full"] + b * s * 2048 * 4
+    print(attn, lora, measured, est, est / measured)
+    assert est == pytest.approx(measured, rel=0.10)
+
+
 def test_cli_json_parses(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tacsol.cli", "vram", "Qwen2.5-Coder-32B", "--seq-len", "4096",
                           "--micro-batch", "4", "--json"], capture_output=True, text=True, timeout=120)

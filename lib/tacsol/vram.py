@@ -278,8 +278,8 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
     34·h bytes for a GPT layer, this itemises it for SwiGLU/GQA/MoE and HF's fp32 norms):
       2 norms × (fp32 input + fp32 normalised + output); attention inputs q (a·d), k and v (kv·d for FlashAttention-2,
       a·d after repeat_kv for SDPA/eager); attention output + fp32 log-sum-exp; MLP: SwiGLU 4·I (gate, act, up, product)
-      or GELU 2·I; MoE uses the routed + shared experts a token visits; LoRA dropout keeps a dropped copy of each
-      adapted module's input (+1-byte mask); eager attention adds 6 bytes × a·s per token (fp32 softmax + cast).
+      or GELU 2·I; MoE uses the routed + shared experts a token visits; PEFT keeps each adapted module's input cast to
+      the adapter dtype and dropped out (+1-byte mask); eager attention adds 6 bytes × a·s per token (fp32 softmax + cast).
     With gradient checkpointing only each layer's input (h elements) is kept; one layer is recomputed at a time.
     Logits/loss: b·s·V × (16-bit logits + fp32 upcast + fp32 log-softmax), see LOSS_FP32_COPIES.
     """
@@ -305,9 +305,14 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
     kv_elems = (kv if attn == "flash_attention_2" else a) * (dqk + dv)
     attn_elems = a * dqk + kv_elems + a * dv  # q, k, v, attention output (= o_proj input)
     per_token = 2 * h * (NORM_FP32_BYTES + e) + e * (attn_elems + mlp_elems) + LSE_BYTES * a
-    if plan.method != "full" and plan.lora_dropout > 0 and lora_targets:
-        per_layer_in = mm.lora_input_features(spec, lora_targets) / L
-        per_token += (e + 1) * per_layer_in
+    if plan.method != "full" and lora_targets:
+        # PEFT casts each adapted module's input to the adapter dtype and applies dropout: lora_A saves that copy
+        # (+ a 1-byte dropout mask). With a 16-bit adapter and no dropout, lora_A saves x itself (no extra bytes).
+        # Verified on CPU against saved-tensor bytes (tests/test_vram.py::test_activation_terms_match_saved_tensors).
+        pa = DTYPE_BYTES[plan.adapter_dtype]
+        if plan.lora_dropout > 0 or pa != e:
+            per_layer_in = mm.lora_input_features(spec, lora_targets) / L
+            per_token += (pa + (1 if plan.lora_dropout > 0 else 0)) * per_layer_in
     eager = EAGER_SCORE_BYTES * a * s if attn == "eager" else 0
     layer_full = (per_token + eager) * s * b
     fp32_copies = LOSS_FP32_COPIES - (1 if plan.chunked_loss else 0)
