@@ -174,3 +174,14 @@ def test_tac_operations_count_equals_lifter_instruction_count(source, df):
     data = df if source == "fixture" else PR.load_pairs("sample")
     got = data["tac"].map(lambda t: len(PR.tac_operations(t)))
     assert (got == data["tac_instructions"]).all()
+
+
+def test_bytecode_entropy_when_bytecode_is_given(df):
+    code = "0x6080604052348015600f57600080fd5b50"  # PUSH1 ×4, MSTORE, CALLVALUE, DUP1 ×2, ISZERO, JUMPI, ...
+    ops = PR.bytecode_opcodes(code)
+    e = PR.entropy_report(df.head(10), bytecode=[code, code])  # the same contract twice counts once
+    assert e["bytecode"]["symbols"] == len(ops) and e["bytecode"]["bits"] == pytest.approx(PR.shannon_entropy(ops))
+    lengths = PR.measure(df.head(10), ["meta-llama/Llama-3.2-3B"])
+    rows = PR.claims_table(lengths, ["meta-llama/Llama-3.2-3B"], e, 10)
+    row = next(r for r in rows if "bytecode opcode" in r["claim"])
+    assert row["holds"] in ("yes", "no") and f"{e['bytecode']['bits']:.2f}" in row["measured"]

@@ -25,6 +25,7 @@ thresholds = [2048, 4096, 8192, 16384, 20000]
 multiple_of = 64             # recommended lengths are rounded up to this
 bytecode_file = ""           # optional JSON/JSONL of runtime bytecode (hex strings or objects with "runtime") for opcode entropy
 bench_pairs = 20000          # pairs (replicated from the dataset) timed for the throughput figure; 0: skip
+fail_on_leak = True          # a normalized body in two splits fails the phase (after summary.json is written)
 
 # %%
 import tacsol.params
@@ -214,3 +215,6 @@ path = summary.write_summary(
     composition_flags=comp["flags"], benchmark=bench, seconds=round(time.perf_counter() - t_start, 1))
 print("wrote", path)
 print(json.dumps(headline, indent=1))
+if fail_on_leak and hyg["leaked_bodies"]:
+    raise RuntimeError(f"leakage: {hyg['leaked_bodies']} normalized function bodies are in more than one split "
+                       f"(0 is the only acceptable number); examples above and in summary.json")
