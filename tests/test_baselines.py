@@ -71,6 +71,10 @@ def test_retrieval_baseline_scores_rows(records, tmp_path):
     assert len(df) == len(test) and df["similarity"].notna().all()
     assert s["baseline"]["method"] == "tfidf" and s["metrics"]["n_functions"] == len(test)
     assert s["metrics"]["similarity_floor"] is not None
+    from tacsol import plots
+
+    png = plots.save(plots.compare_systems({"retrieval-tfidf": s}), tmp_path / "compare.png", caption="fixture")
+    assert png.stat().st_size > 1000
 
 
 def test_retrieval_on_shipped_sample(tmp_path):

@@ -83,6 +83,7 @@ def fig3_similarity(df, floor: dict | None = None, ax=None):
                    label=f"ceiling (nearest other) {floor['similarity_ceiling']:.3f}")
     shares = ", ".join(f">{t}: {np.mean(sim > t):.0%} (paper {p:.0%})" for t, p in PAPER["similarity_shares"].items())
     ax.set(xlabel="cosine similarity (generated vs original)", ylabel="functions", title="Fig. 3: semantic similarity")
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.2)  # room for the shares line
     ax.text(0.01, 0.97, shares, transform=ax.transAxes, fontsize=6.5, va="top")
     ax.legend(fontsize=7, loc="center left")
     return fig
