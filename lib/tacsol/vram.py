@@ -780,7 +780,7 @@ def main(args) -> int:
           f"{'fits' if doc['fits'] else 'does NOT fit'} (margin {args.margin:.0%})")
     if "make_fit" in doc:
         mf = doc["make_fit"]
-        print("  make it fit: " + (" + ".join(mf["changes"]) + f" -> {mf['total_gb']:.1f} GB" if mf["fits"]
+        print("  make it fit: " + (((" + ".join(mf["changes"]) or "already fits as stated") + f" -> {mf['total_gb']:.1f} GB") if mf["fits"]
                                    else "no plan found (" + " + ".join(mf["changes"]) + ")"))
     for n in est.notes:
         print("  note:", n)
