@@ -781,7 +781,8 @@ def main(args) -> int:
     if "make_fit" in doc:
         mf = doc["make_fit"]
         print("  make it fit: " + (((" + ".join(mf["changes"]) or "already fits as stated") + f" -> {mf['total_gb']:.1f} GB") if mf["fits"]
-                                   else "no plan found (" + " + ".join(mf["changes"]) + ")"))
+                                   else "no plan found (" + " + ".join(mf["changes"]) + ")"
+                                   + ("; more GPUs allow ZeRO-3 sharding: --gpus N" if args.gpus < 2 else "")))
     for n in est.notes:
         print("  note:", n)
     return 0
