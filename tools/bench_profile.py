@@ -53,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--full", action="store_true", help="also time the whole profile (entropy, hygiene, composition)")
-    ap.add_argument("--json", help="write the figures to this file")
+    ap.add_argument("--json", default="outputs/bench/profile_100k.json",
+                    help="write the figures here (notebook 01 shows the latest; default: %(default)s)")
     a = ap.parse_args(argv)
     res = bench(a.dataset or default_dataset(), a.pairs, a.models, a.full)
     print(f"{res['pairs']:,} pairs (replicated from {res['base_pairs']} of {res['dataset']}, "
@@ -65,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     if "full_profile_s" in res:
         print(f"  whole profile (lengths + entropy + composition + hygiene): {res['full_profile_s']:.1f} s")
     if a.json:
+        from tacsol import paths
         from tacsol.ioutil import atomic_write_json
 
-        atomic_write_json(a.json, res)
+        atomic_write_json(paths.resolve(a.json), res)
     return 0
 
 

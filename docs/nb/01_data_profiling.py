@@ -187,6 +187,12 @@ if bench_pairs:
         print(f"{m:28s} {bench['pairs_per_s'][m]:10,.0f} pairs/s")
     print(f"all tokenizers: {bench['seconds']:.1f} s for {bench_pairs:,} pairs -> "
           f"{bench['extrapolated_100k_s']:.0f} s extrapolated to 100,000 pairs (target < 120 s)")
+measured = paths.resolve("outputs/bench/profile_100k.json")
+if measured.exists():  # written by tools/bench_profile.py on this machine (not by this notebook)
+    m100 = json.loads(measured.read_text())
+    print(f"\nlast measured by tools/bench_profile.py: {m100['pairs']:,} pairs of {m100['dataset']!r} "
+          f"({m100['chars_per_pair']:.0f} chars/pair) on {m100['hardware']}: token lengths with all tokenizers in "
+          f"{m100['measure_total_s']:.1f} s (" + ", ".join(f"{k} {v:,.0f} pairs/s" for k, v in m100['pairs_per_s'].items()) + ")")
 
 # %% [markdown]
 # ## Summary
