@@ -496,8 +496,13 @@ def _run_batch(version: str, units: list[Unit], timeout_s: float) -> dict[str, d
 
 
 def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, timeout_s: float = 120.0,
-                  retries: int = 1, progress: bool = True) -> tuple[dict[str, dict], list[Reject]]:
-    """Compile (or load from cache) every unit. Returns key -> trimmed artifact and the rejects."""
+                  retries: int = 1, progress: bool = True, deadline: float | None = None
+                  ) -> tuple[dict[str, dict], list[Reject]]:
+    """Compile (or load from cache) every unit. Returns key -> trimmed artifact and the rejects.
+    ``deadline`` (time.time() value): batches not started by then are skipped (not rejected; a rerun compiles
+    them), so a time-boxed build still writes a dataset from what is compiled."""
+    import time
+
     from tqdm.auto import tqdm
 
     done: dict[str, dict] = {}
@@ -517,6 +522,10 @@ def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, t
     bar = tqdm(total=len(units), initial=len(done), desc="compile", unit="unit", disable=not progress)
 
     def work(batch: list[Unit]) -> None:
+        if deadline is not None and time.time() > deadline:
+            with lock:
+                bar.update(len(batch))
+            return
         res = _run_batch(batch[0].version, batch, timeout_s)
         failed = [u for u in batch if not isinstance(res[u.key], dict)]
         for attempt in range(retries):  # a crashed batch: retry each unit alone (crash may be another unit's)

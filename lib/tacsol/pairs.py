@@ -626,6 +626,7 @@ class BuildConfig:
     permissive_only: bool = False
     max_units: int | None = None                # cap on compile units (CPU demo)
     version_policy: str = "lowest"              # solc choice among installed versions matching the pragmas
+    time_budget_s: float | None = None          # stop starting compiles after this; the rest waits for a rerun
     workers: int = 2
     batch_size: int = 6
     timeout_s: float = 120.0
@@ -685,8 +686,10 @@ def build(cfg: BuildConfig) -> dict:
         units = units[: cfg.max_units]
     t_plan = time.time()
     arts, rj = corpus.compile_units(units, workers=cfg.workers, batch_size=cfg.batch_size, timeout_s=cfg.timeout_s,
-                                    progress=cfg.progress)
+                                    progress=cfg.progress,
+                                    deadline=t0 + cfg.time_budget_s if cfg.time_budget_s else None)
     rejects += rj
+    failed_items = {r.item for r in rj}
     t_compile = time.time()
     lift_fn, lift_error, lift_tag = _lifter()
     records: list[dict] = []
@@ -736,6 +739,7 @@ def build(cfg: BuildConfig) -> dict:
         "solc_minor_versions": sorted({".".join(r["solc_version"].split(".")[:2]) for r in records}),
         "units": len(units), "units_compiled_ok": sum(1 for u in units if u.key in arts and not arts[u.key]["errors"]),
         "units_pairs_from_cache": n_cached,
+        "units_not_compiled_budget": sum(1 for u in units if u.key not in arts and u.item not in failed_items),
         "rejects": dict(collections.Counter(r["reason"] for r in all_rejects).most_common()),
         "timing_s": {"plan": round(t_plan - t0, 1), "compile": round(t_compile - t_plan, 1),
                      "lift_align": round(t_align - t_compile, 1), "total": round(time.time() - t0, 1)},
@@ -923,6 +927,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--permissive-only", action="store_true")
     b.add_argument("--max-units", type=int)
     b.add_argument("--version-policy", choices=["lowest", "highest"], default="lowest")
+    b.add_argument("--time-budget", type=float, help="seconds; compiles not started by then wait for a rerun")
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--timeout", type=float, default=120.0, help="seconds per compile unit")
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
@@ -942,7 +947,7 @@ def main(args: argparse.Namespace) -> int:
         cfg = BuildConfig(name=args.name, packages=args.packages, max_packages=args.max_packages,
                           folders=args.folder, settings=args.settings, manifest=args.manifest,
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
-                          version_policy=args.version_policy,
+                          version_policy=args.version_policy, time_budget_s=args.time_budget,
                           timeout_s=args.timeout)
         m = build(cfg)
         if args.write_sample:
