@@ -209,7 +209,7 @@ def compare_systems(summaries: dict[str, dict], ax=None, title: str = "Systems o
     plt = _plt()
     fig = None
     if ax is None:
-        fig, ax = plt.subplots(figsize=(6.5, 0.5 + 0.45 * max(1, len(summaries))))
+        fig, ax = plt.subplots(figsize=(6.5, max(2.8, 1.2 + 0.45 * len(summaries))))
     names = list(summaries)
     means = [summaries[n]["metrics"].get("similarity_mean") or 0 for n in names]
     lo = [summaries[n]["metrics"].get("similarity_ci_low") or 0 for n in names]

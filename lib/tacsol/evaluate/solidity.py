@@ -79,7 +79,9 @@ class FunctionText:
     text: str                    # the whole function
 
 
-_HEAD = re.compile(r"\b(function|fallback|receive|constructor)\b\s*([A-Za-z_$][\w$]*)?\s*\(")
+# sevm names unresolved functions by their selector (`function 5580f72a(...)`): accepted as a name so that its
+# output parses the same way whatever the selector's first digit
+_HEAD = re.compile(r"\b(function|fallback|receive|constructor)\b\s*([A-Za-z_$][\w$]*|[0-9a-f]{8}(?=\s*\())?\s*\(")
 
 
 def split_top(s: str, sep: str = ",") -> list[str]:
@@ -409,11 +411,16 @@ def code_effects(code: str, decl: Declarations | None = None) -> dict[str, int]:
     state = set(decl.state_vars)
     nonstate = {"memory", "mem", "msg", "tx", "block", "abi"}
 
+    # panoramix pseudo-code assigns locals without declaring them; its storage is `stor*` or `unknown<selector>`
+    panoramix = bool(re.match(r"\s*def\s", src))
+
     def is_storage(base: str | None) -> bool:
         if not base or base in nonstate:
             return False
         if base in storage_ptrs or base in state:
             return True
+        if panoramix:
+            return bool(re.fullmatch(r"stor\w*|unknown[0-9a-f]{8}\w*", base))
         return base not in locals_
 
     writes = 0
