@@ -282,6 +282,16 @@ def _identity(name: str, a: list):
     return None
 
 
+def _recursive(st: tuple) -> bool:
+    seen: dict[int, int] = {}
+    for v in st:
+        if v is not None:
+            seen[v] = seen.get(v, 0) + 1
+            if seen[v] >= 3:
+                return True
+    return False
+
+
 def _const(v: int) -> str:
     return hex(v)
 
@@ -385,13 +395,16 @@ class _Contract:
         return order
 
     # ------------------------------------------------------------------ context-sensitive block instances
-    def explore(self, starts: list[int], stop=frozenset(), deadline: float = float("inf"), max_nodes: int = 3000):
+    def explore(self, starts: list[int], stop=frozenset(), deadline: float = float("inf"), max_nodes: int = 1000):
         """Walk blocks from `starts`, tracking which stack slots hold jump-destination constants. A block reached
         with a different stack of return addresses (another call site of an internal function) becomes another
         instance, so every internal return resolves to its caller's continuation; a loop re-enters the same
         instance. Returns (nodes [(block id, abstract stack)], targets {node: (kind, [true nodes], false node)},
-        partial)."""
+        partial). Recursion (a return address on the stack 3 times, or more than 128 tracked slots) switches to one
+        context-free instance per block (stack None) whose dynamic jumps take evmole's targets restricted to this
+        function's path-rule block set; such TAC is marked partial."""
         nodes: list[tuple[int, tuple]] = []
+        allowed: set[int] | None = None
         key2id: dict = {}
         targets: dict[int, tuple] = {}
         work: list[int] = []
@@ -423,6 +436,8 @@ class _Contract:
             kind = type(bt).__name__
 
             def val(o):
+                if st is None:
+                    return None
                 if o[0] == "c":
                     v = o[1]
                     return v if v in self.blocks and v < len(raw) and raw[v] == 0x5B else None
@@ -430,12 +445,15 @@ class _Contract:
                     return st[o[1]] if o[1] < len(st) else None
                 return None
 
-            h_out = len(st) - sb.consumed + len(sb.exit_top)
-            if h_out > 1024:
-                partial = True
-                targets[nid] = ("halt", [], None)
-                continue
-            ex = tuple(val(sb.exit(j)) for j in range(max(h_out, 0)))
+            if st is None:
+                ex = None
+            else:
+                h_out = len(st) - sb.consumed + len(sb.exit_top)
+                # exit stack = the block's own top values over the untouched rest of the entry stack
+                ex = tuple(val(o) for o in sb.exit_top) + st[sb.consumed:] if h_out >= 0 else ()
+                if h_out > 128 or _recursive(ex):
+                    ex = None
+                    partial = True
             tm = sb.term
             trues: list[int] = []
             false = None
@@ -450,8 +468,11 @@ class _Contract:
                 if tv is not None:
                     trues = [tv]
                 else:   # not tracked on our stack: fall back to evmole's targets and say so
+                    if allowed is None:
+                        allowed = set(self.block_set(list(starts), stop=stop, deadline=deadline))
                     dyn = bt.to if kind == "DynamicJump" else bt.true_to
-                    trues = sorted({d.to for d in dyn if d.to is not None})
+                    trues = sorted({d.to for d in dyn if d.to is not None and d.to in allowed
+                                    and d.path and d.path[-1] in allowed})
                     partial = True
                 false = bt.false_to if kind == "DynamicJumpi" else None
             tn = [get(t, ex) for t in trues if t in self.blocks and t not in stop]
@@ -479,20 +500,24 @@ class _Contract:
         for n in ids:   # an unresolved (multi-target) jump prints its target value, so it needs that slot
             if len(targets[n][1]) > 1 and syms[n].target_read is not None:
                 need[n].add(syms[n].target_read)
-        changed = True
-        while changed:
-            changed = False
-            for n in ids:
+        work = list(ids)
+        queued = set(work)
+        while work:   # worklist: when a block needs more slots, its predecessors must supply them
+            t = work.pop()
+            queued.discard(t)
+            for n in preds[t]:
                 sb = syms[n]
-                for t in succ[n]:
-                    for j in list(need[t]):
-                        o = sb.exit(j)
-                        if o[0] == "p" and o[1] not in need[n] and o[1] <= 1024:
-                            need[n].add(o[1])
-                            changed = True
+                grew = False
+                for j in list(need[t]):
+                    o = sb.exit(j)
+                    if o[0] == "p" and o[1] < 64 and o[1] not in need[n]:
+                        need[n].add(o[1])
+                        grew = True
+                if grew and n not in queued:
+                    work.append(n)
+                    queued.add(n)
             if time.monotonic() > deadline:
                 raise TimeoutError
-
         known = {n: self.entry_stack.get(nodes[n][0], ()) for n in entries}
         folded: dict = {}
 
@@ -522,9 +547,9 @@ class _Contract:
 
         # Fold pure operations on constants when the result stays short (0x4 + 0x20 -> 0x24); long results such as
         # selector << 0xe0 stay as written because the long hex would cost more tokens than the line.
-        changed = True
-        while changed:
-            changed = False
+        changed, passes = True, 0
+        while changed and passes < 3:   # ids are in discovery order, so one pass settles almost everything
+            changed, passes = False, passes + 1
             for n in ids:
                 for d, name, args in syms[n].lines:
                     key = ("t", n, d)
@@ -835,7 +860,15 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
         raise LiftError("creation_code", "this is creation (deployment) bytecode: it runs a constructor that "
                         "CODECOPYs an embedded runtime and RETURNs it; pass the runtime (deployedBytecode) instead")
     if c.instrs[-1].truncated:
-        raise LiftError("truncated_push", f"PUSH at offset {c.instrs[-1].pc:#x} runs past the end of the code")
+        # solc puts revert strings and other data after the code; only a truncated PUSH that can execute is an error.
+        pc = c.instrs[-1].pc
+        reach = c.block_set([0], deadline=deadline) if 0 in c.blocks else []
+        prev = c.instrs[-2] if len(c.instrs) > 1 else None
+        flows_in = prev is not None and OPCODES.get(prev.op) is not None and \
+            OPCODES[prev.op].name not in ("STOP", "JUMP", "RETURN", "REVERT", "INVALID", "SELFDESTRUCT")
+        if not reach or any(c.blocks[b].start <= pc <= c.blocks[b].end or
+                            (flows_in and c.blocks[b].start <= prev.pc <= c.blocks[b].end) for b in reach):
+            raise LiftError("truncated_push", f"PUSH at offset {pc:#x} runs past the end of the code")
     if 0 in c.blocks and c.sym(0).undefined is not None:
         raise LiftError("invalid_opcode", f"undefined opcode 0x{c.sym(0).undefined:02x} in the entry block; "
                         "this is not EVM code")
