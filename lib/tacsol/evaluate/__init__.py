@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .aggregate import aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
+from .aggregate import BLOCK_EDGES, aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
 from .compile import CompileResult, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
@@ -171,6 +171,7 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
             "tac_instructions": int(rec.get("tac_instructions") or len((rec.get("tac") or "").splitlines())),
         }
         row["complexity"] = complexity_bucket(row["tac_instructions"])
+        row["complexity_blocks"] = complexity_bucket(row["tac_blocks"], BLOCK_EDGES)
         row["length_bucket"] = "<1000" if len(ref) < 1000 else ">=1000"
         row["edit_distance"] = edit_distance(text, ref)
         row["length_diff"] = length_diff(text, ref)

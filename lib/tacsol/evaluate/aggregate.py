@@ -12,6 +12,7 @@ EDIT_THRESHOLD = 0.4
 LONG_CHARS = 1000
 # complexity buckets over TAC instructions (upper bounds, inclusive)
 COMPLEXITY_EDGES = (50, 200, 1000)
+BLOCK_EDGES = (5, 20, 80)  # the same over TAC basic blocks
 GROUNDED = ("event", "storage_write", "external_call")  # reverts reported apart: compiler checks put them everywhere
 
 
@@ -49,13 +50,13 @@ def describe(values, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
             "min": float(x.min()), "max": float(x.max())}
 
 
-def complexity_bucket(instructions: int) -> str:
+def complexity_bucket(instructions: int, edges: tuple[int, ...] = COMPLEXITY_EDGES) -> str:
     lo = 0
-    for edge in COMPLEXITY_EDGES:
+    for edge in edges:
         if instructions <= edge:
             return f"{lo}-{edge}" if lo else f"<={edge}"
         lo = edge + 1
-    return f">{COMPLEXITY_EDGES[-1]}"
+    return f">{edges[-1]}"
 
 
 def _pearson(a, b) -> float | None:
@@ -116,7 +117,9 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         "generated_vs_reference_length": _pearson(df["gen_chars"], df["ref_chars"]),
     }
     groups: dict[str, Any] = {}
-    for col in ("complexity", "length_bucket"):
+    for col in ("complexity", "complexity_blocks", "length_bucket"):
+        if col not in df:
+            continue
         g = {}
         for key, sub in df.groupby(col, sort=True):
             g[str(key)] = {"n": int(len(sub)), "similarity_mean": float(sub["similarity"].mean()),
