@@ -57,7 +57,7 @@ params = tacsol.params.check_notebook(globals(), "03")   # refuses unknown / mis
 import json
 import pandas as pd
 import matplotlib.pyplot as plt
-from IPython.display import display, Markdown
+from IPython.display import display, HTML
 from tacsol import paths, summary, train, loading, infer, prompt
 out = paths.resolve(output_dir); out.mkdir(parents=True, exist_ok=True)
 HW = summary.hardware_line()
@@ -148,10 +148,13 @@ fig.tight_layout(); plt.show()
 held = train.load_records(dataset)[eval_split] or train.load_records(dataset)["validation"]
 samples = held[: n_samples]
 gens = infer.generate(peft_model, tok, samples, max_new_tokens=max_new_tokens, batch_size=4) if samples else []
+import html
 for r, g in zip(samples, gens):
-    display(Markdown(f"**{r.get('signature') or r.get('selector')}** · {r.get('contract', '')} ({r.get('package', '')})\n\n"
-                     f"| original | fine-tuned {res['model']} |\n|---|---|\n"
-                     f"| <pre>{r['solidity'][:1500]}</pre> | <pre>{g[:1500]}</pre> |".replace("\n    ", "\n    ")))
+    display(HTML(f"<b>{html.escape(r.get('signature') or r.get('selector') or r.get('id'))}</b> · "
+                 f"{html.escape(str(r.get('contract', '')))} ({html.escape(str(r.get('package', '')))})"
+                 f"<table><tr><th>original</th><th>fine-tuned {html.escape(res['model'])}</th></tr>"
+                 f"<tr><td style='text-align:left;vertical-align:top'><pre>{html.escape(r['solidity'][:1500])}</pre></td>"
+                 f"<td style='text-align:left;vertical-align:top'><pre>{html.escape(g[:1500])}</pre></td></tr></table>"))
 json.dump([{"id": r.get("id"), "generated": g} for r, g in zip(samples, gens)], open(out / "samples.json", "w"), indent=1)
 
 # %%

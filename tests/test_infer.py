@@ -25,7 +25,7 @@ def adapter(tmp_path_factory):
 def test_records_from_bytecode_use_the_lifter():
     contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
     recs = infer.records_from_input("0x" + contract["runtime"])
-    want = {"0x" + s for s in eval(contract["method_identifiers"]).values()}  # fixture stores a Python dict repr
+    want = {"0x" + s for s in contract["method_identifiers"].values()}
     assert {r["selector"] for r in recs if r["selector"]} == want
     assert all(r["tac"].strip() for r in recs)
 
@@ -53,5 +53,5 @@ def test_decompile_cli_tac_and_bytecode(adapter, tmp_path, capsys):
     hexfile.write_text(contract["runtime"])
     assert main(["decompile", str(hexfile), "--adapter", adapter, "--max-new-tokens", "4", "--batch-size", "16"]) == 0
     text = capsys.readouterr().out
-    for sel in eval(contract["method_identifiers"]).values():
+    for sel in contract["method_identifiers"].values():
         assert f"// 0x{sel}" in text

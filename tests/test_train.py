@@ -124,6 +124,7 @@ def test_saved_adapter_reloads_and_generates_the_same_tokens(reference):
     assert batched == single
 
 
+@pytest.mark.slow  # two subprocess starts (~1 min on 2 busy cores)
 def test_resume_after_sigkill_matches_uninterrupted_curve(reference, tmp_path):
     ref_p, ref = reference
     p = {**ref_p, "output_dir": str(tmp_path / "run")}
@@ -153,3 +154,15 @@ def test_resume_after_sigkill_matches_uninterrupted_curve(reference, tmp_path):
     assert [c["step"] for c in log["curve"]] == list(range(1, STEPS + 1))
     assert got == pytest.approx(want, abs=2e-3)
     assert log["heldout_loss_after"] == pytest.approx(ref["heldout_loss_after"], abs=2e-3)
+
+
+def test_qlora_nf4_double_quant_trains_on_cpu(tiny_model, tmp_path):
+    import bitsandbytes as bnb
+
+    p = {**_params(tiny_model, tmp_path / "q"), "quantization": "nf4", "max_steps": 3, "save_steps": 100}
+    res = train.run(p, keep_model=True)
+    q = res["peft_model"].base_model.model.model.layers[0].self_attn.q_proj.base_layer
+    assert isinstance(q, bnb.nn.Linear4bit)
+    assert q.weight.quant_state.quant_type == "nf4" and q.weight.quant_state.nested  # double quantization
+    assert res["quantization"] == "nf4"
+    assert res["heldout_loss_after"] < res["heldout_loss_before"]

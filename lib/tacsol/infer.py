@@ -95,9 +95,13 @@ def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens
 def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "") -> list[dict]:
     """A bytecode hex string / file, or (``tac=True``) a TAC text / file of one function → prompt records."""
     p = Path(source)
-    text = p.read_text(encoding="utf-8") if len(source) < 4096 and p.is_file() else source
+    try:
+        is_file = len(source) < 1024 and p.is_file()
+    except OSError:  # a long hex string is not a path
+        is_file = False
+    text = p.read_text(encoding="utf-8") if is_file else source
     if tac:
-        return [{"id": p.name if p.is_file() else "input", "tac": text, "selector": selector, "signature": signature}]
+        return [{"id": p.name if is_file else "input", "tac": text, "selector": selector, "signature": signature}]
     if not _HEX.match(text.strip()):
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
     try:
@@ -116,6 +120,8 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 def decompile(source: str, adapter: str | Path, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, **load_kw) -> list[dict]:
+    if not (paths.resolve(adapter) / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
     recs = records_from_input(source, tac=tac)
     model, tok = load(adapter, **load_kw)
     sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
