@@ -154,6 +154,7 @@ def test_evaluate_run_outputs_and_bad_input(records, embedder, tmp_path):
 
     df = pd.read_parquet(eval_dir / "functions.parquet")
     assert len(df) == len(records)  # nothing dropped
+    assert list(df.columns) == evaluate.TABLE_COLUMNS
     fails = s["aggregates"]["failures"]["by_reason"]
     assert fails == {"empty": 1, "non_utf8": 1, "unparsable:no_function": 1, "missing": 1}
     assert s["metrics"]["failures"] == 4
@@ -174,6 +175,12 @@ def test_evaluate_run_outputs_and_bad_input(records, embedder, tmp_path):
     saved = json.loads((eval_dir / "summary.json").read_text())
     assert saved["metrics"] == json.loads(json.dumps(m))
     assert len(list((eval_dir / "figures").glob("*.png"))) == 7
+
+
+def test_empty_split_reports_zero_functions(embedder, tmp_path):
+    s = evaluate.evaluate_run([], {}, tmp_path, embedder=embedder)
+    assert s["metrics"]["n_functions"] == 0 and s["metrics"]["similarity_mean"] is None
+    assert (tmp_path / "eval" / "functions.parquet").exists()
 
 
 def test_read_generations_marks_non_utf8(tmp_path):

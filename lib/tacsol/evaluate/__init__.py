@@ -26,6 +26,12 @@ from .solidity import (Declarations, ParseFailure, canonical_signature, canonica
                        contract_body, find_function, parse_declarations, selector, tac_effects)
 
 EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
+TABLE_COLUMNS = ["id", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
+                 "failure", "gen_chars", "ref_chars", "tac_blocks", "tac_instructions", "complexity",
+                 "complexity_blocks", "length_bucket", "edit_distance", "length_diff", "parse_ok",
+                 "signature_generated", "selector_generated", "selector_match",
+                 *[f"{side}_{c}" for c in EFFECT_CATEGORIES for side in ("tac", "out", "ref")],
+                 "compiles", "compile_status", "compile_message", "ref_compiles", "similarity"]
 
 
 # ---------------------------------------------------------------- inputs
@@ -244,6 +250,8 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         for row, s in zip(rows, sims):
             row["similarity"] = float(s)
     timings["similarity_s"] = time.perf_counter() - t0
+    if not rows:  # keep the schema so that aggregates and readers work on an empty split
+        return pd.DataFrame(columns=TABLE_COLUMNS)
     return pd.DataFrame(rows)
 
 
