@@ -213,3 +213,24 @@ def test_cli_scores_a_generations_file(records, embedder, tmp_path):
     assert rc == 0
     s = json.loads((tmp_path / "run" / "eval" / "summary.json").read_text())
     assert s["metrics"]["n_functions"] == len(test) and s["metrics"]["similarity_mean"] == pytest.approx(1, abs=1e-5)
+
+
+def test_compile_in_original_unit_on_sample():
+    """The generated function in place of the original inside its package's compile unit (inherited names,
+    imports and libraries present): the reference compiles, a renamed state variable does not."""
+    pairs = pytest.importorskip("tacsol.pairs")
+    try:
+        test = pairs.load_sample()["test"]
+    except FileNotFoundError:
+        pytest.skip("no sample shipped")
+    units = evaluate.OriginalUnits(fetch=False)  # tests never download: needs the package in the npm cache
+    recs = [r for r in test if "owner" in r["solidity"] and units.sources(r) is not None][:1]
+    if not recs:
+        pytest.skip("sample package not in outputs/cache/npm (run `tacsol data build` once)")
+    r = recs[0]
+    gens = {r["id"]: r["solidity"].replace("owner", "ownr")}
+    df = evaluate.score([r, {**r, "id": "same"}], {**gens, "same": r["solidity"]}, embedder=None,
+                        compile_mode="auto").set_index("id")
+    assert (df["compile_unit"] == "original").all() and df["ref_compiles"].all()
+    assert df.loc["same", "compiles"] and df.loc["same", "compile_status"] == "ok"
+    assert not df.loc[r["id"], "compiles"] and df.loc[r["id"], "compile_status"] == "declaration_error"

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .aggregate import BLOCK_EDGES, aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
-from .compile import CompileResult, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
+from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
 from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
@@ -31,7 +31,7 @@ TABLE_COLUMNS = ["id", "selector", "function_name", "contract", "solc_version", 
                  "complexity_blocks", "length_bucket", "edit_distance", "length_diff", "parse_ok",
                  "signature_generated", "selector_generated", "selector_match",
                  *[f"{side}_{c}" for c in EFFECT_CATEGORIES for side in ("tac", "out", "ref")],
-                 "compiles", "compile_status", "compile_message", "ref_compiles", "similarity"]
+                 "compile_unit", "compiles", "compile_status", "compile_message", "ref_compiles", "similarity"]
 
 
 # ---------------------------------------------------------------- inputs
@@ -150,8 +150,14 @@ def declarations_from_source(source: str, contract: str | None = None) -> str:
 
 def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMBEDDER,
           declarations: DeclarationSource = None, compile_check: bool = True, compile_reference: bool = True,
-          timings: dict[str, float] | None = None, progress: bool = False):
-    """Per-function table (pandas.DataFrame), one row per record, failures included."""
+          compile_mode: str = "auto", timings: dict[str, float] | None = None, progress: bool = False):
+    """Per-function table (pandas.DataFrame), one row per record, failures included.
+
+    compile_mode: "stub" (declarations + context + function in a one-contract stub), "original" (the function in
+    place of the original inside its package's compile unit; records whose unit cannot be rebuilt fall back to the
+    stub), "auto" (= original for records whose package is in tacsol.corpus's manifest and already fetched)."""
+    if compile_mode not in ("stub", "original", "auto"):
+        raise ValueError(f"compile_mode {compile_mode!r}: use stub | original | auto")
     import pandas as pd
 
     timings = timings if timings is not None else {}
@@ -215,20 +221,26 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
     # compile: generated and (as the stub's control) the reference, per solc version, batched
     t0 = time.perf_counter()
     for row in rows:
-        row.update({"compiles": None, "compile_status": "skipped", "compile_message": "", "ref_compiles": None})
+        row.update({"compile_unit": "", "compiles": None, "compile_status": "skipped", "compile_message": "",
+                    "ref_compiles": None})
     if compile_check:
         units = []
+        originals = OriginalUnits(fetch=compile_mode == "original") if compile_mode != "stub" else None
         for i, (row, (rec, fn, decl_text)) in enumerate(zip(rows, parsed)):
             version = rec.get("solc_version") or ""
             ctx = rec.get("context") or ""
+            ref = rec.get("solidity") or ""
+            orig = originals.unit(rec, ref) if originals is not None else None
+            row["compile_unit"] = "original" if orig is not None else "stub"
             if fn is not None:
-                units.append((f"g{i}", version, build_stub(fn.text, pick_version(version) or "0.8.26", decl_text, ctx)))
+                units.append((f"g{i}", version, originals.unit(rec, fn.text) if orig is not None else  # type: ignore[union-attr]
+                              build_stub(fn.text, pick_version(version) or "0.8.26", decl_text, ctx)))
             else:
                 row.update({"compiles": False, "compile_status": "unparsable" if row["failure"].startswith("unparsable")
                             else "no_output"})
             if compile_reference:
-                units.append((f"r{i}", version, build_stub(rec.get("solidity") or "", pick_version(version) or "0.8.26",
-                                                           decl_text, ctx)))
+                units.append((f"r{i}", version, orig if orig is not None else
+                               build_stub(ref, pick_version(version) or "0.8.26", decl_text, ctx)))
         res = compile_many(units)
         for i, row in enumerate(rows):
             g = res.get(f"g{i}")
@@ -257,8 +269,8 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
 
 def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fine-tuned",
                  embedder: Embedder | str = DEFAULT_EMBEDDER, declarations: DeclarationSource = None,
-                 compile_check: bool = True, figures: bool = True, n_boot: int = 1000, seed: int = 0,
-                 eval_dir: str | Path | None = None, extra: dict | None = None, progress: bool = False,
+                 compile_check: bool = True, compile_mode: str = "auto", figures: bool = True, n_boot: int = 1000,
+                 seed: int = 0, eval_dir: str | Path | None = None, extra: dict | None = None, progress: bool = False,
                  verbose: bool = True) -> dict[str, Any]:
     """Score `generations` against `records` and write eval_dir (default out_dir/eval): functions.parquet (one row
     per function), summary.json (aggregates, floor/ceiling, embedder, timings, flat `metrics` for 06_compare),
@@ -273,7 +285,7 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
     emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
     recs = _records_list(records)
     df = score(recs, generations, embedder=emb, declarations=declarations, compile_check=compile_check,
-               timings=timings, progress=progress)
+               compile_mode=compile_mode, timings=timings, progress=progress)
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None

@@ -23,7 +23,10 @@ const compile = typeof solc.compileStandardWrapper === 'function' && solc.versio
 for (const u of req.units) {
   let line;
   try {
-    const input = {language: 'Solidity', sources: {'Stub.sol': {content: u.source}},
+    const sources = {};
+    if (u.sources) { for (const [k, v] of Object.entries(u.sources)) sources[k] = {content: v}; }
+    else sources['Stub.sol'] = {content: u.source};
+    const input = {language: 'Solidity', sources: sources,
                    settings: {outputSelection: {'*': {'*': []}}}};
     const out = JSON.parse(compile(JSON.stringify(input)));
     const errs = (out.errors || []).filter(e => e.severity === 'error')
@@ -100,9 +103,10 @@ def _classify(errors: list[dict]) -> str:
     return "other_error"
 
 
-def compile_many(units: list[tuple[str, str, str]], *, timeout_s: float = 300.0, chunk: int = 40
-                 ) -> dict[str, CompileResult]:
-    """units: (key, solc version wanted, stub source). One node process per chunk of one version."""
+def compile_many(units: list[tuple[str, str, "str | dict[str, str]"]], *, timeout_s: float = 300.0,
+                 chunk: int = 40) -> dict[str, CompileResult]:
+    """units: (key, solc version wanted, stub source or {unit path: content}). One node process per chunk of one
+    version."""
     installed = installed_versions()
     results: dict[str, CompileResult] = {}
     by_version: dict[str, list[tuple[str, str]]] = {}
@@ -116,10 +120,13 @@ def compile_many(units: list[tuple[str, str, str]], *, timeout_s: float = 300.0,
         solc_dir = str(paths.node_modules() / f"solc-{v}")
         for i in range(0, len(items), chunk):
             part = items[i:i + chunk]
-            req = json.dumps({"solc_dir": solc_dir, "units": [{"key": k, "source": s} for k, s in part]})
+            req = json.dumps({"solc_dir": solc_dir, "units": [
+                {"key": k, "sources": src} if isinstance(src, dict) else {"key": k, "source": src}
+                for k, src in part]})
+            chunk_timeout = timeout_s * (1 + sum(isinstance(src, dict) for _, src in part) / 4)
             try:
                 proc = subprocess.run(["node", "-e", _NODE], input=req, capture_output=True, text=True,
-                                      timeout=timeout_s)
+                                      timeout=chunk_timeout)
                 stdout = proc.stdout
             except subprocess.TimeoutExpired as exc:
                 stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
@@ -180,3 +187,66 @@ def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeo
     return {name: {"bytecode": c["evm"]["deployedBytecode"]["object"],
                    "selectors": {s: "0x" + h for s, h in c["evm"]["methodIdentifiers"].items()}}
             for name, c in out["contracts"]["C.sol"].items()}
+
+
+class OriginalUnits:
+    """The record's own compile unit: its package (from tacsol.corpus's manifest, fetched into the npm cache) and
+    the import closure of its file, with the original function's text replaced by the generated one. This checks
+    "compiles in place of the original" with every inherited declaration, library and import present.
+    `unit(record, function_text)` returns {unit path: content} or None (package not in the manifest, fetch failed,
+    reference text not found exactly once in the file) — the caller then falls back to the stub."""
+
+    def __init__(self, fetch: bool = True):
+        self.fetch = fetch
+        self._pkgs = None
+        self._closures: dict[str, tuple[dict[str, str], list[str]] | None] = {}
+        self._sets: dict[str, object] = {}
+        self.reasons: dict[str, str] = {}
+
+    def _source_set(self, key: str):
+        if key in self._sets:
+            return self._sets[key]
+        from .. import corpus
+
+        if self._pkgs is None:
+            self._pkgs = {p.key: p for p in corpus.load_manifest()}
+        pkg = self._pkgs.get(key)
+        ss = None
+        if pkg is not None:
+            roots = {}
+            for k in [key] + [f"{n}@{v}" for n, v in pkg.deps.items()]:
+                p = self._pkgs.get(k)
+                if p is None:
+                    continue
+                done = paths.cache_dir() / "npm" / p.key.replace("/", "__") / ".complete"
+                if self.fetch or done.exists():
+                    roots[k] = corpus.fetch_package(p)
+            if key in roots:
+                ss = corpus.package_sources(pkg, roots)
+        self._sets[key] = ss
+        return ss
+
+    def sources(self, rec: dict) -> dict[str, str] | None:
+        key, file = rec.get("package") or "", rec.get("file") or ""
+        ck = f"{key}|{file}"
+        if ck not in self._closures:
+            try:
+                ss = self._source_set(key)
+                self._closures[ck] = ss.resolver.closure(file) if ss is not None else None  # type: ignore[attr-defined]
+            except Exception as exc:  # a package that cannot be fetched falls back to the stub, with the reason
+                self.reasons[ck] = f"{type(exc).__name__}: {exc}"[:200]
+                self._closures[ck] = None
+        got = self._closures[ck]
+        if got is None or got[1] or file not in got[0]:
+            return None
+        return got[0]
+
+    def unit(self, rec: dict, function_text: str) -> dict[str, str] | None:
+        srcs = self.sources(rec)
+        ref = rec.get("solidity") or ""
+        if srcs is None or not ref:
+            return None
+        text = srcs[rec["file"]]
+        if text.count(ref) != 1:
+            return None
+        return {**srcs, rec["file"]: text.replace(ref, function_text, 1)}
