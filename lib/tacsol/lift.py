@@ -292,6 +292,23 @@ def _recursive(st: tuple) -> bool:
     return False
 
 
+def _offset_of(add_args, x):
+    """c when add_args is [c, x] or [x, c] (an ADD of constant c to x), else None."""
+    if add_args is None:
+        return None
+    a, b = add_args
+    if b == x and a[0] == "c":
+        return a[1]
+    if a == x and b[0] == "c":
+        return b[1]
+    return None
+
+
+def _compact(v: int) -> bool:
+    """Constants cheap to print: below 2**64, all-ones masks (2**k - 1) and their complements (~0x1f)."""
+    return v < 1 << 64 or (v & (v + 1)) == 0 or (((_M - 1) ^ v) & (((_M - 1) ^ v) + 1)) == 0
+
+
 def _const(v: int) -> str:
     return hex(v)
 
@@ -548,22 +565,45 @@ class _Contract:
         # Fold pure operations on constants when the result stays short (0x4 + 0x20 -> 0x24); long results such as
         # selector << 0xe0 stay as written because the long hex would cost more tokens than the line.
         changed, passes = True, 0
+        defs: dict = {}   # temp -> resolved operands of the ADD that defined it
+        big: dict = {}   # constant results too long to print (1 << 0xa0): kept as lines, but usable for folding
         while changed and passes < 3:   # ids are in discovery order, so one pass settles almost everything
             changed, passes = False, passes + 1
             for n in ids:
                 for d, name, args in syms[n].lines:
                     key = ("t", n, d)
-                    if d is None or key in folded or name not in _FOLD:
+                    if d is None or key in folded or key in big or name not in _FOLD:
                         continue
                     r = [resolve(n, a) for a in args]
+                    r = [("c", big[x]) if x in big else x for x in r]
+                    if name == "ADD":
+                        defs[key] = r
+                    elif name == "SUB" and r[0] != r[1]:   # (c + x) - x = c, (c1 + x) - (c2 + x) = c1 - c2
+                        c1 = _offset_of(defs.get(r[0]), r[1])
+                        if c1 is not None:
+                            r = [("c", c1), ("c", 0)]
+                        elif r[0] in defs and r[1] in defs:
+                            a, b = defs[r[0]], defs[r[1]]
+                            for xa in a:
+                                if xa[0] != "c" and xa in b:
+                                    ca, cb = _offset_of(a, xa), _offset_of(b, xa)
+                                    if ca is not None and cb is not None:
+                                        r = [("c", ca), ("c", cb)]
+                                    break
                     same = _identity(name, r)
                     if same is not None:   # x + 0, x - 0, x * 1, x | 0, x ^ 0, x << 0, ... are x
-                        folded[key] = same
+                        if same[0] == "c" and not _compact(same[1]):
+                            big[key] = same[1]
+                        else:
+                            folded[key] = same
                         changed = True
                     elif all(x[0] == "c" for x in r):
                         v = _fold(name, [x[1] for x in r])
-                        if v is not None and v < 1 << 64:
-                            folded[key] = ("c", v)
+                        if v is not None:
+                            if _compact(v):
+                                folded[key] = ("c", v)
+                            else:
+                                big[key] = v
                             changed = True
         body = {n: [(d, name, [resolve(n, a) for a in args]) for d, name, args in syms[n].lines] for n in ids}
         used: dict = {}
