@@ -28,28 +28,28 @@ lora_alpha = 32
 lora_dropout = 0.05
 lora_targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 train_new_tokens = True
-max_seq_length = 768
+max_seq_length = 640
 batch_size = 4
 grad_accum = 1
 learning_rate = 0.0005
 epochs = 2.0
 max_steps = -1
-max_train_tokens = 20000
-warmup_ratio = 0.05
+max_train_tokens = 9000
+warmup_ratio = 0.1
 lr_scheduler = "linear"
 weight_decay = 0.0
 seed = 42
-gradient_checkpointing = False
-save_steps = 25
+gradient_checkpointing = True
+save_steps = 10
 save_total_limit = 2
 logging_steps = 1
-eval_split = "test"
-eval_examples = 16
+eval_split = "validation"
+eval_examples = 12
 resume = True
 deepspeed = ""
 cpu_threads = 0
-n_samples = 4
-max_new_tokens = 200
+n_samples = 3
+max_new_tokens = 160
 
 # %%
 import tacsol.params
