@@ -535,14 +535,24 @@ class _Contract:
                     queued.add(n)
             if time.monotonic() > deadline:
                 raise TimeoutError
-        known = {n: self.entry_stack.get(nodes[n][0], ()) for n in entries}
+        # Dispatcher constants hold only when the entry is not also re-entered from inside the function.
+        known = {n: self.entry_stack.get(nodes[n][0], ()) for n in entries if not preds[n]}
         folded: dict = {}
 
+        walked: dict = {}
+
         def resolve(n: int, o):
-            while o[0] == "p" and n in subst:
-                p = preds[n][0]
-                o = syms[p].exit(o[1])
-                n = p
+            if o[0] == "p" and n in subst:   # follow single-predecessor chains up to the defining block (memoized)
+                key = (n, o[1])
+                hit = walked.get(key)
+                if hit is None:
+                    m, q = n, o
+                    while q[0] == "p" and m in subst:
+                        p = preds[m][0]
+                        q = syms[p].exit(q[1])
+                        m = p
+                    hit = walked[key] = (m, q)
+                n, o = hit
             if o[0] == "p" and n in known and o[1] < len(known[n]) and known[n][o[1]] is not None:
                 return ("c", known[n][o[1]])
             if o[0] == "t":
@@ -624,16 +634,17 @@ class _Contract:
             for t in succ[n]:
                 count_uses(1, edge_args(n, t))
         live = {n: [True] * len(body[n]) for n in ids}
-        changed = True
-        while changed:   # drop pure values nobody uses (stack plumbing, unused loads)
-            changed = False
-            for n in ids:
-                for k, (d, name, args) in enumerate(body[n]):
-                    if live[n][k] and d is not None and name not in _IMPURE_VALUE and (
-                            not used.get(("t", n, d)) or ("t", n, d) in folded):
-                        live[n][k] = False
-                        count_uses(-1, args)
-                        changed = True
+        where = {("t", n, d): (n, k) for n in ids for k, (d, _, _) in enumerate(body[n]) if d is not None}
+        work = [k for k, v in where.items() if not used.get(k) or k in folded]
+        while work:   # drop pure values nobody uses (stack plumbing, unused loads), then what only they used
+            key = work.pop()
+            n, k = where[key]
+            d, name, args = body[n][k]
+            if not live[n][k] or name in _IMPURE_VALUE or (used.get(key) and key not in folded):
+                continue
+            live[n][k] = False
+            count_uses(-1, args)
+            work.extend(a for a in args if a in where and not used.get(a))
 
         inst: dict[int, int] = {}
         label: dict[int, str] = {}
