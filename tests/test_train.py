@@ -66,7 +66,7 @@ def test_length_grouped_plan_keeps_padding_low_and_covers_every_example():
 
     rng = random.Random(0)
     lengths = [rng.randint(80, 700) for _ in range(400)]
-    p = train.load_params({"batch_size": 4, "epochs": 2.0})
+    p = train.load_params({"batch_size": 4, "epochs": 2.0, "max_train_tokens": 0})
     plan = train.plan_schedule(lengths, p)
     seen = sorted(i for mb in plan["micro_batches"] for i in mb)
     assert seen == sorted(list(range(400)) * 2)  # two epochs, each example once per epoch
