@@ -36,6 +36,8 @@ def test_selectors_match_solc_method_identifiers(cid, lifted):
     if c["contract"] == "A":   # A has payable fallback (0.4/0.5) or receive + fallback (0.6+)
         assert "fallback" in got
         assert ("receive" in got) == (not c["solc"].startswith(("0.4.", "0.5.")))
+        fb = lifted[cid].function("fallback")   # payable in 0.4/0.5 (old syntax), non-payable `fallback()` after
+        assert fb.mutability == ("payable" if c["solc"].startswith(("0.4.", "0.5.")) else "nonpayable"), fb.tac
     assert all(f.status == "ok" for f in lifted[cid].functions), lifted[cid].warnings
     assert lifted[cid].metadata_len > 0
 

@@ -865,6 +865,15 @@ def _dispatch_regions(c: _Contract, deadline: float):
     return [b for b in recv if b in keep], recv_entries, [b for b in fb if b in keep], fb_entries
 
 
+def _callvalue_guard(sb: _BlockSym) -> bool:
+    """solc's non-payable check: a branch on callvalue or iszero(callvalue)."""
+    if sb.term[0] != "jumpi":
+        return False
+    cond = sb.term[2]
+    return cond == ("e", "callvalue") or (cond[0] == "t" and any(
+        d == cond[1] and n == "ISZERO" and a == [("e", "callvalue")] for d, n, a in sb.lines))
+
+
 def _nontrivial(c: _Contract, bset: list[int]) -> bool:
     for b in bset:
         sb = c.sym(b)
@@ -963,7 +972,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     if recv:
         res.functions.append(one("receive", "function receive() payable", recv_e, "", "payable", frozenset(c.blocks) - set(recv)))
     if fb and _nontrivial(c, fb):
-        mut = "payable" if not any("CALLVALUE" in c.sym(b).counts for b in fb) else "nonpayable"
+        mut = "nonpayable" if any(_callvalue_guard(c.sym(b)) for b in fb) else "payable"
         res.functions.append(one("fallback", f"function fallback() {mut}", fb_e, "", mut, frozenset(c.blocks) - set(fb)))
     if not funcs and any("DELEGATECALL" in c.sym(b).counts for b in fb):
         raise LiftError("proxy_only", "no public functions; the fallback forwards every call with DELEGATECALL "
