@@ -81,15 +81,16 @@ FIXTURE = "tests/fixtures/train/records.jsonl"
 _MEGA = 50  # batches per length-sorting window
 
 
-def load_params(source: str | Path | dict | None) -> dict[str, Any]:
+def load_params(source: str | Path | dict | None, where: str | None = None) -> dict[str, Any]:
     """Params file / dict → DEFAULTS updated and validated (unknown keys and wrong types refused, named)."""
     if source is None:
         values: dict[str, Any] = {}
         where = "defaults"
     elif isinstance(source, dict):
-        values, where = dict(source), "params"
+        values, where = dict(source), where or "params"
     else:
         values, where = P.load_yaml(source), Path(source).name
+    where = where or "params"
     merged = P.validate(values, DEFAULTS, where=where)
     if merged["lr_scheduler"] not in ("linear", "cosine", "constant_with_warmup"):
         raise P.ParamsError(f"{where}: parameter 'lr_scheduler' must be linear, cosine or constant_with_warmup")
@@ -555,6 +556,7 @@ def main(args: argparse.Namespace) -> int:
         if not sep:
             raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
         values[k] = yaml.safe_load(v)
+    load_params(values, where=Path(args.params).name)  # refuse bad keys naming the file, before loading anything
     res = run(values)
     if int(os.environ.get("RANK", "0")) == 0:
         show = {k: res[k] for k in ("steps", "train_tokens", "padding_share", "heldout_loss_before",
