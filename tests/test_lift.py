@@ -156,3 +156,11 @@ def test_cli_prints_tac_and_json(capsys, tmp_path):
     assert {x["selector"] for x in data["functions"]} >= {sel, "fallback", "receive"}
     assert main(["lift", "0xzz"]) == 1
     assert "malformed_hex" in capsys.readouterr().err
+
+
+def test_format_doc_example_is_current_output():
+    """docs/tac-format.md shows real lifter output; a format change must update the document."""
+    doc = (Path(__file__).parents[1] / "docs" / "tac-format.md").read_text()
+    example = doc.split("## Example", 1)[1].split("```\n", 2)[1].rstrip("\n")
+    c = next(x for x in FIX if x["id"] == "A@0.8.26/opt200")
+    assert lift(c["runtime"]).function(c["method_identifiers"]["sumTo(uint256)"]).tac == example
