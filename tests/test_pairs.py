@@ -121,6 +121,16 @@ def test_lift_error_becomes_reject(built):
     assert not res.records and res.rejects[0]["reason"] == "lift_error"
     assert res.rejects[0]["detail"] == "creation_code" and "Token04" in res.rejects[0]["item"]
 
+    class Empty:  # a lifter that times out on a function and returns no instructions for it
+        functions = [type("F", (), dict(selector=pairs.selector_of("mint(address,uint256)"), tac="", blocks=0,
+                                        instructions=0, ops={}, status="timeout", pcs=[]))()]
+
+    res = pairs.align_artifact(arts[units[0].key], texts, label="x", license="MIT", version="0.4.24",
+                               setting=units[0].setting, lift_fn=lambda code, time_limit_s=10.0: Empty,
+                               lift_error=_Boom)
+    empty = [r for r in res.rejects if r["reason"] == "empty_tac"]
+    assert not res.records and empty and "mint(address,uint256)" in empty[0]["item"] and "timeout" in empty[0]["detail"]
+
 
 def test_import_hf_tac_shape_jsonl():
     recs, rej = pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "code_tac", "solidity": "sol", "signature": "sig",

@@ -84,7 +84,7 @@ for reason in by_reason:
 
 # %%
 report = json.loads((data_dir / "correctness.json").read_text())
-table = pd.DataFrame(report).T.drop(columns=["missing_selectors_examples"])
+table = pd.DataFrame(report).T.drop(columns=["missing_selectors_examples", "body_miss_examples"], errors="ignore")
 pct_cols = [c for c in table.columns if c.endswith("_pct")]
 print(table[["contracts", "selectors_expected"] + pct_cols].to_string())
 fig, ax = plt.subplots(figsize=(10, 3.8))
@@ -94,6 +94,8 @@ ax.set_title("Lift/alignment correctness by solc minor / setting", fontsize=10)
 fig.text(0.01, -0.06, f"Data: dataset '{dataset_name}' ({manifest['pairs']} pairs, {manifest['contracts']} contracts) "
          f"built here with solcjs + tacsol.lift. Hardware: {hw}.", fontsize=7)
 fig.tight_layout(); fig.savefig(out / "correctness.png", dpi=110, bbox_inches="tight"); plt.show()
+print("examples of body-check misses:", *report.get("all", {}).get("body_miss_examples", []) or ["none"], sep="\n  ")
+print("examples of missing selectors:", *report.get("all", {}).get("missing_selectors_examples", []) or ["none"], sep="\n  ")
 
 # %% [markdown]
 # ## Sizes: TAC vs Solidity characters per pair

@@ -27,7 +27,7 @@ from .corpus import Reject, Setting
 from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
-PAIRS_FORMAT = 1  # bump when per-unit cached records change shape
+PAIRS_FORMAT = 2  # bump when per-unit cached records change shape
 SPLITS = ("train", "validation", "test")
 STRING_COLUMNS = ("id", "tac", "solidity", "selector", "signature", "function_name", "contract", "file", "package",
                   "license", "solc_version", "settings", "visibility", "mutability", "context")
@@ -373,7 +373,7 @@ def _new_stats() -> dict:
     return {"contracts": 0, "selectors_expected": 0, "selectors_recovered": 0, "signature_checked": 0,
             "signature_ok": 0, "isolation_functions": 0, "isolation_ok": 0, "isolation_foreign": 0,
             "isolation_total": 0, "body": {k: [0, 0] for k in ("event", "storage", "call", "return")},
-            "missing_selectors": []}
+            "missing_selectors": [], "body_misses": []}
 
 
 def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str, version: str,
@@ -450,6 +450,10 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                                           "no public function or getter in the sources has this selector",
                                           label, settings_label).to_dict())
                 continue
+            if not fn.tac.strip() or not fn.instructions:
+                rejects.append(Reject(f"{item}:{d['sig']}", "empty_tac", f"lift status {fn.status}: no instructions",
+                                      label, settings_label).to_dict())
+                continue
             node = d["node"]
             is_fn = node["nodeType"] == "FunctionDefinition"
             ctx = context_of(node, idx, linear) if is_fn else []
@@ -466,6 +470,8 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                 if want:
                     st["body"][k][0] += 1
                     st["body"][k][1] += int(got)
+                    if not got and len(st["body_misses"]) < 20:
+                        st["body_misses"].append(f"{k}: {item}:{d['sig']} ({settings_label}, {fn.status})")
             pcs = getattr(fn, "pcs", None)
             if check_iso and pcs:
                 allowed = {node["id"]} | {x["id"] for x in ctx}
@@ -592,7 +598,7 @@ def correctness_report(stats: list[tuple[str, dict]]) -> dict:
                     for b, (n, ok) in v.items():
                         g["body"][b][0] += n
                         g["body"][b][1] += ok
-                elif k == "missing_selectors":
+                elif k in ("missing_selectors", "body_misses"):
                     g[k] = (g[k] + v)[:20]
                 else:
                     g[k] += v
@@ -610,6 +616,7 @@ def correctness_report(stats: list[tuple[str, dict]]) -> dict:
             "isolation_ok_pct": pct(g["isolation_ok"], g["isolation_functions"]),
             "isolation_foreign_instr_pct": pct(g["isolation_foreign"], g["isolation_total"]),
             "missing_selectors_examples": g["missing_selectors"][:10],
+            "body_miss_examples": g["body_misses"][:10],
         }
     return rows
 
