@@ -152,6 +152,42 @@ def test_ddp_two_cpu_processes_stay_in_sync_and_learn(tmp_path):
         assert r["losses"][-1] < 0.8 * r["losses"][0], r["losses"]
 
 
+@pytest.mark.slow
+def test_real_train_module_under_zero3_plan_on_two_cpu_processes(tmp_path):
+    """tacsol.launch (probe on) → torchrun with DS_ACCELERATOR=cpu → tacsol.train with zero3_cpu_smoke.json on the
+    shrunken fixture model: 2 ranks train, the held-out loss falls, and the probe says truthfully whether the Trainer
+    engaged DeepSpeed. When it does, every rank must hold ceil(numel/2) of every parameter. Today tacsol.train passes
+    use_cpu=True on CPU and the HF Trainer's CPU path drops the DeepSpeed plugin (accelerate 1.15 enables DeepSpeed
+    only when not cpu), so this test reports xfail with the probe's verdict until train engages it."""
+    from tacsol import launch
+    from tacsol.train import DEFAULTS
+
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "train"))
+    import tiny
+
+    model_dir = tiny.build(tmp_path / "model")
+    p = dict(DEFAULTS)
+    p.update(output_dir=str(tmp_path / "run"), model=str(model_dir), dataset="fixture", hardware_profile="cpu",
+             max_steps=8, batch_size=2, learning_rate=1e-2, warmup_ratio=0.0, eval_examples=6, max_seq_length=512,
+             save_steps=100, seed=3, launcher="torchrun", n_processes=2, zero3_plan="lora16", deepspeed="",
+             probe=True, timeout_minutes=5, run_eval=False)
+    res = launch.launch_training(p, echo=False)
+    assert "DS_ACCELERATOR=cpu" in res["command"] and "zero3_cpu_smoke.json" in (tmp_path / "run" / "train_params.yaml").read_text()
+    log = json.loads((tmp_path / "run" / "train_log.json").read_text())
+    assert log["n_processes"] == 2 and log["steps"] == 8
+    assert log["heldout_loss_after"] < log["heldout_loss_before"]
+    d = res["artifacts"]["distributed"]
+    assert [r["rank"] for r in d["ranks"]] == [0, 1] and all(r["world_size"] == 2 for r in d["ranks"])
+    assert all(r["deepspeed_requested"] for r in d["ranks"])
+    print("\nprobe:", d["verdict"])
+    if not d["deepspeed_engaged"]:
+        pytest.xfail(d["verdict"])
+    r0, r1 = d["ranks"]
+    assert r0["n_sharded"] == r0["n_params"]
+    assert r0["local_numel"] <= r0["full_numel"] / 2 + r0["n_params"]
+    assert r1["local_numel"] == r0["local_numel"]
+
+
 if __name__ == "__main__":
     mode, out_dir = sys.argv[1], Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)

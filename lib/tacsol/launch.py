@@ -31,7 +31,7 @@ LAUNCHERS = ("python", "accelerate", "torchrun", "deepspeed")
 LAUNCH_KEYS = {
     "launcher", "n_processes", "accelerate_config", "zero3_plan", "allow_over_budget", "train_module",
     "timeout_minutes", "master_port", "num_machines", "machine_rank", "main_process_ip", "hostfile",
-    "run_eval", "eval_limit",
+    "run_eval", "eval_limit", "probe",
 }
 # zero3_plan → the DeepSpeed JSON picked when `deepspeed` is left empty, by compute dtype.
 ZERO3_CONFIGS = {
@@ -333,8 +333,8 @@ def training_params(params: dict[str, Any], ds: str) -> dict[str, Any]:
 def spec_from_params(params: dict[str, Any], train_params_path: Path, ds: str) -> LaunchSpec:
     return LaunchSpec(
         launcher=params.get("launcher", "python"), n_processes=int(params.get("n_processes", 1)),
-        cpu=is_cpu(params), module=params.get("train_module") or "tacsol.train",
-        script_args=["--params", str(train_params_path)], accelerate_config=params.get("accelerate_config") or None,
+        cpu=is_cpu(params), module="tacsol.launch" if params.get("probe") else (params.get("train_module") or "tacsol.train"),
+        script_args=(["--probe"] if params.get("probe") else []) + ["--params", str(train_params_path)], accelerate_config=params.get("accelerate_config") or None,
         deepspeed_config=ds or None, master_port=int(params.get("master_port") or free_port()),
         num_machines=int(params.get("num_machines") or 1), machine_rank=int(params.get("machine_rank") or 0),
         main_process_ip=params.get("main_process_ip") or None, hostfile=params.get("hostfile") or None)
@@ -519,6 +519,9 @@ def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] =
     plan = prepare(params)
     require_fit(params, plan["fit"])
     out = paths.resolve(params["output_dir"])
+    import shutil
+
+    shutil.rmtree(out / "distributed", ignore_errors=True)  # records of an earlier run must not speak for this one
     atomic_write_text(plan["train_params_path"], yaml.safe_dump(plan["train_params"], sort_keys=False))
     cmd = plan["command"]
     (print if echo is True else (echo or (lambda s: None)))(f"$ {cmd.shell()}")
@@ -526,14 +529,77 @@ def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] =
     run = run_streaming(cmd, log_path=out / "launch.log", echo=echo,
                         timeout_s=float(params.get("timeout_minutes") or 0) * 60 or None)
     art = read_artifacts(out)
+    art["distributed"] = read_distributed(out)
     record = {"command": cmd.shell(), "argv": cmd.argv, "env": cmd.env, "choices": plan["choices"],
               "fit": plan["fit"], "seconds": round(time.time() - t0, 1), "log": run["log"]}
     atomic_write_json(out / "launch.json", record)
     return {**record, "artifacts": art}
 
 
+def probe_and_train(params_path: str) -> int:
+    """Run tacsol.train.main on this rank and record what distribution the Trainer really used (rank, world size,
+    accelerate's process count, DeepSpeed on/off, ZeRO-3 shard sizes of the model's parameters) into
+    ``<output_dir>/distributed/rank<N>.json``. Observation only: the training is the module's own. Started as
+    ``-m tacsol.launch --probe --params FILE`` when ``probe`` is set, because a DeepSpeed JSON can be dropped
+    silently (e.g. the Trainer's CPU path ignores it) and a smoke run must not claim ZeRO-3 it did not run."""
+    import transformers
+
+    from . import train
+
+    p = train.load_params(params_path)
+    rec_dir = paths.resolve(p["output_dir"]) / "distributed"
+    orig = transformers.Trainer.train
+
+    def train_and_record(self, *a, **k):
+        res = orig(self, *a, **k)
+        import torch.distributed as dist
+
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        params = list(self.model.named_parameters())
+        sharded = [(n, q) for n, q in params if hasattr(q, "ds_numel")]
+        plugin = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        atomic_write_json(rec_dir / f"rank{rank}.json", {
+            "rank": rank, "world_size": dist.get_world_size() if dist.is_initialized() else 1,
+            "accelerate_num_processes": self.accelerator.num_processes,
+            "distributed_type": str(self.accelerator.distributed_type),
+            "deepspeed_requested": bool(p.get("deepspeed")),
+            "deepspeed_enabled": bool(getattr(self, "is_deepspeed_enabled", False)),
+            "zero_stage": getattr(plugin, "zero_stage", None) if plugin else None,
+            "n_params": len(params), "n_sharded": len(sharded),
+            "full_numel": int(sum(q.ds_numel if hasattr(q, "ds_numel") else q.numel() for _, q in params)),
+            "local_numel": int(sum(q.ds_tensor.numel() if hasattr(q, "ds_numel") else q.numel() for _, q in params)),
+        })
+        return res
+
+    transformers.Trainer.train = train_and_record
+    return train.main(train.build_parser().parse_args(["--params", params_path]))
+
+
+def read_distributed(output_dir: str | Path) -> dict[str, Any]:
+    """Per-rank records of :func:`probe_and_train` and a one-line verdict."""
+    recs = [json.loads(f.read_text()) for f in sorted((paths.resolve(output_dir) / "distributed").glob("rank*.json"))]
+    if not recs:
+        return {"ranks": [], "verdict": "no distribution record (probe off)"}
+    r0 = recs[0]
+    if r0["deepspeed_requested"] and not r0["deepspeed_enabled"]:
+        verdict = (f"DeepSpeed was requested but the Trainer ran WITHOUT it ({r0['distributed_type']}, "
+                   f"{r0['world_size']} ranks): every rank held the whole model ({r0['local_numel']:,} elements)")
+    elif r0["n_sharded"]:
+        verdict = (f"DeepSpeed ZeRO-{r0['zero_stage']} engaged on {r0['world_size']} ranks: rank 0 holds "
+                   f"{r0['local_numel']:,} of {r0['full_numel']:,} parameter elements")
+    else:
+        verdict = (f"{r0['distributed_type']} on {r0['world_size']} ranks, no sharding: each rank holds all "
+                   f"{r0['full_numel']:,} parameter elements")
+    return {"ranks": recs, "verdict": verdict,
+            "deepspeed_engaged": bool(r0["deepspeed_enabled"] and r0["n_sharded"])}
+
+
 def main(argv: list[str] | None = None) -> int:
     from . import params as P
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--probe"]:
+        return probe_and_train(argv[argv.index("--params") + 1])
 
     ap = argparse.ArgumentParser(prog="python -m tacsol.launch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", required=True, help="params/04_*.yaml or params/05_*.yaml")
