@@ -218,7 +218,7 @@ class Collator:
 
 
 # ----------------------------------------------------------------------------------------------------- model
-def build_model(p: dict[str, Any]):
+def build_model(p: dict[str, Any], tokenizer=None):
     """Base model (+ tokenizer with markers) wrapped with LoRA; QLoRA when quantization is nf4/int8."""
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -226,7 +226,7 @@ def build_model(p: dict[str, Any]):
     from . import loading
 
     loaded = loading.load_model(p["model"], quantization=p["quantization"], hardware_profile=p["hardware_profile"],
-                                dtype=p["dtype"], device_map=_device_map(p))
+                                dtype=p["dtype"], device_map=_device_map(p), tokenizer=tokenizer)
     model = loaded.model
     gc_kwargs = {"use_reentrant": False}
     if p["quantization"] != "none":
@@ -259,12 +259,20 @@ def _device_map(p: dict[str, Any]):
     return None
 
 
-def _precision_flags(p: dict[str, Any], loaded) -> dict[str, bool]:
+def compute_dtype(p: dict[str, Any]) -> str:
+    """"float32" | "float16" | "bfloat16": the params' dtype, or the hardware profile's when "auto"."""
+    from . import loading
+
+    name = loading.profile_choices(p["hardware_profile"])["dtype"] if p["dtype"] in ("", "auto") else p["dtype"]
+    return str(loading.torch_dtype(name)).replace("torch.", "")
+
+
+def _precision_flags(dtype_name: str) -> dict[str, bool]:
     import torch
 
     if not torch.cuda.is_available():
         return {"fp16": False, "bf16": False}
-    return {"fp16": loaded.dtype == "float16", "bf16": loaded.dtype == "bfloat16"}
+    return {"fp16": dtype_name == "float16", "bf16": dtype_name == "bfloat16"}
 
 
 def set_cpu_threads(n: int = 0) -> int:
@@ -299,8 +307,34 @@ def peak_memory_gb() -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------------------------------- run
-def _make_trainer(p, model, tok, train_ds, eval_ds, out: Path, steps: int, loaded, step_tokens: list[int]):
-    from transformers import Trainer, TrainerCallback, TrainingArguments
+def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
+    """TrainingArguments. Built *before* the model is loaded: with a ZeRO-3 DeepSpeed config this creates the
+    HfDeepSpeedConfig that makes from_pretrained build the model already partitioned (zero.Init) instead of whole
+    on every rank (keep the returned object alive until the model is loaded)."""
+    import torch
+    from transformers import TrainingArguments
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return TrainingArguments(
+        output_dir=str(out / "checkpoints"),
+        per_device_train_batch_size=p["batch_size"], per_device_eval_batch_size=p["batch_size"],
+        gradient_accumulation_steps=p["grad_accum"], learning_rate=p["learning_rate"], max_steps=steps,
+        num_train_epochs=1, lr_scheduler_type=p["lr_scheduler"], warmup_steps=float(p["warmup_ratio"]),
+        weight_decay=p["weight_decay"], optim="adamw_torch", seed=p["seed"], data_seed=p["seed"],
+        logging_steps=p["logging_steps"], logging_first_step=True, save_strategy="steps",
+        save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
+        report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
+        gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
+        deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
+        ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
+        ddp_find_unused_parameters=False if world > 1 else None,
+        **_precision_flags(dtype_name),
+    )
+
+
+def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]):
+    from transformers import Trainer, TrainerCallback
 
     class Timer(TrainerCallback):
         def __init__(self):
@@ -345,25 +379,6 @@ def _make_trainer(p, model, tok, train_ds, eval_ds, out: Path, steps: int, loade
                 timer.pending = []
             super().log(logs, *args, **kwargs)
 
-    import torch
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    args = TrainingArguments(
-        output_dir=str(out / "checkpoints"),
-        per_device_train_batch_size=p["batch_size"], per_device_eval_batch_size=p["batch_size"],
-        gradient_accumulation_steps=p["grad_accum"], learning_rate=p["learning_rate"], max_steps=steps,
-        num_train_epochs=1, lr_scheduler_type=p["lr_scheduler"], warmup_steps=float(p["warmup_ratio"]),
-        weight_decay=p["weight_decay"], optim="adamw_torch", seed=p["seed"], data_seed=p["seed"],
-        logging_steps=p["logging_steps"], logging_first_step=True, save_strategy="steps",
-        save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
-        report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
-        gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
-        deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
-        ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
-        ddp_find_unused_parameters=False if world > 1 else None,
-        **_precision_flags(p, loaded),
-    )
     trainer = TacsolTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
                             data_collator=Collator(tok.pad_token_id), callbacks=[timer])
     return trainer
@@ -409,8 +424,9 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     t_start = time.time()
     threads = set_cpu_threads(p["cpu_threads"])
 
-    model, loaded = build_model(p)
-    tok = loaded.tokenizer
+    from . import loading
+
+    tok = loading.load_tokenizer(p["model"])
     recs = load_records(p["dataset"])
     if not recs["train"]:
         raise P.ParamsError(f"dataset {p['dataset']!r} has no train split records")
@@ -429,7 +445,9 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     cols = ("input_ids", "labels", "attention_mask")
     train_ds = datasets.Dataset.from_dict({c: [train_ex[i][c] for i in order] for c in cols})
     eval_ds = datasets.Dataset.from_dict({c: [e[c] for e in eval_ex] for c in cols}) if eval_ex else None
-    trainer = _make_trainer(p, model, tok, train_ds, eval_ds, out, plan["steps"], loaded, plan["step_tokens"])
+    args = make_args(p, out, plan["steps"], compute_dtype(p))  # before the model: ZeRO-3 zero.Init (see make_args)
+    model, loaded = build_model(p, tokenizer=tok)
+    trainer = _make_trainer(p, model, tok, train_ds, eval_ds, args, plan["step_tokens"])
 
     n_total = sum(x.numel() for x in model.parameters())
     n_train = sum(x.numel() for x in model.parameters() if x.requires_grad)
