@@ -568,6 +568,11 @@ def probe_and_train(params_path: str) -> int:
             "n_params": len(params), "n_sharded": len(sharded),
             "full_numel": int(sum(q.ds_numel if hasattr(q, "ds_numel") else q.numel() for _, q in params)),
             "local_numel": int(sum(q.ds_tensor.numel() if hasattr(q, "ds_numel") else q.numel() for _, q in params)),
+            "trainable_full_numel": int(sum(getattr(q, "ds_numel", q.numel()) for _, q in params if q.requires_grad)),
+            "trainable_local_numel": int(sum(q.ds_tensor.numel() if hasattr(q, "ds_numel") else q.numel()
+                                             for _, q in params if q.requires_grad)),
+            # per parameter [full elements, elements this rank stores]: the partition sizes themselves
+            "partitions": {n: [int(q.ds_numel), int(q.ds_tensor.numel())] for n, q in sharded},
         })
         return res
 

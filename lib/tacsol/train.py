@@ -315,7 +315,12 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
     from transformers import TrainingArguments
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return TrainingArguments(
+    ds_cpu = bool(p["deepspeed"]) and not torch.cuda.is_available()
+    if ds_cpu:
+        # use_cpu=True (or ACCELERATE_USE_CPU, which the launcher sets for CPU smoke runs) makes accelerate drop the
+        # DeepSpeed plugin; DeepSpeed on CPU (DS_ACCELERATOR=cpu) needs the non-CPU path, repaired below.
+        os.environ.pop("ACCELERATE_USE_CPU", None)
+    args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=p["batch_size"], per_device_eval_batch_size=p["batch_size"],
         gradient_accumulation_steps=p["grad_accum"], learning_rate=p["learning_rate"], max_steps=steps,
@@ -325,12 +330,32 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
         report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
         gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
-        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
+        use_cpu=not torch.cuda.is_available() and not ds_cpu, disable_tqdm=False, run_name=p["run_name"],
         deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
         ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
         ddp_find_unused_parameters=False if world > 1 else None,
         **_precision_flags(dtype_name),
     )
+    if ds_cpu:
+        _fix_accelerate_world(args)
+    return args
+
+
+def _fix_accelerate_world(args) -> None:
+    """DeepSpeed on CPU: accelerate 1.15 lets DeepSpeed initialise torch.distributed (gloo via DS_ACCELERATOR=cpu) but,
+    finding no CUDA, records no backend and hence ``num_processes = 1`` while DeepSpeed runs on all ranks; the
+    Trainer then neither shards the data nor gathers eval losses correctly ("expected length 2, got 1"). Give the
+    shared accelerate state the real process group (same values accelerate stores on a GPU machine)."""
+    import torch.distributed as dist
+
+    _ = args.device  # builds the PartialState (and DeepSpeed's process group)
+    st = args.distributed_state
+    if st is None or not dist.is_initialized() or st.num_processes == dist.get_world_size():
+        return
+    st.backend = dist.get_backend()
+    st.num_processes = dist.get_world_size()
+    st.process_index = dist.get_rank()
+    st.local_process_index = int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]):
@@ -408,6 +433,24 @@ def heldout_loss(trainer, ds) -> float:
     return float(trainer.evaluate(eval_dataset=ds)["eval_loss"])
 
 
+def _heldout_at_start_cls():
+    from transformers import TrainerCallback
+
+    class HeldoutAtStart(TrainerCallback):
+        """Held-out loss of the untuned model, measured when training begins (DeepSpeed path, see run)."""
+
+        def __init__(self, trainer, ds, path: Path | None):
+            self.trainer, self.ds, self.path, self.loss = trainer, ds, path, None
+
+        def on_train_begin(self, args, state, control, **kw):
+            if self.loss is None:
+                self.loss = heldout_loss(self.trainer, self.ds)
+                if self.path is not None:
+                    atomic_write_json(self.path, {"heldout_loss_before": self.loss})
+
+    return HeldoutAtStart
+
+
 def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool = False) -> dict[str, Any]:
     """Train (or resume) one run; returns what train_log.json holds (+ the trained ``peft_model`` and
     ``tokenizer`` objects when keep_model, for in-process inference)."""
@@ -449,13 +492,21 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     model, loaded = build_model(p, tokenizer=tok)
     trainer = _make_trainer(p, model, tok, train_ds, eval_ds, args, plan["step_tokens"])
 
-    n_total = sum(x.numel() for x in model.parameters())
-    n_train = sum(x.numel() for x in model.parameters() if x.requires_grad)
+    n_total = sum(_full_numel(x) for x in model.parameters())  # ZeRO-3: the full size, not the local placeholder
+    n_train = sum(_full_numel(x) for x in model.parameters() if x.requires_grad)
     ckpt_dir = out / "checkpoints"
     last = last_checkpoint(ckpt_dir) if p["resume"] else None
+    at_start = None
     before_path = out / "heldout_before.json"
     if eval_ds is not None and before_path.is_file() and last:
         before = json.loads(before_path.read_text())["heldout_loss_before"]
+    elif eval_ds is not None and p["deepspeed"]:
+        # Under DeepSpeed, Trainer.evaluate before train() builds an inference engine that train() then does not
+        # replace (no optimizer engine: "'NoneType' object has no attribute 'backward'"); measure at train begin,
+        # once the training engine exists and before the first step.
+        before = None
+        at_start = _heldout_at_start_cls()(trainer, eval_ds, before_path if rank == 0 else None)
+        trainer.add_callback(at_start)
     elif eval_ds is not None:
         before = heldout_loss(trainer, eval_ds)  # LoRA B = 0: this is the untuned model (+ mean-initialised markers)
         if rank == 0:
@@ -472,6 +523,8 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     set_seed(p["seed"])
     trainer.train(resume_from_checkpoint=last)
     train_wall = time.time() - t_train
+    if at_start is not None:
+        before = at_start.loss
     after = heldout_loss(trainer, eval_ds) if eval_ds is not None else None
 
     hist = trainer.state.log_history
@@ -501,9 +554,14 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
         "resumed_from": last, "curve": curve,
         "adapter_dir": str(out / "adapter"),
     }
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        # ZeRO-3 partitions the LoRA weights too (each rank's visible tensors are empty outside forward): the
+        # Trainer's save gathers them (collective: every rank calls it, the main process writes; _save above).
+        trainer.save_model(str(out / "adapter"))
+    elif rank == 0:
+        trainer.model.save_pretrained(out / "adapter", save_embedding_layers=False)
     if rank == 0:
         ad = out / "adapter"
-        trainer.model.save_pretrained(ad, save_embedding_layers=False)
         tok.save_pretrained(ad)
         atomic_write_json(ad / "tacsol_train.json", {"params": p, "model_source": loaded.source,
                                                      "dtype": loaded.dtype, "quantization": loaded.quantization})
@@ -515,6 +573,10 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     if keep_model:
         result = {**result, "peft_model": trainer.model, "tokenizer": tok}
     return result
+
+
+def _full_numel(t) -> int:
+    return int(getattr(t, "ds_numel", t.numel()))
 
 
 def _steps_covered(curve: list[dict]) -> list[int]:
