@@ -245,10 +245,33 @@ def build_model(p: dict[str, Any], tokenizer=None):
     if p["train_new_tokens"] and loaded.new_token_ids:
         # Only the rows of the added marker tokens train (not the whole embedding): peft TrainableTokens.
         kw["trainable_token_indices"] = {"embed_tokens": loaded.new_token_ids}
+    if kw and p["deepspeed"] and not torch.cuda.is_available():
+        _peft_trainable_tokens_on_cpu()
     cfg = LoraConfig(r=p["lora_r"], lora_alpha=p["lora_alpha"], lora_dropout=p["lora_dropout"],
                      target_modules=list(p["lora_targets"]), task_type="CAUSAL_LM", bias="none", **kw)
     model = get_peft_model(model, cfg)
     return model, loaded
+
+
+def _peft_trainable_tokens_on_cpu() -> None:
+    """peft's TrainableTokens, under ZeRO-3, gathers the marker rows on rank 0 and broadcasts them into a buffer it
+    always allocates on ``cuda`` ("right now, only CUDA is implemented"): on a CPU-only ZeRO-3 run (DS_ACCELERATOR=cpu,
+    gloo) allocate that buffer on the CPU instead. Same logic otherwise; only applied without CUDA."""
+    import torch
+    import torch.distributed as dist
+    from peft.tuners.trainable_tokens import layer as tt
+    from peft.utils.integrations import gather_params_ctx
+
+    def _collect_token_weights(self, weight, rows, embed_dim):
+        with gather_params_ctx([weight], modifier_rank=None):
+            if dist.is_available() and dist.is_initialized() and dist.get_rank() == 0:
+                token_weights = weight[rows].clone()
+            else:
+                token_weights = torch.empty((len(rows), embed_dim), dtype=weight.dtype, device="cpu")
+        dist.broadcast(token_weights, src=0)
+        return token_weights
+
+    tt.TrainableTokensLayer._collect_token_weights = _collect_token_weights
 
 
 def _device_map(p: dict[str, Any]):
