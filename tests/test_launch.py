@@ -72,6 +72,7 @@ def test_cpu_smoke_environment():
     assert "--multi_gpu" in c.argv and "DS_ACCELERATOR" not in c.env
     z = _cmd(launcher="torchrun", n_processes=2, cpu=True, deepspeed_config="params/deepspeed/zero3_cpu_smoke.json")
     assert z.env["DS_ACCELERATOR"] == "cpu"
+    assert "ACCELERATE_USE_CPU" not in z.env  # it would make the Trainer drop DeepSpeed
     assert z.env["TORCH_EXTENSIONS_DIR"].startswith(str(paths.outputs_dir() / "cache"))
     assert "DS_ACCELERATOR=cpu" in z.shell() and "torchrun" in z.shell()
 

@@ -1,8 +1,8 @@
 """Start the training module on 1..N processes: build `accelerate launch` / `torchrun` / `deepspeed` commands, check
 the memory plan first, stream the log live, read the run's artifacts back.
 
-The same path serves a 4-GPU ZeRO-3 run and its CPU smoke test: on CPU the launcher sets ``ACCELERATE_USE_CPU`` /
-``DS_ACCELERATOR=cpu``, the gloo backend and a torch-extensions cache under outputs/cache, and the DeepSpeed JSON uses
+The same path serves a 4-GPU ZeRO-3 run and its CPU smoke test: on CPU the launcher sets ``ACCELERATE_USE_CPU`` (DDP)
+or ``DS_ACCELERATOR=cpu`` (DeepSpeed), the gloo backend and a torch-extensions cache under outputs/cache, and the DeepSpeed JSON uses
 torch's Adam (no fused-op build). Notebooks 04 and 05 call :func:`launch_training`; ``python -m tacsol.launch
 --params params/05_train_70b_zero3.yaml --dry-run`` prints the command and the fit verdict without running anything.
 """
@@ -121,6 +121,8 @@ def build_command(spec: LaunchSpec) -> Command:
                    OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // spec.n_processes)))
         if spec.deepspeed_config or spec.launcher == "deepspeed":
             env["DS_ACCELERATOR"] = "cpu"
+            # ACCELERATE_USE_CPU makes the HF Trainer drop the DeepSpeed plugin (plain MULTI_CPU DDP instead)
+            del env["ACCELERATE_USE_CPU"]
     nodes = spec.num_machines
     if spec.launcher == "python":
         if spec.n_processes != 1 or nodes != 1:

@@ -340,8 +340,9 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     ds_cpu = bool(p["deepspeed"]) and not torch.cuda.is_available()
     if ds_cpu:
-        # use_cpu=True (or ACCELERATE_USE_CPU, which the launcher sets for CPU smoke runs) makes accelerate drop the
-        # DeepSpeed plugin; DeepSpeed on CPU (DS_ACCELERATOR=cpu) needs the non-CPU path, repaired below.
+        # ACCELERATE_USE_CPU=true (tacsol.launch sets it for CPU runs) makes the Trainer's Accelerator drop the
+        # DeepSpeed plugin and run MULTI_CPU DDP on a zero.Init-partitioned model. use_cpu=True alone keeps it: the
+        # process group is accelerate's MULTI_CPU gloo one (right world size) and the Accelerator runs DeepSpeed.
         os.environ.pop("ACCELERATE_USE_CPU", None)
     args = TrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -353,32 +354,13 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
         report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
         gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
-        use_cpu=not torch.cuda.is_available() and not ds_cpu, disable_tqdm=False, run_name=p["run_name"],
+        use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
         deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
         ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
         ddp_find_unused_parameters=False if world > 1 else None,
         **_precision_flags(dtype_name),
     )
-    if ds_cpu:
-        _fix_accelerate_world(args)
     return args
-
-
-def _fix_accelerate_world(args) -> None:
-    """DeepSpeed on CPU: accelerate 1.15 lets DeepSpeed initialise torch.distributed (gloo via DS_ACCELERATOR=cpu) but,
-    finding no CUDA, records no backend and hence ``num_processes = 1`` while DeepSpeed runs on all ranks; the
-    Trainer then neither shards the data nor gathers eval losses correctly ("expected length 2, got 1"). Give the
-    shared accelerate state the real process group (same values accelerate stores on a GPU machine)."""
-    import torch.distributed as dist
-
-    _ = args.device  # builds the PartialState (and DeepSpeed's process group)
-    st = args.distributed_state
-    if st is None or not dist.is_initialized() or st.num_processes == dist.get_world_size():
-        return
-    st.backend = dist.get_backend()
-    st.num_processes = dist.get_world_size()
-    st.process_index = dist.get_rank()
-    st.local_process_index = int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]):
