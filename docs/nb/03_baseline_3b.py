@@ -6,7 +6,9 @@
 # target + EOS only), fine-tunes a LoRA adapter with `tacsol.train` (the same module `tacsol train --params` and the
 # multi-GPU launchers run), and measures it: held-out loss of the untuned vs fine-tuned model, throughput, memory
 # (the `tacsol.vram` estimate beside the measured peak), loss curves, and sample decompilations of held-out functions
-# beside their originals. Writes `summary.json`, `train_log.json`, `loss.png` and the adapter under `output_dir/adapter`.
+# beside their originals, scored beside the baselines (`baselines`: retrieval, the untuned base model, sevm,
+# panoramix) on the same functions. Writes `summary.json`, `train_log.json`, `loss.png`, the adapter under
+# `output_dir/adapter`, and `eval/` (fine-tuned) + `eval/baselines/<name>/` (what 06_compare reads).
 #
 # **Defaults** = the embedded CPU run: SmolLM2-135M-Instruct (shipped on PyPI, a `LlamaForCausalLM` like Llama-3.2-3B),
 # LoRA r=16 on the seven projections, a token budget that finishes within 15 minutes on 2 CPU cores.
@@ -50,6 +52,7 @@ deepspeed = ""
 cpu_threads = 0
 n_samples = 3
 max_new_tokens = 160
+baselines = ["retrieval", "base_model", "sevm", "panoramix"]
 
 # %%
 import tacsol.params
@@ -106,7 +109,8 @@ except Exception as exc:  # the estimator refuses unknown models/plans with a me
 # before training (LoRA B = 0, i.e. the untuned model) and after, on the same batches.
 
 # %%
-res = train.run(params, keep_model=True)
+# `baselines` is this notebook's own key (used after training); tacsol.train refuses keys it does not know
+res = train.run({k: v for k, v in params.items() if k in train.DEFAULTS}, keep_model=True)
 peft_model, tok = res.pop("peft_model"), res.pop("tokenizer")
 
 # %%
@@ -168,6 +172,73 @@ try:
 except Exception as exc:
     print(f"evaluation skipped: {type(exc).__name__}: {exc}")
 
+# %% [markdown]
+# ## Baselines on the same held-out functions
+# The functions scored above (`n_samples` of the `eval_split` split) go through each baseline in `baselines`, with
+# the same metrics (`tacsol.baselines`, written to `eval/baselines/<name>/` for 06_compare):
+# - `retrieval`: the Solidity of the training function with the nearest TAC (TF-IDF) — shows whether the model does
+#   more than recall near-duplicates. Cheap, so it is also scored on the whole split (`retrieval-tfidf-split`).
+# - `base_model`: the same model with the adapter switched off (LoRA and trained marker rows off: the "untuned"
+#   model of the held-out loss above), same prompt and greedy settings.
+# - `sevm` / `panoramix`: traditional decompilers on the contract's runtime bytecode, found in the compile cache the
+#   dataset build filled (`baselines.bytecode_from_cache`); the function is cut out by selector and scored as printed
+#   (pseudo-Solidity). A baseline that cannot run is listed as skipped with the reason — never faked.
+
+# %%
+from tacsol import baselines as bl
+import time as _time
+EVAL_KW = dict(compile_check=False, figures=False, n_boot=200)  # as for the fine-tuned samples above
+known = {"retrieval", "base_model", "sevm", "panoramix"}
+if set(baselines) - known:
+    raise ValueError(f"parameter 'baselines': unknown {sorted(set(baselines) - known)} (choose from {sorted(known)})")
+base_rows, base_status = {}, {}
+if samples and eval_metrics:
+    base_rows["fine-tuned"] = ev["metrics"]
+for name in baselines:
+    t0 = _time.perf_counter()
+    try:
+        if name == "retrieval":
+            recs_all = train.load_records(dataset)
+            s_ = bl.retrieval(recs_all["train"], samples, output_dir, **EVAL_KW)
+            base_rows["retrieval-tfidf"] = s_["metrics"]
+            s_all = bl.retrieval(recs_all["train"], held, output_dir, name="retrieval-tfidf-split", **EVAL_KW)
+            base_rows[f"retrieval-tfidf-split (all {len(held)} {eval_split})"] = s_all["metrics"]
+        elif name == "base_model":
+            with peft_model.disable_adapter():  # the untuned weights, same tokenizer and prompt
+                s_ = bl.base_model(samples, lambda b: infer.generate(peft_model, tok, b, max_new_tokens=max_new_tokens,
+                                                                     batch_size=4, progress=False),
+                                   output_dir, batch_size=4, progress=False, **EVAL_KW)
+            base_rows["base-model"] = s_["metrics"]
+        else:
+            if name == "panoramix":  # its own venv (outputs/cache/venv-panoramix); created once, needs PyPI then
+                bl.ensure_panoramix_venv(timeout_s=300)
+            code_of, why = bl.bytecode_from_cache(samples)
+            if not code_of:
+                raise RuntimeError("no runtime bytecode for any sample: " + "; ".join(sorted(set(why.values())))[:300])
+            # panoramix can take minutes on large contracts: 30 s each (outputs cached per bytecode)
+            s_ = bl.decompiler(name, samples, output_dir, bytecode_of=code_of, timeout_s=30 if name == "panoramix" else 60,
+                               progress=False, **EVAL_KW)
+            base_rows[name] = s_["metrics"]
+            if why:
+                print(f"{name}: {len(why)} sample(s) without bytecode, scored as failures: {why}")
+        base_status[name] = f"ran in {_time.perf_counter() - t0:.0f} s"
+    except Exception as exc:  # recorded as skipped with the reason, the notebook goes on
+        base_status[name] = f"skipped: {type(exc).__name__}: {str(exc)[:300]}"
+print("baselines:", base_status)
+
+# %%
+cols = ["n_functions", "similarity_mean", "similarity_ci_low", "similarity_ci_high", "edit_distance_mean",
+        "selector_match_rate", "grounding_precision", "grounding_recall", "failures", "similarity_floor",
+        "similarity_ceiling"]
+table = pd.DataFrame({k: {c: v.get(c) for c in cols} for k, v in base_rows.items()}).T
+display(table.style.format(precision=3).set_caption(
+    f"Fine-tuned {res['model']} vs baselines on the same {len(samples)} held-out functions ({dataset}, {eval_split}; "
+    f"retrieval-tfidf-split = all {len(held)} of the split) · similarity = MiniLM cosine to the original, floor/ceiling "
+    f"= the same references to a random / their nearest other reference · {HW}"))
+for k, v in base_status.items():
+    if v.startswith("skipped"):
+        print(f"{k}: {v}")
+
 # %%
 headline = {k: res[k] for k in ("model", "params_total", "max_seq_length", "lora_r", "quantization", "n_processes",
                                 "train_tokens", "steps", "heldout_loss_before", "heldout_loss_after", "tokens_per_s",
@@ -175,7 +246,10 @@ headline = {k: res[k] for k in ("model", "params_total", "max_seq_length", "lora
 headline.update(hardware_profile=hardware_profile, estimated_memory_gb=estimated_gb,
                 wall_hours=res["train_wall_s"] / 3600,
                 gpu_hours=res["train_wall_s"] / 3600 * res["n_processes"] if "cuda_peak_gb" in res else 0.0,
-                **{f"sample_{k}": v for k, v in eval_metrics.items()})
+                **{f"sample_{k}": v for k, v in eval_metrics.items()},
+                **{f"baseline_{k.split(' ')[0]}_similarity_mean": v.get("similarity_mean") for k, v in base_rows.items()
+                   if k != "fine-tuned"},
+                baselines_status=base_status)
 summary.write_summary(output_dir, phase="03_baseline_3b", headline=headline, params=params, smoke=smoke,
                       adapter=str(out / "adapter"))
 headline
