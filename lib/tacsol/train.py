@@ -344,7 +344,7 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         # DeepSpeed plugin and run MULTI_CPU DDP on a zero.Init-partitioned model. use_cpu=True alone keeps it: the
         # process group is accelerate's MULTI_CPU gloo one (right world size) and the Accelerator runs DeepSpeed.
         os.environ.pop("ACCELERATE_USE_CPU", None)
-    args = TrainingArguments(
+    return TrainingArguments(
         output_dir=str(out / "checkpoints"),
         per_device_train_batch_size=p["batch_size"], per_device_eval_batch_size=p["batch_size"],
         gradient_accumulation_steps=p["grad_accum"], learning_rate=p["learning_rate"], max_steps=steps,
@@ -360,7 +360,6 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         ddp_find_unused_parameters=False if world > 1 else None,
         **_precision_flags(dtype_name),
     )
-    return args
 
 
 def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]):
