@@ -22,17 +22,23 @@ def strip_fences(code: str) -> str:
     return _FENCE.sub("", code or "")
 
 
+def _string_end(code: str, i: int) -> int:
+    """Index just past the string literal opening at code[i] (escapes skipped; unterminated → past the end)."""
+    quote, j, n = code[i], i + 1, len(code)
+    while j < n and code[j] != quote:
+        j += 2 if code[j] == "\\" else 1
+    return j + 1
+
+
 def strip_comments(code: str) -> str:
     """Remove // and /* */ comments, keeping string literals (so that '//' inside a string survives)."""
     out, i, n = [], 0, len(code)
     while i < n:
         c = code[i]
         if c in "\"'":
-            j = i + 1
-            while j < n and code[j] != c:
-                j += 2 if code[j] == "\\" else 1
-            out.append(code[i:j + 1])
-            i = j + 1
+            j = _string_end(code, i)
+            out.append(code[i:j])
+            i = j
         elif code.startswith("//", i):
             j = code.find("\n", i)
             i = n if j < 0 else j
@@ -52,10 +58,7 @@ def match_close(code: str, open_pos: int, open_ch: str = "{", close_ch: str = "}
     while i < n:
         c = code[i]
         if c in "\"'":
-            j = i + 1
-            while j < n and code[j] != c:
-                j += 2 if code[j] == "\\" else 1
-            i = j + 1
+            i = _string_end(code, i)
             continue
         if c == open_ch:
             depth += 1
@@ -240,10 +243,7 @@ def parse_declarations(text: str) -> Declarations:
         while j < n:
             c = src[j]
             if c in "\"'":
-                k = j + 1
-                while k < n and src[k] != c:
-                    k += 2 if src[k] == "\\" else 1
-                j = k + 1
+                j = _string_end(src, j)
                 continue
             if c in "({[":
                 depth += 1
