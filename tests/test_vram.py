@@ -264,3 +264,17 @@ def test_measure_peak_on_gpu():
     r = V.measure_peak("Llama-3.1-8B", V.Plan(method="lora", weights="bf16", dtype="bf16", seq_len=1024), num_layers=2)
     print(r)
     assert abs(r["rel_error"]) < 0.25
+
+
+def test_estimator_matches_own_gpu_measurements():
+    """Peak allocated bytes measured on an H200 (data/vram/gpu_measurements.json, tools/gpu_evidence.py): the
+    estimator within 5% of measure_peak's steps and within 10% of the full training module (whose ~7% residual is
+    documented in docs/vram.md)."""
+    rows = V.gpu_measurement_table()
+    peaks = [r for r in rows if r["kind"] == "measure_peak"]
+    train = [r for r in rows if r["kind"] == "train_path"]
+    assert len(peaks) >= 5 and len(train) >= 3
+    assert all(abs(r["rel_error"]) <= 0.05 for r in peaks), peaks
+    assert all(abs(r["rel_error"]) <= 0.10 for r in train), train
+    # the forward-only loss term (before these measurements) was 9-21% low on every row
+    assert all(r["estimate_before_gb"] < r["measured_gb"] * 0.95 for r in rows if r["model"] != "Llama-3.1-8B")

@@ -51,6 +51,12 @@ DTYPE_BYTES = {"fp32": 4, "bf16": 2, "fp16": 2}
 # log-softmax, so the forward peak per logit element is 16-bit logits + fp32 copy + fp32 log-softmax.
 # Source: transformers/loss/loss_utils.py (ForCausalLMLoss, fixed_cross_entropy).
 LOSS_FP32_COPIES = 2
+# Backward of that loss: log_softmax's backward holds its saved fp32 output, the incoming fp32 gradient and the
+# outgoing fp32 gradient at once (3 × 4 bytes per logit element, the 16-bit logits already freed), which exceeds
+# the forward's 2 + 4 + 4. Measured on an H200 (tools/gpu_evidence.py, data/vram/gpu_measurements.json): with the
+# forward-only 10 bytes the estimator was 9-15% under torch.cuda.max_memory_allocated on reduced-depth
+# Llama-3.2-3B / Qwen2.5-Coder-32B steps, where the b·s·V term dominates; with 12 bytes it is within 2%.
+LOSS_BACKWARD_FP32_COPIES = 3
 # HF RMSNorm/LayerNorm compute in fp32: saves the fp32 input and the fp32 normalised value (4+4 bytes per element)
 # plus the output in the compute dtype. Source: transformers LlamaRMSNorm.forward (hidden_states.to(torch.float32)).
 NORM_FP32_BYTES = 8
@@ -281,7 +287,8 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
       or GELU 2·I; MoE uses the routed + shared experts a token visits; PEFT keeps each adapted module's input cast to
       the adapter dtype and dropped out (+1-byte mask); eager attention adds 6 bytes × a·s per token (fp32 softmax + cast).
     With gradient checkpointing only each layer's input (h elements) is kept; one layer is recomputed at a time.
-    Logits/loss: b·s·V × (16-bit logits + fp32 upcast + fp32 log-softmax), see LOSS_FP32_COPIES.
+    Logits/loss: b·s·V × max(forward: 16-bit logits + fp32 upcast + fp32 log-softmax, backward: 3 fp32 buffers of
+    log_softmax's backward), see LOSS_FP32_COPIES and LOSS_BACKWARD_FP32_COPIES.
     """
     e = DTYPE_BYTES[dtype]
     s, b = plan.seq_len, plan.micro_batch
@@ -316,7 +323,10 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
     eager = EAGER_SCORE_BYTES * a * s if attn == "eager" else 0
     layer_full = (per_token + eager) * s * b
     fp32_copies = LOSS_FP32_COPIES - (1 if plan.chunked_loss else 0)
-    logits = b * s * V * (e + 4 * fp32_copies if e < 4 else 4 * fp32_copies)
+    forward_loss = e + 4 * fp32_copies if e < 4 else 4 * fp32_copies
+    # a chunked loss runs its backward chunk by chunk too: only the forward term counts there
+    backward_loss = 0 if plan.chunked_loss else 4 * LOSS_BACKWARD_FP32_COPIES
+    logits = b * s * V * max(forward_loss, backward_loss)
     mask = 2 * s * s * b if attn == "eager" else 0  # 4-D additive causal mask (16-bit), shared by all layers
     if plan.gradient_checkpointing:
         stored = L * h * e * s * b
@@ -947,4 +957,24 @@ def throughput_check(mfu: float = DEFAULT_MFU) -> list[dict[str, Any]]:
         out.append({"id": r["id"], "measured_tokens_per_s": round(r["tokens_per_s"], 1),
                     "model_tokens_per_s": round(pred, 1), "ratio": round(pred / r["tokens_per_s"], 2),
                     "implied_mfu": round(mfu * r["tokens_per_s"] / pred, 3), "note": r.get("note", "")})
+    return out
+
+
+def gpu_measurement_table(path: str | Path | None = None) -> list[dict[str, Any]]:
+    """The estimator beside tacsol's own GPU measurements (data/vram/gpu_measurements.json): reduced-depth models of
+    the registry architectures, measured with torch.cuda.max_memory_allocated (tools/gpu_evidence.py).
+    rel_error = (estimate − measured) / measured, on allocator-visible bytes."""
+    path = Path(path) if path else DATA_DIR / "gpu_measurements.json"
+    doc = json.loads(Path(path).read_text())
+    hw = "h200" if "H200" in doc["environment"]["gpu"] else "h100-80gb"
+    out = []
+    for r in doc["measurements"]:
+        spec = mm.resolve(r["model"]).with_config(num_hidden_layers=r["num_layers"])
+        est = estimate(spec, r["plan"], hw)
+        gb = est.allocated_bytes / GB
+        out.append({"kind": r["kind"], "model": r["model"], "layers": r["num_layers"],
+                    "plan": Plan(**r["plan"]).describe() + f", {r['plan'].get('dtype', '')}",
+                    "measured_gb": r["measured_gb"], "estimate_gb": round(gb, 3),
+                    "rel_error": round((gb - r["measured_gb"]) / r["measured_gb"], 4),
+                    "estimate_before_gb": r.get("estimate_then_gb"), "tokens_per_s": r.get("tokens_per_s")})
     return out
