@@ -294,7 +294,41 @@ def stage_train(rec: Recorder, device: str, runs=TRAIN_RUNS, num_layers: int = 2
     return rows
 
 
-STAGES = {"env": stage_env, "pytest": stage_pytest, "peaks": stage_peaks, "train": stage_train}
+def stage_launch(rec: Recorder, device: str, model: str = "Qwen2.5-Coder-32B", num_layers: int = 2,
+                 max_steps: int = 8, work: Path = Path("/tmp/tacsol_gpu")) -> dict:
+    """Notebook 04's path: tacsol.launch.launch_training → `accelerate launch --config_file ddp_1gpu.yaml -m
+    tacsol.train` as a subprocess, log streamed, fit check first, artifacts read back."""
+    import torch
+
+    from tacsol import launch as L
+
+    gpu = torch.cuda.is_available() and device != "cpu"
+    hw = ("h200" if "H200" in torch.cuda.get_device_name(0) else "h100-80gb") if gpu else "cpu"
+    mdir = work / f"{model}-{num_layers}l"
+    make_random_model(model, num_layers, mdir, device)
+    params = {"run_name": "launch_04", "output_dir": str(work / "runs" / "launch_04"), "smoke": True,
+              "model": str(mdir), "dataset": str(PREP / "long4k.jsonl"), "hardware_profile": hw, "dtype": "auto",
+              "quantization": "nf4" if gpu else "none", "max_seq_length": 4096, "batch_size": 2, "grad_accum": 2,
+              "max_steps": max_steps, "max_train_tokens": 0, "epochs": 1.0, "learning_rate": 2e-4,
+              "save_steps": 4, "logging_steps": 1, "eval_split": "validation", "eval_examples": 4, "resume": True,
+              "n_samples": 0, "launcher": "accelerate", "n_processes": 1,
+              "accelerate_config": "params/accelerate/ddp_1gpu.yaml" if gpu else "", "zero3_plan": "none",
+              "deepspeed": "", "timeout_minutes": max(1, int(_left() / 60)) if _left() != float("inf") else 0}
+    t0 = time.time()
+    res = L.launch_training(params, echo=lambda line: None)
+    art = res["artifacts"]
+    out = {"command": res["command"], "fit": {k: res["fit"].get(k) for k in ("fits", "per_gpu_gb", "capacity_gb", "message")},
+           "seconds": round(time.time() - t0, 1), "log_tail": "\n".join(str(res.get("log", "")).splitlines()[-15:])[-2000:],
+           **{k: art.get(k) for k in ("steps", "train_tokens", "tokens_per_s", "cuda_peak_gb", "peak_memory_gb",
+                                     "heldout_loss_before", "heldout_loss_after", "quantization", "dtype",
+                                     "adapter_files", "train_loss")}}
+    rec.say(f"launch: {out['command']}\n  fit: {out['fit']['message']}\n  steps {out['steps']}, "
+            f"{out['tokens_per_s']} tok/s, peak {out['cuda_peak_gb']} GB, held-out {out['heldout_loss_before']} -> "
+            f"{out['heldout_loss_after']}, {out['seconds']} s")
+    return out
+
+
+STAGES = {"env": stage_env, "launch": stage_launch, "pytest": stage_pytest, "peaks": stage_peaks, "train": stage_train}
 
 
 def main(argv=None) -> int:
@@ -327,6 +361,8 @@ def main(argv=None) -> int:
         try:
             if a.cpu_dry_run and name == "peaks":
                 val = stage_peaks(rec, "cpu", [("SmolLM2-135M", "lora", 128, 1, "fp32")], num_layers=1)
+            elif a.cpu_dry_run and name == "launch":
+                val = stage_launch(rec, "cpu", "SmolLM2-135M", num_layers=1, max_steps=2, work=Path("/tmp/tacsol_gpu_dry"))
             elif a.cpu_dry_run and name == "train":
                 val = stage_train(rec, "cpu", [("smol_dry", "SmolLM2-135M", "none", "float32", "long4k.jsonl", 4096, 1)],
                                   num_layers=1, max_steps=2, work=Path("/tmp/tacsol_gpu_dry"))
@@ -336,7 +372,7 @@ def main(argv=None) -> int:
         except Exception as exc:  # noqa: BLE001
             val = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-2000:]}
             rec.say(f"stage {name} FAILED: {val['error']}")
-        if name in ("env", "pytest"):
+        if name in ("env", "pytest", "launch"):
             rec.put(name, val)
         rec.say(f"stage {name} done in {time.time() - t0:.0f} s")
     return 0
