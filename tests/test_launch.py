@@ -178,6 +178,20 @@ def test_inconsistent_zero3_plans_are_refused(tmp_path):
         launch.prepare({**p, "deepspeed": "params/deepspeed/zero3_bf16.json"})
 
 
+def test_cpu_accelerate_config_on_a_gpu_profile_is_refused(tmp_path):
+    p = _nb_params("04", ROOT / "params/04_train_32b.yaml")
+    p["output_dir"] = str(tmp_path)
+    with pytest.raises(ValueError, match="cpu_smoke_2proc.yaml.*use_cpu: true.*rtx8000"):
+        launch.prepare({**p, "accelerate_config": "params/accelerate/cpu_smoke_2proc.yaml"})
+    with pytest.raises(ValueError, match="not found"):
+        launch.prepare({**p, "accelerate_config": "params/accelerate/nope.yaml"})
+    cpu = _nb_params("04", None)
+    cpu["output_dir"] = str(tmp_path)
+    with pytest.raises(ValueError, match="use_cpu: false but hardware_profile is 'cpu'"):
+        launch.prepare({**cpu, "accelerate_config": "params/accelerate/ddp_4gpu.yaml"})
+    assert launch.prepare(cpu)["command"].argv.count("--config_file") == 1  # the notebook default is consistent
+
+
 def test_streaming_logs_every_line_and_raises_with_the_tail(tmp_path):
     seen: list[str] = []
     ok = launch.run_streaming([sys.executable, "-c", "print('a'); print('b', flush=True)"],

@@ -315,6 +315,20 @@ def plan_problems(params: dict[str, Any], ds: str, dtype: str) -> list[str]:
         problems.append("launcher 'python' runs one process without DeepSpeed: use accelerate, torchrun or deepspeed")
     if launcher == "deepspeed" and dtype == "float32":
         problems.append("launcher 'deepspeed' on CPU: use torchrun (DeepSpeed's launcher expects accelerator devices)")
+    acc_cfg = params.get("accelerate_config") or ""
+    if acc_cfg and launcher == "accelerate":
+        import yaml
+
+        acc_path = paths.resolve(acc_cfg)
+        if not acc_path.is_file():
+            problems.append(f"parameter 'accelerate_config': {acc_cfg!r} not found")
+        else:
+            acc_cpu = bool((yaml.safe_load(acc_path.read_text()) or {}).get("use_cpu", False))
+            if acc_cpu != is_cpu(params):
+                problems.append(f"parameter 'accelerate_config': {acc_cfg!r} has use_cpu: {str(acc_cpu).lower()} but "
+                                f"hardware_profile is {params.get('hardware_profile') or 'cpu'!r} (pick a "
+                                f"{'GPU' if acc_cpu else 'CPU'} config, e.g. "
+                                f"{'params/accelerate/ddp_4gpu.yaml' if acc_cpu else 'params/accelerate/cpu_smoke_2proc.yaml'})")
     if launcher not in LAUNCHERS:
         problems.append(f"parameter 'launcher' must be one of {', '.join(LAUNCHERS)}, got {launcher!r}")
     if n < 1:
