@@ -472,27 +472,35 @@ def _trim(unit: Unit, output: dict) -> dict:
             "contracts": contracts, "sources": sources}
 
 
-def _run_batch(version: str, units: list[Unit], timeout_s: float) -> dict[str, dict | str]:
-    """One node process for a batch; returns key -> output dict, or key -> error string."""
+def run_solcjs(version: str, inputs: list[tuple[str, dict]], timeout_s: float) -> dict[str, dict | str]:
+    """Standard-JSON inputs through one node process of solcjs ``version`` (solc_compile.js): key -> solc's output
+    dict, or key -> an error string ("solcjs: ..." when solc threw, "crash: ..." when the process died or hit
+    ``timeout_s`` before that unit; the units finished before a crash are kept). Shared by the corpus compiles
+    and tacsol.evaluate's compile check."""
     payload = json.dumps({"solc_dir": str(paths.node_modules() / f"solc-{version}"),
-                          "units": [{"key": u.key, "input": u.input} for u in units]})
+                          "units": [{"key": k, "input": inp} for k, inp in inputs]})
     res: dict[str, dict | str] = {}
     try:
         proc = subprocess.run(["node", "--max-old-space-size=3072", str(NODE_HELPER)], input=payload,
-                              capture_output=True, text=True, timeout=timeout_s * len(units))
+                              capture_output=True, text=True, timeout=timeout_s)
         out, err = proc.stdout, proc.stderr
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        err = f"timeout after {timeout_s * len(units):.0f}s"
+        err = f"timeout after {timeout_s:.0f}s"
     for line in out.splitlines():
         try:
             rec = json.loads(line)
         except ValueError:
             continue
         res[rec["key"]] = rec.get("output") if "output" in rec else f"solcjs: {rec.get('error')}"
-    for u in units:
-        res.setdefault(u.key, f"crash: {err.strip()[-300:]}")
+    for k, _ in inputs:
+        res.setdefault(k, f"crash: {err.strip()[-300:]}")
     return res
+
+
+def _run_batch(version: str, units: list[Unit], timeout_s: float) -> dict[str, dict | str]:
+    """One node process for a batch; returns key -> output dict, or key -> error string."""
+    return run_solcjs(version, [(u.key, u.input) for u in units], timeout_s * len(units))
 
 
 def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, timeout_s: float = 120.0,

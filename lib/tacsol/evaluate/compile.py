@@ -1,43 +1,18 @@
 """Compile check: a function placed in a stub contract with the original contract's declarations, compiled with the
-solcjs of the record's version (node_modules/solc-<version>). Self-contained on purpose (tacsol.corpus compiles
-whole packages with caching; this compiles thousands of tiny stubs with no cache) — candidates for dedup later."""
+solcjs of the record's version (node_modules/solc-<version>), through tacsol.corpus.run_solcjs (no cache here:
+thousands of tiny stubs, each compiled once)."""
 from __future__ import annotations
 
-import json
 import re
-import subprocess
 from dataclasses import dataclass
 
-from .. import paths
+from .. import corpus, paths
 from .solidity import ParseFailure, find_function
 
-# Reads {"solc_dir", "units": [{"key", "source"}]} on stdin; prints one JSON line per unit. outputSelection is
-# empty: solc still parses and type-checks, and skips code generation (the slow part).
-_NODE = r"""
-'use strict';
-const fs = require('fs');
-const req = JSON.parse(fs.readFileSync(0, 'utf8'));
-const solc = require(req.solc_dir);
-const compile = typeof solc.compileStandardWrapper === 'function' && solc.version().startsWith('0.4.')
-  ? solc.compileStandardWrapper : solc.compile;
-for (const u of req.units) {
-  let line;
-  try {
-    const sources = {};
-    if (u.sources) { for (const [k, v] of Object.entries(u.sources)) sources[k] = {content: v}; }
-    else sources['Stub.sol'] = {content: u.source};
-    const input = {language: 'Solidity', sources: sources,
-                   settings: {outputSelection: {'*': {'*': []}}}};
-    const out = JSON.parse(compile(JSON.stringify(input)));
-    const errs = (out.errors || []).filter(e => e.severity === 'error')
-      .map(e => ({type: e.type, message: (e.formattedMessage || e.message || '').slice(0, 400)}));
-    line = JSON.stringify({key: u.key, errors: errs});
-  } catch (e) {
-    line = JSON.stringify({key: u.key, crash: String(e && e.message || e).slice(0, 300)});
-  }
-  fs.writeSync(1, line + '\n');
-}
-"""
+# Type-check only: with an empty outputSelection solc still parses and type-checks, and skips code generation
+# (the slow part). Compiled through tacsol.corpus.run_solcjs (the same solc_compile.js as the corpus builds).
+_CHECK_ONLY = {"outputSelection": {"*": {"*": []}}}
+
 
 STUB_NAME = "TacsolEvalStub"
 
@@ -117,35 +92,21 @@ def compile_many(units: list[tuple[str, str, "str | dict[str, str]"]], *, timeou
             continue
         by_version.setdefault(v, []).append((key, source))
     for v, items in by_version.items():
-        solc_dir = str(paths.node_modules() / f"solc-{v}")
         for i in range(0, len(items), chunk):
             part = items[i:i + chunk]
-            req = json.dumps({"solc_dir": solc_dir, "units": [
-                {"key": k, "sources": src} if isinstance(src, dict) else {"key": k, "source": src}
-                for k, src in part]})
+            inputs = [(k, {"language": "Solidity", "settings": _CHECK_ONLY,
+                           "sources": {p: {"content": c} for p, c in
+                                       (src.items() if isinstance(src, dict) else [("Stub.sol", src)])}})
+                      for k, src in part]
             chunk_timeout = timeout_s * (1 + sum(isinstance(src, dict) for _, src in part) / 4)
-            try:
-                proc = subprocess.run(["node", "-e", _NODE], input=req, capture_output=True, text=True,
-                                      timeout=chunk_timeout)
-                stdout = proc.stdout
-            except subprocess.TimeoutExpired as exc:
-                stdout = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-            seen = set()
-            for line in stdout.splitlines():
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:
+            for k, out in corpus.run_solcjs(v, inputs, chunk_timeout).items():
+                if isinstance(out, str):  # a wasm crash or timeout mid-chunk loses the rest of the chunk: per unit
+                    results[k] = (CompileResult(False, "crash", v, out[len("solcjs: "):][:300]) if out.startswith("solcjs: ")
+                                  else CompileResult(False, "timeout", v, "compiler process ended before this unit"))
                     continue
-                seen.add(d["key"])
-                if "crash" in d:
-                    results[d["key"]] = CompileResult(False, "crash", v, d["crash"])
-                elif d["errors"]:
-                    results[d["key"]] = CompileResult(False, _classify(d["errors"]), v, d["errors"][0]["message"])
-                else:
-                    results[d["key"]] = CompileResult(True, "ok", v)
-            for k, _ in part:  # a wasm crash or timeout mid-chunk loses the rest of the chunk: say so per unit
-                if k not in seen:
-                    results[k] = CompileResult(False, "timeout", v, "compiler process ended before this unit")
+                errs = [{"type": e.get("type"), "message": (e.get("formattedMessage") or e.get("message") or "")[:400]}
+                        for e in out.get("errors", []) if e.get("severity") == "error"]
+                results[k] = CompileResult(False, _classify(errs), v, errs[0]["message"]) if errs else CompileResult(True, "ok", v)
     return results
 
 
@@ -153,20 +114,6 @@ def function_for_stub(code: str) -> str:
     """The first function of generated code (models sometimes add a contract wrapper or prose); raises
     ParseFailure if there is none."""
     return find_function(code).text
-
-
-_NODE_BYTECODE = r"""
-'use strict';
-const fs = require('fs');
-const req = JSON.parse(fs.readFileSync(0, 'utf8'));
-const solc = require(req.solc_dir);
-const compile = typeof solc.compileStandardWrapper === 'function' && solc.version().startsWith('0.4.')
-  ? solc.compileStandardWrapper : solc.compile;
-const input = {language: 'Solidity', sources: {'C.sol': {content: req.source}},
-               settings: {optimizer: {enabled: !!req.optimize, runs: 200},
-                          outputSelection: {'*': {'*': ['evm.deployedBytecode.object', 'evm.methodIdentifiers']}}}};
-process.stdout.write(compile(JSON.stringify(input)));
-"""
 
 
 def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeout_s: float = 120.0
@@ -177,13 +124,15 @@ def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeo
     v = pick_version(version)
     if v is None:
         raise ValueError(f"no solcjs for {version!r} in node_modules")
-    req = json.dumps({"solc_dir": str(paths.node_modules() / f"solc-{v}"), "source": source, "optimize": optimize})
-    proc = subprocess.run(["node", "-e", _NODE_BYTECODE], input=req, capture_output=True, text=True,
-                          timeout=timeout_s)
-    out = json.loads(proc.stdout or "{}")
+    inp = {"language": "Solidity", "sources": {"C.sol": {"content": source}},
+           "settings": {"optimizer": {"enabled": bool(optimize), "runs": 200},
+                        "outputSelection": {"*": {"*": ["evm.deployedBytecode.object", "evm.methodIdentifiers"]}}}}
+    out = corpus.run_solcjs(v, [("C", inp)], timeout_s)["C"]
+    if isinstance(out, str):
+        raise ValueError(f"solc {v}: {out}")
     errs = [e for e in out.get("errors", []) if e.get("severity") == "error"]
     if errs or "contracts" not in out:
-        raise ValueError(f"solc {v}: {(errs[0].get('formattedMessage') if errs else proc.stderr[-300:])}")
+        raise ValueError(f"solc {v}: {errs[0].get('formattedMessage') if errs else 'no contracts in the output'}")
     return {name: {"bytecode": c["evm"]["deployedBytecode"]["object"],
                    "selectors": {s: "0x" + h for s, h in c["evm"]["methodIdentifiers"].items()}}
             for name, c in out["contracts"]["C.sol"].items()}
