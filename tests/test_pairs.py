@@ -173,3 +173,35 @@ def test_shipped_sample_schema_and_licences():
         assert list(dd[s].features) == list(pairs.COLUMNS)
     groups = [set(dd[s]["norm_hash"]) for s in pairs.SPLITS]
     assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+
+
+def test_always_reverts_excludes_declared_but_never_returned_data():
+    from tacsol.pairs import always_reverts
+
+    def call(name, *args):
+        return {"nodeType": "ExpressionStatement", "expression": {
+            "nodeType": "FunctionCall", "expression": {"nodeType": "Identifier", "name": name},
+            "arguments": list(args)}}
+
+    lit = lambda v: {"nodeType": "Literal", "value": v}  # noqa: E731
+    ident = {"nodeType": "Identifier", "name": "ok"}
+    ret = {"nodeType": "Return", "expression": ident}
+
+    class Idx:
+        nodes = {7: {"nodeType": "ModifierDefinition", "body": {"statements": [
+                     call("require", ident), {"nodeType": "PlaceholderStatement"}]}},
+                 8: {"nodeType": "ModifierDefinition", "body": {"statements": [
+                     {"nodeType": "IfStatement", "trueBody": {"nodeType": "PlaceholderStatement"}}]}}}
+
+    fn = lambda *stmts, mods=(): {"body": {"statements": list(stmts)},  # noqa: E731
+                                  "modifiers": [{"modifierName": {"referencedDeclaration": m}} for m in mods]}
+    assert always_reverts(fn(call("revert", lit("APPROVAL_NOT_SUPPORTED"))), Idx)
+    assert always_reverts(fn({"nodeType": "RevertStatement"}), Idx)             # revert CustomError()
+    assert always_reverts(fn(call("require", lit("false"), lit("no"))), Idx)
+    assert always_reverts(fn(call("revert"), mods=(7,)), Idx)                      # `_;` runs unconditionally
+    assert not always_reverts(fn(call("require", ident), ret), Idx)               # a real return path
+    assert not always_reverts(fn(ret, call("revert")), Idx)                       # returns before the revert
+    assert not always_reverts(fn(call("revert"), mods=(8,)), Idx)                 # `_` on one path only
+    assert not always_reverts(fn({"nodeType": "IfStatement", "trueBody": call("revert")}, ret), Idx)
+    assert always_reverts(fn({"nodeType": "IfStatement", "trueBody": call("revert"),
+                              "falseBody": {"nodeType": "Block", "statements": [call("assert", lit("false"))]}}), Idx)

@@ -276,6 +276,52 @@ def _lvalue_root(e: dict | None) -> list[dict]:
     return []
 
 
+def _is_revert(stmt: dict) -> bool:
+    """A statement that reverts unconditionally: `revert Err(...)`, `revert(...)`, `require(false, ...)`,
+    `assert(false)`, a block ending in one, or an if/else whose branches both do."""
+    nt = stmt.get("nodeType")
+    if nt == "RevertStatement":
+        return True
+    if nt == "Block":
+        return any(_is_revert(x) for x in stmt.get("statements") or [])
+    if nt == "IfStatement":
+        t, f = stmt.get("trueBody"), stmt.get("falseBody")
+        return bool(t and f and _is_revert(t) and _is_revert(f))
+    if nt != "ExpressionStatement":
+        return False
+    call = stmt.get("expression") or {}
+    if call.get("nodeType") != "FunctionCall":
+        return False
+    name = (call.get("expression") or {}).get("name")
+    args = call.get("arguments") or []
+    if name == "revert":
+        return True
+    return name in ("require", "assert") and bool(args) and args[0].get("nodeType") == "Literal" \
+        and args[0].get("value") == "false"
+
+
+def always_reverts(fn: dict, idx: "AstIndex") -> bool:
+    """True when the function's body reverts on every path before any `return` (e.g. `approve` of a debt token:
+    `revert("APPROVAL_NOT_SUPPORTED")`) and every modifier runs the body unconditionally (`_;` at its top level):
+    such a function declares return data but never returns it, so the compiler emits no RETURN for it."""
+    body = fn.get("body") or {}
+    stmts = body.get("statements") or []
+    for m in fn.get("modifiers") or []:
+        ref = (m.get("modifierName") or {}).get("referencedDeclaration")
+        mod = idx.nodes.get(ref)
+        if mod is None or mod.get("nodeType") != "ModifierDefinition":
+            continue  # a base-constructor call in a constructor's modifier list: not a public function anyway
+        top = (mod.get("body") or {}).get("statements") or []
+        if not any(x.get("nodeType") == "PlaceholderStatement" for x in top):
+            return False  # `_` only on some paths: the function may return defaults without running its body
+    for st in stmts:
+        if _is_revert(st):
+            return True
+        if any(n.get("nodeType") in ("Return", "InlineAssembly") for n in [st, *_children(st)]):
+            return False
+    return False
+
+
 def source_features(nodes: list[dict], idx: AstIndex) -> dict[str, bool]:
     """has_loop / has_external_call / has_storage_write / has_event / has_assembly over the given definitions."""
     f = dict.fromkeys(("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
@@ -461,6 +507,9 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
             feats = source_features([node] + ctx, idx) if is_fn else dict.fromkeys(
                 ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
             returns = bool((node.get("returnParameters") or {}).get("parameters")) if is_fn else True
+            if returns and is_fn and always_reverts(node, idx):
+                returns = False  # declares return data but reverts on every path: no RETURN to find
+                st["return_always_revert"] = st.get("return_always_revert", 0) + 1
             ops = fn.ops or {}
             checks = {"event": (feats["has_event"], any(ops.get(f"LOG{i}", 0) for i in range(5))),
                       "storage": (feats["has_storage_write"], ops.get("SSTORE", 0) > 0),
@@ -699,6 +748,8 @@ def build(cfg: BuildConfig) -> dict:
     failed_items = {r.item for r in rj}
     t_compile = time.time()
     lift_fn, lift_error, lift_tag = _lifter()
+    # per-unit results depend on the lifter and on this module's alignment/correctness code: key on both
+    cache_tag = lift_tag + ":align:" + sha(Path(__file__).read_text())
     records: list[dict] = []
     unit_stats: list[tuple[str, dict]] = []
     row_rejects: list[dict] = []
@@ -707,7 +758,7 @@ def build(cfg: BuildConfig) -> dict:
         art = arts.get(u.key)
         if art is None or art["errors"]:
             continue
-        cp = _pairs_cache(u.key, lift_tag)
+        cp = _pairs_cache(u.key, cache_tag)
         res = None
         if cp.exists():
             try:
