@@ -419,7 +419,7 @@ def _new_stats() -> dict:
     return {"contracts": 0, "selectors_expected": 0, "selectors_recovered": 0, "signature_checked": 0,
             "signature_ok": 0, "isolation_functions": 0, "isolation_ok": 0, "isolation_foreign": 0,
             "isolation_total": 0, "body": {k: [0, 0] for k in ("event", "storage", "call", "return")},
-            "missing_selectors": [], "body_misses": []}
+            "missing_selectors": [], "body_misses": [], "return_always_revert": 0}
 
 
 def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str, version: str,
@@ -509,7 +509,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
             returns = bool((node.get("returnParameters") or {}).get("parameters")) if is_fn else True
             if returns and is_fn and always_reverts(node, idx):
                 returns = False  # declares return data but reverts on every path: no RETURN to find
-                st["return_always_revert"] = st.get("return_always_revert", 0) + 1
+                st["return_always_revert"] += 1
             ops = fn.ops or {}
             checks = {"event": (feats["has_event"], any(ops.get(f"LOG{i}", 0) for i in range(5))),
                       "storage": (feats["has_storage_write"], ops.get("SSTORE", 0) > 0),
@@ -661,6 +661,7 @@ def correctness_report(stats: list[tuple[str, dict]]) -> dict:
             "signature_match_pct": pct(g["signature_ok"], g["signature_checked"]),
             **{f"{b}_recall_pct": pct(ok, n) for b, (n, ok) in g["body"].items()},
             **{f"{b}_functions": n for b, (n, ok) in g["body"].items()},
+            "return_excluded_always_revert": g["return_always_revert"],
             "isolation_functions": g["isolation_functions"],
             "isolation_ok_pct": pct(g["isolation_ok"], g["isolation_functions"]),
             "isolation_foreign_instr_pct": pct(g["isolation_foreign"], g["isolation_total"]),
