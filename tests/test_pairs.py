@@ -205,3 +205,21 @@ def test_always_reverts_excludes_declared_but_never_returned_data():
     assert not always_reverts(fn({"nodeType": "IfStatement", "trueBody": call("revert")}, ret), Idx)
     assert always_reverts(fn({"nodeType": "IfStatement", "trueBody": call("revert"),
                               "falseBody": {"nodeType": "Block", "statements": [call("assert", lit("false"))]}}), Idx)
+
+
+def test_library_placeholders_are_linked_to_stand_in_addresses():
+    from tacsol.lift import lift
+    from tacsol.pairs import link_placeholders
+
+    ph05 = "__$" + "ab" * 17 + "$__"            # solc >= 0.5 placeholder (40 characters)
+    ph04 = "__contracts/L.sol:L" + "_" * 21         # solc 0.4 placeholder, padded to 40
+    assert len(ph05) == len(ph04) == 40
+    # PUSH20 <lib>; PUSH20 <lib2>; STOP
+    code = "73" + ph05 + "73" + ph04 + "00"
+    linked = link_placeholders(code)
+    assert "_" not in linked and len(linked) == len(code)
+    a, b = linked[2:42], linked[44:84]
+    assert a != b and int(a, 16) and int(b, 16)
+    assert link_placeholders(code) == linked                      # deterministic
+    assert link_placeholders("6001600055") == "6001600055"        # nothing to link: unchanged
+    lift(linked)                                                  # now valid bytecode for the lifter

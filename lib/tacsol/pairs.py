@@ -69,6 +69,24 @@ def _lifter():
     return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
 
 
+def link_placeholders(code: str) -> str:
+    """Runtime code with its external-library placeholders linked to stand-in addresses.
+
+    solc leaves a 40-character placeholder where a library's address goes (linked at deployment):
+    ``__$<34 hex of keccak(path:Name)>$__`` from 0.5, ``__<path:Name padded with _>`` before. Each becomes the first
+    20 bytes of keccak256 of the placeholder text (deterministic, distinct per library), so the contract's own code
+    lifts; its library calls read ``delegatecall(gas, 0x<stand-in>, ...)``. Code without placeholders is unchanged."""
+    if "__" not in code:
+        return code
+    out, i = [], 0
+    while (j := code.find("__", i)) >= 0:
+        ph = code[j:j + 40]
+        out += [code[i:j], keccak(ph.encode()).hex()[:40]]
+        i = j + 40
+    out.append(code[i:])
+    return "".join(out)
+
+
 # -------------------------------------------------------------------------------------------------- AST index
 class AstIndex:
     """All nodes of a unit's ASTs by id, with source text slicing by 'start:length:file' src ranges."""
@@ -433,7 +451,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
         if n["nodeType"] == "ContractDefinition":
             contracts_by_name.setdefault((idx.file_of(n), n["name"]), n)
     for cname, c in art["contracts"].items():
-        code = (bytecode_override or {}).get(cname, c["bytecode"])
+        code = link_placeholders((bytecode_override or {}).get(cname, c["bytecode"]) or "")
         main_file = next((f for (f, n) in contracts_by_name if n == cname), "")
         cnode = contracts_by_name.get((main_file, cname))
         item = f"{label}:{main_file}:{cname}"
