@@ -223,3 +223,29 @@ def test_library_placeholders_are_linked_to_stand_in_addresses():
     assert link_placeholders(code) == linked                      # deterministic
     assert link_placeholders("6001600055") == "6001600055"        # nothing to link: unchanged
     lift(linked)                                                  # now valid bytecode for the lifter
+
+
+def test_public_library_calls_are_external_calls_not_context():
+    """`L.f(...)` of a public library function runs by DELEGATECALL in the linked library: the caller's TAC holds
+    the DELEGATECALL (to the stand-in address), not L.f's event, so L.f is no context and counts as a call."""
+    from tacsol import corpus
+    from tacsol.lift import lift
+    from tacsol.pairs import AstIndex, _children, context_of, link_placeholders, source_features
+
+    src = ("pragma solidity ^0.8.0;\nlibrary L { event E(); function f(uint x) public returns (uint) { emit E(); "
+           "return x + 1; }\n function h(uint x) internal pure returns (uint) { return x * 3; } }\n"
+           "contract C { uint s; function g() public { s = L.f(1) + L.h(2); } }\n")
+    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
+           "settings": {"outputSelection": {"*": {"": ["ast"], "*": ["evm.deployedBytecode.object"]}}}}
+    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
+    idx = AstIndex(out["sources"], {"C.sol": src})
+    g = next(n for n in _children(out["sources"]["C.sol"]["ast"])
+             if n.get("nodeType") == "FunctionDefinition" and n.get("name") == "g")
+    ctx = context_of(g, idx, [])
+    assert [n["name"] for n in ctx] == ["h"]  # the internal library function is inlined context; f is not
+    feats = source_features([g] + ctx, idx)
+    assert feats["has_external_call"] and feats["has_storage_write"] and not feats["has_event"]
+    code = out["contracts"]["C.sol"]["C"]["evm"]["deployedBytecode"]["object"]
+    assert "__$" in code
+    fn = next(f for f in lift(link_placeholders(code)).functions if f.selector == "0xe2179b8e")  # g()
+    assert fn.ops.get("DELEGATECALL") and not any(fn.ops.get(f"LOG{i}") for i in range(5))

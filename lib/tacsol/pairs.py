@@ -147,6 +147,13 @@ def _type_of(node: dict | None) -> str:
     return ((node or {}).get("typeDescriptions") or {}).get("typeString") or ""
 
 
+def _is_library_delegatecall(callee: dict) -> bool:
+    """A call of a public/external library function from outside the library: solc compiles it to DELEGATECALL
+    into the linked library, so the callee's effects (events, storage writes) are not in the caller's bytecode."""
+    tid = ((callee or {}).get("typeDescriptions") or {}).get("typeIdentifier") or ""
+    return tid.startswith("t_function_delegatecall")
+
+
 def canonical_type(tn: dict | None, idx: AstIndex) -> str:
     """ABI canonical type of an AST type name node (works for the 0.4.x–0.8.x compact AST)."""
     if not tn:
@@ -240,7 +247,9 @@ def _resolve_virtual(fn: dict, linear: list[dict]) -> dict:
 
 
 def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> list[dict]:
-    """Modifiers and (transitively) internally called functions of fn, in discovery order."""
+    """Modifiers and (transitively) internally called functions of fn, in discovery order. Public library functions
+    called from outside their library run by DELEGATECALL in the linked library: not context (their code is not in
+    the caller's bytecode); the call counts as an external call."""
     out: list[dict] = []
     seen = {fn["id"]}
     todo = [fn]
@@ -259,7 +268,8 @@ def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> 
             elif e.get("nodeType") == "MemberAccess" and e.get("referencedDeclaration"):
                 base = e.get("expression") or {}
                 internal = "external" not in _type_of(e) and not (base.get("nodeType") == "Identifier"
-                                                                   and base.get("name") == "this")
+                                                                   and base.get("name") == "this") \
+                    and not _is_library_delegatecall(e)
                 if internal:
                     refs.append(("direct", e.get("referencedDeclaration")))
         for kind, rid in refs:
@@ -386,7 +396,7 @@ def source_features(nodes: list[dict], idx: AstIndex) -> dict[str, bool]:
                     member = e.get("memberName")
                     if member in _EXT_MEMBERS and _type_of(base).startswith("address"):
                         f["has_external_call"] = True
-                    elif " external" in _type_of(e):
+                    elif " external" in _type_of(e) or _is_library_delegatecall(e):
                         f["has_external_call"] = True
                     elif member in ("push", "pop") and "storage" in _type_of(base):
                         f["has_storage_write"] = True
