@@ -249,3 +249,31 @@ def test_public_library_calls_are_external_calls_not_context():
     assert "__$" in code
     fn = next(f for f in lift(link_placeholders(code)).functions if f.selector == "0xe2179b8e")  # g()
     assert fn.ops.get("DELEGATECALL") and not any(fn.ops.get(f"LOG{i}") for i in range(5))
+
+
+def test_context_follows_super_at_run_time_and_modifier_arguments():
+    """D is B, C (both override A.f and call super.f): in D, C.f's `super.f` runs B.f, not the A.f its AST names.
+    Calls inside modifier arguments (`only(level(x))`) are context too."""
+    from tacsol import corpus
+    from tacsol.pairs import AstIndex, _children, context_of
+
+    src = ("pragma solidity ^0.8.0;\ncontract A { event EA(); function f() public virtual { emit EA(); } }\n"
+           "contract B is A { uint b; function f() public virtual override { b = 1; super.f(); } }\n"
+           "contract C is A { uint c; function f() public virtual override { c = 2; super.f(); } }\n"
+           "contract D is B, C { modifier only(uint r) { require(r > 0); _; }\n"
+           " function level(uint x) public pure returns (uint) { return x + 1; }\n"
+           " function f() public override(B, C) { super.f(); }\n"
+           " function g(uint x) public only(level(x)) { f(); } }\n")
+    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
+           "settings": {"outputSelection": {"*": {"": ["ast"]}}}}
+    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
+    ast = out["sources"]["C.sol"]["ast"]
+    idx = AstIndex(out["sources"], {"C.sol": src})
+    d = next(n for n in _children(ast) if n.get("nodeType") == "ContractDefinition" and n["name"] == "D")
+    linear = [idx.nodes[i] for i in d["linearizedBaseContracts"]]
+    assert [c["name"] for c in linear] == ["D", "C", "B", "A"]
+    fn = lambda c, name: next(n for n in c["nodes"] if n.get("name") == name)  # noqa: E731
+    owner = lambda n: idx.nodes[idx.parent[n["id"]]]["name"] + "." + n["name"]  # noqa: E731
+    assert [owner(n) for n in context_of(fn(d, "f"), idx, linear)] == ["C.f", "B.f", "A.f"]
+    assert sorted(owner(n) for n in context_of(fn(d, "g"), idx, linear)) == ["A.f", "B.f", "C.f", "D.f", "D.level",
+                                                                            "D.only"]

@@ -233,23 +233,37 @@ def _children(node: Any) -> Iterable[dict]:
 
 
 # ------------------------------------------------------------------------------------------------- alignment
-def _resolve_virtual(fn: dict, linear: list[dict]) -> dict:
-    """Most-derived override (in the contract's linearization) of an internally called function."""
+def _signature_key(fn: dict) -> tuple:
+    return fn.get("name"), tuple(_type_of(p) for p in _params(fn))
+
+
+def _resolve_virtual(fn: dict, linear: list[dict], after: int | None = None) -> dict:
+    """Most-derived override (in the contract's linearization) of an internally called function; with ``after``
+    (the id of the contract whose code says ``super.f``), the first override in the bases *after* that contract in
+    the most-derived contract's linearization — what ``super`` means at run time, which can differ from the
+    statically referenced base when several bases override f."""
     if fn.get("nodeType") != "FunctionDefinition" or not fn.get("name"):
         return fn
-    key = (fn["name"], tuple(_type_of(p) for p in _params(fn)))
-    for c in linear:
+    key = _signature_key(fn)
+    bases = linear
+    if after is not None:
+        ids = [c.get("id") for c in linear]
+        if after not in ids:
+            return fn
+        bases = linear[ids.index(after) + 1:]
+    for c in bases:
         for n in c.get("nodes", []):
-            if (n.get("nodeType") == "FunctionDefinition" and n.get("name") == fn["name"] and n.get("body")
-                    and tuple(_type_of(p) for p in _params(n)) == key[1]):
+            if n.get("nodeType") == "FunctionDefinition" and n.get("body") and _signature_key(n) == key:
                 return n
     return fn
 
 
 def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> list[dict]:
-    """Modifiers and (transitively) internally called functions of fn, in discovery order. Public library functions
-    called from outside their library run by DELEGATECALL in the linked library: not context (their code is not in
-    the caller's bytecode); the call counts as an external call."""
+    """Modifiers and (transitively) internally called functions of fn, in discovery order: calls in bodies and in
+    modifier arguments (``onlyRole(getRoleAdmin(role))``); virtual calls resolved to the most-derived override and
+    ``super.f`` along the most-derived contract's linearization. Public library functions called from outside their
+    library run by DELEGATECALL in the linked library: not context (their code is not in the caller's bytecode);
+    the call counts as an external call."""
     out: list[dict] = []
     seen = {fn["id"]}
     todo = [fn]
@@ -259,7 +273,9 @@ def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> 
         for m in cur.get("modifiers") or []:
             name = m.get("modifierName") or {}
             refs.append(("mod", name.get("referencedDeclaration")))
-        for n in _children(cur.get("body")):
+        calls = list(_children(cur.get("body"))) + [n for m in cur.get("modifiers") or []
+                                                     for n in _children(m.get("arguments"))]
+        for n in calls:
             if n["nodeType"] != "FunctionCall":
                 continue
             e = n.get("expression") or {}
@@ -267,17 +283,22 @@ def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> 
                 refs.append(("virt", e.get("referencedDeclaration")))
             elif e.get("nodeType") == "MemberAccess" and e.get("referencedDeclaration"):
                 base = e.get("expression") or {}
+                if base.get("nodeType") == "Identifier" and base.get("name") == "super":
+                    refs.append(("super", e.get("referencedDeclaration"), idx.parent.get(cur["id"])))
+                    continue
                 internal = "external" not in _type_of(e) and not (base.get("nodeType") == "Identifier"
                                                                    and base.get("name") == "this") \
                     and not _is_library_delegatecall(e)
                 if internal:
                     refs.append(("direct", e.get("referencedDeclaration")))
-        for kind, rid in refs:
+        for kind, rid, *where in refs:
             node = idx.nodes.get(rid) if isinstance(rid, int) else None
             if not node or node["nodeType"] not in ("FunctionDefinition", "ModifierDefinition"):
                 continue
             if kind == "virt":
                 node = _resolve_virtual(node, linear)
+            elif kind == "super":
+                node = _resolve_virtual(node, linear, after=where[0])
             if node["id"] in seen or not node.get("body"):
                 continue
             seen.add(node["id"])
@@ -447,7 +468,8 @@ def _new_stats() -> dict:
     return {"contracts": 0, "selectors_expected": 0, "selectors_recovered": 0, "signature_checked": 0,
             "signature_ok": 0, "isolation_functions": 0, "isolation_ok": 0, "isolation_foreign": 0,
             "isolation_total": 0, "body": {k: [0, 0] for k in ("event", "storage", "call", "return")},
-            "missing_selectors": [], "body_misses": [], "return_always_revert": 0}
+            "missing_selectors": [], "body_misses": [], "return_always_revert": 0,
+            "isolation_bad_status": {}, "isolation_bad_examples": []}
 
 
 def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str, version: str,
@@ -553,6 +575,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
             if check_iso and pcs:
                 allowed = {node["id"]} | {x["id"] for x in ctx}
                 foreign = total = 0
+                owners: collections.Counter = collections.Counter()
                 for pc in pcs:
                     e = pc_entry.get(pc)
                     if e is None:
@@ -561,6 +584,13 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                     own = idx.owner(*e) if e[2] >= 0 else None
                     if own is not None and own not in allowed:
                         foreign += 1
+                        owners[own] += 1
+                if total and foreign > 0.01 * total:
+                    st["isolation_bad_status"][fn.status] = st["isolation_bad_status"].get(fn.status, 0) + 1
+                    if len(st["isolation_bad_examples"]) < 20:
+                        top = (idx.nodes.get(owners.most_common(1)[0][0]) or {}).get("name", "?")
+                        st["isolation_bad_examples"].append(f"{item}:{d['sig']} ({settings_label}, {fn.status}): "
+                                                            f"{foreign}/{total} foreign, mostly {top}")
                 if total:
                     st["isolation_functions"] += 1
                     st["isolation_ok"] += int(foreign <= 0.01 * total)
@@ -675,8 +705,11 @@ def correctness_report(stats: list[tuple[str, dict]]) -> dict:
                     for b, (n, ok) in v.items():
                         g["body"][b][0] += n
                         g["body"][b][1] += ok
-                elif k in ("missing_selectors", "body_misses"):
+                elif k in ("missing_selectors", "body_misses", "isolation_bad_examples"):
                     g[k] = (g[k] + v)[:20]
+                elif k == "isolation_bad_status":
+                    for status, n in v.items():
+                        g[k][status] = g[k].get(status, 0) + n
                 else:
                     g[k] += v
     rows = {}
@@ -693,6 +726,8 @@ def correctness_report(stats: list[tuple[str, dict]]) -> dict:
             "isolation_functions": g["isolation_functions"],
             "isolation_ok_pct": pct(g["isolation_ok"], g["isolation_functions"]),
             "isolation_foreign_instr_pct": pct(g["isolation_foreign"], g["isolation_total"]),
+            "isolation_over_1pct_by_status": g["isolation_bad_status"],
+            "isolation_over_1pct_examples": g["isolation_bad_examples"][:10],
             "missing_selectors_examples": g["missing_selectors"][:10],
             "body_miss_examples": g["body_misses"][:10],
         }
