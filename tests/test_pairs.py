@@ -277,3 +277,30 @@ def test_context_follows_super_at_run_time_and_modifier_arguments():
     assert [owner(n) for n in context_of(fn(d, "f"), idx, linear)] == ["C.f", "B.f", "A.f"]
     assert sorted(owner(n) for n in context_of(fn(d, "g"), idx, linear)) == ["A.f", "B.f", "C.f", "D.f", "D.level",
                                                                             "D.only"]
+
+
+def test_context_resolves_overridden_modifiers_and_keeps_library_calls_static():
+    from tacsol import corpus
+    from tacsol.pairs import AstIndex, _children, context_of
+
+    src = ("pragma solidity ^0.8.0;\nlibrary Lib { function amount(uint x) internal pure returns (uint) { return x * 2; }\n"
+           " function amounts(uint x) internal pure returns (uint) { return amount(x) + 1; } }\n"
+           "contract Base { address owner; modifier guard() virtual { require(msg.sender == owner); _; }\n"
+           " function run() public guard { owner = address(0); } }\n"
+           "contract Child is Base { uint n; function check(address a) public view { require(a != address(0)); }\n"
+           " modifier guard() override { check(msg.sender); _; }\n"
+           " function amount(uint x) public pure returns (uint) { return Lib.amount(x); }\n"
+           " function total(uint x) public returns (uint) { n = Lib.amounts(x); return n; } }\n")
+    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
+           "settings": {"outputSelection": {"*": {"": ["ast"]}}}}
+    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
+    assert not [e for e in out.get("errors", []) if e["severity"] == "error"], out.get("errors")
+    idx = AstIndex(out["sources"], {"C.sol": src})
+    cs = {n["name"]: n for n in _children(out["sources"]["C.sol"]["ast"]) if n.get("nodeType") == "ContractDefinition"}
+    linear = [idx.nodes[i] for i in cs["Child"]["linearizedBaseContracts"]]
+    owner = lambda n: idx.nodes[idx.parent[n["id"]]]["name"] + "." + n["name"]  # noqa: E731
+    run = next(n for n in cs["Base"]["nodes"] if n.get("name") == "run")
+    assert [owner(n) for n in context_of(run, idx, linear)] == ["Child.guard", "Child.check"]
+    total = next(n for n in cs["Child"]["nodes"] if n.get("name") == "total")
+    # Lib.amounts calls Lib.amount, not the contract's public amount(uint) of the same signature
+    assert [owner(n) for n in context_of(total, idx, linear)] == ["Lib.amounts", "Lib.amount"]

@@ -295,7 +295,12 @@ def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> 
             node = idx.nodes.get(rid) if isinstance(rid, int) else None
             if not node or node["nodeType"] not in ("FunctionDefinition", "ModifierDefinition"):
                 continue
-            if kind == "virt":
+            in_library = (idx.nodes.get(idx.parent.get(node["id"])) or {}).get("contractKind") == "library"
+            if kind == "mod":
+                # modifiers are virtual too (implicitly before 0.6): the most-derived one of that name runs
+                node = next((n for c in linear for n in c.get("nodes", []) if n.get("nodeType") == "ModifierDefinition"
+                             and n.get("name") == node.get("name") and n.get("body")), node)
+            elif kind == "virt" and not in_library:  # a library's own calls are not dispatched virtually
                 node = _resolve_virtual(node, linear)
             elif kind == "super":
                 node = _resolve_virtual(node, linear, after=where[0])
