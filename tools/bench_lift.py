@@ -91,11 +91,12 @@ def main() -> int:
         import gzip
 
         from tacsol.lift import LiftError
+        from tacsol.pairs import link_placeholders  # as the dataset build does (libraries linked to stand-ins)
 
         codes = []
         for p in sorted(glob.glob(str(Path(a.solc_cache) / "*" / "*.json.gz"))):
             d = json.load(gzip.open(p))
-            codes += [x["bytecode"] for x in (d.get("contracts") or {}).values() if x.get("bytecode")]
+            codes += [link_placeholders(x["bytecode"]) for x in (d.get("contracts") or {}).values() if x.get("bytecode")]
         status: collections.Counter = collections.Counter()
         t0 = time.perf_counter()
         per = []
