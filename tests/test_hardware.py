@@ -41,3 +41,15 @@ def test_missing_field_is_named(tmp_path):
         H.load_profile(data)
     with pytest.raises(H.HardwareError, match="unknown hardware profile 'rtx9000'"):
         H.load_profile("rtx9000")
+
+
+def test_profile_for_device_names():
+    from tacsol.hardware import HardwareError, profile_for_device
+
+    assert profile_for_device("NVIDIA H200") == "h200"
+    assert profile_for_device("NVIDIA H100 80GB HBM3") == "h100-80gb"
+    assert profile_for_device("Quadro RTX 8000") == "rtx8000"
+    assert profile_for_device("NVIDIA A100-SXM4-40GB") == "a100-40gb"
+    assert profile_for_device(None) == "cpu"
+    with pytest.raises(HardwareError, match="no hardware profile for device 'Tesla T4'"):
+        profile_for_device("Tesla T4")

@@ -225,20 +225,30 @@ def test_library_placeholders_are_linked_to_stand_in_addresses():
     lift(linked)                                                  # now valid bytecode for the lifter
 
 
+def _compile_one(src: str, extra_outputs: tuple[str, ...] = ()):
+    """solc 0.8.10 output of one source file C.sol (AST + ``extra_outputs``), its AstIndex, and an owner-name helper
+    ("Contract.member") for context assertions."""
+    from tacsol import corpus
+    from tacsol.pairs import AstIndex
+
+    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
+           "settings": {"outputSelection": {"*": {"": ["ast"], "*": list(extra_outputs)}}}}
+    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
+    assert not [e for e in out.get("errors", []) if e["severity"] == "error"], out.get("errors")
+    idx = AstIndex(out["sources"], {"C.sol": src})
+    return out, idx, lambda n: idx.nodes[idx.parent[n["id"]]]["name"] + "." + n["name"]
+
+
 def test_public_library_calls_are_external_calls_not_context():
     """`L.f(...)` of a public library function runs by DELEGATECALL in the linked library: the caller's TAC holds
     the DELEGATECALL (to the stand-in address), not L.f's event, so L.f is no context and counts as a call."""
-    from tacsol import corpus
     from tacsol.lift import lift
-    from tacsol.pairs import AstIndex, _children, context_of, link_placeholders, source_features
+    from tacsol.pairs import _children, context_of, link_placeholders, source_features
 
     src = ("pragma solidity ^0.8.0;\nlibrary L { event E(); function f(uint x) public returns (uint) { emit E(); "
            "return x + 1; }\n function h(uint x) internal pure returns (uint) { return x * 3; } }\n"
            "contract C { uint s; function g() public { s = L.f(1) + L.h(2); } }\n")
-    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
-           "settings": {"outputSelection": {"*": {"": ["ast"], "*": ["evm.deployedBytecode.object"]}}}}
-    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
-    idx = AstIndex(out["sources"], {"C.sol": src})
+    out, idx, _ = _compile_one(src, ("evm.deployedBytecode.object",))
     g = next(n for n in _children(out["sources"]["C.sol"]["ast"])
              if n.get("nodeType") == "FunctionDefinition" and n.get("name") == "g")
     ctx = context_of(g, idx, [])
@@ -254,8 +264,7 @@ def test_public_library_calls_are_external_calls_not_context():
 def test_context_follows_super_at_run_time_and_modifier_arguments():
     """D is B, C (both override A.f and call super.f): in D, C.f's `super.f` runs B.f, not the A.f its AST names.
     Calls inside modifier arguments (`only(level(x))`) are context too."""
-    from tacsol import corpus
-    from tacsol.pairs import AstIndex, _children, context_of
+    from tacsol.pairs import _children, context_of
 
     src = ("pragma solidity ^0.8.0;\ncontract A { event EA(); function f() public virtual { emit EA(); } }\n"
            "contract B is A { uint b; function f() public virtual override { b = 1; super.f(); } }\n"
@@ -264,24 +273,19 @@ def test_context_follows_super_at_run_time_and_modifier_arguments():
            " function level(uint x) public pure returns (uint) { return x + 1; }\n"
            " function f() public override(B, C) { super.f(); }\n"
            " function g(uint x) public only(level(x)) { f(); } }\n")
-    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
-           "settings": {"outputSelection": {"*": {"": ["ast"]}}}}
-    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
+    out, idx, owner = _compile_one(src)
     ast = out["sources"]["C.sol"]["ast"]
-    idx = AstIndex(out["sources"], {"C.sol": src})
     d = next(n for n in _children(ast) if n.get("nodeType") == "ContractDefinition" and n["name"] == "D")
     linear = [idx.nodes[i] for i in d["linearizedBaseContracts"]]
     assert [c["name"] for c in linear] == ["D", "C", "B", "A"]
     fn = lambda c, name: next(n for n in c["nodes"] if n.get("name") == name)  # noqa: E731
-    owner = lambda n: idx.nodes[idx.parent[n["id"]]]["name"] + "." + n["name"]  # noqa: E731
     assert [owner(n) for n in context_of(fn(d, "f"), idx, linear)] == ["C.f", "B.f", "A.f"]
     assert sorted(owner(n) for n in context_of(fn(d, "g"), idx, linear)) == ["A.f", "B.f", "C.f", "D.f", "D.level",
                                                                             "D.only"]
 
 
 def test_context_resolves_overridden_modifiers_and_keeps_library_calls_static():
-    from tacsol import corpus
-    from tacsol.pairs import AstIndex, _children, context_of
+    from tacsol.pairs import _children, context_of
 
     src = ("pragma solidity ^0.8.0;\nlibrary Lib { function amount(uint x) internal pure returns (uint) { return x * 2; }\n"
            " function amounts(uint x) internal pure returns (uint) { return amount(x) + 1; } }\n"
@@ -291,14 +295,9 @@ def test_context_resolves_overridden_modifiers_and_keeps_library_calls_static():
            " modifier guard() override { check(msg.sender); _; }\n"
            " function amount(uint x) public pure returns (uint) { return Lib.amount(x); }\n"
            " function total(uint x) public returns (uint) { n = Lib.amounts(x); return n; } }\n")
-    inp = {"language": "Solidity", "sources": {"C.sol": {"content": src}},
-           "settings": {"outputSelection": {"*": {"": ["ast"]}}}}
-    out = corpus.run_solcjs("0.8.10", [("k", inp)], 120)["k"]
-    assert not [e for e in out.get("errors", []) if e["severity"] == "error"], out.get("errors")
-    idx = AstIndex(out["sources"], {"C.sol": src})
+    out, idx, owner = _compile_one(src)
     cs = {n["name"]: n for n in _children(out["sources"]["C.sol"]["ast"]) if n.get("nodeType") == "ContractDefinition"}
     linear = [idx.nodes[i] for i in cs["Child"]["linearizedBaseContracts"]]
-    owner = lambda n: idx.nodes[idx.parent[n["id"]]]["name"] + "." + n["name"]  # noqa: E731
     run = next(n for n in cs["Base"]["nodes"] if n.get("name") == "run")
     assert [owner(n) for n in context_of(run, idx, linear)] == ["Child.guard", "Child.check"]
     total = next(n for n in cs["Child"]["nodes"] if n.get("name") == "total")

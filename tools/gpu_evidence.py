@@ -55,6 +55,7 @@ TRAIN_RUNS = [
     ("qwen32b_qlora_bf16_4k", "Qwen2.5-Coder-32B", "nf4", "bfloat16", "long4k.jsonl", 4096, 2),
     ("qwen32b_qlora_bf16_8k", "Qwen2.5-Coder-32B", "nf4", "bfloat16", "long8k.jsonl", 8192, 1),
 ]
+SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # torch names → tacsol.vram names
 DEADLINE = [float("inf")]  # time.time() after which no new run / plan / stage starts (--budget-s)
 
 
@@ -185,6 +186,14 @@ def _free() -> None:
         pass
 
 
+def _device_profile() -> str:
+    import torch
+
+    from tacsol import hardware
+
+    return hardware.profile_for_device(torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+
+
 def make_random_model(model: str, num_layers: int, dst: Path, device: str) -> dict:
     """Random-initialised reduced-depth copy of a registry architecture, saved with the carried tokenizer."""
     import torch
@@ -215,16 +224,14 @@ def make_random_model(model: str, num_layers: int, dst: Path, device: str) -> di
 
 def stage_train(rec: Recorder, device: str, runs=TRAIN_RUNS, num_layers: int = 2, max_steps: int = 12,
                 work: Path = Path("/tmp/tacsol_gpu")) -> list:
-    import torch
     import yaml
 
-    from tacsol import loading, prompt
+    from tacsol import loading
+    from tacsol import models as mm
     from tacsol import train as T
     from tacsol import vram as V
 
-    hw = "cpu"
-    if torch.cuda.is_available():
-        hw = "h200" if "H200" in torch.cuda.get_device_name(0) else "h100-80gb"
+    hw = _device_profile()
     rows = []
     for label, model, quant, dtype, records, max_len, bs in runs:
         t0 = time.time()
@@ -264,10 +271,9 @@ def stage_train(rec: Recorder, device: str, runs=TRAIN_RUNS, num_layers: int = 2
                 plan = T.plan_schedule([e["length"] for e in ex], T.load_params(p))
                 longest = max(max(ex[i]["length"] for i in mb) for mb in plan["micro_batches"])
                 vplan = V.Plan(method="qlora" if quant == "nf4" else "lora", seq_len=longest, micro_batch=bs,
-                               dtype={"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}[dtype], attn_implementation="sdpa",
+                               dtype=SHORT_DTYPE[dtype], attn_implementation="sdpa",
                                gradient_checkpointing=True, kbit_fp32_upcast=quant == "nf4")
-                small = __import__("tacsol.models", fromlist=["resolve"]).resolve(model).with_config(
-                    num_hidden_layers=num_layers)
+                small = mm.resolve(model).with_config(num_hidden_layers=num_layers)
                 est = V.estimate(small, vplan, hw)
                 row.update({k: log.get(k) for k in ("steps", "train_tokens", "padding_share", "heldout_loss_before",
                                                     "heldout_loss_after", "tokens_per_s", "s_per_step",
@@ -303,7 +309,7 @@ def stage_launch(rec: Recorder, device: str, model: str = "Qwen2.5-Coder-32B", n
     from tacsol import launch as L
 
     gpu = torch.cuda.is_available() and device != "cpu"
-    hw = ("h200" if "H200" in torch.cuda.get_device_name(0) else "h100-80gb") if gpu else "cpu"
+    hw = _device_profile() if gpu else "cpu"
     mdir = work / f"{model}-{num_layers}l"
     make_random_model(model, num_layers, mdir, device)
     params = {"run_name": "launch_04", "output_dir": str(work / "runs" / "launch_04"), "smoke": True,

@@ -115,6 +115,21 @@ def load_profile(name_or_path: str | Path | dict | Hardware) -> Hardware:
     return validate_profile(json.loads(f.read_text(encoding="utf-8")), where=str(f.name))
 
 
+# torch.cuda.get_device_name() substrings → profile, most specific first
+_DEVICE_PROFILES = (("H200", "h200"), ("H100", "h100-80gb"), ("A100-SXM4-40GB", "a100-40gb"), ("A100", "a100-80gb"),
+                    ("RTX 8000", "rtx8000"), ("RTX A6000", "rtx-a6000"), ("4090", "rtx4090"))
+
+
+def profile_for_device(device_name: str | None) -> str:
+    """The profile of a CUDA device by its name (``torch.cuda.get_device_name()``); "cpu" for None/empty."""
+    if not device_name:
+        return "cpu"
+    for token, name in _DEVICE_PROFILES:
+        if token in device_name:
+            return name
+    raise HardwareError(f"no hardware profile for device {device_name!r}; known: {', '.join(list_profiles())}")
+
+
 def _cc(hw: Hardware) -> tuple[int, int]:
     if not hw.compute_capability:
         return (0, 0)

@@ -238,11 +238,13 @@ def _signature_key(fn: dict) -> tuple:
 
 
 def _resolve_virtual(fn: dict, linear: list[dict], after: int | None = None) -> dict:
-    """Most-derived override (in the contract's linearization) of an internally called function; with ``after``
-    (the id of the contract whose code says ``super.f``), the first override in the bases *after* that contract in
-    the most-derived contract's linearization — what ``super`` means at run time, which can differ from the
-    statically referenced base when several bases override f."""
-    if fn.get("nodeType") != "FunctionDefinition" or not fn.get("name"):
+    """Most-derived override (in the contract's linearization) of an internally called function or of a modifier
+    (modifiers are virtual too, implicitly before 0.6; an override keeps the parameter types); with ``after`` (the id of the contract
+    whose code says ``super.f``), the first override in the bases *after* that contract in the most-derived
+    contract's linearization — what ``super`` means at run time, which can differ from the statically referenced
+    base when several bases override f."""
+    kind = fn.get("nodeType")
+    if kind not in ("FunctionDefinition", "ModifierDefinition") or not fn.get("name"):
         return fn
     key = _signature_key(fn)
     bases = linear
@@ -253,9 +255,13 @@ def _resolve_virtual(fn: dict, linear: list[dict], after: int | None = None) -> 
         bases = linear[ids.index(after) + 1:]
     for c in bases:
         for n in c.get("nodes", []):
-            if n.get("nodeType") == "FunctionDefinition" and n.get("body") and _signature_key(n) == key:
+            if n.get("nodeType") == kind and n.get("body") and _signature_key(n) == key:
                 return n
     return fn
+
+
+def _in_library(node: dict, idx: AstIndex) -> bool:
+    return (idx.nodes.get(idx.parent.get(node["id"])) or {}).get("contractKind") == "library"
 
 
 def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> list[dict]:
@@ -295,12 +301,7 @@ def context_of(fn: dict, idx: AstIndex, linear: list[dict], limit: int = 40) -> 
             node = idx.nodes.get(rid) if isinstance(rid, int) else None
             if not node or node["nodeType"] not in ("FunctionDefinition", "ModifierDefinition"):
                 continue
-            in_library = (idx.nodes.get(idx.parent.get(node["id"])) or {}).get("contractKind") == "library"
-            if kind == "mod":
-                # modifiers are virtual too (implicitly before 0.6): the most-derived one of that name runs
-                node = next((n for c in linear for n in c.get("nodes", []) if n.get("nodeType") == "ModifierDefinition"
-                             and n.get("name") == node.get("name") and n.get("body")), node)
-            elif kind == "virt" and not in_library:  # a library's own calls are not dispatched virtually
+            if kind == "mod" or (kind == "virt" and not _in_library(node, idx)):  # a library's calls are static
                 node = _resolve_virtual(node, linear)
             elif kind == "super":
                 node = _resolve_virtual(node, linear, after=where[0])
@@ -590,7 +591,8 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                     if own is not None and own not in allowed:
                         foreign += 1
                         owners[own] += 1
-                if total and foreign > 0.01 * total:
+                over = foreign > 0.01 * total
+                if total and over:
                     st["isolation_bad_status"][fn.status] = st["isolation_bad_status"].get(fn.status, 0) + 1
                     if len(st["isolation_bad_examples"]) < 20:
                         top = (idx.nodes.get(owners.most_common(1)[0][0]) or {}).get("name", "?")
@@ -598,7 +600,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                                                             f"{foreign}/{total} foreign, mostly {top}")
                 if total:
                     st["isolation_functions"] += 1
-                    st["isolation_ok"] += int(foreign <= 0.01 * total)
+                    st["isolation_ok"] += int(not over)
                     st["isolation_foreign"] += foreign
                     st["isolation_total"] += total
             context = "\n\n".join(idx.text(x) for x in ctx)

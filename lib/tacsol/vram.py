@@ -684,7 +684,7 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
         opt.step()
         if cuda:
             opt.zero_grad(set_to_none=True)
-    hw = "h100-80gb" if cuda else "cpu"
+    hw = hwmod.profile_for_device(torch.cuda.get_device_name(0) if cuda else None)
     est = estimate(small, replace(plan, dtype=dname, attn_implementation=attn), hw)
 
     def nbytes(ts):
@@ -969,7 +969,7 @@ def gpu_measurement_table(path: str | Path | None = None) -> list[dict[str, Any]
     rel_error = (estimate − measured) / measured, on allocator-visible bytes."""
     path = Path(path) if path else DATA_DIR / "gpu_measurements.json"
     doc = json.loads(Path(path).read_text())
-    hw = "h200" if "H200" in doc["environment"]["gpu"] else "h100-80gb"
+    hw = hwmod.profile_for_device(doc["environment"]["gpu"])
     out = []
     for r in doc["measurements"]:
         spec = mm.resolve(r["model"]).with_config(num_hidden_layers=r["num_layers"])
