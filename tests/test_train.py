@@ -46,11 +46,14 @@ def test_defaults_are_notebook_03_parameters():
     nb = [n for n in paths.list_notebooks() if n.stem.startswith("03_")]
     if not nb:
         pytest.skip("notebook 03 not written yet")
-    # keys the notebook uses after training (its baselines) are its own; train.run gets the rest and refuses extras
-    notebook_only = {"baselines"}
+    # keys the notebook uses after training (its evaluation) are tacsol.evaluate.suite's; train.run gets the rest
+    # and refuses extras
+    from tacsol.evaluate import suite
+
     nb_params = P.notebook_parameters(nb[0])
-    assert notebook_only <= set(nb_params) and not notebook_only & set(train.DEFAULTS)
-    assert {k: v for k, v in nb_params.items() if k not in notebook_only} == train.DEFAULTS
+    assert not set(suite.DEFAULTS) & set(train.DEFAULTS)
+    assert {k: v for k, v in nb_params.items() if k in suite.DEFAULTS} == suite.DEFAULTS
+    assert {k: v for k, v in nb_params.items() if k not in suite.DEFAULTS} == train.DEFAULTS
 
 
 def test_params_refuse_unknown_and_mistyped_keys_by_name(tmp_path):

@@ -20,11 +20,12 @@ _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
 
 
 def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str | None = None,
-         hardware_profile: str | None = None, dtype: str | None = None):
+         hardware_profile: str | None = None, dtype: str | None = None, tokenizer_dir: str | Path | None = None):
     """(model, tokenizer) = base model from the adapter's tacsol_train.json (or ``base``) + the LoRA adapter.
 
-    The tokenizer comes from the adapter folder (it carries the prompt's markers); the base embeddings are resized
-    to it before the adapter (with its trained marker rows) is applied."""
+    The tokenizer comes from the adapter folder (it carries the prompt's markers), or from ``tokenizer_dir`` for a
+    training checkpoint (which holds the adapter only); the base embeddings are resized to it before the adapter
+    (with its trained marker rows) is applied."""
     from peft import PeftModel
     from transformers import AutoTokenizer
 
@@ -37,7 +38,7 @@ def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str 
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"params": {}}
     tp = meta.get("params", {})
     base = base or tp.get("model") or json.loads((ad / "adapter_config.json").read_text())["base_model_name_or_path"]
-    tok = AutoTokenizer.from_pretrained(ad)
+    tok = AutoTokenizer.from_pretrained(paths.resolve(tokenizer_dir) if tokenizer_dir else ad)
     prompt.special_token_ids(tok)  # fails clearly if the markers are missing
     loaded = loading.load_model(base, quantization=quantization or tp.get("quantization", "none"),
                                 hardware_profile=hardware_profile or tp.get("hardware_profile", "cpu"),
@@ -90,6 +91,67 @@ def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens
         bar.close()
         model.config.use_cache = was_cache
     return out
+
+
+def read_done(path: str | Path) -> dict[str, dict]:
+    """Rows already written to a generation file (id -> row). A last line cut off by a kill is not JSON and is
+    dropped: its batch is generated again."""
+    done: dict[str, dict] = {}
+    p = Path(path)
+    if not p.is_file():
+        return done
+    with open(p, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and "id" in row and "generated" in row:
+                done[str(row["id"])] = row
+    return done
+
+
+def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str | Path, *,
+                     max_new_tokens: int = 256, batch_size: int = 8, greedy: bool = True, temperature: float = 0.7,
+                     progress: bool = True, desc: str = "generate") -> dict[str, str]:
+    """Resumable batched generation: one JSON line {"id", "generated", "seconds"} per record, appended and fsynced
+    per batch, so a killed run goes on from where it stopped (records already in `path` are not generated
+    again). Returns id -> text for every record."""
+    import os
+    import time
+
+    from tqdm.auto import tqdm
+
+    recs = list(records)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    done = read_done(p)
+    if p.is_file() and p.stat().st_size and not p.read_bytes().endswith(b"\n"):
+        with open(p, "ab") as fh:  # a kill mid-line: end that line so the next row starts clean
+            fh.write(b"\n")
+    todo = [r for r in recs if str(r["id"]) not in done]
+    ids = {str(r["id"]): len(prompt.prompt_ids(r, tok)) for r in todo}
+    todo.sort(key=lambda r: ids[str(r["id"])])  # similar lengths per batch
+    bar = tqdm(total=len(recs), initial=len(recs) - len(todo), desc=desc, disable=not progress)
+    try:
+        for s in range(0, len(todo), batch_size):
+            chunk = todo[s:s + batch_size]
+            t0 = time.perf_counter()
+            outs = generate(model, tok, chunk, max_new_tokens=max_new_tokens, batch_size=len(chunk), greedy=greedy,
+                            temperature=temperature, progress=False)
+            dt = (time.perf_counter() - t0) / len(chunk)
+            lines = "".join(json.dumps({"id": str(r["id"]), "generated": o, "seconds": round(dt, 3)}) + "\n"
+                            for r, o in zip(chunk, outs))
+            with open(p, "a", encoding="utf-8") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+            for r, o in zip(chunk, outs):
+                done[str(r["id"])] = {"generated": o}
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+    return {str(r["id"]): done[str(r["id"])]["generated"] for r in recs}
 
 
 def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "") -> list[dict]:

@@ -18,6 +18,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -1060,6 +1061,8 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--workers", type=int, default=2)
     b.add_argument("--timeout", type=float, default=120.0, help="seconds per compile unit")
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
+    b.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"),
+                   help="share of contracts per split (by contract hash; default 0.9 0.05 0.05)")
     s = sub.add_parser("stats", help="counts of a built dataset and its correctness report")
     s.add_argument("name", help="dataset name under outputs/data/ or a path")
     i = sub.add_parser("import", help="import a HF dataset (hub id or local jsonl/parquet) by column mapping")
@@ -1077,7 +1080,10 @@ def main(args: argparse.Namespace) -> int:
                           folders=args.folder, settings=args.settings, manifest=args.manifest,
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
                           version_policy=args.version_policy, time_budget_s=args.time_budget,
-                          timeout_s=args.timeout)
+                          timeout_s=args.timeout, fractions=tuple(args.fractions))
+        if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) < 0:
+            print(f"tacsol data build: --fractions {args.fractions} must be non-negative and sum to 1", file=sys.stderr)
+            return 2
         m = build(cfg)
         if args.write_sample:
             print("sample:", write_sample(load(args.name)))

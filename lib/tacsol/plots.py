@@ -232,3 +232,72 @@ def save(fig, path: str | os.PathLike, caption: str | None = None) -> Path:
     if caption:
         _caption(fig, caption)
     return _save(fig, Path(path))
+
+
+def learning_curve(points: Sequence[dict], ax=None, title: str = "Quality vs training tokens (same held-out functions)"):
+    """Similarity (with its 95% CI), selector match, compile rate and degenerate rate per checkpoint, against the
+    training tokens it had seen (0 = the untuned model)."""
+    plt = _plt()
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+    pts = sorted(points, key=lambda p: p["train_tokens"])
+    x = [p["train_tokens"] for p in pts]
+    sim = [p.get("similarity_mean") or np.nan for p in pts]
+    ax.fill_between(x, [p.get("similarity_ci_low") or np.nan for p in pts],
+                    [p.get("similarity_ci_high") or np.nan for p in pts], alpha=0.2, color="#4c72b0")
+    ax.plot(x, sim, "o-", color="#4c72b0", label="similarity (95% CI)")
+    for key, style, label in (("selector_match_rate", "s--", "selector match"), ("compile_rate", "^:", "compiles"),
+                              ("degenerate_rate", "x-.", "degenerate")):
+        vals = [p.get(key) for p in pts]
+        if any(v is not None for v in vals):
+            ax.plot(x, [np.nan if v is None else v for v in vals], style, label=label)
+    n = pts[0].get("n_functions") if pts else 0
+    ax.set(xlabel="training tokens seen", ylabel="score / rate", ylim=(0, 1.02), title=f"{title} · n={n}")
+    ax.legend(fontsize=7)
+    return fig
+
+
+def systems_panel(rows: Sequence[dict], stratum: str, ax=None):
+    """Per system: similarity, selector match, compile rate and degenerate rate, each with its 95% interval where
+    it has one, on one stratum's functions."""
+    plt = _plt()
+    fig = None
+    rows = [r for r in rows if r["stratum"] == stratum]
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(8, 3.6))
+    metrics = (("similarity_mean", "similarity_ci_low", "similarity_ci_high", "similarity"),
+               ("selector_match_rate", "selector_match_ci_low", "selector_match_ci_high", "selector match"),
+               ("compile_rate", "compile_ci_low", "compile_ci_high", "compiles"),
+               ("degenerate_rate", None, None, "degenerate"))
+    width = 0.8 / max(1, len(rows))
+    for i, r in enumerate(rows):
+        xs = np.arange(len(metrics)) + i * width
+        vals = [r.get(m[0]) if r.get(m[0]) is not None else np.nan for m in metrics]
+        err = [[max(0.0, v - (r.get(lo) if lo and r.get(lo) is not None else v)) for v, (_, lo, _, _) in
+                zip(vals, metrics)],
+               [max(0.0, (r.get(hi) if hi and r.get(hi) is not None else v) - v) for v, (_, _, hi, _) in
+                zip(vals, metrics)]]
+        ax.bar(xs, vals, width, yerr=err, capsize=2, label=f"{r['system']} (n={r.get('n_functions')})")
+    ax.set_xticks(np.arange(len(metrics)) + 0.4 - width / 2, [m[3] for m in metrics])
+    ax.set(ylim=(0, 1.05), ylabel="mean / rate (95% CI)", title=f"Systems on the same functions · {stratum}")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def side_by_side_html(df, n: int, title: str = "fine-tuned") -> str:
+    """HTML table of n held-out functions: original beside the generated code, with its flags (degenerate,
+    selector, compiles, similarity)."""
+    import html
+
+    parts = []
+    for _, r in df.head(n).iterrows():
+        flags = (f"similarity {r['similarity']:.2f} · selector {'✓' if r['selector_match'] else '✗'} · compiles "
+                 f"{r['compiles']} · degenerate: {r['degenerate'] or 'no'}")
+        parts.append(
+            f"<p><b>{html.escape(str(r['function_name'] or r['selector']))}</b> · {html.escape(str(r['contract']))} "
+            f"· {html.escape(flags)}</p><table><tr><th>original</th><th>{html.escape(title)}</th></tr><tr>"
+            f"<td style='text-align:left;vertical-align:top'><pre>{html.escape(str(r['reference'])[:1500])}</pre></td>"
+            f"<td style='text-align:left;vertical-align:top'><pre>{html.escape(str(r['generated'])[:1500])}</pre>"
+            "</td></tr></table>")
+    return "".join(parts)

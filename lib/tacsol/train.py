@@ -74,6 +74,8 @@ DEFAULTS: dict[str, Any] = {
     "resume": True,
     "deepspeed": "",
     "cpu_threads": 0,
+    "cpu_autocast": "auto",
+    "holdout_packages": [],
     "n_samples": 3,
     "max_new_tokens": 160,
 }
@@ -94,6 +96,8 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
     merged = P.validate(values, DEFAULTS, where=where)
     if merged["lr_scheduler"] not in ("linear", "cosine", "constant_with_warmup"):
         raise P.ParamsError(f"{where}: parameter 'lr_scheduler' must be linear, cosine or constant_with_warmup")
+    if merged["cpu_autocast"] not in ("auto", "bf16", "none"):
+        raise P.ParamsError(f"{where}: parameter 'cpu_autocast' must be auto, bf16 or none")
     if merged["quantization"] not in ("none", "nf4", "int8"):
         raise P.ParamsError(f"{where}: parameter 'quantization' must be none, nf4 or int8")
     for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
@@ -136,6 +140,21 @@ def load_records(spec: str) -> dict[str, list[dict]]:
               f"{FIXTURE} instead", file=sys.stderr)
         return _read_jsonl(paths.resolve(FIXTURE))
     return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in ("train", "validation", "test")}
+
+
+def in_packages(record: dict, packages) -> bool:
+    """Whether a record comes from one of `packages` ("name" matches every version, "name@version" one)."""
+    pkg = str(record.get("package") or "")
+    name = pkg.rsplit("@", 1)[0] if pkg.count("@") > (1 if pkg.startswith("@") else 0) else pkg
+    return any(pkg == want or name == want for want in packages)
+
+
+def drop_packages(records: list[dict], packages) -> tuple[list[dict], int]:
+    """Training records without the held-out packages (the package-held-out stratum of the evaluation)."""
+    if not packages:
+        return records, 0
+    kept = [r for r in records if not in_packages(r, packages)]
+    return kept, len(records) - len(kept)
 
 
 def _tokenize_all(records: list[dict], tok, max_len: int) -> tuple[list[dict], int]:
@@ -290,19 +309,24 @@ def compute_dtype(p: dict[str, Any]) -> str:
     return str(loading.torch_dtype(name)).replace("torch.", "")
 
 
-def _precision_flags(dtype_name: str) -> dict[str, bool]:
+def _precision_flags(dtype_name: str, cpu_autocast: str = "auto") -> dict[str, bool]:
+    """Trainer mixed-precision flags. On CPU, bf16 autocast (weights stay fp32) when the CPU has bf16 units and
+    cpu_autocast is "auto", or always with "bf16"; measured on 2 cores with AVX512-BF16: see docs/training.md."""
     import torch
 
     if not torch.cuda.is_available():
-        return {"fp16": False, "bf16": False}
+        on = cpu_autocast == "bf16" or (cpu_autocast == "auto" and cpu_bf16_supported())
+        return {"fp16": False, "bf16": on}
     return {"fp16": dtype_name == "float16", "bf16": dtype_name == "bfloat16"}
 
 
 def set_cpu_threads(n: int = 0) -> int:
-    """Torch intra-op threads on CPU. 0 = auto: the torch default on an idle machine; one thread per process when
-    several ranks share the cores or the load average says the cores are already busy — measured here (2 cores,
-    load 13): a SmolLM2 LoRA step took 80 s wall / 25 s CPU with 2 threads and 15 s / 4.3 s with 1 (OpenMP
-    threads spin-waiting for a core). No effect with CUDA."""
+    """Torch intra-op threads on CPU. 0 = auto: the cores per process (cores // local ranks), minus the cores other
+    processes are busy on *now* (system CPU use sampled over half a second). Oversubscribed OpenMP threads
+    spin-wait for a core: measured here (2 cores, load 13) a SmolLM2 LoRA step took 80 s wall with 2 threads and
+    15 s with 1. The 1-minute load average is not used: it still counts the kit's previous phase for a minute
+    after it ended, and put `make demo`'s 03 on one thread on an idle machine (71.6 tokens/s instead of ~200).
+    No effect with CUDA."""
     import torch
 
     if torch.cuda.is_available():
@@ -310,10 +334,29 @@ def set_cpu_threads(n: int = 0) -> int:
     cores = os.cpu_count() or 1
     world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
     if n <= 0:
-        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] > cores
-        n = 1 if busy else max(1, cores // world)
+        n = max(1, min(cores // world, cores - busy_cores()))
     torch.set_num_threads(n)
     return n
+
+
+def busy_cores(interval_s: float = 0.5) -> int:
+    """Cores other processes keep busy right now (rounded down), from system-wide CPU use over `interval_s`."""
+    try:
+        import psutil
+    except ImportError:
+        return 0
+    used = psutil.cpu_percent(interval=interval_s) / 100 * (os.cpu_count() or 1)
+    return int(used + 0.25)  # a core 75% busy counts as busy; brief blips do not
+
+
+def cpu_bf16_supported() -> bool:
+    """Whether this CPU runs bf16 matmuls natively (AVX512-BF16 / AMX): then bf16 autocast is faster than fp32."""
+    import torch
+
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
 
 
 def peak_memory_gb() -> dict[str, float]:
@@ -358,7 +401,8 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
         ddp_backend="gloo" if (world > 1 and not torch.cuda.is_available()) else None,
         ddp_find_unused_parameters=False if world > 1 else None,
-        **_precision_flags(dtype_name),
+        # DeepSpeed owns precision through its JSON; CPU autocast only for the plain Trainer
+        **_precision_flags(dtype_name, "none" if p["deepspeed"] else p["cpu_autocast"]),
     )
 
 
@@ -475,6 +519,7 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
 
     tok = loading.load_tokenizer(p["model"])
     recs = load_records(p["dataset"])
+    recs["train"], held_out_pkgs = drop_packages(recs["train"], p["holdout_packages"])
     if not recs["train"]:
         raise P.ParamsError(f"dataset {p['dataset']!r} has no train split records")
     train_ex, dropped = _tokenize_all(recs["train"], tok, p["max_seq_length"])
@@ -546,7 +591,8 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
         "attn_implementation": loaded.attn_implementation, "quantization": loaded.quantization,
         "hardware_profile": p["hardware_profile"], "n_processes": world, "cpu_threads": threads,
         "params_total": n_total, "params_trainable": n_train,
-        "train_examples": len(train_ex), "dropped_too_long": dropped, "heldout_examples": len(eval_ex),
+        "train_examples": len(train_ex), "dropped_too_long": dropped,
+        "holdout_packages": list(p["holdout_packages"]), "dropped_holdout_packages": held_out_pkgs, "heldout_examples": len(eval_ex),
         "heldout_dropped_too_long": eval_dropped,
         "steps": plan["steps"], "train_tokens": plan["train_tokens"], "padded_tokens": plan["padded_tokens"],
         "padding_share": plan["padding_share"], "max_seq_length": p["max_seq_length"], "lora_r": p["lora_r"],

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .aggregate import BLOCK_EDGES, aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
+from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
 from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
@@ -26,8 +27,8 @@ from .solidity import (Declarations, ParseFailure, canonical_signature, canonica
                        contract_body, find_function, parse_declarations, selector, tac_effects)
 
 EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
-TABLE_COLUMNS = ["id", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
-                 "failure", "gen_chars", "ref_chars", "tac_blocks", "tac_instructions", "complexity",
+TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
+                 "failure", "degenerate", "gen_chars", "ref_chars", "tac_blocks", "tac_instructions", "complexity",
                  "complexity_blocks", "length_bucket", "edit_distance", "length_diff", "parse_ok",
                  "signature_generated", "selector_generated", "selector_match",
                  *[f"{side}_{c}" for c in EFFECT_CATEGORIES for side in ("tac", "out", "ref")],
@@ -175,10 +176,12 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         decl_text = _declarations_for(rec, declarations)
         decl = parse_declarations(decl_text)
         row: dict[str, Any] = {
-            "id": rec["id"], "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
+            # group: the near-duplicate group (one distinct function compiled under several settings)
+            "id": rec["id"], "group": rec.get("group") or rec.get("norm_hash") or rec["id"],
+            "package": rec.get("package", ""), "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
             "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
             "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
-            "gen_chars": len(text), "ref_chars": len(ref),
+            "degenerate": degenerate_reason(text, ref), "gen_chars": len(text), "ref_chars": len(ref),
             "tac_blocks": int(rec.get("tac_blocks") or 0),
             "tac_instructions": int(rec.get("tac_instructions") or len((rec.get("tac") or "").splitlines())),
         }
@@ -289,7 +292,9 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None
-    floor = floor_and_ceiling(ref_emb, seed=seed) if ref_emb is not None else floor_and_ceiling([], seed)  # type: ignore[arg-type]
+    groups = [r.get("group") or r.get("norm_hash") or r["id"] for r in recs]
+    floor = floor_and_ceiling(ref_emb, seed=seed, groups=groups) if ref_emb is not None \
+        else floor_and_ceiling([], seed)  # type: ignore[arg-type]
     timings["floor_ceiling_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -328,7 +333,8 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
               f"[{_f(m['similarity_ci_low'])}, {_f(m['similarity_ci_high'])}] (floor {_f(m['similarity_floor'])}, "
               f"ceiling {_f(m['similarity_ceiling'])}) edit={_f(m['edit_distance_mean'])} "
               f"compile={_f(m['compile_rate'])} selector={_f(m['selector_match_rate'])} "
-              f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']}")
+              f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']} "
+              f"degenerate={_f(m['degenerate_rate'])} distinct={m['n_distinct']}")
         print("[evaluate] stage timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     return summary
 

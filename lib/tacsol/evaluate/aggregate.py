@@ -126,7 +126,9 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
                            "similarity_median": float(sub["similarity"].median()),
                            "edit_distance_mean": float(sub["edit_distance"].mean()),
                            "compile_rate": _rate(sub["compiles"]),
-                           "selector_match_rate": _rate(sub["selector_match"])}
+                           "selector_match_rate": _rate(sub["selector_match"]),
+                           "degenerate_rate": float((sub["degenerate"] != "").mean()) if "degenerate" in sub
+                           else None}
         groups[col] = g
     agg["by"] = groups
     checks: dict[str, Any] = {
@@ -135,6 +137,9 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         "selector_match_rate": _rate(df["selector_match"]),
     }
     both = df[df["ref_compiles"] == True]  # noqa: E712  (column may hold None)
+    for col, key in (("selector_match", "selector_match"), ("compiles", "compile")):
+        vals = [float(x) for x in df[col] if x is not None and not (isinstance(x, float) and math.isnan(x))]
+        checks[f"{key}_ci"] = list(bootstrap_ci(vals, "mean", n_boot, seed + 40)) if vals else [None, None]
     checks["compile_rate_where_reference_compiles"] = _rate(both["compiles"]) if len(both) else None
     checks["n_where_reference_compiles"] = int(len(both))
     checks["compile_status"] = {str(k): int(v) for k, v in df["compile_status"].value_counts().items()}
@@ -144,7 +149,40 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         agg["grounding_reference"] = grounding(df, "ref")
     fails = df["failure"][df["failure"] != ""]
     agg["failures"] = {"n": int(len(fails)), "by_reason": {str(k): int(v) for k, v in fails.value_counts().items()}}
+    agg["degenerate"] = degenerate_summary(df)
+    agg["distinct"] = distinct(df, n_boot, seed)
     return agg
+
+
+def degenerate_summary(df, n_examples: int = 5) -> dict[str, Any]:
+    """Rate of degenerate outputs (evaluate.degenerate) with a CI, counts per reason, and examples to show."""
+    if "degenerate" not in df or not len(df):
+        return {"n": 0, "rate": None, "ci_low": None, "ci_high": None, "by_reason": {}, "examples": []}
+    flag = (df["degenerate"] != "").to_numpy(float)
+    lo, hi = bootstrap_ci(flag, "mean", 1000, 7)
+    bad = df[df["degenerate"] != ""]
+    return {"n": int(flag.sum()), "rate": float(flag.mean()), "ci_low": lo, "ci_high": hi,
+            "by_reason": {str(k): int(v) for k, v in bad["degenerate"].value_counts().items()},
+            "examples": [{"id": r["id"], "reason": r["degenerate"], "generated": str(r["generated"])[:400]}
+                         for _, r in bad.head(n_examples).iterrows()]}
+
+
+def distinct(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The same metrics counted once per distinct function (near-duplicate ``group``): a function compiled under
+    several settings is several records, and would otherwise weigh several times."""
+    if "group" not in df or not len(df):
+        return {"n_distinct": int(len(df))}
+    num = df.assign(
+        selector_match=df["selector_match"].astype(float),
+        compiles=df["compiles"].map(lambda x: math.nan if x is None else float(x)),
+        degenerate_flag=(df["degenerate"] != "").astype(float) if "degenerate" in df else math.nan)
+    g = num.groupby("group").agg({"similarity": "mean", "edit_distance": "mean", "selector_match": "mean",
+                                  "compiles": "mean", "degenerate_flag": "mean"})
+    out: dict[str, Any] = {"n_distinct": int(len(g)), "n_records": int(len(df))}
+    for col in ("similarity", "edit_distance", "selector_match", "compiles", "degenerate_flag"):
+        d = describe(g[col].to_numpy(float), n_boot, seed + 30)
+        out[col] = {k: d[k] for k in ("n", "mean", "ci_low", "ci_high")}
+    return out
 
 
 def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
@@ -164,8 +202,15 @@ def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         "compile_rate": c["compile_rate"], "compile_rate_where_reference_compiles":
             c["compile_rate_where_reference_compiles"],
         "selector_match_rate": c["selector_match_rate"],
+        "selector_match_ci_low": c["selector_match_ci"][0], "selector_match_ci_high": c["selector_match_ci"][1],
+        "compile_ci_low": c["compile_ci"][0], "compile_ci_high": c["compile_ci"][1],
         "grounding_precision": g["precision"], "grounding_recall": g["recall"],
         "grounding_recall_reference": (agg.get("grounding_reference") or {}).get("recall"),
         "failures": agg["failures"]["n"],
+        "degenerate_rate": agg["degenerate"]["rate"], "degenerate_n": agg["degenerate"]["n"],
+        "n_distinct": agg["distinct"].get("n_distinct"),
+        "similarity_mean_distinct": (agg["distinct"].get("similarity") or {}).get("mean"),
+        "selector_match_rate_distinct": (agg["distinct"].get("selector_match") or {}).get("mean"),
+        "compile_rate_distinct": (agg["distinct"].get("compiles") or {}).get("mean"),
         "similarity_floor": floor.get("similarity_floor"), "similarity_ceiling": floor.get("similarity_ceiling"),
     }

@@ -162,10 +162,12 @@ def get_embedder(name: str = DEFAULT_EMBEDDER, device: str | None = None) -> Emb
     return _EMBEDDERS[key]
 
 
-def floor_and_ceiling(ref_emb: np.ndarray, seed: int = 0) -> dict:
-    """What similarity means on this data (reference.md): floor = each reference against a random other reference
-    (unrelated pairs), ceiling = each reference against its nearest other reference. Identical texts are excluded
-    from the ceiling's nearest neighbour only if they are the same row."""
+def floor_and_ceiling(ref_emb: np.ndarray, seed: int = 0, groups=None) -> dict:
+    """What similarity means on this data (docs/references.md): floor = each reference against a random other
+    reference (unrelated pairs), ceiling = each reference against its nearest reference of *another* function.
+    ``groups`` (the records' near-duplicate group, ``group``) excludes the record's own group from the ceiling: the
+    same function compiled under another setting is a copy, not a neighbour (it made the ceiling 1.0 on splits
+    where no test body occurs in train). Without groups only the row itself is excluded."""
     n = len(ref_emb)
     if n < 2:
         return {"similarity_floor": None, "similarity_floor_median": None, "similarity_floor_p90": None,
@@ -179,12 +181,20 @@ def floor_and_ceiling(ref_emb: np.ndarray, seed: int = 0) -> dict:
     if sims is None:
         raise ValueError("floor_and_ceiling: more than 20,000 references; subsample first")
     np.fill_diagonal(sims, -np.inf)
+    if groups is not None:
+        g = np.asarray([str(x) for x in groups])
+        if len(g) != n:
+            raise ValueError(f"floor_and_ceiling: {len(g)} groups for {n} references")
+        sims[g[:, None] == g[None, :]] = -np.inf
     ceil = sims.max(axis=1)
+    alone = ~np.isfinite(ceil)  # every other reference is in the row's own group: no ceiling for it
+    ceil = ceil[~alone]
     return {
         "similarity_floor": float(np.mean(floor)),
         "similarity_floor_median": float(np.median(floor)),
         "similarity_floor_p90": float(np.percentile(floor, 90)),
-        "similarity_ceiling": float(np.mean(ceil)),
-        "similarity_ceiling_share_gt_0_8": float(np.mean(ceil > 0.8)),
+        "similarity_ceiling": float(np.mean(ceil)) if len(ceil) else None,
+        "similarity_ceiling_share_gt_0_8": float(np.mean(ceil > 0.8)) if len(ceil) else None,
+        "ceiling_excludes_own_group": groups is not None,
         "floor_ceiling_n": int(n),
     }

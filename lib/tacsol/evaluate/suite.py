@@ -1,0 +1,267 @@
+"""The held-out evaluation of a training run: the same functions for the fine-tuned model, its checkpoints (the
+learning curve) and every baseline, in two strata (issue 12).
+
+- ``contract_heldout``: distinct functions of the test split (contracts never trained on), stratified by complexity,
+  minus the held-out packages;
+- ``package_heldout``: distinct functions of packages kept out of training entirely (``holdout_packages``), from
+  every split: held-out is not out-of-distribution, and the gap between the strata is one of the study's findings.
+
+Generation is batched and resumable (``infer.generate_to_file``): a killed evaluation goes on from where it stopped.
+Layout under ``<output_dir>/eval/`` (what 06_compare and the HTML report read)::
+
+    summary.json, functions.parquet            fine-tuned, contract-held-out
+    baselines/<name>/                          each baseline on the same functions
+    package_heldout/ (+ baselines/<name>/)     the same for the package-held-out stratum
+    curve/step-<N>/                            a checkpoint on the curve functions (a fixed subset)
+    selection.json                             which functions, per stratum, and what was left out
+    generations/<stratum>/<system>.jsonl       generation files (the resume state)
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .. import paths
+from ..ioutil import atomic_write_json
+from . import selection
+
+STRATA = ("contract_heldout", "package_heldout")
+# Notebook 03's evaluation parameters (the rest of its parameters cell is tacsol.train.DEFAULTS; a test checks both).
+DEFAULTS: dict[str, Any] = {
+    "eval_functions": 40,          # distinct contract-held-out functions scored by every system (>= 300 for a claim)
+    "eval_package_functions": 0,   # distinct functions of holdout_packages (the package-held-out stratum)
+    "curve_functions": 0,          # the learning curve's fixed subset of eval_functions (0: no curve)
+    "eval_batch_size": 8,
+    "eval_compile": "stub",        # compile check: stub | original | auto | none
+    "baselines": ["retrieval", "base_model", "sevm"],
+}
+SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
+
+
+def _in_packages(rec: Mapping[str, Any], packages: Sequence[str]) -> bool:
+    from ..train import in_packages
+
+    return in_packages(dict(rec), packages)
+
+
+def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: int, holdout_packages: Sequence[str],
+                     n_curve: int, seed: int = 0, eligible: Callable[[Mapping[str, Any]], bool] | None = None
+                     ) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """{stratum: records} (+ "curve": the first n_curve contract-held-out functions, stratified too) and the
+    selection report."""
+    test = [r for r in dataset.get("test", []) if not _in_packages(r, holdout_packages)]
+    chosen, report = {}, {}
+    chosen["contract_heldout"], report["contract_heldout"] = selection.select(test, n, seed=seed, eligible=eligible)
+    if holdout_packages and n_package > 0:
+        pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, [])
+                if _in_packages(r, holdout_packages)]
+        chosen["package_heldout"], report["package_heldout"] = selection.select(pool, n_package, seed=seed,
+                                                                                eligible=eligible)
+        report["package_heldout"]["packages"] = list(holdout_packages)
+    if n_curve > 0:
+        chosen["curve"], report["curve"] = selection.select(chosen["contract_heldout"], n_curve, seed=seed + 1)
+    return chosen, report
+
+
+def fits(tokenizer, max_tokens: int) -> Callable[[Mapping[str, Any]], bool]:
+    """Eligibility: prompt + target within max_tokens (the rule training used to keep an example)."""
+    from .. import prompt
+
+    def ok(rec: Mapping[str, Any]) -> bool:
+        return prompt.tokenize_example(dict(rec), tokenizer, max_tokens) is not None
+
+    return ok
+
+
+def eval_dir(output_dir, stratum: str, system: str | None = None) -> Path:
+    base = paths.resolve(output_dir) / "eval"
+    if stratum == "curve":
+        return base / "curve" / (system or "")
+    if stratum != "contract_heldout":
+        base = base / stratum
+    return base if system in (None, "fine-tuned") else base / "baselines" / system
+
+
+def generations_path(output_dir, stratum: str, system: str) -> Path:
+    return paths.resolve(output_dir) / "eval" / "generations" / stratum / f"{system}.jsonl"
+
+
+def score(records: list[dict], gens, output_dir, stratum: str, system: str, *, extra: dict | None = None,
+          **eval_kw) -> dict:
+    from . import evaluate_run
+
+    return evaluate_run(records, gens, output_dir, system=system, eval_dir=eval_dir(output_dir, stratum, system),
+                        extra={"stratum": stratum, **(extra or {})}, **eval_kw)
+
+
+def model_generations(model, tok, records, output_dir, stratum: str, system: str, *, max_new_tokens: int,
+                      batch_size: int, progress: bool = True) -> tuple[dict[str, str], dict[str, float]]:
+    from .. import infer
+
+    t0 = time.perf_counter()
+    gens = infer.generate_to_file(model, tok, records, generations_path(output_dir, stratum, system),
+                                  max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
+                                  desc=f"{stratum}/{system}")
+    rows = infer.read_done(generations_path(output_dir, stratum, system))
+    gen_s = sum(float(rows[str(r["id"])].get("seconds", 0.0)) for r in records if str(r["id"]) in rows)
+    return gens, {"generate_s": gen_s, "wall_s": time.perf_counter() - t0,
+                  "seconds_per_function": gen_s / len(records) if records else None}
+
+
+def checkpoint_tokens(train_log: Mapping[str, Any], step: int) -> int:
+    """Training tokens seen by optimizer step `step` (from the logged curve: tokens per logging interval)."""
+    return int(sum(c.get("tokens") or 0 for c in train_log.get("curve", []) if c["step"] <= step))
+
+
+def checkpoints(run_dir) -> list[tuple[int, Path]]:
+    ck = paths.resolve(run_dir) / "checkpoints"
+    out = [(int(d.name.split("-")[-1]), d) for d in ck.glob("checkpoint-*")
+           if d.name.split("-")[-1].isdigit() and (d / "adapter_config.json").is_file()]
+    return sorted(out)
+
+
+def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenizer_dir, max_new_tokens: int,
+                   batch_size: int, known: Mapping[int, Mapping[str, str]] | None = None, progress: bool = True,
+                   **eval_kw) -> list[dict]:
+    """Every saved checkpoint (and the final adapter) generates on the same `records`; one point per checkpoint:
+    training tokens seen, similarity, selector match, compile rate, degenerate rate. ``known``: generations that
+    already exist for a step (0 = the untuned model's, the final step = the fine-tuned model's), reused as they are
+    when they cover every record."""
+    from .. import infer
+
+    out = paths.resolve(output_dir)
+    log = json.loads((out / "train_log.json").read_text())
+    points = []
+    steps = [(0, None)] + checkpoints(out) + [(int(log["steps"]), out / "adapter")]
+    seen = set()
+    for step, folder in steps:
+        if step in seen:
+            continue
+        seen.add(step)
+        system = f"step-{step}"
+        have = (known or {}).get(step) or {}
+        if all(str(r["id"]) in have for r in records):
+            gens, timing = {str(r["id"]): have[str(r["id"])] for r in records}, {"reused": True}
+        elif folder is None:
+            continue  # no untuned generations to reuse: the curve starts at the first checkpoint
+        else:
+            model, tok = infer.load(folder, base=base_model, tokenizer_dir=tokenizer_dir)
+            gens, timing = model_generations(model, tok, records, out, "curve", system,
+                                             max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
+            del model
+        s = score(records, gens, out, "curve", system, extra={"step": step, "generation": timing}, **eval_kw)
+        m = s["metrics"]
+        points.append({"step": step, "train_tokens": checkpoint_tokens(log, step), **{
+            k: m.get(k) for k in ("n_functions", "similarity_mean", "similarity_ci_low", "similarity_ci_high",
+                                  "selector_match_rate", "compile_rate", "degenerate_rate", "grounding_recall",
+                                  "edit_distance_mean")}})
+    # the untuned model is the curve's origin (0 tokens); read from the base_model baseline when it ran
+    atomic_write_json(out / "eval" / "curve" / "curve.json", points)
+    return points
+
+
+def run_baselines(names: Sequence[str], stratum: str, records: list[dict], train_records: list[dict], output_dir,
+                  *, peft_model=None, tok=None, max_new_tokens: int = 256, batch_size: int = 8,
+                  panoramix_timeout_s: float = 30.0, progress: bool = True, **eval_kw) -> dict[str, str]:
+    """Each baseline on the same records; {name: "ran in N s" | "skipped: reason"} (a baseline that cannot run is
+    listed with its reason, never faked)."""
+    from .. import baselines as bl
+
+    status: dict[str, str] = {}
+    unknown = set(names) - set(SYSTEMS)
+    if unknown:
+        raise ValueError(f"parameter 'baselines': unknown {sorted(unknown)} (choose from {list(SYSTEMS)})")
+    for name in names:
+        t0 = time.perf_counter()
+        try:
+            if name == "retrieval":
+                rows = bl.retrieve(train_records, records)
+                score(records, {r["id"]: r["generated"] for r in rows}, output_dir, stratum, "retrieval-tfidf",
+                      extra={"baseline": {"kind": "retrieval", "method": "tfidf", "n_train": len(train_records)}},
+                      **eval_kw)
+            elif name == "base_model":
+                if peft_model is None:
+                    raise RuntimeError("no model given")
+                with peft_model.disable_adapter():  # the untuned weights, same tokenizer and prompt
+                    gens, timing = model_generations(peft_model, tok, records, output_dir, stratum, "base-model",
+                                                     max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                                     progress=progress)
+                score(records, gens, output_dir, stratum, "base_model",
+                      extra={"baseline": {"kind": "base_model"}, "generation": timing}, **eval_kw)
+            else:
+                if name == "panoramix":
+                    bl.ensure_panoramix_venv(timeout_s=300)
+                code_of, why = bl.bytecode_from_cache(records)
+                if not code_of:
+                    raise RuntimeError("no runtime bytecode for any function: " + "; ".join(sorted(set(why.values())))[:300])
+                gens, runs = bl.decompile_records(name, records, code_of, progress=progress,
+                                                  timeout_s=panoramix_timeout_s if name == "panoramix" else 60.0)
+                score(records, gens, output_dir, stratum, name,
+                      extra={"baseline": {"kind": "decompiler", "tool": name, "contracts": len(runs),
+                                          "no_bytecode": len(why)}}, **eval_kw)
+            status[name] = f"ran in {time.perf_counter() - t0:.0f} s"
+        except Exception as exc:  # recorded as skipped with the reason; the evaluation goes on
+            status[name] = f"skipped: {type(exc).__name__}: {str(exc)[:300]}"
+    return status
+
+
+def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
+    """One row per (stratum, system) with the headline metrics and their intervals, read back from eval/."""
+    rows = []
+    keys = ("n_functions", "n_distinct", "similarity_mean", "similarity_ci_low", "similarity_ci_high",
+            "selector_match_rate", "selector_match_ci_low", "selector_match_ci_high", "compile_rate",
+            "compile_ci_low", "compile_ci_high", "grounding_precision", "grounding_recall", "degenerate_rate",
+            "edit_distance_mean", "similarity_floor", "similarity_ceiling", "failures")
+    for stratum in strata:
+        for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
+            p = eval_dir(output_dir, stratum, name) / "summary.json"
+            if p.is_file():
+                m = json.loads(p.read_text())["metrics"]
+                rows.append({"stratum": stratum, "system": name, **{k: m.get(k) for k in keys}})
+    return rows
+
+
+def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model, tok, *, progress: bool = True
+            ) -> dict[str, Any]:
+    """Notebook 03's evaluation in one call: choose the functions, generate with the fine-tuned model, score it and
+    every baseline per stratum, then the learning curve over the checkpoints. Returns what the notebook draws."""
+    compile_kw = {"compile_check": p["eval_compile"] != "none",
+                  "compile_mode": p["eval_compile"] if p["eval_compile"] != "none" else "stub"}
+    eval_kw = dict(figures=True, progress=False, **compile_kw)
+    peft_model.eval()
+    chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
+                                      holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
+                                      seed=p["seed"], eligible=fits(tok, p["max_seq_length"]))
+    out = paths.resolve(p["output_dir"])
+    atomic_write_json(out / "eval" / "selection.json",
+                      {"report": report, "ids": {k: [r["id"] for r in v] for k, v in chosen.items()}})
+    train_recs = [r for r in records.get("train", []) if not _in_packages(r, p["holdout_packages"])]
+    result: dict[str, Any] = {"selection": report, "status": {}, "summaries": {}}
+    for stratum in STRATA:
+        recs = chosen.get(stratum) or []
+        if not recs:
+            continue
+        gens, timing = model_generations(peft_model, tok, recs, out, stratum, "fine-tuned",
+                                         max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
+                                         progress=progress)
+        result["summaries"][stratum] = score(recs, gens, out, stratum, "fine-tuned",
+                                             extra={"generation": timing}, **eval_kw)
+        result["status"][stratum] = run_baselines(p["baselines"], stratum, recs, train_recs, out,
+                                                  peft_model=peft_model, tok=tok,
+                                                  max_new_tokens=p["max_new_tokens"],
+                                                  batch_size=p["eval_batch_size"], progress=progress, **eval_kw)
+    if chosen.get("curve"):
+        from .. import infer
+
+        final = json.loads((out / "train_log.json").read_text())["steps"]
+        known = {0: {k: v["generated"] for k, v in infer.read_done(
+                     generations_path(out, "contract_heldout", "base-model")).items()},
+                 final: {k: v["generated"] for k, v in infer.read_done(
+                     generations_path(out, "contract_heldout", "fine-tuned")).items()}}
+        result["curve"] = learning_curve(out, chosen["curve"], base_model=p["model"], tokenizer_dir=out / "adapter",
+                                         max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
+                                         known=known, progress=progress, figures=False, **compile_kw)
+    result["table"] = summary_table(out)
+    return result

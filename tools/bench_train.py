@@ -1,0 +1,84 @@
+"""CPU training throughput of the embedded model, measured (issue 12): tokens/s of forward + backward + optimizer
+step for SmolLM2-135M at a given sequence length, per configuration, in one run so the figures compare as ratios.
+
+    .venv/bin/python tools/bench_train.py --seq-len 1024 --steps 4
+    .venv/bin/python tools/bench_train.py --configs lora-bf16 lora-fp32 full-bf16 --json out.json
+
+Configurations: lora-{bf16,fp32} (LoRA r=16 on the seven projections, gradient checkpointing, as notebook 03) and
+full-{bf16,fp32} (every weight trains). bf16 = CPU autocast, weights fp32, as `cpu_autocast: auto` does on a CPU with
+bf16 units. Threads: `tacsol.train.set_cpu_threads(0)` unless --threads. Prints one line per configuration; the
+machine's load is printed beside, since other work on the cores changes the figure.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def measure(config: str, seq_len: int, batch: int, steps: int, threads: int) -> dict:
+    import torch
+
+    from tacsol import train
+
+    method, precision = config.split("-")
+    p = train.load_params({"lora_r": 16, "gradient_checkpointing": True, "max_seq_length": seq_len,
+                           "batch_size": batch})
+    n = train.set_cpu_threads(threads)
+    if method == "lora":
+        model, _ = train.build_model(p)
+    else:
+        from tacsol import loading
+
+        model = loading.load_model(p["model"], hardware_profile="cpu").model
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.train()
+    opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=1e-4)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(100, 40000, (batch, seq_len), generator=g)
+    times = []
+    for i in range(steps + 1):  # the first step warms up (allocations, oneDNN kernels) and is not counted
+        t0 = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            loss = model(input_ids=ids, labels=ids).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        if i:
+            times.append(time.perf_counter() - t0)
+    s = sum(times) / len(times)
+    trainable = sum(w.numel() for w in model.parameters() if w.requires_grad)
+    return {"config": config, "seq_len": seq_len, "batch": batch, "threads": n, "steps": steps,
+            "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
+            "bf16_units": train.cpu_bf16_supported(), "loadavg_1m": os.getloadavg()[0]}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--seq-len", type=int, default=1024)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per configuration (after one warm-up step)")
+    ap.add_argument("--threads", type=int, default=0, help="0 = tacsol.train.set_cpu_threads auto choice")
+    ap.add_argument("--configs", nargs="+", default=["lora-bf16", "lora-fp32"],
+                    choices=["lora-bf16", "lora-fp32", "full-bf16", "full-fp32"])
+    ap.add_argument("--json", help="also write the results here")
+    a = ap.parse_args(argv)
+    rows = []
+    for c in a.configs:
+        r = measure(c, a.seq_len, a.batch, a.steps, a.threads)
+        rows.append(r)
+        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
+              f"  threads {r['threads']}  trainable {r['trainable_params']:,}  load {r['loadavg_1m']:.1f}", flush=True)
+    if len(rows) > 1:
+        print(f"ratio {rows[0]['config']} / {rows[1]['config']}: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}")
+    if a.json:
+        with open(a.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
