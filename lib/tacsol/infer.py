@@ -17,6 +17,43 @@ from typing import Any, Iterable, Mapping
 from . import paths, prompt
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
+# The reference run's adapter (params/03_reference_cpu.yaml, evaluation in docs/reference-run.md) for the embedded
+# SmolLM2-135M, shipped with the package so that `tacsol decompile` works without --adapter.
+SHIPPED_ADAPTER = Path(__file__).parent / "data" / "adapter"
+
+
+def default_adapter() -> Path:
+    if not (SHIPPED_ADAPTER / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{SHIPPED_ADAPTER}: no shipped adapter in this installation; pass --adapter DIR "
+                                "(an adapter folder written by tacsol train)")
+    return SHIPPED_ADAPTER
+
+
+def ship_adapter(adapter_dir: str | Path, dest: str | Path = SHIPPED_ADAPTER, *, dtype: str = "bfloat16",
+                 extra_files: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Copy a trained adapter for shipping: weights cast to `dtype` (halves fp32 LoRA weights; peft casts them back
+    to the base model's dtype on load), tokenizer, adapter config, tacsol_train.json, plus `extra_files` (name ->
+    text: the recipe and the evaluation). Returns {file: bytes}."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    src, out = paths.resolve(adapter_dir), Path(dest)
+    if not (src / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{src}: not a LoRA adapter folder (no adapter_config.json)")
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and f.name != "adapter_model.safetensors" and not f.name.endswith((".bin", ".pt")):
+            shutil.copy2(f, out / f.name)
+    tensors = load_file(str(src / "adapter_model.safetensors"))
+    save_file({k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in tensors.items()},
+              str(out / "adapter_model.safetensors"), metadata={"format": "pt"})
+    for name, text in (extra_files or {}).items():
+        (out / name).write_text(text, encoding="utf-8")
+    return {f.name: f.stat().st_size for f in sorted(out.iterdir())}
 
 
 def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str | None = None,
@@ -180,8 +217,10 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
     return recs
 
 
-def decompile(source: str, adapter: str | Path, *, tac: bool = False, max_new_tokens: int = 256,
+def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, **load_kw) -> list[dict]:
+    """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter."""
+    adapter = adapter if adapter is not None else default_adapter()
     if not (paths.resolve(adapter) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
     recs = records_from_input(source, tac=tac)
@@ -193,7 +232,9 @@ def decompile(source: str, adapter: str | Path, *, tac: bool = False, max_new_to
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     ap = ap or argparse.ArgumentParser(prog="tacsol decompile")
     ap.add_argument("input", help="runtime bytecode (hex, or a file holding hex), or a TAC file with --tac")
-    ap.add_argument("--adapter", required=True, help="adapter folder written by tacsol train (<output_dir>/adapter)")
+    ap.add_argument("--adapter", default=None,
+                    help="adapter folder written by tacsol train (<output_dir>/adapter); default: the shipped "
+                         "reference adapter for the embedded SmolLM2-135M (docs/reference-run.md)")
     ap.add_argument("--tac", action="store_true", help="input is the TAC of one function, not bytecode")
     ap.add_argument("--base", default=None, help="override the base model recorded with the adapter")
     ap.add_argument("--max-new-tokens", type=int, default=256)

@@ -1,0 +1,160 @@
+"""The held-out evaluation's parts (issue 12): degenerate flags, distinct-function selection and aggregates, the
+similarity ceiling without the record's own group, resumable generation, the CPU thread choice."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tacsol import infer, train
+from tacsol.evaluate import degenerate, metrics, selection
+from tacsol.evaluate.aggregate import degenerate_summary, distinct
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "train"))
+import tiny  # noqa: E402
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("", "empty"),
+    ("public " * 30, "repetition"),
+    ("function f() public returns (uint256) { return {0x" + "f" * 64 + "}; }", "repetition"),
+    ("function f(uint256 a) public { x = a; x = a; x = a; x = a; x = a; x = a; x = a; x = a; x = a; }", "repetition"),
+    ("uint256 x = 5;", "no_function"),
+    ("the function returns the balance", "no_function"),
+])
+def test_degenerate_outputs_are_flagged(text, reason):
+    assert degenerate.degenerate_reason(text, "function g() public { y = 1; }") == reason
+
+
+@pytest.mark.parametrize("text", [
+    "function transfer(address to, uint256 amount) public returns (bool) {\n    _transfer(msg.sender, to, amount);\n"
+    "    return true;\n}",
+    "uint256 public totalSupply;",
+    "function a() public {\n  if (x > 0) { y = 1; } else { y = 2; }\n  emit E(x);\n}",
+])
+def test_real_functions_are_not_degenerate(text):
+    assert degenerate.degenerate_reason(text, text) == ""
+
+
+def test_empty_body_only_counts_when_the_reference_has_one():
+    assert degenerate.degenerate_reason("function f() public {}", "function f() public { x = 1; }") == "empty_body"
+    assert degenerate.degenerate_reason("function f() public {}", "function f() public {}") == ""
+
+
+def test_longest_repeat_finds_the_unit():
+    assert degenerate.longest_repeat("a b c a b c a b c a b c x".split()) == (4, 3)
+
+
+def _recs(n_groups, per_group, sizes=(10, 100, 500, 2000)):
+    out = []
+    for g in range(n_groups):
+        for k in range(per_group):
+            out.append({"id": f"r{g}-{k}", "group": f"g{g}", "tac_instructions": sizes[g % len(sizes)],
+                        "solidity": f"function f{g}() public {{}}"})
+    return out
+
+
+def test_selection_is_distinct_stratified_and_reproducible():
+    recs = _recs(40, 3)
+    chosen, rep = selection.select(recs, 20, seed=1)
+    assert len(chosen) == 20 and len({r["group"] for r in chosen}) == 20  # one record per distinct function
+    assert rep["records"] == 120 and rep["distinct_functions"] == 40
+    assert all(v["selected"] == 5 for v in rep["strata"].values())  # equal shares of 4 strata
+    again, _ = selection.select(list(reversed(recs)), 20, seed=1)
+    assert [r["id"] for r in again] == [r["id"] for r in chosen]
+
+
+def test_allocation_gives_what_one_stratum_lacks_to_the_others():
+    assert selection.allocate({"a": 2, "b": 50, "c": 50}, 30) == {"a": 2, "b": 14, "c": 14}
+    assert sum(selection.allocate({"a": 3, "b": 4}, 30).values()) == 7
+    chosen, rep = selection.select(_recs(40, 1), 10, eligible=lambda r: r["tac_instructions"] < 1000)
+    assert rep["eligible"] == 30 and all(r["tac_instructions"] < 1000 for r in chosen)
+
+
+def test_ceiling_excludes_the_records_own_group():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=(6, 16))
+    emb = np.repeat(base, 2, axis=0)  # every function twice: the same body compiled under two settings
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    groups = [f"g{i // 2}" for i in range(12)]
+    assert metrics.floor_and_ceiling(emb)["similarity_ceiling"] == pytest.approx(1.0)
+    fixed = metrics.floor_and_ceiling(emb, groups=groups)
+    assert fixed["similarity_ceiling"] < 0.9 and fixed["ceiling_excludes_own_group"]
+
+
+def test_distinct_aggregates_count_a_function_once():
+    df = pd.DataFrame({"id": list("wxyz"), "generated": ["f"] * 3 + ["public " * 30],
+                       "group": ["a", "a", "a", "b"], "similarity": [0.9, 0.9, 0.9, 0.1],
+                       "edit_distance": [0.1] * 4, "selector_match": [True, True, True, False],
+                       "compiles": [True, True, True, None], "degenerate": ["", "", "", "repetition"]})
+    d = distinct(df, n_boot=100)
+    assert d["n_distinct"] == 2 and d["similarity"]["mean"] == pytest.approx(0.5)
+    assert df["similarity"].mean() == pytest.approx(0.7)  # per record the repeated function weighs 3x
+    assert d["degenerate_flag"]["mean"] == pytest.approx(0.5)
+    deg = degenerate_summary(df)
+    assert deg["n"] == 1 and deg["by_reason"] == {"repetition": 1} and deg["examples"][0]["reason"] == "repetition"
+
+
+def test_thread_choice_ignores_the_load_average_and_counts_busy_cores(monkeypatch):
+    monkeypatch.setattr(os, "getloadavg", lambda: (99.0, 99.0, 99.0))  # a past phase: must not matter now
+    monkeypatch.setattr(train, "busy_cores", lambda interval_s=0.5: 0)
+    assert train.set_cpu_threads(0) == (os.cpu_count() or 1)
+    monkeypatch.setattr(train, "busy_cores", lambda interval_s=0.5: os.cpu_count() or 1)
+    assert train.set_cpu_threads(0) == 1
+
+
+def test_in_packages_matches_names_and_versions():
+    r = {"package": "@openzeppelin/contracts@4.9.6"}
+    assert train.in_packages(r, ["@openzeppelin/contracts"]) and train.in_packages(r, ["@openzeppelin/contracts@4.9.6"])
+    assert not train.in_packages(r, ["@openzeppelin/contracts@3.4.2"]) and not train.in_packages(r, ["erc721a"])
+    assert train.in_packages({"package": "erc721a@4.2.3"}, ["erc721a"])
+    kept, dropped = train.drop_packages([r, {"package": "erc721a@4.2.3"}], ["erc721a"])
+    assert dropped == 1 and kept == [r]
+
+
+@pytest.fixture(scope="module")
+def tiny_adapter(tmp_path_factory):
+    base = tmp_path_factory.mktemp("tinyh")
+    model = tiny.build(base / "model")
+    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "fixture", "max_steps": 2,
+                     "batch_size": 2, "eval_examples": 2, "save_steps": 100, "max_seq_length": 512})
+    return res["adapter_dir"]
+
+
+def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
+    """SIGKILL in the middle of a generation file; the rerun generates only what is missing, and the result equals
+    an unbroken run (greedy decoding is deterministic)."""
+    out = tmp_path / "gen.jsonl"
+    script = (f"import sys; sys.path.insert(0, {str(ROOT / 'lib')!r})\n"
+              "from tacsol import infer, train\n"
+              f"m, t = infer.load({tiny_adapter!r})\n"
+              "recs = train.load_records('fixture')['test'] * 1\n"
+              "recs = [dict(r, id=f'{r[\"id\"]}-{i}') for i in range(120) for r in recs[:1]]\n"
+              f"infer.generate_to_file(m, t, recs, {str(out)!r}, max_new_tokens=24, batch_size=2, progress=False)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or len(out.read_text().splitlines()) < 4):
+        time.sleep(0.2)
+        assert proc.poll() is None, "generation ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with open(out, "a") as fh:  # what a kill in the middle of a write leaves: half a line
+        fh.write('{"id": "half')
+    partial = infer.read_done(out)
+    assert 4 <= len(partial) < 120
+    model, tok = infer.load(tiny_adapter)
+    recs = [dict(r, id=f"{r['id']}-{i}") for i in range(120) for r in train.load_records("fixture")["test"][:1]]
+    gens = infer.generate_to_file(model, tok, recs, out, max_new_tokens=24, batch_size=2, progress=False)
+    assert set(gens) == {r["id"] for r in recs}
+    rows = [json.loads(line) for line in out.read_text().splitlines() if line.startswith('{"id": "') and
+            line.endswith("}")]
+    assert len(rows) == 120  # nothing generated twice, the half line ignored
+    fresh = infer.generate(model, tok, recs[:3], max_new_tokens=24, batch_size=2, progress=False)
+    assert [gens[r["id"]] for r in recs[:3]] == fresh
