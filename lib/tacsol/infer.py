@@ -114,7 +114,7 @@ def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens
                 kw["temperature"] = temperature
             else:
                 kw.update(temperature=None, top_p=None, top_k=None)
-            with torch.no_grad():
+            with torch.no_grad(), _cpu_autocast(device):
                 gen = model.generate(input_ids=inp.to(device), attention_mask=att.to(device),
                                      max_new_tokens=max_new_tokens, use_cache=True, eos_token_id=tok.eos_token_id,
                                      pad_token_id=pad, **kw)
@@ -189,6 +189,19 @@ def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str
     finally:
         bar.close()
     return {str(r["id"]): done[str(r["id"])]["generated"] for r in recs}
+
+
+def _cpu_autocast(device):
+    """bf16 autocast for generation on a CPU with bf16 units (as training uses): ~1.7x the fp32 speed there."""
+    import contextlib
+
+    import torch
+
+    from .train import cpu_bf16_supported
+
+    if device.type == "cpu" and cpu_bf16_supported():
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "") -> list[dict]:
