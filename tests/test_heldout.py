@@ -158,3 +158,21 @@ def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
     assert len(rows) == 120  # nothing generated twice, the half line ignored
     fresh = infer.generate(model, tok, recs[:3], max_new_tokens=24, batch_size=2, progress=False)
     assert [gens[r["id"]] for r in recs[:3]] == fresh
+
+
+def test_verifier_ranks_the_checkable_candidate_first():
+    from tacsol.evaluate import verify
+
+    rec = {"id": "v", "selector": "0xb8e010de", "solc_version": "0.8.19", "declarations": "uint256 x;",
+           "tac": "function 0xb8e010de(uint256)\nb0:\n  v1 = calldataload 0x4\n  sstore(0x0, v1)\n  stop()"}
+    assert verify.selector("set(uint256)") == "0x60fe47b1"
+    rec["selector"] = "0x60fe47b1"
+    greedy = "public " * 30
+    wrong_name = "function put(uint256 a) public { x = a; }"
+    right = "function set(uint256 a) public { x = a; }"
+    no_compile = "function set(uint256 a) public { y = a; }"
+    best, checks = verify.rank(rec, [greedy, wrong_name, no_compile, right])
+    assert best == 3 and checks[0].degenerate == "repetition"
+    assert checks[3].compiles and checks[3].selector_match and checks[3].grounding_f1 == 1.0
+    assert not checks[2].compiles and checks[2].selector_match and not checks[1].selector_match
+    assert verify.rank(rec, [right, right])[0] == 0  # ties keep the earlier (greedy) candidate

@@ -66,8 +66,18 @@ def _is_run_dir(d: Path) -> bool:
     return d.is_dir() and any((c / "summary.json").exists() for c in d.glob("[0-9][0-9]_*"))
 
 
-def discover(root: str | Path = "outputs", runs: Iterable[str] | None = None) -> list[Phase]:
-    """Every phase folder with a summary.json under root (root itself or its subfolders are run folders)."""
+def discover(root: str | Path = "outputs", runs: Iterable[str] | None = None, *,
+             evidence: str | Path | None = None) -> list[Phase]:
+    """Every phase folder with a summary.json under root (root itself or its subfolders are run folders), plus the
+    committed runs under `evidence` (docs/evidence: the CPU reference run) whose name root does not already hold."""
+    phases = _discover(root, runs)
+    if evidence is not None and paths.resolve(evidence).is_dir():
+        have = {p.run for p in phases}
+        phases += [p for p in _discover(evidence, None) if p.run not in have]
+    return phases
+
+
+def _discover(root: str | Path, runs: Iterable[str] | None) -> list[Phase]:
     root = paths.resolve(root)
     wanted = set(runs or [])
     run_dirs = [root] if _is_run_dir(root) else sorted(d for d in root.iterdir() if _is_run_dir(d)) if root.is_dir() else []

@@ -231,15 +231,32 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
-              batch_size: int = 8, greedy: bool = True, **load_kw) -> list[dict]:
-    """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter."""
+              batch_size: int = 8, greedy: bool = True, candidates: int = 1, **load_kw) -> list[dict]:
+    """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
+    candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
+    checks), with every candidate's checks in the result."""
     adapter = adapter if adapter is not None else default_adapter()
     if not (paths.resolve(adapter) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
+    if candidates < 1:
+        raise ValueError(f"--candidates {candidates}: must be at least 1")
     recs = records_from_input(source, tac=tac)
     model, tok = load(adapter, **load_kw)
-    sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
-    return [{**r, "solidity": s} for r, s in zip(recs, sols)]
+    if candidates == 1:
+        sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
+        return [{**r, "solidity": s} for r, s in zip(recs, sols)]
+    from .evaluate import verify
+
+    pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
+                                     batch_size=batch_size)
+    out = []
+    for r, pool in zip(recs, pools):
+        best, checks = verify.rank(r, pool)
+        out.append({**r, "solidity": pool[best], "candidate": best,
+                    "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
+                                "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3)}
+                               for c in checks]})
+    return out
 
 
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -253,6 +270,9 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
+    ap.add_argument("--candidates", type=int, default=1, metavar="N",
+                    help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
+                         "(not degenerate, compiles in a stub, selector matches, effects grounded in the TAC)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     return ap
 
@@ -260,7 +280,8 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
 def main(args: argparse.Namespace) -> int:
     try:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
-                        batch_size=args.batch_size, greedy=not args.sample, base=args.base)
+                        batch_size=args.batch_size, greedy=not args.sample, base=args.base,
+                        candidates=args.candidates)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,102 @@
+"""Verifier-guided decoding (issue 12): sample N candidates per function, rank them by the kit's own objective
+checks, keep the best. The checks need no reference, only what a decompiler user has — the bytecode's TAC, its
+selector and the contract's declarations when known:
+
+1. not degenerate (``evaluate.degenerate``);
+2. compiles in the stub (``evaluate.compile.build_stub``: the declarations and context the record carries);
+3. the header's selector equals the bytecode's;
+4. grounding F1: the effects the code shows (events, storage writes, external calls, reverts) against the effects
+   the TAC performs.
+
+Candidate 0 is the greedy output, so N = 1 is greedy decoding and N > 1 can only add choices. Ties keep the earlier
+candidate (greedy first). ``rank`` is deterministic given the candidates.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .compile import build_stub, compile_many, pick_version
+from .degenerate import degenerate_reason
+from .solidity import (ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
+                       parse_declarations, selector, tac_effects)
+
+WEIGHTS = {"not_degenerate": 8.0, "compiles": 4.0, "selector": 2.0, "grounding_f1": 1.0}
+_EFFECTS = ("event", "storage_write", "external_call", "revert")
+
+
+@dataclass
+class Check:
+    text: str
+    degenerate: str = ""
+    compiles: bool = False
+    selector_match: bool = False
+    grounding_f1: float = 0.0
+    score: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+def _grounding_f1(text: str, tac: str, decl) -> float:
+    te, oe = tac_effects(tac or ""), code_effects(text, decl)
+    tp = sum(1 for c in _EFFECTS if te[c] > 0 and oe[c] > 0)
+    fp = sum(1 for c in _EFFECTS if te[c] == 0 and oe[c] > 0)
+    fn = sum(1 for c in _EFFECTS if te[c] > 0 and oe[c] == 0)
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True
+                     ) -> list[Check]:
+    """Every candidate checked; the compile checks of all candidates run in one solcjs call per version."""
+    decl_text = record.get("declarations") or ""
+    decl = parse_declarations(decl_text)
+    want = (record.get("selector") or "").lower()
+    version = pick_version(record.get("solc_version") or "") or "0.8.26"
+    checks, units = [], []
+    for i, text in enumerate(candidates):
+        c = Check(text=text, degenerate=degenerate_reason(text))
+        fn = None
+        try:
+            fn = find_function(text)
+        except ParseFailure:
+            pass
+        if fn is not None and fn.kind in ("function", "getter"):
+            try:
+                c.selector_match = bool(want) and selector(canonical_signature(fn, decl)) == want
+            except ParseFailure:
+                pass
+        if fn is not None and compile_check:
+            units.append((f"c{i}", version, build_stub(fn.text, version, decl_text, record.get("context") or "")))
+        c.grounding_f1 = _grounding_f1(text, record.get("tac") or "", decl)
+        checks.append(c)
+    results = compile_many(units) if units else {}
+    for i, c in enumerate(checks):
+        r = results.get(f"c{i}")
+        c.compiles = bool(r and r.ok)
+        c.score = (WEIGHTS["not_degenerate"] * (not c.degenerate) + WEIGHTS["compiles"] * c.compiles
+                   + WEIGHTS["selector"] * c.selector_match + WEIGHTS["grounding_f1"] * c.grounding_f1)
+    return checks
+
+
+def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True) -> tuple[int, list[Check]]:
+    """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0)."""
+    checks = check_candidates(record, candidates, compile_check=compile_check)
+    best = max(range(len(checks)), key=lambda i: (checks[i].score, -i)) if checks else -1
+    return best, checks
+
+
+def sample_candidates(model, tok, records: Sequence[Mapping[str, Any]], n: int, *, max_new_tokens: int = 256,
+                      batch_size: int = 8, temperature: float = 0.7, seed: int = 0) -> list[list[str]]:
+    """n candidates per record: the greedy output first, then n - 1 samples at `temperature` (seeded)."""
+    from transformers import set_seed
+
+    from .. import infer
+
+    greedy = infer.generate(model, tok, records, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    out = [[g] for g in greedy]
+    for k in range(1, n):
+        set_seed(seed + k)
+        samples = infer.generate(model, tok, records, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                 greedy=False, temperature=temperature, progress=False)
+        for lst, s in zip(out, samples):
+            lst.append(s)
+    return out
