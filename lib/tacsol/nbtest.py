@@ -30,6 +30,8 @@ def prepare(out: Path) -> list[Path]:
         pm.execute_notebook(str(nb), str(target), parameters=values, prepare_only=True, log_output=False,
                             progress_bar=False)
         written.append(target)
+    # collected after the notebooks (names sort after NN_*.ipynb): asserts their summary.json headlines
+    shutil.copy2(paths.repo_root() / "tests" / "nbtest_headlines.py", out / "test_headlines.py")
     return written
 
 

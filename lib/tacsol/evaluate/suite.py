@@ -30,7 +30,7 @@ from . import selection
 STRATA = ("contract_heldout", "package_heldout")
 # Notebook 03's evaluation parameters (the rest of its parameters cell is tacsol.train.DEFAULTS; a test checks both).
 DEFAULTS: dict[str, Any] = {
-    "eval_functions": 40,          # distinct contract-held-out functions scored by every system (>= 300 for a claim)
+    "eval_functions": 24,          # distinct contract-held-out functions scored by every system (>= 300 for a claim)
     "eval_package_functions": 0,   # distinct functions of holdout_packages (the package-held-out stratum)
     "curve_functions": 0,          # the learning curve's fixed subset of eval_functions (0: no curve)
     "eval_batch_size": 8,
