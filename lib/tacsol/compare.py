@@ -13,7 +13,7 @@ from . import paths
 
 TRAINING_PHASES = ("03", "04", "05")
 
-# The paper's and the recommendations' numbers drawn as reference lines (../shared/reference.md).
+# The paper's and the recommendations' numbers drawn as reference lines (docs/references.md).
 PAPER_SIMILARITY = 0.82
 PAPER_SHARE_ABOVE_0_8 = 0.783
 RECOMMENDATIONS_32B_EXPECTED = (0.88, 0.92)

@@ -1,5 +1,5 @@
 """Shared figure helpers. The paper's figures 2–7 (arXiv:2506.19624) redrawn for any run, with the paper's numbers
-as reference lines (../shared/reference.md), plus the objective checks and a systems comparison.
+as reference lines (docs/references.md), plus the objective checks and a systems comparison.
 
 Our reading of the paper's figures: 2 length difference, 3 similarity distribution and thresholds, 4 edit distance
 box plot, 5 edit distance vs similarity, 6 Solidity construct frequencies, 7 quality by function length."""

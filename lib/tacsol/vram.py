@@ -802,7 +802,7 @@ def main(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The recommendations (../shared/training-recommendations.md) recomputed, and its claims checked
+# The recommendations (docs/training-recommendations.md) recomputed, and its claims checked
 # ---------------------------------------------------------------------------------------------------------------
 # Rows of its "Hardware Budget Analysis" table: (label, claimed GB low, high, claimed verdict, model, plan changes).
 RECOMMENDATION_ROWS: list[dict[str, Any]] = [

@@ -1,6 +1,6 @@
 """Text metrics per function: semantic similarity (sentence embeddings), normalized edit distance, length
 difference, Solidity construct frequencies. Definitions follow the public reimplementation of the paper
-(../shared/reference.md): cosine of all-MiniLM-L6-v2 embeddings of the raw strings; character Levenshtein distance
+(docs/references.md): cosine of all-MiniLM-L6-v2 embeddings of the raw strings; character Levenshtein distance
 divided by the longer length after collapsing whitespace."""
 from __future__ import annotations
 
