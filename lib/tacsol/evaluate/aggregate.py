@@ -200,7 +200,7 @@ def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         "share_edit_lt_0_4": agg["shares"]["edit_distance_lt_0.4"],
         "length_diff_median": agg["length_diff"]["median"],
         "compile_rate": c["compile_rate"], "compile_rate_where_reference_compiles":
-            c["compile_rate_where_reference_compiles"],
+            c["compile_rate_where_reference_compiles"], "n_where_reference_compiles": c["n_where_reference_compiles"],
         "selector_match_rate": c["selector_match_rate"],
         "selector_match_ci_low": c["selector_match_ci"][0], "selector_match_ci_high": c["selector_match_ci"][1],
         "compile_ci_low": c["compile_ci"][0], "compile_ci_high": c["compile_ci"][1],

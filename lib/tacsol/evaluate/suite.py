@@ -212,7 +212,8 @@ def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
     rows = []
     keys = ("n_functions", "n_distinct", "similarity_mean", "similarity_ci_low", "similarity_ci_high",
             "selector_match_rate", "selector_match_ci_low", "selector_match_ci_high", "compile_rate",
-            "compile_ci_low", "compile_ci_high", "grounding_precision", "grounding_recall", "degenerate_rate",
+            "compile_ci_low", "compile_ci_high", "compile_rate_where_reference_compiles",
+            "n_where_reference_compiles", "grounding_precision", "grounding_recall", "degenerate_rate",
             "edit_distance_mean", "similarity_floor", "similarity_ceiling", "failures")
     for stratum in strata:
         for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
@@ -229,7 +230,7 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     every baseline per stratum, then the learning curve over the checkpoints. Returns what the notebook draws."""
     compile_kw = {"compile_check": p["eval_compile"] != "none",
                   "compile_mode": p["eval_compile"] if p["eval_compile"] != "none" else "stub"}
-    eval_kw = dict(figures=True, progress=False, **compile_kw)
+    eval_kw = dict(figures=True, **compile_kw)
     peft_model.eval()
     chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
                                       holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
