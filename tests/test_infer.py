@@ -55,3 +55,30 @@ def test_decompile_cli_tac_and_bytecode(adapter, tmp_path, capsys):
     text = capsys.readouterr().out
     for sel in contract["method_identifiers"].values():
         assert f"// 0x{sel}" in text
+
+
+def test_decompile_works_without_adapter_using_the_shipped_one(capsys):
+    """The reference run's adapter ships in the package: `tacsol decompile` needs no --adapter (issue 12)."""
+    from tacsol.cli import main
+
+    assert (infer.SHIPPED_ADAPTER / "adapter_config.json").is_file(), "the reference adapter is not shipped"
+    size = sum(f.stat().st_size for f in infer.SHIPPED_ADAPTER.iterdir())
+    assert size <= 12e6 and (infer.SHIPPED_ADAPTER / "params.yaml").is_file()
+    contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
+    assert main(["decompile", "0x" + contract["runtime"], "--max-new-tokens", "24", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert {r["selector"] for r in out} >= {"0x" + s for s in contract["method_identifiers"].values()}
+    assert all(isinstance(r["solidity"], str) for r in out)
+
+
+def test_decompile_candidates_rank_greedy_first(adapter, capsys):
+    from tacsol.cli import main
+
+    rec = train.load_records("fixture")["test"][0]
+    assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--max-new-tokens", "8", "--candidates", "3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert len(out["checks"]) == 3 and 0 <= out["candidate"] < 3
+    best = max(range(3), key=lambda i: (out["checks"][i]["score"], -i))
+    assert out["candidate"] == best
+    assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--candidates", "0"]) == 2

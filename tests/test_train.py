@@ -173,3 +173,24 @@ def test_qlora_nf4_double_quant_trains_on_cpu(tiny_model, tmp_path):
     assert q.weight.quant_state.quant_type == "nf4" and q.weight.quant_state.nested  # double quantization
     assert res["quantization"] == "nf4"
     assert res["heldout_loss_after"] < res["heldout_loss_before"]
+
+
+def test_no_batch_trains_on_nothing(tiny_model):
+    """Rows whose target would be cut by max_seq_length (or whose prompt fills it) are dropped and counted, never
+    truncated: every planned micro-batch has target tokens (a batch of all -100 labels trains on nothing)."""
+    from transformers import AutoTokenizer
+
+    from tacsol import prompt
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt.add_special_tokens(tok)
+    recs = train.load_records("fixture")["train"]
+    lengths = [len(prompt.prompt_ids(r, tok)) for r in recs]
+    max_len = sorted(lengths)[len(lengths) // 2] + 4  # about half the prompts alone exceed it
+    ex, dropped = train._tokenize_all(recs, tok, max_len)
+    assert dropped > 0 and len(ex) + dropped == len(recs)
+    plan = train.plan_schedule([e["length"] for e in ex], train.load_params({"batch_size": 2, "max_train_tokens": 0}))
+    coll = train.Collator(tok.pad_token_id)
+    for mb in plan["micro_batches"]:
+        labels = coll([ex[i] for i in mb])["labels"]
+        assert (labels != prompt.IGNORE_INDEX).any(dim=1).all()  # every row has a target token
