@@ -176,3 +176,33 @@ def test_verifier_ranks_the_checkable_candidate_first():
     assert checks[3].compiles and checks[3].selector_match and checks[3].grounding_f1 == 1.0
     assert not checks[2].compiles and checks[2].selector_match and not checks[1].selector_match
     assert verify.rank(rec, [right, right])[0] == 0  # ties keep the earlier (greedy) candidate
+
+
+@pytest.mark.parametrize("ref,sw,kind", [
+    ("uint256 public totalSupply;", False, "getter"),
+    ("function balanceOf(address a) public view returns (uint256) { return _balances[a]; }", False, "getter"),
+    ("function f() public view returns (uint256) { return g(1); }", False, "other"),
+    ("function setOwner(address o) external onlyOwner { owner = o; emit OwnerSet(o); }", True, "setter"),
+    ("function add(address a) external { if (!m[a]) { m[a] = true; } }", True, "other"),
+    ("function poke() external { x = 1; }", False, "other"),  # the TAC writes no storage: not a setter
+])
+def test_function_kinds(ref, sw, kind):
+    from tacsol.evaluate.kinds import function_kind
+
+    assert function_kind(ref, storage_write=sw, external_call=False) == kind
+
+
+def test_by_kind_reads_the_tables_back(tmp_path):
+    """A real (small) evaluation through tacsol.evaluate, read back per function kind."""
+    from tacsol.evaluate import evaluate_run, suite
+
+    recs = [{"id": "g", "group": "g", "selector": "0x0c55699c", "solidity": "uint256 public x;",
+             "tac": "function 0x0c55699c()\nb0:\n  v1 = sload(0x0)\n  return(v1)"},
+            {"id": "s", "group": "s", "selector": "0x60fe47b1", "solidity": "function set(uint256 a) public { x = a; }",
+             "tac": "function 0x60fe47b1(uint256)\nb0:\n  sstore(0x0, v1)\n  stop()"}]
+    gens = {"g": "uint256 public x;", "s": "public " * 30}
+    evaluate_run(recs, gens, tmp_path, eval_dir=suite.eval_dir(tmp_path, "contract_heldout"), compile_check=False,
+                 figures=False, verbose=False)
+    rows = {r["kind"]: r for r in suite.by_kind(tmp_path)}
+    assert set(rows) == {"getter", "setter"} and rows["getter"]["n"] == 1
+    assert rows["getter"]["selector_match_rate"] == 1.0 and rows["setter"]["degenerate_rate"] == 1.0

@@ -266,3 +266,32 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
                                          known=known, progress=progress, figures=False, **compile_kw)
     result["table"] = summary_table(out)
     return result
+
+
+def by_kind(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
+    """Per (stratum, system, function kind: getter | setter | other): n, similarity, selector match, compile rate
+    where the reference compiles, degenerate rate — read back from the per-function tables."""
+    import pandas as pd
+
+    from .aggregate import bootstrap_ci
+    from .kinds import table_kinds
+
+    rows = []
+    for stratum in strata:
+        for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
+            p = eval_dir(output_dir, stratum, name) / "functions.parquet"
+            if not p.is_file():
+                continue
+            df = pd.read_parquet(p)
+            df["kind"] = table_kinds(df)
+            for kind, sub in df.groupby("kind"):
+                sel = sub["selector_match"].astype(float)
+                both = sub[sub["ref_compiles"] == True]  # noqa: E712  (column may hold None)
+                rows.append({"stratum": stratum, "system": name, "kind": kind, "n": int(len(sub)),
+                             "similarity_mean": float(sub["similarity"].mean()),
+                             "selector_match_rate": float(sel.mean()),
+                             "selector_match_ci": list(bootstrap_ci(sel.to_numpy(), "mean", 1000, 3)),
+                             "compile_rate_where_reference_compiles":
+                                 float(both["compiles"].astype(float).mean()) if len(both) else None,
+                             "degenerate_rate": float((sub["degenerate"] != "").mean())})
+    return rows
