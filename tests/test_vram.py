@@ -291,3 +291,137 @@ def test_gpu_evidence_tool_dry_run_on_cpu(tmp_path):
     assert doc["stages"]["env"]["torch"]
     (row,) = doc["stages"]["peaks"]
     assert row["measured_peak_gb"] > 0 and abs(row["rel_error"]) < 0.05, row
+
+
+# ---- issue 17: reserved memory, the nvidia-smi view, and verdicts on it ----------------------------------------------
+def _calibration_row(row_id):
+    (row,) = [r for r in V.load_calibration() if r["id"] == row_id]
+    return row
+
+
+def test_rtx8000_8k_batch2_is_out_of_memory_and_batch1_fits():
+    """The published 4× RTX 8000 sweep: Qwen2.5-Coder-7B QLoRA, 8,192 tokens, DDP — batch 1 ran, batch 2 ran out of
+    memory. The kit's verdict (device view: reserved + context + NCCL, 5% margin) must say the same."""
+    b1 = _calibration_row("rtx8000-qwen7b-qlora-8192-b1-ran")
+    b2 = _calibration_row("rtx8000-qwen7b-qlora-8192-b2-oom")
+    assert b1["plan"] == {**b2["plan"], "micro_batch": 1} and b2["plan"]["micro_batch"] == 2
+    e1, e2 = (V.estimate(r["model"], r["plan"], r["hardware"]) for r in (b1, b2))
+    assert e1.fits() and not e2.fits()
+    # the rule before issue 17 (allocated × 1.05 + 0.5 GiB) said batch 2 fits: the verdict changed, allocated did not
+    assert V.legacy_device_bytes(e2) <= e2.limit_bytes()
+    # batch 2's extra need is one stranded segment of its largest transient, the fp32 b·s·V loss buffer
+    assert e2.detail["largest_transient"]["what"].startswith("fp32 loss buffer")
+    assert e2.overhead["fragmentation"] == pytest.approx(4 * 2 * 8192 * 152064)
+    table = {r["id"]: r for r in V.calibration_table()}
+    assert table[b1["id"]]["within_15pct"] and table[b2["id"]]["within_15pct"]
+
+
+def test_every_calibration_row_within_15pct_or_names_its_cause():
+    rows = V.calibration_table()
+    for r in rows:
+        assert r["within_15pct"] or (r["explained"] and len(r["cause"]) > 40), r["id"]
+        assert r["measured_as"], f"{r['id']}: say what the source measured"
+    s = V.calibration_summary(rows)
+    assert s["unexplained_misses"] == 0 and s["explained_misses"] == len(rows) - s["within_15pct"]
+    # like with like: reserved figures are compared with reserved, allocated with allocated, nvidia-smi with device
+    by_id = {r["id"]: r for r in rows}
+    assert by_id["torchtune-8b-lora-a6000"]["compare"] == "reserved"
+    assert by_id["rtx8000-qwen7b-qlora-8192-b1-allocated"]["compare"] == "allocated"
+    assert by_id["rtx8000-qwen7b-lora-256x9-nvidia-smi"]["compare"] == "device"
+    # the source's own allocated and nvidia-smi readings at short context: within 5% and 8%
+    for rid, tol in (("rtx8000-qwen7b-lora-256x4-allocated", 0.05), ("rtx8000-qwen7b-lora-256x9-allocated", 0.05),
+                     ("rtx8000-qwen7b-lora-512x4-allocated", 0.05), ("rtx8000-qwen7b-lora-256x4-nvidia-smi", 0.08),
+                     ("rtx8000-qwen7b-lora-256x9-nvidia-smi", 0.08), ("rtx8000-qwen7b-lora-512x4-nvidia-smi", 0.08)):
+        assert abs(by_id[rid]["rel_error"]) <= tol, (rid, by_id[rid]["rel_error"])
+
+
+@pytest.mark.parametrize("hardware", ["rtx8000", "a100-80gb", "h200", "cpu"])
+def test_reserved_at_least_allocated_and_device_at_least_reserved(hardware):
+    plans = [V.Plan(method="lora", seq_len=2048), V.Plan(method="lora", seq_len=8192, micro_batch=2),
+             V.Plan(method="full", seq_len=1024, sharding="zero3", n_gpus=4),
+             V.Plan(method="lora", seq_len=1024, sharding="zero2", n_gpus=2, attn_implementation="eager")]
+    if hardware != "cpu":
+        plans.append(V.Plan(method="qlora", seq_len=4096, micro_batch=2))
+    for model in ("SmolLM2-135M", "Llama-3.2-3B", "Qwen2.5-Coder-7B"):
+        for plan in plans:
+            e = V.estimate(model, plan, hardware)
+            assert e.device_bytes >= e.reserved_bytes >= e.allocated_bytes > 0
+            assert e.total_bytes == e.device_bytes
+            if hardware == "cpu":  # no caching allocator, no CUDA context
+                assert e.device_bytes == e.allocated_bytes
+            else:
+                assert e.reserved_bytes - e.allocated_bytes >= e.overhead["fragmentation"] > 0
+                assert e.overhead["cuda_context"] > 0
+
+
+def test_overhead_terms_follow_their_sources():
+    one = V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096), "rtx8000")
+    four = V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096, n_gpus=4, sharding="ddp"), "rtx8000")
+    assert one.overhead["nccl_buffers"] == 0 and four.overhead["nccl_buffers"] == pytest.approx(V.NCCL_BUFFERS_GIB * V.GIB)
+    assert one.overhead["cuda_context"] == pytest.approx(0.35 * V.GIB)  # sm_75
+    assert V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096), "h200").overhead["cuda_context"] == pytest.approx(0.5 * V.GIB)
+    # fragmentation scales with the largest transient: the fp32 loss buffer doubles with the batch
+    two = V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096, micro_batch=2), "rtx8000")
+    assert two.overhead["fragmentation"] == pytest.approx(2 * one.overhead["fragmentation"])
+    # a chunked loss shrinks it; eager attention at long sequences replaces it with the fp32 score matrix
+    chunked = V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096, chunked_loss=True), "rtx8000")
+    assert chunked.overhead["fragmentation"] < one.overhead["fragmentation"]
+    eager = V.estimate("Llama-3.2-3B", V.Plan(seq_len=16384, attn_implementation="eager"), "rtx8000")
+    assert eager.detail["largest_transient"]["what"].startswith("eager fp32 attention scores")
+    # DeepSpeed buckets (HF docs: overlap_comm uses 4.5 × (allgather + reduce bucket) × 2 bytes), capped by what exists
+    z2 = V.estimate("Llama-3.1-8B", V.Plan(method="lora", seq_len=2048, sharding="zero2", n_gpus=4), "a100-80gb")
+    n = z2.detail["trainable_params"]
+    assert z2.overhead["comm_buckets"] == pytest.approx(4.5 * (min(4096**2, n) + min(2e8, n)) * 2)
+    assert V.estimate("Llama-3.1-8B", V.Plan(method="lora", seq_len=2048), "a100-80gb").overhead["comm_buckets"] == 0
+    # the plan can state its own fragmentation bound (e.g. 0 to read the live-tensor-only view)
+    zero = V.estimate("Qwen2.5-Coder-7B", V.Plan(seq_len=4096, fragmentation_segments=0), "rtx8000")
+    assert zero.overhead["fragmentation"] == 0 and zero.allocated_bytes == one.allocated_bytes
+
+
+def test_fit_check_before_launch_uses_reserved_plus_margin():
+    from tacsol import launch
+
+    p = {"model": "Qwen2.5-Coder-7B", "hardware_profile": "rtx8000", "quantization": "nf4", "lora_r": 16,
+         "lora_targets": list(M.SEVEN_PROJECTIONS), "max_seq_length": 8192, "batch_size": 2,
+         "gradient_checkpointing": True, "n_processes": 4, "deepspeed": ""}
+    fit = launch.fit_check(p)
+    est = V.estimate(fit["model"], fit["plan"], "rtx8000")
+    assert fit["allocated_gb"] <= fit["reserved_gb"] <= fit["per_gpu_gb"]
+    assert fit["per_gpu_gb"] == pytest.approx(est.device_bytes / V.GB, abs=1e-3)
+    assert fit["limit_gb"] == pytest.approx(fit["capacity_gb"] * (1 - V.DEFAULT_MARGIN), abs=1e-3)
+    assert fit["fits"] is (fit["per_gpu_gb"] <= fit["limit_gb"]) is False
+    assert "reserved" in fit["message"] and "margin 5%" in fit["message"]
+    # allocated alone, or the rule before issue 17, would have let it through
+    assert fit["allocated_gb"] < fit["limit_gb"] and V.legacy_device_bytes(est) <= est.limit_bytes()
+    ok = launch.fit_check({**p, "batch_size": 1})
+    assert ok["fits"] is True and ok["per_gpu_gb"] <= ok["limit_gb"]
+
+
+def test_make_fit_and_max_seq_len_use_the_reserved_verdict():
+    plan = V.Plan(method="qlora", seq_len=8192, micro_batch=2, kbit_fp32_upcast=True)
+    est = V.estimate("Qwen2.5-Coder-7B", plan, "rtx8000")
+    assert not est.fits() and V.legacy_device_bytes(est) <= est.limit_bytes()
+    fit, changes, fit_est = V.make_fit("Qwen2.5-Coder-7B", plan, "rtx8000", n_gpus=4)
+    assert fit is not None and changes[0].startswith("micro-batch 1") and fit_est.device_bytes <= fit_est.limit_bytes()
+    s = V.max_seq_len("Qwen2.5-Coder-7B", replace(plan, micro_batch=1), "rtx8000")
+    at = V.estimate("Qwen2.5-Coder-7B", replace(plan, micro_batch=1, seq_len=s), "rtx8000")
+    assert at.fits() and at.device_bytes <= at.limit_bytes()
+
+
+def test_rtx8000_plans_table_names_the_changed_verdicts():
+    rows = V.rtx8000_plans_table()
+    kinds = {r["kind"] for r in rows}
+    assert {"params file (launch fit check)", "docs/vram.md plan", "recommendations row"} <= kinds
+    for r in rows:
+        assert r["allocated_gb"] <= r["reserved_gb"] <= r["device_gb"]
+        assert r["change"] == ("fits → does NOT fit" if r["fits_before"] and not r["fits"] else
+                               "does not fit → fits" if r["fits"] and not r["fits_before"] else "unchanged")
+    by = {r["plan"]: r for r in rows}
+    assert by["measured run: Qwen2.5-Coder-7B 8,192 × 2, DDP × 4 (OOM)"]["change"] == "fits → does NOT fit"
+    assert by["measured run: Qwen2.5-Coder-7B 8,192 × 1, DDP × 4 (ran)"]["fits"]
+    # what docs/vram.md reports: only the Qwen2.5-Coder-32B launch plans and the measured 7B batch-2 run lose "fits"
+    # (a params file fixed to fit later leaves this set); none of the documented plans gains it
+    changed = {r["plan"] for r in rows if r["change"] != "unchanged"}
+    assert changed <= {"04_train_32b.yaml", "04_train_32b_1gpu.yaml", "04_train_32b_8k.yaml",
+                       "measured run: Qwen2.5-Coder-7B 8,192 × 2, DDP × 4 (OOM)"}
+    assert all(r["change"] == "fits → does NOT fit" for r in rows if r["plan"] in changed)

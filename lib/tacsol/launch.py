@@ -241,27 +241,46 @@ def memory_plan(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def fit_check(params: dict[str, Any]) -> dict[str, Any]:
-    """Run the VRAM estimator on the plan for ``hardware_profile``. Returns a JSON-able record with the verdict,
-    the per-GPU total, the capacity and the breakdown; an estimate that cannot be made is reported (fits None)."""
+    """Run the VRAM estimator on the plan for ``hardware_profile``. Returns a JSON-able record with the verdict, the
+    per-GPU figures (allocated, reserved = what torch's caching allocator holds, per_gpu = reserved + CUDA context +
+    NCCL, the nvidia-smi view), the capacity, the limit (capacity less the margin) and the breakdown. The verdict is
+    per_gpu ≤ limit. An estimate that cannot be made is reported (fits None)."""
     from . import vram
 
     plan = memory_plan(params)
     profile = params.get("hardware_profile") or "cpu"
     model = _ESTIMATOR_NAMES.get(str(params.get("model")), params.get("model"))
-    rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": plan, "fits": None}
+    margin = float(params.get("fit_margin") or vram.DEFAULT_MARGIN)
+    rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": plan, "fits": None, "margin": margin}
     try:
         est = vram.estimate(model, plan, profile)
     except Exception as exc:  # unknown model or profile, bad plan field: say so, do not pretend it fits
         rec["message"] = f"no estimate for {model!r} on {profile!r}: {type(exc).__name__}: {exc}"
         return rec
-    d = est.to_dict()
-    rec.update(fits=bool(d["fits"]), per_gpu_gb=d["total_gb"], capacity_gb=d["capacity_gb"],
-               headroom_gb=d["headroom_gb"], terms_gb=d["terms_gb"], overhead_gb=d["overhead_gb"],
+    d = est.to_dict(margin)
+    rec.update(fits=bool(d["fits"]), per_gpu_gb=d["device_gb"], allocated_gb=d["allocated_gb"],
+               reserved_gb=d["reserved_gb"], capacity_gb=d["capacity_gb"], limit_gb=d["limit_gb"],
+               headroom_gb=round(d["limit_gb"] - d["device_gb"], 3), terms_gb=d["terms_gb"],
+               overhead_gb=d["overhead_gb"], largest_transient=d["detail"].get("largest_transient"),
                notes=d["notes"], plan_text=d["detail"].get("plan_text"))
     rec["message"] = (f"{model} on {profile} × {plan['n_gpus']} ({rec['plan_text']}): estimated "
                       f"{rec['per_gpu_gb']:.1f} GB per {'GPU' if profile != 'cpu' else 'process'} vs capacity "
-                      f"{rec['capacity_gb']:.1f} GB → {'fits' if rec['fits'] else 'does NOT fit'}")
+                      f"{rec['capacity_gb']:.1f} GB (allocated {rec['allocated_gb']:.1f} + allocator "
+                      f"{rec['reserved_gb'] - rec['allocated_gb']:.1f} = reserved {rec['reserved_gb']:.1f}, + CUDA context"
+                      f"/NCCL; limit {rec['limit_gb']:.1f} GB at margin {margin:.0%}) → "
+                      f"{'fits' if rec['fits'] else 'does NOT fit'}")
     return rec
+
+
+def fit_check_file(path: str | Path) -> dict[str, Any]:
+    """The fit check of a phase params file (params/04_*.yaml ...): the notebook's defaults, the file's values and
+    the DeepSpeed JSON its zero3_plan implies, as ``prepare`` would use them."""
+    from . import params as P
+
+    stem = Path(path).name[:2]
+    p = P.validate(P.load_yaml(paths.resolve(path)), P.notebook_parameters(paths.notebook_path(stem)), where=stem)
+    ds = resolve_deepspeed(p, training_choices(p.get("hardware_profile") or "cpu")["dtype"])
+    return {**fit_check({**p, "deepspeed": ds}), "params_file": str(path), "n_processes": p.get("n_processes", 1)}
 
 
 def require_fit(params: dict[str, Any], fit: dict[str, Any]) -> None:

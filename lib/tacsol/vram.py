@@ -8,10 +8,13 @@
   gradients      one gradient per trainable parameter (adapter dtype, or the weight dtype for full fine-tuning)
   optimizer      AdamW moments (torch: 2× param dtype; bitsandbytes 32-bit: 8 B; 8-bit: 2 B) + fp32 master copy
   activations    checkpointed layer inputs + the working set of one layer + logits/loss (see :func:`activation_terms`)
-  overhead       CUDA context (not visible to torch's allocator) and the caching allocator's reserve
 
-and shards them across GPUs for DDP / ZeRO-2 / ZeRO-3 / FSDP, with optional CPU offload. Every constant names its
-source. Calibration against published measurements: :func:`calibration_table` (data in
+and shards them across GPUs for DDP / ZeRO-2 / ZeRO-3 / FSDP, with optional CPU offload. Their sum is ``allocated``
+(torch.cuda.max_memory_allocated). On top (:func:`overhead_terms`): the caching allocator's segment rounding, one
+stranded segment of the step's largest transient and DeepSpeed's buckets give ``reserved``
+(torch.cuda.max_memory_reserved); the CUDA context and NCCL's buffers give ``device`` (what nvidia-smi shows).
+Verdicts (:meth:`Estimate.fits`, :func:`make_fit`, the launch fit check) use ``device`` within (1 − margin) of the
+card. Every constant names its source. Calibration against published measurements: :func:`calibration_table` (data in
 ``lib/tacsol/data/vram/calibration.json``); the comparison and its misses are documented in docs/vram.md.
 """
 from __future__ import annotations
@@ -65,12 +68,47 @@ NORM_FP32_BYTES = 8
 # kernel and FlashAttention-2 keep only the output and a fp32 log-sum-exp per (token, head): no s² term.
 EAGER_SCORE_BYTES = 6
 LSE_BYTES = 4
-# CUDA context + kernels + cuBLAS workspace, outside torch's allocator: ~0.3–0.6 GiB with torch 2.x on A100/H100
-# (nvidia-smi minus torch.cuda.memory_reserved on an idle process). Assumption, overridable per plan.
-CUDA_CONTEXT_GIB = 0.5
-# Caching allocator: memory_reserved ≈ (1 + reserve) × max_memory_allocated in steady fine-tuning (block rounding,
-# cached free blocks). Assumption (PyTorch CUDA semantics docs describe the mechanism, not a number).
-ALLOCATOR_RESERVE = 0.05
+# ---- reserved memory and the nvidia-smi view (issue 17). torch's caching allocator holds more than the live tensors
+# (torch.cuda.max_memory_reserved >= max_memory_allocated) and the process holds more than the allocator (nvidia-smi).
+# Segment rounding: requests >= 10 MiB get a cudaMalloc segment rounded up to 2 MiB, 1-10 MiB requests carve 20 MiB
+# segments, < 1 MiB ones pack into 2 MiB segments at 512 B (c10/cuda/CUDACachingAllocator.cpp kRoundLarge,
+# kLargeBuffer, kSmallBuffer, kMinBlockSize). Expected unused tail: half a 2 MiB granule per long-lived large tensor
+# (assumption: tensor sizes uniform modulo 2 MiB).
+ALLOC_ROUND_LARGE = 2 * 2**20
+ALLOC_ROUND_WASTE = ALLOC_ROUND_LARGE / 2
+# Fragmentation: blocks in different cudaMalloc segments never merge, and before raising OOM the allocator releases
+# only cached segments that are not split (CUDACachingAllocator.cpp header; PyTorch devlog "When does fragmentation
+# occur in the CUDA caching allocator?", 2026-06-01). The step's largest transient (the fp32 b·s·V loss buffer at long
+# sequences) is freed and re-requested every step; with batches whose length varies between steps (tacsol.train plans
+# length-bucketed micro-batches) a longer step cannot reuse the shorter step's segments while a live block (a
+# checkpointed layer input, an optimizer state) pins them. We plan for one such stranded segment: a bound, not a fit.
+# A single fixed-shape step strands less: 1,159 MiB (1.22 GB) beside a 4.98 GB loss buffer (0.24×) in the RTX 8000
+# 8,192-token sweep (docs/vram.md).
+FRAG_TRANSIENT_SEGMENTS = 1.0
+# torchtune CEWithChunkedOutputLoss splits the logits into 8 chunks (num_output_chunks default): its largest transient
+# is one fp32 chunk.
+LOSS_CHUNKS = 8
+# CUDA context (driver state, lazily loaded kernel images, cuBLAS handles, the per-SM local-memory reservation for
+# thread stacks), outside torch's allocator, per device. It grows with the SM count × resident threads (RTX 8000:
+# 72 SMs × 1,024 threads; A100: 108 × 2,048; H100/H200: 132 × 2,048). Assumption: 0.35 GiB on sm_7x, 0.45 GiB on
+# sm_8x, 0.5 GiB on sm_9x and newer; bounded on the RTX 8000 by the smallest nvidia-smi − max_memory_allocated gap of
+# the 4-GPU sweep (734 MiB, which also holds NCCL and the allocator's gap). Overridable per plan (cuda_context_gib).
+CUDA_CONTEXT_GIB_BY_MAJOR = {7: 0.35, 8: 0.45, 9: 0.5}
+CUDA_CONTEXT_GIB = 0.5  # newer or unknown architectures
+# NCCL communicator buffers, cudaMalloc'd by NCCL outside torch's allocator on every rank of a multi-GPU job:
+# NCCL_BUFFSIZE 4 MiB (NCCL default) × 2 ring peers × ~8 channels × ~2 protocols (Simple, LL128) ≈ 0.25 GiB.
+# Assumption (channel count depends on the topology); within the 734 MiB RTX 8000 gap above with the context.
+NCCL_BUFFERS_GIB = 0.25
+# DeepSpeed ZeRO communication buckets (inside torch's allocator). HF Trainer "auto": reduce_bucket_size = hidden²;
+# the kit's zero2 JSON sets allgather_bucket_size 2e8. With overlap_comm the footprint is 4.5 × (allgather + reduce
+# bucket) elements × 2 bytes (HF Transformers DeepSpeed docs, ZeRO-2 "overlap_comm"; the same buffers serve ZeRO-3's
+# reduce). A bucket never holds more elements than there are trainable parameters.
+DS_OVERLAP_COMM_FACTOR = 4.5
+DS_ALLGATHER_BUCKET = 2e8
+DS_COMM_BYTES = 2
+# Verdict: reserved + CUDA context + NCCL must stay under (1 − margin) of the card. The margin absorbs the allocated
+# estimate's own error (within 2% of measure_peak, ~7% under the training module on an H200; docs/vram.md).
+DEFAULT_MARGIN = 0.05
 # DeepSpeed ZeRO-3 keeps gathered the current and the prefetched layer: memory ≈ 2 × largest layer at its storage
 # precision (DeepSpeed estimate_zero3_model_states_mem_needs uses 4 bytes × largest layer for fp16 params + grads).
 ZERO3_LIVE_LAYERS = 2
@@ -127,8 +165,8 @@ class Plan:
     offload: str = "none"
     rope_scaling_factor: float | None = None  # e.g. 4.0 for Qwen2.5 YaRN beyond 32K
     master_weights: bool | None = None  # None: True for full fine-tuning under zero2/zero3/fsdp
-    cuda_context_gib: float = CUDA_CONTEXT_GIB
-    allocator_reserve: float = ALLOCATOR_RESERVE
+    cuda_context_gib: float | None = None  # None: by architecture (CUDA_CONTEXT_GIB_BY_MAJOR)
+    fragmentation_segments: float = FRAG_TRANSIENT_SEGMENTS  # stranded segments of the largest transient
 
     def describe(self) -> str:
         w = self.weights or ("nf4" if self.method == "qlora" else "16-bit")
@@ -142,13 +180,22 @@ class Plan:
         return ", ".join(parts)
 
 
+# overhead keys: inside torch's caching allocator (part of memory_reserved) vs outside it (CUDA context, NCCL)
+ALLOCATOR_KEYS = ("allocator_rounding", "fragmentation", "comm_buckets")
+PROCESS_KEYS = ("cuda_context", "nccl_buffers")
+
+
 @dataclass
 class Estimate:
+    """Per-GPU bytes at the step's peak. Three views: ``allocated`` (live tensors, torch.cuda.max_memory_allocated),
+    ``reserved`` (+ the caching allocator's rounding, one stranded segment of the largest transient and DeepSpeed
+    buckets, torch.cuda.max_memory_reserved) and ``device`` (+ CUDA context and NCCL buffers: what nvidia-smi shows).
+    Verdicts (:meth:`fits`) use the device view with a margin."""
     model: str
     hardware: str
     plan: dict[str, Any]
-    terms: dict[str, float]  # bytes per GPU, allocator-visible
-    overhead: dict[str, float]  # bytes per GPU, reserve + CUDA context
+    terms: dict[str, float]  # bytes per GPU, live tensors (allocator-visible)
+    overhead: dict[str, float]  # bytes per GPU: ALLOCATOR_KEYS (inside memory_reserved) + PROCESS_KEYS (outside)
     detail: dict[str, Any]
     capacity_bytes: float
     notes: list[str] = field(default_factory=list)
@@ -159,12 +206,17 @@ class Estimate:
 
     @property
     def reserved_bytes(self) -> float:
-        return self.allocated_bytes + self.overhead["allocator_reserve"]
+        """torch.cuda.max_memory_reserved the step needs: live tensors + what the allocator cannot hand back."""
+        return self.allocated_bytes + sum(self.overhead.get(k, 0.0) for k in ALLOCATOR_KEYS)
 
     @property
-    def total_bytes(self) -> float:
-        """What nvidia-smi would show per GPU at the peak."""
-        return self.reserved_bytes + self.overhead["cuda_context"]
+    def device_bytes(self) -> float:
+        """What nvidia-smi shows per GPU at the peak: reserved + CUDA context + NCCL buffers."""
+        return self.reserved_bytes + sum(self.overhead.get(k, 0.0) for k in PROCESS_KEYS)
+
+    @property
+    def total_bytes(self) -> float:  # the device view; kept as the name the phases and CLI already use
+        return self.device_bytes
 
     @property
     def total_gb(self) -> float:
@@ -174,20 +226,27 @@ class Estimate:
     def total_gib(self) -> float:
         return self.total_bytes / GIB
 
-    def fits(self, margin: float = 0.05) -> bool:
-        return self.total_bytes <= self.capacity_bytes * (1 - margin)
+    def limit_bytes(self, margin: float = DEFAULT_MARGIN) -> float:
+        return self.capacity_bytes * (1 - margin)
 
-    def headroom_gb(self) -> float:
-        return (self.capacity_bytes - self.total_bytes) / GB
+    def fits(self, margin: float = DEFAULT_MARGIN) -> bool:
+        """Reserved + CUDA context + NCCL (the device view) within (1 − margin) of the card."""
+        return self.device_bytes <= self.limit_bytes(margin)
 
-    def to_dict(self) -> dict[str, Any]:
+    def headroom_gb(self, margin: float = 0.0) -> float:
+        return (self.limit_bytes(margin) - self.device_bytes) / GB
+
+    def to_dict(self, margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
         return {
             "model": self.model, "hardware": self.hardware, "plan": self.plan,
             "terms_gb": {k: round(v / GB, 4) for k, v in self.terms.items()},
             "overhead_gb": {k: round(v / GB, 4) for k, v in self.overhead.items()},
             "allocated_gb": round(self.allocated_bytes / GB, 3), "reserved_gb": round(self.reserved_bytes / GB, 3),
+            "device_gb": round(self.device_bytes / GB, 3),
             "total_gb": round(self.total_gb, 3), "total_gib": round(self.total_gib, 3),
-            "capacity_gb": round(self.capacity_bytes / GB, 3), "fits": self.fits(), "headroom_gb": round(self.headroom_gb(), 3),
+            "capacity_gb": round(self.capacity_bytes / GB, 3), "margin": margin,
+            "limit_gb": round(self.limit_bytes(margin) / GB, 3), "fits": self.fits(margin),
+            "headroom_gb": round(self.headroom_gb(), 3),
             "detail": self.detail, "notes": self.notes,
         }
 
@@ -338,6 +397,77 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
             "per_layer_full": float(layer_full), "logits_loss": float(logits)}
 
 
+def largest_transient(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, quantized: bool) -> tuple[float, str]:
+    """Bytes and name of the largest single tensor a step allocates and frees again: the candidate for a stranded
+    allocator segment. Candidates: the fp32 b·s·V loss buffer (one chunk of it with a chunked loss), the 16-bit
+    logits, eager attention's fp32 softmax (a·s²·b), one MLP intermediate (b·s·I), one dequantized 16-bit weight."""
+    e = DTYPE_BYTES[dtype]
+    s, b = plan.seq_len, plan.micro_batch
+    bsv = b * s * spec.cfg("vocab_size")
+    chunks = LOSS_CHUNKS if plan.chunked_loss else 1
+    inter = (spec.cfg("moe_intermediate_size") if spec.is_moe else spec.cfg("intermediate_size")) or 0
+    f = mm.facts(spec)
+    cands = {"fp32 loss buffer (b·s·V)" + (f" / {chunks} chunks" if chunks > 1 else ""): 4 * bsv / chunks,
+             "16-bit logits (b·s·V)": e * bsv / chunks,
+             "MLP intermediate (b·s·I)": e * b * s * inter}
+    if attn == "eager":
+        cands["eager fp32 attention scores (a·s²·b)"] = 4 * spec.cfg("num_attention_heads") * s * s * b
+    if quantized:
+        cands["dequantized 16-bit weight"] = 2 * max(v["max_weight"] for v in f["linear"].values())
+    name = max(cands, key=cands.get)
+    return float(cands[name]), name
+
+
+def _large_tensor_count(spec: mm.ModelSpec, plan: Plan) -> float:
+    """Long-lived tensors of >= 1 MiB on one GPU (each leaves part of a 2 MiB granule unused): frozen or trained
+    weight matrices (+ embeddings, lm_head), their gradients and two Adam states for full fine-tuning, and the L
+    checkpointed layer inputs. ZeRO-3/FSDP keep flat shards: the per-matrix count divides by N."""
+    f = mm.facts(spec)
+    weights = sum(v["count"] for v in f["linear"].values()) + 2
+    if plan.method == "full":
+        weights *= 4 if plan.offload == "none" else 2
+    if plan.sharding in ("zero3", "fsdp") and plan.n_gpus > 1:
+        weights /= plan.n_gpus
+    return weights + (spec.cfg("num_hidden_layers") if plan.gradient_checkpointing else 0)
+
+
+def _comm_buckets(spec: mm.ModelSpec, plan: Plan, trainable: float) -> float:
+    """DeepSpeed ZeRO-2/3 gradient reduce (+ ZeRO-2 all-gather) buckets with overlap_comm, inside torch's allocator.
+    DDP's buckets are already an allocated term (ddp_buckets); FSDP reduces in place of its unsharded layer."""
+    if plan.sharding not in ("zero2", "zero3") or plan.n_gpus < 2:
+        return 0.0
+    reduce = min(spec.cfg("hidden_size") ** 2, trainable)  # HF "auto": hidden², capped by what there is to reduce
+    gather = min(DS_ALLGATHER_BUCKET, trainable) if plan.sharding == "zero2" else 0.0
+    return DS_OVERLAP_COMM_FACTOR * (reduce + gather) * DS_COMM_BYTES
+
+
+def cuda_context_bytes(plan: Plan, hw: hwmod.Hardware) -> float:
+    if hw.kind != "cuda":
+        return 0.0
+    if plan.cuda_context_gib is not None:
+        return plan.cuda_context_gib * GIB
+    major = int(str(hw.compute_capability).split(".")[0])
+    return CUDA_CONTEXT_GIB_BY_MAJOR.get(major, CUDA_CONTEXT_GIB) * GIB
+
+
+def overhead_terms(spec: mm.ModelSpec, plan: Plan, hw: hwmod.Hardware, dtype: str, attn: str, quantized: bool,
+                   trainable: float) -> tuple[dict[str, float], dict[str, Any]]:
+    """The gap between allocated and what nvidia-smi shows, per GPU. Inside the caching allocator: segment rounding,
+    ``plan.fragmentation_segments`` stranded segments of the largest transient, DeepSpeed buckets. Outside it: the
+    CUDA context and, on multi-GPU jobs, NCCL's buffers. CPU profiles have none of these."""
+    if hw.kind != "cuda":
+        return {k: 0.0 for k in (*ALLOCATOR_KEYS, *PROCESS_KEYS)}, {"largest_transient": None}
+    big, what = largest_transient(spec, plan, dtype, attn, quantized)
+    overhead = {
+        "allocator_rounding": ALLOC_ROUND_WASTE * _large_tensor_count(spec, plan),
+        "fragmentation": plan.fragmentation_segments * big,
+        "comm_buckets": _comm_buckets(spec, plan, trainable),
+        "cuda_context": cuda_context_bytes(plan, hw),
+        "nccl_buffers": NCCL_BUFFERS_GIB * GIB if plan.n_gpus > 1 else 0.0,
+    }
+    return overhead, {"largest_transient": {"what": what, "gb": round(big / GB, 3)}}
+
+
 def estimate(model: str | Path | mm.ModelSpec, plan: Plan | dict | None = None,
              hardware: str | hwmod.Hardware | dict = "rtx8000") -> Estimate:
     """Per-GPU memory of one training step. Errors (unknown model, bad plan field, missing hardware field) name the field."""
@@ -435,14 +565,12 @@ def estimate(model: str | Path | mm.ModelSpec, plan: Plan | dict | None = None,
         "optimizer": opt_states,
         "activations": activations,
     }
-    allocated = sum(terms.values())
-    overhead = {"allocator_reserve": allocated * plan.allocator_reserve,
-                "cuda_context": plan.cuda_context_gib * GIB if hw.kind == "cuda" else 0.0}
+    overhead, gap = overhead_terms(spec, plan, hw, dtype, attn, quantized, trainable)
     detail = {
         "dtype": dtype, "attn_implementation": attn, "weight_precision": wprec, "weight_bits": round(bits, 4),
         "total_params": f["total_params"], "quantizable_params": Q, "other_params": other,
         "trainable_params": int(trainable), "lora_targets": targets, "activation_parts_gb":
-            {k: round(v / GB, 4) for k, v in act.items()}, "plan_text": plan.describe(),
+            {k: round(v / GB, 4) for k, v in act.items()}, "plan_text": plan.describe(), **gap,
     }
     return Estimate(model=spec.name, hardware=hw.name, plan=_plan_dict(plan), terms=terms, overhead=overhead,
                     detail=detail, capacity_bytes=float(hw.memory_bytes), notes=notes)
@@ -455,7 +583,7 @@ def _plan_dict(plan: Plan) -> dict[str, Any]:
     return d
 
 
-def fits(model, plan: Plan | dict | None = None, hardware="rtx8000", margin: float = 0.05) -> bool:
+def fits(model, plan: Plan | dict | None = None, hardware="rtx8000", margin: float = DEFAULT_MARGIN) -> bool:
     return estimate(model, plan, hardware).fits(margin)
 
 
@@ -471,7 +599,7 @@ FIT_STEPS: list[tuple[str, dict[str, Any]]] = [
 ]
 
 
-def make_fit(model, plan: Plan, hardware="rtx8000", n_gpus: int | None = None, margin: float = 0.05
+def make_fit(model, plan: Plan, hardware="rtx8000", n_gpus: int | None = None, margin: float = DEFAULT_MARGIN
              ) -> tuple[Plan | None, list[str], Estimate]:
     """Apply FIT_STEPS in order until the estimate fits. Returns (plan or None, changes made, last estimate).
 
@@ -504,7 +632,7 @@ def make_fit(model, plan: Plan, hardware="rtx8000", n_gpus: int | None = None, m
     return None, changes, est
 
 
-def max_seq_len(model, plan: Plan, hardware="rtx8000", margin: float = 0.05, upper: int | None = None) -> int:
+def max_seq_len(model, plan: Plan, hardware="rtx8000", margin: float = DEFAULT_MARGIN, upper: int | None = None) -> int:
     """Longest sequence (multiple of 256) that fits; 0 if even 256 does not. Capped at the model's positions."""
     spec = mm.resolve(model)
     hi = upper or spec.max_positions * int(plan.rope_scaling_factor or 1)
@@ -554,6 +682,17 @@ def gpu_hours(tokens: float, epochs: float, tokens_per_s: float, n_gpus: int = 1
 # ---------------------------------------------------------------------------------------------------------------
 # Calibration
 # ---------------------------------------------------------------------------------------------------------------
+UNITS = {"GB": GB, "GiB": GIB, "MiB": 2**20}
+# What each compare key reads off the estimate, and the instrument it stands for.
+COMPARE = {
+    "allocated": ("allocated_bytes", "torch.cuda.max_memory_allocated"),
+    "reserved": ("reserved_bytes", "torch.cuda.max_memory_reserved"),
+    "device": ("device_bytes", "nvidia-smi (reserved + CUDA context + NCCL)"),
+    "weights": (None, "component: weights"), "lora": (None, "component: LoRA adapters"),
+    "optimizer": (None, "component: optimizer states"),
+}
+
+
 def load_calibration(path: str | Path | None = None) -> list[dict[str, Any]]:
     p = Path(path) if path else DATA_DIR / "calibration.json"
     rows = json.loads(p.read_text(encoding="utf-8"))["measurements"]
@@ -561,56 +700,67 @@ def load_calibration(path: str | Path | None = None) -> list[dict[str, Any]]:
         for key in ("id", "source", "model", "hardware", "plan", "measured", "unit", "compare"):
             if key not in r:
                 raise VramError(f"{p.name}: measurement #{i} ({r.get('id', '?')}) lacks field {key!r}")
+        if r["compare"] not in COMPARE:
+            raise VramError(f"{p.name}: {r['id']}: field 'compare' must be one of {sorted(COMPARE)}, got {r['compare']!r}")
+        if r["unit"] not in UNITS:
+            raise VramError(f"{p.name}: {r['id']}: field 'unit' must be one of {sorted(UNITS)}, got {r['unit']!r}")
+        if r["measured"] is None and not (r.get("oom") or r.get("ran")):
+            raise VramError(f"{p.name}: {r['id']}: field 'measured' is null but the row is neither 'oom' nor 'ran'")
     return rows
 
 
 def _component(est: Estimate, compare: str) -> float:
-    if compare == "allocated":
-        return est.allocated_bytes
-    if compare == "reserved":
-        return est.reserved_bytes
-    if compare == "device":
-        return est.total_bytes
-    if compare == "weights":
-        return est.terms["weights"]
-    if compare == "lora":
-        return est.terms["lora"]
-    if compare == "optimizer":
-        return est.terms["optimizer"]
-    raise VramError(f"calibration field 'compare' must be allocated/reserved/device/weights/lora/optimizer, got {compare!r}")
+    attr, _ = COMPARE.get(compare, (None, None))
+    if attr:
+        return getattr(est, attr)
+    if compare in ("weights", "lora", "optimizer"):
+        return est.terms[compare]
+    raise VramError(f"calibration field 'compare' must be one of {sorted(COMPARE)}, got {compare!r}")
 
 
-def calibration_table(path: str | Path | None = None, extra_rows: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
-    """Estimate vs every published measurement (one output row per input row, none dropped)."""
-    out = []
-    for r in [*load_calibration(path), *extra_rows]:
-        est = estimate(r["model"], r["plan"], r["hardware"])
-        unit = {"GB": GB, "GiB": GIB}[r["unit"]]
-        measured = r["measured"] * unit
-        got = _component(est, r["compare"])
-        if r.get("oom"):  # a run that ran out of memory holds when the kit's own fit check says "does not fit"
-            err = None
-            ok = not est.fits()
-        else:
-            err = (got - measured) / measured
-            ok = abs(err) <= 0.15
-        out.append({
-            "id": r["id"], "source": r["source"], "model": r["model"], "hardware": r["hardware"],
-            "setting": r.get("setting", est.detail["plan_text"]), "compare": r["compare"],
-            "measured_gb": round(measured / GB, 2) if not r.get("oom") else None,
-            "estimate_gb": round(got / GB, 2), "rel_error": None if err is None else round(err, 4),
-            "within_15pct": ok, "oom": bool(r.get("oom")), "note": r.get("note", ""),
-        })
-    return out
+def _calibration_row(r: dict[str, Any], margin: float) -> dict[str, Any]:
+    est = estimate(r["model"], r["plan"], r["hardware"])
+    got = _component(est, r["compare"])
+    verdict = "oom" if r.get("oom") else ("ran" if r.get("ran") else None)
+    if verdict:  # a verdict row holds when the kit's fit check agrees with what the hardware did
+        err, measured = None, None
+        ok = est.fits(margin) == (verdict == "ran")
+    else:
+        measured = r["measured"] * UNITS[r["unit"]]
+        err = (got - measured) / measured
+        ok = abs(err) <= 0.15
+    cause = r.get("cause", "")
+    return {
+        "id": r["id"], "source": r["source"], "model": r["model"], "hardware": r["hardware"],
+        "setting": r.get("setting", est.detail["plan_text"]), "compare": r["compare"],
+        "measured_as": r.get("measured_as", ""), "estimate_quantity": COMPARE[r["compare"]][1],
+        "measured_gb": None if measured is None else round(measured / GB, 2),
+        "estimate_gb": round(got / GB, 2), "allocated_gb": round(est.allocated_bytes / GB, 2),
+        "reserved_gb": round(est.reserved_bytes / GB, 2), "device_gb": round(est.device_bytes / GB, 2),
+        "limit_gb": round(est.limit_bytes(margin) / GB, 2), "kit_verdict": "fits" if est.fits(margin) else "does not fit",
+        "rel_error": None if err is None else round(err, 4), "within_15pct": ok,
+        "explained": (not ok) and bool(cause), "cause": cause if not ok else "",
+        "oom": verdict == "oom", "ran": verdict == "ran", "note": r.get("note", ""),
+    }
+
+
+def calibration_table(path: str | Path | None = None, extra_rows: Iterable[dict[str, Any]] = (),
+                      margin: float = DEFAULT_MARGIN) -> list[dict[str, Any]]:
+    """Estimate vs every published measurement (one output row per input row, none dropped), each compared with the
+    quantity its source measured. A row outside ±15% (or a verdict the kit gets wrong) carries its named ``cause``."""
+    return [_calibration_row(r, margin) for r in [*load_calibration(path), *extra_rows]]
 
 
 def calibration_summary(table: list[dict[str, Any]]) -> dict[str, Any]:
-    # OOM rows carry no relative error (None, or NaN after a pandas round trip)
-    errs = [abs(r["rel_error"]) for r in table if r["rel_error"] is not None and r["rel_error"] == r["rel_error"]]
-    errs.sort()
+    # verdict rows carry no relative error (None, or NaN after a pandas round trip)
+    errs = sorted(abs(r["rel_error"]) for r in table if r["rel_error"] is not None and r["rel_error"] == r["rel_error"])
     med = errs[len(errs) // 2] if len(errs) % 2 else (errs[len(errs) // 2 - 1] + errs[len(errs) // 2]) / 2
-    return {"rows": len(table), "within_15pct": sum(r["within_15pct"] for r in table),
-            "share_within_15pct": round(sum(r["within_15pct"] for r in table) / len(table), 4),
+    within = sum(bool(r["within_15pct"]) for r in table)
+    explained = sum(r.get("explained") is True for r in table)
+    verdicts = [r for r in table if r.get("oom") is True or r.get("ran") is True]
+    return {"rows": len(table), "within_15pct": within, "share_within_15pct": round(within / len(table), 4),
+            "explained_misses": explained, "unexplained_misses": len(table) - within - explained,
+            "verdict_rows": len(verdicts), "verdicts_right": sum(bool(r["within_15pct"]) for r in verdicts),
             "median_abs_rel_error": round(med, 4), "max_abs_rel_error": round(max(errs), 4)}
 
 
@@ -623,9 +773,10 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
     Builds ``num_layers`` layers (same widths, vocab, heads) on ``device``, quantizes the Linears to NF4 with
     bitsandbytes for QLoRA, applies LoRA (PEFT) or trains fully, and runs ``steps`` AdamW steps at
     plan.seq_len × plan.micro_batch. On CUDA it returns torch.cuda.max_memory_allocated of the steps beside the
-    estimator's allocated bytes for the same reduced model. On CPU (no allocator statistics) it returns the exact
-    tensor bytes of parameters + gradients + optimizer states beside the estimator's model-state terms, which
-    exercises the same path without a GPU."""
+    estimator's allocated bytes for the same reduced model, and max_memory_reserved and the device's used memory
+    (mem_get_info, the nvidia-smi view) beside the reserved and device estimates (issue 17; not yet run on a GPU). On
+    CPU (no allocator statistics) it returns the exact tensor bytes of parameters + gradients + optimizer states
+    beside the estimator's model-state terms, which exercises the same path without a GPU."""
     import torch
     import torch.nn as nn
     from transformers import AutoModelForCausalLM
@@ -695,6 +846,9 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
         want = est.allocated_bytes
         what = "peak allocated (torch.cuda.max_memory_allocated)"
         dev_name = torch.cuda.get_device_name(0)
+        free, total = torch.cuda.mem_get_info()  # before empty_cache: the cached segments still count, as in nvidia-smi
+        views = {"measured_reserved_gb": torch.cuda.max_memory_reserved() / GB, "estimate_reserved_gb": est.reserved_bytes / GB,
+                 "device_used_gb": (total - free) / GB, "estimate_device_gb": est.device_bytes / GB}
     else:
         quant_state = 0
         for m in net.modules():
@@ -706,12 +860,13 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
         want = sum(est.terms[k] for k in ("weights", "lora", "gradients", "optimizer"))
         what = "exact tensor bytes of parameters + quantization state + gradients + optimizer states"
         dev_name = "cpu"
+        views = {}
     del net, opt
     if cuda:
         torch.cuda.empty_cache()
     return {"model": spec.name, "num_layers": num_layers, "plan": plan.describe(), "what": what,
             "measured_peak_gb": measured / GB, "estimate_allocated_gb": want / GB,
-            "rel_error": (want - measured) / measured, "device": dev_name}
+            "rel_error": (want - measured) / measured, "device": dev_name, **views}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -735,7 +890,8 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--sharding", default=None, choices=SHARDINGS, help="default: none for 1 GPU, ddp for more")
     p.add_argument("--offload", default="none", choices=OFFLOADS)
     p.add_argument("--rope-scaling-factor", type=float, default=None)
-    p.add_argument("--margin", type=float, default=0.05, help="keep this share of the card free")
+    p.add_argument("--margin", type=float, default=DEFAULT_MARGIN,
+                   help="keep this share of the card free beyond the device estimate (reserved + context + NCCL)")
     p.add_argument("--make-fit", action="store_true", help="search the plan changes that make it fit")
     p.add_argument("--list", action="store_true", help="list registry models and hardware profiles")
     p.add_argument("--calibration", action="store_true", help="print the calibration table")
@@ -752,6 +908,38 @@ def _plan_from_args(args) -> Plan:
                 rope_scaling_factor=args.rope_scaling_factor)
 
 
+def _print_calibration(table: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    for r in table:
+        err = ("OOM" if r["oom"] else "ran") if r["rel_error"] is None else f"{r['rel_error']:+.1%}"
+        print(f"{r['id']:42s} {r['compare']:9s} measured {r['measured_gb']!s:>7} GB  estimate {r['estimate_gb']:>7} GB  "
+              f"{err:>7}  {'ok' if r['within_15pct'] else 'MISS (cause named)' if r['explained'] else 'MISS'}")
+    print(summary)
+
+
+def _print_estimate(est: Estimate, doc: dict[str, Any], margin: float, gpus: int) -> None:
+    print(f"{est.model} on {est.hardware} ({est.detail['dtype']}, {est.detail['attn_implementation']}): {est.detail['plan_text']}")
+    for k, v in est.terms.items():
+        if v:
+            print(f"  {k:18s} {v / GB:8.2f} GB")
+    print(f"  {'= allocated':18s} {est.allocated_bytes / GB:8.2f} GB  (torch.cuda.max_memory_allocated)")
+    for k in ALLOCATOR_KEYS:
+        print(f"  {k:18s} {est.overhead[k] / GB:8.2f} GB")
+    print(f"  {'= reserved':18s} {est.reserved_bytes / GB:8.2f} GB  (torch.cuda.max_memory_reserved)")
+    for k in PROCESS_KEYS:
+        print(f"  {k:18s} {est.overhead[k] / GB:8.2f} GB")
+    lt = est.detail.get("largest_transient") or {}
+    print(f"  {'= device':18s} {est.device_bytes / GB:8.2f} GB  (nvidia-smi) of {est.capacity_bytes / GB:.1f} GB, limit "
+          f"{est.limit_bytes(margin) / GB:.1f} GB (margin {margin:.0%}) -> {'fits' if doc['fits'] else 'does NOT fit'}"
+          + (f"; largest transient: {lt['what']} {lt['gb']:.2f} GB" if lt else ""))
+    if "make_fit" in doc:
+        mf = doc["make_fit"]
+        print("  make it fit: " + (((" + ".join(mf["changes"]) or "already fits as stated") + f" -> {mf['total_gb']:.1f} GB") if mf["fits"]
+                                   else "no plan found (" + " + ".join(mf["changes"]) + ")"
+                                   + ("; more GPUs allow ZeRO-3 sharding: --gpus N" if gpus < 2 else "")))
+    for n in est.notes:
+        print("  note:", n)
+
+
 def main(args) -> int:
     if args.list:
         doc = {"models": {n: mm.get_model(n).hf_id for n in mm.list_models()}, "hardware": hwmod.list_profiles()}
@@ -759,45 +947,24 @@ def main(args) -> int:
               "models:   " + ", ".join(doc["models"]) + "\nhardware: " + ", ".join(doc["hardware"]))
         return 0
     if args.calibration:
-        table = calibration_table()
+        table = calibration_table(margin=args.margin)
         doc = {"rows": table, "summary": calibration_summary(table)}
-        if args.json:
-            print(json.dumps(doc, indent=1))
-        else:
-            for r in table:
-                err = "OOM" if r["oom"] else f"{r['rel_error']:+.1%}"
-                print(f"{r['id']:32s} measured {r['measured_gb']!s:>7} GB  estimate {r['estimate_gb']:>7} GB  {err:>7}  "
-                      f"{'ok' if r['within_15pct'] else 'MISS'}")
-            print(doc["summary"])
+        print(json.dumps(doc, indent=1)) if args.json else _print_calibration(table, doc["summary"])
         return 0
     if not args.model:
         raise VramError("give a model (registry name or config.json path), or --list")
     plan = _plan_from_args(args)
     est = estimate(args.model, plan, args.hardware)
-    doc = est.to_dict()
-    doc["fits"] = est.fits(args.margin)
+    doc = est.to_dict(args.margin)
     if args.make_fit or not doc["fits"]:
         fit_plan, changes, fit_est = make_fit(args.model, plan, args.hardware, n_gpus=max(args.gpus, 1), margin=args.margin)
         doc["make_fit"] = {"fits": fit_plan is not None, "changes": changes,
-                           "plan": _plan_dict(fit_plan) if fit_plan else None, "total_gb": round(fit_est.total_gb, 3)}
+                           "plan": _plan_dict(fit_plan) if fit_plan else None, "total_gb": round(fit_est.total_gb, 3),
+                           "reserved_gb": round(fit_est.reserved_bytes / GB, 3)}
     if args.json:
         print(json.dumps(doc, indent=1))
-        return 0
-    print(f"{est.model} on {est.hardware} ({est.detail['dtype']}, {est.detail['attn_implementation']}): {est.detail['plan_text']}")
-    for k, v in est.terms.items():
-        if v:
-            print(f"  {k:18s} {v / GB:8.2f} GB")
-    for k, v in est.overhead.items():
-        print(f"  {k:18s} {v / GB:8.2f} GB")
-    print(f"  {'total per GPU':18s} {est.total_gb:8.2f} GB of {est.capacity_bytes / GB:.1f} GB -> "
-          f"{'fits' if doc['fits'] else 'does NOT fit'} (margin {args.margin:.0%})")
-    if "make_fit" in doc:
-        mf = doc["make_fit"]
-        print("  make it fit: " + (((" + ".join(mf["changes"]) or "already fits as stated") + f" -> {mf['total_gb']:.1f} GB") if mf["fits"]
-                                   else "no plan found (" + " + ".join(mf["changes"]) + ")"
-                                   + ("; more GPUs allow ZeRO-3 sharding: --gpus N" if args.gpus < 2 else "")))
-    for n in est.notes:
-        print("  note:", n)
+    else:
+        _print_estimate(est, doc, args.margin, args.gpus)
     return 0
 
 
@@ -825,11 +992,29 @@ RECOMMENDATION_ROWS: list[dict[str, Any]] = [
 ]
 
 
+# The verdict before issue 17, kept only to show which plans change: allocated × 1.05 (a flat "allocator reserve") +
+# 0.5 GiB CUDA context on a CUDA device, against the same (1 − margin) limit.
+LEGACY_RESERVE, LEGACY_CONTEXT_GIB = 0.05, 0.5
+
+
+def legacy_device_bytes(est: Estimate) -> float:
+    return est.allocated_bytes * (1 + LEGACY_RESERVE) + (LEGACY_CONTEXT_GIB * GIB if est.overhead["cuda_context"] else 0.0)
+
+
+def views_gb(est: Estimate, margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
+    """The three per-GPU views of one estimate, the limit, and the verdict now and under the rule before issue 17."""
+    return {"allocated_gb": round(est.allocated_bytes / GB, 2), "reserved_gb": round(est.reserved_bytes / GB, 2),
+            "device_gb": round(est.device_bytes / GB, 2), "limit_gb": round(est.limit_bytes(margin) / GB, 2),
+            "fits": est.fits(margin), "fits_before": legacy_device_bytes(est) <= est.limit_bytes(margin),
+            "before_gb": round(legacy_device_bytes(est) / GB, 2)}
+
+
 def recommendations_table(hardware="rtx8000", gpus: int = 4, seq_len: int = 4096, micro_batch: int = 1,
-                          margin: float = 0.05) -> list[dict[str, Any]]:
+                          margin: float = DEFAULT_MARGIN) -> list[dict[str, Any]]:
     """Each row of the recommendations' budget table at (seq_len, micro_batch, checkpointing, the hardware's dtype and
     attention): the estimate summed over the GPUs the row uses, whether the claimed range holds (±15%), and whether
-    it fits on `gpus` cards — with the plan changes that make it fit when the row's own plan does not."""
+    it fits on `gpus` cards — with the plan changes that make it fit when the row's own plan does not. Per-GPU
+    figures: allocated, reserved, and per_gpu_gb = the device view (nvidia-smi) the verdict uses."""
     out = []
     for row in RECOMMENDATION_ROWS:
         spec = mm.get_model(row["model"])
@@ -840,12 +1025,15 @@ def recommendations_table(hardware="rtx8000", gpus: int = 4, seq_len: int = 4096
         total = est.total_bytes * n / GB
         lo, hi = row["claim_gb"]
         fit_plan, changes, fit_est = make_fit(spec, plan, hardware, n_gpus=gpus, margin=margin)
+        v = views_gb(est, margin)
         out.append({
             "config": row["config"], "model": spec.name, "claimed_gb": f"{lo}–{hi}" if lo != hi else f"{lo}",
             "claimed_fits": row["claim_fits"], "setting": est.detail["plan_text"], "seq_len": s,
+            "allocated_gb": v["allocated_gb"], "reserved_gb": v["reserved_gb"],
             "per_gpu_gb": round(est.total_gb, 1), "gpus": n, "total_gb": round(total, 1),
             "weights_gb": round(est.terms["weights"] * n / GB, 1),
             "claim_holds": lo * 0.85 <= total <= hi * 1.15,
+            "fits_as_stated": v["fits"], "fits_as_stated_before": v["fits_before"],
             "fits_4x": fit_plan is not None,
             "plan_that_fits": ("as stated" if not changes else " + ".join(changes)) if fit_plan else "none (" + " + ".join(changes) + ")",
             "fit_per_gpu_gb": round(fit_est.total_gb, 1),
@@ -859,14 +1047,64 @@ RECOMMENDED_32B_BREAKDOWN = {"weights": (18, 18), "lora_and_optimizer": (4, 4), 
 
 def breakdown_32b(hardware="rtx8000", seq_len: int = 4096, micro_batch: int = 4) -> dict[str, Any]:
     est = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=seq_len, micro_batch=micro_batch), hardware)
-    t = est.terms
+    t, o = est.terms, est.overhead
     ours = {"weights": (t["weights"] + t["quant_workspace"]) / GB,
             "lora_and_optimizer": (t["lora"] + t["gradients"] + t["optimizer"]) / GB,
             "activations": t["activations"] / GB,
-            "overhead": sum(est.overhead.values()) / GB,
+            "allocator_gap": sum(o[k] for k in ALLOCATOR_KEYS) / GB,
+            "context_and_nccl": sum(o[k] for k in PROCESS_KEYS) / GB,
+            "allocated": est.allocated_bytes / GB, "reserved": est.reserved_bytes / GB,
             "total": est.total_gb}
     return {"estimate_gb": {k: round(v, 2) for k, v in ours.items()}, "recommended_gb": RECOMMENDED_32B_BREAKDOWN,
             "fits": est.fits(), "capacity_gb": round(est.capacity_bytes / GB, 1), "estimate": est}
+
+
+# Plans docs/vram.md documents for 4× RTX 8000 besides the recommendations' rows and the params files: notebook 02's
+# base plan (QLoRA r=16, one card, no fp32 upcast) and the measured Qwen2.5-Coder-7B run (its calibration plan).
+_RUN_7B = {"seq_len": 8192, "kbit_fp32_upcast": True, "lora_dropout": 0.1, "n_gpus": 4, "sharding": "ddp"}
+DOCUMENTED_PLANS: list[tuple[str, str, dict[str, Any]]] = [
+    ("02 base: Qwen2.5-Coder-32B 4,096 × 1, one card", "Qwen2.5-Coder-32B", {"seq_len": 4096, "micro_batch": 1}),
+    ("02 base: Qwen2.5-Coder-32B 4,096 × 2, one card", "Qwen2.5-Coder-32B", {"seq_len": 4096, "micro_batch": 2}),
+    ("02 base: Qwen2.5-Coder-32B 4,096 × 4, one card", "Qwen2.5-Coder-32B", {"seq_len": 4096, "micro_batch": 4}),
+    ("02 base: Qwen2.5-Coder-32B 8,192 × 1, one card", "Qwen2.5-Coder-32B", {"seq_len": 8192, "micro_batch": 1}),
+    ("02 base: Llama-3.1-70B 4,096 × 1, one card", "Llama-3.1-70B", {"seq_len": 4096}),
+    ("02 base: Llama-3.1-70B 4,096 × 1, ZeRO-3 × 4", "Llama-3.1-70B", {"seq_len": 4096, "sharding": "zero3", "n_gpus": 4}),
+    ("measured run: Qwen2.5-Coder-7B 8,192 × 1, DDP × 4 (ran)", "Qwen2.5-Coder-7B", {**_RUN_7B, "micro_batch": 1}),
+    ("measured run: Qwen2.5-Coder-7B 8,192 × 2, DDP × 4 (OOM)", "Qwen2.5-Coder-7B", {**_RUN_7B, "micro_batch": 2}),
+]
+
+
+def _plan_row(label: str, kind: str, est: Estimate, margin: float, **extra) -> dict[str, Any]:
+    v = views_gb(est, margin)
+    change = ("fits → does NOT fit" if v["fits_before"] and not v["fits"] else
+              "does not fit → fits" if v["fits"] and not v["fits_before"] else "unchanged")
+    lt = est.detail.get("largest_transient") or {}
+    return {"plan": label, "kind": kind, "setting": est.detail["plan_text"], **v,
+            "largest_transient": f"{lt.get('what', '')} {lt.get('gb', 0):.2f} GB" if lt else "", "change": change, **extra}
+
+
+def rtx8000_plans_table(hardware="rtx8000", gpus: int = 4, margin: float = DEFAULT_MARGIN,
+                        params_glob: str = "params/0[45]_*.yaml") -> list[dict[str, Any]]:
+    """Every documented 4× RTX 8000 plan under the verdict before and after issue 17: the phase params files (the fit
+    check ``tacsol.launch`` runs before a launch), the plans docs/vram.md discusses, and the recommendations' rows as
+    they stand. ``change`` says which plans move from "fits" to "does not fit"."""
+    from . import launch, paths
+
+    rows = []
+    for f in sorted(paths.resolve(".").glob(params_glob)):
+        fit = launch.fit_check_file(f.relative_to(paths.resolve(".")))
+        if fit.get("fits") is None or fit.get("hardware_profile") != hardware:
+            continue
+        est = estimate(fit["model"], fit["plan"], hardware)
+        rows.append(_plan_row(f.name, "params file (launch fit check)", est, margin))
+    for label, model, delta in DOCUMENTED_PLANS:
+        plan = Plan(method="qlora", **{"n_gpus": 1, **delta})
+        rows.append(_plan_row(label, "docs/vram.md plan", estimate(model, plan, hardware), margin))
+    for row in RECOMMENDATION_ROWS:
+        spec = mm.get_model(row["model"])
+        plan = Plan(seq_len=min(4096, spec.max_positions), **row["plan"])
+        rows.append(_plan_row(row["config"], "recommendations row", estimate(spec, plan, hardware), margin))
+    return rows
 
 
 def claims_table(hardware="rtx8000") -> list[dict[str, Any]]:
