@@ -38,6 +38,30 @@ def evaluation_markdown(run: Path) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def partial_summary(run: Path) -> None:
+    """summary.json for a run whose notebook is still evaluating: training figures and the finished evaluations."""
+    import yaml
+
+    from tacsol import summary
+    from tacsol.evaluate import suite
+
+    log = json.loads((run / "train_log.json").read_text())
+    params = yaml.safe_load((run / "params.yaml").read_text())
+    main_m = json.loads((run / "eval" / "summary.json").read_text())["metrics"]
+    headline = {k: log[k] for k in ("model", "params_total", "max_seq_length", "lora_r", "quantization", "n_processes",
+                                    "train_tokens", "steps", "heldout_loss_before", "heldout_loss_after",
+                                    "tokens_per_s", "s_per_step", "peak_memory_gb", "padding_share", "cpu_threads",
+                                    "train_examples", "dropped_too_long", "dropped_holdout_packages")}
+    headline.update(hardware_profile=params["hardware_profile"], wall_hours=log["train_wall_s"] / 3600, gpu_hours=0.0,
+                    **{f"eval_{k}": main_m.get(k) for k in ("n_functions", "n_distinct", "similarity_mean",
+                                                            "similarity_ci_low", "similarity_ci_high",
+                                                            "selector_match_rate", "compile_rate", "degenerate_rate",
+                                                            "grounding_recall", "similarity_ceiling")},
+                    evaluation=suite.summary_table(run))
+    summary.write_summary(run, phase="03_baseline_3b", headline=headline, params=params, smoke=False,
+                          partial="published while the notebook was still evaluating: see docs/reference-run.md")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -45,14 +69,19 @@ def main(argv=None) -> int:
     ap.add_argument("--evidence", default="docs/evidence")
     ap.add_argument("--max-mb", type=float, default=12.0)
     ap.add_argument("--no-adapter", action="store_true", help="publish the evidence only")
+    ap.add_argument("--partial", action="store_true",
+                    help="the notebook has not finished: write summary.json from train_log.json and the finished "
+                         "evaluations, marked partial")
     a = ap.parse_args(argv)
 
     from tacsol import infer, paths
 
     run = paths.resolve(a.run)
-    if not (run / "summary.json").is_file():
-        print(f"{run}: no summary.json (the run has not finished)", file=sys.stderr)
+    if not (run / "summary.json").is_file() and not a.partial:
+        print(f"{run}: no summary.json (the run has not finished; --partial publishes what is there)", file=sys.stderr)
         return 2
+    if a.partial and not (run / "summary.json").is_file():
+        partial_summary(run)
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
     if dest.exists():
         shutil.rmtree(dest)
@@ -78,8 +107,8 @@ def main(argv=None) -> int:
                              f"Hardware: {summary.get('hardware', {}).get('line', summary.get('hardware'))}. "
                              f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
                              + table})
-        total = sum(sizes.values()) / 1e6
-        print(f"adapter: {infer.SHIPPED_ADAPTER} ({total:.1f} MB): {sizes}")
+        total = sizes["adapter_model.safetensors"] / 1e6  # the weights; the tokenizer is the base model's + markers
+        print(f"adapter: {infer.SHIPPED_ADAPTER} (weights {total:.1f} MB): {sizes}")
         if total > a.max_mb:
             shutil.rmtree(infer.SHIPPED_ADAPTER)
             print(f"adapter is {total:.1f} MB, over --max-mb {a.max_mb}: not shipped", file=sys.stderr)

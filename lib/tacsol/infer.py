@@ -46,7 +46,8 @@ def ship_adapter(adapter_dir: str | Path, dest: str | Path = SHIPPED_ADAPTER, *,
         shutil.rmtree(out)
     out.mkdir(parents=True)
     for f in src.iterdir():
-        if f.is_file() and f.name != "adapter_model.safetensors" and not f.name.endswith((".bin", ".pt")):
+        if f.is_file() and f.name not in ("adapter_model.safetensors", "README.md") \
+                and not f.name.endswith((".bin", ".pt")):
             shutil.copy2(f, out / f.name)
     tensors = load_file(str(src / "adapter_model.safetensors"))
     save_file({k: v.to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in tensors.items()},
