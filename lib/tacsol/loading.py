@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import shutil
 import tempfile
 import time
@@ -85,7 +86,7 @@ def embedded_model_dir(dtype: str = "bfloat16") -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    print(f"converted {gguf.name} → {target} in {time.time() - t0:.0f} s")
+    print(f"converted {gguf.name} → {target} in {time.time() - t0:.0f} s", file=sys.stderr)  # stdout may be --json
     return target
 
 
