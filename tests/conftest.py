@@ -28,3 +28,18 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter(tmp_path_factory) -> str:
+    """A LoRA adapter trained for 2 steps on the shrunken random Llama (tests/fixtures/train/tiny.py)."""
+    sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "train"))
+    import tiny
+
+    from tacsol import train
+
+    base = tmp_path_factory.mktemp("tiny_adapter")
+    model = tiny.build(base / "model")
+    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "fixture", "max_steps": 2,
+                     "batch_size": 2, "eval_examples": 2, "save_steps": 100, "max_seq_length": 512})
+    return res["adapter_dir"]

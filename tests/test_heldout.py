@@ -17,8 +17,6 @@ from tacsol.evaluate import degenerate, metrics, selection
 from tacsol.evaluate.aggregate import degenerate_summary, distinct
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "fixtures" / "train"))
-import tiny  # noqa: E402
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -117,15 +115,6 @@ def test_in_packages_matches_names_and_versions():
     assert train.in_packages({"package": "erc721a@4.2.3"}, ["erc721a"])
     kept, dropped = train.drop_packages([r, {"package": "erc721a@4.2.3"}], ["erc721a"])
     assert dropped == 1 and kept == [r]
-
-
-@pytest.fixture(scope="module")
-def tiny_adapter(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tinyh")
-    model = tiny.build(base / "model")
-    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "fixture", "max_steps": 2,
-                     "batch_size": 2, "eval_examples": 2, "save_steps": 100, "max_seq_length": 512})
-    return res["adapter_dir"]
 
 
 def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):

@@ -9,17 +9,11 @@ from tacsol import infer, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures"
-sys.path.insert(0, str(FIX / "train"))
-import tiny  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def adapter(tmp_path_factory):
-    base = tmp_path_factory.mktemp("tinyi")
-    model = tiny.build(base / "model")
-    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "fixture", "max_steps": 2,
-                     "batch_size": 2, "eval_examples": 2, "save_steps": 100, "max_seq_length": 512})
-    return res["adapter_dir"]
+def adapter(tiny_adapter):
+    return tiny_adapter
 
 
 def test_records_from_bytecode_use_the_lifter():
