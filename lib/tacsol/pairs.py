@@ -28,10 +28,11 @@ from .corpus import Reject, Setting
 from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
-PAIRS_FORMAT = 2  # bump when per-unit cached records change shape
+PAIRS_FORMAT = 3  # bump when per-unit cached records change shape (3: unit_main)
 SPLITS = ("train", "validation", "test")
 STRING_COLUMNS = ("id", "tac", "solidity", "selector", "signature", "function_name", "contract", "file", "package",
-                  "license", "solc_version", "settings", "visibility", "mutability", "context")
+                  "license", "solc_version", "settings", "visibility", "mutability", "context",
+                  "contract_key", "unit_main")  # unit_main: main file of the record's compile unit
 INT_COLUMNS = ("tac_chars", "sol_chars", "tac_blocks", "tac_instructions")
 BOOL_COLUMNS = ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly")
 HASH_COLUMNS = ("tac_hash", "sol_hash", "norm_hash", "group", "split")
@@ -616,6 +617,8 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                 "tac_blocks": int(fn.blocks), "tac_instructions": int(fn.instructions), **feats,
                 "tac_hash": sha(tac), "sol_hash": sha(solidity), "norm_hash": sha(normalize_body(solidity)),
                 "contract_key": f"{_unversioned(label)}:{main_file.split('/', 2)[-1]}:{cname}",
+                # the compile unit this record came from: (package, unit_main, settings) rebuilds it exactly
+                "unit_main": main_file,
                 "lift_status": getattr(fn, "status", "ok"),
             }
             rec["id"] = sha(rec["tac_hash"] + rec["sol_hash"] + settings_label)
@@ -893,7 +896,8 @@ def load(name_or_path: str | os.PathLike):
             # in memory: no arrow cache written next to the package, and fast for a few hundred rows
             def read(f: Path) -> dict:
                 rows = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
-                return {col: [r[col] for r in rows] for col in COLUMNS}
+                # columns added later ("" in an older file) stay readable
+                return {col: [r.get(col, "") for r in rows] for col in COLUMNS}
 
             return datasets.DatasetDict({s: datasets.Dataset.from_dict(read(c / f"{s}.jsonl"), features=features())
                                          for s in SPLITS})

@@ -1,0 +1,836 @@
+"""Behavioural equivalence: does the generated function do what the bytecode does?
+
+Per function (docs/evaluation.md, "Behaviour"):
+  1. The record's own compile unit is rebuilt (package sources from tacsol.corpus, main file `unit_main`, the
+     record's solc version and settings) and compiled: that runtime is the original.
+  2. The generated function is added to the contract that declares the reference, right after it, under the name
+     `tacsol_candidate`, so that inherited state, modifiers, libraries and private members are in scope. Adding
+     (not replacing) keeps every interface the contract implements satisfied and the storage layout unchanged.
+  3. Names the generated code uses that the unit does not declare are bound by what the bytecode shows, never by
+     spelling: a state variable to the declared variable at a storage slot the original touches (mapping/array
+     bases traced through SHA3 preimages), an event to one whose topic the original emits, a function, modifier
+     or error to one of the same arity. Every binding is recorded; a name with no binding is `untestable`.
+     Generated code that declares its own state has those declarations dropped, so its names bind to the
+     variables at the slots the bytecode uses.
+  4. Original and recompiled runtime run in py-evm (tacsol.evaluate.execution) from the same storage: every slot
+     either reads or the original writes holds a seeded value (addresses of the harness's callers, small
+     integers, random words), found by re-running until no new slot is read. Cases: boundary and random ABI
+     arguments, four callers, with and without value when payable.
+  5. Per case: success, return or revert data, storage changes by slot, logs, external calls, balance. The first
+     differing case is printed.
+
+Results: `equivalent`, `differs` (with the first differing case) or `untestable` (with a reason key)."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import random
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable
+
+from .. import corpus, paths
+from . import abi
+from .compile import pick_version
+from .execution import BLOCK, Outcome, execute
+from .solidity import ParseFailure, find_function, keccak256, match_close, strip_comments
+
+CANDIDATE = "tacsol_candidate"
+# the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
+SAMPLE_UNITS = Path(__file__).resolve().parent.parent / "data" / "sample" / "units.json.gz"
+N_CASES = 16
+N_VARIANTS = 4    # storage states: case i runs from state i % N_VARIANTS (state 0: all zero)
+CALLERS = [bytes.fromhex(h * 20) for h in ("a1", "b2", "c3", "d4")]  # the first three may own the contract
+STATUSES = ("equivalent", "differs", "untestable")
+UNTESTABLE_REASONS = {
+    "no_unit": "the record's compile unit cannot be rebuilt (package or main file not available)",
+    "reference_not_found": "the reference text does not occur exactly once in its file",
+    "original_compile": "the original unit does not compile with the record's settings",
+    "no_contract": "the deployed contract is not in the compiled unit",
+    "special_function": "fallback/receive/constructor references are not callable by a selector",
+    "unparsable": "no function in the generated text",
+    "struct_getter": "a getter of a struct (its ABI is the struct's members)",
+    "unbound_name": "a name of the generated code could not be bound to a declaration the bytecode shows",
+    "did_not_compile": "the generated function does not compile in place, after binding",
+    "not_external": "the generated function is internal or private: no selector to call",
+    "reference_timeout": "the original itself runs past the time limit",
+    "bad_signature": "the record's signature has types the harness cannot encode",
+}
+
+
+@dataclass
+class BehaviourResult:
+    status: str                       # equivalent | differs | untestable
+    reason: str = ""                  # untestable: a key of UNTESTABLE_REASONS
+    detail: str = ""                  # differs: the first differing case; untestable: the specifics
+    bindings: list[str] = field(default_factory=list)  # "name -> bound (evidence)"
+    cases: int = 0                    # cases compared
+    reference_ok: int = 0             # of those, cases where the original returned without reverting
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ------------------------------------------------------------------------------------------------ units
+class UnitSources:
+    """{unit path: text} of a record's compile unit: from a bundle (the shipped sample's units) or rebuilt from
+    the package's sources (tacsol.corpus manifest, npm cache; `fetch` downloads missing packages)."""
+
+    def __init__(self, bundle: dict | None = None, fetch: bool = False):
+        from .compile import OriginalUnits
+
+        if bundle is None and SAMPLE_UNITS.exists():
+            bundle = load_bundle(SAMPLE_UNITS)
+        self.bundle = bundle or {}
+        self.originals = OriginalUnits(fetch=fetch)
+
+    def main_of(self, rec: dict) -> str:
+        if rec.get("unit_main"):
+            return rec["unit_main"]
+        key = rec.get("contract_key") or ""
+        return key.split(":", 1)[1].rsplit(":", 1)[0] if key.count(":") >= 2 else ""
+
+    def get(self, rec: dict) -> tuple[str, dict[str, str]] | None:
+        pkg = rec.get("package") or ""
+        main = self.main_of(rec)
+        hit = self.bundle.get(f"{pkg}|{main}") if main else None
+        if hit is not None:
+            return main, hit
+        try:
+            ss = self.originals._source_set(pkg)
+        except Exception:  # noqa: BLE001  a package that cannot be fetched: untestable, with the reason
+            return None
+        if ss is None:
+            return None
+        if main:
+            mains = [m for m in ss.mains if m == main or m.endswith("/" + main)]
+        else:  # older records: the main file that defines the contract and imports the function's file
+            pat = re.compile(rf"\b(contract)\s+{re.escape(rec.get('contract') or '?')}\b")
+            mains = [m for m in ss.mains if pat.search(ss.resolver.text(m) or "")]
+        for m in mains:
+            srcs, missing = ss.resolver.closure(m)
+            if not missing and rec.get("file") in srcs:
+                return m, srcs
+        return None
+
+
+def load_bundle(path) -> dict:
+    return json.loads(gzip.decompress(open(path, "rb").read()))
+
+
+# ---------------------------------------------------------------------------------------------- compile
+def _setting(rec: dict) -> tuple[str, corpus.Setting]:
+    parts = (rec.get("settings") or "").split("/")
+    version = rec.get("solc_version") or parts[0]
+    name = parts[1] if len(parts) > 1 else "noopt"
+    evm = parts[2] if len(parts) > 2 and parts[2] not in ("", "default") else ""
+    return version, corpus.Setting.parse(name + (f"@{evm}" if evm else ""))
+
+
+def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Setting, version: str,
+           codegen: bool, with_ast: bool = False) -> dict:
+    want = ["evm.deployedBytecode.object", "evm.methodIdentifiers", "abi"] if codegen else []
+    if codegen and corpus._vt(version) >= (0, 5, 13):
+        want.append("storageLayout")
+    sel: dict = {main: {contract: want}} if codegen else {"*": {"*": []}}
+    if with_ast:
+        sel.setdefault("*", {})[""] = ["ast"]
+    settings = {**setting.solc_settings(version), "outputSelection": sel}
+    return {"language": "Solidity", "sources": {p: {"content": t} for p, t in sorted(sources.items())},
+            "settings": settings}
+
+
+class Compiler:
+    """solcjs compiles batched per version, cached on disk by input hash (cache_dir()/behaviour)."""
+
+    def __init__(self, timeout_s: float = 240.0):
+        self.timeout_s = timeout_s
+        self.dir = paths.cache_dir() / "behaviour"
+
+    def _path(self, key: str):
+        return self.dir / key[:2] / f"{key}.json.gz"
+
+    def many(self, jobs: list[tuple[str, str, dict]]) -> dict[str, dict | str]:
+        """jobs: (name, version, standard input) -> name: solc output (trimmed to errors/contracts/sources-ast)
+        or an error string."""
+        from ..ioutil import atomic_write_bytes
+
+        out: dict[str, dict | str] = {}
+        todo: dict[str, list[tuple[str, str, dict]]] = {}
+        for name, version, inp in jobs:
+            key = hashlib.sha256(json.dumps([version, inp], sort_keys=True).encode()).hexdigest()
+            p = self._path(key)
+            if p.exists():
+                try:
+                    out[name] = json.loads(gzip.decompress(p.read_bytes()))
+                    continue
+                except (OSError, ValueError, EOFError):
+                    pass
+            v = pick_version(version)
+            if v is None:
+                out[name] = f"no solcjs for {version!r}"
+                continue
+            todo.setdefault(v, []).append((name, key, inp))
+        for v, items in todo.items():
+            for i in range(0, len(items), 8):
+                part = items[i:i + 8]
+                res = corpus.run_solcjs(v, [(n, inp) for n, _, inp in part], self.timeout_s * len(part))
+                for n, key, _ in part:
+                    r = res[n]
+                    if isinstance(r, dict):
+                        r = {"errors": [e for e in r.get("errors", []) if e.get("severity") == "error"],
+                             "contracts": r.get("contracts", {}),
+                             "sources": {s: {"ast": d.get("ast") or d.get("legacyAST")}
+                                         for s, d in (r.get("sources") or {}).items() if d.get("ast") or d.get("legacyAST")}}
+                        atomic_write_bytes(self._path(key), gzip.compress(json.dumps(r).encode(), 5))
+                    out[n] = r
+        return out
+
+
+# ------------------------------------------------------------------------------------------- the contract
+@dataclass
+class Original:
+    code: bytes
+    selectors: dict[str, str]          # signature -> 0x…
+    layout: list[dict]                 # storageLayout entries: label, slot, offset, type
+    types: dict[str, dict]             # storageLayout types
+    events: dict[str, tuple[str, int]]   # name -> (topic0 hex, arity)
+    functions: dict[str, int]          # name -> arity (every function the contract and its bases declare)
+    modifiers: dict[str, int]
+    errors: dict[str, tuple[str, int]]   # name -> (selector hex, arity)
+    structs: set[str]
+    private_vars: set[tuple[str, str]] = field(default_factory=set)   # ("file:Contract", name)
+    returning: set[str] = field(default_factory=set)   # functions that return a value
+
+
+def _declared(ast_sources: dict) -> tuple[dict, dict, dict, set, set]:
+    private: set[tuple[str, str]] = set()
+    returning: set[str] = set()
+    functions: dict[str, int] = {}
+    modifiers: dict[str, int] = {}
+    errors: dict[str, tuple[str, int]] = {}
+    structs: set[str] = set()
+
+    def walk(n, where=""):
+        if isinstance(n, dict):
+            t = n.get("nodeType")
+            if t == "ContractDefinition":
+                where = f"{path}:{n.get('name')}"
+            elif t == "VariableDeclaration" and n.get("stateVariable") and n.get("visibility") == "private":
+                private.add((where, n.get("name")))
+            if t == "FunctionDefinition" and n.get("name"):
+                functions.setdefault(n["name"], len((n.get("parameters") or {}).get("parameters") or []))
+                if (n.get("returnParameters") or {}).get("parameters"):
+                    returning.add(n["name"])
+            elif t == "ModifierDefinition":
+                modifiers.setdefault(n["name"], len((n.get("parameters") or {}).get("parameters") or []))
+            elif t == "ErrorDefinition":
+                ps = (n.get("parameters") or {}).get("parameters") or []
+                errors.setdefault(n["name"], ("", len(ps)))
+            elif t == "StructDefinition":
+                structs.add(n["name"])
+            for v in n.values():
+                if isinstance(v, (dict, list)):
+                    walk(v, where)
+        elif isinstance(n, list):
+            for v in n:
+                walk(v, where)
+
+    for path, s in ast_sources.items():
+        walk(s.get("ast"))
+    return functions, modifiers, errors, structs, private, returning
+
+
+def _original_from(out: dict, main: str, contract: str) -> Original | None:
+    c = ((out.get("contracts") or {}).get(main) or {}).get(contract)
+    if not c or not c["evm"]["deployedBytecode"]["object"]:
+        return None
+    code = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
+    events = {}
+    for e in c.get("abi") or []:
+        if e.get("type") == "event":
+            sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
+            events.setdefault(e["name"], (keccak256(sig.encode()).hex(), len(e["inputs"])))
+    functions, modifiers, errors, structs, private, returning = _declared(out.get("sources") or {})
+    for e in c.get("abi") or []:
+        if e.get("type") == "error":
+            sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
+            errors[e["name"]] = (keccak256(sig.encode())[:4].hex(), len(e["inputs"]))
+    sl = c.get("storageLayout") or {}
+    return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
+                    sl.get("storage") or [], sl.get("types") or {}, events, functions, modifiers, errors, structs, private,
+                    returning)
+
+
+def _abi_type(i: dict) -> str:
+    t = i["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in i.get("components", [])) + ")" + t[5:]
+    return t
+
+
+def _link(hexcode: str) -> str:
+    """Unlinked library placeholders (__$…$__ / __Name___) become a fixed address: both runtimes get the same."""
+    return re.sub(r"__[^_\s][\s\S]{34}__|__\$[0-9a-fA-F]{34}\$__", "11" * 20, hexcode)
+
+
+# ----------------------------------------------------------------------------------------- the candidate
+_ATTR_STRIP = re.compile(r"\boverride\s*(\([^)]*\))?|\bvirtual\b")
+
+
+def candidate_function(generated: str, original: Original) -> tuple[str | None, str]:
+    """(function text named CANDIDATE, "") or (None, untestable reason)."""
+    try:
+        fn = find_function(generated)
+    except ParseFailure:
+        return None, "unparsable"
+    if fn.kind == "getter":
+        return _getter_function(fn, original)
+    if fn.kind != "function":
+        return None, "special_function"
+    if re.search(r"\b(internal|private)\b", fn.attributes):
+        return None, "not_external"
+    head = fn.header
+    m = re.search(r"\bfunction\s+([A-Za-z_$][\w$]*|[0-9a-f]{8})\s*\(", head)
+    head = head[:m.start(1)] + CANDIDATE + head[m.end(1):] if m else head
+    head = _ATTR_STRIP.sub("", head)
+    return head + fn.text[len(fn.header):], ""
+
+
+def _getter_function(fn, original: Original) -> tuple[str | None, str]:
+    m = re.match(r"\s*((?:mapping\s*\(.*\)|[A-Za-z_$][\w$.]*)(?:\s*\[\d*\])*)\s+public\b", fn.text, re.S)
+    t = m.group(1).strip() if m else ""
+    idx, args = [], []
+    while True:
+        mm = re.match(r"mapping\s*\(", t)
+        if mm:
+            close = match_close(t, mm.end() - 1, "(", ")")
+            key, _, val = t[mm.end():close].partition("=>")
+            args.append(f"{key.strip().split()[0]} k{len(args)}")
+            idx.append(f"k{len(idx)}")
+            t = val.strip()
+            continue
+        am = re.match(r"(.*)\[\d*\]$", t, re.S)
+        if am:  # outer dimension last in the type text, first in the access
+            t = am.group(1).strip()
+            args.insert(0, f"uint256 k{len(args)}")
+            idx.insert(0, f"k{len(idx)}")
+            continue
+        break
+    if t in original.structs or t.split(".")[-1] in original.structs:
+        return None, "struct_getter"
+    loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
+    access = fn.name + "".join(f"[{k}]" for k in idx)
+    return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ return {access}; }}",
+            "")
+
+
+def place(sources: dict[str, str], file: str, reference: str, candidate: str, contract: str = ""
+          ) -> tuple[dict[str, str], str] | None:
+    """(the unit with `candidate` right after the reference, "file:Contract" it was placed in). A reference text
+    that occurs in several contracts of its file (mocks) is placed in the body of `contract` when it occurs there
+    once."""
+    text = sources.get(file)
+    if text is None or not reference:
+        return None
+    at = [m.start() for m in re.finditer(re.escape(reference), text)]
+    if len(at) > 1 and contract:
+        m = re.search(rf"\b(contract|abstract\s+contract)\s+{re.escape(contract)}\b[^{{]*{{", text)
+        end = match_close(text, m.end() - 1) if m else -1
+        at = [a for a in at if m and m.end() <= a < end]
+    if len(at) != 1:
+        return None
+    cut = at[0] + len(reference)
+    home = ""
+    for m in re.finditer(r"\b(?:contract|library)\s+([A-Za-z_$][\w$]*)[^{;]*{", text[:at[0]]):
+        if match_close(text, m.end() - 1) > at[0]:
+            home = f"{file}:{m.group(1)}"
+    return {**sources, file: text[:cut] + "\n\n    " + candidate + "\n" + text[cut:]}, home
+
+
+# --------------------------------------------------------------------------------------------- binding
+_UNDECLARED = ("Undeclared identifier", "Identifier not found or not unique", "not found or not visible")
+
+
+def undeclared_names(out: dict, sources: dict[str, str]) -> list[str] | None:
+    """Names solc could not resolve, or None when another error stops compilation."""
+    names, other = [], False
+    for e in out.get("errors", []):
+        msg = e.get("message") or ""
+        loc = e.get("sourceLocation") or {}
+        if any(u in msg for u in _UNDECLARED) and loc.get("file") in sources:
+            txt = sources[loc["file"]].encode()[loc["start"]:loc["end"]].decode(errors="replace")
+            name = re.match(r"[A-Za-z_$][\w$]*", txt)
+            if name and name.group(0) not in names:
+                names.append(name.group(0))
+        else:
+            other = True
+    return None if other and not names else names
+
+
+def _role(name: str, text: str) -> str:
+    if re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text):
+        return "event"
+    if re.search(rf"\brevert\s+{re.escape(name)}\s*\(", text):
+        return "error"
+    head = text[:text.find("{")] if "{" in text else text
+    if re.search(rf"\b{re.escape(name)}\b", head.split(")", 1)[-1]):
+        return "modifier"
+    if re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text):
+        return "function"
+    return "variable"
+
+
+def _arity(name: str, text: str) -> int:
+    m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
+    if not m:
+        return 0
+    close = match_close(text, m.end() - 1, "(", ")")
+    inner = text[m.end():close].strip()
+    return 0 if not inner else len(abi.split_top(inner))
+
+
+def _base(slot: int, pre: dict) -> tuple[int, int]:
+    """(declared base slot, mapping/array depth) of a traced slot."""
+    depth, seen = 0, set()
+    while slot not in seen:
+        seen.add(slot)
+        if slot in pre:
+            slot, depth = pre[slot][1], depth + 1
+            continue
+        hit = next((slot - d for d in range(1, 4) if slot - d in pre), None)  # struct member past a hashed base
+        if hit is None:
+            break
+        slot, depth = pre[hit][1], depth + 1
+    return slot, depth
+
+
+def touched_variables(original: Original, outcomes: Iterable[Outcome]) -> list[dict]:
+    """Declared state variables whose slot the original read or wrote, each with how (read, written, depth of
+    indexing), in first-access order of the richest case (the one with most accesses), then the others."""
+    outs = sorted(outcomes, key=lambda o: -len(o.accesses))
+    info: dict[int, dict] = {}
+    for o in outs:
+        for kind, s in o.accesses:
+            b, d = _base(s, o.preimages)
+            e = info.setdefault(b, {"read": False, "written": False, "depth": 0})
+            e["read" if kind == "r" else "written"] = True
+            e["depth"] = max(e["depth"], d)
+    by_slot: dict[int, list[dict]] = {}
+    for v in original.layout:
+        by_slot.setdefault(int(v["slot"]), []).append(v)
+    out: list[dict] = []
+    for b, e in info.items():
+        for v in by_slot.get(b, []):
+            if all(v["label"] != x["label"] for x in out):
+                out.append({**v, **e})
+    return out
+
+
+def _usage(name: str, text: str) -> tuple[int, bool]:
+    """(indexing depth, written) of a name in code."""
+    w = rf"(?<![.\w$]){re.escape(name)}"
+    depth = max((len(re.findall(r"\[", m.group(1))) for m in re.finditer(w + r"((?:\s*\[[^\]\[]*\])*)", text)),
+                default=0)
+    written = bool(re.search(w + r"(?:\s*\[[^\]\[]*\])*(?:\.\w+)?\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)", text)
+                   or re.search(r"(\+\+|--|\bdelete\s+)" + w, text) or re.search(w + r"\s*\.\s*(push|pop)\s*\(", text))
+    return depth, written
+
+
+def bind(names: list[str], text: str, original: Original, touched: list[dict], logs_topics: set[str],
+         revert_selectors: set[str], callees: str = "", home: str = "") -> tuple[dict[str, str], list[str], str]:
+    """(renames, binding notes, the first unbound name or ""). callees: the text of the internal functions and
+    modifiers the original reaches (the record's `context`), which break ties between same-arity functions.
+    home: "file:Contract" where the candidate is placed (private variables of other contracts are not visible)."""
+    used = set(re.findall(r"[A-Za-z_$][\w$]*", strip_comments(text)))
+    hidden = {(c, v) for c, v in original.private_vars if c != home} if home else set()
+    renames, notes = {}, []
+    taken: set[str] = set()
+    for name in names:
+        role = _role(name, text)
+        pick, why = None, ""
+        if role == "variable":
+            depth, written = _usage(name, text)
+            best = -1
+            for v in touched:   # same indexing depth and same read/write use first; then first access first
+                if v["label"] in used or v["label"] in taken or (v.get("contract"), v["label"]) in hidden:
+                    continue
+                ty = original.types.get(v["type"], {}).get("encoding", "")
+                if depth and ty not in ("mapping", "dynamic_array") and "[" not in v["type"]:
+                    continue
+                score = 2 * (v["depth"] == depth) + (v["written"] == written)
+                if score > best:
+                    best, pick = score, v["label"]
+                    why = f"slot {v['slot']} offset {v.get('offset', 0)}, " + \
+                        ("written" if v["written"] else "read") + f" by the original, depth {v['depth']}"
+        elif role == "event":
+            n = _arity(name, text)
+            cands = [(e, t) for e, (t, a) in original.events.items() if a == n and e not in used and e not in taken]
+            hit = [e for e, t in cands if t in logs_topics]
+            if hit or len(cands) == 1:
+                pick = (hit or [cands[0][0]])[0]
+                why = f"topic 0x{original.events[pick][0][:8]}…" + (" emitted by the original" if hit else "")
+        elif role == "error":
+            n = _arity(name, text)
+            cands = [e for e, (s, a) in original.errors.items() if a == n and e not in used and e not in taken]
+            hit = [e for e in cands if original.errors[e][0] in revert_selectors]
+            if hit or len(cands) == 1:
+                pick, why = (hit or cands)[0], "custom error of the same arity"
+        else:
+            pool = original.modifiers if role == "modifier" else original.functions
+            n = _arity(name, text)
+            cands = [f for f, a in pool.items() if a == n and f not in used and f not in taken and f != CANDIDATE]
+            if role == "function":   # a call used as a value needs a function that returns one
+                as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
+                cands = [f for f in cands if (f in original.returning) == as_value] or cands
+            reached = [f for f in cands if re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)]
+            if len(cands) == 1:
+                pick, why = cands[0], f"the only {role} of arity {n} not already used"
+            elif len(reached) == 1:
+                pick, why = reached[0], f"the only {role} of arity {n} the original reaches"
+        if pick is None:
+            return renames, notes, name
+        renames[name] = pick
+        taken.add(pick)
+        notes.append(f"{name} -> {pick} ({role}, {why})")
+    return renames, notes, ""
+
+
+def apply_renames(text: str, renames: dict[str, str]) -> str:
+    from .controls import _sub_word
+
+    for a, b in renames.items():
+        text = _sub_word(text, a, b)
+    return text
+
+
+# ------------------------------------------------------------------------------------------------- cases
+@dataclass
+class Case:
+    args: list
+    caller: bytes
+    value: int
+
+
+def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
+    rng = random.Random(seed)
+    addrs = [int.from_bytes(c, "big") for c in CALLERS]
+    out = []
+    for i in range(n):
+        if i < 4:
+            args = [abi.boundary_values(t, addrs)[i % len(abi.boundary_values(t, addrs))] for t in types]
+        else:
+            args = [abi.random_value(t, rng, addrs) for t in types]
+        value = (10**18 // (i + 1)) if payable and i % 2 else 0
+        # state 1 (owner = first caller) alternates the owner and an outsider; the other states meet every caller
+        caller = CALLERS[(i // N_VARIANTS) % 2 * 3] if i % N_VARIANTS == 1 else CALLERS[(i // N_VARIANTS + i) % 4]
+        out.append(Case(args, caller, value))
+    return out
+
+
+def seed_value(slot: int, seed: int, variant: int = 1) -> int:
+    """The value a slot holds in storage variant `variant`:
+    0 a fresh contract (every slot zero); 1 every slot holds the first caller's address (owners, roles and
+    flags all set: the privileged paths); 2 a mix of caller addresses, small integers, zero, values just below
+    the block number and timestamp, and random words; 3 numbers only (small, near the block, zero, 64-bit)."""
+    if variant == 0:
+        return 0
+    if variant == 1:
+        return int.from_bytes(CALLERS[0], "big")
+    h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
+    r = h % 100
+    if variant == 2 and r < 30:
+        return int.from_bytes(CALLERS[h % 3], "big")
+    if r < 50:
+        return (h >> 8) % 100
+    if r < 65:
+        return 0
+    if r < 80:
+        return (BLOCK["number"] if h & 256 else BLOCK["timestamp"]) - (h >> 9) % 1000
+    if r < 92 or variant == 3:
+        return (h >> 8) & ((1 << 64) - 1)
+    return h
+
+
+def _fmt_revert(data: bytes) -> str:
+    if data[:4] == bytes.fromhex("08c379a0") and len(data) >= 68:
+        n = int.from_bytes(data[36:68], "big")
+        return f'Error("{data[68:68 + n].decode(errors="replace")}")'
+    if data[:4] == bytes.fromhex("4e487b71") and len(data) >= 36:
+        return f"Panic(0x{int.from_bytes(data[4:36], 'big'):x})"
+    return "0x" + data.hex() if data else "no data"
+
+
+def _fmt(o: Outcome) -> str:
+    if o.timeout:
+        return "ran past the time limit"
+    if not o.success:
+        return f"reverted {_fmt_revert(o.output)}" if o.error == "Revert" else f"failed ({o.error})"
+    parts = [f"returned 0x{o.output.hex()[:130]}" + ("…" if len(o.output) > 65 else "")]
+    if o.writes:
+        parts.append("wrote " + ", ".join(f"slot {hex(s)[:14]}={hex(v)[:20]}" for s, v in sorted(o.writes.items())[:3]))
+    if o.logs:
+        parts.append(f"{len(o.logs)} log(s)")
+    if o.calls:
+        parts.append(f"{len(o.calls)} call(s)")
+    return "; ".join(parts)
+
+
+def compare(a: Outcome, b: Outcome) -> str:
+    """'' if the two outcomes agree, else the first field that differs."""
+    if a.success != b.success or a.timeout != b.timeout:
+        return "success"
+    if a.output != b.output:
+        return "revert data" if not a.success else "return data"
+    if a.writes != b.writes:
+        return "storage writes"
+    if a.logs != b.logs:
+        return "logs"
+    if a.calls != b.calls:
+        return "external calls"
+    if a.balance != b.balance:
+        return "balance"
+    return ""
+
+
+def run_cases(orig: bytes, cand: bytes, orig_sel: str, cand_sel: str, types: list[abi.AbiType],
+              cases: list[Case], *, seed: int, storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
+              max_rounds: int = 6) -> tuple[str, str, int, list[Outcome]]:
+    """('equivalent' | 'differs' | 'reference_timeout', detail, cases compared, original outcomes). Storage
+    starts from `storage`; a slot either side reads or writes that is not set yet gets its seeded value and the
+    case runs again, so both sides always start from the same state."""
+    storage = dict(storage or {})
+    deadline = time.monotonic() + time_limit_s
+    seen: list[Outcome] = []
+    states = [dict(storage) for _ in range(N_VARIANTS)]
+    for i, c in enumerate(cases):
+        variant = i % N_VARIANTS
+        storage = states[variant]
+        body = abi.encode_tuple(types, c.args)
+        for _ in range(max_rounds):
+            budget = max(0.2, min(3.0, deadline - time.monotonic()))
+            a = execute(orig, bytes.fromhex(orig_sel[2:]) + body, storage, caller=c.caller, value=c.value,
+                        time_limit_s=budget)
+            if a.timeout:
+                return "reference_timeout", f"case {i}", i, seen
+            b = execute(cand, bytes.fromhex(cand_sel[2:]) + body, storage, caller=c.caller, value=c.value,
+                        time_limit_s=budget)
+            new = [s for s in (*a.reads, *a.writes, *b.reads, *b.writes) if s not in storage]
+            if not new:
+                break
+            for s in new:
+                storage[s] = seed_value(s, seed, variant)
+        seen.append(a)
+        field_ = compare(a, b)
+        if field_:
+            detail = (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, args {_fmt_args(c.args)}): "
+                      f"{field_} differ — original {_fmt(a)}; generated {_fmt(b)}")
+            return "differs", detail, i + 1, seen
+        if time.monotonic() > deadline:
+            return "differs" if b.timeout else "equivalent", f"time limit after {i + 1} cases", i + 1, seen
+    return "equivalent", "", len(cases), seen
+
+
+def _fmt_args(args: list) -> str:
+    def one(v):
+        if isinstance(v, (bytes, bytearray)):
+            return "0x" + bytes(v).hex()[:16] + ("…" if len(v) > 8 else "")
+        if isinstance(v, int) and v > 10**6:
+            return hex(v)[:14] + ("…" if len(hex(v)) > 14 else "")
+        if isinstance(v, list):
+            return "[" + ", ".join(one(x) for x in v[:3]) + ("…" if len(v) > 3 else "") + "]"
+        return repr(v)
+    return "(" + ", ".join(one(a) for a in args) + ")"
+
+
+# ---------------------------------------------------------------------------------------------- harness
+class Harness:
+    """check_many(records, generated texts) -> [BehaviourResult]. Compiles are batched and cached; originals are
+    compiled once per unit and setting."""
+
+    def __init__(self, units: UnitSources | None = None, *, seed: int = 0, n_cases: int = N_CASES,
+                 time_limit_s: float = 20.0, compiler: Compiler | None = None):
+        self.units = units or UnitSources()
+        self.seed, self.n_cases, self.time_limit_s = seed, n_cases, time_limit_s
+        self.compiler = compiler or Compiler()
+        self._originals: dict[str, Original | str] = {}
+
+    @staticmethod
+    def _okey(rec: dict, main: str) -> str:
+        return f"{rec.get('package')}|{main}|{rec.get('contract')}|{rec.get('settings')}"
+
+    def _ensure_originals(self, recs: list[dict], units: dict[int, tuple[str, dict]]) -> dict[int, str]:
+        """Compile each distinct original unit once (batched per solc version); index -> original key."""
+        jobs, okey = {}, {}
+        for i, (main, srcs) in units.items():
+            r = recs[i]
+            k = okey[i] = self._okey(r, main)
+            if k not in self._originals and k not in jobs:
+                version, st = _setting(r)
+                jobs[k] = (k, version, _input(srcs, main, r.get("contract") or "", st, version, True, True))
+        for k, out in self.compiler.many(list(jobs.values())).items():
+            if isinstance(out, str) or out.get("errors"):
+                msg = out if isinstance(out, str) else (out["errors"][0].get("formattedMessage") or "")
+                self._originals[k] = "original_compile: " + msg[:300]
+                continue
+            main, contract = k.split("|")[1], k.split("|")[2]
+            self._originals[k] = _original_from(out, main, contract) or "no_contract"
+        return okey
+
+    def original(self, rec: dict) -> "Original | str":
+        """The record's compiled original (or the untestable reason)."""
+        got = self.units.get(rec)
+        if got is None:
+            return "no_unit"
+        k = self._ensure_originals([rec], {0: got})[0]
+        return self._originals[k]
+
+    def check_many(self, recs: list[dict], texts: list[str | None], progress: bool = False
+                   ) -> list[BehaviourResult]:
+        from tqdm.auto import tqdm
+
+        results: list[BehaviourResult | None] = [None] * len(recs)
+        units = {}
+        for i, r in enumerate(recs):
+            got = self.units.get(r)
+            if got is None:
+                results[i] = BehaviourResult("untestable", "no_unit", f"{r.get('package')} {self.units.main_of(r) or '?'}")
+            else:
+                units[i] = got
+        okey = self._ensure_originals(recs, units)
+        # 2. candidates placed, type-checked, bound
+        state: dict[int, dict] = {}
+        for i in units:
+            o = self._originals[okey[i]]
+            r = recs[i]
+            if isinstance(o, str):
+                reason = o.split(":")[0]
+                results[i] = BehaviourResult("untestable", reason, o)
+                continue
+            sel = (r.get("selector") or "").lower()
+            if not sel.startswith("0x"):
+                results[i] = BehaviourResult("untestable", "special_function", sel)
+                continue
+            try:
+                _, types = abi.parse_signature(r.get("signature") or "")
+            except ValueError as exc:
+                results[i] = BehaviourResult("untestable", "bad_signature", str(exc))
+                continue
+            cand, why = candidate_function(texts[i] or "", o)
+            if cand is None:
+                results[i] = BehaviourResult("untestable", why)
+                continue
+            main, srcs = units[i]
+            if place(srcs, r.get("file") or "", r.get("solidity") or "", cand, r.get("contract") or "") is None:
+                results[i] = BehaviourResult("untestable", "reference_not_found", r.get("file") or "")
+                continue
+            cases = make_cases(types, (r.get("mutability") or "") == "payable", self.seed)
+            # trace the original alone first: the slots and topics binding needs
+            status, _, _, seen = run_cases(o.code, o.code, sel, sel, types, cases, seed=self.seed,
+                                           time_limit_s=self.time_limit_s)
+            if status == "reference_timeout":
+                results[i] = BehaviourResult("untestable", "reference_timeout")
+                continue
+            state[i] = {"cand": cand, "types": types, "cases": cases, "seen": seen, "bindings": [], "orig": o}
+        for _round in range(3):
+            pending = [i for i in state if "code" not in state[i] and results[i] is None]
+            if not pending:
+                break
+            jobs = []
+            for i in pending:
+                r = recs[i]
+                version, st = _setting(r)
+                main, srcs = units[i]
+                placed, state[i]["home"] = place(srcs, r["file"], r["solidity"], state[i]["cand"],
+                                                 r.get("contract") or "")  # type: ignore[misc]
+                state[i]["sources"] = placed
+                jobs.append((str(i), version, _input(placed, main, r.get("contract") or "", st, version, True)))
+            outs = self.compiler.many(jobs)
+            for i in pending:
+                out = outs[str(i)]
+                s = state[i]
+                if isinstance(out, str):
+                    results[i] = BehaviourResult("untestable", "did_not_compile", out[:300], s["bindings"])
+                    continue
+                if not out.get("errors"):
+                    main = units[i][0]
+                    c = (out["contracts"].get(main) or {}).get(recs[i].get("contract") or "")
+                    ids = (c or {}).get("evm", {}).get("methodIdentifiers") or {}
+                    cs = [v for k, v in ids.items() if k.startswith(CANDIDATE + "(")]
+                    if not c or not cs:
+                        results[i] = BehaviourResult("untestable", "did_not_compile", "candidate not in the contract",
+                                                     s["bindings"])
+                        continue
+                    s["code"] = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
+                    s["sel"] = "0x" + cs[0]
+                    continue
+                names = undeclared_names(out, s["sources"])
+                if not names:
+                    e = out["errors"][0]
+                    results[i] = BehaviourResult("untestable", "did_not_compile",
+                                                 (e.get("formattedMessage") or e.get("message") or "")[:300],
+                                                 s["bindings"])
+                    continue
+                topics = {"%064x" % t[0] for o in s["seen"] for t, _ in o.logs if t}
+                reverts = {o.output[:4].hex() for o in s["seen"] if not o.success}
+                renames, notes, unbound = bind(names, s["cand"], s["orig"], touched_variables(s["orig"], s["seen"]),
+                                               topics, reverts, recs[i].get("context") or "",
+                                               s.get("home", ""))
+                if unbound:
+                    results[i] = BehaviourResult("untestable", "unbound_name", unbound, s["bindings"] + notes)
+                    continue
+                s["bindings"] += notes
+                s["cand"] = apply_renames(s["cand"], renames)
+        for i, s in state.items():
+            if results[i] is None and "code" not in s:
+                results[i] = BehaviourResult("untestable", "did_not_compile", "still undeclared names after binding",
+                                             s["bindings"])
+        # 3. execute
+        todo = [i for i in state if results[i] is None]
+        for i in tqdm(todo, desc="behaviour", unit="fn", disable=not progress):
+            s = state[i]
+            r = recs[i]
+            status, detail, n, seen = run_cases(s["orig"].code, s["code"], (r.get("selector") or "").lower(), s["sel"],
+                                             s["types"], s["cases"], seed=self.seed, time_limit_s=self.time_limit_s)
+            ok = sum(o.success for o in seen)
+            if status == "reference_timeout":
+                results[i] = BehaviourResult("untestable", "reference_timeout", detail, s["bindings"], n, ok)
+            else:
+                results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
+        return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
+
+
+def summarize(results: list[BehaviourResult], n_boot: int = 1000, seed: int = 0) -> dict:
+    """Counts per status and untestable reason, binding figures, and the equivalent rate with a bootstrap CI
+    over all functions (untestable counts as not shown equivalent) and over the testable ones."""
+    import numpy as np
+
+    n = len(results)
+    eq = np.array([r.status == "equivalent" for r in results], dtype=float)
+    testable = np.array([r.status != "untestable" for r in results])
+    rng = np.random.default_rng(seed)
+
+    def ci(x):
+        if len(x) == 0:
+            return [None, None]
+        b = [x[rng.integers(0, len(x), len(x))].mean() for _ in range(n_boot)]
+        return [float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))]
+
+    reasons: dict[str, int] = {}
+    for r in results:
+        if r.status == "untestable":
+            reasons[r.reason] = reasons.get(r.reason, 0) + 1
+    return {
+        "n": n, "equivalent": int(eq.sum()), "differs": sum(r.status == "differs" for r in results),
+        "untestable": int(n - testable.sum()), "untestable_reasons": dict(sorted(reasons.items(), key=lambda kv: -kv[1])),
+        "behaviour_rate": float(eq.mean()) if n else None, "behaviour_ci": ci(eq),
+        "behaviour_rate_testable": float(eq[testable].mean()) if testable.any() else None,
+        "behaviour_ci_testable": ci(eq[testable]),
+        "binding_needed": sum(bool(r.bindings) for r in results),
+        "binding_failed": reasons.get("unbound_name", 0),
+        # cases where the original itself returned: a function that reverts on every case is weakly tested
+        "reference_ok_share": (sum(r.reference_ok for r in results) / max(1, sum(r.cases for r in results))),
+    }

@@ -1,0 +1,119 @@
+"""Controls that show the behaviour metric means something (tests and tools/bench_behaviour.py run them):
+
+- the reference itself must come out `equivalent` (checks the harness);
+- the reference with its state variables, internal functions and parameters consistently renamed must come out
+  `equivalent` (checks binding: a decompiler cannot know the original's names);
+- mutants of the reference must come out `differs` (checks that the cases and comparison catch real changes).
+
+Renaming and mutation work on the reference text with the same token rules as the harness's binding; each mutant
+says what it changed."""
+from __future__ import annotations
+
+import re
+
+from .solidity import ParseFailure, find_function, strip_comments
+
+_WORD = r"(?<![.\w$]){}(?![\w$])"
+KEYWORDS = {"require", "assert", "revert", "emit", "return", "returns", "if", "else", "for", "while", "do", "new",
+            "delete", "true", "false", "this", "msg", "block", "tx", "abi", "type", "super", "address", "payable",
+            "memory", "storage", "calldata", "public", "external", "internal", "private", "view", "pure",
+            "override", "virtual", "function", "mapping", "uint256", "bool", "string", "bytes", "unchecked"}
+
+
+_STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
+
+
+def _sub_word(text: str, a: str, b: str) -> str:
+    """Replace the identifier `a` by `b` outside string literals and member accesses."""
+    out, last = [], 0
+    for m in _STRING.finditer(text):
+        out.append(re.sub(_WORD.format(re.escape(a)), b, text[last:m.start()]))
+        out.append(m.group(0))
+        last = m.end()
+    out.append(re.sub(_WORD.format(re.escape(a)), b, text[last:]))
+    return "".join(out)
+
+
+def rename_consistently(reference: str, state_vars: list[str], functions: list[str]) -> tuple[str, dict[str, str]]:
+    """The reference with every state variable, internal function and parameter it names given a new name
+    (v0, f0, p0, ...). Returns (text, {old: new}). The function's own name stays (the harness renames it)."""
+    code = strip_comments(reference)
+    try:
+        fn = find_function(code)
+        own, params = fn.name, [n for _, n in fn.params + fn.returns if n]
+    except ParseFailure:
+        own, params = "", []
+    words = set(re.findall(r"(?<![.\w$])[A-Za-z_$][\w$]*", code))
+    renames: dict[str, str] = {}
+    for k, v in enumerate(x for x in state_vars if x in words and x not in KEYWORDS):
+        renames.setdefault(v, f"v{k}_renamed")
+    for k, f in enumerate(x for x in functions if x in words and x != own and x not in KEYWORDS
+                          and re.search(_WORD.format(re.escape(x)) + r"\s*\(", code)):
+        renames.setdefault(f, f"f{k}_renamed")
+    for k, p in enumerate(params):
+        renames.setdefault(p, f"p{k}_renamed")
+    if fn_is_getter(code) and own in renames:
+        renames.pop(own)
+    out = code
+    for a, b in renames.items():
+        out = _sub_word(out, a, b)
+    return out, renames
+
+
+def fn_is_getter(code: str) -> bool:
+    return not re.search(r"\bfunction\b", code)
+
+
+_CMP = [("<=", ">"), (">=", "<"), ("==", "!="), ("!=", "=="), ("<", ">="), (">", "<=")]
+
+
+def mutants(reference: str, layout: list[dict]) -> list[tuple[str, str]]:
+    """(kind, mutated text) for each mutation that applies, first site each: swapped operands of a subtraction
+    or division, flipped comparison, dropped require, changed numeric constant, removed event, write to another
+    state variable of the same type. layout: storageLayout entries (label, type)."""
+    code = strip_comments(reference)
+    try:
+        fn = find_function(code)
+    except ParseFailure:
+        return []
+    if fn.kind != "function" or not fn.body.strip():
+        return []
+    head, body = code[:code.index(fn.body)], fn.body
+    tail = code[code.index(fn.body) + len(fn.body):]
+    out: list[tuple[str, str]] = []
+
+    def add(kind: str, new_body: str):
+        if new_body != body:
+            out.append((kind, head + new_body + tail))
+
+    operand = r"[\w$.]+(?:\[[^\]\[]*\])?"
+    m = re.search(rf"(?<![\w$.\])])({operand})\s*([-/])\s*({operand})(?![\w$.\[(])", body)
+    if m and m.group(1) != m.group(3):
+        add("swap_operands", body[:m.start()] + f"{m.group(3)} {m.group(2)} {m.group(1)}" + body[m.end():])
+    for a, b in _CMP:
+        mm = re.search(rf"(?<![<>=!]){re.escape(a)}(?![<>=])", body)
+        if mm and not body[max(0, mm.start() - 1):mm.start()] in ("=",) and "=>" not in body[mm.start():mm.end() + 1]:
+            add("flip_comparison", body[:mm.start()] + b + body[mm.end():])
+            break
+    mm = re.search(r"\brequire\s*\(", body)
+    if mm:
+        end = body.find(";", mm.end())
+        add("drop_require", body[:mm.start()] + body[end + 1:])
+    mm = re.search(r"(?<![\w$.])(\d+)(?![\w$.x])", body)
+    if mm:
+        add("change_constant", body[:mm.start()] + str(int(mm.group(1)) + 1) + body[mm.end():])
+    mm = re.search(r"\bemit\s+[\w$]+\s*\(", body)
+    if mm:
+        end = body.find(";", mm.end())
+        add("remove_event", body[:mm.start()] + body[end + 1:])
+    for var in layout:
+        v = var["label"]
+        mm = re.search(_WORD.format(re.escape(v)) + r"(\s*(\[[^\]]*\])*\s*)(=|\+=|-=)(?!=)", body)
+        if not mm:
+            continue
+        others = [o["label"] for o in layout if o["label"] != v and o["type"] == var["type"]
+                  and not re.search(_WORD.format(re.escape(o["label"])), body)]
+        if others:
+            add("write_other_variable", body[:mm.start()] + others[0] + body[mm.start() + len(v):])
+            break
+    return out

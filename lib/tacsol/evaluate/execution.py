@@ -1,0 +1,148 @@
+"""One call of runtime bytecode in py-evm, from a given storage, with everything observable recorded.
+
+The behaviour harness (tacsol.evaluate.behaviour) runs the original and the recompiled runtime through `execute`
+from the same state and compares the `Outcome`s. Tracing wraps four opcodes of the Cancun computation:
+SLOAD (slots read, so the harness can seed them), SSTORE (slots written), SHA3 (mapping/array slot preimages,
+so a slot can be traced back to its declared base slot) and JUMP/JUMPI (a wall-clock deadline: gas bounds the
+work, the deadline bounds py-evm's slowness on cheap loops)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+CONTRACT = bytes.fromhex("c0ffee" + "00" * 17)
+GAS = 3_000_000
+BALANCE = 10**21
+# block context shared by both runs (mainnet-like, fixed so that results reproduce)
+BLOCK = {"coinbase": bytes.fromhex("c0" * 20), "timestamp": 1_700_000_000, "number": 18_500_000,
+         "prev_randao": 12345, "gas_limit": 30_000_000, "chain_id": 1, "base_fee": 10**9}
+
+
+class Deadline(Exception):
+    """Raised inside py-evm when a call runs past its wall-clock limit."""
+
+
+@dataclass
+class Outcome:
+    success: bool
+    output: bytes                                  # return data, or revert data
+    error: str = ""                                # py-evm's error class on failure ("Revert", "OutOfGas", ...)
+    writes: dict[int, int] = field(default_factory=dict)   # slot -> final value, where it changed
+    reads: list[int] = field(default_factory=list)          # slots read, first-read order
+    accesses: list[tuple[str, int]] = field(default_factory=list)  # ("r"|"w", slot), first occurrence order
+    logs: list[tuple[tuple[int, ...], bytes]] = field(default_factory=list)
+    calls: list[tuple[str, bytes, int, bytes]] = field(default_factory=list)  # (kind, target, value, data)
+    preimages: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # slot -> (kind, base, key)
+    timeout: bool = False
+    balance: int = 0                               # the contract's balance afterwards
+
+
+def _traced_opcodes(base: dict, trace: dict, deadline: float):
+    import eth.vm.forks.cancun.computation  # noqa: F401
+
+    class Traced:
+        __slots__ = ("op", "mnemonic", "hook")
+
+        def __init__(self, op, hook):
+            self.op, self.mnemonic, self.hook = op, op.mnemonic, hook
+
+        def __call__(self, computation):
+            self.hook(self.op, computation)
+
+    def sload(op, c):
+        slot = c.stack_pop1_int()
+        if c.msg.storage_address == CONTRACT and slot not in trace["read_set"]:
+            trace["read_set"].add(slot)
+            trace["reads"].append(slot)
+            trace["acc"].append(("r", slot))
+        c.stack_push_int(slot)
+        op(computation=c)
+
+    def sstore(op, c):
+        slot, value = c.stack_pop1_int(), c.stack_pop1_int()
+        if c.msg.storage_address == CONTRACT and slot not in trace["written"]:
+            trace["written"].add(slot)
+            trace["acc"].append(("w", slot))
+        c.stack_push_int(value)
+        c.stack_push_int(slot)
+        op(computation=c)
+
+    def sha3(op, c):
+        start, size = c.stack_pop1_int(), c.stack_pop1_int()
+        c.stack_push_int(size)
+        c.stack_push_int(start)
+        op(computation=c)
+        h = c.stack_pop1_int()
+        c.stack_push_int(h)
+        if size in (32, 64):
+            mem = c.memory_read_bytes(start, size)
+            if size == 64:   # mapping: keccak(key . base)
+                trace["pre"][h] = ("mapping", int.from_bytes(mem[32:], "big"), int.from_bytes(mem[:32], "big"))
+            else:            # dynamic array / bytes data: keccak(base)
+                trace["pre"][h] = ("array", int.from_bytes(mem, "big"), 0)
+
+    def jump(op, c):
+        trace["jumps"] += 1
+        if trace["jumps"] % 512 == 0 and time.monotonic() > deadline:
+            raise Deadline()
+        op(computation=c)
+
+    ops = dict(base)
+    for code, hook in ((0x54, sload), (0x55, sstore), (0x20, sha3), (0x56, jump), (0x57, jump)):
+        ops[code] = Traced(base[code], hook)
+    return ops
+
+
+def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
+            gas: int = GAS, time_limit_s: float = 2.0) -> Outcome:
+    """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`."""
+    from eth.constants import BLANK_ROOT_HASH
+    from eth.db.atomic import AtomicDB
+    from eth.vm.execution_context import ExecutionContext
+    from eth.vm.forks.cancun.computation import CancunComputation
+    from eth.vm.forks.cancun.state import CancunState
+    from eth.vm.message import Message
+    from eth.vm.transaction_context import BaseTransactionContext
+
+    trace = {"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": []}
+    comp_cls = type("TracedComputation", (CancunComputation,),
+                    {"opcodes": _traced_opcodes(CancunComputation.opcodes, trace,
+                                                time.monotonic() + time_limit_s)})
+    ctx = ExecutionContext(BLOCK["coinbase"], BLOCK["timestamp"], BLOCK["number"], 0,
+                           BLOCK["prev_randao"].to_bytes(32, "big"), BLOCK["gas_limit"], [], BLOCK["chain_id"],
+                           base_fee_per_gas=BLOCK["base_fee"], excess_blob_gas=0)
+    state = CancunState(AtomicDB(), ctx, BLANK_ROOT_HASH)
+    state.set_code(CONTRACT, code)
+    state.set_balance(CONTRACT, BALANCE)
+    state.set_balance(caller, BALANCE)
+    for slot, v in storage.items():
+        state.set_storage(CONTRACT, slot, v)
+    msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
+    try:
+        comp = comp_cls.apply_message(state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
+    except Deadline:
+        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"])
+    writes = {}
+    for slot in trace["written"]:
+        v = state.get_storage(CONTRACT, slot)
+        if v != storage.get(slot, 0):
+            writes[slot] = v
+    out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
+                  accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT))
+    if comp.is_error:
+        out.error = type(comp.error).__name__
+        out.output = bytes(getattr(comp.error, "args", [b""])[0] or b"") if out.error == "Revert" else b""
+        out.writes = {}
+    else:
+        out.logs = [(tuple(topics), bytes(d)) for _, topics, d in comp.get_log_entries()]
+        out.calls = _calls(comp)
+    return out
+
+
+def _calls(comp) -> list[tuple[str, bytes, int, bytes]]:
+    out = []
+    for ch in comp.children:
+        m = ch.msg
+        kind = "staticcall" if m.is_static else "delegatecall" if not m.should_transfer_value else "call"
+        out.append((kind, bytes(m.code_address or m.to), int(m.value), bytes(m.data)))
+    return out
