@@ -524,7 +524,7 @@ def evaluate_adapter(params: dict[str, Any], limit: int, max_new_tokens: int | N
     finally:
         torch.set_num_threads(threads)
     return evaluate.evaluate_run(records, gens, out, system="fine-tuned", n_boot=200, progress=False,
-                                 extra={"split": split, "n_records": len(records)})
+                                 extra={"split": split, "n_records": len(records)}, behaviour=True)
 
 
 # ------------------------------------------------------------------------------------------------------ top level

@@ -32,7 +32,8 @@ TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contrac
                  "complexity_blocks", "length_bucket", "edit_distance", "length_diff", "parse_ok",
                  "signature_generated", "selector_generated", "selector_match",
                  *[f"{side}_{c}" for c in EFFECT_CATEGORIES for side in ("tac", "out", "ref")],
-                 "compile_unit", "compiles", "compile_status", "compile_message", "ref_compiles", "similarity"]
+                 "compile_unit", "compiles", "compile_status", "compile_message", "ref_compiles", "similarity",
+                 "behaviour", "behaviour_reason", "behaviour_detail", "behaviour_bindings", "behaviour_cases"]
 
 
 # ---------------------------------------------------------------- inputs
@@ -151,7 +152,8 @@ def declarations_from_source(source: str, contract: str | None = None) -> str:
 
 def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMBEDDER,
           declarations: DeclarationSource = None, compile_check: bool = True, compile_reference: bool = True,
-          compile_mode: str = "auto", timings: dict[str, float] | None = None, progress: bool = False):
+          compile_mode: str = "auto", timings: dict[str, float] | None = None, progress: bool = False,
+          behaviour: bool = False, harness=None):
     """Per-function table (pandas.DataFrame), one row per record, failures included.
 
     compile_mode: "stub" (declarations + context + function in a one-contract stub), "original" (the function in
@@ -254,6 +256,22 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
                 row["ref_compiles"] = r.ok
     timings["compile_s"] = time.perf_counter() - t0
 
+    t0 = time.perf_counter()
+    for row in rows:
+        row.update({"behaviour": "skipped", "behaviour_reason": "", "behaviour_detail": "", "behaviour_bindings": "",
+                    "behaviour_cases": 0})
+    if behaviour and rows:
+        from . import behaviour as bh
+
+        h = harness or bh.Harness()
+        texts = [row["generated"] if not row["failure"] else None for row in rows]
+        for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
+            if res.reason == "unparsable" and row["failure"]:
+                res.reason = "no_output" if not row["failure"].startswith("unparsable") else res.reason
+            row.update({"behaviour": res.status, "behaviour_reason": res.reason, "behaviour_detail": res.detail,
+                        "behaviour_bindings": "; ".join(res.bindings), "behaviour_cases": res.cases})
+    timings["behaviour_s"] = time.perf_counter() - t0
+
     # similarity: one batched embedding pass for generated + references
     t0 = time.perf_counter()
     if embedder is None:
@@ -274,7 +292,7 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
                  embedder: Embedder | str = DEFAULT_EMBEDDER, declarations: DeclarationSource = None,
                  compile_check: bool = True, compile_mode: str = "auto", figures: bool = True, n_boot: int = 1000,
                  seed: int = 0, eval_dir: str | Path | None = None, extra: dict | None = None, progress: bool = False,
-                 verbose: bool = True) -> dict[str, Any]:
+                 verbose: bool = True, behaviour: bool = False, harness=None) -> dict[str, Any]:
     """Score `generations` against `records` and write eval_dir (default out_dir/eval): functions.parquet (one row
     per function), summary.json (aggregates, floor/ceiling, embedder, timings, flat `metrics` for 06_compare),
     figures/*.png. Returns the summary dict. Baselines use eval_dir = out_dir/eval/baselines/<name>."""
@@ -288,7 +306,7 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
     emb = get_embedder(embedder) if isinstance(embedder, str) else embedder
     recs = _records_list(records)
     df = score(recs, generations, embedder=emb, declarations=declarations, compile_check=compile_check,
-               compile_mode=compile_mode, timings=timings, progress=progress)
+               compile_mode=compile_mode, timings=timings, progress=progress, behaviour=behaviour, harness=harness)
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None
@@ -334,7 +352,9 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
               f"ceiling {_f(m['similarity_ceiling'])}) edit={_f(m['edit_distance_mean'])} "
               f"compile={_f(m['compile_rate'])} selector={_f(m['selector_match_rate'])} "
               f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']} "
-              f"degenerate={_f(m['degenerate_rate'])} distinct={m['n_distinct']}")
+              f"degenerate={_f(m['degenerate_rate'])} distinct={m['n_distinct']}"
+              + (f" behaviour={_f(m['behaviour_rate'])} [{_f(m['behaviour_ci_low'])}, {_f(m['behaviour_ci_high'])}]"
+                 f" untestable={m['behaviour_untestable']}" if m.get("behaviour_rate") is not None else ""))
         print("[evaluate] stage timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     return summary
 
@@ -355,6 +375,10 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--embedder", default=DEFAULT_EMBEDDER, help="sentence-transformers model (name or folder)")
     p.add_argument("--declarations", help="json file mapping record id or contract_key to declarations text")
     p.add_argument("--no-compile", action="store_true", help="skip the compile check")
+    p.add_argument("--no-behaviour", action="store_true",
+                   help="skip behavioural equivalence (recompile each function in its original unit and run it "
+                        "against the original bytecode in py-evm; needs the record's package in the npm cache or "
+                        "the sample's shipped units)")
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--only-generated", action="store_true",
                    help="score only records that have a generation (default: every record of the split; missing "
@@ -379,6 +403,7 @@ def main(args: argparse.Namespace) -> int:
         records = [r for r in records if r["id"] in gens]
     decl = json.loads(Path(args.declarations).read_text()) if args.declarations else None
     s = evaluate_run(records, gens, args.out, system=args.system, embedder=args.embedder, declarations=decl,
-                     compile_check=not args.no_compile, figures=not args.no_figures, n_boot=args.bootstrap)
+                     compile_check=not args.no_compile, figures=not args.no_figures, n_boot=args.bootstrap,
+                     behaviour=not args.no_behaviour, progress=True)
     print(json.dumps(s["metrics"], indent=2))
     return 0

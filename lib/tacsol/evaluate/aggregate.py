@@ -128,7 +128,8 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
                            "compile_rate": _rate(sub["compiles"]),
                            "selector_match_rate": _rate(sub["selector_match"]),
                            "degenerate_rate": float((sub["degenerate"] != "").mean()) if "degenerate" in sub
-                           else None}
+                           else None,
+                           "behaviour_rate": _behaviour_rate(sub)}
         groups[col] = g
     agg["by"] = groups
     checks: dict[str, Any] = {
@@ -151,7 +152,39 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     agg["failures"] = {"n": int(len(fails)), "by_reason": {str(k): int(v) for k, v in fails.value_counts().items()}}
     agg["degenerate"] = degenerate_summary(df)
     agg["distinct"] = distinct(df, n_boot, seed)
+    agg["behaviour"] = behaviour_summary(df, n_boot, seed)
     return agg
+
+
+def _behaviour_rate(df) -> float | None:
+    if "behaviour" not in df:
+        return None
+    b = df["behaviour"][df["behaviour"] != "skipped"]
+    return float((b == "equivalent").mean()) if len(b) else None
+
+
+def behaviour_summary(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Behavioural equivalence (tacsol.evaluate.behaviour): counts per result and untestable reason, the
+    equivalent rate over all functions (untestable counts as not shown equivalent) and over the testable ones,
+    each with a bootstrap CI, and how often names had to be bound."""
+    if "behaviour" not in df or not len(df) or (df["behaviour"] == "skipped").all():
+        return {"n": 0}
+    d = df[df["behaviour"] != "skipped"]
+    eq = (d["behaviour"] == "equivalent").to_numpy(float)
+    testable = (d["behaviour"] != "untestable").to_numpy(bool)
+    lo, hi = bootstrap_ci(eq, "mean", n_boot, seed + 50)
+    tlo, thi = bootstrap_ci(eq[testable], "mean", n_boot, seed + 51) if testable.any() else (None, None)
+    unt = d[d["behaviour"] == "untestable"]
+    diff = d[d["behaviour"] == "differs"]
+    return {"n": int(len(d)), "equivalent": int(eq.sum()), "differs": int(len(diff)), "untestable": int(len(unt)),
+            "rate": float(eq.mean()), "ci_low": lo, "ci_high": hi,
+            "rate_testable": float(eq[testable].mean()) if testable.any() else None,
+            "ci_low_testable": tlo, "ci_high_testable": thi,
+            "untestable_reasons": {str(k): int(v) for k, v in unt["behaviour_reason"].value_counts().items()},
+            "binding_needed": int((d["behaviour_bindings"] != "").sum()),
+            "binding_failed": int((d["behaviour_reason"] == "unbound_name").sum()),
+            "examples_differs": [{"id": r["id"], "detail": r["behaviour_detail"][:400]}
+                                 for _, r in diff.head(5).iterrows()]}
 
 
 def degenerate_summary(df, n_examples: int = 5) -> dict[str, Any]:
@@ -213,4 +246,10 @@ def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         "selector_match_rate_distinct": (agg["distinct"].get("selector_match") or {}).get("mean"),
         "compile_rate_distinct": (agg["distinct"].get("compiles") or {}).get("mean"),
         "similarity_floor": floor.get("similarity_floor"), "similarity_ceiling": floor.get("similarity_ceiling"),
+        "behaviour_rate": agg.get("behaviour", {}).get("rate"),
+        "behaviour_ci_low": agg.get("behaviour", {}).get("ci_low"),
+        "behaviour_ci_high": agg.get("behaviour", {}).get("ci_high"),
+        "behaviour_rate_testable": agg.get("behaviour", {}).get("rate_testable"),
+        "behaviour_untestable": agg.get("behaviour", {}).get("untestable"),
+        "behaviour_binding_needed": agg.get("behaviour", {}).get("binding_needed"),
     }

@@ -52,6 +52,7 @@ UNTESTABLE_REASONS = {
     "no_contract": "the deployed contract is not in the compiled unit",
     "special_function": "fallback/receive/constructor references are not callable by a selector",
     "unparsable": "no function in the generated text",
+    "no_output": "no generation (empty, missing or failed)",
     "struct_getter": "a getter of a struct (its ABI is the struct's members)",
     "unbound_name": "a name of the generated code could not be bound to a declaration the bytecode shows",
     "did_not_compile": "the generated function does not compile in place, after binding",

@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "curve_functions": 0,          # the learning curve's fixed subset of eval_functions (0: no curve)
     "eval_batch_size": 8,
     "eval_compile": "stub",        # compile check: stub | original | auto | none
+    "eval_behaviour": True,        # behavioural equivalence against the original bytecode (py-evm)
     "baselines": ["retrieval", "base_model", "sevm"],
 }
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
@@ -214,7 +215,8 @@ def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
             "selector_match_rate", "selector_match_ci_low", "selector_match_ci_high", "compile_rate",
             "compile_ci_low", "compile_ci_high", "compile_rate_where_reference_compiles",
             "n_where_reference_compiles", "grounding_precision", "grounding_recall", "degenerate_rate",
-            "edit_distance_mean", "similarity_floor", "similarity_ceiling", "failures")
+            "edit_distance_mean", "similarity_floor", "similarity_ceiling", "failures", "behaviour_rate",
+            "behaviour_ci_low", "behaviour_ci_high", "behaviour_rate_testable", "behaviour_untestable")
     for stratum in strata:
         for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
             p = eval_dir(output_dir, stratum, name) / "summary.json"
@@ -230,7 +232,11 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     every baseline per stratum, then the learning curve over the checkpoints. Returns what the notebook draws."""
     compile_kw = {"compile_check": p["eval_compile"] != "none",
                   "compile_mode": p["eval_compile"] if p["eval_compile"] != "none" else "stub"}
-    eval_kw = dict(figures=True, **compile_kw)
+    from . import behaviour
+
+    # one harness for every system: each original unit is compiled once
+    eval_kw = dict(figures=True, behaviour=bool(p.get("eval_behaviour", True)), harness=behaviour.Harness(),
+                   **compile_kw)
     peft_model.eval()
     chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
                                       holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],

@@ -1,0 +1,148 @@
+"""Behavioural equivalence (tacsol.evaluate.behaviour): ABI encoding, traced execution in py-evm, and the three
+controls on the shipped sample (its test units ship in lib/tacsol/data/sample/units.json.gz, so no download)."""
+from __future__ import annotations
+
+import pytest
+
+from tacsol import pairs
+from tacsol.evaluate import abi, behaviour as B, compile_bytecode, controls as C
+from tacsol.evaluate.execution import execute
+
+TOY = """pragma solidity 0.8.20;
+contract Toy {
+    address owner;
+    mapping(address => uint256) bal;
+    event Credited(address indexed who, uint256 amount);
+    function credit(address who, uint256 amount) external returns (uint256) {
+        require(msg.sender == owner, "not owner");
+        bal[who] += amount;
+        emit Credited(who, amount);
+        return bal[who];
+    }
+    function spin() external pure { while (true) {} }
+}"""
+OWNER = bytes.fromhex("a1" * 20)
+
+
+def test_abi_encoding_matches_the_spec_example():
+    # the Solidity ABI spec's example: f(uint256,uint32[],bytes10,bytes) with (0x123, [0x456, 0x789], "1234567890",
+    # "Hello, world!")
+    _, types = abi.parse_signature("f(uint256,uint32[],bytes10,bytes)")
+    enc = abi.encode_tuple(types, [0x123, [0x456, 0x789], b"1234567890", b"Hello, world!"])
+    words = [enc[i:i + 32].hex() for i in range(0, len(enc), 32)]
+    assert int(words[0], 16) == 0x123 and int(words[1], 16) == 0x80 and int(words[3], 16) == 0xE0
+    assert words[2].startswith(b"1234567890".hex())
+    assert int(words[4], 16) == 2 and int(words[5], 16) == 0x456 and int(words[6], 16) == 0x789
+    assert int(words[7], 16) == 13 and words[8].startswith(b"Hello, world!".hex())
+    assert abi.parse_type("(address,bytes)[2]").dynamic and not abi.parse_type("(address,uint8)[2]").dynamic
+
+
+@pytest.fixture(scope="module")
+def toy():
+    out = compile_bytecode(TOY, "0.8.20")["Toy"]
+    return bytes.fromhex(out["bytecode"]), out["selectors"]
+
+
+def test_execution_records_storage_logs_and_mapping_preimages(toy):
+    code, sel = toy
+    _, types = abi.parse_signature("credit(address,uint256)")
+    who = int.from_bytes(bytes.fromhex("b2" * 20), "big")
+    data = abi.calldata(sel["credit(address,uint256)"], types, [who, 5])
+    ok = execute(code, data, {0: int.from_bytes(OWNER, "big")}, caller=OWNER)
+    assert ok.success and int.from_bytes(ok.output, "big") == 5
+    (slot, value), = ok.writes.items()
+    assert value == 5 and ok.preimages[slot] == ("mapping", 1, who)   # bal is slot 1, keyed by who
+    assert len(ok.logs) == 1 and ok.logs[0][0][1] == who
+    denied = execute(code, data, {0: 7}, caller=OWNER)
+    assert not denied.success and B._fmt_revert(denied.output) == 'Error("not owner")' and not denied.writes
+
+
+def test_a_runaway_loop_is_stopped_and_reported(toy):
+    code, sel = toy
+    out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)
+    assert not out.success and out.error in ("OutOfGas", "Timeout")
+
+
+@pytest.fixture(scope="module")
+def sample_test():
+    return [dict(r) for r in pairs.load_sample()["test"]]
+
+
+@pytest.fixture(scope="module")
+def harness():
+    return B.Harness()
+
+
+@pytest.fixture(scope="module")
+def reference_results(harness, sample_test):
+    return harness.check_many(sample_test, [r["solidity"] for r in sample_test])
+
+
+def test_reference_control_is_equivalent_and_covers_the_sample(reference_results):
+    s = B.summarize(reference_results)
+    testable = s["n"] - s["untestable"]
+    assert testable >= 0.9 * s["n"], s["untestable_reasons"]          # coverage goal: >= 90%
+    assert s["equivalent"] >= 0.98 * testable, [x.detail for x in reference_results if x.status == "differs"]
+    for x in reference_results:   # every untestable one says why
+        assert x.status != "untestable" or x.reason in B.UNTESTABLE_REASONS
+    assert s["reference_ok_share"] > 0.3   # the cases reach the function's success path, not only its guards
+
+
+def test_renamed_control_binds_by_slot_and_stays_equivalent(harness, sample_test, reference_results):
+    ok = [(r, harness.original(r)) for r, x in zip(sample_test, reference_results) if x.status != "untestable"]
+    texts = [C.rename_consistently(r["solidity"], [v["label"] for v in o.layout], list(o.functions))[0]
+             for r, o in ok]
+    res = harness.check_many([r for r, _ in ok], texts)
+    s = B.summarize(res)
+    assert s["differs"] == 0, [x.detail for x in res if x.status == "differs"]   # a wrong binding would differ
+    assert s["binding_needed"] >= len(ok) // 2
+    # measured 31/36 on the sample (issue 13's goal is 95%: the shortfall is same-arity internal functions and
+    # same-depth variables the binder cannot tell apart; see docs/evaluation.md)
+    assert s["equivalent"] >= 0.8 * len(ok)
+    assert all(x.reason == "unbound_name" for x in res if x.status == "untestable" and x.reason != "did_not_compile")
+
+
+def test_mutant_control_differs(harness, sample_test, reference_results):
+    made = []
+    for r, x in zip(sample_test, reference_results):
+        if x.status != "untestable":
+            o = harness.original(r)
+            made += [(k, r, t) for k, t in C.mutants(r["solidity"], o.layout)]
+    assert len({k for k, _, _ in made}) == 6, "every mutation kind occurs on the sample"
+    res = harness.check_many([r for _, r, _ in made], [t for _, _, t in made])
+    testable = [x for x in res if x.status != "untestable"]
+    assert len(testable) >= 0.9 * len(made)
+    assert sum(x.status == "differs" for x in testable) >= 0.9 * len(testable)
+    first = next(x for x in res if x.status == "differs")
+    assert first.detail.startswith("case ") and "original" in first.detail and "generated" in first.detail
+
+
+def test_bad_generations_are_reported_not_crashed(harness, sample_test):
+    rec = next(r for r in sample_test if r["signature"] == "interval()")
+    texts = ["function interval() public view returns (uint256) { while (true) {} }",   # runaway
+             "function interval() public returns (uint256) { selfdestruct(payable(msg.sender)); }",
+             # indexed three deep: interval() touches no mapping, so nothing the bytecode shows can bind it
+             "function interval() public view returns (uint256) { return totallyUnknownThing[msg.sender][7][3]; }",
+             "not solidity at all", None]
+    res = harness.check_many([rec] * len(texts), texts)
+    assert [x.status for x in res] == ["differs", "differs", "untestable", "untestable", "untestable"]
+    assert "failed" in res[0].detail or "time limit" in res[0].detail
+    assert res[2].reason == "unbound_name" and res[2].detail == "totallyUnknownThing"
+    assert res[3].reason == "unparsable"
+
+
+def test_evaluate_reports_behaviour_per_function_and_in_the_summary(tmp_path, sample_test):
+    from tacsol import evaluate
+
+    recs = [r for r in sample_test if r["signature"] in ("interval()", "addAccess(address)", "burn(uint256)")][:3]
+    gens = {recs[0]["id"]: recs[0]["solidity"], recs[1]["id"]: "function f() public {}"}
+    s = evaluate.evaluate_run(recs, gens, tmp_path, figures=False, n_boot=50, behaviour=True,
+                              verbose=False)
+    import pandas as pd
+
+    df = pd.read_parquet(tmp_path / "eval" / "functions.parquet")
+    assert list(df["behaviour"]) == ["equivalent", "differs", "untestable"]
+    assert df["behaviour_reason"].iloc[2] == "no_output"
+    m = s["metrics"]
+    assert m["behaviour_rate"] == pytest.approx(1 / 3) and m["behaviour_untestable"] == 1
+    assert s["aggregates"]["behaviour"]["differs"] == 1
