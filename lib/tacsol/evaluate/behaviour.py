@@ -338,16 +338,17 @@ def place(sources: dict[str, str], file: str, reference: str, candidate: str, co
     if text is None or not reference:
         return None
     at = [m.start() for m in re.finditer(re.escape(reference), text)]
+    blank = strip_comments(text, keep_length=True)   # an apostrophe in a comment must not unbalance braces
     if len(at) > 1 and contract:
-        m = re.search(rf"\b(contract|abstract\s+contract)\s+{re.escape(contract)}\b[^{{]*{{", text)
-        end = match_close(text, m.end() - 1) if m else -1
+        m = re.search(rf"\b(contract|abstract\s+contract)\s+{re.escape(contract)}\b[^{{]*{{", blank)
+        end = match_close(blank, m.end() - 1) if m else -1
         at = [a for a in at if m and m.end() <= a < end]
     if len(at) != 1:
         return None
     cut = at[0] + len(reference)
     home = ""
-    for m in re.finditer(r"\b(?:contract|library)\s+([A-Za-z_$][\w$]*)[^{;]*{", text[:at[0]]):
-        if match_close(text, m.end() - 1) > at[0]:
+    for m in re.finditer(r"\b(?:contract|library)\s+([A-Za-z_$][\w$]*)[^{;]*{", blank[:at[0]]):
+        if match_close(blank, m.end() - 1) > at[0]:
             home = f"{file}:{m.group(1)}"
     return {**sources, file: text[:cut] + "\n\n    " + candidate + "\n" + text[cut:]}, home
 
@@ -597,42 +598,69 @@ def compare(a: Outcome, b: Outcome) -> str:
     return ""
 
 
-def run_cases(orig: bytes, cand: bytes, orig_sel: str, cand_sel: str, types: list[abi.AbiType],
-              cases: list[Case], *, seed: int, storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
-              max_rounds: int = 6) -> tuple[str, str, int, list[Outcome]]:
-    """('equivalent' | 'differs' | 'reference_timeout', detail, cases compared, original outcomes). Storage
-    starts from `storage`; a slot either side reads or writes that is not set yet gets its seeded value and the
-    case runs again, so both sides always start from the same state."""
-    storage = dict(storage or {})
+@dataclass
+class Trace:
+    """The original's run over the cases: its outcome per case and the storage states the cases ran from (each
+    grown by lazy seeding). Execution depends only on the slots read, so these outcomes stay valid for any
+    superset of the states: the candidate's comparison reuses them instead of running the original again."""
+    status: str                       # "ok" | "reference_timeout"
+    detail: str
+    states: list[dict[int, int]]
+    outcomes: list[Outcome]
+
+
+def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
+                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 6) -> Trace:
+    """Run the original on every case. A slot it reads or writes that is not set yet gets its seeded value and the
+    case runs again, so each case starts from a state where every slot it touches is set."""
     deadline = time.monotonic() + time_limit_s
-    seen: list[Outcome] = []
-    states = [dict(storage) for _ in range(N_VARIANTS)]
+    states = [dict(storage or {}) for _ in range(N_VARIANTS)]
+    outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        variant = i % N_VARIANTS
-        storage = states[variant]
-        body = abi.encode_tuple(types, c.args)
+        st = states[i % N_VARIANTS]
+        data = bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args)
         for _ in range(max_rounds):
-            budget = max(0.2, min(3.0, deadline - time.monotonic()))
-            a = execute(orig, bytes.fromhex(orig_sel[2:]) + body, storage, caller=c.caller, value=c.value,
-                        time_limit_s=budget)
+            a = execute(code, data, st, caller=c.caller, value=c.value,
+                        time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
             if a.timeout:
-                return "reference_timeout", f"case {i}", i, seen
-            b = execute(cand, bytes.fromhex(cand_sel[2:]) + body, storage, caller=c.caller, value=c.value,
-                        time_limit_s=budget)
-            new = [s for s in (*a.reads, *a.writes, *b.reads, *b.writes) if s not in storage]
+                return Trace("reference_timeout", f"case {i}", states, outs)
+            new = [s for s in (*a.reads, *a.writes) if s not in st]
             if not new:
                 break
             for s in new:
-                storage[s] = seed_value(s, seed, variant)
-        seen.append(a)
+                st[s] = seed_value(s, seed, i % N_VARIANTS)
+        outs.append(a)
+        if time.monotonic() > deadline:
+            return Trace("ok", f"time limit after {i + 1} cases", states, outs)
+    return Trace("ok", "", states, outs)
+
+
+def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], cases: list[Case], *,
+                      seed: int, time_limit_s: float = 20.0, max_rounds: int = 6) -> tuple[str, str, int]:
+    """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
+    case, from the same states (grown by the slots only the candidate touches, which the original never read)."""
+    deadline = time.monotonic() + time_limit_s
+    states = [dict(s) for s in trace.states]
+    for i, a in enumerate(trace.outcomes):
+        c, variant = cases[i], i % N_VARIANTS
+        st = states[variant]
+        data = bytes.fromhex(cand_sel[2:]) + abi.encode_tuple(types, c.args)
+        for _ in range(max_rounds):
+            b = execute(cand, data, st, caller=c.caller, value=c.value,
+                        time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
+            new = [s for s in (*b.reads, *b.writes) if s not in st]
+            if not new:
+                break
+            for s in new:
+                st[s] = seed_value(s, seed, variant)
         field_ = compare(a, b)
         if field_:
-            detail = (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, args {_fmt_args(c.args)}): "
-                      f"{field_} differ — original {_fmt(a)}; generated {_fmt(b)}")
-            return "differs", detail, i + 1, seen
+            return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "
+                               f"args {_fmt_args(c.args)}): {field_} differ — original {_fmt(a)}; "
+                               f"generated {_fmt(b)}"), i + 1
         if time.monotonic() > deadline:
-            return "differs" if b.timeout else "equivalent", f"time limit after {i + 1} cases", i + 1, seen
-    return "equivalent", "", len(cases), seen
+            return "differs" if b.timeout else "equivalent", f"time limit after {i + 1} cases", i + 1
+    return "equivalent", trace.detail, len(trace.outcomes)
 
 
 def _fmt_args(args: list) -> str:
@@ -658,6 +686,7 @@ class Harness:
         self.seed, self.n_cases, self.time_limit_s = seed, n_cases, time_limit_s
         self.compiler = compiler or Compiler()
         self._originals: dict[str, Original | str] = {}
+        self._traces: dict[tuple, Trace] = {}   # mutants and renamings of one record share its original's trace
 
     @staticmethod
     def _okey(rec: dict, main: str) -> str:
@@ -728,14 +757,19 @@ class Harness:
             if place(srcs, r.get("file") or "", r.get("solidity") or "", cand, r.get("contract") or "") is None:
                 results[i] = BehaviourResult("untestable", "reference_not_found", r.get("file") or "")
                 continue
-            cases = make_cases(types, (r.get("mutability") or "") == "payable", self.seed)
-            # trace the original alone first: the slots and topics binding needs
-            status, _, _, seen = run_cases(o.code, o.code, sel, sel, types, cases, seed=self.seed,
-                                           time_limit_s=self.time_limit_s)
-            if status == "reference_timeout":
-                results[i] = BehaviourResult("untestable", "reference_timeout")
+            payable = (r.get("mutability") or "") == "payable"
+            cases = make_cases(types, payable, self.seed, self.n_cases)
+            tkey = (okey[i], sel, payable)
+            if tkey not in self._traces:   # the original alone first: the slots and topics binding needs
+                self._traces[tkey] = trace_original(o.code, sel, types, cases, seed=self.seed,
+                                                    time_limit_s=self.time_limit_s)
+            trace = self._traces[tkey]
+            if trace.status == "reference_timeout":
+                results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
                 continue
-            state[i] = {"cand": cand, "types": types, "cases": cases, "seen": seen, "bindings": [], "orig": o}
+            seen = trace.outcomes
+            state[i] = {"cand": cand, "types": types, "cases": cases, "seen": seen, "bindings": [], "orig": o,
+                        "trace": trace}
         for _round in range(3):
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
@@ -794,13 +828,10 @@ class Harness:
         for i in tqdm(todo, desc="behaviour", unit="fn", disable=not progress):
             s = state[i]
             r = recs[i]
-            status, detail, n, seen = run_cases(s["orig"].code, s["code"], (r.get("selector") or "").lower(), s["sel"],
-                                             s["types"], s["cases"], seed=self.seed, time_limit_s=self.time_limit_s)
-            ok = sum(o.success for o in seen)
-            if status == "reference_timeout":
-                results[i] = BehaviourResult("untestable", "reference_timeout", detail, s["bindings"], n, ok)
-            else:
-                results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
+            status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"], s["cases"],
+                                                  seed=self.seed, time_limit_s=self.time_limit_s)
+            ok = sum(o.success for o in s["seen"][:n])
+            results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
 

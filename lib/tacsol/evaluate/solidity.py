@@ -30,8 +30,9 @@ def _string_end(code: str, i: int) -> int:
     return j + 1
 
 
-def strip_comments(code: str) -> str:
-    """Remove // and /* */ comments, keeping string literals (so that '//' inside a string survives)."""
+def strip_comments(code: str, keep_length: bool = False) -> str:
+    """Remove // and /* */ comments, keeping string literals (so that '//' inside a string survives).
+    keep_length: blank them with spaces instead (newlines kept), so that offsets into `code` stay valid."""
     out, i, n = [], 0, len(code)
     while i < n:
         c = code[i]
@@ -41,11 +42,14 @@ def strip_comments(code: str) -> str:
             i = j
         elif code.startswith("//", i):
             j = code.find("\n", i)
+            if keep_length:
+                out.append(" " * ((n if j < 0 else j) - i))
             i = n if j < 0 else j
         elif code.startswith("/*", i):
             j = code.find("*/", i + 2)
-            out.append(" ")
-            i = n if j < 0 else j + 2
+            end = n if j < 0 else j + 2
+            out.append(re.sub(r"[^\n]", " ", code[i:end]) if keep_length else " ")
+            i = end
         else:
             out.append(c)
             i += 1
