@@ -41,9 +41,10 @@ from .solidity import ParseFailure, find_function, keccak256, match_close, strip
 CANDIDATE = "tacsol_candidate"
 # the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
 SAMPLE_UNITS = Path(__file__).resolve().parent.parent / "data" / "sample" / "units.json.gz"
-N_CASES = 16
+N_CASES = 20      # at least 16 (issue 13); 5 per storage state
 N_VARIANTS = 4    # storage states: case i runs from state i % N_VARIANTS (state 0: all zero)
 CALLERS = [bytes.fromhex(h * 20) for h in ("a1", "b2", "c3", "d4")]  # the first three may own the contract
+RESPONDERS = tuple(CALLERS[1:3])   # also hold code that answers every call (execution.RESPONDER_CODE)
 STATUSES = ("equivalent", "differs", "untestable")
 UNTESTABLE_REASONS = {
     "no_unit": "the record's compile unit cannot be rebuilt (package or main file not available)",
@@ -58,6 +59,8 @@ UNTESTABLE_REASONS = {
     "did_not_compile": "the generated function does not compile in place, after binding",
     "not_external": "the generated function is internal or private: no selector to call",
     "reference_timeout": "the original itself runs past the time limit",
+    "reverts_only": "the original reverted on every case (no state or input the harness builds reaches its success "
+                    "path) and the generated code reverted alike: equivalence is not shown",
     "bad_signature": "the record's signature has types the harness cannot encode",
 }
 
@@ -199,50 +202,66 @@ class Original:
     layout: list[dict]                 # storageLayout entries: label, slot, offset, type
     types: dict[str, dict]             # storageLayout types
     events: dict[str, tuple[str, int]]   # name -> (topic0 hex, arity)
-    functions: dict[str, int]          # name -> arity (every function the contract and its bases declare)
+    functions: dict[str, int]          # name -> arity (the contract, its bases, free functions)
     modifiers: dict[str, int]
     errors: dict[str, tuple[str, int]]   # name -> (selector hex, arity)
     structs: set[str]
     private_vars: set[tuple[str, str]] = field(default_factory=set)   # ("file:Contract", name)
     returning: set[str] = field(default_factory=set)   # functions that return a value
+    signatures: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)  # (params, returns)
 
 
-def _declared(ast_sources: dict) -> tuple[dict, dict, dict, set, set]:
+def _types_of(params: dict | None) -> tuple[str, ...]:
+    return tuple(((p.get("typeDescriptions") or {}).get("typeString") or "").replace(" storage ref", "")
+                 .replace(" memory", "").replace(" calldata", "").replace(" storage pointer", "")
+                 .replace("address payable", "address") for p in (params or {}).get("parameters") or [])
+
+
+def _declared(ast_sources: dict, main: str, contract: str):
+    """Declarations visible in `contract` (its linearized bases, and free functions): functions and modifiers by
+    name -> (parameter types, return types), errors, structs, private variables of each base."""
     private: set[tuple[str, str]] = set()
-    returning: set[str] = set()
-    functions: dict[str, int] = {}
-    modifiers: dict[str, int] = {}
     errors: dict[str, tuple[str, int]] = {}
     structs: set[str] = set()
+    contracts: dict[int, dict] = {}          # id -> {"where", "bases", "functions", "modifiers"}
+    free: dict[str, dict] = {"functions": {}, "modifiers": {}}
+    target: list[int] = []
 
-    def walk(n, where=""):
+    def walk(n, path, owner):
         if isinstance(n, dict):
             t = n.get("nodeType")
             if t == "ContractDefinition":
-                where = f"{path}:{n.get('name')}"
+                owner = contracts.setdefault(n["id"], {"where": f"{path}:{n.get('name')}", "functions": {},
+                                                       "modifiers": {}, "bases": n.get("linearizedBaseContracts") or []})
+                if path == main and n.get("name") == contract:
+                    target.append(n["id"])
             elif t == "VariableDeclaration" and n.get("stateVariable") and n.get("visibility") == "private":
-                private.add((where, n.get("name")))
+                private.add(((owner or {}).get("where", ""), n.get("name")))
             if t == "FunctionDefinition" and n.get("name"):
-                functions.setdefault(n["name"], len((n.get("parameters") or {}).get("parameters") or []))
-                if (n.get("returnParameters") or {}).get("parameters"):
-                    returning.add(n["name"])
+                (owner or free)["functions"].setdefault(n["name"], (_types_of(n.get("parameters")),
+                                                                    _types_of(n.get("returnParameters"))))
             elif t == "ModifierDefinition":
-                modifiers.setdefault(n["name"], len((n.get("parameters") or {}).get("parameters") or []))
+                (owner or free)["modifiers"].setdefault(n["name"], (_types_of(n.get("parameters")), ()))
             elif t == "ErrorDefinition":
-                ps = (n.get("parameters") or {}).get("parameters") or []
-                errors.setdefault(n["name"], ("", len(ps)))
+                errors.setdefault(n["name"], ("", len((n.get("parameters") or {}).get("parameters") or [])))
             elif t == "StructDefinition":
                 structs.add(n["name"])
             for v in n.values():
                 if isinstance(v, (dict, list)):
-                    walk(v, where)
+                    walk(v, path, owner)
         elif isinstance(n, list):
             for v in n:
-                walk(v, where)
+                walk(v, path, owner)
 
-    for path, s in ast_sources.items():
-        walk(s.get("ast"))
-    return functions, modifiers, errors, structs, private, returning
+    for path, src in ast_sources.items():
+        walk(src.get("ast"), path, None)
+    scope = contracts[target[0]]["bases"] if target else list(contracts)
+    functions, modifiers = dict(free["functions"]), dict(free["modifiers"])
+    for cid in reversed(scope):          # most derived last: its declaration wins
+        c = contracts.get(cid) or {}
+        functions.update(c.get("functions") or {})
+        modifiers.update(c.get("modifiers") or {})
+    return functions, modifiers, errors, structs, private
 
 
 def _original_from(out: dict, main: str, contract: str) -> Original | None:
@@ -255,15 +274,16 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
         if e.get("type") == "event":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
             events.setdefault(e["name"], (keccak256(sig.encode()).hex(), len(e["inputs"])))
-    functions, modifiers, errors, structs, private, returning = _declared(out.get("sources") or {})
+    sigs, mods, errors, structs, private = _declared(out.get("sources") or {}, main, contract)
     for e in c.get("abi") or []:
         if e.get("type") == "error":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
             errors[e["name"]] = (keccak256(sig.encode())[:4].hex(), len(e["inputs"]))
     sl = c.get("storageLayout") or {}
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
-                    sl.get("storage") or [], sl.get("types") or {}, events, functions, modifiers, errors, structs, private,
-                    returning)
+                    sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
+                    {m: len(p) for m, (p, _) in mods.items()}, errors, structs, private,
+                    {f for f, (_, r) in sigs.items() if r}, sigs)
 
 
 def _abi_type(i: dict) -> str:
@@ -410,9 +430,13 @@ def _base(slot: int, pre: dict) -> tuple[int, int]:
     return slot, depth
 
 
-def touched_variables(original: Original, outcomes: Iterable[Outcome]) -> list[dict]:
+_TAC_SLOT = re.compile(r"\b(sload|sstore)\((0x[0-9a-f]+)\b")
+
+
+def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str = "") -> list[dict]:
     """Declared state variables whose slot the original read or wrote, each with how (read, written, depth of
-    indexing), in first-access order of the richest case (the one with most accesses), then the others."""
+    indexing), in first-access order of the richest case (the one with most accesses), then the others; then
+    the constant slots the function's TAC loads or stores that no case reached (a branch the cases missed)."""
     outs = sorted(outcomes, key=lambda o: -len(o.accesses))
     info: dict[int, dict] = {}
     for o in outs:
@@ -421,6 +445,9 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome]) -> list[d
             e = info.setdefault(b, {"read": False, "written": False, "depth": 0})
             e["read" if kind == "r" else "written"] = True
             e["depth"] = max(e["depth"], d)
+    for op, slot in _TAC_SLOT.findall(tac):
+        e = info.setdefault(int(slot, 16), {"read": False, "written": False, "depth": 0})
+        e["read" if op == "sload" else "written"] = True
     by_slot: dict[int, list[dict]] = {}
     for v in original.layout:
         by_slot.setdefault(int(v["slot"]), []).append(v)
@@ -430,6 +457,64 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome]) -> list[d
             if all(v["label"] != x["label"] for x in out):
                 out.append({**v, **e})
     return out
+
+
+_SOL_TO_LAYOUT = {"string": "t_string_storage", "bytes": "t_bytes_storage", "address payable": "t_address_payable"}
+
+
+def _layout_type(sol_type: str) -> str:
+    """storageLayout's type label of a Solidity elementary type ("uint256" -> "t_uint256")."""
+    t = sol_type.replace(" memory", "").replace(" calldata", "").replace(" storage", "").strip()
+    t = {"uint": "uint256", "int": "int256"}.get(t, t)
+    return _SOL_TO_LAYOUT.get(t, "t_" + t)
+
+
+def _value_type(name: str, text: str) -> str:
+    """The elementary type a generated name takes from the code around it: assigned from or to a parameter,
+    or returned from a function with one return type. '' when the code does not say."""
+    try:
+        fn = find_function(text)
+    except ParseFailure:
+        return ""
+    params = {n: t for t, n in fn.params + fn.returns if n}
+    w = rf"(?<![.\w$]){re.escape(name)}(?![\w$\[.])"
+    for m in re.finditer(w + r"\s*=(?!=)\s*([A-Za-z_$][\w$]*)\s*;", text):
+        if m.group(1) in params:
+            return params[m.group(1)]
+    for m in re.finditer(r"([A-Za-z_$][\w$]*)\s*=(?!=)\s*" + w + r"\s*;", text):
+        if m.group(1) in params:
+            return params[m.group(1)]
+    if len(fn.returns) == 1 and re.search(r"\breturn\s+" + w + r"\s*;", text):
+        return fn.returns[0][0]
+    return ""
+
+
+def _expected_return(name: str, text: str, renames: dict[str, str], original: Original) -> str:
+    """The type a call `name(...)` must return where it is an argument of an already bound or declared call."""
+    m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
+    if not m:
+        return ""
+    depth, k, i = 0, 0, m.start() - 1
+    while i >= 0:
+        c = text[i]
+        if c in ")]":
+            depth += 1
+        elif c in "([":
+            if depth == 0:
+                if c != "(":
+                    return ""
+                outer = re.search(r"([A-Za-z_$][\w$]*)\s*$", text[:i])
+                if not outer:
+                    return ""
+                params = original.signatures.get(renames.get(outer.group(1), outer.group(1)), ((), ()))[0]
+                return params[k] if k < len(params) else ""
+            depth -= 1
+        elif c == "," and depth == 0:
+            k += 1
+        elif c in ";{}" and depth == 0:
+            return ""
+        i -= 1
+    return ""
 
 
 def _usage(name: str, text: str) -> tuple[int, bool]:
@@ -456,6 +541,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
         pick, why = None, ""
         if role == "variable":
             depth, written = _usage(name, text)
+            want = _layout_type(_value_type(name, text)) if not depth else ""
             best = -1
             for v in touched:   # same indexing depth and same read/write use first; then first access first
                 if v["label"] in used or v["label"] in taken or (v.get("contract"), v["label"]) in hidden:
@@ -463,7 +549,8 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 ty = original.types.get(v["type"], {}).get("encoding", "")
                 if depth and ty not in ("mapping", "dynamic_array") and "[" not in v["type"]:
                     continue
-                score = 2 * (v["depth"] == depth) + (v["written"] == written)
+                d = 0 if ty == "bytes" else v["depth"]    # long bytes/string data hashes its slot: still depth 0
+                score = 4 * (want != "" and v["type"] == want) + 2 * (d == depth) + (v["written"] == written)
                 if score > best:
                     best, pick = score, v["label"]
                     why = f"slot {v['slot']} offset {v.get('offset', 0)}, " + \
@@ -489,10 +576,14 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
                 cands = [f for f in cands if (f in original.returning) == as_value] or cands
             reached = [f for f in cands if re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)]
+            want = _expected_return(name, text, renames, original) if role == "function" else ""
+            typed = [f for f in cands if want and original.signatures.get(f, ((), ()))[1][:1] == (want,)]
             if len(cands) == 1:
                 pick, why = cands[0], f"the only {role} of arity {n} not already used"
             elif len(reached) == 1:
                 pick, why = reached[0], f"the only {role} of arity {n} the original reaches"
+            elif len(typed) == 1:
+                pick, why = typed[0], f"the only {role} of arity {n} returning the {want} its call site takes"
         if pick is None:
             return renames, notes, name
         renames[name] = pick
@@ -518,31 +609,39 @@ class Case:
 
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
+    """Case i runs from storage state i % N_VARIANTS. State 1 is the privileged one (its caller owns the contract):
+    it meets every boundary value with the owner calling, and an outsider once, so guarded code is reached with
+    edge arguments. The other states take the first boundary values, then random ones, from rotating callers."""
     rng = random.Random(seed)
     addrs = [int.from_bytes(c, "big") for c in CALLERS]
     out = []
     for i in range(n):
-        if i < 4:
-            args = [abi.boundary_values(t, addrs)[i % len(abi.boundary_values(t, addrs))] for t in types]
+        variant, k = i % N_VARIANTS, i // N_VARIANTS
+        b = k if variant == 1 else i
+        if b < 4:
+            args = [abi.boundary_values(t, addrs)[b % len(abi.boundary_values(t, addrs))] for t in types]
         else:
             args = [abi.random_value(t, rng, addrs) for t in types]
-        value = (10**18 // (i + 1)) if payable and i % 2 else 0
-        # state 1 (owner = first caller) alternates the owner and an outsider; the other states meet every caller
-        caller = CALLERS[(i // N_VARIANTS) % 2 * 3] if i % N_VARIANTS == 1 else CALLERS[(i // N_VARIANTS + i) % 4]
+        value = (10**18 // (i + 1)) if payable and (i + k) % 2 else 0
+        if variant == 1:
+            caller = CALLERS[3] if k == 4 else CALLERS[0]
+        else:
+            caller = CALLERS[(k + i) % 4]
         out.append(Case(args, caller, value))
     return out
 
 
 def seed_value(slot: int, seed: int, variant: int = 1) -> int:
     """The value a slot holds in storage variant `variant`:
-    0 a fresh contract (every slot zero); 1 every slot holds the first caller's address (owners, roles and
-    flags all set: the privileged paths); 2 a mix of caller addresses, small integers, zero, values just below
+    0 a fresh contract (every slot zero); 1 every declared slot holds the first caller's address (owners, roles
+    and flags set: the privileged paths) and hashed slots (mapping entries, array items) hold it or zero, so both
+    sides of an `if (!seen[key])` are met; 2 a mix of caller addresses, small integers, zero, values just below
     the block number and timestamp, and random words; 3 numbers only (small, near the block, zero, 64-bit)."""
     if variant == 0:
         return 0
-    if variant == 1:
-        return int.from_bytes(CALLERS[0], "big")
     h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
+    if variant == 1:
+        return int.from_bytes(CALLERS[0], "big") if slot < 1 << 64 or h & 1 else 0
     r = h % 100
     if variant == 2 and r < 30:
         return int.from_bytes(CALLERS[h % 3], "big")
@@ -611,8 +710,9 @@ class Trace:
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
                    storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 6) -> Trace:
-    """Run the original on every case. A slot it reads or writes that is not set yet gets its seeded value and the
-    case runs again, so each case starts from a state where every slot it touches is set."""
+    """Run the original on every case. A slot it reads or stores to that is not set yet gets its seeded value and
+    the case runs again, so each case starts from a state where every slot it touches is set (a later case never
+    changes a slot an earlier one touched: the outcomes stay valid in the final states)."""
     deadline = time.monotonic() + time_limit_s
     states = [dict(storage or {}) for _ in range(N_VARIANTS)]
     outs: list[Outcome] = []
@@ -620,11 +720,11 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
         st = states[i % N_VARIANTS]
         data = bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args)
         for _ in range(max_rounds):
-            a = execute(code, data, st, caller=c.caller, value=c.value,
+            a = execute(code, data, st, caller=c.caller, value=c.value, responders=RESPONDERS,
                         time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
             if a.timeout:
                 return Trace("reference_timeout", f"case {i}", states, outs)
-            new = [s for s in (*a.reads, *a.writes) if s not in st]
+            new = [s for _, s in a.accesses if s not in st]   # read or stored (even unchanged) slots
             if not new:
                 break
             for s in new:
@@ -646,9 +746,9 @@ def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.
         st = states[variant]
         data = bytes.fromhex(cand_sel[2:]) + abi.encode_tuple(types, c.args)
         for _ in range(max_rounds):
-            b = execute(cand, data, st, caller=c.caller, value=c.value,
+            b = execute(cand, data, st, caller=c.caller, value=c.value, responders=RESPONDERS,
                         time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
-            new = [s for s in (*b.reads, *b.writes) if s not in st]
+            new = [s for _, s in b.accesses if s not in st]
             if not new:
                 break
             for s in new:
@@ -811,7 +911,7 @@ class Harness:
                     continue
                 topics = {"%064x" % t[0] for o in s["seen"] for t, _ in o.logs if t}
                 reverts = {o.output[:4].hex() for o in s["seen"] if not o.success}
-                renames, notes, unbound = bind(names, s["cand"], s["orig"], touched_variables(s["orig"], s["seen"]),
+                renames, notes, unbound = bind(names, s["cand"], s["orig"], touched_variables(s["orig"], s["seen"], recs[i].get("tac") or ""),
                                                topics, reverts, recs[i].get("context") or "",
                                                s.get("home", ""))
                 if unbound:
@@ -831,7 +931,10 @@ class Harness:
             status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"], s["cases"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
             ok = sum(o.success for o in s["seen"][:n])
-            results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
+            if status == "equivalent" and not any(o.success for o in s["seen"]):
+                results[i] = BehaviourResult("untestable", "reverts_only", detail, s["bindings"], n, ok)
+            else:
+                results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
 

@@ -18,6 +18,12 @@ BLOCK = {"coinbase": bytes.fromhex("c0" * 20), "timestamp": 1_700_000_000, "numb
          "prev_randao": 12345, "gas_limit": 30_000_000, "chain_id": 1, "base_fee": 10**9}
 
 
+# code put at the harness's "contract" addresses: answers any call with the word 1 (true, a nonzero balance, an
+# accepted transfer), so that code past an external call (token transfers, oracle reads) is reached and the call
+# itself (target, value, calldata) is compared; calls to other addresses meet no code, as on chain
+RESPONDER_CODE = bytes.fromhex("600160005260206000f3")   # mstore(0, 1); return(0, 32)
+
+
 class Deadline(Exception):
     """Raised inside py-evm when a call runs past its wall-clock limit."""
 
@@ -94,8 +100,9 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
 
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
-            gas: int = GAS, time_limit_s: float = 2.0) -> Outcome:
-    """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`."""
+            gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = ()) -> Outcome:
+    """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
+    in `responders` hold RESPONDER_CODE."""
     from eth.constants import BLANK_ROOT_HASH
     from eth.db.atomic import AtomicDB
     from eth.vm.execution_context import ExecutionContext
@@ -115,13 +122,15 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     state.set_code(CONTRACT, code)
     state.set_balance(CONTRACT, BALANCE)
     state.set_balance(caller, BALANCE)
+    for a in responders:
+        state.set_code(a, RESPONDER_CODE)
     for slot, v in storage.items():
         state.set_storage(CONTRACT, slot, v)
     msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
     try:
         comp = comp_cls.apply_message(state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
     except Deadline:
-        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"])
+        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"])
     writes = {}
     for slot in trace["written"]:
         v = state.get_storage(CONTRACT, slot)
