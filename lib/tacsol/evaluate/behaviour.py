@@ -41,8 +41,9 @@ from .solidity import ParseFailure, find_function, keccak256, match_close, strip
 CANDIDATE = "tacsol_candidate"
 # the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
 SAMPLE_UNITS = Path(__file__).resolve().parent.parent / "data" / "sample" / "units.json.gz"
-N_CASES = 20      # at least 16 (issue 13); 5 per storage state
-N_VARIANTS = 4    # storage states: case i runs from state i % N_VARIANTS (state 0: all zero)
+N_CASES = 20      # at least 16 (issue 13); 4 per storage state
+N_VARIANTS = 5    # storage states (seed_value): case i runs from state i % N_VARIANTS
+PRIVILEGED = (1, 4)   # the states where the first caller owns the contract
 CALLERS = [bytes.fromhex(h * 20) for h in ("a1", "b2", "c3", "d4")]  # the first three may own the contract
 RESPONDERS = tuple(CALLERS[1:3])   # also hold code that answers every call (execution.RESPONDER_CODE)
 STATUSES = ("equivalent", "differs", "untestable")
@@ -609,39 +610,58 @@ class Case:
 
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
-    """Case i runs from storage state i % N_VARIANTS. State 1 is the privileged one (its caller owns the contract):
-    it meets every boundary value with the owner calling, and an outsider once, so guarded code is reached with
-    edge arguments. The other states take the first boundary values, then random ones, from rotating callers."""
+    """Case i runs from storage state i % N_VARIANTS. The privileged states (PRIVILEGED: the first caller owns the
+    contract) meet every boundary value with the owner calling, and an outsider once, so that guarded code is
+    reached with edge arguments. The other states take the first boundary values, then random ones, from
+    rotating callers."""
     rng = random.Random(seed)
     addrs = [int.from_bytes(c, "big") for c in CALLERS]
     out = []
     for i in range(n):
         variant, k = i % N_VARIANTS, i // N_VARIANTS
-        b = k if variant == 1 else i
+        b = k if variant in PRIVILEGED else i
         if b < 4:
             args = [abi.boundary_values(t, addrs)[b % len(abi.boundary_values(t, addrs))] for t in types]
         else:
             args = [abi.random_value(t, rng, addrs) for t in types]
         value = (10**18 // (i + 1)) if payable and (i + k) % 2 else 0
-        if variant == 1:
-            caller = CALLERS[3] if k == 4 else CALLERS[0]
+        if variant in PRIVILEGED:
+            caller = CALLERS[3] if k == 3 else CALLERS[0]
         else:
             caller = CALLERS[(k + i) % 4]
         out.append(Case(args, caller, value))
     return out
 
 
-def seed_value(slot: int, seed: int, variant: int = 1) -> int:
+def bool_bytes(original: "Original") -> dict[int, list[int]]:
+    """slot -> byte offsets of the bool state variables packed in it (cleared in storage state 4)."""
+    out: dict[int, list[int]] = {}
+    for v in original.layout:
+        if v["type"] == "t_bool":
+            out.setdefault(int(v["slot"]), []).append(int(v.get("offset", 0)))
+    return out
+
+
+def seed_value(slot: int, seed: int, variant: int = 1, bools: dict[int, list[int]] | None = None) -> int:
     """The value a slot holds in storage variant `variant`:
-    0 a fresh contract (every slot zero); 1 every declared slot holds the first caller's address (owners, roles
-    and flags set: the privileged paths) and hashed slots (mapping entries, array items) hold it or zero, so both
-    sides of an `if (!seen[key])` are met; 2 a mix of caller addresses, small integers, zero, values just below
-    the block number and timestamp, and random words; 3 numbers only (small, near the block, zero, 64-bit)."""
+    0 a fresh contract (every slot zero);
+    1 privileged: every declared slot holds the first caller's address (owners, roles, flags set) and hashed
+      slots (mapping entries, array items) hold it or zero, so both sides of an `if (!seen[key])` are met;
+    2 a mix of caller addresses, small integers, zero, values just below the block number and timestamp, and
+      random words;
+    3 numbers only (small, near the block, zero, 64-bit);
+    4 privileged with every bool state variable false (`bools`: slot -> byte offsets): paused, locked and
+      initialized flags clear, every hashed slot (role membership) set."""
     if variant == 0:
         return 0
     h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
+    owner = int.from_bytes(CALLERS[0], "big")
     if variant == 1:
-        return int.from_bytes(CALLERS[0], "big") if slot < 1 << 64 or h & 1 else 0
+        return owner if slot < 1 << 64 or h & 1 else 0
+    if variant == 4:
+        for off in (bools or {}).get(slot, []) if slot < 1 << 64 else []:
+            owner &= ~(0xFF << (8 * off))
+        return owner
     r = h % 100
     if variant == 2 and r < 30:
         return int.from_bytes(CALLERS[h % 3], "big")
@@ -706,10 +726,12 @@ class Trace:
     detail: str
     states: list[dict[int, int]]
     outcomes: list[Outcome]
+    bools: dict[int, list[int]] | None = None
 
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
-                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 6) -> Trace:
+                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 6,
+                   bools: dict[int, list[int]] | None = None) -> Trace:
     """Run the original on every case. A slot it reads or stores to that is not set yet gets its seeded value and
     the case runs again, so each case starts from a state where every slot it touches is set (a later case never
     changes a slot an earlier one touched: the outcomes stay valid in the final states)."""
@@ -723,16 +745,16 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
             a = execute(code, data, st, caller=c.caller, value=c.value, responders=RESPONDERS,
                         time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
             if a.timeout:
-                return Trace("reference_timeout", f"case {i}", states, outs)
+                return Trace("reference_timeout", f"case {i}", states, outs, bools)
             new = [s for _, s in a.accesses if s not in st]   # read or stored (even unchanged) slots
             if not new:
                 break
             for s in new:
-                st[s] = seed_value(s, seed, i % N_VARIANTS)
+                st[s] = seed_value(s, seed, i % N_VARIANTS, bools)
         outs.append(a)
         if time.monotonic() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", states, outs)
-    return Trace("ok", "", states, outs)
+            return Trace("ok", f"time limit after {i + 1} cases", states, outs, bools)
+    return Trace("ok", "", states, outs, bools)
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], cases: list[Case], *,
@@ -752,7 +774,7 @@ def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.
             if not new:
                 break
             for s in new:
-                st[s] = seed_value(s, seed, variant)
+                st[s] = seed_value(s, seed, variant, trace.bools)
         field_ = compare(a, b)
         if field_:
             return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "
@@ -862,7 +884,7 @@ class Harness:
             tkey = (okey[i], sel, payable)
             if tkey not in self._traces:   # the original alone first: the slots and topics binding needs
                 self._traces[tkey] = trace_original(o.code, sel, types, cases, seed=self.seed,
-                                                    time_limit_s=self.time_limit_s)
+                                                    time_limit_s=self.time_limit_s, bools=bool_bytes(o))
             trace = self._traces[tkey]
             if trace.status == "reference_timeout":
                 results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
