@@ -25,9 +25,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -151,8 +153,9 @@ def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Se
 class Compiler:
     """solcjs compiles batched per version, cached on disk by input hash (cache_dir()/behaviour)."""
 
-    def __init__(self, timeout_s: float = 240.0):
+    def __init__(self, timeout_s: float = 240.0, workers: int | None = None):
         self.timeout_s = timeout_s
+        self.workers = workers or os.cpu_count() or 1
         self.dir = paths.cache_dir() / "behaviour"
 
     def _path(self, key: str):
@@ -179,10 +182,15 @@ class Compiler:
                 out[name] = f"no solcjs for {version!r}"
                 continue
             todo.setdefault(v, []).append((name, key, inp))
-        for v, items in todo.items():
-            for i in range(0, len(items), 8):
-                part = items[i:i + 8]
-                res = corpus.run_solcjs(v, [(n, inp) for n, _, inp in part], self.timeout_s * len(part))
+        batches = [(v, items[i:i + 8]) for v, items in todo.items() for i in range(0, len(items), 8)]
+
+        def run(batch):
+            v, part = batch
+            return part, corpus.run_solcjs(v, [(n, inp) for n, _, inp in part], self.timeout_s * len(part))
+
+        # one node process per core: solcjs is single-threaded
+        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(batches)))) as pool:
+            for part, res in pool.map(run, batches):
                 for n, key, _ in part:
                     r = res[n]
                     if isinstance(r, dict):
