@@ -285,7 +285,7 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
     timings["similarity_s"] = time.perf_counter() - t0
     if not rows:  # keep the schema so that aggregates and readers work on an empty split
         return pd.DataFrame(columns=TABLE_COLUMNS)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows)[TABLE_COLUMNS]
 
 
 def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fine-tuned",
