@@ -37,7 +37,7 @@ from typing import Callable, Iterable
 from .. import corpus, paths
 from . import abi
 from .compile import pick_version
-from .execution import BLOCK, Outcome, execute
+from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
 from .solidity import ParseFailure, find_function, keccak256, match_close, strip_comments
 
 CANDIDATE = "tacsol_candidate"
@@ -333,7 +333,7 @@ def candidate_function(generated: str, original: Original) -> tuple[str | None, 
 def _getter_function(fn, original: Original) -> tuple[str | None, str]:
     m = re.match(r"\s*((?:mapping\s*\(.*\)|[A-Za-z_$][\w$.]*)(?:\s*\[\d*\])*)\s+public\b", fn.text, re.S)
     t = m.group(1).strip() if m else ""
-    idx, args = [], []
+    idx, args, is_array = [], [], []
     while True:
         mm = re.match(r"mapping\s*\(", t)
         if mm:
@@ -341,6 +341,7 @@ def _getter_function(fn, original: Original) -> tuple[str | None, str]:
             key, _, val = t[mm.end():close].partition("=>")
             args.append(f"{key.strip().split()[0]} k{len(args)}")
             idx.append(f"k{len(idx)}")
+            is_array.append(False)
             t = val.strip()
             continue
         am = re.match(r"(.*)\[\d*\]$", t, re.S)
@@ -348,13 +349,17 @@ def _getter_function(fn, original: Original) -> tuple[str | None, str]:
             t = am.group(1).strip()
             args.insert(0, f"uint256 k{len(args)}")
             idx.insert(0, f"k{len(idx)}")
+            is_array.insert(0, True)
             continue
         break
     if t in original.structs or t.split(".")[-1] in original.structs:
         return None, "struct_getter"
     loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
+    # a getter reverts without data past an array's end (an indexing expression panics in 0.8): bounds first
+    checks = "".join(f"require({k} < {fn.name}{''.join(f'[{x}]' for x in idx[:j])}.length); "
+                     for j, (k, arr) in enumerate(zip(idx, is_array)) if arr)
     access = fn.name + "".join(f"[{k}]" for k in idx)
-    return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ return {access}; }}",
+    return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ {checks}return {access}; }}",
             "")
 
 
@@ -735,54 +740,78 @@ class Trace:
     states: list[dict[int, int]]
     outcomes: list[Outcome]
     bools: dict[int, list[int]] | None = None
+    codes: list[dict[bytes, bytes]] = field(default_factory=list)   # per state: code put at called addresses
+
+
+def seed_code(address: bytes, variant: int) -> bytes | None:
+    """The code an address the function calls (or asks the code size of) gets in storage state `variant`, as
+    a deployed singleton (a token, a registry, an oracle) would have on chain: one that answers every call with
+    1 in states 1, 2 and 4, with 0 in states 0 and 3 (no interface implementer, a zero balance). The zero address,
+    the precompiles, the contract and the harness's callers keep what they have (no code, or a responder)."""
+    n = int.from_bytes(address, "big")
+    if n <= 0x11 or address == CONTRACT or address in CALLERS:
+        return None
+    return RESPONDER_CODE if variant in (1, 2, 4) else ZERO_RESPONDER_CODE
+
+
+def _grow(state: dict[int, int], codes: dict[bytes, bytes], o: Outcome, seed: int, variant: int,
+          bools: dict[int, list[int]] | None) -> bool:
+    """Seed the slots and code `o` touched that the state does not hold yet; True if anything was added."""
+    grew = False
+    for _, slot in o.accesses:   # read or stored (even unchanged) slots
+        if slot not in state:
+            state[slot], grew = seed_value(slot, seed, variant, bools), True
+    for a in o.probed:
+        if a not in codes:
+            c = seed_code(a, variant)
+            codes[a] = c or b""
+            grew = grew or c is not None
+    return grew
 
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
-                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 6,
+                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 16,
                    bools: dict[int, list[int]] | None = None) -> Trace:
     """Run the original on every case. A slot it reads or stores to that is not set yet gets its seeded value and
     the case runs again, so each case starts from a state where every slot it touches is set (a later case never
     changes a slot an earlier one touched: the outcomes stay valid in the final states)."""
     deadline = time.monotonic() + time_limit_s
     states = [dict(storage or {}) for _ in range(N_VARIANTS)]
+    codes: list[dict[bytes, bytes]] = [{} for _ in range(N_VARIANTS)]
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        st = states[i % N_VARIANTS]
+        v = i % N_VARIANTS
         data = bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args)
         for _ in range(max_rounds):
-            a = execute(code, data, st, caller=c.caller, value=c.value, responders=RESPONDERS,
+            a = execute(code, data, states[v], caller=c.caller, value=c.value, responders=RESPONDERS,
+                        code_at={k: x for k, x in codes[v].items() if x},
                         time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
             if a.timeout:
-                return Trace("reference_timeout", f"case {i}", states, outs, bools)
-            new = [s for _, s in a.accesses if s not in st]   # read or stored (even unchanged) slots
-            if not new:
+                return Trace("reference_timeout", f"case {i}", states, outs, bools, codes)
+            if not _grow(states[v], codes[v], a, seed, v, bools):
                 break
-            for s in new:
-                st[s] = seed_value(s, seed, i % N_VARIANTS, bools)
         outs.append(a)
         if time.monotonic() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", states, outs, bools)
-    return Trace("ok", "", states, outs, bools)
+            return Trace("ok", f"time limit after {i + 1} cases", states, outs, bools, codes)
+    return Trace("ok", "", states, outs, bools, codes)
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], cases: list[Case], *,
-                      seed: int, time_limit_s: float = 20.0, max_rounds: int = 6) -> tuple[str, str, int]:
+                      seed: int, time_limit_s: float = 20.0, max_rounds: int = 16) -> tuple[str, str, int]:
     """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
     case, from the same states (grown by the slots only the candidate touches, which the original never read)."""
     deadline = time.monotonic() + time_limit_s
     states = [dict(s) for s in trace.states]
+    codes = [dict(c) for c in trace.codes] or [{} for _ in range(N_VARIANTS)]
     for i, a in enumerate(trace.outcomes):
         c, variant = cases[i], i % N_VARIANTS
-        st = states[variant]
         data = bytes.fromhex(cand_sel[2:]) + abi.encode_tuple(types, c.args)
         for _ in range(max_rounds):
-            b = execute(cand, data, st, caller=c.caller, value=c.value, responders=RESPONDERS,
+            b = execute(cand, data, states[variant], caller=c.caller, value=c.value, responders=RESPONDERS,
+                        code_at={k: x for k, x in codes[variant].items() if x},
                         time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
-            new = [s for _, s in b.accesses if s not in st]
-            if not new:
+            if not _grow(states[variant], codes[variant], b, seed, variant, trace.bools):
                 break
-            for s in new:
-                st[s] = seed_value(s, seed, variant, trace.bools)
         field_ = compare(a, b)
         if field_:
             return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "

@@ -22,6 +22,7 @@ BLOCK = {"coinbase": bytes.fromhex("c0" * 20), "timestamp": 1_700_000_000, "numb
 # accepted transfer), so that code past an external call (token transfers, oracle reads) is reached and the call
 # itself (target, value, calldata) is compared; calls to other addresses meet no code, as on chain
 RESPONDER_CODE = bytes.fromhex("600160005260206000f3")   # mstore(0, 1); return(0, 32)
+ZERO_RESPONDER_CODE = bytes.fromhex("60206000f3")            # return(0, 32): the word 0 (no implementer, false)
 
 
 class Deadline(Exception):
@@ -39,6 +40,7 @@ class Outcome:
     logs: list[tuple[tuple[int, ...], bytes]] = field(default_factory=list)
     calls: list[tuple[str, bytes, int, bytes]] = field(default_factory=list)  # (kind, target, value, data)
     preimages: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # slot -> (kind, base, key)
+    probed: list[bytes] = field(default_factory=list)  # addresses called or asked for their code, first-use order
     timeout: bool = False
     balance: int = 0                               # the contract's balance afterwards
 
@@ -87,6 +89,18 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
             else:            # dynamic array / bytes data: keccak(base)
                 trace["pre"][h] = ("array", int.from_bytes(mem, "big"), 0)
 
+    def probe(n_before):   # the address operand sits n_before words below the top of the stack
+        def hook(op, c):
+            words = [c.stack_pop1_int() for _ in range(n_before + 1)]
+            a = (words[-1] & ((1 << 160) - 1)).to_bytes(20, "big")
+            for w in reversed(words):
+                c.stack_push_int(w)
+            if a not in trace["probed_set"]:
+                trace["probed_set"].add(a)
+                trace["probed"].append(a)
+            op(computation=c)
+        return hook
+
     def jump(op, c):
         trace["jumps"] += 1
         if trace["jumps"] % 512 == 0 and time.monotonic() > deadline:
@@ -94,15 +108,18 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
         op(computation=c)
 
     ops = dict(base)
-    for code, hook in ((0x54, sload), (0x55, sstore), (0x20, sha3), (0x56, jump), (0x57, jump)):
+    hooks = [(0x54, sload), (0x55, sstore), (0x20, sha3), (0x56, jump), (0x57, jump), (0x3B, probe(0)),
+             (0x3F, probe(0)), (0xF1, probe(1)), (0xF2, probe(1)), (0xF4, probe(1)), (0xFA, probe(1))]
+    for code, hook in hooks:
         ops[code] = Traced(base[code], hook)
     return ops
 
 
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
-            gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = ()) -> Outcome:
+            gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
+            code_at: dict[bytes, bytes] | None = None) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
-    in `responders` hold RESPONDER_CODE."""
+    in `responders` hold RESPONDER_CODE, those in `code_at` the code given."""
     from eth.constants import BLANK_ROOT_HASH
     from eth.db.atomic import AtomicDB
     from eth.vm.execution_context import ExecutionContext
@@ -111,7 +128,8 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     from eth.vm.message import Message
     from eth.vm.transaction_context import BaseTransactionContext
 
-    trace = {"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": []}
+    trace = {"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
+             "probed_set": set()}
     comp_cls = type("TracedComputation", (CancunComputation,),
                     {"opcodes": _traced_opcodes(CancunComputation.opcodes, trace,
                                                 time.monotonic() + time_limit_s)})
@@ -124,20 +142,24 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     state.set_balance(caller, BALANCE)
     for a in responders:
         state.set_code(a, RESPONDER_CODE)
+    for a, c in (code_at or {}).items():
+        state.set_code(a, c)
     for slot, v in storage.items():
         state.set_storage(CONTRACT, slot, v)
     msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
     try:
         comp = comp_cls.apply_message(state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
     except Deadline:
-        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"])
+        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
+                       probed=trace["probed"])
     writes = {}
     for slot in trace["written"]:
         v = state.get_storage(CONTRACT, slot)
         if v != storage.get(slot, 0):
             writes[slot] = v
     out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
-                  accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT))
+                  accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT),
+                  probed=trace["probed"])
     if comp.is_error:
         out.error = type(comp.error).__name__
         out.output = bytes(getattr(comp.error, "args", [b""])[0] or b"") if out.error == "Revert" else b""
