@@ -30,7 +30,7 @@ import random
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -542,22 +542,27 @@ def _usage(name: str, text: str) -> tuple[int, bool]:
 
 
 def bind(names: list[str], text: str, original: Original, touched: list[dict], logs_topics: set[str],
-         revert_selectors: set[str], callees: str = "", home: str = "") -> tuple[dict[str, str], list[str], str]:
+         revert_selectors: set[str], callees: str = "", home: str = "", alternatives: dict | None = None
+         ) -> tuple[dict[str, str], list[str], str]:
     """(renames, binding notes, the first unbound name or ""). callees: the text of the internal functions and
-    modifiers the original reaches (the record's `context`), which break ties between same-arity functions.
-    home: "file:Contract" where the candidate is placed (private variables of other contracts are not visible)."""
+    modifiers the original reaches (the record's `context`, in the order the original calls them), which rank
+    same-arity functions. home: "file:Contract" where the candidate is placed (private variables of other
+    contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
+    the harness tries when the first binding's run differs."""
     used = set(re.findall(r"[A-Za-z_$][\w$]*", strip_comments(text)))
     hidden = {(c, v) for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []
     taken: set[str] = set()
+    alts = alternatives if alternatives is not None else {}
     for name in names:
         role = _role(name, text)
-        pick, why = None, ""
+        ranked: list[str] = []
+        why = ""
         if role == "variable":
             depth, written = _usage(name, text)
             want = _layout_type(_value_type(name, text)) if not depth else ""
-            best = -1
-            for v in touched:   # same indexing depth and same read/write use first; then first access first
+            scored = []
+            for k, v in enumerate(touched):   # type, indexing depth, read/write use; then first access first
                 if v["label"] in used or v["label"] in taken or (v.get("contract"), v["label"]) in hidden:
                     continue
                 ty = original.types.get(v["type"], {}).get("encoding", "")
@@ -565,23 +570,26 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                     continue
                 d = 0 if ty == "bytes" else v["depth"]    # long bytes/string data hashes its slot: still depth 0
                 score = 4 * (want != "" and v["type"] == want) + 2 * (d == depth) + (v["written"] == written)
-                if score > best:
-                    best, pick = score, v["label"]
-                    why = f"slot {v['slot']} offset {v.get('offset', 0)}, " + \
-                        ("written" if v["written"] else "read") + f" by the original, depth {v['depth']}"
+                scored.append((-score, k, v))
+            scored.sort(key=lambda x: x[:2])
+            ranked = [v["label"] for sc, _, v in scored if scored and sc == scored[0][0]]
+            if scored:
+                v = scored[0][2]
+                why = f"slot {v['slot']} offset {v.get('offset', 0)}, " + \
+                    ("written" if v["written"] else "read") + f" by the original, depth {v['depth']}"
         elif role == "event":
             n = _arity(name, text)
             cands = [(e, t) for e, (t, a) in original.events.items() if a == n and e not in used and e not in taken]
             hit = [e for e, t in cands if t in logs_topics]
             if hit or len(cands) == 1:
-                pick = (hit or [cands[0][0]])[0]
-                why = f"topic 0x{original.events[pick][0][:8]}…" + (" emitted by the original" if hit else "")
+                ranked = hit or [cands[0][0]]
+                why = f"topic 0x{original.events[ranked[0]][0][:8]}…" + (" emitted by the original" if hit else "")
         elif role == "error":
             n = _arity(name, text)
             cands = [e for e, (s, a) in original.errors.items() if a == n and e not in used and e not in taken]
             hit = [e for e in cands if original.errors[e][0] in revert_selectors]
             if hit or len(cands) == 1:
-                pick, why = (hit or cands)[0], "custom error of the same arity"
+                ranked, why = hit or cands, "custom error of the same arity"
         else:
             pool = original.modifiers if role == "modifier" else original.functions
             n = _arity(name, text)
@@ -589,17 +597,24 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
             if role == "function":   # a call used as a value needs a function that returns one
                 as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
                 cands = [f for f in cands if (f in original.returning) == as_value] or cands
-            reached = [f for f in cands if re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)]
+            order = {f: m.start() for f in cands
+                     for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
+            reached = sorted(order, key=order.get)
             want = _expected_return(name, text, renames, original) if role == "function" else ""
             typed = [f for f in cands if want and original.signatures.get(f, ((), ()))[1][:1] == (want,)]
             if len(cands) == 1:
-                pick, why = cands[0], f"the only {role} of arity {n} not already used"
-            elif len(reached) == 1:
-                pick, why = reached[0], f"the only {role} of arity {n} the original reaches"
-            elif len(typed) == 1:
-                pick, why = typed[0], f"the only {role} of arity {n} returning the {want} its call site takes"
-        if pick is None:
+                ranked, why = cands, f"the only {role} of arity {n} not already used"
+            elif typed and (set(typed) & set(reached) or len(typed) == 1):
+                ranked = [f for f in reached if f in typed] or typed
+                why = f"{role} of arity {n} returning the {want} its call site takes" + \
+                    (", reached by the original" if set(typed) & set(reached) else "")
+            elif reached:
+                ranked, why = reached, f"the next {role} of arity {n} the original reaches, in call order"
+        if not ranked:
             return renames, notes, name
+        pick = ranked[0]
+        if len(ranked) > 1:
+            alts[name] = ranked[1:4]
         renames[name] = pick
         taken.add(pick)
         notes.append(f"{name} -> {pick} ({role}, {why})")
@@ -732,15 +747,15 @@ def compare(a: Outcome, b: Outcome) -> str:
 
 @dataclass
 class Trace:
-    """The original's run over the cases: its outcome per case and the storage states the cases ran from (each
-    grown by lazy seeding). Execution depends only on the slots read, so these outcomes stay valid for any
-    superset of the states: the candidate's comparison reuses them instead of running the original again."""
+    """The original's run over the cases: its outcome per case. Every slot and called address has one value per
+    storage state (seed_value, seed_code: a pure function, applied when first touched), so a run's outcome does
+    not depend on which runs came before: the candidate's comparison reuses these outcomes."""
     status: str                       # "ok" | "reference_timeout"
     detail: str
-    states: list[dict[int, int]]
     outcomes: list[Outcome]
     bools: dict[int, list[int]] | None = None
-    codes: list[dict[bytes, bytes]] = field(default_factory=list)   # per state: code put at called addresses
+    storage: dict[int, int] = field(default_factory=dict)   # explicit slots, over the seeded defaults
+    sel: str = ""                      # the selector the original was called with
 
 
 def seed_code(address: bytes, variant: int) -> bytes | None:
@@ -754,64 +769,50 @@ def seed_code(address: bytes, variant: int) -> bytes | None:
     return RESPONDER_CODE if variant in (1, 2, 4) else ZERO_RESPONDER_CODE
 
 
-def _grow(state: dict[int, int], codes: dict[bytes, bytes], o: Outcome, seed: int, variant: int,
-          bools: dict[int, list[int]] | None) -> bool:
-    """Seed the slots and code `o` touched that the state does not hold yet; True if anything was added."""
-    grew = False
-    for _, slot in o.accesses:   # read or stored (even unchanged) slots
-        if slot not in state:
-            state[slot], grew = seed_value(slot, seed, variant, bools), True
-    for a in o.probed:
-        if a not in codes:
-            c = seed_code(a, variant)
-            codes[a] = c or b""
-            grew = grew or c is not None
-    return grew
-
-
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
-                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0, max_rounds: int = 16,
+                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
                    bools: dict[int, list[int]] | None = None) -> Trace:
-    """Run the original on every case. A slot it reads or stores to that is not set yet gets its seeded value and
-    the case runs again, so each case starts from a state where every slot it touches is set (a later case never
-    changes a slot an earlier one touched: the outcomes stay valid in the final states)."""
+    """Run the original on every case, case i from storage state i % N_VARIANTS."""
     deadline = time.monotonic() + time_limit_s
-    states = [dict(storage or {}) for _ in range(N_VARIANTS)]
-    codes: list[dict[bytes, bytes]] = [{} for _ in range(N_VARIANTS)]
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        v = i % N_VARIANTS
-        data = bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args)
-        for _ in range(max_rounds):
-            a = execute(code, data, states[v], caller=c.caller, value=c.value, responders=RESPONDERS,
-                        code_at={k: x for k, x in codes[v].items() if x},
-                        time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
-            if a.timeout:
-                return Trace("reference_timeout", f"case {i}", states, outs, bools, codes)
-            if not _grow(states[v], codes[v], a, seed, v, bools):
-                break
+        a = _run(code, sel, types, c, i % N_VARIANTS, seed, bools, storage, deadline)
+        if a.timeout:
+            return Trace("reference_timeout", f"case {i}", outs, bools, dict(storage or {}), sel)
         outs.append(a)
         if time.monotonic() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", states, outs, bools, codes)
-    return Trace("ok", "", states, outs, bools, codes)
+            return Trace("ok", f"time limit after {i + 1} cases", outs, bools, dict(storage or {}), sel)
+    return Trace("ok", "", outs, bools, dict(storage or {}), sel)
+
+
+def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
+    """The candidate's outcome with its own selector read as the original's wherever it forwards msg.data or
+    msg.sig (in call data, log data, return data): the harness's renaming must not show."""
+    if not sel or cand_sel == sel:
+        return o
+    a, b = bytes.fromhex(cand_sel[2:]), bytes.fromhex(sel[2:])
+    return replace(o, output=o.output.replace(a, b), logs=[(t, d.replace(a, b)) for t, d in o.logs],
+                   calls=[(k, t, v, d.replace(a, b)) for k, t, v, d in o.calls])
+
+
+def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: int, seed: int,
+         bools: dict[int, list[int]] | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
+    return execute(code, bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args), dict(storage or {}),
+                   caller=c.caller, value=c.value, responders=RESPONDERS,
+                   time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())),
+                   storage_default=lambda slot: seed_value(slot, seed, variant, bools),
+                   code_default=lambda a: seed_code(a, variant))
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], cases: list[Case], *,
-                      seed: int, time_limit_s: float = 20.0, max_rounds: int = 16) -> tuple[str, str, int]:
+                      seed: int, time_limit_s: float = 20.0) -> tuple[str, str, int]:
     """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
-    case, from the same states (grown by the slots only the candidate touches, which the original never read)."""
+    case, from the same states."""
     deadline = time.monotonic() + time_limit_s
-    states = [dict(s) for s in trace.states]
-    codes = [dict(c) for c in trace.codes] or [{} for _ in range(N_VARIANTS)]
     for i, a in enumerate(trace.outcomes):
         c, variant = cases[i], i % N_VARIANTS
-        data = bytes.fromhex(cand_sel[2:]) + abi.encode_tuple(types, c.args)
-        for _ in range(max_rounds):
-            b = execute(cand, data, states[variant], caller=c.caller, value=c.value, responders=RESPONDERS,
-                        code_at={k: x for k, x in codes[variant].items() if x},
-                        time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())))
-            if not _grow(states[variant], codes[variant], b, seed, variant, trace.bools):
-                break
+        b = _as_if_called_by(_run(cand, cand_sel, types, c, variant, seed, trace.bools, trace.storage, deadline),
+                             cand_sel, trace.sel)
         field_ = compare(a, b)
         if field_:
             return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "
@@ -928,7 +929,7 @@ class Harness:
                 continue
             seen = trace.outcomes
             state[i] = {"cand": cand, "types": types, "cases": cases, "seen": seen, "bindings": [], "orig": o,
-                        "trace": trace}
+                        "trace": trace, "text0": cand, "renames": {}, "alts": {}}
         for _round in range(3):
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
@@ -970,13 +971,14 @@ class Harness:
                     continue
                 topics = {"%064x" % t[0] for o in s["seen"] for t, _ in o.logs if t}
                 reverts = {o.output[:4].hex() for o in s["seen"] if not o.success}
-                renames, notes, unbound = bind(names, s["cand"], s["orig"], touched_variables(s["orig"], s["seen"], recs[i].get("tac") or ""),
-                                               topics, reverts, recs[i].get("context") or "",
-                                               s.get("home", ""))
+                touched = touched_variables(s["orig"], s["seen"], recs[i].get("tac") or "")
+                renames, notes, unbound = bind(names, s["cand"], s["orig"], touched, topics, reverts,
+                                               recs[i].get("context") or "", s.get("home", ""), s["alts"])
                 if unbound:
                     results[i] = BehaviourResult("untestable", "unbound_name", unbound, s["bindings"] + notes)
                     continue
                 s["bindings"] += notes
+                s["renames"].update(renames)
                 s["cand"] = apply_renames(s["cand"], renames)
         for i, s in state.items():
             if results[i] is None and "code" not in s:
@@ -994,7 +996,62 @@ class Harness:
                 results[i] = BehaviourResult("untestable", "reverts_only", detail, s["bindings"], n, ok)
             else:
                 results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
+        self._try_alternatives(recs, units, state, results)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
+
+    def _try_alternatives(self, recs, units, state, results, limit: int = 6) -> None:
+        """A run that differs under a binding with equally supported alternatives (two same-depth mappings both
+        written, two internal functions of one arity the original reaches) is retried under each alternative
+        assignment (swapping names when an alternative is already bound): equivalence up to a consistent
+        renaming of the names the unit does not declare. The first assignment that comes out equivalent is
+        kept and recorded; otherwise the first result stands."""
+        tries: list[tuple[int, dict[str, str]]] = []
+        for i, s in state.items():
+            if results[i] is None or results[i].status != "differs" or not s["alts"]:
+                continue
+            made = 0
+            for name, options in s["alts"].items():
+                for alt in options:
+                    if made >= limit:
+                        break
+                    ren = dict(s["renames"])
+                    holder = next((k for k, v in ren.items() if v == alt), None)
+                    if holder:
+                        ren[holder] = ren[name]
+                    ren[name] = alt
+                    tries.append((i, ren))
+                    made += 1
+        if not tries:
+            return
+        jobs = []
+        for j, (i, ren) in enumerate(tries):
+            r, s = recs[i], state[i]
+            version, st = _setting(r)
+            main, srcs = units[i]
+            placed, _ = place(srcs, r["file"], r["solidity"], apply_renames(s["text0"], ren), r.get("contract") or "")
+            jobs.append((f"alt{j}", version, _input(placed, main, r.get("contract") or "", st, version, True)))
+        outs = self.compiler.many(jobs)
+        done: set[int] = set()
+        for j, (i, ren) in enumerate(tries):
+            out = outs[f"alt{j}"]
+            if i in done or isinstance(out, str) or out.get("errors"):
+                continue
+            c = (out["contracts"].get(units[i][0]) or {}).get(recs[i].get("contract") or "") or {}
+            sel = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items()
+                   if k.startswith(CANDIDATE + "(")]
+            if not sel:
+                continue
+            s = state[i]
+            code = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
+            status, detail, n = compare_candidate(s["trace"], code, "0x" + sel[0], s["types"], s["cases"],
+                                                  seed=self.seed, time_limit_s=self.time_limit_s)
+            if status == "equivalent":
+                done.add(i)
+                n_alt = sum(1 for x, _ in tries if x == i)
+                notes = [f"{a} -> {b} (chosen by behaviour among {n_alt + 1} equally supported assignments)"
+                         for a, b in ren.items() if s["renames"].get(a) != b]
+                results[i] = BehaviourResult("equivalent", "", detail, s["bindings"] + notes, n,
+                                             sum(o.success for o in s["seen"][:n]))
 
 
 def summarize(results: list[BehaviourResult], n_boot: int = 1000, seed: int = 0) -> dict:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 CONTRACT = bytes.fromhex("c0ffee" + "00" * 17)
 GAS = 3_000_000
@@ -57,8 +58,16 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
         def __call__(self, computation):
             self.hook(self.op, computation)
 
+    def seed(c, slot):   # first touch of a slot the given storage does not hold: its default value
+        if slot not in trace["storage"] and slot not in trace["seeded"] and trace["sdef"]:
+            v = trace["seeded"][slot] = trace["sdef"](slot)
+            if v:
+                c.state.set_storage(CONTRACT, slot, v)
+
     def sload(op, c):
         slot = c.stack_pop1_int()
+        if c.msg.storage_address == CONTRACT:
+            seed(c, slot)
         if c.msg.storage_address == CONTRACT and slot not in trace["read_set"]:
             trace["read_set"].add(slot)
             trace["reads"].append(slot)
@@ -68,6 +77,8 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
     def sstore(op, c):
         slot, value = c.stack_pop1_int(), c.stack_pop1_int()
+        if c.msg.storage_address == CONTRACT:
+            seed(c, slot)
         if c.msg.storage_address == CONTRACT and slot not in trace["written"]:
             trace["written"].add(slot)
             trace["acc"].append(("w", slot))
@@ -98,6 +109,9 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
             if a not in trace["probed_set"]:
                 trace["probed_set"].add(a)
                 trace["probed"].append(a)
+                code = trace["cdef"](a) if trace["cdef"] else None
+                if code and not c.state.get_code(a):
+                    c.state.set_code(a, code)
             op(computation=c)
         return hook
 
@@ -117,9 +131,12 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
-            code_at: dict[bytes, bytes] | None = None) -> Outcome:
+            code_at: dict[bytes, bytes] | None = None, storage_default: Callable[[int], int] | None = None,
+            code_default: Callable[[bytes], bytes | None] | None = None) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
-    in `responders` hold RESPONDER_CODE, those in `code_at` the code given."""
+    in `responders` hold RESPONDER_CODE, those in `code_at` the code given. A slot `storage` does not hold takes
+    `storage_default(slot)` when first touched, and an address first called or asked for its code size takes
+    `code_default(address)`, so a run sees one fixed (conceptually infinite) state whatever path it takes."""
     from eth.constants import BLANK_ROOT_HASH
     from eth.db.atomic import AtomicDB
     from eth.vm.execution_context import ExecutionContext
@@ -129,7 +146,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     from eth.vm.transaction_context import BaseTransactionContext
 
     trace = {"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
-             "probed_set": set()}
+             "probed_set": set(), "storage": storage, "seeded": {}, "sdef": storage_default, "cdef": code_default}
     comp_cls = type("TracedComputation", (CancunComputation,),
                     {"opcodes": _traced_opcodes(CancunComputation.opcodes, trace,
                                                 time.monotonic() + time_limit_s)})
@@ -155,7 +172,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     writes = {}
     for slot in trace["written"]:
         v = state.get_storage(CONTRACT, slot)
-        if v != storage.get(slot, 0):
+        if v != storage.get(slot, trace["seeded"].get(slot, 0)):
             writes[slot] = v
     out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
                   accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT),
