@@ -9,13 +9,15 @@ Per function (docs/evaluation.md, "Behaviour"):
   3. Names the generated code uses that the unit does not declare are bound by what the bytecode shows, never by
      spelling: a state variable to the declared variable at a storage slot the original touches (mapping/array
      bases traced through SHA3 preimages), an event to one whose topic the original emits, a function, modifier
-     or error to one of the same arity. Every binding is recorded; a name with no binding is `untestable`.
+     or error to one of the same arity (ranked by types and the original's call order; equally supported
+     alternatives are tried when the first assignment differs). Every binding is recorded; a name with no
+     binding is `untestable`.
      Generated code that declares its own state has those declarations dropped, so its names bind to the
      variables at the slots the bytecode uses.
-  4. Original and recompiled runtime run in py-evm (tacsol.evaluate.execution) from the same storage: every slot
-     either reads or the original writes holds a seeded value (addresses of the harness's callers, small
-     integers, random words), found by re-running until no new slot is read. Cases: boundary and random ABI
-     arguments, four callers, with and without value when payable.
+  4. Original and recompiled runtime run in py-evm (tacsol.evaluate.execution) from the same state: a slot's
+     value and a called address's code are pure functions of (slot or address, storage state), applied when
+     first touched (seed_value, seed_code). Five storage states, 20 cases: boundary and random ABI arguments,
+     the owner and other callers, with and without value when payable.
   5. Per case: success, return or revert data, storage changes by slot, logs, external calls, balance. The first
      differing case is printed.
 
