@@ -641,8 +641,8 @@ class Case:
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
     """Case i runs from storage state i % N_VARIANTS. The privileged states (PRIVILEGED: the first caller owns the
-    contract) meet every boundary value with the owner calling, and an outsider once, so that guarded code is
-    reached with edge arguments. The other states take the first boundary values, then random ones, from
+    contract) meet every boundary value with the owner calling, and once an outsider (state 1) or the contract
+    itself (state 4: self-governed contracts), so that guarded code is reached with edge arguments. The other states take the first boundary values, then random ones, from
     rotating callers."""
     rng = random.Random(seed)
     addrs = [int.from_bytes(c, "big") for c in CALLERS]
@@ -655,24 +655,28 @@ def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CA
         else:
             args = [abi.random_value(t, rng, addrs) for t in types]
         value = (10**18 // (i + 1)) if payable and (i + k) % 2 else 0
-        if variant in PRIVILEGED:
-            caller = CALLERS[3] if k == 3 else CALLERS[0]
+        if variant in PRIVILEGED:   # the last case: an outsider, or (state 4) the contract itself (timelocks)
+            caller = (CALLERS[3] if variant == 1 else CONTRACT) if k == 3 else CALLERS[0]
         else:
             caller = CALLERS[(k + i) % 4]
         out.append(Case(args, caller, value))
     return out
 
 
-def bool_bytes(original: "Original") -> dict[int, list[int]]:
-    """slot -> byte offsets of the bool state variables packed in it (cleared in storage state 4)."""
-    out: dict[int, list[int]] = {}
+def slot_shapes(original: "Original") -> dict[int, list]:
+    """slot -> what the storage layout says lives there, for seeding: the byte offsets of packed bool variables,
+    "array" for a dynamic array's length slot, "bytes" for a string/bytes slot."""
+    out: dict[int, list] = {}
     for v in original.layout:
-        if v["type"] == "t_bool":
-            out.setdefault(int(v["slot"]), []).append(int(v.get("offset", 0)))
+        enc = original.types.get(v["type"], {}).get("encoding", "")
+        shape = int(v.get("offset", 0)) if v["type"] == "t_bool" else \
+            "array" if enc == "dynamic_array" else "bytes" if enc == "bytes" else None
+        if shape is not None:
+            out.setdefault(int(v["slot"]), []).append(shape)
     return out
 
 
-def seed_value(slot: int, seed: int, variant: int = 1, bools: dict[int, list[int]] | None = None) -> int:
+def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict[int, list] | None = None) -> int:
     """The value a slot holds in storage variant `variant`:
     0 a fresh contract (every slot zero);
     1 privileged: every declared slot holds the first caller's address (owners, roles, flags set) and hashed
@@ -680,16 +684,23 @@ def seed_value(slot: int, seed: int, variant: int = 1, bools: dict[int, list[int
     2 a mix of caller addresses, small integers, zero, values just below the block number and timestamp, and
       random words;
     3 numbers only (small, near the block, zero, 64-bit);
-    4 privileged with every bool state variable false (`bools`: slot -> byte offsets): paused, locked and
-      initialized flags clear, every hashed slot (role membership) set."""
+    4 privileged with every bool state variable false: paused, locked and initialized flags clear, every hashed
+      slot (role membership) set.
+    shapes (slot_shapes): in every non-zero state a dynamic array's length slot holds 1 to 3 and a string/bytes
+    slot a short string, so that loops and copies stay within gas as in a deployed contract."""
     if variant == 0:
         return 0
     h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
+    shape = (shapes or {}).get(slot, []) if slot < 1 << 64 else []
+    if "array" in shape:
+        return 1 + h % 3
+    if "bytes" in shape:
+        return int.from_bytes(b"tacsol".ljust(31, b"\0"), "big") << 8 | 12   # short layout: data, length * 2
     owner = int.from_bytes(CALLERS[0], "big")
     if variant == 1:
         return owner if slot < 1 << 64 or h & 1 else 0
     if variant == 4:
-        for off in (bools or {}).get(slot, []) if slot < 1 << 64 else []:
+        for off in shape:
             owner &= ~(0xFF << (8 * off))
         return owner
     r = h % 100
@@ -755,7 +766,7 @@ class Trace:
     status: str                       # "ok" | "reference_timeout"
     detail: str
     outcomes: list[Outcome]
-    bools: dict[int, list[int]] | None = None
+    shapes: dict[int, list] | None = None
     storage: dict[int, int] = field(default_factory=dict)   # explicit slots, over the seeded defaults
     sel: str = ""                      # the selector the original was called with
 
@@ -773,18 +784,18 @@ def seed_code(address: bytes, variant: int) -> bytes | None:
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
                    storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
-                   bools: dict[int, list[int]] | None = None) -> Trace:
+                   shapes: dict[int, list] | None = None) -> Trace:
     """Run the original on every case, case i from storage state i % N_VARIANTS."""
     deadline = time.monotonic() + time_limit_s
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        a = _run(code, sel, types, c, i % N_VARIANTS, seed, bools, storage, deadline)
+        a = _run(code, sel, types, c, i % N_VARIANTS, seed, shapes, storage, deadline)
         if a.timeout:
-            return Trace("reference_timeout", f"case {i}", outs, bools, dict(storage or {}), sel)
+            return Trace("reference_timeout", f"case {i}", outs, shapes, dict(storage or {}), sel)
         outs.append(a)
         if time.monotonic() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", outs, bools, dict(storage or {}), sel)
-    return Trace("ok", "", outs, bools, dict(storage or {}), sel)
+            return Trace("ok", f"time limit after {i + 1} cases", outs, shapes, dict(storage or {}), sel)
+    return Trace("ok", "", outs, shapes, dict(storage or {}), sel)
 
 
 def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
@@ -798,11 +809,11 @@ def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
 
 
 def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: int, seed: int,
-         bools: dict[int, list[int]] | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
+         shapes: dict[int, list] | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
     return execute(code, bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args), dict(storage or {}),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())),
-                   storage_default=lambda slot: seed_value(slot, seed, variant, bools),
+                   storage_default=lambda slot: seed_value(slot, seed, variant, shapes),
                    code_default=lambda a: seed_code(a, variant))
 
 
@@ -813,7 +824,7 @@ def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.
     deadline = time.monotonic() + time_limit_s
     for i, a in enumerate(trace.outcomes):
         c, variant = cases[i], i % N_VARIANTS
-        b = _as_if_called_by(_run(cand, cand_sel, types, c, variant, seed, trace.bools, trace.storage, deadline),
+        b = _as_if_called_by(_run(cand, cand_sel, types, c, variant, seed, trace.shapes, trace.storage, deadline),
                              cand_sel, trace.sel)
         field_ = compare(a, b)
         if field_:
@@ -924,7 +935,7 @@ class Harness:
             tkey = (okey[i], sel, payable)
             if tkey not in self._traces:   # the original alone first: the slots and topics binding needs
                 self._traces[tkey] = trace_original(o.code, sel, types, cases, seed=self.seed,
-                                                    time_limit_s=self.time_limit_s, bools=bool_bytes(o))
+                                                    time_limit_s=self.time_limit_s, shapes=slot_shapes(o))
             trace = self._traces[tkey]
             if trace.status == "reference_timeout":
                 results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
