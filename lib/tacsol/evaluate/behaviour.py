@@ -510,6 +510,10 @@ def _expected_return(name: str, text: str, renames: dict[str, str], original: Or
     m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
     if not m:
         return ""
+    local = re.search(r"\b((?:u?int|bytes)\d*|address|bool|string)\s+(?:memory\s+)?[A-Za-z_$][\w$]*\s*=\s*"
+                      + re.escape(name) + r"\s*\(", text)
+    if local:   # `uint256 amount = f(...)`
+        return {"uint": "uint256", "int": "int256"}.get(local.group(1), local.group(1))
     depth, k, i = 0, 0, m.start() - 1
     while i >= 0:
         c = text[i]
@@ -552,7 +556,8 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
     the harness tries when the first binding's run differs."""
     used = set(re.findall(r"[A-Za-z_$][\w$]*", strip_comments(text)))
-    hidden = {(c, v) for c, v in original.private_vars if c != home} if home else set()
+    # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
+    hidden = {v for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []
     taken: set[str] = set()
     alts = alternatives if alternatives is not None else {}
@@ -565,7 +570,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
             want = _layout_type(_value_type(name, text)) if not depth else ""
             scored = []
             for k, v in enumerate(touched):   # type, indexing depth, read/write use; then first access first
-                if v["label"] in used or v["label"] in taken or (v.get("contract"), v["label"]) in hidden:
+                if v["label"] in used or v["label"] in taken or v["label"] in hidden:
                     continue
                 ty = original.types.get(v["type"], {}).get("encoding", "")
                 if depth and ty not in ("mapping", "dynamic_array") and "[" not in v["type"]:
@@ -612,6 +617,10 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                     (", reached by the original" if set(typed) & set(reached) else "")
             elif reached:
                 ranked, why = reached, f"the next {role} of arity {n} the original reaches, in call order"
+            elif typed:
+                ranked, why = typed, f"{role} of arity {n} returning the {want} its call site takes"
+            elif 1 < len(cands) <= 4:   # a few same-arity candidates and no other evidence: tried by behaviour
+                ranked, why = cands, f"one of {len(cands)} {role}s of arity {n}"
         if not ranked:
             return renames, notes, name
         pick = ranked[0]
@@ -1020,7 +1029,8 @@ class Harness:
         kept and recorded; otherwise the first result stands."""
         tries: list[tuple[int, dict[str, str]]] = []
         for i, s in state.items():
-            if results[i] is None or results[i].status != "differs" or not s["alts"]:
+            if results[i] is None or not s["alts"] or not (
+                    results[i].status == "differs" or (results[i].reason == "did_not_compile" and s["renames"])):
                 continue
             made = 0
             for name, options in s["alts"].items():
@@ -1058,6 +1068,10 @@ class Harness:
             code = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
             status, detail, n = compare_candidate(s["trace"], code, "0x" + sel[0], s["types"], s["cases"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
+            if status == "differs" and results[i].reason == "did_not_compile":   # compiles now: a real result
+                results[i] = BehaviourResult("differs", "", detail, s["bindings"] + [
+                    f"{a} -> {b} (an alternative that type-checks)" for a, b in ren.items()
+                    if s["renames"].get(a) != b], n, sum(o.success for o in s["seen"][:n]))
             if status == "equivalent":
                 done.add(i)
                 n_alt = sum(1 for x, _ in tries if x == i)

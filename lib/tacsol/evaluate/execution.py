@@ -7,6 +7,7 @@ so a slot can be traced back to its declared base slot) and JUMP/JUMPI (a wall-c
 work, the deadline bounds py-evm's slowness on cheap loops)."""
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -24,6 +25,10 @@ BLOCK = {"coinbase": bytes.fromhex("c0" * 20), "timestamp": 1_700_000_000, "numb
 # itself (target, value, calldata) is compared; calls to other addresses meet no code, as on chain
 RESPONDER_CODE = bytes.fromhex("600160005260206000f3")   # mstore(0, 1); return(0, 32)
 ZERO_RESPONDER_CODE = bytes.fromhex("60206000f3")            # return(0, 32): the word 0 (no implementer, false)
+
+
+# the 256 previous block hashes (blockhash(n) for the last 256 blocks), distinct and fixed
+PREV_HASHES = tuple(hashlib.sha256(f"block {BLOCK['number'] - 1 - d}".encode()).digest() for d in range(256))
 
 
 class Deadline(Exception):
@@ -151,7 +156,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
                     {"opcodes": _traced_opcodes(CancunComputation.opcodes, trace,
                                                 time.monotonic() + time_limit_s)})
     ctx = ExecutionContext(BLOCK["coinbase"], BLOCK["timestamp"], BLOCK["number"], 0,
-                           BLOCK["prev_randao"].to_bytes(32, "big"), BLOCK["gas_limit"], [], BLOCK["chain_id"],
+                           BLOCK["prev_randao"].to_bytes(32, "big"), BLOCK["gas_limit"], PREV_HASHES, BLOCK["chain_id"],
                            base_fee_per_gas=BLOCK["base_fee"], excess_blob_gas=0)
     state = CancunState(AtomicDB(), ctx, BLANK_ROOT_HASH)
     state.set_code(CONTRACT, code)
