@@ -267,6 +267,8 @@ def _declared(ast_sources: dict, main: str, contract: str):
     for path, src in ast_sources.items():
         walk(src.get("ast"), path, None)
     scope = contracts[target[0]]["bases"] if target else list(contracts)
+    in_scope = {(contracts.get(cid) or {}).get("where") for cid in scope}
+    private = {(w, n) for w, n in private if w in in_scope}   # siblings in the same file are not bases
     functions, modifiers = dict(free["functions"]), dict(free["modifiers"])
     for cid in reversed(scope):          # most derived last: its declaration wins
         c = contracts.get(cid) or {}
