@@ -29,6 +29,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--fetch", action="store_true", help="download packages missing from the npm cache")
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--compile-cache", help="a compile cache folder to use instead of outputs/cache/behaviour "
+                    "(an empty one measures the speed with every unit compiled)")
+    ap.add_argument("--reference-only", action="store_true", help="only the reference control (speed runs)")
     args = ap.parse_args()
 
     from tacsol import pairs
@@ -46,8 +49,12 @@ def main() -> int:
             recs.append(r)
     recs = recs[: args.limit]
     h = B.Harness(B.UnitSources(fetch=args.fetch), seed=args.seed)
+    if args.compile_cache:
+        from pathlib import Path
+        h.compiler.dir = Path(args.compile_cache)
     figures: dict = {"dataset": args.dataset, "split": args.split, "n_functions": len(recs),
-                     "machine": f"{os.cpu_count()} CPU cores", "seed": args.seed}
+                     "machine": f"{os.cpu_count()} CPU cores", "seed": args.seed,
+                     "compile_cache": "cold (empty)" if args.compile_cache else "outputs/cache/behaviour (may be warm)"}
 
     t0 = time.perf_counter()
     ref = h.check_many(recs, [r["solidity"] for r in recs], progress=True)
@@ -61,6 +68,10 @@ def main() -> int:
     print(f"reference: coverage {testable}/{s['n']}, equivalent {s['equivalent']}/{testable}, "
           f"{len(recs) / wall:.2f} functions/s (compile cache may be warm)  untestable {s['untestable_reasons']}")
 
+    if args.reference_only:
+        if args.out:
+            atomic_write_json(args.out, figures)
+        return 0
     ok = [(r, h.original(r)) for r, x in zip(recs, ref) if x.status != "untestable"]
     ren = [C.rename_consistently(r["solidity"], [v["label"] for v in o.layout], list(o.functions))[0] for r, o in ok]
     t0 = time.perf_counter()
