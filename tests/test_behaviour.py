@@ -57,6 +57,37 @@ def test_execution_records_storage_logs_and_mapping_preimages(toy):
     assert not denied.success and B._fmt_revert(denied.output) == 'Error("not owner")' and not denied.writes
 
 
+def test_storage_is_a_pure_function_of_the_slot_applied_on_first_touch(toy):
+    # no slot preloaded: the owner (slot 0) and the credited balance come from the default, so the guarded path is
+    # reached in one run, and the write is reported against the seeded value, not against zero
+    code, sel = toy
+    _, types = abi.parse_signature("credit(address,uint256)")
+    who = int.from_bytes(bytes.fromhex("b2" * 20), "big")
+    owner = int.from_bytes(OWNER, "big")
+    out = execute(code, abi.calldata(sel["credit(address,uint256)"], types, [who, 5]), {}, caller=OWNER,
+                  storage_default=lambda slot: owner if slot == 0 else 100)
+    assert out.success and int.from_bytes(out.output, "big") == 105
+    (slot, value), = out.writes.items()
+    assert value == 105 and out.preimages[slot] == ("mapping", 1, who)
+    # the harness's states: 0 is empty, 1 makes the first caller own every declared slot, 4 clears packed bools
+    assert B.seed_value(0, 0, 0) == 0 and B.seed_value(0, 0, 1) == owner
+    assert B.seed_value(3, 0, 4, {3: [1]}) == owner & ~(0xFF << 8)
+    assert 1 <= B.seed_value(5, 0, 1, {5: ["array"]}) <= 3
+
+
+def test_candidate_selector_reads_as_the_original_where_it_is_forwarded():
+    from tacsol.evaluate.execution import Outcome
+
+    o = Outcome(True, b"\x12\x34\x56\x78rest", logs=[((1,), b"\x12\x34\x56\x78")],
+                calls=[("call", b"t", 0, b"\x12\x34\x56\x78")])
+    got = B._as_if_called_by(o, "0x12345678", "0xa9059cbb")
+    assert got.output.startswith(bytes.fromhex("a9059cbb")) and got.logs[0][1] == bytes.fromhex("a9059cbb")
+    assert got.calls[0][3] == bytes.fromhex("a9059cbb") and o.output.startswith(b"\x12")   # the original kept
+    assert B.seed_code(bytes(19) + b"\x01", 1) is None              # precompiles keep no code
+    assert B.seed_code(B.CALLERS[0], 1) is None                      # the owner stays an account
+    assert B.seed_code(bytes.fromhex("1820a4b7618bde71dce8cdc73aab6c95905fad24"), 3) is not None
+
+
 def test_a_runaway_loop_is_stopped_and_reported(toy):
     code, sel = toy
     out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)
