@@ -65,7 +65,7 @@ def test_storage_is_a_pure_function_of_the_slot_applied_on_first_touch(toy):
     who = int.from_bytes(bytes.fromhex("b2" * 20), "big")
     owner = int.from_bytes(OWNER, "big")
     out = execute(code, abi.calldata(sel["credit(address,uint256)"], types, [who, 5]), {}, caller=OWNER,
-                  storage_default=lambda slot: owner if slot == 0 else 100)
+                  storage_default=lambda slot, pre: owner if slot == 0 else 100)
     assert out.success and int.from_bytes(out.output, "big") == 105
     (slot, value), = out.writes.items()
     assert value == 105 and out.preimages[slot] == ("mapping", 1, who)
@@ -73,6 +73,30 @@ def test_storage_is_a_pure_function_of_the_slot_applied_on_first_touch(toy):
     assert B.seed_value(0, 0, 0) == 0 and B.seed_value(0, 0, 1) == owner
     assert B.seed_value(3, 0, 4, {3: [1]}) == owner & ~(0xFF << 8)
     assert 1 <= B.seed_value(5, 0, 1, {5: ["array"]}) <= 3
+
+
+def test_struct_members_of_mapping_entries_are_seeded_by_their_type():
+    # mapping(uint64 => Sub) at slot 5, Sub {address owner; address[] consumers; bool paused}: an entry's array
+    # length is small (a loop over it stays within gas) and its bool is clear in state 4, found via the preimage
+    from types import SimpleNamespace
+
+    types = {"t_mapping(t_uint64,t_struct(Sub)1_storage)": {"encoding": "mapping", "value": "t_struct(Sub)1_storage"},
+             "t_struct(Sub)1_storage": {"encoding": "inplace", "members": [
+                 {"label": "owner", "slot": "0", "offset": 0, "type": "t_address"},
+                 {"label": "consumers", "slot": "1", "offset": 0, "type": "t_array(t_address)dyn_storage"},
+                 {"label": "paused", "slot": "2", "offset": 0, "type": "t_bool"}]},
+             "t_array(t_address)dyn_storage": {"encoding": "dynamic_array"}, "t_address": {"encoding": "inplace"},
+             "t_bool": {"encoding": "inplace"}}
+    orig = SimpleNamespace(layout=[{"label": "subs", "slot": "5", "offset": 0,
+                                    "type": "t_mapping(t_uint64,t_struct(Sub)1_storage)"}], types=types)
+    shapes = B.slot_shapes(orig)
+    entry = 2**255 + 12345
+    pre = {entry: ("mapping", 5, 7)}
+    owner = int.from_bytes(B.CALLERS[0], "big")
+    assert B.seed_value(entry, 0, 4, shapes, pre) == owner                 # the owner member
+    assert 1 <= B.seed_value(entry + 1, 0, 4, shapes, pre) <= 3            # consumers.length
+    assert B.seed_value(entry + 2, 0, 4, shapes, pre) == owner & ~0xFF      # paused, cleared
+    assert B.seed_value(entry + 1, 0, 4, shapes, None) == owner             # without the preimage: unshaped
 
 
 def test_candidate_selector_reads_as_the_original_where_it_is_forwarded():

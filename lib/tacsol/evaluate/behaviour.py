@@ -674,20 +674,46 @@ def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CA
     return out
 
 
-def slot_shapes(original: "Original") -> dict[int, list]:
-    """slot -> what the storage layout says lives there, for seeding: the byte offsets of packed bool variables,
-    "array" for a dynamic array's length slot, "bytes" for a string/bytes slot."""
-    out: dict[int, list] = {}
+def _shape_of(t: dict, type_id: str, offset: int):
+    enc = t.get("encoding", "")
+    return offset if type_id == "t_bool" else "array" if enc == "dynamic_array" else "bytes" if enc == "bytes" \
+        else None
+
+
+def slot_shapes(original: "Original") -> dict:
+    """What the storage layout says lives where, for seeding: slot -> [byte offsets of packed bool variables,
+    "array" for a dynamic array's length slot, "bytes" for a string/bytes slot]; and for a mapping (of mappings)
+    whose values are structs, ("member", base slot, mapping depth, member slot) -> the same, for its entries."""
+    types = original.types
+    out: dict = {}
     for v in original.layout:
-        enc = original.types.get(v["type"], {}).get("encoding", "")
-        shape = int(v.get("offset", 0)) if v["type"] == "t_bool" else \
-            "array" if enc == "dynamic_array" else "bytes" if enc == "bytes" else None
+        t = types.get(v["type"], {})
+        shape = _shape_of(t, v["type"], int(v.get("offset", 0)))
         if shape is not None:
             out.setdefault(int(v["slot"]), []).append(shape)
+        depth, vt = 0, v["type"]
+        while types.get(vt, {}).get("encoding") == "mapping":
+            vt, depth = types[vt].get("value", ""), depth + 1
+        for m in types.get(vt, {}).get("members") or [] if depth else []:
+            shape = _shape_of(types.get(m["type"], {}), m["type"], int(m.get("offset", 0)))
+            if shape is not None:
+                out.setdefault(("member", int(v["slot"]), depth, int(m["slot"])), []).append(shape)
     return out
 
 
-def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict[int, list] | None = None) -> int:
+def _entry_of(slot: int, pre: dict) -> tuple[int, int, int] | None:
+    """(declared base slot, mapping depth, member slot) of a hashed slot, from the run's SHA3 preimages."""
+    for d in range(16):
+        h = slot - d
+        if h in pre and pre[h][0] == "mapping":
+            b, depth = pre[h][1], 1
+            while b in pre and pre[b][0] == "mapping" and depth < 8:
+                b, depth = pre[b][1], depth + 1
+            return b, depth, d
+    return None
+
+
+def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict | None = None, pre: dict | None = None) -> int:
     """The value a slot holds in storage variant `variant`:
     0 a fresh contract (every slot zero);
     1 privileged: every declared slot holds the first caller's address (owners, roles, flags set) and hashed
@@ -698,11 +724,16 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict[int, list] |
     4 privileged with every bool state variable false: paused, locked and initialized flags clear, every hashed
       slot (role membership) set.
     shapes (slot_shapes): in every non-zero state a dynamic array's length slot holds 1 to 3 and a string/bytes
-    slot a short string, so that loops and copies stay within gas as in a deployed contract."""
+    slot a short string, so that loops and copies stay within gas as in a deployed contract; the same for the
+    members of structs stored in mappings, found through the run's SHA3 preimages `pre`."""
     if variant == 0:
         return 0
     h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
-    shape = (shapes or {}).get(slot, []) if slot < 1 << 64 else []
+    if slot < 1 << 64:
+        shape = (shapes or {}).get(slot, [])
+    else:   # a mapping entry: a struct member's shape when the preimages say which mapping and member it is
+        e = _entry_of(slot, pre) if pre and shapes else None
+        shape = shapes.get(("member", *e), []) if e else []
     if "array" in shape:
         return 1 + h % 3
     if "bytes" in shape:
@@ -712,7 +743,8 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict[int, list] |
         return owner if slot < 1 << 64 or h & 1 else 0
     if variant == 4:
         for off in shape:
-            owner &= ~(0xFF << (8 * off))
+            if isinstance(off, int):
+                owner &= ~(0xFF << (8 * off))
         return owner
     r = h % 100
     if variant == 2 and r < 30:
@@ -777,7 +809,7 @@ class Trace:
     status: str                       # "ok" | "reference_timeout"
     detail: str
     outcomes: list[Outcome]
-    shapes: dict[int, list] | None = None
+    shapes: dict | None = None
     storage: dict[int, int] = field(default_factory=dict)   # explicit slots, over the seeded defaults
     sel: str = ""                      # the selector the original was called with
 
@@ -795,7 +827,7 @@ def seed_code(address: bytes, variant: int) -> bytes | None:
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
                    storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
-                   shapes: dict[int, list] | None = None) -> Trace:
+                   shapes: dict | None = None) -> Trace:
     """Run the original on every case, case i from storage state i % N_VARIANTS."""
     deadline = time.monotonic() + time_limit_s
     outs: list[Outcome] = []
@@ -820,11 +852,11 @@ def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
 
 
 def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: int, seed: int,
-         shapes: dict[int, list] | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
+         shapes: dict | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
     return execute(code, bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args), dict(storage or {}),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())),
-                   storage_default=lambda slot: seed_value(slot, seed, variant, shapes),
+                   storage_default=lambda slot, pre: seed_value(slot, seed, variant, shapes, pre),
                    code_default=lambda a: seed_code(a, variant))
 
 

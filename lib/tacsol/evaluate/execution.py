@@ -65,7 +65,7 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
     def seed(c, slot):   # first touch of a slot the given storage does not hold: its default value
         if slot not in trace["storage"] and slot not in trace["seeded"] and trace["sdef"]:
-            v = trace["seeded"][slot] = trace["sdef"](slot)
+            v = trace["seeded"][slot] = trace["sdef"](slot, trace["pre"])
             if v:
                 c.state.set_storage(CONTRACT, slot, v)
 
@@ -136,11 +136,12 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
-            code_at: dict[bytes, bytes] | None = None, storage_default: Callable[[int], int] | None = None,
+            code_at: dict[bytes, bytes] | None = None,
+            storage_default: Callable[[int, dict], int] | None = None,
             code_default: Callable[[bytes], bytes | None] | None = None) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
     in `responders` hold RESPONDER_CODE, those in `code_at` the code given. A slot `storage` does not hold takes
-    `storage_default(slot)` when first touched, and an address first called or asked for its code size takes
+    `storage_default(slot, preimages so far)` when first touched, and an address first called or asked for its code size takes
     `code_default(address)`, so a run sees one fixed (conceptually infinite) state whatever path it takes."""
     from eth.constants import BLANK_ROOT_HASH
     from eth.db.atomic import AtomicDB
