@@ -264,10 +264,10 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         from . import behaviour as bh
 
         h = harness or bh.Harness()
-        texts = [row["generated"] if not row["failure"] else None for row in rows]
+        # failed rows (missing, empty, not text) have no generation; an unparsable text is still tried
+        texts = [None if row["failure"] and not row["failure"].startswith("unparsable") else row["generated"]
+                 for row in rows]
         for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
-            if res.reason == "unparsable" and row["failure"]:
-                res.reason = "no_output" if not row["failure"].startswith("unparsable") else res.reason
             row.update({"behaviour": res.status, "behaviour_reason": res.reason, "behaviour_detail": res.detail,
                         "behaviour_bindings": "; ".join(res.bindings), "behaviour_cases": res.cases})
     timings["behaviour_s"] = time.perf_counter() - t0

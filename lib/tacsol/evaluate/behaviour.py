@@ -391,6 +391,15 @@ def place(sources: dict[str, str], file: str, reference: str, candidate: str, co
     return {**sources, file: text[:cut] + "\n\n    " + candidate + "\n" + text[cut:]}, home
 
 
+def _candidate_runtime(out: dict, main: str, contract: str) -> tuple[bytes, str] | None:
+    """(runtime, "0x" selector) of `tacsol_candidate` in a compile output without errors, or None."""
+    c = (out.get("contracts", {}).get(main) or {}).get(contract) or {}
+    sels = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items() if k.startswith(CANDIDATE + "(")]
+    if not sels:
+        return None
+    return bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"])), "0x" + sels[0]
+
+
 # --------------------------------------------------------------------------------------------- binding
 _UNDECLARED = ("Undeclared identifier", "Identifier not found or not unique", "not found or not visible")
 
@@ -965,7 +974,10 @@ class Harness:
             except ValueError as exc:
                 results[i] = BehaviourResult("untestable", "bad_signature", str(exc))
                 continue
-            cand, why = candidate_function(texts[i] or "", o)
+            if not (texts[i] or "").strip():
+                results[i] = BehaviourResult("untestable", "no_output")
+                continue
+            cand, why = candidate_function(texts[i], o)
             if cand is None:
                 results[i] = BehaviourResult("untestable", why)
                 continue
@@ -1007,16 +1019,12 @@ class Harness:
                     results[i] = BehaviourResult("untestable", "did_not_compile", out[:300], s["bindings"])
                     continue
                 if not out.get("errors"):
-                    main = units[i][0]
-                    c = (out["contracts"].get(main) or {}).get(recs[i].get("contract") or "")
-                    ids = (c or {}).get("evm", {}).get("methodIdentifiers") or {}
-                    cs = [v for k, v in ids.items() if k.startswith(CANDIDATE + "(")]
-                    if not c or not cs:
+                    got = _candidate_runtime(out, units[i][0], recs[i].get("contract") or "")
+                    if got is None:
                         results[i] = BehaviourResult("untestable", "did_not_compile", "candidate not in the contract",
                                                      s["bindings"])
-                        continue
-                    s["code"] = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
-                    s["sel"] = "0x" + cs[0]
+                    else:
+                        s["code"], s["sel"] = got
                     continue
                 names = undeclared_names(out, s["sources"])
                 if not names:
@@ -1093,14 +1101,12 @@ class Harness:
             out = outs[f"alt{j}"]
             if i in done or isinstance(out, str) or out.get("errors"):
                 continue
-            c = (out["contracts"].get(units[i][0]) or {}).get(recs[i].get("contract") or "") or {}
-            sel = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items()
-                   if k.startswith(CANDIDATE + "(")]
-            if not sel:
+            got = _candidate_runtime(out, units[i][0], recs[i].get("contract") or "")
+            if got is None:
                 continue
             s = state[i]
-            code = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
-            status, detail, n = compare_candidate(s["trace"], code, "0x" + sel[0], s["types"], s["cases"],
+            code, sel = got
+            status, detail, n = compare_candidate(s["trace"], code, sel, s["types"], s["cases"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
             if status == "differs" and results[i].reason == "did_not_compile":   # compiles now: a real result
                 results[i] = BehaviourResult("differs", "", detail, s["bindings"] + [

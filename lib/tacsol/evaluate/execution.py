@@ -73,10 +73,10 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
         slot = c.stack_pop1_int()
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
-        if c.msg.storage_address == CONTRACT and slot not in trace["read_set"]:
-            trace["read_set"].add(slot)
-            trace["reads"].append(slot)
-            trace["acc"].append(("r", slot))
+            if slot not in trace["read_set"]:
+                trace["read_set"].add(slot)
+                trace["reads"].append(slot)
+                trace["acc"].append(("r", slot))
         c.stack_push_int(slot)
         op(computation=c)
 
@@ -84,9 +84,9 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
         slot, value = c.stack_pop1_int(), c.stack_pop1_int()
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
-        if c.msg.storage_address == CONTRACT and slot not in trace["written"]:
-            trace["written"].add(slot)
-            trace["acc"].append(("w", slot))
+            if slot not in trace["written"]:
+                trace["written"].add(slot)
+                trace["acc"].append(("w", slot))
         c.stack_push_int(value)
         c.stack_push_int(slot)
         op(computation=c)
@@ -136,11 +136,10 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
-            code_at: dict[bytes, bytes] | None = None,
             storage_default: Callable[[int, dict], int] | None = None,
             code_default: Callable[[bytes], bytes | None] | None = None) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
-    in `responders` hold RESPONDER_CODE, those in `code_at` the code given. A slot `storage` does not hold takes
+    in `responders` hold RESPONDER_CODE. A slot `storage` does not hold takes
     `storage_default(slot, preimages so far)` when first touched, and an address first called or asked for its code size takes
     `code_default(address)`, so a run sees one fixed (conceptually infinite) state whatever path it takes."""
     from eth.constants import BLANK_ROOT_HASH
@@ -165,8 +164,6 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     state.set_balance(caller, BALANCE)
     for a in responders:
         state.set_code(a, RESPONDER_CODE)
-    for a, c in (code_at or {}).items():
-        state.set_code(a, c)
     for slot, v in storage.items():
         state.set_storage(CONTRACT, slot, v)
     msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
