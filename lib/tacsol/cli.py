@@ -36,13 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
-            try:
-                _load(name).build_parser(p)
-            except ModuleNotFoundError as exc:
-                if exc.name == COMMANDS[name][0]:
-                    print(f"tacsol {name}: not available in this version", file=sys.stderr)
-                    return 2
-                raise
+            _load(name).build_parser(p)
     args = ap.parse_args(argv)
     if not args.command:
         ap.print_help()

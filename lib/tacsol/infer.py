@@ -217,17 +217,14 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         return [{"id": p.name if is_file else "input", "tac": text, "selector": selector, "signature": signature}]
     if not _HEX.match(text.strip()):
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
-    try:
-        from .lift import lift  # type: ignore
-    except ImportError:
-        raise RuntimeError("decompiling bytecode needs tacsol.lift (not available in this version); pass TAC with --tac") \
-            from None
+    from .lift import lift
+
     lifted = lift("".join(text.split()))
     recs = []
     for f in lifted.functions:
         recs.append({"id": f.selector, "selector": f.selector if f.selector.startswith("0x") else "",
-                     "signature": "", "mutability": getattr(f, "mutability", "") or "", "tac": f.tac,
-                     "lift_status": getattr(f, "status", "")})
+                     "signature": "", "mutability": f.mutability, "tac": f.tac,
+                     "lift_status": f.status})
     return recs
 
 
