@@ -79,3 +79,15 @@ def test_cli_run_refuses_unknown_key_before_running(tmp_path, capsys):
     assert main(["run", nb.stem, "--params", str(bad), "--run-name", "_test_refuse"]) == 2
     assert "definitely_not_a_param" in capsys.readouterr().err
     assert not (paths.outputs_dir() / "_test_refuse").exists()
+
+
+@pytest.mark.parametrize("path", PARAM_FILES, ids=lambda p: p.name)
+def test_params_file_reads_like_a_recipe(path: Path):
+    """The header holds the exact command that runs this file, and a training recipe starts with its model."""
+    text = path.read_text()
+    header = text.split("\n\n", 1)[0]
+    rel = path.relative_to(ROOT).as_posix()
+    assert f"tacsol run {path.name[:2]} --params {rel}" in header, f"{rel}: header lacks its `tacsol run` command"
+    keys = [ln.split(":", 1)[0] for ln in text.splitlines() if ln and not ln.startswith(("#", " "))]
+    if "model" in keys:
+        assert keys[0] == "model", f"{rel}: `model` must come first, got {keys[0]!r}"
