@@ -1,5 +1,6 @@
 """The held-out evaluation's parts (issue 12): degenerate flags, distinct-function selection and aggregates, the
 similarity ceiling without the record's own group, resumable generation, the CPU thread choice."""
+import collections
 import json
 import os
 import signal
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tacsol import infer, train
+from tacsol import evaluate, infer, pairs, train
+from tacsol import profile as PR
 from tacsol.evaluate import degenerate, metrics, selection
 from tacsol.evaluate.aggregate import degenerate_summary, distinct
 
@@ -55,7 +57,7 @@ def _recs(n_groups, per_group, sizes=(10, 100, 500, 2000)):
     for g in range(n_groups):
         for k in range(per_group):
             out.append({"id": f"r{g}-{k}", "group": f"g{g}", "tac_instructions": sizes[g % len(sizes)],
-                        "solidity": f"function f{g}() public {{}}"})
+                        "tac_blocks": 1, "solidity": f"function f{g}() public {{}}"})
     return out
 
 
@@ -74,6 +76,21 @@ def test_allocation_gives_what_one_stratum_lacks_to_the_others():
     assert sum(selection.allocate({"a": 3, "b": 4}, 30).values()) == 7
     chosen, rep = selection.select(_recs(40, 1), 10, eligible=lambda r: r["tac_instructions"] < 1000)
     assert rep["eligible"] == 30 and all(r["tac_instructions"] < 1000 for r in chosen)
+
+
+def test_profile_evaluation_and_selection_share_the_complexity_strata():
+    """One definition of the strata (issue 15): the evaluation's per-function column and the selection's strata are
+    01's composition buckets (the evaluation had its own edges, ≤50/200/1000 TAC instructions, under other names)."""
+    recs = [dict(r) for r in pairs.load_sample()["test"]]
+    profiled = PR.complexity_buckets(pd.DataFrame(recs))
+    assert len(set(profiled)) > 1  # the sample spans several strata
+    table = evaluate.score(recs, {r["id"]: r["solidity"] for r in recs}, embedder=None, compile_check=False)
+    assert table["complexity"].tolist() == profiled.tolist()
+    assert set(evaluate.aggregate(table, n_boot=10)["by"]["complexity"]) == set(profiled)
+    _, rep = selection.select(recs, len(recs))
+    distinct = selection.one_per_group(recs)
+    assert {k: v["distinct"] for k, v in rep["strata"].items()} == \
+        dict(collections.Counter(PR.complexity_buckets(pd.DataFrame(distinct))))
 
 
 def test_ceiling_excludes_the_records_own_group():

@@ -136,7 +136,7 @@ for k in ("solidity", "solidity_kinds", "tac", "bytecode"):
 # %% [markdown]
 # ## Composition and complexity buckets
 # The complexity buckets (`tacsol.profile.complexity_bucket`: TAC instructions ≤25/75/200/500, blocks ≤4/12/30/80,
-# the larger bucket wins) are the strata the evaluation reports results by.
+# the larger bucket wins) are the strata the evaluation selects held-out functions by and reports results by.
 
 # %%
 comp = res["composition"]

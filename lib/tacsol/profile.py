@@ -41,8 +41,8 @@ import numpy as np
 
 __all__ = ["ProfileError", "THRESHOLDS", "load_pairs", "validate", "measure", "coverage", "recommend_max_seq_length",
            "describe", "shannon_entropy", "solidity_lex", "tac_operations", "bytecode_opcodes", "entropy_report",
-           "composition", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene", "claims_table", "max_seq_length_for",
-           "profile", "replicate"]
+           "composition", "tac_size", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene", "claims_table",
+           "max_seq_length_for", "profile", "replicate"]
 
 THRESHOLDS = (2048, 4096, 8192, 16384, 20000)
 REQUIRED = ("tac", "solidity")
@@ -509,21 +509,29 @@ def _field(record: Any, key: str) -> Any:
     return getattr(record, key, None)
 
 
-def complexity_bucket(record: Any) -> str:
-    """Complexity stratum of one pair from its TAC size: the larger of the instruction bucket (≤25, ≤75, ≤200, ≤500,
-    more) and the block bucket (≤4, ≤12, ≤30, ≤80, more) → one of :data:`COMPLEXITY_BUCKETS`. Uses
-    ``tac_instructions``/``tac_blocks``; when absent, counts them from ``tac`` (instructions by
-    :func:`tac_operations`, blocks by ``block_...:`` labels). Accepts a dict, a pandas row or an object."""
+def tac_size(record: Any) -> tuple[int, int]:
+    """(TAC instructions, TAC basic blocks) of a pair: its ``tac_instructions``/``tac_blocks``, counted from ``tac``
+    where absent (instructions by :func:`tac_operations`, blocks by their labels). Accepts a dict, a pandas row or an
+    object."""
     instr, blocks = _field(record, "tac_instructions"), _field(record, "tac_blocks")
     if instr is None or blocks is None:
         tac = _field(record, "tac")
         if not isinstance(tac, str):
-            raise ProfileError("complexity_bucket needs 'tac_instructions' and 'tac_blocks' or a 'tac' text "
+            raise ProfileError("a TAC size needs 'tac_instructions' and 'tac_blocks' or a 'tac' text "
                                f"(record id {_field(record, 'id')!r})")
         instr = len(tac_operations(tac)) if instr is None else instr
         blocks = sum(1 for ln in tac.splitlines() if _TAC_LABEL.match(ln)) if blocks is None else blocks
-    i = sum(int(instr) > e for e in _INSTR_EDGES)
-    b = sum(int(blocks) > e for e in _BLOCK_EDGES)
+    return int(instr), int(blocks)
+
+
+def complexity_bucket(record: Any) -> str:
+    """Complexity stratum of one pair from its TAC size (:func:`tac_size`): the larger of the instruction bucket
+    (≤25, ≤75, ≤200, ≤500, more) and the block bucket (≤4, ≤12, ≤30, ≤80, more) → one of
+    :data:`COMPLEXITY_BUCKETS`. The one definition of the strata: 01's composition table, the evaluation's
+    per-function ``complexity`` column and aggregates, and the stratified selection of held-out functions."""
+    instr, blocks = tac_size(record)
+    i = sum(instr > e for e in _INSTR_EDGES)
+    b = sum(blocks > e for e in _BLOCK_EDGES)
     return COMPLEXITY_BUCKETS[max(i, b)]
 
 

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .aggregate import BLOCK_EDGES, aggregate, bootstrap_ci, complexity_bucket, describe, flat_metrics, grounding  # noqa: F401
+from ..profile import complexity_bucket, tac_size
+from .aggregate import aggregate, bootstrap_ci, describe, flat_metrics, grounding  # noqa: F401
 from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
 from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
@@ -29,7 +30,7 @@ from .solidity import (Declarations, ParseFailure, canonical_signature, canonica
 EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
 TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
                  "failure", "degenerate", "gen_chars", "ref_chars", "tac_blocks", "tac_instructions", "complexity",
-                 "complexity_blocks", "length_bucket", "edit_distance", "length_diff", "parse_ok",
+                 "length_bucket", "edit_distance", "length_diff", "parse_ok",
                  "signature_generated", "selector_generated", "selector_match",
                  *[f"{side}_{c}" for c in EFFECT_CATEGORIES for side in ("tac", "out", "ref")],
                  "compile_unit", "compiles", "compile_status", "compile_message", "ref_compiles", "similarity",
@@ -184,11 +185,9 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
             "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
             "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
             "degenerate": degenerate_reason(text, ref), "gen_chars": len(text), "ref_chars": len(ref),
-            "tac_blocks": int(rec.get("tac_blocks") or 0),
-            "tac_instructions": int(rec.get("tac_instructions") or len((rec.get("tac") or "").splitlines())),
         }
-        row["complexity"] = complexity_bucket(row["tac_instructions"])
-        row["complexity_blocks"] = complexity_bucket(row["tac_blocks"], BLOCK_EDGES)
+        row["tac_instructions"], row["tac_blocks"] = tac_size(rec)
+        row["complexity"] = complexity_bucket(row)
         row["length_bucket"] = "<1000" if len(ref) < 1000 else ">=1000"
         row["edit_distance"] = edit_distance(text, ref)
         row["length_diff"] = length_diff(text, ref)

@@ -10,9 +10,6 @@ import numpy as np
 SIM_THRESHOLDS = (0.7, 0.8, 0.85, 0.9)
 EDIT_THRESHOLD = 0.4
 LONG_CHARS = 1000
-# complexity buckets over TAC instructions (upper bounds, inclusive)
-COMPLEXITY_EDGES = (50, 200, 1000)
-BLOCK_EDGES = (5, 20, 80)  # the same over TAC basic blocks
 GROUNDED = ("event", "storage_write", "external_call")  # reverts reported apart: compiler checks put them everywhere
 
 
@@ -48,15 +45,6 @@ def describe(values, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
             "ci_low": lo, "ci_high": hi, "median_ci_low": mlo, "median_ci_high": mhi,
             "q1": float(np.percentile(x, 25)), "q3": float(np.percentile(x, 75)),
             "min": float(x.min()), "max": float(x.max())}
-
-
-def complexity_bucket(instructions: int, edges: tuple[int, ...] = COMPLEXITY_EDGES) -> str:
-    lo = 0
-    for edge in edges:
-        if instructions <= edge:
-            return f"{lo}-{edge}" if lo else f"<={edge}"
-        lo = edge + 1
-    return f">{edges[-1]}"
 
 
 def _pearson(a, b) -> float | None:
@@ -117,7 +105,7 @@ def aggregate(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
         "generated_vs_reference_length": _pearson(df["gen_chars"], df["ref_chars"]),
     }
     groups: dict[str, Any] = {}
-    for col in ("complexity", "complexity_blocks", "length_bucket"):
+    for col in ("complexity", "length_bucket"):
         if col not in df:
             continue
         g = {}
@@ -219,7 +207,7 @@ def distinct(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
 
 
 def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
-    """The flat keys tacsol.compare reads (METRIC_KEYS)."""
+    """The flat metrics of summary.json (tacsol.compare reads EVAL_METRICS of them)."""
     s, e, c, g = agg["similarity"], agg["edit_distance"], agg["checks"], agg["grounding"]
     return {
         "n_functions": agg["n_functions"],

@@ -2,10 +2,11 @@
 
 A split holds the same function several times (one record per compiler version/setting that produced it, all in
 one near-duplicate ``group``). Scoring every record would weigh a function by how many settings compiled it, so a
-selection takes one record per group. Strata are the complexity buckets of ``aggregate.complexity_bucket`` (TAC
-instructions); each stratum gets an equal share of ``n`` (what one stratum cannot fill goes to the others), so
-that every stratum has enough functions for its own interval. The report says what was available, what was
-eligible and what was taken, so a reader sees what the selection left out (e.g. prompts too long to generate from).
+selection takes one record per group. Strata are the complexity buckets of ``tacsol.profile.complexity_bucket``
+(TAC instructions and blocks: the strata notebook 01 profiles and the evaluation reports by); each stratum gets an
+equal share of ``n`` (what one stratum cannot fill goes to the others), so that every stratum has enough functions
+for its own interval. The report says what was available, what was eligible and what was taken, so a reader sees
+what the selection left out (e.g. prompts too long to generate from).
 """
 from __future__ import annotations
 
@@ -13,15 +14,11 @@ import hashlib
 from collections import defaultdict
 from typing import Any, Callable, Iterable, Mapping
 
-from .aggregate import complexity_bucket
+from ..profile import complexity_bucket
 
 
 def _key(seed: int, rid: str) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
-
-
-def _instructions(r: Mapping[str, Any]) -> int:
-    return int(r.get("tac_instructions") or len((r.get("tac") or "").splitlines()))
 
 
 def one_per_group(records: Iterable[Mapping[str, Any]], seed: int = 0) -> list[dict]:
@@ -59,7 +56,7 @@ def select(records: Iterable[Mapping[str, Any]], n: int, *, seed: int = 0,
     ok = [r for r in distinct if eligible is None or eligible(r)]
     by: dict[str, list[dict]] = defaultdict(list)
     for r in ok:
-        by[complexity_bucket(_instructions(r))].append(r)
+        by[complexity_bucket(r)].append(r)
     take = allocate({k: len(v) for k, v in by.items()}, n)
     chosen: list[dict] = []
     for k in sorted(by):
@@ -67,7 +64,7 @@ def select(records: Iterable[Mapping[str, Any]], n: int, *, seed: int = 0,
     chosen.sort(key=lambda r: r["id"])
     all_by: dict[str, int] = defaultdict(int)
     for r in distinct:
-        all_by[complexity_bucket(_instructions(r))] += 1
+        all_by[complexity_bucket(r)] += 1
     report = {"records": len(recs), "distinct_functions": len(distinct), "eligible": len(ok),
               "selected": len(chosen), "seed": seed,
               "strata": {k: {"distinct": all_by.get(k, 0), "eligible": len(by.get(k, [])), "selected": take.get(k, 0)}
