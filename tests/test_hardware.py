@@ -7,20 +7,43 @@ from tacsol import hardware as H
 
 
 def test_rtx8000_trains_fp16_with_sdpa():
-    ch = H.training_choices("rtx8000")
-    assert ch["dtype"] == "fp16" and ch["loss_scaling"] and ch["attn_implementation"] == "sdpa"
-    assert ch["nf4"] and ch["deepspeed_precision"] == {"fp16": {"enabled": True, "loss_scale": 0}}
+    ch = H.choices("rtx8000")
+    assert (ch.dtype, ch.torch_dtype, ch.attn_implementation, ch.loss_scaling) == ("fp16", "float16", "sdpa", True)
 
 
 @pytest.mark.parametrize("name", ["a100-40gb", "a100-80gb", "h100-80gb", "h200", "rtx4090", "rtx-a6000"])
 def test_ampere_and_newer_train_bf16_with_fa2(name):
-    ch = H.training_choices(name)
-    assert (ch["dtype"], ch["attn_implementation"], ch["loss_scaling"]) == ("bf16", "flash_attention_2", False)
+    ch = H.choices(name)
+    assert (ch.dtype, ch.attn_implementation, ch.loss_scaling) == ("bf16", "flash_attention_2", False)
 
 
 def test_cpu_profile():
-    ch = H.training_choices("cpu")
-    assert ch["dtype"] == "fp32" and ch["attn_implementation"] == "sdpa"
+    ch = H.choices("cpu")
+    assert ch.dtype == "fp32" and ch.attn_implementation == "sdpa"
+    assert H.choices(None) == ch and H.choices("cpu", dtype="bfloat16").dtype == "bf16"  # CPU autocast
+
+
+def test_requested_dtype_attention_and_quantization_are_checked():
+    assert H.choices("rtx8000", dtype="float32").torch_dtype == "float32"
+    assert H.choices("h100", dtype="torch.float16").dtype == "fp16"
+    with pytest.raises(H.HardwareError, match="'dtype' is bf16 but hardware 'rtx8000' has no native bf16"):
+        H.choices("rtx8000", dtype="bf16")
+    with pytest.raises(H.HardwareError, match="flash_attention_2 but hardware 'rtx8000' lacks it"):
+        H.choices("rtx8000", attn_implementation="flash_attention_2")
+    with pytest.raises(H.HardwareError, match="quantization must be one of none, nf4, int8"):
+        H.choices("rtx8000", quantization="gptq")
+    with pytest.raises(H.HardwareError, match="dtype must be one of"):
+        H.choices("rtx8000", dtype="float8")
+    assert H.choices("rtx8000", quantization="NF4").quantization == "nf4"
+
+
+def test_runnable_here_falls_back_to_sdpa_without_flash_attn(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flash_attn" else real(n, *a))
+    assert H.choices("h100").runnable_here().attn_implementation == "sdpa"
+    assert H.choices("rtx8000").runnable_here() == H.choices("rtx8000")
 
 
 def test_memory_sizes():

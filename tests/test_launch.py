@@ -13,6 +13,7 @@ import yaml
 from tacsol import launch
 from tacsol import params as P
 from tacsol import paths
+from tacsol.train import run_choices
 
 ROOT = paths.repo_root()
 TRAIN_PARAMS = sorted((ROOT / "params").glob("0[45]_*.yaml"))
@@ -118,8 +119,8 @@ def test_accelerate_yamls_parse():
 
 
 def test_hardware_profile_chooses_precision_and_zero3_json():
-    assert launch.training_choices("rtx8000")["dtype"] == "float16"
-    assert launch.training_choices("h100")["dtype"] == "bfloat16"
+    assert run_choices({"hardware_profile": "rtx8000"}).torch_dtype == "float16"
+    assert run_choices({"hardware_profile": "h100"}).torch_dtype == "bfloat16"
     p = {"zero3_plan": "qlora_quant_storage", "deepspeed": ""}
     assert launch.resolve_deepspeed(p, "float16").endswith("zero3_fp16.json")
     assert launch.resolve_deepspeed(p, "bfloat16").endswith("zero3_bf16.json")
@@ -215,3 +216,19 @@ def test_read_artifacts_from_a_train_log(tmp_path):
     art = launch.read_artifacts(tmp_path)
     assert art["train_loss"] == [(1, 3.0), (2, 2.5)] and art["tokens_per_s"] == 50.0
     assert art["adapter_files"] == {"adapter_config.json": 2}
+
+
+def test_launcher_plans_with_the_choices_training_makes(monkeypatch):
+    """The launcher used to take dtype and attention from the bare profile (FlashAttention-2 on an H100, the params'
+    dtype ignored) while training loaded with the params' dtype and SDPA where flash_attn is missing: the recorded
+    choices, the DeepSpeed JSON and the fit estimate could describe another run than the one started."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda n, *a: None if n == "flash_attn" else real(n, *a))
+    p = {"hardware_profile": "h100", "dtype": "float16", "quantization": "nf4", "deepspeed": ""}
+    ch = run_choices(p)
+    assert (ch.torch_dtype, ch.attn_implementation) == ("float16", "sdpa")
+    plan = launch.memory_plan(p)
+    assert (plan["dtype"], plan["attn_implementation"], plan["weights"]) == ("fp16", "sdpa", "nf4")
+    assert launch.resolve_deepspeed({"zero3_plan": "qlora_quant_storage"}, ch.torch_dtype).endswith("zero3_fp16.json")

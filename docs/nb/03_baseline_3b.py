@@ -72,10 +72,10 @@ print("hardware:", HW)
 # and what the hardware profile chooses for compute dtype and attention.
 
 # %%
-choice = loading.profile_choices(hardware_profile)
+choice = train.run_choices(params)
 cfg_rows = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in params.items()}
-cfg_rows["→ compute dtype (profile)"] = choice["dtype"] if dtype == "auto" else dtype
-cfg_rows["→ attention (profile)"] = choice["attn_implementation"]
+cfg_rows["→ compute dtype (profile)"] = choice.torch_dtype
+cfg_rows["→ attention (profile)"] = choice.attn_implementation
 display(pd.DataFrame({"value": cfg_rows}).astype(str))
 example = train.load_records(dataset)["test"][0]
 print("The prompt template on one held-out function (training appends the Solidity target and EOS):\n")

@@ -1,15 +1,16 @@
 """Hardware profiles (``lib/tacsol/data/hardware/*.json``) and the training choices they imply.
 
 A profile is data: memory, compute capability, bandwidth, peak 16-bit tensor throughput and three capability flags
-(native bf16, FlashAttention-2, bitsandbytes NF4). :func:`training_choices` turns a profile into the compute dtype
-and attention implementation that the training phases use, so an RTX 8000 (sm_75) trains in fp16 with loss scaling
-and SDPA, while Ampere or newer trains in bf16 with FlashAttention-2.
+(native bf16, FlashAttention-2, bitsandbytes NF4). :func:`choices` is the one place that turns a profile (and a
+requested dtype and quantization) into :class:`Choices`: compute dtype, attention implementation, loss scaling. An
+RTX 8000 (sm_75) runs in fp16 with loss scaling and SDPA, Ampere or newer in bf16 with FlashAttention-2. Loading,
+training, inference, the launcher and the memory estimator all ask it.
 """
 from __future__ import annotations
 
 import difflib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +63,6 @@ class Hardware:
         return self.memory_mib / 1024
 
     def with_count(self, n: int) -> "Hardware":
-        from dataclasses import replace
-
         return replace(self, count=int(n))
 
 
@@ -137,32 +136,85 @@ def _cc(hw: Hardware) -> tuple[int, int]:
     return int(major), int(minor)
 
 
-def training_choices(profile: str | Hardware | dict) -> dict[str, Any]:
-    """What training on this hardware uses: compute dtype, attention implementation, loss scaling, 4-bit support.
+# Compute dtypes by their short names (tacsol.vram's) → torch's names; params may use either.
+TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}
+_DTYPE_ALIASES = {**{v: k for k, v in TORCH_DTYPES.items()}, "half": "fp16"}
+QUANTIZATIONS = ("none", "nf4", "int8")
+
+
+def short_dtype(name: str) -> str:
+    """"bf16" | "fp16" | "fp32" for a short or torch dtype name ("bfloat16", "torch.float16", "half")."""
+    key = str(name).strip().lower().removeprefix("torch.")
+    key = _DTYPE_ALIASES.get(key, key)
+    if key not in TORCH_DTYPES:
+        raise HardwareError(f"dtype must be one of {', '.join(TORCH_DTYPES)} (or {', '.join(TORCH_DTYPES.values())}), "
+                            f"got {name!r}")
+    return key
+
+
+@dataclass(frozen=True)
+class Choices:
+    """What running a model on a hardware profile uses, for training and inference alike."""
+    hardware: str
+    dtype: str  # compute dtype, short name: bf16 | fp16 | fp32
+    attn_implementation: str  # flash_attention_2 | sdpa
+    quantization: str = "none"  # none | nf4 (QLoRA: 4-bit weights, compute and storage in `dtype`) | int8
+
+    @property
+    def torch_dtype(self) -> str:
+        return TORCH_DTYPES[self.dtype]
+
+    @property
+    def loss_scaling(self) -> bool:
+        """fp16 needs dynamic loss scaling (Trainer ``fp16=True``, DeepSpeed ``"fp16": {"enabled": true}``)."""
+        return self.dtype == "fp16"
+
+    def runnable_here(self) -> "Choices":
+        """These choices as this machine can run them: FlashAttention-2 needs the flash_attn package; without it
+        PyTorch SDPA (the profile allows FA2, the environment does not provide it)."""
+        import importlib.util
+
+        if self.attn_implementation == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+            return replace(self, attn_implementation="sdpa")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"hardware": self.hardware, "dtype": self.dtype, "torch_dtype": self.torch_dtype,
+                "attn_implementation": self.attn_implementation, "quantization": self.quantization,
+                "loss_scaling": self.loss_scaling}
+
+
+def choices(profile: str | Hardware | dict | None, *, dtype: str | None = "auto", quantization: str = "none",
+            attn_implementation: str | None = None) -> Choices:
+    """Compute dtype and attention implementation on this hardware; a requested dtype / attention is checked.
 
     - dtype: bf16 needs native support (compute capability >= 8.0, NVIDIA CUDA docs); otherwise fp16 with dynamic
-      loss scaling (the RTX 8000 case: DeepSpeed ``"fp16": {"enabled": true}``, Trainer ``fp16=True``). CPU: fp32.
+      loss scaling (the RTX 8000 case). CPU: fp32 (a requested bf16 is allowed there: CPU autocast).
     - attention: FlashAttention-2 needs Ampere or newer (flash-attn README); elsewhere PyTorch SDPA, whose
       memory-efficient kernel also avoids materialising the s x s score matrix.
+    - quantization: nf4 needs bitsandbytes 4-bit support on the device (field 'nf4').
     """
-    hw = load_profile(profile)
+    hw = load_profile(profile or "cpu")
+    ampere = _cc(hw) >= (8, 0)
+    bf16_ok = hw.bf16_native and ampere
+    fa2_ok = hw.flash_attention_2 and ampere
     if hw.kind == "cpu":
-        dtype, attn = "fp32", "sdpa"
+        default_dtype, default_attn = "fp32", "sdpa"
     else:
-        native_bf16 = hw.bf16_native and _cc(hw) >= (8, 0)
-        dtype = "bf16" if native_bf16 else "fp16"
-        attn = "flash_attention_2" if (hw.flash_attention_2 and _cc(hw) >= (8, 0)) else "sdpa"
-    return {
-        "hardware": hw.name,
-        "dtype": dtype,
-        "torch_dtype": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
-        "attn_implementation": attn,
-        "loss_scaling": dtype == "fp16",
-        "bnb_4bit_compute_dtype": {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[dtype],
-        "nf4": hw.nf4,
-        "flash_attn_package_needed": attn == "flash_attention_2",
-        "memory_gib": round(hw.memory_gib, 2),
-        "trainer_flags": {"bf16": dtype == "bf16", "fp16": dtype == "fp16"},
-        "deepspeed_precision": ({"bf16": {"enabled": True}} if dtype == "bf16"
-                                else {"fp16": {"enabled": True, "loss_scale": 0}} if dtype == "fp16" else {}),
-    }
+        default_dtype = "bf16" if bf16_ok else "fp16"
+        default_attn = "flash_attention_2" if fa2_ok else "sdpa"
+    chosen = default_dtype if dtype in (None, "", "auto") else short_dtype(dtype)
+    if chosen == "bf16" and hw.kind == "cuda" and not bf16_ok:
+        raise HardwareError(f"'dtype' is bf16 but hardware {hw.name!r} has no native bf16 (field 'bf16_native', "
+                            "compute capability >= 8.0); use fp16 with loss scaling")
+    attn = attn_implementation or default_attn
+    if attn == "flash_attention_2" and not fa2_ok:
+        raise HardwareError(f"'attn_implementation' is flash_attention_2 but hardware {hw.name!r} lacks it "
+                            "(field 'flash_attention_2': needs Ampere or newer)")
+    quantization = (quantization or "none").lower()
+    if quantization not in QUANTIZATIONS:
+        raise HardwareError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if quantization == "nf4" and not hw.nf4:
+        raise HardwareError(f"quantization nf4 needs bitsandbytes 4-bit support, which hardware {hw.name!r} lacks "
+                            "(field 'nf4')")
+    return Choices(hw.name, chosen, attn, quantization)

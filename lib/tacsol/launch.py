@@ -170,15 +170,6 @@ def build_command(spec: LaunchSpec) -> Command:
 # --------------------------------------------------------------------------------------------------- hardware, fit
 
 
-def training_choices(profile: str) -> dict[str, str]:
-    """Compute dtype (torch name) and attention implementation that ``profile`` implies (tacsol.hardware decides:
-    fp16 + SDPA on Turing, bf16 + FlashAttention-2 on Ampere or newer, fp32 on CPU)."""
-    from . import hardware
-
-    ch = hardware.training_choices(profile)
-    return {"dtype": ch["torch_dtype"], "attn_implementation": ch["attn_implementation"], "hardware": ch["hardware"]}
-
-
 def deepspeed_config_problems(ds_path: str | None, dtype: str) -> list[str]:
     """A DeepSpeed JSON must agree with the hardware's dtype: bf16 on Turing is refused, not silently emulated."""
     if not ds_path:
@@ -219,16 +210,22 @@ def offload_mode(ds_path: str | None) -> str:
 
 
 def memory_plan(params: dict[str, Any]) -> dict[str, Any]:
-    """The training plan in tacsol.vram.Plan's terms."""
+    """The training run in tacsol.vram.Plan's terms: the one mapping from training params (tacsol.train's keys, plus
+    the launcher's n_processes / num_machines) to the estimator's input, used by notebook 03 and the launcher."""
+    from .train import run_choices
+
     ds = params.get("deepspeed") or None
     n = int(params.get("n_processes", 1)) * int(params.get("num_machines") or 1)
     stage = zero_stage(ds)
-    quant = params.get("quantization", "none")
+    ch = run_choices(params)
+    quantized = ch.quantization != "none"
     return {
-        "method": "qlora" if quant != "none" else "lora",
-        "weights": quant if quant != "none" else None,
+        "method": "qlora" if quantized else "lora",
+        "weights": ch.quantization if quantized else None,
         "double_quant": True,
-        "kbit_fp32_upcast": quant != "none",  # train calls peft's prepare_model_for_kbit_training
+        "kbit_fp32_upcast": quantized,  # train calls peft's prepare_model_for_kbit_training
+        "dtype": ch.dtype,
+        "attn_implementation": ch.attn_implementation,
         "lora_rank": int(params.get("lora_r", 16)),
         "lora_targets": list(params.get("lora_targets") or []),
         "seq_len": int(params.get("max_seq_length", 1024)),
@@ -247,12 +244,12 @@ def fit_check(params: dict[str, Any]) -> dict[str, Any]:
     per_gpu ≤ limit. An estimate that cannot be made is reported (fits None)."""
     from . import vram
 
-    plan = memory_plan(params)
     profile = params.get("hardware_profile") or "cpu"
     model = _ESTIMATOR_NAMES.get(str(params.get("model")), params.get("model"))
     margin = float(params.get("fit_margin") or vram.DEFAULT_MARGIN)
-    rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": plan, "fits": None, "margin": margin}
+    rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": None, "fits": None, "margin": margin}
     try:
+        plan = rec["plan"] = memory_plan(params)
         est = vram.estimate(model, plan, profile)
     except Exception as exc:  # unknown model or profile, bad plan field: say so, do not pretend it fits
         rec["message"] = f"no estimate for {model!r} on {profile!r}: {type(exc).__name__}: {exc}"
@@ -276,10 +273,11 @@ def fit_check_file(path: str | Path) -> dict[str, Any]:
     """The fit check of a phase params file (params/04_*.yaml ...): the notebook's defaults, the file's values and
     the DeepSpeed JSON its zero3_plan implies, as ``prepare`` would use them."""
     from . import params as P
+    from .train import run_choices
 
     stem = Path(path).name[:2]
     p = P.validate(P.load_yaml(paths.resolve(path)), P.notebook_parameters(paths.notebook_path(stem)), where=stem)
-    ds = resolve_deepspeed(p, training_choices(p.get("hardware_profile") or "cpu")["dtype"])
+    ds = resolve_deepspeed(p, run_choices(p).torch_dtype)
     return {**fit_check({**p, "deepspeed": ds}), "params_file": str(path), "n_processes": p.get("n_processes", 1)}
 
 
@@ -332,7 +330,7 @@ def plan_problems(params: dict[str, Any], ds: str, dtype: str) -> list[str]:
         problems.append(f"zero3_plan {plan!r} but deepspeed config {ds!r} is ZeRO stage {stage}")
     if launcher == "python" and (n > 1 or ds):
         problems.append("launcher 'python' runs one process without DeepSpeed: use accelerate, torchrun or deepspeed")
-    if launcher == "deepspeed" and dtype == "float32":
+    if launcher == "deepspeed" and is_cpu(params):
         problems.append("launcher 'deepspeed' on CPU: use torchrun (DeepSpeed's launcher expects accelerator devices)")
     acc_cfg = params.get("accelerate_config") or ""
     if acc_cfg and launcher == "accelerate":
@@ -533,17 +531,19 @@ def evaluate_adapter(params: dict[str, Any], limit: int, max_new_tokens: int | N
 def prepare(params: dict[str, Any]) -> dict[str, Any]:
     """Everything decided before a launch, no process started: dtype/attention, DeepSpeed JSON, checks, fit
     estimate, the training params and the command. Inconsistent plans raise ValueError naming the fields."""
+    from .train import run_choices
+
     out = paths.resolve(params["output_dir"])
-    choices = training_choices(params.get("hardware_profile") or "cpu")
-    ds = resolve_deepspeed(params, choices["dtype"])
-    problems = plan_problems(params, ds, choices["dtype"])
+    choices = run_choices(params)
+    ds = resolve_deepspeed(params, choices.torch_dtype)
+    problems = plan_problems(params, ds, choices.torch_dtype)
     if problems:
         raise ValueError("launch plan: " + "; ".join(problems))
     fit = fit_check({**params, "deepspeed": ds})
     tp = training_params(params, ds)
     tp_path = out / "train_params.yaml"
     cmd = build_command(spec_from_params(params, tp_path, ds))
-    return {"choices": choices, "deepspeed": ds, "fit": fit, "train_params": tp, "train_params_path": tp_path,
+    return {"choices": choices.to_dict(), "deepspeed": ds, "fit": fit, "train_params": tp, "train_params_path": tp_path,
             "command": cmd}
 
 

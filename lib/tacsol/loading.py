@@ -30,17 +30,6 @@ _EMBEDDED_ALIASES = {"embedded:smollm2-135m", "embedded:smollm2-135m-instruct", 
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_SUBDIR = "models/smollm2-135m-instruct"
 
-# Fallback when tacsol.hardware is not available: compute dtype and attention per profile.
-# RTX 8000 (Turing, sm_75) has no bf16 and no FlashAttention-2: fp16 + SDPA, never bf16.
-_PROFILE_FALLBACK = {
-    "cpu": {"dtype": "float32", "attn_implementation": "sdpa"},
-    "rtx8000": {"dtype": "float16", "attn_implementation": "sdpa"},
-    "a100": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
-    "h100": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
-    "h200": {"dtype": "bfloat16", "attn_implementation": "sdpa"},
-}
-
-
 def is_embedded(name: str) -> bool:
     return str(name).strip().lower() in _EMBEDDED_ALIASES
 
@@ -104,37 +93,6 @@ def resolve_source(name: str) -> str:
     return str(name)  # hub id (offline here unless cached; the GPU machines have the hub)
 
 
-def profile_choices(profile: str | None) -> dict[str, str]:
-    """Compute dtype and attention implementation for a hardware profile (tacsol.hardware when present)."""
-    profile = (profile or "cpu").lower()
-    try:
-        from . import hardware  # type: ignore
-
-        ch = hardware.training_choices(profile)
-        ch = ch if isinstance(ch, dict) else vars(ch)
-        dtype = ch.get("compute_dtype") or ch.get("dtype")
-        attn = ch.get("attn_implementation") or ch.get("attention")
-        if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
-            attn = "sdpa"  # the profile allows FA2 but the package is not installed here
-        if dtype and attn:
-            return {"dtype": str(dtype).replace("torch.", ""), "attn_implementation": str(attn)}
-    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
-        pass
-    if profile not in _PROFILE_FALLBACK:
-        raise ValueError(f"unknown hardware profile {profile!r} (known: {', '.join(_PROFILE_FALLBACK)})")
-    return dict(_PROFILE_FALLBACK[profile])
-
-
-def torch_dtype(name: str):
-    import torch
-
-    aliases = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "half": "float16"}
-    name = aliases.get(str(name).lower(), str(name).lower())
-    if name not in ("float32", "float16", "bfloat16"):
-        raise ValueError(f"dtype must be float32, float16 or bfloat16, got {name!r}")
-    return getattr(torch, name)
-
-
 def load_tokenizer(name: str, *, add_special: bool = True):
     from transformers import AutoTokenizer
 
@@ -164,32 +122,26 @@ def load_model(name: str, *, quantization: str = "none", hardware_profile: str =
     """Load a causal LM (+ tokenizer with the prompt's special tokens, embeddings resized).
 
     quantization: "none" | "nf4" (QLoRA: bitsandbytes NF4 with double quantization, compute dtype from the profile)
-    | "int8". dtype "auto" takes the hardware profile's compute dtype."""
+    | "int8". dtype "auto" takes the hardware profile's compute dtype (tacsol.hardware.choices decides and checks)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    from . import prompt
+    from . import hardware, prompt
 
-    choice = profile_choices(hardware_profile)
-    dt_name = choice["dtype"] if dtype in (None, "", "auto") else dtype
-    if choice["dtype"] in ("fp16", "float16") and "bf" in str(dt_name).lower():
-        raise ValueError(f"hardware profile {hardware_profile!r} has no native bf16 (e.g. RTX 8000, Turing): use float16")
-    dt = torch_dtype(dt_name)
+    choice = hardware.choices(hardware_profile, dtype=dtype, quantization=quantization).runnable_here()
+    dt = getattr(torch, choice.torch_dtype)
     source = resolve_source(name)
     tok = tokenizer if tokenizer is not None else load_tokenizer(name)
-    kwargs: dict[str, Any] = {"dtype": dt, "attn_implementation": choice["attn_implementation"]}
-    quantization = (quantization or "none").lower()
-    if quantization in ("nf4", "int8"):
+    kwargs: dict[str, Any] = {"dtype": dt, "attn_implementation": choice.attn_implementation}
+    if choice.quantization != "none":
         from transformers import BitsAndBytesConfig
 
-        if quantization == "nf4":
+        if choice.quantization == "nf4":
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                 bnb_4bit_compute_dtype=dt, bnb_4bit_quant_storage=dt)
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-    elif quantization != "none":
-        raise ValueError(f"quantization must be 'none', 'nf4' or 'int8', got {quantization!r}")
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
@@ -209,5 +161,4 @@ def load_model(name: str, *, quantization: str = "none", hardware_profile: str =
             model.resize_token_embeddings(len(tok), mean_resizing=True)
     if model.generation_config is not None:
         model.generation_config.pad_token_id = tok.pad_token_id
-    return Loaded(model, tok, source, str(dt).replace("torch.", ""), kwargs["attn_implementation"], quantization,
-                  new_ids)
+    return Loaded(model, tok, source, choice.torch_dtype, kwargs["attn_implementation"], choice.quantization, new_ids)

@@ -301,12 +301,14 @@ def _device_map(p: dict[str, Any]):
     return None
 
 
-def compute_dtype(p: dict[str, Any]) -> str:
-    """"float32" | "float16" | "bfloat16": the params' dtype, or the hardware profile's when "auto"."""
-    from . import loading
+def run_choices(p: dict[str, Any]):
+    """tacsol.hardware.Choices of this run on this machine: the profile's compute dtype (or the params' when not
+    "auto") and attention (FlashAttention-2 only where flash_attn is installed). Launcher and notebooks ask this too."""
+    from . import hardware
 
-    name = loading.profile_choices(p["hardware_profile"])["dtype"] if p["dtype"] in ("", "auto") else p["dtype"]
-    return str(loading.torch_dtype(name)).replace("torch.", "")
+    get = lambda key: p.get(key, DEFAULTS[key])  # noqa: E731 (the launcher's fit check passes partial params)
+    return hardware.choices(get("hardware_profile"), dtype=get("dtype"),
+                            quantization=get("quantization")).runnable_here()
 
 
 def _precision_flags(dtype_name: str, cpu_autocast: str = "auto") -> dict[str, bool]:
@@ -537,7 +539,7 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     cols = ("input_ids", "labels", "attention_mask")
     train_ds = datasets.Dataset.from_dict({c: [train_ex[i][c] for i in order] for c in cols})
     eval_ds = datasets.Dataset.from_dict({c: [e[c] for e in eval_ex] for c in cols}) if eval_ex else None
-    args = make_args(p, out, plan["steps"], compute_dtype(p))  # before the model: ZeRO-3 zero.Init (see make_args)
+    args = make_args(p, out, plan["steps"], run_choices(p).torch_dtype)  # before the model: ZeRO-3 zero.Init (see make_args)
     model, loaded = build_model(p, tokenizer=tok)
     trainer = _make_trainer(p, model, tok, train_ds, eval_ds, args, plan["step_tokens"])
 

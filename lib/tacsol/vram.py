@@ -324,16 +324,12 @@ def _check_plan(spec: mm.ModelSpec, plan: Plan, hw: hwmod.Hardware) -> None:
 
 
 def _choices(plan: Plan, hw: hwmod.Hardware) -> tuple[str, str]:
-    ch = hwmod.training_choices(hw)
-    dtype = plan.dtype or ch["dtype"]
-    attn = plan.attn_implementation or ch["attn_implementation"]
-    if attn == "flash_attention_2" and not hw.flash_attention_2:
-        raise VramError(f"plan field 'attn_implementation' is flash_attention_2 but hardware {hw.name!r} lacks it "
-                        "(field 'flash_attention_2': needs Ampere or newer)")
-    if dtype == "bf16" and hw.kind == "cuda" and not hw.bf16_native:
-        raise VramError(f"plan field 'dtype' is bf16 but hardware {hw.name!r} has no native bf16 (field 'bf16_native'); "
-                        "use fp16 with loss scaling")
-    return dtype, attn
+    """Compute dtype and attention: the plan's when set, else the hardware's (tacsol.hardware checks both)."""
+    try:
+        ch = hwmod.choices(hw, dtype=plan.dtype, attn_implementation=plan.attn_implementation)
+    except hwmod.HardwareError as exc:
+        raise VramError(f"plan field {exc}") from exc
+    return ch.dtype, ch.attn_implementation
 
 
 def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora_targets: list[str] | None) -> dict[str, float]:
@@ -1138,9 +1134,9 @@ def claims_table(hardware="rtx8000") -> list[dict[str, Any]]:
     q = mm.get_model("Qwen2.5-Coder-32B")
     add("Qwen2.5-Coder-32B has 128K context natively", f"config max_position_embeddings = {q.max_positions:,}; "
         "131,072 needs rope_scaling (YaRN ×4)", q.max_positions >= 131072, "config.json")
-    ch = hwmod.training_choices(hardware)
-    add("DeepSpeed `\"bf16\": {\"enabled\": true}` on RTX 8000", f"{ch['dtype']} with loss scaling, attention "
-        f"{ch['attn_implementation']}", ch["dtype"] == "bf16", "hardware profile: sm_75, no native bf16")
+    ch = hwmod.choices(hardware)
+    add("DeepSpeed `\"bf16\": {\"enabled\": true}` on RTX 8000", f"{ch.dtype} with loss scaling, attention "
+        f"{ch.attn_implementation}", ch.dtype == "bf16", "hardware profile: sm_75, no native bf16")
     a4 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=4096), hardware).terms["activations"]
     a8 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=8192), hardware).terms["activations"]
     add("Going to 8,192 tokens doubles memory per sample", f"activations ×{a8 / a4:.2f} (sdpa: linear in s); "
