@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.command:
         ap.print_help()
         return 0
+    from .ioutil import OutputError
     from .params import ParamsError
 
     try:
         return int(_load(args.command).main(args) or 0)
-    except ParamsError as exc:
+    except (ParamsError, OutputError) as exc:  # bad input or an unwritable output: the message says which
         print(f"tacsol {args.command}: {exc}", file=sys.stderr)
         return 2
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import paths, prompt
+from .ioutil import append_durably
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
 # The reference run's adapter (params/03_reference_cpu.yaml, evaluation in docs/reference-run.md) for the embedded
@@ -155,18 +156,15 @@ def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str
     """Resumable batched generation: one JSON line {"id", "generated", "seconds"} per record, appended and fsynced
     per batch, so a killed run goes on from where it stopped (records already in `path` are not generated
     again). Returns id -> text for every record."""
-    import os
     import time
 
     from tqdm.auto import tqdm
 
     recs = list(records)
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     done = read_done(p)
     if p.is_file() and p.stat().st_size and not p.read_bytes().endswith(b"\n"):
-        with open(p, "ab") as fh:  # a kill mid-line: end that line so the next row starts clean
-            fh.write(b"\n")
+        append_durably(p, "\n")  # a kill mid-line: end that line so the next row starts clean
     todo = [r for r in recs if str(r["id"]) not in done]
     ids = {str(r["id"]): len(prompt.prompt_ids(r, tok)) for r in todo}
     todo.sort(key=lambda r: ids[str(r["id"])])  # similar lengths per batch
@@ -180,10 +178,7 @@ def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str
             dt = (time.perf_counter() - t0) / len(chunk)
             lines = "".join(json.dumps({"id": str(r["id"]), "generated": o, "seconds": round(dt, 3)}) + "\n"
                             for r, o in zip(chunk, outs))
-            with open(p, "a", encoding="utf-8") as fh:
-                fh.write(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
+            append_durably(p, lines)
             for r, o in zip(chunk, outs):
                 done[str(r["id"])] = {"generated": o}
             bar.update(len(chunk))

@@ -1,6 +1,7 @@
 """Atomic file writes: a killed job never leaves a half-written file behind."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -8,20 +9,56 @@ from pathlib import Path
 from typing import Any
 
 
+class OutputError(OSError):
+    """An output that cannot be written (unwritable or missing folder, disk full); the message names the path."""
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename: readers see the old file
+    or the new one, never half of it. An OSError becomes :class:`OutputError` naming the path; nothing is left
+    behind."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
+        raise _output_error(path, exc) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _output_error(path: Path, exc: OSError) -> OutputError:
+    why = exc.strerror or str(exc)
+    return OutputError(exc.errno, f"cannot write {path}: {why}" + (" (the disk is full)" if exc.errno == errno.ENOSPC
+                                                                   else ""))
+
+
+def append_durably(path: str | os.PathLike, text: str) -> None:
+    """Append whole lines and fsync: the resume state of long jobs (a kill or a full disk leaves at most one half
+    line, which readers skip)."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        raise _output_error(path, exc) from exc
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -111,6 +111,8 @@ def run_notebook(notebook: Path, run_name: str, params_file: str | None = None,
             record.update(prev, reused=True, seconds=0.0)
             record["summary"] = read_json(out_dir / "summary.json")
             return record
+    # A run killed from here on must not leave the previous run's stamp vouching for a half-rewritten notebook.
+    stamp.unlink(missing_ok=True)
     t0 = time.time()
     try:
         pm.execute_notebook(str(notebook), str(executed), parameters=values, cwd=str(paths.repo_root()),
