@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from eth_hash.auto import keccak
+from tacsol.evm import keccak256
 
 M = 1 << 256
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
@@ -123,7 +123,7 @@ class TacFunction:
                 storage[args[0]] = args[1]
                 return None
             if name == "keccak256":
-                return int.from_bytes(keccak(mread(args[0], args[1])), "big")
+                return int.from_bytes(keccak256(mread(args[0], args[1])), "big")
             if name == "calldatacopy":
                 grow(args[0], args[2])
                 mem[args[0]:args[0] + args[2]] = calldata[args[1]:args[1] + args[2]].ljust(args[2], b"\0")

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from tacsol import corpus, pairs
+from tacsol import corpus, evm
 
 FIX = Path(__file__).parent / "fixtures" / "pairs" / "sol"
 
@@ -85,7 +85,7 @@ def test_compile_cache_and_method_identifiers():
         assert corpus.load_cached(u.key) is not None  # cached by (source hash, version, settings)
         for c in arts[u.key]["contracts"].values():
             for sig, sel in c["method_identifiers"].items():
-                assert pairs.selector_of(sig) == "0x" + sel  # our keccak agrees with solc
+                assert evm.selector(sig) == "0x" + sel  # our keccak agrees with solc
     tok = arts[units[0].key]["contracts"]["Token04"]
     assert tok["bytecode"] and tok["source_map"] and tok["evm_version"] == "byzantium"
     assert arts[units[0].key]["sources"]["src/Token04.sol"]["ast"]["nodeType"] == "SourceUnit"

@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tacsol import evaluate
+from tacsol import evaluate, evm
 from tacsol.evaluate import solidity as sol
 
 FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "records.jsonl"
@@ -68,8 +68,7 @@ def test_construct_counts():
 def test_selector_known_signatures():
     fn = evaluate.find_function("// leading prose\n```solidity\n" + TRANSFER.replace("uint256", "uint") + "\n```")
     assert evaluate.canonical_signature(fn) == "transfer(address,uint256)"
-    assert evaluate.selector("transfer(address,uint256)") == "0xa9059cbb"
-    assert evaluate.selector("balanceOf(address)") == "0x70a08231"
+    assert evm.selector(evaluate.canonical_signature(fn)) == "0xa9059cbb"
     # public state variables: the getter solc generates (mapping keys and array indexes become parameters)
     getter = evaluate.find_function("mapping(address => mapping(address => uint256)) public allowance;")
     assert getter.kind == "getter" and evaluate.canonical_signature(getter) == "allowance(address,address)"
@@ -91,7 +90,7 @@ contract C {
     for name in ("f", "g"):
         fn = evaluate.find_function(src.split("}\n", 2)[-1], name=name)
         sig = evaluate.canonical_signature(fn, decl)
-        assert out["selectors"][sig] == evaluate.selector(sig), sig
+        assert out["selectors"][sig] == evm.selector(sig), sig
 
 
 def test_compile_check_valid_and_invalid():

@@ -168,10 +168,11 @@ def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
 
 def test_verifier_ranks_the_checkable_candidate_first():
     from tacsol.evaluate import verify
+    from tacsol import evm
 
     rec = {"id": "v", "selector": "0xb8e010de", "solc_version": "0.8.19", "declarations": "uint256 x;",
            "tac": "function 0xb8e010de(uint256)\nb0:\n  v1 = calldataload 0x4\n  sstore(0x0, v1)\n  stop()"}
-    assert verify.selector("set(uint256)") == "0x60fe47b1"
+    assert evm.selector("set(uint256)") == "0x60fe47b1"
     rec["selector"] = "0x60fe47b1"
     greedy = "public " * 30
     wrong_name = "function put(uint256 a) public { x = a; }"

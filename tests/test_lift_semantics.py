@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from lift_interp import M, TacFunction  # noqa: E402
 
-from tacsol.evm_opcodes import BY_NAME  # noqa: E402
+from tacsol.evm import BY_NAME  # noqa: E402
 from tacsol.lift import lift  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "lift" / "contracts.json"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tacsol import corpus, pairs, paths
+from tacsol import corpus, evm, pairs, paths
 
 FIX = Path(__file__).parent / "fixtures" / "pairs"
 NAME = "pytest_pairs_fixture"
@@ -24,11 +24,6 @@ def _rows(dd):
     return [dict(r) for s in pairs.SPLITS for r in dd[s]]
 
 
-def test_selector_of_matches_known_values():
-    assert pairs.selector_of("transfer(address,uint256)") == "0xa9059cbb"
-    assert pairs.selector_of("balanceOf(address)") == "0x70a08231"
-
-
 def test_build_selectors_signatures_and_most_derived(built):
     manifest, out, dd = built
     rep = json.loads((out / "correctness.json").read_text())
@@ -44,7 +39,7 @@ def test_build_selectors_signatures_and_most_derived(built):
     assert describe and all('"vault"' in r["solidity"] for r in describe)  # override, not Base08's
     for r in rows:
         if r["selector"].startswith("0x"):
-            assert pairs.selector_of(r["signature"]) == r["selector"]
+            assert evm.selector(r["signature"]) == r["selector"]
         assert r["tac"] and r["solidity"] and r["license"] == "user" and r["settings"].count("/") == 2
 
 
@@ -122,7 +117,7 @@ def test_lift_error_becomes_reject(built):
     assert res.rejects[0]["detail"] == "creation_code" and "Token04" in res.rejects[0]["item"]
 
     class Empty:  # a lifter that times out on a function and returns no instructions for it
-        functions = [type("F", (), dict(selector=pairs.selector_of("mint(address,uint256)"), tac="", blocks=0,
+        functions = [type("F", (), dict(selector=evm.selector("mint(address,uint256)"), tac="", blocks=0,
                                         instructions=0, ops={}, status="timeout", pcs=[]))()]
 
     res = pairs.align_artifact(arts[units[0].key], texts, label="x", license="MIT", version="0.4.24",
@@ -136,7 +131,7 @@ def test_import_hf_tac_shape_jsonl():
     recs, rej = pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "code_tac", "solidity": "sol", "signature": "sig",
                                                        "contract": "contract_name"}, name="pytest_hf_tac")
     assert len(recs) == 3 and rej[0]["item"] == "row 3" and rej[0]["reason"] == "empty_field"
-    assert recs[0]["selector"] == pairs.selector_of("set(uint256)")
+    assert recs[0]["selector"] == evm.selector("set(uint256)")
     assert recs[1]["norm_hash"] != recs[2]["norm_hash"] or recs[1]["split"] == recs[2]["split"]
     dd = pairs.load("pytest_hf_tac")
     assert sum(len(dd[s]) for s in pairs.SPLITS) == 3
@@ -207,24 +202,6 @@ def test_always_reverts_excludes_declared_but_never_returned_data():
                               "falseBody": {"nodeType": "Block", "statements": [call("assert", lit("false"))]}}), Idx)
 
 
-def test_library_placeholders_are_linked_to_stand_in_addresses():
-    from tacsol.lift import lift
-    from tacsol.pairs import link_placeholders
-
-    ph05 = "__$" + "ab" * 17 + "$__"            # solc >= 0.5 placeholder (40 characters)
-    ph04 = "__contracts/L.sol:L" + "_" * 21         # solc 0.4 placeholder, padded to 40
-    assert len(ph05) == len(ph04) == 40
-    # PUSH20 <lib>; PUSH20 <lib2>; STOP
-    code = "73" + ph05 + "73" + ph04 + "00"
-    linked = link_placeholders(code)
-    assert "_" not in linked and len(linked) == len(code)
-    a, b = linked[2:42], linked[44:84]
-    assert a != b and int(a, 16) and int(b, 16)
-    assert link_placeholders(code) == linked                      # deterministic
-    assert link_placeholders("6001600055") == "6001600055"        # nothing to link: unchanged
-    lift(linked)                                                  # now valid bytecode for the lifter
-
-
 def _compile_one(src: str, extra_outputs: tuple[str, ...] = ()):
     """solc 0.8.10 output of one source file C.sol (AST + ``extra_outputs``), its AstIndex, and an owner-name helper
     ("Contract.member") for context assertions."""
@@ -243,7 +220,8 @@ def test_public_library_calls_are_external_calls_not_context():
     """`L.f(...)` of a public library function runs by DELEGATECALL in the linked library: the caller's TAC holds
     the DELEGATECALL (to the stand-in address), not L.f's event, so L.f is no context and counts as a call."""
     from tacsol.lift import lift
-    from tacsol.pairs import _children, context_of, link_placeholders, source_features
+    from tacsol.evm import link_placeholders
+    from tacsol.pairs import _children, context_of, source_features
 
     src = ("pragma solidity ^0.8.0;\nlibrary L { event E(); function f(uint x) public returns (uint) { emit E(); "
            "return x + 1; }\n function h(uint x) internal pure returns (uint) { return x * 3; } }\n"

@@ -91,7 +91,7 @@ def main() -> int:
         import gzip
 
         from tacsol.lift import LiftError
-        from tacsol.pairs import link_placeholders  # as the dataset build does (libraries linked to stand-ins)
+        from tacsol.evm import link_placeholders  # as the dataset build does (libraries linked to stand-ins)
 
         codes = []
         for p in sorted(glob.glob(str(Path(a.solc_cache) / "*" / "*.json.gz"))):

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import paths
+from . import evm, paths
 from .evaluate import GenerationFailure, evaluate_run
 
 PANORAMIX_PIN = "panoramix-decompiler==0.6.1"
@@ -207,7 +207,7 @@ def sevm_decompile(code_hex: str, timeout_s: float = 60.0) -> dict:
     exe = paths.node_modules() / ".bin" / "sevm"
     if not exe.exists():
         return {"status": "not_installed", "output": "", "error": f"{exe} missing (make setup)", "seconds": 0.0}
-    code = code_hex[2:] if code_hex.startswith("0x") else code_hex
+    code = evm.strip_0x(code_hex)
     st, out, err, sec = _run([str(exe), "sol", "--no-patch", "--no-color", "--no-cache", "-"],
                              input_text="0x" + code, timeout_s=timeout_s)
     return {"status": st, "output": _ANSI.sub("", out), "error": err[-500:], "seconds": sec}
@@ -267,7 +267,7 @@ def panoramix_decompile(code_hex: str, timeout_s: float = 120.0, venv: str | os.
     if not py.exists():
         return {"status": "not_installed", "output": "", "error": f"{py} missing (baselines.ensure_panoramix_venv())",
                 "seconds": 0.0}
-    code = code_hex[2:] if code_hex.startswith("0x") else code_hex
+    code = evm.strip_0x(code_hex)
     env = {**os.environ, "XDG_CACHE_HOME": str(_panoramix_cache())}
     st, out, err, sec = _run([str(py.parent / "panoramix"), "0x" + code], timeout_s=timeout_s, env=env)
     return {"status": st, "output": _ANSI.sub("", out), "error": err[-500:], "seconds": sec}
@@ -330,7 +330,7 @@ def decompile_records(tool: str, records, bytecode_of=None, *, timeout_s: float 
         elif tool == "panoramix" and _version(r.get("solc_version", "")) >= PANORAMIX_MAX_SOLC:
             gens[r["id"]] = GenerationFailure("unsupported_solc")  # PUSH0 bytecode: panoramix prints a fallback only
         else:
-            by_code.setdefault(code.lower().removeprefix("0x"), []).append(r)
+            by_code.setdefault(evm.strip_0x(code.lower()), []).append(r)
     cdir = paths.cache_dir() / "decompilers" / tool
     runs = []
     for code, rs in tqdm(by_code.items(), desc=f"{tool}: contracts", disable=not progress):

@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .evm_opcodes import OPCODES, Instr, disassemble
+from .evm import OPCODES, Instr, disassemble
 
 __all__ = ["lift", "LiftError", "LiftedContract", "LiftedFunction", "build_parser", "main"]
 

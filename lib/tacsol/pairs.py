@@ -23,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from . import corpus, paths
+from . import corpus, evm, paths
 from .corpus import Reject, Setting
 from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -49,16 +49,6 @@ def features():
     return datasets.Features({c: f[c] for c in COLUMNS})
 
 
-def keccak(data: bytes) -> bytes:
-    from Crypto.Hash import keccak as _k
-
-    return _k.new(digest_bits=256, data=data).digest()
-
-
-def selector_of(signature: str) -> str:
-    return "0x" + keccak(signature.encode()).hex()[:8]
-
-
 def sha(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -69,24 +59,6 @@ def _lifter():
     from . import lift as _lift
 
     return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
-
-
-def link_placeholders(code: str) -> str:
-    """Runtime code with its external-library placeholders linked to stand-in addresses.
-
-    solc leaves a 40-character placeholder where a library's address goes (linked at deployment):
-    ``__$<34 hex of keccak(path:Name)>$__`` from 0.5, ``__<path:Name padded with _>`` before. Each becomes the first
-    20 bytes of keccak256 of the placeholder text (deterministic, distinct per library), so the contract's own code
-    lifts; its library calls read ``delegatecall(gas, 0x<stand-in>, ...)``. Code without placeholders is unchanged."""
-    if "__" not in code:
-        return code
-    out, i = [], 0
-    while (j := code.find("__", i)) >= 0:
-        ph = code[j:j + 40]
-        out += [code[i:j], keccak(ph.encode()).hex()[:40]]
-        i = j + 40
-    out.append(code[i:])
-    return "".join(out)
 
 
 # -------------------------------------------------------------------------------------------------- AST index
@@ -455,16 +427,6 @@ def _decompress_source_map(sm: str) -> list[tuple[int, int, int]]:
     return out  # type: ignore[return-value]
 
 
-def _instruction_offsets(code_hex: str) -> list[int]:
-    code = bytes.fromhex(code_hex[2:] if code_hex.startswith("0x") else code_hex)
-    offs, pc = [], 0
-    while pc < len(code):
-        offs.append(pc)
-        op = code[pc]
-        pc += 1 + (op - 0x5F if 0x60 <= op <= 0x7F else 0)
-    return offs
-
-
 @dataclasses.dataclass
 class UnitResult:
     records: list[dict]
@@ -491,7 +453,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
         if n["nodeType"] == "ContractDefinition":
             contracts_by_name.setdefault((idx.file_of(n), n["name"]), n)
     for cname, c in art["contracts"].items():
-        code = link_placeholders((bytecode_override or {}).get(cname, c["bytecode"]) or "")
+        code = evm.link_placeholders((bytecode_override or {}).get(cname, c["bytecode"]) or "")
         main_file = next((f for (f, n) in contracts_by_name if n == cname), "")
         cnode = contracts_by_name.get((main_file, cname))
         item = f"{label}:{main_file}:{cname}"
@@ -527,7 +489,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
                     continue
                 sig = signature_of(n, idx)
                 if sig:
-                    by_selector.setdefault(selector_of(sig), {"node": n, "sig": sig})
+                    by_selector.setdefault(evm.selector(sig), {"node": n, "sig": sig})
         # signature check against solc
         mi = {"0x" + v: k for k, v in c["method_identifiers"].items()}
         for sel, d in by_selector.items():
@@ -541,7 +503,7 @@ def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str
         # isolation data (unoptimized legacy only)
         check_iso = not setting.optimize and not setting.via_ir and c.get("source_map")
         if check_iso:
-            offs = _instruction_offsets(code)
+            offs = evm.instruction_offsets(evm.hex_bytes(code))
             smap = _decompress_source_map(c["source_map"])
             pc_entry = {o: smap[i] for i, o in enumerate(offs) if i < len(smap)}
         for fn in lifted.functions:
@@ -982,7 +944,7 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
                      tac_hash=sha(tac), sol_hash=sha(sol), norm_hash=sha(normalize_body(sol)),
                      license=r["license"] or license, package=r["package"] or str(dataset_or_path)[:100])
             if not r["selector"] and r["signature"]:
-                r["selector"] = selector_of(r["signature"])
+                r["selector"] = evm.selector(r["signature"])
             r["contract_key"] = f"{r['package']}:{r['contract'] or i}"
             r["id"] = sha(r["tac_hash"] + r["sol_hash"])
             records.append(r)

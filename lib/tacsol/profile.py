@@ -391,6 +391,8 @@ def solidity_lex(text: str, kinds: bool = False) -> list[str]:
     operator (longest match: ``>>>= => ** == != <= >= && || ++ -- += -= ... << >>``) and other character is one
     lexeme, verbatim. ``kinds=True`` maps each lexeme to its class instead: keywords and elementary types
     (uintN/intN/bytesN) and operators/punctuation stay verbatim, other identifiers become IDENT, numbers NUMBER,
+    from . import evm
+
     strings STRING."""
     toks = _SOL_TOKEN.findall(_SOL_COMMENT.sub(lambda m: m.group("s") or " ", text))
     return [_kind(t) for t in toks] if kinds else toks
@@ -454,9 +456,8 @@ def bytecode_opcodes(code: str | bytes) -> list[str]:
     import evmole
 
     if isinstance(code, str):
-        h = code[2:] if code.startswith(("0x", "0X")) else code
         try:
-            code = bytes.fromhex(h)
+            code = evm.hex_bytes(code)
         except ValueError as exc:
             raise ProfileError(f"bytecode is not hex: {exc}") from None
     info = evmole.contract_info(code, disassemble=True, metadata=True)

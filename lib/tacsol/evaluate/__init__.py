@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from .. import evm
 from ..profile import complexity_bucket, tac_size
 from .aggregate import aggregate, bootstrap_ci, describe, flat_metrics, grounding  # noqa: F401
 from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
@@ -25,7 +26,7 @@ from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode,
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
 from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
-                       contract_body, find_function, parse_declarations, selector, tac_effects)
+                       contract_body, find_function, parse_declarations, tac_effects)
 
 EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
 TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
@@ -203,7 +204,7 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         if fn is not None and fn.kind in ("function", "getter"):
             try:
                 sig = canonical_signature(fn, decl)
-                sel = selector(sig)
+                sel = evm.selector(sig)
             except ParseFailure:
                 pass
         want = (rec.get("selector") or "").lower()

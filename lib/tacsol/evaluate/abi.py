@@ -9,6 +9,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from .. import evm
+
 M256 = (1 << 256) - 1
 
 
@@ -122,7 +124,7 @@ def _zero(t: AbiType):
 
 
 def calldata(selector: str, types: list[AbiType], values: list) -> bytes:
-    return bytes.fromhex(selector.removeprefix("0x")) + encode_tuple(types, values)
+    return evm.hex_bytes(selector) + encode_tuple(types, values)
 
 
 # ------------------------------------------------------------------------------------------------- values

@@ -36,11 +36,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from .. import corpus, paths
+from .. import corpus, evm, paths
 from . import abi
 from .compile import pick_version
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
-from .solidity import ParseFailure, find_function, keccak256, match_close, strip_comments
+from .solidity import ParseFailure, find_function, match_close, strip_comments
 
 CANDIDATE = "tacsol_candidate"
 # the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
@@ -281,17 +281,17 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
     c = ((out.get("contracts") or {}).get(main) or {}).get(contract)
     if not c or not c["evm"]["deployedBytecode"]["object"]:
         return None
-    code = bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"]))
+    code = evm.hex_bytes(evm.link_placeholders(c["evm"]["deployedBytecode"]["object"]))
     events = {}
     for e in c.get("abi") or []:
         if e.get("type") == "event":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
-            events.setdefault(e["name"], (keccak256(sig.encode()).hex(), len(e["inputs"])))
+            events.setdefault(e["name"], (evm.keccak256(sig.encode()).hex(), len(e["inputs"])))
     sigs, mods, errors, structs, private = _declared(out.get("sources") or {}, main, contract)
     for e in c.get("abi") or []:
         if e.get("type") == "error":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
-            errors[e["name"]] = (keccak256(sig.encode())[:4].hex(), len(e["inputs"]))
+            errors[e["name"]] = (evm.selector(sig)[2:], len(e["inputs"]))
     sl = c.get("storageLayout") or {}
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
                     sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
@@ -304,11 +304,6 @@ def _abi_type(i: dict) -> str:
     if t.startswith("tuple"):
         return "(" + ",".join(_abi_type(c) for c in i.get("components", [])) + ")" + t[5:]
     return t
-
-
-def _link(hexcode: str) -> str:
-    """Unlinked library placeholders (__$…$__ / __Name___) become a fixed address: both runtimes get the same."""
-    return re.sub(r"__[^_\s][\s\S]{34}__|__\$[0-9a-fA-F]{34}\$__", "11" * 20, hexcode)
 
 
 # ----------------------------------------------------------------------------------------- the candidate
@@ -397,7 +392,7 @@ def _candidate_runtime(out: dict, main: str, contract: str) -> tuple[bytes, str]
     sels = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items() if k.startswith(CANDIDATE + "(")]
     if not sels:
         return None
-    return bytes.fromhex(_link(c["evm"]["deployedBytecode"]["object"])), "0x" + sels[0]
+    return evm.hex_bytes(evm.link_placeholders(c["evm"]["deployedBytecode"]["object"])), "0x" + sels[0]
 
 
 # --------------------------------------------------------------------------------------------- binding
@@ -855,14 +850,14 @@ def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
     msg.sig (in call data, log data, return data): the harness's renaming must not show."""
     if not sel or cand_sel == sel:
         return o
-    a, b = bytes.fromhex(cand_sel[2:]), bytes.fromhex(sel[2:])
+    a, b = evm.hex_bytes(cand_sel), evm.hex_bytes(sel)
     return replace(o, output=o.output.replace(a, b), logs=[(t, d.replace(a, b)) for t, d in o.logs],
                    calls=[(k, t, v, d.replace(a, b)) for k, t, v, d in o.calls])
 
 
 def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: int, seed: int,
          shapes: dict | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
-    return execute(code, bytes.fromhex(sel[2:]) + abi.encode_tuple(types, c.args), dict(storage or {}),
+    return execute(code, evm.hex_bytes(sel) + abi.encode_tuple(types, c.args), dict(storage or {}),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())),
                    storage_default=lambda slot, pre: seed_value(slot, seed, variant, shapes, pre),

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..evm import BY_NAME
+
 CONTRACT = bytes.fromhex("c0ffee" + "00" * 17)
 GAS = 3_000_000
 BALANCE = 10**21
@@ -127,9 +129,11 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
         op(computation=c)
 
     ops = dict(base)
-    hooks = [(0x54, sload), (0x55, sstore), (0x20, sha3), (0x56, jump), (0x57, jump), (0x3B, probe(0)),
-             (0x3F, probe(0)), (0xF1, probe(1)), (0xF2, probe(1)), (0xF4, probe(1)), (0xFA, probe(1))]
-    for code, hook in hooks:
+    hooks = {"SLOAD": sload, "SSTORE": sstore, "SHA3": sha3, "JUMP": jump, "JUMPI": jump,
+             "EXTCODESIZE": probe(0), "EXTCODEHASH": probe(0), "CALL": probe(1), "CALLCODE": probe(1),
+             "DELEGATECALL": probe(1), "STATICCALL": probe(1)}
+    for name, hook in hooks.items():
+        code = BY_NAME[name].code
         ops[code] = Traced(base[code], hook)
     return ops
 

@@ -1,5 +1,5 @@
-"""Just enough Solidity parsing for the objective checks: find a function, read its header, canonical signature and
-selector, the state declarations of a contract, and which effects (events, storage writes, external calls,
+"""Just enough Solidity parsing for the objective checks: find a function, read its header and canonical signature
+(its selector: tacsol.evm.selector), the state declarations of a contract, and which effects (events, storage writes, external calls,
 reverts) a piece of code shows. Regex/brace based, not a full parser: limits are listed in docs/evaluation.md."""
 from __future__ import annotations
 
@@ -319,16 +319,6 @@ def canonical_type(t: str, decl: Declarations | None = None) -> str:
 
 def canonical_signature(fn: FunctionText, decl: Declarations | None = None) -> str:
     return f"{fn.name}({','.join(canonical_type(t, decl) for t, _ in fn.params)})"
-
-
-def keccak256(data: bytes) -> bytes:
-    from Crypto.Hash import keccak
-
-    return keccak.new(digest_bits=256, data=data).digest()
-
-
-def selector(signature: str) -> str:
-    return "0x" + keccak256(signature.encode()).hex()[:8]
 
 
 # ---------------------------------------------------------------- effects shown by code

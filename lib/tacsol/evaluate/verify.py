@@ -16,10 +16,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from .. import evm
 from .compile import build_stub, compile_many, pick_version
 from .degenerate import degenerate_reason
 from .solidity import (ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
-                       parse_declarations, selector, tac_effects)
+                       parse_declarations, tac_effects)
 
 WEIGHTS = {"not_degenerate": 8.0, "compiles": 4.0, "selector": 2.0, "grounding_f1": 1.0}
 _EFFECTS = ("event", "storage_write", "external_call", "revert")
@@ -61,7 +62,7 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
             pass
         if fn is not None and fn.kind in ("function", "getter"):
             try:
-                c.selector_match = bool(want) and selector(canonical_signature(fn, decl)) == want
+                c.selector_match = bool(want) and evm.selector(canonical_signature(fn, decl)) == want
             except ParseFailure:
                 pass
         if fn is not None and compile_check:

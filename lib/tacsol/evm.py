@@ -1,7 +1,8 @@
-"""EVM opcode table through Cancun: byte -> (mnemonic, stack inputs, stack outputs).
+"""EVM byte facts: the opcode table through Cancun, hex text to bytes, disassembly, keccak-256, function selectors
+and stand-in addresses for unlinked library placeholders.
 
-Operand order everywhere in tacsol follows the Yellow Paper: the first input is the top of the stack
-(SUB computes input0 - input1, SHL shifts input1 left by input0)."""
+Opcode table: byte -> (mnemonic, stack inputs, stack outputs). Operand order everywhere in tacsol follows the Yellow
+Paper: the first input is the top of the stack (SUB computes input0 - input1, SHL shifts input1 left by input0)."""
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -80,3 +81,50 @@ def disassemble(code: bytes, end: int | None = None) -> list[Instr]:
             out.append(Instr(pc, b, 0 if b == 0x5F else None, False))
             pc += 1
     return out
+
+
+def instruction_offsets(code: bytes) -> list[int]:
+    """Offset of every instruction (solc's source maps have one entry per instruction, in this order)."""
+    return [i.pc for i in disassemble(code)]
+
+
+# ------------------------------------------------------------------------------------------------- hex text
+def strip_0x(text: str) -> str:
+    """Hex text without its 0x / 0X prefix."""
+    return text[2:] if text[:2] in ("0x", "0X") else text
+
+
+def hex_bytes(text: str) -> bytes:
+    """Bytes of hex text (code, a selector, a word), with or without 0x."""
+    return bytes.fromhex(strip_0x(text))
+
+
+# ------------------------------------------------------------------------------------------- keccak, selectors
+def keccak256(data: bytes) -> bytes:
+    from Crypto.Hash import keccak
+
+    return keccak.new(digest_bits=256, data=data).digest()
+
+
+def selector(signature: str) -> str:
+    """The 4-byte selector ("0x" + 8 hex) of a canonical signature such as ``transfer(address,uint256)``."""
+    return "0x" + keccak256(signature.encode()).hex()[:8]
+
+
+def link_placeholders(code: str) -> str:
+    """Runtime code hex with its external-library placeholders linked to stand-in addresses.
+
+    solc leaves a 40-character placeholder where a library's address goes (linked at deployment):
+    ``__$<34 hex of keccak(path:Name)>$__`` from 0.5, ``__<path:Name padded with _>`` before. Each becomes the first
+    20 bytes of keccak256 of the placeholder text (deterministic, distinct per library), so the contract's own code
+    lifts and runs; its library calls read ``delegatecall(gas, 0x<stand-in>, ...)``. Code without placeholders is
+    unchanged."""
+    if "__" not in code:
+        return code
+    out, i = [], 0
+    while (j := code.find("__", i)) >= 0:
+        ph = code[j:j + 40]
+        out += [code[i:j], keccak256(ph.encode()).hex()[:40]]
+        i = j + 40
+    out.append(code[i:])
+    return "".join(out)
