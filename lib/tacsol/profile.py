@@ -391,8 +391,6 @@ def solidity_lex(text: str, kinds: bool = False) -> list[str]:
     operator (longest match: ``>>>= => ** == != <= >= && || ++ -- += -= ... << >>``) and other character is one
     lexeme, verbatim. ``kinds=True`` maps each lexeme to its class instead: keywords and elementary types
     (uintN/intN/bytesN) and operators/punctuation stay verbatim, other identifiers become IDENT, numbers NUMBER,
-    from . import evm
-
     strings STRING."""
     toks = _SOL_TOKEN.findall(_SOL_COMMENT.sub(lambda m: m.group("s") or " ", text))
     return [_kind(t) for t in toks] if kinds else toks
@@ -454,6 +452,8 @@ def _tac_line_op(line: str) -> str:
 def bytecode_opcodes(code: str | bytes) -> list[str]:
     """Opcode mnemonics of runtime bytecode by evmole's disassembly, CBOR metadata cut off."""
     import evmole
+
+    from . import evm
 
     if isinstance(code, str):
         try:
