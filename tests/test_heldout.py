@@ -167,8 +167,8 @@ def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
 
 
 def test_verifier_ranks_the_checkable_candidate_first():
-    from tacsol.evaluate import verify
     from tacsol import evm
+    from tacsol.evaluate import verify
 
     rec = {"id": "v", "selector": "0xb8e010de", "solc_version": "0.8.19", "declarations": "uint256 x;",
            "tac": "function 0xb8e010de(uint256)\nb0:\n  v1 = calldataload 0x4\n  sstore(0x0, v1)\n  stop()"}
