@@ -67,7 +67,7 @@ def test_bodies_show_effects_and_nothing_else(cid, lifted):
 
 @pytest.mark.parametrize("cid", IDS)
 def test_isolation_blocks_stay_inside_the_path_rule_set(cid):
-    """Every block a function's TAC uses lies in its evmole path-rule block set (offline-assets.md), and no other
+    """Every block a function's TAC uses lies in its evmole path-rule block set (docs/references.md, Offline assets), and no other
     function's entry is reached."""
     c = next(x for x in FIX if x["id"] == cid)
     raw = bytes.fromhex(c["runtime"])
@@ -99,28 +99,42 @@ def test_loops_and_internal_calls_execute_correctly(cid, lifted):
     assert kind == "stop" and st == {0: 42}
 
 
+# PUSH0 TLOAD; PUSH1 1 PUSH0 TSTORE; MCOPY(0,0x20,0x20); BLOBHASH(0); BLOBBASEFEE; BASEFEE; SSTOREs; STOP
+CANCUN_CODE = "5f5c" + "60015f5d" + "60206020" + "5f5e" + "5f49" + "4a01" + "4801" + "015f5500"
+
+
 def test_cancun_opcodes_render():
-    # PUSH0 TLOAD; PUSH1 1 PUSH0 TSTORE; MCOPY(0,0x20,0x20); BLOBHASH(0); BLOBBASEFEE; BASEFEE; SSTOREs; STOP
-    code = ("5f5c" "60015f5d" "6020602060005e" "5f49" "4a" "48" "0160005500" "")
-    code = "5f5c" + "60015f5d" + "60206020" + "5f5e" + "5f49" + "4a01" + "4801" + "015f5500"
-    tac = lift(code).function("fallback").tac
+    tac = lift(CANCUN_CODE).function("fallback").tac
     for frag in ("tload(0x0)", "tstore(0x0, 0x1)", "mcopy(0x0, 0x20, 0x20)", "blobhash(0x0)", "blobbasefee",
                  "basefee", "sstore(0x0,"):
         assert frag in tac, (frag, tac)
 
 
-@pytest.mark.parametrize("code,reason", [
+BAD_INPUTS = [
     ("0xzz12", "malformed_hex"), ("abc", "malformed_hex"), ("", "empty_code"), ("0x", "empty_code"),
     ("6001600201" + "7f0011", "truncated_push"), ("0c0d0e0f", "invalid_opcode"),
     ("363d3d373d3d3d363d73" + "be" * 20 + "5af43d82803e903d91602b57fd5bf3", "proxy_only"),
     ("365f5f37" "5f5f365f73" + "be" * 20 + "5af4" "00", "proxy_only"),
     ("60006000fd", "no_functions"), (12, "malformed_hex"),
-])
+]
+
+
+@pytest.mark.parametrize("code,reason", BAD_INPUTS)
 def test_bad_input_has_reason(code, reason):
     with pytest.raises(LiftError) as ei:
         lift(code)
     assert ei.value.reason == reason
     assert str(ei.value).startswith(reason + ": ")
+
+
+def test_recursion_is_partial_with_a_warning():
+    """partial.json (gen.js contract C): recursive fact() loses the call context; a plain getter stays ok."""
+    for c in json.loads((Path(__file__).parent / "fixtures" / "lift" / "partial.json").read_text()):
+        ids, res = c["method_identifiers"], lift(c["runtime"])
+        fact = res.function(ids["fact(uint256)"])
+        assert fact.status == "partial" and fact.instructions > 0, c["id"]
+        assert f"{fact.selector}: unresolved jump target(s); TAC is partial" in res.warnings
+        assert res.function(ids["x()"]).status == "ok"
 
 
 def test_creation_code_is_detected():

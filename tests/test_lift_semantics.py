@@ -102,15 +102,21 @@ def _program(rng: random.Random, n_ops: int = 14, n_out: int = 4) -> bytes:
     return bytes(code), outs
 
 
-def test_random_straight_line_programs_match_py_evm():
-    run = _evm()
-    rng = random.Random(1234)
-    checked = 0
-    for i in range(250):
+def random_cases(n: int = 250, seed: int = 1234):
+    """(code, output words, calldata) of the random programs; tools/lift_snapshot.py lifts the same ones."""
+    rng = random.Random(seed)
+    for _ in range(n):
         code, outs = _program(rng)
         # SSTORE needs one more stack item than MSTOREs consumed: top it up so both sides see the same stack.
         code = _push32(_value(rng)) + code
         data = b"".join(_value(rng).to_bytes(32, "big") for _ in range(4))
+        yield code, outs, data
+
+
+def test_random_straight_line_programs_match_py_evm():
+    run = _evm()
+    checked = 0
+    for i, (code, outs, data) in enumerate(random_cases()):
         out_evm, slot0 = run(code, data)
         lifted = lift(code)
         (fn,) = [f for f in lifted.functions if f.selector == "fallback"]
@@ -122,15 +128,23 @@ def test_random_straight_line_programs_match_py_evm():
     assert checked >= 300   # output words compared (each program stores 1-4 words plus one slot)
 
 
-@pytest.mark.parametrize("name,a,b", [("SUB", 7, 3), ("DIV", 100, 7), ("LT", 3, 5), ("GT", 3, 5), ("SHL", 4, 1),
-                                      ("SHR", 4, 256), ("SAR", 1, M - 4), ("EXP", 2, 10), ("BYTE", 31, 0x1234),
-                                      ("SIGNEXTEND", 0, 0xFF), ("SLT", M - 1, 0), ("SDIV", M - 8, 2)])
+OPERAND_ORDER = [("SUB", 7, 3), ("DIV", 100, 7), ("LT", 3, 5), ("GT", 3, 5), ("SHL", 4, 1), ("SHR", 4, 256),
+                 ("SAR", 1, M - 4), ("EXP", 2, 10), ("BYTE", 31, 0x1234), ("SIGNEXTEND", 0, 0xFF), ("SLT", M - 1, 0),
+                 ("SDIV", M - 8, 2)]
+
+
+def operand_order_code(name: str) -> bytes:
+    """calldataload(0x0) <name> calldataload(0x20), stored to memory 0 and slot 0 and returned."""
+    return bytes([0x60, 0, 0x60, 0x20, 0x35, 0x5F, 0x35, BY_NAME[name].code, 0x60, 0, 0x52, 0x60, 0, 0x55,
+                  0x60, 32, 0x60, 0, 0xF3])
+
+
+@pytest.mark.parametrize("name,a,b", OPERAND_ORDER)
 def test_operand_order_top_is_first(name, a, b):
     """The operand pushed last (top) is the first input; the rendered text shows that order. Inputs come from
     calldata (a = calldataload(0x0) on top, b = calldataload(0x20) below) so the lifter cannot fold them."""
     run = _evm()
-    code = bytes([0x60, 0, 0x60, 0x20, 0x35, 0x5F, 0x35, BY_NAME[name].code, 0x60, 0, 0x52, 0x60, 0, 0x55,
-                  0x60, 32, 0x60, 0, 0xF3])
+    code = operand_order_code(name)
     data = a.to_bytes(32, "big") + b.to_bytes(32, "big")
     out_evm, _ = run(code, data)
     tac = lift(code).function("fallback").tac
@@ -177,15 +191,23 @@ def test_compiled_binary_ops_operand_order_via_interpreter():
                 assert int.from_bytes(out, "big") == want, (c["id"], sig, a, b)
 
 
-@pytest.mark.parametrize("body", [
+SIMPLIFICATIONS = [
     "80602001" "03",            # (x + 0x20) - x        -> folds to 0x20
     "80602001" "90" "03",       # x - (x + 0x20)        -> must not fold to 0x20
     "80602001" "90600401" "03",  # (x + 0x4) - (x + 0x20)... operand order through the SWAP
     "8060200190600401" "9003",  # (x + 0x20) - (x + 0x4)
-])
+]
+
+
+def simplification_code(body: str) -> bytes:
+    """x = calldataload(0x0), then `body`; the result is stored to memory 0 and slot 0 and returned."""
+    return bytes.fromhex("6000" "5f35" + body + "5f52" "6000" "55" "60205ff3")
+
+
+@pytest.mark.parametrize("body", SIMPLIFICATIONS)
 def test_simplifications_agree_with_py_evm(body):
     run = _evm()
-    code = bytes.fromhex("6000" "5f35" + body + "5f52" "6000" "55" "60205ff3")
+    code = simplification_code(body)
     data = (12345).to_bytes(32, "big")
     out_evm, _ = run(code, data)
     tac = lift(code).function("fallback").tac
