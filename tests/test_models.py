@@ -105,3 +105,21 @@ def test_unknown_and_bad_inputs_name_the_item(tmp_path):
         M.lora_params("Llama-3.2-3B", 16, ["c_attn"])
     with pytest.raises(M.ModelError, match="not found"):
         M.from_config_file(tmp_path / "nope.json")
+
+
+def test_embedded_model_names_have_one_home():
+    """loading, tokens, launch and profile each kept their own spellings of the embedded model, and they disagreed:
+    'embedded' and 'embedded:smollm2-135m-instruct' loaded the model but had no memory estimate (the launcher's table
+    knew one name), 'smollm2' counted tokens and capped lengths but did not load. One table in the registry now."""
+    from tacsol import launch, profile, tokens
+
+    emb = M.embedded()
+    assert emb.name == "SmolLM2-135M" and emb.embedded_names[0] == "embedded:smollm2-135m"
+    one = launch.fit_check({"model": "embedded:smollm2-135m", "hardware_profile": "cpu"})
+    for name in (*emb.embedded_names, " Embedded:SmolLM2-135M"):
+        assert M.is_embedded(name) and M.get_model(name) is emb
+        assert tokens.family_of(name) == "smollm2" and profile.model_context(name) == emb.max_positions
+        assert launch.fit_check({"model": name, "hardware_profile": "cpu"})["per_gpu_gb"] == one["per_gpu_gb"]
+    # the checkpoint's hub id names the same architecture, but loads the hub's weights, not the shipped GGUF
+    assert M.get_model(emb.embedded_hf_id) is emb and not M.is_embedded(emb.embedded_hf_id)
+    assert not M.is_embedded("SmolLM2-360M") and not M.is_embedded("")

@@ -1,7 +1,7 @@
 # %% [markdown]
 # # 03 · Baseline fine-tune — does LoRA on TAC → Solidity pairs teach a causal LM to decompile?
 #
-# Reads the dataset (default: the shipped sample, `tacsol.pairs.load_sample()`), renders every function with the one
+# Reads the dataset (default: the shipped sample, `tacsol.pairs.load("sample")`), renders every function with the one
 # prompt template (`tacsol.prompt`: special tokens mark the function, its metadata and the TAC; loss on the Solidity
 # target + EOS only), fine-tunes a LoRA adapter with `tacsol.train` (the same module `tacsol train --params` and the
 # multi-GPU launchers run), and measures it: held-out loss of the untuned vs fine-tuned model, throughput, memory
@@ -61,7 +61,7 @@ import json
 import pandas as pd
 import matplotlib.pyplot as plt
 from IPython.display import display, HTML
-from tacsol import paths, summary, train, loading, infer, prompt
+from tacsol import paths, summary, train, loading, infer, prompt, models
 out = paths.resolve(output_dir); out.mkdir(parents=True, exist_ok=True)
 HW = summary.hardware_line()
 print("hardware:", HW)
@@ -90,7 +90,7 @@ print(prompt.build_prompt(example))
 # %%
 try:
     from tacsol import vram
-    vram_model = loading.resolve_source(model) if loading.is_embedded(model) else model
+    vram_model = loading.resolve_source(model) if models.is_embedded(model) else model
     plan = {"method": "qlora" if quantization == "nf4" else "lora", "lora_rank": lora_r,
             "lora_targets": lora_targets, "lora_dropout": lora_dropout, "seq_len": max_seq_length,
             "micro_batch": batch_size, "gradient_checkpointing": gradient_checkpointing}

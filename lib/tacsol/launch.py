@@ -46,8 +46,6 @@ ZERO3_CONFIGS = {
     ("lora16", "float32"): "params/deepspeed/zero3_cpu_smoke.json",
 }
 ZERO3_PLANS = ("none", "qlora_quant_storage", "lora16_offload", "lora16")
-# The estimator's registry name for the embedded demo model.
-_ESTIMATOR_NAMES = {"embedded:smollm2-135m": "SmolLM2-135M"}
 
 
 class LaunchError(RuntimeError):
@@ -245,7 +243,7 @@ def fit_check(params: dict[str, Any]) -> dict[str, Any]:
     from . import vram
 
     profile = params.get("hardware_profile") or "cpu"
-    model = _ESTIMATOR_NAMES.get(str(params.get("model")), params.get("model"))
+    model = params.get("model")
     margin = float(params.get("fit_margin") or vram.DEFAULT_MARGIN)
     rec: dict[str, Any] = {"model": model, "hardware_profile": profile, "plan": None, "fits": None, "margin": margin}
     try:

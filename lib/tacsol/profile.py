@@ -778,8 +778,7 @@ def model_context(model: str) -> int | None:
     try:
         from . import models
 
-        name = "SmolLM2-135M" if model.lower().startswith(("embedded", "smollm2")) else model
-        return int(models.resolve(name).max_positions)
+        return int(models.resolve(model).max_positions)  # the embedded model's names resolve to its entry
     except Exception:  # unknown or user model: no cap rather than a guess
         return None
 

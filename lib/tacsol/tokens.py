@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from . import paths
+from . import models, paths
 
 __all__ = ["FAMILIES", "TokenCounter", "family_of", "tokenizer_for", "get_counter", "smollm2_tokenizer_json",
            "count_batch", "TokenizerError"]
@@ -61,10 +61,9 @@ FAMILIES: dict[str, Family] = {
     "qwen2.5": Family("qwen2.5", "Qwen2.5 (Qwen2.5-Coder)", "Qwen/Qwen2.5-Coder-32B", 0, "Qwen/Qwen2.5-Coder-32B",
                       ("qwen2.5", "qwen2", "qwen3")),
     "smollm2": Family("smollm2", "SmolLM2 (embedded 135M)", None, 0, "HuggingFaceTB/SmolLM2-135M-Instruct",
-                      ("smollm2", "embedded")),
+                      ("smollm2",)),
 }
-_ALIASES = {"llama-3": "llama3", "llama": "llama3", "qwen": "qwen2.5", "qwen2.5-coder": "qwen2.5",
-            "smollm": "smollm2", "embedded:smollm2-135m": "smollm2", "embedded": "smollm2"}
+_ALIASES = {"llama-3": "llama3", "llama": "llama3", "qwen": "qwen2.5", "qwen2.5-coder": "qwen2.5", "smollm": "smollm2"}
 
 
 def family_of(model: str) -> str:
@@ -75,7 +74,9 @@ def family_of(model: str) -> str:
         return key
     if key in _ALIASES:
         return _ALIASES[key]
-    base = key.rsplit("/", 1)[-1].removeprefix("embedded:")
+    if models.is_embedded(key):
+        key = models.embedded().embedded_hf_id.lower()  # the family of the checkpoint it is
+    base = key.rsplit("/", 1)[-1]
     for fam in FAMILIES.values():
         for p in fam.prefixes:
             if base == p or base.startswith(p + "-") or base.startswith(p + ".") or base.startswith(p + "_"):
