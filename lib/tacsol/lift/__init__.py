@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .evm import OPCODES, Instr, disassemble
+from ..evm import OPCODES, Instr, disassemble
 
 __all__ = ["lift", "LiftError", "LiftedContract", "LiftedFunction", "build_parser", "main"]
 
@@ -392,7 +392,7 @@ class _Contract:
 
     def block_set(self, starts: list[int], stop: set[int] = frozenset(), deadline: float = float("inf")) -> list[int]:
         """Blocks reachable from `starts`; a dynamic target is followed only when the block that pushed the return
-        address (path[-1]) is already in the set; repeated to a fixed point (see offline-assets.md)."""
+        address (path[-1]) is already in the set; repeated to a fixed point (docs/references.md, Offline assets)."""
         seen: set[int] = set(starts)
         order = list(starts)
         changed = True
