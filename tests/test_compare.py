@@ -3,7 +3,7 @@ import json
 
 import pandas as pd
 
-from tacsol import compare
+from tacsol import claims, compare
 
 
 def _phase(root, run, stem, headline, smoke, evals=None, per_fn=None, hw=None):
@@ -44,7 +44,7 @@ def test_discover_and_tables(tmp_path):
     pf = compare.per_function(phases)
     assert len(pf) == 4 and set(pf["system"]) == {"fine-tuned", "retrieval"}
 
-    evm = compare.expected_vs_measured(compare.eval_table(phases), runs).set_index("claim")
+    evm = claims.expected_vs_measured(compare.eval_table(phases), runs).set_index("claim")
     row03 = evm.loc["paper (arXiv:2506.19624): Llama-3.2-3B LoRA mean similarity"]
     assert row03["verdict"] == "meets" and "Quadro RTX 8000" in row03["what ran"]
     row04 = evm.loc["recommendations: Qwen2.5-Coder-32B mean similarity 0.88–0.92"]

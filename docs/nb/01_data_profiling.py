@@ -35,7 +35,7 @@ import time
 import pandas as pd
 import matplotlib.pyplot as plt
 from IPython.display import display, Markdown
-from tacsol import paths, summary, tokens
+from tacsol import claims, paths, summary, tokens
 from tacsol import profile as PR
 from tacsol.ioutil import atomic_write_text
 out = paths.resolve(output_dir); out.mkdir(parents=True, exist_ok=True)
@@ -76,9 +76,10 @@ print(f"profiled in {profile_s:.1f} s (token counting: " +
 # ## Lengths in characters
 
 # %%
-fig = PR.plot_char_lengths(lengths, f"Characters per pair: raw TAC, raw Solidity, and the rendered training text "
+peak = claims.value("recommendations.function_chars")
+fig = PR.plot_char_lengths(lengths, peak, f"Characters per pair: raw TAC, raw Solidity, and the rendered training text "
                            f"(tacsol.prompt.build_prompt + build_target). Dashed: median; orange: the recommendations' "
-                           f"'200–300 characters' claim. {data_line}")
+                           f"'{peak[0]}–{peak[1]} characters' claim. {data_line}")
 fig.savefig(out / "char_lengths.png", dpi=110, bbox_inches="tight"); plt.show()
 display(pd.DataFrame({c: res["stats"][c] for c in ("tac_chars", "sol_chars", "full_chars")}).T.round(1))
 
@@ -95,9 +96,10 @@ fig = PR.plot_token_lengths(lengths, tokenizers, res["recommended"], thresholds,
 fig.savefig(out / "token_lengths.png", dpi=110, bbox_inches="tight"); plt.show()
 
 # %%
-fig = PR.plot_part_tokens(lengths, tokenizers, f"TAC tokens (the TAC between its markers, two newlines included) and "
-                          f"Solidity tokens (the target) per tokenizer; orange: the recommendations' '50–150 tokens' "
-                          f"claim. {data_line}")
+band = claims.value("recommendations.function_tokens")
+fig = PR.plot_part_tokens(lengths, tokenizers, band, f"TAC tokens (the TAC between its markers, two newlines included) "
+                          f"and Solidity tokens (the target) per tokenizer; orange: the recommendations' "
+                          f"'{band[0]}–{band[1]} tokens' claim. {data_line}")
 fig.savefig(out / "part_tokens.png", dpi=110, bbox_inches="tight"); plt.show()
 
 # %%
@@ -122,9 +124,10 @@ display(tok_stats)
 # `tacsol.profile.solidity_lex`, TAC instructions by operation name, bytecode opcodes by mnemonic).
 
 # %%
-claims = pd.DataFrame(res["claims"])
-display(claims)
-fig = PR.plot_entropy(res["entropy"], f"Unigram Shannon entropy, bits per symbol: paper (arXiv:2506.19624) vs this "
+claim_rows = claims.data_claims(lengths, tokenizers, res["entropy"])
+claim_table = pd.DataFrame(claim_rows)
+display(claim_table)
+fig = PR.plot_entropy(res["entropy"], claims.value("paper.entropy"), f"Unigram Shannon entropy, bits per symbol: paper (arXiv:2506.19624) vs this "
                       f"dataset (Solidity: lexemes; TAC: operation per instruction; bytecode: opcode mnemonics, n/a "
                       f"without bytecode). {data_line}")
 fig.savefig(out / "entropy.png", dpi=110, bbox_inches="tight"); plt.show()
@@ -198,7 +201,7 @@ if measured.exists():  # written by tools/bench_profile.py on this machine (not 
 # ## Summary
 
 # %%
-atomic_write_text(out / "claims.csv", claims.to_csv(index=False))
+atomic_write_text(out / "claims.csv", claim_table.to_csv(index=False))
 atomic_write_text(out / "lengths.csv", lengths.to_csv(index=False))
 max_len = {m: r["max_seq_length"] for m, r in res["recommended"].items()}
 by_family = {}
@@ -209,7 +212,7 @@ headline = {"pairs": len(df), **{f"max_seq_length[{m}]": v for m, v in max_len.i
             **{f"chars_per_token[{m}]": round(res["chars_per_token"][m], 3) for m in tokenizers},
             "leaked_bodies": hyg["leaked_bodies"], "exact_duplicate_rate": round(hyg["exact_duplicate_rate"], 4),
             "near_duplicate_rate": round(hyg["near_duplicate_rate"], 4),
-            "claims_holding": f"{(claims.holds == 'yes').sum()}/{(claims.holds != 'n/a').sum()}"}
+            "claims_holding": f"{(claim_table.holds == 'yes').sum()}/{(claim_table.holds != 'n/a').sum()}"}
 path = summary.write_summary(
     output_dir, phase="01_data_profiling", headline=headline, params=params, smoke=smoke,
     dataset=dataset, splits=split_counts, tokenizers={m: c.source for m, c in counters.items()},
@@ -217,7 +220,7 @@ path = summary.write_summary(
     coverage={m: {str(t): v for t, v in c.items()} for m, c in res["coverage"].items()},
     recommended=res["recommended"], chars_per_token=res["chars_per_token"],
     entropy={k: (v and {x: v[x] for x in ("bits", "vocabulary", "symbols")}) for k, v in res["entropy"].items()},
-    claims=res["claims"], hygiene={k: v for k, v in hyg.items()}, stats=res["stats"],
+    claims=claim_rows, hygiene={k: v for k, v in hyg.items()}, stats=res["stats"],
     composition_flags=comp["flags"], benchmark=bench, seconds=round(time.perf_counter() - t_start, 1))
 print("wrote", path)
 print(json.dumps(headline, indent=1))

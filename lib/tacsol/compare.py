@@ -1,10 +1,10 @@
 """Collect run folders (outputs/<run>/<NN_stem>/summary.json, eval/…) into tables for 06_compare.
 
-Reads only files, so runs made on a GPU cluster can be copied into outputs/ and compared with local ones."""
+Reads only files, so runs made on a GPU cluster can be copied into outputs/ and compared with local ones. What the
+paper and the recommendations expected beside these tables: :func:`tacsol.claims.expected_vs_measured`."""
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -12,11 +12,6 @@ from typing import Any, Iterable
 from . import paths
 
 TRAINING_PHASES = ("03", "04", "05")
-
-# The paper's and the recommendations' numbers drawn as reference lines (docs/references.md).
-PAPER_SIMILARITY = 0.82
-PAPER_SHARE_ABOVE_0_8 = 0.783
-RECOMMENDATIONS_32B_EXPECTED = (0.88, 0.92)
 
 # Evaluation summaries may name a metric in a few ways; the first key found wins.
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
@@ -196,39 +191,3 @@ def per_function(phases: list[Phase]):
                 frames.append(df)
                 break
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def expected_vs_measured(evals, runs) -> "Any":
-    """The numbers the paper and the recommendations expect beside what each run measured, and what the run was."""
-    import pandas as pd
-
-    claims = [
-        ("03", "paper (arXiv:2506.19624): Llama-3.2-3B LoRA mean similarity", PAPER_SIMILARITY),
-        ("03", "paper: share with similarity > 0.8", PAPER_SHARE_ABOVE_0_8),
-        ("04", "recommendations: Qwen2.5-Coder-32B mean similarity 0.88–0.92", sum(RECOMMENDATIONS_32B_EXPECTED) / 2),
-        ("05", "recommendations: 70B ≥ 32B quality (no number given)", None),
-    ]
-    rows = []
-    for number, claim, expected in claims:
-        metric = "share_sim_gt_0_8" if "share" in claim else "similarity_mean"
-        sub = evals[(evals["phase"].str[:2] == number) & (evals["system"] == "fine-tuned")] if len(evals) else evals
-        if len(sub) == 0:
-            rows.append({"claim": claim, "expected": expected, "measured": None, "run": None,
-                         "what ran": "no run of this phase found", "verdict": "not measured"})
-            continue
-        for _, r in sub.iterrows():
-            measured = r.get(metric)
-            what = f"{r['kind']} run: {r.get('model')}"
-            rr = runs[(runs["run"] == r["run"]) & (runs["phase"] == r["phase"])] if len(runs) else runs
-            if len(rr):
-                what += f" on {rr.iloc[0]['hardware']}"
-            if r["kind"] == "smoke":
-                verdict = "not comparable (smoke run)"
-            elif expected is None or measured is None or (isinstance(measured, float) and math.isnan(measured)):
-                verdict = "no number to compare"
-            else:
-                lo = RECOMMENDATIONS_32B_EXPECTED[0] if number == "04" and metric == "similarity_mean" else expected
-                verdict = "meets" if measured >= lo else "below"
-            rows.append({"claim": claim, "expected": expected, "measured": measured, "run": r["run"],
-                         "what ran": what, "verdict": verdict})
-    return pd.DataFrame(rows)

@@ -1,5 +1,5 @@
 """Shared figure helpers. The paper's figures 2–7 (arXiv:2506.19624) redrawn for any run, with the paper's numbers
-as reference lines (docs/references.md), plus the objective checks and a systems comparison.
+as reference lines (tacsol.claims), plus the objective checks and a systems comparison.
 
 Our reading of the paper's figures: 2 length difference, 3 similarity distribution and thresholds, 4 edit distance
 box plot, 5 edit distance vs similarity, 6 Solidity construct frequencies, 7 quality by function length."""
@@ -11,18 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-PAPER = {
-    "similarity_mean": 0.82,
-    "similarity_shares": {0.7: 0.90, 0.8: 0.783, 0.85: 0.50, 0.9: 0.452},
-    "edit_lt_0_4": (0.825, 0.60),       # Fig. 3 text vs Fig. 4 text: the paper contradicts itself
-    "edit_box": {"median": 0.3, "q1": 0.2, "q3": 0.45},
-    "length_diff": {"median": 5, "std": 254.18, "within_50": 0.6764, "min": -2897, "max": 16434},
-    "r_edit_similarity": -0.72,
-    "r_length": 0.89,
-    "by_length": {"<1000": 0.85, ">=1000": 0.70},
-}
-# all-MiniLM-L6-v2 on 3,000 npm functions (reference.md); the run's own floor/ceiling are drawn too
-NPM_FLOOR, NPM_CEILING = 0.227, 0.756
+from . import claims
 
 
 def _plt():
@@ -33,6 +22,11 @@ def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _pct(share: float) -> str:
+    """A paper's share as it prints it: 0.825 → 82.5%, 0.6 → 60%."""
+    return f"{round(share * 100, 2):g}%"
 
 
 def _caption(fig, text: str) -> None:
@@ -57,8 +51,9 @@ def fig2_length_diff(df, ax=None):
     ax.hist(np.clip(ld, -lim, lim), bins=40, color="#4c72b0", alpha=0.8)
     ax.axvline(np.median(ld) if len(ld) else 0, color="#4c72b0", lw=2, label=f"this run median {np.median(ld):.0f}"
                if len(ld) else "this run")
-    ax.axvline(PAPER["length_diff"]["median"], color="crimson", ls="--",
-               label=f"paper median {PAPER['length_diff']['median']} (67.6% within ±50)")
+    paper = claims.paper_markers()["length_diff"]
+    ax.axvline(paper["median"], color="crimson", ls="--",
+               label=f"paper median {paper['median']} ({paper['within_50']:.1%} within ±50)")
     for x in (-50, 50):
         ax.axvline(x, color="0.5", ls=":", lw=1)
     within = float(np.mean(np.abs(ld) <= 50)) if len(ld) else float("nan")
@@ -76,12 +71,13 @@ def fig3_similarity(df, floor: dict | None = None, ax=None):
     sim = df["similarity"].to_numpy(float)
     ax.hist(sim, bins=np.linspace(min(0, np.nanmin(sim) if len(sim) else 0), 1, 41), color="#55a868", alpha=0.8)
     ax.axvline(np.nanmean(sim), color="#55a868", lw=2, label=f"this run mean {np.nanmean(sim):.3f}")
-    ax.axvline(PAPER["similarity_mean"], color="crimson", ls="--", label="paper mean 0.82")
+    paper = claims.paper_markers()
+    ax.axvline(paper["similarity_mean"], color="crimson", ls="--", label=f"paper mean {paper['similarity_mean']}")
     if floor and floor.get("similarity_floor") is not None:
         ax.axvline(floor["similarity_floor"], color="0.3", ls=":", label=f"floor (random pairs) {floor['similarity_floor']:.3f}")
         ax.axvline(floor["similarity_ceiling"], color="0.3", ls="-.",
                    label=f"ceiling (nearest other) {floor['similarity_ceiling']:.3f}")
-    shares = ", ".join(f">{t}: {np.mean(sim > t):.0%} (paper {p:.0%})" for t, p in PAPER["similarity_shares"].items())
+    shares = ", ".join(f">{t}: {np.mean(sim > t):.0%} (paper {p:.0%})" for t, p in paper["similarity_shares"].items())
     ax.set(xlabel="cosine similarity (generated vs original)", ylabel="functions", title="Fig. 3: semantic similarity")
     ax.set_ylim(0, ax.get_ylim()[1] * 1.2)  # room for the shares line
     ax.text(0.01, 0.97, shares, transform=ax.transAxes, fontsize=6.5, va="top")
@@ -96,7 +92,8 @@ def fig4_edit_distance(df, ax=None):
         fig, ax = plt.subplots(figsize=(4.5, 3.6))
     ed = df["edit_distance"].to_numpy(float)
     ax.boxplot([ed], tick_labels=["this run"], widths=0.5)
-    b = PAPER["edit_box"]
+    paper = claims.paper_markers()
+    b = paper["edit_box"]
     ax.bxp([{"med": b["median"], "q1": b["q1"], "q3": b["q3"], "whislo": b["q1"], "whishi": b["q3"],
              "label": "paper", "fliers": []}], positions=[2], widths=0.5, showfliers=False,
            boxprops={"color": "crimson"}, medianprops={"color": "crimson"})
@@ -104,7 +101,7 @@ def fig4_edit_distance(df, ax=None):
     ax.axhline(0.4, color="0.5", ls=":", lw=1)
     share = float(np.mean(ed < 0.4)) if len(ed) else float("nan")
     ax.set(ylabel="normalized edit distance",
-           title=f"Fig. 4: edit distance ({share:.0%} < 0.4; paper 82.5% or 60%)")
+           title=f"Fig. 4: edit distance ({share:.0%} < 0.4; paper {' or '.join(map(_pct, paper['edit_lt_0_4']))})")
     ax.title.set_fontsize(9)
     return fig
 
@@ -117,8 +114,9 @@ def fig5_edit_vs_similarity(df, ax=None):
     ed, sim = df["edit_distance"].to_numpy(float), df["similarity"].to_numpy(float)
     ax.scatter(ed, sim, s=8, alpha=0.5)
     r = float(np.corrcoef(ed, sim)[0, 1]) if len(ed) > 2 and np.std(ed) > 0 and np.std(sim) > 0 else float("nan")
+    paper_r = f"{claims.paper_markers()['r_edit_similarity']:.2f}".replace("-", "−")  # as the paper prints it
     ax.set(xlabel="normalized edit distance", ylabel="similarity",
-           title=f"Fig. 5: edit distance vs similarity, r = {r:.2f} (paper −0.72)")
+           title=f"Fig. 5: edit distance vs similarity, r = {r:.2f} (paper {paper_r})")
     ax.title.set_fontsize(9)
     return fig
 
@@ -134,7 +132,8 @@ def fig6_constructs(constructs: dict, ax=None, top: int = 14):
     ax.bar(x - 0.2, [ref[k] for k in keys], 0.4, label="original")
     ax.bar(x + 0.2, [gen[k] for k in keys], 0.4, label="generated")
     ax.set_xticks(x, keys, rotation=45, ha="right", fontsize=7)
-    ax.set(ylabel="per 1,000 chars", title="Fig. 6: Solidity constructs (paper: require/msg.sender within 2%)")
+    within = claims.paper_markers()["security_tokens_within"]
+    ax.set(ylabel="per 1,000 chars", title=f"Fig. 6: Solidity constructs (paper: require/msg.sender within {within:.0%})")
     ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     return fig
@@ -145,6 +144,7 @@ def fig7_by_length(df, ax=None):
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    paper = claims.paper_markers()["by_length"]
     labels, means, ns = [], [], []
     for key in ("<1000", ">=1000"):
         sub = df[df["length_bucket"] == key]
@@ -153,7 +153,7 @@ def fig7_by_length(df, ax=None):
         ns.append(len(sub))
     ax.bar([0, 1], means, color="#8172b2", width=0.5)
     for i, key in enumerate(labels):
-        ax.hlines(PAPER["by_length"][key], i - 0.3, i + 0.3, colors="crimson", linestyles="--",
+        ax.hlines(paper[key], i - 0.3, i + 0.3, colors="crimson", linestyles="--",
                   label="paper (> this)" if i == 0 else None)
         ax.text(i, means[i] + 0.01, f"n={ns[i]}", ha="center", fontsize=7)
     ax.set_xticks([0, 1], ["original < 1,000 chars", "≥ 1,000 chars"])
@@ -217,7 +217,8 @@ def compare_systems(summaries: dict[str, dict], ax=None, title: str = "Systems o
     y = np.arange(len(names))
     ax.barh(y, means, xerr=[np.subtract(means, lo), np.subtract(hi, means)], color="#4c72b0", alpha=0.8)
     ax.set_yticks(y, names)
-    ax.axvline(PAPER["similarity_mean"], color="crimson", ls="--", label="paper 0.82")
+    paper_mean = claims.paper_markers()["similarity_mean"]
+    ax.axvline(paper_mean, color="crimson", ls="--", label=f"paper {paper_mean}")
     any_floor = next((s["metrics"] for s in summaries.values() if s["metrics"].get("similarity_floor") is not None),
                      None)
     if any_floor:

@@ -1,7 +1,8 @@
 """Data profiling: lengths in characters and exact tokens, coverage per sequence length, the recommended
-``max_seq_length`` per model, entropy, composition, complexity buckets, duplicates and split leakage, and the
-"claim vs data" table. Notebook 01_data_profiling draws these; training phases read ``max_seq_length`` from its
-summary.json through :func:`max_seq_length_for`; the evaluation imports :func:`complexity_bucket`.
+``max_seq_length`` per model, entropy, composition, complexity buckets, duplicates and split leakage. Notebook
+01_data_profiling draws these beside the claims about the data (:func:`tacsol.claims.data_claims`); training phases
+read ``max_seq_length`` from its summary.json through :func:`max_seq_length_for`; the evaluation imports
+:func:`complexity_bucket`.
 
 Definitions (what every number means):
 
@@ -33,7 +34,6 @@ import json
 import math
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -41,7 +41,7 @@ import numpy as np
 
 __all__ = ["ProfileError", "THRESHOLDS", "load_pairs", "validate", "measure", "coverage", "recommend_max_seq_length",
            "describe", "shannon_entropy", "solidity_lex", "tac_operations", "bytecode_opcodes", "entropy_report",
-           "composition", "tac_size", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene", "claims_table",
+           "composition", "tac_size", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene",
            "max_seq_length_for", "profile", "replicate"]
 
 THRESHOLDS = (2048, 4096, 8192, 16384, 20000)
@@ -631,93 +631,6 @@ def hygiene(df) -> dict[str, Any]:
     }
 
 
-# ------------------------------------------------------------------------------------------ claims table
-PAPER_ENTROPY = {"solidity": 4.22, "tac": 5.78, "bytecode": 6.30}
-
-
-@dataclass
-class Claim:
-    claim: str
-    source: str
-    measured: str
-    holds: str      # "yes" | "no" | "n/a"
-    how: str
-
-
-def claims_table(lengths, models: Sequence[str], entropy: Mapping[str, Any], n_pairs: int,
-                 test_pairs: int | None = None, entropy_tolerance: float = 0.05) -> list[dict[str, str]]:
-    """Every quantitative claim the recommendations and the paper make about the data, with the measured number.
-    Holds: chars/token within 3.5–4.5; "most functions" = median inside the range and more than half of pairs in
-    it; coverage claims at the stated share; entropy within ``entropy_tolerance`` (relative) of the paper."""
-    rows: list[Claim] = []
-    rec, paper = "training-recommendations.md", "paper (arXiv:2506.19624)"
-    yn = lambda b: "yes" if b else "no"  # noqa: E731
-    for m in models:
-        cpt = lengths["full_chars"].sum() / lengths[f"{m}:full"].sum()
-        rows.append(Claim("~4 characters per token", rec, f"{cpt:.2f} chars/token ({m}, prompt + target)",
-                          yn(3.5 <= cpt <= 4.5), "total characters / total tokens of the full sequences; holds if 3.5–4.5"))
-    for part, name in (("tac", "TAC"), ("sol", "Solidity")):
-        for m in models:
-            x = lengths[f"{m}:{part}"]
-            share = float(((x >= 50) & (x <= 150)).mean())
-            med = float(x.median())
-            rows.append(Claim(f"most functions are 50–150 tokens of {name}", rec,
-                              f"median {med:.0f} tokens, {share:.1%} of pairs in 50–150 ({m})",
-                              yn(50 <= med <= 150 and share > 0.5), "holds if the median is in 50–150 and > 50% are"))
-    for m in models:
-        cov = coverage(lengths[f"{m}:full"], (4096,))[4096]
-        rows.append(Claim("4,096 tokens capture 95%+ of functions", rec, f"{cov:.2%} fit in 4,096 ({m})",
-                          yn(cov >= 0.95), "share of full sequences ≤ 4,096 tokens"))
-    for m in models:
-        x = lengths[f"{m}:full"]
-        ratio = 4096 / float(x.median())
-        rows.append(Claim("4,096 gives 10–20× headroom", rec, f"4,096 / median {x.median():.0f} = {ratio:.1f}× ({m})",
-                          yn(ratio >= 10), "4,096 divided by the median full sequence; holds if ≥ 10×"))
-    for m in models:
-        mx = int(lengths[f"{m}:full"].max())
-        rows.append(Claim("8,192 captures even the longest functions", rec, f"longest {mx:,} tokens ({m})",
-                          yn(mx <= 8192), "holds if no full sequence exceeds 8,192 tokens"))
-    for m in models:
-        cov20 = coverage(lengths[f"{m}:full"], (20000,))[20000]
-        rows.append(Claim("max sequence length 20,000 tokens", paper, f"{cov20:.2%} fit in 20,000 ({m})",
-                          yn(cov20 == 1.0), "holds (is sufficient) if every full sequence fits"))
-    sc = lengths["sol_chars"]
-    counts, edges = np.histogram(sc, bins=np.arange(0, max(int(sc.max()) + 100, 400), 100))
-    mode = int(edges[int(np.argmax(counts))])
-    share = float(((sc >= 200) & (sc < 300)).mean())
-    rows.append(Claim("most functions in the 200–300 character range (peak)", rec + " / paper",
-                      f"Solidity modal 100-char bin {mode}–{mode + 100}; {share:.1%} in 200–300; median {sc.median():.0f}",
-                      yn(mode == 200), "holds if the modal 100-character bin of Solidity length is 200–300"))
-    for key, label in (("solidity", "bits per Solidity token"), ("tac", "bits per TAC instruction"),
-                       ("bytecode", "bits per bytecode opcode")):
-        want = PAPER_ENTROPY[key]
-        e = entropy.get(key)
-        if e is None:
-            rows.append(Claim(f"entropy {want} {label}", paper, "not measurable: the dataset has no bytecode",
-                              "n/a", "needs runtime bytecode (a 'bytecode' column or bytecode file)"))
-            continue
-        extra = ""
-        if key == "solidity" and entropy.get("solidity_kinds"):
-            extra = f"; {entropy['solidity_kinds']['bits']:.2f} with identifiers/literals as classes"
-        rows.append(Claim(f"entropy {want} {label}", paper,
-                          f"{e['bits']:.2f} bits over {e['symbols']:,} symbols, vocabulary {e['vocabulary']:,}{extra}",
-                          yn(abs(e["bits"] - want) <= entropy_tolerance * want),
-                          f"empirical unigram Shannon entropy; holds within ±{entropy_tolerance:.0%}"))
-    have = [k for k in ("solidity", "tac", "bytecode") if entropy.get(k)]
-    if len(have) >= 2:
-        order = sorted(have, key=lambda k: entropy[k]["bits"])
-        rows.append(Claim("entropy ordering Solidity < TAC < bytecode", paper,
-                          " < ".join(f"{k} {entropy[k]['bits']:.2f}" for k in order),
-                          yn(order == [k for k in ("solidity", "tac", "bytecode") if k in have]),
-                          "ordering of the measured entropies"))
-    rows.append(Claim("238,446 function pairs", paper, f"{n_pairs:,} pairs in this dataset", "n/a",
-                      "size of a different corpus; informational"))
-    if test_pairs is not None:
-        rows.append(Claim("test set 9,731 functions (4.1%)", paper,
-                          f"{test_pairs:,} test pairs ({test_pairs / n_pairs:.1%})", "n/a", "informational"))
-    return [r.__dict__ for r in rows]
-
-
 # ------------------------------------------------------------------------------------------ whole profile
 def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresholds: Sequence[int] = THRESHOLDS,
             hub: bool = False, bytecode: Sequence[str] | None = None, model_context: Mapping[str, int] | None = None,
@@ -732,11 +645,9 @@ def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresho
     cpt_parts = {m: {"tac": float(lengths["tac_chars"].sum() / lengths[f"{m}:tac"].sum()),
                      "sol": float(lengths["sol_chars"].sum() / lengths[f"{m}:sol"].sum())} for m in models}
     ent = entropy_report(df, bytecode)
-    test_n = int((df["split"] == "test").sum()) if (df["split"] == "test").any() else None
     return {
         "lengths": lengths, "timings": timings, "coverage": cov, "recommended": rec, "chars_per_token": cpt,
         "chars_per_token_parts": cpt_parts, "entropy": ent, "composition": composition(df), "hygiene": hygiene(df),
-        "claims": claims_table(lengths, models, ent, len(df), test_n),
         "stats": {c: describe(lengths[c]) for c in lengths.columns if c != "split"},
     }
 
@@ -783,7 +694,8 @@ def model_context(model: str) -> int | None:
         return None
 
 
-def plot_char_lengths(lengths, caption: str):
+def plot_char_lengths(lengths, claimed_peak: tuple[int, int], caption: str):
+    """Character histograms of TAC, Solidity and the full text; ``claimed_peak`` shaded on Solidity."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
@@ -795,7 +707,7 @@ def plot_char_lengths(lengths, caption: str):
         ax.set_xscale("log")
         ax.axvline(np.median(x), color="k", ls="--", lw=1, label=f"median {np.median(x):,.0f}")
         if col == "sol_chars":
-            ax.axvspan(200, 300, color="orange", alpha=0.3, label="claimed peak 200–300")
+            ax.axvspan(*claimed_peak, color="orange", alpha=0.3, label="claimed peak {}–{}".format(*claimed_peak))
         ax.set_title(f"{title}: characters")
         ax.set_xlabel("characters (log scale)")
         ax.set_ylabel("pairs")
@@ -841,8 +753,8 @@ def plot_token_lengths(lengths, models: Sequence[str], recommended: Mapping[str,
     return fig
 
 
-def plot_part_tokens(lengths, models: Sequence[str], caption: str):
-    """TAC and Solidity token histograms per tokenizer with the claimed 50–150 band."""
+def plot_part_tokens(lengths, models: Sequence[str], claimed: tuple[int, int], caption: str):
+    """TAC and Solidity token histograms per tokenizer with the ``claimed`` band of tokens per function."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(15, 3.6))
@@ -851,7 +763,7 @@ def plot_part_tokens(lengths, models: Sequence[str], caption: str):
         bins = np.logspace(np.log10(max(1, allx.min())), np.log10(allx.max() + 1), 45)
         for m in models:
             ax.hist(lengths[f"{m}:{part}"], bins=bins, histtype="step", lw=1.5, label=m)
-        ax.axvspan(50, 150, color="orange", alpha=0.25, label="claimed 50–150")
+        ax.axvspan(*claimed, color="orange", alpha=0.25, label="claimed {}–{}".format(*claimed))
         ax.set_xscale("log")
         ax.set_title(f"{name} tokens per function")
         ax.set_xlabel("tokens (log scale)")
@@ -930,14 +842,15 @@ def plot_benchmark(bench: Mapping[str, Any], caption: str):
     return fig
 
 
-def plot_entropy(entropy: Mapping[str, Any], caption: str):
+def plot_entropy(entropy: Mapping[str, Any], paper: Mapping[str, float], caption: str):
+    """Measured unigram entropies beside the ``paper``'s (tacsol.claims: paper.entropy)."""
     import matplotlib.pyplot as plt
 
     keys = ["solidity", "tac", "bytecode"]
     measured = [entropy[k]["bits"] if entropy.get(k) else np.nan for k in keys]
     fig, ax = plt.subplots(figsize=(7, 3.2))
     xs = np.arange(len(keys))
-    ax.bar(xs - 0.2, [PAPER_ENTROPY[k] for k in keys], 0.4, label="paper", color="#bbbbbb")
+    ax.bar(xs - 0.2, [paper[k] for k in keys], 0.4, label="paper", color="#bbbbbb")
     ax.bar(xs + 0.2, measured, 0.4, label="this dataset", color="#4c72b0")
     for x, v in zip(xs, measured):
         ax.annotate("n/a" if np.isnan(v) else f"{v:.2f}", (x + 0.2, 0 if np.isnan(v) else v), ha="center",

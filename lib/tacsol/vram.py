@@ -965,29 +965,8 @@ def main(args) -> int:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The recommendations (docs/training-recommendations.md) recomputed, and its claims checked
+# Documented 4× RTX 8000 plans under the verdict before and after issue 17
 # ---------------------------------------------------------------------------------------------------------------
-# Rows of its "Hardware Budget Analysis" table: (label, claimed GB low, high, claimed verdict, model, plan changes).
-RECOMMENDATION_ROWS: list[dict[str, Any]] = [
-    {"config": "3B (paper baseline, 4-bit)", "claim_gb": (2, 4), "claim_fits": "✅ Trivially", "model": "Llama-3.2-3B",
-     "plan": {"method": "qlora"}},
-    {"config": "8B (4-bit LoRA)", "claim_gb": (6, 8), "claim_fits": "✅ Trivially", "model": "Llama-3.1-8B",
-     "plan": {"method": "qlora"}},
-    {"config": "14B (4-bit LoRA)", "claim_gb": (10, 12), "claim_fits": "✅ Easily", "model": "Phi-3-medium-4k",
-     "plan": {"method": "qlora"}},
-    {"config": "32B (4-bit LoRA)", "claim_gb": (20, 24), "claim_fits": "✅ Single GPU", "model": "Qwen2.5-Coder-32B",
-     "plan": {"method": "qlora"}},
-    {"config": "70B (4-bit LoRA)", "claim_gb": (40, 48), "claim_fits": "✅ 1–2 GPUs", "model": "Llama-3.1-70B",
-     "plan": {"method": "qlora"}},
-    {"config": "70B (full bf16, LoRA)", "claim_gb": (140, 140), "claim_fits": "✅ Across 4 GPUs", "model": "Llama-3.1-70B",
-     "plan": {"method": "lora", "sharding": "zero3", "n_gpus": 4}},
-    {"config": "72B (4-bit LoRA, training)", "claim_gb": (80, 100), "claim_fits": "✅ Across 2–3 GPUs", "model": "Qwen2.5-72B",
-     "plan": {"method": "qlora", "sharding": "zero3", "n_gpus": 2}},
-    {"config": "405B (4-bit)", "claim_gb": (200, 250), "claim_fits": "❌ Too tight", "model": "Llama-3.1-405B",
-     "plan": {"method": "qlora", "sharding": "zero3", "n_gpus": 4}},
-]
-
-
 # The verdict before issue 17, kept only to show which plans change: allocated × 1.05 (a flat "allocator reserve") +
 # 0.5 GiB CUDA context on a CUDA device, against the same (1 − margin) limit.
 LEGACY_RESERVE, LEGACY_CONTEXT_GIB = 0.05, 0.5
@@ -1003,56 +982,6 @@ def views_gb(est: Estimate, margin: float = DEFAULT_MARGIN) -> dict[str, Any]:
             "device_gb": round(est.device_bytes / GB, 2), "limit_gb": round(est.limit_bytes(margin) / GB, 2),
             "fits": est.fits(margin), "fits_before": legacy_device_bytes(est) <= est.limit_bytes(margin),
             "before_gb": round(legacy_device_bytes(est) / GB, 2)}
-
-
-def recommendations_table(hardware="rtx8000", gpus: int = 4, seq_len: int = 4096, micro_batch: int = 1,
-                          margin: float = DEFAULT_MARGIN) -> list[dict[str, Any]]:
-    """Each row of the recommendations' budget table at (seq_len, micro_batch, checkpointing, the hardware's dtype and
-    attention): the estimate summed over the GPUs the row uses, whether the claimed range holds (±15%), and whether
-    it fits on `gpus` cards — with the plan changes that make it fit when the row's own plan does not. Per-GPU
-    figures: allocated, reserved, and per_gpu_gb = the device view (nvidia-smi) the verdict uses."""
-    out = []
-    for row in RECOMMENDATION_ROWS:
-        spec = mm.get_model(row["model"])
-        s = min(seq_len, spec.max_positions)
-        plan = Plan(seq_len=s, micro_batch=micro_batch, **row["plan"])
-        est = estimate(spec, plan, hardware)
-        n = plan.n_gpus
-        total = est.total_bytes * n / GB
-        lo, hi = row["claim_gb"]
-        fit_plan, changes, fit_est = make_fit(spec, plan, hardware, n_gpus=gpus, margin=margin)
-        v = views_gb(est, margin)
-        out.append({
-            "config": row["config"], "model": spec.name, "claimed_gb": f"{lo}–{hi}" if lo != hi else f"{lo}",
-            "claimed_fits": row["claim_fits"], "setting": est.detail["plan_text"], "seq_len": s,
-            "allocated_gb": v["allocated_gb"], "reserved_gb": v["reserved_gb"],
-            "per_gpu_gb": round(est.total_gb, 1), "gpus": n, "total_gb": round(total, 1),
-            "weights_gb": round(est.terms["weights"] * n / GB, 1),
-            "claim_holds": lo * 0.85 <= total <= hi * 1.15,
-            "fits_as_stated": v["fits"], "fits_as_stated_before": v["fits_before"],
-            "fits_4x": fit_plan is not None,
-            "plan_that_fits": ("as stated" if not changes else " + ".join(changes)) if fit_plan else "none (" + " + ".join(changes) + ")",
-            "fit_per_gpu_gb": round(fit_est.total_gb, 1),
-        })
-    return out
-
-
-# The recommendations' own breakdown for Qwen2.5-Coder-32B, 4-bit LoRA, 4,096 tokens, batch 4.
-RECOMMENDED_32B_BREAKDOWN = {"weights": (18, 18), "lora_and_optimizer": (4, 4), "activations": (8, 12), "total": (30, 34)}
-
-
-def breakdown_32b(hardware="rtx8000", seq_len: int = 4096, micro_batch: int = 4) -> dict[str, Any]:
-    est = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=seq_len, micro_batch=micro_batch), hardware)
-    t, o = est.terms, est.overhead
-    ours = {"weights": (t["weights"] + t["quant_workspace"]) / GB,
-            "lora_and_optimizer": (t["lora"] + t["gradients"] + t["optimizer"]) / GB,
-            "activations": t["activations"] / GB,
-            "allocator_gap": sum(o[k] for k in ALLOCATOR_KEYS) / GB,
-            "context_and_nccl": sum(o[k] for k in PROCESS_KEYS) / GB,
-            "allocated": est.allocated_bytes / GB, "reserved": est.reserved_bytes / GB,
-            "total": est.total_gb}
-    return {"estimate_gb": {k: round(v, 2) for k, v in ours.items()}, "recommended_gb": RECOMMENDED_32B_BREAKDOWN,
-            "fits": est.fits(), "capacity_gb": round(est.capacity_bytes / GB, 1), "estimate": est}
 
 
 # Plans docs/vram.md documents for 4× RTX 8000 besides the recommendations' rows and the params files: notebook 02's
@@ -1084,7 +1013,7 @@ def rtx8000_plans_table(hardware="rtx8000", gpus: int = 4, margin: float = DEFAU
     """Every documented 4× RTX 8000 plan under the verdict before and after issue 17: the phase params files (the fit
     check ``tacsol.launch`` runs before a launch), the plans docs/vram.md discusses, and the recommendations' rows as
     they stand. ``change`` says which plans move from "fits" to "does not fit"."""
-    from . import launch, paths
+    from . import claims, launch, paths
 
     rows = []
     for f in sorted(paths.resolve(".").glob(params_glob)):
@@ -1096,54 +1025,10 @@ def rtx8000_plans_table(hardware="rtx8000", gpus: int = 4, margin: float = DEFAU
     for label, model, delta in DOCUMENTED_PLANS:
         plan = Plan(method="qlora", **{"n_gpus": 1, **delta})
         rows.append(_plan_row(label, "docs/vram.md plan", estimate(model, plan, hardware), margin))
-    for row in RECOMMENDATION_ROWS:
+    for row in claims.recommendation_rows():
         spec = mm.get_model(row["model"])
         plan = Plan(seq_len=min(4096, spec.max_positions), **row["plan"])
         rows.append(_plan_row(row["config"], "recommendations row", estimate(spec, plan, hardware), margin))
-    return rows
-
-
-def claims_table(hardware="rtx8000") -> list[dict[str, Any]]:
-    """Claims of the recommendations (reference.md's list) against what the registry and the estimator say."""
-    rows = []
-
-    def add(claim, estimate_text, holds, basis):
-        rows.append({"claim": claim, "estimate": estimate_text, "holds": bool(holds), "basis": basis})
-
-    w32 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora"), hardware).terms["weights"] / GB
-    add("32B 4-bit weights ≈ 18 GB", f"{w32:.1f} GB (NF4 4.127 bit + 16-bit embeddings/lm_head)", abs(w32 - 18) / 18 <= 0.15,
-        "meta-device count × NF4 double-quant bits")
-    e = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=4096, micro_batch=2), hardware)
-    add("32B 4-bit LoRA training uses ~24 GB, fits one GPU (4,096 tokens, batch 2)", f"{e.total_gb:.1f} GB per GPU",
-        abs(e.total_gb - 24) / 24 <= 0.15 and e.fits(), "estimator, checkpointing on")
-    e4 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=4096, micro_batch=4), hardware)
-    add("32B at 4,096 tokens, batch 4: 30–34 GB, fits a single RTX 8000", f"{e4.total_gb:.1f} GB", 30 * 0.85 <= e4.total_gb <= 34 * 1.15
-        and e4.fits(), "estimator, checkpointing on")
-    e70 = estimate("Llama-3.1-70B", Plan(method="qlora", seq_len=4096), hardware)
-    e70s = estimate("Llama-3.1-70B", Plan(method="qlora", seq_len=512), hardware)
-    add("70B 4-bit LoRA ≈ 40–48 GB (fits 1–2 GPUs)", f"{e70s.total_gb:.1f} GB at 512 tokens; {e70.total_gb:.1f} GB at 4,096",
-        e70.total_gb <= 48 * 1.15, "estimator; measured 61–76 GB for Qwen-72B Q-LoRA (calibration)")
-    lite = mm.get_model("DeepSeek-Coder-V2-Lite")
-    add("DeepSeek-Coder-V2-Lite-Instruct is a 33B dense variant",
-        f"{mm.param_count(lite) / 1e9:.1f}B total, {mm.active_params(lite) / 1e9:.1f}B active, MoE "
-        f"({lite.cfg('n_routed_experts')} routed + {lite.cfg('n_shared_experts')} shared experts)", False, "meta-device count")
-    v3 = estimate("DeepSeek-V3", Plan(method="qlora", seq_len=4096, sharding="zero3", n_gpus=3), hardware)
-    w_v3 = v3.terms["weights"] * 3 / GB
-    add("DeepSeek-V3 in 4-bit ≈ 80–100 GB on 2–3 GPUs", f"{w_v3:.0f} GB of 4-bit weights alone (> 4 × 48 GB)",
-        w_v3 <= 100 * 1.15, "meta-device count 671B × 4.127 bit")
-    q = mm.get_model("Qwen2.5-Coder-32B")
-    add("Qwen2.5-Coder-32B has 128K context natively", f"config max_position_embeddings = {q.max_positions:,}; "
-        "131,072 needs rope_scaling (YaRN ×4)", q.max_positions >= 131072, "config.json")
-    ch = hwmod.choices(hardware)
-    add("DeepSpeed `\"bf16\": {\"enabled\": true}` on RTX 8000", f"{ch.dtype} with loss scaling, attention "
-        f"{ch.attn_implementation}", ch.dtype == "bf16", "hardware profile: sm_75, no native bf16")
-    a4 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=4096), hardware).terms["activations"]
-    a8 = estimate("Qwen2.5-Coder-32B", Plan(method="qlora", seq_len=8192), hardware).terms["activations"]
-    add("Going to 8,192 tokens doubles memory per sample", f"activations ×{a8 / a4:.2f} (sdpa: linear in s); "
-        "total memory grows less", abs(a8 / a4 - 2) <= 0.3, "estimator")
-    e405 = estimate("Llama-3.1-405B", Plan(method="qlora", seq_len=4096, sharding="zero3", n_gpus=4), hardware)
-    add("405B 4-bit: too tight for 4× RTX 8000", f"{e405.total_gb:.0f} GB per GPU with ZeRO-3 ×4", not e405.fits(),
-        "estimator")
     return rows
 
 
@@ -1170,31 +1055,6 @@ def phase_gpu_hours(model, plan: Plan, hardware="rtx8000", *, train_tokens: floa
         rows.append({"phase": phase, "tokens": tokens * ep, "tokens_per_s_per_gpu": round(tps, 1),
                      "gpu_hours": round(g["gpu_hours"], 2), "wall_hours": round(g["wall_hours"], 2), "basis": basis})
     return rows
-
-
-# Published training throughputs (reference.md) to check the MFU assumption against; tokens/s per GPU.
-THROUGHPUT_MEASUREMENTS = [
-    {"id": "torchtune-8b-qlora-rtx4090", "model": "Llama-3.1-8B", "hardware": "rtx4090", "method": "qlora",
-     "tokens_per_s": 2413, "gpus": 1},
-    {"id": "torchtune-8b-lora-a6000", "model": "Llama-3.1-8B", "hardware": "rtx-a6000", "method": "lora",
-     "tokens_per_s": 4699, "gpus": 1},
-    {"id": "torchtune-70b-lora-8xa100", "model": "Llama-3.1-70B", "hardware": "a100-80gb", "method": "lora",
-     "tokens_per_s": 3497 / 8, "gpus": 8, "note": "README figure read as the job total, divided by 8"},
-    {"id": "rtx8000-qwen7b-qlora-8192", "model": "Qwen2.5-Coder-7B", "hardware": "rtx8000", "method": "qlora",
-     "tokens_per_s": 8192 / 33.6, "gpus": 1, "note": "8,192 tokens per step at 33.6 s/step"},
-]
-
-
-def throughput_check(mfu: float = DEFAULT_MFU) -> list[dict[str, Any]]:
-    """Model tokens/s (MFU assumption, checkpointing on) vs published throughputs, with the MFU each implies."""
-    out = []
-    for r in THROUGHPUT_MEASUREMENTS:
-        plan = Plan(method=r["method"], weights=None if r["method"] == "qlora" else "bf16")
-        pred = throughput(r["model"], plan, r["hardware"], mfu)
-        out.append({"id": r["id"], "measured_tokens_per_s": round(r["tokens_per_s"], 1),
-                    "model_tokens_per_s": round(pred, 1), "ratio": round(pred / r["tokens_per_s"], 2),
-                    "implied_mfu": round(mfu * r["tokens_per_s"] / pred, 3), "note": r.get("note", "")})
-    return out
 
 
 def gpu_measurement_table(path: str | Path | None = None) -> list[dict[str, Any]]:
