@@ -1,4 +1,4 @@
-"""06_compare's tables from run folders: discovery, metric-name aliases, smoke labelling, verdicts."""
+"""06_compare's tables from run folders: discovery, the flat metrics evaluate writes, smoke labelling, verdicts."""
 import json
 
 import pandas as pd
@@ -23,12 +23,13 @@ def _phase(root, run, stem, headline, smoke, evals=None, per_fn=None, hw=None):
 def test_discover_and_tables(tmp_path):
     _phase(tmp_path, "gpu", "03_baseline_3b", {"model": "meta-llama/Llama-3.2-3B", "params_total": 3.2e9,
            "gpu_hours": 10.0}, smoke=False,
-           evals={"fine-tuned": {"similarity": {"mean": 0.84, "ci_low": 0.83, "ci_high": 0.85}, "compile_rate": 0.6},
-                  "retrieval": {"similarity_mean": 0.7}},
+           evals={"fine-tuned": {"metrics": {"similarity_mean": 0.84, "similarity_ci_low": 0.83,
+                                             "similarity_ci_high": 0.85, "compile_rate": 0.6}},
+                  "retrieval": {"metrics": {"similarity_mean": 0.7}}},
            per_fn={"similarity": [0.8, 0.9], "complexity_bucket": ["small", "large"]},
            hw={"gpus": [{"name": "Quadro RTX 8000", "memory_gib": 47.5}]})
     _phase(tmp_path, "demo", "04_train_32b", {"model": "embedded:smollm2-135m"}, smoke=True,
-           evals={"fine-tuned": {"similarity_mean": 0.4}})
+           evals={"fine-tuned": {"metrics": {"similarity_mean": 0.4}}})
     _phase(tmp_path, "demo", "02_vram_estimation", {"x": 1}, smoke=False)
     (tmp_path / "demo" / "05_broken").mkdir()  # no summary: a failed phase is skipped, not fatal
 
@@ -52,3 +53,15 @@ def test_discover_and_tables(tmp_path):
 
     only = compare.discover(tmp_path, runs=["demo"])
     assert {p.run for p in only} == {"demo"}
+
+
+def test_eval_table_reads_the_metrics_evaluate_writes():
+    """Every column eval_table shows is a flat metric of tacsol.evaluate's summary.json, read as written."""
+    from tacsol.evaluate.aggregate import flat_metrics
+
+    ref = compare.discover("docs/evidence")
+    s = json.loads((ref[0].path.parent / "03_baseline_3b" / "eval" / "summary.json").read_text())
+    assert set(compare.EVAL_METRICS) <= set(flat_metrics(s["aggregates"], s["floor_ceiling"]))
+    row = compare.eval_table(ref).set_index(["run", "phase", "system"]).loc[("reference", "03_baseline_3b", "fine-tuned")]
+    for k in compare.EVAL_METRICS:
+        assert row[k] == s["metrics"][k] if k in s["metrics"] else pd.isna(row[k]), k

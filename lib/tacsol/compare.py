@@ -13,27 +13,11 @@ from . import paths
 
 TRAINING_PHASES = ("03", "04", "05")
 
-# Evaluation summaries may name a metric in a few ways; the first key found wins.
-METRIC_KEYS: dict[str, tuple[str, ...]] = {
-    "similarity_mean": ("similarity_mean", "semantic_similarity_mean", "mean_similarity"),
-    "similarity_ci_low": ("similarity_ci_low", "similarity_mean_ci_low"),
-    "similarity_ci_high": ("similarity_ci_high", "similarity_mean_ci_high"),
-    "similarity_median": ("similarity_median",),
-    "share_sim_gt_0_8": ("share_sim_gt_0_8", "share_similarity_above_0.8", "share_above_0.8"),
-    "edit_distance_mean": ("edit_distance_mean", "normalized_edit_distance_mean"),
-    "share_edit_lt_0_4": ("share_edit_lt_0_4", "share_edit_distance_below_0.4"),
-    "compile_rate": ("compile_rate", "compiles_rate", "compile_share"),
-    "selector_match_rate": ("selector_match_rate", "selector_match_share"),
-    "behaviour_rate": ("behaviour_rate",),
-    "behaviour_ci_low": ("behaviour_ci_low",),
-    "behaviour_ci_high": ("behaviour_ci_high",),
-    "grounding_precision": ("grounding_precision",),
-    "grounding_recall": ("grounding_recall",),
-    "n_functions": ("n_functions", "n", "count"),
-    "failures": ("failures", "n_failures"),
-    "similarity_floor": ("similarity_floor", "floor_unrelated_mean"),
-    "similarity_ceiling": ("similarity_ceiling", "ceiling_nearest_mean"),
-}
+# The flat metrics of an evaluation summary (tacsol.evaluate: summary.json "metrics") shown per system.
+EVAL_METRICS = ("similarity_mean", "similarity_ci_low", "similarity_ci_high", "similarity_median", "share_sim_gt_0_8",
+                "edit_distance_mean", "share_edit_lt_0_4", "compile_rate", "selector_match_rate", "behaviour_rate",
+                "behaviour_ci_low", "behaviour_ci_high", "grounding_precision", "grounding_recall", "n_functions",
+                "failures", "similarity_floor", "similarity_ceiling")
 
 
 @dataclass
@@ -99,27 +83,6 @@ def _discover(root: str | Path, runs: Iterable[str] | None) -> list[Phase]:
     return phases
 
 
-def _metric(d: dict[str, Any], name: str) -> Any:
-    flat = dict(d)
-    for sub in ("metrics", "aggregates", "summary"):
-        if isinstance(d.get(sub), dict):
-            flat = {**d[sub], **flat}
-    for key in METRIC_KEYS.get(name, (name,)):
-        if key in flat:
-            v = flat[key]
-            if isinstance(v, dict) and "mean" in v:  # {"mean":…, "ci": [lo, hi]} style
-                return v["mean"]
-            return v
-    # ci stored as similarity: {"mean", "ci_low", "ci_high"}
-    sim = flat.get("similarity")
-    if isinstance(sim, dict):
-        m = {"similarity_mean": "mean", "similarity_median": "median", "similarity_ci_low": "ci_low",
-             "similarity_ci_high": "ci_high"}.get(name)
-        if m and m in sim:
-            return sim[m]
-    return None
-
-
 def _gpu_label(hw: dict[str, Any]) -> str:
     gpus = hw.get("gpus") or []
     if gpus:
@@ -170,7 +133,7 @@ def eval_table(phases: list[Phase]):
                    "kind": "smoke" if ph.summary.get("smoke") else "full",
                    "model": ph.headline.get("model"), "params_total": ph.headline.get("params_total"),
                    "max_seq_length": ph.headline.get("max_seq_length"), "gpu_hours": ph.headline.get("gpu_hours")}
-            row.update({k: _metric(ev, k) for k in METRIC_KEYS})
+            row.update({k: ev["metrics"].get(k) for k in EVAL_METRICS})
             rows.append(row)
     return pd.DataFrame(rows)
 
