@@ -153,3 +153,19 @@ def test_expected_vs_measured_reads_the_figures():
     row = t.set_index("claim").loc["recommendations: Qwen2.5-Coder-32B mean similarity 0.88–0.92"]
     assert row["verdict"] == "meets" and row["what ran"] == "full run: Qwen/Qwen2.5-Coder-32B on 4× RTX 8000"
     assert (t.set_index("claim").loc[RESULT_CLAIMS_BEFORE[0][0], "verdict"]) == "not measured"
+
+
+def test_repository_cites_no_document_outside_it():
+    """Facts are cited from docs/references.md (copied with their original sources), never from the study's brief
+    outside the repository (../shared/*.md: reference.md, offline-assets.md, training-recommendations.md)."""
+    import subprocess
+
+    outside = re.compile(r"\.\./shared|\bshared/[\w-]+\.md|offline-assets\.md|(?<![\w/])" + r"reference\.md")
+    tracked = subprocess.run(["git", "ls-files", "lib", "tests", "tools", "docs", "notebooks", "params", "README.md"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    hits = []
+    for f in tracked:
+        if f.endswith((".md", ".py", ".ipynb", ".json", ".yaml", ".yml", ".js")) and Path(__file__).name not in f:
+            text = (ROOT / f).read_text(encoding="utf-8", errors="replace")
+            hits += [f"{f}: {m.group(0)}" for m in outside.finditer(text)]
+    assert not hits

@@ -1,4 +1,4 @@
-"""Model registry: meta-device parameter counts agree with published totals; LoRA counts match reference.md;
+"""Model registry: meta-device parameter counts agree with published totals; LoRA counts match docs/references.md;
 users can add a model from a config.json file; bad names are refused by name."""
 import json
 

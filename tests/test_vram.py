@@ -18,7 +18,7 @@ def test_nf4_bits():
     assert V.weight_bits("nf4", double_quant=False) == 4.5
     e = V.estimate("Qwen2.5-Coder-32B", P32, "rtx8000")
     f = M.facts("Qwen2.5-Coder-32B")
-    # quantized Linears at 4.127 bits, embeddings + lm_head (+ norms, biases) 16-bit: reference.md "≈19 GB"
+    # quantized Linears at 4.127 bits, embeddings + lm_head (+ norms, biases) 16-bit: docs/references.md "≈19 GB"
     assert e.terms["weights"] == pytest.approx(f["quantizable_params"] * 4.127 / 8 + (f["total_params"] - f["quantizable_params"]) * 2, rel=1e-3)
     assert 18.5e9 < e.terms["weights"] < 19.5e9
 
