@@ -12,7 +12,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from lift_interp import M, TacFunction  # noqa: E402
 
-from tacsol.lift import LiftError, _Contract, lift  # noqa: E402
+from tacsol.lift import LiftError, lift  # noqa: E402
+from tacsol.lift.cfg import Program  # noqa: E402
+from tacsol.lift.render import render  # noqa: E402
 
 FIX = json.loads((Path(__file__).parent / "fixtures" / "lift" / "contracts.json").read_text())
 IDS = [c["id"] for c in FIX]
@@ -72,11 +74,11 @@ def test_isolation_blocks_stay_inside_the_path_rule_set(cid):
     c = next(x for x in FIX if x["id"] == cid)
     raw = bytes.fromhex(c["runtime"])
     info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
-    con = _Contract(raw, info.metadata.bytecode_offset, info)
+    con = Program(raw, info.metadata.bytecode_offset, info)
     entries = {f.bytecode_offset for f in info.functions}
     for f in info.functions:
         path_rule = set(con.block_set([f.bytecode_offset]))
-        *_, used = con.render("h", [f.bytecode_offset], float("inf"))
+        used = render(con, "h", [f.bytecode_offset], float("inf")).used_blocks
         assert used <= path_rule, (f.selector, sorted(used - path_rule))
         assert not (used & (entries - {f.bytecode_offset})), f.selector
 

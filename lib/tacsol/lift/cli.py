@@ -1,0 +1,67 @@
+"""`tacsol lift`: runtime bytecode from a file or the command line → TAC text or LiftedContract JSON."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .contract import lift
+from .result import LiftError, norm_selector
+
+
+def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("code", help="runtime bytecode: a file (hex text or raw binary, or a solc JSON artifact with "
+                                "deployedBytecode) or a hex string")
+    p.add_argument("--json", action="store_true", help="print the LiftedContract as JSON")
+    p.add_argument("--selector", action="append", default=[],
+                   help="only this function (0xa9059cbb, fallback, receive); repeatable")
+    p.add_argument("--time-limit", type=float, default=10.0, help="seconds per contract (default 10)")
+    p.add_argument("--offsets", action="store_true",
+                   help="label blocks by bytecode offset (block_0x1a) instead of b0, b1, ... (debugging)")
+    return p
+
+
+def _read_code_arg(arg: str):
+    path = Path(arg)
+    if len(arg) < 1024 and path.is_file():
+        data = path.read_bytes()
+        text = data.decode("utf-8", "replace").strip()
+        if text.startswith("{"):
+            obj = json.loads(text)
+            for keys in (("deployedBytecode", "object"), ("deployedBytecode",), ("evm", "deployedBytecode", "object"),
+                         ("runtime",)):
+                cur = obj
+                for k in keys:
+                    cur = cur.get(k) if isinstance(cur, dict) else None
+                if isinstance(cur, str):
+                    return cur
+            raise LiftError("malformed_hex", f"{arg}: JSON without deployedBytecode / runtime field")
+        return data
+    return arg
+
+
+def main(args) -> int:
+    try:
+        res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit,
+                   labels="offset" if args.offsets else "seq")
+    except LiftError as exc:
+        print(f"tacsol lift: {exc}", file=sys.stderr)
+        return 1
+    if args.selector:
+        want = {norm_selector(s) for s in args.selector}
+        missing = want - {f.selector for f in res.functions}
+        if missing:
+            print(f"tacsol lift: selector(s) not found: {', '.join(sorted(missing))}", file=sys.stderr)
+            return 1
+        res.functions = [f for f in res.functions if f.selector in want]
+    if args.json:
+        d = res.to_dict()
+        for f in d["functions"]:
+            f.pop("pcs", None)
+        print(json.dumps(d, indent=1))
+    else:
+        for w in res.warnings:
+            print(f"// warning: {w}")
+        print(res.tac())
+    return 0

@@ -1,0 +1,108 @@
+"""A whole contract: input checks, evmole's facts, one TAC unit per public function, then receive and fallback."""
+from __future__ import annotations
+
+import time
+
+from .cfg import Program
+from .code import looks_like_creation, parse_code, reject_clone, reject_truncated_push, reject_undefined_entry
+from .dispatch import callvalue_guard, dispatch_regions, has_effect
+from .render import render
+from .result import LiftedContract, LiftedFunction, LiftError
+
+
+def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") -> LiftedContract:
+    """Lift runtime bytecode (hex with/without 0x, or raw bytes) to per-function TAC (docs/tac-format.md).
+
+    labels="seq" (the training/inference format) names blocks b0, b1, ... in print order; labels="offset" names
+    them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
+
+    Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
+    come back with status "timeout" (and empty TAC) instead of hanging."""
+    import evmole
+
+    if labels not in ("seq", "offset"):
+        raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
+    deadline = time.monotonic() + time_limit_s
+    raw = parse_code(code)
+    reject_clone(raw)
+    info = evmole.contract_info(raw, selectors=True, arguments=True, state_mutability=True,
+                                control_flow_graph=True, metadata=True)
+    code_end = info.metadata.bytecode_offset if info.metadata is not None else len(raw)
+    lifter = _Lifter(Program(raw, code_end, info), deadline, labels,
+                     LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
+    funcs = list(info.functions or [])
+    lifter.check(funcs)
+    if info.metadata is None:
+        lifter.res.warnings.append("no CBOR metadata tail found: whole input treated as code")
+    if len(lifter.prog.entries) < len(funcs):
+        lifter.res.warnings.append("several selectors share one entry offset")
+    for f in sorted(funcs, key=lambda f: f.selector):
+        lifter.public(f)
+    lifter.regions(has_public=bool(funcs))
+    if not lifter.res.functions:
+        raise LiftError("no_functions", "no public function, receive or fallback with an effect was found "
+                        "(code only reverts or is not a contract's runtime code)")
+    return lifter.res
+
+
+class _Lifter:
+    def __init__(self, prog: Program, deadline: float, labels: str, res: LiftedContract):
+        self.prog, self.deadline, self.labels, self.res = prog, deadline, labels, res
+
+    def check(self, funcs: list) -> None:
+        """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
+        prog = self.prog
+        if not prog.instrs:
+            raise LiftError("empty_code", "no instructions before the metadata")
+        try:
+            prog.dispatcher_stacks(self.deadline)
+        except TimeoutError:
+            self.res.warnings.append("dispatcher constant tracking timed out")
+        if not funcs and looks_like_creation(prog.raw, prog.instrs):
+            raise LiftError("creation_code", "this is creation (deployment) bytecode: it runs a constructor that "
+                            "CODECOPYs an embedded runtime and RETURNs it; pass the runtime (deployedBytecode) instead")
+        reject_truncated_push(prog, self.deadline)
+        reject_undefined_entry(prog)
+
+    def public(self, f) -> None:
+        sel, args, mut = "0x" + f.selector, f.arguments or "", f.state_mutability or ""
+        if time.monotonic() > self.deadline:
+            self.res.functions.append(LiftedFunction(sel, "", 0, 0, {}, "timeout", args, mut))
+        else:
+            self.function(sel, f"function {sel}({args}) {mut}", [f.bytecode_offset], args, mut)
+
+    def regions(self, has_public: bool) -> None:
+        """receive() and a fallback with an effect, from the code the dispatcher reaches outside public functions."""
+        prog = self.prog
+        try:
+            reg = dispatch_regions(prog, self.deadline)
+        except TimeoutError:
+            self.res.functions.append(LiftedFunction("fallback", "", 0, 0, {}, "timeout", "", ""))
+            return
+        if reg.receive:
+            self.function("receive", "function receive() payable", reg.receive_entries, "", "payable",
+                          frozenset(prog.blocks) - set(reg.receive))
+        if reg.fallback and has_effect(prog, reg.fallback):
+            mut = "nonpayable" if any(callvalue_guard(prog.sym(b)) for b in reg.fallback) else "payable"
+            self.function("fallback", f"function fallback() {mut}", reg.fallback_entries, "", mut,
+                          frozenset(prog.blocks) - set(reg.fallback))
+        if not has_public and any("DELEGATECALL" in prog.sym(b).counts for b in reg.fallback):
+            raise LiftError("proxy_only", "no public functions; the fallback forwards every call with DELEGATECALL "
+                            "(a proxy): lift the implementation contract instead")
+
+    def function(self, selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset()) -> None:
+        prog = self.prog
+        try:
+            r = render(prog, header, entries, self.deadline, stop, self.labels)
+        except TimeoutError:
+            self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut))
+            return
+        undefined = [b for b in r.used_blocks if prog.sym(b).undefined is not None]
+        if undefined:
+            self.res.warnings.append(f"{selector}: undefined opcode(s) at block(s) "
+                                     f"{', '.join(hex(b) for b in undefined)} (executes as INVALID)")
+        if r.partial:
+            self.res.warnings.append(f"{selector}: unresolved jump target(s); TAC is partial")
+        pcs = [ins.pc for b in sorted(r.used_blocks) for ins in prog.block_instrs(b)]
+        self.res.functions.append(LiftedFunction(selector, r.tac, r.blocks, r.instructions, r.ops,
+                                                 "partial" if r.partial else "ok", args, mut, pcs))

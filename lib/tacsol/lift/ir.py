@@ -1,0 +1,99 @@
+"""The lifter's intermediate representation, from one basic block's stack translation to one function's
+statements ready to print.
+
+Operands are small tagged tuples (hashable and cheap, as millions are made per corpus build):
+  ("c", value)      a constant                     ("e", name)   a transaction/block constant (callvalue, ...)
+  ("t", i)          temp i defined in the block    ("p", j)      the j-th stack slot (0 = top) at block entry
+Once a function is resolved (values.Values), temps and slots name their block instance:
+  ("t", n, i)       temp i of instance n           ("p", n, j)   parameter j of instance n
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+Operand = tuple
+
+
+@dataclass(slots=True)
+class Stmt:
+    """One TAC line: `dest = op(args)` when dest is a temp index, else an effect."""
+    dest: int | None
+    op: str                # mnemonic (SSTORE, LOG2), or invalid_0xNN for an undefined opcode byte
+    args: list[Operand]
+
+
+@dataclass(slots=True, frozen=True)
+class Term:
+    """How a basic block ends: "fall" (into the next block), "jump", "jumpi" or "halt"."""
+    kind: str
+    target: Operand | None = None   # jump destination
+    cond: Operand | None = None     # jumpi condition
+
+
+@dataclass(slots=True)
+class BlockSym:
+    """A basic block translated from stack code to statements over its entry slots."""
+    stmts: list[Stmt]
+    exit_top: list[Operand]   # what the block leaves on top of the stack at exit, [0] = top
+    consumed: int             # entry slots the block popped
+    term: Term
+    reads: set[int]           # entry slots read by a statement or a jumpi condition
+    counts: dict[str, int]    # opcode mnemonics, without PUSH/DUP/SWAP/POP/JUMPDEST
+    undefined: int | None     # an undefined opcode byte that ends the block (executes as INVALID)
+
+    def exit(self, j: int) -> Operand:
+        """Stack slot j at exit: one of the block's own values, or an entry slot it left in place."""
+        n = len(self.exit_top)
+        return self.exit_top[j] if j < n else ("p", j - n + self.consumed)
+
+    @property
+    def target_read(self) -> int | None:
+        """The entry slot a jump takes its destination from (a return address), if any."""
+        t = self.term.target
+        return t[1] if t is not None and t[0] == "p" else None
+
+
+@dataclass(slots=True)
+class Edges:
+    """How a block instance ends: "halt", "jump" (several trues: an unresolved dynamic jump) or "jumpi"."""
+    kind: str
+    trues: list[int]
+    false: int | None = None
+
+    @property
+    def succ(self) -> list[int]:
+        return self.trues + ([self.false] if self.false is not None else [])
+
+    @property
+    def plain_jump(self) -> int | None:
+        """The one successor of a plain (resolved, unconditional) jump."""
+        return self.trues[0] if self.kind == "jump" and len(self.trues) == 1 else None
+
+
+@dataclass
+class Graph:
+    """Block instances of one function (instances.explore): a block reached with another stack of return
+    addresses is another instance; None as the stack marks a context-free instance."""
+    nodes: list[tuple[int, tuple | None]]
+    edges: list[Edges]
+    partial: bool
+
+
+@dataclass
+class FunctionIR:
+    """One function's instances with the facts the passes add, in pass order (render.render)."""
+    graph: Graph
+    syms: list[BlockSym]            # per instance: its block's translation
+    entries: list[int]              # instances the function starts at
+    preds: list[list[int]]
+    single: set[int]                # instances with exactly one other predecessor: their slots are its exit values
+    params: list[set[int]] = field(default_factory=list)      # entry slots each instance takes (values.infer_params)
+    body: list[list[Stmt]] = field(default_factory=list)      # statements over resolved operands
+    live: list[list[bool]] = field(default_factory=list)      # per statement: kept (simplify.eliminate_dead)
+
+    @property
+    def ids(self) -> range:
+        return range(len(self.graph.nodes))
+
+    def block_of(self, n: int) -> int:
+        return self.graph.nodes[n][0]

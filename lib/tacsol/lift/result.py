@@ -1,0 +1,56 @@
+"""What `lift` returns (LiftedContract of LiftedFunction) and raises (LiftError): the public interface of
+docs/design.md."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+class LiftError(ValueError):
+    """Bytecode that cannot be lifted; `.reason` is a short machine key for rejects files."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+@dataclass
+class LiftedFunction:
+    selector: str          # "0xa9059cbb", or "fallback" / "receive"
+    tac: str
+    blocks: int
+    instructions: int
+    ops: dict[str, int]
+    status: str            # "ok" | "partial" | "timeout"
+    arguments: str
+    mutability: str
+    pcs: list[int] = field(default_factory=list, repr=False)   # offsets of every instruction in the covered blocks
+
+
+@dataclass
+class LiftedContract:
+    functions: list[LiftedFunction] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    metadata_len: int = 0
+    code_size: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def function(self, selector: str) -> LiftedFunction:
+        key = norm_selector(selector)
+        for f in self.functions:
+            if f.selector == key:
+                return f
+        raise KeyError(f"no function {selector!r} in lifted contract")
+
+    def tac(self) -> str:
+        return "\n\n".join(f.tac for f in self.functions)
+
+
+def norm_selector(s: str) -> str:
+    s = s.strip().lower()
+    if s in ("fallback", "receive"):
+        return s
+    s = s[2:] if s.startswith("0x") else s
+    return "0x" + s.rjust(8, "0")

@@ -1,0 +1,97 @@
+"""From instances to SSA values: the function's IR, the entry slots each instance takes as block parameters, and the
+name every operand resolves to (the defining instance's temp or parameter, or a constant)."""
+from __future__ import annotations
+
+import time
+
+from .cfg import Program
+from .ir import FunctionIR, Graph, Operand
+
+MAX_PARAM_SLOT = 64
+
+
+def build_ir(prog: Program, graph: Graph, starts: list[int]) -> FunctionIR:
+    ids = range(len(graph.nodes))
+    entries = [n for n in ids if graph.nodes[n][0] in starts and graph.nodes[n][1] == ()]
+    preds: list[list[int]] = [[] for _ in ids]
+    for n in ids:
+        for t in graph.edges[n].succ:
+            if n not in preds[t]:
+                preds[t].append(n)
+    single = {n for n in ids if n not in entries and len(preds[n]) == 1 and preds[n][0] != n}
+    return FunctionIR(graph, [prog.sym(bid) for bid, _ in graph.nodes], entries, preds, single)
+
+
+def infer_params(fn: FunctionIR, deadline: float) -> None:
+    """The slots an instance needs: those it reads plus those it passes on to needing successors."""
+    need = [set(sb.reads) for sb in fn.syms]
+    for n in fn.ids:   # an unresolved (multi-target) jump prints its target value, so it needs that slot
+        if len(fn.graph.edges[n].trues) > 1 and fn.syms[n].target_read is not None:
+            need[n].add(fn.syms[n].target_read)
+    work = list(fn.ids)
+    queued = set(work)
+    while work:   # worklist: when a block needs more slots, its predecessors must supply them
+        t = work.pop()
+        queued.discard(t)
+        for n in fn.preds[t]:
+            sb = fn.syms[n]
+            grew = False
+            for j in list(need[t]):
+                o = sb.exit(j)
+                if o[0] == "p" and o[1] < MAX_PARAM_SLOT and o[1] not in need[n]:
+                    need[n].add(o[1])
+                    grew = True
+            if grew and n not in queued:
+                work.append(n)
+                queued.add(n)
+        if time.monotonic() > deadline:
+            raise TimeoutError
+    fn.params = need
+
+
+class Values:
+    """Resolves an instance's operand to its SSA value: through single-predecessor chains to the defining
+    instance, to a dispatcher constant, or to what constant folding replaced it with (`folded`)."""
+
+    def __init__(self, fn: FunctionIR, prog: Program):
+        self.fn = fn
+        # Dispatcher constants hold only when the entry is not also re-entered from inside the function.
+        self.known = {n: prog.entry_stack.get(fn.block_of(n), ()) for n in fn.entries if not fn.preds[n]}
+        self.folded: dict[Operand, Operand] = {}
+        self._walked: dict = {}
+
+    def resolve(self, n: int, o: Operand) -> Operand:
+        if o[0] == "p" and n in self.fn.single:
+            n, o = self._defining(n, o)
+        known = self.known.get(n)
+        if o[0] == "p" and known is not None and o[1] < len(known) and known[o[1]] is not None:
+            return ("c", known[o[1]])
+        if o[0] in ("t", "p"):
+            o = (o[0], n, o[1])
+            while o in self.folded:
+                o = self.folded[o]
+        return o
+
+    def _defining(self, n: int, o: Operand) -> tuple[int, Operand]:
+        """Follow single-predecessor chains up to the instance that defines slot o (memoized)."""
+        key = (n, o[1])
+        hit = self._walked.get(key)
+        if hit is None:
+            m, q = n, o
+            while q[0] == "p" and m in self.fn.single:
+                p = self.fn.preds[m][0]
+                q = self.fn.syms[p].exit(q[1])
+                m = p
+            hit = self._walked[key] = (m, q)
+        return hit
+
+    def params(self, n: int) -> list[Operand]:
+        """The parameters instance n declares: needed slots that resolve to no constant."""
+        return [("p", n, j) for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j))[0] == "p"]
+
+    def edge_args(self, n: int, t: int) -> list[Operand]:
+        """The values a jump from n passes to t's parameters (none into a single-predecessor instance)."""
+        if t in self.fn.single:
+            return []
+        sb = self.fn.syms[n]
+        return [self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t]) if self.resolve(t, ("p", j))[0] == "p"]
