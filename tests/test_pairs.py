@@ -127,6 +127,14 @@ def test_lift_error_becomes_reject(built):
     assert not res.records and empty and "mint(address,uint256)" in empty[0]["item"] and "timeout" in empty[0]["detail"]
 
 
+def test_lifter_cache_tag_follows_every_lift_module(monkeypatch):
+    """Per-unit pairs caches key on the lifter's source: an edit to any module of the lift package re-lifts."""
+    tag = pairs._lifter()[2]
+    read = Path.read_text
+    monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read(self, *a, **k) + "#" * (self.name == "emit.py"))
+    assert pairs._lifter()[2] != tag
+
+
 def test_import_hf_tac_shape_jsonl():
     recs, rej = pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "code_tac", "solidity": "sol", "signature": "sig",
                                                        "contract": "contract_name"}, name="pytest_hf_tac")

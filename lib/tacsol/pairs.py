@@ -58,7 +58,8 @@ def _lifter():
     """(lift function, its error class, a tag that changes with the lifter's source: per-unit caches key on it)."""
     from . import lift as _lift
 
-    return _lift.lift, _lift.LiftError, "lift:" + sha(Path(_lift.__file__).read_text())
+    sources = sorted(Path(_lift.__file__).parent.glob("*.py"))   # every module of the lift package
+    return _lift.lift, _lift.LiftError, "lift:" + sha("".join(p.read_text() for p in sources))
 
 
 # -------------------------------------------------------------------------------------------------- AST index
