@@ -55,7 +55,6 @@ TRAIN_RUNS = [
     ("qwen32b_qlora_bf16_4k", "Qwen2.5-Coder-32B", "nf4", "bfloat16", "long4k.jsonl", 4096, 2),
     ("qwen32b_qlora_bf16_8k", "Qwen2.5-Coder-32B", "nf4", "bfloat16", "long8k.jsonl", 8192, 1),
 ]
-SHORT_DTYPE = {"bfloat16": "bf16", "float16": "fp16", "float32": "fp32"}  # torch names → tacsol.vram names
 DEADLINE = [float("inf")]  # time.time() after which no new run / plan / stage starts (--budget-s)
 
 
@@ -226,7 +225,7 @@ def stage_train(rec: Recorder, device: str, runs=TRAIN_RUNS, num_layers: int = 2
                 work: Path = Path("/tmp/tacsol_gpu")) -> list:
     import yaml
 
-    from tacsol import loading
+    from tacsol import launch, loading
     from tacsol import models as mm
     from tacsol import train as T
     from tacsol import vram as V
@@ -270,9 +269,8 @@ def stage_train(rec: Recorder, device: str, runs=TRAIN_RUNS, num_layers: int = 2
                 ex, _ = T._tokenize_all(recs["train"], tok, max_len)
                 plan = T.plan_schedule([e["length"] for e in ex], T.load_params(p))
                 longest = max(max(ex[i]["length"] for i in mb) for mb in plan["micro_batches"])
-                vplan = V.Plan(method="qlora" if quant == "nf4" else "lora", seq_len=longest, micro_batch=bs,
-                               dtype=SHORT_DTYPE[dtype], attn_implementation="sdpa",
-                               gradient_checkpointing=True, kbit_fp32_upcast=quant == "nf4")
+                run_plan = launch.memory_plan(T.load_params(p))  # the plan 03/04/05 estimate for this run
+                vplan = V.Plan(**{**run_plan, "seq_len": longest, "lora_targets": tuple(run_plan["lora_targets"])})
                 small = mm.resolve(model).with_config(num_hidden_layers=num_layers)
                 est = V.estimate(small, vplan, hw)
                 row.update({k: log.get(k) for k in ("steps", "train_tokens", "padding_share", "heldout_loss_before",

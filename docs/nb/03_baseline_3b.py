@@ -61,7 +61,7 @@ import json
 import pandas as pd
 import matplotlib.pyplot as plt
 from IPython.display import display, HTML
-from tacsol import paths, summary, train, loading, infer, prompt, models
+from tacsol import paths, summary, train, launch, infer, prompt
 out = paths.resolve(output_dir); out.mkdir(parents=True, exist_ok=True)
 HW = summary.hardware_line()
 print("hardware:", HW)
@@ -83,24 +83,19 @@ print(prompt.build_prompt(example))
 
 # %% [markdown]
 # ## Memory estimate (before training)
-# `tacsol.vram.estimate` for this model/plan/hardware — the number the GPU phases use to choose a plan. On CPU the
-# measured figure beside it is the process's peak RSS (which also holds the Python/torch runtime and the dataset),
+# `tacsol.launch.fit_check`: `tacsol.vram.estimate` on the plan `launch.memory_plan` derives from these parameters,
+# the same estimate (and verdict) the launcher of 04/05 makes for the same run. On CPU the measured figure beside
+# it is the process's peak RSS (which also holds the Python/torch runtime and the dataset),
 # on GPU `torch.cuda.max_memory_allocated`.
 
 # %%
-try:
-    from tacsol import vram
-    vram_model = loading.resolve_source(model) if models.is_embedded(model) else model
-    plan = {"method": "qlora" if quantization == "nf4" else "lora", "lora_rank": lora_r,
-            "lora_targets": lora_targets, "lora_dropout": lora_dropout, "seq_len": max_seq_length,
-            "micro_batch": batch_size, "gradient_checkpointing": gradient_checkpointing}
-    est = vram.estimate(vram_model, plan, hardware=hardware_profile)
-    estimated_gb = round(est.total_gb, 3)
-    display(pd.DataFrame({"GB": est.to_dict()["terms_gb"]}).T)
-    print(f"estimated peak: {estimated_gb} GB ({est.hardware}, {vram.Plan(**{k: tuple(v) if k == 'lora_targets' else v for k, v in plan.items()}).describe()})")
-except Exception as exc:  # the estimator refuses unknown models/plans with a message; training still runs
-    estimated_gb = None
-    print(f"no memory estimate: {type(exc).__name__}: {exc}")
+fit = launch.fit_check(params)
+estimated_gb = fit.get("per_gpu_gb")
+if estimated_gb is None:  # the estimator refuses unknown models/plans with a message; training still runs
+    print(fit["message"])
+else:
+    display(pd.DataFrame({"GB": fit["terms_gb"]}).T)
+    print(f"estimated peak: {estimated_gb} GB ({fit['hardware_profile']}, {fit['plan_text']})")
 
 # %% [markdown]
 # ## Training

@@ -226,6 +226,7 @@ def memory_plan(params: dict[str, Any]) -> dict[str, Any]:
         "attn_implementation": ch.attn_implementation,
         "lora_rank": int(params.get("lora_r", 16)),
         "lora_targets": list(params.get("lora_targets") or []),
+        "lora_dropout": float(params.get("lora_dropout", 0.05)),
         "seq_len": int(params.get("max_seq_length", 1024)),
         "micro_batch": int(params.get("batch_size", 1)),
         "gradient_checkpointing": bool(params.get("gradient_checkpointing", True)),
