@@ -39,6 +39,19 @@ def test_scanning_ignores_comments_and_keeps_strings():
     assert not corpus.has_concrete_contract("abstract contract P {}\ninterface I {}\nlibrary L {}")
 
 
+def test_strip_comments_is_a_left_to_right_scan():
+    """The one comment stripper (corpus, evaluate, profile's lexer): strings keep their '//' and '/*', comments
+    inside strings and strings inside comments are each what a scan from the left meets first."""
+    src = 'a = "x // y /* z"; // it\'s "gone"\nb = \'/*\'; /* c "d */ e /* unterminated'
+    assert corpus.strip_comments(src) == 'a = "x // y /* z"; \nb = \'/*\';   e  '
+    blank = corpus.strip_comments(src, keep_length=True)
+    assert len(blank) == len(src) and blank.index("\n") == src.index("\n") and blank.index(" e ") == src.index(" e ")
+    # the corpus' former regex kept an unterminated /* (and everything after it) as source text
+    assert corpus.strip_comments("contract C {} /* contract D {}") == "contract C {}  "
+    assert not corpus.imports_of('/* import "./A.sol";')
+    assert corpus.strip_comments('s = "a\\"//b";//c') == 's = "a\\"//b";'   # an escaped quote does not end it
+
+
 def test_settings_parse():
     s = corpus.Setting.parse("viair-opt1000@cancun")
     assert (s.optimize, s.runs, s.via_ir, s.evm_version, s.name) == (True, 1000, True, "cancun", "viair-opt1000")

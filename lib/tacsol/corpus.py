@@ -129,12 +129,24 @@ def package_license(root: Path) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ source scanning
-_COMMENT_OR_STRING = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'', re.S)
+# Leftmost first, as a left-to-right scan of Solidity meets them: a string literal (to its closing quote, escapes
+# skipped; unterminated: to the end), a // comment, or a /* */ comment (unterminated: to the end).
+_COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"?|\'(?:\\.|[^\'\\])*\'?|//[^\n]*|/\*.*?(?:\*/|\Z)', re.S)
+_NOT_NEWLINE = re.compile(r"[^\n]")
 
 
-def strip_comments(text: str) -> str:
-    """Remove // and /* */ comments (keeping string literals, which may contain '//')."""
-    return _COMMENT_OR_STRING.sub(lambda m: m.group(0) if m.group(0)[0] in "\"'" else " ", text)
+def strip_comments(text: str, keep_length: bool = False) -> str:
+    """Remove // and /* */ comments, keeping string literals (so that '//' inside a string survives).
+    keep_length: blank them with spaces instead (newlines kept), so that offsets into `text` stay valid."""
+    def replace(m: re.Match) -> str:
+        s = m.group(0)
+        if s[0] in "\"'":
+            return s
+        if keep_length:
+            return _NOT_NEWLINE.sub(" ", s)
+        return "" if s[1] == "/" else " "
+
+    return _COMMENT_OR_STRING.sub(replace, text)
 
 
 _IMPORT = re.compile(r'\bimport\b[^;"\']*["\']([^"\']+)["\'][^;]*;')

@@ -363,8 +363,6 @@ _SOL_TOKEN = re.compile(  # the lexeme alternatives of _SOL_LEX without whitespa
     r"|0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.\d[\d_]*)?|\.\d[\d_]*)(?:[eE]-?\d[\d_]*)?"
     r"|[A-Za-z_$][A-Za-z0-9_$]*"
     r"|" + "|".join(re.escape(o) for o in _SOL_OPS) + r"|[^\s]", re.S)
-_SOL_COMMENT = re.compile(r"(?P<s>(?:hex|unicode)?(?:\"(?:\\.|[^\"\\\n])*\"|'(?:\\.|[^'\\\n])*'))"
-                          r"|//[^\n]*|/\*.*?(?:\*/|\Z)", re.S)
 _KIND_CACHE: dict[str, str] = {}
 
 
@@ -392,7 +390,9 @@ def solidity_lex(text: str, kinds: bool = False) -> list[str]:
     lexeme, verbatim. ``kinds=True`` maps each lexeme to its class instead: keywords and elementary types
     (uintN/intN/bytesN) and operators/punctuation stay verbatim, other identifiers become IDENT, numbers NUMBER,
     strings STRING."""
-    toks = _SOL_TOKEN.findall(_SOL_COMMENT.sub(lambda m: m.group("s") or " ", text))
+    from .corpus import strip_comments
+
+    toks = _SOL_TOKEN.findall(strip_comments(text))
     return [_kind(t) for t in toks] if kinds else toks
 
 

@@ -40,7 +40,7 @@ from .. import corpus, evm, paths
 from . import abi
 from .compile import pick_version
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
-from .solidity import ParseFailure, find_function, match_close, strip_comments
+from .solidity import ParseFailure, find_function, match_close
 
 CANDIDATE = "tacsol_candidate"
 # the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
@@ -371,7 +371,7 @@ def place(sources: dict[str, str], file: str, reference: str, candidate: str, co
     if text is None or not reference:
         return None
     at = [m.start() for m in re.finditer(re.escape(reference), text)]
-    blank = strip_comments(text, keep_length=True)   # an apostrophe in a comment must not unbalance braces
+    blank = corpus.strip_comments(text, keep_length=True)   # an apostrophe in a comment must not unbalance braces
     if len(at) > 1 and contract:
         m = re.search(rf"\b(contract|abstract\s+contract)\s+{re.escape(contract)}\b[^{{]*{{", blank)
         end = match_close(blank, m.end() - 1) if m else -1
@@ -561,7 +561,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     same-arity functions. home: "file:Contract" where the candidate is placed (private variables of other
     contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
     the harness tries when the first binding's run differs."""
-    used = set(re.findall(r"[A-Za-z_$][\w$]*", strip_comments(text)))
+    used = set(re.findall(r"[A-Za-z_$][\w$]*", corpus.strip_comments(text)))
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
     hidden = {v for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import re
 
-from .solidity import ParseFailure, find_function, strip_comments
+from ..corpus import strip_comments
+from .solidity import ParseFailure, find_function
 
 _WORD = r"(?<![.\w$]){}(?![\w$])"
 KEYWORDS = {"require", "assert", "revert", "emit", "return", "returns", "if", "else", "for", "while", "do", "new",

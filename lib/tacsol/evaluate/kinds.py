@@ -13,7 +13,8 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-from .solidity import ParseFailure, find_function, strip_comments, tac_effects
+from ..corpus import strip_comments
+from .solidity import ParseFailure, find_function, tac_effects
 
 KINDS = ("getter", "setter", "other")
 _CALL = re.compile(r"[A-Za-z_$][\w$.]*\s*\(")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ..corpus import strip_comments
+
 _FENCE = re.compile(r"```[a-zA-Z]*\n?|```")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
 _LOCATIONS = {"memory", "calldata", "storage"}
@@ -28,32 +30,6 @@ def _string_end(code: str, i: int) -> int:
     while j < n and code[j] != quote:
         j += 2 if code[j] == "\\" else 1
     return j + 1
-
-
-def strip_comments(code: str, keep_length: bool = False) -> str:
-    """Remove // and /* */ comments, keeping string literals (so that '//' inside a string survives).
-    keep_length: blank them with spaces instead (newlines kept), so that offsets into `code` stay valid."""
-    out, i, n = [], 0, len(code)
-    while i < n:
-        c = code[i]
-        if c in "\"'":
-            j = _string_end(code, i)
-            out.append(code[i:j])
-            i = j
-        elif code.startswith("//", i):
-            j = code.find("\n", i)
-            if keep_length:
-                out.append(" " * ((n if j < 0 else j) - i))
-            i = n if j < 0 else j
-        elif code.startswith("/*", i):
-            j = code.find("*/", i + 2)
-            end = n if j < 0 else j + 2
-            out.append(re.sub(r"[^\n]", " ", code[i:end]) if keep_length else " ")
-            i = end
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
 
 
 def match_close(code: str, open_pos: int, open_ch: str = "{", close_ch: str = "}") -> int:
