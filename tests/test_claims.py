@@ -158,14 +158,11 @@ def test_expected_vs_measured_reads_the_figures():
 def test_repository_cites_no_document_outside_it():
     """Facts are cited from docs/references.md (copied with their original sources), never from the study's brief
     outside the repository (../shared/*.md: reference.md, offline-assets.md, training-recommendations.md)."""
-    import subprocess
-
     outside = re.compile(r"\.\./shared|\bshared/[\w-]+\.md|offline-assets\.md|(?<![\w/])" + r"reference\.md")
-    tracked = subprocess.run(["git", "ls-files", "lib", "tests", "tools", "docs", "notebooks", "params", "README.md"],
-                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    files = [ROOT / "README.md"] + [f for d in ("lib", "tests", "tools", "docs", "notebooks", "params")
+                                    for f in (ROOT / d).rglob("*")]
     hits = []
-    for f in tracked:
-        if f.endswith((".md", ".py", ".ipynb", ".json", ".yaml", ".yml", ".js")) and Path(__file__).name not in f:
-            text = (ROOT / f).read_text(encoding="utf-8", errors="replace")
-            hits += [f"{f}: {m.group(0)}" for m in outside.finditer(text)]
+    for f in files:
+        if f.suffix in (".md", ".py", ".ipynb", ".json", ".yaml", ".yml", ".js") and f != Path(__file__).resolve():
+            hits += [f"{f.relative_to(ROOT)}: {m.group(0)}" for m in outside.finditer(f.read_text(errors="replace"))]
     assert not hits
