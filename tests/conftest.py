@@ -40,6 +40,7 @@ def tiny_adapter(tmp_path_factory) -> str:
 
     base = tmp_path_factory.mktemp("tiny_adapter")
     model = tiny.build(base / "model")
-    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "fixture", "max_steps": 2,
+    res = train.run({"output_dir": str(base / "run"), "model": str(model), "dataset": "tests/fixtures/train/records.jsonl",
+                     "max_steps": 2,
                      "batch_size": 2, "eval_examples": 2, "save_steps": 100, "max_seq_length": 512})
     return res["adapter_dir"]

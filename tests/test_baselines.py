@@ -78,11 +78,9 @@ def test_retrieval_baseline_scores_rows(records, tmp_path):
 
 
 def test_retrieval_on_shipped_sample(tmp_path):
-    pairs = pytest.importorskip("tacsol.pairs")
-    try:
-        ds = pairs.load_sample()
-    except FileNotFoundError:
-        pytest.skip("no sample shipped yet at lib/tacsol/data/sample/")
+    from tacsol import pairs
+
+    ds = pairs.load("sample")
     test = ds["test"].select(range(min(20, len(ds["test"]))))
     s = baselines.retrieval(ds["train"], test, tmp_path, compile_check=False, figures=False, n_boot=100)
     assert s["metrics"]["n_functions"] == len(test)
@@ -143,7 +141,7 @@ def test_bytecode_from_cache_maps_sample_records_to_their_contracts():
     the function's selector is in the dispatcher of the bytecode found; an unmappable record says why."""
     from tacsol import pairs
 
-    recs = list(pairs.load_sample()["validation"])[:4]
+    recs = list(pairs.load("sample")["validation"])[:4]
     bad = {**recs[0], "id": "x-unknown", "package": "nope@0.0.0"}
     found, missing = baselines.bytecode_from_cache(recs + [bad])
     assert missing["x-unknown"].startswith("package 'nope@0.0.0' not in the corpus manifest")

@@ -120,7 +120,7 @@ def test_a_runaway_loop_is_stopped_and_reported(toy):
 
 @pytest.fixture(scope="module")
 def sample_test():
-    return [dict(r) for r in pairs.load_sample()["test"]]
+    return [dict(r) for r in pairs.load("sample")["test"]]
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+RECORDS = str(ROOT / "tests" / "fixtures" / "train" / "records.jsonl")
 STEPS = 12
 
 
@@ -168,7 +169,7 @@ def test_real_train_module_under_zero3_plan_on_two_cpu_processes(tmp_path):
 
     model_dir = tiny.build(tmp_path / "model")
     p = dict(DEFAULTS)
-    p.update(output_dir=str(tmp_path / "run"), model=str(model_dir), dataset="fixture", hardware_profile="cpu",
+    p.update(output_dir=str(tmp_path / "run"), model=str(model_dir), dataset=RECORDS, hardware_profile="cpu",
              max_steps=8, batch_size=2, learning_rate=1e-2, warmup_ratio=0.0, eval_examples=6, max_seq_length=512,
              save_steps=100, seed=3, launcher="torchrun", n_processes=2, zero3_plan="lora16", deepspeed="",
              probe=True, timeout_minutes=5, run_eval=False, train_new_tokens=False)
@@ -214,7 +215,7 @@ def test_real_train_module_through_the_cpu_smoke_accelerate_yaml(tmp_path):
 
     model_dir = tiny.build(tmp_path / "model")
     p = dict(DEFAULTS)
-    p.update(output_dir=str(tmp_path / "run"), model=str(model_dir), dataset="fixture", hardware_profile="cpu",
+    p.update(output_dir=str(tmp_path / "run"), model=str(model_dir), dataset=RECORDS, hardware_profile="cpu",
              max_steps=6, batch_size=2, learning_rate=1e-2, warmup_ratio=0.0, eval_examples=6, max_seq_length=512,
              save_steps=100, seed=3, launcher="accelerate", n_processes=2,
              accelerate_config="params/accelerate/cpu_smoke_2proc.yaml", zero3_plan="none", deepspeed="",

@@ -217,11 +217,9 @@ def test_cli_scores_a_generations_file(records, embedder, tmp_path):
 def test_compile_in_original_unit_on_sample():
     """The generated function in place of the original inside its package's compile unit (inherited names,
     imports and libraries present): the reference compiles, a use of an undeclared name does not."""
-    pairs = pytest.importorskip("tacsol.pairs")
-    try:
-        test = pairs.load_sample()["test"]
-    except FileNotFoundError:
-        pytest.skip("no sample shipped")
+    from tacsol import pairs
+
+    test = pairs.load("sample")["test"]
     units = evaluate.OriginalUnits(fetch=False)  # tests never download: needs the package in the npm cache
     recs = [r for r in test if "{" in r["solidity"] and units.sources(r) is not None][:4]
     if not recs:

@@ -19,6 +19,7 @@ from tacsol.evaluate import degenerate, metrics, selection
 from tacsol.evaluate.aggregate import degenerate_summary, distinct
 
 ROOT = Path(__file__).resolve().parents[1]
+RECORDS = str(ROOT / "tests" / "fixtures" / "train" / "records.jsonl")
 
 
 @pytest.mark.parametrize("text,reason", [
@@ -81,7 +82,7 @@ def test_allocation_gives_what_one_stratum_lacks_to_the_others():
 def test_profile_evaluation_and_selection_share_the_complexity_strata():
     """One definition of the strata (issue 15): the evaluation's per-function column and the selection's strata are
     01's composition buckets (the evaluation had its own edges, ≤50/200/1000 TAC instructions, under other names)."""
-    recs = [dict(r) for r in pairs.load_sample()["test"]]
+    recs = [dict(r) for r in pairs.load("sample")["test"]]
     profiled = PR.complexity_buckets(pd.DataFrame(recs))
     assert len(set(profiled)) > 1  # the sample spans several strata
     table = evaluate.score(recs, {r["id"]: r["solidity"] for r in recs}, embedder=None, compile_check=False)
@@ -141,7 +142,7 @@ def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
     script = (f"import sys; sys.path.insert(0, {str(ROOT / 'lib')!r})\n"
               "from tacsol import infer, train\n"
               f"m, t = infer.load({tiny_adapter!r})\n"
-              "recs = train.load_records('fixture')['test'] * 1\n"
+              f"recs = train.load_records({RECORDS!r})['test'] * 1\n"
               "recs = [dict(r, id=f'{r[\"id\"]}-{i}') for i in range(120) for r in recs[:1]]\n"
               f"infer.generate_to_file(m, t, recs, {str(out)!r}, max_new_tokens=24, batch_size=2, progress=False)\n")
     proc = subprocess.Popen([sys.executable, "-c", script])
@@ -156,7 +157,7 @@ def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
     partial = infer.read_done(out)
     assert 4 <= len(partial) < 120
     model, tok = infer.load(tiny_adapter)
-    recs = [dict(r, id=f"{r['id']}-{i}") for i in range(120) for r in train.load_records("fixture")["test"][:1]]
+    recs = [dict(r, id=f"{r['id']}-{i}") for i in range(120) for r in train.load_records(RECORDS)["test"][:1]]
     gens = infer.generate_to_file(model, tok, recs, out, max_new_tokens=24, batch_size=2, progress=False)
     assert set(gens) == {r["id"] for r in recs}
     rows = [json.loads(line) for line in out.read_text().splitlines() if line.startswith('{"id": "') and

@@ -36,7 +36,7 @@ def test_bad_input_is_refused_clearly(tmp_path, capsys):
 def test_decompile_cli_tac_and_bytecode(adapter, tmp_path, capsys):
     from tacsol.cli import main
 
-    rec = train.load_records("fixture")["test"][0]
+    rec = train.load_records(FIX / "train" / "records.jsonl")["test"][0]
     f = tmp_path / "fn.tac"
     f.write_text(rec["tac"])
     assert main(["decompile", str(f), "--tac", "--adapter", adapter, "--max-new-tokens", "8", "--json"]) == 0
@@ -68,7 +68,7 @@ def test_decompile_works_without_adapter_using_the_shipped_one(capsys):
 def test_decompile_candidates_rank_greedy_first(adapter, capsys):
     from tacsol.cli import main
 
-    rec = train.load_records("fixture")["test"][0]
+    rec = train.load_records(FIX / "train" / "records.jsonl")["test"][0]
     assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--max-new-tokens", "8", "--candidates", "3",
                  "--json"]) == 0
     out = json.loads(capsys.readouterr().out)[0]

@@ -166,9 +166,7 @@ def test_cli_stats(built, capsys):
 
 
 def test_shipped_sample_schema_and_licences():
-    if not (pairs.SAMPLE_DIR / "train.jsonl").exists():
-        pytest.skip("sample not generated yet")
-    dd = pairs.load_sample()
+    dd = pairs.load("sample")
     assert set(dd) == set(pairs.SPLITS) and all(len(dd[s]) > 0 for s in pairs.SPLITS)
     assert sum(len(dd[s]) for s in dd) >= 100
     for s in pairs.SPLITS:
@@ -176,6 +174,26 @@ def test_shipped_sample_schema_and_licences():
         assert list(dd[s].features) == list(pairs.COLUMNS)
     groups = [set(dd[s]["norm_hash"]) for s in pairs.SPLITS]
     assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
+
+
+def test_load_is_the_one_entry_point(tmp_path):
+    """"sample", a records file split by its split column (``all`` without one), a DatasetDict or Dataset as given;
+    a missing name raises instead of falling back to anything."""
+    import datasets
+
+    rows = [dict(r) for r in pairs.load("sample")["validation"]][:3]
+    rows[0]["split"] = "test"
+    f = tmp_path / "records.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dd = pairs.load(f)
+    assert {s: len(dd[s]) for s in dd} == {"test": 1, "validation": 2} and dd["validation"][1]["id"] == rows[2]["id"]
+    assert pairs.load(dd) is dd
+    assert list(pairs.load(datasets.Dataset.from_list(rows).remove_columns("split"))) == ["all"]
+    with pytest.raises(pairs.DatasetError, match=r"line 2 \(row 1\), column 'tac': not valid UTF-8"):
+        f.write_bytes(b'{"tac": "x"}\n{"tac": "caf\xe9"}\n')
+        pairs.load(f)
+    with pytest.raises(FileNotFoundError, match="no dataset at 'pytest-no-such-dataset'"):
+        pairs.load("pytest-no-such-dataset")
 
 
 def test_always_reverts_excludes_declared_but_never_returned_data():

@@ -17,14 +17,23 @@ from tacsol import paths, train
 
 ROOT = Path(__file__).resolve().parents[1]
 FIX = ROOT / "tests" / "fixtures" / "train"
+RECORDS = str(FIX / "records.jsonl")
 sys.path.insert(0, str(FIX))
 import tiny  # noqa: E402
 
 STEPS = 12
 
 
+def test_load_records_refuses_splits_training_does_not_know(tmp_path):
+    f = tmp_path / "records.jsonl"
+    f.write_text(json.dumps({"id": "a", "tac": "x", "solidity": "y", "split": "dev"}) + "\n")
+    with pytest.raises(ValueError, match=r"split\(s\) \['dev'\] are not train/validation/test"):
+        train.load_records(str(f))
+    assert {s: len(v) for s, v in train.load_records(RECORDS).items()} == {"train": 49, "validation": 6, "test": 6}
+
+
 def _params(model_dir: Path, out: Path) -> dict:
-    return {"output_dir": str(out), "model": str(model_dir), "dataset": "fixture", "max_steps": STEPS,
+    return {"output_dir": str(out), "model": str(model_dir), "dataset": RECORDS, "max_steps": STEPS,
             "batch_size": 4, "save_steps": 3, "save_total_limit": 10, "learning_rate": 1e-2, "warmup_ratio": 0.0,
             "eval_examples": 6, "lora_dropout": 0.1, "max_seq_length": 512, "seed": 3,
             "gradient_checkpointing": True, "max_train_tokens": 0,
@@ -114,7 +123,7 @@ def test_saved_adapter_reloads_and_generates_the_same_tokens(reference):
     _, res = reference
     trained, tok = res["peft_model"], res["tokenizer"]
     reloaded, tok2 = infer.load(res["adapter_dir"])
-    recs = train.load_records("fixture")["test"][:2]
+    recs = train.load_records(RECORDS)["test"][:2]
     assert [prompt.prompt_ids(r, tok) for r in recs] == [prompt.prompt_ids(r, tok2) for r in recs]
     trained.eval()
     for r in recs:
@@ -186,7 +195,7 @@ def test_no_batch_trains_on_nothing(tiny_model):
 
     tok = AutoTokenizer.from_pretrained(tiny_model)
     prompt.add_special_tokens(tok)
-    recs = train.load_records("fixture")["train"]
+    recs = train.load_records(RECORDS)["train"]
     lengths = [len(prompt.prompt_ids(r, tok)) for r in recs]
     max_len = sorted(lengths)[len(lengths) // 2] + 4  # about half the prompts alone exceed it
     ex, dropped = train._tokenize_all(recs, tok, max_len)

@@ -38,7 +38,7 @@ def main() -> int:
     from tacsol.evaluate import behaviour as B, controls as C
     from tacsol.ioutil import atomic_write_json
 
-    ds = pairs.load_sample() if args.dataset == "sample" else pairs.load(args.dataset)
+    ds = pairs.load(args.dataset)
     recs, seen = [], set()
     rows = [dict(r) for r in ds[args.split]]
     random.Random(args.seed).shuffle(rows)

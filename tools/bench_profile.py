@@ -16,14 +16,6 @@ import time
 DEFAULT_MODELS = ["meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-Coder-32B", "smollm2"]
 
 
-def default_dataset() -> str:
-    from tacsol import pairs, paths
-
-    if (pairs.SAMPLE_DIR / "train.jsonl").exists():
-        return "sample"
-    return str(paths.repo_root() / "tests/fixtures/profile/pairs.jsonl")
-
-
 def bench(dataset: str, n: int, models: list[str], full: bool = False) -> dict:
     from tacsol import profile as PR
     from tacsol import summary, tokens
@@ -49,14 +41,14 @@ def bench(dataset: str, n: int, models: list[str], full: bool = False) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dataset", default=None, help="dataset name/path (default: the shipped sample, else the test fixture)")
+    ap.add_argument("--dataset", default="sample", help="what tacsol.pairs.load reads (default: the shipped sample)")
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--full", action="store_true", help="also time the whole profile (entropy, hygiene, composition)")
     ap.add_argument("--json", default="outputs/bench/profile_100k.json",
                     help="write the figures here (notebook 01 shows the latest; default: %(default)s)")
     a = ap.parse_args(argv)
-    res = bench(a.dataset or default_dataset(), a.pairs, a.models, a.full)
+    res = bench(a.dataset, a.pairs, a.models, a.full)
     print(f"{res['pairs']:,} pairs (replicated from {res['base_pairs']} of {res['dataset']}, "
           f"{res['chars_per_pair']:.0f} TAC+Solidity chars/pair) on {res['hardware']}")
     print(f"  render prompts: {res['render_s']:.1f} s")

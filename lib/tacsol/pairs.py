@@ -845,12 +845,24 @@ def build(cfg: BuildConfig) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-def load(name_or_path: str | os.PathLike):
-    """A saved dataset: a name under outputs/data/, a build folder (holding dataset/), or the dataset folder."""
+class DatasetError(ValueError):
+    """A records file that cannot be read: names the file, line and column."""
+
+
+def load(source):
+    """The one dataset entry point → a DatasetDict of splits. ``source``: "sample" (the shipped sample), a name under
+    outputs/data/, a build folder (holding dataset/) or the dataset folder, a records file (.jsonl/.json/.parquet:
+    rows go to the split their ``split`` column names, "all" without one), or a DatasetDict / Dataset (split alike)."""
     import datasets
 
-    p = Path(name_or_path)
-    cands = [paths.resolve(p), paths.resolve(p) / "dataset", paths.outputs_dir() / "data" / str(name_or_path) / "dataset"]
+    if isinstance(source, datasets.DatasetDict):
+        return source
+    if isinstance(source, datasets.Dataset):
+        return _by_split(source.to_pandas())
+    p = SAMPLE_DIR if str(source) == "sample" else paths.resolve(source)
+    if p.is_file():
+        return _by_split(_read_records(p))
+    cands = [p, p / "dataset", paths.outputs_dir() / "data" / str(source) / "dataset"]
     for c in cands:
         if (c / "dataset_dict.json").exists():
             return datasets.load_from_disk(str(c))
@@ -864,12 +876,66 @@ def load(name_or_path: str | os.PathLike):
 
             return datasets.DatasetDict({s: datasets.Dataset.from_dict(read(c / f"{s}.jsonl"), features=features())
                                          for s in SPLITS})
-    raise FileNotFoundError(f"no dataset at {name_or_path!r} (tried {', '.join(map(str, cands))})")
+    raise FileNotFoundError(f"no dataset at {source!r} (tried {', '.join(map(str, cands))})")
 
 
-def load_sample():
-    """The shipped sample (permissively licensed pairs, same schema, train/validation/test)."""
-    return load(SAMPLE_DIR)
+def _read_records(path: Path):
+    """A records file as a pandas DataFrame."""
+    import pandas as pd
+
+    if path.suffix == ".jsonl":
+        return pd.DataFrame(read_jsonl(path))
+    if path.suffix == ".json":
+        return pd.read_json(path, dtype=False)
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    raise DatasetError(f"{path}: unsupported file type {path.suffix!r} (use .jsonl, .json, .parquet or a dataset folder)")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """JSON lines, naming the line and field of bytes that are not UTF-8 (pandas would only say 'invalid')."""
+    rows = []
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                field = "?"
+                try:
+                    rec = json.loads(raw.decode("utf-8", "surrogateescape"))
+                    field = next((k for k, v in rec.items() if isinstance(v, str) and not utf8_ok(v)), "?")
+                except ValueError:
+                    pass
+                raise DatasetError(f"{path}: line {n} (row {len(rows)}), column {field!r}: not valid UTF-8 "
+                                   f"(byte 0x{raw[exc.start]:02x} at byte offset {exc.start})") from None
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise DatasetError(f"{path}: line {n}: not valid JSON ({exc})") from None
+    return rows
+
+
+def utf8_ok(v: str) -> bool:
+    """Whether text is valid UTF-8 (no undecodable bytes smuggled in as lone surrogates by 'surrogateescape')."""
+    if v.isascii():
+        return True
+    try:
+        v.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _by_split(df):
+    """A DataFrame of records → DatasetDict by its ``split`` column ("all" without one), rows in order."""
+    import datasets
+
+    if "split" not in df.columns:
+        df = df.assign(split="all")
+    return datasets.DatasetDict({str(s): datasets.Dataset.from_pandas(part.reset_index(drop=True), preserve_index=False)
+                                 for s, part in df.groupby("split", sort=False)})
 
 
 def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int] | None = None,

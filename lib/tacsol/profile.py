@@ -30,7 +30,6 @@ Definitions (what every number means):
 from __future__ import annotations
 
 import collections
-import json
 import math
 import re
 import time
@@ -57,99 +56,37 @@ class ProfileError(ValueError):
 
 # ------------------------------------------------------------------------------------------------ loading
 def load_pairs(dataset: Any):
-    """A pandas DataFrame (one row per pair, a ``split`` column) from: "sample" (the shipped sample), a dataset name
-    under outputs/data/ or folder (``tacsol.pairs.load``), a .jsonl/.json/.parquet file, a DatasetDict / Dataset,
-    a DataFrame or a list of dicts. Validates it (:func:`validate`)."""
+    """A pandas DataFrame (one row per pair, a ``split`` column) from a DataFrame, a list of dicts, or anything
+    :func:`tacsol.pairs.load` reads ("sample", a dataset name under outputs/data/ or folder, a .jsonl/.json/.parquet
+    file, a DatasetDict / Dataset). Validates it (:func:`validate`)."""
     import pandas as pd
 
-    where = "dataset"
-    if isinstance(dataset, (str, Path)):
-        where = str(dataset)
-        dataset = _load_path(dataset)
+    from . import pairs
+
+    where = str(dataset) if isinstance(dataset, (str, Path)) else "dataset"
     if isinstance(dataset, pd.DataFrame):
         df = dataset.copy()
     elif isinstance(dataset, list):
         _check_records(dataset, where)  # before pandas: arrow refuses undecodable text without saying where
         df = pd.DataFrame(dataset)
-    elif hasattr(dataset, "keys") and hasattr(dataset, "values") and not hasattr(dataset, "features"):  # DatasetDict
-        parts = []
-        for name, ds in dataset.items():
-            part = ds.to_pandas()
-            part["split"] = name  # the DatasetDict key is authoritative
-            parts.append(part)
-        df = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if not parts:
-            raise ProfileError(f"{where}: dataset is empty (no splits)")
-    elif hasattr(dataset, "to_pandas"):
-        df = dataset.to_pandas()
     else:
-        raise ProfileError(f"{where}: cannot profile a {type(dataset).__name__}; pass a DatasetDict, Dataset, "
-                           f"DataFrame, list of dicts or a path")
+        try:
+            dd = pairs.load(dataset)
+        except pairs.DatasetError as exc:
+            raise ProfileError(str(exc)) from None
+        if not dd:
+            raise ProfileError(f"{where}: dataset is empty (no splits)")
+        # the DatasetDict key is authoritative
+        df = pd.concat([ds.to_pandas().assign(split=name) for name, ds in dd.items()], ignore_index=True)
     if "split" not in df.columns:
         df["split"] = "all"
     validate(df, where)
     return df.reset_index(drop=True)
 
 
-def _load_path(p: str | Path):
-    import pandas as pd
-
-    from . import paths
-
-    if str(p) == "sample":
-        from . import pairs
-
-        return pairs.load_sample()
-    rp = paths.resolve(p)
-    if rp.is_file():
-        if rp.suffix == ".jsonl":
-            return _read_jsonl(rp)
-        if rp.suffix == ".json":
-            return pd.read_json(rp, dtype=False)
-        if rp.suffix == ".parquet":
-            return pd.read_parquet(rp)
-        raise ProfileError(f"{rp}: unsupported file type {rp.suffix!r} (use .jsonl, .json, .parquet or a dataset folder)")
+def _check_records(records: list, where: str) -> None:
     from . import pairs
 
-    return pairs.load(p)
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    """JSON lines, naming the line and field of bytes that are not UTF-8 (pandas would only say 'invalid')."""
-    rows = []
-    with open(path, "rb") as fh:
-        for n, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                field = "?"
-                try:
-                    rec = json.loads(raw.decode("utf-8", "surrogateescape"))
-                    field = next((k for k, v in rec.items() if isinstance(v, str) and not _utf8_ok(v)), "?")
-                except ValueError:
-                    pass
-                raise ProfileError(f"{path}: line {n} (row {len(rows)}), column {field!r}: not valid UTF-8 "
-                                   f"(byte 0x{raw[exc.start]:02x} at byte offset {exc.start})") from None
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise ProfileError(f"{path}: line {n}: not valid JSON ({exc})") from None
-    return rows
-
-
-def _utf8_ok(v: str) -> bool:
-    if v.isascii():
-        return True
-    try:
-        v.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
-
-
-def _check_records(records: list, where: str) -> None:
     for i, r in enumerate(records):
         if not isinstance(r, Mapping):
             raise ProfileError(f"{where}: row {i} is a {type(r).__name__}, expected a mapping of column → value")
@@ -162,7 +99,7 @@ def _check_records(records: list, where: str) -> None:
                 except UnicodeDecodeError as exc:
                     raise ProfileError(f"{where}: column {col!r}, {name}: not valid UTF-8 "
                                        f"(byte 0x{v[exc.start]:02x} at offset {exc.start})") from None
-            elif isinstance(v, str) and not _utf8_ok(v):
+            elif isinstance(v, str) and not pairs.utf8_ok(v):
                 bad = next(j for j, ch in enumerate(v) if "\ud800" <= ch <= "\udfff")
                 raise ProfileError(f"{where}: column {col!r}, {name}: not valid UTF-8 text (undecodable byte "
                                    f"{v[bad]!r} at character {bad})")

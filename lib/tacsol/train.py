@@ -79,7 +79,6 @@ DEFAULTS: dict[str, Any] = {
     "n_samples": 3,
     "max_new_tokens": 160,
 }
-FIXTURE = "tests/fixtures/train/records.jsonl"
 _MEGA = 50  # batches per length-sorting window
 
 
@@ -107,39 +106,16 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
 
 
 # ----------------------------------------------------------------------------------------------------- data
-def _read_jsonl(path: Path) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            r = json.loads(line)
-            split = r.get("split")
-            if split not in out:
-                raise ValueError(f"{path}:{n}: record {r.get('id')!r} has split {split!r}, expected train/validation/test")
-            out[split].append(r)
-    return out
-
-
 def load_records(spec: str) -> dict[str, list[dict]]:
-    """Dataset spec → {"train"|"validation"|"test": [record dicts]}.
+    """Dataset (anything :func:`tacsol.pairs.load` reads: "sample", a name, a folder, a records file with a
+    ``split`` column) → {"train"|"validation"|"test": [record dicts]}."""
+    from . import pairs
 
-    "sample" = tacsol.pairs.load_sample() (the shipped sample); "fixture" = the training test fixture; a *.jsonl
-    file with a ``split`` field; anything else goes to tacsol.pairs.load (a saved dataset folder or a name)."""
-    if spec == "fixture" or spec.endswith(".jsonl"):
-        return _read_jsonl(paths.resolve(FIXTURE if spec == "fixture" else spec))
-    try:
-        from . import pairs  # type: ignore
-
-        dd = pairs.load_sample() if spec == "sample" else pairs.load(spec)
-    except (ImportError, FileNotFoundError) as exc:
-        if spec != "sample":
-            raise
-        # Only until the dataset engineer's sample ships: say so loudly, never silently.
-        print(f"NOTE: shipped sample not available ({exc.__class__.__name__}: {exc}); using the training fixture "
-              f"{FIXTURE} instead", file=sys.stderr)
-        return _read_jsonl(paths.resolve(FIXTURE))
-    return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in ("train", "validation", "test")}
+    dd = pairs.load(spec)
+    other = sorted(set(dd) - set(pairs.SPLITS))
+    if other:
+        raise ValueError(f"dataset {spec!r}: split(s) {other} are not train/validation/test")
+    return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in pairs.SPLITS}
 
 
 def in_packages(record: dict, packages) -> bool:

@@ -368,7 +368,8 @@ def _f(x) -> str:
 def build_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("generations", help="jsonl file: one {\"id\": ..., \"generated\": ...} per line")
     p.add_argument("--dataset", required=True,
-                   help="dataset name under outputs/data/, a dataset folder, or 'sample' for the shipped sample")
+                   help="'sample' (the shipped sample), a dataset name under outputs/data/, a dataset folder or a "
+                        "records file (what tacsol.pairs.load reads)")
     p.add_argument("--split", default="test", help="split holding the records the generations answer (test)")
     p.add_argument("--out", required=True, help="output folder; results go to OUT/eval/")
     p.add_argument("--system", default="fine-tuned", help="name recorded in summary.json")
@@ -389,7 +390,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from .. import pairs
 
-    ds = pairs.load_sample() if args.dataset == "sample" else pairs.load(args.dataset)
+    ds = pairs.load(args.dataset)
     if args.split not in ds:
         print(f"tacsol evaluate: dataset has no split {args.split!r} (has {list(ds)})", file=sys.stderr)
         return 2
