@@ -19,6 +19,25 @@ def test_version_satisfies(version, spec, ok):
     assert corpus.version_satisfies(version, spec) is ok
 
 
+def test_version_tuple_reads_versions_as_written():
+    """One parser for solc versions: pragmas' candidates, records' solc_version and settings, compiler strings."""
+    assert corpus.version_tuple("0.8.19") == (0, 8, 19)
+    assert corpus.version_tuple("v0.8.19+commit.7dd6d404") == corpus.version_tuple("0.8.19-nightly.2023.1.1") == (0, 8, 19)
+    assert corpus.version_tuple("0.6.6/opt200/istanbul") == (0, 6, 6)
+    assert corpus.version_tuple("") == corpus.version_tuple("latest") == (0, 0, 0)
+    assert corpus.version_satisfies("v0.8.19+commit.7dd6d404", "^0.8.0")
+
+
+def test_nearest_installed_for_a_records_version():
+    inst = ["0.4.24", "0.6.6", "0.8.10", "0.8.15", "0.8.26"]
+    assert corpus.nearest_installed("0.8.15", inst) == "0.8.15"      # exact
+    assert corpus.nearest_installed("0.8.11", inst) == "0.8.15"      # the closest patch above
+    assert corpus.nearest_installed("0.8.30", inst) == "0.8.26"      # none above: the newest of the minor
+    assert corpus.nearest_installed("0.7.6", inst) is None           # another minor changes the language
+    assert corpus.nearest_installed("", inst) == "0.8.26"
+    assert corpus.nearest_installed("0.3.0") is None                 # the installed solcjs aliases by default
+
+
 def test_choose_version_policy():
     inst = ["0.4.24", "0.5.16", "0.6.6", "0.7.6", "0.8.10", "0.8.26"]
     assert corpus.choose_version(["^0.8.0"], inst) == "0.8.10"

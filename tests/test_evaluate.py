@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tacsol import evaluate, evm
+from tacsol import corpus, evaluate, evm
 from tacsol.evaluate import solidity as sol
 
 FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "records.jsonl"
@@ -104,7 +104,7 @@ def test_compile_check_valid_and_invalid():
     assert not res["undeclared"].ok and res["undeclared"].status == "declaration_error"
     assert not res["syntax"].ok and res["syntax"].status == "parser_error"
     assert res["old"].ok and res["old"].version == "0.4.24"
-    assert evaluate.pick_version("0.3.0") is None
+    assert corpus.nearest_installed("0.3.0") is None
 
 
 def test_grounding_against_handmade_tac():

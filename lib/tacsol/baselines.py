@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import evm, paths
+from . import corpus, evm, paths
 from .evaluate import GenerationFailure, evaluate_run
 
 PANORAMIX_PIN = "panoramix-decompiler==0.6.1"
@@ -297,11 +297,6 @@ DECOMPILERS = {
 }
 
 
-def _version(v: str) -> tuple[int, ...]:
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", v or "")
-    return tuple(int(x) for x in m.groups()) if m else (0, 0, 0)
-
-
 def bytecode_for(rec: dict, bytecode_of) -> str | None:
     if bytecode_of is None:
         return rec.get("bytecode") or rec.get("runtime_bytecode") or None
@@ -327,7 +322,7 @@ def decompile_records(tool: str, records, bytecode_of=None, *, timeout_s: float 
         code = bytecode_for(r, bytecode_of)
         if not code:
             gens[r["id"]] = GenerationFailure("no_bytecode")
-        elif tool == "panoramix" and _version(r.get("solc_version", "")) >= PANORAMIX_MAX_SOLC:
+        elif tool == "panoramix" and corpus.version_tuple(r.get("solc_version", "")) >= PANORAMIX_MAX_SOLC:
             gens[r["id"]] = GenerationFailure("unsupported_solc")  # PUSH0 bytecode: panoramix prints a fallback only
         else:
             by_code.setdefault(evm.strip_0x(code.lower()), []).append(r)

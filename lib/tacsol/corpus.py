@@ -167,8 +167,14 @@ def has_concrete_contract(text: str) -> bool:
 
 
 # --------------------------------------------------------------------------------------------- version choosing
-def _vt(v: str) -> tuple[int, int, int]:
-    return tuple(int(x) for x in v.split("+")[0].split("-")[0].split(".")[:3])  # type: ignore[return-value]
+_VERSION = re.compile(r"(\d+)\.(\d+)\.(\d+)")
+
+
+def version_tuple(text: str) -> tuple[int, int, int]:
+    """(major, minor, patch) of the first x.y.z in a solc version as written anywhere ("0.8.19",
+    "v0.8.19+commit.7dd6d404", a record's settings "0.8.19/opt200/paris"); (0, 0, 0) when there is none."""
+    m = _VERSION.search(text or "")
+    return (int(m.group(1)), int(m.group(2)), int(m.group(3))) if m else (0, 0, 0)
 
 
 _CMP = re.compile(r"(\^|~|>=|<=|>|<|=)?\s*v?(\d+)(?:\.(\d+|x|X|\*))?(?:\.(\d+|x|X|\*))?")
@@ -213,7 +219,7 @@ def _alternative_ok(alt: str, v: tuple[int, int, int]) -> bool:
 
 
 def version_satisfies(version: str, spec: str) -> bool:
-    v = _vt(version)
+    v = version_tuple(version)
     return any(_alternative_ok(alt, v) for alt in spec.split("||"))
 
 
@@ -224,7 +230,7 @@ def installed_solc() -> list[str]:
         m = re.fullmatch(r"solc-(\d+\.\d+\.\d+)", d.name)
         if m and (d / "soljson.js").exists():
             found.append(m.group(1))
-    return sorted(found, key=_vt)
+    return sorted(found, key=version_tuple)
 
 
 def choose_version(specs: Iterable[str], installed: list[str] | None = None, policy: str = "lowest") -> str | None:
@@ -237,6 +243,19 @@ def choose_version(specs: Iterable[str], installed: list[str] | None = None, pol
     specs = list(specs)
     ok = [v for v in installed if all(version_satisfies(v, s) for s in specs)]
     return (ok[0] if policy == "lowest" else ok[-1]) if ok else None
+
+
+def nearest_installed(wanted: str, installed: list[str] | None = None) -> str | None:
+    """Installed solc for code written for `wanted` (a record's version): that version if installed, else the
+    lowest installed patch of the same minor above it, else the highest of the same minor, else None (a different
+    minor changes the language). No version in `wanted`: the newest installed."""
+    installed = installed if installed is not None else installed_solc()
+    w = version_tuple(wanted)
+    if w == (0, 0, 0):
+        return installed[-1] if installed else None
+    same = sorted((v for v in installed if version_tuple(v)[:2] == w[:2]), key=version_tuple)
+    above = [v for v in same if version_tuple(v) >= w]
+    return above[0] if above else same[-1] if same else None
 
 
 # ------------------------------------------------------------------------------------------------------ settings
@@ -264,7 +283,7 @@ class Setting:
 
     def applies_to(self, version: str) -> bool:
         # viaIR is only dependable from 0.8.13 (earlier: experimental, stack-too-deep on most real code)
-        return not self.via_ir or _vt(version) >= (0, 8, 13)
+        return not self.via_ir or version_tuple(version) >= (0, 8, 13)
 
     def solc_settings(self, version: str) -> dict:
         s: dict[str, Any] = {"optimizer": {"enabled": self.optimize, "runs": self.runs}}

@@ -1036,8 +1036,8 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
             ss = corpus.SourceSet(item, license, [main], res_)
             versions = corpus.installed_solc()
             if "compiler_version" in mapping and row[mapping["compiler_version"]]:
-                want = re.sub(r"^v", "", str(row[mapping["compiler_version"]])).split("+")[0]
-                versions = [v for v in versions if v == want] or versions
+                want = corpus.version_tuple(str(row[mapping["compiler_version"]]))
+                versions = [v for v in versions if corpus.version_tuple(v) == want] or versions
             units, rj = corpus.plan_units(ss, [st], versions)
             rejects += [r.to_dict() for r in rj]
             if not units:

@@ -18,11 +18,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .. import evm
+from .. import corpus, evm
 from ..profile import complexity_bucket, tac_size
 from .aggregate import aggregate, bootstrap_ci, describe, flat_metrics, grounding  # noqa: F401
 from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
-from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many, pick_version  # noqa: F401
+from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many  # noqa: F401
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
 from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
@@ -239,13 +239,13 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
             row["compile_unit"] = "original" if orig is not None else "stub"
             if fn is not None:
                 units.append((f"g{i}", version, originals.unit(rec, fn.text) if orig is not None else  # type: ignore[union-attr]
-                              build_stub(fn.text, pick_version(version) or "0.8.26", decl_text, ctx)))
+                              build_stub(fn.text, corpus.nearest_installed(version) or "0.8.26", decl_text, ctx)))
             else:
                 row.update({"compiles": False, "compile_status": "unparsable" if row["failure"].startswith("unparsable")
                             else "no_output"})
             if compile_reference:
                 units.append((f"r{i}", version, orig if orig is not None else
-                               build_stub(ref, pick_version(version) or "0.8.26", decl_text, ctx)))
+                               build_stub(ref, corpus.nearest_installed(version) or "0.8.26", decl_text, ctx)))
         res = compile_many(units)
         for i, row in enumerate(rows):
             g = res.get(f"g{i}")

@@ -38,7 +38,6 @@ from typing import Callable, Iterable
 
 from .. import corpus, evm, paths
 from . import abi
-from .compile import pick_version
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
 from .solidity import ParseFailure, find_function, match_close
 
@@ -142,7 +141,7 @@ def _setting(rec: dict) -> tuple[str, corpus.Setting]:
 def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Setting, version: str,
            codegen: bool, with_ast: bool = False) -> dict:
     want = ["evm.deployedBytecode.object", "evm.methodIdentifiers", "abi"] if codegen else []
-    if codegen and corpus._vt(version) >= (0, 5, 13):
+    if codegen and corpus.version_tuple(version) >= (0, 5, 13):
         want.append("storageLayout")
     sel: dict = {main: {contract: want}} if codegen else {"*": {"*": []}}
     if with_ast:
@@ -179,7 +178,7 @@ class Compiler:
                     continue
                 except (OSError, ValueError, EOFError):
                     pass
-            v = pick_version(version)
+            v = corpus.nearest_installed(version)
             if v is None:
                 out[name] = f"no solcjs for {version!r}"
                 continue

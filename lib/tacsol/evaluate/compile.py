@@ -25,37 +25,6 @@ class CompileResult:
     message: str = ""
 
 
-def installed_versions() -> list[str]:
-    nm = paths.node_modules()
-    out = []
-    for d in nm.glob("solc-*"):
-        m = re.fullmatch(r"solc-(\d+\.\d+\.\d+)", d.name)
-        if m and (d / "package.json").exists():
-            out.append(m.group(1))
-    return sorted(out, key=_vt)
-
-
-def _vt(v: str) -> tuple[int, ...]:
-    return tuple(int(x) for x in v.split("."))
-
-
-def pick_version(wanted: str, installed: list[str] | None = None) -> str | None:
-    """Exact version if installed, else the highest installed patch of the same minor not below it, else the
-    highest of the same minor, else None (a different minor changes the language)."""
-    installed = installed if installed is not None else installed_versions()
-    m = re.search(r"(\d+)\.(\d+)\.(\d+)", wanted or "")
-    if not m:
-        return installed[-1] if installed else None
-    w = tuple(int(x) for x in m.groups())
-    if ".".join(map(str, w)) in installed:
-        return ".".join(map(str, w))
-    same = [v for v in installed if _vt(v)[:2] == w[:2]]
-    if not same:
-        return None
-    above = [v for v in same if _vt(v) >= w]
-    return (above or same)[-1 if not above else 0]
-
-
 _STRIP_ATTRS = re.compile(r"\boverride\s*(\([^)]*\))?|\bvirtual\b")
 
 
@@ -82,11 +51,11 @@ def compile_many(units: list[tuple[str, str, "str | dict[str, str]"]], *, timeou
                  chunk: int = 40) -> dict[str, CompileResult]:
     """units: (key, solc version wanted, stub source or {unit path: content}). One node process per chunk of one
     version."""
-    installed = installed_versions()
+    installed = corpus.installed_solc()
     results: dict[str, CompileResult] = {}
     by_version: dict[str, list[tuple[str, str]]] = {}
     for key, want, source in units:
-        v = pick_version(want, installed)
+        v = corpus.nearest_installed(want, installed)
         if v is None:
             results[key] = CompileResult(False, "no_compiler", "", f"no solcjs for {want!r} in node_modules")
             continue
@@ -121,7 +90,7 @@ def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeo
     """Runtime bytecode and method identifiers of every contract in one source: {name: {"bytecode": hex,
     "selectors": {signature: "0x…"}}}. For baselines that need bytecode (sevm, panoramix) when records lack it.
     Raises ValueError with solc's first error."""
-    v = pick_version(version)
+    v = corpus.nearest_installed(version)
     if v is None:
         raise ValueError(f"no solcjs for {version!r} in node_modules")
     inp = {"language": "Solidity", "sources": {"C.sol": {"content": source}},

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from .. import evm
-from .compile import build_stub, compile_many, pick_version
+from .. import corpus, evm
+from .compile import build_stub, compile_many
 from .degenerate import degenerate_reason
 from .solidity import (ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
                        parse_declarations, tac_effects)
@@ -51,7 +51,7 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
     decl_text = record.get("declarations") or ""
     decl = parse_declarations(decl_text)
     want = (record.get("selector") or "").lower()
-    version = pick_version(record.get("solc_version") or "") or "0.8.26"
+    version = corpus.nearest_installed(record.get("solc_version") or "") or "0.8.26"
     checks, units = [], []
     for i, text in enumerate(candidates):
         c = Check(text=text, degenerate=degenerate_reason(text))
