@@ -20,6 +20,7 @@ from tacsol.evm import BY_NAME  # noqa: E402
 from tacsol.lift import lift  # noqa: E402
 
 FIX = Path(__file__).parent / "fixtures" / "lift" / "contracts.json"
+VYPER = Path(__file__).parent / "fixtures" / "lift" / "vyper.json"
 BINARY = ["ADD", "MUL", "SUB", "DIV", "SDIV", "MOD", "SMOD", "EXP", "SIGNEXTEND", "LT", "GT", "SLT", "SGT", "EQ",
           "AND", "OR", "XOR", "BYTE", "SHL", "SHR", "SAR"]
 UNARY = ["ISZERO", "NOT"]
@@ -166,14 +167,16 @@ def _abi(sel: str, *args: int) -> bytes:
 
 
 def test_compiled_binary_ops_operand_order_via_interpreter():
-    """`sub(a, b) returns (a - b)` etc. on real solc output, 0.4 to 0.8 and viaIR: the lifted function run on
-    ABI calldata returns a - b (or reverts on 0.8 underflow), a / b, a < b, a > b, a << b."""
+    """`sub(a, b) returns (a - b)` etc. on real solc output, 0.4 to 0.8 and viaIR, and on Vyper's linear dispatch:
+    the lifted function run on ABI calldata returns a - b (or reverts on 0.8 and Vyper underflow), a / b, a < b,
+    a > b, a << b."""
     fixtures = [c for c in json.loads(FIX.read_text()) if c["contract"] == "A"]
+    fixtures += [c for c in json.loads(VYPER.read_text()) if c["settings"] == "none"]
     rng = random.Random(7)
     for c in fixtures:
         ids = c["method_identifiers"]
         lifted = lift(c["runtime"])
-        checked08 = c["solc"].startswith("0.8")
+        checked08 = "vyper" in c or c["solc"].startswith("0.8")
         for sig, fn_py in [("sub(uint256,uint256)", lambda a, b: (a - b) % M),
                            ("div(uint256,uint256)", lambda a, b: a // b if b else None),
                            ("lt(uint256,uint256)", lambda a, b: int(a < b)),

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 
 from .cfg import Program
 from .code import looks_like_creation, parse_code, reject_clone, reject_truncated_push, reject_undefined_entry
@@ -17,7 +18,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
 
     Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
-    come back with status "timeout" (and empty TAC) instead of hanging."""
+    come back with status "timeout" (and empty TAC) instead of hanging; functions behind a jump-table dispatcher
+    with status "unsupported" (empty TAC, the reason in the warnings)."""
     import evmole
 
     if labels not in ("seq", "offset"):
@@ -34,7 +36,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     lifter.check(funcs)
     if info.metadata is None:
         lifter.res.warnings.append("no CBOR metadata tail found: whole input treated as code")
-    if len(lifter.prog.entries) < len(funcs):
+    lifter.shared = {off for off, k in Counter(f.bytecode_offset for f in funcs).items() if k > 1}
+    if lifter.shared:
         lifter.res.warnings.append("several selectors share one entry offset")
     for f in sorted(funcs, key=lambda f: f.selector):
         lifter.public(f)
@@ -45,9 +48,13 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     return lifter.res
 
 
+_JUMP_TABLE = "a jump-table dispatcher, as in Vyper's -O gas, -O codesize and venom builds"
+
+
 class _Lifter:
     def __init__(self, prog: Program, deadline: float, labels: str, res: LiftedContract):
         self.prog, self.deadline, self.labels, self.res = prog, deadline, labels, res
+        self.shared: set[int] = set()   # entry offsets of several selectors
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
@@ -65,11 +72,17 @@ class _Lifter:
         reject_undefined_entry(prog)
 
     def public(self, f) -> None:
-        sel, args, mut = "0x" + f.selector, f.arguments or "", f.state_mutability or ""
+        sel, args, mut, entry = "0x" + f.selector, f.arguments or "", f.state_mutability or "", f.bytecode_offset
         if time.monotonic() > self.deadline:
             self.res.functions.append(LiftedFunction(sel, "", 0, 0, {}, "timeout", args, mut))
+        elif entry not in self.prog.blocks:
+            self.unsupported(sel, args, mut, f"entry {entry:#x} is not in evmole's control-flow graph")
         else:
-            self.function(sel, f"function {sel}({args}) {mut}", [f.bytecode_offset], args, mut)
+            self.function(sel, f"function {sel}({args}) {mut}", [entry], args, mut, shared=entry in self.shared)
+
+    def unsupported(self, selector: str, args: str, mut: str, why: str) -> None:
+        self.res.warnings.append(f"{selector}: unsupported: {why} ({_JUMP_TABLE}); not lifted")
+        self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "unsupported", args, mut))
 
     def regions(self, has_public: bool) -> None:
         """receive() and a fallback with an effect, from the code the dispatcher reaches outside public functions."""
@@ -90,12 +103,16 @@ class _Lifter:
             raise LiftError("proxy_only", "no public functions; the fallback forwards every call with DELEGATECALL "
                             "(a proxy): lift the implementation contract instead")
 
-    def function(self, selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset()) -> None:
+    def function(self, selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset(),
+                 shared: bool = False) -> None:
         prog = self.prog
         try:
             r = render(prog, header, entries, self.deadline, stop, self.labels)
         except TimeoutError:
             self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut))
+            return
+        if shared and r.partial:   # the shared entry is the table lookup, whose jump into the body is unresolved
+            self.unsupported(selector, args, mut, f"selectors share entry {entries[0]:#x}, whose jump is unresolved")
             return
         undefined = [b for b in r.used_blocks if prog.sym(b).undefined is not None]
         if undefined:

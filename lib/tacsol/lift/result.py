@@ -21,7 +21,7 @@ class LiftedFunction:
     blocks: int
     instructions: int
     ops: dict[str, int]
-    status: str            # "ok" | "partial" | "timeout"
+    status: str            # "ok" | "partial" | "timeout" | "unsupported"
     arguments: str
     mutability: str
     pcs: list[int] = field(default_factory=list, repr=False)   # offsets of every instruction in the covered blocks
