@@ -98,7 +98,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out", help="JSON file to write")
     ap.add_argument("--compare", help="an earlier snapshot: print the differences, exit 1 if any")
-    ap.add_argument("--solc-cache", help="also lift every runtime in a tacsol.corpus compile cache (outputs/cache/solc)")
+    ap.add_argument("--solc-cache",
+                    help="also lift every runtime in a tacsol.corpus compile cache (outputs/cache/solc)")
     a = ap.parse_args(argv)
     codes = {**fixture_codes(), **test_codes()}
     if a.solc_cache:
