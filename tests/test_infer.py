@@ -76,3 +76,16 @@ def test_decompile_candidates_rank_greedy_first(adapter, capsys):
     best = max(range(3), key=lambda i: (out["checks"][i]["score"], -i))
     assert out["candidate"] == best
     assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--candidates", "0"]) == 2
+
+
+def test_functions_without_tac_are_skipped_with_their_lift_status(adapter, capsys):
+    """Vyper behind a jump table lifts to status 'unsupported' with no TAC: decompile says so instead of letting the
+    model guess from an empty prompt."""
+    from tacsol.cli import main
+
+    build = next(c for c in json.loads((FIX / "lift" / "vyper.json").read_text()) if c["settings"] == "gas")
+    assert main(["decompile", "0x" + build["runtime"], "--adapter", adapter, "--max-new-tokens", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    skipped = [r for r in out if r.get("skipped")]
+    assert skipped and all(r["solidity"] == "" and "unsupported" in r["skipped"] for r in skipped)
+    assert all(r["tac"].strip() for r in out if not r.get("skipped"))

@@ -233,23 +233,28 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
         raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
-    recs = records_from_input(source, tac=tac)
+    every = records_from_input(source, tac=tac)
+    # a function the lifter could not translate (timeout, unsupported) has no TAC: the model would only guess
+    recs = [r for r in every if r["tac"].strip()]
+    skipped = {r["id"]: {**r, "solidity": "", "skipped": f"no TAC (lift status {r.get('lift_status') or 'empty'})"}
+               for r in every if not r["tac"].strip()}
     model, tok = load(adapter, **load_kw)
     if candidates == 1:
         sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
-        return [{**r, "solidity": s} for r, s in zip(recs, sols)]
-    from .evaluate import verify
+        done = {r["id"]: {**r, "solidity": s} for r, s in zip(recs, sols)}
+    else:
+        from .evaluate import verify
 
-    pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
-                                     batch_size=batch_size)
-    out = []
-    for r, pool in zip(recs, pools):
-        best, checks = verify.rank(r, pool)
-        out.append({**r, "solidity": pool[best], "candidate": best,
-                    "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
-                                "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3)}
-                               for c in checks]})
-    return out
+        pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
+                                         batch_size=batch_size)
+        done = {}
+        for r, pool in zip(recs, pools):
+            best, checks = verify.rank(r, pool)
+            done[r["id"]] = {**r, "solidity": pool[best], "candidate": best,
+                             "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
+                                         "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3)}
+                                        for c in checks]}
+    return [done.get(r["id"]) or skipped[r["id"]] for r in every]
 
 
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -282,5 +287,6 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(res, indent=1))
     else:
         for r in res:
-            print(f"// {r.get('selector') or r.get('id')}\n{r['solidity']}\n")
+            print(f"// {r.get('selector') or r.get('id')}" + (f": {r['skipped']}" if r.get("skipped") else "")
+                  + f"\n{r['solidity']}\n")
     return 0
