@@ -82,14 +82,12 @@ def test_complexity_bucket_edges(instr, blocks, bucket):
 
 
 def test_full_sequence_count_equals_training_tokenization(df):
-    """measure()'s smollm2:full equals len(input_ids) of tacsol.prompt.tokenize_example with the real HF tokenizer
-    (markers added as special tokens, EOS appended), and llama3 adds exactly one BOS."""
-    from transformers import PreTrainedTokenizerFast
+    """measure()'s smollm2:full equals len(input_ids) of tacsol.prompt.tokenize_example with the tokenizer training
+    loads (tacsol.loading.load_tokenizer: markers added as special tokens, EOS appended), and llama3 adds exactly
+    one BOS."""
+    from tacsol import loading, prompt
 
-    from tacsol import prompt, tokens
-
-    tok = PreTrainedTokenizerFast(tokenizer_file=str(tokens.smollm2_tokenizer_json()), eos_token="<|im_end|>")
-    prompt.add_special_tokens(tok)
+    tok = loading.load_tokenizer("embedded:smollm2-135m")
     sub = df.iloc[::25].reset_index(drop=True)
     lengths = PR.measure(sub, ["smollm2", "meta-llama/Llama-3.2-3B"])
     want = [len(prompt.tokenize_example(r, tok)["input_ids"]) for r in sub.to_dict("records")]
@@ -121,6 +119,22 @@ def test_leakage_check_detects_planted_leak(df):
     h = PR.hygiene(pd.concat([df, src.to_frame().T], ignore_index=True))
     assert h["leaked_bodies"] == 1 and h["leaked_rows"] >= 2
     assert any(r["id"] == "planted-leak" and r["split"] == "test" for r in h["leak_examples"][0]["rows"])
+
+
+def test_training_and_profiling_count_the_same_smollm2_tokens():
+    """Issue 15: training tokenized with the GGUF's tokenizer as transformers converts it (no digit split), profiling
+    with the digit split restored, so "a  1" was 4 tokens to one and 3 to the other. Both now come from one converter:
+    equal counts on every prompt+target of the shipped sample, and on records with whitespace runs before digits."""
+    from tacsol import loading, prompt
+
+    tok = loading.load_tokenizer("embedded:smollm2-135m")
+    df = PR.load_pairs("sample")
+    digits = df.head(4).assign(solidity=lambda d: d["solidity"] + "\n    uint256[2] memory a = [\n        1,\n        2];",
+                               tac=lambda d: d["tac"] + "\n  v9 =  0x20", id=lambda d: d["id"] + "-digits")
+    both = pd.concat([df, digits], ignore_index=True)
+    lengths = PR.measure(both, ["smollm2"])
+    assert lengths["smollm2:full"].tolist() == [len(prompt.tokenize_example(r, tok)["input_ids"])
+                                                for r in both.to_dict("records")]
 
 
 def test_max_seq_length_for_reads_summary(tmp_path):

@@ -47,15 +47,15 @@ def test_smollm2_fast_path_matches_hf_tokenizer():
     assert not bad, f"fast path differs from the HF tokenizer on {bad!r}"
 
 
-def test_cached_tokenizer_json_is_reused_and_has_digits_split():
+def test_cached_tokenizer_is_reused_and_has_digits_split():
     import json
 
-    p1 = T.smollm2_tokenizer_json()
-    p2 = T.smollm2_tokenizer_json()
-    from tacsol import paths
+    from tacsol import loading, paths
 
-    assert p1 == p2 and p1.is_file() and paths.cache_dir() in p1.parents
-    pre = json.loads(p1.read_text())["pre_tokenizer"]
+    p1 = loading.embedded_tokenizer_dir()
+    p2 = loading.embedded_tokenizer_dir()
+    assert p1 == p2 and (p1 / "tokenizer_config.json").is_file() and paths.cache_dir() in p1.parents
+    pre = json.loads((p1 / "tokenizer.json").read_text())["pre_tokenizer"]
     assert pre["type"] == "Sequence" and pre["pretokenizers"][0] == {"type": "Digits", "individual_digits": True}
 
 

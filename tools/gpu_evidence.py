@@ -74,7 +74,7 @@ def prepare(n_train: int = 48, n_val: int = 8) -> None:
     from tacsol import loading, pairs, prompt
 
     PREP.mkdir(exist_ok=True)
-    src = Path(loading.embedded_model_dir())
+    src = loading.embedded_tokenizer_dir()
     tokdir = PREP / "tokenizer"
     tokdir.mkdir(exist_ok=True)
     for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):

