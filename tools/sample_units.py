@@ -20,7 +20,7 @@ def main() -> int:
     missing = 0
     for split in pairs.SPLITS:
         path = pairs.SAMPLE_DIR / f"{split}.jsonl"
-        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+        rows = pairs.read_jsonl(path)
         for r in rows:
             got = units.get(r)
             if got is None:

@@ -870,7 +870,7 @@ def load(source):
         if all((c / f"{s}.jsonl").exists() for s in SPLITS):
             # in memory: no arrow cache written next to the package, and fast for a few hundred rows
             def read(f: Path) -> dict:
-                rows = [json.loads(x) for x in f.read_text(encoding="utf-8").splitlines() if x.strip()]
+                rows = read_jsonl(f)
                 # columns added later ("" in an older file) stay readable
                 return {col: [r.get(col, "") for r in rows] for col in COLUMNS}
 
