@@ -130,3 +130,43 @@ def test_compile_timeout_is_a_reject_not_an_abort():
     arts, rejects = corpus.compile_units(units, timeout_s=0.01, retries=1, progress=False)
     assert not arts and rejects[0].reason == "compile_crash" and "timeout" in rejects[0].detail
     assert rejects[0].item == "t:T.sol"
+
+
+def test_record_units_lead_from_a_records_columns_to_its_build(tmp_path, monkeypatch):
+    """A record's columns (package, unit_main, file, solc_version, settings) name the unit the build compiled: its
+    sources, and its cached compile under either spelling of the setting (EVM version pinned by the build or solc's
+    default); baselines' bytecode lookup and evaluate's in-place units read them through the same RecordUnits."""
+    from tacsol import baselines
+    from tacsol.evaluate.compile import OriginalUnits
+
+    monkeypatch.setenv("TACSOL_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "cache" / "npm" / "demo@1.0.0" / "package"
+    (root / "contracts").mkdir(parents=True)
+    (root / "contracts" / "Base.sol").write_text(
+        "pragma solidity ^0.8.0;\nabstract contract Base { uint public x; function set(uint v) public { x = v; } }\n")
+    (root / "contracts" / "C.sol").write_text('pragma solidity ^0.8.0;\nimport "./Base.sol";\ncontract C is Base {}\n')
+    (root.parent / ".complete").write_text("demo@1.0.0")
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text("packages:\n  - name: demo\n    version: '1.0.0'\n    license: MIT\n    include: ['contracts/**']\n")
+    pkg = corpus.load_manifest(manifest)[0]
+    built, _ = corpus.plan_units(corpus.package_sources(pkg, {pkg.key: root}), [corpus.Setting.parse("opt200@paris")],
+                                 installed=["0.8.19"])
+    arts, _ = corpus.compile_units(built, workers=1, progress=False)
+    art = arts[built[0].key]
+    rec = {"id": "r", "package": "demo@1.0.0", "unit_main": "demo/contracts/C.sol", "file": "demo/contracts/Base.sol",
+           "contract": "C", "solc_version": "0.8.19", "settings": "0.8.19/opt200/paris"}
+    units = corpus.RecordUnits(manifest=manifest)
+    main, srcs = units.sources(rec)
+    assert main == "demo/contracts/C.sol" and set(srcs) == {"demo/contracts/C.sol", "demo/contracts/Base.sol"}
+    assert units.artifact(rec) == art                       # found under the pinned spelling
+    with pytest.raises(corpus.UnitNotFound, match="not in outputs/cache/solc"):
+        units.artifact({**rec, "settings": "0.8.19/noopt/paris"})
+    with pytest.raises(corpus.UnitNotFound, match="not in the corpus manifest"):
+        units.sources({**rec, "package": "nope@0.0.0"})
+    older = {k: v for k, v in rec.items() if k != "unit_main"}  # built before unit_main: the contract's main file
+    assert units.sources(older)[0] == main and units.sources({**older, "contract_key": "demo:contracts/C.sol:C"})[0] == main
+
+    found, missing = baselines.bytecode_from_cache([rec, {**rec, "id": "s", "settings": "0.8.19/imported"}],
+                                                   manifest=manifest)
+    assert found == {"r": art["contracts"]["C"]["bytecode"]} and "do not name a build setting" in missing["s"]
+    assert set(OriginalUnits(units=units).sources(rec)) == {"demo/contracts/Base.sol"}   # the compile check's unit: the file's closure

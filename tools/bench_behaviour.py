@@ -48,7 +48,7 @@ def main() -> int:
             seen.add(g)
             recs.append(r)
     recs = recs[: args.limit]
-    h = B.Harness(B.UnitSources(fetch=args.fetch), seed=args.seed)
+    h = B.Harness(B.record_units(fetch=args.fetch), seed=args.seed)
     if args.compile_cache:
         from pathlib import Path
         h.compiler.dir = Path(args.compile_cache)

@@ -9,24 +9,23 @@ import gzip
 import json
 import sys
 
-from tacsol import pairs
-from tacsol.evaluate.behaviour import UnitSources
+from tacsol import corpus, pairs
 from tacsol.ioutil import atomic_write_bytes, atomic_write_text
 
 
 def main() -> int:
-    units = UnitSources(fetch=False)
+    units = corpus.RecordUnits()
     bundle: dict[str, dict[str, str]] = {}
     missing = 0
     for split in pairs.SPLITS:
         path = pairs.SAMPLE_DIR / f"{split}.jsonl"
         rows = pairs.read_jsonl(path)
         for r in rows:
-            got = units.get(r)
-            if got is None:
+            try:
+                main, srcs = units.sources(r)
+            except corpus.UnitNotFound:
                 missing += 1
                 continue
-            main, srcs = got
             r["unit_main"] = main
             if split == "test":
                 bundle[f"{r['package']}|{main}"] = srcs

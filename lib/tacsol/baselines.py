@@ -384,86 +384,20 @@ def decompiler(tool: str, records, out_dir, bytecode_of=None, *, timeout_s: floa
 
 def bytecode_from_cache(records, *, manifest=None, fetch: bool = False) -> tuple[dict[str, str], dict[str, str]]:
     """Runtime bytecode per record id from the compile cache the dataset build filled (outputs/cache/solc): the
-    record's (package, file, solc_version, settings) names the compile unit, whose cache key is recomputed with
-    tacsol.corpus (package sources from outputs/cache/npm; `fetch=True` lets npm fetch a missing one). Nothing is
-    compiled here. Returns (id -> bytecode hex, id -> reason it was not found)."""
-    import dataclasses
-
-    from . import corpus
-
-    recs = _records(records)
-    pkgs = {p.key: p for p in corpus.load_manifest(manifest)}
+    record's columns name its compile unit (tacsol.corpus.RecordUnits; package sources from outputs/cache/npm,
+    `fetch=True` lets npm fetch a missing one). Nothing is compiled here. Returns (id -> bytecode hex, id -> reason
+    it was not found)."""
+    units = corpus.RecordUnits(manifest=manifest, fetch=fetch)
     found: dict[str, str] = {}
     missing: dict[str, str] = {}
-    roots: dict[str, Path] = {}
-    arts: dict[tuple, dict | None] = {}
-
-    def root_of(key: str) -> Path | None:
-        if key not in roots:
-            p = pkgs[key]
-            d = paths.cache_dir() / "npm" / key.replace("/", "__")
-            roots[key] = corpus.fetch_package(p) if fetch or (d / ".complete").exists() else None
-        return roots[key]
-
-    sets: dict[str, Any] = {}
-    texts: dict[tuple, str] = {}
-
-    def source_set(key: str):
-        if key not in sets:
-            needed = [key] + [f"{d}@{v}" for d, v in pkgs[key].deps.items()]
-            rts = {k: root_of(k) for k in needed if k in pkgs}
-            if rts.get(key) is None:
-                raise FileNotFoundError(f"{key} not in outputs/cache/npm (fetch=True fetches it)")
-            sets[key] = corpus.package_sources(pkgs[key], {k: v for k, v in rts.items() if v is not None})
-        return sets[key]
-
-    def text_of(ss, main: str) -> str:
-        if (ss.label, main) not in texts:
-            texts[(ss.label, main)] = corpus.strip_comments(ss.resolver.text(main) or "")
-        return texts[(ss.label, main)]
-
-    def artifact(ss, main: str, version: str, setting: str, evm: str) -> dict | None:
-        ck = (ss.label, main, version, setting, evm)
-        if ck not in arts:
-            arts[ck] = None
-            one = dataclasses.replace(ss, mains=[main])
-            # the label's evm version is solc's default unless the build pinned it: try both cache keys
-            for st in (setting, f"{setting}@{evm}" if evm and evm != "default" else None):
-                if st is None:
-                    continue
-                units, _ = corpus.plan_units(one, [corpus.Setting.parse(st)], installed=[version])
-                arts[ck] = next((a for a in (corpus.load_cached(u.key) for u in units) if a), None)
-                if arts[ck]:
-                    break
-        return arts[ck]
-
-    for r in recs:
-        pkg, file, version = r.get("package") or "", r.get("file") or "", r.get("solc_version") or ""
-        parts = (r.get("settings") or "").split("/")
-        if pkg not in pkgs:
-            missing[r["id"]] = f"package {pkg!r} not in the corpus manifest"
-            continue
-        if len(parts) < 2 or parts[1] == "imported":
-            missing[r["id"]] = f"settings {r.get('settings')!r} do not name a build setting"
-            continue
-        evm = parts[2] if len(parts) > 2 else ""
-        code, why = None, "compile unit not in outputs/cache/solc"
+    for r in _records(records):
         try:
-            ss = source_set(pkg)
-            # the record's file defines the function; the deployed contract may be declared in another main file
-            decl = re.compile(rf"\bcontract\s+{re.escape(r.get('contract') or '')}\b")
-            mains = [file] + [m for m in ss.mains if m != file and decl.search(text_of(ss, m))]
-            for main in mains:
-                art = artifact(ss, main, version, parts[1], evm)
-                if art:
-                    code = ((art.get("contracts") or {}).get(r.get("contract") or "") or {}).get("bytecode")
-                    if code:
-                        break
-                    why = f"contract {r.get('contract')!r} has no runtime bytecode in the cached unit(s)"
-        except Exception as exc:  # a record we cannot map is reported, not fatal
-            why = f"{type(exc).__name__}: {exc}"
-        if code:
-            found[r["id"]] = code
+            contract = units.artifact(r)["contracts"].get(r.get("contract") or "") or {}
+        except corpus.UnitNotFound as exc:
+            missing[r["id"]] = str(exc)
+            continue
+        if contract.get("bytecode"):
+            found[r["id"]] = contract["bytecode"]
         else:
-            missing[r["id"]] = why
+            missing[r["id"]] = f"contract {r.get('contract')!r} has no runtime bytecode in the cached unit"
     return found, missing

@@ -90,10 +90,18 @@ def load_manifest(path: str | os.PathLike | None = None, only: Iterable[str] | N
     return pkgs
 
 
+def _package_dir(pkg: Package, cache: Path | None = None) -> Path:
+    return (cache or paths.cache_dir() / "npm") / pkg.key.replace("/", "__")
+
+
+def is_fetched(pkg: Package) -> bool:
+    return (_package_dir(pkg) / ".complete").exists()
+
+
 def fetch_package(pkg: Package, cache: Path | None = None) -> Path:
     """`npm pack NAME@VERSION` into outputs/cache/npm/ and extract once; returns the package root."""
     cache = cache or paths.cache_dir() / "npm"
-    dest = cache / pkg.key.replace("/", "__")
+    dest = _package_dir(pkg, cache)
     root = dest / "package"
     if (dest / ".complete").exists():
         return root
@@ -461,9 +469,13 @@ def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | No
             if not st.applies_to(version):
                 continue
             inp = standard_input(sources, main, st, version)
-            key = hashlib.sha256(json.dumps([CACHE_FORMAT, version, inp], sort_keys=True).encode()).hexdigest()
-            units.append(Unit(key, ss.label, main, version, st, inp))
+            units.append(Unit(cache_key(version, inp), ss.label, main, version, st, inp))
     return units, rejects
+
+
+def cache_key(version: str, standard_json: dict) -> str:
+    """A compile's key in outputs/cache/solc: sha256 of (cache format, compiler version, standard-JSON input)."""
+    return hashlib.sha256(json.dumps([CACHE_FORMAT, version, standard_json], sort_keys=True).encode()).hexdigest()
 
 
 def _cache_path(key: str) -> Path:
@@ -613,3 +625,103 @@ def fetch_all(pkgs: list[Package], progress: bool = True) -> tuple[dict[str, Pat
         except Exception as exc:  # network, missing version: recorded, the build goes on
             rejects.append(Reject(p.key, "fetch_failed", str(exc)[:300], package=p.key))
     return roots, rejects
+
+
+# ------------------------------------------------------------------------------------------ records' compile units
+class UnitNotFound(LookupError):
+    """A record's compile unit cannot be rebuilt here; the message says why."""
+
+
+class RecordUnits:
+    """The compile unit a dataset record came from, read off its columns: `package` (its sources from the manifest
+    and the npm cache; `fetch=True` downloads a missing one), `unit_main` (records built before it: the main file of
+    `contract_key`, else a main file declaring the contract), `solc_version` and the build setting of `settings`.
+    `bundle` ("package|main" -> {unit path: text}) answers first: the shipped sample's test units."""
+
+    def __init__(self, *, manifest: str | os.PathLike | None = None, fetch: bool = False,
+                 bundle: dict[str, dict[str, str]] | None = None):
+        self.manifest, self.fetch, self.bundle = manifest, fetch, bundle or {}
+        self._packages: dict[str, Package] | None = None
+        self._sets: dict[str, SourceSet | str] = {}
+        self._closures: dict[tuple[str, str], dict[str, str] | None] = {}
+
+    def source_set(self, package: str) -> SourceSet:
+        if package not in self._sets:
+            self._sets[package] = self._load(package)
+        got = self._sets[package]
+        if isinstance(got, str):
+            raise UnitNotFound(got)
+        return got
+
+    def _load(self, package: str) -> SourceSet | str:
+        """The package's source set, or why there is none."""
+        if self._packages is None:
+            self._packages = {p.key: p for p in load_manifest(self.manifest)}
+        pkg = self._packages.get(package)
+        if pkg is None:
+            return f"package {package!r} not in the corpus manifest"
+        roots = {}
+        try:
+            for key in [package] + [f"{d}@{v}" for d, v in pkg.deps.items()]:
+                p = self._packages.get(key)
+                if p is not None and (self.fetch or is_fetched(p)):
+                    roots[key] = fetch_package(p)
+        except Exception as exc:  # noqa: BLE001  network or npm: the record's unit is not found, with the reason
+            return f"{type(exc).__name__}: {exc}"[:200]
+        if package not in roots:
+            return f"{package} not in outputs/cache/npm (fetch=True fetches it)"
+        return package_sources(pkg, roots)
+
+    def closure(self, package: str, main: str) -> dict[str, str] | None:
+        """{unit path: text} of `main` and its imports in the package, None when an import is missing."""
+        if (package, main) not in self._closures:
+            srcs, missing = self.source_set(package).resolver.closure(main)
+            self._closures[(package, main)] = None if missing else srcs
+        return self._closures[(package, main)]
+
+    @staticmethod
+    def main_of(rec: dict) -> str:
+        if rec.get("unit_main"):
+            return rec["unit_main"]
+        key = rec.get("contract_key") or ""   # package:main file below the package name:contract
+        return key.split(":", 1)[1].rsplit(":", 1)[0] if key.count(":") >= 2 else ""
+
+    def sources(self, rec: dict) -> tuple[str, dict[str, str]]:
+        """(main file, {unit path: text}) of the record's compile unit; raises UnitNotFound."""
+        pkg, main = rec.get("package") or "", self.main_of(rec)
+        hit = self.bundle.get(f"{pkg}|{main}") if main else None
+        if hit is not None:
+            return main, hit
+        ss = self.source_set(pkg)
+        if main:
+            mains = [m for m in ss.mains if m == main or m.endswith("/" + main)]
+        else:
+            declares = re.compile(rf"\b(contract)\s+{re.escape(rec.get('contract') or '?')}\b")
+            mains = [m for m in ss.mains if declares.search(ss.resolver.text(m) or "")]
+        for m in mains:
+            srcs = self.closure(pkg, m)
+            if srcs is not None and rec.get("file") in srcs:
+                return m, srcs
+        raise UnitNotFound(f"no compile unit of {pkg} from {main or 'a main file declaring ' + repr(rec.get('contract'))}"
+                           f" holds {rec.get('file')!r}")
+
+    def artifact(self, rec: dict) -> dict:
+        """The dataset build's compile of the record's unit, from outputs/cache/solc (nothing is compiled here);
+        raises UnitNotFound."""
+        main, srcs = self.sources(rec)
+        version = rec.get("solc_version") or ""
+        for setting in build_settings(rec.get("settings") or ""):
+            art = load_cached(cache_key(version, standard_input(srcs, main, setting, version)))
+            if art is not None:
+                return art
+        raise UnitNotFound("compile unit not in outputs/cache/solc")
+
+
+def build_settings(label: str) -> list[Setting]:
+    """The build settings a record's settings label ("0.8.16/opt200/london") may stand for: as named, then with the
+    label's EVM version pinned (the label shows solc's default EVM version too, so it cannot tell which)."""
+    parts = label.split("/")
+    if len(parts) < 2 or parts[1] == "imported":
+        raise UnitNotFound(f"settings {label!r} do not name a build setting")
+    pinned = [Setting.parse(f"{parts[1]}@{parts[2]}")] if len(parts) > 2 and parts[2] not in ("", "default") else []
+    return [Setting.parse(parts[1])] + pinned

@@ -83,46 +83,10 @@ class BehaviourResult:
 
 
 # ------------------------------------------------------------------------------------------------ units
-class UnitSources:
-    """{unit path: text} of a record's compile unit: from a bundle (the shipped sample's units) or rebuilt from
-    the package's sources (tacsol.corpus manifest, npm cache; `fetch` downloads missing packages)."""
-
-    def __init__(self, bundle: dict | None = None, fetch: bool = False):
-        from .compile import OriginalUnits
-
-        if bundle is None and SAMPLE_UNITS.exists():
-            bundle = load_bundle(SAMPLE_UNITS)
-        self.bundle = bundle or {}
-        self.originals = OriginalUnits(fetch=fetch)
-
-    def main_of(self, rec: dict) -> str:
-        if rec.get("unit_main"):
-            return rec["unit_main"]
-        key = rec.get("contract_key") or ""
-        return key.split(":", 1)[1].rsplit(":", 1)[0] if key.count(":") >= 2 else ""
-
-    def get(self, rec: dict) -> tuple[str, dict[str, str]] | None:
-        pkg = rec.get("package") or ""
-        main = self.main_of(rec)
-        hit = self.bundle.get(f"{pkg}|{main}") if main else None
-        if hit is not None:
-            return main, hit
-        try:
-            ss = self.originals._source_set(pkg)
-        except Exception:  # noqa: BLE001  a package that cannot be fetched: untestable, with the reason
-            return None
-        if ss is None:
-            return None
-        if main:
-            mains = [m for m in ss.mains if m == main or m.endswith("/" + main)]
-        else:  # older records: the main file that defines the contract and imports the function's file
-            pat = re.compile(rf"\b(contract)\s+{re.escape(rec.get('contract') or '?')}\b")
-            mains = [m for m in ss.mains if pat.search(ss.resolver.text(m) or "")]
-        for m in mains:
-            srcs, missing = ss.resolver.closure(m)
-            if not missing and rec.get("file") in srcs:
-                return m, srcs
-        return None
+def record_units(fetch: bool = False) -> corpus.RecordUnits:
+    """Records' compile units (tacsol.corpus), the shipped sample's test units first: the harness runs on the sample
+    without the npm cache. `fetch` downloads missing packages."""
+    return corpus.RecordUnits(fetch=fetch, bundle=load_bundle(SAMPLE_UNITS) if SAMPLE_UNITS.exists() else None)
 
 
 def load_bundle(path) -> dict:
@@ -899,13 +863,19 @@ class Harness:
     """check_many(records, generated texts) -> [BehaviourResult]. Compiles are batched and cached; originals are
     compiled once per unit and setting."""
 
-    def __init__(self, units: UnitSources | None = None, *, seed: int = 0, n_cases: int = N_CASES,
+    def __init__(self, units: corpus.RecordUnits | None = None, *, seed: int = 0, n_cases: int = N_CASES,
                  time_limit_s: float = 20.0, compiler: Compiler | None = None):
-        self.units = units or UnitSources()
+        self.units = units or record_units()
         self.seed, self.n_cases, self.time_limit_s = seed, n_cases, time_limit_s
         self.compiler = compiler or Compiler()
         self._originals: dict[str, Original | str] = {}
         self._traces: dict[tuple, Trace] = {}   # mutants and renamings of one record share its original's trace
+
+    def _unit(self, rec: dict) -> tuple[str, dict[str, str]] | None:
+        try:
+            return self.units.sources(rec)
+        except corpus.UnitNotFound:
+            return None
 
     @staticmethod
     def _okey(rec: dict, main: str) -> str:
@@ -931,7 +901,7 @@ class Harness:
 
     def original(self, rec: dict) -> "Original | str":
         """The record's compiled original (or the untestable reason)."""
-        got = self.units.get(rec)
+        got = self._unit(rec)
         if got is None:
             return "no_unit"
         k = self._ensure_originals([rec], {0: got})[0]
@@ -944,7 +914,7 @@ class Harness:
         results: list[BehaviourResult | None] = [None] * len(recs)
         units = {}
         for i, r in enumerate(recs):
-            got = self.units.get(r)
+            got = self._unit(r)
             if got is None:
                 results[i] = BehaviourResult("untestable", "no_unit", f"{r.get('package')} {self.units.main_of(r) or '?'}")
             else:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .. import corpus, paths
+from .. import corpus
 from .solidity import ParseFailure, find_function
 
 # Type-check only: with an empty outputSelection solc still parses and type-checks, and skips code generation
@@ -108,56 +108,20 @@ def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeo
 
 
 class OriginalUnits:
-    """The record's own compile unit: its package (from tacsol.corpus's manifest, fetched into the npm cache) and
-    the import closure of its file, with the original function's text replaced by the generated one. This checks
-    "compiles in place of the original" with every inherited declaration, library and import present.
+    """The record's own compile unit: its package (tacsol.corpus.RecordUnits: the manifest, fetched into the npm
+    cache) and the import closure of its file, with the original function's text replaced by the generated one. This
+    checks "compiles in place of the original" with every inherited declaration, library and import present.
     `unit(record, function_text)` returns {unit path: content} or None (package not in the manifest, fetch failed,
-    reference text not found exactly once in the file) — the caller then falls back to the stub."""
+    an import missing, reference text not found exactly once in the file) — the caller then falls back to the stub."""
 
-    def __init__(self, fetch: bool = True):
-        self.fetch = fetch
-        self._pkgs = None
-        self._closures: dict[str, tuple[dict[str, str], list[str]] | None] = {}
-        self._sets: dict[str, object] = {}
-        self.reasons: dict[str, str] = {}
-
-    def _source_set(self, key: str):
-        if key in self._sets:
-            return self._sets[key]
-        from .. import corpus
-
-        if self._pkgs is None:
-            self._pkgs = {p.key: p for p in corpus.load_manifest()}
-        pkg = self._pkgs.get(key)
-        ss = None
-        if pkg is not None:
-            roots = {}
-            for k in [key] + [f"{n}@{v}" for n, v in pkg.deps.items()]:
-                p = self._pkgs.get(k)
-                if p is None:
-                    continue
-                done = paths.cache_dir() / "npm" / p.key.replace("/", "__") / ".complete"
-                if self.fetch or done.exists():
-                    roots[k] = corpus.fetch_package(p)
-            if key in roots:
-                ss = corpus.package_sources(pkg, roots)
-        self._sets[key] = ss
-        return ss
+    def __init__(self, fetch: bool = True, units: corpus.RecordUnits | None = None):
+        self.units = units or corpus.RecordUnits(fetch=fetch)
 
     def sources(self, rec: dict) -> dict[str, str] | None:
-        key, file = rec.get("package") or "", rec.get("file") or ""
-        ck = f"{key}|{file}"
-        if ck not in self._closures:
-            try:
-                ss = self._source_set(key)
-                self._closures[ck] = ss.resolver.closure(file) if ss is not None else None  # type: ignore[attr-defined]
-            except Exception as exc:  # a package that cannot be fetched falls back to the stub, with the reason
-                self.reasons[ck] = f"{type(exc).__name__}: {exc}"[:200]
-                self._closures[ck] = None
-        got = self._closures[ck]
-        if got is None or got[1] or file not in got[0]:
+        try:
+            return self.units.closure(rec.get("package") or "", rec.get("file") or "")
+        except corpus.UnitNotFound:
             return None
-        return got[0]
 
     def unit(self, rec: dict, function_text: str) -> dict[str, str] | None:
         srcs = self.sources(rec)
