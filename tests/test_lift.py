@@ -135,7 +135,7 @@ def test_cancun_opcodes_render():
 BAD_INPUTS = [
     ("0xzz12", "malformed_hex"), ("abc", "malformed_hex"), ("", "empty_code"), ("0x", "empty_code"),
     ("6001600201" + "7f0011", "truncated_push"), ("0c0d0e0f", "invalid_opcode"),
-    ("363d3d373d3d3d363d73" + "be" * 20 + "5af43d82803e903d91602b57fd5bf3", "proxy_only"),
+    ("363d3d373d3d3d363d73" + "be" * 20 + "5af43d82803e903d91602b57fd5bf3", "proxy_eip1167"),
     ("365f5f37" "5f5f365f73" + "be" * 20 + "5af4" "00", "proxy_only"),
     ("60006000fd", "no_functions"), (12, "malformed_hex"),
 ]
@@ -157,13 +157,6 @@ def test_recursion_is_partial_with_a_warning():
         assert fact.status == "partial" and fact.instructions > 0, c["id"]
         assert f"{fact.selector}: unresolved jump target(s); TAC is partial" in res.warnings
         assert res.function(ids["x()"]).status == "ok"
-
-
-def test_creation_code_is_detected():
-    c = next(x for x in FIX if x.get("creation"))
-    with pytest.raises(LiftError) as ei:
-        lift(c["creation"])
-    assert ei.value.reason == "creation_code" and "deployedBytecode" in str(ei.value)
 
 
 def test_time_limit_reports_timeout_not_hang():
@@ -190,7 +183,7 @@ def test_cli_prints_tac_and_json(capsys, tmp_path):
     assert main(["lift", str(f), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert {x["selector"] for x in data["functions"]} >= {sel, "fallback", "receive"}
-    assert main(["lift", "0xzz"]) == 1
+    assert main(["lift", "0xzz"]) == 2  # bad input
     assert "malformed_hex" in capsys.readouterr().err
 
 

@@ -12,7 +12,8 @@ from .result import LiftError, norm_selector
 
 def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("code", help="runtime bytecode: a file (hex text or raw binary, or a solc JSON artifact with "
-                                "deployedBytecode) or a hex string")
+                                "deployedBytecode) or a hex string; creation code (or a deployment transaction's "
+                                "input) is opened and its embedded runtime lifted")
     p.add_argument("--json", action="store_true", help="print the LiftedContract as JSON")
     p.add_argument("--selector", action="append", default=[],
                    help="only this function (0xa9059cbb, fallback, receive); repeatable")
@@ -45,15 +46,17 @@ def main(args) -> int:
     try:
         res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit,
                    labels="offset" if args.offsets else "seq")
-    except LiftError as exc:
+    except LiftError as exc:  # not liftable input: exit 2 like every bad input; --json says why as data too
+        if args.json:
+            print(json.dumps({"error": {"reason": exc.reason, "message": exc.message}}, indent=1))
         print(f"tacsol lift: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if args.selector:
         want = {norm_selector(s) for s in args.selector}
         missing = want - {f.selector for f in res.functions}
         if missing:
             print(f"tacsol lift: selector(s) not found: {', '.join(sorted(missing))}", file=sys.stderr)
-            return 1
+            return 2
         res.functions = [f for f in res.functions if f.selector in want]
     if args.json:
         d = res.to_dict()
@@ -61,6 +64,8 @@ def main(args) -> int:
             f.pop("pcs", None)
         print(json.dumps(d, indent=1))
     else:
+        if res.kind != "contract":
+            print(f"// {res.kind}: " + ", ".join(f"{k} {v}" for k, v in res.details.items()))
         for w in res.warnings:
             print(f"// warning: {w}")
         print(res.tac())

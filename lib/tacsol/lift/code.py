@@ -43,11 +43,49 @@ def _parse_hex(code: str) -> bytes:
     return bytes.fromhex(text)
 
 
+# EIP-1967's implementation and beacon slots: keccak256("eip1967.proxy.implementation") - 1, "...beacon" - 1
+EIP1967_SLOTS = {"implementation": "360894a13ba1a3210667c828492db98dca3e2076cc3735a920a3ca505d382bbc",
+                 "beacon": "a3f0ad74e5423aebfd80d3ef4346578335a9a72aeaee59ff6cb3582b35133d50"}
+
+
+def reject_not_contract_code(raw: bytes) -> None:
+    """Inputs that are not legacy contract code, each with its own reason: an address, an EOA's EIP-7702
+    delegation, an EOF container."""
+    if raw[:3] == b"\xef\x01\x00" and len(raw) == 23:
+        raise LiftError("eip7702_delegation", f"an EOA's EIP-7702 delegation designator to 0x{raw[3:].hex()}: the "
+                        "account runs that address's code; lift the code at 0x" + raw[3:].hex())
+    if raw[:2] == b"\xef\x00":
+        version = raw[2] if len(raw) > 2 else None
+        raise LiftError("eof_container", f"an EOF container (EIP-3540 magic 0xef00, version {version}): not legacy "
+                        "EVM code; the lifter reads legacy bytecode only")
+    if len(raw) == 20:
+        raise LiftError("address_not_code", f"20 bytes: this looks like an address (0x{raw.hex()}), not bytecode; "
+                        "fetch the account's code (eth_getCode) and lift that")
+
+
+def library_address(raw: bytes) -> str | None:
+    """solc libraries start with PUSH20 <own address> ADDRESS EQ: the guard that refuses non-delegate calls to
+    state-changing functions. The address is 0 in compiler output and set at deployment."""
+    if len(raw) > 22 and raw[0] == 0x73 and raw[21:23] == b"\x30\x14":
+        return "0x" + raw[1:21].hex()
+    return None
+
+
 def reject_clone(raw: bytes) -> None:
     m = _EIP1167.search(raw[:64])
     if m and len(raw) <= 64:
-        raise LiftError("proxy_only", "EIP-1167 minimal proxy: all calls are delegated to "
+        raise LiftError("proxy_eip1167", "EIP-1167 minimal proxy: all calls are delegated to "
                         f"0x{m.group(1)[1:].hex()}; lift the implementation instead")
+
+
+def proxy_error(raw: bytes) -> LiftError:
+    """A runtime with no public function whose fallback DELEGATECALLs: name the EIP-1967 slot when it is there."""
+    for kind, slot in EIP1967_SLOTS.items():
+        if bytes.fromhex(slot) in raw:
+            return LiftError("proxy_eip1967", f"EIP-1967 proxy: every call is delegated to the {kind} address stored "
+                             f"in slot 0x{slot}; read that slot (eth_getStorageAt) and lift the implementation")
+    return LiftError("proxy_only", "no public functions; the fallback forwards every call with DELEGATECALL "
+                     "(a proxy): lift the implementation contract instead")
 
 
 def looks_like_creation(raw: bytes, instrs: list[Instr]) -> bool:

@@ -5,7 +5,10 @@ import time
 from collections import Counter
 
 from .cfg import Program
-from .code import looks_like_creation, parse_code, reject_clone, reject_truncated_push, reject_undefined_entry
+from ..evm import disassemble
+from .code import (library_address, looks_like_creation, parse_code, proxy_error, reject_clone,
+                   reject_not_contract_code, reject_truncated_push, reject_undefined_entry)
+from .creation import find_runtime
 from .dispatch import callvalue_guard, dispatch_regions, has_effect
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
@@ -26,10 +29,16 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
         raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
     deadline = time.monotonic() + time_limit_s
     raw = parse_code(code)
+    reject_not_contract_code(raw)
     reject_clone(raw)
     info = evmole.contract_info(raw, selectors=True, arguments=True, state_mutability=True,
                                 control_flow_graph=True, metadata=True)
     code_end = info.metadata.bytecode_offset if info.metadata is not None else len(raw)
+    if code_end == 0:
+        raise LiftError("metadata_only", f"the input is only a CBOR metadata tail ({len(raw)} bytes: compiler "
+                        "version and source hash), no code")
+    if not info.functions and looks_like_creation(raw, disassemble(raw, code_end)):
+        return _lift_creation(raw, deadline, labels)
     lifter = _Lifter(Program(raw, code_end, info), deadline, labels,
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
@@ -45,7 +54,25 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     if not lifter.res.functions:
         raise LiftError("no_functions", "no public function, receive or fallback with an effect was found "
                         "(code only reverts or is not a contract's runtime code)")
+    if library_address(raw):
+        lifter.res.kind = "library"
+        lifter.res.details["library_address"] = library_address(raw)
     return lifter.res
+
+
+def _lift_creation(raw: bytes, deadline: float, labels: str) -> LiftedContract:
+    """Creation code (or a deployment transaction's input): lift the runtime its constructor returns."""
+    parts = find_runtime(raw)
+    if parts is None:
+        raise LiftError("creation_code", "this is creation (deployment) bytecode, but no constant CODECOPY of an "
+                        "embedded runtime was found (the constructor builds its runtime another way); pass the "
+                        "runtime (deployedBytecode, or eth_getCode of the deployed address) instead")
+    res = lift(raw[parts.runtime[0]:parts.runtime[1]], time_limit_s=max(0.0, deadline - time.monotonic()),
+               labels=labels)
+    res.details["creation"] = parts.to_dict()
+    res.warnings.insert(0, f"{parts.describe()}; lifted the runtime (immutable variables, which the constructor "
+                        "writes at deployment, read as zero here)")
+    return res
 
 
 _JUMP_TABLE = "a jump-table dispatcher, as in Vyper's -O gas, -O codesize and venom builds"
@@ -59,15 +86,10 @@ class _Lifter:
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
         prog = self.prog
-        if not prog.instrs:
-            raise LiftError("empty_code", "no instructions before the metadata")
         try:
             prog.dispatcher_stacks(self.deadline)
         except TimeoutError:
             self.res.warnings.append("dispatcher constant tracking timed out")
-        if not funcs and looks_like_creation(prog.raw, prog.instrs):
-            raise LiftError("creation_code", "this is creation (deployment) bytecode: it runs a constructor that "
-                            "CODECOPYs an embedded runtime and RETURNs it; pass the runtime (deployedBytecode) instead")
         reject_truncated_push(prog, self.deadline)
         reject_undefined_entry(prog)
 
@@ -100,8 +122,7 @@ class _Lifter:
             self.function("fallback", f"function fallback() {mut}", reg.fallback_entries, "", mut,
                           frozenset(prog.blocks) - set(reg.fallback))
         if not has_public and any("DELEGATECALL" in prog.sym(b).counts for b in reg.fallback):
-            raise LiftError("proxy_only", "no public functions; the fallback forwards every call with DELEGATECALL "
-                            "(a proxy): lift the implementation contract instead")
+            raise proxy_error(prog.raw)
 
     def function(self, selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset(),
                  shared: bool = False) -> None:

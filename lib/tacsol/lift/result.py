@@ -33,6 +33,10 @@ class LiftedContract:
     warnings: list[str] = field(default_factory=list)
     metadata_len: int = 0
     code_size: int = 0
+    kind: str = "contract"   # "contract" | "library" (solc's PUSH20 address guard)
+    # what the input held besides the lifted runtime: {"creation": byte ranges of constructor, runtime and
+    # constructor arguments} when creation code was given, {"library_address": ...} for a library
+    details: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
