@@ -28,6 +28,7 @@ def test_02_calibration_share_at_least_documented():
 def test_03_heldout_loss_falls_and_the_evaluation_scored_its_functions():
     h = headline("03_baseline_3b")
     assert h["heldout_loss_after"] < h["heldout_loss_before"]
+    assert h["dropped_too_long"] >= 0 and h["heldout_dropped_too_long"] >= 0
     assert h["eval_n_functions"] == 4 and 0 <= h["eval_degenerate_rate"] <= 1
     systems = {(r["stratum"], r["system"]) for r in h["evaluation"]}
     assert {("contract_heldout", "fine-tuned"), ("contract_heldout", "retrieval-tfidf"),
@@ -38,6 +39,7 @@ def test_03_heldout_loss_falls_and_the_evaluation_scored_its_functions():
 def test_05_zero3_engaged():
     h = headline("05_train_70b_zero3")
     assert h["zero_stage"] == 3 and h["deepspeed_engaged"] is True
+    assert h["dropped_too_long"] >= 0 and h["heldout_dropped_too_long"] >= 0  # read back from train_log.json
 
 
 def test_06_every_run_present():

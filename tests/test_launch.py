@@ -254,3 +254,41 @@ def test_notebook_03_and_the_launcher_estimate_the_same_run_alike(path, changes,
     at_launch = launch.prepare(p04)["fit"]
     assert in_03["per_gpu_gb"] is not None and at_launch["plan"] == in_03["plan"]
     assert at_launch["per_gpu_gb"] == in_03["per_gpu_gb"]
+
+
+def _zero3_probe() -> dict:
+    ranks = [{"rank": r, "world_size": 2, "distributed_type": "DistributedType.DEEPSPEED", "deepspeed_enabled": True,
+              "deepspeed_requested": True, "accelerate_num_processes": 2, "local_numel": 5, "full_numel": 9,
+              "partitions": {"w": [9, 5], "b": [1, 1]}} for r in (0, 1)]
+    return {"ranks": ranks, "verdict": "DeepSpeed ZeRO-3 engaged on 2 ranks", "deepspeed_engaged": True}
+
+
+def test_run_phase_reads_the_run_back_into_the_headline(tmp_path, monkeypatch):
+    """04/05's body: the headline carries the launch plan, the probe and what train_log.json says, the examples
+    dropped for exceeding max_seq_length included (issue 16); the reports print what the notebooks showed."""
+    p = _nb_params("05")
+    p.update(output_dir=str(tmp_path), run_eval=False)
+    log = {"curve": [{"step": 1, "loss": 3.0, "rss_gb": 1.0}, {"step": 2, "loss": 2.0, "rss_gb": 1.2}], "steps": 2,
+           "train_examples": 40, "dropped_too_long": 7, "heldout_examples": 4, "heldout_dropped_too_long": 1,
+           "heldout_loss_before": 3.1, "heldout_loss_after": 2.4, "peak_memory_gb": 1.3, "total_wall_s": 36.0}
+
+    def fake_launch(params, echo, plan):
+        (tmp_path / "train_log.json").write_text(json.dumps(log))
+        art = {**launch.read_artifacts(tmp_path), "distributed": _zero3_probe()}
+        return {"command": plan["command"].shell(), "seconds": 40.0, "log": "launch.log", "artifacts": art}
+
+    monkeypatch.setattr(launch, "launch_training", fake_launch)
+    lines: list[str] = []
+    run = launch.run_phase(p, echo=lines.append)
+    h = run["headline"]
+    assert (h["dropped_too_long"], h["heldout_dropped_too_long"], h["steps"]) == (7, 1, 2)
+    assert h["zero_stage"] == 3 and h["deepspeed_engaged"] is True and h["param_elements_per_rank"] == [5, 5]
+    assert h["estimated_memory_gb"] == run["plan"]["fit"]["per_gpu_gb"] and h["wall_hours"] == 0.01
+    assert h["gpu_hours"] == 0  # CPU processes
+    text = "\n".join(lines)
+    assert "split into ceil(numel/2) per rank: True" in text and "dropped_too_long         7" in text
+    assert "evaluation skipped" in text and run["summary"]["note"].startswith("SMOKE RUN")
+    from tacsol import plots
+
+    fig = plots.training_run(run["artifacts"], h["estimated_memory_gb"], run["title"], cpu=True)
+    assert [len(ax.lines) for ax in fig.axes] == [3, 3]

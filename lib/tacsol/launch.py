@@ -3,7 +3,7 @@ the memory plan first, stream the log live, read the run's artifacts back.
 
 The same path serves a 4-GPU ZeRO-3 run and its CPU smoke test: on CPU the launcher sets ``ACCELERATE_USE_CPU`` (DDP)
 or ``DS_ACCELERATOR=cpu`` (DeepSpeed), the gloo backend and a torch-extensions cache under outputs/cache, and the DeepSpeed JSON uses
-torch's Adam (no fused-op build). Notebooks 04 and 05 call :func:`launch_training`; ``python -m tacsol.launch
+torch's Adam (no fused-op build). Notebooks 04 and 05 call :func:`run_phase`; ``python -m tacsol.launch
 --params params/05_train_70b_zero3.yaml --dry-run`` prints the command and the fit verdict without running anything.
 """
 from __future__ import annotations
@@ -375,6 +375,11 @@ def spec_from_params(params: dict[str, Any], train_params_path: Path, ds: str) -
 # ------------------------------------------------------------------------------------------------------ streaming
 
 
+def _echo_fn(echo: bool | Callable[[str], None]) -> Callable[[str], None]:
+    """``echo`` as a line sink: True prints (flushed, so a notebook shows the log live), False drops."""
+    return (lambda s: print(s, flush=True)) if echo is True else (echo or (lambda s: None))
+
+
 def _is_progress(line: str) -> bool:
     return "%|" in line or ("it/s]" in line) or ("s/it]" in line)
 
@@ -392,7 +397,7 @@ def run_streaming(cmd: Command | list[str], *, env: dict[str, str] | None = None
     full_env = {**os.environ, **added}
     log_path = paths.resolve(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    show = (lambda s: print(s, flush=True)) if echo is True else (echo or (lambda s: None))
+    show = _echo_fn(echo)
     tail: deque[str] = deque(maxlen=tail_lines)
     t0 = time.time()
     last_progress = 0.0
@@ -485,7 +490,8 @@ def read_artifacts(output_dir: str | Path) -> dict[str, Any]:
         for k in ("model", "dtype", "attn_implementation", "quantization", "hardware_profile", "n_processes",
                   "params_total", "params_trainable", "steps", "train_tokens", "heldout_loss_before",
                   "heldout_loss_after", "tokens_per_s", "s_per_step", "peak_memory_gb", "peak_rss_gb",
-                  "cuda_peak_gb", "train_wall_s", "total_wall_s", "max_seq_length", "lora_r", "padding_share"):
+                  "cuda_peak_gb", "train_wall_s", "total_wall_s", "max_seq_length", "lora_r", "padding_share",
+                  "train_examples", "dropped_too_long", "heldout_examples", "heldout_dropped_too_long"):
             if k in doc:
                 art[k] = doc[k]
     adapter = out / "adapter"
@@ -546,11 +552,13 @@ def prepare(params: dict[str, Any]) -> dict[str, Any]:
             "command": cmd}
 
 
-def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] = True) -> dict[str, Any]:
-    """Fit check (refuse unless allowed) → write train_params.yaml → run the launcher, streaming → read artifacts."""
+def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] = True,
+                    plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit check (refuse unless allowed) → write train_params.yaml → run the launcher, streaming → read artifacts.
+    ``plan``: what :func:`prepare` returned for these params (prepared here when absent)."""
     import yaml
 
-    plan = prepare(params)
+    plan = plan or prepare(params)
     require_fit(params, plan["fit"])
     out = paths.resolve(params["output_dir"])
     import shutil
@@ -558,7 +566,7 @@ def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] =
     shutil.rmtree(out / "distributed", ignore_errors=True)  # records of an earlier run must not speak for this one
     atomic_write_text(plan["train_params_path"], yaml.safe_dump(plan["train_params"], sort_keys=False))
     cmd = plan["command"]
-    (print if echo is True else (echo or (lambda s: None)))(f"$ {cmd.shell()}")
+    _echo_fn(echo)(f"$ {cmd.shell()}")
     t0 = time.time()
     run = run_streaming(cmd, log_path=out / "launch.log", echo=echo,
                         timeout_s=float(params.get("timeout_minutes") or 0) * 60 or None)
@@ -568,6 +576,117 @@ def launch_training(params: dict[str, Any], echo: bool | Callable[[str], None] =
               "fit": plan["fit"], "seconds": round(time.time() - t0, 1), "log": run["log"]}
     atomic_write_json(out / "launch.json", record)
     return {**record, "artifacts": art}
+
+
+# ------------------------------------------------------------------------------------------------ 04/05's phase
+
+EVAL_SHOWN = ("n_functions", "similarity_mean", "edit_distance_mean", "compile_rate", "selector_match_rate")
+EVAL_HEADLINE = ("similarity_mean", "edit_distance_mean", "compile_rate")
+ARTIFACTS_SHOWN = ("steps", "train_tokens", "dropped_too_long", "heldout_dropped_too_long", "s_per_step",
+                   "tokens_per_s", "peak_memory_gb", "heldout_loss_before", "heldout_loss_after", "params_total",
+                   "params_trainable", "dtype", "attn_implementation", "n_processes")
+
+
+def plan_report(plan: dict[str, Any]) -> str:
+    """The decisions before a launch as text: choices, DeepSpeed JSON, the fit verdict with its terms, the command."""
+    fit = plan["fit"]
+    lines = [f"choices: {plan['choices']}",
+             f"deepspeed: {plan['deepspeed'] or 'none'} | ZeRO stage {zero_stage(plan['deepspeed'] or None)}",
+             fit["message"]]
+    lines += [f"  {k:<16} {v:8.2f} GB" for k, v in (fit.get("terms_gb") or {}).items() if v]
+    lines += [f"  note: {note}" for note in fit.get("notes") or []]
+    return "\n".join(lines + [f"command: {plan['command'].shell()}"])
+
+
+def distribution_report(dist: dict[str, Any]) -> str:
+    """What the probe saw per rank; under ZeRO-3 also whether every parameter was split evenly (DeepSpeed pads
+    each to ceil(numel / world size)) and the largest ones' shards."""
+    ranks = dist.get("ranks", [])
+    lines = [dist.get("verdict") or ""]
+    for r in ranks:
+        lines.append(f"  rank {r['rank']}: {r['distributed_type']}, DeepSpeed {'on' if r['deepspeed_enabled'] else 'off'}"
+                     f" (requested: {r['deepspeed_requested']}), accelerate sees {r['accelerate_num_processes']} "
+                     f"processes; stores {r['local_numel']:,} of {r['full_numel']:,} parameter elements "
+                     f"({r['local_numel'] / r['full_numel']:.1%}), trainable {r.get('trainable_local_numel', 0):,} "
+                     f"of {r.get('trainable_full_numel', 0):,}")
+    if ranks and ranks[0].get("partitions"):
+        parts, n = ranks[0]["partitions"], ranks[0]["world_size"]
+        even = all(loc == -(-full // n) for r in ranks for full, loc in r["partitions"].values())
+        lines.append(f"every one of {len(parts)} parameters split into ceil(numel/{n}) per rank: {even}")
+        for name in sorted(parts, key=lambda k: -parts[k][0])[:4]:
+            lines.append(f"  {name:<72} full {parts[name][0]:>11,} | "
+                         + " | ".join(f"rank {r['rank']} {r['partitions'][name][1]:>10,}" for r in ranks))
+    if ranks and ranks[0]["deepspeed_requested"] and not dist.get("deepspeed_engaged"):
+        lines.append(f"WARNING: DeepSpeed did not engage in this run: {dist['verdict']}. See docs/multi-gpu.md.")
+    return "\n".join(lines)
+
+
+def artifacts_report(art: dict[str, Any]) -> str:
+    """The run's figures read back from train_log.json, and the adapter's weight and config files."""
+    files = {k: v for k, v in (art.get("adapter_files") or {}).items() if k.endswith((".safetensors", ".json"))}
+    return "\n".join([f"{k:<24} {art.get(k)}" for k in ARTIFACTS_SHOWN] + [f"adapter files: {files}"])
+
+
+def _phase_eval(params: dict[str, Any], say: Callable[[str], None]) -> dict[str, Any] | None:
+    if not (params.get("run_eval") and int(params.get("eval_limit") or 0) > 0):
+        say("evaluation skipped (run_eval False)")
+        return None
+    ev = evaluate_adapter(params, int(params["eval_limit"]))
+    say(json.dumps({k: ev["metrics"].get(k) for k in EVAL_SHOWN}, indent=1))
+    return ev
+
+
+def phase_headline(params: dict[str, Any], plan: dict[str, Any], run: dict[str, Any],
+                   ev: dict[str, Any] | None) -> dict[str, Any]:
+    """summary.json's headline of a launched phase (design.md, summary.json contract), with the examples training
+    dropped for exceeding max_seq_length (train and held-out)."""
+    art = run["artifacts"]
+    dist = art.get("distributed") or {}
+    n_gpus = 0 if is_cpu(params) else int(params["n_processes"]) * int(params.get("num_machines") or 1)
+    wall_h = (art.get("total_wall_s") or run["seconds"]) / 3600
+    headline = {
+        "model": params["model"], "params_total": art.get("params_total"),
+        "max_seq_length": params["max_seq_length"], "lora_r": params["lora_r"],
+        "quantization": params["quantization"], "hardware_profile": params["hardware_profile"],
+        "n_processes": art.get("n_processes"), "zero_stage": zero_stage(plan["deepspeed"] or None),
+        "zero3_plan": params.get("zero3_plan") or "none", "train_tokens": art.get("train_tokens"),
+        "steps": art.get("steps"), "dropped_too_long": art.get("dropped_too_long"),
+        "heldout_dropped_too_long": art.get("heldout_dropped_too_long"),
+        "heldout_loss_before": art.get("heldout_loss_before"), "heldout_loss_after": art.get("heldout_loss_after"),
+        "tokens_per_s": art.get("tokens_per_s"), "s_per_step": art.get("s_per_step"),
+        "peak_memory_gb": art.get("peak_memory_gb"), "estimated_memory_gb": plan["fit"].get("per_gpu_gb"),
+        "wall_hours": wall_h, "gpu_hours": wall_h * n_gpus,
+        "deepspeed_engaged": dist.get("deepspeed_engaged"), "distribution": dist.get("verdict"),
+        "param_elements_per_rank": [r["local_numel"] for r in dist.get("ranks", [])],
+    }
+    if ev:
+        headline.update({k: ev["metrics"].get(k) for k in EVAL_HEADLINE})
+    return headline
+
+
+def run_phase(params: dict[str, Any], echo: bool | Callable[[str], None] = True) -> dict[str, Any]:
+    """Notebooks 04/05: plan and fit check (refused unless allowed) → launch, log streamed → what distribution ran →
+    the run read back → evaluation of the adapter → the headline. Returns ``plan``, ``artifacts``, ``eval``,
+    ``headline``, ``title`` (for the figure) and ``summary`` (write_summary's extra fields)."""
+    from .summary import hardware_line
+
+    say = _echo_fn(echo)
+    plan = prepare(params)
+    say(plan_report(plan))
+    require_fit(params, plan["fit"])
+    run = launch_training(params, echo, plan=plan)
+    art = run["artifacts"]
+    say(f"finished in {run['seconds']:.0f} s\n{distribution_report(art['distributed'])}\n{artifacts_report(art)}")
+    ev = _phase_eval(params, say)
+    smoke = bool(params.get("smoke"))
+    title = (f"{'SMOKE RUN · ' if smoke else ''}{params['model']}, {params['n_processes']}× "
+             f"{params['hardware_profile']}, ZeRO-{zero_stage(plan['deepspeed'] or None)}, seq "
+             f"{params['max_seq_length']} · {hardware_line()}")
+    launch_record = {"command": run["command"], "deepspeed": plan["deepspeed"], "choices": plan["choices"],
+                     "fit": plan["fit"], "log": run["log"]}
+    note = "SMOKE RUN: embedded model on CPU processes; checks the launch path only" if smoke else ""
+    return {"plan": plan, "artifacts": art, "eval": ev, "headline": phase_headline(params, plan, run, ev),
+            "title": title, "summary": {"launch": launch_record, "note": note}}
 
 
 def probe_and_train(params_path: str) -> int:

@@ -259,6 +259,31 @@ def learning_curve(points: Sequence[dict], ax=None, title: str = "Quality vs tra
     return fig
 
 
+def training_run(art: dict, estimate_gb: float | None, title: str, cpu: bool):
+    """A launched run read back (tacsol.launch.read_artifacts): rank 0's training loss with the held-out loss
+    before/after, and memory per step beside the estimate and the measured peak (notebooks 04/05)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    steps, losses = zip(*art["train_loss"]) if art.get("train_loss") else ((), ())
+    axes[0].plot(steps, losses, marker=".", label="train loss (rank 0)")
+    for key, style in (("heldout_loss_before", "--"), ("heldout_loss_after", ":")):
+        if art.get(key) is not None:
+            axes[0].axhline(art[key], ls=style, color="k", label=f"{key.replace('_', ' ')} {art[key]:.3f}")
+    axes[0].set(xlabel="optimizer step", ylabel="cross-entropy")
+    if art.get("rss_gb"):
+        axes[1].plot(*zip(*art["rss_gb"]), marker=".", label="rank 0 RSS (GB)" if cpu else "host RSS (GB)")
+    if estimate_gb is not None:
+        axes[1].axhline(estimate_gb, ls="--", color="r", label=f"estimate {estimate_gb:.2f} GB")
+    if art.get("peak_memory_gb") is not None:
+        axes[1].axhline(art["peak_memory_gb"], ls=":", color="g", label=f"measured peak {art['peak_memory_gb']:.2f} GB")
+    axes[1].set(xlabel="optimizer step", ylabel="GB")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def systems_panel(rows: Sequence[dict], stratum: str, ax=None):
     """Per system: similarity, selector match, compile rate and degenerate rate, each with its 95% interval where
     it has one, on one stratum's functions."""
