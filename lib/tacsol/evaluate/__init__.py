@@ -11,6 +11,7 @@ similarity floor/ceiling of the same references, figures. See docs/evaluation.md
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -168,63 +169,83 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
     timings = timings if timings is not None else {}
     recs = _records_list(records)
     raw = align_generations(recs, generations)
-    t0 = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    parsed: list[Any] = []
-    for rec, g in zip(recs, raw):
-        for fld in ("id", "solidity"):
-            if fld not in rec:
-                raise ValueError(f"record {rec.get('id', '?')}: missing field {fld!r}")
-        text, failure = normalize_generation(g)
-        ref = rec.get("solidity") or ""
-        decl_text = _declarations_for(rec, declarations)
-        decl = parse_declarations(decl_text)
-        row: dict[str, Any] = {
-            # group: the near-duplicate group (one distinct function compiled under several settings)
-            "id": rec["id"], "group": rec.get("group") or rec.get("norm_hash") or rec["id"],
-            "package": rec.get("package", ""), "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
-            "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
-            "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
-            "degenerate": degenerate_reason(text, ref), "gen_chars": len(text), "ref_chars": len(ref),
-        }
-        row["tac_instructions"], row["tac_blocks"] = tac_size(rec)
-        row["complexity"] = complexity_bucket(row)
-        row["length_bucket"] = "<1000" if len(ref) < 1000 else ">=1000"
-        row["edit_distance"] = edit_distance(text, ref)
-        row["length_diff"] = length_diff(text, ref)
-        fn = None
-        if not failure:
-            try:
-                fn = find_function(text)
-            except ParseFailure as exc:
-                row["failure"] = f"unparsable:{exc.reason}"
-        row["parse_ok"] = fn is not None
-        # selector
-        sig, sel = None, None
-        if fn is not None and fn.kind in ("function", "getter"):
-            try:
-                sig = canonical_signature(fn, decl)
-                sel = evm.selector(sig)
-            except ParseFailure:
-                pass
-        want = (rec.get("selector") or "").lower()
-        row["signature_generated"] = sig or ""
-        row["selector_generated"] = sel or (fn.kind if fn is not None and fn.kind in ("fallback", "receive") else "")
-        row["selector_match"] = bool(want) and row["selector_generated"] == want
-        # grounding
-        te = tac_effects(rec.get("tac") or "")
-        oe = code_effects(text, decl)
-        re_ = code_effects(ref, decl)  # the reference scored the same way: what a perfect output would get
-        for cat in EFFECT_CATEGORIES:
-            row[f"tac_{cat}"] = te[cat]
-            row[f"out_{cat}"] = oe[cat]
-            row[f"ref_{cat}"] = re_[cat]
-        rows.append(row)
-        parsed.append((rec, fn, decl_text))
-    timings["parse_select_ground_s"] = time.perf_counter() - t0
+    with _timed(timings, "parse_select_ground_s"):
+        scored = [_static_row(rec, g, declarations) for rec, g in zip(recs, raw)]
+    rows, parsed = [r for r, _ in scored], [x for _, x in scored]
+    with _timed(timings, "compile_s"):
+        _compile_stage(rows, parsed, compile_check, compile_mode, compile_reference)
+    with _timed(timings, "behaviour_s"):
+        _behaviour_stage(rows, recs, behaviour, harness, progress)
+    with _timed(timings, "similarity_s"):
+        _similarity_stage(rows, embedder, progress)
+    if not rows:  # keep the schema so that aggregates and readers work on an empty split
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    return pd.DataFrame(rows)[TABLE_COLUMNS]
 
-    # compile: generated and (as the stub's control) the reference, per solc version, batched
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], key: str):
     t0 = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t0
+
+
+def _static_row(rec: Mapping[str, Any], g: Any, declarations: DeclarationSource) -> tuple[dict[str, Any], tuple]:
+    """Columns that need no compiler or model: failure, degenerate, sizes, edit distance, parse, selector,
+    effects grounded in the TAC; plus what the compile stage needs (record, parsed function, declarations)."""
+    for fld in ("id", "solidity"):
+        if fld not in rec:
+            raise ValueError(f"record {rec.get('id', '?')}: missing field {fld!r}")
+    text, failure = normalize_generation(g)
+    ref = rec.get("solidity") or ""
+    decl_text = _declarations_for(rec, declarations)
+    decl = parse_declarations(decl_text)
+    row: dict[str, Any] = {
+        # group: the near-duplicate group (one distinct function compiled under several settings)
+        "id": rec["id"], "group": rec.get("group") or rec.get("norm_hash") or rec["id"],
+        "package": rec.get("package", ""), "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
+        "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
+        "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
+        "degenerate": degenerate_reason(text, ref), "gen_chars": len(text), "ref_chars": len(ref),
+    }
+    row["tac_instructions"], row["tac_blocks"] = tac_size(rec)
+    row["complexity"] = complexity_bucket(row)
+    row["length_bucket"] = "<1000" if len(ref) < 1000 else ">=1000"
+    row["edit_distance"] = edit_distance(text, ref)
+    row["length_diff"] = length_diff(text, ref)
+    fn = None
+    if not failure:
+        try:
+            fn = find_function(text)
+        except ParseFailure as exc:
+            row["failure"] = f"unparsable:{exc.reason}"
+    row["parse_ok"] = fn is not None
+    # selector
+    sig, sel = None, None
+    if fn is not None and fn.kind in ("function", "getter"):
+        try:
+            sig = canonical_signature(fn, decl)
+            sel = evm.selector(sig)
+        except ParseFailure:
+            pass
+    want = (rec.get("selector") or "").lower()
+    row["signature_generated"] = sig or ""
+    row["selector_generated"] = sel or (fn.kind if fn is not None and fn.kind in ("fallback", "receive") else "")
+    row["selector_match"] = bool(want) and row["selector_generated"] == want
+    # grounding
+    te = tac_effects(rec.get("tac") or "")
+    oe = code_effects(text, decl)
+    re_ = code_effects(ref, decl)  # the reference scored the same way: what a perfect output would get
+    for cat in EFFECT_CATEGORIES:
+        row[f"tac_{cat}"] = te[cat]
+        row[f"out_{cat}"] = oe[cat]
+        row[f"ref_{cat}"] = re_[cat]
+    return row, (rec, fn, decl_text)
+
+
+def _compile_stage(rows: list[dict], parsed: list[tuple], compile_check: bool, compile_mode: str,
+                   compile_reference: bool) -> None:
+    """Compile the generated function and (as the stub's control) the reference, batched per solc version."""
     for row in rows:
         row.update({"compile_unit": "", "compiles": None, "compile_status": "skipped", "compile_message": "",
                     "ref_compiles": None})
@@ -254,9 +275,9 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
             r = res.get(f"r{i}")
             if r is not None:
                 row["ref_compiles"] = r.ok
-    timings["compile_s"] = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
+
+def _behaviour_stage(rows: list[dict], recs: list, behaviour: bool, harness, progress: bool) -> None:
     for row in rows:
         row.update({"behaviour": "skipped", "behaviour_reason": "", "behaviour_detail": "", "behaviour_bindings": "",
                     "behaviour_cases": 0})
@@ -270,10 +291,10 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
             row.update({"behaviour": res.status, "behaviour_reason": res.reason, "behaviour_detail": res.detail,
                         "behaviour_bindings": "; ".join(res.bindings), "behaviour_cases": res.cases})
-    timings["behaviour_s"] = time.perf_counter() - t0
 
-    # similarity: one batched embedding pass for generated + references
-    t0 = time.perf_counter()
+
+def _similarity_stage(rows: list[dict], embedder, progress: bool) -> None:
+    """One batched embedding pass for generated + references."""
     if embedder is None:
         for row in rows:
             row["similarity"] = math.nan
@@ -282,10 +303,6 @@ def score(records, generations, *, embedder: Embedder | str | None = DEFAULT_EMB
         sims = emb.similarity([r["generated"] for r in rows], [r["reference"] for r in rows], progress=progress)
         for row, s in zip(rows, sims):
             row["similarity"] = float(s)
-    timings["similarity_s"] = time.perf_counter() - t0
-    if not rows:  # keep the schema so that aggregates and readers work on an empty split
-        return pd.DataFrame(columns=TABLE_COLUMNS)
-    return pd.DataFrame(rows)[TABLE_COLUMNS]
 
 
 def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fine-tuned",
