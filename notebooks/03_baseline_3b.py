@@ -54,6 +54,8 @@ deepspeed = ""
 cpu_threads = 0
 cpu_autocast = "auto"  # bf16 autocast on CPUs with bf16 units (auto), bf16, none
 holdout_packages = []  # packages kept out of training: the package-held-out stratum
+signature_hints = False  # known signatures (tacsol.signatures) after the TAC header, not the record's own
+signature_sources = ["standard", "interface", "train"]  # what the known-signature table is built from
 n_samples = 3
 max_new_tokens = 160
 eval_functions = 24  # distinct contract-held-out test functions scored by every system
@@ -87,7 +89,7 @@ cfg_rows = {k: (", ".join(v) if isinstance(v, list) else v) for k, v in params.i
 cfg_rows["→ compute dtype (profile)"] = choice.torch_dtype
 cfg_rows["→ attention (profile)"] = choice.attn_implementation
 display(pd.DataFrame({"value": cfg_rows}).astype(str))
-example = train.load_records(dataset)["test"][0]
+example = train.run_records(params)["test"][0]
 print("The prompt template on one held-out function (training appends the Solidity target and EOS):\n")
 print(prompt.build_prompt(example))
 
@@ -161,7 +163,7 @@ fig.tight_layout(); plt.show()
 # %%
 from tacsol.evaluate import suite
 from tacsol import plots
-records = train.load_records(dataset)
+records = train.run_records(params)
 ev = suite.run_all(params, records, peft_model, tok)
 display(pd.DataFrame({k: {kk: vv for kk, vv in v.items() if kk != "strata"} for k, v in ev["selection"].items()}).T)
 display(pd.DataFrame({(k, s): v for k, rep in ev["selection"].items() for s, v in rep["strata"].items()}).T)

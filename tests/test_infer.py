@@ -89,3 +89,27 @@ def test_functions_without_tac_are_skipped_with_their_lift_status(adapter, capsy
     skipped = [r for r in out if r.get("skipped")]
     assert skipped and all(r["solidity"] == "" and "unsupported" in r["skipped"] for r in skipped)
     assert all(r["tac"].strip() for r in out if not r.get("skipped"))
+
+
+def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapter, tmp_path, capsys):
+    """The shipped standard interfaces by default: in the metadata for an adapter trained without signature_hints,
+    after the TAC header for one trained with them (issue 14); --signatures none gives none."""
+    import shutil
+
+    from tacsol.cli import main
+
+    tac = "function 0x095ea7b3(address,uint256) nonpayable\nb0:\n  stop"
+    args = [tac, "--tac", "--max-new-tokens", "2", "--json"]
+    assert main(["decompile", *args, "--adapter", adapter]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["signature"] == "approve(address,uint256)"
+    assert main(["decompile", *args, "--adapter", adapter, "--signatures", "none"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["signature"] == ""
+    hinted = tmp_path / "hinted"
+    shutil.copytree(adapter, hinted)
+    meta = json.loads((hinted / "tacsol_train.json").read_text())
+    meta["params"]["signature_hints"] = True
+    (hinted / "tacsol_train.json").write_text(json.dumps(meta))
+    assert main(["decompile", *args, "--adapter", str(hinted)]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["signature_hint"] == "approve(address,uint256)" and out["signature"] == ""
+    assert main(["decompile", *args, "--adapter", adapter, "--signatures", str(tmp_path / "missing.json")]) == 2

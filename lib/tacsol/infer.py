@@ -4,7 +4,9 @@ Prompts come from :func:`tacsol.prompt.build_prompt` — the same text and token
 batched (left padding, KV cache on) and greedy by default; the output is cut at EOS.
 
 CLI: ``tacsol decompile FILE|HEX --adapter DIR`` (bytecode hex, a file holding hex, or ``--tac`` for a TAC file of
-one function)."""
+one function). Known signatures (:mod:`tacsol.signatures`; by default the shipped standard interfaces) reach the
+prompt the way the adapter was trained: after the TAC header when it was trained with ``signature_hints``, else as
+the metadata's ``signature`` line."""
 from __future__ import annotations
 
 import argparse
@@ -14,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import paths, prompt
+from . import paths, prompt, signatures
 from .ioutil import append_durably
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
@@ -73,9 +75,7 @@ def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str 
     ad = paths.resolve(adapter_dir)
     if not (ad / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{ad}: not a LoRA adapter folder (no adapter_config.json)")
-    meta_path = ad / "tacsol_train.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"params": {}}
-    tp = meta.get("params", {})
+    tp = trained_params(ad)
     base = base or tp.get("model") or json.loads((ad / "adapter_config.json").read_text())["base_model_name_or_path"]
     tok = AutoTokenizer.from_pretrained(paths.resolve(tokenizer_dir) if tokenizer_dir else ad)
     prompt.special_token_ids(tok)  # fails clearly if the markers are missing
@@ -85,6 +85,12 @@ def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str 
     model = PeftModel.from_pretrained(loaded.model, ad)
     model.eval()
     return model, tok
+
+
+def trained_params(adapter_dir: str | Path) -> dict[str, Any]:
+    """The training params recorded with an adapter (tacsol_train.json; {} when absent)."""
+    meta_path = paths.resolve(adapter_dir) / "tacsol_train.json"
+    return json.loads(meta_path.read_text()).get("params", {}) if meta_path.is_file() else {}
 
 
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
@@ -224,16 +230,21 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
-              batch_size: int = 8, greedy: bool = True, candidates: int = 1, **load_kw) -> list[dict]:
+              batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
+              **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
-    checks), with every candidate's checks in the result."""
+    checks), with every candidate's checks in the result. signature_table: known signatures
+    (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's)."""
     adapter = adapter if adapter is not None else default_adapter()
     if not (paths.resolve(adapter) / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
     every = records_from_input(source, tac=tac)
+    table = signatures.named_table(signature_table)
+    if table is not None:
+        every = signatures.hint_records(every, table, in_header=bool(trained_params(adapter).get("signature_hints")))
     # a function the lifter could not translate (timeout, unsupported) has no TAC: the model would only guess
     recs = [r for r in every if r["tac"].strip()]
     skipped = {r["id"]: {**r, "solidity": "", "skipped": f"no TAC (lift status {r.get('lift_status') or 'empty'})"}
@@ -271,6 +282,9 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--candidates", type=int, default=1, metavar="N",
                     help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
                          "(not degenerate, compiles in a stub, selector matches, effects grounded in the TAC)")
+    ap.add_argument("--signatures", default="standard", metavar="TABLE",
+                    help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
+                         "interfaces, default), none, a signatures.json, or a dataset name (its table)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     return ap
 
@@ -279,7 +293,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, greedy=not args.sample, base=args.base,
-                        candidates=args.candidates)
+                        candidates=args.candidates, signature_table=args.signatures)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2

@@ -506,10 +506,10 @@ def evaluate_adapter(params: dict[str, Any], limit: int, max_new_tokens: int | N
     """Generate with the trained adapter on the first ``limit`` records of the evaluation split and score them with
     tacsol.evaluate into output_dir/eval (the same path notebook 03 uses, so 06_compare reads it alike)."""
     from . import evaluate, infer
-    from .train import load_records
+    from .train import run_records
 
     out = paths.resolve(params["output_dir"])
-    recs = load_records(params["dataset"])
+    recs = run_records(params)
     split = params.get("eval_split", "test")
     records = (recs.get(split) or recs["test"])[: max(0, int(limit))]
     import torch

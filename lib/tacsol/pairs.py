@@ -820,6 +820,9 @@ def build(cfg: BuildConfig) -> dict:
     assign_splits(records, cfg.fractions)
     out = paths.outputs_dir() / "data" / cfg.name
     save_dataset(records, out / "dataset")
+    from . import signatures  # the known-signature table: train split + the fetched packages' declarations
+
+    signatures.write_for_dataset(out, {s: [r for r in records if r["split"] == s] for s in SPLITS}, cfg.name)
     all_rejects = [r.to_dict() for r in rejects] + row_rejects
     atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r) + "\n" for r in all_rejects))
     report = correctness_report(unit_stats)
@@ -940,21 +943,25 @@ def _by_split(df):
 
 def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int] | None = None,
                  max_tac_chars: int = 6000) -> dict:
-    """Pick a small, permissive-only sample from built records (or a DatasetDict) and write jsonl per split."""
+    """Pick a small, permissive-only sample from built records (or a DatasetDict) and write jsonl per split, with
+    its known-signature table (signatures.json)."""
     per_split = per_split or {"train": 240, "validation": 40, "test": 40}
     if hasattr(records_or_dd, "keys") and not isinstance(records_or_dd, list):
         rows = [dict(r) for s in SPLITS for r in records_or_dd[s]]
     else:
         rows = list(records_or_dd)
     rows = [r for r in rows if r["license"] in corpus.PERMISSIVE and r["tac_chars"] <= max_tac_chars]
-    counts = {}
+    picks = {}
     out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
-        pick = sorted((r for r in rows if r["split"] == s), key=lambda r: r["id"])[: per_split[s]]
-        atomic_write_text(out / f"{s}.jsonl", "".join(json.dumps({c: r[c] for c in COLUMNS}) + "\n" for r in pick))
+        picks[s] = sorted((r for r in rows if r["split"] == s), key=lambda r: r["id"])[: per_split[s]]
+        text = "".join(json.dumps({c: r[c] for c in COLUMNS}) + "\n" for r in picks[s])
+        atomic_write_text(out / f"{s}.jsonl", text)
         (out / f"{s}.jsonl").chmod(0o644)  # mkstemp files are 0600; the sample ships in the repo
-        counts[s] = len(pick)
-    return counts
+    from . import signatures
+
+    signatures.write_for_dataset(out, picks, "sample")
+    return {s: len(v) for s, v in picks.items()}
 
 
 # -------------------------------------------------------------------------------------------- HF importers
@@ -1096,6 +1103,9 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
     b.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"),
                    help="share of contracts per split (by contract hash; default 0.9 0.05 0.05)")
+    g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
+                                          "and print the share of validation/test selectors it resolves")
+    g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")
     s = sub.add_parser("stats", help="counts of a built dataset and its correctness report")
     s.add_argument("name", help="dataset name under outputs/data/ or a path")
     i = sub.add_parser("import", help="import a HF dataset (hub id or local jsonl/parquet) by column mapping")
@@ -1122,6 +1132,14 @@ def main(args: argparse.Namespace) -> int:
             print("sample:", write_sample(load(args.name)))
         print(json.dumps({k: m[k] for k in ("pairs", "contracts", "per_split", "solc_minor_versions", "rejects",
                                             "timing_s")}, indent=2))
+        return 0
+    if args.data_cmd == "signatures":
+        from . import signatures
+
+        table = signatures.build_for_dataset(args.name)
+        splits = load(args.name)
+        print(json.dumps({"counts": table.counts(), **{s: signatures.coverage(table, [dict(r) for r in splits[s]])
+                                                       for s in ("validation", "test") if s in splits}}, indent=1))
         return 0
     if args.data_cmd == "stats":
         dd = load(args.name)

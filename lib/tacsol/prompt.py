@@ -17,6 +17,12 @@ the paper; metadata lines are omitted when unknown, e.g. no signature when decom
     function transfer(address to, uint256 value) external returns (bool) { ... }<eos>
                                    ← build_target (the tokenizer step appends EOS)
 
+Known signatures (issue 14, :mod:`tacsol.signatures`): a record prepared with a ``signature_hint`` field (by
+:func:`tacsol.signatures.hint_records`; training with ``signature_hints: true``) shows only what the table of known
+signatures knows: the hint after the TAC header line (``function 0x095ea7b3(address,uint256) nonpayable  //
+approve(address,uint256)``, nothing when unknown) and no ``signature:`` line, since its own signature is the label
+the evaluation scores and what a decompiler of bytecode never has.
+
 Loss is taken on the target tokens and EOS only (:func:`tokenize_example` masks the prompt with -100).
 The prompt is tokenized with the tokenizer's usual special tokens (BOS for Llama), the target without, and the two
 id lists are concatenated — so inference, which tokenizes ``build_prompt`` alone, sees exactly the training prefix.
@@ -24,6 +30,8 @@ id lists are concatenated — so inference, which tokenizes ``build_prompt`` alo
 from __future__ import annotations
 
 from typing import Any, Mapping
+
+from .signatures import annotate, split_hint
 
 FUNCTION = "<|function|>"
 META = "<|meta|>"
@@ -56,14 +64,20 @@ def _check(record: Mapping[str, Any], field: str, value: str, single_line: bool)
 
 
 def build_prompt(record: Mapping[str, Any]) -> str:
-    """Everything before the target. ``record`` needs ``tac``; selector/signature/visibility/mutability are optional."""
+    """Everything before the target. ``record`` needs ``tac``; selector/signature/visibility/mutability are optional;
+    with a ``signature_hint`` field (even empty) the hint replaces the record's own signature (module docstring)."""
     tac = _get(record, "tac").strip("\n")
     if not tac.strip():
         raise PromptError(f"record {_rid(record)!r}: field 'tac' is empty")
     _check(record, "tac", tac, single_line=False)
+    hinted = "signature_hint" in record
+    if hinted:
+        hint = _get(record, "signature_hint").strip()
+        _check(record, "signature_hint", hint, single_line=True)
+        tac = annotate(tac, hint)
     lines = [FUNCTION, META]
     for f in META_FIELDS:
-        v = _get(record, f).strip()
+        v = "" if hinted and f == "signature" else _get(record, f).strip()
         if v:
             _check(record, f, v, single_line=True)
             lines.append(f"{f}: {v}")
@@ -81,8 +95,9 @@ def build_target(record: Mapping[str, Any]) -> str:
 
 
 def parse(text: str) -> dict[str, str]:
-    """Inverse of ``build_prompt(r) + build_target(r)``: the metadata fields, ``tac`` and ``solidity`` (empty when
-    ``text`` is a prompt only). Raises PromptError when the markers are missing or out of order."""
+    """Inverse of ``build_prompt(r) + build_target(r)``: the metadata fields, ``tac``, ``signature_hint`` (empty
+    without one) and ``solidity`` (empty when ``text`` is a prompt only). Raises PromptError when the markers are
+    missing or out of order."""
     try:
         i_f = text.index(FUNCTION)
         i_m = text.index(META, i_f)
@@ -96,7 +111,7 @@ def parse(text: str) -> dict[str, str]:
         if not sep or key not in META_FIELDS:
             raise PromptError(f"metadata line {line!r} is not 'field: value' with field in {META_FIELDS}")
         out[key] = val
-    out["tac"] = text[i_t + len(TAC):i_s].strip("\n")
+    out["tac"], out["signature_hint"] = split_hint(text[i_t + len(TAC):i_s].strip("\n"))
     out["solidity"] = text[i_s + len(SOLIDITY):].removeprefix("\n")
     return out
 

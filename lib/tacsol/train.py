@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from . import params as P
-from . import paths, prompt
+from . import paths, prompt, signatures
 from .ioutil import atomic_write_json, atomic_write_text
 
 # The notebook 03 parameters cell, key for key (tests/test_train.py checks they agree).
@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "cpu_threads": 0,
     "cpu_autocast": "auto",
     "holdout_packages": [],
+    "signature_hints": False,
+    "signature_sources": ["standard", "interface", "train"],
     "n_samples": 3,
     "max_new_tokens": 160,
 }
@@ -99,6 +101,10 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
         raise P.ParamsError(f"{where}: parameter 'cpu_autocast' must be auto, bf16 or none")
     if merged["quantization"] not in ("none", "nf4", "int8"):
         raise P.ParamsError(f"{where}: parameter 'quantization' must be none, nf4 or int8")
+    unknown = sorted(set(merged["signature_sources"]) - set(signatures.SOURCES))
+    if unknown:
+        raise P.ParamsError(f"{where}: parameter 'signature_sources': unknown {unknown} "
+                            f"(choose from {list(signatures.SOURCES)})")
     for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
         if merged[k] <= 0:
             raise P.ParamsError(f"{where}: parameter {k!r} must be positive, got {merged[k]}")
@@ -116,6 +122,18 @@ def load_records(spec: str) -> dict[str, list[dict]]:
     if other:
         raise ValueError(f"dataset {spec!r}: split(s) {other} are not train/validation/test")
     return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in pairs.SPLITS}
+
+
+def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
+    """The records a run trains and evaluates on: :func:`load_records` of its dataset; with ``signature_hints``,
+    prepared for prompts with the known-signature table (:mod:`tacsol.signatures`) from ``signature_sources``
+    minus the held-out packages, so the package-held-out stratum gets no hint from its own packages."""
+    recs = load_records(p["dataset"])
+    if not p.get("signature_hints"):
+        return recs
+    table = signatures.table_for(p["dataset"], recs).restricted(
+        p.get("signature_sources", DEFAULTS["signature_sources"]), p.get("holdout_packages", []))
+    return {s: signatures.hint_records(v, table) for s, v in recs.items()}
 
 
 def in_packages(record: dict, packages) -> bool:
@@ -496,7 +514,7 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     from . import loading
 
     tok = loading.load_tokenizer(p["model"])
-    recs = load_records(p["dataset"])
+    recs = run_records(p)
     recs["train"], held_out_pkgs = drop_packages(recs["train"], p["holdout_packages"])
     if not recs["train"]:
         raise P.ParamsError(f"dataset {p['dataset']!r} has no train split records")

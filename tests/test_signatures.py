@@ -1,0 +1,154 @@
+"""Known signatures (issue 14): the selector → signature table from sources independent of the evaluation splits
+(shipped standard interfaces, package declarations, the train split), its leak check, and the hint in the prompt."""
+import json
+import re
+
+import pytest
+
+from tacsol import evm, params as P, prompt, signatures as S, train
+
+APPROVE = "0x095ea7b3"
+
+
+def _rec(rid, split, signature, package="pkg@1.0.0", tac=None):
+    sel = evm.selector(signature)
+    return {"id": rid, "split": split, "selector": sel, "signature": signature, "package": package,
+            "tac": tac or f"function {sel}() nonpayable\nb0:\n  stop", "solidity": "function f() {}"}
+
+
+def test_standard_table_computes_its_selectors():
+    t = S.standard_table()
+    known = {APPROVE: "approve(address,uint256)", "0xa9059cbb": "transfer(address,uint256)",
+             "0x01ffc9a7": "supportsInterface(bytes4)", "0x150b7a02": "onERC721Received(address,address,uint256,bytes)",
+             "0x91d14854": "hasRole(bytes32,address)", "0xd505accf": "permit(address,address,uint256,uint256,uint8,"
+                                                                   "bytes32,bytes32)", "0x8da5cb5b": "owner()"}
+    assert {s: t.get(s) for s in known} == known
+    assert all(evm.selector(e.signature) == s for s, e in t.entries.items())
+    assert {"IERC20", "IERC721"} <= set(t.entries[APPROVE].sources["standard"])
+    # the interface text names no selector: every one is computed from its declaration
+    assert not re.search(r"0x[0-9a-fA-F]{8}\b", S.STANDARD.read_text())
+
+
+def test_declarations_resolve_types_and_skip_what_they_cannot():
+    src = """
+    pragma solidity ^0.8.0;
+    type Price is uint128;
+    interface IPool {
+        struct Order { address maker; uint256[] amounts; Side side; }
+        enum Side { Buy, Sell }
+        event Filled(bytes32 id);
+        function fill(Order calldata o, IERC20 token, Price p) external returns (bool);
+        function bad(Unknown u) external;
+        function quote(uint a, bytes memory b) external view returns (uint);
+    }
+    interface IERC20 { function approve(address spender, uint256 value) external returns (bool); }
+    abstract contract Base {
+        function done() public virtual;
+        function hidden() internal virtual;
+        function body() external { }
+    }
+    contract Old { function total() public constant returns (uint); }
+    """
+    src = S.corpus.strip_comments(src)
+    found, unresolved = S.declared_signatures(src, S._file_scope(src))
+    assert [s for _, s in found] == ["fill((address,uint256[],uint8),address,uint128)", "quote(uint256,bytes)",
+                                     "approve(address,uint256)", "done()", "total()"]
+    assert unresolved == 1  # bad(Unknown): an undeclared type is not guessed as an address
+
+
+def test_merge_scopes_drops_names_declared_differently():
+    a, b = S.Scope(structs={"S": ["uint256"]}, contracts={"C"}), S.Scope(structs={"S": ["address"]}, enums={"E"})
+    merged = S.merge_scopes([a, b])
+    assert "S" not in merged.structs and merged.enums == {"E"} and merged.contracts == {"C"}
+
+
+def _splits():
+    return {"train": [_rec("t1", "train", "mint(address,uint256)"), _rec("t2", "train", "burn(uint256)", "held@2")],
+            "validation": [_rec("v1", "validation", "mint(address,uint256)")],
+            "test": [_rec("x1", "test", "secretTestOnly(uint256)"), _rec("x2", "test", "approve(address,uint256)")]}
+
+
+def test_test_only_selector_is_absent_and_the_leak_check_proves_it():
+    splits = _splits()
+    t = S.build(splits["train"], dataset="toy")
+    assert t.get(evm.selector("secretTestOnly(uint256)")) == ""
+    assert t.get(evm.selector("mint(address,uint256)")) == "mint(address,uint256)"
+    assert t.entries[APPROVE].sources == {"standard": ["IERC20", "IERC721"]}
+    assert S.leaks(t, splits) == []
+    # an entry copied from a test record is caught whatever source it claims
+    leaked = S.Table.from_json(t.to_json())
+    leaked.add("secretTestOnly(uint256)", "train", "pkg@1.0.0")
+    leaked.entries["0x12345678"] = S.Entry("g()", {"test": ["pkg@1.0.0"]})
+    problems = S.leaks(leaked, splits)
+    assert any("secretTestOnly" in p and "no train record" in p for p in problems)
+    assert any("0x12345678" in p and "'test'" in p for p in problems) and any("selector is" in p for p in problems)
+    with pytest.raises(ValueError, match="only train records"):
+        S.build(splits["test"])
+
+
+def test_restricted_drops_held_out_packages_and_sources():
+    t = S.build(_splits()["train"])
+    burn = evm.selector("burn(uint256)")
+    assert t.get(burn) and not t.restricted(exclude_packages=["held"]).get(burn)
+    assert t.restricted(exclude_packages=["held@2"]).get(APPROVE)  # standard entries belong to no package
+    assert not t.restricted(["train"]).get(APPROVE) and t.restricted(["standard"]).counts()["train"] == 0
+
+
+def test_save_load_round_trip(tmp_path):
+    t = S.build(_splits()["train"], dataset="toy")
+    path = S.save(t, tmp_path)
+    assert path.name == S.FILE and S.load(path).to_json() == t.to_json()
+    assert json.loads(path.read_text())["counts"]["train"] == 2
+
+
+def test_hint_in_the_prompt_replaces_the_records_own_signature():
+    tac = "function 0x095ea7b3(address,uint256) nonpayable\nb0:\n  stop"
+    rec = _rec("x2", "test", "approve(address,uint256)", tac=tac)
+    plain = prompt.build_prompt(rec)
+    assert "signature: approve(address,uint256)" in plain and "//" not in plain  # unchanged without hints
+    [hinted] = S.hint_records([rec], S.standard_table())
+    text = prompt.build_prompt(hinted)
+    assert "function 0x095ea7b3(address,uint256) nonpayable  // approve(address,uint256)\nb0:" in text
+    assert "signature:" not in text
+    back = prompt.parse(text)
+    assert back["tac"] == rec["tac"] and back["signature_hint"] == "approve(address,uint256)"
+    # unknown selector: no hint and still no signature line (the record's own is the label)
+    [unknown] = S.hint_records([_rec("x1", "test", "secretTestOnly(uint256)")], S.standard_table())
+    assert unknown["signature_hint"] == "" and "signature:" not in prompt.build_prompt(unknown)
+    assert "//" not in prompt.build_prompt(unknown)
+    # an adapter trained without hints reads known signatures from the metadata line instead
+    [meta] = S.hint_records([{"id": "b", "tac": tac, "selector": "", "signature": ""}], S.standard_table(),
+                            in_header=False)
+    assert meta["signature"] == "approve(address,uint256)" and "signature_hint" not in meta
+
+
+def test_annotate_and_split_hint_are_inverse():
+    tac = "function 0x095ea7b3(address,uint256) nonpayable\nb0:\n  stop"
+    assert S.annotate(tac, "") == tac and S.split_hint(tac) == (tac, "")
+    assert S.split_hint(S.annotate(tac, "approve(address,uint256)")) == (tac, "approve(address,uint256)")
+
+
+def test_shipped_sample_table_is_leak_free_and_used_by_runs():
+    splits = train.load_records("sample")
+    table = S.table_for("sample", splits)
+    assert (S.dataset_folder("sample") / S.FILE).is_file() and S.leaks(table, splits) == []
+    cov = S.coverage(table, splits["test"])
+    assert 0 < cov["selectors_resolved"] <= cov["selectors"]
+    assert cov["records_signature_equal"] == cov["records_resolved"]
+    recs = train.run_records({**train.DEFAULTS, "signature_hints": True})
+    assert all("signature_hint" in r for s in recs.values() for r in s)
+    assert all(r["signature_hint"] == r["signature"] for r in recs["train"] if r["selector"].startswith("0x"))
+    hinted_test = sum(1 for r in recs["test"] if r["signature_hint"])
+    assert hinted_test == cov["records_resolved"]
+    # the package-held-out stratum gets no hint from its own packages' train records or declarations
+    pkg = splits["train"][0]["package"]
+    held = train.run_records({**train.DEFAULTS, "signature_hints": True, "holdout_packages": [pkg]})
+    only_own = {s for s, e in table.entries.items()
+                if set(e.sources) <= {"train", "interface"} and all(o == pkg for v in e.sources.values() for o in v)}
+    assert only_own and not any(r["signature_hint"] and r["selector"] in only_own for s in held.values() for r in s)
+    assert "signature_hint" not in train.run_records(dict(train.DEFAULTS))["test"][0]
+
+
+def test_unknown_signature_source_is_refused():
+    with pytest.raises(P.ParamsError, match="signature_sources.*unknown \\['test'\\]"):
+        train.load_params({"signature_sources": ["train", "test"]})
