@@ -198,3 +198,30 @@ def test_bytecode_entropy_when_bytecode_is_given(df):
     rows = claims.data_claims(lengths, ["meta-llama/Llama-3.2-3B"], e)
     row = next(r for r in rows if "bytecode opcode" in r["claim"])
     assert row["holds"] in ("yes", "no") and f"{e['bytecode']['bits']:.2f}" in row["measured"]
+
+
+def test_bytecode_file_forms(tmp_path):
+    code = "0x6080604052"
+    (tmp_path / "b.json").write_text(json.dumps([code, {"runtime": code}, {"bytecode": code}]))
+    (tmp_path / "b.jsonl").write_text(f'"{code}"\n\n{{"runtime": "{code}"}}\n')
+    assert PR.load_bytecodes(tmp_path / "b.json") == [code] * 3
+    assert PR.load_bytecodes(str(tmp_path / "b.jsonl")) == [code] * 2
+
+
+def test_counting_benchmark_of_notebook_01_and_the_tool(df, tmp_path):
+    """Notebook 01 and tools/bench_profile.py time the counting with one function and print one report; the report
+    reads a file the tool wrote back."""
+    import subprocess
+    import sys
+
+    bench = PR.bench_counting(df, MODELS[:1], 2 * len(df) + 3, dataset="fixture")
+    assert bench["pairs"] == 2 * len(df) + 3 and bench["base_pairs"] == len(df)
+    assert set(bench["pairs_per_s"]) == set(MODELS[:1]) and bench["render_s"] >= 0
+    assert bench["extrapolated_100k_s"] == pytest.approx(bench["measure_total_s"] * 100_000 / bench["pairs"])
+    out = tmp_path / "bench.json"
+    tool = Path(__file__).resolve().parents[1] / "tools" / "bench_profile.py"
+    run = subprocess.run([sys.executable, str(tool), "--dataset", str(FIXTURE), "--pairs", "50", "--models", MODELS[0],
+                          "--json", str(out)], capture_output=True, text=True, check=True)
+    written = json.loads(out.read_text())
+    assert run.stdout.strip() == PR.bench_report(written) and written["dataset"] == str(FIXTURE)
+    assert "extrapolated to 100,000 pairs" in PR.bench_report(bench)

@@ -9,32 +9,22 @@ replicated pairs cost what new ones would of the same size.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+
+from tacsol import paths
+from tacsol import profile as PR
+from tacsol.ioutil import atomic_write_json
 
 DEFAULT_MODELS = ["meta-llama/Llama-3.2-3B", "Qwen/Qwen2.5-Coder-32B", "smollm2"]
 
 
 def bench(dataset: str, n: int, models: list[str], full: bool = False) -> dict:
-    from tacsol import profile as PR
-    from tacsol import summary, tokens
-
     base = PR.load_pairs(dataset)
-    for m in models:  # load (and on first use convert) each tokenizer outside the timed region
-        tokens.tokenizer_for(m)
-    df = PR.replicate(base, n)
-    t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    PR.measure(df, models, timings=timings)
-    total = time.perf_counter() - t0
-    res = {"dataset": dataset, "base_pairs": len(base), "pairs": n, "hardware": summary.hardware_line(),
-           "chars_per_pair": float((base["tac"].str.len() + base["solidity"].str.len()).mean()),
-           "render_s": timings.pop("_render"), "per_tokenizer_s": timings,
-           "pairs_per_s": {m: n / s for m, s in timings.items()}, "measure_total_s": total}
+    res = PR.bench_counting(base, models, n, dataset=dataset)
     if full:
         t1 = time.perf_counter()
-        PR.profile(df, models)
+        PR.profile(PR.replicate(base, n), models)
         res["full_profile_s"] = time.perf_counter() - t1
     return res
 
@@ -45,22 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=100_000)
     ap.add_argument("--models", nargs="+", default=DEFAULT_MODELS)
     ap.add_argument("--full", action="store_true", help="also time the whole profile (entropy, hygiene, composition)")
-    ap.add_argument("--json", default="outputs/bench/profile_100k.json",
+    ap.add_argument("--json", default=PR.BENCH_FILE,
                     help="write the figures here (notebook 01 shows the latest; default: %(default)s)")
     a = ap.parse_args(argv)
     res = bench(a.dataset, a.pairs, a.models, a.full)
-    print(f"{res['pairs']:,} pairs (replicated from {res['base_pairs']} of {res['dataset']}, "
-          f"{res['chars_per_pair']:.0f} TAC+Solidity chars/pair) on {res['hardware']}")
-    print(f"  render prompts: {res['render_s']:.1f} s")
-    for m, s in res["per_tokenizer_s"].items():
-        print(f"  {m:28s} {s:6.1f} s  {res['pairs_per_s'][m]:9,.0f} pairs/s")
-    print(f"  token lengths, all tokenizers: {res['measure_total_s']:.1f} s (target < 120 s)")
+    print(PR.bench_report(res))
     if "full_profile_s" in res:
         print(f"  whole profile (lengths + entropy + composition + hygiene): {res['full_profile_s']:.1f} s")
     if a.json:
-        from tacsol import paths
-        from tacsol.ioutil import atomic_write_json
-
         atomic_write_json(paths.resolve(a.json), res)
     return 0
 

@@ -30,6 +30,7 @@ Definitions (what every number means):
 from __future__ import annotations
 
 import collections
+import json
 import math
 import re
 import time
@@ -41,7 +42,8 @@ import numpy as np
 __all__ = ["ProfileError", "THRESHOLDS", "load_pairs", "validate", "measure", "coverage", "recommend_max_seq_length",
            "describe", "shannon_entropy", "solidity_lex", "tac_operations", "bytecode_opcodes", "entropy_report",
            "composition", "tac_size", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene",
-           "max_seq_length_for", "profile", "replicate"]
+           "max_seq_length_for", "profile", "replicate", "load_bytecodes", "bench_counting", "bench_report",
+           "BENCH_FILE"]
 
 THRESHOLDS = (2048, 4096, 8192, 16384, 20000)
 REQUIRED = ("tac", "solidity")
@@ -596,6 +598,56 @@ def replicate(df, n: int):
 
     reps = math.ceil(n / len(df))
     return pd.concat([df] * reps, ignore_index=True).iloc[:n].reset_index(drop=True)
+
+
+def load_bytecodes(path: str | Path) -> list[str]:
+    """Runtime bytecode for the opcode entropy: a JSON list or JSON-lines file of hex strings or of objects with
+    ``runtime`` (or ``bytecode``)."""
+    from . import paths
+
+    raw = paths.resolve(path).read_text(encoding="utf-8")
+    if str(path).endswith(".jsonl"):
+        items = [json.loads(line) for line in raw.splitlines() if line.strip()]
+    else:
+        items = json.loads(raw)
+    return [x if isinstance(x, str) else x.get("runtime") or x.get("bytecode") for x in items]
+
+
+# ------------------------------------------------------------------------------------------------ throughput
+BENCH_FILE = "outputs/bench/profile_100k.json"  # tools/bench_profile.py writes it; notebook 01 shows the latest
+
+
+def bench_counting(df, models: Sequence[str], n: int, *, hub: bool = False, dataset: str = "") -> dict[str, Any]:
+    """Throughput of the token counting: ``n`` pairs replicated from ``df`` (the counters keep no per-text cache,
+    so a repeated pair costs what a new one of its size would), counted with every tokenizer in one process. The
+    tokenizers are loaded (and on first use converted) outside the timed region."""
+    from . import summary, tokens
+
+    for m in models:
+        tokens.tokenizer_for(m, hub=hub)
+    big = replicate(df, n)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    measure(big, models, hub=hub, timings=timings)
+    total = time.perf_counter() - t0
+    return {"dataset": dataset, "base_pairs": len(df), "pairs": n, "hardware": summary.hardware_line(),
+            "chars_per_pair": float((df["tac"].str.len() + df["solidity"].str.len()).mean()),
+            "render_s": timings.pop("_render"), "per_tokenizer_s": timings,
+            "pairs_per_s": {m: n / s for m, s in timings.items()}, "measure_total_s": total,
+            "extrapolated_100k_s": total * 100_000 / n}
+
+
+def bench_report(bench: Mapping[str, Any]) -> str:
+    """:func:`bench_counting`'s figures as text (also those of an earlier run read back from :data:`BENCH_FILE`)."""
+    lines = [f"{bench['pairs']:,} pairs (replicated from {bench['base_pairs']:,} of {bench['dataset']!r}, "
+             f"{bench['chars_per_pair']:.0f} TAC+Solidity chars/pair) on {bench['hardware']}",
+             f"  render prompts: {bench['render_s']:.1f} s"]
+    lines += [f"  {m:28s} {s:6.1f} s  {bench['pairs_per_s'][m]:9,.0f} pairs/s"
+              for m, s in bench["per_tokenizer_s"].items()]
+    total = bench["measure_total_s"]
+    lines.append(f"  token lengths, all tokenizers: {total:.1f} s -> {total * 100_000 / bench['pairs']:.0f} s "
+                 "extrapolated to 100,000 pairs (target < 120 s)")
+    return "\n".join(lines)
 
 
 def max_seq_length_for(summary: str | Path | Mapping[str, Any], model: str) -> int:
