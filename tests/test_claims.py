@@ -121,6 +121,12 @@ def test_recommendations_table_and_breakdown():
     b = claims.breakdown_32b("rtx8000")
     assert b["estimate"].plan["seq_len"] == 4096 and b["estimate"].plan["micro_batch"] == 4
     assert b["estimate_gb"]["total"] >= b["estimate_gb"]["reserved"] >= b["estimate_gb"]["allocated"]
+    views = claims.breakdown_32b_views("rtx8000")
+    assert views["batch4"]["estimate_gb"] == b["estimate_gb"] and views["bars"]["estimate\nbatch 4"] == b["estimate_gb"]
+    claimed = views["bars"]["recommendations\n(batch 4, claimed)"]
+    assert claimed["weights"] == 18 and claimed["allocator_gap"] == 0  # range midpoints; a term not claimed is 0
+    assert [r["term"] for r in views["table"]][-3:] == ["allocated", "reserved", "total"]
+    assert views["table"][-1]["estimate_batch1_gb"] == views["batch1"]["estimate_gb"]["total"]
 
 
 def test_throughput_check_rows():

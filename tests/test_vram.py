@@ -425,3 +425,28 @@ def test_rtx8000_plans_table_names_the_changed_verdicts():
     assert changed <= {"04_train_32b.yaml", "04_train_32b_1gpu.yaml", "04_train_32b_8k.yaml",
                        "measured run: Qwen2.5-Coder-7B 8,192 × 2, DDP × 4 (OOM)"}
     assert all(r["change"] == "fits → does NOT fit" for r in rows if r["plan"] in changed)
+
+
+def test_notebook_02_tables():
+    """The grids and tables notebook 02 draws: one estimate per cell, positions respected, the verdict rule of
+    Estimate.fits, the longest sequence at its limit, GPU-hours on the plan make_fit finds."""
+    base = V.Plan(method="qlora", lora_rank=16, seq_len=4096, micro_batch=1)
+    grid = V.memory_grid(["Llama-3.2-3B", "Phi-3-medium-4k"], [2048, 8192], [1, 4], base, "rtx8000")
+    assert [(r["model"], r["seq_len"], r["micro_batch"]) for r in grid] == [
+        ("Llama-3.2-3B", 2048, 1), ("Llama-3.2-3B", 8192, 1), ("Llama-3.2-3B", 2048, 4), ("Llama-3.2-3B", 8192, 4),
+        ("Phi-3-medium-4k", 2048, 1), ("Phi-3-medium-4k", 2048, 4)]  # 4k positions: 8,192 left out
+    est = V.estimate("Llama-3.2-3B", replace(base, seq_len=8192, micro_batch=4), "rtx8000")
+    assert grid[3]["total_gb"] == round(est.total_gb, 2) and grid[3]["fits"] == est.fits()
+    (row,) = V.longest_sequence_table(["Llama-3.1-8B"], base, "rtx8000")
+    assert row["longest_seq_that_fits"] == V.max_seq_len("Llama-3.1-8B", base, "rtx8000")
+    assert row["limited_by"] == ("positions" if row["longest_seq_that_fits"] >= row["max_positions"] else "memory")
+    hours = V.gpu_hours_table(["Llama-3.2-3B", "DeepSeek-V3"], base, "rtx8000", n_gpus=1, train_tokens=1e8, epochs=1)
+    assert {r["model"] for r in hours} == {"Llama-3.2-3B"} and hours[0]["phase"] == "train (SFT)"  # V3 fits no card
+    assert V.measured_calibration_rows() == []  # CPU machine: nothing measured
+
+
+def test_registry_table_matches_the_counts():
+    rows = {r["model"]: r for r in M.registry_table()}
+    assert set(rows) == set(M.list_models())
+    r = rows["Llama-3.1-8B"]
+    assert r["params_B"] == round(M.param_count("Llama-3.1-8B") / 1e9, 3) and r["lora_r16_7proj_M"] == 41.9

@@ -228,6 +228,24 @@ def breakdown_32b(hardware="rtx8000", seq_len: int | None = None, micro_batch: i
             "fits": est.fits(), "capacity_gb": round(est.capacity_bytes / GB, 1), "estimate": est}
 
 
+BREAKDOWN_TERMS = ("weights", "lora_and_optimizer", "activations", "allocator_gap", "context_and_nccl")
+
+
+def breakdown_32b_views(hardware="rtx8000") -> dict[str, Any]:
+    """Notebook 02's 32B breakdown at 4,096 tokens: the recommendations' claim (batch 4, each range's midpoint) beside
+    the estimate at batch 4 and 1. ``bars``: label → term → GB (stacked bars); ``table``: one row per term, then
+    allocated, reserved and total; ``batch4`` / ``batch1``: :func:`breakdown_32b`'s results."""
+    b4 = breakdown_32b(hardware, seq_len=4096, micro_batch=4)
+    b1 = breakdown_32b(hardware, seq_len=4096, micro_batch=1)
+    claimed = b4["recommended_gb"]
+    bars = {"recommendations\n(batch 4, claimed)": {k: float(np.mean(claimed[k])) if k in claimed else 0
+                                                     for k in BREAKDOWN_TERMS},
+            "estimate\nbatch 4": b4["estimate_gb"], "estimate\nbatch 1": b1["estimate_gb"]}
+    table = [{"term": k, "recommendations_gb": str(claimed.get(k, "—")), "estimate_batch4_gb": b4["estimate_gb"][k],
+              "estimate_batch1_gb": b1["estimate_gb"][k]} for k in (*BREAKDOWN_TERMS, "allocated", "reserved", "total")]
+    return {"batch4": b4, "batch1": b1, "bars": bars, "table": table}
+
+
 def _within(x: float, want: float) -> bool:
     return abs(x - want) / want <= GB_TOLERANCE
 

@@ -354,6 +354,23 @@ def lora_params(model: str | Path | ModelSpec, rank: int, targets: tuple[str, ..
     return int(rank * total)
 
 
+def registry_table(lora_rank: int = 16) -> list[dict[str, Any]]:
+    """Every registry model: parameter counts from the meta device beside the published totals, and the LoRA
+    parameters of the seven projections at ``lora_rank`` (notebook 02's first table)."""
+    rows = []
+    for name in list_models():
+        spec = get_model(name)
+        n = param_count(spec)
+        rows.append({"model": name, "role": spec.role, "model_type": spec.model_type, "params_B": round(n / 1e9, 3),
+                     "active_B": round(active_params(spec) / 1e9, 3),
+                     "published_B": round(spec.published_params / 1e9, 3),
+                     "rel_diff": round((n - spec.published_params) / spec.published_params, 4),
+                     "max_positions": spec.max_positions,
+                     f"lora_r{lora_rank}_7proj_M": round(
+                         lora_params(spec, lora_rank, resolve_targets(spec, SEVEN_PROJECTIONS)) / 1e6, 1)})
+    return rows
+
+
 def lora_input_features(model: str | Path | ModelSpec, targets: list[str]) -> int:
     """Summed in_features of the adapted modules over the whole model (fused groups share one input)."""
     spec = resolve(model)

@@ -1075,3 +1075,74 @@ def gpu_measurement_table(path: str | Path | None = None) -> list[dict[str, Any]
                     "rel_error": round((gb - r["measured_gb"]) / r["measured_gb"], 4),
                     "estimate_before_gb": r.get("estimate_then_gb"), "tokens_per_s": r.get("tokens_per_s")})
     return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Notebook 02's tables over many models and plans
+# ---------------------------------------------------------------------------------------------------------------
+def memory_grid(models: Iterable[str], seq_lens: Iterable[int], micro_batches: Iterable[int], base: Plan,
+                hardware="rtx8000", margin: float = DEFAULT_MARGIN) -> list[dict[str, Any]]:
+    """Per-GPU memory (device view) of ``base`` over sequence length × micro-batch for each model; lengths beyond a
+    model's positions are left out."""
+    rows = []
+    for name in models:
+        spec = mm.get_model(name)
+        for mb in micro_batches:
+            for s in seq_lens:
+                if s > spec.max_positions:
+                    continue
+                e = estimate(spec, replace(base, seq_len=s, micro_batch=mb), hardware)
+                rows.append({"model": name, "seq_len": s, "micro_batch": mb, "total_gb": round(e.total_gb, 2),
+                             "fits": e.fits(margin)})
+    return rows
+
+
+def longest_sequence_table(models: Iterable[str], base: Plan, hardware="rtx8000",
+                           margin: float = DEFAULT_MARGIN) -> list[dict[str, Any]]:
+    """The longest training sequence of ``base`` at micro-batch 1 that fits one card, and what limits it."""
+    rows = []
+    for name in models:
+        spec = mm.get_model(name)
+        longest = max_seq_len(spec, replace(base, micro_batch=1), hardware, margin=margin)
+        limit = "positions" if longest >= spec.max_positions else ("memory" if longest else "weights alone")
+        rows.append({"model": name, "params_B": round(mm.param_count(spec) / 1e9, 2),
+                     "max_positions": spec.max_positions, "longest_seq_that_fits": longest, "limited_by": limit})
+    return rows
+
+
+def gpu_hours_table(models: Iterable[str], base: Plan, hardware="rtx8000", *, n_gpus: int,
+                    margin: float = DEFAULT_MARGIN, **phase_kw) -> list[dict[str, Any]]:
+    """:func:`phase_gpu_hours` per model, on the plan :func:`make_fit` finds from ``base`` for ``n_gpus`` cards
+    (models with no fitting plan are left out); ``phase_kw`` go to phase_gpu_hours."""
+    rows = []
+    for name in models:
+        spec = mm.get_model(name)
+        plan, _, _ = make_fit(spec, base, hardware, n_gpus=n_gpus, margin=margin)
+        if plan is not None:
+            rows += [{"model": name, "plan": plan.describe(), **row}
+                     for row in phase_gpu_hours(spec, plan, hardware, n_gpus=n_gpus, **phase_kw)]
+    return rows
+
+
+# Reduced-depth plans that notebook 02 measures on a GPU (measure_gpu) beside the published calibration rows.
+MEASURED_PLANS = (("Llama-3.1-8B", Plan(method="lora", weights="bf16", dtype="bf16", seq_len=2048)),
+                  ("Llama-3.1-8B", Plan(method="qlora", dtype="bf16", seq_len=2048)),
+                  ("Qwen2.5-Coder-7B", Plan(method="qlora", dtype="bf16", seq_len=4096, gradient_checkpointing=False)))
+
+
+def measured_calibration_rows() -> list[dict[str, Any]]:
+    """:data:`MEASURED_PLANS` measured here (:func:`measure_peak`, 2 layers) as calibration rows; none without a
+    CUDA device."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return []
+    rows = []
+    for name, plan in MEASURED_PLANS:
+        r = measure_peak(name, plan, num_layers=2)
+        rows.append({"id": f"gpu-{name}-{plan.method}-{plan.seq_len}", "source": f"measured here ({r['device']})",
+                     "model": f"{name} (2 layers)", "compare": "allocated", "measured_gb": round(r["measured_peak_gb"], 2),
+                     "measured_as": "torch.cuda.max_memory_allocated", "estimate_gb": round(r["estimate_allocated_gb"], 2),
+                     "rel_error": round(r["rel_error"], 4), "within_15pct": abs(r["rel_error"]) <= 0.15,
+                     "explained": False, "cause": "", "oom": False, "ran": False})
+    return rows
