@@ -46,3 +46,4 @@ def test_06_every_run_present():
     written = [d for d in OUT.glob("0[0-5]_*") if (d / "summary.json").is_file()]
     h = headline("06_compare")
     assert written and h["phases_found"] >= len(written)
+    assert "similarity" in h["complexity_heatmaps"]  # 03-05 evaluated: the by-complexity heatmap is drawn

@@ -1,58 +1,104 @@
-"""06_compare's tables from run folders: discovery, the flat metrics evaluate writes, smoke labelling, verdicts."""
+"""06_compare's tables from run folders: discovery, the flat metrics evaluate writes, smoke labelling, verdicts, the
+by-complexity heatmaps. The run folders hold what tacsol.evaluate really writes, on records of the shipped sample."""
 import json
 
 import pandas as pd
+import pytest
 
-from tacsol import claims, compare
+from tacsol import claims, compare, pairs, profile
+from tacsol.evaluate import evaluate_run
 
 
-def _phase(root, run, stem, headline, smoke, evals=None, per_fn=None, hw=None):
+def _records(n_per_bucket: int = 2) -> list[dict]:
+    """Test-split records of the shipped sample, a few from each complexity bucket."""
+    seen: dict[str, int] = {}
+    out = []
+    for r in pairs.load("sample")["test"]:
+        b = profile.complexity_bucket(r)
+        if seen.get(b, 0) < n_per_bucket:
+            seen[b] = seen.get(b, 0) + 1
+            out.append(dict(r))
+    return out
+
+
+def _phase(root, run, stem, headline, smoke, hw=None):
     d = root / run / stem
     d.mkdir(parents=True)
     (d / "summary.json").write_text(json.dumps({"phase": stem, "smoke": smoke, "headline": headline, "params": {},
                                                 "hardware": hw or {"cpu_cores": 2, "gpus": []}}))
-    for system, ev in (evals or {}).items():
-        e = d / "eval" if system == "fine-tuned" else d / "eval" / "baselines" / system
-        e.mkdir(parents=True, exist_ok=True)
-        (e / "summary.json").write_text(json.dumps(ev))
-        if per_fn is not None:
-            pd.DataFrame(per_fn).to_parquet(e / "per_function.parquet")
     return d
 
 
-def test_discover_and_tables(tmp_path):
-    _phase(tmp_path, "gpu", "03_baseline_3b", {"model": "meta-llama/Llama-3.2-3B", "params_total": 3.2e9,
-           "gpu_hours": 10.0}, smoke=False,
-           evals={"fine-tuned": {"metrics": {"similarity_mean": 0.84, "similarity_ci_low": 0.83,
-                                             "similarity_ci_high": 0.85, "compile_rate": 0.6}},
-                  "retrieval": {"metrics": {"similarity_mean": 0.7}}},
-           per_fn={"similarity": [0.8, 0.9], "complexity_bucket": ["small", "large"]},
-           hw={"gpus": [{"name": "Quadro RTX 8000", "memory_gib": 47.5}]})
-    _phase(tmp_path, "demo", "04_train_32b", {"model": "embedded:smollm2-135m"}, smoke=True,
-           evals={"fine-tuned": {"metrics": {"similarity_mean": 0.4}}})
-    _phase(tmp_path, "demo", "02_vram_estimation", {"x": 1}, smoke=False)
-    (tmp_path / "demo" / "05_broken").mkdir()  # no summary: a failed phase is skipped, not fatal
+def _evaluate(records, gens, phase_dir, system):
+    eval_dir = None if system == "fine-tuned" else phase_dir / "eval" / "baselines" / system
+    return evaluate_run(records, gens, phase_dir, system=system, eval_dir=eval_dir, compile_check=False,
+                        figures=False, n_boot=50, verbose=False)
 
-    phases = compare.discover(tmp_path)
-    assert {(p.run, p.stem) for p in phases} == {("gpu", "03_baseline_3b"), ("demo", "04_train_32b"), ("demo", "02_vram_estimation")}
-    runs = compare.runs_table(phases)
-    assert set(runs["phase"]) == {"03_baseline_3b", "04_train_32b"}  # only training phases
-    assert runs.set_index("run").loc["gpu", "hardware"] == "1× Quadro RTX 8000"
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """A GPU run of 03 (the fine-tuned model returns the references, one function excepted; retrieval returns the
+    next function's source), a smoke run of 04, a phase without evaluation and a failed one."""
+    root = tmp_path_factory.mktemp("runs")
+    recs = _records()
+    refs = [r["solidity"] for r in recs]
+    gpu03 = _phase(root, "gpu", "03_baseline_3b", {"model": "meta-llama/Llama-3.2-3B", "params_total": 3.2e9,
+                   "gpu_hours": 10.0}, smoke=False, hw={"gpus": [{"name": "Quadro RTX 8000", "memory_gib": 47.5}]})
+    fine = {r["id"]: ref for r, ref in zip(recs, refs)}
+    fine[recs[0]["id"]] = "contract C { }"
+    evals = {"fine-tuned": _evaluate(recs, fine, gpu03, "fine-tuned"),
+             "retrieval": _evaluate(recs, {r["id"]: refs[i - 1] for i, r in enumerate(recs)}, gpu03, "retrieval")}
+    demo04 = _phase(root, "demo", "04_train_32b", {"model": "embedded:smollm2-135m"}, smoke=True)
+    _evaluate(recs[:2], {r["id"]: "" for r in recs[:2]}, demo04, "fine-tuned")
+    _phase(root, "demo", "02_vram_estimation", {"x": 1}, smoke=False)
+    (root / "demo" / "05_broken").mkdir()  # no summary: a failed phase is skipped, not fatal
+    return {"root": root, "records": recs, "evals": evals}
+
+
+def test_discover_and_tables(runs):
+    root, evals = runs["root"], runs["evals"]
+    phases = compare.discover(root)
+    assert {(p.run, p.stem) for p in phases} == {("gpu", "03_baseline_3b"), ("demo", "04_train_32b"),
+                                                  ("demo", "02_vram_estimation")}
+    table = compare.runs_table(phases)
+    assert set(table["phase"]) == {"03_baseline_3b", "04_train_32b"}  # only training phases
+    assert table.set_index("run").loc["gpu", "hardware"] == "1× Quadro RTX 8000"
     ev = compare.eval_table(phases).set_index(["run", "system"])
-    assert ev.loc[("gpu", "fine-tuned"), "similarity_mean"] == 0.84
-    assert ev.loc[("gpu", "fine-tuned"), "similarity_ci_high"] == 0.85
-    assert ev.loc[("gpu", "retrieval"), "similarity_mean"] == 0.7
+    for system, s in evals.items():
+        for k in ("similarity_mean", "similarity_ci_low", "similarity_ci_high", "n_functions"):
+            assert ev.loc[("gpu", system), k] == s["metrics"][k], (system, k)
+    assert ev.loc[("gpu", "fine-tuned"), "n_functions"] == len(runs["records"])
     pf = compare.per_function(phases)
-    assert len(pf) == 4 and set(pf["system"]) == {"fine-tuned", "retrieval"}
+    assert len(pf) == 2 * len(runs["records"]) + 2 and set(pf["system"]) == {"fine-tuned", "retrieval"}
+    assert set(pf["label"]) == {"gpu/03 fine-tuned", "gpu/03 retrieval", "demo/04 fine-tuned"}
 
-    evm = claims.expected_vs_measured(compare.eval_table(phases), runs).set_index("claim")
+    evm = claims.expected_vs_measured(compare.eval_table(phases), table).set_index("claim")
     row03 = evm.loc["paper (arXiv:2506.19624): Llama-3.2-3B LoRA mean similarity"]
     assert row03["verdict"] == "meets" and "Quadro RTX 8000" in row03["what ran"]
     row04 = evm.loc["recommendations: Qwen2.5-Coder-32B mean similarity 0.88–0.92"]
     assert row04["verdict"] == "not comparable (smoke run)"
 
-    only = compare.discover(tmp_path, runs=["demo"])
+    only = compare.discover(root, runs=["demo"])
     assert {p.run for p in only} == {"demo"}
+
+
+def test_by_complexity_heatmap_from_what_evaluate_writes(runs):
+    """06's heatmap used to look for a complexity_bucket column that evaluation never writes, so it never appeared;
+    on real evaluation tables it has one row per system and one column per complexity bucket of the functions."""
+    pf = compare.per_function(compare.discover(runs["root"]))
+    heat = compare.by_complexity(pf)
+    sim = heat["similarity"]
+    buckets = {profile.complexity_bucket(r) for r in runs["records"]}
+    assert len(buckets) >= 3 and set(sim.columns) == buckets
+    assert set(sim.index) == {"gpu/03 fine-tuned", "gpu/03 retrieval", "demo/04 fine-tuned"}
+    fine = pf[pf["label"] == "gpu/03 fine-tuned"]
+    for bucket in buckets:
+        assert sim.loc["gpu/03 fine-tuned", bucket] == pytest.approx(fine[fine["complexity"] == bucket]["similarity"].mean())
+    assert "behaviour" not in heat  # behaviour was not checked in these runs
+    checked = pf.assign(behaviour=["equivalent", "different"] * (len(pf) // 2))
+    rate = compare.by_complexity(checked)["behaviour"]
+    assert rate.shape == sim.shape and rate.stack().dropna().between(0, 1).all()
+    assert compare.by_complexity(pd.DataFrame()) == {}
 
 
 def test_eval_table_reads_the_metrics_evaluate_writes():

@@ -139,18 +139,32 @@ def eval_table(phases: list[Phase]):
 
 
 def per_function(phases: list[Phase]):
-    """Per-function evaluation tables (eval/*.parquet) stacked with run/phase/system columns."""
+    """The per-function tables tacsol.evaluate writes (eval/functions.parquet, eval/baselines/<name>/...) stacked
+    with run/phase/system columns and a ``label`` (run/NN system)."""
     import pandas as pd
 
     frames = []
     for ph in phases:
         for system in ph.evals:
-            base = ph.path / "eval" if system == "fine-tuned" else ph.path / "eval" / "baselines" / system
-            for pq in sorted(base.glob("*.parquet")):
-                df = pd.read_parquet(pq)
-                df.insert(0, "system", system)
-                df.insert(0, "phase", ph.stem)
-                df.insert(0, "run", ph.run)
-                frames.append(df)
-                break
+            table = (ph.path / "eval" if system == "fine-tuned" else ph.path / "eval" / "baselines" / system) \
+                / "functions.parquet"
+            if table.is_file():
+                frames.append(pd.read_parquet(table).assign(run=ph.run, phase=ph.stem, system=system,
+                                                            label=f"{ph.run}/{ph.number} {system}"))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def by_complexity(per_fn) -> dict[str, Any]:
+    """06's heatmaps, system label × complexity bucket (the ``complexity`` column tacsol.evaluate writes): the mean
+    ``similarity`` and, where behaviour was checked, the ``behaviour`` match rate (equivalent share; untestable counts
+    as not shown, skipped functions are left out). Empty when no per-function table was found."""
+    if not len(per_fn):
+        return {}
+    out = {"similarity": per_fn.pivot_table(index="label", columns="complexity", values="similarity", aggfunc="mean")}
+    if "behaviour" not in per_fn:  # the committed reference run predates the behaviour check
+        return out
+    tested = per_fn[per_fn["behaviour"].fillna("skipped") != "skipped"]
+    if len(tested):
+        out["behaviour"] = tested.assign(equivalent=tested["behaviour"] == "equivalent").pivot_table(
+            index="label", columns="complexity", values="equivalent", aggfunc="mean")
+    return out
