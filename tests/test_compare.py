@@ -93,7 +93,8 @@ def test_by_complexity_heatmap_from_what_evaluate_writes(runs):
     assert set(sim.index) == {"gpu/03 fine-tuned", "gpu/03 retrieval", "demo/04 fine-tuned"}
     fine = pf[pf["label"] == "gpu/03 fine-tuned"]
     for bucket in buckets:
-        assert sim.loc["gpu/03 fine-tuned", bucket] == pytest.approx(fine[fine["complexity"] == bucket]["similarity"].mean())
+        want = fine[fine["complexity"] == bucket]["similarity"].mean()
+        assert sim.loc["gpu/03 fine-tuned", bucket] == pytest.approx(want)
     assert "behaviour" not in heat  # behaviour was not checked in these runs
     checked = pf.assign(behaviour=["equivalent", "different"] * (len(pf) // 2))
     rate = compare.by_complexity(checked)["behaviour"]

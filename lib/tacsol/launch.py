@@ -604,7 +604,8 @@ def distribution_report(dist: dict[str, Any]) -> str:
     ranks = dist.get("ranks", [])
     lines = [dist.get("verdict") or ""]
     for r in ranks:
-        lines.append(f"  rank {r['rank']}: {r['distributed_type']}, DeepSpeed {'on' if r['deepspeed_enabled'] else 'off'}"
+        ds = "on" if r["deepspeed_enabled"] else "off"
+        lines.append(f"  rank {r['rank']}: {r['distributed_type']}, DeepSpeed {ds}"
                      f" (requested: {r['deepspeed_requested']}), accelerate sees {r['accelerate_num_processes']} "
                      f"processes; stores {r['local_numel']:,} of {r['full_numel']:,} parameter elements "
                      f"({r['local_numel'] / r['full_numel']:.1%}), trainable {r.get('trainable_local_numel', 0):,} "
@@ -665,8 +666,8 @@ def phase_headline(params: dict[str, Any], plan: dict[str, Any], run: dict[str, 
 
 
 def run_phase(params: dict[str, Any], echo: bool | Callable[[str], None] = True) -> dict[str, Any]:
-    """Notebooks 04/05: plan and fit check (refused unless allowed) → launch, log streamed → what distribution ran →
-    the run read back → evaluation of the adapter → the headline. Returns ``plan``, ``artifacts``, ``eval``,
+    """Notebooks 04/05: plan and fit check (refused unless allowed) → launch, log streamed → what distribution
+    ran → the run read back → evaluation of the adapter → the headline. Returns ``plan``, ``artifacts``, ``eval``,
     ``headline``, ``title`` (for the figure) and ``summary`` (write_summary's extra fields)."""
     from .summary import hardware_line
 

@@ -1141,8 +1141,9 @@ def measured_calibration_rows() -> list[dict[str, Any]]:
     for name, plan in MEASURED_PLANS:
         r = measure_peak(name, plan, num_layers=2)
         rows.append({"id": f"gpu-{name}-{plan.method}-{plan.seq_len}", "source": f"measured here ({r['device']})",
-                     "model": f"{name} (2 layers)", "compare": "allocated", "measured_gb": round(r["measured_peak_gb"], 2),
-                     "measured_as": "torch.cuda.max_memory_allocated", "estimate_gb": round(r["estimate_allocated_gb"], 2),
+                     "model": f"{name} (2 layers)", "compare": "allocated",
+                     "measured_gb": round(r["measured_peak_gb"], 2), "measured_as": "torch.cuda.max_memory_allocated",
+                     "estimate_gb": round(r["estimate_allocated_gb"], 2),
                      "rel_error": round(r["rel_error"], 4), "within_15pct": abs(r["rel_error"]) <= 0.15,
                      "explained": False, "cause": "", "oom": False, "ran": False})
     return rows
