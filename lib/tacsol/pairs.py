@@ -429,164 +429,248 @@ def _decompress_source_map(sm: str) -> list[tuple[int, int, int]]:
 
 
 @dataclasses.dataclass
+class AlignStats:
+    """Correctness counters of one compile unit, or of many merged: what correctness.json reports."""
+    contracts: int = 0
+    selectors_expected: int = 0
+    selectors_recovered: int = 0
+    signature_checked: int = 0
+    signature_ok: int = 0
+    isolation_functions: int = 0
+    isolation_ok: int = 0
+    isolation_foreign: int = 0
+    isolation_total: int = 0
+    # body fact -> [functions whose source has it, of those whose lifted ops show it]
+    body: dict = dataclasses.field(default_factory=lambda: {k: [0, 0] for k in BODY_FACTS})
+    missing_selectors: list = dataclasses.field(default_factory=list)
+    body_misses: list = dataclasses.field(default_factory=list)
+    return_always_revert: int = 0
+    isolation_bad_status: dict = dataclasses.field(default_factory=dict)
+    isolation_bad_examples: list = dataclasses.field(default_factory=list)
+
+    def merge(self, other: "AlignStats") -> None:
+        for f in dataclasses.fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if f.name == "body":
+                for fact, (n, ok) in theirs.items():
+                    mine[fact][0] += n
+                    mine[fact][1] += ok
+            elif isinstance(mine, list):
+                setattr(self, f.name, (mine + theirs)[:_EXAMPLES])
+            elif isinstance(mine, dict):
+                for k, n in theirs.items():
+                    mine[k] = mine.get(k, 0) + n
+            else:
+                setattr(self, f.name, mine + theirs)
+
+    def note(self, name: str, example: str) -> None:
+        """Keep an example (a missing selector, a body miss, an isolation failure), at most _EXAMPLES of each."""
+        examples = getattr(self, name)
+        if len(examples) < _EXAMPLES:
+            examples.append(example)
+
+
+BODY_FACTS = ("event", "storage", "call", "return")
+_EXAMPLES = 20
+
+
+@dataclasses.dataclass
 class UnitResult:
     records: list[dict]
     rejects: list[dict]
-    stats: dict            # correctness counters for this unit
+    stats: AlignStats
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "UnitResult":
+        return cls(d["records"], d["rejects"], AlignStats(**d["stats"]))
 
 
-def _new_stats() -> dict:
-    return {"contracts": 0, "selectors_expected": 0, "selectors_recovered": 0, "signature_checked": 0,
-            "signature_ok": 0, "isolation_functions": 0, "isolation_ok": 0, "isolation_foreign": 0,
-            "isolation_total": 0, "body": {k: [0, 0] for k in ("event", "storage", "call", "return")},
-            "missing_selectors": [], "body_misses": [], "return_always_revert": 0,
-            "isolation_bad_status": {}, "isolation_bad_examples": []}
+@dataclasses.dataclass
+class _Unit:
+    """What every contract of one compile unit shares while it is aligned."""
+    idx: AstIndex
+    label: str
+    license: str
+    version: str
+    setting: Setting
+    st: AlignStats
+    records: list
+    rejects: list
 
 
 def align_artifact(art: dict, texts: dict[str, str], *, label: str, license: str, version: str,
                    setting: Setting, lift_fn, lift_error, bytecode_override: dict[str, str] | None = None,
                    time_limit_s: float = 10.0) -> UnitResult:
     """Pairs of every contract compiled in one unit (see module doc)."""
-    idx = AstIndex(art["sources"], texts)
-    records, rejects, st = [], [], _new_stats()
+    u = _Unit(AstIndex(art["sources"], texts), label, license, version, setting, AlignStats(), [], [])
     contracts_by_name = {}
-    for n in idx.nodes.values():
+    for n in u.idx.nodes.values():
         if n["nodeType"] == "ContractDefinition":
-            contracts_by_name.setdefault((idx.file_of(n), n["name"]), n)
+            contracts_by_name.setdefault((u.idx.file_of(n), n["name"]), n)
     for cname, c in art["contracts"].items():
         code = evm.link_placeholders((bytecode_override or {}).get(cname, c["bytecode"]) or "")
         main_file = next((f for (f, n) in contracts_by_name if n == cname), "")
         cnode = contracts_by_name.get((main_file, cname))
-        item = f"{label}:{main_file}:{cname}"
-        settings_label = f"{version}/{setting.name}/{c.get('evm_version') or 'default'}"
         if not code:
             continue  # abstract / interface: nothing deployed
         if cnode is None or cnode.get("contractKind") == "library":
             continue  # libraries use a different calling convention; not paired
-        try:
-            lifted = lift_fn(code, time_limit_s=time_limit_s)
-        except lift_error as exc:
-            rejects.append(Reject(item, "lift_error", getattr(exc, "reason", str(exc))[:200], label,
-                                  settings_label).to_dict())
+        _align_contract(u, cname, c, code, cnode, main_file, lift_fn, lift_error, time_limit_s)
+    return UnitResult(u.records, u.rejects, u.st)
+
+
+def _align_contract(u: _Unit, cname: str, c: dict, code: str, cnode: dict, main_file: str, lift_fn, lift_error,
+                    time_limit_s: float) -> None:
+    """Lift one contract, check its selectors and signatures against solc, and pair each lifted function."""
+    item = f"{u.label}:{main_file}:{cname}"
+    settings_label = f"{u.version}/{u.setting.name}/{c.get('evm_version') or 'default'}"
+    try:
+        lifted = lift_fn(code, time_limit_s=time_limit_s)
+    except lift_error as exc:
+        u.rejects.append(Reject(item, "lift_error", getattr(exc, "reason", str(exc))[:200], u.label,
+                                settings_label).to_dict())
+        return
+    except Exception as exc:  # a lifter bug on one contract must not abort the build
+        u.rejects.append(Reject(item, "lift_crash", f"{type(exc).__name__}: {exc}"[:200], u.label,
+                                settings_label).to_dict())
+        return
+    u.st.contracts += 1
+    linear = [u.idx.nodes[i] for i in cnode.get("linearizedBaseContracts", []) if i in u.idx.nodes]
+    by_selector, special = _public_members(linear, u.idx)
+    _check_selectors(u.st, c, by_selector, {f.selector for f in lifted.functions}, item)
+    # isolation data (unoptimized legacy only)
+    pc_entry = None
+    if not u.setting.optimize and not u.setting.via_ir and c.get("source_map"):
+        offs = evm.instruction_offsets(evm.hex_bytes(code))
+        smap = _decompress_source_map(c["source_map"])
+        pc_entry = {o: smap[i] for i, o in enumerate(offs) if i < len(smap)}
+    for fn in lifted.functions:
+        sel = fn.selector
+        d = by_selector.get(sel) if sel.startswith("0x") else (
+            {"node": special[sel], "sig": sel + "()"} if sel in special else None)
+        if d is None:
+            if sel.startswith("0x"):
+                u.rejects.append(Reject(f"{item}:{sel}", "unaligned_selector",
+                                        "no public function or getter in the sources has this selector",
+                                        u.label, settings_label).to_dict())
             continue
-        except Exception as exc:  # a lifter bug on one contract must not abort the build
-            rejects.append(Reject(item, "lift_crash", f"{type(exc).__name__}: {exc}"[:200], label,
-                                  settings_label).to_dict())
+        if not fn.tac.strip() or not fn.instructions:
+            u.rejects.append(Reject(f"{item}:{d['sig']}", "empty_tac", f"lift status {fn.status}: no instructions",
+                                    u.label, settings_label).to_dict())
             continue
-        st["contracts"] += 1
-        linear = [idx.nodes[i] for i in cnode.get("linearizedBaseContracts", []) if i in idx.nodes]
-        by_selector: dict[str, dict] = {}
-        special: dict[str, dict] = {}
-        for base in linear:
-            for n in base.get("nodes", []):
-                if n["nodeType"] == "FunctionDefinition":
-                    fb = _is_fallback(n)
-                    if fb and n.get("body") is not None:
-                        special.setdefault(fb, n)
-                        continue
-                    if n.get("visibility") not in ("public", "external") or n.get("body") is None:
-                        continue
-                elif not (n["nodeType"] == "VariableDeclaration" and n.get("visibility") == "public"):
+        where = f"{item}:{d['sig']} ({settings_label}, {fn.status})"
+        u.records.append(_pair(u, fn, d, linear, cname, main_file, settings_label, pc_entry, where))
+
+
+def _public_members(linear: list[dict], idx: AstIndex) -> tuple[dict[str, dict], dict[str, dict]]:
+    """selector -> {node, sig} of the most derived public function or getter, and receive/fallback nodes."""
+    by_selector: dict[str, dict] = {}
+    special: dict[str, dict] = {}
+    for base in linear:
+        for n in base.get("nodes", []):
+            if n["nodeType"] == "FunctionDefinition":
+                fb = _is_fallback(n)
+                if fb and n.get("body") is not None:
+                    special.setdefault(fb, n)
                     continue
-                sig = signature_of(n, idx)
-                if sig:
-                    by_selector.setdefault(evm.selector(sig), {"node": n, "sig": sig})
-        # signature check against solc
-        mi = {"0x" + v: k for k, v in c["method_identifiers"].items()}
-        for sel, d in by_selector.items():
-            if sel in mi or d["sig"] in c["method_identifiers"]:
-                st["signature_checked"] += 1
-                st["signature_ok"] += int(mi.get(sel) == d["sig"])
-        lifted_sel = {f.selector for f in lifted.functions}
-        st["selectors_expected"] += len(mi)
-        st["selectors_recovered"] += len(set(mi) & lifted_sel)
-        st["missing_selectors"] += [f"{item}:{mi[s]}" for s in sorted(set(mi) - lifted_sel)][:5]
-        # isolation data (unoptimized legacy only)
-        check_iso = not setting.optimize and not setting.via_ir and c.get("source_map")
-        if check_iso:
-            offs = evm.instruction_offsets(evm.hex_bytes(code))
-            smap = _decompress_source_map(c["source_map"])
-            pc_entry = {o: smap[i] for i, o in enumerate(offs) if i < len(smap)}
-        for fn in lifted.functions:
-            sel = fn.selector
-            d = by_selector.get(sel) if sel.startswith("0x") else (
-                {"node": special[sel], "sig": sel + "()"} if sel in special else None)
-            if d is None:
-                if sel.startswith("0x"):
-                    rejects.append(Reject(f"{item}:{sel}", "unaligned_selector",
-                                          "no public function or getter in the sources has this selector",
-                                          label, settings_label).to_dict())
+                if n.get("visibility") not in ("public", "external") or n.get("body") is None:
+                    continue
+            elif not (n["nodeType"] == "VariableDeclaration" and n.get("visibility") == "public"):
                 continue
-            if not fn.tac.strip() or not fn.instructions:
-                rejects.append(Reject(f"{item}:{d['sig']}", "empty_tac", f"lift status {fn.status}: no instructions",
-                                      label, settings_label).to_dict())
-                continue
-            node = d["node"]
-            is_fn = node["nodeType"] == "FunctionDefinition"
-            ctx = context_of(node, idx, linear) if is_fn else []
-            solidity = idx.text(node) + ("" if is_fn or idx.text(node).endswith(";") else ";")
-            feats = source_features([node] + ctx, idx) if is_fn else dict.fromkeys(
-                ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
-            returns = bool((node.get("returnParameters") or {}).get("parameters")) if is_fn else True
-            if returns and is_fn and always_reverts(node, idx):
-                returns = False  # declares return data but reverts on every path: no RETURN to find
-                st["return_always_revert"] += 1
-            ops = fn.ops or {}
-            checks = {"event": (feats["has_event"], any(ops.get(f"LOG{i}", 0) for i in range(5))),
-                      "storage": (feats["has_storage_write"], ops.get("SSTORE", 0) > 0),
-                      "call": (feats["has_external_call"], any(ops.get(o, 0) for o in CALL_OPS)),
-                      "return": (returns, ops.get("RETURN", 0) > 0)}
-            for k, (want, got) in checks.items():
-                if want:
-                    st["body"][k][0] += 1
-                    st["body"][k][1] += int(got)
-                    if not got and len(st["body_misses"]) < 20:
-                        st["body_misses"].append(f"{k}: {item}:{d['sig']} ({settings_label}, {fn.status})")
-            pcs = getattr(fn, "pcs", None)
-            if check_iso and pcs:
-                allowed = {node["id"]} | {x["id"] for x in ctx}
-                foreign = total = 0
-                owners: collections.Counter = collections.Counter()
-                for pc in pcs:
-                    e = pc_entry.get(pc)
-                    if e is None:
-                        continue
-                    total += 1
-                    own = idx.owner(*e) if e[2] >= 0 else None
-                    if own is not None and own not in allowed:
-                        foreign += 1
-                        owners[own] += 1
-                over = foreign > 0.01 * total
-                if total and over:
-                    st["isolation_bad_status"][fn.status] = st["isolation_bad_status"].get(fn.status, 0) + 1
-                    if len(st["isolation_bad_examples"]) < 20:
-                        top = (idx.nodes.get(owners.most_common(1)[0][0]) or {}).get("name", "?")
-                        st["isolation_bad_examples"].append(f"{item}:{d['sig']} ({settings_label}, {fn.status}): "
-                                                            f"{foreign}/{total} foreign, mostly {top}")
-                if total:
-                    st["isolation_functions"] += 1
-                    st["isolation_ok"] += int(not over)
-                    st["isolation_foreign"] += foreign
-                    st["isolation_total"] += total
-            context = "\n\n".join(idx.text(x) for x in ctx)
-            tac = fn.tac
-            rec = {
-                "tac": tac, "solidity": solidity, "selector": sel, "signature": d["sig"],
-                "function_name": node.get("name") or sel, "contract": cname, "file": idx.file_of(node),
-                "package": label, "license": license, "solc_version": version, "settings": settings_label,
-                "visibility": node.get("visibility", ""),
-                "mutability": node.get("stateMutability") or ("view" if not is_fn else ""),
-                "context": context, "tac_chars": len(tac), "sol_chars": len(solidity),
-                "tac_blocks": int(fn.blocks), "tac_instructions": int(fn.instructions), **feats,
-                "tac_hash": sha(tac), "sol_hash": sha(solidity), "norm_hash": sha(normalize_body(solidity)),
-                "contract_key": f"{_unversioned(label)}:{main_file.split('/', 2)[-1]}:{cname}",
-                # the compile unit this record came from: (package, unit_main, settings) rebuilds it exactly
-                "unit_main": main_file,
-                "lift_status": getattr(fn, "status", "ok"),
-            }
-            rec["id"] = sha(rec["tac_hash"] + rec["sol_hash"] + settings_label)
-            records.append(rec)
-    return UnitResult(records, rejects, st)
+            sig = signature_of(n, idx)
+            if sig:
+                by_selector.setdefault(evm.selector(sig), {"node": n, "sig": sig})
+    return by_selector, special
+
+
+def _check_selectors(st: AlignStats, c: dict, by_selector: dict[str, dict], lifted_sel: set[str], item: str) -> None:
+    """Signatures computed from the AST against solc's methodIdentifiers; selectors recovered by the lifter."""
+    mi = {"0x" + v: k for k, v in c["method_identifiers"].items()}
+    for sel, d in by_selector.items():
+        if sel in mi or d["sig"] in c["method_identifiers"]:
+            st.signature_checked += 1
+            st.signature_ok += int(mi.get(sel) == d["sig"])
+    st.selectors_expected += len(mi)
+    st.selectors_recovered += len(set(mi) & lifted_sel)
+    st.missing_selectors += [f"{item}:{mi[s]}" for s in sorted(set(mi) - lifted_sel)][:5]
+
+
+def _pair(u: _Unit, fn, d: dict, linear: list[dict], cname: str, main_file: str, settings_label: str,
+          pc_entry: dict | None, where: str) -> dict:
+    """The record of one lifted function and its source, after checking its body facts and isolation."""
+    idx, node = u.idx, d["node"]
+    is_fn = node["nodeType"] == "FunctionDefinition"
+    ctx = context_of(node, idx, linear) if is_fn else []
+    solidity = idx.text(node) + ("" if is_fn or idx.text(node).endswith(";") else ";")
+    feats = source_features([node] + ctx, idx) if is_fn else dict.fromkeys(
+        ("has_loop", "has_external_call", "has_storage_write", "has_event", "has_assembly"), False)
+    returns = bool((node.get("returnParameters") or {}).get("parameters")) if is_fn else True
+    if returns and is_fn and always_reverts(node, idx):
+        returns = False  # declares return data but reverts on every path: no RETURN to find
+        u.st.return_always_revert += 1
+    _check_body(u.st, fn, feats, returns, where)
+    if pc_entry is not None and fn.pcs:
+        _check_isolation(u.st, idx, fn.pcs, pc_entry, {node["id"]} | {x["id"] for x in ctx}, fn.status, where)
+    tac = fn.tac
+    rec = {
+        "tac": tac, "solidity": solidity, "selector": fn.selector, "signature": d["sig"],
+        "function_name": node.get("name") or fn.selector, "contract": cname, "file": idx.file_of(node),
+        "package": u.label, "license": u.license, "solc_version": u.version, "settings": settings_label,
+        "visibility": node.get("visibility", ""),
+        "mutability": node.get("stateMutability") or ("view" if not is_fn else ""),
+        "context": "\n\n".join(idx.text(x) for x in ctx), "tac_chars": len(tac), "sol_chars": len(solidity),
+        "tac_blocks": int(fn.blocks), "tac_instructions": int(fn.instructions), **feats,
+        "tac_hash": sha(tac), "sol_hash": sha(solidity), "norm_hash": sha(normalize_body(solidity)),
+        "contract_key": f"{_unversioned(u.label)}:{main_file.split('/', 2)[-1]}:{cname}",
+        # the compile unit this record came from: (package, unit_main, settings) rebuilds it exactly
+        "unit_main": main_file,
+        "lift_status": fn.status,
+    }
+    rec["id"] = sha(rec["tac_hash"] + rec["sol_hash"] + settings_label)
+    return rec
+
+
+def _check_body(st: AlignStats, fn, feats: dict, returns: bool, where: str) -> None:
+    """Each effect the source has (event, storage write, external call, return data) must show in the lifted ops."""
+    ops = fn.ops or {}
+    checks = {"event": (feats["has_event"], any(ops.get(f"LOG{i}", 0) for i in range(5))),
+              "storage": (feats["has_storage_write"], ops.get("SSTORE", 0) > 0),
+              "call": (feats["has_external_call"], any(ops.get(o, 0) for o in CALL_OPS)),
+              "return": (returns, ops.get("RETURN", 0) > 0)}
+    for k, (want, got) in checks.items():
+        if want:
+            st.body[k][0] += 1
+            st.body[k][1] += int(got)
+            if not got:
+                st.note("body_misses", f"{k}: {where}")
+
+
+def _check_isolation(st: AlignStats, idx: AstIndex, pcs: list[int], pc_entry: dict, allowed: set, status: str,
+                     where: str) -> None:
+    """Share of the function's instructions that solc's source map attributes to code outside the function and
+    its context (modifiers, internal callees): over 1% fails."""
+    foreign = total = 0
+    owners: collections.Counter = collections.Counter()
+    for pc in pcs:
+        e = pc_entry.get(pc)
+        if e is None:
+            continue
+        total += 1
+        own = idx.owner(*e) if e[2] >= 0 else None
+        if own is not None and own not in allowed:
+            foreign += 1
+            owners[own] += 1
+    if not total:
+        return
+    over = foreign > 0.01 * total
+    if over:
+        st.isolation_bad_status[status] = st.isolation_bad_status.get(status, 0) + 1
+        top = (idx.nodes.get(owners.most_common(1)[0][0]) or {}).get("name", "?")
+        st.note("isolation_bad_examples", f"{where}: {foreign}/{total} foreign, mostly {top}")
+    st.isolation_functions += 1
+    st.isolation_ok += int(not over)
+    st.isolation_foreign += foreign
+    st.isolation_total += total
 
 
 def _unversioned(label: str) -> str:
@@ -664,46 +748,32 @@ def save_dataset(records: list[dict], out_dir: Path) -> Path:
     return out_dir
 
 
-def correctness_report(stats: list[tuple[str, dict]]) -> dict:
+def correctness_report(stats: list[tuple[str, AlignStats]]) -> dict:
     """Aggregate per-unit counters by settings family (solc minor / optimizer / viaIR) and overall."""
-    def empty():
-        return _new_stats()
-
-    groups: dict[str, dict] = collections.defaultdict(empty)
+    groups: dict[str, AlignStats] = collections.defaultdict(AlignStats)
     for settings_label, st in stats:
         ver, setting = settings_label.split("/")[:2]
         key = f"{'.'.join(ver.split('.')[:2])}/{setting}"
-        for g in (groups[key], groups["all"]):
-            for k, v in st.items():
-                if k == "body":
-                    for b, (n, ok) in v.items():
-                        g["body"][b][0] += n
-                        g["body"][b][1] += ok
-                elif k in ("missing_selectors", "body_misses", "isolation_bad_examples"):
-                    g[k] = (g[k] + v)[:20]
-                elif k == "isolation_bad_status":
-                    for status, n in v.items():
-                        g[k][status] = g[k].get(status, 0) + n
-                else:
-                    g[k] += v
+        groups[key].merge(st)
+        groups["all"].merge(st)
     rows = {}
     for key, g in sorted(groups.items()):
         pct = lambda a, b: round(100.0 * a / b, 2) if b else None  # noqa: E731
         rows[key] = {
-            "contracts": g["contracts"],
-            "selectors_expected": g["selectors_expected"],
-            "selector_recovery_pct": pct(g["selectors_recovered"], g["selectors_expected"]),
-            "signature_match_pct": pct(g["signature_ok"], g["signature_checked"]),
-            **{f"{b}_recall_pct": pct(ok, n) for b, (n, ok) in g["body"].items()},
-            **{f"{b}_functions": n for b, (n, ok) in g["body"].items()},
-            "return_excluded_always_revert": g["return_always_revert"],
-            "isolation_functions": g["isolation_functions"],
-            "isolation_ok_pct": pct(g["isolation_ok"], g["isolation_functions"]),
-            "isolation_foreign_instr_pct": pct(g["isolation_foreign"], g["isolation_total"]),
-            "isolation_over_1pct_by_status": g["isolation_bad_status"],
-            "isolation_over_1pct_examples": g["isolation_bad_examples"][:10],
-            "missing_selectors_examples": g["missing_selectors"][:10],
-            "body_miss_examples": g["body_misses"][:10],
+            "contracts": g.contracts,
+            "selectors_expected": g.selectors_expected,
+            "selector_recovery_pct": pct(g.selectors_recovered, g.selectors_expected),
+            "signature_match_pct": pct(g.signature_ok, g.signature_checked),
+            **{f"{b}_recall_pct": pct(ok, n) for b, (n, ok) in g.body.items()},
+            **{f"{b}_functions": n for b, (n, ok) in g.body.items()},
+            "return_excluded_always_revert": g.return_always_revert,
+            "isolation_functions": g.isolation_functions,
+            "isolation_ok_pct": pct(g.isolation_ok, g.isolation_functions),
+            "isolation_foreign_instr_pct": pct(g.isolation_foreign, g.isolation_total),
+            "isolation_over_1pct_by_status": g.isolation_bad_status,
+            "isolation_over_1pct_examples": g.isolation_bad_examples[:10],
+            "missing_selectors_examples": g.missing_selectors[:10],
+            "body_miss_examples": g.body_misses[:10],
         }
     return rows
 
@@ -789,7 +859,7 @@ def build(cfg: BuildConfig) -> dict:
     # per-unit results depend on the lifter and on this module's alignment/correctness code: key on both
     cache_tag = lift_tag + ":align:" + sha(Path(__file__).read_text())
     records: list[dict] = []
-    unit_stats: list[tuple[str, dict]] = []
+    unit_stats: list[tuple[str, AlignStats]] = []
     row_rejects: list[dict] = []
     n_cached = 0
     for u in tqdm(units, desc="lift+align", unit="unit", disable=not cfg.progress):
@@ -800,7 +870,7 @@ def build(cfg: BuildConfig) -> dict:
         res = None
         if cp.exists():
             try:
-                res = UnitResult(**json.loads(gzip.decompress(cp.read_bytes())))
+                res = UnitResult.from_dict(json.loads(gzip.decompress(cp.read_bytes())))
                 n_cached += 1
             except (OSError, ValueError, EOFError, TypeError):
                 res = None
