@@ -101,7 +101,10 @@ def reject_truncated_push(prog: Program, deadline: float) -> None:
     if not prog.instrs[-1].truncated:
         return
     pc = prog.instrs[-1].pc
-    reach = prog.block_set([0], deadline=deadline) if 0 in prog.blocks else []
+    try:
+        reach = prog.block_set([0], deadline=deadline) if 0 in prog.blocks else []
+    except TimeoutError:  # out of time before it could be decided: the functions report status timeout
+        return
     prev = prog.instrs[-2] if len(prog.instrs) > 1 else None
     flows_in = prev is not None and OPCODES.get(prev.op) is not None and OPCODES[prev.op].name not in _NO_FALL_THROUGH
 
