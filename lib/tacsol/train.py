@@ -24,6 +24,7 @@ the Trainer restores adapter, optimizer, scheduler and RNG states and skips the 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import math
@@ -498,9 +499,9 @@ def _heldout_at_start_cls():
 def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool = False) -> dict[str, Any]:
     """Train (or resume) one run; returns what train_log.json holds (+ the trained ``peft_model`` and
     ``tokenizer`` objects when keep_model, for in-process inference)."""
-    import datasets
-    import torch
     from transformers import set_seed
+
+    from . import loading
 
     p = load_params(params)
     out = paths.resolve(p["output_dir"])
@@ -510,10 +511,69 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     set_seed(p["seed"])
     t_start = time.time()
     threads = set_cpu_threads(p["cpu_threads"])
-
-    from . import loading
-
     tok = loading.load_tokenizer(p["model"])
+    data = _prepare_data(p, tok, world)
+    args = make_args(p, out, data.plan["steps"], run_choices(p).torch_dtype)  # before the model: ZeRO-3 zero.Init (see make_args)
+    model, loaded = build_model(p, tokenizer=tok)
+    trainer = _make_trainer(p, model, tok, data.train_ds, data.eval_ds, args, data.plan["step_tokens"])
+    n_total = sum(_full_numel(x) for x in model.parameters())  # ZeRO-3: the full size, not the local placeholder
+    n_train = sum(_full_numel(x) for x in model.parameters() if x.requires_grad)
+    last = last_checkpoint(out / "checkpoints") if p["resume"] else None
+    before, at_start = _heldout_before(p, trainer, data.eval_ds, out, last, rank)
+    if rank == 0:
+        atomic_write_text(out / "params.yaml", _yaml(p))
+        print(f"train: {len(data.train_ex)} examples ({data.dropped} longer than {p['max_seq_length']} dropped), "
+              f"{data.plan['steps']} steps, {data.plan['train_tokens']} tokens, padding {data.plan['padding_share']:.1%}; "
+              f"held-out {len(data.eval_ex)} ({p['eval_split']}); trainable {n_train:,} of {n_total:,}"
+              + (f"; resuming from {last}" if last else ""))
+    t_train = time.time()
+    set_seed(p["seed"])
+    trainer.train(resume_from_checkpoint=last)
+    train_wall = time.time() - t_train
+    if at_start is not None:
+        before = at_start.loss
+    after = heldout_loss(trainer, data.eval_ds) if data.eval_ds is not None else None
+    result = {
+        "model": p["model"], "model_source": loaded.source, "dtype": loaded.dtype,
+        "attn_implementation": loaded.attn_implementation, "quantization": loaded.quantization,
+        "hardware_profile": p["hardware_profile"], "n_processes": world, "cpu_threads": threads,
+        "params_total": n_total, "params_trainable": n_train,
+        "train_examples": len(data.train_ex), "dropped_too_long": data.dropped,
+        "holdout_packages": list(p["holdout_packages"]), "dropped_holdout_packages": data.held_out_pkgs,
+        "heldout_examples": len(data.eval_ex), "heldout_dropped_too_long": data.eval_dropped,
+        "steps": data.plan["steps"], "train_tokens": data.plan["train_tokens"],
+        "padded_tokens": data.plan["padded_tokens"], "padding_share": data.plan["padding_share"],
+        "max_seq_length": p["max_seq_length"], "lora_r": p["lora_r"],
+        "heldout_loss_before": before, "heldout_loss_after": after,
+        **_throughput(trainer.state.log_history),
+        "train_wall_s": train_wall, "total_wall_s": time.time() - t_start,
+        "resumed_from": last, "adapter_dir": str(out / "adapter"),
+    }
+    mem = peak_memory_gb()
+    result.update(peak_memory_gb=mem.get("cuda_peak_gb", mem["peak_rss_gb"]), **mem)
+    _save_run(p, trainer, tok, loaded, out, result, rank)
+    if keep_model:
+        result = {**result, "peft_model": trainer.model, "tokenizer": tok}
+    return result
+
+
+@dataclasses.dataclass
+class _RunData:
+    """A run's tokenized examples, its schedule and the datasets the Trainer reads."""
+    train_ex: list[dict]
+    dropped: int
+    eval_ex: list[dict]
+    eval_dropped: int
+    held_out_pkgs: int
+    plan: dict[str, Any]
+    train_ds: Any
+    eval_ds: Any
+
+
+def _prepare_data(p: dict[str, Any], tok, world: int) -> _RunData:
+    """Records → examples (too long ones dropped and counted) → the exact training order and held-out set."""
+    import datasets
+
     recs = run_records(p)
     recs["train"], held_out_pkgs = drop_packages(recs["train"], p["holdout_packages"])
     if not recs["train"]:
@@ -526,53 +586,38 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     if p["eval_examples"] > 0:
         eval_ex = eval_ex[: p["eval_examples"]]
     eval_ex.sort(key=lambda e: e["length"])  # similar lengths per eval batch: little padding
-    lengths = [e["length"] for e in train_ex]
-    plan = plan_schedule(lengths, p, world)
+    plan = plan_schedule([e["length"] for e in train_ex], p, world)
     # Sequential dataset in planned order; the Trainer splits micro-batches across ranks in turn.
     order = [i for mb in plan["micro_batches"] for i in mb]
     cols = ("input_ids", "labels", "attention_mask")
     train_ds = datasets.Dataset.from_dict({c: [train_ex[i][c] for i in order] for c in cols})
     eval_ds = datasets.Dataset.from_dict({c: [e[c] for e in eval_ex] for c in cols}) if eval_ex else None
-    args = make_args(p, out, plan["steps"], run_choices(p).torch_dtype)  # before the model: ZeRO-3 zero.Init (see make_args)
-    model, loaded = build_model(p, tokenizer=tok)
-    trainer = _make_trainer(p, model, tok, train_ds, eval_ds, args, plan["step_tokens"])
+    return _RunData(train_ex, dropped, eval_ex, eval_dropped, held_out_pkgs, plan, train_ds, eval_ds)
 
-    n_total = sum(_full_numel(x) for x in model.parameters())  # ZeRO-3: the full size, not the local placeholder
-    n_train = sum(_full_numel(x) for x in model.parameters() if x.requires_grad)
-    ckpt_dir = out / "checkpoints"
-    last = last_checkpoint(ckpt_dir) if p["resume"] else None
-    at_start = None
+
+def _heldout_before(p: dict[str, Any], trainer, eval_ds, out: Path, last, rank: int):
+    """Held-out loss of the untuned model: read back on resume, measured at train begin under DeepSpeed, else now.
+    Returns (loss or None, the at-start callback whose .loss fills in after train() under DeepSpeed)."""
     before_path = out / "heldout_before.json"
-    if eval_ds is not None and before_path.is_file() and last:
-        before = json.loads(before_path.read_text())["heldout_loss_before"]
-    elif eval_ds is not None and p["deepspeed"]:
+    if eval_ds is None:
+        return None, None
+    if before_path.is_file() and last:
+        return json.loads(before_path.read_text())["heldout_loss_before"], None
+    if p["deepspeed"]:
         # Under DeepSpeed, Trainer.evaluate before train() builds an inference engine that train() then does not
         # replace (no optimizer engine: "'NoneType' object has no attribute 'backward'"); measure at train begin,
         # once the training engine exists and before the first step.
-        before = None
         at_start = _heldout_at_start_cls()(trainer, eval_ds, before_path if rank == 0 else None)
         trainer.add_callback(at_start)
-    elif eval_ds is not None:
-        before = heldout_loss(trainer, eval_ds)  # LoRA B = 0: this is the untuned model (+ mean-initialised markers)
-        if rank == 0:
-            atomic_write_json(before_path, {"heldout_loss_before": before})
-    else:
-        before = None
+        return None, at_start
+    before = heldout_loss(trainer, eval_ds)  # LoRA B = 0: this is the untuned model (+ mean-initialised markers)
     if rank == 0:
-        atomic_write_text(out / "params.yaml", _yaml(p))
-        print(f"train: {len(train_ex)} examples ({dropped} longer than {p['max_seq_length']} dropped), "
-              f"{plan['steps']} steps, {plan['train_tokens']} tokens, padding {plan['padding_share']:.1%}; "
-              f"held-out {len(eval_ex)} ({p['eval_split']}); trainable {n_train:,} of {n_total:,}"
-              + (f"; resuming from {last}" if last else ""))
-    t_train = time.time()
-    set_seed(p["seed"])
-    trainer.train(resume_from_checkpoint=last)
-    train_wall = time.time() - t_train
-    if at_start is not None:
-        before = at_start.loss
-    after = heldout_loss(trainer, eval_ds) if eval_ds is not None else None
+        atomic_write_json(before_path, {"heldout_loss_before": before})
+    return before, None
 
-    hist = trainer.state.log_history
+
+def _throughput(hist: list[dict]) -> dict[str, Any]:
+    """The loss curve and tokens/s, s/step from the Trainer's log history."""
     curve = [{"step": h["step"], "loss": h["loss"], "learning_rate": h.get("learning_rate"),
               "step_time_s": h.get("step_time_s"), "tokens": h.get("tokens"), "rss_gb": h.get("rss_gb")}
              for h in hist if "loss" in h]
@@ -581,25 +626,13 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     n_steps_timed = _steps_covered(curve)
     time_sum = sum(c["step_time_s"] * n for c, n in zip(curve, n_steps_timed) if c["step_time_s"])
     tok_sum = sum(c["tokens"] or 0 for c in timed)
-    mem = peak_memory_gb()
-    result = {
-        "model": p["model"], "model_source": loaded.source, "dtype": loaded.dtype,
-        "attn_implementation": loaded.attn_implementation, "quantization": loaded.quantization,
-        "hardware_profile": p["hardware_profile"], "n_processes": world, "cpu_threads": threads,
-        "params_total": n_total, "params_trainable": n_train,
-        "train_examples": len(train_ex), "dropped_too_long": dropped,
-        "holdout_packages": list(p["holdout_packages"]), "dropped_holdout_packages": held_out_pkgs, "heldout_examples": len(eval_ex),
-        "heldout_dropped_too_long": eval_dropped,
-        "steps": plan["steps"], "train_tokens": plan["train_tokens"], "padded_tokens": plan["padded_tokens"],
-        "padding_share": plan["padding_share"], "max_seq_length": p["max_seq_length"], "lora_r": p["lora_r"],
-        "heldout_loss_before": before, "heldout_loss_after": after,
-        "tokens_per_s": tok_sum / time_sum if time_sum else None,
-        "s_per_step": time_sum / sum(n_steps_timed) if n_steps_timed and sum(n_steps_timed) else None,
-        "train_wall_s": train_wall, "total_wall_s": time.time() - t_start,
-        "peak_memory_gb": mem.get("cuda_peak_gb", mem["peak_rss_gb"]), **mem,
-        "resumed_from": last, "curve": curve,
-        "adapter_dir": str(out / "adapter"),
-    }
+    return {"tokens_per_s": tok_sum / time_sum if time_sum else None,
+            "s_per_step": time_sum / sum(n_steps_timed) if n_steps_timed and sum(n_steps_timed) else None,
+            "curve": curve}
+
+
+def _save_run(p: dict[str, Any], trainer, tok, loaded, out: Path, result: dict[str, Any], rank: int) -> None:
+    """Adapter (+ tokenizer and recipe), train_log.json and the loss plot."""
     if getattr(trainer, "is_deepspeed_enabled", False):
         # ZeRO-3 partitions the LoRA weights too (each rank's visible tensors are empty outside forward): the
         # Trainer's save gathers them (collective: every rank calls it, the main process writes; _save above).
@@ -616,9 +649,6 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
             plot_loss(result, out / "loss.png")
         except Exception as exc:  # a plot must not lose a finished run
             print(f"loss plot failed: {exc}", file=sys.stderr)
-    if keep_model:
-        result = {**result, "peft_model": trainer.model, "tokenizer": tok}
-    return result
 
 
 def _full_numel(t) -> int:
