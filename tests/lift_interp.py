@@ -1,15 +1,24 @@
 """A small interpreter for tacsol TAC (docs/tac-format.md), used by the lift tests to check that lifted code
 computes what the EVM computes. It covers arithmetic/comparison/bitwise/shift ops, calldata, memory, storage,
-keccak, jumps with block arguments, return/revert/stop; anything else raises NotImplementedError."""
+keccak, logs, jumps with block arguments, return/revert/stop, and every level-2 construct (named arguments, the
+folded callvalue check, casts, fields, mapping/array slots, decoded reverts, word returns, logs of words); anything
+else raises NotImplementedError."""
 from __future__ import annotations
 
+import json
 import re
 
 from tacsol.evm import keccak256
+from tacsol.lift.abi import Abi
 
 M = 1 << 256
+ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
+_HEADER = re.compile(r"function (\S+?)\((.*)\) (\w+)$")
+_CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
+_FIELD = re.compile(r"(.+)\[(\d+):(\d+)\]")
+_SLOT = re.compile(r"(mapping|array)\(([^)]*)\)((?:\[[^\]]*\])*)")
 
 
 def _s(x: int) -> int:
@@ -42,6 +51,23 @@ def _smod(a: int, b: int) -> int:
     return (-r if _s(a) < 0 else r) % M
 
 
+def _cast(name: str, x: int) -> int:
+    """uintK(x) = x & (2**K - 1), intK(x) = signextend(K/8 - 1, x), bytesN(x) keeps the top N bytes, bool(x)."""
+    m = _CAST.fullmatch(name)
+    if m.group(0) == "bool":
+        return int(x != 0)
+    kind, k = m.group(1), int(m.group(2))
+    if kind == "uint":
+        return x & ((1 << k) - 1)
+    if kind == "int":
+        return _signextend(k // 8 - 1, x)
+    return x & ~((1 << (256 - 8 * k)) - 1) % M
+
+
+def _words(values: list[int]) -> bytes:
+    return b"".join(v.to_bytes(32, "big") for v in values)
+
+
 INFIX = {
     "+": lambda a, b: (a + b) % M, "-": lambda a, b: (a - b) % M, "*": lambda a, b: (a * b) % M,
     "/": lambda a, b: a // b if b else 0, "%": lambda a, b: a % b if b else 0, "**": lambda a, b: pow(a, b, M),
@@ -66,6 +92,11 @@ class TacFunction:
     def __init__(self, tac: str):
         self.blocks: dict[str, tuple[list[str], list[str]]] = {}
         self.order: list[str] = []
+        header = _HEADER.match(tac.splitlines()[0])
+        self.mutability = header.group(3) if header else ""
+        params = header.group(2) if header else ""
+        self.level2_args = ":" in params   # level 2: "arg0: address, arg1: uint256"
+        self.types = tuple(p.split(": ", 1)[1] for p in params.split(", ")) if self.level2_args else ()
         cur = None
         for line in tac.splitlines()[1:]:
             m = _LABEL.match(line)
@@ -77,118 +108,210 @@ class TacFunction:
             else:
                 self.blocks[cur][1].append(line.strip())
 
-    def run(self, calldata: bytes = b"", env: dict | None = None, storage: dict | None = None, max_steps=100_000):
+    def arguments(self, calldata: bytes) -> dict[str, int]:
+        """Level 2's argK: the calldata word of each one-word argument (tacsol.lift.abi's layout)."""
+        where = Abi(self.types, self.mutability).word_args()
+        return {f"arg{i}": int.from_bytes(calldata[off:off + 32].ljust(32, b"\0"), "big") for off, i in where.items()}
+
+    def run(self, calldata: bytes = b"", env: dict | None = None, storage: dict | None = None, max_steps=100_000,
+            default=None, code: bytes = b""):
+        """(halt kind, return/revert data, storage); `default(slot)` is the value of a slot storage does not hold,
+        `code` what codecopy reads."""
         env = {"callvalue": 0, "calldatasize": len(calldata), "caller": int("22" * 20, 16), **(env or {})}
         storage = {} if storage is None else storage
-        mem = bytearray()
-        logs = self.logs = []
-        vals: dict[str, int] = {}
+        self.logs = []
+        if self.level2_args and self.mutability != "payable" and env["callvalue"]:
+            return "revert", b"", storage   # the folded check of a non-payable function
+        run = _Run(self, calldata, env, storage, default or (lambda slot: 0))
+        run.code = code
+        return run.run(max_steps)
 
-        def val(a: str) -> int:
-            a = a.strip()
-            if a.startswith("0x"):
-                return int(a, 16)
-            if a in vals:
-                return vals[a]
-            if a in env:
-                return env[a]
-            raise NotImplementedError(f"unknown operand {a!r}")
 
-        def grow(off: int, n: int) -> None:
-            if n and off + n > len(mem):
-                mem.extend(b"\0" * (off + n - len(mem)))
+class _Run:
+    def __init__(self, fn: TacFunction, calldata: bytes, env: dict, storage: dict, default):
+        self.fn, self.calldata, self.env, self.storage, self.default = fn, calldata, env, storage, default
+        self.mem = bytearray(0x80)
+        self.mem[0x5F] = 0x80   # solc's prologue before the dispatcher: the free-memory pointer starts at 0x80
+        self.vals: dict[str, int] = fn.arguments(calldata) if fn.level2_args else {}
+        self.logs = fn.logs
 
-        def mread(off: int, n: int) -> bytes:
-            grow(off, n)
-            return bytes(mem[off:off + n])
+    # ------------------------------------------------------------------------------------------------ state
+    def val(self, a: str) -> int:
+        a = a.strip()
+        if a.startswith("0x"):
+            return int(a, 16)
+        if a in self.vals:
+            return self.vals[a]
+        if a in self.env:
+            return self.env[a]
+        raise NotImplementedError(f"unknown operand {a!r}")
 
-        def call(name: str, args: list[int]) -> int | None:
-            if name in FUNCS:
-                return FUNCS[name](*args)
-            if name == "calldataload":
-                return int.from_bytes(calldata[args[0]:args[0] + 32].ljust(32, b"\0"), "big")
-            if name == "mload":
-                return int.from_bytes(mread(args[0], 32), "big")
-            if name == "mstore":
-                grow(args[0], 32)
-                mem[args[0]:args[0] + 32] = args[1].to_bytes(32, "big")
-                return None
-            if name == "mstore8":
-                grow(args[0], 1)
-                mem[args[0]] = args[1] & 0xFF
-                return None
-            if name == "sload":
-                return storage.get(args[0], 0)
-            if name == "sstore":
-                storage[args[0]] = args[1]
-                return None
-            if name == "keccak256":
-                return int.from_bytes(keccak256(mread(args[0], args[1])), "big")
-            if name == "calldatacopy":
-                grow(args[0], args[2])
-                mem[args[0]:args[0] + args[2]] = calldata[args[1]:args[1] + args[2]].ljust(args[2], b"\0")
-                return None
-            if name.startswith("log"):
-                logs.append((mread(args[0], args[1]), args[2:]))
-                return None
-            if name == "return":
-                raise Halt("return", mread(args[0], args[1]))
-            if name == "revert":
-                raise Halt("revert", mread(args[0], args[1]))
-            raise NotImplementedError(name)
+    def grow(self, off: int, n: int) -> None:
+        if n and off + n > 1 << 32:   # the EVM runs out of gas long before
+            raise Halt("invalid")
+        if n and off + n > len(self.mem):
+            self.mem.extend(b"\0" * (off + n - len(self.mem)))
 
-        def expr(e: str) -> int | None:
-            if e == "stop":
-                raise Halt("stop")
-            if e == "invalid" or e.startswith("invalid_"):
-                raise Halt("invalid")
-            m = re.fullmatch(r"([a-z0-9_]+)\((.*)\)", e)
-            if m:
-                args = [val(a) for a in m.group(2).split(",")] if m.group(2) else []
-                return call(m.group(1), args)
-            if e.startswith("~"):
-                return (M - 1) ^ val(e[1:])
-            a, op, b = e.split(" ")
-            return INFIX[op](val(a), val(b))
+    def mread(self, off: int, n: int) -> bytes:
+        self.grow(off, n)
+        return bytes(self.mem[off:off + n])
 
-        def enter(target: str) -> str:
-            m = _TARGET.fullmatch(target.strip())
-            label = m.group(1)
-            args = [val(a) for a in m.group(2).split(",")] if m.group(2) else []
-            params = self.blocks[label][0]
-            assert len(params) == len(args), (label, params, args)
-            new = dict(zip(params, args))
-            vals.update(new)
-            return label
+    def mwrite(self, off: int, data: bytes) -> None:
+        self.grow(off, len(data))
+        self.mem[off:off + len(data)] = data
 
-        label = self.order[0]
+    def sload(self, slot: int) -> int:
+        return self.storage[slot] if slot in self.storage else self.default(slot)
+
+    def keccak(self, off: int, n: int) -> int:
+        return int.from_bytes(keccak256(self.mread(off, n)), "big")
+
+    # ------------------------------------------------------------------------------------------ level 1 ops
+    def call(self, name: str, args: list[int]) -> int | None:
+        if name in FUNCS:
+            return FUNCS[name](*args)
+        if _CAST.fullmatch(name):
+            return _cast(name, args[0])
+        if name == "calldataload":
+            return int.from_bytes(self.calldata[args[0]:args[0] + 32].ljust(32, b"\0"), "big")
+        if name == "mload":
+            return int.from_bytes(self.mread(args[0], 32), "big")
+        if name == "mstore":
+            self.mwrite(args[0], args[1].to_bytes(32, "big"))
+            return None
+        if name == "mstore8":
+            self.mwrite(args[0], bytes([args[1] & 0xFF]))
+            return None
+        if name == "sload":
+            return self.sload(args[0])
+        if name == "sstore":
+            self.storage[args[0]] = args[1]
+            return None
+        if name == "mcopy":
+            self.mwrite(args[0], self.mread(args[1], args[2]))
+            return None
+        if name == "keccak256":
+            return self.keccak(args[0], args[1])
+        if name in ("calldatacopy", "codecopy"):
+            src = self.calldata if name == "calldatacopy" else self.code
+            self.mwrite(args[0], src[args[1]:args[1] + args[2]].ljust(args[2], b"\0"))
+            return None
+        if name.startswith("log"):
+            self.logs.append((self.mread(args[0], args[1]), args[2:]))
+            return None
+        if name in ("return", "revert"):
+            raise Halt(name, self.mread(args[0], args[1]))
+        raise NotImplementedError(name)
+
+    # -------------------------------------------------------------------------------------- level 2 constructs
+    def slot(self, kind: str, base: str, keys: list[str]) -> int:
+        """mapping(slot)[k1][k2] = keccak256(k2 ‖ keccak256(k1 ‖ slot)), array(slot)[i] = keccak256(slot) + i,
+        hashed in the scratch words as the compiler does."""
+        slot = self.val(base)
+        if kind == "array":
+            self.mwrite(0, slot.to_bytes(32, "big"))
+            start = self.keccak(0, 32)
+            return (start + (self.val(keys[0]) if keys else 0)) % M
+        for k in keys:
+            self.mwrite(0, _words([self.val(k), slot]))
+            slot = self.keccak(0, 64)
+        return slot
+
+    def level2(self, e: str) -> tuple[bool, int | None]:
+        """(handled, value) of a level-2 construct; halting ones raise Halt."""
+        if e.startswith("return ("):
+            raise Halt("return", _words([self.val(a) for a in _split(e[len("return ("):-1])]))
+        if e == "revert()":
+            raise Halt("revert")
+        if e.startswith('revert("'):
+            text = json.loads(e[len("revert("):-1]).encode()
+            raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, len(text)])
+                       + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
+        if e.startswith("panic("):
+            raise Halt("revert", PANIC.to_bytes(4, "big") + _words([self.val(e[6:-1])]))
+        m = re.fullmatch(r"revert (0x[0-9a-f]{8})\((.*)\)", e)
+        if m:
+            raise Halt("revert", bytes.fromhex(m.group(1)[2:]) + _words([self.val(a) for a in _split(m.group(2))]))
+        m = re.fullmatch(r"log(\d)\((.*);(.*)\)", e)
+        if m:   # the data words go to the free memory, as the compiler wrote them there
+            topics, data = [self.val(a) for a in _split(m.group(2))], [self.val(a) for a in _split(m.group(3))]
+            at = self.call("mload", [0x40])
+            self.mwrite(at, _words(data))
+            self.logs.append((self.mread(at, 32 * len(data)), topics))
+            return True, None
+        m = _SLOT.fullmatch(e)
+        if m:
+            return True, self.slot(m.group(1), m.group(2), re.findall(r"\[([^\]]*)\]", m.group(3)))
+        m = _FIELD.fullmatch(e)
+        if m:
+            inner = m.group(1)
+            x = self.sload(self.val(inner[6:-1])) if inner.startswith("sload(") else self.val(inner)
+            return True, (x >> int(m.group(2))) & ((1 << int(m.group(3))) - 1)
+        return False, None
+
+    def expr(self, e: str) -> int | None:
+        if e == "stop":
+            raise Halt("stop")
+        if e == "invalid" or e.startswith("invalid_"):
+            raise Halt("invalid")
+        handled, v = self.level2(e)
+        if handled:
+            return v
+        m = re.fullmatch(r"([a-z0-9_]+)\((.*)\)", e)
+        if m:
+            return self.call(m.group(1), [self.val(a) for a in _split(m.group(2))])
+        if e.startswith("~"):
+            return (M - 1) ^ self.val(e[1:])
+        a, op, b = e.split(" ")
+        return INFIX[op](self.val(a), self.val(b))
+
+    # ---------------------------------------------------------------------------------------------- control
+    def enter(self, target: str) -> str:
+        m = _TARGET.fullmatch(target.strip())
+        label = m.group(1)
+        args = [self.val(a) for a in m.group(2).split(",")] if m.group(2) else []
+        params = self.fn.blocks[label][0]
+        assert len(params) == len(args), (label, params, args)
+        self.vals.update(zip(params, args))
+        return label
+
+    def jump(self, line: str) -> str | None:
+        if line.startswith("goto "):
+            rest = line[5:]
+            if rest.startswith("v") and "[" in rest:
+                v, lst = rest.split(" ", 1)
+                dest = self.val(v)
+                cands = [t for t in _TARGET.finditer(lst) if int(t.group(1)[6:].split("_")[0], 16) == dest]
+                return self.enter(cands[0].group(0))
+            return self.enter(rest)
+        if line.startswith("if "):
+            m = re.fullmatch(r"if (\S+) goto (.+) else (.+)", line)
+            return self.enter(m.group(2) if self.val(m.group(1)) else m.group(3))
+        return None
+
+    def run(self, max_steps: int):
+        label = self.fn.order[0]
         steps = 0
         try:
             while True:
-                for line in self.blocks[label][1]:
+                for line in self.fn.blocks[label][1]:
                     steps += 1
                     if steps > max_steps:
                         raise Halt("steps")
-                    if line.startswith("goto "):
-                        rest = line[5:]
-                        if rest.startswith("v") and "[" in rest:
-                            v, lst = rest.split(" ", 1)
-                            dest = val(v)
-                            cands = [t for t in _TARGET.finditer(lst) if int(t.group(1)[6:].split("_")[0], 16) == dest]
-                            label = enter(cands[0].group(0))
-                        else:
-                            label = enter(rest)
+                    nxt = self.jump(line)
+                    if nxt is not None:
+                        label = nxt
                         break
-                    if line.startswith("if "):
-                        m = re.fullmatch(r"if (\S+) goto (.+) else (.+)", line)
-                        label = enter(m.group(2) if val(m.group(1)) else m.group(3))
-                        break
-                    if " = " in line:
+                    if re.match(r"v\d+ = ", line):
                         dest, e = line.split(" = ", 1)
-                        vals[dest] = expr(e)
+                        self.vals[dest] = self.expr(e)
                     else:
-                        expr(line)
+                        self.expr(line)
                 else:
                     raise Halt("fell_off")
         except Halt as h:
-            return h.kind, h.data, storage
+            return h.kind, h.data, self.storage
+
+
+def _split(args: str) -> list[str]:
+    return [a for a in (x.strip() for x in args.split(",")) if a]

@@ -58,3 +58,10 @@ def test_library_placeholders_are_linked_to_stand_in_addresses():
     lift(linked)                                                  # now valid bytecode for the lifter
     # the behaviour harness's own linker left the 40th character of a 0.4 placeholder behind (odd hex)
     assert len(evm.hex_bytes(evm.link_placeholders("73" + ph04 + "00"))) == 22
+
+
+def test_split_types_splits_an_abi_type_list_at_the_top_level():
+    """The one splitter of ABI type lists (lift's argument layout, the behaviour harness's signatures)."""
+    assert evm.split_types("address,(uint256,(bool,bytes))[],bytes32[2]") == \
+        ["address", "(uint256,(bool,bytes))[]", "bytes32[2]"]
+    assert evm.split_types("") == [] and evm.split_types("uint8") == ["uint8"]

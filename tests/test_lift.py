@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
@@ -19,23 +20,33 @@ from tacsol.lift.render import render  # noqa: E402
 FIXDIR = Path(__file__).parent / "fixtures" / "lift"
 FIX = json.loads((FIXDIR / "contracts.json").read_text())
 VYPER = json.loads((FIXDIR / "vyper.json").read_text())   # gen_vyper.py: contract V (A's functions), every mode
+LEVEL2 = json.loads((FIXDIR / "level2.json").read_text())   # gen.js: contracts E and E8, solc 0.4-0.8
 IDS = [c["id"] for c in FIX]
-BY_ID = {c["id"]: c for c in FIX + VYPER}
+BY_ID = {c["id"]: c for c in FIX + VYPER + LEVEL2}
 WITH_A_BODIES = [i for i in IDS if i.startswith("A@")] + [c["id"] for c in VYPER if c["settings"] == "none"]
+LEVELS = (1, 2)
 
 
 @pytest.fixture(scope="module")
-def lifted():
-    return {c["id"]: lift(c["runtime"]) for c in FIX + VYPER}
+def by_level():
+    """{level: {fixture id: LiftedContract}}: every lifter fixture is checked at both TAC levels."""
+    return {level: {c["id"]: lift(c["runtime"], level=level) for c in FIX + VYPER + LEVEL2} for level in LEVELS}
+
+
+@pytest.fixture(scope="module")
+def lifted(by_level):
+    return by_level[1]
 
 
 def _abi(sel: str, *args: int) -> bytes:
     return bytes.fromhex(sel) + b"".join(a.to_bytes(32, "big") for a in args)
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("cid", IDS)
-def test_selectors_match_solc_method_identifiers(cid, lifted):
+def test_selectors_match_solc_method_identifiers(cid, level, by_level):
     c = next(x for x in FIX if x["id"] == cid)
+    lifted = by_level[level]
     got = {f.selector for f in lifted[cid].functions}
     want = {"0x" + s for s in c["method_identifiers"].values()}
     assert want <= got and got - want <= {"fallback", "receive"}
@@ -53,18 +64,19 @@ def test_binary_search_dispatcher_has_all_18_selectors(lifted):
         assert len([f for f in lifted[cid].functions if f.selector.startswith("0x")]) == 18
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("cid", WITH_A_BODIES)
-def test_bodies_show_effects_and_nothing_else(cid, lifted):
+def test_bodies_show_effects_and_nothing_else(cid, level, by_level):
     c = BY_ID[cid]
     ids = c["method_identifiers"]
-    res = lifted[cid]
+    res = by_level[level][cid]
     tac = {sig: res.function(sel).tac for sig, sel in ids.items()}
     ops = {sig: res.function(sel).ops for sig, sel in ids.items()}
     assert "log2(" in tac["setTotal(uint256)"] and ops["setTotal(uint256)"].get("LOG2") == 1
     assert "sstore(" in tac["setTotal(uint256)"] and "sstore(" in tac["store(uint256)"]
     assert "call(" in tac["callOther(address,uint256)"] and ops["callOther(address,uint256)"].get("CALL") == 1
     for sig in ("sub(uint256,uint256)", "total()", "bal(address)", "sumTo(uint256)", "callOther(address,uint256)"):
-        assert "return(" in tac[sig], sig
+        assert re.search(r"return ?\(", tac[sig]), sig   # return(offset, size) or level 2's return (words)
     for sig in ("sub(uint256,uint256)", "div(uint256,uint256)", "lt(uint256,uint256)", "sumTo(uint256)",
                 "useHelper1(uint256)"):
         assert not any(k in tac[sig] for k in ("sstore(", "log", "call(")), sig
@@ -87,11 +99,12 @@ def test_isolation_blocks_stay_inside_the_path_rule_set(cid):
         assert not (used & (entries - {f.bytecode_offset})), f.selector
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("cid", WITH_A_BODIES)
-def test_loops_and_internal_calls_execute_correctly(cid, lifted):
+def test_loops_and_internal_calls_execute_correctly(cid, level, by_level):
     """sumTo (a loop) and useHelper1/2 (one internal function, two callers) run in the TAC interpreter."""
     c = BY_ID[cid]
-    ids, res = c["method_identifiers"], lifted[cid]
+    ids, res = c["method_identifiers"], by_level[level][cid]
     rng = random.Random(3)
     for n in (0, 1, 5, 17):
         kind, out, _ = TacFunction(res.function(ids["sumTo(uint256)"]).tac).run(_abi(ids["sumTo(uint256)"], n))
@@ -109,11 +122,12 @@ def test_loops_and_internal_calls_execute_correctly(cid, lifted):
 CANCUN_CODE = "5f5c" + "60015f5d" + "60206020" + "5f5e" + "5f49" + "4a01" + "4801" + "015f5500"
 
 
+@pytest.mark.parametrize("level", LEVELS)
 @pytest.mark.parametrize("cid", [c["id"] for c in VYPER])
-def test_vyper_functions_are_lifted_or_unsupported_never_an_empty_ok(cid, lifted):
+def test_vyper_functions_are_lifted_or_unsupported_never_an_empty_ok(cid, level, by_level):
     """Vyper's linear dispatcher (-O none) lifts like solc's; behind a jump-table dispatcher (-O gas, -O codesize,
     venom) evmole's control-flow graph misses the bodies: those functions are `unsupported`, with a warning."""
-    c, res = BY_ID[cid], lifted[cid]
+    c, res = BY_ID[cid], by_level[level][cid]
     want = {"0x" + s for s in c["method_identifiers"].values()}
     public = [f for f in res.functions if f.selector in want]
     assert len(public) == len(want)
@@ -149,10 +163,11 @@ def test_bad_input_has_reason(code, reason):
     assert str(ei.value).startswith(reason + ": ")
 
 
-def test_recursion_is_partial_with_a_warning():
+@pytest.mark.parametrize("level", LEVELS)
+def test_recursion_is_partial_with_a_warning(level):
     """partial.json (gen.js contract C): recursive fact() loses the call context; a plain getter stays ok."""
     for c in json.loads((Path(__file__).parent / "fixtures" / "lift" / "partial.json").read_text()):
-        ids, res = c["method_identifiers"], lift(c["runtime"])
+        ids, res = c["method_identifiers"], lift(c["runtime"], level=level)
         fact = res.function(ids["fact(uint256)"])
         assert fact.status == "partial" and fact.instructions > 0, c["id"]
         assert f"{fact.selector}: unresolved jump target(s); TAC is partial" in res.warnings
@@ -193,3 +208,159 @@ def test_format_doc_example_is_current_output():
     example = doc.split("## Example", 1)[1].split("```\n", 2)[1].rstrip("\n")
     c = next(x for x in FIX if x["id"] == "A@0.8.26/opt200")
     assert lift(c["runtime"]).function(c["method_identifiers"]["sumTo(uint256)"]).tac == example
+
+
+# ------------------------------------------------------------------------------------------------------ level 2
+def _tac(by_id: dict, cid: str, sig: str) -> str:
+    return by_id[cid].function(BY_ID[cid]["method_identifiers"][sig]).tac
+
+
+def _lowered(cid: str, sig: str):
+    """(IR after the level-1 passes, its Values, the Program) of one public function of a fixture."""
+    from tacsol.lift.compact import keep_live
+    from tacsol.lift.render import lower
+
+    c = BY_ID[cid]
+    raw = bytes.fromhex(c["runtime"])
+    info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
+    prog = Program(raw, info.metadata.bytecode_offset, info)
+    prog.dispatcher_stacks(float("inf"))
+    entry = next(f.bytecode_offset for f in info.functions if f.selector == c["method_identifiers"][sig])
+    fn, values = lower(prog, [entry], float("inf"))
+    keep_live(fn)
+    return fn, values, prog
+
+
+def _ops(fn) -> list[str]:
+    return [s.op for n in fn.ids if n not in fn.removed for s in fn.body[n]]
+
+
+def test_level_must_be_1_or_2():
+    with pytest.raises(ValueError):
+        lift(FIX[0]["runtime"], level=3)
+
+
+@pytest.mark.parametrize("cid", IDS + [c["id"] for c in LEVEL2])
+def test_level2_keeps_every_function_and_its_facts(cid, by_level):
+    """The same functions, statuses, covered instructions (pairs' isolation check) and effect counts that pairs'
+    body checks read, in less text."""
+    l1, l2 = by_level[1][cid], by_level[2][cid]
+    key = lambda f: (f.selector, f.status, f.arguments, f.mutability, f.pcs)  # noqa: E731
+    assert [key(f) for f in l1.functions] == [key(f) for f in l2.functions]
+    for f1, f2 in zip(l1.functions, l2.functions):
+        for op in ("SSTORE", "LOG0", "LOG1", "LOG2", "LOG3", "LOG4", "CALL", "STATICCALL", "DELEGATECALL", "RETURN"):
+            assert bool(f1.ops.get(op)) == bool(f2.ops.get(op)), (cid, f1.selector, op)
+    assert len(l2.tac()) < len(l1.tac())
+
+
+def test_name_arguments_names_the_calldata_words():
+    from tacsol.lift.abi import Abi, name_arguments
+    from tacsol.lift.rewrite import reread
+
+    fn, values, _ = _lowered("A@0.8.26/opt200", "sub(uint256,uint256)")
+    name_arguments(fn, values, Abi.of("uint256,uint256", "pure"))
+    reread(fn, values)
+    subs = [s for n in fn.ids for s in fn.body[n] if s.op == "SUB" and s.args[0][0] == "a"]
+    assert subs and subs[0].args == [("a", 0), ("a", 1)]
+    assert Abi.of("address,(uint256,bool),bytes,uint8[2]", "view").word_args() == {4: 0, 0x64: 2}
+    assert Abi.of("address,uint256", "nonpayable").header("0xa9059cbb") == \
+        "function 0xa9059cbb(arg0: address, arg1: uint256) nonpayable"
+
+
+@pytest.mark.parametrize("cid", [i for i in IDS if i.startswith("A@")])
+def test_fold_checks_folds_callvalue_and_short_calldata_into_the_header(cid, by_level):
+    """Non-payable functions lose their callvalue check, every function its short-calldata check; receive()
+    (payable) still reads callvalue, which it adds up."""
+    res = by_level[2][cid]
+    for f in res.functions:
+        assert "calldatasize" not in f.tac, f.tac
+        if f.mutability != "payable":
+            assert "callvalue" not in f.tac, f.tac
+    assert "callvalue" in res.function("fallback" if cid.startswith(("A@0.4", "A@0.5")) else "receive").tac
+
+
+def test_fold_checks_settles_the_branch_and_prune_drops_the_revert():
+    from tacsol.lift.abi import Abi, fold_checks
+    from tacsol.lift.rewrite import definitions, prune
+
+    fn, values, _ = _lowered("A@0.6.12/noopt", "setTotal(uint256)")
+    fold_checks(fn, values, Abi.of("uint256", "nonpayable"), definitions(fn))
+    prune(fn)
+    assert fn.decided and fn.removed
+    assert not any(s.op == "REVERT" for n in fn.ids if n not in fn.removed for s in fn.body[n])
+
+
+def test_fold_casts_names_masks_and_drops_the_ones_that_change_nothing(by_level):
+    from tacsol.lift.casts import fold_casts
+    from tacsol.lift.rewrite import definitions
+
+    fn, values, _ = _lowered("E@0.6.12/noopt", "setPacked(uint8,bool,address,uint16)")
+    fold_casts(fn, values, definitions(fn))
+    assert {"uint8", "uint160", "uint16", "bool"} <= set(_ops(fn))
+    res = by_level[2]
+    assert "uint8(arg0)" in _tac(res, "E@0.6.12/noopt", "setPacked(uint8,bool,address,uint16)")
+    assert "int8(arg0)" in _tac(res, "E@0.6.12/noopt", "sdiv(int8,int8)")
+    assert "bytes4(arg0)" in _tac(res, "E@0.6.12/noopt", "b4(bytes4)")
+    move = _tac(res, "E@0.6.12/noopt", "move(address,uint256)")
+    assert "mapping(0x2)[caller]" in move and "0xffffffffffffffffffffffffffffffffffffffff" not in move  # an address
+
+
+def test_merge_storage_fields_reads_packed_fields_in_one_line(by_level):
+    tac = _tac(by_level[2], "E@0.6.12/noopt", "getPacked()")
+    for field in ("sload(0x0)[0:8]", "sload(0x0)[8:8]", "sload(0x0)[16:160]", "sload(0x0)[176:16]"):
+        assert field in tac, tac
+
+
+def test_fold_block_params_drops_parameters_that_carry_one_value():
+    from tacsol.lift.phis import fold_block_params
+
+    fn, values, _ = _lowered("E@0.6.12/noopt", "twoSubs(uint256,uint256)")
+    count = lambda: sum(len(values.params(n)) for n in fn.ids if n not in fn.single)  # noqa: E731
+    before = count()
+    fold_block_params(fn, values)
+    assert before >= 12 and count() <= 4   # two copy loops carried 6 values each, only their counter changes
+
+
+def test_name_memory_recognises_slots_reverts_returns_and_logs(by_level):
+    from tacsol.lift.memory import name_memory
+
+    fn, values, prog = _lowered("E@0.6.12/noopt", "move(address,uint256)")
+    name_memory(fn, prog.raw)
+    assert {"mapping", "revert_msg", "log3", "return_words"} <= set(_ops(fn))
+    res = by_level[2]
+    move = _tac(res, "E@0.6.12/noopt", "move(address,uint256)")
+    assert 'revert("E: insufficient balance for this move, sorry")' in move and 'revert("E: zero")' in move
+    assert re.search(r"log3\(0x[0-9a-f]+, caller, v\d+; arg1\)", move) and "return (0x1)" in move
+    assert "mapping(v2)[v1]" in _tac(res, "E@0.6.12/noopt", "approve2(address,uint256)")
+    assert "array(0x4)" in _tac(res, "E@0.6.12/noopt", "push(uint256)")
+    assert "revert 0xe8620800(v" in _tac(res, "E8@0.8.26/opt200", "take(uint256)")   # Insufficient(have, want)
+    assert "revert 0xe3372e2d()" in _tac(res, "E8@0.8.26/opt200", "deny()")
+    assert "panic(0x11)" in _tac(res, "E8@0.8.26/opt200", "add(uint256,uint256)")
+    assert "panic(0x12)" in _tac(res, "E8@0.8.26/viair-opt200", "div(uint256,uint256)")
+
+
+def test_cli_level_option(capsys):
+    from tacsol.cli import main
+
+    c = BY_ID["A@0.8.26/opt200"]
+    sel = "0x" + c["method_identifiers"]["sub(uint256,uint256)"]
+    assert main(["lift", c["runtime"], "--selector", sel, "--level", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"function {sel}(arg0: uint256, arg1: uint256) view") and "return (" in out
+
+
+def test_format_doc_level2_example_is_current_output():
+    """docs/tac-format.md's level-2 example is real output, and its line and token counts are current."""
+    from tacsol import tokens
+
+    doc = (Path(__file__).parents[1] / "docs" / "tac-format.md").read_text()
+    section = doc.split("## Level 2 (compact TAC)", 1)[1]
+    example = section.split("```\n", 2)[1].rstrip("\n")
+    c = BY_ID["E@0.6.12/opt200"]
+    sel = c["method_identifiers"]["move(address,uint256)"]
+    assert lift(c["runtime"], level=2).function(sel).tac == example
+    count = tokens.tokenizer_for("llama3").count
+    got = [(len(t.splitlines()), count(t)) for t in (lift(c["runtime"], level=lv).function(sel).tac for lv in (1, 2))]
+    m = re.search(r"\(level 1: (\d+) lines, ([\d,]+) Llama-3 tokens; level 2: (\d+) lines, ([\d,]+) tokens\)", section)
+    assert [(int(m.group(1)), int(m.group(2).replace(",", ""))), (int(m.group(3)), int(m.group(4).replace(",", "")))] \
+        == got

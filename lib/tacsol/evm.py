@@ -111,6 +111,19 @@ def selector(signature: str) -> str:
     return "0x" + keccak256(signature.encode()).hex()[:8]
 
 
+def split_types(text: str) -> list[str]:
+    """The items of an ABI type list at parenthesis depth 0: ``address,(uint256,bool)[],bytes`` → 3 types."""
+    out, depth, cur = [], 0, ""
+    for ch in text:
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+            continue
+        depth += (ch == "(") - (ch == ")")
+        cur += ch
+    return out + [cur] if cur else out
+
+
 def link_placeholders(code: str) -> str:
     """Runtime code hex with its external-library placeholders linked to stand-in addresses.
 

@@ -31,29 +31,13 @@ class AbiType:
         return self.base in ("bytes", "string")
 
 
-def split_top(text: str) -> list[str]:
-    """Comma-separated items at parenthesis depth 0."""
-    out, depth, cur = [], 0, ""
-    for ch in text:
-        if ch == "," and depth == 0:
-            out.append(cur)
-            cur = ""
-            continue
-        depth += ch == "("
-        depth -= ch == ")"
-        cur += ch
-    if cur:
-        out.append(cur)
-    return out
-
-
 def parse_type(t: str) -> AbiType:
     t = t.strip()
     m = re.fullmatch(r"(.*)\[(\d*)\]", t)
     if m:
         return AbiType("array", item=parse_type(m.group(1)), length=int(m.group(2)) if m.group(2) else None)
     if t.startswith("(") and t.endswith(")"):
-        return AbiType("tuple", fields=tuple(parse_type(x) for x in split_top(t[1:-1])))
+        return AbiType("tuple", fields=tuple(parse_type(x) for x in evm.split_types(t[1:-1])))
     m = re.fullmatch(r"(u?int)(\d*)", t)
     if m:
         return AbiType(m.group(1), int(m.group(2) or 256))
@@ -71,7 +55,7 @@ def parse_signature(signature: str) -> tuple[str, list[AbiType]]:
     m = re.fullmatch(r"\s*([\w$]+)\((.*)\)\s*", signature or "")
     if not m:
         raise ValueError(f"signature {signature!r}: expected name(type,...)")
-    return m.group(1), [parse_type(x) for x in split_top(m.group(2))]
+    return m.group(1), [parse_type(x) for x in evm.split_types(m.group(2))]
 
 
 # ------------------------------------------------------------------------------------------------ encoding

@@ -397,7 +397,7 @@ def _arity(name: str, text: str) -> int:
         return 0
     close = match_close(text, m.end() - 1, "(", ")")
     inner = text[m.end():close].strip()
-    return 0 if not inner else len(abi.split_top(inner))
+    return 0 if not inner else len(evm.split_types(inner))
 
 
 def _base(slot: int, pre: dict) -> tuple[int, int]:

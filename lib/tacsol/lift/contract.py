@@ -4,6 +4,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from .abi import Abi
 from .cfg import Program
 from ..evm import disassemble
 from .code import (library_address, looks_like_creation, parse_code, proxy_error, reject_clone,
@@ -13,12 +14,16 @@ from .dispatch import callvalue_guard, dispatch_regions, has_effect
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
 
+LEVELS = (1, 2)   # 1: the paper-faithful TAC; 2: compact TAC (docs/tac-format.md, Level 2)
 
-def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") -> LiftedContract:
+
+def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", level: int = 1) -> LiftedContract:
     """Lift runtime bytecode (hex with/without 0x, or raw bytes) to per-function TAC (docs/tac-format.md).
 
     labels="seq" (the training/inference format) names blocks b0, b1, ... in print order; labels="offset" names
     them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
+    level=1 is the paper-faithful TAC; level=2 the compact TAC (named arguments, casts, decoded reverts, mapping
+    slots, returns: docs/tac-format.md, Level 2).
 
     Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
     come back with status "timeout" (and empty TAC) instead of hanging; functions behind a jump-table dispatcher
@@ -27,6 +32,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
 
     if labels not in ("seq", "offset"):
         raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
     deadline = time.monotonic() + time_limit_s
     raw = parse_code(code)
     reject_not_contract_code(raw)
@@ -38,8 +45,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
         raise LiftError("metadata_only", f"the input is only a CBOR metadata tail ({len(raw)} bytes: compiler "
                         "version and source hash), no code")
     if not info.functions and looks_like_creation(raw, disassemble(raw, code_end)):
-        return _lift_creation(raw, deadline, labels)
-    lifter = _Lifter(Program(raw, code_end, info), deadline, labels,
+        return _lift_creation(raw, deadline, labels, level)
+    lifter = _Lifter(Program(raw, code_end, info), deadline, labels, level,
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
     lifter.check(funcs)
@@ -60,7 +67,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq") 
     return lifter.res
 
 
-def _lift_creation(raw: bytes, deadline: float, labels: str) -> LiftedContract:
+def _lift_creation(raw: bytes, deadline: float, labels: str, level: int) -> LiftedContract:
     """Creation code (or a deployment transaction's input): lift the runtime its constructor returns."""
     parts = find_runtime(raw)
     if parts is None:
@@ -68,7 +75,7 @@ def _lift_creation(raw: bytes, deadline: float, labels: str) -> LiftedContract:
                         "embedded runtime was found (the constructor builds its runtime another way); pass the "
                         "runtime (deployedBytecode, or eth_getCode of the deployed address) instead")
     res = lift(raw[parts.runtime[0]:parts.runtime[1]], time_limit_s=max(0.0, deadline - time.monotonic()),
-               labels=labels)
+               labels=labels, level=level)
     res.details["creation"] = parts.to_dict()
     res.warnings.insert(0, f"{parts.describe()}; lifted the runtime (immutable variables, which the constructor "
                         "writes at deployment, read as zero here)")
@@ -79,8 +86,8 @@ _JUMP_TABLE = "a jump-table dispatcher, as in Vyper's -O gas, -O codesize and ve
 
 
 class _Lifter:
-    def __init__(self, prog: Program, deadline: float, labels: str, res: LiftedContract):
-        self.prog, self.deadline, self.labels, self.res = prog, deadline, labels, res
+    def __init__(self, prog: Program, deadline: float, labels: str, level: int, res: LiftedContract):
+        self.prog, self.deadline, self.labels, self.level, self.res = prog, deadline, labels, level, res
         self.shared: set[int] = set()   # entry offsets of several selectors
 
     def check(self, funcs: list) -> None:
@@ -100,7 +107,7 @@ class _Lifter:
         elif entry not in self.prog.blocks:
             self.unsupported(sel, args, mut, f"entry {entry:#x} is not in evmole's control-flow graph")
         else:
-            self.function(sel, f"function {sel}({args}) {mut}", [entry], args, mut, shared=entry in self.shared)
+            self.function(sel, [entry], args, mut, shared=entry in self.shared)
 
     def unsupported(self, selector: str, args: str, mut: str, why: str) -> None:
         self.res.warnings.append(f"{selector}: unsupported: {why} ({_JUMP_TABLE}); not lifted")
@@ -115,20 +122,21 @@ class _Lifter:
             self.res.functions.append(LiftedFunction("fallback", "", 0, 0, {}, "timeout", "", ""))
             return
         if reg.receive:
-            self.function("receive", "function receive() payable", reg.receive_entries, "", "payable",
-                          frozenset(prog.blocks) - set(reg.receive))
+            self.function("receive", reg.receive_entries, "", "payable", frozenset(prog.blocks) - set(reg.receive))
         if reg.fallback and has_effect(prog, reg.fallback):
             mut = "nonpayable" if any(callvalue_guard(prog.sym(b)) for b in reg.fallback) else "payable"
-            self.function("fallback", f"function fallback() {mut}", reg.fallback_entries, "", mut,
-                          frozenset(prog.blocks) - set(reg.fallback))
+            self.function("fallback", reg.fallback_entries, "", mut, frozenset(prog.blocks) - set(reg.fallback))
         if not has_public and any("DELEGATECALL" in prog.sym(b).counts for b in reg.fallback):
             raise proxy_error(prog.raw)
 
-    def function(self, selector: str, header: str, entries: list[int], args: str, mut: str, stop=frozenset(),
+    def function(self, selector: str, entries: list[int], args: str, mut: str, stop=frozenset(),
                  shared: bool = False) -> None:
         prog = self.prog
+        abi = Abi.of(args, mut) if self.level == 2 else None
+        header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
+            f"function {selector}({args}) {mut}"
         try:
-            r = render(prog, header, entries, self.deadline, stop, self.labels)
+            r = render(prog, header, entries, self.deadline, stop, self.labels, abi)
         except TimeoutError:
             self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut))
             return

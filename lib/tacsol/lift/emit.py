@@ -1,6 +1,7 @@
 """Print a laid-out function as the TAC text of docs/tac-format.md, counting blocks, lines and opcode families."""
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -11,6 +12,7 @@ from .values import Values
 INFIX = {"ADD": "+", "MUL": "*", "SUB": "-", "DIV": "/", "MOD": "%", "EXP": "**", "LT": "<", "GT": ">",
          "EQ": "==", "AND": "&", "OR": "|", "XOR": "^"}
 NAMES = {"SHA3": "keccak256", "PREVRANDAO": "prevrandao"}
+LEVEL2_LOGS = {f"log{i}" for i in range(5)}   # logN(topics; data words): lowercase op, unlike the EVM's LOGN
 
 
 @dataclass
@@ -34,27 +36,55 @@ class _Namer:
             return hex(o[1])
         if o[0] == "e":
             return o[1]
+        if o[0] == "a":
+            return f"arg{o[1]}"
+        if o[0] == "s":
+            return json.dumps(o[1])
         v = self.names.get(o)
         if v is None:
             v = self.names[o] = f"v{len(self.names) + 1}"
         return v
 
 
+def _level2(name: str, a: list[str], s: Stmt) -> str | None:
+    """The text of a level-2 construct (docs/tac-format.md, Level 2); None for casts and EVM mnemonics."""
+    if name == "field":
+        return f"{a[0]}[{s.args[1][1]}:{s.args[2][1]}]"
+    if name == "sload_field":
+        return f"sload({a[0]})[{s.args[1][1]}:{s.args[2][1]}]"
+    if name in ("mapping", "array"):
+        return f"{name}({a[0]})" + "".join(f"[{k}]" for k in a[1:])
+    if name == "return_words":
+        return f"return ({', '.join(a)})"
+    if name == "revert_empty":
+        return "revert()"
+    if name in ("revert_msg", "panic"):
+        return f"{name.split('_')[0]}({a[0]})"
+    if name == "revert_err":
+        return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
+    if name in LEVEL2_LOGS:
+        k = int(name[3])
+        return f"{name}({', '.join(a[:k])};{' ' if a[k:] else ''}{', '.join(a[k:])})"
+    return None
+
+
+def _evm(name: str, a: list[str]) -> str:
+    if name in INFIX:
+        return f"{a[0]} {INFIX[name]} {a[1]}"
+    if name == "SHL":
+        return f"{a[1]} << {a[0]}"
+    if name == "SHR":
+        return f"{a[1]} >> {a[0]}"
+    if name == "NOT":
+        return f"~{a[0]}"
+    if name == "STOP" or name == "INVALID":
+        return name.lower()
+    return f"{NAMES.get(name, name.lower())}({', '.join(a)})"
+
+
 def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
     a = [nm(x) for x in s.args]
-    name = s.op
-    if name in INFIX:
-        expr = f"{a[0]} {INFIX[name]} {a[1]}"
-    elif name == "SHL":
-        expr = f"{a[1]} << {a[0]}"
-    elif name == "SHR":
-        expr = f"{a[1]} >> {a[0]}"
-    elif name == "NOT":
-        expr = f"~{a[0]}"
-    elif name == "STOP" or name == "INVALID":
-        expr = name.lower()
-    else:
-        expr = f"{NAMES.get(name, name.lower())}({', '.join(a)})"
+    expr = (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
     return f"{nm(('t', n, s.dest))} = {expr}" if s.dest is not None else expr
 
 

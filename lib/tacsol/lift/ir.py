@@ -6,6 +6,7 @@ Operands are small tagged tuples (hashable and cheap, as millions are made per c
   ("t", i)          temp i defined in the block    ("p", j)      the j-th stack slot (0 = top) at block entry
 Once a function is resolved (values.Values), temps and slots name their block instance:
   ("t", n, i)       temp i of instance n           ("p", n, j)   parameter j of instance n
+Level 2 (compact.py) adds ("a", k), the k-th argument of the function's calldata, and ("s", text), a string.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ Operand = tuple
 class Stmt:
     """One TAC line: `dest = op(args)` when dest is a temp index, else an effect."""
     dest: int | None
-    op: str                # mnemonic (SSTORE, LOG2), or invalid_0xNN for an undefined opcode byte
+    op: str                # mnemonic (SSTORE, LOG2), invalid_0xNN for an undefined opcode byte, or a level-2
+                           # construct in lowercase (uint160, mapping, revert_msg, ...: emit.LEVEL2)
     args: list[Operand]
 
 
@@ -90,6 +92,8 @@ class FunctionIR:
     params: list[set[int]] = field(default_factory=list)      # entry slots each instance takes (values.infer_params)
     body: list[list[Stmt]] = field(default_factory=list)      # statements over resolved operands
     live: list[list[bool]] = field(default_factory=list)      # per statement: kept (simplify.eliminate_dead)
+    decided: set[int] = field(default_factory=set)            # jumpi instances whose branch level 2 settled
+    removed: set[int] = field(default_factory=set)            # instances no longer reachable (level 2)
 
     @property
     def ids(self) -> range:

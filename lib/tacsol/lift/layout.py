@@ -27,10 +27,11 @@ class Layout:
 
 
 def plan_layout(fn: FunctionIR, labels: str) -> Layout:
-    order = fn.entries + sorted((n for n in fn.ids if n not in fn.entries), key=lambda n: (fn.block_of(n), n))
+    kept = [n for n in fn.ids if n not in fn.removed]
+    order = fn.entries + sorted((n for n in kept if n not in fn.entries), key=lambda n: (fn.block_of(n), n))
     # Jump threading: an instance with one predecessor, no surviving line and one plain successor is skipped
     # (its edge arguments are values already visible to the predecessor).
-    forward = {n for n in fn.ids if n in fn.single and fn.graph.edges[n].plain_jump not in (None, n)
+    forward = {n for n in kept if n in fn.single and fn.graph.edges[n].plain_jump not in (None, n)
                and not any(fn.live[n])}
     lay = Layout([], _offset_labels(fn), forward, set(), {})
     lay.merged = _merged(fn, lay)
@@ -57,6 +58,8 @@ def _merged(fn: FunctionIR, lay: Layout) -> set[int]:
     """A successor with this block as its only predecessor is printed inline (no label, no goto)."""
     merged: set[int] = set()
     for n in fn.ids:
+        if n in fn.removed:
+            continue
         t = fn.graph.edges[n].plain_jump
         if n not in lay.forward and t is not None:
             _, t = lay.final(fn, n, t)

@@ -1,16 +1,19 @@
 """One function (or the receive/fallback region) → TAC text: the passes in order, each over the function's IR."""
 from __future__ import annotations
 
+from .abi import Abi
 from .cfg import Program
+from .compact import compact
 from .emit import Rendered, emit
 from .instances import explore
+from .ir import FunctionIR
 from .layout import plan_layout
 from .simplify import eliminate_dead, fold_constants, resolve_bodies
 from .values import Values, build_ir, infer_params
 
 
-def render(prog: Program, header: str, starts: list[int], deadline: float, stop=frozenset(),
-           labels: str = "seq") -> Rendered:
+def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset()) -> tuple[FunctionIR, Values]:
+    """The function's IR after the level-1 passes: instances, SSA values, folded constants, no dead code."""
     graph = explore(prog, starts, stop, deadline)    # block instances per call context
     fn = build_ir(prog, graph, starts)                # their statements, predecessors, entries
     infer_params(fn, deadline)                        # block parameters: slots flowing in from several predecessors
@@ -18,5 +21,14 @@ def render(prog: Program, header: str, starts: list[int], deadline: float, stop=
     fold_constants(fn, values)
     resolve_bodies(fn, values)
     eliminate_dead(fn, values)
+    return fn, values
+
+
+def render(prog: Program, header: str, starts: list[int], deadline: float, stop=frozenset(),
+           labels: str = "seq", abi: Abi | None = None) -> Rendered:
+    """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC."""
+    fn, values = lower(prog, starts, deadline, stop)
+    if abi is not None:
+        compact(fn, values, prog, abi)                # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels)                  # threading, merging, shared halts, labels
     return emit(fn, values, layout, header, deadline)

@@ -8,7 +8,8 @@ from .values import Values
 M = 1 << 256
 FOLDABLE = {"ADD", "SUB", "MUL", "DIV", "MOD", "EXP", "LT", "GT", "EQ", "ISZERO", "AND", "OR", "XOR", "SHL", "SHR",
             "BYTE"}
-IMPURE_VALUE = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2"}
+IMPURE_VALUE = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
+                "mapping", "array"}   # level 2's slot constructs write the scratch words
 _BINARY = {"ADD": lambda a, b: (a + b) % M, "SUB": lambda a, b: (a - b) % M, "MUL": lambda a, b: (a * b) % M,
            "DIV": lambda a, b: a // b if b else 0, "MOD": lambda a, b: a % b if b else 0,
            "EXP": lambda a, b: pow(a, b, M) if b < 512 else None, "LT": lambda a, b: int(a < b),
@@ -139,14 +140,16 @@ def _count(used: dict, delta: int, ops) -> None:
             used[o] = used.get(o, 0) + delta
 
 
-def _uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
+def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     """How often each value is used: by statements, jump conditions, printed jump targets and edge arguments."""
     used: dict[Operand, int] = {}
     for n in fn.ids:
+        if n in fn.removed:
+            continue
         for s in fn.body[n]:
             _count(used, 1, s.args)
         term, edges = fn.syms[n].term, fn.graph.edges[n]
-        if term.kind == "jumpi":
+        if term.kind == "jumpi" and n not in fn.decided:
             _count(used, 1, [values.resolve(n, term.cond)])
         if term.kind in ("jump", "jumpi") and len(edges.trues) > 1:
             _count(used, 1, [values.resolve(n, term.target)])
@@ -157,7 +160,7 @@ def _uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
 
 def eliminate_dead(fn: FunctionIR, values: Values) -> None:
     """Drop pure values nobody uses (stack plumbing, unused loads), then what only they used."""
-    used = _uses(fn, values)
+    used = value_uses(fn, values)
     folded = values.folded
     fn.live = [[True] * len(fn.body[n]) for n in fn.ids]
     where = {("t", n, s.dest): (n, k) for n in fn.ids for k, s in enumerate(fn.body[n]) if s.dest is not None}

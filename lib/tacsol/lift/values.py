@@ -86,12 +86,13 @@ class Values:
         return hit
 
     def params(self, n: int) -> list[Operand]:
-        """The parameters instance n declares: needed slots that resolve to no constant."""
-        return [("p", n, j) for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j))[0] == "p"]
+        """The parameters instance n declares: needed slots that resolve to themselves (no constant, not folded)."""
+        return [("p", n, j) for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j)) == ("p", n, j)]
 
     def edge_args(self, n: int, t: int) -> list[Operand]:
         """The values a jump from n passes to t's parameters (none into a single-predecessor instance)."""
         if t in self.fn.single:
             return []
         sb = self.fn.syms[n]
-        return [self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t]) if self.resolve(t, ("p", j))[0] == "p"]
+        return [self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t])
+                if self.resolve(t, ("p", j)) == ("p", t, j)]

@@ -1,0 +1,153 @@
+"""Level 2: the call's ABI. The calldata words of the header's arguments become named operands (arg0, arg1, ...), and
+the checks a compiler wraps around decoding are folded into the header: a non-payable function's callvalue check
+and the short-calldata check settle their branches. Level-2 TAC describes calls whose calldata holds the header's
+arguments, each within its type (docs/tac-format.md, Level 2)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..evm import split_types
+from .ir import FunctionIR, Operand, Stmt
+from .rewrite import Constants, decide, line, replace
+from .simplify import M
+from .values import Values
+
+NON_PAYABLE = ("nonpayable", "view", "pure")
+
+
+def static_words(t: str) -> int | None:
+    """Head words a static type occupies; None for a dynamic type (its head is one offset word)."""
+    if t in ("bytes", "string") or t.endswith("[]"):
+        return None
+    m = re.fullmatch(r"(.+)\[(\d+)\]", t)
+    if m:
+        inner = static_words(m.group(1))
+        return None if inner is None else inner * int(m.group(2))
+    if t.startswith("("):
+        parts = [static_words(p) for p in split_types(t[1:-1])]
+        return None if None in parts else sum(parts)
+    return 1
+
+
+@dataclass(frozen=True)
+class Abi:
+    types: tuple[str, ...]
+    mutability: str
+
+    @classmethod
+    def of(cls, arguments: str, mutability: str) -> "Abi":
+        return cls(tuple(split_types(arguments)), mutability)
+
+    def header(self, name: str) -> str:
+        args = ", ".join(f"arg{i}: {t}" for i, t in enumerate(self.types))
+        return f"function {name}({args}) {self.mutability}"
+
+    @property
+    def head_size(self) -> int:
+        return 32 * sum(static_words(t) or 1 for t in self.types)
+
+    def word_args(self) -> dict[int, int]:
+        """Calldata offset → index of each argument that is one word (a value, or a dynamic argument's offset)."""
+        out, off = {}, 4
+        for i, t in enumerate(self.types):
+            w = static_words(t)
+            if w in (None, 1):
+                out[off] = i
+            off += 32 * (w or 1)
+        return out
+
+
+def name_arguments(fn: FunctionIR, values: Values, abi: Abi) -> None:
+    """calldataload(0x4 + 32k) of a one-word argument is that argument: ("a", i), printed argI."""
+    where = abi.word_args()
+    for n in fn.ids:
+        for s in fn.body[n]:
+            if s.op == "CALLDATALOAD" and s.args[0][0] == "c" and s.args[0][1] in where:
+                replace(values, ("t", n, s.dest), ("a", where[s.args[0][1]]))
+
+
+def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
+    """A condition's value when it is a constant, x == x, or the negation of one."""
+    if o[0] == "c":
+        return o[1] != 0
+    s = defs.get(o)
+    if s is not None and s.op == "ISZERO":
+        t = truth(s.args[0], defs)
+        return None if t is None else not t
+    return True if s is not None and s.op == "EQ" and s.args[0] == s.args[1] else None
+
+
+def check_passes(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | None:
+    """The value of a compiler's call check in every call the header describes: callvalue (non-payable) and
+    calldatasize - 4 < K with K within the arguments' head are 0; None when o is neither (or their negation)."""
+    if o == ("e", "callvalue"):
+        return False if abi.mutability in NON_PAYABLE else None
+    s = defs.get(o)
+    if s is None:
+        return None
+    if s.op == "ISZERO":
+        t = check_passes(s.args[0], defs, abi)
+        return None if t is None else not t
+    if s.op in ("LT", "SLT", "GT", "SGT"):
+        small, big = (s.args[0], s.args[1]) if s.op in ("LT", "SLT") else (s.args[1], s.args[0])
+        if _arguments_size(small, defs) and big[0] == "c" and big[1] <= abi.head_size:
+            return False
+    return None
+
+
+def _arguments_size(o: Operand, defs: dict[Operand, Stmt]) -> bool:
+    """o is calldatasize - 4, however the compiler spelled it (calldatasize + ~0x3, (calldatasize - 4 + 4) - 4)."""
+    return _past_calldatasize(o, defs, Constants(defs)) == M - 4
+
+
+def _past_calldatasize(o: Operand, defs: dict[Operand, Stmt], consts: Constants, depth: int = 0) -> int | None:
+    """c when o = calldatasize + c (mod 2**256) through additions and subtractions of constants."""
+    if o == ("e", "calldatasize"):
+        return 0
+    s = defs.get(o)
+    if s is None or depth > 8 or s.op not in ("ADD", "SUB"):
+        return None
+    a, b = consts(s.args[0]), consts(s.args[1])
+    if s.op == "SUB" and b is not None:
+        x = _past_calldatasize(s.args[0], defs, consts, depth + 1)
+        return None if x is None else (x - b) % M
+    if s.op == "ADD" and (a is None) != (b is None):
+        x = _past_calldatasize(s.args[1] if a is not None else s.args[0], defs, consts, depth + 1)
+        return None if x is None else (x + (a if a is not None else b)) % M
+    return None
+
+
+def _empty_revert(fn: FunctionIR, n: int) -> bool:
+    """n's straight line does nothing but revert(0x0, 0x0)."""
+    stmts = [s for m in line(fn, n) for s in fn.body[m]]
+    return len(stmts) == 1 and stmts[0].op == "REVERT" and stmts[0].args == [("c", 0), ("c", 0)]
+
+
+def _branches(fn: FunctionIR):
+    """(instance, true successor, false successor) of every two-way branch not yet settled."""
+    for n in fn.ids:
+        e = fn.graph.edges[n]
+        if n not in fn.removed and n not in fn.decided and e.kind == "jumpi" and len(e.trues) == 1 \
+                and e.false is not None:
+            yield n, e.trues[0], e.false
+
+
+def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt]) -> None:
+    """In the entry chain, a callvalue or short-calldata check whose failing side is revert(0x0, 0x0) always passes
+    for calls the header describes: its branch is settled (the check is folded into the header). Branches on a
+    constant or on x == x are settled anywhere. Callers prune what became unreachable."""
+    settled = True
+    while settled:   # a settled check extends the entry chain to the next one
+        settled = False
+        entry = {m for e in fn.entries for m in line(fn, e)}
+        for n, yes, no in list(_branches(fn)):
+            cond = values.resolve(n, fn.syms[n].term.cond)
+            t = truth(cond, defs)
+            if t is None and n in entry:
+                t = check_passes(cond, defs, abi)
+                if t is not None and not _empty_revert(fn, no if t else yes):
+                    t = None
+            if t is not None:
+                decide(fn, n, yes if t else no)
+                settled = True

@@ -1,0 +1,205 @@
+"""Level 2: masks, sign-extensions and double negations as casts (uint160(x), int8(x), bytes4(x), bool(x)), shifted
+masks as fields (x[8:160], sload(slot)[8:160] for packed storage); a cast that cannot change its operand (an
+address argument, caller, a narrower cast) disappears."""
+from __future__ import annotations
+
+import re
+
+from .ir import FunctionIR, Operand, Stmt
+from .rewrite import Constants, chase, replace
+from .simplify import value_uses
+from .values import Values
+
+M = 1 << 256
+ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
+ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
+WRITES_STORAGE = ("SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2")   # a call may re-enter
+_UINT = re.compile(r"uint(\d+)")
+_INT = re.compile(r"int(\d+)")
+_BYTES = re.compile(r"bytes(\d+)")
+
+
+def _low_mask_bits(c: int) -> int | None:
+    """k when c = 2**k - 1 (k >= 1)."""
+    return c.bit_length() if c and c & (c + 1) == 0 else None
+
+
+def _high_mask_bytes(c: int) -> int | None:
+    """N when c keeps the top N bytes (bytesN's mask, N < 32)."""
+    low = (M - 1) ^ c
+    k = _low_mask_bits(low)
+    return (256 - k) // 8 if k is not None and k % 8 == 0 and 0 < k < 256 else None
+
+
+class Ranges:
+    """What is known of a value's bits: an unsigned bound, a sign-extended width, zero low bits. Arguments are
+    words of calldata, whatever evmole guessed for their type: the compiler's own casts say what they hold."""
+
+    def __init__(self, defs: dict[Operand, Stmt], consts: Constants):
+        self.defs, self.consts = defs, consts
+
+    def bits(self, o: Operand, depth: int = 0) -> int:
+        """The value is below 2**bits."""
+        c = self.consts(o)
+        if c is not None:
+            return c.bit_length()
+        if o[0] == "e":
+            return 160 if o[1] in ADDRESS_ENV else 256
+        s = self.defs.get(o)
+        if s is None or depth > 8:
+            return 256
+        return min(256, self._stmt_bits(s, depth + 1))
+
+    def _stmt_bits(self, s: Stmt, depth: int) -> int:
+        if s.op in ONE_BIT:
+            return 1
+        m = _UINT.fullmatch(s.op)
+        if m:
+            return int(m.group(1))
+        if s.op in ("field", "sload_field"):
+            return s.args[-1][1]
+        if s.op == "BYTE":
+            return 8
+        if s.op == "AND":
+            return min(self.bits(a, depth) for a in s.args)
+        if s.op in ("OR", "XOR"):
+            return max(self.bits(a, depth) for a in s.args)
+        sh = _right_shift(s, self.consts)
+        if sh is not None:
+            return max(0, self.bits(sh[1], depth) - sh[0])
+        if s.op == "MOD" and self.consts(s.args[1]):
+            return (self.consts(s.args[1]) - 1).bit_length()
+        return 256
+
+    def signed(self, o: Operand) -> int | None:
+        """The value is a K-bit two's-complement number sign-extended to 256 bits: K, else None."""
+        s = self.defs.get(o)
+        m = _INT.fullmatch(s.op) if s is not None else None
+        return int(m.group(1)) if m else None
+
+    def low_zeros(self, o: Operand, depth: int = 0) -> int:
+        """The low bits known to be zero."""
+        c = self.consts(o)
+        if c is not None:
+            return (c & -c).bit_length() - 1 if c else 256
+        s = self.defs.get(o)
+        if s is None or depth > 8:
+            return 0
+        m = _BYTES.fullmatch(s.op)
+        if m:
+            return 256 - 8 * int(m.group(1))
+        if s.op == "AND":
+            return max(self.low_zeros(a, depth + 1) for a in s.args)
+        if s.op == "SHL" and self.consts(s.args[0]) is not None:
+            return min(256, self.consts(s.args[0]) + self.low_zeros(s.args[1], depth + 1))
+        return 0
+
+
+def _right_shift(s: Stmt, consts: Constants) -> tuple[int, Operand] | None:
+    """(shift, value) of value >> shift or value / 2**shift with a constant shift."""
+    if s.op == "SHR" and consts(s.args[0]) is not None:
+        return consts(s.args[0]), s.args[1]
+    d = consts(s.args[1]) if s.op == "DIV" else None
+    if d and d & (d - 1) == 0:
+        return d.bit_length() - 1, s.args[0]
+    return None
+
+
+def _split_const(args: list[Operand], consts: Constants) -> tuple[int, Operand] | None:
+    """(constant, other operand) of a binary op with exactly one constant side."""
+    a, b = consts(args[0]), consts(args[1])
+    if a is not None and b is None:
+        return a, args[1]
+    if b is not None and a is None:
+        return b, args[0]
+    return None
+
+
+class _Caster:
+    def __init__(self, ranges: Ranges):
+        self.r = ranges
+
+    def __call__(self, s: Stmt) -> Operand | None:
+        """Rewrite s in place as a cast or field; or return the operand it always equals."""
+        if s.op == "AND":
+            cx = _split_const(s.args, self.r.consts)
+            return self.mask(s, *cx) if cx else None
+        b = self.r.consts(s.args[0]) if s.op == "SIGNEXTEND" else None
+        if b is not None and b < 31:
+            k = 8 * (b + 1)
+            x = s.args[1]
+            if (self.r.signed(x) or 257) <= k or self.r.bits(x) < k:
+                return x
+            s.op, s.args = f"int{k}", [x]
+        elif s.op == "EQ" and ("c", 0) in s.args:
+            s.op, s.args = "ISZERO", [s.args[1] if s.args[0] == ("c", 0) else s.args[0]]
+            return self(s)
+        elif s.op == "ISZERO":
+            inner = self.r.defs.get(s.args[0])
+            if inner is not None and inner.op == "ISZERO":
+                s.op, s.args = "bool", [inner.args[0]]
+                return self(s)
+            if inner is not None and inner.op == "bool":
+                s.args = [inner.args[0]]
+        elif s.op == "bool" and self.r.bits(s.args[0]) <= 1:
+            return s.args[0]
+        return None
+
+    def mask(self, s: Stmt, c: int, x: Operand) -> Operand | None:
+        k = _low_mask_bits(c)
+        if k is not None:
+            if self.r.bits(x) <= k:
+                return x
+            d = self.r.defs.get(x)
+            sh = _right_shift(d, self.r.consts) if d is not None else None
+            if sh is not None:
+                s.op, s.args = "field", [sh[1], ("c", sh[0]), ("c", k)]
+            elif k % 8 == 0:
+                s.op, s.args = f"uint{k}", [x]
+            return None
+        n = _high_mask_bytes(c)
+        if n is not None:
+            if self.r.low_zeros(x) >= 256 - 8 * n:
+                return x
+            s.op, s.args = f"bytes{n}", [x]
+        return None
+
+
+def fold_casts(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
+    cast = _Caster(Ranges(defs, Constants(defs)))
+    for _ in range(2):   # instances are mostly in definition order; a second sweep catches loop-carried uses
+        for n in fn.ids:
+            if n in fn.removed:
+                continue
+            for s in fn.body[n]:
+                if s.dest is None:
+                    continue
+                s.args = [chase(values, a) for a in s.args]
+                same = cast(s)
+                if same is not None:
+                    replace(values, ("t", n, s.dest), chase(values, same))
+
+
+def merge_storage_fields(fn: FunctionIR, values: Values) -> None:
+    """v = sload(slot) read only by a field or cast right after it (no storage write between) prints as one
+    line: sload(slot)[offset:bits]."""
+    used = value_uses(fn, values)
+    for n in fn.ids:
+        body = fn.body[n]
+        for k, s in enumerate(body):
+            offset_bits = _field_of(s)
+            if offset_bits is None:
+                continue
+            src = s.args[0]
+            j = next((j for j in range(k) if body[j].dest is not None and ("t", n, body[j].dest) == src), None)
+            if (j is not None and body[j].op == "SLOAD" and used.get(src) == 1
+                    and not any(b.op in WRITES_STORAGE for b in body[j + 1:k])):
+                s.op, s.args = "sload_field", [body[j].args[0], *offset_bits]
+
+
+def _field_of(s: Stmt) -> list[Operand] | None:
+    """[offset, bits] of x[offset:bits] or uintK(x) (offset 0)."""
+    if s.op == "field":
+        return s.args[1:]
+    m = _UINT.fullmatch(s.op)
+    return [("c", 0), ("c", int(m.group(1)))] if m else None

@@ -1,0 +1,37 @@
+"""Level 2 (compact TAC): the passes that run between simplify.eliminate_dead and layout.plan_layout, in order.
+Each rewrites FunctionIR.body (or settles branches) without changing what the function does for calls whose
+calldata holds the header's arguments (docs/tac-format.md, Level 2)."""
+from __future__ import annotations
+
+from .abi import Abi, fold_checks, name_arguments
+from .casts import fold_casts, merge_storage_fields
+from .cfg import Program
+from .ir import FunctionIR
+from .memory import name_memory
+from .phis import fold_block_params
+from .rewrite import definitions, prune, reread
+from .simplify import eliminate_dead
+from .values import Values
+
+
+def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
+    keep_live(fn)
+    name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
+    reread(fn, values)
+    fold_casts(fn, values, definitions(fn))           # masks → casts, fields; no-op masks go
+    reread(fn, values)
+    fold_checks(fn, values, abi, definitions(fn))     # callvalue, short calldata, constant branches
+    prune(fn)
+    fold_block_params(fn, values)                     # parameters carrying one value
+    reread(fn, values)
+    name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
+    eliminate_dead(fn, values)
+    keep_live(fn)
+    merge_storage_fields(fn, values)                  # sload(slot)[offset:bits]
+    eliminate_dead(fn, values)
+
+
+def keep_live(fn: FunctionIR) -> None:
+    """Drop the statements dead-code elimination removed, so passes see only what prints."""
+    fn.body = [[s for k, s in enumerate(fn.body[n]) if fn.live[n][k]] for n in fn.ids]
+    fn.live = [[True] * len(b) for b in fn.body]

@@ -1,0 +1,312 @@
+"""Level 2: what compilers do in memory, named. Along each straight line of instances a symbolic model of memory
+(addresses as base + offset, the free-memory pointer followed through allocations) recognises
+  keccak256 of scratch words key, slot     → mapping(slot)[key]
+  keccak256 of the scratch word slot       → array(slot)
+  logN of whole words at the free pointer  → logN(topics; words)
+  return of whole words                    → return (words)
+  revert of Error(string)                  → revert("text")
+  revert of Panic(uint256)                 → panic(code)
+  revert of another selector and words     → revert 0xsel(words)
+  revert(x, 0x0)                           → revert()
+Each construct stands for the memory operations it replaces (docs/tac-format.md, Level 2); a store it absorbs is
+dropped when no other statement reads those bytes before the construct rewrites them or the line halts. Addresses
+follow solc's layout: scratch 0x0-0x3f, the free-memory pointer at 0x40, free memory from 0x80."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .ir import FunctionIR, Operand, Stmt
+from .rewrite import Constants, chains, definitions
+
+M = 1 << 256
+FREE = 0x80
+ERROR, PANIC = 0x08C379A0, 0x4E487B71
+ANY = ("any",)                     # the base of an address nothing is known about
+UNBOUNDED = 1 << 64
+HALTS = ("RETURN", "REVERT", "STOP", "INVALID", "SELFDESTRUCT")
+ABSORBABLE = ("MSTORE", "MSTORE8", "CODECOPY")
+_READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1), "CREATE": (1, 2),
+          "CREATE2": (1, 2), "CALL": (3, 4), "CALLCODE": (3, 4), "DELEGATECALL": (2, 3), "STATICCALL": (2, 3),
+          "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
+_WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
+           "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
+
+
+def _signed(x: int) -> int:
+    x %= M
+    return x - M if x >> 255 else x
+
+
+@dataclass
+class Span:
+    """Bytes [lo, hi) from `base` (None: absolute; ("F", k): the k-th unknown free-memory pointer; an operand)."""
+    pos: int
+    base: object
+    lo: int
+    hi: int
+    content: object = None   # a write's: bytes, a symbolic 32-byte word (operand), or None (unknown)
+
+    def overlaps(self, o: "Span") -> bool:
+        if self.base is ANY or o.base is ANY:
+            return True
+        if self.base == o.base:
+            return self.lo < o.hi and o.lo < self.hi
+        for a, b in ((self, o), (o, self)):   # free memory never holds the scratch words or the pointer
+            if a.base is None and a.hi <= FREE and isinstance(b.base, tuple) and b.base[0] == "F" and b.lo >= 0:
+                return False
+        return True
+
+    def covers(self, o: "Span") -> bool:
+        return self.base == o.base and self.base is not ANY and self.lo <= o.lo and o.hi <= self.hi
+
+    def byte(self, at: int):
+        """The byte at absolute offset `at` as an int, (word, index) of a symbolic word, or None."""
+        if isinstance(self.content, bytes):
+            k = at - self.lo
+            return self.content[k] if k < len(self.content) else None
+        return (self.content, at - self.lo) if self.content is not None else None
+
+
+@dataclass
+class Construct:
+    pos: int
+    stmt: Stmt               # the replacement
+    span: Span | None        # the bytes its macro writes (None: a halt, whose memory nobody reads again)
+
+
+class _Line:
+    """One straight line: the model walked statement by statement, then the constructs and the dead stores."""
+
+    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int]):
+        self.code, self.consts = code, consts
+        self.stmts = [(n, k, s) for n in line for k, s in enumerate(fn.body[n])]
+        last = line[-1]
+        self.halts = fn.graph.edges[last].kind == "halt" and fn.syms[last].term.kind == "halt"
+        self.lin: dict[Operand, tuple] = {}
+        self.fmp: tuple = (("F", 0), 0)
+        self.epochs = 0
+        self.writes: list[Span] = []
+        self.reads: list[Span] = []       # reads by statements that stay as they are
+        self.found: dict[int, Construct] = {}
+
+    # ---------------------------------------------------------------------------------------------- the model
+    def value(self, o: Operand) -> tuple:
+        """(base, offset) of a value: (None, v) for a constant."""
+        c = self.consts(o)
+        if c is not None:
+            return None, c
+        return self.lin.get(o, (o, 0))
+
+    def const(self, o: Operand) -> int | None:
+        base, off = self.value(o)
+        return off if base is None else None
+
+    def span(self, pos: int, addr: Operand, size: Operand | None, content=None) -> Span:
+        """The bytes [addr, addr + size) (size None: one word)."""
+        base, off = self.value(addr)
+        n = 32 if size is None else self.const(size)
+        if n is None or n >= UNBOUNDED:
+            return Span(pos, ANY, 0, UNBOUNDED)
+        return Span(pos, base, off, off + n, content)
+
+    def walk(self) -> None:
+        for pos, (n, k, s) in enumerate(self.stmts):
+            self.step(pos, n, s)
+
+    def step(self, pos: int, n: int, s: Stmt) -> None:
+        dest = ("t", n, s.dest) if s.dest is not None else None
+        if s.op == "MLOAD" and self.value(s.args[0]) == (None, 0x40):
+            self.lin[dest] = self.fmp
+        elif s.op in ("ADD", "SUB") and dest is not None:
+            self.arith(dest, s)
+        found = self.construct(pos, s)
+        if found is not None:
+            self.found[pos] = found
+        elif s.op in _READS:
+            a, b = _READS[s.op]
+            self.reads.append(self.span(pos, s.args[a], s.args[b] if b is not None else None))
+        self.store(pos, s)
+
+    def arith(self, dest: Operand, s: Stmt) -> None:
+        (ba, xa), (bb, xb) = self.value(s.args[0]), self.value(s.args[1])
+        if s.op == "ADD" and (ba is None or bb is None):
+            base = ba if bb is None else bb
+            self.lin[dest] = (None, (xa + xb) % M) if base is None else (base, _signed(xa + xb))
+        elif s.op == "SUB" and bb is None and ba is not None:
+            self.lin[dest] = (ba, _signed(xa - xb))
+        elif s.op == "SUB" and ba == bb and ba is not None:
+            self.lin[dest] = (None, (xa - xb) % M)
+
+    def store(self, pos: int, s: Stmt) -> None:
+        if s.op == "MSTORE":
+            v = self.const(s.args[1])
+            w = self.span(pos, s.args[0], None, v.to_bytes(32, "big") if v is not None else s.args[1])
+        elif s.op == "MSTORE8":
+            v = self.const(s.args[1])
+            w = self.span(pos, s.args[0], ("c", 1), bytes([v & 0xFF]) if v is not None else None)
+        elif s.op in _WRITES:
+            a, b = _WRITES[s.op]
+            w = self.span(pos, s.args[a], s.args[b], self.copied(s))
+        else:
+            return
+        self.writes.append(w)
+        if (s.op, w.base, w.lo) == ("MSTORE", None, 0x40):
+            self.fmp = self.value(s.args[1])
+        elif w.overlaps(Span(pos, None, 0x40, 0x60)):
+            self.epochs += 1                      # the pointer changed in a way the model does not follow
+            self.fmp = (("F", self.epochs), 0)
+
+    def copied(self, s: Stmt) -> bytes | None:
+        """codecopy of a constant range: the code bytes (zero past the end, as the EVM reads them)."""
+        if s.op != "CODECOPY":
+            return None
+        src, n = self.const(s.args[1]), self.const(s.args[2])
+        if src is None or n is None or n >= UNBOUNDED:
+            return None
+        return self.code[src:src + n].ljust(n, b"\0")
+
+    def bytes_at(self, base, lo: int, hi: int) -> list:
+        """What the model knows of bytes [lo, hi) from base now (per byte: int, (word, index) or None)."""
+        out: list = [None] * (hi - lo)
+        todo = set(range(lo, hi))
+        want = Span(-1, base, lo, hi)
+        for w in reversed(self.writes):
+            if not todo:
+                break
+            if w.base != base:
+                if w.overlaps(want):
+                    break                         # a store that may alias: the rest stays unknown
+                continue
+            for b in [b for b in todo if w.lo <= b < w.hi]:
+                out[b - lo] = w.byte(b)
+                todo.discard(b)
+        return out
+
+    def word(self, base, off: int) -> Operand | None:
+        got = self.bytes_at(base, off, off + 32)
+        if all(isinstance(b, int) for b in got):
+            return ("c", int.from_bytes(bytes(got), "big"))
+        first = got[0]
+        if isinstance(first, tuple) and first[1] == 0 and all(b == (first[0], i) for i, b in enumerate(got)):
+            return first[0]
+        return None
+
+    def words(self, base, lo: int, hi: int) -> list[Operand] | None:
+        if (hi - lo) % 32:
+            return None
+        out = [self.word(base, off) for off in range(lo, hi, 32)]
+        return None if None in out else out
+
+    # ------------------------------------------------------------------------------------------- constructs
+    def construct(self, pos: int, s: Stmt) -> Construct | None:
+        if s.op == "SHA3":
+            return self.slot(pos, s)
+        if s.op.startswith("LOG"):
+            return self.log(pos, s)
+        if s.op in ("RETURN", "REVERT"):
+            stmt = self.halt(s)
+            return Construct(pos, stmt, None) if stmt is not None else None
+        return None
+
+    def slot(self, pos: int, s: Stmt) -> Construct | None:
+        if self.value(s.args[0]) != (None, 0):
+            return None
+        size = self.const(s.args[1])
+        if size == 0x40:
+            key, slot = self.word(None, 0), self.word(None, 0x20)
+            if key is not None and slot is not None:
+                return Construct(pos, Stmt(s.dest, "mapping", [slot, key]), Span(pos, None, 0, 0x40))
+        elif size == 0x20:
+            slot = self.word(None, 0)
+            if slot is not None:
+                return Construct(pos, Stmt(s.dest, "array", [slot]), Span(pos, None, 0, 0x20))
+        return None
+
+    def log(self, pos: int, s: Stmt) -> Construct | None:
+        base, off = self.value(s.args[0])
+        size = self.const(s.args[1])
+        if (base, off) != self.fmp or size is None or size >= UNBOUNDED:
+            return None
+        data = self.words(base, off, off + size)
+        if data is None:
+            return None
+        return Construct(pos, Stmt(None, s.op.lower(), s.args[2:] + data), Span(pos, base, off, off + size))
+
+    def halt(self, s: Stmt) -> Stmt | None:
+        base, off = self.value(s.args[0])
+        size = self.const(s.args[1])
+        if size is None or size >= UNBOUNDED:
+            return None
+        if s.op == "RETURN":
+            data = self.words(base, off, off + size)
+            return Stmt(None, "return_words", data) if data is not None else None
+        if size == 0:
+            return Stmt(None, "revert_empty", [])
+        sel = self.bytes_at(base, off, off + 4)
+        if size < 4 or not all(isinstance(b, int) for b in sel):
+            return None
+        selector = int.from_bytes(bytes(sel), "big")
+        if selector == ERROR:
+            text = self.error_text(base, off, size)
+            if text is not None:
+                return Stmt(None, "revert_msg", [("s", text)])
+        data = self.words(base, off + 4, off + size)
+        if data is None:
+            return None
+        if selector == PANIC and len(data) == 1 and data[0][0] == "c":
+            return Stmt(None, "panic", data)
+        return Stmt(None, "revert_err", [("c", selector)] + data)
+
+    def error_text(self, base, off: int, size: int) -> str | None:
+        """The message of Error(string) data: offset word 0x20, length, UTF-8 bytes, zero padding (padding the
+        compiler did not write counts as zero)."""
+        if self.word(base, off + 4) != ("c", 0x20):
+            return None
+        length = self.word(base, off + 0x24)
+        if length is None or length[0] != "c" or size != 0x44 + (length[1] + 31) // 32 * 32:
+            return None
+        raw = self.bytes_at(base, off + 0x44, off + size)
+        text, pad = raw[:length[1]], raw[length[1]:]
+        if not all(isinstance(b, int) for b in text) or any(b not in (0, None) for b in pad):
+            return None
+        try:
+            return bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+
+    # --------------------------------------------------------------------------------------------- dead stores
+    def dead_stores(self) -> set[int]:
+        """Positions of absorbable stores no statement reads any more: a construct rewrites them, a later store
+        overwrites them, or the line halts, before anything else reads their bytes."""
+        dead = set()
+        for w in self.writes:
+            if self.stmts[w.pos][2].op in ABSORBABLE and w.base is not ANY and self._dead(w):
+                dead.add(w.pos)
+        return dead
+
+    def _dead(self, w: Span) -> bool:
+        """No read of w's bytes before the first construct or store that rewrites all of them (or the halt)."""
+        rewrites = [c.pos for c in self.found.values() if c.pos > w.pos and c.span is not None and c.span.covers(w)]
+        rewrites += [x.pos for x in self.writes if x.pos > w.pos and x.covers(w)]
+        until = min(rewrites, default=None)
+        if until is None and not self.halts:
+            return False
+        return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
+
+
+def name_memory(fn: FunctionIR, code: bytes) -> None:
+    """Replace recognised statements by their constructs and drop the stores nobody reads any more."""
+    consts = Constants(definitions(fn))
+    for line in chains(fn):
+        model = _Line(fn, code, consts, line)
+        model.walk()
+        if not model.found and not model.halts:
+            continue
+        dead = model.dead_stores()
+        drop = {(model.stmts[p][0], model.stmts[p][1]) for p in dead}
+        for c in model.found.values():
+            n, k, _ = model.stmts[c.pos]
+            fn.body[n][k] = c.stmt
+        for n in line:
+            fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in drop]

@@ -1,0 +1,100 @@
+"""What level-2 passes share: where each value is defined, replacing a value everywhere, settling a branch, dropping
+what no longer runs, and the straight-line chains of instances that memory patterns live in."""
+from __future__ import annotations
+
+from .ir import Edges, FunctionIR, Operand, Stmt
+from .simplify import FOLDABLE, M, fold
+from .values import Values
+
+
+def definitions(fn: FunctionIR) -> dict[Operand, Stmt]:
+    """("t", n, i) → the statement that defines it, over reachable instances."""
+    return {("t", n, s.dest): s for n in fn.ids if n not in fn.removed for s in fn.body[n] if s.dest is not None}
+
+
+class Constants:
+    """Constant values of operands, through statements of constants that stayed as lines because their value is
+    long to print (0x461bcd << 0xe5, ~0x1f)."""
+
+    def __init__(self, defs: dict[Operand, Stmt]):
+        self.defs = defs
+        self.memo: dict[Operand, int | None] = {}
+
+    def __call__(self, o: Operand, depth: int = 0) -> int | None:
+        if o[0] == "c":
+            return o[1]
+        if o[0] != "t" or depth > 16:
+            return None
+        if o not in self.memo:
+            s = self.defs.get(o)
+            v = None
+            if s is not None and (s.op in FOLDABLE or s.op == "NOT"):
+                a = [self(x, depth + 1) for x in s.args]
+                v = None if None in a else (M - 1) ^ a[0] if s.op == "NOT" else fold(s.op, a)
+            self.memo[o] = v
+        return self.memo[o]
+
+
+def chase(values: Values, o: Operand) -> Operand:
+    while o in values.folded:
+        o = values.folded[o]
+    return o
+
+
+def replace(values: Values, old: Operand, new: Operand) -> None:
+    """Every use of `old` (statements, conditions, jump arguments) reads `new`: callers then run `reread`."""
+    if old != new:
+        values.folded[old] = new
+
+
+def reread(fn: FunctionIR, values: Values) -> None:
+    """Statement operands after `replace`: conditions and jump arguments resolve through Values when printed."""
+    for n in fn.ids:
+        for s in fn.body[n]:
+            if any(a in values.folded for a in s.args):
+                s.args = [chase(values, a) for a in s.args]
+
+
+def decide(fn: FunctionIR, n: int, taken: int) -> None:
+    """A conditional jump whose condition is known: it becomes a plain jump to `taken`."""
+    fn.graph.edges[n] = Edges("jump", [taken])
+    fn.decided.add(n)
+
+
+def prune(fn: FunctionIR) -> None:
+    """Instances no entry reaches any more (the other side of a settled branch) are removed."""
+    seen = set(fn.entries)
+    work = list(fn.entries)
+    while work:
+        for t in fn.graph.edges[work.pop()].succ:
+            if t not in seen:
+                seen.add(t)
+                work.append(t)
+    fn.removed = set(fn.ids) - seen
+
+
+def live_preds(fn: FunctionIR, t: int) -> list[int]:
+    return [n for n in fn.preds[t] if n not in fn.removed and t in fn.graph.edges[n].succ]
+
+
+def chain_next(fn: FunctionIR, n: int) -> int | None:
+    """The instance that n flows straight into (a plain jump to an instance with no other predecessor)."""
+    t = fn.graph.edges[n].plain_jump
+    return t if t is not None and t != n and t in fn.single and t not in fn.entries else None
+
+
+def line(fn: FunctionIR, n: int) -> list[int]:
+    """n and the instances it flows straight into, in order."""
+    out, seen = [], set()
+    t: int | None = n
+    while t is not None and t not in seen:
+        out.append(t)
+        seen.add(t)
+        t = chain_next(fn, t)
+    return out
+
+
+def chains(fn: FunctionIR) -> list[list[int]]:
+    """Maximal straight lines of instances (each entered only from the one before): code that runs in sequence."""
+    inner = {t for n in fn.ids if n not in fn.removed for t in [chain_next(fn, n)] if t is not None}
+    return [line(fn, n) for n in fn.ids if n not in fn.removed and n not in inner]
