@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .contract import lift
+from .contract import LEVELS, lift
 from .result import LiftError, norm_selector
 
 
@@ -20,6 +20,8 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds per contract (default 10)")
     p.add_argument("--offsets", action="store_true",
                    help="label blocks by bytecode offset (block_0x1a) instead of b0, b1, ... (debugging)")
+    p.add_argument("--level", type=int, choices=LEVELS, default=1,
+                   help="1: the paper-faithful TAC (default); 2: compact TAC (docs/tac-format.md, Level 2)")
     return p
 
 
@@ -45,7 +47,7 @@ def _read_code_arg(arg: str):
 def main(args) -> int:
     try:
         res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit,
-                   labels="offset" if args.offsets else "seq")
+                   labels="offset" if args.offsets else "seq", level=args.level)
     except LiftError as exc:  # not liftable input: exit 2 like every bad input; --json says why as data too
         if args.json:
             print(json.dumps({"error": {"reason": exc.reason, "message": exc.message}}, indent=1))
