@@ -26,6 +26,7 @@ version_policy = "lowest"  # which installed solc matches the pragmas: lowest | 
 max_units = 160            # cap on compile units (each unit: one main file × one setting); None: all
 workers = 2
 compile_timeout_s = 120.0
+tac_level = 1              # TAC level: 1 paper-faithful, 2 compact (docs/tac-format.md, Level 2)
 
 # %%
 import tacsol.params
@@ -45,7 +46,8 @@ print("hardware:", hw)
 # %%
 cfg = pairs.BuildConfig(name=dataset_name, packages=packages, max_packages=max_packages, folders=folders,
                         settings=settings, permissive_only=permissive_only, version_policy=version_policy,
-                        max_units=max_units, workers=workers, timeout_s=compile_timeout_s)
+                        max_units=max_units, workers=workers, timeout_s=compile_timeout_s,
+                        tac_level=tac_level)
 manifest = pairs.build(cfg)
 data_dir = paths.outputs_dir() / "data" / dataset_name
 dd = pairs.load(dataset_name)

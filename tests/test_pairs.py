@@ -307,3 +307,23 @@ def test_context_resolves_overridden_modifiers_and_keeps_library_calls_static():
     total = next(n for n in cs["Child"]["nodes"] if n.get("name") == "total")
     # Lib.amounts calls Lib.amount, not the contract's public amount(uint) of the same signature
     assert [owner(n) for n in context_of(total, idx, linear)] == ["Lib.amounts", "Lib.amount"]
+
+
+def test_level2_build_records_its_level_and_keeps_correctness(built):
+    """tacsol data build --level 2 on the same sources (compiles from the cache): the manifest and every row of
+    correctness.json name the level, its per-unit cache is its own, selectors stay at 100%, and no version/setting
+    row's body-fact recall or isolation is lower than level 1's."""
+    manifest1, out1, _ = built
+    m2 = pairs.build(pairs.BuildConfig(name=NAME + "_l2", folders=[str(FIX / "sol")], settings=["noopt", "opt200"],
+                                       progress=False, tac_level=2))
+    assert m2["tac_level"] == 2 and manifest1["tac_level"] == 1 and m2["lifter"] != manifest1["lifter"]
+    rep1 = json.loads((out1 / "correctness.json").read_text())
+    rep2 = json.loads((paths.outputs_dir() / "data" / (NAME + "_l2") / "correctness.json").read_text())
+    assert rep1.keys() == rep2.keys() and {r["tac_level"] for r in rep2.values()} == {2}
+    for key, r1 in rep1.items():
+        r2 = rep2[key]
+        assert r2["selector_recovery_pct"] == 100.0, key
+        for k in [c for c in r1 if c.endswith("_recall_pct")] + ["isolation_ok_pct"]:
+            assert (r2[k] or 0) >= (r1[k] or 0), (key, k)
+    d2 = pairs.load(NAME + "_l2")
+    assert any("arg0" in r["tac"] for s in pairs.SPLITS for r in d2[s])

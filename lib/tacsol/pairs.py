@@ -54,12 +54,16 @@ def sha(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- lifting
-def _lifter():
-    """(lift function, its error class, a tag that changes with the lifter's source: per-unit caches key on it)."""
+def _lifter(level: int = 1):
+    """(lift function at this TAC level, its error class, a tag that changes with the lifter's source and the level:
+    per-unit caches key on it)."""
+    import functools
+
     from . import lift as _lift
 
     sources = sorted(Path(_lift.__file__).parent.glob("*.py"))   # every module of the lift package
-    return _lift.lift, _lift.LiftError, "lift:" + sha("".join(p.read_text() for p in sources))
+    tag = "lift:" + sha("".join(p.read_text() for p in sources)) + ("" if level == 1 else f":level{level}")
+    return functools.partial(_lift.lift, level=level), _lift.LiftError, tag
 
 
 # -------------------------------------------------------------------------------------------------- AST index
@@ -748,8 +752,9 @@ def save_dataset(records: list[dict], out_dir: Path) -> Path:
     return out_dir
 
 
-def correctness_report(stats: list[tuple[str, AlignStats]]) -> dict:
-    """Aggregate per-unit counters by settings family (solc minor / optimizer / viaIR) and overall."""
+def correctness_report(stats: list[tuple[str, AlignStats]], tac_level: int = 1) -> dict:
+    """Aggregate per-unit counters by settings family (solc minor / optimizer / viaIR) and overall; every row says
+    which TAC level the functions were lifted at."""
     groups: dict[str, AlignStats] = collections.defaultdict(AlignStats)
     for settings_label, st in stats:
         ver, setting = settings_label.split("/")[:2]
@@ -760,6 +765,7 @@ def correctness_report(stats: list[tuple[str, AlignStats]]) -> dict:
     for key, g in sorted(groups.items()):
         pct = lambda a, b: round(100.0 * a / b, 2) if b else None  # noqa: E731
         rows[key] = {
+            "tac_level": tac_level,
             "contracts": g.contracts,
             "selectors_expected": g.selectors_expected,
             "selector_recovery_pct": pct(g.selectors_recovered, g.selectors_expected),
@@ -796,6 +802,7 @@ class BuildConfig:
     timeout_s: float = 120.0
     fractions: tuple = (0.9, 0.05, 0.05)
     progress: bool = True
+    tac_level: int = 1                          # 1: paper-faithful TAC; 2: compact (docs/tac-format.md, Level 2)
 
 
 def _pairs_cache(key: str, lift_tag: str) -> Path:
@@ -855,8 +862,8 @@ def build(cfg: BuildConfig) -> dict:
     rejects += rj
     failed_items = {r.item for r in rj}
     t_compile = time.time()
-    lift_fn, lift_error, lift_tag = _lifter()
-    # per-unit results depend on the lifter and on this module's alignment/correctness code: key on both
+    lift_fn, lift_error, lift_tag = _lifter(cfg.tac_level)
+    # per-unit results depend on the lifter (and TAC level) and on this module's alignment/correctness code: key on both
     cache_tag = lift_tag + ":align:" + sha(Path(__file__).read_text())
     records: list[dict] = []
     unit_stats: list[tuple[str, AlignStats]] = []
@@ -895,11 +902,11 @@ def build(cfg: BuildConfig) -> dict:
     signatures.write_for_dataset(out, {s: [r for r in records if r["split"] == s] for s in SPLITS}, cfg.name)
     all_rejects = [r.to_dict() for r in rejects] + row_rejects
     atomic_write_text(out / "rejects.jsonl", "".join(json.dumps(r) + "\n" for r in all_rejects))
-    report = correctness_report(unit_stats)
+    report = correctness_report(unit_stats, cfg.tac_level)
     atomic_write_json(out / "correctness.json", report)
     cnt = lambda key: dict(collections.Counter(r[key] for r in records).most_common())  # noqa: E731
     manifest = {
-        "name": cfg.name, "config": dataclasses.asdict(cfg), "lifter": lift_tag,
+        "name": cfg.name, "config": dataclasses.asdict(cfg), "lifter": lift_tag, "tac_level": cfg.tac_level,
         "pairs": len(records), "pairs_before_dedup": n_raw, "exact_duplicates_removed": n_dup,
         "near_dup_groups": len({r["norm_hash"] for r in records}),
         "contracts": len({(r["package"], r["contract"]) for r in records}),
@@ -1173,6 +1180,8 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
     b.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"),
                    help="share of contracts per split (by contract hash; default 0.9 0.05 0.05)")
+    b.add_argument("--level", type=int, choices=[1, 2], default=1,
+                   help="TAC level: 1 paper-faithful (default), 2 compact (docs/tac-format.md, Level 2)")
     g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
                                           "and print the share of validation/test selectors it resolves")
     g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")
@@ -1193,7 +1202,7 @@ def main(args: argparse.Namespace) -> int:
                           folders=args.folder, settings=args.settings, manifest=args.manifest,
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
                           version_policy=args.version_policy, time_budget_s=args.time_budget,
-                          timeout_s=args.timeout, fractions=tuple(args.fractions))
+                          timeout_s=args.timeout, fractions=tuple(args.fractions), tac_level=args.level)
         if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) < 0:
             print(f"tacsol data build: --fractions {args.fractions} must be non-negative and sum to 1", file=sys.stderr)
             return 2
