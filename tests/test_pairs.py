@@ -143,7 +143,7 @@ def test_import_hf_tac_shape_jsonl():
     assert recs[1]["norm_hash"] != recs[2]["norm_hash"] or recs[1]["split"] == recs[2]["split"]
     dd = pairs.load("pytest_hf_tac")
     assert sum(len(dd[s]) for s in pairs.SPLITS) == 3
-    with pytest.raises(KeyError, match="nope"):
+    with pytest.raises(pairs.DatasetError, match="nope"):
         pairs.import_hf(FIX / "hf_tac.jsonl", {"tac": "nope", "solidity": "sol"})
 
 
@@ -192,7 +192,7 @@ def test_load_is_the_one_entry_point(tmp_path):
     with pytest.raises(pairs.DatasetError, match=r"line 2 \(row 1\), column 'tac': not valid UTF-8"):
         f.write_bytes(b'{"tac": "x"}\n{"tac": "caf\xe9"}\n')
         pairs.load(f)
-    with pytest.raises(FileNotFoundError, match="no dataset at 'pytest-no-such-dataset'"):
+    with pytest.raises(pairs.DatasetError, match="no dataset at 'pytest-no-such-dataset'"):
         pairs.load("pytest-no-such-dataset")
 
 

@@ -303,12 +303,18 @@ class Setting:
 
 
 # ----------------------------------------------------------------------------------------------- import resolving
+def _byte_position(raw: bytes, offset: int) -> str:
+    line, column = raw.count(b"\n", 0, offset) + 1, offset - raw.rfind(b"\n", 0, offset)
+    return f"line {line}, column {column}: byte 0x{raw[offset]:02x}"
+
+
 class Resolver:
     """Maps Solidity import paths to files: longest matching prefix (package names, remappings) wins."""
 
     def __init__(self, mappings: dict[str, Path]):
         self.mappings = sorted(((k, Path(v)) for k, v in mappings.items()), key=lambda kv: -len(kv[0]))
         self._text: dict[str, str | None] = {}
+        self.not_utf8: dict[str, str] = {}  # unit path -> where its first byte that is not UTF-8 is
 
     def file_for(self, unit_path: str) -> Path | None:
         for prefix, root in self.mappings:
@@ -319,9 +325,15 @@ class Resolver:
         return None
 
     def text(self, unit_path: str) -> str | None:
+        """The file's text; bytes that are not UTF-8 become U+FFFD (solc reads UTF-8) and are noted in not_utf8."""
         if unit_path not in self._text:
             f = self.file_for(unit_path)
-            self._text[unit_path] = f.read_text(encoding="utf-8", errors="replace") if f else None
+            raw = f.read_bytes() if f else None
+            try:
+                self._text[unit_path] = raw.decode("utf-8") if raw is not None else None
+            except UnicodeDecodeError as exc:
+                self.not_utf8[unit_path] = _byte_position(raw, exc.start)
+                self._text[unit_path] = raw.decode("utf-8", errors="replace")
         return self._text[unit_path]
 
     def closure(self, main: str) -> tuple[dict[str, str], list[str]]:
@@ -433,10 +445,19 @@ class Unit:
     version: str
     setting: Setting
     input: dict
+    not_utf8: str = ""   # its sources' bytes that are not UTF-8 ("A.sol line 3, column 25: byte 0xe9")
 
     @property
     def item(self) -> str:
         return f"{self.label}:{self.main}"
+
+    def refused(self, detail: str) -> Reject:
+        """solc refused the unit: a source that was not UTF-8 is the likely cause and is named first."""
+        reason = "not_utf8" if self.not_utf8 else "compile_error"
+        if self.not_utf8:
+            detail = f"{self.not_utf8} is not UTF-8 (read as U+FFFD); solc: {detail}"
+        return Reject(self.item, reason, detail[:300], package=self.label,
+                      settings=f"{self.version}/{self.setting.name}")
 
 
 def standard_input(sources: dict[str, str], main: str, setting: Setting, version: str) -> dict:
@@ -469,7 +490,8 @@ def plan_units(ss: SourceSet, settings: list[Setting], installed: list[str] | No
             if not st.applies_to(version):
                 continue
             inp = standard_input(sources, main, st, version)
-            units.append(Unit(cache_key(version, inp), ss.label, main, version, st, inp))
+            not_utf8 = "; ".join(f"{p} {ss.resolver.not_utf8[p]}" for p in sorted(sources) if p in ss.resolver.not_utf8)
+            units.append(Unit(cache_key(version, inp), ss.label, main, version, st, inp, not_utf8))
     return units, rejects
 
 
@@ -596,10 +618,11 @@ def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, t
                     art = _trim(u, r)
                     atomic_write_bytes(_cache_path(u.key), gzip.compress(json.dumps(art).encode(), 5))
                     done[u.key] = art
-                else:
-                    rejects.append(Reject(u.item, "compile_crash" if r.startswith("crash") or "timeout" in r
-                                          else "compile_error", r[:300], package=u.label,
+                elif r.startswith("crash") or "timeout" in r:
+                    rejects.append(Reject(u.item, "compile_crash", r[:300], package=u.label,
                                           settings=f"{u.version}/{u.setting.name}"))
+                else:
+                    rejects.append(u.refused(r))
                 bar.update(1)
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as ex:
@@ -609,8 +632,7 @@ def compile_units(units: list[Unit], *, workers: int = 2, batch_size: int = 6, t
     for u in units:
         art = done.get(u.key)
         if art is not None and art["errors"]:
-            rejects.append(Reject(u.item, "compile_error", art["errors"][0][:300], package=u.label,
-                                  settings=f"{u.version}/{u.setting.name}"))
+            rejects.append(u.refused(art["errors"][0]))
     return done, rejects
 
 

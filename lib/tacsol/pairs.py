@@ -18,12 +18,12 @@ import json
 import os
 import re
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import corpus, evm, paths
+from . import params as P
 from .corpus import Reject, Setting
 from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
@@ -810,12 +810,38 @@ def _pairs_cache(key: str, lift_tag: str) -> Path:
     return paths.cache_dir() / "pairs" / h[:2] / f"{h}.json.gz"
 
 
+def check_build_config(cfg: BuildConfig, where: str | None = None) -> None:
+    """Refuse a build whose settings do not parse, whose folders or manifest do not exist or whose split fractions
+    do not sum to 1, before any work."""
+    for text in cfg.settings:
+        try:
+            Setting.parse(text)
+        except ValueError as exc:
+            raise P.param_error(where, "settings", str(exc)) from None
+    for folder in cfg.folders:
+        if not paths.resolve(folder).is_dir():
+            raise P.param_error(where, "folders", f"source folder not found: {paths.resolve(folder)}")
+    if cfg.manifest and not paths.resolve(cfg.manifest).is_file():
+        raise P.param_error(where, "manifest", f"file not found: {paths.resolve(cfg.manifest)}")
+    if cfg.version_policy not in ("lowest", "highest"):
+        raise P.param_error(where, "version_policy", f"must be lowest or highest, got {cfg.version_policy!r}")
+    if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) < 0:
+        raise P.param_error(where, "fractions", f"{list(cfg.fractions)} must be non-negative and sum to 1")
+
+
+def check_build_params(values: dict[str, Any], where: str) -> None:
+    """Notebook 00's parameters (tacsol.params.PLAN_CHECKS)."""
+    check_build_config(BuildConfig(settings=values["settings"], folders=values["folders"],
+                                   version_policy=values["version_policy"]), where)
+
+
 def build(cfg: BuildConfig) -> dict:
     """Build outputs/data/<name>/ (dataset/, manifest.json, rejects.jsonl, correctness.json); returns manifest."""
     import time
 
     from tqdm.auto import tqdm
 
+    check_build_config(cfg)
     t0 = time.time()
     settings = [Setting.parse(s) for s in cfg.settings]
     rejects: list[Reject] = []
@@ -925,8 +951,8 @@ def build(cfg: BuildConfig) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------- loading
-class DatasetError(ValueError):
-    """A records file that cannot be read: names the file, line and column."""
+class DatasetError(P.ParamsError):
+    """A dataset that is not there or cannot be read: names the dataset or file, and the line, split or column."""
 
 
 def load(source):
@@ -939,24 +965,57 @@ def load(source):
         return source
     if isinstance(source, datasets.Dataset):
         return _by_split(source.to_pandas())
-    p = SAMPLE_DIR if str(source) == "sample" else paths.resolve(source)
+    p = find(source)
     if p.is_file():
         return _by_split(_read_records(p))
-    cands = [p, p / "dataset", paths.outputs_dir() / "data" / str(source) / "dataset"]
+    if (p / "dataset_dict.json").exists():
+        return datasets.load_from_disk(str(p))
+
+    # the shipped sample is jsonl per split; in memory: no arrow cache written next to the package, and fast for a few
+    # hundred rows
+    def read(f: Path) -> dict:
+        rows = read_jsonl(f)
+        # columns added later ("" in an older file) stay readable
+        return {col: [r.get(col, "") for r in rows] for col in COLUMNS}
+
+    return datasets.DatasetDict({s: datasets.Dataset.from_dict(read(p / f"{s}.jsonl"), features=features())
+                                 for s in SPLITS})
+
+
+def find(source) -> Path:
+    """Where a dataset :func:`load` reads is: its records file or dataset folder. DatasetError naming the places
+    tried when it is nowhere (a check that loads nothing)."""
+    p = SAMPLE_DIR if str(source) == "sample" else paths.resolve(source)
+    if p.is_file():
+        return p
+    cands = list(dict.fromkeys([p, p / "dataset", paths.outputs_dir() / "data" / str(source) / "dataset"]))
     for c in cands:
         if (c / "dataset_dict.json").exists():
-            return datasets.load_from_disk(str(c))
-    for c in cands:  # the shipped sample is jsonl per split
+            return c
+    for c in cands:
         if all((c / f"{s}.jsonl").exists() for s in SPLITS):
-            # in memory: no arrow cache written next to the package, and fast for a few hundred rows
-            def read(f: Path) -> dict:
-                rows = read_jsonl(f)
-                # columns added later ("" in an older file) stay readable
-                return {col: [r.get(col, "") for r in rows] for col in COLUMNS}
+            return c
+    raise DatasetError(f"no dataset at {source!r} (tried {', '.join(map(str, cands))})")
 
-            return datasets.DatasetDict({s: datasets.Dataset.from_dict(read(c / f"{s}.jsonl"), features=features())
-                                         for s in SPLITS})
-    raise FileNotFoundError(f"no dataset at {source!r} (tried {', '.join(map(str, cands))})")
+
+def check_dataset(source, where: str | None = None, name: str = "dataset", columns: Iterable[str] = ()) -> None:
+    """Parameter ``name`` names a dataset that is there (:func:`find`) and, given ``columns``, loads with them;
+    otherwise a ParamsError naming the parameter and what :func:`load` said."""
+    try:
+        if columns:
+            require_columns(load(source), columns, source)
+        else:
+            find(source)
+    except DatasetError as exc:
+        raise P.param_error(where, name, str(exc)) from None
+
+
+def require_columns(dd, columns: Iterable[str], source) -> None:
+    """Refuse a dataset whose splits lack columns a consumer needs, naming the dataset, the split and the columns."""
+    for split, ds in dd.items():
+        missing = [c for c in columns if c not in ds.column_names]
+        if missing:
+            raise DatasetError(f"{source}: split {split!r} lacks column(s) {missing} (has {sorted(ds.column_names)})")
 
 
 def _read_records(path: Path):
@@ -1042,6 +1101,9 @@ def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int
 
 
 # -------------------------------------------------------------------------------------------- HF importers
+_IMPORT_KINDS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}  # suffix -> datasets loader
+
+
 def _load_any(dataset_or_path, split: str | None):
     import datasets
 
@@ -1050,11 +1112,14 @@ def _load_any(dataset_or_path, split: str | None):
     else:
         p = Path(str(dataset_or_path))
         rp = paths.resolve(p)
+        if not rp.exists() and (p.suffix in _IMPORT_KINDS or p.is_absolute()):
+            raise DatasetError(f"{rp}: file not found (a local {'/'.join(_IMPORT_KINDS)} file or folder, or a hub "
+                               "dataset id)")
         if rp.exists():
-            files = [rp] if rp.is_file() else sorted(x for x in rp.rglob("*") if x.suffix in (".jsonl", ".json", ".parquet", ".csv"))
+            files = [rp] if rp.is_file() else sorted(x for x in rp.rglob("*") if x.suffix in _IMPORT_KINDS)
             if not files:
-                raise FileNotFoundError(f"{rp}: no .jsonl/.json/.parquet/.csv files")
-            kind = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv"}[files[0].suffix]
+                raise DatasetError(f"{rp}: no {'/'.join(_IMPORT_KINDS)} files")
+            kind = _IMPORT_KINDS[files[0].suffix]
             ds = datasets.load_dataset(kind, data_files=[str(f) for f in files])
         else:  # a hub id (connected machines)
             ds = datasets.load_dataset(str(dataset_or_path))
@@ -1075,7 +1140,8 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
     cols = set(ds.column_names)
     for field, col in mapping.items():
         if col not in cols:
-            raise KeyError(f"mapping {field!r} -> column {col!r}: no such column (columns: {sorted(cols)})")
+            raise DatasetError(f"{dataset_or_path}: mapping {field!r} -> column {col!r}: no such column (columns: "
+                               f"{sorted(cols)})")
     records, rejects = [], []
     n = len(ds) if limit is None else min(limit, len(ds))
     if "tac" in mapping and "solidity" in mapping:
@@ -1146,8 +1212,8 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
             records += res.records
             rejects += res.rejects
     else:
-        raise ValueError("mapping must name either 'tac' and 'solidity' columns, or 'source' and 'bytecode' columns "
-                         f"(got {sorted(mapping)})")
+        raise P.param_error(None, "map", "must name either 'tac' and 'solidity' columns, or 'source' and 'bytecode' "
+                            f"columns (got {sorted(mapping)})")
     if name:
         records, _ = dedup(records)
         assign_splits(records)
@@ -1161,6 +1227,15 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
 
 
 # ------------------------------------------------------------------------------------------------------ CLI
+def _no_pairs(name: str, counts: dict[str, int]) -> str:
+    """A build that made no pair because every unit was rejected: the first reject says why."""
+    path = paths.outputs_dir() / "data" / name / "rejects.jsonl"
+    first = json.loads(path.read_text(encoding="utf-8").splitlines()[0])
+    detail = " ".join(ln.strip() for ln in first["detail"].splitlines()[:2])
+    return (f"no pairs: every unit was rejected ({', '.join(f'{k} {v}' for k, v in counts.items())}); first: "
+            f"{first['item']} [{first['settings']}] {first['reason']}: {detail} (every reject in {path})")
+
+
 def build_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_cmd", required=True)
     b = sub.add_parser("build", help="fetch, compile, lift and align the corpus into outputs/data/<name>/")
@@ -1203,10 +1278,9 @@ def main(args: argparse.Namespace) -> int:
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
                           version_policy=args.version_policy, time_budget_s=args.time_budget,
                           timeout_s=args.timeout, fractions=tuple(args.fractions), tac_level=args.level)
-        if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) < 0:
-            print(f"tacsol data build: --fractions {args.fractions} must be non-negative and sum to 1", file=sys.stderr)
-            return 2
         m = build(cfg)
+        if not m["pairs"] and m["rejects"]:
+            raise DatasetError(_no_pairs(cfg.name, m["rejects"]))
         if args.write_sample:
             print("sample:", write_sample(load(args.name)))
         print(json.dumps({k: m[k] for k in ("pairs", "contracts", "per_split", "solc_minor_versions", "rejects",
@@ -1229,6 +1303,9 @@ def main(args: argparse.Namespace) -> int:
                 print(f"--- {f}\n" + (base / f).read_text())
         return 0
     if args.data_cmd == "import":
+        bad = [m for m in args.map if "=" not in m]
+        if bad:
+            raise P.param_error(None, "map", f"{bad[0]!r}: expected FIELD=COLUMN")
         mapping = dict(m.split("=", 1) for m in args.map)
         recs, rej = import_hf(args.source, mapping, name=args.name, split=args.split, license=args.license,
                               limit=args.limit, progress=True)

@@ -19,7 +19,14 @@ from . import paths
 
 
 class ParamsError(ValueError):
-    """A params file or injected parameter does not match the notebook's parameters cell."""
+    """Bad input: a parameter, a file it names or a record in that file. The CLI exits 2 with the message, which
+    names the item and the field; the modules' errors for bad input (ModelError, HardwareError, DatasetError, ...)
+    subclass it."""
+
+
+def param_error(where: str | None, name: str, detail: str) -> ParamsError:
+    """The error for parameter ``name``, after where its value came from (a params file, a notebook) when known."""
+    return ParamsError(f"{where + ': ' if where else ''}parameter {name!r}: {detail}")
 
 
 def _cell_source(cell: dict) -> str:
@@ -86,7 +93,8 @@ def validate(values: dict[str, Any], spec: dict[str, Any], where: str) -> dict[s
                 f"{spec[key]!r}, got {_type_name(value)} {value!r}"
             )
     if problems:
-        raise ParamsError(f"{where}: " + "; ".join(problems) + f". Known parameters: {', '.join(sorted(spec))}")
+        known = f". Known parameters: {', '.join(sorted(spec))}" if any(k not in spec for k in values) else ""
+        raise ParamsError(f"{where}: " + "; ".join(problems) + known)
     merged = dict(spec)
     merged.update(values)
     return merged
@@ -98,6 +106,8 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ParamsError(f"params file not found: {path}") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})") from None
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
