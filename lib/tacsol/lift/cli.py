@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
+from ..params import ParamsError
 from .contract import LEVELS, lift
 from .result import LiftError, norm_selector
 
@@ -25,23 +27,41 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return p
 
 
+_HEX_ARG = re.compile(r"\s*(0x)?[0-9a-fA-F\s]*")
+
+
+def _source(arg: str) -> str:
+    """What the messages call the input: the file it names, or the argument itself."""
+    return arg if len(arg) < 1024 and Path(arg).is_file() else "argument 'code'"
+
+
 def _read_code_arg(arg: str):
+    """The code to lift: a file's hex text, raw binary or solc JSON artifact (its runtime field), or the argument."""
     path = Path(arg)
-    if len(arg) < 1024 and path.is_file():
-        data = path.read_bytes()
-        text = data.decode("utf-8", "replace").strip()
-        if text.startswith("{"):
+    if not (len(arg) < 1024 and path.is_file()):
+        if (path.suffix or "/" in arg) and not _HEX_ARG.fullmatch(arg):
+            raise ParamsError(f"argument 'code': {arg}: no such file (and not hex bytecode)")
+        return arg
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return data  # raw binary
+    if text.startswith("{"):
+        try:
             obj = json.loads(text)
-            for keys in (("deployedBytecode", "object"), ("deployedBytecode",), ("evm", "deployedBytecode", "object"),
-                         ("runtime",)):
-                cur = obj
-                for k in keys:
-                    cur = cur.get(k) if isinstance(cur, dict) else None
-                if isinstance(cur, str):
-                    return cur
-            raise LiftError("malformed_hex", f"{arg}: JSON without deployedBytecode / runtime field")
-        return data
-    return arg
+        except ValueError as exc:
+            raise LiftError("malformed_hex", f"a JSON artifact that is not valid JSON ({exc})") from None
+        for keys in (("deployedBytecode", "object"), ("deployedBytecode",), ("evm", "deployedBytecode", "object"),
+                     ("runtime",)):
+            cur = obj
+            for k in keys:
+                cur = cur.get(k) if isinstance(cur, dict) else None
+            if isinstance(cur, str):
+                return cur
+        raise LiftError("malformed_hex", "JSON without deployedBytecode / runtime field")
+    # printable text is hex (or says where it is not); anything else is raw binary that happens to decode
+    return text if all(line.isprintable() for line in text.splitlines()) else data
 
 
 def main(args) -> int:
@@ -51,13 +71,14 @@ def main(args) -> int:
     except LiftError as exc:  # not liftable input: exit 2 like every bad input; --json says why as data too
         if args.json:
             print(json.dumps({"error": {"reason": exc.reason, "message": exc.message}}, indent=1))
-        print(f"tacsol lift: {exc}", file=sys.stderr)
+        print(f"tacsol lift: {_source(args.code)}: {exc}", file=sys.stderr)
         return 2
     if args.selector:
         want = {norm_selector(s) for s in args.selector}
         missing = want - {f.selector for f in res.functions}
         if missing:
-            print(f"tacsol lift: selector(s) not found: {', '.join(sorted(missing))}", file=sys.stderr)
+            print(f"tacsol lift: {_source(args.code)}: selector(s) not found: {', '.join(sorted(missing))}",
+                  file=sys.stderr)
             return 2
         res.functions = [f for f in res.functions if f.selector in want]
     if args.json:
