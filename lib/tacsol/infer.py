@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from . import params as P
 from . import paths, prompt, signatures
 from .ioutil import append_durably
 
@@ -60,6 +61,70 @@ def ship_adapter(adapter_dir: str | Path, dest: str | Path = SHIPPED_ADAPTER, *,
     return {f.name: f.stat().st_size for f in sorted(out.iterdir())}
 
 
+class AdapterError(P.ParamsError):
+    """An adapter folder that cannot be loaded: names the folder or the file and what is wrong with it."""
+
+
+def check_adapter(adapter_dir: str | Path, *, tokenizer: bool = True) -> Path:
+    """The adapter folder, checked before any model loads: adapter_config.json and tacsol_train.json (when present)
+    are JSON, the weights are a whole safetensors file, the tokenizer is there (``tokenizer``). AdapterError naming
+    the file otherwise."""
+    ad = paths.resolve(adapter_dir)
+    if not (ad / "adapter_config.json").is_file():
+        raise AdapterError(f"{ad}: not a LoRA adapter folder (no adapter_config.json)")
+    for f in (ad / "adapter_config.json", ad / "tacsol_train.json"):
+        try:
+            if f.is_file():
+                json.loads(f.read_text(encoding="utf-8"))
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+            raise AdapterError(f"{f}: not valid JSON ({exc})") from None
+    if not (ad / "adapter_model.bin").is_file():
+        _check_safetensors(ad / "adapter_model.safetensors")
+    if tokenizer and not (ad / "tokenizer_config.json").is_file():
+        raise AdapterError(f"{ad}: no tokenizer_config.json (tacsol train saves the tokenizer with the adapter)")
+    return ad
+
+
+def _check_safetensors(path: Path) -> None:
+    """A safetensors file whose header parses and whose tensors end where the file ends (a truncated copy fails
+    here, not in the middle of loading)."""
+    if not path.is_file():
+        raise AdapterError(f"{path}: missing (the adapter's weights)")
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        if n > size - 8:
+            raise AdapterError(f"{path}: truncated ({size} bytes; its header alone says {n})")
+        try:
+            header = json.loads(fh.read(n))
+        except ValueError:
+            header = None
+    if not isinstance(header, dict):
+        raise AdapterError(f"{path}: not a safetensors file (its header is not JSON)")
+    end = 8 + n + max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if end != size:
+        raise AdapterError(f"{path}: {size} bytes, but its header describes {end} (truncated or damaged copy)")
+
+
+def check_generation(model: str, quantization: str, hardware_profile: str, where: str | None = None) -> None:
+    """Refuse NF4 generation on a CPU profile with a model bitsandbytes' CPU 4-bit kernel cannot run: generate()
+    asserts unless every quantized Linear's output width is a multiple of 32, while training runs (docs/references.md,
+    Offline assets). A model the registry cannot describe is left to transformers."""
+    from . import hardware, models
+
+    if quantization != "nf4" or hardware.load_profile(hardware_profile or "cpu").kind != "cpu":
+        return
+    try:
+        linear = models.facts(model)["linear"]
+    except models.ModelError:
+        return
+    odd = sorted(f"{name} {w}" for name, e in linear.items() for w in e["out_widths"] if w % 32)
+    if odd:
+        raise P.param_error(where, "quantization", f"nf4 on hardware profile {hardware_profile!r} cannot generate with "
+                            f"{model}: Linear output widths {', '.join(odd)} are not multiples of 32, which "
+                            "bitsandbytes' CPU 4-bit kernel needs; generate with quantization none")
+
+
 def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str | None = None,
          hardware_profile: str | None = None, dtype: str | None = None, tokenizer_dir: str | Path | None = None):
     """(model, tokenizer) = base model from the adapter's tacsol_train.json (or ``base``) + the LoRA adapter.
@@ -72,15 +137,15 @@ def load(adapter_dir: str | Path, *, base: str | None = None, quantization: str 
 
     from . import loading
 
-    ad = paths.resolve(adapter_dir)
-    if not (ad / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{ad}: not a LoRA adapter folder (no adapter_config.json)")
+    ad = check_adapter(adapter_dir, tokenizer=tokenizer_dir is None)
     tp = trained_params(ad)
     base = base or tp.get("model") or json.loads((ad / "adapter_config.json").read_text())["base_model_name_or_path"]
+    quantization = quantization or tp.get("quantization", "none")
+    hardware_profile = hardware_profile or tp.get("hardware_profile", "cpu")
+    check_generation(base, quantization, hardware_profile, where=f"{ad / 'tacsol_train.json'}")
     tok = AutoTokenizer.from_pretrained(paths.resolve(tokenizer_dir) if tokenizer_dir else ad)
     prompt.special_token_ids(tok)  # fails clearly if the markers are missing
-    loaded = loading.load_model(base, quantization=quantization or tp.get("quantization", "none"),
-                                hardware_profile=hardware_profile or tp.get("hardware_profile", "cpu"),
+    loaded = loading.load_model(base, quantization=quantization, hardware_profile=hardware_profile,
                                 dtype=dtype or tp.get("dtype", "auto"), tokenizer=tok)
     model = PeftModel.from_pretrained(loaded.model, ad)
     model.eval()
@@ -213,7 +278,13 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         is_file = len(source) < 1024 and p.is_file()
     except OSError:  # a long hex string is not a path
         is_file = False
-    text = p.read_text(encoding="utf-8") if is_file else source
+    if not is_file and (p.suffix or "/" in source) and not _HEX.match(source.strip()) and "\n" not in source:
+        raise P.param_error(None, "input", f"{source}: no such file (and not {'TAC' if tac else 'hex bytecode'})")
+    try:
+        text = p.read_text(encoding="utf-8") if is_file else source
+    except UnicodeDecodeError as exc:
+        raise P.param_error(None, "input", f"{source}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
+                            f"{exc.start})") from None
     if tac:
         return [{"id": p.name if is_file else "input", "tac": text, "selector": selector, "signature": signature}]
     if not _HEX.match(text.strip()):
@@ -236,9 +307,7 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks), with every candidate's checks in the result. signature_table: known signatures
     (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's)."""
-    adapter = adapter if adapter is not None else default_adapter()
-    if not (paths.resolve(adapter) / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{paths.resolve(adapter)}: not a LoRA adapter folder (no adapter_config.json)")
+    adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
     every = records_from_input(source, tac=tac)

@@ -226,7 +226,7 @@ def meta_model(spec: ModelSpec):
 def _cache_key(spec: ModelSpec) -> str:
     import transformers
 
-    blob = json.dumps({"t": spec.model_type, "c": spec.config, "v": transformers.__version__, "f": 4}, sort_keys=True)
+    blob = json.dumps({"t": spec.model_type, "c": spec.config, "v": transformers.__version__, "f": 5}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -252,8 +252,10 @@ def count_facts(model) -> dict[str, Any]:
     for mname, mod in model.named_modules():
         if isinstance(mod, nn.Linear) and id(mod) not in lm_head_ids:
             key = mname.rsplit(".", 1)[-1]
-            e = linear.setdefault(key, {"count": 0, "in_plus_out": 0, "weights": 0, "max_weight": 0, "biases": 0, "in_features": 0})
+            e = linear.setdefault(key, {"count": 0, "in_plus_out": 0, "weights": 0, "max_weight": 0, "biases": 0,
+                                        "in_features": 0, "out_widths": []})
             e["count"] += 1
+            e["out_widths"] = sorted({*e["out_widths"], mod.out_features})  # bitsandbytes' CPU kernel needs % 32
             e["in_plus_out"] += mod.in_features + mod.out_features
             e["in_features"] += mod.in_features
             e["weights"] += mod.in_features * mod.out_features
