@@ -190,7 +190,7 @@ def test_read_generations_marks_non_utf8(tmp_path):
     assert evaluate.normalize_generation(g["a"]) == ("function f() public {}", "")
     assert evaluate.normalize_generation(g["b"])[1] == "non_utf8"
     p.write_text('{"id": "a"}\n')
-    with pytest.raises(ValueError, match="g.jsonl:1"):
+    with pytest.raises(ValueError, match="g.jsonl: line 1"):
         evaluate.read_generations(p)
 
 

@@ -14,12 +14,12 @@ import argparse
 import contextlib
 import json
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .. import corpus, evm
+from .. import params as P
 from ..profile import complexity_bucket, tac_size
 from .aggregate import aggregate, bootstrap_ci, describe, flat_metrics, grounding  # noqa: F401
 from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
@@ -109,8 +109,11 @@ def align_generations(records: list[dict], generations) -> list[Any]:
 
 def read_generations(path: str | Path) -> dict[str, Any]:
     """jsonl with {"id", "generated"} per line. Lines that are not UTF-8 are decoded with replacement and the
-    generation is marked non-UTF-8 (bytes returned); malformed lines raise naming the line."""
+    generation is marked non-UTF-8 (bytes returned); a missing file or a malformed line is a ParamsError naming the
+    file and the line."""
     out: dict[str, Any] = {}
+    if not Path(path).is_file():
+        raise P.ParamsError(f"generations file not found: {path}")
     with open(path, "rb") as fh:
         for no, raw in enumerate(fh, 1):
             if not raw.strip():
@@ -123,9 +126,9 @@ def read_generations(path: str | Path) -> dict[str, Any]:
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{no}: not JSON ({exc.msg})") from None
-            if "id" not in row or "generated" not in row:
-                raise ValueError(f"{path}:{no}: needs fields 'id' and 'generated'")
+                raise P.ParamsError(f"{path}: line {no}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or "id" not in row or "generated" not in row:
+                raise P.ParamsError(f"{path}: line {no}: needs fields 'id' and 'generated'")
             g = row["generated"]
             out[str(row["id"])] = NonUtf8(g) if bad and isinstance(g, str) else g
     return out
@@ -404,22 +407,31 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples (1000)")
 
 
+def _read_declarations(path: str) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise P.ParamsError(f"declarations file not found: {path}") from None
+    except ValueError as exc:
+        raise P.ParamsError(f"declarations file {path}: not valid JSON ({exc})") from None
+
+
 def main(args: argparse.Namespace) -> int:
     from .. import pairs
 
     ds = pairs.load(args.dataset)
     if args.split not in ds:
-        print(f"tacsol evaluate: dataset has no split {args.split!r} (has {list(ds)})", file=sys.stderr)
-        return 2
+        raise P.ParamsError(f"dataset {args.dataset!r} has no split {args.split!r} (has {list(ds)})")
+    pairs.require_columns(ds, ("id", "tac", "solidity"), args.dataset)
     records = _records_list(ds[args.split])
     gens = read_generations(args.generations)
     unknown = set(gens) - {r["id"] for r in records}
-    if unknown:
-        print(f"tacsol evaluate: {len(unknown)} generation ids not in split {args.split!r} (e.g. "
-              f"{sorted(unknown)[:3]}); they are ignored", file=sys.stderr)
+    if unknown:  # scored against the wrong records, they would all count as missing
+        raise P.ParamsError(f"{args.generations}: {len(unknown)} generation(s) whose field 'id' is not in split "
+                            f"{args.split!r} of dataset {args.dataset!r} (e.g. {sorted(unknown)[:3]})")
     if args.only_generated:
         records = [r for r in records if r["id"] in gens]
-    decl = json.loads(Path(args.declarations).read_text()) if args.declarations else None
+    decl = _read_declarations(args.declarations) if args.declarations else None
     s = evaluate_run(records, gens, args.out, system=args.system, embedder=args.embedder, declarations=decl,
                      compile_check=not args.no_compile, figures=not args.no_figures, n_boot=args.bootstrap,
                      behaviour=not args.no_behaviour, progress=True)
