@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from . import params as P
 from . import paths
 from .ioutil import atomic_write_json, atomic_write_text
 
@@ -304,7 +305,7 @@ def resolve_deepspeed(params: dict[str, Any], dtype: str) -> str:
     """The DeepSpeed JSON to use: ``deepspeed`` when set, else the one ``zero3_plan`` implies for this dtype."""
     plan = params.get("zero3_plan") or "none"
     if plan not in ZERO3_PLANS:
-        raise ValueError(f"parameter 'zero3_plan' must be one of {', '.join(ZERO3_PLANS)}, got {plan!r}")
+        raise P.param_error(None, "zero3_plan", f"must be one of {', '.join(ZERO3_PLANS)}, got {plan!r}")
     if params.get("deepspeed"):
         return str(params["deepspeed"])
     return ZERO3_CONFIGS[(plan, dtype)] if plan != "none" else ""
@@ -327,6 +328,10 @@ def plan_problems(params: dict[str, Any], ds: str, dtype: str) -> list[str]:
         problems.append(f"zero3_plan 'lora16_offload' but deepspeed config {ds!r} offloads nothing")
     if plan != "none" and stage != 3 and ds:
         problems.append(f"zero3_plan {plan!r} but deepspeed config {ds!r} is ZeRO stage {stage}")
+    if stage == 3 and n * int(params.get("num_machines") or 1) == 1 and offload_mode(ds) == "none":
+        problems.append(f"ZeRO-3 (zero3_plan {plan!r}, deepspeed config {ds!r}) with n_processes 1: ZeRO-3 shards the "
+                        "model over processes and one process holds all of it; set n_processes to the GPU count or "
+                        "zero3_plan: none")
     if launcher == "python" and (n > 1 or ds):
         problems.append("launcher 'python' runs one process without DeepSpeed: use accelerate, torchrun or deepspeed")
     if launcher == "deepspeed" and is_cpu(params):
@@ -533,17 +538,35 @@ def evaluate_adapter(params: dict[str, Any], limit: int, max_new_tokens: int | N
 # ------------------------------------------------------------------------------------------------------ top level
 
 
-def prepare(params: dict[str, Any]) -> dict[str, Any]:
-    """Everything decided before a launch, no process started: dtype/attention, DeepSpeed JSON, checks, fit
-    estimate, the training params and the command. Inconsistent plans raise ValueError naming the fields."""
+def checked_plan(params: dict[str, Any], where: str | None = None):
+    """(hardware Choices, DeepSpeed JSON) of a launch; an inconsistent plan is a ParamsError naming every problem."""
     from .train import run_choices
 
-    out = paths.resolve(params["output_dir"])
     choices = run_choices(params)
     ds = resolve_deepspeed(params, choices.torch_dtype)
     problems = plan_problems(params, ds, choices.torch_dtype)
     if problems:
-        raise ValueError("launch plan: " + "; ".join(problems))
+        raise P.ParamsError(f"{where + ': ' if where else ''}launch plan: " + "; ".join(problems))
+    return choices, ds
+
+
+def check_params(params: dict[str, Any], where: str) -> None:
+    """Notebooks 04/05's parameters (tacsol.params.PLAN_CHECKS): the training plan, the launch plan and, when the
+    phase evaluates, generation with the trained model."""
+    from . import infer, train
+
+    p = train.load_params({k: v for k, v in params.items() if k in train.DEFAULTS}, where)
+    train.check_plan(p, where)
+    checked_plan(params, where)
+    if params.get("run_eval"):
+        infer.check_generation(p["model"], p["quantization"], p["hardware_profile"], where)
+
+
+def prepare(params: dict[str, Any]) -> dict[str, Any]:
+    """Everything decided before a launch, no process started: dtype/attention, DeepSpeed JSON, checks, fit
+    estimate, the training params and the command. Inconsistent plans raise ParamsError naming the fields."""
+    out = paths.resolve(params["output_dir"])
+    choices, ds = checked_plan(params)
     fit = fit_check({**params, "deepspeed": ds})
     tp = training_params(params, ds)
     tp_path = out / "train_params.yaml"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,27 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+# Checks that need the module owning a concern (files a parameter names, plans that cannot run), by notebook number:
+# "module:function", called with the validated parameters and where they came from; raise ParamsError naming the
+# parameter. tacsol run applies them before a phase starts, the notebooks' validation cell (check_notebook) too.
+PLAN_CHECKS = {
+    "00": "tacsol.pairs:check_build_params",
+    "01": "tacsol.profile:check_params",
+    "02": "tacsol.vram:check_params",
+    "03": "tacsol.train:check_phase",
+    "04": "tacsol.launch:check_params",
+    "05": "tacsol.launch:check_params",
+}
+
+
+def check_plan(notebook: str | Path, values: dict[str, Any], where: str) -> None:
+    """The notebook's PLAN_CHECKS entry on its validated parameters (nothing for a notebook without one)."""
+    target = PLAN_CHECKS.get(Path(notebook).stem.split("_", 1)[0])
+    if target:
+        module, function = target.split(":")
+        getattr(importlib.import_module(module), function)(values, where)
+
+
 def notebook_for_params(path: str | Path) -> Path:
     """params/NN_anything.yaml belongs to notebooks/NN_*.ipynb (variants share the number)."""
     stem = Path(path).stem
@@ -161,4 +183,6 @@ def check_notebook(user_ns: dict[str, Any], notebook: str) -> dict[str, Any]:
     missing = sorted(set(spec) - set(current))
     if missing:
         raise ParamsError(f"{nb_path.name}: parameters cell not executed? missing {missing}")
-    return validate(current, spec, where=nb_path.name)
+    merged = validate(current, spec, where=nb_path.name)
+    check_plan(nb_path, merged, nb_path.name)
+    return merged

@@ -57,6 +57,16 @@ class ProfileError(ValueError):
 
 
 # ------------------------------------------------------------------------------------------------ loading
+def check_params(values: dict[str, Any], where: str) -> None:
+    """Notebook 01's parameters (tacsol.params.PLAN_CHECKS): the dataset and the bytecode file are there."""
+    from . import pairs, paths
+    from . import params as P
+
+    pairs.check_dataset(values["dataset"], where)
+    if values["bytecode_file"] and not paths.resolve(values["bytecode_file"]).is_file():
+        raise P.param_error(where, "bytecode_file", f"file not found: {paths.resolve(values['bytecode_file'])}")
+
+
 def load_pairs(dataset: Any):
     """A pandas DataFrame (one row per pair, a ``split`` column) from a DataFrame, a list of dicts, or anything
     :func:`tacsol.pairs.load` reads ("sample", a dataset name under outputs/data/ or folder, a .jsonl/.json/.parquet

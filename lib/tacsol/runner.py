@@ -46,7 +46,8 @@ def resolve_parameters(notebook: Path, params_file: str | None, run_name: str,
         values.setdefault("run_name", run_name)
     if "output_dir" in spec:
         values.setdefault("output_dir", _display_path(phase_dir(run_name, notebook)))
-    P.validate(values, spec, where=f"{Path(params_file).name if params_file else 'defaults'} for {notebook.name}")
+    where = f"{Path(params_file).name if params_file else 'defaults'} for {notebook.name}"
+    P.check_plan(notebook, P.validate(values, spec, where=where), where)
     return values
 
 
@@ -234,12 +235,15 @@ def main(args: argparse.Namespace) -> int:
     overrides = dict(_parse_override(o) for o in args.overrides)
     if args.phase == "all":
         if args.params:
-            raise P.ParamsError("--params applies to one phase; run phases one by one to use params files")
+            raise P.ParamsError("--params applies to one phase, not 'all'; run phases one by one to use params files")
         if overrides:
             raise P.ParamsError("-p overrides apply to one phase")
         notebooks = paths.list_notebooks()
     else:
-        notebooks = [paths.notebook_path(args.phase)]
+        try:
+            notebooks = [paths.notebook_path(args.phase)]
+        except FileNotFoundError as exc:
+            raise P.ParamsError(f"phase {args.phase!r}: {exc}") from None
     records = run_phases(notebooks, args.run_name, args.params, overrides, force=args.force or args.phase != "all",
                          progress=not args.no_progress)
     return 0 if all(r["status"] == "ok" for r in records) else 1

@@ -121,8 +121,40 @@ def load_records(spec: str) -> dict[str, list[dict]]:
     dd = pairs.load(spec)
     other = sorted(set(dd) - set(pairs.SPLITS))
     if other:
-        raise ValueError(f"dataset {spec!r}: split(s) {other} are not train/validation/test")
+        raise pairs.DatasetError(f"dataset {spec!r}: split(s) {other} are not train/validation/test")
+    pairs.require_columns(dd, ("tac", "solidity"), spec)
     return {s: [dict(r) for r in dd[s]] if s in dd else [] for s in pairs.SPLITS}
+
+
+def check_plan(p: dict[str, Any], where: str | None = None) -> None:
+    """What would fail only once the model is loaded, checked on its config: the dataset loads with the columns
+    training reads, every LoRA target is a Linear of the model and max_seq_length fits its context. A model the
+    registry cannot describe (a hub id it does not list) is left to loading, which checks the targets again."""
+    from . import models, pairs
+
+    pairs.check_dataset(p["dataset"], where, columns=("tac", "solidity"))
+    try:
+        spec = models.resolve(p["model"])
+        linear = models.lora_targets_available(spec)
+    except models.ModelError:
+        return
+    missing = [t for t in p["lora_targets"] if t not in linear]
+    if missing:
+        raise P.param_error(where, "lora_targets", f"{missing} are not Linear modules of {p['model']} (it has "
+                            f"{', '.join(linear)})")
+    if spec.max_positions and p["max_seq_length"] > spec.max_positions:
+        raise P.param_error(where, "max_seq_length", f"{p['max_seq_length']} exceeds the context of {p['model']} "
+                            f"(max_position_embeddings {spec.max_positions})")
+
+
+def check_phase(values: dict[str, Any], where: str) -> None:
+    """Notebook 03's parameters (tacsol.params.PLAN_CHECKS): the training plan, and generation with the model it
+    trains (the notebook evaluates it)."""
+    from . import infer
+
+    p = load_params({k: v for k, v in values.items() if k in DEFAULTS}, where)
+    check_plan(p, where)
+    infer.check_generation(p["model"], p["quantization"], p["hardware_profile"], where)
 
 
 def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
@@ -712,7 +744,8 @@ def main(args: argparse.Namespace) -> int:
         if not sep:
             raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
         values[k] = yaml.safe_load(v)
-    load_params(values, where=Path(args.params).name)  # refuse bad keys naming the file, before loading anything
+    where = Path(args.params).name
+    check_plan(load_params(values, where=where), where)  # refuse bad keys and plans naming the file, before loading
     res = run(values)
     if int(os.environ.get("RANK", "0")) == 0:
         show = {k: res[k] for k in ("steps", "train_tokens", "padding_share", "heldout_loss_before",

@@ -28,7 +28,7 @@ from typing import Any, Iterable
 
 from . import hardware as hwmod
 from . import models as mm
-from .params import ParamsError
+from .params import ParamsError, param_error
 
 GB = 1e9
 GIB = 2**30
@@ -863,6 +863,20 @@ def measure_peak(model, plan: Plan, num_layers: int = 2, device: str = "cuda", s
     return {"model": spec.name, "num_layers": num_layers, "plan": plan.describe(), "what": what,
             "measured_peak_gb": measured / GB, "estimate_allocated_gb": want / GB,
             "rel_error": (want - measured) / measured, "device": dev_name, **views}
+
+
+def check_params(values: dict[str, Any], where: str) -> None:
+    """Notebook 02's parameters (tacsol.params.PLAN_CHECKS): the hardware profile and every listed model exist."""
+    try:
+        hwmod.load_profile(values["hardware"])
+    except hwmod.HardwareError as exc:
+        raise param_error(where, "hardware", str(exc)) from None
+    for key in ("heatmap_models", "maxlen_models", "gpu_hours_models"):
+        for name in values.get(key, []):
+            try:
+                mm.resolve(name)
+            except mm.ModelError as exc:
+                raise param_error(where, key, str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------------------------
