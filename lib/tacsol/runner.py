@@ -46,7 +46,8 @@ def resolve_parameters(notebook: Path, params_file: str | None, run_name: str,
         values.setdefault("run_name", run_name)
     if "output_dir" in spec:
         values.setdefault("output_dir", _display_path(phase_dir(run_name, notebook)))
-    where = f"{Path(params_file).name if params_file else 'defaults'} for {notebook.name}"
+    given = [Path(params_file).name] if params_file else []
+    where = f"{' and '.join(given + (['-p'] if overrides else [])) or 'defaults'} for {notebook.name}"
     P.check_plan(notebook, P.validate(values, spec, where=where), where)
     return values
 
