@@ -19,6 +19,15 @@ def test_params_file_matches_notebook(path: Path):
     assert set(P.load_yaml(path)) <= set(resolved)
 
 
+@pytest.mark.parametrize("path", PARAM_FILES + TEST_PARAM_FILES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_params_file_passes_its_notebooks_plan_check(path: Path):
+    """No shipped plan is impossible (LoRA targets, context, launch plan, NF4 generation: tacsol.params.PLAN_CHECKS);
+    the dataset aside, since 'corpus' is what phase 00 builds."""
+    nb = P.notebook_for_params(path)
+    values = P.validate_params_file(path, nb)
+    P.check_plan(nb, {**values, **({"dataset": "sample"} if "dataset" in values else {})}, path.name)
+
+
 @pytest.mark.parametrize("nb", paths.list_notebooks(), ids=lambda p: p.stem)
 def test_notebook_parameters_cell_is_plain_literals(nb: Path):
     spec = P.notebook_parameters(nb)
