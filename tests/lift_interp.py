@@ -89,24 +89,37 @@ class Halt(Exception):
 
 
 class TacFunction:
+    """A lifted function: its unit, then (level 2) the units of the internal functions it calls."""
+
     def __init__(self, tac: str):
-        self.blocks: dict[str, tuple[list[str], list[str]]] = {}
-        self.order: list[str] = []
-        header = _HEADER.match(tac.splitlines()[0])
-        self.mutability = header.group(3) if header else ""
-        params = header.group(2) if header else ""
-        self.level2_args = ":" in params   # level 2: "arg0: address, arg1: uint256"
-        self.types = tuple(p.split(": ", 1)[1] for p in params.split(", ")) if self.level2_args else ()
-        cur = None
-        for line in tac.splitlines()[1:]:
+        self.units: dict[str, dict[str, tuple[list[str], list[str]]]] = {}   # name → label → (params, lines)
+        self.order: dict[str, list[str]] = {}
+        self.entry = ""
+        self.mutability, self.level2_args, self.types = "", False, ()
+        name = cur = None
+        for line in tac.splitlines():
+            header = _HEADER.match(line)
+            if header:
+                name = header.group(1)
+                self.units[name], self.order[name] = {}, []
+                if not self.entry:
+                    self.entry = name
+                    self._entry_header(header)
+                continue
             m = _LABEL.match(line)
             if m:
                 cur = m.group(1)
                 params = [p.strip() for p in m.group(2).split(",")] if m.group(2) else []
-                self.blocks[cur] = (params, [])
-                self.order.append(cur)
-            else:
-                self.blocks[cur][1].append(line.strip())
+                self.units[name][cur] = (params, [])
+                self.order[name].append(cur)
+            elif line.strip():
+                self.units[name][cur][1].append(line.strip())
+
+    def _entry_header(self, header: re.Match) -> None:
+        self.mutability = header.group(3)
+        params = header.group(2)
+        self.level2_args = ":" in params   # level 2: "arg0: address, arg1: uint256"
+        self.types = tuple(p.split(": ", 1)[1] for p in params.split(", ")) if self.level2_args else ()
 
     def arguments(self, calldata: bytes) -> dict[str, int]:
         """Level 2's argK: the calldata word of each one-word argument (tacsol.lift.abi's layout)."""
@@ -270,7 +283,7 @@ class _Run:
         m = _TARGET.fullmatch(target.strip())
         label = m.group(1)
         args = [self.val(a) for a in m.group(2).split(",")] if m.group(2) else []
-        params = self.fn.blocks[label][0]
+        params = self.fn.units[self.unit][label][0]
         assert len(params) == len(args), (label, params, args)
         self.vals.update(zip(params, args))
         return label
@@ -289,26 +302,52 @@ class _Run:
             return self.enter(m.group(2) if self.val(m.group(1)) else m.group(3))
         return None
 
-    def run(self, max_steps: int):
-        label = self.fn.order[0]
-        steps = 0
+    def icall(self, name: str, args: list[int]) -> list[int]:
+        """Run internal function `name` on its own variables (memory, storage and logs shared) to its ret(...)."""
+        outer = self.unit, self.vals
+        self.unit, self.vals = name, {f"arg{i}": v for i, v in enumerate(args)}
         try:
-            while True:
-                for line in self.fn.blocks[label][1]:
-                    steps += 1
-                    if steps > max_steps:
-                        raise Halt("steps")
-                    nxt = self.jump(line)
-                    if nxt is not None:
-                        label = nxt
-                        break
-                    if re.match(r"v\d+ = ", line):
-                        dest, e = line.split(" = ", 1)
-                        self.vals[dest] = self.expr(e)
-                    else:
-                        self.expr(line)
-                else:
-                    raise Halt("fell_off")
+            return self.body()
+        finally:
+            self.unit, self.vals = outer
+
+    def line(self, line: str) -> str | list[int] | None:
+        """Execute one line: the label it jumps to, the values a ret(...) returns, or None."""
+        nxt = self.jump(line)
+        if nxt is not None:
+            return nxt
+        if line.startswith("ret("):
+            return [self.val(a) for a in _split(line[4:-1])]
+        dests, _, e = line.partition(" = ") if re.match(r"v\d+(, v\d+)* = ", line) else ("", "", line)
+        m = re.fullmatch(r"icall (f\d+)\((.*)\)", e)
+        got = self.icall(m.group(1), [self.val(a) for a in _split(m.group(2))]) if m else self.expr(e)
+        if dests:
+            names = dests.split(", ")
+            self.vals.update(zip(names, got if m else [got]))
+        return None
+
+    def body(self) -> list[int]:
+        """Run the current unit from its first block until it returns (internal) or halts (raises Halt)."""
+        label = self.fn.order[self.unit][0]
+        while True:
+            for text in self.fn.units[self.unit][label][1]:
+                self.steps += 1
+                if self.steps > self.max_steps:
+                    raise Halt("steps")
+                got = self.line(text)
+                if isinstance(got, list):
+                    return got
+                if got is not None:
+                    label = got
+                    break
+            else:
+                raise Halt("fell_off")
+
+    def run(self, max_steps: int):
+        self.unit, self.steps, self.max_steps = self.fn.entry, 0, max_steps
+        try:
+            self.body()
+            raise Halt("fell_off")
         except Halt as h:
             return h.kind, h.data, self.storage
 

@@ -364,3 +364,28 @@ def test_format_doc_level2_example_is_current_output():
     m = re.search(r"\(level 1: (\d+) lines, ([\d,]+) Llama-3 tokens; level 2: (\d+) lines, ([\d,]+) tokens\)", section)
     assert [(int(m.group(1)), int(m.group(2).replace(",", ""))), (int(m.group(3)), int(m.group(4).replace(",", "")))] \
         == got
+
+
+def test_find_callees_finds_a_function_called_from_two_places():
+    """E.twoSubs calls _sub(a, b, message) twice: one internal function with 3 argument words and 1 result; each
+    of its call sites returns to its own address."""
+    from tacsol.lift.functions import find_callees
+
+    for cid in ("E@0.4.26/noopt", "E@0.6.12/opt200", "E@0.8.26/noopt"):
+        c = BY_ID[cid]
+        raw = bytes.fromhex(c["runtime"])
+        info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
+        prog = Program(raw, info.metadata.bytecode_offset, info)
+        callees = find_callees(prog, [f.bytecode_offset for f in info.functions], float("inf"))
+        assert [(f.fid, f.args, f.results, f.returns) for f in callees.values()] == [(1, 3, 1, True)], cid
+
+
+def test_internal_functions_are_called_and_printed_once(by_level):
+    """An example carries the unit of each internal function it calls twice or more; one called once stays inline
+    (A.useHelper1 calls _helper once); the contract's text prints each unit once."""
+    cid = "E@0.6.12/noopt"
+    tac = _tac(by_level[2], cid, "twoSubs(uint256,uint256)")
+    assert len(re.findall(r"v\d+ = icall f1\(arg\d, arg\d, v\d+\)", tac)) == 2
+    assert tac.count("\n\nfunction f1(arg0, arg1, arg2) internal\n") == 1 and "ret(v" in tac
+    assert "icall" not in _tac(by_level[2], "A@0.6.12/noopt", "useHelper1(uint256)")
+    assert by_level[2][cid].tac().count("function f1(") == 1

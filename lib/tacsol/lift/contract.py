@@ -11,6 +11,7 @@ from .code import (library_address, looks_like_creation, parse_code, proxy_error
                    reject_not_contract_code, reject_truncated_push, reject_undefined_entry)
 from .creation import find_runtime
 from .dispatch import callvalue_guard, dispatch_regions, has_effect
+from .functions import Internals, find_callees
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
 
@@ -50,6 +51,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
     lifter.check(funcs)
+    if level == 2:
+        lifter.find_internal_functions(funcs)
     if info.metadata is None:
         lifter.res.warnings.append("no CBOR metadata tail found: whole input treated as code")
     lifter.shared = {off for off, k in Counter(f.bytecode_offset for f in funcs).items() if k > 1}
@@ -89,6 +92,16 @@ class _Lifter:
     def __init__(self, prog: Program, deadline: float, labels: str, level: int, res: LiftedContract):
         self.prog, self.deadline, self.labels, self.level, self.res = prog, deadline, labels, level, res
         self.shared: set[int] = set()   # entry offsets of several selectors
+        self.internals: Internals | None = None   # level 2
+
+    def find_internal_functions(self, funcs: list) -> None:
+        entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
+        try:
+            callees = find_callees(self.prog, entries, self.deadline)
+        except TimeoutError:
+            self.res.warnings.append("finding internal functions timed out: they are inlined")
+            callees = {}
+        self.internals = Internals(self.prog, self.deadline, self.labels, callees)
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
@@ -136,7 +149,10 @@ class _Lifter:
         header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
             f"function {selector}({args}) {mut}"
         try:
-            r = render(prog, header, entries, self.deadline, stop, self.labels, abi)
+            calls = self.internals.select(entries, stop) if self.internals is not None else None
+            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls)
+            if calls:
+                r = self.internals.example(r, calls)
         except TimeoutError:
             self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut))
             return

@@ -23,6 +23,8 @@ class Rendered:
     ops: dict[str, int]               # opcode counts over the distinct blocks used
     partial: bool
     used_blocks: set[int] = field(default_factory=set)   # evmole block ids the TAC covers
+    calls: list[int] = field(default_factory=list)       # level 2: the internal functions it calls (fids), in order
+    counted: set[int] = field(default_factory=set)       # the blocks `ops` counts
 
 
 class _Namer:
@@ -38,6 +40,8 @@ class _Namer:
             return o[1]
         if o[0] == "a":
             return f"arg{o[1]}"
+        if o[0] == "f":
+            return f"f{o[1]}"
         if o[0] == "s":
             return json.dumps(o[1])
         v = self.names.get(o)
@@ -62,6 +66,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
+    if name == "icall":
+        return f"icall {a[0]}({', '.join(a[1:])})"
     if name in LEVEL2_LOGS:
         k = int(name[3])
         return f"{name}({', '.join(a[:k])};{' ' if a[k:] else ''}{', '.join(a[k:])})"
@@ -85,7 +91,9 @@ def _evm(name: str, a: list[str]) -> str:
 def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
     a = [nm(x) for x in s.args]
     expr = (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
-    return f"{nm(('t', n, s.dest))} = {expr}" if s.dest is not None else expr
+    if s.dest is None:
+        return expr
+    return f"{', '.join(nm(('t', n, s.dest + i)) for i in range(s.ndest))} = {expr}"
 
 
 class _Printer:
@@ -96,6 +104,7 @@ class _Printer:
         self.n_instr = 0
         self.counts: dict[str, int] = {}
         self.seen_blocks: set[int] = set()
+        self.calls: list[int] = []
 
     def count_block(self, n: int) -> None:
         """Opcode counts per distinct block, not per instance."""
@@ -125,6 +134,8 @@ class _Printer:
                 if self.fn.live[n][k]:
                     self.out.append("  " + stmt_text(n, s, self.nm))
                     self.n_instr += 1
+                    if s.op == "icall":
+                        self.calls.append(s.args[0][1])
             t = self.fn.graph.edges[n].plain_jump
             if t is not None:
                 _, t = self.lay.final(self.fn, n, t)
@@ -136,6 +147,10 @@ class _Printer:
 
     def jump(self, n: int) -> None:
         edges, term = self.fn.graph.edges[n], self.fn.syms[n].term
+        if edges.kind == "ret":
+            self.out.append(f"  ret({', '.join(self.nm(x) for x in self.values.results(n))})")
+            self.n_instr += 1
+            return
         if edges.kind == "halt":
             if term.kind != "halt":   # jump into nowhere (stop set / unknown): keep the fact visible
                 self.out.append("  goto ?")
@@ -171,4 +186,5 @@ def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: flo
     for n in lay.forward:   # forwarded blocks still count towards the opcode families they contain
         p.count_block(n)
     return Rendered("\n".join(p.out), n_blocks, p.n_instr, p.counts, fn.graph.partial,
-                    {fn.block_of(n) for n in fn.ids})
+                    {fn.block_of(n) for n in fn.ids if fn.block_of(n) >= 0}, list(dict.fromkeys(p.calls)),
+                    {b for b in p.seen_blocks if b >= 0})

@@ -1,41 +1,82 @@
 """Context-sensitive block instances of one function: internal calls and returns resolved by tracking return
-addresses on the stack."""
+addresses on the stack. Level 2 also explores an internal function as its own unit, from a frame holding its
+arguments and a marker (RET) for the address it returns to, and turns a jump into a known internal function into a
+call instance that continues at the return address."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
+from typing import Callable
 
 from .cfg import Program
-from .ir import BlockSym, Edges, Graph, Operand
+from .ir import BlockSym, Edges, Graph, Operand, Stmt, Term
 
 MAX_NODES = 1000
 MAX_TRACKED_SLOTS = 128
+RET = -1   # the stack slot that holds an internal function's own return address, in the function's unit
+
+
+@dataclass(frozen=True)
+class Callee:
+    """An internal function: called by pushing a return address below `args` stack words and jumping to `entry`;
+    it returns there leaving `results` words (or never returns: it always halts)."""
+    fid: int
+    entry: int
+    args: int
+    results: int
+    returns: bool = True
+
+    @property
+    def frame(self) -> tuple:
+        """The tracked stack its unit starts from: the arguments (unknown), then the return address."""
+        return (None,) * self.args + (RET,)
 
 
 def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float = float("inf"),
-            max_nodes: int = MAX_NODES) -> Graph:
+            max_nodes: int = MAX_NODES, *, frame: tuple = (), calls: dict[int, Callee] | None = None,
+            observe: Callable[[int, int, int], None] | None = None) -> Graph:
     """Walk blocks from `starts`, tracking which stack slots hold jump-destination constants. A block reached with a
     different stack of return addresses (another call site of an internal function) becomes another instance, so
     every internal return resolves to its caller's continuation; a loop re-enters the same instance. Recursion (a
     return address on the stack 3 times, or more than 128 tracked slots) switches to one context-free instance per
     block (stack None) whose dynamic jumps take evmole's targets restricted to this function's path-rule block set;
-    such TAC is marked partial."""
-    return _Explorer(prog, starts, stop, deadline).run(max_nodes)
+    such TAC is marked partial.
+
+    Level 2: `frame` is the tracked stack the starts are entered with (an internal function's Callee.frame); a jump
+    to the RET marker it holds is a return. A plain jump to the entry of a function in `calls`, with a return
+    address at its argument depth, becomes a call instance. `observe(target, depth, address)` sees every jump
+    destination constant on the stack of every plain jump (functions.find_callees counts call sites with it)."""
+    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe).run(max_nodes)
+
+
+def call_block(callee: Callee, ret: int) -> BlockSym:
+    """The one statement of a call instance: its results over the words below the arguments and return address."""
+    n, m = callee.args, callee.results
+    stmt = Stmt(0 if m else None, "icall", [("f", callee.fid)] + [("p", n - 1 - i) for i in range(n)], m)
+    term = Term("jump", ("c", ret)) if callee.returns else Term("halt")
+    return BlockSym([stmt], [("t", m - 1 - j) for j in range(m)], n + 1, term, set(range(n)), {}, None)
 
 
 class _Explorer:
-    def __init__(self, prog: Program, starts: list[int], stop, deadline: float):
+    def __init__(self, prog: Program, starts: list[int], stop, deadline: float, frame: tuple,
+                 calls: dict[int, Callee], observe):
         self.prog, self.starts, self.stop, self.deadline = prog, starts, stop, deadline
+        self.frame, self.calls, self.observe = frame, calls, observe
         self.nodes: list[tuple[int, tuple | None]] = []
         self.key2id: dict = {}
         self.work: list[int] = []
         self.allowed: set[int] | None = None   # the path-rule block set, computed on first need
         self.partial = False
+        self.call_syms: dict[int, BlockSym] = {}
+        self.by_fid: dict[int, Callee] = {}
+        self.returns: set[int] = set()
+        self.clean = True
 
     def run(self, max_nodes: int) -> Graph:
         edges: dict[int, Edges] = {}
         for b in self.starts:
             if b in self.prog.blocks:
-                self.instance(b, ())
+                self.instance(b, self.frame)
         while self.work:
             if len(self.nodes) > max_nodes:
                 self.partial = True
@@ -44,7 +85,8 @@ class _Explorer:
                 raise TimeoutError
             nid = self.work.pop()
             edges[nid] = self.edges(*self.nodes[nid])
-        return Graph(self.nodes, [edges.get(n, Edges("halt", [])) for n in range(len(self.nodes))], self.partial)
+        return Graph(self.nodes, [edges.get(n, Edges("halt", [])) for n in range(len(self.nodes))], self.partial,
+                     self.call_syms, self.returns, self.clean)
 
     def instance(self, bid: int, st: tuple | None) -> int:
         key = (bid, st)
@@ -70,6 +112,8 @@ class _Explorer:
         if st is None:
             return None
         h_out = len(st) - sb.consumed + len(sb.exit_top)
+        if sb.consumed > len(st) and self.frame:
+            self.clean = False                    # an internal function touching its caller's stack
         ex = tuple(self.dest(o, st) for o in sb.exit_top) + st[sb.consumed:] if h_out >= 0 else ()
         if h_out > MAX_TRACKED_SLOTS or _recursive(ex):
             self.partial = True
@@ -77,6 +121,12 @@ class _Explorer:
         return ex
 
     def edges(self, bid: int, st: tuple | None) -> Edges:
+        if bid < 0:   # a call instance: on to the return address, the callee's results on top
+            callee = self.by_fid[-bid]
+            if not callee.returns:
+                return Edges("halt", [])
+            after = (None,) * callee.results + st[callee.args + 1:]
+            return Edges("jump", [self.instance(st[callee.args], after)])
         prog, sb = self.prog, self.prog.sym(bid)
         ex = self.exit_stack(sb, st)
         bt, kind = prog.blocks[bid].btype, prog.kind(bid)
@@ -89,9 +139,41 @@ class _Explorer:
             tv = self.dest(sb.term.target, st) if sb.term.kind in ("jump", "jumpi") else None
             trues = [tv] if tv is not None else self.evmole_targets(bt, kind)
             false = bt.false_to if kind == "DynamicJumpi" else None
+        if RET in trues:
+            return self.ret(sb, ex)
+        if sb.term.kind == "jump" and len(trues) == 1 and ex is not None:
+            if self.observe is not None:
+                for k, r in enumerate(ex[:32]):
+                    if r is not None and r != RET and r != trues[0]:
+                        self.observe(trues[0], k, r)
+            call = self.call(trues[0], ex)
+            if call is not None:
+                return Edges("jump", [call])
         tn = [self.instance(t, ex) for t in trues if t in prog.blocks and t not in self.stop]
         fn = self.instance(false, ex) if false is not None and false in prog.blocks and false not in self.stop else None
         return Edges("jumpi" if sb.term.kind == "jumpi" else "jump", tn, fn)
+
+    def ret(self, sb: BlockSym, ex: tuple | None) -> Edges:
+        """A jump to the unit's own return address: the words left above the caller's are the results."""
+        if sb.term.kind != "jump" or ex is None or RET in ex:
+            self.clean = False   # a conditional return, or the return address left behind
+            return Edges("halt", [])
+        self.returns.add(len(ex))
+        return Edges("ret", [])
+
+    def call(self, target: int, ex: tuple) -> int | None:
+        """The call instance of a plain jump into a known internal function with a return address below its
+        arguments; None for any other jump."""
+        callee = self.calls.get(target)
+        if callee is None or len(ex) <= callee.args:
+            return None
+        ret = ex[callee.args]
+        if ret is None or ret == RET or ret not in self.prog.blocks:
+            return None
+        self.by_fid[callee.fid] = callee
+        nid = self.instance(-callee.fid, ex)
+        self.call_syms.setdefault(nid, call_block(callee, ret))
+        return nid
 
     def evmole_targets(self, bt, kind: str) -> list[int]:
         """A destination not tracked on our stack: evmole's targets inside the path-rule set, and say so."""

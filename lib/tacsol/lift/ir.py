@@ -6,7 +6,8 @@ Operands are small tagged tuples (hashable and cheap, as millions are made per c
   ("t", i)          temp i defined in the block    ("p", j)      the j-th stack slot (0 = top) at block entry
 Once a function is resolved (values.Values), temps and slots name their block instance:
   ("t", n, i)       temp i of instance n           ("p", n, j)   parameter j of instance n
-Level 2 (compact.py) adds ("a", k), the k-th argument of the function's calldata, and ("s", text), a string.
+Level 2 (compact.py) adds ("a", k), the k-th argument (of the call's calldata, or of an internal function), ("s",
+text), a string, and ("f", k), internal function fk.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ class Stmt:
     """One TAC line: `dest = op(args)` when dest is a temp index, else an effect."""
     dest: int | None
     op: str                # mnemonic (SSTORE, LOG2), invalid_0xNN for an undefined opcode byte, or a level-2
-                           # construct in lowercase (uint160, mapping, revert_msg, ...: emit.LEVEL2)
+                           # construct in lowercase (uint160, mapping, revert_msg, icall, ...: emit._level2)
     args: list[Operand]
+    ndest: int = 1         # temps dest, dest + 1, ... it defines (an internal call's results)
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,7 +59,8 @@ class BlockSym:
 
 @dataclass(slots=True)
 class Edges:
-    """How a block instance ends: "halt", "jump" (several trues: an unresolved dynamic jump) or "jumpi"."""
+    """How a block instance ends: "halt", "jump" (several trues: an unresolved dynamic jump), "jumpi", or "ret"
+    (level 2: an internal function returns to its caller)."""
     kind: str
     trues: list[int]
     false: int | None = None
@@ -75,10 +78,15 @@ class Edges:
 @dataclass
 class Graph:
     """Block instances of one function (instances.explore): a block reached with another stack of return
-    addresses is another instance; None as the stack marks a context-free instance."""
+    addresses is another instance; None as the stack marks a context-free instance. Level 2 adds call instances
+    (a negative block id: one statement calling an internal function, instances.call_block) and, for an internal
+    function's own unit, the stack heights its returns leave (one value: its number of results)."""
     nodes: list[tuple[int, tuple | None]]
     edges: list[Edges]
     partial: bool
+    calls: dict[int, BlockSym] = field(default_factory=dict)   # call instance → its one-statement block
+    returns: set[int] = field(default_factory=set)
+    clean: bool = True      # an internal function's unit: no stack read below its frame, its return address kept
 
 
 @dataclass

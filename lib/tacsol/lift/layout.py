@@ -50,7 +50,7 @@ def _offset_labels(fn: FunctionIR) -> dict[int, str]:
     for n in sorted(fn.ids, key=lambda n: (fn.block_of(n), n)):
         bid = fn.block_of(n)
         k = inst[bid] = inst.get(bid, -1) + 1
-        label[n] = f"block_{bid:#x}" + (f"_{k}" if k else "")
+        label[n] = (f"block_{bid:#x}" if bid >= 0 else f"call_f{-bid}") + (f"_{k}" if k else "")
     return label
 
 

@@ -123,6 +123,8 @@ class _Line:
         found = self.construct(pos, s)
         if found is not None:
             self.found[pos] = found
+        elif s.op == "icall":   # an internal function may read and write any memory
+            self.reads.append(Span(pos, ANY, 0, UNBOUNDED))
         elif s.op in _READS:
             a, b = _READS[s.op]
             self.reads.append(self.span(pos, s.args[a], s.args[b] if b is not None else None))
@@ -148,6 +150,8 @@ class _Line:
         elif s.op in _WRITES:
             a, b = _WRITES[s.op]
             w = self.span(pos, s.args[a], s.args[b], self.copied(s))
+        elif s.op == "icall":
+            w = Span(pos, ANY, 0, UNBOUNDED)
         else:
             return
         self.writes.append(w)

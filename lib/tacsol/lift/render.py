@@ -5,19 +5,22 @@ from .abi import Abi
 from .cfg import Program
 from .compact import compact
 from .emit import Rendered, emit
-from .instances import explore
+from .instances import Callee, explore
 from .ir import FunctionIR
 from .layout import plan_layout
 from .simplify import eliminate_dead, fold_constants, resolve_bodies
 from .values import Values, build_ir, infer_params
 
 
-def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset()) -> tuple[FunctionIR, Values]:
-    """The function's IR after the level-1 passes: instances, SSA values, folded constants, no dead code."""
-    graph = explore(prog, starts, stop, deadline)    # block instances per call context
-    fn = build_ir(prog, graph, starts)                # their statements, predecessors, entries
+def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset(), callee: Callee | None = None,
+          calls: dict[int, Callee] | None = None) -> tuple[FunctionIR, Values]:
+    """The function's IR after the level-1 passes: instances, SSA values, folded constants, no dead code. Level 2:
+    `callee` lowers that internal function's own unit; jumps into the functions of `calls` become calls."""
+    frame = callee.frame if callee is not None else ()
+    graph = explore(prog, starts, stop, deadline, frame=frame, calls=calls)   # block instances per call context
+    fn = build_ir(prog, graph, starts, frame)         # their statements, predecessors, entries
     infer_params(fn, deadline)                        # block parameters: slots flowing in from several predecessors
-    values = Values(fn, prog)                         # operands → SSA values (and dispatcher constants)
+    values = Values(fn, prog, callee.args if callee is not None else None)   # operands → SSA values
     fold_constants(fn, values)
     resolve_bodies(fn, values)
     eliminate_dead(fn, values)
@@ -25,9 +28,11 @@ def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset()) -
 
 
 def render(prog: Program, header: str, starts: list[int], deadline: float, stop=frozenset(),
-           labels: str = "seq", abi: Abi | None = None) -> Rendered:
-    """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC."""
-    fn, values = lower(prog, starts, deadline, stop)
+           labels: str = "seq", abi: Abi | None = None, callee: Callee | None = None,
+           calls: dict[int, Callee] | None = None) -> Rendered:
+    """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC, calling the internal
+    functions of `calls` (or, with `callee`, the unit of that internal function)."""
+    fn, values = lower(prog, starts, deadline, stop, callee, calls)
     if abi is not None:
         compact(fn, values, prog, abi)                # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels)                  # threading, merging, shared halts, labels

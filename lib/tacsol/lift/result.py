@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 
+CALLEE_SEP = "\n\nfunction f"   # level 2: what starts an internal function's unit inside an example
+
+
 class LiftError(ValueError):
     """Bytecode that cannot be lifted; `.reason` is a short machine key for rejects files."""
 
@@ -49,7 +52,16 @@ class LiftedContract:
         raise KeyError(f"no function {selector!r} in lifted contract")
 
     def tac(self) -> str:
-        return "\n\n".join(f.tac for f in self.functions)
+        """Every function's unit; at level 2 the internal functions' units its examples carry, each once."""
+        out, seen = [], set()
+        for f in self.functions:
+            own, *callees = f.tac.split(CALLEE_SEP)
+            out.append(own)
+            for unit in callees:
+                if unit not in seen:
+                    seen.add(unit)
+                    out.append(CALLEE_SEP.lstrip() + unit)
+        return "\n\n".join(out)
 
 
 def norm_selector(s: str) -> str:

@@ -9,7 +9,7 @@ M = 1 << 256
 FOLDABLE = {"ADD", "SUB", "MUL", "DIV", "MOD", "EXP", "LT", "GT", "EQ", "ISZERO", "AND", "OR", "XOR", "SHL", "SHR",
             "BYTE"}
 IMPURE_VALUE = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
-                "mapping", "array"}   # level 2's slot constructs write the scratch words
+                "mapping", "array", "icall"}   # level 2: slot constructs write the scratch words; calls do anything
 _BINARY = {"ADD": lambda a, b: (a + b) % M, "SUB": lambda a, b: (a - b) % M, "MUL": lambda a, b: (a * b) % M,
            "DIV": lambda a, b: a // b if b else 0, "MOD": lambda a, b: a % b if b else 0,
            "EXP": lambda a, b: pow(a, b, M) if b < 512 else None, "LT": lambda a, b: int(a < b),
@@ -131,7 +131,8 @@ def fold_constants(fn: FunctionIR, values: Values) -> None:
 
 
 def resolve_bodies(fn: FunctionIR, values: Values) -> None:
-    fn.body = [[Stmt(s.dest, s.op, [values.resolve(n, a) for a in s.args]) for s in fn.syms[n].stmts] for n in fn.ids]
+    fn.body = [[Stmt(s.dest, s.op, [values.resolve(n, a) for a in s.args], s.ndest) for s in fn.syms[n].stmts]
+               for n in fn.ids]
 
 
 def _count(used: dict, delta: int, ops) -> None:
@@ -155,6 +156,8 @@ def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
             _count(used, 1, [values.resolve(n, term.target)])
         for t in edges.succ:
             _count(used, 1, values.edge_args(n, t))
+        if edges.kind == "ret":
+            _count(used, 1, values.results(n))
     return used
 
 

@@ -10,16 +10,17 @@ from .ir import FunctionIR, Graph, Operand
 MAX_PARAM_SLOT = 64
 
 
-def build_ir(prog: Program, graph: Graph, starts: list[int]) -> FunctionIR:
+def build_ir(prog: Program, graph: Graph, starts: list[int], frame: tuple = ()) -> FunctionIR:
     ids = range(len(graph.nodes))
-    entries = [n for n in ids if graph.nodes[n][0] in starts and graph.nodes[n][1] == ()]
+    entries = [n for n in ids if graph.nodes[n][0] in starts and graph.nodes[n][1] == frame]
     preds: list[list[int]] = [[] for _ in ids]
     for n in ids:
         for t in graph.edges[n].succ:
             if n not in preds[t]:
                 preds[t].append(n)
     single = {n for n in ids if n not in entries and len(preds[n]) == 1 and preds[n][0] != n}
-    return FunctionIR(graph, [prog.sym(bid) for bid, _ in graph.nodes], entries, preds, single)
+    syms = [graph.calls[n] if n in graph.calls else prog.sym(bid) for n, (bid, _) in enumerate(graph.nodes)]
+    return FunctionIR(graph, syms, entries, preds, single)
 
 
 def infer_params(fn: FunctionIR, deadline: float) -> None:
@@ -51,12 +52,17 @@ def infer_params(fn: FunctionIR, deadline: float) -> None:
 
 class Values:
     """Resolves an instance's operand to its SSA value: through single-predecessor chains to the defining
-    instance, to a dispatcher constant, or to what constant folding replaced it with (`folded`)."""
+    instance, to a dispatcher constant (an internal function's argument), or to what constant folding replaced it
+    with (`folded`)."""
 
-    def __init__(self, fn: FunctionIR, prog: Program):
+    def __init__(self, fn: FunctionIR, prog: Program, args: int | None = None):
         self.fn = fn
-        # Dispatcher constants hold only when the entry is not also re-entered from inside the function.
-        self.known = {n: prog.entry_stack.get(fn.block_of(n), ()) for n in fn.entries if not fn.preds[n]}
+        # Dispatcher constants (an internal function's arguments, when `args` counts them: the word below is its
+        # return address) hold only when the entry is not also re-entered from inside the function.
+        if args is None:
+            self.known = {n: prog.entry_stack.get(fn.block_of(n), ()) for n in fn.entries if not fn.preds[n]}
+        else:
+            self.known = {n: tuple(("a", args - 1 - j) for j in range(args)) for n in fn.entries if not fn.preds[n]}
         self.folded: dict[Operand, Operand] = {}
         self._walked: dict = {}
 
@@ -65,7 +71,8 @@ class Values:
             n, o = self._defining(n, o)
         known = self.known.get(n)
         if o[0] == "p" and known is not None and o[1] < len(known) and known[o[1]] is not None:
-            return ("c", known[o[1]])
+            k = known[o[1]]
+            return k if isinstance(k, tuple) else ("c", k)
         if o[0] in ("t", "p"):
             o = (o[0], n, o[1])
             while o in self.folded:
@@ -96,3 +103,9 @@ class Values:
         sb = self.fn.syms[n]
         return [self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t])
                 if self.resolve(t, ("p", j)) == ("p", t, j)]
+
+    def results(self, n: int) -> list[Operand]:
+        """What an internal function's return at instance n hands back, first result first (the deepest word)."""
+        m = max(self.fn.graph.returns)
+        sb = self.fn.syms[n]
+        return [self.resolve(n, sb.exit(m - 1 - i)) for i in range(m)]

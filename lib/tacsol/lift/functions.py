@@ -1,0 +1,116 @@
+"""Level 2: internal functions, found once per contract. A plain jump whose stack holds a jump destination below
+some words is a call-site candidate (that destination its return address, the words its arguments). Every block
+of a function's body is such a jump target too (its stack holds the function's return address): of the targets
+reached with the same set of two or more return addresses, the entry is the one with the fewest words above them,
+and a target inside another's body is not an entry. An entry is an internal function when its code, explored from
+a frame of those words and a return marker, is clean: it never touches the stack below its frame, never reaches an
+unresolved jump, always returns (if it returns at all) by jumping to the marker with the same number of words left,
+its entry is not re-entered, and it is not small. Functions are numbered f1, f2, ... by entry offset."""
+from __future__ import annotations
+
+import collections
+
+from .abi import Abi
+from .cfg import Program
+from .emit import Rendered
+from .instances import RET, Callee, explore
+from .render import render
+
+MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
+MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
+
+
+def find_callees(prog: Program, entries: list[int], deadline: float) -> dict[int, Callee]:
+    """entry offset → Callee, for the internal functions the public functions starting at `entries` call."""
+    sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
+    for e in entries:
+        explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r))
+    groups: dict[frozenset, list[tuple[int, int]]] = collections.defaultdict(list)
+    for (t, k), rets in sites.items():
+        if len(rets) >= MIN_CALL_SITES:
+            groups[frozenset(rets)].append((k, t))
+    verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
+    for rets, cands in groups.items():
+        k0 = min(cands)[0]
+        for k, t in sorted(cands):
+            got = _verified(prog, t, k, deadline) if k == k0 and t not in verified else None
+            if got is not None:
+                verified[t] = (*got, rets)
+    entries_ = sorted(t for t, (_, _, rets) in verified.items()
+                      if not any(t != u and t in body and rets <= r2 for u, (_, body, r2) in verified.items()))
+    return {t: Callee(i + 1, t, verified[t][0].args, verified[t][0].results, verified[t][0].returns)
+            for i, t in enumerate(entries_)}
+
+
+def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:
+    """The function at `entry` with `args` argument words and the blocks of its body, if its code is clean (its
+    fid assigned later)."""
+    g = explore(prog, [entry], deadline=deadline, frame=(None,) * args + (RET,))
+    if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
+        return None
+    if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes) < MIN_STATEMENTS:
+        return None
+    return Callee(0, entry, args, min(g.returns, default=0), bool(g.returns)), {bid for bid, _ in g.nodes}
+
+
+class Internals:
+    """A contract's internal functions at level 2: which of them one function's example calls, their units, and
+    the example (the function's unit, then its callees' units)."""
+
+    def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee]):
+        self.prog, self.deadline, self.labels, self.callees = prog, deadline, labels, callees
+        self.by_fid = {c.fid: c for c in callees.values()}
+        self.calls_in: dict[int, collections.Counter] = {}   # fid → its unit's calls (all callees callable)
+        self.units: dict[tuple, Rendered] = {}
+
+    def select(self, starts: list[int], stop=frozenset()) -> dict[int, Callee]:
+        """The callees called twice or more in this example (from its own code or a callee's): a function called
+        once costs less inline, where its arguments' values and the caller's checks stay in view."""
+        if not self.callees:
+            return {}
+        g = explore(self.prog, starts, stop, self.deadline, calls=self.callees)
+        total = collections.Counter(-b for b, _ in g.nodes if b < 0)   # call instances: block id -fid
+        todo, seen = list(total), set(total)
+        while todo:
+            for fid, k in self._calls_in(todo.pop()).items():
+                total[fid] += k
+                if fid not in seen:
+                    seen.add(fid)
+                    todo.append(fid)
+        return {self.by_fid[f].entry: self.by_fid[f] for f, k in total.items() if k >= 2}
+
+    def _calls_in(self, fid: int) -> collections.Counter:
+        got = self.calls_in.get(fid)
+        if got is None:
+            c = self.by_fid[fid]
+            g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame, calls=self.callees)
+            got = self.calls_in[fid] = collections.Counter(-b for b, _ in g.nodes if b < 0)
+        return got
+
+    def unit(self, callee: Callee, calls: dict[int, Callee]) -> Rendered:
+        """An internal function's own unit: `function f3(arg0, arg1) internal`, returning with `ret(...)`."""
+        key = (callee.fid, frozenset(calls))
+        r = self.units.get(key)
+        if r is None:
+            header = f"function f{callee.fid}({', '.join(f'arg{i}' for i in range(callee.args))}) internal"
+            r = self.units[key] = render(self.prog, header, [callee.entry], self.deadline, labels=self.labels,
+                                         abi=Abi((), "internal"), callee=callee, calls=calls)
+        return r
+
+    def example(self, r: Rendered, calls: dict[int, Callee]) -> Rendered:
+        """One function's example: its unit, then the unit of every internal function it reaches, in order of first
+        call; the counts and covered blocks of them all."""
+        units, seen = [r], set()
+        for u in units:
+            for fid in u.calls:
+                if fid not in seen:
+                    seen.add(fid)
+                    units.append(self.unit(self.by_fid[fid], calls))
+        counted = set().union(*(u.counted for u in units))
+        ops: dict[str, int] = {}
+        for b in counted:
+            for k, v in self.prog.sym(b).counts.items():
+                ops[k] = ops.get(k, 0) + v
+        return Rendered("\n\n".join(u.tac for u in units), sum(u.blocks for u in units),
+                        sum(u.instructions for u in units), ops, any(u.partial for u in units),
+                        set().union(*(u.used_blocks for u in units)), r.calls, counted)
