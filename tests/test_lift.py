@@ -376,7 +376,7 @@ def test_find_callees_finds_a_function_called_from_two_places():
         raw = bytes.fromhex(c["runtime"])
         info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
         prog = Program(raw, info.metadata.bytecode_offset, info)
-        callees = find_callees(prog, [f.bytecode_offset for f in info.functions], float("inf"))
+        callees, _ = find_callees(prog, [f.bytecode_offset for f in info.functions], float("inf"))
         assert [(f.fid, f.args, f.results, f.returns) for f in callees.values()] == [(1, 3, 1, True)], cid
 
 

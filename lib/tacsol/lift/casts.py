@@ -7,7 +7,6 @@ import re
 
 from .ir import FunctionIR, Operand, Stmt
 from .rewrite import Constants, chase, replace
-from .simplify import value_uses
 from .values import Values
 
 M = 1 << 256
@@ -180,21 +179,21 @@ def fold_casts(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> Non
                     replace(values, ("t", n, s.dest), chase(values, same))
 
 
-def merge_storage_fields(fn: FunctionIR, values: Values) -> None:
-    """v = sload(slot) read only by a field or cast right after it (no storage write between) prints as one
-    line: sload(slot)[offset:bits]."""
-    used = value_uses(fn, values)
+def merge_storage_fields(fn: FunctionIR, used: dict[Operand, int]) -> None:
+    """v = sload(slot) read only by a field or cast after it (no storage write between) prints as one line:
+    sload(slot)[offset:bits]. `used`: the uses eliminate_dead left."""
     for n in fn.ids:
-        body = fn.body[n]
+        body, live = fn.body[n], fn.live[n]
         for k, s in enumerate(body):
-            offset_bits = _field_of(s)
+            offset_bits = _field_of(s) if live[k] else None
             if offset_bits is None:
                 continue
-            src = s.args[0]
-            j = next((j for j in range(k) if body[j].dest is not None and ("t", n, body[j].dest) == src), None)
-            if (j is not None and body[j].op == "SLOAD" and used.get(src) == 1
-                    and not any(b.op in WRITES_STORAGE for b in body[j + 1:k])):
+            j = next((j for j in range(k) if live[j] and body[j].dest is not None
+                      and ("t", n, body[j].dest) == s.args[0]), None)
+            if (j is not None and body[j].op == "SLOAD" and used.get(s.args[0]) == 1
+                    and not any(b.op in WRITES_STORAGE for b, on in zip(body[j + 1:k], live[j + 1:k]) if on)):
                 s.op, s.args = "sload_field", [body[j].args[0], *offset_bits]
+                live[j] = False
 
 
 def _field_of(s: Stmt) -> list[Operand] | None:

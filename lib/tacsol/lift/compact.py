@@ -25,10 +25,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     fold_block_params(fn, values)                     # parameters carrying one value
     reread(fn, values)
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
-    eliminate_dead(fn, values)
-    keep_live(fn)
-    merge_storage_fields(fn, values)                  # sload(slot)[offset:bits]
-    eliminate_dead(fn, values)
+    used = eliminate_dead(fn, values)
+    merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
 
 
 def keep_live(fn: FunctionIR) -> None:

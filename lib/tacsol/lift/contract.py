@@ -97,11 +97,11 @@ class _Lifter:
     def find_internal_functions(self, funcs: list) -> None:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
-            callees = find_callees(self.prog, entries, self.deadline)
+            callees, graphs = find_callees(self.prog, entries, self.deadline)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
-            callees = {}
-        self.internals = Internals(self.prog, self.deadline, self.labels, callees)
+            callees, graphs = {}, {}
+        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs)
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
@@ -149,8 +149,8 @@ class _Lifter:
         header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
             f"function {selector}({args}) {mut}"
         try:
-            calls = self.internals.select(entries, stop) if self.internals is not None else None
-            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls)
+            calls, graph = self.internals.select(entries, stop) if self.internals is not None else (None, None)
+            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph)
             if calls:
                 r = self.internals.example(r, calls)
         except TimeoutError:

@@ -14,17 +14,18 @@ from .abi import Abi
 from .cfg import Program
 from .emit import Rendered
 from .instances import RET, Callee, explore
+from .ir import Graph
 from .render import render
 
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
 MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float) -> dict[int, Callee]:
-    """entry offset → Callee, for the internal functions the public functions starting at `entries` call."""
+def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[dict[int, Callee], dict[int, Graph]]:
+    """entry offset → Callee, for the internal functions the public functions starting at `entries` call; and the
+    level-1 graph of each of those public functions (explored to count call sites, reused when one calls none)."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
-    for e in entries:
-        explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r))
+    graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r)) for e in entries}
     groups: dict[frozenset, list[tuple[int, int]]] = collections.defaultdict(list)
     for (t, k), rets in sites.items():
         if len(rets) >= MIN_CALL_SITES:
@@ -39,7 +40,7 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> dict[int
     entries_ = sorted(t for t, (_, _, rets) in verified.items()
                       if not any(t != u and t in body and rets <= r2 for u, (_, body, r2) in verified.items()))
     return {t: Callee(i + 1, t, verified[t][0].args, verified[t][0].results, verified[t][0].returns)
-            for i, t in enumerate(entries_)}
+            for i, t in enumerate(entries_)}, graphs
 
 
 def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:
@@ -57,17 +58,20 @@ class Internals:
     """A contract's internal functions at level 2: which of them one function's example calls, their units, and
     the example (the function's unit, then its callees' units)."""
 
-    def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee]):
-        self.prog, self.deadline, self.labels, self.callees = prog, deadline, labels, callees
+    def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee],
+                 graphs: dict[int, Graph]):
+        self.prog, self.deadline, self.labels, self.callees, self.graphs = prog, deadline, labels, callees, graphs
         self.by_fid = {c.fid: c for c in callees.values()}
         self.calls_in: dict[int, collections.Counter] = {}   # fid → its unit's calls (all callees callable)
         self.units: dict[tuple, Rendered] = {}
 
-    def select(self, starts: list[int], stop=frozenset()) -> dict[int, Callee]:
+    def select(self, starts: list[int], stop=frozenset()) -> tuple[dict[int, Callee], Graph | None]:
         """The callees called twice or more in this example (from its own code or a callee's): a function called
-        once costs less inline, where its arguments' values and the caller's checks stay in view."""
-        if not self.callees:
-            return {}
+        once costs less inline, where its arguments' values and the caller's checks stay in view. With them, the
+        example's graph when one already explored fits (else None)."""
+        level1 = self.graphs.get(starts[0]) if len(starts) == 1 and not stop else None
+        if not self.callees or (level1 is not None and not any(b in self.callees for b, _ in level1.nodes)):
+            return {}, level1
         g = explore(self.prog, starts, stop, self.deadline, calls=self.callees)
         total = collections.Counter(-b for b, _ in g.nodes if b < 0)   # call instances: block id -fid
         todo, seen = list(total), set(total)
@@ -77,7 +81,11 @@ class Internals:
                 if fid not in seen:
                     seen.add(fid)
                     todo.append(fid)
-        return {self.by_fid[f].entry: self.by_fid[f] for f, k in total.items() if k >= 2}
+        chosen = {self.by_fid[f].entry: self.by_fid[f] for f, k in total.items() if k >= 2}
+        if not chosen:
+            return {}, level1
+        fids = {c.fid for c in chosen.values()}
+        return chosen, g if all(-b in fids for b, _ in g.nodes if b < 0) else None
 
     def _calls_in(self, fid: int) -> collections.Counter:
         got = self.calls_in.get(fid)

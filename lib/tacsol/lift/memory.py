@@ -29,6 +29,7 @@ ABSORBABLE = ("MSTORE", "MSTORE8", "CODECOPY")
 _READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1), "CREATE": (1, 2),
           "CREATE2": (1, 2), "CALL": (3, 4), "CALLCODE": (3, 4), "DELEGATECALL": (2, 3), "STATICCALL": (2, 3),
           "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
+_MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{i}" for i in range(5))}   # worth a model
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
 
@@ -303,6 +304,8 @@ def name_memory(fn: FunctionIR, code: bytes) -> None:
     """Replace recognised statements by their constructs and drop the stores nobody reads any more."""
     consts = Constants(definitions(fn))
     for line in chains(fn):
+        if not any(s.op in _MEMORY for n in line for s in fn.body[n]):
+            continue
         model = _Line(fn, code, consts, line)
         model.walk()
         if not model.found and not model.halts:

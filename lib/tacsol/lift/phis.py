@@ -9,27 +9,24 @@ from .values import Values
 
 
 def fold_block_params(fn: FunctionIR, values: Values) -> None:
+    joins = [t for t in fn.ids if t not in fn.removed and t not in fn.single and t not in fn.entries]
+    preds = {t: live_preds(fn, t) for t in joins}
     changed = True
-    while changed:
+    while changed:   # folding one parameter can make another's incoming values one
         changed = False
-        for t in fn.ids:
-            if t in fn.removed or t in fn.single or t in fn.entries:
-                continue
-            preds = live_preds(fn, t)
+        for t in joins:
             for p in values.params(t):
-                incoming = {values.resolve(n, fn.syms[n].exit(p[2])) for n in preds} - {p}
+                incoming = {values.resolve(n, fn.syms[n].exit(p[2])) for n in preds[t]} - {p}
                 if len(incoming) == 1:
                     replace(values, p, incoming.pop())
                     changed = True
-    _straighten(fn, values)
+    _straighten(fn, values, preds)
 
 
-def _straighten(fn: FunctionIR, values: Values) -> None:
+def _straighten(fn: FunctionIR, values: Values, preds: dict[int, list[int]]) -> None:
     """A join with one live predecessor and no parameter left becomes a single-predecessor instance."""
-    for t in fn.ids:
-        if t in fn.removed or t in fn.single or t in fn.entries:
-            continue
-        preds = live_preds(fn, t)
-        if len(preds) == 1 and preds[0] != t and not values.params(t):
+    for t, ps in preds.items():
+        if len(ps) == 1 and ps[0] != t and not values.params(t):
             fn.single.add(t)
-            fn.preds[t] = preds
+            fn.preds[t] = ps
+            values.forget()

@@ -6,18 +6,20 @@ from .cfg import Program
 from .compact import compact
 from .emit import Rendered, emit
 from .instances import Callee, explore
-from .ir import FunctionIR
+from .ir import FunctionIR, Graph
 from .layout import plan_layout
 from .simplify import eliminate_dead, fold_constants, resolve_bodies
 from .values import Values, build_ir, infer_params
 
 
 def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset(), callee: Callee | None = None,
-          calls: dict[int, Callee] | None = None) -> tuple[FunctionIR, Values]:
+          calls: dict[int, Callee] | None = None, graph: Graph | None = None) -> tuple[FunctionIR, Values]:
     """The function's IR after the level-1 passes: instances, SSA values, folded constants, no dead code. Level 2:
-    `callee` lowers that internal function's own unit; jumps into the functions of `calls` become calls."""
+    `callee` lowers that internal function's own unit; jumps into the functions of `calls` become calls; `graph`
+    is these instances when already explored."""
     frame = callee.frame if callee is not None else ()
-    graph = explore(prog, starts, stop, deadline, frame=frame, calls=calls)   # block instances per call context
+    if graph is None:
+        graph = explore(prog, starts, stop, deadline, frame=frame, calls=calls)   # block instances per call context
     fn = build_ir(prog, graph, starts, frame)         # their statements, predecessors, entries
     infer_params(fn, deadline)                        # block parameters: slots flowing in from several predecessors
     values = Values(fn, prog, callee.args if callee is not None else None)   # operands → SSA values
@@ -29,10 +31,10 @@ def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset(), c
 
 def render(prog: Program, header: str, starts: list[int], deadline: float, stop=frozenset(),
            labels: str = "seq", abi: Abi | None = None, callee: Callee | None = None,
-           calls: dict[int, Callee] | None = None) -> Rendered:
+           calls: dict[int, Callee] | None = None, graph: Graph | None = None) -> Rendered:
     """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC, calling the internal
     functions of `calls` (or, with `callee`, the unit of that internal function)."""
-    fn, values = lower(prog, starts, deadline, stop, callee, calls)
+    fn, values = lower(prog, starts, deadline, stop, callee, calls, graph)
     if abi is not None:
         compact(fn, values, prog, abi)                # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels)                  # threading, merging, shared halts, labels

@@ -45,6 +45,7 @@ def replace(values: Values, old: Operand, new: Operand) -> None:
     """Every use of `old` (statements, conditions, jump arguments) reads `new`: callers then run `reread`."""
     if old != new:
         values.folded[old] = new
+        values.forget()
 
 
 def reread(fn: FunctionIR, values: Values) -> None:

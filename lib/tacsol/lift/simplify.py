@@ -161,8 +161,8 @@ def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     return used
 
 
-def eliminate_dead(fn: FunctionIR, values: Values) -> None:
-    """Drop pure values nobody uses (stack plumbing, unused loads), then what only they used."""
+def eliminate_dead(fn: FunctionIR, values: Values) -> dict[Operand, int]:
+    """Drop pure values nobody uses (stack plumbing, unused loads), then what only they used; the uses left."""
     used = value_uses(fn, values)
     folded = values.folded
     fn.live = [[True] * len(fn.body[n]) for n in fn.ids]
@@ -177,3 +177,4 @@ def eliminate_dead(fn: FunctionIR, values: Values) -> None:
         fn.live[n][k] = False
         _count(used, -1, s.args)
         work.extend(a for a in s.args if a in where and not used.get(a))
+    return used

@@ -65,6 +65,11 @@ class Values:
             self.known = {n: tuple(("a", args - 1 - j) for j in range(args)) for n in fn.entries if not fn.preds[n]}
         self.folded: dict[Operand, Operand] = {}
         self._walked: dict = {}
+        self._edge_args: dict[tuple[int, int], list[Operand]] = {}
+
+    def forget(self) -> None:
+        """Drop memoized jump arguments: a level-2 pass changed what values resolve to."""
+        self._edge_args.clear()
 
     def resolve(self, n: int, o: Operand) -> Operand:
         if o[0] == "p" and n in self.fn.single:
@@ -98,11 +103,12 @@ class Values:
 
     def edge_args(self, n: int, t: int) -> list[Operand]:
         """The values a jump from n passes to t's parameters (none into a single-predecessor instance)."""
-        if t in self.fn.single:
-            return []
-        sb = self.fn.syms[n]
-        return [self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t])
-                if self.resolve(t, ("p", j)) == ("p", t, j)]
+        got = self._edge_args.get((n, t))
+        if got is None:
+            sb = self.fn.syms[n]
+            got = self._edge_args[(n, t)] = [] if t in self.fn.single else [
+                self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t]) if self.resolve(t, ("p", j)) == ("p", t, j)]
+        return got
 
     def results(self, n: int) -> list[Operand]:
         """What an internal function's return at instance n hands back, first result first (the deepest word)."""
