@@ -305,6 +305,19 @@ def test_fold_casts_names_masks_and_drops_the_ones_that_change_nothing(by_level)
     assert "mapping(0x2)[caller]" in move and "0xffffffffffffffffffffffffffffffffffffffff" not in move  # an address
 
 
+def test_fold_negations_swaps_branches_instead_of_negating():
+    from tacsol.lift.casts import fold_negations
+    from tacsol.lift.rewrite import definitions
+
+    fn, values, _ = _lowered("E@0.6.12/opt200", "move(address,uint256)")
+    n = next(n for n in fn.ids if fn.graph.edges[n].kind == "jumpi")
+    before, edges = values.condition(n), fn.graph.edges[n]
+    assert definitions(fn)[before].op == "ISZERO"
+    fold_negations(fn, values, definitions(fn))
+    assert values.condition(n) == definitions(fn)[before].args[0]
+    assert (fn.graph.edges[n].trues, fn.graph.edges[n].false) == ([edges.false], edges.trues[0])
+
+
 def test_merge_storage_fields_reads_packed_fields_in_one_line(by_level):
     tac = _tac(by_level[2], "E@0.6.12/noopt", "getPacked()")
     for field in ("sload(0x0)[0:8]", "sload(0x0)[8:8]", "sload(0x0)[16:160]", "sload(0x0)[176:16]"):

@@ -142,7 +142,7 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
         settled = False
         entry = {m for e in fn.entries for m in line(fn, e)}
         for n, yes, no in list(_branches(fn)):
-            cond = values.resolve(n, fn.syms[n].term.cond)
+            cond = values.condition(n)
             t = truth(cond, defs)
             if t is None and n in entry:
                 t = check_passes(cond, defs, abi)

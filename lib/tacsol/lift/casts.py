@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .ir import FunctionIR, Operand, Stmt
+from .ir import Edges, FunctionIR, Operand, Stmt
 from .rewrite import Constants, chase, replace
 from .values import Values
 
@@ -202,3 +202,20 @@ def _field_of(s: Stmt) -> list[Operand] | None:
         return s.args[1:]
     m = _UINT.fullmatch(s.op)
     return [("c", 0), ("c", int(m.group(1)))] if m else None
+
+
+def fold_negations(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
+    """`if iszero(x) goto A else B` tests x with the branches swapped (`if x goto B else A`), `if bool(x)` tests x:
+    the negation's line goes when nothing else reads it."""
+    for n in fn.ids:
+        e = fn.graph.edges[n]
+        if n in fn.removed or n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+            continue
+        cond, swap = values.condition(n), False
+        s = defs.get(cond)
+        while s is not None and s.op in ("ISZERO", "bool"):
+            cond, swap = s.args[0], swap != (s.op == "ISZERO")
+            s = defs.get(cond)
+        fn.conds[n] = cond
+        if swap:
+            fn.graph.edges[n] = Edges("jumpi", [e.false], e.trues[0])

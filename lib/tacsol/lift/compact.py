@@ -4,7 +4,7 @@ calldata holds the header's arguments (docs/tac-format.md, Level 2)."""
 from __future__ import annotations
 
 from .abi import Abi, fold_checks, name_arguments
-from .casts import fold_casts, merge_storage_fields
+from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import name_memory
@@ -24,6 +24,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     prune(fn)
     fold_block_params(fn, values)                     # parameters carrying one value
     reread(fn, values)
+    fold_negations(fn, values, definitions(fn))       # if iszero(x) goto A else B → if x goto B else A
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]

@@ -164,7 +164,7 @@ class _Printer:
             tt = "?"
         if edges.kind == "jumpi":
             fn = edges.false
-            cond = self.nm(self.values.resolve(n, term.cond))
+            cond = self.nm(self.values.condition(n))
             self.out.append(f"  if {cond} goto {tt} else {self.target(n, fn) if fn is not None else '?'}")
         else:
             self.out.append(f"  goto {tt}")

@@ -101,6 +101,7 @@ class FunctionIR:
     body: list[list[Stmt]] = field(default_factory=list)      # statements over resolved operands
     live: list[list[bool]] = field(default_factory=list)      # per statement: kept (simplify.eliminate_dead)
     decided: set[int] = field(default_factory=set)            # jumpi instances whose branch level 2 settled
+    conds: dict[int, Operand] = field(default_factory=dict)   # jumpi instances whose condition level 2 rewrote
     removed: set[int] = field(default_factory=set)            # instances no longer reachable (level 2)
 
     @property

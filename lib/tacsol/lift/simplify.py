@@ -151,7 +151,7 @@ def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
             _count(used, 1, s.args)
         term, edges = fn.syms[n].term, fn.graph.edges[n]
         if term.kind == "jumpi" and n not in fn.decided:
-            _count(used, 1, [values.resolve(n, term.cond)])
+            _count(used, 1, [values.condition(n)])
         if term.kind in ("jump", "jumpi") and len(edges.trues) > 1:
             _count(used, 1, [values.resolve(n, term.target)])
         for t in edges.succ:

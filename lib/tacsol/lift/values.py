@@ -97,6 +97,15 @@ class Values:
             hit = self._walked[key] = (m, q)
         return hit
 
+    def condition(self, n: int) -> Operand:
+        """What instance n's conditional jump tests (level 2 may have rewritten it: FunctionIR.conds)."""
+        c = self.fn.conds.get(n)
+        if c is None:
+            return self.resolve(n, self.fn.syms[n].term.cond)
+        while c in self.folded:
+            c = self.folded[c]
+        return c
+
     def params(self, n: int) -> list[Operand]:
         """The parameters instance n declares: needed slots that resolve to themselves (no constant, not folded)."""
         return [("p", n, j) for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j)) == ("p", n, j)]
