@@ -402,3 +402,19 @@ def test_internal_functions_are_called_and_printed_once(by_level):
     assert tac.count("\n\nfunction f1(arg0, arg1, arg2) internal\n") == 1 and "ret(v" in tac
     assert "icall" not in _tac(by_level[2], "A@0.6.12/noopt", "useHelper1(uint256)")
     assert by_level[2][cid].tac().count("function f1(") == 1
+
+
+def test_merge_common_reuses_a_dominating_computation():
+    """calldataload(0x20) twice (tests/test_lift_semantics.py's aliasing-store program) reads it once; a value
+    computed on one branch only is not reused on the other."""
+    import test_lift_semantics as sem
+    from tacsol.lift.cse import dominator_tree
+
+    tac = lift(sem.MEMORY_PROGRAMS["aliasing store"], level=2).function("fallback").tac
+    assert tac.count("calldataload(0x20)") == 1, tac
+    fn, _, _ = _lowered("E@0.6.12/opt200", "move(address,uint256)")
+    tree = dominator_tree(fn)
+    assert tree[-1] == fn.entries and sum(len(c) for c in tree.values()) == len(fn.ids)
+    branch = next(n for n in fn.ids if fn.graph.edges[n].kind == "jumpi")
+    e = fn.graph.edges[branch]
+    assert e.false not in tree.get(e.trues[0], []) and e.trues[0] not in tree.get(e.false, [])

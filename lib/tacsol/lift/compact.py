@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .abi import Abi, fold_checks, name_arguments
 from .casts import fold_casts, fold_negations, merge_storage_fields
+from .cse import merge_common
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import name_memory
@@ -25,6 +26,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     fold_block_params(fn, values)                     # parameters carrying one value
     reread(fn, values)
     fold_negations(fn, values, definitions(fn))       # if iszero(x) goto A else B → if x goto B else A
+    merge_common(fn, values)                          # a pure value computed again where the first dominates
+    reread(fn, values)
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
