@@ -240,6 +240,12 @@ class _Run:
             text = json.loads(e[len("revert("):-1]).encode()
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, len(text)])
                        + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
+        if e.startswith('memstring("'):   # a string literal allocated in memory: its pointer
+            text = json.loads(e[len("memstring("):-1]).encode()
+            at = self.call("mload", [0x40])
+            self.mwrite(0x40, (at + 0x20 + (len(text) + 31) // 32 * 32).to_bytes(32, "big"))
+            self.mwrite(at, _words([len(text)]) + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
+            return True, at
         if e.startswith("panic("):
             raise Halt("revert", PANIC.to_bytes(4, "big") + _words([self.val(e[6:-1])]))
         m = re.fullmatch(r"revert (0x[0-9a-f]{8})\((.*)\)", e)

@@ -352,6 +352,15 @@ def test_name_memory_recognises_slots_reverts_returns_and_logs(by_level):
     assert "panic(0x12)" in _tac(res, "E8@0.8.26/viair-opt200", "div(uint256,uint256)")
 
 
+def test_name_memory_allocates_string_literals(by_level):
+    """SafeMath-style messages: a string literal stored in freshly allocated memory (codecopy in 0.4-0.7, constant
+    words in 0.8) is one memstring line."""
+    for cid in ("E@0.4.26/noopt", "E@0.6.12/opt200", "E@0.8.26/opt200"):
+        tac = _tac(by_level[2], cid, "twoSubs(uint256,uint256)")
+        assert 'memstring("E: first")' in tac, (cid, tac)
+        assert 'memstring("E: the second message is longer than thirty-two bytes")' in tac, cid
+
+
 def test_cli_level_option(capsys):
     from tacsol.cli import main
 

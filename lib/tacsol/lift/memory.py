@@ -90,6 +90,8 @@ class _Line:
         self.writes: list[Span] = []
         self.reads: list[Span] = []       # reads by statements that stay as they are
         self.found: dict[int, Construct] = {}
+        self.pointers: list[int] = []     # positions of mload(0x40)
+        self.allocated: set[int] = set()  # positions of the stores a memstring construct absorbed
 
     # ---------------------------------------------------------------------------------------------- the model
     def value(self, o: Operand) -> tuple:
@@ -119,6 +121,7 @@ class _Line:
         dest = ("t", n, s.dest) if s.dest is not None else None
         if s.op == "MLOAD" and self.value(s.args[0]) == (None, 0x40):
             self.lin[dest] = self.fmp
+            self.pointers.append(pos)
         elif s.op in ("ADD", "SUB") and dest is not None:
             self.arith(dest, s)
         found = self.construct(pos, s)
@@ -171,14 +174,17 @@ class _Line:
             return None
         return self.code[src:src + n].ljust(n, b"\0")
 
-    def bytes_at(self, base, lo: int, hi: int) -> list:
-        """What the model knows of bytes [lo, hi) from base now (per byte: int, (word, index) or None)."""
+    def bytes_at(self, base, lo: int, hi: int, upto: int | None = None) -> list:
+        """What the model knows of bytes [lo, hi) from base now, or before position `upto` (per byte: int,
+        (word, index) or None)."""
         out: list = [None] * (hi - lo)
         todo = set(range(lo, hi))
         want = Span(-1, base, lo, hi)
         for w in reversed(self.writes):
             if not todo:
                 break
+            if upto is not None and w.pos >= upto:
+                continue
             if w.base != base:
                 if w.overlaps(want):
                     break                         # a store that may alias: the rest stays unknown
@@ -188,8 +194,8 @@ class _Line:
                 todo.discard(b)
         return out
 
-    def word(self, base, off: int) -> Operand | None:
-        got = self.bytes_at(base, off, off + 32)
+    def word(self, base, off: int, upto: int | None = None) -> Operand | None:
+        got = self.bytes_at(base, off, off + 32, upto)
         if all(isinstance(b, int) for b in got):
             return ("c", int.from_bytes(bytes(got), "big"))
         first = got[0]
@@ -280,6 +286,55 @@ class _Line:
         except UnicodeDecodeError:
             return None
 
+    # ---------------------------------------------------------------------------------------- string literals
+    def strings(self) -> None:
+        """v = mload(0x40); mstore(0x40, v + 0x20 + len rounded up); mstore(v, len); the text's bytes at v + 0x20
+        (codecopy or stores of constant words), with nothing else touching memory between: v = memstring("text")."""
+        written = {w.pos: w for w in self.writes}
+        reads = {r.pos for r in self.reads} | set(self.found)
+        for q in self.pointers:
+            base, off = self.lin[("t", self.stmts[q][0], self.stmts[q][2].dest)]
+            taken, size = self.allocation(q, base, off, written, reads)
+            text = self.literal(base, off, taken[-1] + 1) if size else None
+            if text is not None and size == 0x20 + (len(text[1]) + 31) // 32 * 32:
+                s = self.stmts[q][2]
+                self.found[q] = Construct(q, Stmt(s.dest, "memstring", [("s", text[0])]), None)
+                self.allocated.update(taken)
+
+    def allocation(self, q: int, base, off: int, written: dict[int, Span], reads: set[int]) -> tuple[list[int], int]:
+        """The stores after the pointer read at q that allocate (base, off): the pointer bump to it + size, then
+        stores inside [off, off + size); stops at anything else that touches memory. (positions, size or 0)"""
+        taken, size = [], 0
+        for p in range(q + 1, len(self.stmts)):
+            w, s = written.get(p), self.stmts[p][2]
+            if p in reads or (w is not None and s.op not in ABSORBABLE):
+                break
+            if w is None:
+                continue
+            if not size and s.op == "MSTORE" and (w.base, w.lo) == (None, 0x40):
+                b, o = self.value(s.args[1])
+                size = o - off if b == base and 0x20 <= o - off <= 1 << 16 else 0
+                if not size:
+                    break
+            elif not (size and w.base == base and off <= w.lo and w.hi <= off + size):
+                break
+            taken.append(p)
+        return taken, size
+
+    def literal(self, base, off: int, end: int) -> tuple[str, bytes] | None:
+        """(text, bytes) of the length-prefixed UTF-8 string at (base, off) before position `end`."""
+        length = self.word(base, off, end)
+        if length is None or length[0] != "c" or length[1] > 1 << 16:
+            return None
+        n = length[1]
+        raw = self.bytes_at(base, off + 0x20, off + 0x20 + (n + 31) // 32 * 32, end)
+        if not all(isinstance(b, int) for b in raw[:n]) or any(b not in (0, None) for b in raw[n:]):
+            return None
+        try:
+            return bytes(raw[:n]).decode("utf-8"), bytes(raw[:n])
+        except UnicodeDecodeError:
+            return None
+
     # --------------------------------------------------------------------------------------------- dead stores
     def dead_stores(self) -> set[int]:
         """Positions of absorbable stores no statement reads any more: a construct rewrites them, a later store
@@ -308,9 +363,10 @@ def name_memory(fn: FunctionIR, code: bytes) -> None:
             continue
         model = _Line(fn, code, consts, line)
         model.walk()
+        model.strings()
         if not model.found and not model.halts:
             continue
-        dead = model.dead_stores()
+        dead = model.dead_stores() | model.allocated
         drop = {(model.stmts[p][0], model.stmts[p][1]) for p in dead}
         for c in model.found.values():
             n, k, _ = model.stmts[c.pos]
