@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ParamsError, OutputError) as exc:  # bad input or an unwritable output: the message says which
         print(f"tacsol {args.command}: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # any other path the command could not use (a folder that is a file, no permission)
+        if exc.filename is None:
+            raise
+        print(f"tacsol {args.command}: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
