@@ -2,11 +2,11 @@
 entries by the path rule, and the constant stack the dispatcher leaves at each block."""
 from __future__ import annotations
 
-import time
 
 from ..evm import Instr, disassemble
 from .block import sym_block
 from .ir import BlockSym
+from .budget import clock
 
 
 class Program:
@@ -73,7 +73,7 @@ class Program:
                         order.append(t)
                         work.append(t)
                         changed = True
-            if time.monotonic() > deadline:
+            if clock() > deadline:
                 raise TimeoutError
         return order
 
@@ -99,7 +99,7 @@ class Program:
                 if new != old:
                     state[t] = new
                     work.append(t)
-            if time.monotonic() > deadline:
+            if clock() > deadline:
                 raise TimeoutError
         self.entry_stack = state
 

@@ -1,7 +1,6 @@
 """A whole contract: input checks, evmole's facts, one TAC unit per public function, then receive and fallback."""
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from .abi import Abi
@@ -14,6 +13,7 @@ from .dispatch import callvalue_guard, dispatch_regions, has_effect
 from .functions import Internals, find_callees
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
+from .budget import clock
 
 LEVELS = (1, 2)   # 1: the paper-faithful TAC; 2: compact TAC (docs/tac-format.md, Level 2)
 
@@ -35,7 +35,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
         raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
-    deadline = time.monotonic() + time_limit_s
+    deadline = clock() + time_limit_s
     raw = parse_code(code)
     reject_not_contract_code(raw)
     reject_clone(raw)
@@ -77,7 +77,7 @@ def _lift_creation(raw: bytes, deadline: float, labels: str, level: int) -> Lift
         raise LiftError("creation_code", "this is creation (deployment) bytecode, but no constant CODECOPY of an "
                         "embedded runtime was found (the constructor builds its runtime another way); pass the "
                         "runtime (deployedBytecode, or eth_getCode of the deployed address) instead")
-    res = lift(raw[parts.runtime[0]:parts.runtime[1]], time_limit_s=max(0.0, deadline - time.monotonic()),
+    res = lift(raw[parts.runtime[0]:parts.runtime[1]], time_limit_s=max(0.0, deadline - clock()),
                labels=labels, level=level)
     res.details["creation"] = parts.to_dict()
     res.warnings.insert(0, f"{parts.describe()}; lifted the runtime (immutable variables, which the constructor "
@@ -115,7 +115,7 @@ class _Lifter:
 
     def public(self, f) -> None:
         sel, args, mut, entry = "0x" + f.selector, f.arguments or "", f.state_mutability or "", f.bytecode_offset
-        if time.monotonic() > self.deadline:
+        if clock() > self.deadline:
             self.res.functions.append(LiftedFunction(sel, "", 0, 0, {}, "timeout", args, mut))
         elif entry not in self.prog.blocks:
             self.unsupported(sel, args, mut, f"entry {entry:#x} is not in evmole's control-flow graph")

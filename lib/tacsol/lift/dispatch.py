@@ -2,11 +2,11 @@
 region and the fallback region."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 from .cfg import Program
 from .ir import BlockSym, Operand
+from .budget import clock
 
 EFFECTS = ("STOP", "RETURN", "SELFDESTRUCT", "SSTORE", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL",
            "CREATE", "CREATE2", "LOG0", "LOG1", "LOG2", "LOG3", "LOG4")
@@ -33,7 +33,7 @@ def dispatch_regions(prog: Program, deadline: float) -> Regions:
     with 4; a branch on calldatasize alone (or its iszero) splits receive() from the fallback."""
     region = _region(prog, deadline)
     disp = _forwarders(prog, region, _selector_branches(prog, region))
-    if time.monotonic() > deadline:
+    if clock() > deadline:
         raise TimeoutError
     recv_entries, fb_entries = _size_branches(prog, region, disp)
     for b in region.blocks:

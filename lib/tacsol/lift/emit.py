@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
 
 from .ir import FunctionIR, Operand, Stmt
 from .layout import Layout
 from .values import Values
+from .budget import clock
 
 INFIX = {"ADD": "+", "MUL": "*", "SUB": "-", "DIV": "/", "MOD": "%", "EXP": "**", "LT": "<", "GT": ">",
          "EQ": "==", "AND": "&", "OR": "|", "XOR": "^"}
@@ -176,7 +176,7 @@ def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: flo
     p.out.append(header)
     n_blocks = 0
     for h in lay.heads:
-        if time.monotonic() > deadline:
+        if clock() > deadline:
             raise TimeoutError
         if h in lay.alias:
             continue

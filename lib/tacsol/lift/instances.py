@@ -4,12 +4,12 @@ arguments and a marker (RET) for the address it returns to, and turns a jump int
 call instance that continues at the return address."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Callable
 
 from .cfg import Program
 from .ir import BlockSym, Edges, Graph, Operand, Stmt, Term
+from .budget import clock
 
 MAX_NODES = 1000
 MAX_TRACKED_SLOTS = 128
@@ -81,7 +81,7 @@ class _Explorer:
             if len(self.nodes) > max_nodes:
                 self.partial = True
                 break
-            if time.monotonic() > self.deadline:
+            if clock() > self.deadline:
                 raise TimeoutError
             nid = self.work.pop()
             edges[nid] = self.edges(*self.nodes[nid])

@@ -2,10 +2,10 @@
 name every operand resolves to (the defining instance's temp or parameter, or a constant)."""
 from __future__ import annotations
 
-import time
 
 from .cfg import Program
 from .ir import FunctionIR, Graph, Operand
+from .budget import clock
 
 MAX_PARAM_SLOT = 64
 
@@ -45,7 +45,7 @@ def infer_params(fn: FunctionIR, deadline: float) -> None:
             if grew and n not in queued:
                 work.append(n)
                 queued.add(n)
-        if time.monotonic() > deadline:
+        if clock() > deadline:
             raise TimeoutError
     fn.params = need
 
