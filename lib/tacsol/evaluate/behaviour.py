@@ -796,14 +796,14 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
                    storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
                    shapes: dict | None = None) -> Trace:
     """Run the original on every case, case i from storage state i % N_VARIANTS."""
-    deadline = time.monotonic() + time_limit_s
+    deadline = time.thread_time() + time_limit_s
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
         a = _run(code, sel, types, c, i % N_VARIANTS, seed, shapes, storage, deadline)
         if a.timeout:
             return Trace("reference_timeout", f"case {i}", outs, shapes, dict(storage or {}), sel)
         outs.append(a)
-        if time.monotonic() > deadline:
+        if time.thread_time() > deadline:
             return Trace("ok", f"time limit after {i + 1} cases", outs, shapes, dict(storage or {}), sel)
     return Trace("ok", "", outs, shapes, dict(storage or {}), sel)
 
@@ -822,7 +822,7 @@ def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: in
          shapes: dict | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
     return execute(code, evm.hex_bytes(sel) + abi.encode_tuple(types, c.args), dict(storage or {}),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
-                   time_limit_s=max(0.2, min(3.0, deadline - time.monotonic())),
+                   time_limit_s=max(0.2, min(3.0, deadline - time.thread_time())),
                    storage_default=lambda slot, pre: seed_value(slot, seed, variant, shapes, pre),
                    code_default=lambda a: seed_code(a, variant))
 
@@ -831,7 +831,7 @@ def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.
                       seed: int, time_limit_s: float = 20.0) -> tuple[str, str, int]:
     """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
     case, from the same states."""
-    deadline = time.monotonic() + time_limit_s
+    deadline = time.thread_time() + time_limit_s
     for i, a in enumerate(trace.outcomes):
         c, variant = cases[i], i % N_VARIANTS
         b = _as_if_called_by(_run(cand, cand_sel, types, c, variant, seed, trace.shapes, trace.storage, deadline),
@@ -841,7 +841,7 @@ def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.
             return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "
                                f"args {_fmt_args(c.args)}): {field_} differ — original {_fmt(a)}; "
                                f"generated {_fmt(b)}"), i + 1
-        if time.monotonic() > deadline:
+        if time.thread_time() > deadline:
             return "differs" if b.timeout else "equivalent", f"time limit after {i + 1} cases", i + 1
     return "equivalent", trace.detail, len(trace.outcomes)
 
