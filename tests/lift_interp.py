@@ -17,8 +17,6 @@ _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
 _HEADER = re.compile(r"function (\S+?)\((.*)\) (\w+)$")
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
-_FIELD = re.compile(r"(.+)\[(\d+):(\d+)\]")
-_SLOT = re.compile(r"(mapping|array)\(([^)]*)\)((?:\[[^\]]*\])*)")
 
 
 def _s(x: int) -> int:
@@ -217,78 +215,67 @@ class _Run:
         raise NotImplementedError(name)
 
     # -------------------------------------------------------------------------------------- level 2 constructs
-    def slot(self, kind: str, base: str, keys: list[str]) -> int:
+    def slot(self, kind: str, slot: int, keys: list[int]) -> int:
         """mapping(slot)[k1][k2] = keccak256(k2 ‖ keccak256(k1 ‖ slot)), array(slot)[i] = keccak256(slot) + i,
         hashed in the scratch words as the compiler does."""
-        slot = self.val(base)
         if kind == "array":
             self.mwrite(0, slot.to_bytes(32, "big"))
-            start = self.keccak(0, 32)
-            return (start + (self.val(keys[0]) if keys else 0)) % M
+            return (self.keccak(0, 32) + (keys[0] if keys else 0)) % M
         for k in keys:
-            self.mwrite(0, _words([self.val(k), slot]))
+            self.mwrite(0, _words([k, slot]))
             slot = self.keccak(0, 64)
         return slot
 
-    def level2(self, e: str) -> tuple[bool, int | None]:
-        """(handled, value) of a level-2 construct; halting ones raise Halt."""
+    def statement(self, e: str) -> bool:
+        """Run a level-2 statement form (returns, reverts, logs of words); False when e is an expression."""
         if e.startswith("return ("):
-            raise Halt("return", _words([self.val(a) for a in _split(e[len("return ("):-1])]))
+            raise Halt("return", _words(self.values(e[len("return ("):-1])))
         if e == "revert()":
             raise Halt("revert")
         if e.startswith('revert("'):
             text = json.loads(e[len("revert("):-1]).encode()
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, len(text)])
                        + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
-        if e.startswith('memstring("'):   # a string literal allocated in memory: its pointer
-            text = json.loads(e[len("memstring("):-1]).encode()
-            at = self.call("mload", [0x40])
-            self.mwrite(0x40, (at + 0x20 + (len(text) + 31) // 32 * 32).to_bytes(32, "big"))
-            self.mwrite(at, _words([len(text)]) + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
-            return True, at
         if e.startswith("panic("):
-            raise Halt("revert", PANIC.to_bytes(4, "big") + _words([self.val(e[6:-1])]))
+            raise Halt("revert", PANIC.to_bytes(4, "big") + _words(self.values(e[6:-1])))
         m = re.fullmatch(r"revert (0x[0-9a-f]{8})\((.*)\)", e)
         if m:
-            raise Halt("revert", bytes.fromhex(m.group(1)[2:]) + _words([self.val(a) for a in _split(m.group(2))]))
-        m = re.fullmatch(r"log(\d)\((.*);(.*)\)", e)
+            raise Halt("revert", bytes.fromhex(m.group(1)[2:]) + _words(self.values(m.group(2))))
+        m = re.fullmatch(r"log(\d)\(([^;]*);(.*)\)", e)
         if m:   # the data words go to the free memory, as the compiler wrote them there
-            topics, data = [self.val(a) for a in _split(m.group(2))], [self.val(a) for a in _split(m.group(3))]
+            topics, data = self.values(m.group(2)), self.values(m.group(3))
             at = self.call("mload", [0x40])
             self.mwrite(at, _words(data))
             self.logs.append((self.mread(at, 32 * len(data)), topics))
-            return True, None
-        m = _SLOT.fullmatch(e)
-        if m:
-            return True, self.slot(m.group(1), m.group(2), re.findall(r"\[([^\]]*)\]", m.group(3)))
-        m = _FIELD.fullmatch(e)
-        if m:
-            inner = m.group(1)
-            x = self.sload(self.val(inner[6:-1])) if inner.startswith("sload(") else self.val(inner)
-            return True, (x >> int(m.group(2))) & ((1 << int(m.group(3))) - 1)
-        return False, None
+            return True
+        return False
+
+    def memstring(self, e: str) -> int:
+        """A string literal allocated in memory: its pointer."""
+        text = json.loads(e[len("memstring("):-1]).encode()
+        at = self.call("mload", [0x40])
+        self.mwrite(0x40, (at + 0x20 + (len(text) + 31) // 32 * 32).to_bytes(32, "big"))
+        self.mwrite(at, _words([len(text)]) + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
+        return at
 
     def expr(self, e: str) -> int | None:
         if e == "stop":
             raise Halt("stop")
         if e == "invalid" or e.startswith("invalid_"):
             raise Halt("invalid")
-        handled, v = self.level2(e)
-        if handled:
-            return v
-        m = re.fullmatch(r"([a-z0-9_]+)\((.*)\)", e)
-        if m:
-            return self.call(m.group(1), [self.val(a) for a in _split(m.group(2))])
-        if e.startswith("~"):
-            return (M - 1) ^ self.val(e[1:])
-        a, op, b = e.split(" ")
-        return INFIX[op](self.val(a), self.val(b))
+        if self.statement(e):
+            return None
+        if e.startswith('memstring("'):
+            return self.memstring(e)
+        return _Parser(self, e).whole()
+
+    def values(self, text: str) -> list[int]:
+        """The values of a comma-separated list of expressions."""
+        return _Parser(self, text).list_to_end()
 
     # ---------------------------------------------------------------------------------------------- control
     def enter(self, target: str) -> str:
-        m = _TARGET.fullmatch(target.strip())
-        label = m.group(1)
-        args = [self.val(a) for a in m.group(2).split(",")] if m.group(2) else []
+        label, args = _Parser(self, target).target()
         params = self.fn.units[self.unit][label][0]
         assert len(params) == len(args), (label, params, args)
         self.vals.update(zip(params, args))
@@ -304,8 +291,9 @@ class _Run:
                 return self.enter(cands[0].group(0))
             return self.enter(rest)
         if line.startswith("if "):
-            m = re.fullmatch(r"if (\S+) goto (.+) else (.+)", line)
-            return self.enter(m.group(2) if self.val(m.group(1)) else m.group(3))
+            cond, _, rest = line[3:].partition(" goto ")
+            yes, _, no = rest.partition(" else ")
+            return self.enter(yes if _Parser(self, cond).whole() else no)
         return None
 
     def icall(self, name: str, args: list[int]) -> list[int]:
@@ -323,13 +311,12 @@ class _Run:
         if nxt is not None:
             return nxt
         if line.startswith("ret("):
-            return [self.val(a) for a in _split(line[4:-1])]
+            return self.values(line[4:-1])
         dests, _, e = line.partition(" = ") if re.match(r"v\d+(, v\d+)* = ", line) else ("", "", line)
         m = re.fullmatch(r"icall (f\d+)\((.*)\)", e)
-        got = self.icall(m.group(1), [self.val(a) for a in _split(m.group(2))]) if m else self.expr(e)
+        got = self.icall(m.group(1), self.values(m.group(2))) if m else self.expr(e)
         if dests:
-            names = dests.split(", ")
-            self.vals.update(zip(names, got if m else [got]))
+            self.vals.update(zip(dests.split(", "), got if m else [got]))
         return None
 
     def body(self) -> list[int]:
@@ -358,5 +345,100 @@ class _Run:
             return h.kind, h.data, self.storage
 
 
-def _split(args: str) -> list[str]:
-    return [a for a in (x.strip() for x in args.split(",")) if a]
+_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|0x[0-9a-f]+|\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*|<<|>>|==|[-+*/%<>&|^~(),;:\[\]])')
+
+
+class _Parser:
+    """Evaluates one expression of the TAC: an operand, `name(args)`, `a OP b` (an operand that is itself infix is
+    parenthesized), `~a`, fields `x[o:b]`, slots `mapping(s)[k1][k2]` / `array(s)[i]`; a label with arguments."""
+
+    def __init__(self, run: "_Run", text: str):
+        self.run, self.toks, self.i = run, [], 0
+        pos, text = 0, text.rstrip()
+        while pos < len(text):
+            m = _TOKEN.match(text, pos)
+            if not m:
+                raise NotImplementedError(f"cannot read {text[pos:]!r}")
+            self.toks.append(m.group(1))
+            pos = m.end()
+
+    def peek(self, k: int = 0) -> str | None:
+        return self.toks[self.i + k] if self.i + k < len(self.toks) else None
+
+    def take(self, want: str | None = None) -> str:
+        t = self.toks[self.i]
+        assert want is None or t == want, (want, t, self.toks)
+        self.i += 1
+        return t
+
+    def whole(self) -> int | None:
+        v = self.expr()
+        assert self.peek() is None, self.toks
+        return v
+
+    def list_to_end(self) -> list[int]:
+        out = []
+        while self.peek() is not None:
+            out.append(self.expr())
+            if self.peek() == ",":
+                self.take()
+        return out
+
+    def expr(self) -> int | None:
+        left = self.unary()
+        if self.peek() in INFIX:
+            op = self.take()
+            return INFIX[op](left, self.unary())
+        return left
+
+    def unary(self) -> int | None:
+        t = self.take()
+        if t == "~":
+            return (M - 1) ^ self.unary()
+        if t == "(":
+            v = self.expr()
+            self.take(")")
+            return self.postfix(v)
+        if self.peek() == "(" and re.fullmatch(r"[A-Za-z_]\w*", t):
+            self.take("(")
+            if t in ("mapping", "array"):
+                slot = self.expr()
+                self.take(")")
+                keys = []
+                while self.peek() == "[":
+                    self.take()
+                    keys.append(self.expr())
+                    self.take("]")
+                return self.run.slot(t, slot, keys)
+            args = []
+            while self.peek() != ")":
+                args.append(self.expr())
+                if self.peek() == ",":
+                    self.take()
+            self.take(")")
+            return self.postfix(self.run.call(t, args))
+        return self.postfix(self.run.val(t))
+
+    def postfix(self, v: int | None) -> int | None:
+        while self.peek() == "[":   # a field: bits [o, o + b)
+            self.take()
+            o = int(self.take())
+            self.take(":")
+            b = int(self.take())
+            self.take("]")
+            v = (v >> o) & ((1 << b) - 1)
+        return v
+
+    def target(self) -> tuple[str, list[int]]:
+        label = self.take()
+        args = []
+        if self.peek() == "(":
+            self.take()
+            while self.peek() != ")":
+                args.append(self.expr())
+                if self.peek() == ",":
+                    self.take()
+            self.take(")")
+        return label, args
+
+

@@ -361,6 +361,13 @@ def test_name_memory_allocates_string_literals(by_level):
         assert 'memstring("E: the second message is longer than thirty-two bytes")' in tac, cid
 
 
+def test_inline_single_uses_writes_a_value_where_it_is_read(by_level):
+    """A pure value read once later in its straight line is written at its use; one read twice keeps its line."""
+    move = _tac(by_level[2], "E@0.6.12/opt200", "move(address,uint256)")
+    assert "sstore(v4, v5 - arg1)" in move and "if arg1 > v3 goto b1 else b2" in move
+    assert "v1 = uint160(arg0)" in move   # read by the check and by the second balance's slot
+
+
 def test_cli_level_option(capsys):
     from tacsol.cli import main
 
@@ -408,7 +415,7 @@ def test_internal_functions_are_called_and_printed_once(by_level):
     cid = "E@0.6.12/noopt"
     tac = _tac(by_level[2], cid, "twoSubs(uint256,uint256)")
     assert len(re.findall(r"v\d+ = icall f1\(arg\d, arg\d, v\d+\)", tac)) == 2
-    assert tac.count("\n\nfunction f1(arg0, arg1, arg2) internal\n") == 1 and "ret(v" in tac
+    assert tac.count("\n\nfunction f1(arg0, arg1, arg2) internal\n") == 1 and "ret(" in tac
     assert "icall" not in _tac(by_level[2], "A@0.6.12/noopt", "useHelper1(uint256)")
     assert by_level[2][cid].tac().count("function f1(") == 1
 

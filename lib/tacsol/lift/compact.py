@@ -6,6 +6,7 @@ from __future__ import annotations
 from .abi import Abi, fold_checks, name_arguments
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
+from .inline import inline_single_uses
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import name_memory
@@ -31,6 +32,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
+    inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there
 
 
 def keep_live(fn: FunctionIR) -> None:

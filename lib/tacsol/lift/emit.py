@@ -28,12 +28,22 @@ class Rendered:
 
 
 class _Namer:
-    """v1, v2, ... in order of first appearance; constants in hex, environment values by name."""
+    """v1, v2, ... in order of first appearance; constants in hex, environment values by name; a value level 2
+    inlines (FunctionIR.inlined), its expression, in parentheses when infix."""
 
-    def __init__(self):
+    def __init__(self, inlined: dict[Operand, Stmt] | None = None):
         self.names: dict[Operand, str] = {}
+        self.inlined = inlined or {}
+
+    def infix(self, o: Operand) -> bool:
+        """o prints as an infix expression (an inlined a + b), so needs parentheses inside another operator."""
+        s = self.inlined.get(o)
+        return s is not None and (s.op in INFIX or s.op in ("SHL", "SHR"))
 
     def __call__(self, o: Operand) -> str:
+        s = self.inlined.get(o)
+        if s is not None:
+            return expr_text(s, self)
         if o[0] == "c":
             return hex(o[1])
         if o[0] == "e":
@@ -88,9 +98,14 @@ def _evm(name: str, a: list[str]) -> str:
     return f"{NAMES.get(name, name.lower())}({', '.join(a)})"
 
 
+def expr_text(s: Stmt, nm: _Namer) -> str:
+    wrap = s.op in INFIX or s.op in ("SHL", "SHR", "NOT", "field")   # operands an infix expression must not split
+    a = [f"({nm(x)})" if wrap and nm.infix(x) else nm(x) for x in s.args]
+    return (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
+
+
 def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
-    a = [nm(x) for x in s.args]
-    expr = (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
+    expr = expr_text(s, nm)
     if s.dest is None:
         return expr
     return f"{', '.join(nm(('t', n, s.dest + i)) for i in range(s.ndest))} = {expr}"
@@ -99,7 +114,7 @@ def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
 class _Printer:
     def __init__(self, fn: FunctionIR, values: Values, lay: Layout):
         self.fn, self.values, self.lay = fn, values, lay
-        self.nm = _Namer()
+        self.nm = _Namer(fn.inlined)
         self.out: list[str] = []
         self.n_instr = 0
         self.counts: dict[str, int] = {}
@@ -131,7 +146,7 @@ class _Printer:
         while True:
             self.count_block(n)
             for k, s in enumerate(self.fn.body[n]):
-                if self.fn.live[n][k]:
+                if self.fn.live[n][k] and ("t", n, s.dest) not in self.fn.inlined:
                     self.out.append("  " + stmt_text(n, s, self.nm))
                     self.n_instr += 1
                     if s.op == "icall":

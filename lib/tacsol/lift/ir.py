@@ -102,6 +102,7 @@ class FunctionIR:
     live: list[list[bool]] = field(default_factory=list)      # per statement: kept (simplify.eliminate_dead)
     decided: set[int] = field(default_factory=set)            # jumpi instances whose branch level 2 settled
     conds: dict[int, Operand] = field(default_factory=dict)   # jumpi instances whose condition level 2 rewrote
+    inlined: dict[Operand, Stmt] = field(default_factory=dict)  # values printed where they are read (level 2)
     removed: set[int] = field(default_factory=set)            # instances no longer reachable (level 2)
 
     @property
