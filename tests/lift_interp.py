@@ -145,6 +145,7 @@ class _Run:
         self.mem[0x5F] = 0x80   # solc's prologue before the dispatcher: the free-memory pointer starts at 0x80
         self.vals: dict[str, int] = fn.arguments(calldata) if fn.level2_args else {}
         self.logs = fn.logs
+        self.returndata = b""
 
     # ------------------------------------------------------------------------------------------------ state
     def val(self, a: str) -> int:
@@ -170,6 +171,15 @@ class _Run:
     def mwrite(self, off: int, data: bytes) -> None:
         self.grow(off, len(data))
         self.mem[off:off + len(data)] = data
+
+    def external(self, name: str, args: list[int]) -> int:
+        """A call as py-evm runs it in the tests: the identity precompile (0x4) returns its input, an address
+        without code succeeds and returns nothing."""
+        at, size, out, out_size = args[-4:]
+        data = self.mread(at, size)
+        self.returndata = data if args[1] == 4 else b""
+        self.mwrite(out, self.returndata[:out_size])
+        return 1
 
     def sload(self, slot: int) -> int:
         return self.storage[slot] if slot in self.storage else self.default(slot)
@@ -197,6 +207,21 @@ class _Run:
             return self.sload(args[0])
         if name == "sstore":
             self.storage[args[0]] = args[1]
+            return None
+        if name in ("call", "staticcall", "delegatecall", "callcode"):
+            return self.external(name, args)
+        if name == "returndatasize":
+            return len(self.returndata)
+        if name == "returndatacopy":
+            if args[1] + args[2] > len(self.returndata):
+                raise Halt("invalid")
+            self.mwrite(args[0], self.returndata[args[1]:args[1] + args[2]])
+            return None
+        if name == "gas":
+            return 10**6
+        if name == "copy":   # level 2: the compiler's word-by-word copy loop
+            for i in range(0, args[2], 32):
+                self.mwrite(args[0] + i, self.mread(args[1] + i, 32))
             return None
         if name == "mcopy":
             self.mwrite(args[0], self.mread(args[1], args[2]))
@@ -232,6 +257,8 @@ class _Run:
             raise Halt("return", _words(self.values(e[len("return ("):-1])))
         if e == "revert()":
             raise Halt("revert")
+        if e == "revert(returndata)":
+            raise Halt("revert", self.returndata)
         if e.startswith('revert("'):
             text = json.loads(e[len("revert("):-1]).encode()
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, len(text)])

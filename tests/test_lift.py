@@ -368,6 +368,16 @@ def test_inline_single_uses_writes_a_value_where_it_is_read(by_level):
     assert "v1 = uint160(arg0)" in move   # read by the check and by the second balance's slot
 
 
+def test_fold_copy_loops_and_bubbled_reverts(by_level):
+    """The word-by-word copy of a message into revert data is one copy(...) line; a failed call's return data
+    passed on is revert(returndata); (a + b) - a is b."""
+    import test_lift_semantics as sem
+    tac = _tac(by_level[2], "E@0.6.12/noopt", "twoSubs(uint256,uint256)")
+    assert re.search(r"copy\(v\d+, 0x20 \+ arg2, v\d+\)", tac) and " < " not in tac.split("function f1")[1]
+    bubble = lift(sem.MEMORY_PROGRAMS["bubbled revert data"], level=2).function("fallback").tac
+    assert bubble.endswith("revert(returndata)") and "returndatacopy" not in bubble
+
+
 def test_cli_level_option(capsys):
     from tacsol.cli import main
 

@@ -328,6 +328,10 @@ MEMORY_PROGRAMS = {
     # a store at an address from calldata may land in the scratch words before the hash
     "aliasing store": asm(7, 0, "MSTORE", 9, 0x20, "MSTORE", 0x20, "CALLDATALOAD", 0x3F, 0x20, "CALLDATALOAD",
                           "AND", "MSTORE", 0x40, 0, "SHA3", 0, "SSTORE", "STOP"),
+    # the identity precompile (0x4) returns the two calldata words; its return data is passed on as revert data
+    "bubbled revert data": asm(0, "CALLDATALOAD", 0x80, "MSTORE", 0x20, "CALLDATALOAD", 0xA0, "MSTORE", 1, 0, "SSTORE",
+                               0, 0, 0x40, 0x80, 4, "GAS", "STATICCALL", "POP", "RETURNDATASIZE", 0, 0,
+                               "RETURNDATACOPY", "RETURNDATASIZE", 0, "REVERT"),
     # stores nobody reads before a plain revert
     "dead stores before revert": asm(1, 0, "SSTORE", 0, "CALLDATALOAD", 0x100, "MSTORE", 0, 0, "REVERT"),
 }

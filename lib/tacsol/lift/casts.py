@@ -142,6 +142,10 @@ class _Caster:
                 s.args = [inner.args[0]]
         elif s.op == "bool" and self.r.bits(s.args[0]) <= 1:
             return s.args[0]
+        elif s.op == "SUB":   # (a + b) - a = b: a length from an end pointer and its start
+            d = self.r.defs.get(s.args[0])
+            if d is not None and d.op == "ADD" and s.args[1] in d.args:
+                return d.args[1] if d.args[0] == s.args[1] else d.args[0]
         return None
 
     def mask(self, s: Stmt, c: int, x: Operand) -> Operand | None:

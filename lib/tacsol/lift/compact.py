@@ -7,6 +7,7 @@ from .abi import Abi, fold_checks, name_arguments
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_single_uses
+from .loops import fold_copy_loops
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import name_memory
@@ -30,6 +31,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     merge_common(fn, values)                          # a pure value computed again where the first dominates
     reread(fn, values)
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
+    fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there

@@ -72,6 +72,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"return ({', '.join(a)})"
     if name == "revert_empty":
         return "revert()"
+    if name == "revert_returndata":
+        return "revert(returndata)"
     if name in ("revert_msg", "panic"):
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":

@@ -29,6 +29,7 @@ ABSORBABLE = ("MSTORE", "MSTORE8", "CODECOPY")
 _READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1), "CREATE": (1, 2),
           "CREATE2": (1, 2), "CALL": (3, 4), "CALLCODE": (3, 4), "DELEGATECALL": (2, 3), "STATICCALL": (2, 3),
           "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
+_CALLS = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "icall"}   # they set returndata
 _MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{i}" for i in range(5))}   # worth a model
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
@@ -91,7 +92,7 @@ class _Line:
         self.reads: list[Span] = []       # reads by statements that stay as they are
         self.found: dict[int, Construct] = {}
         self.pointers: list[int] = []     # positions of mload(0x40)
-        self.allocated: set[int] = set()  # positions of the stores a memstring construct absorbed
+        self.allocated: set[int] = set()  # positions of the stores a construct absorbed (memstring, bubble)
 
     # ---------------------------------------------------------------------------------------------- the model
     def value(self, o: Operand) -> tuple:
@@ -216,9 +217,27 @@ class _Line:
         if s.op.startswith("LOG"):
             return self.log(pos, s)
         if s.op in ("RETURN", "REVERT"):
-            stmt = self.halt(s)
+            stmt = self.halt(s) or self.bubble(pos, s)
             return Construct(pos, stmt, None) if stmt is not None else None
         return None
+
+    def bubble(self, pos: int, s: Stmt) -> Stmt | None:
+        """revert(x, returndatasize()) right after returndatacopy(x, 0x0, returndatasize()), no call between: the
+        failed call's revert data passed on, revert(returndata). Absorbs the copy."""
+        if s.op != "REVERT" or not self._returndatasize(s.args[1]) or not self.writes:
+            return None
+        w = self.writes[-1]
+        c = self.stmts[w.pos][2]
+        if (c.op != "RETURNDATACOPY" or self.value(c.args[0]) != self.value(s.args[0]) or self.const(c.args[1]) != 0
+                or not self._returndatasize(c.args[2])
+                or any(self.stmts[p][2].op in _CALLS for p in range(w.pos + 1, pos))):
+            return None
+        self.allocated.add(w.pos)
+        return Stmt(None, "revert_returndata", [])
+
+    def _returndatasize(self, o: Operand) -> bool:
+        d = self.consts.defs.get(o)
+        return d is not None and d.op == "RETURNDATASIZE"
 
     def slot(self, pos: int, s: Stmt) -> Construct | None:
         if self.value(s.args[0]) != (None, 0):

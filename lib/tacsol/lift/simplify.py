@@ -166,7 +166,8 @@ def eliminate_dead(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     used = value_uses(fn, values)
     folded = values.folded
     fn.live = [[True] * len(fn.body[n]) for n in fn.ids]
-    where = {("t", n, s.dest): (n, k) for n in fn.ids for k, s in enumerate(fn.body[n]) if s.dest is not None}
+    where = {("t", n, s.dest): (n, k) for n in fn.ids if n not in fn.removed
+             for k, s in enumerate(fn.body[n]) if s.dest is not None}
     work = [k for k in where if not used.get(k) or k in folded]
     while work:
         key = work.pop()
