@@ -368,12 +368,20 @@ def test_inline_single_uses_writes_a_value_where_it_is_read(by_level):
     assert "v1 = uint160(arg0)" in move   # read by the check and by the second balance's slot
 
 
-def test_fold_copy_loops_and_bubbled_reverts(by_level):
-    """The word-by-word copy of a message into revert data is one copy(...) line; a failed call's return data
-    passed on is revert(returndata); (a + b) - a is b."""
+def test_fold_copy_loops_and_message_reverts(by_level, monkeypatch):
+    """SafeMath's sub(a, b, message): the word-by-word copy of the message into the revert data is one copy(...)
+    line, and the whole revert (selector, length, copy, cleared tail) is revert(p); a failed call's return data
+    passed on is revert(returndata)."""
     import test_lift_semantics as sem
-    tac = _tac(by_level[2], "E@0.6.12/noopt", "twoSubs(uint256,uint256)")
-    assert re.search(r"copy\(v\d+, 0x20 \+ arg2, v\d+\)", tac) and " < " not in tac.split("function f1")[1]
+    from tacsol.lift import compact
+
+    c = BY_ID["E@0.6.12/noopt"]
+    sig = c["method_identifiers"]["twoSubs(uint256,uint256)"]
+    f1 = _tac(by_level[2], "E@0.6.12/noopt", "twoSubs(uint256,uint256)").split("function f1")[1]
+    assert "revert(arg2)" in f1 and "mload" not in f1 and f1.count("\n") == 6
+    monkeypatch.setattr(compact, "name_message_reverts", lambda fn, code: None)
+    f1 = lift(c["runtime"], level=2).function(sig).tac.split("function f1")[1]
+    assert re.search(r"copy\(.+, 0x20 \+ arg2, v\d+\)", f1) and " < " not in f1
     bubble = lift(sem.MEMORY_PROGRAMS["bubbled revert data"], level=2).function("fallback").tac
     assert bubble.endswith("revert(returndata)") and "returndatacopy" not in bubble
 

@@ -10,7 +10,7 @@ from .inline import inline_single_uses
 from .loops import fold_copy_loops
 from .cfg import Program
 from .ir import FunctionIR
-from .memory import name_memory
+from .memory import name_memory, name_message_reverts
 from .phis import fold_block_params
 from .rewrite import definitions, prune, reread
 from .simplify import eliminate_dead
@@ -32,6 +32,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     reread(fn, values)
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
     fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
+    name_message_reverts(fn, prog.raw)                # require(cond, message in memory) → revert(p)
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there

@@ -74,6 +74,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return "revert()"
     if name == "revert_returndata":
         return "revert(returndata)"
+    if name == "revert_string":
+        return f"revert({a[0]})"
     if name in ("revert_msg", "panic"):
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":
@@ -169,7 +171,7 @@ class _Printer:
             self.n_instr += 1
             return
         if edges.kind == "halt":
-            if term.kind != "halt":   # jump into nowhere (stop set / unknown): keep the fact visible
+            if term.kind != "halt" and n not in self.fn.halts:   # jump into nowhere (stop set / unknown): say so
                 self.out.append("  goto ?")
             return
         tn = edges.trues

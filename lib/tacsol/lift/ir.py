@@ -104,6 +104,7 @@ class FunctionIR:
     conds: dict[int, Operand] = field(default_factory=dict)   # jumpi instances whose condition level 2 rewrote
     inlined: dict[Operand, Stmt] = field(default_factory=dict)  # values printed where they are read (level 2)
     removed: set[int] = field(default_factory=set)            # instances no longer reachable (level 2)
+    halts: set[int] = field(default_factory=set)              # instances a level-2 construct made end the call
 
     @property
     def ids(self) -> range:

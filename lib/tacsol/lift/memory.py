@@ -16,8 +16,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .ir import FunctionIR, Operand, Stmt
-from .rewrite import Constants, chains, definitions
+from .ir import Edges, FunctionIR, Operand, Stmt
+from .rewrite import Constants, chains, definitions, prune
 
 M = 1 << 256
 FREE = 0x80
@@ -305,6 +305,32 @@ class _Line:
         except UnicodeDecodeError:
             return None
 
+    # --------------------------------------------------------------------------------------- memory messages
+    def message(self, fn: FunctionIR, last: int) -> tuple[Operand, set[int]] | None:
+        """(p, positions of the stores building the data) when this line builds Error(string) of the string at
+        memory p and its jump goes on to clear the last word's tail and revert (name_message_reverts)."""
+        cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op == "copy"), None)
+        if cp is None:
+            return None
+        dst, src, n = self.stmts[cp][2].args
+        (fb, fo), (pb, po) = self.value(dst), self.value(src)
+        ln = self.consts.defs.get(n)
+        if ln is None or ln.op != "MLOAD" or self.value(ln.args[0]) != (pb, po - 0x20) or fb is None:
+            return None
+        head = self.bytes_at(fb, fo - 0x44, fo - 0x40, cp)
+        if (head != list(ERROR.to_bytes(4, "big")) or self.word(fb, fo - 0x40, cp) != ("c", 0x20)
+                or not self._loads(self.word(fb, fo - 0x20, cp), ln.args[0])
+                or any(self.stmts[q][2].dest is None and self.stmts[q][2].op not in ABSORBABLE
+                       for q in range(cp + 1, len(self.stmts)))):
+            return None
+        if not _ends_in_revert(fn, self.consts, last, fb):
+            return None
+        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}
+
+    def _loads(self, word: Operand | None, at: Operand) -> bool:
+        d = self.consts.defs.get(word) if word is not None else None
+        return d is not None and d.op == "MLOAD" and d.args[0] == at
+
     # ---------------------------------------------------------------------------------------- string literals
     def strings(self) -> None:
         """v = mload(0x40); mstore(0x40, v + 0x20 + len rounded up); mstore(v, len); the text's bytes at v + 0x20
@@ -392,3 +418,53 @@ def name_memory(fn: FunctionIR, code: bytes) -> None:
             fn.body[n][k] = c.stmt
         for n in line:
             fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in drop]
+
+
+def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
+    """`require(cond, message)` with a message in memory, as solc 0.4-0.7 encodes it: at the free pointer F the
+    Error selector, 0x20 and the message's length, its words copied (copy(F + 0x44, p + 0x20, n)), the bytes past
+    its end in the last word cleared, revert(F, 0x44 + n rounded up). Three blocks become revert(p): reverts with
+    Error(string) of the length-prefixed string at memory p, padded with zeros."""
+    consts = Constants(definitions(fn))
+    for line in chains(fn):
+        last = line[-1]
+        e = fn.graph.edges[last]
+        if e.kind != "jumpi" or last in fn.decided or len(e.trues) != 1 or e.false is None:
+            continue
+        if not any(s.op == "copy" for n in line for s in fn.body[n]):
+            continue
+        model = _Line(fn, code, consts, line)
+        model.walk()
+        found = model.message(fn, last)
+        if found is None:
+            continue
+        p, drop = found
+        dropped = {(model.stmts[q][0], model.stmts[q][1]) for q in drop}
+        for n in line:
+            fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in dropped]
+        fn.body[last].append(Stmt(None, "revert_string", [p]))
+        fn.graph.edges[last] = Edges("halt", [])
+        fn.decided.add(last)
+        fn.halts.add(last)
+    prune(fn)
+
+
+def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> bool:
+    """`last` branches on the message's tail: to R directly, or through one block storing the cleared word (M); R
+    reverts from the free pointer to the end it is passed: `F = mload(0x40); revert(F, end - F)`."""
+    e = fn.graph.edges[last]
+    a, b = e.trues[0], e.false
+    for r, m in ((a, b), (b, a)):
+        if m in fn.single and fn.graph.edges[m].plain_jump == r and r not in fn.single:
+            break
+    else:
+        return False
+    stores = [s for s in fn.body[m] if s.dest is None]
+    if [s.op for s in stores] != ["MSTORE"] or sorted(fn.preds[r]) != sorted([last, m]):
+        return False
+    rev = [s for s in fn.body[r] if s.dest is None]
+    if len(rev) != 1 or rev[0].op != "REVERT":
+        return False
+    start, size = consts.defs.get(rev[0].args[0]), consts.defs.get(rev[0].args[1])
+    return (start is not None and start.op == "MLOAD" and start.args == [("c", 0x40)] and size is not None
+            and size.op == "SUB" and size.args[1] == rev[0].args[0] and size.args[0][:2] == ("p", r))
