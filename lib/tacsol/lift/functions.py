@@ -31,16 +31,23 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
         if len(rets) >= MIN_CALL_SITES:
             groups[frozenset(rets)].append((k, t))
     verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
-    for rets, cands in groups.items():
+    for rets in sorted(groups, key=lambda r: (-len(r), sorted(r))):   # outer bodies first: inner blocks see fewer
+        cands = groups[rets]
         k0 = min(cands)[0]
         for k, t in sorted(cands):
-            got = _verified(prog, t, k, deadline) if k == k0 and t not in verified else None
+            if k != k0 or t in verified or _inside(t, rets, verified):
+                continue
+            got = _verified(prog, t, k, deadline)
             if got is not None:
                 verified[t] = (*got, rets)
-    entries_ = sorted(t for t, (_, _, rets) in verified.items()
-                      if not any(t != u and t in body and rets <= r2 for u, (_, body, r2) in verified.items()))
+    entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
     return {t: Callee(i + 1, t, verified[t][0].args, verified[t][0].results, verified[t][0].returns)
             for i, t in enumerate(entries_)}, graphs
+
+
+def _inside(t: int, rets: frozenset, verified: dict) -> bool:
+    """t is a block of another verified function's body, reached only from its call sites."""
+    return any(t != u and t in body and rets <= r2 for u, (_, body, r2) in verified.items())
 
 
 def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:

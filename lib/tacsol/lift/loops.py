@@ -15,7 +15,7 @@ from .values import Values
 
 def fold_copy_loops(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
     found = False
-    for head in fn.ids:
+    for head in (n for n in fn.ids if n not in fn.single):   # a loop's head has two predecessors
         loop = _copy_loop(fn, values, defs, head)
         if loop is not None:
             enter, body, out, stmt = loop

@@ -425,6 +425,8 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
     Error selector, 0x20 and the message's length, its words copied (copy(F + 0x44, p + 0x20, n)), the bytes past
     its end in the last word cleared, revert(F, 0x44 + n rounded up). Three blocks become revert(p): reverts with
     Error(string) of the length-prefixed string at memory p, padded with zeros."""
+    if not any(s.op == "copy" for n in fn.ids for s in fn.body[n]):
+        return
     consts = Constants(definitions(fn))
     for line in chains(fn):
         last = line[-1]
