@@ -6,7 +6,8 @@
 
 Lifts, in both label modes: every `runtime` in tests/fixtures/lift/*.json, the random and hand-written programs of
 tests/test_lift_semantics.py and tests/test_lift.py (their bad inputs too, by LiftError reason) and, with
---solc-cache, every runtime of a tacsol.corpus compile cache. The shipped sample holds no bytecode. Writes
+--solc-cache, every runtime of a tacsol.corpus compile cache. --level 2 snapshots the compact TAC instead (level 1,
+the default, is what a refactor must keep byte-identical). The shipped sample holds no bytecode. Writes
 {"hash", "contracts": {name: {selector: LiftedFunction fields, "_contract": warnings and sizes} | {"error": reason}}};
 --compare prints what differs and exits 1 when anything does."""
 from __future__ import annotations
@@ -61,9 +62,9 @@ def solc_cache_codes(cache: Path) -> dict[str, str]:
     return out
 
 
-def snapshot_one(code, labels: str) -> dict:
+def snapshot_one(code, labels: str, level: int = 1) -> dict:
     try:
-        res = lift(code, time_limit_s=TIME_LIMIT_S, labels=labels)
+        res = lift(code, time_limit_s=TIME_LIMIT_S, labels=labels, level=level)
     except LiftError as exc:
         return {"error": exc.reason}
     d = res.to_dict()
@@ -72,8 +73,9 @@ def snapshot_one(code, labels: str) -> dict:
     return out
 
 
-def snapshot(codes: dict) -> dict:
-    contracts = {f"{name}@{labels}": snapshot_one(code, labels) for name, code in codes.items() for labels in LABELS}
+def snapshot(codes: dict, level: int = 1) -> dict:
+    contracts = {f"{name}@{labels}": snapshot_one(code, labels, level) for name, code in codes.items()
+                 for labels in LABELS}
     digest = hashlib.sha256(json.dumps(contracts, sort_keys=True).encode()).hexdigest()
     return {"hash": digest, "contracts": contracts}
 
@@ -100,11 +102,13 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", help="an earlier snapshot: print the differences, exit 1 if any")
     ap.add_argument("--solc-cache",
                     help="also lift every runtime in a tacsol.corpus compile cache (outputs/cache/solc)")
+    ap.add_argument("--level", type=int, choices=[1, 2], default=1,
+                    help="TAC level to lift at (default 1, the one a refactor must keep byte-identical)")
     a = ap.parse_args(argv)
     codes = {**fixture_codes(), **test_codes()}
     if a.solc_cache:
         codes.update(solc_cache_codes(Path(a.solc_cache)))
-    snap = snapshot(codes)
+    snap = snapshot(codes, a.level)
     Path(a.out).write_text(json.dumps(snap, indent=1, sort_keys=True) + "\n")
     n_fn = sum(len(v) - 1 for v in snap["contracts"].values() if "error" not in v)
     print(f"{len(codes)} inputs x {len(LABELS)} label modes, {n_fn} functions: {snap['hash']}")
