@@ -327,3 +327,22 @@ def test_level2_build_records_its_level_and_keeps_correctness(built):
             assert (r2[k] or 0) >= (r1[k] or 0), (key, k)
     d2 = pairs.load(NAME + "_l2")
     assert any("arg0" in r["tac"] for s in pairs.SPLITS for r in d2[s])
+
+
+def test_tac_level_report_compares_levels_on_the_same_functions(tmp_path):
+    """tools/tac_level_report.py on the fixture built at both levels (test above): level 2's TAC is shorter on the
+    pairs both datasets hold, and the levels are read from the manifests."""
+    import importlib.util
+
+    tool = Path(__file__).resolve().parents[1] / "tools" / "tac_level_report.py"
+    spec = importlib.util.spec_from_file_location("tac_level_report", tool)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if not (paths.outputs_dir() / "data" / (NAME + "_l2") / "manifest.json").exists():
+        pytest.skip("the level-2 fixture build runs in the test above")
+    out = tmp_path / "report.json"
+    assert mod.main([NAME, NAME + "_l2", "--json", str(out)]) == 0
+    rep = json.loads(out.read_text())
+    assert rep[NAME]["tac_level"] == 1 and rep[NAME + "_l2"]["tac_level"] == 2
+    assert rep[NAME + "_l2"]["common"]["median_tac"] < rep[NAME]["common"]["median_tac"]
+    assert rep[NAME + "_l2"]["common"]["pairs"] == rep[NAME]["common"]["pairs"] > 0
