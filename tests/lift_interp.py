@@ -378,7 +378,8 @@ class _Run:
             return h.kind, h.data, self.storage
 
 
-_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|0x[0-9a-f]+|\d+|[A-Za-z_][A-Za-z0-9_]*|\*\*|<<|>>|==|[-+*/%<>&|^~(),;:\[\]])')
+_TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|0x[0-9a-f]+|\d+|[A-Za-z_][A-Za-z0-9_]*'
+                    r'|\*\*|<<|>>|==|[-+*/%<>&|^~(),;:\[\]])')
 
 
 class _Parser:

@@ -317,7 +317,8 @@ MEMORY_PROGRAMS = {
                       0x20, 0x80, "RETURN"),
     # custom error 0x12345678(calldataload(0)) at 0x80 (each reverting program first stores, so that the lifter
     # finds a fallback with an effect)
-    "custom error": asm(1, 0, "SSTORE", 0x12345678 << 224, 0x80, "MSTORE", 0, "CALLDATALOAD", 0x84, "MSTORE", 0x24, 0x80, "REVERT"),
+    "custom error": asm(1, 0, "SSTORE", 0x12345678 << 224, 0x80, "MSTORE", 0, "CALLDATALOAD", 0x84, "MSTORE",
+                        0x24, 0x80, "REVERT"),
     "panic": asm(1, 0, "SSTORE", 0x4E487B71 << 224, 0, "MSTORE", 0x32, 4, "MSTORE", 0x24, 0, "REVERT"),
     # log2 of two words at the free-memory pointer, then return the first word from memory
     "log at the free pointer": asm(
@@ -341,8 +342,8 @@ def _error_program() -> bytes:
     """revert Error(string) built at 0x80 with the message codecopied from the data after the code."""
     n = len(_MSG)
     padded = 0x44 + (n + 31) // 32 * 32
-    head = lambda off: asm(1, 0, "SSTORE", ERROR_SELECTOR << 224, 0x80, "MSTORE", 0x20, 0x84, "MSTORE", n, 0xA4, "MSTORE",  # noqa: E731
-                           n, off, 0xC4, "CODECOPY", padded, 0x80, "REVERT")
+    head = lambda off: asm(1, 0, "SSTORE", ERROR_SELECTOR << 224, 0x80, "MSTORE", 0x20, 0x84, "MSTORE",  # noqa: E731
+                           n, 0xA4, "MSTORE", n, off, 0xC4, "CODECOPY", padded, 0x80, "REVERT")
     code = head(0)
     return head(len(code)) + _MSG   # the offset's push has the same width either way
 

@@ -1,5 +1,6 @@
 """Level 2: a pure value read once, later in the straight line of code that computes it, is written where it is read
-instead of on a line of its own (`mstore(v1 + 0x4, arg1)`, `if arg1 > v3 goto b1 else b2`, `return (uint160(v2))`). Exact:
+instead of on a line of its own (`mstore(v1 + 0x4, arg1)`, `if arg1 > v3 goto b1 else b2`, `return (uint160(v2))`).
+Exact:
 a pure operation's operands are SSA values, unchanged between its line and its one use."""
 from __future__ import annotations
 

@@ -116,7 +116,8 @@ class Values:
         if got is None:
             sb = self.fn.syms[n]
             got = self._edge_args[(n, t)] = [] if t in self.fn.single else [
-                self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t]) if self.resolve(t, ("p", j)) == ("p", t, j)]
+                self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t])
+                if self.resolve(t, ("p", j)) == ("p", t, j)]
         return got
 
     def results(self, n: int) -> list[Operand]:
