@@ -279,6 +279,17 @@ def test_fold_checks_folds_callvalue_and_short_calldata_into_the_header(cid, by_
     assert "callvalue" in res.function("fallback" if cid.startswith(("A@0.4", "A@0.5")) else "receive").tac
 
 
+def test_level2_keeps_a_branch_on_a_constant():
+    """A branch on a constant (an immutable variable reads zero in deployedBytecode) is code the source has: level 2
+    keeps both sides and their effects (an earlier build dropped Chainlink's ArbSys call this way)."""
+    import test_lift_semantics as sem
+
+    code = sem.asm(0, 6, "JUMPI", "STOP") + bytes([0x5B]) + sem.asm(1, 0, "SSTORE", "STOP")
+    for level in LEVELS:
+        fb = lift(code, level=level).function("fallback")
+        assert "sstore(0x0, 0x1)" in fb.tac and fb.ops.get("SSTORE") == 1, (level, fb.tac)
+
+
 def test_fold_checks_settles_the_branch_and_prune_drops_the_revert():
     from tacsol.lift.abi import Abi, fold_checks
     from tacsol.lift.rewrite import definitions, prune

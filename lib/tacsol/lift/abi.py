@@ -68,9 +68,9 @@ def name_arguments(fn: FunctionIR, values: Values, abi: Abi) -> None:
 
 
 def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
-    """A condition's value when it is a constant, x == x, or the negation of one."""
-    if o[0] == "c":
-        return o[1] != 0
+    """A condition's value when it is x == x or its negation. A constant condition is not settled: it is mostly an
+    immutable variable, which deployedBytecode holds as zero until deployment, and the branch it hides is code the
+    source has (an external call, an event)."""
     s = defs.get(o)
     if s is not None and s.op == "ISZERO":
         t = truth(s.args[0], defs)
@@ -135,8 +135,8 @@ def _branches(fn: FunctionIR):
 
 def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt]) -> None:
     """In the entry chain, a callvalue or short-calldata check whose failing side is revert(0x0, 0x0) always passes
-    for calls the header describes: its branch is settled (the check is folded into the header). Branches on a
-    constant or on x == x are settled anywhere. Callers prune what became unreachable."""
+    for calls the header describes: its branch is settled (the check is folded into the header). Branches on x == x
+    are settled anywhere. Callers prune what became unreachable."""
     settled = True
     while settled:   # a settled check extends the entry chain to the next one
         settled = False
