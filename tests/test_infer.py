@@ -24,6 +24,23 @@ def test_records_from_bytecode_use_the_lifter():
     assert all(r["tac"].strip() for r in recs)
 
 
+def test_bytecode_is_lifted_at_the_level_the_adapter_was_trained_on(tmp_path, monkeypatch):
+    """An adapter trained on a level-2 dataset (its manifest's tac_level) gets level-2 TAC; unknown: level 1."""
+    from tacsol import paths
+
+    monkeypatch.setenv("TACSOL_OUTPUTS", str(tmp_path / "out"))
+    manifest = paths.outputs_dir() / "data" / "compact" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"tac_level": 2}))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "tacsol_train.json").write_text(json.dumps({"params": {"dataset": "compact"}}))
+    assert infer.tac_level_of(adapter) == 2 and infer.tac_level_of(tmp_path) == 1
+    contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
+    recs = infer.records_from_input("0x" + contract["runtime"], level=2)
+    assert any(r["tac"].startswith("function 0x") and "arg0: " in r["tac"] for r in recs)
+
+
 def test_bad_input_is_refused_clearly(tmp_path, capsys):
     with pytest.raises(ValueError, match="not hex bytecode"):
         infer.records_from_input("function f() {}")

@@ -158,6 +158,13 @@ def trained_params(adapter_dir: str | Path) -> dict[str, Any]:
     return json.loads(meta_path.read_text()).get("params", {}) if meta_path.is_file() else {}
 
 
+def tac_level_of(adapter_dir: str | Path) -> int:
+    """The TAC level an adapter was trained on: its training dataset's manifest.json (1 when not recorded)."""
+    name = trained_params(adapter_dir).get("dataset")
+    manifest = paths.outputs_dir() / "data" / str(name) / "manifest.json" if name else None
+    return json.loads(manifest.read_text()).get("tac_level", 1) if manifest is not None and manifest.is_file() else 1
+
+
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
              greedy: bool = True, temperature: float = 0.7, progress: bool = True) -> list[str]:
     """Solidity text for each record (needs ``tac``; selector/signature/visibility/mutability used when present)."""
@@ -271,8 +278,10 @@ def _cpu_autocast(device):
     return contextlib.nullcontext()
 
 
-def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "") -> list[dict]:
-    """A bytecode hex string / file, or (``tac=True``) a TAC text / file of one function → prompt records."""
+def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "",
+                       level: int = 1) -> list[dict]:
+    """A bytecode hex string / file (lifted at TAC `level`), or (``tac=True``) a TAC text / file of one function →
+    prompt records."""
     p = Path(source)
     try:
         is_file = len(source) < 1024 and p.is_file()
@@ -291,7 +300,7 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
     from .lift import lift
 
-    lifted = lift("".join(text.split()))
+    lifted = lift("".join(text.split()), level=level)
     recs = []
     for f in lifted.functions:
         recs.append({"id": f.selector, "selector": f.selector if f.selector.startswith("0x") else "",
@@ -302,15 +311,16 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
-              **load_kw) -> list[dict]:
+              level: int | None = None, **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks), with every candidate's checks in the result. signature_table: known signatures
-    (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's)."""
+    (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's). level: the TAC
+    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of)."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
-    every = records_from_input(source, tac=tac)
+    every = records_from_input(source, tac=tac, level=level if level is not None else tac_level_of(adapter))
     table = signatures.named_table(signature_table)
     if table is not None:
         every = signatures.hint_records(every, table, in_header=bool(trained_params(adapter).get("signature_hints")))
@@ -355,6 +365,8 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
                     help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
                          "interfaces, default), none, a signatures.json, or a dataset name (its table)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
+    ap.add_argument("--level", type=int, choices=[1, 2], default=None,
+                    help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")
     return ap
 
 
@@ -362,7 +374,7 @@ def main(args: argparse.Namespace) -> int:
     try:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, greedy=not args.sample, base=args.base,
-                        candidates=args.candidates, signature_table=args.signatures)
+                        candidates=args.candidates, signature_table=args.signatures, level=args.level)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2
