@@ -14,14 +14,15 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and DRIVER), reason="Debian chromi
 
 
 def _fake_runs(root):
+    """A GPU run of 03 evaluated by the real tacsol.evaluate on sample records (fine-tuned and retrieval)."""
     sys.path.insert(0, str(paths.repo_root() / "tests"))
-    from test_compare import _phase
+    from test_compare import _evaluate, _phase, _records
 
-    _phase(root, "gpu", "03_baseline_3b", {"model": "meta-llama/Llama-3.2-3B", "params_total": 3.2e9, "gpu_hours": 10.0,
-           "max_seq_length": 2048}, smoke=False,
-           evals={"fine-tuned": {"similarity": {"mean": 0.84, "ci_low": 0.83, "ci_high": 0.85}, "compile_rate": 0.6},
-                  "retrieval": {"similarity_mean": 0.7}},
-           per_fn={"similarity": [0.8, 0.9], "complexity_bucket": ["small", "large"]})
+    recs = _records()
+    d = _phase(root, "gpu", "03_baseline_3b", {"model": "meta-llama/Llama-3.2-3B", "params_total": 3.2e9,
+               "gpu_hours": 10.0, "max_seq_length": 2048}, smoke=False)
+    _evaluate(recs, {r["id"]: r["solidity"] for r in recs}, d, "fine-tuned")
+    _evaluate(recs, {r["id"]: recs[i - 1]["solidity"] for i, r in enumerate(recs)}, d, "retrieval")
 
 
 def _browser():
