@@ -1239,18 +1239,20 @@ def _no_pairs(name: str, counts: dict[str, int]) -> str:
 def build_parser(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="data_cmd", required=True)
     b = sub.add_parser("build", help="fetch, compile, lift and align the corpus into outputs/data/<name>/")
-    b.add_argument("--name", default="corpus")
+    b.add_argument("--name", default="corpus", help="dataset name: written to outputs/data/<name>/ (default: corpus)")
     b.add_argument("--packages", nargs="*", help="manifest package names or name@version (default: all)")
-    b.add_argument("--max-packages", type=int)
+    b.add_argument("--max-packages", type=int, help="only the first N packages of the manifest (default: all)")
     b.add_argument("--folder", action="append", default=[], help="user .sol folder / Foundry / Hardhat project")
     b.add_argument("--settings", nargs="+", default=["noopt", "opt200"],
                    help="noopt | opt<runs> | viair-opt<runs>, each optionally @evmVersion")
     b.add_argument("--manifest", help="manifest YAML (default: the built-in one)")
-    b.add_argument("--permissive-only", action="store_true")
-    b.add_argument("--max-units", type=int)
-    b.add_argument("--version-policy", choices=["lowest", "highest"], default="lowest")
+    b.add_argument("--permissive-only", action="store_true",
+                   help="keep only permissively licensed sources (what may ship in the sample)")
+    b.add_argument("--max-units", type=int, help="cap on compile units (one main file x one setting; default: all)")
+    b.add_argument("--version-policy", choices=["lowest", "highest"], default="lowest",
+                   help="which installed solc satisfies the pragmas (default: lowest)")
     b.add_argument("--time-budget", type=float, help="seconds; compiles not started by then wait for a rerun")
-    b.add_argument("--workers", type=int, default=2)
+    b.add_argument("--workers", type=int, default=2, help="solc processes in parallel (default 2: one per core)")
     b.add_argument("--timeout", type=float, default=120.0, help="seconds per compile unit")
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
     b.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"),
@@ -1263,12 +1265,13 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     s = sub.add_parser("stats", help="counts of a built dataset and its correctness report")
     s.add_argument("name", help="dataset name under outputs/data/ or a path")
     i = sub.add_parser("import", help="import a HF dataset (hub id or local jsonl/parquet) by column mapping")
-    i.add_argument("source")
-    i.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", required=True)
-    i.add_argument("--name", required=True)
-    i.add_argument("--split")
-    i.add_argument("--license", default="unknown")
-    i.add_argument("--limit", type=int)
+    i.add_argument("source", help="a Hugging Face dataset id, or a local .jsonl/.json/.parquet/.csv file or folder")
+    i.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN", required=True,
+                   help="our field = their column; repeatable (tac + solidity, or source + bytecode)")
+    i.add_argument("--name", required=True, help="dataset name: written to outputs/data/<name>/")
+    i.add_argument("--split", help="the source's split to read (default: all)")
+    i.add_argument("--license", default="unknown", help="licence recorded on every row (default: unknown)")
+    i.add_argument("--limit", type=int, help="import at most N rows")
 
 
 def main(args: argparse.Namespace) -> int:
