@@ -64,9 +64,10 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
     if not lifter.res.functions:
         raise LiftError("no_functions", "no public function, receive or fallback with an effect was found "
                         "(code only reverts or is not a contract's runtime code)")
-    if library_address(raw):
+    guard = library_address(raw)
+    if guard:
         lifter.res.kind = "library"
-        lifter.res.details["library_address"] = library_address(raw)
+        lifter.res.details["library_address"] = guard
     return lifter.res
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..evm import OPCODES, disassemble
+from ..evm import OPCODES, TERMINATORS, disassemble
 
 _DEPTH = 32  # a block starts with unknown values this deep; deeper reads are unknown too
 
@@ -54,7 +54,7 @@ def _codecopies(raw: bytes) -> list[tuple[int, int, int]]:
             if op.name == "CODECOPY" and args[1] is not None and args[2]:
                 found.append((ins.pc, args[1], args[2]))
             stack += [None] * op.n_out
-            if op.name in ("JUMP", "JUMPI", "STOP", "RETURN", "REVERT", "INVALID", "SELFDESTRUCT"):
+            if op.name in TERMINATORS:
                 stack = [None] * _DEPTH
         if len(stack) < _DEPTH:
             stack = [None] * (_DEPTH - len(stack)) + stack
