@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from . import params as P
-from . import paths, prompt, signatures
+from . import pairs, paths, prompt, signatures
 from .ioutil import append_durably
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
@@ -159,10 +159,14 @@ def trained_params(adapter_dir: str | Path) -> dict[str, Any]:
 
 
 def tac_level_of(adapter_dir: str | Path) -> int:
-    """The TAC level an adapter was trained on: its training dataset's manifest.json (1 when not recorded)."""
-    name = trained_params(adapter_dir).get("dataset")
-    manifest = paths.outputs_dir() / "data" / str(name) / "manifest.json" if name else None
-    return json.loads(manifest.read_text()).get("tac_level", 1) if manifest is not None and manifest.is_file() else 1
+    """The TAC level an adapter was trained on: recorded in its tacsol_train.json (so a shipped adapter knows it
+    without its dataset), else its training dataset's manifest, else 1."""
+    meta_path = paths.resolve(adapter_dir) / "tacsol_train.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    if "tac_level" in meta:
+        return int(meta["tac_level"])
+    name = meta.get("params", {}).get("dataset")
+    return pairs.tac_level(name) if name else 1
 
 
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,

@@ -982,6 +982,16 @@ def load(source):
                                  for s in SPLITS})
 
 
+def tac_level(source) -> int:
+    """The TAC level a dataset was lifted at: its build's manifest.json (``tac_level``); 1 for the shipped sample, an
+    import or a build that predates levels."""
+    p = paths.resolve(source)
+    for folder in (paths.outputs_dir() / "data" / str(source), p, p.parent):
+        if (folder / "manifest.json").is_file() and str(source) != "sample":
+            return int(json.loads((folder / "manifest.json").read_text()).get("tac_level", 1))
+    return 1
+
+
 def find(source) -> Path:
     """Where a dataset :func:`load` reads is: its records file or dataset folder. DatasetError naming the places
     tried when it is nowhere (a check that loads nothing)."""

@@ -672,10 +672,13 @@ def _save_run(p: dict[str, Any], trainer, tok, loaded, out: Path, result: dict[s
     elif rank == 0:
         trainer.model.save_pretrained(out / "adapter", save_embedding_layers=False)
     if rank == 0:
+        from . import pairs
+
         ad = out / "adapter"
         tok.save_pretrained(ad)
         atomic_write_json(ad / "tacsol_train.json", {"params": p, "model_source": loaded.source,
-                                                     "dtype": loaded.dtype, "quantization": loaded.quantization})
+                                                     "dtype": loaded.dtype, "quantization": loaded.quantization,
+                                                     "tac_level": pairs.tac_level(p["dataset"])})
         atomic_write_json(out / "train_log.json", result)
         try:
             plot_loss(result, out / "loss.png")
