@@ -135,6 +135,26 @@ def test_in_packages_matches_names_and_versions():
     assert dropped == 1 and kept == [r]
 
 
+def test_package_heldout_stratum_leaves_out_functions_trained_under_another_package():
+    """A held-out package that vendors a trained package's code (Chainlink ships OpenZeppelin's Ownable) is not
+    held out for that function: its near-duplicate group was trained on."""
+    from tacsol.evaluate import suite
+
+    def rec(i, pkg, group, split):
+        return {"id": f"{split}-{i}", "package": pkg, "group": group, "split": split, "tac": "t", "solidity": "s"}
+
+    data = {"train": [rec(0, "@openzeppelin/contracts@4.9.6", "owner", "train"),
+                      rec(1, "@chainlink/contracts@0.8.0", "owner", "train"),
+                      rec(2, "@chainlink/contracts@0.8.0", "feed", "train")],
+            "validation": [],
+            "test": [rec(3, "@chainlink/contracts@1.1.1", "vrf", "test"), rec(4, "@aragon/os@4.4.0", "acl", "test")]}
+    chosen, report = suite.choose_functions(data, n=5, n_package=5, holdout_packages=["@chainlink/contracts"],
+                                            n_curve=0)
+    assert sorted(r["group"] for r in chosen["package_heldout"]) == ["feed", "vrf"]
+    assert report["package_heldout"]["records_seen_in_training"] == 1
+    assert [r["group"] for r in chosen["contract_heldout"]] == ["acl"]
+
+
 def test_generation_resumes_after_a_kill(tiny_adapter, tmp_path):
     """SIGKILL in the middle of a generation file; the rerun generates only what is missing, and the result equals
     an unbroken run (greedy decoding is deterministic)."""

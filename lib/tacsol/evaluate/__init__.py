@@ -24,6 +24,7 @@ from ..profile import complexity_bucket, tac_size
 from .aggregate import aggregate, bootstrap_ci, describe, flat_metrics, grounding  # noqa: F401
 from .degenerate import REASONS as DEGENERATE_REASONS, degenerate_reason  # noqa: F401
 from .compile import CompileResult, OriginalUnits, build_stub, compile_bytecode, compile_many  # noqa: F401
+from .selection import group_of
 from .metrics import (CONSTRUCTS, DEFAULT_EMBEDDER, Embedder, collapse_ws, construct_counts,  # noqa: F401
                       construct_frequencies, edit_distance, floor_and_ceiling, get_embedder, length_diff)
 from .solidity import (Declarations, ParseFailure, canonical_signature, canonical_type, code_effects,  # noqa: F401
@@ -205,7 +206,7 @@ def _static_row(rec: Mapping[str, Any], g: Any, declarations: DeclarationSource)
     decl = parse_declarations(decl_text)
     row: dict[str, Any] = {
         # group: the near-duplicate group (one distinct function compiled under several settings)
-        "id": rec["id"], "group": rec.get("group") or rec.get("norm_hash") or rec["id"],
+        "id": rec["id"], "group": group_of(rec),
         "package": rec.get("package", ""), "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
         "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
         "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
@@ -330,7 +331,7 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None
-    groups = [r.get("group") or r.get("norm_hash") or r["id"] for r in recs]
+    groups = [group_of(r) for r in recs]
     floor = floor_and_ceiling(ref_emb, seed=seed, groups=groups) if ref_emb is not None \
         else floor_and_ceiling([], seed)  # type: ignore[arg-type]
     timings["floor_ceiling_s"] = time.perf_counter() - t0

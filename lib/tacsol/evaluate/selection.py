@@ -21,11 +21,16 @@ def _key(seed: int, rid: str) -> str:
     return hashlib.sha256(f"{seed}:{rid}".encode()).hexdigest()
 
 
+def group_of(record: Mapping[str, Any]) -> str:
+    """A record's near-duplicate group: the same function compiled under several settings shares one."""
+    return str(record.get("group") or record.get("norm_hash") or record["id"])
+
+
 def one_per_group(records: Iterable[Mapping[str, Any]], seed: int = 0) -> list[dict]:
     """One record per near-duplicate group: the one whose seeded hash of the id is smallest (stable under reordering)."""
     best: dict[str, dict] = {}
     for r in records:
-        g = str(r.get("group") or r.get("norm_hash") or r["id"])
+        g = group_of(r)
         if g not in best or _key(seed, r["id"]) < _key(seed, best[g]["id"]):
             best[g] = dict(r)
     return list(best.values())

@@ -56,11 +56,16 @@ def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: in
     chosen, report = {}, {}
     chosen["contract_heldout"], report["contract_heldout"] = selection.select(test, n, seed=seed, eligible=eligible)
     if holdout_packages and n_package > 0:
+        # a held-out package vendors code of the trained ones (Chainlink ships OpenZeppelin's Ownable, ERC20...):
+        # a function whose near-duplicate group was trained on is not held out
+        trained = {selection.group_of(r) for r in dataset.get("train", []) if not _in_packages(r, holdout_packages)}
         pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, [])
                 if _in_packages(r, holdout_packages)]
-        chosen["package_heldout"], report["package_heldout"] = selection.select(pool, n_package, seed=seed,
+        unseen = [r for r in pool if selection.group_of(r) not in trained]
+        chosen["package_heldout"], report["package_heldout"] = selection.select(unseen, n_package, seed=seed,
                                                                                 eligible=eligible)
         report["package_heldout"]["packages"] = list(holdout_packages)
+        report["package_heldout"]["records_seen_in_training"] = len(pool) - len(unseen)
     if n_curve > 0:
         chosen["curve"], report["curve"] = selection.select(chosen["contract_heldout"], n_curve, seed=seed + 1)
     return chosen, report
