@@ -26,6 +26,7 @@ multiple_of = 64             # recommended lengths are rounded up to this
 bytecode_file = ""           # optional JSON/JSONL of runtime bytecode (hex strings or objects with "runtime") for opcode entropy
 bench_pairs = 20000          # pairs (replicated from the dataset) timed for the throughput figure; 0: skip
 fail_on_leak = True          # a normalized body in two splits fails the phase (after summary.json is written)
+compare_datasets = []        # builds of the same corpus at another TAC level (e.g. ["corpus_l2"]): tokens side by side
 
 # %%
 import tacsol.params
@@ -67,6 +68,24 @@ profile_s = time.perf_counter() - t0
 lengths = res["lengths"]
 print(f"profiled in {profile_s:.1f} s (token counting: " +
       ", ".join(f"{m} {s:.2f} s" for m, s in res["timings"].items() if not m.startswith("_")) + ")")
+
+# %% [markdown]
+# ## TAC levels side by side
+# The same corpus built at another TAC level (`tacsol data build --level 2`, docs/tac-format.md), in Llama-3 tokens:
+# every pair, then the functions both builds hold. Compact TAC's goals (issue 14): median TAC ≤ 5× its Solidity,
+# ≥ 99% of pairs within 4,096 tokens and ≥ 95% within 2,048.
+
+# %%
+from tacsol import pairs
+level_rows = []
+if compare_datasets:
+    frames = {dataset: df, **{n: PR.load_pairs(n) for n in compare_datasets}}
+    for n, f in frames.items():
+        f.attrs["tac_level"] = pairs.tac_level(n)
+    level_rows = PR.level_comparison(frames)
+    display(pd.DataFrame(level_rows).round(3))
+else:
+    print(f"TAC level of {dataset!r}: {pairs.tac_level(dataset)}; no other build to compare (compare_datasets = [])")
 
 # %% [markdown]
 # ## Lengths in characters
@@ -204,7 +223,8 @@ path = summary.write_summary(
     recommended=res["recommended"], chars_per_token=res["chars_per_token"],
     entropy={k: (v and {x: v[x] for x in ("bits", "vocabulary", "symbols")}) for k, v in res["entropy"].items()},
     claims=claim_rows, hygiene={k: v for k, v in hyg.items()}, stats=res["stats"],
-    composition_flags=comp["flags"], benchmark=bench, seconds=round(time.perf_counter() - t_start, 1))
+    composition_flags=comp["flags"], benchmark=bench, tac_levels=level_rows,
+    seconds=round(time.perf_counter() - t_start, 1))
 print("wrote", path)
 print(json.dumps(headline, indent=1))
 if fail_on_leak and hyg["leaked_bodies"]:

@@ -225,3 +225,20 @@ def test_counting_benchmark_of_notebook_01_and_the_tool(df, tmp_path):
     written = json.loads(out.read_text())
     assert run.stdout.strip() == PR.bench_report(written) and written["dataset"] == str(FIXTURE)
     assert "extrapolated to 100,000 pairs" in PR.bench_report(bench)
+
+
+def test_level_comparison_puts_levels_side_by_side_on_common_functions():
+    """Issue 14's table: a dataset whose TAC is half as long reads about half the ratio; 'common' counts only the
+    functions both hold."""
+    df = PR.load_pairs("sample")
+    df.attrs["tac_level"] = 1
+    compact = df.iloc[: len(df) // 2].copy()
+    compact["tac"] = [t[: len(t) // 2] for t in compact["tac"]]
+    compact.attrs["tac_level"] = 2
+    rows = {(r["dataset"], r["pairs_in"]): r for r in PR.level_comparison({"l1": df, "l2": compact})}
+    assert rows["l1", "all"]["pairs"] == len(df) and rows["l1", "all"]["tac_level"] == 1
+    n_common = len(compact.drop_duplicates(list(PR.LEVEL_KEY)))
+    assert rows["l1", "common"]["pairs"] == rows["l2", "common"]["pairs"] == n_common
+    ratio = rows["l2", "common"]["median_ratio"] / rows["l1", "common"]["median_ratio"]
+    assert 0.4 < ratio < 0.6
+    assert rows["l2", "common"]["within_2048"] >= rows["l1", "common"]["within_2048"]

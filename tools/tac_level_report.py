@@ -19,18 +19,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from tacsol import pairs, paths, profile  # noqa: E402
+from tacsol import pairs, profile  # noqa: E402
 
-KEY = ["package", "contract", "signature", "settings"]
 MODEL = "llama3"
-
-
-def figures(df) -> dict:
-    m = profile.measure(df, [MODEL])
-    tac, sol, full = m[f"{MODEL}:tac"], m[f"{MODEL}:sol"], m[f"{MODEL}:full"]
-    return {"pairs": len(df), "median_tac": float(tac.median()), "median_sol": float(sol.median()),
-            "median_ratio": float((tac / sol.clip(lower=1)).median()),
-            "within_2048": float((full <= 2048).mean()), "within_4096": float((full <= 4096).mean())}
 
 
 def frame(name: str):
@@ -61,12 +52,6 @@ def relift(df, level: int):
     return out[out["tac"] != ""], len(missing)
 
 
-def level(name: str) -> int:
-    """The dataset's TAC level: its manifest's, 1 before levels existed (and for the shipped sample)."""
-    p = paths.outputs_dir() / "data" / name / "manifest.json"
-    return json.loads(p.read_text()).get("tac_level", 1) if p.is_file() else 1
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("datasets", nargs="+", help="names under outputs/data/")
@@ -74,24 +59,21 @@ def main(argv=None) -> int:
     ap.add_argument("--relift", type=int, choices=[1, 2], help="also each dataset lifted again at this level")
     a = ap.parse_args(argv)
     frames = {n: frame(n) for n in a.datasets}
-    levels = {n: level(n) for n in a.datasets}
+    for n, f in frames.items():
+        f.attrs["tac_level"] = pairs.tac_level(n)
     if a.relift:
         for n in a.datasets:
             frames[f"{n}:L{a.relift}"], missing = relift(frames[n], a.relift)
-            levels[f"{n}:L{a.relift}"] = a.relift
+            frames[f"{n}:L{a.relift}"].attrs["tac_level"] = a.relift
             print(f"{n}: {missing} records without a cached runtime left out of {n}:L{a.relift}")
-    common = set.intersection(*(set(map(tuple, f[KEY].to_numpy())) for f in frames.values()))
-    out = {}
-    for n, f in frames.items():
-        same = f[[tuple(r) in common for r in f[KEY].to_numpy()]].drop_duplicates(KEY)
-        out[n] = {"tac_level": levels[n], "all": figures(f), "common": figures(same)}
+    rows = profile.level_comparison(frames, MODEL)
     cols = ["pairs", "median_tac", "median_sol", "median_ratio", "within_2048", "within_4096"]
     print(f"{'dataset':12s} {'level':>5s} {'set':7s} " + " ".join(f"{c:>12s}" for c in cols))
-    for n, r in out.items():
-        for which in ("all", "common"):
-            vals = " ".join(f"{r[which][c]:>12.3f}" if isinstance(r[which][c], float) else f"{r[which][c]:>12d}"
-                            for c in cols)
-            print(f"{n:12s} {str(r['tac_level']):>5s} {which:7s} {vals}")
+    for r in rows:
+        vals = " ".join(f"{r[c]:>12.3f}" if isinstance(r.get(c), float) else f"{r.get(c, 0):>12d}" for c in cols)
+        print(f"{r['dataset']:12s} {r['tac_level']:>5d} {r['pairs_in']:7s} {vals}")
+    out = {n: {"tac_level": frames[n].attrs["tac_level"],
+               **{r["pairs_in"]: {c: r.get(c) for c in cols} for r in rows if r["dataset"] == n}} for n in frames}
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0
