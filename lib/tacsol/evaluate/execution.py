@@ -4,7 +4,9 @@ The behaviour harness (tacsol.evaluate.behaviour) runs the original and the reco
 from the same state and compares the `Outcome`s. Tracing wraps four opcodes of the Cancun computation:
 SLOAD (slots read, so the harness can seed them), SSTORE (slots written), SHA3 (mapping/array slot preimages,
 so a slot can be traced back to its declared base slot) and JUMP/JUMPI (a wall-clock deadline: gas bounds the
-work, the deadline bounds py-evm's slowness on cheap loops)."""
+work, the deadline bounds py-evm's slowness on cheap loops). With `explore=True` a run also records what the
+harness's state search (behaviour.search_success) steers by: the operands of every comparison, the value each
+slot held when first read, and the branches taken."""
 from __future__ import annotations
 
 import hashlib
@@ -52,9 +54,15 @@ class Outcome:
     probed: list[bytes] = field(default_factory=list)  # addresses called or asked for their code, first-use order
     timeout: bool = False
     balance: int = 0                               # the contract's balance afterwards
+    steps: int = 0                                 # jumps taken (how far the run got)
+    # explore=True only: (op, a, b) of EQ/LT/GT/SLT/SGT (ISZERO as ("ISZERO", a, 0)) in execution order, the
+    # value of each slot at its first read, and the (pc, taken) of every JUMPI
+    cmps: list[tuple[str, int, int]] = field(default_factory=list)
+    read_values: dict[int, int] = field(default_factory=dict)
+    branches: set[tuple[int, bool]] = field(default_factory=set)
 
 
-def _traced_opcodes(base: dict, trace: dict, deadline: float):
+def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
     import eth.vm.forks.cancun.computation  # noqa: F401
 
     class Traced:
@@ -74,14 +82,20 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
     def sload(op, c):
         slot = c.stack_pop1_int()
+        first = False
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
             if slot not in trace["read_set"]:
+                first = True
                 trace["read_set"].add(slot)
                 trace["reads"].append(slot)
                 trace["acc"].append(("r", slot))
         c.stack_push_int(slot)
         op(computation=c)
+        if first and explore:
+            v = c.stack_pop1_int()
+            trace["rvals"][slot] = v
+            c.stack_push_int(v)
 
     def sstore(op, c):
         slot, value = c.stack_pop1_int(), c.stack_pop1_int()
@@ -125,66 +139,138 @@ def _traced_opcodes(base: dict, trace: dict, deadline: float):
 
     def jump(op, c):
         trace["jumps"] += 1
-        if trace["jumps"] % 512 == 0 and time.thread_time() > deadline:
+        if trace["jumps"] % 512 == 0 and time.thread_time() > trace["deadline"]:
             raise Deadline()
         op(computation=c)
 
+    def jumpi(op, c):
+        trace["jumps"] += 1
+        if trace["jumps"] % 512 == 0 and time.thread_time() > trace["deadline"]:
+            raise Deadline()
+        if explore and len(trace["branches"]) < 4096:
+            dest, cond = c.stack_pop1_int(), c.stack_pop1_int()
+            trace["branches"].add((c.code.program_counter, bool(cond)))
+            c.stack_push_int(cond)
+            c.stack_push_int(dest)
+        op(computation=c)
+
+    def compare2(op, c):   # a op b with a on top of the stack
+        a, b = c.stack_pop1_int(), c.stack_pop1_int()
+        if len(trace["cmps"]) < 4096:
+            trace["cmps"].append((op.mnemonic, a, b))
+        c.stack_push_int(b)
+        c.stack_push_int(a)
+        op(computation=c)
+
+    def iszero(op, c):
+        a = c.stack_pop1_int()
+        if len(trace["cmps"]) < 4096:
+            trace["cmps"].append(("ISZERO", a, 0))
+        c.stack_push_int(a)
+        op(computation=c)
+
     ops = dict(base)
-    hooks = {"SLOAD": sload, "SSTORE": sstore, "SHA3": sha3, "JUMP": jump, "JUMPI": jump,
+    hooks = {"SLOAD": sload, "SSTORE": sstore, "SHA3": sha3, "JUMP": jump, "JUMPI": jumpi,
              "EXTCODESIZE": probe(0), "EXTCODEHASH": probe(0), "CALL": probe(1), "CALLCODE": probe(1),
              "DELEGATECALL": probe(1), "STATICCALL": probe(1)}
+    if explore:
+        hooks.update({k: compare2 for k in ("EQ", "LT", "GT", "SLT", "SGT")}, ISZERO=iszero)
     for name, hook in hooks.items():
         code = BY_NAME[name].code
         ops[code] = Traced(base[code], hook)
     return ops
 
 
+class _Machine:
+    """A py-evm state holding one runtime at CONTRACT, its balance and the responders' code, reused by every call
+    of that runtime: each call runs inside a snapshot that is reverted afterwards (storage, code seeded on first
+    use, balances, transient storage, warm accounts and slots), so calls do not see each other and the state,
+    code hash and computation class are built once instead of per call."""
+
+    def __init__(self, code: bytes, responders: tuple[bytes, ...]):
+        from eth.constants import BLANK_ROOT_HASH
+        from eth.db.atomic import AtomicDB
+        from eth.vm.execution_context import ExecutionContext
+        from eth.vm.forks.cancun.state import CancunState
+
+        ctx = ExecutionContext(BLOCK["coinbase"], BLOCK["timestamp"], BLOCK["number"], 0,
+                               BLOCK["prev_randao"].to_bytes(32, "big"), BLOCK["gas_limit"], PREV_HASHES,
+                               BLOCK["chain_id"], base_fee_per_gas=BLOCK["base_fee"], excess_blob_gas=0)
+        self.code = code
+        self.state = CancunState(AtomicDB(), ctx, BLANK_ROOT_HASH)
+        self.state.set_code(CONTRACT, code)
+        self.state.set_balance(CONTRACT, BALANCE)
+        for a in responders:
+            self.state.set_code(a, RESPONDER_CODE)
+        self.trace: dict = {}          # the current call's trace, read by the hooks
+        self._classes: dict = {}
+
+    def computation(self, explore: bool):
+        if explore not in self._classes:
+            from eth.vm.forks.cancun.computation import CancunComputation
+
+            self._classes[explore] = type("TracedComputation", (CancunComputation,), {
+                "opcodes": _traced_opcodes(CancunComputation.opcodes, self.trace, explore)})
+        return self._classes[explore]
+
+
+_MACHINES: dict[tuple[bytes, tuple[bytes, ...]], _Machine] = {}
+_MAX_MACHINES = 32
+
+
+def _machine(code: bytes, responders: tuple[bytes, ...]) -> _Machine:
+    key = (code, tuple(responders))
+    m = _MACHINES.pop(key, None) or _Machine(code, key[1])
+    _MACHINES[key] = m                     # most recently used last
+    while len(_MACHINES) > _MAX_MACHINES:
+        del _MACHINES[next(iter(_MACHINES))]
+    return m
+
+
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
             storage_default: Callable[[int, dict], int] | None = None,
-            code_default: Callable[[bytes], bytes | None] | None = None) -> Outcome:
+            code_default: Callable[[bytes], bytes | None] | None = None, explore: bool = False) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
-    in `responders` hold RESPONDER_CODE. A slot `storage` does not hold takes
-    `storage_default(slot, preimages so far)` when first touched, and an address first called or asked for its code size takes
-    `code_default(address)`, so a run sees one fixed (conceptually infinite) state whatever path it takes."""
-    from eth.constants import BLANK_ROOT_HASH
-    from eth.db.atomic import AtomicDB
-    from eth.vm.execution_context import ExecutionContext
-    from eth.vm.forks.cancun.computation import CancunComputation
-    from eth.vm.forks.cancun.state import CancunState
+    in `responders` hold RESPONDER_CODE. A slot `storage` does not hold takes `storage_default(slot, preimages so
+    far)` when first touched, and an address first called or asked for its code size takes `code_default(address)`,
+    so a run sees one fixed (conceptually infinite) state whatever path it takes.
+    `explore`: also record comparisons, first-read slot values and branches (Outcome.cmps, read_values, branches)."""
     from eth.vm.message import Message
     from eth.vm.transaction_context import BaseTransactionContext
 
-    trace = {"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
-             "probed_set": set(), "storage": storage, "seeded": {}, "sdef": storage_default, "cdef": code_default}
-    comp_cls = type("TracedComputation", (CancunComputation,),
-                    {"opcodes": _traced_opcodes(CancunComputation.opcodes, trace,
-                                                time.thread_time() + time_limit_s)})
-    ctx = ExecutionContext(BLOCK["coinbase"], BLOCK["timestamp"], BLOCK["number"], 0,
-                           BLOCK["prev_randao"].to_bytes(32, "big"), BLOCK["gas_limit"], PREV_HASHES, BLOCK["chain_id"],
-                           base_fee_per_gas=BLOCK["base_fee"], excess_blob_gas=0)
-    state = CancunState(AtomicDB(), ctx, BLANK_ROOT_HASH)
-    state.set_code(CONTRACT, code)
-    state.set_balance(CONTRACT, BALANCE)
-    state.set_balance(caller, BALANCE)
-    for a in responders:
-        state.set_code(a, RESPONDER_CODE)
-    for slot, v in storage.items():
-        state.set_storage(CONTRACT, slot, v)
-    msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
+    m = _machine(code, responders)
+    trace = m.trace
+    trace.clear()
+    trace.update({"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
+                  "probed_set": set(), "storage": storage, "seeded": {}, "sdef": storage_default,
+                  "cdef": code_default, "cmps": [], "rvals": {}, "branches": set(),
+                  "deadline": time.thread_time() + time_limit_s})
+    state = m.state
+    snap = state.snapshot()
     try:
-        comp = comp_cls.apply_message(state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
-    except Deadline:
-        return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
-                       probed=trace["probed"])
-    writes = {}
-    for slot in trace["written"]:
-        v = state.get_storage(CONTRACT, slot)
-        if v != storage.get(slot, trace["seeded"].get(slot, 0)):
-            writes[slot] = v
-    out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
-                  accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT),
-                  probed=trace["probed"])
+        state.set_balance(caller, BALANCE)
+        for slot, v in storage.items():
+            state.set_storage(CONTRACT, slot, v)
+        msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
+        try:
+            comp = m.computation(explore).apply_message(
+                state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
+        except Deadline:
+            return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
+                           probed=trace["probed"], cmps=trace["cmps"], read_values=trace["rvals"],
+                           branches=trace["branches"], steps=trace["jumps"])
+        writes = {}
+        for slot in trace["written"]:
+            v = state.get_storage(CONTRACT, slot)
+            if v != storage.get(slot, trace["seeded"].get(slot, 0)):
+                writes[slot] = v
+        out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
+                      accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT),
+                      probed=trace["probed"], cmps=trace["cmps"], read_values=trace["rvals"],
+                      branches=trace["branches"], steps=trace["jumps"])
+    finally:
+        state.revert(snap)
     if comp.is_error:
         out.error = type(comp.error).__name__
         out.output = bytes(getattr(comp.error, "args", [b""])[0] or b"") if out.error == "Revert" else b""
