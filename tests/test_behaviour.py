@@ -2,6 +2,8 @@
 controls on the shipped sample (its test units ship in lib/tacsol/data/sample/units.json.gz, so no download)."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tacsol import pairs
@@ -110,6 +112,86 @@ def test_candidate_selector_reads_as_the_original_where_it_is_forwarded():
     assert B.seed_code(bytes(19) + b"\x01", 1) is None              # precompiles keep no code
     assert B.seed_code(B.CALLERS[0], 1) is None                      # the owner stays an account
     assert B.seed_code(bytes.fromhex("1820a4b7618bde71dce8cdc73aab6c95905fad24"), 3) is not None
+
+
+GATE = """pragma solidity 0.8.20;
+contract Gate {
+    address admin;
+    uint256 secret;
+    mapping(bytes32 => uint256) timestamps;
+    mapping(bytes32 => bytes32) commitments;
+    function execute(bytes32 id, uint256 code, bytes calldata sig) external returns (uint256) {
+        require(msg.sender == admin, "admin");
+        require(code == secret, "code");
+        require(sig.length == 65, "signature length");
+        require(commitments[id] == keccak256(sig), "commitment");
+        uint256 t = timestamps[id];
+        require(t > 1 && t <= block.timestamp, "not ready");
+        timestamps[id] = 1;
+        return t;
+    }
+    function stub(uint256) external pure { revert("not supported"); }
+}"""
+
+
+@pytest.fixture(scope="module")
+def gate():
+    out = compile_bytecode(GATE, "0.8.20")["Gate"]
+    return bytes.fromhex(out["bytecode"]), out["selectors"]
+
+
+def test_state_search_reaches_a_guarded_success_path(gate):
+    # no fixed case passes the guards (a stored code, a 65-byte signature, a hash and a timestamp in mapping entries);
+    # the search sets the inputs the comparisons read to their other operands until the function returns
+    code, sel = gate
+    sig = "execute(bytes32,uint256,bytes)"
+    _, types = abi.parse_signature(sig)
+    cases = B.make_cases(types, False, 0)
+    t = B.trace_original(code, sel[sig], types, cases, seed=0, shapes={}, search=False)
+    assert not any(o.success for o in t.outcomes) and t.searched == 0
+    t = B.trace_original(code, sel[sig], types, cases, seed=0, shapes={})
+    found = [(c, o) for c, o in zip(t.cases, t.outcomes) if o.success]
+    assert found and 0 < t.searched <= B.SEARCH_RUNS and len(t.cases) == len(cases) + len(found)
+    c, o = found[0]
+    assert len(c.args[2]) == 65 and "arg 2 length" in c.found and c.storage   # a length and a stored hash were set
+    assert 1 < int.from_bytes(o.output, "big") <= B.BLOCK["timestamp"]
+    # the found cases are run again from their explicit slots: the same outcome, so both sides can be compared
+    again = B._run(code, sel[sig], types, c, 0, {}, time.thread_time() + 5)
+    assert again.success and again.output == o.output and again.writes == o.writes
+
+
+def test_a_function_that_always_reverts_is_compared_by_its_revert_data(gate):
+    from tacsol import lift
+
+    code, sel = gate
+    tac = next(f.tac for f in lift.lift(code.hex()).functions if f.selector == sel["stub(uint256)"])
+    assert B.reverts_by_construction(tac)
+    execute_tac = next(f.tac for f in lift.lift(code.hex()).functions if f.selector == sel["execute(bytes32,uint256,bytes)"])
+    assert not B.reverts_by_construction(execute_tac) and not B.reverts_by_construction("")
+    assert not B.reverts_by_construction("b0:\n  goto v3 [b1, b2]\nb1:\n  revert(0x0, 0x0)")
+
+
+def test_calls_of_one_runtime_share_a_state_but_do_not_see_each_other(toy):
+    code, sel = toy
+    _, types = abi.parse_signature("credit(address,uint256)")
+    who = int.from_bytes(bytes.fromhex("b2" * 20), "big")
+    data = abi.calldata(sel["credit(address,uint256)"], types, [who, 5])
+    owner = {0: int.from_bytes(OWNER, "big")}
+    first = execute(code, data, owner, caller=OWNER)
+    second = execute(code, data, owner, caller=OWNER)   # the first call's write was reverted: 5 again, not 10
+    assert first.success and int.from_bytes(second.output, "big") == 5 and first.writes == second.writes
+    seeded = execute(code, data, {}, caller=OWNER, storage_default=lambda s, pre: owner[0] if s == 0 else 100)
+    assert int.from_bytes(seeded.output, "big") == 105
+    assert int.from_bytes(execute(code, data, owner, caller=OWNER).output, "big") == 5   # seeds do not linger
+
+
+def test_candidates_of_one_unit_compile_together_and_errors_stay_their_own(harness, sample_test):
+    rec = next(r for r in sample_test if r["signature"] == "interval()")
+    good = rec["solidity"]
+    bad = "function interval() public view returns (uint256) { return 1 + ; }"
+    res = harness.check_many([rec] * 3, [good, bad, good.replace("interval()", "interval( )")])
+    assert [x.status for x in res] == ["equivalent", "untestable", "equivalent"]
+    assert res[1].reason == "did_not_compile"
 
 
 def test_a_runaway_loop_is_stopped_and_reported(toy):

@@ -17,11 +17,17 @@ Per function (docs/evaluation.md, "Behaviour"):
   4. Original and recompiled runtime run in py-evm (tacsol.evaluate.execution) from the same state: a slot's
      value and a called address's code are pure functions of (slot or address, storage state), applied when
      first touched (seed_value, seed_code). Five storage states, 20 cases: boundary and random ABI arguments,
-     the owner and other callers, with and without value when payable.
+     the owner and other callers, with and without value when payable. When the original reverts on all of
+     them, a search (search_success) sets the inputs its comparisons read (arguments, caller, value, slots) to
+     the other operands until it returns; the cases found are run on both sides.
   5. Per case: success, return or revert data, storage changes by slot, logs, external calls, balance. The first
      differing case is printed.
 
-Results: `equivalent`, `differs` (with the first differing case) or `untestable` (with a reason key)."""
+Results: `equivalent`, `differs` (with the first differing case) or `untestable` (with a reason key). A function
+whose code halts only by reverting (reverts_by_construction) is compared by its revert data alone.
+
+Speed: candidates of one unit compile in one solc call, by the legacy pipeline without optimizer, in solcjs
+processes kept running (SolcServer); each runtime's py-evm state is built once (execution._Machine)."""
 from __future__ import annotations
 
 import gzip
@@ -31,7 +37,6 @@ import os
 import random
 import re
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -63,8 +68,9 @@ UNTESTABLE_REASONS = {
     "did_not_compile": "the generated function does not compile in place, after binding",
     "not_external": "the generated function is internal or private: no selector to call",
     "reference_timeout": "the original itself runs past the time limit",
-    "reverts_only": "the original reverted on every case (no state or input the harness builds reaches its success "
-                    "path) and the generated code reverted alike: equivalence is not shown",
+    "reverts_only": "the original reverted on every case, those the state search found included (no state or input "
+                    "the harness builds reaches its success path), though its code can return, and the generated "
+                    "code reverted alike: equivalence is not shown",
     "bad_signature": "the record's signature has types the harness cannot encode",
 }
 
@@ -115,26 +121,115 @@ def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Se
             "settings": settings}
 
 
-class Compiler:
-    """solcjs compiles batched per version, cached on disk by input hash (cache_dir()/behaviour)."""
+SERVE_JS = Path(__file__).resolve().parent / "solc_serve.js"
 
-    def __init__(self, timeout_s: float = 240.0, workers: int | None = None):
+
+class SolcServer:
+    """One node process of solcjs `version` kept running (solc_serve.js): standard-JSON inputs in, outputs back,
+    one line each. Restarted after a crash, a timeout, or `max_compiles` compiles (solcjs's memory only grows)."""
+
+    def __init__(self, version: str, max_compiles: int = 300):
+        self.version, self.max_compiles = version, max_compiles
+        self.proc = None
+        self.lines = None
+        self.n = 0
+
+    def _start(self) -> None:
+        import queue
+        import subprocess
+        import threading
+
+        # --liftoff-only: V8's baseline WebAssembly compiler alone. Tiering solc up to TurboFan costs ~3 s of CPU per
+        # process, more than it saves over a few hundred compiles (0.8.6, 5 compiles: 1.3 s of CPU vs 2.1 s)
+        self.proc = subprocess.Popen(["node", "--max-old-space-size=3072", "--liftoff-only", str(SERVE_JS),
+                                      str(paths.node_modules() / f"solc-{self.version}")],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.lines, self.n = queue.Queue(), 0
+        proc, lines = self.proc, self.lines
+
+        def read():   # a reader thread: the caller waits on the queue with a timeout
+            for line in proc.stdout:
+                lines.put(line)
+            lines.put(None)
+        threading.Thread(target=read, daemon=True).start()
+
+    def compile(self, inp: dict, timeout_s: float) -> dict | str:
+        import queue
+
+        if self.proc is None or self.proc.poll() is not None or self.n >= self.max_compiles:
+            self.close()
+            self._start()
+        self.n += 1
+        try:
+            self.proc.stdin.write(json.dumps({"key": self.n, "input": inp}).encode() + b"\n")
+            self.proc.stdin.flush()
+            line = self.lines.get(timeout=timeout_s)
+        except (OSError, queue.Empty) as exc:
+            self.close()
+            return f"crash: {'timeout after %.0fs' % timeout_s if isinstance(exc, queue.Empty) else exc}"
+        if line is None:
+            self.close()
+            return "crash: solcjs exited"
+        rec = json.loads(line)
+        return rec["output"] if "output" in rec else f"solcjs: {rec.get('error')}"
+
+    def close(self) -> None:
+        if self.proc is not None:
+            try:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+            except OSError:
+                pass
+            self.proc = None
+
+
+class Compiler:
+    """solcjs compiles, cached on disk by input hash (cache_dir()/behaviour), run by `workers` persistent solcjs
+    processes per version in use (SolcServer): one compile at a time each, as solcjs is single-threaded."""
+
+    def __init__(self, timeout_s: float = 240.0, workers: int | None = None, keep_versions: int = 2):
         self.timeout_s = timeout_s
         self.workers = workers or os.cpu_count() or 1
+        self.keep_versions = keep_versions     # per worker: servers of other versions are closed
         self.dir = paths.cache_dir() / "behaviour"
+        self._servers: list[dict[str, SolcServer]] = [{} for _ in range(self.workers)]
 
     def _path(self, key: str):
         return self.dir / key[:2] / f"{key}.json.gz"
 
+    @staticmethod
+    def key(version: str, inp: dict) -> str:
+        return hashlib.sha256(json.dumps([version, inp], sort_keys=True).encode()).hexdigest()
+
+    def _server(self, worker: int, version: str) -> SolcServer:
+        servers = self._servers[worker]
+        s = servers.pop(version, None) or SolcServer(version)
+        servers[version] = s                  # most recently used last
+        while len(servers) > self.keep_versions:
+            servers.pop(next(iter(servers))).close()
+        return s
+
+    def close(self) -> None:
+        for servers in self._servers:
+            for s in servers.values():
+                s.close()
+            servers.clear()
+
+    def __del__(self):
+        self.close()
+
     def many(self, jobs: list[tuple[str, str, dict]]) -> dict[str, dict | str]:
         """jobs: (name, version, standard input) -> name: solc output (trimmed to errors/contracts/sources-ast)
         or an error string."""
+        import queue
+        import threading
+
         from ..ioutil import atomic_write_bytes
 
         out: dict[str, dict | str] = {}
-        todo: dict[str, list[tuple[str, str, dict]]] = {}
+        todo: list[tuple[str, str, str, dict]] = []
         for name, version, inp in jobs:
-            key = hashlib.sha256(json.dumps([version, inp], sort_keys=True).encode()).hexdigest()
+            key = self.key(version, inp)
             p = self._path(key)
             if p.exists():
                 try:
@@ -146,29 +241,43 @@ class Compiler:
             if v is None:
                 out[name] = f"no solcjs for {version!r}"
                 continue
-            todo.setdefault(v, []).append((name, key, inp))
-        batches = [(v, items[i:i + 8]) for v, items in todo.items() for i in range(0, len(items), 8)]
+            todo.append((v, name, key, inp))
+        if not todo:
+            return out
+        # grouped by version, so that each worker's server stays on one version as long as it can
+        q: queue.Queue = queue.Queue()
+        for item in sorted(todo, key=lambda t: t[0]):
+            q.put(item)
+        lock = threading.Lock()
 
-        def run(batch):
-            v, part = batch
-            return part, corpus.run_solcjs(v, [(n, inp) for n, _, inp in part], self.timeout_s * len(part))
+        def work(w: int) -> None:
+            while True:
+                try:
+                    v, name, key, inp = q.get_nowait()
+                except queue.Empty:
+                    return
+                r = self._server(w, v).compile(inp, self.timeout_s)
+                if isinstance(r, dict):
+                    r = {"errors": [e for e in r.get("errors", []) if e.get("severity") == "error"],
+                         "contracts": r.get("contracts", {}),
+                         "sources": {s: {"ast": d.get("ast") or d.get("legacyAST")}
+                                     for s, d in (r.get("sources") or {}).items() if d.get("ast") or d.get("legacyAST")}}
+                    atomic_write_bytes(self._path(key), gzip.compress(json.dumps(r).encode(), 5))
+                with lock:
+                    out[name] = r
 
-        # one node process per core: solcjs is single-threaded
-        with ThreadPoolExecutor(max_workers=max(1, min(self.workers, len(batches)))) as pool:
-            for part, res in pool.map(run, batches):
-                for n, key, _ in part:
-                    r = res[n]
-                    if isinstance(r, dict):
-                        r = {"errors": [e for e in r.get("errors", []) if e.get("severity") == "error"],
-                             "contracts": r.get("contracts", {}),
-                             "sources": {s: {"ast": d.get("ast") or d.get("legacyAST")}
-                                         for s, d in (r.get("sources") or {}).items() if d.get("ast") or d.get("legacyAST")}}
-                        atomic_write_bytes(self._path(key), gzip.compress(json.dumps(r).encode(), 5))
-                    out[n] = r
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(min(self.workers, len(todo)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         return out
 
 
 # ------------------------------------------------------------------------------------------- the contract
+ORIGINAL_FORMAT = "o1"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+
+
 @dataclass
 class Original:
     code: bytes
@@ -325,11 +434,9 @@ def _getter_function(fn, original: Original) -> tuple[str | None, str]:
             "")
 
 
-def place(sources: dict[str, str], file: str, reference: str, candidate: str, contract: str = ""
-          ) -> tuple[dict[str, str], str] | None:
-    """(the unit with `candidate` right after the reference, "file:Contract" it was placed in). A reference text
-    that occurs in several contracts of its file (mocks) is placed in the body of `contract` when it occurs there
-    once."""
+def _site(sources: dict[str, str], file: str, reference: str, contract: str = "") -> tuple[int, str] | None:
+    """(offset just past the reference in `file`, "file:Contract" that declares it), or None when the reference
+    does not occur exactly once (in the body of `contract`, for a text several contracts of its file share)."""
     text = sources.get(file)
     if text is None or not reference:
         return None
@@ -341,21 +448,72 @@ def place(sources: dict[str, str], file: str, reference: str, candidate: str, co
         at = [a for a in at if m and m.end() <= a < end]
     if len(at) != 1:
         return None
-    cut = at[0] + len(reference)
     home = ""
     for m in re.finditer(r"\b(?:contract|library)\s+([A-Za-z_$][\w$]*)[^{;]*{", blank[:at[0]]):
         if match_close(blank, m.end() - 1) > at[0]:
             home = f"{file}:{m.group(1)}"
-    return {**sources, file: text[:cut] + "\n\n    " + candidate + "\n" + text[cut:]}, home
+    return at[0] + len(reference), home
 
 
-def _candidate_runtime(out: dict, main: str, contract: str) -> tuple[bytes, str] | None:
-    """(runtime, "0x" selector) of `tacsol_candidate` in a compile output without errors, or None."""
+def place(sources: dict[str, str], file: str, reference: str, candidate: str, contract: str = ""
+          ) -> tuple[dict[str, str], str] | None:
+    """(the unit with `candidate` right after the reference, "file:Contract" it was placed in). A reference text
+    that occurs in several contracts of its file (mocks) is placed in the body of `contract` when it occurs there
+    once."""
+    got = place_many(sources, [(file, reference, candidate, contract)])
+    return None if got is None else (got[0], got[1][0][3])
+
+
+def place_many(sources: dict[str, str], items: list[tuple[str, str, str, str]]
+               ) -> tuple[dict[str, str], list[tuple[str, int, int, str]]] | None:
+    """Several candidates placed in one unit, each right after its reference: items are (file, reference,
+    candidate, contract). Returns (the unit, per item (file, byte start, byte end, home)): the byte span of each
+    candidate in its file, which solc's error locations are in; None when a reference is not found once."""
+    sites = []
+    for file, reference, _, contract in items:
+        got = _site(sources, file, reference, contract)
+        if got is None:
+            return None
+        sites.append(got)
+    out = dict(sources)
+    spans: list = [None] * len(items)
+    for file in {it[0] for it in items}:
+        text, parts, last = sources[file], [], 0
+        order = sorted((sites[k][0], k) for k, it in enumerate(items) if it[0] == file)
+        pos = 0   # bytes written so far
+        for cut, k in order:
+            head = text[last:cut]
+            parts.append(head)
+            pos += len(head.encode())
+            pre, body = "\n\n    ", items[k][2]
+            spans[k] = (file, pos + len(pre.encode()), pos + len(pre.encode()) + len(body.encode()), sites[k][1])
+            piece = pre + body + "\n"
+            parts.append(piece)
+            pos += len(piece.encode())
+            last = cut
+        parts.append(text[last:])
+        out[file] = "".join(parts)
+    return out, spans
+
+
+def _candidate_runtime(out: dict, main: str, contract: str, name: str = CANDIDATE) -> tuple[bytes, str] | None:
+    """(runtime, "0x" selector) of the candidate function `name` in a compile output without errors, or None."""
     c = (out.get("contracts", {}).get(main) or {}).get(contract) or {}
-    sels = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items() if k.startswith(CANDIDATE + "(")]
+    sels = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items() if k.startswith(name + "(")]
     if not sels:
         return None
     return evm.hex_bytes(evm.link_placeholders(c["evm"]["deployedBytecode"]["object"])), "0x" + sels[0]
+
+
+def _codegen_error(e: dict) -> bool:
+    """An error of code generation (stack too deep, ...), which another pipeline or the optimizer may avoid."""
+    return e.get("type") in ("CompilerError", "CodeGenerationError", "YulException", "InternalCompilerError") or \
+        "Stack too deep" in (e.get("message") or "")
+
+
+def _named(candidate: str, name: str) -> str:
+    """The candidate (its function named CANDIDATE) under another name."""
+    return candidate if name == CANDIDATE else re.sub(rf"\b{CANDIDATE}\s*\(", name + "(", candidate, count=1)
 
 
 # --------------------------------------------------------------------------------------------- binding
@@ -615,6 +773,9 @@ class Case:
     args: list
     caller: bytes
     value: int
+    variant: int = 0                  # the storage state it runs from (seed_value)
+    storage: dict[int, int] = field(default_factory=dict)   # slots set over that state (found by search_success)
+    found: str = ""                   # how search_success reached it ("" for the fixed cases)
 
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
@@ -637,7 +798,7 @@ def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CA
             caller = (CALLERS[3] if variant == 1 else CONTRACT) if k == 3 else CALLERS[0]
         else:
             caller = CALLERS[(k + i) % 4]
-        out.append(Case(args, caller, value))
+        out.append(Case(args, caller, value, variant))
     return out
 
 
@@ -768,17 +929,30 @@ def compare(a: Outcome, b: Outcome) -> str:
     return ""
 
 
+_HALT_OK = re.compile(r"^\s*(?:return\b|stop\b|selfdestruct\b)", re.M)
+_UNRESOLVED = re.compile(r"\bgoto (?:\?|v\d+ \[)")
+
+
+def reverts_by_construction(tac: str) -> bool:
+    """The function's TAC (lifted from the original's bytecode) halts only by revert or invalid: no return, stop
+    or selfdestruct, and every jump resolved. Such a function's behaviour is its revert data on every input."""
+    return bool(tac.strip()) and not _HALT_OK.search(tac) and not _UNRESOLVED.search(tac) and \
+        re.search(r"^\s*(?:revert|invalid)", tac, re.M) is not None
+
+
 @dataclass
 class Trace:
     """The original's run over the cases: its outcome per case. Every slot and called address has one value per
-    storage state (seed_value, seed_code: a pure function, applied when first touched), so a run's outcome does
-    not depend on which runs came before: the candidate's comparison reuses these outcomes."""
+    storage state (seed_value, seed_code: a pure function, applied when first touched) under the case's explicit
+    slots, so a run's outcome does not depend on which runs came before: the candidate's comparison reuses these
+    outcomes."""
     status: str                       # "ok" | "reference_timeout"
     detail: str
     outcomes: list[Outcome]
+    cases: list[Case] = field(default_factory=list)   # the fixed cases, then those search_success found
     shapes: dict | None = None
-    storage: dict[int, int] = field(default_factory=dict)   # explicit slots, over the seeded defaults
     sel: str = ""                      # the selector the original was called with
+    searched: int = 0                  # runs of the original search_success spent (0: a fixed case returned)
 
 
 def seed_code(address: bytes, variant: int) -> bytes | None:
@@ -793,19 +967,240 @@ def seed_code(address: bytes, variant: int) -> bytes | None:
 
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
-                   storage: dict[int, int] | None = None, time_limit_s: float = 20.0,
-                   shapes: dict | None = None) -> Trace:
-    """Run the original on every case, case i from storage state i % N_VARIANTS."""
+                   time_limit_s: float = 20.0, shapes: dict | None = None, payable: bool = False,
+                   search: bool = True) -> Trace:
+    """Run the original on every case, each from its storage state; when none returns, search_success looks for
+    states and arguments that reach the success path, and the cases it finds are added (both sides run them)."""
     deadline = time.thread_time() + time_limit_s
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        a = _run(code, sel, types, c, i % N_VARIANTS, seed, shapes, storage, deadline)
+        a = _run(code, sel, types, c, seed, shapes, deadline)
         if a.timeout:
-            return Trace("reference_timeout", f"case {i}", outs, shapes, dict(storage or {}), sel)
+            return Trace("reference_timeout", f"case {i}", outs, cases[:i], shapes, sel)
         outs.append(a)
         if time.thread_time() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", outs, shapes, dict(storage or {}), sel)
-    return Trace("ok", "", outs, shapes, dict(storage or {}), sel)
+            return Trace("ok", f"time limit after {i + 1} cases", outs, cases[:i + 1], shapes, sel)
+    t = Trace("ok", "", outs, list(cases), shapes, sel)
+    if search and outs and not any(o.success for o in outs):
+        stop = min(deadline, time.thread_time() + SEARCH_S)
+        found, t.searched = search_success(
+            lambda c: _run(code, sel, types, c, seed, shapes, stop, explore=True), cases, outs, types, payable, stop)
+        for c, o in found:
+            t.cases.append(c)
+            t.outcomes.append(replace(o, cmps=[], read_values={}, branches=set()))
+    return t
+
+
+# ------------------------------------------------------------------------------------------ state search
+SEARCH_RUNS = 48    # runs of the original the state search may spend on one function
+SEARCH_S = 4.0      # and CPU seconds
+SEARCH_FOUND = 3    # returning cases it stops at
+_PER_PARENT = 16    # proposals drawn from one run's comparisons
+
+
+def _word_of(t: abi.AbiType, v) -> int:
+    if t.base == "bytesN":
+        return int.from_bytes(bytes(v).ljust(32, b"\0")[:32], "big")
+    return int(v) & abi.M256   # uint, int (two's complement), address, bool
+
+
+def _value_of(t: abi.AbiType, w: int):
+    """The ABI value of type `t` whose calldata word is `w`; None when no valid value has that word."""
+    if t.base == "uint":
+        return w if w < 1 << t.bits else None
+    if t.base == "int":
+        v = w - (1 << 256) if w >> 255 else w
+        return v if -(1 << (t.bits - 1)) <= v < 1 << (t.bits - 1) else None
+    if t.base == "address":
+        return w if w < 1 << 160 else None
+    if t.base == "bool":
+        return bool(w) if w in (0, 1) else None
+    if t.base == "bytesN":
+        b = w.to_bytes(32, "big")
+        return b[:t.bits] if not any(b[t.bits:]) else None
+    return None
+
+
+def _leaves(types: list[abi.AbiType], values: list, path: tuple = ()):
+    """(path, "word" | "len", type, word) of every argument value a comparison can read: elementary values, and
+    the lengths of dynamic bytes, strings and arrays."""
+    for k, (t, v) in enumerate(zip(types, values)):
+        p = path + (k,)
+        if t.item is not None:
+            if t.length is None:
+                yield p, "len", t, len(v)
+            yield from _leaves([t.item] * len(v), list(v), p)
+        elif t.base == "tuple":
+            yield from _leaves(list(t.fields), list(v), p)
+        elif t.base in ("bytes", "string"):
+            yield p, "len", t, len(v)
+        else:
+            yield p, "word", t, _word_of(t, v)
+
+
+def _set_at(values: list, path: tuple, new) -> list:
+    out = list(values)
+    out[path[0]] = new if len(path) == 1 else _set_at(out[path[0]], path[1:], new)
+    return out
+
+
+def _get_at(values: list, path: tuple):
+    for k in path:
+        values = values[k]
+    return values
+
+
+def _resized(t: abi.AbiType, v, n: int):
+    """A dynamic value of type `t` holding `n` items (bytes, characters), keeping those it has."""
+    if t.item is not None:
+        items = list(v)[:n]
+        fill = abi.boundary_values(t.item, [int.from_bytes(c, "big") for c in CALLERS])[1]
+        return items + [fill] * (n - len(items))
+    if t.base == "string":
+        return (str(v) + "a" * n)[:n]
+    return (bytes(v) + b"\x01" * n)[:n]
+
+
+_FIELD_WIDTHS = (160, 64, 8)   # address, uint64, uint8/bool fields of packed slots
+
+
+def _slot_fields(word: int, x: int):
+    """(shift, mask) of the fields of a slot value that hold x: the whole word, or a packed field."""
+    if word == x:
+        yield 0, abi.M256
+        return
+    if not x:
+        return
+    for w in _FIELD_WIDTHS:
+        if x >> w:
+            continue
+        mask = (1 << w) - 1
+        for o in range(0, 33 - w // 8):
+            if (word >> (8 * o)) & mask == x:
+                yield 8 * o, mask
+                break
+
+
+def _targets(op: str, a: int, b: int) -> list[tuple[int, list[int]]]:
+    """(operand value, values to give the input that holds it) of one comparison: the other operand (equality),
+    either side of it (order), zero or non-zero (ISZERO)."""
+    m = abi.M256
+    if op == "ISZERO":
+        return [(a, [0] if a else [1, int.from_bytes(CALLERS[0], "big")])]
+    if op == "EQ":
+        return [(a, [b]), (b, [a])] if a != b else [(a, [(a + 1) & m])]
+    return [(a, [b, (b + 1) & m, (b - 1) & m]), (b, [a, (a + 1) & m, (a - 1) & m])]
+
+
+def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool):
+    """Cases one input away from `case`: an argument, the caller, the value or a slot the run read set to the
+    other operand of a comparison it took (input-to-state correspondence), latest comparisons first: the
+    failing require is usually the last one before the revert."""
+    leaves = list(_leaves(types, case.args))
+    done: set = set()
+    made = 0
+    for op, a, b in reversed(out.cmps):
+        if (op, a, b) in done:
+            continue
+        done.add((op, a, b))
+        for x, targets in _targets(op, a, b):
+            for path, kind, t, w in leaves:
+                if w != x:
+                    continue
+                for y in targets:
+                    if kind == "len":
+                        if y > 320 or (t.item is None and t.base not in ("bytes", "string")):
+                            continue
+                        new = _resized(t, _get_at(case.args, path), y)
+                    else:
+                        new = _value_of(t, y)
+                        if new is None:
+                            continue
+                    made += 1
+                    yield replace(case, args=_set_at(case.args, path, new), found=_note(
+                        case, f"arg {'.'.join(map(str, path))}{' length' if kind == 'len' else ''} = {hex(y)[:20]}"))
+            if x == int.from_bytes(case.caller, "big"):
+                for y in targets:
+                    if 0 < y < 1 << 160:
+                        made += 1
+                        yield replace(case, caller=y.to_bytes(20, "big"), found=_note(case, f"caller = {hex(y)}"))
+            if payable and x == case.value:
+                for y in targets:
+                    if y <= BALANCE_LIMIT:
+                        made += 1
+                        yield replace(case, value=y, found=_note(case, f"value = {y}"))
+            for slot, word in out.read_values.items():
+                for shift, mask in _slot_fields(word, x):
+                    for y in targets:
+                        if y & mask != y:
+                            continue
+                        made += 1
+                        yield replace(case, storage={**case.storage, slot: (word & ~(mask << shift)) | (y << shift)},
+                                      found=_note(case, f"slot {hex(slot)[:14]} = {hex(y)[:20]}"))
+        if made >= _PER_PARENT:
+            return
+
+
+BALANCE_LIMIT = 10**20   # below the callers' balance (execution.BALANCE): a value they can send
+
+
+def _note(case: Case, change: str) -> str:
+    return f"{case.found}; {change}" if case.found else change
+
+
+def _case_key(c: Case) -> str:
+    return repr((c.args, c.caller, c.value, c.variant, sorted(c.storage.items())))
+
+
+def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: list[Outcome],
+                   types: list[abi.AbiType], payable: bool, stop: float) -> tuple[list[tuple[Case, Outcome]], int]:
+    """Cases on which the original returns, when none of the fixed ones does: ([(case, outcome)], runs spent).
+
+    A guided search over the inputs a run reads: from the deepest reverted case of each storage state, one input
+    at a time (an argument, the caller, the value sent, a slot's value) takes the other operand of a comparison
+    the run made (the owner stored in a slot, the id a mapping entry holds, the length a signature must have, a
+    timestamp just past a deadline). A child that takes a branch no run took before is explored in turn, the
+    deepest first. Bounded by SEARCH_RUNS runs and `stop` (thread CPU time); only the original runs here."""
+    import heapq
+
+    best: dict[int, tuple[int, int]] = {}
+    for i, o in enumerate(outcomes):
+        if not o.timeout and (cases[i].variant not in best or o.steps > best[cases[i].variant][0]):
+            best[cases[i].variant] = (o.steps, i)
+    heap: list = []
+    seen: set = set()
+    tried = {_case_key(c) for c in cases}
+    found: list[tuple[Case, Outcome]] = []
+    runs = 0
+    for _, i in sorted(best.values(), reverse=True):
+        if runs >= SEARCH_RUNS or time.thread_time() > stop:
+            break
+        o = run(cases[i])
+        runs += 1
+        seen |= o.branches
+        heapq.heappush(heap, (-len(o.branches), runs, cases[i], o))
+    while heap and runs < SEARCH_RUNS and len(found) < SEARCH_FOUND and time.thread_time() < stop:
+        _, _, parent, po = heapq.heappop(heap)
+        for child in _proposals(parent, po, types, payable):
+            key = _case_key(child)
+            if key in tried:
+                continue
+            tried.add(key)
+            if runs >= SEARCH_RUNS or time.thread_time() > stop:
+                break
+            o = run(child)
+            runs += 1
+            if o.timeout:
+                continue
+            if o.success:
+                found.append((child, o))
+                if len(found) >= SEARCH_FOUND:
+                    break
+                continue
+            if not o.branches <= seen:
+                seen |= o.branches
+                heapq.heappush(heap, (-len(o.branches), runs, child, o))
+    return found, runs
 
 
 def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
@@ -818,28 +1213,28 @@ def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
                    calls=[(k, t, v, d.replace(a, b)) for k, t, v, d in o.calls])
 
 
-def _run(code: bytes, sel: str, types: list[abi.AbiType], c: "Case", variant: int, seed: int,
-         shapes: dict | None, storage: dict[int, int] | None, deadline: float) -> Outcome:
-    return execute(code, evm.hex_bytes(sel) + abi.encode_tuple(types, c.args), dict(storage or {}),
+def _run(code: bytes, sel: str, types: list[abi.AbiType], c: Case, seed: int, shapes: dict | None,
+         deadline: float, explore: bool = False) -> Outcome:
+    return execute(code, evm.hex_bytes(sel) + abi.encode_tuple(types, c.args), dict(c.storage),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.thread_time())),
-                   storage_default=lambda slot, pre: seed_value(slot, seed, variant, shapes, pre),
-                   code_default=lambda a: seed_code(a, variant))
+                   storage_default=lambda slot, pre: seed_value(slot, seed, c.variant, shapes, pre),
+                   code_default=lambda a: seed_code(a, c.variant), explore=explore)
 
 
-def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], cases: list[Case], *,
+def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], *,
                       seed: int, time_limit_s: float = 20.0) -> tuple[str, str, int]:
     """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
     case, from the same states."""
     deadline = time.thread_time() + time_limit_s
     for i, a in enumerate(trace.outcomes):
-        c, variant = cases[i], i % N_VARIANTS
-        b = _as_if_called_by(_run(cand, cand_sel, types, c, variant, seed, trace.shapes, trace.storage, deadline),
-                             cand_sel, trace.sel)
+        c = trace.cases[i]
+        b = _as_if_called_by(_run(cand, cand_sel, types, c, seed, trace.shapes, deadline), cand_sel, trace.sel)
         field_ = compare(a, b)
         if field_:
-            return "differs", (f"case {i} (storage {variant}, caller 0x{c.caller.hex()[:6]}…, value {c.value}, "
-                               f"args {_fmt_args(c.args)}): {field_} differ — original {_fmt(a)}; "
+            how = f", {c.found}" if c.found else ""
+            return "differs", (f"case {i} (storage {c.variant}{how}, caller 0x{c.caller.hex()[:6]}…, value "
+                               f"{c.value}, args {_fmt_args(c.args)}): {field_} differ — original {_fmt(a)}; "
                                f"generated {_fmt(b)}"), i + 1
         if time.thread_time() > deadline:
             return "differs" if b.timeout else "equivalent", f"time limit after {i + 1} cases", i + 1
@@ -864,9 +1259,13 @@ class Harness:
     compiled once per unit and setting."""
 
     def __init__(self, units: corpus.RecordUnits | None = None, *, seed: int = 0, n_cases: int = N_CASES,
-                 time_limit_s: float = 20.0, compiler: Compiler | None = None):
+                 time_limit_s: float = 20.0, compiler: Compiler | None = None, search: bool = True,
+                 fast_candidates: bool = True):
         self.units = units or record_units()
-        self.seed, self.n_cases, self.time_limit_s = seed, n_cases, time_limit_s
+        self.seed, self.n_cases, self.time_limit_s, self.search = seed, n_cases, time_limit_s, search
+        # candidates compiled by the legacy pipeline without optimizer (the record's compiler and EVM version):
+        # optimizing changes gas, not behaviour, and costs 3-20x the compile (via-IR units: ~25 s of solcjs CPU)
+        self.fast_candidates = fast_candidates
         self.compiler = compiler or Compiler()
         self._originals: dict[str, Original | str] = {}
         self._traces: dict[tuple, Trace] = {}   # mutants and renamings of one record share its original's trace
@@ -877,19 +1276,37 @@ class Harness:
         except corpus.UnitNotFound:
             return None
 
+    def _original_path(self, digest: str) -> Path:
+        return self.compiler.dir / "originals" / f"{ORIGINAL_FORMAT}-{digest}.pkl.gz"
+
     @staticmethod
     def _okey(rec: dict, main: str) -> str:
         return f"{rec.get('package')}|{main}|{rec.get('contract')}|{rec.get('settings')}"
 
     def _ensure_originals(self, recs: list[dict], units: dict[int, tuple[str, dict]]) -> dict[int, str]:
-        """Compile each distinct original unit once (batched per solc version); index -> original key."""
-        jobs, okey = {}, {}
+        """Compile each distinct original unit once (batched per solc version); index -> original key. What the
+        harness reads from the compile (runtime, layout, declarations: Original) is cached beside it, so that a
+        cached unit costs neither the JSON of its AST nor the walk over it."""
+        import pickle
+
+        from ..ioutil import atomic_write_bytes
+
+        jobs, okey, digest = {}, {}, {}
         for i, (main, srcs) in units.items():
             r = recs[i]
             k = okey[i] = self._okey(r, main)
             if k not in self._originals and k not in jobs:
                 version, st = _setting(r)
-                jobs[k] = (k, version, _input(srcs, main, r.get("contract") or "", st, version, True, True))
+                inp = _input(srcs, main, r.get("contract") or "", st, version, True, True)
+                digest[k] = self.compiler.key(version, inp)
+                p = self._original_path(digest[k])
+                if p.exists():
+                    try:
+                        self._originals[k] = pickle.loads(gzip.decompress(p.read_bytes()))
+                        continue
+                    except Exception:  # noqa: BLE001  a stale or torn cache entry: compile again
+                        pass
+                jobs[k] = (k, version, inp)
         for k, out in self.compiler.many(list(jobs.values())).items():
             if isinstance(out, str) or out.get("errors"):
                 msg = out if isinstance(out, str) else (out["errors"][0].get("formattedMessage") or "")
@@ -897,7 +1314,81 @@ class Harness:
                 continue
             main, contract = k.split("|")[1], k.split("|")[2]
             self._originals[k] = _original_from(out, main, contract) or "no_contract"
+            atomic_write_bytes(self._original_path(digest[k]), gzip.compress(pickle.dumps(self._originals[k]), 5))
         return okey
+
+    def _compile_candidates(self, items: list[tuple[object, dict, tuple[str, dict], str]]) -> dict:
+        """Compile candidates, those of one original unit in one solc call (each under its own name,
+        tacsol_candidate_<k>): solcjs spends most of a compile on the unit, not on the function added.
+        items: (key, record, (main, unit sources), candidate text named CANDIDATE). Returns key ->
+        ("ok", (runtime, selector), home) | ("errors", {"errors": the candidate's errors}, placed sources, home) |
+        ("fail", message, home). An error located in one candidate is that candidate's; the others are compiled
+        again without it (solc stops at the first failing stage, so they are not yet known to compile); an error
+        no candidate holds sends each candidate of the group to a compile of its own, as if compiled alone."""
+        groups: dict[tuple, list] = {}
+        for it in items:
+            r, (main, _) = it[1], it[2]
+            groups.setdefault((self._okey(r, main), r.get("solc_version")), []).append(it)
+        results: dict = {}
+        todo = [(members, len(members) > 1, self.fast_candidates) for members in groups.values()]
+        while todo:
+            jobs, placed = [], []
+            for members, together, fast in todo:
+                parts = [members] if together else [[m] for m in members]
+                for part in parts:
+                    r, (main, srcs) = part[0][1], part[0][2]
+                    names = [f"{CANDIDATE}_{k}" if len(part) > 1 else CANDIDATE for k in range(len(part))]
+                    got = place_many(srcs, [(m[1].get("file") or "", m[1].get("solidity") or "", _named(m[3], n),
+                                             m[1].get("contract") or "") for m, n in zip(part, names)])
+                    if got is None:
+                        for m in part:
+                            results[m[0]] = ("fail", "reference not found in its unit", "")
+                        continue
+                    version, st = _setting(r)
+                    if fast:
+                        st = replace(st, optimize=False, via_ir=False)
+                    name = f"c{len(jobs)}"
+                    jobs.append((name, version, _input(got[0], main, r.get("contract") or "", st, version, True)))
+                    placed.append((name, part, names, got, fast))
+            outs = self.compiler.many(jobs)
+            todo = []
+            for name, part, names, (srcs, spans), fast in placed:
+                out = outs[name]
+                main, contract = part[0][2][0], part[0][1].get("contract") or ""
+                if isinstance(out, str) or (fast and any(_codegen_error(e) for e in out.get("errors") or [])):
+                    if len(part) > 1 or fast:   # alone, then with the record's own settings
+                        todo.append((part, False, fast and len(part) == 1))
+                    else:
+                        results[part[0][0]] = ("fail", out[:300], spans[0][3])
+                    continue
+                if not out.get("errors"):
+                    for m, n, sp in zip(part, names, spans):
+                        got = _candidate_runtime(out, main, contract, n)
+                        results[m[0]] = ("ok", got, sp[3]) if got else ("fail", "candidate not in the contract", sp[3])
+                    continue
+                if len(part) == 1:
+                    results[part[0][0]] = ("errors", {"errors": out["errors"]}, srcs, spans[0][3])
+                    continue
+                own: dict[int, list] = {}
+                stray = False
+                for e in out["errors"]:
+                    loc = e.get("sourceLocation") or {}
+                    k = next((k for k, (f, a, b, _) in enumerate(spans)
+                              if loc.get("file") == f and a <= (loc.get("start") or -1) < b), None)
+                    if k is None:
+                        stray = True
+                    else:
+                        own.setdefault(k, []).append(e)
+                if stray:
+                    todo.append((part, False, fast))
+                    continue
+                for k, errs in own.items():
+                    # read back as if compiled alone: the names at its error locations are in these sources
+                    results[part[k][0]] = ("errors", {"errors": errs}, srcs, spans[k][3])
+                rest = [m for k, m in enumerate(part) if k not in own]
+                if rest:
+                    todo.append((rest, len(rest) > 1, fast))
+        return results
 
     def original(self, rec: dict) -> "Original | str":
         """The record's compiled original (or the untestable reason)."""
@@ -954,42 +1445,31 @@ class Harness:
             tkey = (okey[i], sel, payable)
             if tkey not in self._traces:   # the original alone first: the slots and topics binding needs
                 self._traces[tkey] = trace_original(o.code, sel, types, cases, seed=self.seed,
-                                                    time_limit_s=self.time_limit_s, shapes=slot_shapes(o))
+                                                    time_limit_s=self.time_limit_s, shapes=slot_shapes(o),
+                                                    payable=payable, search=self.search)
             trace = self._traces[tkey]
             if trace.status == "reference_timeout":
                 results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
                 continue
             seen = trace.outcomes
-            state[i] = {"cand": cand, "types": types, "cases": cases, "seen": seen, "bindings": [], "orig": o,
+            state[i] = {"cand": cand, "types": types, "seen": seen, "bindings": [], "orig": o,
                         "trace": trace, "text0": cand, "renames": {}, "alts": {}}
         for _round in range(3):
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
                 break
-            jobs = []
+            outs = self._compile_candidates([(i, recs[i], units[i], state[i]["cand"]) for i in pending])
             for i in pending:
-                r = recs[i]
-                version, st = _setting(r)
-                main, srcs = units[i]
-                placed, state[i]["home"] = place(srcs, r["file"], r["solidity"], state[i]["cand"],
-                                                 r.get("contract") or "")  # type: ignore[misc]
-                state[i]["sources"] = placed
-                jobs.append((str(i), version, _input(placed, main, r.get("contract") or "", st, version, True)))
-            outs = self.compiler.many(jobs)
-            for i in pending:
-                out = outs[str(i)]
                 s = state[i]
-                if isinstance(out, str):
-                    results[i] = BehaviourResult("untestable", "did_not_compile", out[:300], s["bindings"])
+                kind, got, *rest = outs[i]
+                s["home"] = rest[-1]
+                if kind == "fail":
+                    results[i] = BehaviourResult("untestable", "did_not_compile", got, s["bindings"])
                     continue
-                if not out.get("errors"):
-                    got = _candidate_runtime(out, units[i][0], recs[i].get("contract") or "")
-                    if got is None:
-                        results[i] = BehaviourResult("untestable", "did_not_compile", "candidate not in the contract",
-                                                     s["bindings"])
-                    else:
-                        s["code"], s["sel"] = got
+                if kind == "ok":
+                    s["code"], s["sel"] = got
                     continue
+                out, s["sources"] = got, rest[0]
                 names = undeclared_names(out, s["sources"])
                 if not names:
                     e = out["errors"][0]
@@ -1017,13 +1497,9 @@ class Harness:
         for i in tqdm(todo, desc="behaviour", unit="fn", disable=not progress):
             s = state[i]
             r = recs[i]
-            status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"], s["cases"],
+            status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
-            ok = sum(o.success for o in s["seen"][:n])
-            if status == "equivalent" and not any(o.success for o in s["seen"]):
-                results[i] = BehaviourResult("untestable", "reverts_only", detail, s["bindings"], n, ok)
-            else:
-                results[i] = BehaviourResult(status, "", detail, s["bindings"], n, ok)
+            results[i] = _verdict(s, r, status, detail, n, s["bindings"])
         self._try_alternatives(recs, units, state, results)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
@@ -1052,25 +1528,16 @@ class Harness:
                     made += 1
         if not tries:
             return
-        jobs = []
-        for j, (i, ren) in enumerate(tries):
-            r, s = recs[i], state[i]
-            version, st = _setting(r)
-            main, srcs = units[i]
-            placed, _ = place(srcs, r["file"], r["solidity"], apply_renames(s["text0"], ren), r.get("contract") or "")
-            jobs.append((f"alt{j}", version, _input(placed, main, r.get("contract") or "", st, version, True)))
-        outs = self.compiler.many(jobs)
+        outs = self._compile_candidates([(j, recs[i], units[i], apply_renames(state[i]["text0"], ren))
+                                         for j, (i, ren) in enumerate(tries)])
         done: set[int] = set()
         for j, (i, ren) in enumerate(tries):
-            out = outs[f"alt{j}"]
-            if i in done or isinstance(out, str) or out.get("errors"):
-                continue
-            got = _candidate_runtime(out, units[i][0], recs[i].get("contract") or "")
-            if got is None:
+            kind, got, *_ = outs[j]
+            if i in done or kind != "ok":
                 continue
             s = state[i]
             code, sel = got
-            status, detail, n = compare_candidate(s["trace"], code, sel, s["types"], s["cases"],
+            status, detail, n = compare_candidate(s["trace"], code, sel, s["types"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
             if status == "differs" and results[i].reason == "did_not_compile":   # compiles now: a real result
                 results[i] = BehaviourResult("differs", "", detail, s["bindings"] + [
@@ -1081,8 +1548,20 @@ class Harness:
                 n_alt = sum(1 for x, _ in tries if x == i)
                 notes = [f"{a} -> {b} (chosen by behaviour among {n_alt + 1} equally supported assignments)"
                          for a, b in ren.items() if s["renames"].get(a) != b]
-                results[i] = BehaviourResult("equivalent", "", detail, s["bindings"] + notes, n,
-                                             sum(o.success for o in s["seen"][:n]))
+                results[i] = _verdict(s, recs[i], status, detail, n, s["bindings"] + notes)
+
+
+def _verdict(s: dict, rec: dict, status: str, detail: str, n: int, notes: list[str]) -> BehaviourResult:
+    """The result of a compared candidate. Agreement on cases where the original only reverted shows equivalence
+    only when the original cannot do anything else (reverts_by_construction); otherwise it is `reverts_only`."""
+    ok = sum(o.success for o in s["seen"][:n])
+    if status == "equivalent" and not any(o.success for o in s["seen"]):
+        if reverts_by_construction(rec.get("tac") or ""):
+            return BehaviourResult("equivalent", "", "the original reverts on every path (its TAC halts only by "
+                                   "revert): revert data compared", notes, n, ok)
+        return BehaviourResult("untestable", "reverts_only", detail or f"no case returned; the state search ran the "
+                               f"original {s['trace'].searched} more times without reaching a return", notes, n, ok)
+    return BehaviourResult(status, "", detail, notes, n, ok)
 
 
 def summarize(results: list[BehaviourResult], n_boot: int = 1000, seed: int = 0) -> dict:
