@@ -574,6 +574,9 @@ def _base(slot: int, pre: dict) -> tuple[int, int]:
 
 
 _TAC_SLOT = re.compile(r"\b(sload|sstore)\((0x[0-9a-f]+)\b")
+# a mapping's base slot written next to its key before keccak256(0x0, 0x40); an array's data at keccak256 of its slot
+_TAC_MAPPING = re.compile(r"\bmstore\(0x20, (0x[0-9a-f]{1,8})\)")
+_TAC_ARRAY = re.compile(r"\bmstore\(0x0, (0x[0-9a-f]{1,8})\)\n(?:.*\n){0,2}?.*keccak256\(0x0, 0x20\)")
 
 
 def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str = "") -> list[dict]:
@@ -591,6 +594,9 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str 
     for op, slot in _TAC_SLOT.findall(tac):
         e = info.setdefault(int(slot, 16), {"read": False, "written": False, "depth": 0})
         e["read" if op == "sload" else "written"] = True
+    for slot in _TAC_MAPPING.findall(tac) + _TAC_ARRAY.findall(tac):   # hashed bases no case reached
+        if int(slot, 16) not in info:
+            info[int(slot, 16)] = {"read": True, "written": False, "depth": 1}
     by_slot: dict[int, list[dict]] = {}
     for v in original.layout:
         by_slot.setdefault(int(v["slot"]), []).append(v)
@@ -665,12 +671,23 @@ def _expected_return(name: str, text: str, renames: dict[str, str], original: Or
 
 
 def _usage(name: str, text: str) -> tuple[int, bool]:
-    """(indexing depth, written) of a name in code."""
-    w = rf"(?<![.\w$]){re.escape(name)}"
-    depth = max((len(re.findall(r"\[", m.group(1))) for m in re.finditer(w + r"((?:\s*\[[^\]\[]*\])*)", text)),
-                default=0)
-    written = bool(re.search(w + r"(?:\s*\[[^\]\[]*\])*(?:\.\w+)?\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)", text)
-                   or re.search(r"(\+\+|--|\bdelete\s+)" + w, text) or re.search(w + r"\s*\.\s*(push|pop)\s*\(", text))
+    """(indexing depth, written) of a name in code. Index expressions may nest (`flags[subjects[i]]` is depth 1)."""
+    depth, written = 0, False
+    for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?![\w$])", text):
+        j, d = m.end(), 0
+        while True:
+            k = j + len(text[j:]) - len(text[j:].lstrip())
+            if k >= len(text) or text[k] != "[":
+                break
+            close = match_close(text, k, "[", "]")
+            if close < 0:
+                break
+            j, d = close + 1, d + 1
+        depth = max(depth, d)
+        after = text[j:]
+        if re.match(r"(?:\s*\.\s*\w+)?\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)", after) or \
+                re.match(r"\s*\.\s*(push|pop)\s*\(", after) or re.search(r"(\+\+|--|\bdelete\s+)$", text[:m.start()]):
+            written = True
     return depth, written
 
 
