@@ -37,6 +37,7 @@ import os
 import random
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable
@@ -1458,24 +1459,31 @@ class Harness:
                 results[i] = BehaviourResult("untestable", "reference_not_found", r.get("file") or "")
                 continue
             payable = (r.get("mutability") or "") == "payable"
-            cases = make_cases(types, payable, self.seed, self.n_cases)
-            tkey = (okey[i], sel, payable)
-            if tkey not in self._traces:   # the original alone first: the slots and topics binding needs
-                self._traces[tkey] = trace_original(o.code, sel, types, cases, seed=self.seed,
-                                                    time_limit_s=self.time_limit_s, shapes=slot_shapes(o),
-                                                    payable=payable, search=self.search)
-            trace = self._traces[tkey]
-            if trace.status == "reference_timeout":
-                results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
-                continue
-            seen = trace.outcomes
-            state[i] = {"cand": cand, "types": types, "seen": seen, "bindings": [], "orig": o,
-                        "trace": trace, "text0": cand, "renames": {}, "alts": {}}
+            state[i] = {"cand": cand, "types": types, "bindings": [], "orig": o, "text0": cand, "renames": {},
+                        "alts": {}, "tkey": (okey[i], sel, payable), "payable": payable}
+        # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()])
+            try:
+                for i, s in state.items():
+                    if s["tkey"] not in self._traces:   # the original alone: the slots and topics binding needs
+                        o, payable = s["orig"], s["payable"]
+                        cases = make_cases(s["types"], payable, self.seed, self.n_cases)
+                        self._traces[s["tkey"]] = trace_original(
+                            o.code, s["tkey"][1], s["types"], cases, seed=self.seed, time_limit_s=self.time_limit_s,
+                            shapes=slot_shapes(o), payable=payable, search=self.search)
+                    s["trace"] = trace = self._traces[s["tkey"]]
+                    s["seen"] = trace.outcomes
+                    if trace.status == "reference_timeout":
+                        results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
+            finally:
+                first_outs = first.result()
         for _round in range(3):
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
                 break
-            outs = self._compile_candidates([(i, recs[i], units[i], state[i]["cand"]) for i in pending])
+            outs = first_outs if _round == 0 else \
+                self._compile_candidates([(i, recs[i], units[i], state[i]["cand"]) for i in pending])
             for i in pending:
                 s = state[i]
                 kind, got, *rest = outs[i]
