@@ -5,10 +5,13 @@
   renamed    state variables, internal functions, parameters consistently renamed: share `equivalent` (goal >= 95%)
   mutants    swapped operands, flipped comparison, dropped require, changed constant, removed event, write to
              another variable: share `differs` among testable mutants (goal >= 90%)
-  speed      functions per second for the reference control, compilation included (goal >= 5/s on 2 cores)
+  speed      functions per second for the reference control, compilation included (goal >= 5/s on 2 cores),
+             in wall seconds and in CPU seconds (this process and its solcjs processes: the machine may be shared)
 
     python tools/bench_behaviour.py --dataset ref --limit 300 --out docs/evidence/behaviour/ref_test.json
     python tools/bench_behaviour.py --dataset sample
+    # speed with every original unit cached and every candidate compiled anew (a new generation's case):
+    python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates
 """
 from __future__ import annotations
 
@@ -17,8 +20,22 @@ import collections
 import json
 import os
 import random
+import resource
 import sys
 import time
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children (the solcjs servers count once closed)."""
+    a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+
+def _speed(h, n: int, wall: float, cpu0: float) -> dict:
+    h.compiler.close()   # its processes' CPU time is counted when they end
+    cpu = _cpu() - cpu0
+    return {"wall_s": round(wall, 1), "functions_per_s": round(n / wall, 2), "cpu_s": round(cpu, 1),
+            "functions_per_cpu_s": round(n / cpu, 2), "stages_wall_s": {k: round(v, 1) for k, v in h.timings.items()}}
 
 
 def main() -> int:
@@ -31,6 +48,9 @@ def main() -> int:
     ap.add_argument("--out", help="write the figures as JSON here")
     ap.add_argument("--compile-cache", help="a compile cache folder to use instead of outputs/cache/behaviour "
                     "(an empty one measures the speed with every unit compiled)")
+    ap.add_argument("--fresh-candidates", action="store_true",
+                    help="place a new comment after every candidate, so that no candidate compile is cached (the "
+                    "original units still are): the speed of scoring new generations")
     ap.add_argument("--reference-only", action="store_true", help="only the reference control (speed runs)")
     args = ap.parse_args()
 
@@ -52,21 +72,34 @@ def main() -> int:
     if args.compile_cache:
         from pathlib import Path
         h.compiler.dir = Path(args.compile_cache)
+    if args.fresh_candidates:
+        h.candidate_salt = f"tacsol bench {time.time_ns()}"
     figures: dict = {"dataset": args.dataset, "split": args.split, "n_functions": len(recs),
-                     "machine": f"{os.cpu_count()} CPU cores", "seed": args.seed,
-                     "compile_cache": "cold (empty)" if args.compile_cache else "outputs/cache/behaviour (may be warm)"}
+                     "machine": f"{os.cpu_count()} CPU cores, load average at start "
+                                f"{os.getloadavg()[0]:.1f}", "seed": args.seed,
+                     "compile_cache": "cold (empty)" if args.compile_cache else "outputs/cache/behaviour (may be warm)",
+                     "fresh_candidates": args.fresh_candidates}
 
-    t0 = time.perf_counter()
+    cpu0, t0 = _cpu(), time.perf_counter()
     ref = h.check_many(recs, [r["solidity"] for r in recs], progress=True)
     wall = time.perf_counter() - t0
     s = B.summarize(ref)
     testable = s["n"] - s["untestable"]
+    speed = _speed(h, len(recs), wall, cpu0)
     figures["reference"] = {**s, "coverage": testable / max(1, s["n"]),
                             "equivalent_of_testable": s["equivalent"] / max(1, testable),
+                            "by_revert_data_only": sum(x.detail.startswith("the original reverts on every path")
+                                                       for x in ref),
+                            "searched_returning": sum(x.status != "untestable" and x.reference_ok > 0 and
+                                                      any(c.found for c in h._traces.get(_tkey(h, r), _NO).cases)
+                                                      for r, x in zip(recs, ref)),
                             "differs_examples": [x.detail for x in ref if x.status == "differs"][:5],
-                            "wall_s": wall, "functions_per_s": len(recs) / wall}
+                            "untestable": [f"{x.reason} {r['contract']}.{r['signature']} {r['settings']}: "
+                                           f"{x.detail[:160]}" for r, x in zip(recs, ref) if x.status == "untestable"],
+                            **speed}
     print(f"reference: coverage {testable}/{s['n']}, equivalent {s['equivalent']}/{testable}, "
-          f"{len(recs) / wall:.2f} functions/s (compile cache may be warm)  untestable {s['untestable_reasons']}")
+          f"{speed['functions_per_s']} functions/s, {speed['functions_per_cpu_s']} per CPU second  "
+          f"untestable {s['untestable_reasons']}  stages {speed['stages_wall_s']}")
 
     if args.reference_only:
         if args.out:
@@ -74,13 +107,15 @@ def main() -> int:
         return 0
     ok = [(r, h.original(r)) for r, x in zip(recs, ref) if x.status != "untestable"]
     ren = [C.rename_consistently(r["solidity"], [v["label"] for v in o.layout], list(o.functions))[0] for r, o in ok]
-    t0 = time.perf_counter()
+    h.timings.clear()
+    cpu0, t0 = _cpu(), time.perf_counter()
     rres = h.check_many([r for r, _ in ok], ren, progress=True)
     s2 = B.summarize(rres)
     figures["renamed"] = {**s2, "equivalent_of_reference_testable": s2["equivalent"] / max(1, len(ok)),
-                          "wall_s": time.perf_counter() - t0,
-                          "not_equivalent_examples": [f"{x.status} {x.reason} {x.detail[:200]}" for x in rres
-                                                      if x.status != "equivalent"][:8]}
+                          **_speed(h, len(ok), time.perf_counter() - t0, cpu0),
+                          "not_equivalent": [f"{x.status} {x.reason} {r['contract']}.{r['signature']}: "
+                                             f"{x.detail[:200]} | {'; '.join(x.bindings)[:300]}"
+                                             for (r, _), x in zip(ok, rres) if x.status != "equivalent"]}
     print(f"renamed: equivalent {s2['equivalent']}/{len(ok)}, bindings needed {s2['binding_needed']}, "
           f"unbound {s2['binding_failed']}")
 
@@ -90,19 +125,36 @@ def main() -> int:
             mr.append(r)
             mt.append(text)
             kinds.append(k)
-    t0 = time.perf_counter()
+    h.timings.clear()
+    cpu0, t0 = _cpu(), time.perf_counter()
     mres = h.check_many(mr, mt, progress=True)
     by_kind = collections.Counter((k, x.status) for k, x in zip(kinds, mres))
     tm = [x for x in mres if x.status != "untestable"]
     figures["mutants"] = {"n": len(mres), "testable": len(tm), "differs": sum(x.status == "differs" for x in tm),
                           "differs_of_testable": sum(x.status == "differs" for x in tm) / max(1, len(tm)),
                           "by_kind": {f"{k}:{st}": n for (k, st), n in sorted(by_kind.items())},
-                          "wall_s": time.perf_counter() - t0}
+                          **_speed(h, len(mres), time.perf_counter() - t0, cpu0),
+                          "equivalent": [f"{k} {r['contract']}.{r['signature']}" for k, r, x in zip(kinds, mr, mres)
+                                         if x.status == "equivalent"]}
     print(f"mutants: differs {figures['mutants']['differs']}/{len(tm)} testable ({len(mres)} made)")
     if args.out:
         atomic_write_json(args.out, figures)
         print("wrote", args.out)
     return 0
+
+
+class _NoTrace:
+    cases: list = []
+
+
+_NO = _NoTrace()
+
+
+def _tkey(h, r: dict) -> tuple:
+    got = h._unit(r)
+    if got is None:
+        return ()
+    return (h._okey(r, got[0]), (r.get("selector") or "").lower(), (r.get("mutability") or "") == "payable")
 
 
 if __name__ == "__main__":

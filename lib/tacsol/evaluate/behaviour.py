@@ -1284,6 +1284,8 @@ class Harness:
         # candidates compiled by the legacy pipeline without optimizer (the record's compiler and EVM version):
         # optimizing changes gas, not behaviour, and costs 3-20x the compile (via-IR units: ~25 s of solcjs CPU)
         self.fast_candidates = fast_candidates
+        self.candidate_salt = ""   # a comment placed after every candidate: new compile inputs (speed benchmarks)
+        self.timings: dict[str, float] = {}   # wall seconds per stage, summed over check_many calls
         self.compiler = compiler or Compiler()
         self._originals: dict[str, Original | str] = {}
         self._traces: dict[tuple, Trace] = {}   # mutants and renamings of one record share its original's trace
@@ -1293,6 +1295,11 @@ class Harness:
             return self.units.sources(rec)
         except corpus.UnitNotFound:
             return None
+
+    def _tick(self, stage: str, t0: float) -> float:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + now - t0
+        return now
 
     def _original_path(self, digest: str) -> Path:
         return self.compiler.dir / "originals" / f"{ORIGINAL_FORMAT}-{digest}.pkl.gz"
@@ -1356,8 +1363,10 @@ class Harness:
                 for part in parts:
                     r, (main, srcs) = part[0][1], part[0][2]
                     names = [f"{CANDIDATE}_{k}" if len(part) > 1 else CANDIDATE for k in range(len(part))]
-                    got = place_many(srcs, [(m[1].get("file") or "", m[1].get("solidity") or "", _named(m[3], n),
-                                             m[1].get("contract") or "") for m, n in zip(part, names)])
+                    salt = f"\n    // {self.candidate_salt}" if self.candidate_salt else ""
+                    got = place_many(srcs, [(m[1].get("file") or "", m[1].get("solidity") or "",
+                                             _named(m[3], n) + salt, m[1].get("contract") or "")
+                                            for m, n in zip(part, names)])
                     if got is None:
                         for m in part:
                             results[m[0]] = ("fail", "reference not found in its unit", "")
@@ -1422,13 +1431,16 @@ class Harness:
 
         results: list[BehaviourResult | None] = [None] * len(recs)
         units = {}
+        t0 = time.perf_counter()
         for i, r in enumerate(recs):
             got = self._unit(r)
             if got is None:
                 results[i] = BehaviourResult("untestable", "no_unit", f"{r.get('package')} {self.units.main_of(r) or '?'}")
             else:
                 units[i] = got
+        t0 = self._tick("units", t0)
         okey = self._ensure_originals(recs, units)
+        t0 = self._tick("originals", t0)
         # 2. candidates placed, type-checked, bound
         state: dict[int, dict] = {}
         for i in units:
@@ -1465,7 +1477,7 @@ class Harness:
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()])
             try:
-                for i, s in state.items():
+                for i, s in tqdm(state.items(), desc="behaviour: originals", unit="fn", disable=not progress):
                     if s["tkey"] not in self._traces:   # the original alone: the slots and topics binding needs
                         o, payable = s["orig"], s["payable"]
                         cases = make_cases(s["types"], payable, self.seed, self.n_cases)
@@ -1477,7 +1489,9 @@ class Harness:
                     if trace.status == "reference_timeout":
                         results[i] = BehaviourResult("untestable", "reference_timeout", trace.detail)
             finally:
+                t0 = self._tick("trace originals", t0)
                 first_outs = first.result()
+                t0 = self._tick("first compile, waited for", t0)
         for _round in range(3):
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
@@ -1517,15 +1531,18 @@ class Harness:
             if results[i] is None and "code" not in s:
                 results[i] = BehaviourResult("untestable", "did_not_compile", "still undeclared names after binding",
                                              s["bindings"])
+        t0 = self._tick("binding rounds", t0)
         # 3. execute
         todo = [i for i in state if results[i] is None]
-        for i in tqdm(todo, desc="behaviour", unit="fn", disable=not progress):
+        for i in tqdm(todo, desc="behaviour: candidates", unit="fn", disable=not progress):
             s = state[i]
             r = recs[i]
             status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"],
                                                   seed=self.seed, time_limit_s=self.time_limit_s)
             results[i] = _verdict(s, r, status, detail, n, s["bindings"])
+        t0 = self._tick("compare", t0)
         self._try_alternatives(recs, units, state, results)
+        self._tick("alternatives", t0)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
     def _try_alternatives(self, recs, units, state, results, limit: int = 6) -> None:
