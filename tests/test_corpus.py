@@ -95,6 +95,46 @@ def test_manifest_has_licences_and_permissive_flags(tmp_path):
         corpus.load_manifest(None, ["nosuchpkg"])
 
 
+def test_manifest_production_protocols_and_their_licences():
+    """Issue 14's production packages are in the manifest with their licences; copyleft, source-available and dual
+    licences ("X OR MIT") are never permissive, so --permissive-only and the shipped sample leave them out."""
+    pkgs = {p.key: p for p in corpus.load_manifest()}
+    permissive = {"@eth-optimism/contracts-bedrock@0.13.2", "seaport-core@1.6.6", "@sushiswap/core@1.4.2",
+                  "@scroll-tech/contracts@4.0.0", "@ethereum-attestation-service/eas-contracts@1.7.1",
+                  "@venusprotocol/venus-protocol@9.0.0"}
+    other = {"@account-abstraction/contracts@0.7.0": "GPL-3.0",   # package.json says MIT; its sources are GPL-3.0
+             "@superfluid-finance/ethereum-contracts@1.12.0": "AGPL-3.0-or-later OR MIT"}
+    assert permissive | set(other) <= set(pkgs)
+    assert all(pkgs[k].permissive and pkgs[k].compile for k in permissive)
+    assert {k: pkgs[k].license for k in other} == other and not any(pkgs[k].permissive for k in other)
+    for lic in ("BUSL-1.1", "LZBL-1.2", "GPL-3.0", "GPL-2.0-or-later", "LGPL-3.0", "AGPL-3.0-only", "AGPLv3",
+                "AGPL-3.0-or-later OR MIT", "(GPL-3.0-or-later OR MIT)", "UNLICENSED", "MIT AND GPL-3.0"):
+        assert not corpus.Package("x", "1", lic).permissive, lic
+    assert corpus.Package("x", "1", "BSD-3-Clause").permissive and corpus.Package("x", "1", "ISC").permissive
+
+
+def test_manifest_deps_name_manifest_entries():
+    """Every `deps` entry is a manifest package at that version (otherwise its imports are silently missing)."""
+    pkgs = corpus.load_manifest()
+    keys = {p.key for p in pkgs}
+    dangling = [(p.key, f"{d}@{v}") for p in pkgs for d, v in p.deps.items() if f"{d}@{v}" not in keys]
+    assert not dangling
+
+
+def test_excluded_files_are_not_mains_but_still_resolve_as_imports(tmp_path):
+    """exclude only drops main files: an excluded base (seaport-core's src/lib, a vendored file) is still compiled
+    into the units that import it."""
+    root = tmp_path / "package"
+    (root / "src" / "lib").mkdir(parents=True)
+    (root / "src" / "lib" / "Base.sol").write_text("pragma solidity ^0.8.0;\ncontract Base { uint public x; }\n")
+    (root / "src" / "C.sol").write_text('pragma solidity ^0.8.0;\nimport "./lib/Base.sol";\ncontract C is Base {}\n')
+    pkg = corpus.Package("demo", "1.0.0", "MIT", include=["src/**"], exclude=["src/lib/**"])
+    ss = corpus.package_sources(pkg, {pkg.key: root})
+    assert ss.mains == ["demo/src/C.sol"]
+    sources, missing = ss.resolver.closure("demo/src/C.sol")
+    assert set(sources) == {"demo/src/C.sol", "demo/src/lib/Base.sol"} and not missing
+
+
 def test_folder_sources_foundry_layout_and_bad_sources():
     ss = corpus.folder_sources(FIX)
     assert "src/Base08.sol" not in ss.mains  # abstract only: nothing to deploy
