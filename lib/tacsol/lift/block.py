@@ -74,7 +74,7 @@ def sym_block(instrs: list[Instr]) -> BlockSym:
         op = OPCODES.get(ins.op)
         if op is None:
             undefined = ins.op
-            stmts.append(Stmt(None, f"invalid_0x{ins.op:02x}", []))
+            stmts.append(Stmt(None, f"invalid_0x{ins.op:02x}", [], 1, (ins.pc,)))
             term = Term("halt")
             break
         if stack.shuffle(op, ins):
@@ -91,12 +91,13 @@ def sym_block(instrs: list[Instr]) -> BlockSym:
         else:
             args = stack.pop(op.n_in)
             if op.n_out:
-                stmts.append(Stmt(ntemps, name, args))
+                stmts.append(Stmt(ntemps, name, args, 1, (ins.pc,)))
                 stack.items.append(("t", ntemps))
                 ntemps += 1
             else:
-                stmts.append(Stmt(None, name, args))
+                stmts.append(Stmt(None, name, args, 1, (ins.pc,)))
             if name in HALT:
                 term = Term("halt")
                 break
-    return BlockSym(stmts, stack.items[::-1], stack.consumed, term, stack.reads, counts, undefined)
+    last_pc = ins.pc if instrs else None   # the loop ends on the block's last instruction or on its jump/halt
+    return BlockSym(stmts, stack.items[::-1], stack.consumed, term, stack.reads, counts, undefined, last_pc)

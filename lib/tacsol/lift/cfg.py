@@ -18,6 +18,17 @@ class Program:
         self.entries = {f.bytecode_offset for f in (info.functions or [])}
         self.sym_cache: dict[int, BlockSym] = {}
         self.entry_stack: dict[int, tuple] = {}
+        self._branches_to: dict[int, list[int]] | None = None
+
+    def branches_to(self, target: int) -> list[int]:
+        """The blocks whose conditional jump (evmole's Jumpi: a constant destination) has `target` as a side."""
+        if self._branches_to is None:
+            self._branches_to = {}
+            for bid, blk in self.blocks.items():
+                if type(blk.btype).__name__ == "Jumpi":
+                    for t in {blk.btype.true_to, blk.btype.false_to}:
+                        self._branches_to.setdefault(t, []).append(bid)
+        return self._branches_to.get(target, [])
 
     def block_instrs(self, bid: int) -> list[Instr]:
         blk = self.blocks[bid]

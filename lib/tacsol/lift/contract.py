@@ -9,7 +9,7 @@ from ..evm import disassemble
 from .code import (library_address, looks_like_creation, parse_code, proxy_error, reject_clone,
                    reject_not_contract_code, reject_truncated_push, reject_undefined_entry)
 from .creation import find_runtime
-from .dispatch import callvalue_guard, dispatch_regions, has_effect
+from .dispatch import callvalue_guard, dispatch_regions, has_effect, selector_compare
 from .functions import Internals, find_callees
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
@@ -121,7 +121,8 @@ class _Lifter:
         elif entry not in self.prog.blocks:
             self.unsupported(sel, args, mut, f"entry {entry:#x} is not in evmole's control-flow graph")
         else:
-            self.function(sel, [entry], args, mut, shared=entry in self.shared)
+            self.function(sel, [entry], args, mut, shared=entry in self.shared,
+                          header_pcs=selector_compare(self.prog, int(f.selector, 16), entry))
 
     def unsupported(self, selector: str, args: str, mut: str, why: str) -> None:
         self.res.warnings.append(f"{selector}: unsupported: {why} ({_JUMP_TABLE}); not lifted")
@@ -144,14 +145,15 @@ class _Lifter:
             raise proxy_error(prog.raw)
 
     def function(self, selector: str, entries: list[int], args: str, mut: str, stop=frozenset(),
-                 shared: bool = False) -> None:
+                 shared: bool = False, header_pcs: tuple[int, ...] = ()) -> None:
         prog = self.prog
         abi = Abi.of(args, mut) if self.level == 2 else None
         header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
             f"function {selector}({args}) {mut}"
         try:
             calls, graph = self.internals.select(entries, stop) if self.internals is not None else (None, None)
-            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph)
+            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph,
+                       header_pcs=header_pcs)
             if calls:
                 r = self.internals.example(r, calls)
         except TimeoutError:
@@ -168,4 +170,4 @@ class _Lifter:
             self.res.warnings.append(f"{selector}: unresolved jump target(s); TAC is partial")
         pcs = [ins.pc for b in sorted(r.used_blocks) for ins in prog.block_instrs(b)]
         self.res.functions.append(LiftedFunction(selector, r.tac, r.blocks, r.instructions, r.ops,
-                                                 "partial" if r.partial else "ok", args, mut, pcs))
+                                                 "partial" if r.partial else "ok", args, mut, pcs, r.line_pcs))

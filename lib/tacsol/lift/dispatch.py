@@ -149,3 +149,18 @@ def callvalue_guard(sb: BlockSym) -> bool:
 
 def has_effect(prog: Program, blocks: list[int]) -> bool:
     return any(k in prog.sym(b).counts for b in blocks for k in EFFECTS)
+
+
+def selector_compare(prog: Program, selector: int, entry: int) -> tuple[int, ...]:
+    """The pcs of the dispatcher's comparison that selects the function at `entry`: in each block branching to it,
+    the statements that compare with the selector (EQ, or Vyper's XOR) and the JUMPI. Empty when none is found (a
+    jump table; the header then maps to the entry)."""
+    pcs: set[int] = set()
+    for b in prog.branches_to(entry):
+        sb = prog.sym(b)
+        hits = [s for s in sb.stmts if ("c", selector) in s.args]
+        if hits and sb.last_pc is not None:
+            pcs.add(sb.last_pc)
+            for s in hits:
+                pcs.update(s.pcs)
+    return tuple(sorted(pcs))

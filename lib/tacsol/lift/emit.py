@@ -1,11 +1,12 @@
-"""Print a laid-out function as the TAC text of docs/tac-format.md, counting blocks, lines and opcode families."""
+"""Print a laid-out function as the TAC text of docs/tac-format.md, counting blocks, lines and opcode families, with
+each printed line's provenance: the bytecode offsets (pcs) it maps to (docs/tac-format.md, Provenance)."""
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 
-from .ir import FunctionIR, Operand, Stmt
-from .layout import Layout
+from .ir import FunctionIR, Operand, Stmt, merged_pcs
+from .layout import MAX_HOPS, Layout
 from .values import Values
 from .budget import clock
 
@@ -25,15 +26,18 @@ class Rendered:
     used_blocks: set[int] = field(default_factory=set)   # evmole block ids the TAC covers
     calls: list[int] = field(default_factory=list)       # level 2: the internal functions it calls (fids), in order
     counted: set[int] = field(default_factory=set)       # the blocks `ops` counts
+    line_pcs: list[tuple[int, ...]] = field(default_factory=list)   # per line of `tac`: the pcs it maps to
 
 
 class _Namer:
     """v1, v2, ... in order of first appearance; constants in hex, environment values by name; a value level 2
-    inlines (FunctionIR.inlined), its expression, in parentheses when infix."""
+    inlines (FunctionIR.inlined), its expression, in parentheses when infix. The pcs of the inlined statements it
+    prints go to `pcs` (the line being printed maps to them too)."""
 
     def __init__(self, inlined: dict[Operand, Stmt] | None = None):
         self.names: dict[Operand, str] = {}
         self.inlined = inlined or {}
+        self.pcs: list[int] = []
 
     def infix(self, o: Operand) -> bool:
         """o prints as an infix expression (an inlined a + b), so needs parentheses inside another operator."""
@@ -43,6 +47,7 @@ class _Namer:
     def __call__(self, o: Operand) -> str:
         s = self.inlined.get(o)
         if s is not None:
+            self.pcs.extend(s.pcs)
             return expr_text(s, self)
         if o[0] == "c":
             return hex(o[1])
@@ -120,10 +125,21 @@ class _Printer:
         self.fn, self.values, self.lay = fn, values, lay
         self.nm = _Namer(fn.inlined)
         self.out: list[str] = []
+        self.line_pcs: list[tuple[int, ...]] = []
         self.n_instr = 0
         self.counts: dict[str, int] = {}
         self.seen_blocks: set[int] = set()
         self.calls: list[int] = []
+
+    def emit(self, text: str, pcs: tuple[int, ...] | set[int]) -> None:
+        """One line, mapped to `pcs` (a sorted tuple, or a set) and to the inlined statements its text printed
+        (collected by the namer)."""
+        self.out.append(text)
+        if self.nm.pcs:
+            self.line_pcs.append(merged_pcs(pcs, self.nm.pcs))
+            self.nm.pcs = []
+        else:   # most lines: a statement's own tuple, shared, not copied
+            self.line_pcs.append(pcs if isinstance(pcs, tuple) else tuple(sorted(pcs)))
 
     def count_block(self, n: int) -> None:
         """Opcode counts per distinct block, not per instance."""
@@ -133,7 +149,23 @@ class _Printer:
             for k, v in self.fn.syms[n].counts.items():
                 self.counts[k] = self.counts.get(k, 0) + v
 
-    def target(self, n: int, t: int) -> str:
+    def hops(self, n: int, t: int, pcs: set[int]) -> None:
+        """The pcs of the jump n -> t through the forwarding instances layout skips: on each hop the JUMP/JUMPI
+        that takes it, or the JUMPDEST a block falls into."""
+        hops = 0
+        while True:
+            sb = self.fn.syms[n]
+            if sb.term.kind == "fall" and self.fn.block_of(t) >= 0:
+                pcs.add(self.fn.block_of(t))
+            elif sb.last_pc is not None:
+                pcs.add(sb.last_pc)
+            if t not in self.lay.forward or hops >= MAX_HOPS:
+                return
+            n, t = t, self.fn.graph.edges[t].trues[0]
+            hops += 1
+
+    def target(self, n: int, t: int, pcs: set[int]) -> str:
+        self.hops(n, t, pcs)
         n, t = self.lay.final(self.fn, n, t)
         if t in self.lay.alias:
             return self.lay.label[self.lay.alias[t]]
@@ -142,7 +174,9 @@ class _Printer:
 
     def head(self, h: int) -> None:
         params = [] if h in self.fn.single else self.values.params(h)
-        self.out.append(self.lay.label[h] + (f"({', '.join(self.nm(p) for p in params)})" if params else "") + ":")
+        bid = self.fn.block_of(h)   # a block's label maps to its first instruction; a call instance's to the call
+        pcs = (bid,) if bid >= 0 else self.fn.syms[h].stmts[0].pcs
+        self.emit(self.lay.label[h] + (f"({', '.join(self.nm(p) for p in params)})" if params else "") + ":", pcs)
 
     def block(self, h: int) -> None:
         """One printed block: its instance, then the merged instances it flows into, then the jump."""
@@ -151,7 +185,7 @@ class _Printer:
             self.count_block(n)
             for k, s in enumerate(self.fn.body[n]):
                 if self.fn.live[n][k] and ("t", n, s.dest) not in self.fn.inlined:
-                    self.out.append("  " + stmt_text(n, s, self.nm))
+                    self.emit("  " + stmt_text(n, s, self.nm), s.pcs)
                     self.n_instr += 1
                     if s.op == "icall":
                         self.calls.append(s.args[0][1])
@@ -166,33 +200,39 @@ class _Printer:
 
     def jump(self, n: int) -> None:
         edges, term = self.fn.graph.edges[n], self.fn.syms[n].term
+        own = self.fn.syms[n].last_pc
+        pcs = set(self.fn.jump_pcs.get(n, ()))
+        if own is not None and (term.kind != "fall" or not edges.trues):   # a fall maps to the JUMPDEST (hops)
+            pcs.add(own)
         if edges.kind == "ret":
-            self.out.append(f"  ret({', '.join(self.nm(x) for x in self.values.results(n))})")
+            self.emit(f"  ret({', '.join(self.nm(x) for x in self.values.results(n))})", pcs)
             self.n_instr += 1
             return
         if edges.kind == "halt":
             if term.kind != "halt" and n not in self.fn.halts:   # jump into nowhere (stop set / unknown): say so
-                self.out.append("  goto ?")
+                self.emit("  goto ?", pcs)
             return
         tn = edges.trues
         if len(tn) == 1:
-            tt = self.target(n, tn[0])
+            tt = self.target(n, tn[0], pcs)
         elif tn:
-            tt = f"{self.nm(self.values.resolve(n, term.target))} [{', '.join(self.target(n, t) for t in tn)}]"
+            tt = f"{self.nm(self.values.resolve(n, term.target))} [{', '.join(self.target(n, t, pcs) for t in tn)}]"
         else:
             tt = "?"
         if edges.kind == "jumpi":
             fn = edges.false
             cond = self.nm(self.values.condition(n))
-            self.out.append(f"  if {cond} goto {tt} else {self.target(n, fn) if fn is not None else '?'}")
+            self.emit(f"  if {cond} goto {tt} else {self.target(n, fn, pcs) if fn is not None else '?'}", pcs)
         else:
-            self.out.append(f"  goto {tt}")
+            self.emit(f"  goto {tt}", pcs)
         self.n_instr += 1
 
 
-def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: float) -> Rendered:
+def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: float,
+         header_pcs: tuple[int, ...] = ()) -> Rendered:
+    """The function's text and counts; the header maps to `header_pcs` and what level 2 folded into it."""
     p = _Printer(fn, values, lay)
-    p.out.append(header)
+    p.emit(header, merged_pcs(header_pcs, fn.header_pcs))
     n_blocks = 0
     for h in lay.heads:
         if clock() > deadline:
@@ -206,4 +246,4 @@ def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: flo
         p.count_block(n)
     return Rendered("\n".join(p.out), n_blocks, p.n_instr, p.counts, fn.graph.partial,
                     {fn.block_of(n) for n in fn.ids if fn.block_of(n) >= 0}, list(dict.fromkeys(p.calls)),
-                    {b for b in p.seen_blocks if b >= 0})
+                    {b for b in p.seen_blocks if b >= 0}, p.line_pcs)

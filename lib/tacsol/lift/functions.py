@@ -126,6 +126,9 @@ class Internals:
         for b in counted:
             for k, v in self.prog.sym(b).counts.items():
                 ops[k] = ops.get(k, 0) + v
+        line_pcs = list(units[0].line_pcs)
+        for u in units[1:]:   # the blank line between two units maps to nothing
+            line_pcs += [()] + u.line_pcs
         return Rendered("\n\n".join(u.tac for u in units), sum(u.blocks for u in units),
                         sum(u.instructions for u in units), ops, any(u.partial for u in units),
-                        set().union(*(u.used_blocks for u in units)), r.calls, counted)
+                        set().union(*(u.used_blocks for u in units)), r.calls, counted, line_pcs)

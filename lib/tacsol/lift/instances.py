@@ -49,12 +49,15 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe).run(max_nodes)
 
 
-def call_block(callee: Callee, ret: int) -> BlockSym:
-    """The one statement of a call instance: its results over the words below the arguments and return address."""
+def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
+    """The one statement of a call instance: its results over the words below the arguments and return address.
+    `site`: the pc of the JUMP into the function, what the call (and its jump on to the return address) maps to."""
     n, m = callee.args, callee.results
-    stmt = Stmt(0 if m else None, "icall", [("f", callee.fid)] + [("p", n - 1 - i) for i in range(n)], m)
+    stmt = Stmt(0 if m else None, "icall", [("f", callee.fid)] + [("p", n - 1 - i) for i in range(n)], m,
+                (site,) if site is not None else (callee.entry,))
     term = Term("jump", ("c", ret)) if callee.returns else Term("halt")
-    return BlockSym([stmt], [("t", m - 1 - j) for j in range(m)], n + 1, term, set(range(n)), {}, None)
+    return BlockSym([stmt], [("t", m - 1 - j) for j in range(m)], n + 1, term, set(range(n)), {}, None,
+                    stmt.pcs[0])
 
 
 class _Explorer:
@@ -146,7 +149,7 @@ class _Explorer:
                 for k, r in enumerate(ex[:32]):
                     if r is not None and r != RET and r != trues[0]:
                         self.observe(trues[0], k, r)
-            call = self.call(trues[0], ex)
+            call = self.call(trues[0], ex, sb.last_pc)
             if call is not None:
                 return Edges("jump", [call])
         tn = [self.instance(t, ex) for t in trues if t in prog.blocks and t not in self.stop]
@@ -161,7 +164,7 @@ class _Explorer:
         self.returns.add(len(ex))
         return Edges("ret", [])
 
-    def call(self, target: int, ex: tuple) -> int | None:
+    def call(self, target: int, ex: tuple, site: int | None) -> int | None:
         """The call instance of a plain jump into a known internal function with a return address below its
         arguments; None for any other jump."""
         callee = self.calls.get(target)
@@ -172,7 +175,8 @@ class _Explorer:
             return None
         self.by_fid[callee.fid] = callee
         nid = self.instance(-callee.fid, ex)
-        self.call_syms.setdefault(nid, call_block(callee, ret))
+        if nid not in self.call_syms:
+            self.call_syms[nid] = call_block(callee, ret, site)
         return nid
 
     def evmole_targets(self, bt, kind: str) -> list[int]:

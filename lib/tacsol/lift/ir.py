@@ -8,6 +8,10 @@ Once a function is resolved (values.Values), temps and slots name their block in
   ("t", n, i)       temp i of instance n           ("p", n, j)   parameter j of instance n
 Level 2 (compact.py) adds ("a", k), the k-th argument (of the call's calldata, or of an internal function), ("s",
 text), a string, and ("f", k), internal function fk.
+
+Provenance (docs/tac-format.md, Provenance): every statement carries the bytecode offsets (pcs) of the instructions
+it stands for, a sorted tuple of ints. A block's translation makes one 1-tuple per statement, shared by every
+instance's copy of it; a level-2 pass that folds statements into one makes the union (`merged_pcs`).
 """
 from __future__ import annotations
 
@@ -24,6 +28,19 @@ class Stmt:
                            # construct in lowercase (uint160, mapping, revert_msg, icall, ...: emit._level2)
     args: list[Operand]
     ndest: int = 1         # temps dest, dest + 1, ... it defines (an internal call's results)
+    pcs: tuple[int, ...] = ()   # offsets of the instructions it stands for, sorted (provenance)
+
+    def absorb(self, *others: "Stmt") -> None:
+        """This statement now also stands for `others` (a level-2 pass folded them into it)."""
+        self.pcs = merged_pcs(self.pcs, *(o.pcs for o in others))
+
+
+def merged_pcs(*groups) -> tuple[int, ...]:
+    """The sorted union of several groups of pcs."""
+    out: set[int] = set()
+    for g in groups:
+        out.update(g)
+    return tuple(sorted(out))
 
 
 @dataclass(slots=True, frozen=True)
@@ -44,6 +61,8 @@ class BlockSym:
     reads: set[int]           # entry slots read by a statement or a jumpi condition
     counts: dict[str, int]    # opcode mnemonics, without PUSH/DUP/SWAP/POP/JUMPDEST
     undefined: int | None     # an undefined opcode byte that ends the block (executes as INVALID)
+    last_pc: int | None = None   # the last instruction it runs: its JUMP/JUMPI, halting op, or the one before a
+                                 # fall into the next block (None: no instruction)
 
     def exit(self, j: int) -> Operand:
         """Stack slot j at exit: one of the block's own values, or an entry slot it left in place."""
@@ -105,6 +124,10 @@ class FunctionIR:
     inlined: dict[Operand, Stmt] = field(default_factory=dict)  # values printed where they are read (level 2)
     removed: set[int] = field(default_factory=set)            # instances no longer reachable (level 2)
     halts: set[int] = field(default_factory=set)              # instances a level-2 construct made end the call
+    # provenance of what level 2 folds into lines that are no statement: the header (argument loads, call checks)
+    # and an instance's jump line (a negation or condition it tests through)
+    header_pcs: set[int] = field(default_factory=set)
+    jump_pcs: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     @property
     def ids(self) -> range:

@@ -28,6 +28,13 @@ class LiftedFunction:
     arguments: str
     mutability: str
     pcs: list[int] = field(default_factory=list, repr=False)   # offsets of every instruction in the covered blocks
+    # provenance: per line of `tac` (tac.split("\n")), the offsets of the instructions it maps to, sorted
+    # (docs/tac-format.md, Provenance); the blank line between a level-2 example's units maps to ()
+    line_pcs: list[tuple[int, ...]] = field(default_factory=list, repr=False)
+
+    def lines(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(text, pcs) of every line of `tac`; none for an empty unit (timeout, unsupported)."""
+        return list(zip(self.tac.split("\n"), self.line_pcs)) if self.tac else []
 
 
 @dataclass

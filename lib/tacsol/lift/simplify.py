@@ -131,8 +131,8 @@ def fold_constants(fn: FunctionIR, values: Values) -> None:
 
 
 def resolve_bodies(fn: FunctionIR, values: Values) -> None:
-    fn.body = [[Stmt(s.dest, s.op, [values.resolve(n, a) for a in s.args], s.ndest) for s in fn.syms[n].stmts]
-               for n in fn.ids]
+    fn.body = [[Stmt(s.dest, s.op, [values.resolve(n, a) for a in s.args], s.ndest, s.pcs)
+                for s in fn.syms[n].stmts] for n in fn.ids]
 
 
 def _count(used: dict, delta: int, ops) -> None:
