@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from ..evm import split_types
 from .ir import FunctionIR, Operand, Stmt
-from .rewrite import Constants, decide, line, replace
+from .rewrite import Constants, chain_pcs, decide, line, replace
 from .simplify import M
 from .values import Values
 
 NON_PAYABLE = ("nonpayable", "view", "pure")
+CHECK_OPS = ("ISZERO", "EQ", "LT", "GT", "SLT", "SGT", "ADD", "SUB", "NOT")   # what a folded check computes
 
 
 def static_words(t: str) -> int | None:
@@ -59,12 +60,14 @@ class Abi:
 
 
 def name_arguments(fn: FunctionIR, values: Values, abi: Abi) -> None:
-    """calldataload(0x4 + 32k) of a one-word argument is that argument: ("a", i), printed argI."""
+    """calldataload(0x4 + 32k) of a one-word argument is that argument: ("a", i), printed argI (the load maps to the
+    header, which names it)."""
     where = abi.word_args()
     for n in fn.ids:
         for s in fn.body[n]:
             if s.op == "CALLDATALOAD" and s.args[0][0] == "c" and s.args[0][1] in where:
                 replace(values, ("t", n, s.dest), ("a", where[s.args[0][1]]))
+                fn.header_pcs.update(s.pcs)
 
 
 def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
@@ -136,7 +139,8 @@ def _branches(fn: FunctionIR):
 def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt]) -> None:
     """In the entry chain, a callvalue or short-calldata check whose failing side is revert(0x0, 0x0) always passes
     for calls the header describes: its branch is settled (the check is folded into the header). Branches on x == x
-    are settled anywhere. Callers prune what became unreachable."""
+    are settled anywhere. Callers prune what became unreachable. A folded check (its branch, comparison and revert)
+    maps to the header; a settled x == x to the jump line left."""
     settled = True
     while settled:   # a settled check extends the entry chain to the next one
         settled = False
@@ -144,10 +148,17 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
         for n, yes, no in list(_branches(fn)):
             cond = values.condition(n)
             t = truth(cond, defs)
-            if t is None and n in entry:
+            if t is not None:
+                fn.jump_pcs[n] = tuple(chain_pcs(cond, defs, ("ISZERO", "EQ"), set(fn.jump_pcs.get(n, ()))))
+            elif n in entry:
                 t = check_passes(cond, defs, abi)
                 if t is not None and not _empty_revert(fn, no if t else yes):
                     t = None
+                if t is not None:
+                    chain_pcs(cond, defs, CHECK_OPS, fn.header_pcs)
+                    if fn.syms[n].last_pc is not None:
+                        fn.header_pcs.add(fn.syms[n].last_pc)
+                    fn.header_pcs.update(p for m in line(fn, no if t else yes) for s in fn.body[m] for p in s.pcs)
             if t is not None:
                 decide(fn, n, yes if t else no)
                 settled = True

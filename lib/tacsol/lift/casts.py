@@ -137,9 +137,11 @@ class _Caster:
             inner = self.r.defs.get(s.args[0])
             if inner is not None and inner.op == "ISZERO":
                 s.op, s.args = "bool", [inner.args[0]]
+                s.absorb(inner)
                 return self(s)
             if inner is not None and inner.op == "bool":
                 s.args = [inner.args[0]]
+                s.absorb(inner)
         elif s.op == "bool" and self.r.bits(s.args[0]) <= 1:
             return s.args[0]
         elif s.op == "SUB":   # (a + b) - a = b: a length from an end pointer and its start
@@ -157,6 +159,7 @@ class _Caster:
             sh = _right_shift(d, self.r.consts) if d is not None else None
             if sh is not None:
                 s.op, s.args = "field", [sh[1], ("c", sh[0]), ("c", k)]
+                s.absorb(d)
             elif k % 8 == 0:
                 s.op, s.args = f"uint{k}", [x]
             return None
@@ -197,6 +200,7 @@ def merge_storage_fields(fn: FunctionIR, used: dict[Operand, int]) -> None:
             if (j is not None and body[j].op == "SLOAD" and used.get(s.args[0]) == 1
                     and not any(b.op in WRITES_STORAGE for b, on in zip(body[j + 1:k], live[j + 1:k]) if on)):
                 s.op, s.args = "sload_field", [body[j].args[0], *offset_bits]
+                s.absorb(body[j])
                 live[j] = False
 
 
@@ -217,9 +221,13 @@ def fold_negations(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) ->
             continue
         cond, swap = values.condition(n), False
         s = defs.get(cond)
+        tested = set(fn.jump_pcs.get(n, ()))
         while s is not None and s.op in ("ISZERO", "bool"):
             cond, swap = s.args[0], swap != (s.op == "ISZERO")
+            tested.update(s.pcs)   # the negations the jump line now tests through
             s = defs.get(cond)
         fn.conds[n] = cond
+        if tested:
+            fn.jump_pcs[n] = tuple(tested)
         if swap:
             fn.graph.edges[n] = Edges("jumpi", [e.false], e.trues[0])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from .ir import FunctionIR, Operand
+from .ir import FunctionIR, Operand, Stmt
 from .rewrite import chase, replace
 from .values import Values
 
@@ -76,7 +76,7 @@ def _meet(idom: dict[int, int], index: dict[int, int], a: int, b: int) -> int:
 
 def merge_common(fn: FunctionIR, values: Values) -> None:
     tree = dominator_tree(fn)
-    table: dict[tuple, Operand] = {}
+    table: dict[tuple, tuple[Operand, Stmt]] = {}
     stack: list = [(-1, None)]
     while stack:   # preorder over the dominator tree; a node's entries leave the table after its subtree
         n, undo = stack.pop()
@@ -91,9 +91,11 @@ def merge_common(fn: FunctionIR, values: Values) -> None:
                 if key is None:
                     continue
                 if key in table:
-                    replace(values, ("t", n, s.dest), table[key])
+                    first, kept = table[key]
+                    replace(values, ("t", n, s.dest), first)
+                    kept.absorb(s)   # the first computation's line now stands for this one too
                 else:
-                    table[key] = ("t", n, s.dest)
+                    table[key] = (("t", n, s.dest), s)
                     added.append(key)
         stack.append((n, added))
         stack.extend((c, None) for c in reversed(tree.get(n, [])))

@@ -8,7 +8,7 @@ mstore(dst + i, mload(src + i)). The copy takes the loop's place; the code after
 from __future__ import annotations
 
 from .cse import PURE
-from .ir import Edges, FunctionIR, Operand, Stmt
+from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import live_preds, prune
 from .values import Values
 
@@ -54,7 +54,10 @@ def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: 
         return None
     if any(x == i or x in inside for x in (dst, src, n)):
         return None
-    return enter, body, out, Stmt(None, "copy", [dst, src, n])
+    # the copy stands for the whole loop: the head's test and branch, the body's load, store, step and jump back
+    pcs = merged_pcs(*(s.pcs for m in (head, body) for s in fn.body[m]),
+                     *((fn.syms[m].last_pc,) for m in (head, body) if fn.syms[m].last_pc is not None))
+    return enter, body, out, Stmt(None, "copy", [dst, src, n], 1, pcs)
 
 
 def _copy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: int, head: int, i: Operand):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from .ir import Edges, FunctionIR, Operand, Stmt
+from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, chains, definitions, prune
 
 M = 1 << 256
@@ -30,6 +30,7 @@ _READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1)
           "CREATE2": (1, 2), "CALL": (3, 4), "CALLCODE": (3, 4), "DELEGATECALL": (2, 3), "STATICCALL": (2, 3),
           "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
 _CALLS = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "icall"}   # they set returndata
+_CONSTRUCTS = {"SHA3", "RETURN", "REVERT", *(f"LOG{i}" for i in range(5))}   # statements a construct may replace
 # what makes a line worth a model
 _MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{i}" for i in range(5))}
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
@@ -94,6 +95,7 @@ class _Line:
         self.found: dict[int, Construct] = {}
         self.pointers: list[int] = []     # positions of mload(0x40)
         self.allocated: set[int] = set()  # positions of the stores a construct absorbed (memstring, bubble)
+        self.touched: set[int] | None = None   # while a construct is recognised: the writes whose bytes it read
 
     # ---------------------------------------------------------------------------------------------- the model
     def value(self, o: Operand) -> tuple:
@@ -191,9 +193,12 @@ class _Line:
                 if w.overlaps(want):
                     break                         # a store that may alias: the rest stays unknown
                 continue
-            for b in [b for b in todo if w.lo <= b < w.hi]:
+            got = [b for b in todo if w.lo <= b < w.hi]
+            for b in got:
                 out[b - lo] = w.byte(b)
                 todo.discard(b)
+            if got and self.touched is not None:
+                self.touched.add(w.pos)
         return out
 
     def word(self, base, off: int, upto: int | None = None) -> Operand | None:
@@ -213,6 +218,17 @@ class _Line:
 
     # ------------------------------------------------------------------------------------------- constructs
     def construct(self, pos: int, s: Stmt) -> Construct | None:
+        """The construct statement s is, standing for s and the stores whose bytes it reads (their pcs)."""
+        if s.op not in _CONSTRUCTS:
+            return None
+        self.touched = set()
+        found = self._construct(pos, s)
+        if found is not None:
+            found.stmt.pcs = merged_pcs(s.pcs, *(self.stmts[p][2].pcs for p in self.touched))
+        self.touched = None
+        return found
+
+    def _construct(self, pos: int, s: Stmt) -> Construct | None:
         if s.op == "SHA3":
             return self.slot(pos, s)
         if s.op.startswith("LOG"):
@@ -234,6 +250,7 @@ class _Line:
                 or any(self.stmts[p][2].op in _CALLS for p in range(w.pos + 1, pos))):
             return None
         self.allocated.add(w.pos)
+        self.touched = {w.pos}   # only the copy: what halt() read on the way does not make this construct
         return Stmt(None, "revert_returndata", [])
 
     def _returndatasize(self, o: Operand) -> bool:
@@ -307,9 +324,10 @@ class _Line:
             return None
 
     # --------------------------------------------------------------------------------------- memory messages
-    def message(self, fn: FunctionIR, last: int) -> tuple[Operand, set[int]] | None:
-        """(p, positions of the stores building the data) when this line builds Error(string) of the string at
-        memory p and its jump goes on to clear the last word's tail and revert (name_message_reverts)."""
+    def message(self, fn: FunctionIR, last: int) -> tuple[Operand, set[int], tuple[int, int]] | None:
+        """(p, positions of the stores building the data, the instances clearing the tail and reverting) when this
+        line builds Error(string) of the string at memory p and its jump goes on to clear the last word's tail and
+        revert (name_message_reverts)."""
         cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op == "copy"), None)
         if cp is None:
             return None
@@ -324,9 +342,10 @@ class _Line:
                 or any(self.stmts[q][2].dest is None and self.stmts[q][2].op not in ABSORBABLE
                        for q in range(cp + 1, len(self.stmts)))):
             return None
-        if not _ends_in_revert(fn, self.consts, last, fb):
+        tail = _ends_in_revert(fn, self.consts, last, fb)
+        if tail is None:
             return None
-        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}
+        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}, tail
 
     def _loads(self, word: Operand | None, at: Operand) -> bool:
         d = self.consts.defs.get(word) if word is not None else None
@@ -343,8 +362,9 @@ class _Line:
             taken, size = self.allocation(q, base, off, written, reads)
             text = self.literal(base, off, taken[-1] + 1) if size else None
             if text is not None and size == 0x20 + (len(text[1]) + 31) // 32 * 32:
-                s = self.stmts[q][2]
-                self.found[q] = Construct(q, Stmt(s.dest, "memstring", [("s", text[0])]), None)
+                s = self.stmts[q][2]   # the pointer read, the allocation's stores
+                pcs = merged_pcs(s.pcs, *(self.stmts[p][2].pcs for p in taken))
+                self.found[q] = Construct(q, Stmt(s.dest, "memstring", [("s", text[0])], 1, pcs), None)
                 self.allocated.update(taken)
 
     def allocation(self, q: int, base, off: int, written: dict[int, Span], reads: set[int]) -> tuple[list[int], int]:
@@ -441,33 +461,37 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
         found = model.message(fn, last)
         if found is None:
             continue
-        p, drop = found
+        p, drop, tail = found
         dropped = {(model.stmts[q][0], model.stmts[q][1]) for q in drop}
+        # revert(p) stands for the stores and copy it absorbs, the branch on the tail, the blocks after it
+        pcs = merged_pcs(*(model.stmts[q][2].pcs for q in drop), *(s.pcs for m in tail for s in fn.body[m]),
+                         *((fn.syms[m].last_pc,) for m in (last, *tail) if fn.syms[m].last_pc is not None))
         for n in line:
             fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in dropped]
-        fn.body[last].append(Stmt(None, "revert_string", [p]))
+        fn.body[last].append(Stmt(None, "revert_string", [p], 1, pcs))
         fn.graph.edges[last] = Edges("halt", [])
         fn.decided.add(last)
         fn.halts.add(last)
     prune(fn)
 
 
-def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> bool:
-    """`last` branches on the message's tail: to R directly, or through one block storing the cleared word (M); R
-    reverts from the free pointer to the end it is passed: `F = mload(0x40); revert(F, end - F)`."""
+def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> tuple[int, int] | None:
+    """(M, R) when `last` branches on the message's tail: to R directly, or through one block storing the cleared
+    word (M); R reverts from the free pointer to the end it is passed: `F = mload(0x40); revert(F, end - F)`."""
     e = fn.graph.edges[last]
     a, b = e.trues[0], e.false
     for r, m in ((a, b), (b, a)):
         if m in fn.single and fn.graph.edges[m].plain_jump == r and r not in fn.single:
             break
     else:
-        return False
+        return None
     stores = [s for s in fn.body[m] if s.dest is None]
     if [s.op for s in stores] != ["MSTORE"] or sorted(fn.preds[r]) != sorted([last, m]):
-        return False
+        return None
     rev = [s for s in fn.body[r] if s.dest is None]
     if len(rev) != 1 or rev[0].op != "REVERT":
-        return False
+        return None
     start, size = consts.defs.get(rev[0].args[0]), consts.defs.get(rev[0].args[1])
-    return (start is not None and start.op == "MLOAD" and start.args == [("c", 0x40)] and size is not None
-            and size.op == "SUB" and size.args[1] == rev[0].args[0] and size.args[0][:2] == ("p", r))
+    ok = (start is not None and start.op == "MLOAD" and start.args == [("c", 0x40)] and size is not None
+          and size.op == "SUB" and size.args[1] == rev[0].args[0] and size.args[0][:2] == ("p", r))
+    return (m, r) if ok else None

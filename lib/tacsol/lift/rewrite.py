@@ -35,6 +35,17 @@ class Constants:
         return self.memo[o]
 
 
+def chain_pcs(o: Operand, defs: dict[Operand, Stmt], ops, out: set[int], depth: int = 0) -> set[int]:
+    """Add to `out` the pcs of the statements computing o, as far as they are ops in `ops` (the part of a condition
+    a pass folds away: the negations of a branch, a call check's comparison and calldatasize arithmetic)."""
+    s = defs.get(o)
+    if s is not None and s.op in ops and depth <= 16:
+        out.update(s.pcs)
+        for a in s.args:
+            chain_pcs(a, defs, ops, out, depth + 1)
+    return out
+
+
 def chase(values: Values, o: Operand) -> Operand:
     while o in values.folded:
         o = values.folded[o]
