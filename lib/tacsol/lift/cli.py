@@ -16,7 +16,9 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("code", help="runtime bytecode: a file (hex text or raw binary, or a solc JSON artifact with "
                                 "deployedBytecode) or a hex string; creation code (or a deployment transaction's "
                                 "input) is opened and its embedded runtime lifted")
-    p.add_argument("--json", action="store_true", help="print the LiftedContract as JSON")
+    p.add_argument("--json", action="store_true",
+                   help="print the LiftedContract as JSON; each function's \"lines\" maps every line of its TAC "
+                        "to the bytecode offsets it came from")
     p.add_argument("--selector", action="append", default=[],
                    help="only this function (0xa9059cbb, fallback, receive); repeatable")
     p.add_argument("--time-limit", type=float, default=10.0, help="seconds per contract (default 10)")
@@ -81,10 +83,12 @@ def main(args) -> int:
                   file=sys.stderr)
             return 2
         res.functions = [f for f in res.functions if f.selector in want]
-    if args.json:
+    if args.json:   # provenance as "lines": each line of "tac" with the pcs it maps to (docs/tac-format.md)
         d = res.to_dict()
-        for f in d["functions"]:
+        for f, lf in zip(d["functions"], res.functions):
             f.pop("pcs", None)
+            f.pop("line_pcs", None)
+            f["lines"] = [{"text": text, "pcs": list(pcs)} for text, pcs in lf.lines()]
         print(json.dumps(d, indent=1))
     else:
         if res.kind != "contract":
