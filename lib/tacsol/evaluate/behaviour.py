@@ -1353,7 +1353,11 @@ class Harness:
         groups: dict[tuple, list] = {}
         for it in items:
             r, (main, _) = it[1], it[2]
-            groups.setdefault((self._okey(r, main), r.get("solc_version")), []).append(it)
+            version, st = _setting(r)
+            # compiled without optimizer, records of one unit under several settings share a compile
+            key = (r.get("package"), main, r.get("contract"), version, st.evm_version) if self.fast_candidates \
+                else (self._okey(r, main), version)
+            groups.setdefault(key, []).append(it)
         results: dict = {}
         todo = [(members, len(members) > 1, self.fast_candidates) for members in groups.values()]
         while todo:
