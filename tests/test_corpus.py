@@ -113,6 +113,63 @@ def test_manifest_production_protocols_and_their_licences():
     assert corpus.Package("x", "1", "BSD-3-Clause").permissive and corpus.Package("x", "1", "ISC").permissive
 
 
+@pytest.mark.parametrize("expr,ok", [
+    ("MIT", True), ("mit", True), ("ISC", True), ("BSD-3-Clause", True), ("Unlicense", True), ("CC0-1.0", True),
+    ("GPL-3.0-or-later OR MIT", True), ("(GPL-3.0-or-later OR MIT)", True), ("MIT OR BUSL-1.1", True),
+    ("Apache-2.0 WITH LLVM-exception", True), ("MIT AND (BUSL-1.1 OR ISC)", True),
+    ("BUSL-1.1", False), ("LZBL-1.2", False), ("GPL-3.0", False), ("GPL-3.0-only", False), ("AGPL-3.0-or-later", False),
+    ("LGPL-3.0", False), ("UNLICENSED", False), ("NOASSERTION", False), ("", False), ("MIT AND GPL-3.0", False),
+    ("LicenseRef-GNU-GPL-header", False), ("MIT OR", False), ("(MIT", False), ("MIT BUSL-1.1", False), ("user", False),
+])
+def test_spdx_expressions_permissive_only_when_a_permissive_licence_covers_everything(expr, ok):
+    """A file is permissive when its licence is in PERMISSIVE or dual-licensed with a permissive option; an AND of
+    licences (a unit) only when every side is; UNLICENSED (no licence granted), unknown and unparsable are not."""
+    assert corpus.is_permissive(expr) is ok
+
+
+def test_file_licence_from_spdx_line_gnu_header_or_package():
+    """solc's SPDX line (// or /* */, the first one; not inside a string), else a GNU licence header (vendored WETH9
+    has the text but no SPDX line), else the licence of the package the file comes from."""
+    f = corpus.file_license
+    assert f("a.sol", "// SPDX-License-Identifier: BUSL-1.1\npragma solidity ^0.8.0;", "MIT").license == "BUSL-1.1"
+    assert f("a.sol", "/* SPDX-License-Identifier: GPL-3.0-or-later OR MIT */\npragma solidity 0.8.0;", "x").license \
+        == "GPL-3.0-or-later OR MIT"
+    assert f("a.sol", "// SPDX-License-Identifier:MIT\r\n// SPDX-License-Identifier: GPL-3.0\n", "x").license == "MIT"
+    s = f("a.sol", 'pragma solidity ^0.4.24;\ncontract A { string s = "SPDX-License-Identifier: GPL-3.0"; }', "ISC")
+    assert (s.license, s.how, s.permissive) == ("ISC", "package", True)
+    gnu = f("v/WETH9.sol", "// This program is free software: ... the GNU General Public License as published by\n"
+            "pragma solidity ^0.4.18;\ncontract WETH9 {}", "MIT")
+    assert (gnu.license, gnu.how, gnu.permissive) == ("LicenseRef-GNU-GPL-header", "gnu-header", False)
+    assert str(gnu) == "v/WETH9.sol is LicenseRef-GNU-GPL-header (GNU licence text, no SPDX line)"
+    body = f("b.sol", "pragma solidity ^0.8.0;\n// see the GNU Affero General Public License\ncontract B {}", "MIT")
+    assert body.license == "MIT"   # only a header before the code counts
+    assert str(f("k.sol", "// SPDX-License-Identifier: BUSL-1.1\n", "MIT")) == "k.sol is BUSL-1.1"
+
+
+def test_unit_licence_combines_every_file_and_files_without_spdx_inherit_their_package():
+    """A unit's licence is the AND of its files' distinct licences (an OR kept in parentheses); a file without an
+    SPDX line has the licence of the package its unit path belongs to (a dep's from the manifest)."""
+    pkg = corpus.Package("@chainlink/contracts", "0.8.0", "MIT", deps={"@openzeppelin/contracts": "4.9.6",
+                                                                       "other": "1.0.0"})
+    ss = corpus.SourceSet(pkg.key, pkg.license, [], corpus.Resolver({}),
+                          corpus.inherited_licenses(pkg, {"@openzeppelin/contracts@4.9.6": "MIT"}))
+    files = ss.file_licenses({
+        "@chainlink/contracts/src/v0.8/tests/Upkeep.sol": "pragma solidity ^0.8.0; contract U {}",
+        "@chainlink/contracts/src/v0.8/automation/v2_1/KeeperRegistryBase2_1.sol":
+            "// SPDX-License-Identifier: BUSL-1.1\npragma solidity 0.8.16;",
+        "@openzeppelin/contracts/access/Ownable.sol": "pragma solidity ^0.8.0;",
+        "other/X.sol": "pragma solidity ^0.8.0;",   # a dep the manifest does not know: unknown
+        "@chainlink/contracts/src/v0.8/Dual.sol": "// SPDX-License-Identifier: GPL-3.0-or-later OR MIT\n"})
+    assert [(f.license, f.how) for f in files] == [
+        ("GPL-3.0-or-later OR MIT", "spdx"), ("BUSL-1.1", "spdx"), ("MIT", "package"), ("MIT", "package"),
+        ("", "package")]
+    lic = corpus.unit_license(files)
+    assert lic == "BUSL-1.1 AND (GPL-3.0-or-later OR MIT) AND MIT AND NOASSERTION" and not corpus.is_permissive(lic)
+    ok = corpus.unit_license([f for f in files if f.license in ("MIT", "GPL-3.0-or-later OR MIT")])
+    assert ok == "(GPL-3.0-or-later OR MIT) AND MIT" and corpus.is_permissive(ok)
+    assert corpus.unit_license(files[2:4]) == "MIT"
+
+
 def test_manifest_deps_name_manifest_entries():
     """Every `deps` entry is a manifest package at that version (otherwise its imports are silently missing)."""
     pkgs = corpus.load_manifest()

@@ -136,6 +136,126 @@ def package_license(root: Path) -> str:
     return lic.get("type", "") if isinstance(lic, dict) else str(lic)
 
 
+# ------------------------------------------------------------------------------------------------------- licences
+# The licence of a pair is that of every source its compile unit was compiled from, not its package's: permissive
+# packages ship non-permissive files (Chainlink 0.8.0 bundles BUSL-1.1 automation and a GPL-3.0 EntryPoint).
+_SPDX_TAG = "SPDX-License-Identifier:"
+_SPDX_TOKEN = re.compile(r"\(|\)|[^\s()]+")
+_GNU_HEADER = re.compile(r"GNU\s+(Affero\s+|Lesser\s+)?General\s+Public\s+License", re.I)
+_PERMISSIVE_LOWER = {x.lower() for x in PERMISSIVE}
+
+
+def spdx_of(text: str) -> str:
+    """The SPDX-License-Identifier expression of a source file, as solc reads it: the rest of the line after the
+    tag in a comment (a closing */ dropped); "" without one."""
+    for m in _COMMENT_OR_STRING.finditer(text):
+        c = m.group(0)
+        if c[0] in "\"'" or _SPDX_TAG not in c:
+            continue
+        value = c.split(_SPDX_TAG, 1)[1].split("\n", 1)[0]
+        return value.split("*/", 1)[0].strip()
+    return ""
+
+
+def is_permissive(expr: str) -> bool:
+    """Whether an SPDX licence expression lets the code ship under a permissive licence: an identifier in PERMISSIVE
+    (case-insensitive), an OR with a permissive side ("GPL-3.0-or-later OR MIT"), an AND whose every side is;
+    "X WITH exception" is as X. UNLICENSED, NOASSERTION, LicenseRef-*, "" and what does not parse are not."""
+    toks = _SPDX_TOKEN.findall(expr or "")
+    pos = 0
+
+    def peek() -> str:
+        return toks[pos].upper() if pos < len(toks) else ""
+
+    def atom() -> bool:
+        nonlocal pos
+        if peek() == "(":
+            pos += 1
+            v = any_of()
+            if peek() != ")":
+                raise ValueError
+            pos += 1
+            return v
+        if peek() in ("", ")", "AND", "OR", "WITH"):
+            raise ValueError
+        v = toks[pos].lower() in _PERMISSIVE_LOWER
+        pos += 1
+        if peek() == "WITH":  # an exception only adds permissions
+            pos += 2
+            if pos > len(toks):
+                raise ValueError
+        return v
+
+    def all_of() -> bool:
+        nonlocal pos
+        v = atom()
+        while peek() == "AND":
+            pos += 1
+            v = atom() and v
+        return v
+
+    def any_of() -> bool:
+        nonlocal pos
+        v = all_of()
+        while peek() == "OR":
+            pos += 1
+            v = all_of() or v
+        return v
+
+    try:
+        v = any_of()
+    except ValueError:
+        return False
+    return v and pos == len(toks)
+
+
+@dataclasses.dataclass(frozen=True)
+class FileLicense:
+    path: str       # unit path
+    license: str    # SPDX expression
+    how: str        # "spdx" (its own line), "package" (none: the package's licence), "gnu-header" (GNU text, no SPDX)
+
+    @property
+    def permissive(self) -> bool:
+        return is_permissive(self.license)
+
+    def __str__(self) -> str:
+        why = {"spdx": "", "package": " (no SPDX line: its package's licence)",
+               "gnu-header": " (GNU licence text, no SPDX line)"}[self.how]
+        return f"{self.path} is {self.license or 'unknown'}{why}"
+
+
+def file_license(path: str, text: str, inherited: str) -> FileLicense:
+    """A source file's licence: its SPDX line; without one, a GNU licence header before the code (vendored WETH9
+    and Compound/DAI-era files carry the text but no SPDX line), else the licence of the package it comes from."""
+    spdx = spdx_of(text)
+    if spdx:
+        return FileLicense(path, spdx, "spdx")
+    code = re.search(r"\b(pragma|import|contract|library|interface|abstract)\b", strip_comments(text, keep_length=True))
+    head = text[: code.start()] if code else text
+    gnu = _GNU_HEADER.search(head)
+    if gnu:
+        family = "AGPL" if "affero" in gnu.group(0).lower() else "LGPL" if "lesser" in gnu.group(0).lower() else "GPL"
+        return FileLicense(path, f"LicenseRef-GNU-{family}-header", "gnu-header")
+    return FileLicense(path, inherited, "package")
+
+
+def unit_license(files: Iterable[FileLicense]) -> str:
+    """One SPDX expression for a compile unit: its files' distinct licences joined by AND (an OR in parentheses),
+    so that is_permissive(unit) holds exactly when it holds for every file."""
+    parts = sorted({f.license or "NOASSERTION" for f in files})
+    return " AND ".join(f"({e})" if len(parts) > 1 and _top_level_or(e) else e for e in parts)
+
+
+def _top_level_or(expr: str) -> bool:
+    depth = 0
+    for tok in _SPDX_TOKEN.findall(expr):
+        depth += {"(": 1, ")": -1}.get(tok, 0)
+        if depth == 0 and tok.upper() == "OR":
+            return True
+    return False
+
+
 # ------------------------------------------------------------------------------------------------ source scanning
 # Leftmost first, as a left-to-right scan of Solidity meets them: a string literal (to its closing quote, escapes
 # skipped; unterminated: to the end), a // comment, or a /* */ comment (unterminated: to the end).
@@ -367,6 +487,17 @@ class SourceSet:
     license: str
     mains: list[str]
     resolver: Resolver
+    # unit path prefix -> licence of the package those files come from (the package's own name and its deps');
+    # a file without an SPDX line inherits the longest matching one, else `license`
+    licenses: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    def inherited_license(self, path: str) -> str:
+        best = max((p for p in self.licenses if path.startswith(p)), key=len, default=None)
+        return self.license if best is None else self.licenses[best]
+
+    def file_licenses(self, sources: dict[str, str]) -> list[FileLicense]:
+        """The licence of every file of a unit ({unit path: text}), in path order."""
+        return [file_license(p, t, self.inherited_license(p)) for p, t in sorted(sources.items())]
 
 
 def _matches(rel: str, patterns: list[str]) -> bool:
@@ -374,9 +505,10 @@ def _matches(rel: str, patterns: list[str]) -> bool:
                for pat in patterns)
 
 
-def package_sources(pkg: Package, roots: dict[str, Path]) -> SourceSet:
+def package_sources(pkg: Package, roots: dict[str, Path], licenses: dict[str, str] | None = None) -> SourceSet:
     """Main files of a fetched package; imports resolve inside the package (relative or by its own name) and in
-    the packages named by ``deps`` (fetched roots given by ``roots``: key -> root)."""
+    the packages named by ``deps`` (fetched roots given by ``roots``: key -> root). ``licenses`` (key -> licence,
+    the manifest's) is what the deps' files without an SPDX line inherit; a dep not in it: unknown (not permissive)."""
     root = roots[pkg.key]
     mappings = {f"{pkg.name}/": root}
     for dep_name, dep_version in pkg.deps.items():
@@ -390,7 +522,14 @@ def package_sources(pkg: Package, roots: dict[str, Path]) -> SourceSet:
             continue
         if has_concrete_contract(f.read_text(encoding="utf-8", errors="replace")):
             mains.append(f"{pkg.name}/{rel}")
-    return SourceSet(pkg.key, pkg.license, mains, Resolver(mappings))
+    return SourceSet(pkg.key, pkg.license, mains, Resolver(mappings), inherited_licenses(pkg, licenses or {}))
+
+
+def inherited_licenses(pkg: Package, licenses: dict[str, str]) -> dict[str, str]:
+    """Unit path prefix -> the licence a file there without an SPDX line has: the package's for its own name, each
+    dep's from ``licenses`` (key -> licence; "" when it is not there: unknown, so not permissive)."""
+    return {f"{pkg.name}/": pkg.license,
+            **{f"{d}/": licenses.get(f"{d}@{v}", "") for d, v in pkg.deps.items() if d != pkg.name}}
 
 
 def folder_sources(folder: str | os.PathLike, license: str = "user") -> SourceSet:
@@ -692,7 +831,7 @@ class RecordUnits:
             return f"{type(exc).__name__}: {exc}"[:200]
         if package not in roots:
             return f"{package} not in outputs/cache/npm (fetch=True fetches it)"
-        return package_sources(pkg, roots)
+        return package_sources(pkg, roots, {k: p.license for k, p in self._packages.items()})
 
     def closure(self, package: str, main: str) -> dict[str, str] | None:
         """{unit path: text} of `main` and its imports in the package, None when an import is missing."""
@@ -726,6 +865,19 @@ class RecordUnits:
                 return m, srcs
         raise UnitNotFound(f"no compile unit of {pkg} from {main or 'a main file declaring ' + repr(rec.get('contract'))}"
                            f" holds {rec.get('file')!r}")
+
+    def file_licenses(self, rec: dict) -> list[FileLicense]:
+        """The licence of every source of the record's compile unit (files without an SPDX line: their package's,
+        from the manifest); raises UnitNotFound."""
+        main, srcs = self.sources(rec)
+        if self._packages is None:
+            self._packages = {p.key: p for p in load_manifest(self.manifest)}
+        pkg = self._packages.get(rec.get("package") or "")
+        if pkg is None:
+            raise UnitNotFound(f"package {rec.get('package')!r} not in the corpus manifest")
+        ss = SourceSet(pkg.key, pkg.license, [main], Resolver({}),
+                       inherited_licenses(pkg, {k: p.license for k, p in self._packages.items()}))
+        return ss.file_licenses(srcs)
 
     def artifact(self, rec: dict) -> dict:
         """The dataset build's compile of the record's unit, from outputs/cache/solc (nothing is compiled here);
