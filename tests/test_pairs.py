@@ -40,7 +40,30 @@ def test_build_selectors_signatures_and_most_derived(built):
     for r in rows:
         if r["selector"].startswith("0x"):
             assert evm.selector(r["signature"]) == r["selector"]
-        assert r["tac"] and r["solidity"] and r["license"] == "user" and r["settings"].count("/") == 2
+        assert r["tac"] and r["solidity"] and r["settings"].count("/") == 2
+        # the unit's licence: Token04.sol has no SPDX line (the folder's "user"); the 0.8 units' files are all MIT
+        assert r["license"] == ("user" if r["unit_main"] == "src/Token04.sol" else "MIT"), r["unit_main"]
+    assert manifest["license_scope"] == "unit" and manifest["license_dropped"] == {"records": 0, "units": 0}
+
+
+def test_permissive_only_drops_records_of_units_with_a_non_permissive_file(built, tmp_path):
+    """--permissive-only keeps a record only if every source of its unit is permissive; the others are counted
+    in the manifest and listed in rejects.jsonl naming the file and its licence (cached pairs are re-annotated)."""
+    cfg = pairs.BuildConfig(name=NAME + "_permissive", folders=[str(FIX / "sol")], settings=["noopt", "opt200"],
+                            permissive_only=True, progress=False)
+    m = pairs.build(cfg)
+    out = paths.outputs_dir() / "data" / cfg.name
+    rows = _rows(pairs.load(cfg.name))
+    everything = _rows(built[2])
+    token = [r for r in everything if r["unit_main"] == "src/Token04.sol"]
+    assert rows and token and all(corpus.is_permissive(r["license"]) for r in rows)
+    assert {r["id"] for r in rows} == {r["id"] for r in everything if r["unit_main"] != "src/Token04.sol"}
+    rej = [json.loads(x) for x in (out / "rejects.jsonl").read_text().splitlines()]
+    lic = [r for r in rej if r["reason"] == "license_file"]
+    assert lic and all(r["detail"] == "src/Token04.sol is user (no SPDX line: its package's licence)" for r in lic)
+    assert all(r["item"].startswith("sol:src/Token04.sol:") for r in lic)   # package:unit main:contract:function
+    assert m["rejects"]["license_file"] == len(lic) == m["license_dropped"]["records"] >= len(token)
+    assert m["license_dropped"]["units"] == 2   # Token04 under noopt and opt200
 
 
 def test_features_and_context_from_source(built):
@@ -170,7 +193,7 @@ def test_shipped_sample_schema_and_licences():
     assert set(dd) == set(pairs.SPLITS) and all(len(dd[s]) > 0 for s in pairs.SPLITS)
     assert sum(len(dd[s]) for s in dd) >= 100
     for s in pairs.SPLITS:
-        assert set(dd[s]["license"]) <= corpus.PERMISSIVE
+        assert all(corpus.is_permissive(lic) for lic in dd[s]["license"])
         assert list(dd[s].features) == list(pairs.COLUMNS)
     groups = [set(dd[s]["norm_hash"]) for s in pairs.SPLITS]
     assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])

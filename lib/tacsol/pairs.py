@@ -28,7 +28,7 @@ from .corpus import Reject, Setting
 from .ioutil import atomic_write_bytes, atomic_write_json, atomic_write_text
 
 SAMPLE_DIR = Path(__file__).resolve().parent / "data" / "sample"
-PAIRS_FORMAT = 3  # bump when per-unit cached records change shape (3: unit_main)
+PAIRS_FORMAT = 3  # bump when per-unit cached records change shape (3: unit_main; `license` is set by build, not cached)
 SPLITS = ("train", "validation", "test")
 STRING_COLUMNS = ("id", "tac", "solidity", "selector", "signature", "function_name", "contract", "file", "package",
                   "license", "solc_version", "settings", "visibility", "mutability", "context",
@@ -805,6 +805,13 @@ class BuildConfig:
     tac_level: int = 1                          # 1: paper-faithful TAC; 2: compact (docs/tac-format.md, Level 2)
 
 
+def license_detail(files: list[corpus.FileLicense]) -> str:
+    """Why a unit is not permissive: its first non-permissive files, each with its licence."""
+    bad = [f for f in files if not f.permissive]
+    more = f"; and {len(bad) - 3} more non-permissive file(s)" if len(bad) > 3 else ""
+    return "; ".join(map(str, bad[:3])) + more
+
+
 def _pairs_cache(key: str, lift_tag: str) -> Path:
     h = hashlib.sha256(f"{PAIRS_FORMAT}:{key}:{lift_tag}".encode()).hexdigest()
     return paths.cache_dir() / "pairs" / h[:2] / f"{h}.json.gz"
@@ -867,18 +874,18 @@ def build(cfg: BuildConfig) -> dict:
                 rejects.append(Reject(p.key, "license_mismatch", f"manifest {p.license}, package.json {actual}",
                                       p.key))
             licences[p.key] = p.license
-            sets.append(corpus.package_sources(p, roots))
+            sets.append(corpus.package_sources(p, roots, {q.key: q.license for q in pkgs}))
     for folder in cfg.folders:
         ss = corpus.folder_sources(folder)
         licences[ss.label] = ss.license
         sets.append(ss)
     units: list[corpus.Unit] = []
-    texts_by_label: dict[str, corpus.Resolver] = {}
+    set_of: dict[str, corpus.SourceSet] = {}
     for ss in sets:
         u, rj = corpus.plan_units(ss, settings, policy=cfg.version_policy)
         units += u
         rejects += rj
-        texts_by_label[ss.label] = ss.resolver
+        set_of[ss.label] = ss
     if cfg.max_units is not None:
         units = units[: cfg.max_units]
     t_plan = time.time()
@@ -895,10 +902,14 @@ def build(cfg: BuildConfig) -> dict:
     unit_stats: list[tuple[str, AlignStats]] = []
     row_rejects: list[dict] = []
     n_cached = 0
+    dropped: dict[str, int] = {"records": 0, "units": 0}
     for u in tqdm(units, desc="lift+align", unit="unit", disable=not cfg.progress):
         art = arts.get(u.key)
         if art is None or art["errors"]:
             continue
+        texts = {p: s["content"] for p, s in u.input["sources"].items()}
+        files = set_of[u.label].file_licenses(texts)
+        unit_lic = corpus.unit_license(files)
         cp = _pairs_cache(u.key, cache_tag)
         res = None
         if cp.exists():
@@ -908,12 +919,20 @@ def build(cfg: BuildConfig) -> dict:
             except (OSError, ValueError, EOFError, TypeError):
                 res = None
         if res is None:
-            texts = {p: s["content"] for p, s in u.input["sources"].items()}
-            res = align_artifact(art, texts, label=u.label, license=licences.get(u.label, ""), version=u.version,
+            res = align_artifact(art, texts, label=u.label, license=unit_lic, version=u.version,
                                  setting=u.setting, lift_fn=lift_fn, lift_error=lift_error)
             atomic_write_bytes(cp, gzip.compress(json.dumps(dataclasses.asdict(res)).encode(), 5))
-        records += res.records
+        for r in res.records:  # set here, not in the cached pairs: records cached before unit licences get it too
+            r["license"] = unit_lic
         row_rejects += res.rejects
+        if cfg.permissive_only and not corpus.is_permissive(unit_lic) and res.records:
+            detail = license_detail(files)
+            row_rejects += [Reject(f"{r['package']}:{r['unit_main']}:{r['contract']}:{r['signature']}", "license_file",
+                                   detail, r["package"], r["settings"]).to_dict() for r in res.records]
+            dropped["records"] += len(res.records)
+            dropped["units"] += 1
+        else:
+            records += res.records
         evm = next((c.get("evm_version") for c in art["contracts"].values()), "") or "default"
         unit_stats.append((f"{u.version}/{u.setting.name}/{evm}", res.stats))
     t_align = time.time()
@@ -938,6 +957,8 @@ def build(cfg: BuildConfig) -> dict:
         "contracts": len({(r["package"], r["contract"]) for r in records}),
         "per_split": cnt("split"), "per_package": cnt("package"), "per_solc_version": cnt("solc_version"),
         "per_settings": cnt("settings"), "licenses": {k: v for k, v in sorted(licences.items())},
+        # a record's `license` is its compile unit's (every source's SPDX line); --permissive-only drops the rest
+        "license_scope": "unit", "per_license": cnt("license"), "license_dropped": dropped,
         "solc_minor_versions": sorted({".".join(r["solc_version"].split(".")[:2]) for r in records}),
         "units": len(units), "units_compiled_ok": sum(1 for u in units if u.key in arts and not arts[u.key]["errors"]),
         "units_pairs_from_cache": n_cached,
@@ -1096,7 +1117,7 @@ def write_sample(records_or_dd, out: Path = SAMPLE_DIR, per_split: dict[str, int
         rows = [dict(r) for s in SPLITS for r in records_or_dd[s]]
     else:
         rows = list(records_or_dd)
-    rows = [r for r in rows if r["license"] in corpus.PERMISSIVE and r["tac_chars"] <= max_tac_chars]
+    rows = [r for r in rows if corpus.is_permissive(r["license"]) and r["tac_chars"] <= max_tac_chars]
     picks = {}
     out.mkdir(parents=True, exist_ok=True)
     for s in SPLITS:
@@ -1215,7 +1236,8 @@ def import_hf(dataset_or_path, mapping: dict[str, str], *, name: str | None = No
                 continue
             art = {**art, "contracts": {k: art["contracts"][k] for k in names}}
             res = align_artifact(art, {main: src}, label=str(row.get(mapping.get("package", ""), "") or item),
-                                 license=license, version=units[0].version, setting=st, lift_fn=lift_fn,
+                                 license=corpus.unit_license(ss.file_licenses({main: src})),  # its SPDX, else --license
+                                 version=units[0].version, setting=st, lift_fn=lift_fn,
                                  lift_error=lift_error, bytecode_override={names[0]: code.strip()})
             for r in res.records:  # the row's compiler settings are unknown; the AST came from this compile
                 r["settings"] = f"{units[0].version}/imported"
