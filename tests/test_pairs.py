@@ -199,6 +199,59 @@ def test_shipped_sample_schema_and_licences():
     assert not (groups[0] & groups[1]) and not (groups[0] & groups[2]) and not (groups[1] & groups[2])
 
 
+def _sample_bundle() -> dict[str, dict[str, str]]:
+    import gzip
+
+    return json.loads(gzip.decompress((pairs.SAMPLE_DIR / "units.json.gz").read_bytes()))
+
+
+def test_shipped_sample_holds_no_non_permissive_source():
+    """Issue 14: no BUSL-1.1/LZBL-1.2/GPL/UNLICENSED code ships. Every source of every bundled test unit
+    (units.json.gz) and every record's text carry a permissive licence (SPDX line, else the package's), every record's
+    `license` (its unit's) is permissive, and every test record's unit is bundled (so all of them were scanned)."""
+    bundle = _sample_bundle()
+    units = corpus.RecordUnits(bundle=bundle)
+    bad = []
+    for key, srcs in sorted(bundle.items()):
+        package, main = key.split("|")
+        files = units.file_licenses({"package": package, "unit_main": main})
+        bad += [f"units.json.gz {key}: {f}" for f in files if not f.permissive]
+        assert [f.path for f in files] == sorted(srcs)
+    rows = {s: [dict(r) for r in pairs.load("sample")[s]] for s in pairs.SPLITS}
+    for s, recs in rows.items():
+        for r in recs:
+            where = f"{s} {r['package']}:{r['file']}:{r['contract']}.{r['signature']}"
+            if not corpus.is_permissive(r["license"]):
+                bad.append(f"{where}: license {r['license']!r}")
+            for col in ("solidity", "context", "tac"):
+                spdx = corpus.spdx_of(r[col])
+                if spdx and not corpus.is_permissive(spdx):
+                    bad.append(f"{where}: {col} carries SPDX {spdx}")
+    assert not bad, bad[:10]
+    assert {f"{r['package']}|{r['unit_main']}" for r in rows["test"]} == set(bundle)
+
+
+def test_shipped_sample_units_are_permissive_when_the_npm_cache_has_them():
+    """The train/validation units are not shipped: read from outputs/cache/npm, every record's unit is permissive and
+    its `license` is that unit's licence (tools/sample_licences.py wrote them)."""
+    units = corpus.RecordUnits(bundle=_sample_bundle())
+    checked, bad = 0, []
+    for s in pairs.SPLITS:
+        for r in pairs.load("sample")[s]:
+            try:
+                files = units.file_licenses(dict(r))
+            except corpus.UnitNotFound:
+                continue
+            checked += 1
+            bad += [f"{s} {r['contract']}.{r['signature']}: {f}" for f in files if not f.permissive]
+            if r["license"] != corpus.unit_license(files):
+                bad.append(f"{s} {r['contract']}.{r['signature']}: license {r['license']!r}, its unit's is "
+                           f"{corpus.unit_license(files)!r}")
+    if not checked:
+        pytest.skip("the sample's packages are not in outputs/cache/npm (tacsol data build fetches them)")
+    assert not bad, bad[:10]
+
+
 def test_load_is_the_one_entry_point(tmp_path):
     """"sample", a records file split by its split column (``all`` without one), a DatasetDict or Dataset as given;
     a missing name raises instead of falling back to anything."""
