@@ -116,6 +116,7 @@ def test_manifest_production_protocols_and_their_licences():
 @pytest.mark.parametrize("expr,ok", [
     ("MIT", True), ("mit", True), ("ISC", True), ("BSD-3-Clause", True), ("Unlicense", True), ("CC0-1.0", True),
     ("GPL-3.0-or-later OR MIT", True), ("(GPL-3.0-or-later OR MIT)", True), ("MIT OR BUSL-1.1", True),
+    ("Apache 2.0", True), ("GPL 3.0", False), ("MIT License", False),
     ("Apache-2.0 WITH LLVM-exception", True), ("MIT AND (BUSL-1.1 OR ISC)", True),
     ("BUSL-1.1", False), ("LZBL-1.2", False), ("GPL-3.0", False), ("GPL-3.0-only", False), ("AGPL-3.0-or-later", False),
     ("LGPL-3.0", False), ("UNLICENSED", False), ("NOASSERTION", False), ("", False), ("MIT AND GPL-3.0", False),

@@ -161,7 +161,8 @@ def is_permissive(expr: str) -> bool:
     """Whether an SPDX licence expression lets the code ship under a permissive licence: an identifier in PERMISSIVE
     (case-insensitive), an OR with a permissive side ("GPL-3.0-or-later OR MIT"), an AND whose every side is;
     "X WITH exception" is as X. UNLICENSED, NOASSERTION, LicenseRef-*, "" and what does not parse are not."""
-    toks = _SPDX_TOKEN.findall(expr or "")
+    # "Apache 2.0" (Chainlink's vendored Strings.sol): an identifier with a space for the hyphen before its version
+    toks = _SPDX_TOKEN.findall(re.sub(r"\b([A-Za-z]+) (\d+\.\d+)\b", r"\1-\2", expr or ""))
     pos = 0
 
     def peek() -> str:
