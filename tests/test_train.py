@@ -79,6 +79,22 @@ def test_params_refuse_unknown_and_mistyped_keys_by_name(tmp_path):
     assert train.load_params(f)["lora_r"] == 8
 
 
+def test_tacsol_train_takes_a_notebook_03_params_file_with_its_evaluation_keys(tmp_path, monkeypatch):
+    """params/03_reference_cpu.yaml drives both `tacsol run 03` and `tacsol train`: the evaluation's keys are checked
+    (a mistyped one is refused by name) and not passed to training."""
+    seen = {}
+    monkeypatch.setattr(train, "run", lambda values: seen.update(values) or {})
+    monkeypatch.setattr(train, "check_plan", lambda p, where: None)
+    f = tmp_path / "p.yaml"
+    f.write_text(yaml.safe_dump({"lora_r": 8, "eval_functions": 300, "baselines": ["retrieval"]}))
+    monkeypatch.setenv("RANK", "1")  # no summary print of the stubbed result
+    assert train.main(train.build_parser().parse_args(["--params", str(f)])) == 0
+    assert seen == {"lora_r": 8}
+    f.write_text(yaml.safe_dump({"eval_functions": "many"}))
+    with pytest.raises(P.ParamsError, match="p.yaml: parameter 'eval_functions' must be int"):
+        train.main(train.build_parser().parse_args(["--params", str(f)]))
+
+
 def test_length_grouped_plan_keeps_padding_low_and_covers_every_example():
     import random
 

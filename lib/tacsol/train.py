@@ -732,7 +732,8 @@ def plot_loss(result: dict, path: Path, caption: str | None = None):
 # ----------------------------------------------------------------------------------------------------- CLI
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     ap = ap or argparse.ArgumentParser(prog="tacsol train", description=__doc__.split("\n")[0])
-    ap.add_argument("--params", required=True, help="params YAML (keys of notebook 03's parameters cell)")
+    ap.add_argument("--params", required=True, help="params YAML (keys of notebook 03's parameters cell; its "
+                                                     "evaluation keys are checked and left to the notebook)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override one parameter (YAML value), repeatable")
     return ap
@@ -748,6 +749,11 @@ def main(args: argparse.Namespace) -> int:
             raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
         values[k] = yaml.safe_load(v)
     where = Path(args.params).name
+    # a notebook-03 params file also holds its evaluation's keys: checked here, used by the notebook only
+    from .evaluate import suite
+
+    evaluation = {k: values.pop(k) for k in list(values) if k in suite.DEFAULTS and k not in DEFAULTS}
+    P.validate(evaluation, suite.DEFAULTS, where)
     check_plan(load_params(values, where=where), where)  # refuse bad keys and plans naming the file, before loading
     res = run(values)
     if int(os.environ.get("RANK", "0")) == 0:
