@@ -1,6 +1,7 @@
 """pairs: alignment by selector on real solc output, features, context, splits, dataset save/load/resume,
 HF importers, the shipped sample, bad input."""
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -64,6 +65,32 @@ def test_permissive_only_drops_records_of_units_with_a_non_permissive_file(built
     assert all(r["item"].startswith("sol:src/Token04.sol:") for r in lic)   # package:unit main:contract:function
     assert m["rejects"]["license_file"] == len(lic) == m["license_dropped"]["records"] >= len(token)
     assert m["license_dropped"]["units"] == 2   # Token04 under noopt and opt200
+
+
+def test_cached_pairs_get_their_units_licence(built, tmp_path, monkeypatch):
+    """A record's licence is set by the build, not read from the per-unit pairs cache: pairs cached with a package
+    licence (as before unit licences) come back with their unit's, and --permissive-only still drops them."""
+    import gzip
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "solc").symlink_to(paths.cache_dir() / "solc")   # the fixture's compiles, cached by `built`
+    monkeypatch.setenv("TACSOL_CACHE", str(cache))
+    monkeypatch.setenv("TACSOL_OUTPUTS", str(tmp_path / "out"))
+    cfg = pairs.BuildConfig(name="lic", folders=[str(FIX / "sol")], settings=["noopt"], progress=False)
+    first = pairs.build(cfg)
+    entries = list((cache / "pairs").rglob("*.json.gz"))
+    assert entries and first["units_pairs_from_cache"] == 0
+    for f in entries:   # what a per-package build would have cached: one licence for every record
+        d = json.loads(gzip.decompress(f.read_bytes()))
+        for r in d["records"]:
+            r["license"] = "MIT"
+        f.write_bytes(gzip.compress(json.dumps(d).encode()))
+    again = pairs.build(dataclasses.replace(cfg, permissive_only=True))
+    assert again["units_pairs_from_cache"] == len(entries) and again["license_dropped"]["units"] == 1
+    rows = _rows(pairs.load("lic"))
+    assert rows and {r["license"] for r in rows} == {"MIT"} and not any(r["unit_main"] == "src/Token04.sol"
+                                                                         for r in rows)
 
 
 def test_features_and_context_from_source(built):
