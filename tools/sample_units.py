@@ -2,6 +2,8 @@
 (lib/tacsol/data/sample/units.json.gz), so that the behaviour harness runs on the sample without the npm cache.
 
     python tools/sample_units.py          # needs the sample's packages in the npm cache (tacsol data build fetches them)
+
+Then run tools/sample_licences.py: it drops records whose unit is not permissive and sets each record's licence.
 """
 from __future__ import annotations
 
