@@ -95,6 +95,19 @@ def test_tacsol_train_takes_a_notebook_03_params_file_with_its_evaluation_keys(t
         train.main(train.build_parser().parse_args(["--params", str(f)]))
 
 
+def test_a_finished_run_of_the_same_recipe_is_not_trained_again(tmp_path):
+    """Rerunning notebook 03 for its evaluation reuses the finished adapter; another recipe (or resume off) trains."""
+    p = train.load_params({"output_dir": str(tmp_path), "cpu_threads": 2})
+    assert train.finished_run(p, tmp_path) is None  # nothing there
+    (tmp_path / "adapter").mkdir()
+    recorded = {k: v for k, v in p.items() if k != "signature_sources"}  # as if saved before that key existed
+    (tmp_path / "adapter" / "tacsol_train.json").write_text(json.dumps({"params": {**recorded, "cpu_threads": 0}}))
+    (tmp_path / "train_log.json").write_text(json.dumps({"steps": 7, "heldout_loss_after": 1.5}))
+    assert train.finished_run(p, tmp_path) == {"steps": 7, "heldout_loss_after": 1.5}
+    assert train.finished_run({**p, "learning_rate": 1e-3}, tmp_path) is None
+    assert train.finished_run({**p, "resume": False}, tmp_path) is None
+
+
 def test_length_grouped_plan_keeps_padding_low_and_covers_every_example():
     import random
 

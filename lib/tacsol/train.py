@@ -528,6 +528,24 @@ def _heldout_at_start_cls():
     return HeldoutAtStart
 
 
+# Keys that do not change what is trained: a finished run with other values for them is still this recipe's
+RUN_ONLY_KEYS = {"cpu_threads", "resume", "n_samples", "max_new_tokens", "logging_steps", "save_total_limit", "smoke",
+                 "run_name"}
+
+
+def finished_run(p: dict[str, Any], out: Path) -> dict[str, Any] | None:
+    """train_log.json of a finished run of the same recipe in `out` (its adapter saved with the same training
+    params), so that rerunning the notebook for its evaluation does not train again; None otherwise (resume off,
+    nothing finished, or a recipe that differs: then training starts, or resumes from its checkpoints)."""
+    log, meta = out / "train_log.json", out / "adapter" / "tacsol_train.json"
+    if not (p["resume"] and log.is_file() and meta.is_file()):
+        return None
+    recorded = json.loads(meta.read_text()).get("params", {})
+    # a key added to DEFAULTS after the run was trained counts as its default
+    same = all(recorded.get(k, DEFAULTS.get(k)) == v for k, v in p.items() if k not in RUN_ONLY_KEYS)
+    return json.loads(log.read_text()) if same else None
+
+
 def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool = False) -> dict[str, Any]:
     """Train (or resume) one run; returns what train_log.json holds (+ the trained ``peft_model`` and
     ``tokenizer`` objects when keep_model, for in-process inference)."""
@@ -538,6 +556,15 @@ def run(params: dict[str, Any] | str | Path | None = None, *, keep_model: bool =
     p = load_params(params)
     out = paths.resolve(p["output_dir"])
     out.mkdir(parents=True, exist_ok=True)
+    done = finished_run(p, out)
+    if done is not None:
+        print(f"train: {out} holds this recipe's finished run (adapter + train_log.json): not trained again")
+        if keep_model:
+            from . import infer
+
+            model, tok = infer.load(out / "adapter")
+            done = {**done, "peft_model": model, "tokenizer": tok}
+        return done
     rank = int(os.environ.get("RANK", "0"))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     set_seed(p["seed"])
