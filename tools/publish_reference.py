@@ -7,6 +7,17 @@ Copies: summary.json, train_log.json, params.yaml, loss.png and, under eval/, ev
 (functions.parquet), figure, selection.json, the learning curve and the verifier measurement; the rendered notebook.
 The adapter is written in bf16 with its recipe (params.yaml) and evaluation table (EVALUATION.md) beside it; the
 command refuses an adapter over --max-mb. 06_compare reads docs/evidence/ beside outputs/.
+
+A run whose training finished but whose evaluation did not (the evaluation needs the corpus, which a fresh machine
+rebuilds): --trained keeps what training made, so that no one trains it again,
+
+    .venv/bin/python tools/publish_reference.py --run outputs/reference-l2/03_baseline_3b --trained
+    .venv/bin/python tools/publish_reference.py --run outputs/reference-l2/03_baseline_3b --restore
+
+--trained writes docs/evidence/<run>/<phase>/trained/: the final adapter and the checkpoints' adapters (the learning
+curve's points; not one within half a save interval of the end) in bf16, train_log.json, heldout_before.json,
+params.yaml, loss.png. --restore copies them back into the run folder; notebook 03 then finds its finished run
+(tacsol.train.finished_run) and only evaluates.
 """
 from __future__ import annotations
 
@@ -62,6 +73,55 @@ def partial_summary(run: Path) -> None:
                           partial="published while the notebook was still evaluating: see docs/reference-run.md")
 
 
+TRAINED_FILES = ("train_log.json", "heldout_before.json", "params.yaml", "loss.png")
+
+
+def publish_trained(run: Path, dest: Path) -> int:
+    """The finished training of `run` (adapter + checkpoint adapters in bf16, logs) into `dest`."""
+    from tacsol import infer
+    from tacsol.evaluate import suite
+
+    if not (run / "train_log.json").is_file() or not (run / "adapter" / "adapter_config.json").is_file():
+        print(f"{run}: training has not finished (no train_log.json or adapter/)", file=sys.stderr)
+        return 2
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in TRAINED_FILES:
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
+    infer.ship_adapter(run / "adapter", dest / "adapter")
+    import yaml
+
+    final = json.loads((run / "train_log.json").read_text())["steps"]
+    every = int(yaml.safe_load((run / "params.yaml").read_text()).get("save_steps") or final)
+    for step, ck in suite.checkpoints(run):
+        # the final checkpoint is the adapter; one within half a save interval of it adds no curve point (10 MB)
+        if final - step >= every / 2:
+            infer.ship_adapter(ck, dest / "checkpoints" / ck.name)
+            for extra in dest.joinpath("checkpoints", ck.name).iterdir():
+                if extra.name not in ("adapter_config.json", "adapter_model.safetensors"):
+                    extra.unlink()  # optimizer/RNG/trainer state: only the weights make a curve point
+    mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
+    print(f"trained run: {dest} ({mb:.1f} MB)")
+    return 0
+
+
+def restore_trained(src: Path, run: Path) -> int:
+    """Copy a published training back into the run folder (adapter, checkpoint adapters, logs)."""
+    if not (src / "adapter").is_dir():
+        print(f"{src}: no published training (tools/publish_reference.py --trained)", file=sys.stderr)
+        return 2
+    run.mkdir(parents=True, exist_ok=True)
+    for f in src.rglob("*"):
+        if f.is_file():
+            target = run / f.relative_to(src)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(f, target)
+    print(f"restored {src} -> {run}")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -69,6 +129,9 @@ def main(argv=None) -> int:
     ap.add_argument("--evidence", default="docs/evidence")
     ap.add_argument("--max-mb", type=float, default=12.0)
     ap.add_argument("--no-adapter", action="store_true", help="publish the evidence only")
+    ap.add_argument("--trained", action="store_true",
+                    help="publish the finished training only (adapters in bf16 and logs, into .../trained/)")
+    ap.add_argument("--restore", action="store_true", help="copy a published training back into --run")
     ap.add_argument("--partial", action="store_true",
                     help="the notebook has not finished: write summary.json from train_log.json and the finished "
                          "evaluations, marked partial")
@@ -77,6 +140,11 @@ def main(argv=None) -> int:
     from tacsol import infer, paths
 
     run = paths.resolve(a.run)
+    trained = paths.resolve(a.evidence) / run.parent.name / run.name / "trained"
+    if a.trained:
+        return publish_trained(run, trained)
+    if a.restore:
+        return restore_trained(trained, run)
     if not (run / "summary.json").is_file() and not a.partial:
         print(f"{run}: no summary.json (the run has not finished; --partial publishes what is there)", file=sys.stderr)
         return 2
