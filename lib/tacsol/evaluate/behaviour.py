@@ -219,11 +219,13 @@ class Compiler:
     def __del__(self):
         self.close()
 
-    def many(self, jobs: list[tuple[str, str, dict]]) -> dict[str, dict | str]:
+    def many(self, jobs: list[tuple[str, str, dict]], progress: str = "") -> dict[str, dict | str]:
         """jobs: (name, version, standard input) -> name: solc output (trimmed to errors/contracts/sources-ast)
-        or an error string."""
+        or an error string. `progress`: a progress bar of that name over the compiles not cached."""
         import queue
         import threading
+
+        from tqdm.auto import tqdm
 
         from ..ioutil import atomic_write_bytes
 
@@ -250,6 +252,7 @@ class Compiler:
         for item in sorted(todo, key=lambda t: t[0]):
             q.put(item)
         lock = threading.Lock()
+        bar = tqdm(total=len(todo), desc=progress, unit="unit", disable=not progress)
 
         def work(w: int) -> None:
             while True:
@@ -261,17 +264,19 @@ class Compiler:
                 if isinstance(r, dict):
                     r = {"errors": [e for e in r.get("errors", []) if e.get("severity") == "error"],
                          "contracts": r.get("contracts", {}),
-                         "sources": {s: {"ast": d.get("ast") or d.get("legacyAST")}
-                                     for s, d in (r.get("sources") or {}).items() if d.get("ast") or d.get("legacyAST")}}
+                         "sources": {s: {"ast": d.get("ast") or d.get("legacyAST")} for s, d in
+                                     (r.get("sources") or {}).items() if d.get("ast") or d.get("legacyAST")}}
                     atomic_write_bytes(self._path(key), gzip.compress(json.dumps(r).encode(), 5))
                 with lock:
                     out[name] = r
+                    bar.update(1)
 
         threads = [threading.Thread(target=work, args=(w,)) for w in range(min(self.workers, len(todo)))]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        bar.close()
         return out
 
 
@@ -1308,7 +1313,8 @@ class Harness:
     def _okey(rec: dict, main: str) -> str:
         return f"{rec.get('package')}|{main}|{rec.get('contract')}|{rec.get('settings')}"
 
-    def _ensure_originals(self, recs: list[dict], units: dict[int, tuple[str, dict]]) -> dict[int, str]:
+    def _ensure_originals(self, recs: list[dict], units: dict[int, tuple[str, dict]], progress: bool = False
+                          ) -> dict[int, str]:
         """Compile each distinct original unit once (batched per solc version); index -> original key. What the
         harness reads from the compile (runtime, layout, declarations: Original) is cached beside it, so that a
         cached unit costs neither the JSON of its AST nor the walk over it."""
@@ -1332,7 +1338,8 @@ class Harness:
                     except Exception:  # noqa: BLE001  a stale or torn cache entry: compile again
                         pass
                 jobs[k] = (k, version, inp)
-        for k, out in self.compiler.many(list(jobs.values())).items():
+        outs = self.compiler.many(list(jobs.values()), "behaviour: compile originals" if progress else "")
+        for k, out in outs.items():
             if isinstance(out, str) or out.get("errors"):
                 msg = out if isinstance(out, str) else (out["errors"][0].get("formattedMessage") or "")
                 self._originals[k] = "original_compile: " + msg[:300]
@@ -1342,7 +1349,8 @@ class Harness:
             atomic_write_bytes(self._original_path(digest[k]), gzip.compress(pickle.dumps(self._originals[k]), 5))
         return okey
 
-    def _compile_candidates(self, items: list[tuple[object, dict, tuple[str, dict], str]]) -> dict:
+    def _compile_candidates(self, items: list[tuple[object, dict, tuple[str, dict], str]], progress: bool = False
+                            ) -> dict:
         """Compile candidates, those of one original unit in one solc call (each under its own name,
         tacsol_candidate_<k>): solcjs spends most of a compile on the unit, not on the function added.
         items: (key, record, (main, unit sources), candidate text named CANDIDATE). Returns key ->
@@ -1381,7 +1389,7 @@ class Harness:
                     name = f"c{len(jobs)}"
                     jobs.append((name, version, _input(got[0], main, r.get("contract") or "", st, version, True)))
                     placed.append((name, part, names, got, fast))
-            outs = self.compiler.many(jobs)
+            outs = self.compiler.many(jobs, "behaviour: compile candidates" if progress else "")
             todo = []
             for name, part, names, (srcs, spans), fast in placed:
                 out = outs[name]
@@ -1443,7 +1451,7 @@ class Harness:
             else:
                 units[i] = got
         t0 = self._tick("units", t0)
-        okey = self._ensure_originals(recs, units)
+        okey = self._ensure_originals(recs, units, progress)
         t0 = self._tick("originals", t0)
         # 2. candidates placed, type-checked, bound
         state: dict[int, dict] = {}
@@ -1479,7 +1487,8 @@ class Harness:
                         "alts": {}, "tkey": (okey[i], sel, payable), "payable": payable}
         # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
         with ThreadPoolExecutor(max_workers=1) as pool:
-            first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()])
+            first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()],
+                                progress)
             try:
                 for i, s in tqdm(state.items(), desc="behaviour: originals", unit="fn", disable=not progress):
                     if s["tkey"] not in self._traces:   # the original alone: the slots and topics binding needs
