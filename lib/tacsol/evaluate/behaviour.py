@@ -1289,6 +1289,7 @@ class Harness:
         # candidates compiled by the legacy pipeline without optimizer (the record's compiler and EVM version):
         # optimizing changes gas, not behaviour, and costs 3-20x the compile (via-IR units: ~25 s of solcjs CPU)
         self.fast_candidates = fast_candidates
+        self._slow_units: set[tuple] = set()   # units whose candidates need the record's settings to compile
         self.candidate_salt = ""   # a comment placed after every candidate: new compile inputs (speed benchmarks)
         self.timings: dict[str, float] = {}   # wall seconds per stage, summed over check_many calls
         self.compiler = compiler or Compiler()
@@ -1366,8 +1367,10 @@ class Harness:
             key = (r.get("package"), main, r.get("contract"), version, st.evm_version) if self.fast_candidates \
                 else (self._okey(r, main), version)
             groups.setdefault(key, []).append(it)
+        group_of = {id(m): key for key, members in groups.items() for m in members}
         results: dict = {}
-        todo = [(members, len(members) > 1, self.fast_candidates) for members in groups.values()]
+        todo = [(members, len(members) > 1, self.fast_candidates and key not in self._slow_units)
+                for key, members in groups.items()]
         while todo:
             jobs, placed = [], []
             for members, together, fast in todo:
@@ -1388,15 +1391,21 @@ class Harness:
                         st = replace(st, optimize=False, via_ir=False)
                     name = f"c{len(jobs)}"
                     jobs.append((name, version, _input(got[0], main, r.get("contract") or "", st, version, True)))
-                    placed.append((name, part, names, got, fast))
+                    placed.append((name, part, names, got, fast, group_of[id(part[0])]))
             outs = self.compiler.many(jobs, "behaviour: compile candidates" if progress else "")
             todo = []
-            for name, part, names, (srcs, spans), fast in placed:
+            for name, part, names, (srcs, spans), fast, gkey in placed:
                 out = outs[name]
                 main, contract = part[0][2][0], part[0][1].get("contract") or ""
-                if isinstance(out, str) or (fast and any(_codegen_error(e) for e in out.get("errors") or [])):
+                if fast and isinstance(out, dict) and any(_codegen_error(e) for e in out.get("errors") or []):
+                    # stack too deep without the optimizer (in a candidate or in the unit's own code): this unit's
+                    # candidates are compiled with the record's own settings from now on
+                    self._slow_units.add(gkey)
+                    todo.append((part, len(part) > 1, False))
+                    continue
+                if isinstance(out, str):
                     if len(part) > 1 or fast:   # alone, then with the record's own settings
-                        todo.append((part, False, fast and len(part) == 1))
+                        todo.append((part, False, fast and len(part) > 1))
                     else:
                         results[part[0][0]] = ("fail", out[:300], spans[0][3])
                     continue
