@@ -194,6 +194,13 @@ def test_candidates_of_one_unit_compile_together_and_errors_stay_their_own(harne
     assert res[1].reason == "did_not_compile"
 
 
+def test_renaming_leaves_named_argument_keys_alone():
+    # `Config({gasLimit: gasLimit})`: the key is the struct's member, only the value is the parameter
+    text = "function f(uint32 gasLimit) external { s = Config({gasLimit: gasLimit, on: x ? gasLimit : 0}); }"
+    out, renames = C.rename_consistently(text, ["s"], [])
+    assert "Config({gasLimit: p0_renamed, on: x ? p0_renamed : 0})" in out and renames["gasLimit"] == "p0_renamed"
+
+
 def test_a_runaway_loop_is_stopped_and_reported(toy):
     code, sel = toy
     out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)

@@ -281,7 +281,7 @@ class Compiler:
 
 
 # ------------------------------------------------------------------------------------------- the contract
-ORIGINAL_FORMAT = "o1"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+ORIGINAL_FORMAT = "o2"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 
 
 @dataclass
@@ -297,7 +297,8 @@ class Original:
     structs: set[str]
     private_vars: set[tuple[str, str]] = field(default_factory=set)   # ("file:Contract", name)
     returning: set[str] = field(default_factory=set)   # functions that return a value
-    signatures: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)  # (params, returns)
+    # (params, returns) of functions and modifiers (a modifier's parameters type the calls written in its arguments)
+    signatures: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
 
 
 def _types_of(params: dict | None) -> tuple[str, ...]:
@@ -374,7 +375,7 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
                     sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
                     {m: len(p) for m, (p, _) in mods.items()}, errors, structs, private,
-                    {f for f, (_, r) in sigs.items() if r}, sigs)
+                    {f for f, (_, r) in sigs.items() if r}, {**mods, **sigs})
 
 
 def _abi_type(i: dict) -> str:
@@ -769,13 +770,13 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 ranked, why = reached, f"the next {role} of arity {n} the original reaches, in call order"
             elif typed:
                 ranked, why = typed, f"{role} of arity {n} returning the {want} its call site takes"
-            elif 1 < len(cands) <= 4:   # a few same-arity candidates and no other evidence: tried by behaviour
+            elif 1 < len(cands) <= 8:   # a few same-arity candidates and no other evidence: tried by behaviour
                 ranked, why = cands, f"one of {len(cands)} {role}s of arity {n}"
         if not ranked:
             return renames, notes, name
         pick = ranked[0]
         if len(ranked) > 1:
-            alts[name] = ranked[1:4]
+            alts[name] = ranked[1:8]
         renames[name] = pick
         taken.add(pick)
         notes.append(f"{name} -> {pick} ({role}, {why})")
@@ -1567,7 +1568,7 @@ class Harness:
         self._tick("alternatives", t0)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
-    def _try_alternatives(self, recs, units, state, results, limit: int = 6) -> None:
+    def _try_alternatives(self, recs, units, state, results, limit: int = 8) -> None:
         """A run that differs under a binding with equally supported alternatives (two same-depth mappings both
         written, two internal functions of one arity the original reaches) is retried under each alternative
         assignment (swapping names when an alternative is already bound): equivalence up to a consistent

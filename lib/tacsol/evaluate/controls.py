@@ -24,14 +24,25 @@ KEYWORDS = {"require", "assert", "revert", "emit", "return", "returns", "if", "e
 _STRING = re.compile(r'"(?:\\.|[^"\\\n])*"|\'(?:\\.|[^\'\\\n])*\'')
 
 
+# a named argument's key (`Config({minimumRequestConfirmations: x, ...})`, `f({to: a})`): a member name of the
+# struct or a parameter name of the callee, not the identifier of the same spelling in scope
+_NAMED_KEY = r"(?<=[{{,])(\s*){}(?=\s*:(?!=))"
+
+
 def _sub_word(text: str, a: str, b: str) -> str:
-    """Replace the identifier `a` by `b` outside string literals and member accesses."""
+    """Replace the identifier `a` by `b` outside string literals, member accesses and named-argument keys."""
+    word, key = _WORD.format(re.escape(a)), _NAMED_KEY.format(re.escape(a))
+
+    def sub(part: str) -> str:
+        keys = {m.start(0) + len(m.group(1)) for m in re.finditer(key, part)}
+        return re.sub(word, lambda m: m.group(0) if m.start() in keys else b, part)
+
     out, last = [], 0
     for m in _STRING.finditer(text):
-        out.append(re.sub(_WORD.format(re.escape(a)), b, text[last:m.start()]))
+        out.append(sub(text[last:m.start()]))
         out.append(m.group(0))
         last = m.end()
-    out.append(re.sub(_WORD.format(re.escape(a)), b, text[last:]))
+    out.append(sub(text[last:]))
     return "".join(out)
 
 
