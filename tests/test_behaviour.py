@@ -194,6 +194,21 @@ def test_candidates_of_one_unit_compile_together_and_errors_stay_their_own(harne
     assert res[1].reason == "did_not_compile"
 
 
+def test_original_traces_are_cached_on_disk(harness, sample_test, tmp_path):
+    rec = next(r for r in sample_test if r["signature"] == "interval()")
+    o = harness.original(rec)
+    _, types = abi.parse_signature(rec["signature"])
+    fresh = B.Harness(compiler=B.Compiler())
+    fresh.compiler.dir = tmp_path
+    first = fresh._trace(o, rec["selector"], rec["signature"], types, False)
+    assert list(tmp_path.glob("traces/*/*.pkl.gz"))
+    again = B.Harness(compiler=B.Compiler())
+    again.compiler.dir = tmp_path
+    second = again._trace(o, rec["selector"], rec["signature"], types, False)
+    assert [(x.success, x.output, x.writes) for x in second.outcomes] == \
+        [(x.success, x.output, x.writes) for x in first.outcomes] and len(second.cases) == len(first.cases)
+
+
 def test_renaming_leaves_named_argument_keys_alone():
     # `Config({gasLimit: gasLimit})`: the key is the struct's member, only the value is the parameter
     text = "function f(uint32 gasLimit) external { s = Config({gasLimit: gasLimit, on: x ? gasLimit : 0}); }"

@@ -281,7 +281,9 @@ class Compiler:
 
 
 # ------------------------------------------------------------------------------------------- the contract
-ORIGINAL_FORMAT = "o2"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+ORIGINAL_FORMAT = "o2"
+# bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
+TRACE_FORMAT = "t1"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 
 
 @dataclass
@@ -1303,6 +1305,28 @@ class Harness:
         except corpus.UnitNotFound:
             return None
 
+    def _trace(self, o: Original, sel: str, signature: str, types: list[abi.AbiType], payable: bool) -> Trace:
+        """The original's trace, from the disk cache beside the compiles when this runtime was traced before with
+        the same cases (a trace is a pure function of runtime, selector, types, seed and the harness's rules:
+        TRACE_FORMAT), else run (and cached unless it hit a time limit, which depends on the machine)."""
+        import pickle
+
+        from ..ioutil import atomic_write_bytes
+
+        key = hashlib.sha256(repr((TRACE_FORMAT, o.code, sel, signature, payable, self.seed, self.n_cases,
+                                   self.search, sorted(slot_shapes(o).items(), key=repr))).encode()).hexdigest()
+        p = self.compiler.dir / "traces" / key[:2] / f"{key}.pkl.gz"
+        if p.exists():
+            try:
+                return pickle.loads(gzip.decompress(p.read_bytes()))
+            except Exception:  # noqa: BLE001  a torn or stale entry: run again
+                pass
+        t = trace_original(o.code, sel, types, make_cases(types, payable, self.seed, self.n_cases), seed=self.seed,
+                           time_limit_s=self.time_limit_s, shapes=slot_shapes(o), payable=payable, search=self.search)
+        if t.status == "ok" and not t.detail:
+            atomic_write_bytes(p, gzip.compress(pickle.dumps(t), 5))
+        return t
+
     def _tick(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
         self.timings[stage] = self.timings.get(stage, 0.0) + now - t0
@@ -1502,11 +1526,8 @@ class Harness:
             try:
                 for i, s in tqdm(state.items(), desc="behaviour: originals", unit="fn", disable=not progress):
                     if s["tkey"] not in self._traces:   # the original alone: the slots and topics binding needs
-                        o, payable = s["orig"], s["payable"]
-                        cases = make_cases(s["types"], payable, self.seed, self.n_cases)
-                        self._traces[s["tkey"]] = trace_original(
-                            o.code, s["tkey"][1], s["types"], cases, seed=self.seed, time_limit_s=self.time_limit_s,
-                            shapes=slot_shapes(o), payable=payable, search=self.search)
+                        self._traces[s["tkey"]] = self._trace(s["orig"], s["tkey"][1], recs[i].get("signature") or "",
+                                                              s["types"], s["payable"])
                     s["trace"] = trace = self._traces[s["tkey"]]
                     s["seen"] = trace.outcomes
                     if trace.status == "reference_timeout":
