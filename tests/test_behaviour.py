@@ -216,6 +216,17 @@ def test_renaming_leaves_named_argument_keys_alone():
     assert "Config({gasLimit: p0_renamed, on: x ? p0_renamed : 0})" in out and renames["gasLimit"] == "p0_renamed"
 
 
+def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
+    # f1(req, 1 * LINK) with `Chainlink.Request memory req`: a function taking (address, uint256) cannot be it
+    text = ("function r(string memory c) public { Chainlink.Request memory req = f0(v0, address(this), 1); "
+            "f1(req, msg.sender, 5); }")
+    args = B._argument_types("f1", text)
+    assert args == ["struct Chainlink.Request", "address", "number"]
+    assert B._params_fit(args, ("struct Chainlink.Request", "address", "uint256"))
+    assert not B._params_fit(args, ("address", "address", "uint256"))
+    assert B._params_fit(B._argument_types("f0", text), ("bytes32", "address", "uint256"))
+
+
 def test_a_runaway_loop_is_stopped_and_reported(toy):
     code, sel = toy
     out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)

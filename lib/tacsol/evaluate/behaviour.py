@@ -712,6 +712,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
     hidden = {v for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []
+    pool_sigs = original.signatures
     taken: set[str] = set()
     alts = alternatives if alternatives is not None else {}
     for name in names:
@@ -757,6 +758,10 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
             if role == "function":   # a call used as a value needs a function that returns one
                 as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
                 cands = [f for f in cands if (f in original.returning) == as_value] or cands
+            # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
+            args = _argument_types(name, text)
+            fit = [f for f in cands if _params_fit(args, (pool_sigs.get(f) or ((), ()))[0])]
+            cands = fit or cands
             order = {f: m.start() for f in cands
                      for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
             reached = sorted(order, key=order.get)
@@ -783,6 +788,63 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
         taken.add(pick)
         notes.append(f"{name} -> {pick} ({role}, {why})")
     return renames, notes, ""
+
+
+_LITERAL_TYPES = ((r"^(?:true|false)$", "bool"), (r"^(?:\d[\d_]*(?:e\d+)?|0x[0-9a-fA-F]+)$", "number"),
+                  (r'^(?:"|\')', "string"), (r"^msg\.sender$|^tx\.origin$|^address\(", "address"),
+                  (r"^(?:block\.timestamp|block\.number|msg\.value|now)$", "uint256"))
+
+
+def _argument_types(name: str, text: str) -> list[str]:
+    """The types of the arguments of the first call `name(...)` in `text` where the code says them: a parameter or
+    typed local of that name, a literal, msg.sender; "" where it does not."""
+    m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
+    if not m:
+        return []
+    close = match_close(text, m.end() - 1, "(", ")")
+    inner = text[m.end():close].strip()
+    if not inner:
+        return []
+    declared: dict[str, str] = {}
+    try:
+        fn = find_function(text)
+        declared.update({n: t for t, n in fn.params + fn.returns if n})
+    except ParseFailure:
+        pass
+    for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string|bytes)\s+"
+                           r"(?:memory\s+|calldata\s+|storage\s+)?([A-Za-z_$][\w$]*)\s*[=;]", text):
+        declared.setdefault(n, t)
+    for t, n in re.findall(r"\b([A-Za-z_$][\w$.]*(?:\[\d*\])*)\s+(?:memory|storage|calldata)\s+"
+                           r"([A-Za-z_$][\w$]*)\s*[=;]", text):   # a struct (or array) with a data location
+        if not re.fullmatch(r"(?:u?int|bytes)\d*|address|bool|string|bytes", t.split("[")[0]):
+            declared.setdefault(n, t if "[" in t else "struct " + t)
+    out = []
+    for a in evm.split_types(inner):
+        a = a.strip()
+        t = declared.get(a, "")
+        for pat, lt in _LITERAL_TYPES:
+            if not t and re.search(pat, a):
+                t = lt
+        out.append(re.sub(r"\s+(memory|calldata|storage)$", "", t).replace("address payable", "address"))
+    return out
+
+
+def _params_fit(args: list[str], params: tuple[str, ...]) -> bool:
+    """Whether arguments of these known types can be passed to these parameters (unknown ones fit anything)."""
+    if not params or len(args) != len(params):
+        return True
+    for a, p in zip(args, params):
+        p = p.replace("address payable", "address")
+        if not a or a == p:
+            continue
+        if a == "number" and re.fullmatch(r"u?int\d*|bytes\d+|address", p):
+            continue
+        if a.startswith("uint") and p.startswith("uint") or a.startswith("int") and p.startswith("int"):
+            continue   # widths: the compiler converts implicitly only up, but the call site does not say which
+        if a.startswith("struct ") and p.startswith("struct ") and a.split(".")[-1] == p.split(".")[-1]:
+            continue
+        return False
+    return True
 
 
 def apply_renames(text: str, renames: dict[str, str]) -> str:
