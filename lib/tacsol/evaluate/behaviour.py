@@ -283,7 +283,7 @@ class Compiler:
 # ------------------------------------------------------------------------------------------- the contract
 ORIGINAL_FORMAT = "o2"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t1"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+TRACE_FORMAT = "t2"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 
 
 @dataclass
@@ -864,6 +864,7 @@ class Case:
     variant: int = 0                  # the storage state it runs from (seed_value)
     storage: dict[int, int] = field(default_factory=dict)   # slots set over that state (found by search_success)
     found: str = ""                   # how search_success reached it ("" for the fixed cases)
+    answer_words: int = 1             # words the called contracts answer with (seed_code)
 
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
@@ -1043,14 +1044,19 @@ class Trace:
     searched: int = 0                  # runs of the original search_success spent (0: a fixed case returned)
 
 
-def seed_code(address: bytes, variant: int) -> bytes | None:
+def seed_code(address: bytes, variant: int, words: int = 1) -> bytes | None:
     """The code an address the function calls (or asks the code size of) gets in storage state `variant`, as
     a deployed singleton (a token, a registry, an oracle) would have on chain: one that answers every call with
     1 in states 1, 2 and 4, with 0 in states 0 and 3 (no interface implementer, a zero balance). The zero address,
-    the precompiles, the contract and the harness's callers keep what they have (no code, or a responder)."""
+    the precompiles, the contract and the harness's callers keep what they have (no code, or a responder).
+    `words` > 1 (a case the state search made): the answer is that many words, the first 1 (or 0) and the rest
+    zero, so that a call whose result decodes as a tuple (an oracle's getConfig()) gets one."""
     n = int.from_bytes(address, "big")
     if n <= 0x11 or address == CONTRACT or address in CALLERS:
         return None
+    if words > 1:   # [mstore(0, 1);] return(0, 32 * words)
+        size = (32 * words).to_bytes(2, "big")
+        return (bytes.fromhex("6001600052") if variant in (1, 2, 4) else b"") + b"\x61" + size + bytes.fromhex("6000f3")
     return RESPONDER_CODE if variant in (1, 2, 4) else ZERO_RESPONDER_CODE
 
 
@@ -1080,8 +1086,8 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
 
 
 # ------------------------------------------------------------------------------------------ state search
-SEARCH_RUNS = 48    # runs of the original the state search may spend on one function
-SEARCH_S = 4.0      # and CPU seconds
+SEARCH_RUNS = 96    # runs of the original the state search may spend on one function
+SEARCH_S = 6.0      # and CPU seconds
 SEARCH_FOUND = 3    # returning cases it stops at
 _PER_PARENT = 16    # proposals drawn from one run's comparisons
 
@@ -1187,6 +1193,9 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
     leaves = list(_leaves(types, case.args))
     done: set = set()
     made = 0
+    if out.probed and case.answer_words == 1:   # a called contract's one-word answer may not decode as a tuple
+        made += 1
+        yield replace(case, answer_words=ANSWER_WORDS, found=_note(case, f"calls answered with {ANSWER_WORDS} words"))
     for op, a, b in reversed(out.cmps):
         if (op, a, b) in done:
             continue
@@ -1229,6 +1238,7 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
             return
 
 
+ANSWER_WORDS = 16        # the longer answer of called contracts the search may try (seed_code)
 BALANCE_LIMIT = 10**20   # below the callers' balance (execution.BALANCE): a value they can send
 
 
@@ -1237,7 +1247,7 @@ def _note(case: Case, change: str) -> str:
 
 
 def _case_key(c: Case) -> str:
-    return repr((c.args, c.caller, c.value, c.variant, sorted(c.storage.items())))
+    return repr((c.args, c.caller, c.value, c.variant, sorted(c.storage.items()), c.answer_words))
 
 
 def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: list[Outcome],
@@ -1307,7 +1317,7 @@ def _run(code: bytes, sel: str, types: list[abi.AbiType], c: Case, seed: int, sh
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.thread_time())),
                    storage_default=lambda slot, pre: seed_value(slot, seed, c.variant, shapes, pre),
-                   code_default=lambda a: seed_code(a, c.variant), explore=explore)
+                   code_default=lambda a: seed_code(a, c.variant, c.answer_words), explore=explore)
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], *,
