@@ -604,28 +604,34 @@ def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresho
 LEVEL_KEY = ("package", "contract", "signature", "settings")  # one function of one build, whatever its TAC level
 
 
-def level_figures(df, model: str = "llama3") -> dict[str, Any]:
-    """Issue 14's compact-TAC figures of one dataset in `model` tokens: pairs, median TAC and Solidity tokens, the
-    median per-pair TAC / Solidity ratio, and the shares of pairs whose prompt + target fit 2,048 and 4,096 tokens."""
-    m = measure(df, [model])
-    tac, sol, full = m[f"{model}:tac"], m[f"{model}:sol"], m[f"{model}:full"]
-    return {"pairs": int(len(df)), "median_tac": float(np.median(tac)), "median_sol": float(np.median(sol)),
-            "median_ratio": float(np.median(np.asarray(tac) / np.clip(np.asarray(sol), 1, None))),
-            "within_2048": float(np.mean(np.asarray(full) <= 2048)),
-            "within_4096": float(np.mean(np.asarray(full) <= 4096))}
+def level_figures(lengths, model: str = "llama3") -> dict[str, Any]:
+    """Issue 14's compact-TAC figures from :func:`measure`'s lengths in `model` tokens: pairs, median TAC and
+    Solidity tokens, the median per-pair TAC / Solidity ratio, and the shares of pairs whose prompt + target fit
+    2,048 and 4,096 tokens."""
+    if not len(lengths):
+        return {"pairs": 0}
+    tac, sol, full = (np.asarray(lengths[f"{model}:{part}"]) for part in ("tac", "sol", "full"))
+    return {"pairs": int(len(lengths)), "median_tac": float(np.median(tac)), "median_sol": float(np.median(sol)),
+            "median_ratio": float(np.median(tac / np.clip(sol, 1, None))),
+            "within_2048": float(np.mean(full <= 2048)), "within_4096": float(np.mean(full <= 4096))}
 
 
 def level_comparison(frames: Mapping[str, Any], model: str = "llama3") -> list[dict[str, Any]]:
     """Datasets side by side ({name: DataFrame}, each with its ``tac_level`` in ``df.attrs``): every pair, then only
-    the functions all of them hold (:data:`LEVEL_KEY`), so that TAC levels compare on the same functions."""
+    the functions all of them hold (:data:`LEVEL_KEY`), so that TAC levels compare on the same functions. Each
+    dataset is tokenized once."""
+    import pandas as pd
+
     key = list(LEVEL_KEY)
     common = set.intersection(*(set(map(tuple, f[key].to_numpy())) for f in frames.values()))
     rows = []
     for name, f in frames.items():
-        same = f[[tuple(r) in common for r in f[key].to_numpy()]].drop_duplicates(key)
-        for which, sub in (("all", f), ("common", same)):
+        lengths = measure(f, [model]) if len(f) else pd.DataFrame()
+        first_common = ~f.duplicated(key).to_numpy() & np.array([tuple(r) in common for r in f[key].to_numpy()],
+                                                                  dtype=bool)
+        for which, sub in (("all", lengths), ("common", lengths[first_common] if len(f) else lengths)):
             rows.append({"dataset": name, "tac_level": f.attrs.get("tac_level", 1), "pairs_in": which,
-                         **(level_figures(sub, model) if len(sub) else {"pairs": 0})})
+                         **level_figures(sub, model)})
     return rows
 
 
