@@ -73,26 +73,31 @@ def partial_summary(run: Path) -> None:
                           partial="published while the notebook was still evaluating: see docs/reference-run.md")
 
 
+def fresh_copy(run: Path, dest: Path, names) -> None:
+    """`dest` emptied, then the files of `names` that `run` holds copied into it."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    dest.mkdir(parents=True)
+    for name in names:
+        if (run / name).is_file():
+            shutil.copy2(run / name, dest / name)
+
+
 TRAINED_FILES = ("train_log.json", "heldout_before.json", "params.yaml", "loss.png")
 
 
 def publish_trained(run: Path, dest: Path) -> int:
     """The finished training of `run` (adapter + checkpoint adapters in bf16, logs) into `dest`."""
+    import yaml
+
     from tacsol import infer
     from tacsol.evaluate import suite
 
     if not (run / "train_log.json").is_file() or not (run / "adapter" / "adapter_config.json").is_file():
         print(f"{run}: training has not finished (no train_log.json or adapter/)", file=sys.stderr)
         return 2
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in TRAINED_FILES:
-        if (run / name).is_file():
-            shutil.copy2(run / name, dest / name)
+    fresh_copy(run, dest, TRAINED_FILES)
     infer.ship_adapter(run / "adapter", dest / "adapter")
-    import yaml
-
     final = json.loads((run / "train_log.json").read_text())["steps"]
     every = int(yaml.safe_load((run / "params.yaml").read_text()).get("save_steps") or final)
     for step, ck in suite.checkpoints(run):
@@ -151,12 +156,7 @@ def main(argv=None) -> int:
     if a.partial and not (run / "summary.json").is_file():
         partial_summary(run)
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    for name in KEEP:
-        if (run / name).is_file():
-            shutil.copy2(run / name, dest / name)
+    fresh_copy(run, dest, KEEP)
     for pattern in EVAL_KEEP:
         for f in (run / "eval").rglob(pattern):
             if "generations" in f.parts:
