@@ -39,10 +39,15 @@ def test_abi_encoding_matches_the_spec_example():
     assert abi.parse_type("(address,bytes)[2]").dynamic and not abi.parse_type("(address,uint8)[2]").dynamic
 
 
+def _runtime(source: str, contract: str) -> tuple[bytes, dict]:
+    """(runtime bytecode, selectors) of `contract` compiled by solc 0.8.20."""
+    out = compile_bytecode(source, "0.8.20")[contract]
+    return bytes.fromhex(out["bytecode"]), out["selectors"]
+
+
 @pytest.fixture(scope="module")
 def toy():
-    out = compile_bytecode(TOY, "0.8.20")["Toy"]
-    return bytes.fromhex(out["bytecode"]), out["selectors"]
+    return _runtime(TOY, "Toy")
 
 
 def test_execution_records_storage_logs_and_mapping_preimages(toy):
@@ -136,8 +141,7 @@ contract Gate {
 
 @pytest.fixture(scope="module")
 def gate():
-    out = compile_bytecode(GATE, "0.8.20")["Gate"]
-    return bytes.fromhex(out["bytecode"]), out["selectors"]
+    return _runtime(GATE, "Gate")
 
 
 def test_state_search_reaches_a_guarded_success_path(gate):
