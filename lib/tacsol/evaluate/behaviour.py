@@ -122,12 +122,9 @@ def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Se
             "settings": settings}
 
 
-SERVE_JS = Path(__file__).resolve().parent / "solc_serve.js"
-
-
 class SolcServer:
-    """One node process of solcjs `version` kept running (solc_serve.js): standard-JSON inputs in, outputs back,
-    one line each. Restarted after a crash, a timeout, or `max_compiles` compiles (solcjs's memory only grows)."""
+    """One node process of solcjs `version` kept running (corpus.NODE_HELPER, solc_compile.js, in serve mode):
+    standard-JSON inputs in, outputs back, one line each. Restarted after a crash, a timeout, or `max_compiles` compiles (solcjs's memory only grows)."""
 
     def __init__(self, version: str, max_compiles: int = 300):
         self.version, self.max_compiles = version, max_compiles
@@ -142,7 +139,7 @@ class SolcServer:
 
         # --liftoff-only: V8's baseline WebAssembly compiler alone. Tiering solc up to TurboFan costs ~3 s of CPU per
         # process, more than it saves over a few hundred compiles (0.8.6, 5 compiles: 1.3 s of CPU vs 2.1 s)
-        self.proc = subprocess.Popen(["node", "--max-old-space-size=3072", "--liftoff-only", str(SERVE_JS),
+        self.proc = subprocess.Popen(["node", "--max-old-space-size=3072", "--liftoff-only", str(corpus.NODE_HELPER),
                                       str(paths.node_modules() / f"solc-{self.version}")],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.lines, self.n = queue.Queue(), 0
