@@ -234,3 +234,15 @@ def test_by_kind_reads_the_tables_back(tmp_path):
     rows = {r["kind"]: r for r in suite.by_kind(tmp_path)}
     assert set(rows) == {"getter", "setter"} and rows["getter"]["n"] == 1
     assert rows["getter"]["selector_match_rate"] == 1.0 and rows["setter"]["degenerate_rate"] == 1.0
+    assert "behaviour_rate" not in rows["getter"]  # the behaviour check did not run: no figure, not a zero
+
+    # the same tables as the behaviour check writes them: the getter equivalent, the setter untestable
+    import pandas as pd
+
+    table = suite.eval_dir(tmp_path, "contract_heldout") / "functions.parquet"
+    df = pd.read_parquet(table)
+    df["behaviour"] = df["id"].map({"g": "equivalent", "s": "untestable"})
+    df.to_parquet(table)
+    rows = {r["kind"]: r for r in suite.by_kind(tmp_path)}
+    assert rows["getter"]["behaviour_rate"] == 1.0 and rows["getter"]["behaviour_testable"] == 1
+    assert rows["setter"]["behaviour_rate"] == 0.0 and rows["setter"]["behaviour_testable"] == 0

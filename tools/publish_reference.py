@@ -35,17 +35,25 @@ EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json"
 def evaluation_markdown(run: Path) -> str:
     from tacsol.evaluate import suite
 
-    rows = suite.summary_table(run)
-    head = ("| stratum | system | n | similarity [95% CI] | selector match [95% CI] | compiles (stub) | degenerate | "
-            "grounding P/R |\n|---|---|---|---|---|---|---|---|\n")
-
     def f(x):
         return "–" if x is None else f"{x:.3f}"
 
+    rows = suite.summary_table(run)
+    head = ("| stratum | system | n | similarity [95% CI] | selector match [95% CI] | compiles (stub) | degenerate | "
+            "grounding P/R | behaviour equivalent [95% CI] (untestable) |\n|---|---|---|---|---|---|---|---|---|\n")
     lines = [f"| {r['stratum']} | {r['system']} | {r['n_functions']} | {f(r['similarity_mean'])} "
              f"[{f(r['similarity_ci_low'])}, {f(r['similarity_ci_high'])}] | {f(r['selector_match_rate'])} "
              f"[{f(r['selector_match_ci_low'])}, {f(r['selector_match_ci_high'])}] | {f(r['compile_rate'])} | "
-             f"{f(r['degenerate_rate'])} | {f(r['grounding_precision'])}/{f(r['grounding_recall'])} |" for r in rows]
+             f"{f(r['degenerate_rate'])} | {f(r['grounding_precision'])}/{f(r['grounding_recall'])} | "
+             f"{f(r['behaviour_rate'])} [{f(r['behaviour_ci_low'])}, {f(r['behaviour_ci_high'])}] "
+             f"({r['behaviour_untestable'] if r['behaviour_untestable'] is not None else '–'}) |" for r in rows]
+    kinds = [r for r in suite.by_kind(run) if "behaviour_rate" in r]
+    if kinds:  # the getter/setter goal: equivalent share per function kind, untestable counted as not
+        lines += ["", "Behaviourally equivalent per function kind (untestable counts as not equivalent):", "",
+                  "| stratum | system | kind | n | equivalent [95% CI] | testable |", "|---|---|---|---|---|---|"]
+        lines += [f"| {r['stratum']} | {r['system']} | {r['kind']} | {r['n']} | {f(r['behaviour_rate'])} "
+                  f"[{f(r['behaviour_ci'][0])}, {f(r['behaviour_ci'][1])}] | {r['behaviour_testable']} |"
+                  for r in kinds]
     return head + "\n".join(lines) + "\n"
 
 

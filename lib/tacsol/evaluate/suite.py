@@ -281,7 +281,8 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
 
 def by_kind(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
     """Per (stratum, system, function kind: getter | setter | other): n, similarity, selector match, compile rate
-    where the reference compiles, degenerate rate — read back from the per-function tables."""
+    where the reference compiles, degenerate rate and, where the behaviour check ran, the share behaviourally
+    equivalent (untestable counts as not equivalent) with its CI — read back from the per-function tables."""
     import pandas as pd
 
     from .aggregate import bootstrap_ci
@@ -304,5 +305,16 @@ def by_kind(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
                              "selector_match_ci": list(bootstrap_ci(sel.to_numpy(), "mean", 1000, 3)),
                              "compile_rate_where_reference_compiles":
                                  float(both["compiles"].astype(float).mean()) if len(both) else None,
-                             "degenerate_rate": float((sub["degenerate"] != "").mean())})
+                             "degenerate_rate": float((sub["degenerate"] != "").mean()),
+                             **_behaviour_by_kind(sub)})
     return rows
+
+
+def _behaviour_by_kind(sub) -> dict:
+    if "behaviour" not in sub or (sub["behaviour"] == "skipped").all():  # the check did not run: no figure
+        return {}
+    from .aggregate import bootstrap_ci
+
+    eq = (sub["behaviour"] == "equivalent").astype(float).to_numpy()
+    return {"behaviour_rate": float(eq.mean()), "behaviour_ci": list(bootstrap_ci(eq, "mean", 1000, 3)),
+            "behaviour_testable": int((sub["behaviour"] != "untestable").sum())}
