@@ -150,3 +150,17 @@ def test_bytecode_from_cache_maps_sample_records_to_their_contracts():
     for r in recs:
         if r["id"] in found:
             assert r["selector"].removeprefix("0x") in found[r["id"]], r["id"]
+
+
+def test_learning_curve_draws_behaviour_only_where_measured():
+    """The curve shows the behaviour-equivalent share per checkpoint when the evaluation measured it, and no line
+    (not a zero line) when it did not."""
+    from tacsol import plots
+
+    pts = [{"train_tokens": 0, "similarity_mean": 0.3, "selector_match_rate": 0.0, "n_functions": 48},
+           {"train_tokens": 1000, "similarity_mean": 0.6, "selector_match_rate": 0.5}]
+    labels = [ln.get_label() for ln in plots.learning_curve(pts).axes[0].get_lines()]
+    assert "behaviourally equivalent" not in labels and "selector match" in labels
+    pts[0]["behaviour_rate"], pts[1]["behaviour_rate"] = 0.0, 0.25
+    line = {ln.get_label(): ln for ln in plots.learning_curve(pts).axes[0].get_lines()}["behaviourally equivalent"]
+    assert list(line.get_ydata()) == [0.0, 0.25]

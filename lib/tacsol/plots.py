@@ -236,8 +236,8 @@ def save(fig, path: str | os.PathLike, caption: str | None = None) -> Path:
 
 
 def learning_curve(points: Sequence[dict], ax=None, title: str = "Quality vs training tokens (same held-out functions)"):
-    """Similarity (with its 95% CI), selector match, compile rate and degenerate rate per checkpoint, against the
-    training tokens it had seen (0 = the untuned model)."""
+    """Similarity (with its 95% CI), selector match, compile rate, degenerate rate and the behaviour-equivalent
+    share (where measured) per checkpoint, against the training tokens it had seen (0 = the untuned model)."""
     plt = _plt()
     fig = None
     if ax is None:
@@ -249,7 +249,8 @@ def learning_curve(points: Sequence[dict], ax=None, title: str = "Quality vs tra
                     [p.get("similarity_ci_high") or np.nan for p in pts], alpha=0.2, color="#4c72b0")
     ax.plot(x, sim, "o-", color="#4c72b0", label="similarity (95% CI)")
     for key, style, label in (("selector_match_rate", "s--", "selector match"), ("compile_rate", "^:", "compiles"),
-                              ("degenerate_rate", "x-.", "degenerate")):
+                              ("degenerate_rate", "x-.", "degenerate"),
+                              ("behaviour_rate", "D-", "behaviourally equivalent")):
         vals = [p.get(key) for p in pts]
         if any(v is not None for v in vals):
             ax.plot(x, [np.nan if v is None else v for v in vals], style, label=label)

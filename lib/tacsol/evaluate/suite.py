@@ -162,7 +162,7 @@ def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenize
         points.append({"step": step, "train_tokens": checkpoint_tokens(log, step), **{
             k: m.get(k) for k in ("n_functions", "similarity_mean", "similarity_ci_low", "similarity_ci_high",
                                   "selector_match_rate", "compile_rate", "degenerate_rate", "grounding_recall",
-                                  "edit_distance_mean")}})
+                                  "edit_distance_mean", "behaviour_rate", "behaviour_ci_low", "behaviour_ci_high")}})
     # the untuned model is the curve's origin (0 tokens); read from the base_model baseline when it ran
     atomic_write_json(out / "eval" / "curve" / "curve.json", points)
     return points
@@ -274,7 +274,8 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
                      generations_path(out, "contract_heldout", "fine-tuned")).items()}}
         result["curve"] = learning_curve(out, chosen["curve"], base_model=p["model"], tokenizer_dir=out / "adapter",
                                          max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
-                                         known=known, progress=progress, figures=False, **compile_kw)
+                                         known=known, progress=progress,
+                                         **{**eval_kw, "figures": False})
     result["table"] = summary_table(out)
     return result
 
