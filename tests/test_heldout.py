@@ -25,7 +25,7 @@ RECORDS = str(ROOT / "tests" / "fixtures" / "train" / "records.jsonl")
 @pytest.mark.parametrize("text,reason", [
     ("", "empty"),
     ("public " * 30, "repetition"),
-    ("function f() public returns (uint256) { return {0x" + "f" * 64 + "}; }", "repetition"),
+    ("function f() public returns (uint256) { return {0x" + "f" * 80 + "}; }", "repetition"),  # longer than a word
     ("function f(uint256 a) public { x = a; x = a; x = a; x = a; x = a; x = a; x = a; x = a; x = a; }", "repetition"),
     ("uint256 x = 5;", "no_function"),
     ("the function returns the balance", "no_function"),
@@ -39,6 +39,11 @@ def test_degenerate_outputs_are_flagged(text, reason):
     "    return true;\n}",
     "uint256 public totalSupply;",
     "function a() public {\n  if (x > 0) { y = 1; } else { y = 2; }\n  emit E(x);\n}",
+    # a 32-byte word literal is mostly zeros (sevm's and panoramix's masks and error selectors)
+    "function f(bytes4 id) public returns (bool) {\n  return id == 0x5a05180f" + "0" * 56 + ";\n}",
+    # a pseudo-code decompiler's function (panoramix): an attempt at the function, though not Solidity
+    "def unknown5e383d21(uint256 _param1): # not payable\n  require calldata.size - 4 >= 32\n"
+    "  return unknown5e383d21[_param1]",
 ])
 def test_real_functions_are_not_degenerate(text):
     assert degenerate.degenerate_reason(text, text) == ""

@@ -4,7 +4,8 @@ cannot hide them (issue 12). One reason per output, the first that applies:
 - ``empty``: nothing but whitespace (or the generation failed);
 - ``repetition``: a repetition loop — the text ends in one short unit repeated many times (``public public public``,
   ``0xffff…`` runs, the same statement again and again), or a few units make up most of it;
-- ``no_function``: text, but no function header (and no public state variable standing in for a getter);
+- ``no_function``: text, but no function header (and no public state variable standing in for a getter); a
+  pseudo-code decompiler's ``def name(...)`` header (panoramix) is a function, just not Solidity;
 - ``empty_body``: a function whose body is empty while the reference's is not.
 
 The thresholds are deliberately coarse: a real function rarely repeats one 1-8 token unit 8 times in a row, and
@@ -23,7 +24,10 @@ MIN_TOKENS = 24          # shorter texts cannot loop in a way worth flagging
 RUN_REPEATS = 8          # one unit of 1..MAX_UNIT tokens repeated this many times in a row
 MAX_UNIT = 8
 DOMINANT_SHARE = 0.5     # or the most frequent 4-gram covers this share of all 4-grams
-_HEX_RUN = re.compile(r"(?:0x)?([0-9a-fA-F])\1{47,}")  # 48+ copies of one hex digit: `0xffff…` loops
+# `0xffff…` loops: more copies of one hex digit than a 32-byte word holds (a word literal such as panoramix's
+# `0x8c379a0000…` or a selector mask is legitimately 56+ zeros)
+_HEX_RUN = re.compile(r"(?:0x)?([0-9a-fA-F])\1{64,}")
+_PSEUDO_DEF = re.compile(r"^def\s+[\w$]+\s*\(", re.M)
 
 
 def tokens(text: str) -> list[str]:
@@ -77,7 +81,7 @@ def degenerate_reason(generated: str, reference: str = "") -> str:
         return "repetition"
     empty = _body_empty(generated)
     if empty is None:
-        return "no_function"
+        return "" if _PSEUDO_DEF.search(generated) else "no_function"
     if empty and reference and _body_empty(reference) is False:
         return "empty_body"
     return ""
