@@ -81,11 +81,13 @@ def partial_summary(run: Path) -> None:
                           partial="published while the notebook was still evaluating: see docs/reference-run.md")
 
 
-def fresh_copy(run: Path, dest: Path, names) -> None:
-    """`dest` emptied, then the files of `names` that `run` holds copied into it."""
+def fresh_copy(run: Path, dest: Path, names, keep: tuple[str, ...] = ()) -> None:
+    """`dest` emptied (but for the entries named in `keep`), then the files of `names` that `run` holds copied in."""
     if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
+        for entry in dest.iterdir():
+            if entry.name not in keep:
+                shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    dest.mkdir(parents=True, exist_ok=True)
     for name in names:
         if (run / name).is_file():
             shutil.copy2(run / name, dest / name)
@@ -164,7 +166,7 @@ def main(argv=None) -> int:
     if a.partial and not (run / "summary.json").is_file():
         partial_summary(run)
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
-    fresh_copy(run, dest, KEEP)
+    fresh_copy(run, dest, KEEP, keep=("trained",))  # the published training stays: the curve's checkpoints
     for pattern in EVAL_KEEP:
         for f in (run / "eval").rglob(pattern):
             if "generations" in f.parts:
