@@ -5,7 +5,9 @@ kit's objective checks (tacsol.evaluate.verify), on the same held-out functions,
 
 Reads the run's adapter and eval/selection.json (the functions the evaluation scored; --subset picks which list),
 generates 8 candidates per function once (greedy + 7 samples at temperature 0.7, seeded), and scores the choice at
-N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/). Prints one line per N and writes eval/verifier/verifier.json.
+N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/), behavioural equivalence included. The ranking itself uses
+only what a decompiler has (the TAC and the candidates); the behaviour check needs the original source, so it scores
+the choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
 The candidate pool is kept (eval/verifier/candidates.jsonl), so a rerun skips generation.
 """
 from __future__ import annotations
@@ -29,7 +31,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from tacsol import infer, paths, train
-    from tacsol.evaluate import evaluate_run, verify
+    from tacsol.evaluate import behaviour, evaluate_run, verify
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
@@ -74,6 +76,7 @@ def main(argv=None) -> int:
     checked = {r["id"]: verify.check_candidates(r, pools[r["id"]][:n_max]) for r in recs}
     check_s = time.perf_counter() - t0
     results = []
+    harness = behaviour.Harness()  # the originals are compiled and traced once for every N
     for n in a.ns:
         chosen = {}
         for r in recs:
@@ -81,18 +84,21 @@ def main(argv=None) -> int:
             best = max(range(len(cs)), key=lambda i: (cs[i].score, -i))
             chosen[r["id"]] = cs[best].text
         s = evaluate_run(recs, chosen, run, system=f"verifier-N{n}", eval_dir=out / f"N{n}", figures=False,
-                         compile_mode="stub", verbose=False)  # the same compile check the suite used
+                         compile_mode="stub", verbose=False,  # the same compile check the suite used
+                         behaviour=True, harness=harness)
         m = s["metrics"]
         gen_s = times["greedy_s"] + sum(times["sample_pass_s"][: n - 1])
         row = {"n": n, "functions": len(recs), **{k: m.get(k) for k in (
             "similarity_mean", "similarity_ci_low", "similarity_ci_high", "selector_match_rate", "compile_rate",
-            "compile_ci_low", "compile_ci_high", "degenerate_rate", "grounding_precision", "grounding_recall")},
+            "compile_ci_low", "compile_ci_high", "degenerate_rate", "grounding_precision", "grounding_recall",
+            "behaviour_rate", "behaviour_ci_low", "behaviour_ci_high", "behaviour_untestable")},
             "generate_s": gen_s, "check_s": check_s * n / n_max,
             "seconds_per_function": (gen_s + check_s * n / n_max) / len(recs)}
         results.append(row)
         print(f"N={n}: similarity {m['similarity_mean']:.3f} [{m['similarity_ci_low']:.3f}, "
               f"{m['similarity_ci_high']:.3f}]  selector {m['selector_match_rate']:.3f}  compiles "
-              f"{m['compile_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  "
+              f"{m['compile_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  equivalent "
+              f"{m['behaviour_rate']:.3f} [{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}]  "
               f"{row['seconds_per_function']:.1f} s/function", flush=True)
     atomic_write_json(out / "verifier.json", {"subset": a.subset, "results": results, "generation_times": times,
                                               "check_s_all_candidates": check_s})
