@@ -3,6 +3,7 @@ step for SmolLM2-135M at a given sequence length, per configuration, in one run 
 
     .venv/bin/python tools/bench_train.py --seq-len 1024 --steps 4
     .venv/bin/python tools/bench_train.py --configs lora-bf16 lora-fp32 full-bf16 --json out.json
+    .venv/bin/python tools/bench_train.py --configs lora-bf16 --seq-len 448 --batch 4 --mask   # a training batch
 
 Configurations: lora-{bf16,fp32} (LoRA r=16 on the seven projections, gradient checkpointing, as notebook 03) and
 full-{bf16,fp32} (every weight trains). bf16 = CPU autocast, weights fp32, as `cpu_autocast: auto` does on a CPU with
@@ -18,7 +19,7 @@ import sys
 import time
 
 
-def measure(config: str, seq_len: int, batch: int, steps: int, threads: int) -> dict:
+def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mask: bool = False) -> dict:
     import torch
 
     from tacsol import train
@@ -38,11 +39,17 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int) -> 
     opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=1e-4)
     g = torch.Generator().manual_seed(0)
     ids = torch.randint(100, 40000, (batch, seq_len), generator=g)
+    att = None
+    if mask:  # as the training collator pads: rows of different lengths, right-padded, padding masked
+        att = torch.ones_like(ids)
+        for row in range(1, batch):
+            att[row, seq_len - seq_len * row // (4 * batch):] = 0
     times = []
     for i in range(steps + 1):  # the first step warms up (allocations, oneDNN kernels) and is not counted
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = model(input_ids=ids, labels=ids).loss
+            loss = model(input_ids=ids, attention_mask=att,
+                         labels=ids if att is None else ids.masked_fill(att == 0, -100)).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -50,7 +57,7 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int) -> 
             times.append(time.perf_counter() - t0)
     s = sum(times) / len(times)
     trainable = sum(w.numel() for w in model.parameters() if w.requires_grad)
-    return {"config": config, "seq_len": seq_len, "batch": batch, "threads": n, "steps": steps,
+    return {"config": config, "seq_len": seq_len, "batch": batch, "mask": mask, "threads": n, "steps": steps,
             "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
             "bf16_units": train.cpu_bf16_supported(), "loadavg_1m": os.getloadavg()[0]}
 
@@ -64,13 +71,15 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=0, help="0 = tacsol.train.set_cpu_threads auto choice")
     ap.add_argument("--configs", nargs="+", default=["lora-bf16", "lora-fp32"],
                     choices=["lora-bf16", "lora-fp32", "full-bf16", "full-fp32"])
+    ap.add_argument("--mask", action="store_true",
+                    help="pass an attention mask with padded rows, as training batches of different lengths do")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
     rows = []
     for c in a.configs:
-        r = measure(c, a.seq_len, a.batch, a.steps, a.threads)
+        r = measure(c, a.seq_len, a.batch, a.steps, a.threads, a.mask)
         rows.append(r)
-        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
+        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}{' masked' if a.mask else ''}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
               f"  threads {r['threads']}  trainable {r['trainable_params']:,}  load {r['loadavg_1m']:.1f}", flush=True)
     if len(rows) > 1:
         print(f"ratio {rows[0]['config']} / {rows[1]['config']}: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}")
