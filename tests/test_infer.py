@@ -135,3 +135,37 @@ def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapte
     out = json.loads(capsys.readouterr().out)[0]
     assert out["signature_hint"] == "approve(address,uint256)" and out["signature"] == ""
     assert main(["decompile", *args, "--adapter", adapter, "--signatures", str(tmp_path / "missing.json")]) == 2
+
+
+def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter):
+    """generate(prefill=True): a function the known-signature table does not name starts as
+    `function unknown_<selector>(`, followed by what the model writes after it; a named one is not touched."""
+    model, tok = infer.load(adapter)
+    tac = "function 0x5e383d21(uint256) view\nb0:\n  stop"
+    unnamed = {"id": "u", "tac": tac, "selector": "0x5e383d21", "signature_hint": ""}
+    named = {**unnamed, "id": "n", "signature_hint": "values(uint256)"}
+    out = infer.generate(model, tok, [unnamed, named], max_new_tokens=4, progress=False, prefill=True)
+    plain = infer.generate(model, tok, [named], max_new_tokens=4, progress=False)
+    assert out[0].startswith("function unknown_5e383d21(")
+    assert out[1] == plain[0]
+
+
+def test_decompile_prefills_functions_no_known_signature_names(adapter, tmp_path, capsys):
+    """An adapter trained with signature hints: a selector the table does not know starts as
+    `function unknown_<selector>(`; --no-prefill leaves the whole answer to the model."""
+    import shutil
+
+    from tacsol.cli import main
+
+    hinted = tmp_path / "hinted"
+    shutil.copytree(adapter, hinted)
+    meta = json.loads((hinted / "tacsol_train.json").read_text())
+    meta["params"]["signature_hints"] = True
+    (hinted / "tacsol_train.json").write_text(json.dumps(meta))
+    tac = "function 0x5e383d21(uint256) view\nb0:\n  stop"
+    args = [tac, "--tac", "--max-new-tokens", "2", "--json", "--adapter", str(hinted)]
+    assert main(["decompile", *args]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["signature_hint"] in ("", None) and out["solidity"].startswith("function unknown_5e383d21(")
+    assert main(["decompile", *args, "--no-prefill"]) == 0
+    assert not json.loads(capsys.readouterr().out)[0]["solidity"].startswith("function unknown_5e383d21(")

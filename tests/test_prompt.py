@@ -72,3 +72,12 @@ def test_loss_mask_covers_only_target_plus_eos(tok):
     # too long → dropped, not truncated
     assert prompt.tokenize_example(rec, tok, max_len=len(ex["input_ids"]) - 1) is None
     assert prompt.tokenize_example(rec, tok, max_len=len(ex["input_ids"])) == ex
+
+
+def test_header_prefill_names_only_functions_the_table_does_not_know():
+    rec = {"id": "r", "tac": "function 0x5e383d21(uint256) view\nb0:\n  stop", "selector": "0x5E383D21"}
+    assert prompt.header_prefill(rec) == ""                       # hints not in use: the adapter has no table
+    assert prompt.header_prefill({**rec, "signature_hint": "values(uint256)"}) == ""   # the table names it
+    assert prompt.header_prefill({**rec, "signature_hint": ""}) == "function unknown_5e383d21("
+    assert prompt.header_prefill({**rec, "signature_hint": "", "selector": ""}) == "function unknown_5e383d21("  # TAC's
+    assert prompt.header_prefill({"id": "f", "tac": "function fallback\nb0:\n  stop", "signature_hint": ""}) == ""

@@ -170,13 +170,18 @@ def tac_level_of(adapter_dir: str | Path) -> int:
 
 
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
-             greedy: bool = True, temperature: float = 0.7, progress: bool = True) -> list[str]:
-    """Solidity text for each record (needs ``tac``; selector/signature/visibility/mutability used when present)."""
+             greedy: bool = True, temperature: float = 0.7, progress: bool = True, prefill: bool = False
+             ) -> list[str]:
+    """Solidity text for each record (needs ``tac``; selector/signature/visibility/mutability used when present).
+    prefill: a function the known-signature table does not name starts as ``function unknown_<selector>(``
+    (prompt.header_prefill), tokenized as the start of a training target is, and the answer includes it."""
     import torch
     from tqdm.auto import tqdm
 
     recs = list(records)
-    ids = [prompt.prompt_ids(r, tok) for r in recs]
+    heads = [prompt.header_prefill(r) if prefill else "" for r in recs]
+    ids = [prompt.prompt_ids(r, tok) + (tok(h, add_special_tokens=False)["input_ids"] if h else [])
+           for r, h in zip(recs, heads)]
     order = sorted(range(len(recs)), key=lambda i: len(ids[i]))  # similar lengths per batch: less padding
     out: list[str] = [""] * len(recs)
     device = next(model.parameters()).device
@@ -206,7 +211,8 @@ def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens
                 new = gen[j, n:].tolist()
                 if tok.eos_token_id in new:
                     new = new[: new.index(tok.eos_token_id)]
-                out[i] = tok.decode(new, skip_special_tokens=True).strip("\n")
+                text = tok.decode(new, skip_special_tokens=True)
+                out[i] = (heads[i] + text if heads[i] else text).strip("\n")
             bar.update(len(chunk))
     finally:
         bar.close()
@@ -234,7 +240,7 @@ def read_done(path: str | Path) -> dict[str, dict]:
 
 def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str | Path, *,
                      max_new_tokens: int = 256, batch_size: int = 8, greedy: bool = True, temperature: float = 0.7,
-                     progress: bool = True, desc: str = "generate") -> dict[str, str]:
+                     progress: bool = True, desc: str = "generate", prefill: bool = False) -> dict[str, str]:
     """Resumable batched generation: one JSON line {"id", "generated", "seconds"} per record, appended and fsynced
     per batch, so a killed run goes on from where it stopped (records already in `path` are not generated
     again). Returns id -> text for every record."""
@@ -256,7 +262,7 @@ def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str
             chunk = todo[s:s + batch_size]
             t0 = time.perf_counter()
             outs = generate(model, tok, chunk, max_new_tokens=max_new_tokens, batch_size=len(chunk), greedy=greedy,
-                            temperature=temperature, progress=False)
+                            temperature=temperature, progress=False, prefill=prefill)
             dt = (time.perf_counter() - t0) / len(chunk)
             lines = "".join(json.dumps({"id": str(r["id"]), "generated": o, "seconds": round(dt, 3)}) + "\n"
                             for r, o in zip(chunk, outs))
@@ -315,12 +321,14 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
-              level: int | None = None, **load_kw) -> list[dict]:
+              level: int | None = None, prefill: bool = True, **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks), with every candidate's checks in the result. signature_table: known signatures
     (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's). level: the TAC
-    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of)."""
+    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of). prefill: a
+    function the table does not name starts as `function unknown_<selector>(` (prompt.header_prefill; an adapter
+    trained with signature_hints only)."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
@@ -334,13 +342,14 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
                for r in every if not r["tac"].strip()}
     model, tok = load(adapter, **load_kw)
     if candidates == 1:
-        sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy)
+        sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy,
+                        prefill=prefill)
         done = {r["id"]: {**r, "solidity": s} for r, s in zip(recs, sols)}
     else:
         from .evaluate import verify
 
         pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
-                                         batch_size=batch_size)
+                                         batch_size=batch_size, prefill=prefill)
         done = {}
         for r, pool in zip(recs, pools):
             best, checks = verify.rank(r, pool)
@@ -368,6 +377,9 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--signatures", default="standard", metavar="TABLE",
                     help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
                          "interfaces, default), none, a signatures.json, or a dataset name (its table)")
+    ap.add_argument("--no-prefill", dest="prefill", action="store_false",
+                    help="let the model start every answer itself; by default a function the known signatures do not "
+                         "name starts as `function unknown_<selector>(` (adapters trained with signature hints)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     ap.add_argument("--level", type=int, choices=[1, 2], default=None,
                     help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")
@@ -378,7 +390,8 @@ def main(args: argparse.Namespace) -> int:
     try:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, greedy=not args.sample, base=args.base,
-                        candidates=args.candidates, signature_table=args.signatures, level=args.level)
+                        candidates=args.candidates, signature_table=args.signatures, level=args.level,
+                        prefill=args.prefill)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .signatures import annotate, split_hint
+from .signatures import annotate, selector_of, split_hint
 
 FUNCTION = "<|function|>"
 META = "<|meta|>"
@@ -140,6 +140,18 @@ def special_token_ids(tokenizer) -> list[int]:
     if any(i is None or i == tokenizer.unk_token_id for i in ids):
         raise PromptError("tokenizer lacks the tacsol markers: call tacsol.prompt.add_special_tokens first")
     return ids
+
+
+def header_prefill(record: Mapping[str, Any]) -> str:
+    """The start of the answer that decoding writes for the model when the known-signature table does not know the
+    function (a ``signature_hint`` field that is empty): ``function unknown_5e383d21(``, named by its selector as
+    decompilers name unknown functions. Trained only on real names, the model otherwise writes a header with no
+    name at all (``function public virtual override returns (uint256)``) for most such functions. "" when the
+    table knows the function, when hints are not in use, or without a selector (fallback, receive)."""
+    sel = selector_of(record).strip().lower()  # the record's, or the one its TAC header names
+    if "signature_hint" not in record or _get(record, "signature_hint").strip() or not sel.startswith("0x"):
+        return ""
+    return f"function unknown_{sel[2:]}("
 
 
 def prompt_ids(record: Mapping[str, Any], tokenizer) -> list[int]:

@@ -86,18 +86,21 @@ def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check:
 
 
 def sample_candidates(model, tok, records: Sequence[Mapping[str, Any]], n: int, *, max_new_tokens: int = 256,
-                      batch_size: int = 8, temperature: float = 0.7, seed: int = 0) -> list[list[str]]:
-    """n candidates per record: the greedy output first, then n - 1 samples at `temperature` (seeded)."""
+                      batch_size: int = 8, temperature: float = 0.7, seed: int = 0, prefill: bool = False
+                      ) -> list[list[str]]:
+    """n candidates per record: the greedy output first, then n - 1 samples at `temperature` (seeded); prefill as
+    in infer.generate."""
     from transformers import set_seed
 
     from .. import infer
 
-    greedy = infer.generate(model, tok, records, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False)
+    greedy = infer.generate(model, tok, records, max_new_tokens=max_new_tokens, batch_size=batch_size, progress=False,
+                            prefill=prefill)
     out = [[g] for g in greedy]
     for k in range(1, n):
         set_seed(seed + k)
         samples = infer.generate(model, tok, records, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                                 greedy=False, temperature=temperature, progress=False)
+                                 greedy=False, temperature=temperature, progress=False, prefill=prefill)
         for lst, s in zip(out, samples):
             lst.append(s)
     return out

@@ -1,0 +1,84 @@
+"""Header prefill measured (issue 12): a function the known-signature table does not name is decoded from
+`function unknown_<selector>(` (tacsol.prompt.header_prefill) instead of from nothing, on the functions a finished
+03 run evaluated, scored with every metric the run used (behaviour included) beside its greedy figures.
+
+    .venv/bin/python tools/bench_prefill.py --run outputs/reference-l2/03_baseline_3b
+
+Why: trained on real names only, the model writes a header with no name (`function public virtual override
+returns (uint256)`) for most functions whose name it is not given, and those outputs are degenerate and untestable.
+Functions the table names get no prefill, so their greedy generations are reused as they are. Generation is
+resumable (eval/generations/<stratum>/fine-tuned-prefill.jsonl); the scores go to eval/decoding/prefill/<stratum>/.
+Prints greedy vs prefill per stratum and writes eval/decoding/prefill/prefill.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+KEYS = ("similarity_mean", "selector_match_rate", "degenerate_rate", "grounding_precision", "grounding_recall",
+        "behaviour_rate", "behaviour_ci_low", "behaviour_ci_high", "behaviour_untestable")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--run", default="outputs/reference-l2/03_baseline_3b", help="phase folder of a finished 03 run")
+    ap.add_argument("--params", default="params/03_reference_cpu.yaml",
+                    help="the params file the run was evaluated with (its evaluation keys; '' = defaults)")
+    ap.add_argument("--strata", nargs="+", default=["contract_heldout", "package_heldout"])
+    a = ap.parse_args(argv)
+
+    import yaml
+
+    from tacsol import infer, paths, prompt, train
+    from tacsol.evaluate import behaviour, evaluate_run, suite
+    from tacsol.ioutil import atomic_write_json
+
+    run = paths.resolve(a.run)
+    # the run's params.yaml holds the training keys; the evaluation's are the notebook's defaults unless --params
+    p = {**suite.DEFAULTS, **yaml.safe_load(paths.resolve(a.params).read_text() if a.params else "{}"),
+         **yaml.safe_load((run / "params.yaml").read_text())}
+    train.set_cpu_threads(int(p.get("cpu_threads") or 0))
+    data = train.run_records(p)  # the prompts the run was trained and evaluated with
+    by_id = {r["id"]: r for s in data.values() for r in s}
+    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"]
+    harness = behaviour.Harness()
+    model = tok = None
+    report = {}
+    for stratum in a.strata:
+        chosen = [by_id[i] for i in ids.get(stratum, [])]
+        if not chosen:
+            continue
+        greedy_rows = infer.read_done(suite.generations_path(run, stratum, "fine-tuned"))
+        todo = [r for r in chosen if prompt.header_prefill(r)]
+        path = suite.generations_path(run, stratum, "fine-tuned-prefill")
+        done = infer.read_done(path)
+        if any(str(r["id"]) not in done for r in todo) and model is None:
+            model, tok = infer.load(run / "adapter")
+        gens = infer.generate_to_file(model, tok, todo, path, max_new_tokens=p["max_new_tokens"],
+                                      batch_size=p["eval_batch_size"], prefill=True,
+                                      desc=f"{stratum}/prefill") if todo else {}
+        texts = {r["id"]: gens.get(str(r["id"]), greedy_rows[str(r["id"])]["generated"]) for r in chosen}
+        s = evaluate_run(chosen, texts, run, system="fine-tuned-prefill",
+                         eval_dir=run / "eval" / "decoding" / "prefill" / stratum,
+                         extra={"stratum": stratum, "prefilled": len(todo)}, figures=False,
+                         compile_check=p["eval_compile"] != "none",
+                         compile_mode=p["eval_compile"] if p["eval_compile"] != "none" else "stub",
+                         behaviour=bool(p.get("eval_behaviour", True)), harness=harness, verbose=False)
+        before = json.loads((suite.eval_dir(run, stratum, "fine-tuned") / "summary.json").read_text())["metrics"]
+        report[stratum] = {"functions": len(chosen), "prefilled": len(todo),
+                           "greedy": {k: before.get(k) for k in KEYS}, "prefill": {k: s["metrics"].get(k) for k in KEYS}}
+        for name in ("greedy", "prefill"):
+            m = report[stratum][name]
+            print(f"{stratum} {name:8s} n={len(chosen)} (prefilled {len(todo)}): similarity {m['similarity_mean']:.3f}"
+                  f"  selector {m['selector_match_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  grounding "
+                  f"{m['grounding_precision']:.3f}/{m['grounding_recall']:.3f}  equivalent {m['behaviour_rate']:.3f} "
+                  f"[{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}] (untestable "
+                  f"{m['behaviour_untestable']})", flush=True)
+        atomic_write_json(run / "eval" / "decoding" / "prefill" / "prefill.json", report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
