@@ -1,7 +1,7 @@
 """Verifier-guided decoding measured (issue 12): greedy (N = 1) vs the best of N = 4 and N = 8 candidates by the
 kit's objective checks (tacsol.evaluate.verify), on the same held-out functions, with the time each costs.
 
-    .venv/bin/python tools/bench_verifier.py --run outputs/reference/03_baseline_3b --subset curve
+    .venv/bin/python tools/bench_verifier.py --run outputs/reference-l2/03_baseline_3b --subset curve
 
 Reads the run's adapter and eval/selection.json (the functions the evaluation scored; --subset picks which list),
 generates 8 candidates per function once (greedy + 7 samples at temperature 0.7, seeded), and scores the choice at
@@ -22,7 +22,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--run", default="outputs/reference/03_baseline_3b", help="phase folder of a 03 run")
+    ap.add_argument("--run", default="outputs/reference-l2/03_baseline_3b", help="phase folder of a 03 run")
     ap.add_argument("--subset", default="curve", help="selection list: curve | contract_heldout | package_heldout")
     ap.add_argument("--limit", type=int, default=0, help="first N functions of the subset (0 = all)")
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8])

@@ -1,10 +1,11 @@
 """Publish a finished reference run (issue 12): its evidence into docs/evidence/<run>/ and its adapter into the
 package (lib/tacsol/data/adapter/, what `tacsol decompile` uses without --adapter).
 
-    .venv/bin/python tools/publish_reference.py --run outputs/reference/03_baseline_3b
+    .venv/bin/python tools/publish_reference.py --run outputs/reference-l2/03_baseline_3b
 
 Copies: summary.json, train_log.json, params.yaml, loss.png and, under eval/, every summary.json, per-function table
-(functions.parquet), figure, selection.json, the learning curve and the verifier measurement; the rendered notebook.
+(functions.parquet), figure, selection.json, the learning curve, the verifier measurement (with its candidate pool),
+the header-prefill measurement; the rendered notebook.
 The adapter is written in bf16 with its recipe (params.yaml) and evaluation table (EVALUATION.md) beside it; the
 command refuses an adapter over --max-mb. 06_compare reads docs/evidence/ beside outputs/.
 
@@ -28,8 +29,8 @@ import sys
 from pathlib import Path
 
 KEEP = ("summary.json", "train_log.json", "params.yaml", "loss.png", "03_baseline_3b.ipynb", "03_baseline_3b.html")
-EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json", "verifier.json", "*.png",
-             "contracts.jsonl")
+EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json", "verifier.json", "prefill.json",
+             "candidates.jsonl", "generation_times.json", "*.png", "contracts.jsonl")
 
 
 def evaluation_markdown(run: Path) -> str:
@@ -140,7 +141,7 @@ def restore_trained(src: Path, run: Path) -> int:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    ap.add_argument("--run", default="outputs/reference/03_baseline_3b")
+    ap.add_argument("--run", default="outputs/reference-l2/03_baseline_3b")
     ap.add_argument("--evidence", default="docs/evidence")
     ap.add_argument("--max-mb", type=float, default=12.0)
     ap.add_argument("--no-adapter", action="store_true", help="publish the evidence only")
