@@ -137,22 +137,39 @@ def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapte
     assert main(["decompile", *args, "--adapter", adapter, "--signatures", str(tmp_path / "missing.json")]) == 2
 
 
-def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter):
-    """generate(prefill=True): a function the known-signature table does not name starts as
-    `function unknown_<selector>(`, followed by what the model writes after it; a named one is not touched."""
+def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter, monkeypatch):
+    """generate(prefill="always"): a function the known-signature table does not name starts as
+    `function unknown_<selector>(`, followed by what the model writes; a named one is not touched. "fallback"
+    prefills only where the model's own answer has no function in it."""
     model, tok = infer.load(adapter)
     tac = "function 0x5e383d21(uint256) view\nb0:\n  stop"
     unnamed = {"id": "u", "tac": tac, "selector": "0x5e383d21", "signature_hint": ""}
     named = {**unnamed, "id": "n", "signature_hint": "values(uint256)"}
-    out = infer.generate(model, tok, [unnamed, named], max_new_tokens=4, progress=False, prefill=True)
+    out = infer.generate(model, tok, [unnamed, named], max_new_tokens=4, progress=False, prefill="always")
     plain = infer.generate(model, tok, [named], max_new_tokens=4, progress=False)
     assert out[0].startswith("function unknown_5e383d21(")
     assert out[1] == plain[0]
+    with pytest.raises(ValueError, match="prefill 'yes'"):
+        infer.generate(model, tok, [named], prefill="yes")
+
+    answers = iter([["function f() public {}", "uint256 public x;"], ["return 1;"], ["function unknown_5e383d21(x"]])
+    calls = []
+
+    def fake(model, tok, recs, **kw):
+        calls.append(([r["id"] for r in recs], kw["prefill"]))
+        return next(answers)
+
+    monkeypatch.setattr(infer, "_generate", fake)
+    second = {**unnamed, "id": "u2"}
+    assert infer.generate(model, tok, [unnamed, second], prefill="fallback", progress=False) == [
+        "function f() public {}", "uint256 public x;"]          # both are functions: nothing redone
+    assert infer.generate(model, tok, [unnamed], prefill="fallback", progress=False) == ["function unknown_5e383d21(x"]
+    assert calls == [(["u", "u2"], False), (["u"], False), (["u"], True)]
 
 
 def test_decompile_prefills_functions_no_known_signature_names(adapter, tmp_path, capsys):
     """An adapter trained with signature hints: a selector the table does not know starts as
-    `function unknown_<selector>(`; --no-prefill leaves the whole answer to the model."""
+    `function unknown_<selector>(` (--prefill always); --prefill none leaves the whole answer to the model."""
     import shutil
 
     from tacsol.cli import main
@@ -164,8 +181,8 @@ def test_decompile_prefills_functions_no_known_signature_names(adapter, tmp_path
     (hinted / "tacsol_train.json").write_text(json.dumps(meta))
     tac = "function 0x5e383d21(uint256) view\nb0:\n  stop"
     args = [tac, "--tac", "--max-new-tokens", "2", "--json", "--adapter", str(hinted)]
-    assert main(["decompile", *args]) == 0
+    assert main(["decompile", *args, "--prefill", "always"]) == 0
     out = json.loads(capsys.readouterr().out)[0]
     assert out["signature_hint"] in ("", None) and out["solidity"].startswith("function unknown_5e383d21(")
-    assert main(["decompile", *args, "--no-prefill"]) == 0
+    assert main(["decompile", *args, "--prefill", "none"]) == 0
     assert not json.loads(capsys.readouterr().out)[0]["solidity"].startswith("function unknown_5e383d21(")

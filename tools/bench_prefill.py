@@ -6,9 +6,11 @@
 
 Why: trained on real names only, the model writes a header with no name (`function public virtual override
 returns (uint256)`) for most functions whose name it is not given, and those outputs are degenerate and untestable.
-Functions the table names get no prefill, so their greedy generations are reused as they are. Generation is
-resumable (eval/generations/<stratum>/fine-tuned-prefill.jsonl); the scores go to eval/decoding/prefill/<stratum>/.
-Prints greedy vs prefill per stratum and writes eval/decoding/prefill/prefill.json.
+Functions the table names get no prefill, so their greedy generations are reused as they are. Two modes of
+tacsol.infer.generate are scored: "always" (every unnamed function prefilled) and "fallback" (only where the greedy
+answer has no function in it; the default of tacsol decompile), beside "none" (the run's greedy figures).
+Generation is resumable (eval/generations/<stratum>/fine-tuned-prefill.jsonl); the scores go to
+eval/decoding/prefill-<mode>/<stratum>/. Prints one line per mode and stratum and writes eval/decoding/prefill.json.
 """
 from __future__ import annotations
 
@@ -33,6 +35,7 @@ def main(argv=None) -> int:
 
     from tacsol import infer, paths, prompt, train
     from tacsol.evaluate import behaviour, evaluate_run, suite
+    from tacsol.evaluate.degenerate import degenerate_reason
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
@@ -57,26 +60,32 @@ def main(argv=None) -> int:
         if any(str(r["id"]) not in done for r in todo) and model is None:
             model, tok = infer.load(run / "adapter")
         gens = infer.generate_to_file(model, tok, todo, path, max_new_tokens=p["max_new_tokens"],
-                                      batch_size=p["eval_batch_size"], prefill=True,
+                                      batch_size=p["eval_batch_size"], prefill="always",
                                       desc=f"{stratum}/prefill") if todo else {}
-        texts = {r["id"]: gens.get(str(r["id"]), greedy_rows[str(r["id"])]["generated"]) for r in chosen}
-        s = evaluate_run(chosen, texts, run, system="fine-tuned-prefill",
-                         eval_dir=run / "eval" / "decoding" / "prefill" / stratum,
-                         extra={"stratum": stratum, "prefilled": len(todo)}, figures=False,
-                         compile_check=p["eval_compile"] != "none",
-                         compile_mode=p["eval_compile"] if p["eval_compile"] != "none" else "stub",
-                         behaviour=bool(p.get("eval_behaviour", True)), harness=harness, verbose=False)
+        greedy = {r["id"]: greedy_rows[str(r["id"])]["generated"] for r in chosen}
+        # fallback: the prefilled answer only where the greedy one has no function in it (infer.generate's rule)
+        redo = {r["id"] for r in todo if degenerate_reason(greedy[r["id"]]) in ("empty", "no_function")}
+        variants = {"always": {i: gens.get(str(i), greedy[i]) for i in greedy},
+                    "fallback": {i: gens[str(i)] if i in redo else greedy[i] for i in greedy}}
         before = json.loads((suite.eval_dir(run, stratum, "fine-tuned") / "summary.json").read_text())["metrics"]
-        report[stratum] = {"functions": len(chosen), "prefilled": len(todo),
-                           "greedy": {k: before.get(k) for k in KEYS}, "prefill": {k: s["metrics"].get(k) for k in KEYS}}
-        for name in ("greedy", "prefill"):
-            m = report[stratum][name]
-            print(f"{stratum} {name:8s} n={len(chosen)} (prefilled {len(todo)}): similarity {m['similarity_mean']:.3f}"
-                  f"  selector {m['selector_match_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  grounding "
-                  f"{m['grounding_precision']:.3f}/{m['grounding_recall']:.3f}  equivalent {m['behaviour_rate']:.3f} "
-                  f"[{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}] (untestable "
-                  f"{m['behaviour_untestable']})", flush=True)
-        atomic_write_json(run / "eval" / "decoding" / "prefill" / "prefill.json", report)
+        report[stratum] = {"functions": len(chosen), "unnamed": len(todo), "fallback_redone": len(redo),
+                           "none": {k: before.get(k) for k in KEYS}}
+        for mode, texts in variants.items():
+            s = evaluate_run(chosen, texts, run, system=f"fine-tuned-prefill-{mode}",
+                             eval_dir=run / "eval" / "decoding" / f"prefill-{mode}" / stratum,
+                             extra={"stratum": stratum, "prefill": mode}, figures=False,
+                             compile_check=p["eval_compile"] != "none",
+                             compile_mode=p["eval_compile"] if p["eval_compile"] != "none" else "stub",
+                             behaviour=bool(p.get("eval_behaviour", True)), harness=harness, verbose=False)
+            report[stratum][mode] = {k: s["metrics"].get(k) for k in KEYS}
+        for mode in ("none", "fallback", "always"):
+            m = report[stratum][mode]
+            print(f"{stratum} prefill={mode:8s} n={len(chosen)} (unnamed {len(todo)}, redone {len(redo)}): "
+                  f"similarity {m['similarity_mean']:.3f}  selector {m['selector_match_rate']:.3f}  degenerate "
+                  f"{m['degenerate_rate']:.3f}  grounding {m['grounding_precision']:.3f}/{m['grounding_recall']:.3f}"
+                  f"  equivalent {m['behaviour_rate']:.3f} [{m['behaviour_ci_low']:.3f}, "
+                  f"{m['behaviour_ci_high']:.3f}] (untestable {m['behaviour_untestable']})", flush=True)
+        atomic_write_json(run / "eval" / "decoding" / "prefill.json", report)
     return 0
 
 

@@ -21,6 +21,7 @@ from . import pairs, paths, prompt, signatures
 from .ioutil import append_durably
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
+PREFILL_MODES = ("none", "fallback", "always")  # generate(prefill=...): header prefill for unnamed functions
 # The reference run's adapter (params/03_reference_cpu.yaml, evaluation in docs/reference-run.md) for the embedded
 # SmolLM2-135M, shipped with the package so that `tacsol decompile` works without --adapter.
 SHIPPED_ADAPTER = Path(__file__).parent / "data" / "adapter"
@@ -170,15 +171,39 @@ def tac_level_of(adapter_dir: str | Path) -> int:
 
 
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
-             greedy: bool = True, temperature: float = 0.7, progress: bool = True, prefill: bool = False
+             greedy: bool = True, temperature: float = 0.7, progress: bool = True, prefill: str = "none"
              ) -> list[str]:
     """Solidity text for each record (needs ``tac``; selector/signature/visibility/mutability used when present).
-    prefill: a function the known-signature table does not name starts as ``function unknown_<selector>(``
-    (prompt.header_prefill), tokenized as the start of a training target is, and the answer includes it."""
+    prefill (PREFILL_MODES), for a function the known-signature table does not name: "always" starts its answer as
+    ``function unknown_<selector>(`` (prompt.header_prefill, tokenized as the start of a training target is; the
+    answer includes it); "fallback" does so only where the model's own answer has no function in it (empty or
+    nameless header), keeping the names it sometimes invents; "none" never."""
+    if prefill not in PREFILL_MODES:
+        raise ValueError(f"prefill {prefill!r}: choose from {PREFILL_MODES}")
+    recs = list(records)
+    if prefill == "fallback":
+        from .evaluate.degenerate import degenerate_reason
+
+        out = _generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy,
+                        temperature=temperature, progress=progress, prefill=False)
+        redo = [i for i, (r, o) in enumerate(zip(recs, out))
+                if prompt.header_prefill(r) and degenerate_reason(o) in ("empty", "no_function")]
+        if redo:
+            again = _generate(model, tok, [recs[i] for i in redo], max_new_tokens=max_new_tokens,
+                              batch_size=batch_size, greedy=greedy, temperature=temperature, progress=False,
+                              prefill=True)
+            for i, o in zip(redo, again):
+                out[i] = o
+        return out
+    return _generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy,
+                     temperature=temperature, progress=progress, prefill=prefill == "always")
+
+
+def _generate(model, tok, recs: list[Mapping[str, Any]], *, max_new_tokens: int, batch_size: int, greedy: bool,
+              temperature: float, progress: bool, prefill: bool) -> list[str]:
     import torch
     from tqdm.auto import tqdm
 
-    recs = list(records)
     heads = [prompt.header_prefill(r) if prefill else "" for r in recs]
     ids = [prompt.prompt_ids(r, tok) + (tok(h, add_special_tokens=False)["input_ids"] if h else [])
            for r, h in zip(recs, heads)]
@@ -240,7 +265,7 @@ def read_done(path: str | Path) -> dict[str, dict]:
 
 def generate_to_file(model, tok, records: Iterable[Mapping[str, Any]], path: str | Path, *,
                      max_new_tokens: int = 256, batch_size: int = 8, greedy: bool = True, temperature: float = 0.7,
-                     progress: bool = True, desc: str = "generate", prefill: bool = False) -> dict[str, str]:
+                     progress: bool = True, desc: str = "generate", prefill: str = "none") -> dict[str, str]:
     """Resumable batched generation: one JSON line {"id", "generated", "seconds"} per record, appended and fsynced
     per batch, so a killed run goes on from where it stopped (records already in `path` are not generated
     again). Returns id -> text for every record."""
@@ -321,14 +346,13 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
-              level: int | None = None, prefill: bool = True, **load_kw) -> list[dict]:
+              level: int | None = None, prefill: str = "fallback", **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks), with every candidate's checks in the result. signature_table: known signatures
     (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's). level: the TAC
-    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of). prefill: a
-    function the table does not name starts as `function unknown_<selector>(` (prompt.header_prefill; an adapter
-    trained with signature_hints only)."""
+    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of). prefill: see
+    generate (an adapter trained with signature_hints; docs/reference-run.md measures the modes)."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
@@ -377,9 +401,10 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--signatures", default="standard", metavar="TABLE",
                     help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
                          "interfaces, default), none, a signatures.json, or a dataset name (its table)")
-    ap.add_argument("--no-prefill", dest="prefill", action="store_false",
-                    help="let the model start every answer itself; by default a function the known signatures do not "
-                         "name starts as `function unknown_<selector>(` (adapters trained with signature hints)")
+    ap.add_argument("--prefill", choices=PREFILL_MODES, default="fallback",
+                    help="for a function the known signatures do not name (adapters trained with signature hints): "
+                         "start its answer as `function unknown_<selector>(` where the model's own has no function "
+                         "in it (fallback, default), always, or never (none)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     ap.add_argument("--level", type=int, choices=[1, 2], default=None,
                     help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")

@@ -86,7 +86,7 @@ def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check:
 
 
 def sample_candidates(model, tok, records: Sequence[Mapping[str, Any]], n: int, *, max_new_tokens: int = 256,
-                      batch_size: int = 8, temperature: float = 0.7, seed: int = 0, prefill: bool = False
+                      batch_size: int = 8, temperature: float = 0.7, seed: int = 0, prefill: str = "none"
                       ) -> list[list[str]]:
     """n candidates per record: the greedy output first, then n - 1 samples at `temperature` (seeded); prefill as
     in infer.generate."""
