@@ -25,7 +25,8 @@ def run_one(params: str, lr: float, steps: int, out: Path, extra: list[str]) -> 
     log = folder / "train_log.json"
     if not log.is_file():
         cmd = [sys.executable, "-m", "tacsol.cli", "train", "--params", params,
-               "--set", f"learning_rate={lr}", "--set", f"max_steps={steps}", "--set", "max_train_tokens=0",
+               "--set", f"learning_rate={lr:.10f}".rstrip("0"),  # YAML reads 1e-05 as a string, 0.00001 as a float
+               "--set", f"max_steps={steps}", "--set", "max_train_tokens=0",
                "--set", f"output_dir={folder}", "--set", f"run_name=lr-sweep-{lr:g}",
                "--set", f"save_steps={steps * 10}", "--set", "resume=false"]
         for kv in extra:
