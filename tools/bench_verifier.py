@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--oracle", action="store_true",
+                    help="also behaviour-check every candidate: the share of functions with an equivalent one among "
+                         "the first N (what a perfect ranking would reach; not a decoder, it needs the original)")
     a = ap.parse_args(argv)
 
     from tacsol import infer, paths, train
@@ -100,8 +103,25 @@ def main(argv=None) -> int:
               f"{m['compile_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  equivalent "
               f"{m['behaviour_rate']:.3f} [{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}]  "
               f"{row['seconds_per_function']:.1f} s/function", flush=True)
+    oracle = None
+    if a.oracle:  # every candidate behaviour-checked: how often a right one was in the pool the ranking chose from
+        import pandas as pd
+
+        equivalent = {r["id"]: [] for r in recs}
+        for k in range(n_max):
+            s = evaluate_run(recs, {r["id"]: pools[r["id"]][k] for r in recs}, run, system=f"candidate-{k}",
+                             eval_dir=out / "candidates" / f"k{k}", figures=False, compile_mode="stub",
+                             verbose=False, behaviour=True, harness=harness)
+            df = pd.read_parquet(out / "candidates" / f"k{k}" / "functions.parquet")
+            for i, b in zip(df["id"], df["behaviour"]):
+                equivalent[i].append(b == "equivalent")
+        oracle = [{"n": n, "any_equivalent": sum(any(v[:n]) for v in equivalent.values()) / len(recs)}
+                  for n in a.ns]
+        for o in oracle:
+            print(f"oracle N={o['n']}: a behaviourally equivalent candidate among the first {o['n']} for "
+                  f"{o['any_equivalent']:.3f} of the functions", flush=True)
     atomic_write_json(out / "verifier.json", {"subset": a.subset, "results": results, "generation_times": times,
-                                              "check_s_all_candidates": check_s})
+                                              "check_s_all_candidates": check_s, "oracle": oracle})
     return 0
 
 
