@@ -251,3 +251,27 @@ def test_by_kind_reads_the_tables_back(tmp_path):
     rows = {r["kind"]: r for r in suite.by_kind(tmp_path)}
     assert rows["getter"]["behaviour_rate"] == 1.0 and rows["getter"]["behaviour_testable"] == 1
     assert rows["setter"]["behaviour_rate"] == 0.0 and rows["setter"]["behaviour_testable"] == 0
+
+
+def test_evaluated_records_are_the_scored_ones_with_the_runs_prompts(tmp_path):
+    """Tools that score a finished run again (bench_verifier, bench_prefill) read its parameters and the records of
+    each selection list from one place: the run's params.yaml over the params file over the evaluation defaults."""
+    import yaml
+
+    from tacsol import train
+    from tacsol.evaluate import suite
+
+    test = train.run_records({**train.DEFAULTS, "dataset": "sample", "signature_hints": True})["test"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**train.DEFAULTS, "dataset": "sample",
+                                                          "signature_hints": True}))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": [test[1]["id"],
+                                                                                               test[0]["id"]]}}))
+    pfile = tmp_path / "eval_params.yaml"
+    pfile.write_text(yaml.safe_dump({"eval_compile": "none", "eval_behaviour": False, "dataset": "ignored"}))
+    p, scored = suite.evaluated_records(tmp_path, pfile)
+    assert [r["id"] for r in scored["contract_heldout"]] == [test[1]["id"], test[0]["id"]]
+    assert "signature_hint" in scored["contract_heldout"][0]           # the prompts the run was trained with
+    assert p["dataset"] == "sample" and p["eval_batch_size"] == suite.DEFAULTS["eval_batch_size"]
+    assert suite.eval_kwargs(p) == {"compile_check": False, "compile_mode": "stub", "behaviour": False,
+                                    "harness": None}

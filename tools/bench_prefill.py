@@ -31,26 +31,19 @@ def main(argv=None) -> int:
     ap.add_argument("--strata", nargs="+", default=["contract_heldout", "package_heldout"])
     a = ap.parse_args(argv)
 
-    import yaml
-
     from tacsol import infer, paths, prompt, train
     from tacsol.evaluate import behaviour, evaluate_run, suite
     from tacsol.evaluate.degenerate import degenerate_reason
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
-    # the run's params.yaml holds the training keys; the evaluation's are the notebook's defaults unless --params
-    p = {**suite.DEFAULTS, **yaml.safe_load(paths.resolve(a.params).read_text() if a.params else "{}"),
-         **yaml.safe_load((run / "params.yaml").read_text())}
+    p, scored = suite.evaluated_records(run, a.params or None)
     train.set_cpu_threads(int(p.get("cpu_threads") or 0))
-    data = train.run_records(p)  # the prompts the run was trained and evaluated with
-    by_id = {r["id"]: r for s in data.values() for r in s}
-    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"]
     harness = behaviour.Harness()
     model = tok = None
     report = {}
     for stratum in a.strata:
-        chosen = [by_id[i] for i in ids.get(stratum, [])]
+        chosen = scored.get(stratum, [])
         if not chosen:
             continue
         greedy_rows = infer.read_done(suite.generations_path(run, stratum, "fine-tuned"))
@@ -73,10 +66,8 @@ def main(argv=None) -> int:
         for mode, texts in variants.items():
             s = evaluate_run(chosen, texts, run, system=f"fine-tuned-prefill-{mode}",
                              eval_dir=run / "eval" / "decoding" / f"prefill-{mode}" / stratum,
-                             extra={"stratum": stratum, "prefill": mode}, figures=False,
-                             compile_check=p["eval_compile"] != "none",
-                             compile_mode=p["eval_compile"] if p["eval_compile"] != "none" else "stub",
-                             behaviour=bool(p.get("eval_behaviour", True)), harness=harness, verbose=False)
+                             extra={"stratum": stratum, "prefill": mode}, figures=False, verbose=False,
+                             **suite.eval_kwargs(p, harness))
             report[stratum][mode] = {k: s["metrics"].get(k) for k in KEYS}
         for mode in ("none", "fallback", "always"):
             m = report[stratum][mode]

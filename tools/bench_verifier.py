@@ -33,17 +33,13 @@ def main(argv=None) -> int:
                          "the first N (what a perfect ranking would reach; not a decoder, it needs the original)")
     a = ap.parse_args(argv)
 
-    from tacsol import infer, paths, train
-    from tacsol.evaluate import behaviour, evaluate_run, verify
+    from tacsol import infer, paths
+    from tacsol.evaluate import behaviour, evaluate_run, suite, verify
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
-    params = json.loads(json.dumps(__import__("yaml").safe_load((run / "params.yaml").read_text())))
-    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"][a.subset]
-    ids = ids[: a.limit] if a.limit else ids
-    data = train.run_records(params)  # the prompts the run was trained and evaluated with
-    by_id = {r["id"]: r for s in data.values() for r in s}
-    recs = [by_id[i] for i in ids]
+    p, scored = suite.evaluated_records(run)
+    recs = scored[a.subset][: a.limit] if a.limit else scored[a.subset]
     out = run / "eval" / "verifier"
     out.mkdir(parents=True, exist_ok=True)
     pool_path = out / "candidates.jsonl"
@@ -87,8 +83,7 @@ def main(argv=None) -> int:
             best = max(range(len(cs)), key=lambda i: (cs[i].score, -i))
             chosen[r["id"]] = cs[best].text
         s = evaluate_run(recs, chosen, run, system=f"verifier-N{n}", eval_dir=out / f"N{n}", figures=False,
-                         compile_mode="stub", verbose=False,  # the same compile check the suite used
-                         behaviour=True, harness=harness)
+                         verbose=False, **suite.eval_kwargs(p, harness))  # the checks the run's evaluation used
         m = s["metrics"]
         gen_s = times["greedy_s"] + sum(times["sample_pass_s"][: n - 1])
         row = {"n": n, "functions": len(recs), **{k: m.get(k) for k in (
@@ -110,8 +105,8 @@ def main(argv=None) -> int:
         equivalent = {r["id"]: [] for r in recs}
         for k in range(n_max):
             s = evaluate_run(recs, {r["id"]: pools[r["id"]][k] for r in recs}, run, system=f"candidate-{k}",
-                             eval_dir=out / "candidates" / f"k{k}", figures=False, compile_mode="stub",
-                             verbose=False, behaviour=True, harness=harness)
+                             eval_dir=out / "candidates" / f"k{k}", figures=False, verbose=False,
+                             **suite.eval_kwargs(p, harness))
             df = pd.read_parquet(out / "candidates" / f"k{k}" / "functions.parquet")
             for i, b in zip(df["id"], df["behaviour"]):
                 equivalent[i].append(b == "equivalent")

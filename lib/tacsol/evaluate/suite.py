@@ -231,17 +231,37 @@ def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
     return rows
 
 
+def eval_kwargs(p: Mapping[str, Any], harness=None) -> dict[str, Any]:
+    """evaluate_run's checks as the evaluation parameters `p` set them (eval_compile, eval_behaviour); pass one
+    behaviour.Harness to every call of a run so that each original unit is compiled once."""
+    compile_check = p["eval_compile"] != "none"
+    return {"compile_check": compile_check, "compile_mode": p["eval_compile"] if compile_check else "stub",
+            "behaviour": bool(p.get("eval_behaviour", True)), "harness": harness}
+
+
+def evaluated_records(run_dir, params_file=None) -> tuple[dict[str, Any], dict[str, list[dict]]]:
+    """A finished 03 run's parameters (the evaluation defaults, then `params_file`'s keys, then the run's own
+    params.yaml, which holds its training keys) and, per list of its eval/selection.json (contract_heldout,
+    package_heldout, curve), the records it scored, prompts as the run was trained with (train.run_records)."""
+    import yaml
+
+    from ..train import run_records
+
+    run = paths.resolve(run_dir)
+    p = {**DEFAULTS, **(yaml.safe_load(paths.resolve(params_file).read_text()) if params_file else {}),
+         **yaml.safe_load((run / "params.yaml").read_text())}
+    by_id = {r["id"]: r for s in run_records(p).values() for r in s}
+    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"]
+    return p, {name: [by_id[i] for i in chosen] for name, chosen in ids.items()}
+
+
 def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model, tok, *, progress: bool = True
             ) -> dict[str, Any]:
     """Notebook 03's evaluation in one call: choose the functions, generate with the fine-tuned model, score it and
     every baseline per stratum, then the learning curve over the checkpoints. Returns what the notebook draws."""
-    compile_kw = {"compile_check": p["eval_compile"] != "none",
-                  "compile_mode": p["eval_compile"] if p["eval_compile"] != "none" else "stub"}
     from . import behaviour
 
-    # one harness for every system: each original unit is compiled once
-    eval_kw = dict(figures=True, behaviour=bool(p.get("eval_behaviour", True)), harness=behaviour.Harness(),
-                   **compile_kw)
+    eval_kw = dict(figures=True, **eval_kwargs(p, behaviour.Harness()))
     peft_model.eval()
     chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
                                       holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
