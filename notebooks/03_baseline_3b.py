@@ -64,6 +64,7 @@ curve_functions = 0  # learning curve: this many of eval_functions, at every che
 eval_batch_size = 8
 eval_compile = "stub"  # compile check: stub | original | auto | none
 eval_behaviour = True  # behavioural equivalence against the original bytecode (py-evm)
+eval_prefill = "none"  # unnamed functions start as `function unknown_<selector>(`: none | fallback | always
 baselines = ["retrieval", "base_model", "sevm"]
 
 # %%

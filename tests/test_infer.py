@@ -186,3 +186,23 @@ def test_decompile_prefills_functions_no_known_signature_names(adapter, tmp_path
     assert out["signature_hint"] in ("", None) and out["solidity"].startswith("function unknown_5e383d21(")
     assert main(["decompile", *args, "--prefill", "none"]) == 0
     assert not json.loads(capsys.readouterr().out)[0]["solidity"].startswith("function unknown_5e383d21(")
+
+
+def test_evaluation_generations_of_another_prefill_mode_are_kept_apart(adapter, tmp_path):
+    """suite.model_generations with eval_prefill: its own resumable file, so a rerun with another mode never reuses
+    (or mixes in) answers decoded the other way."""
+    from tacsol.evaluate import suite
+
+    model, tok = infer.load(adapter)
+    rec = {"id": "u", "tac": "function 0x5e383d21(uint256) view\nb0:\n  stop", "selector": "0x5e383d21",
+           "signature_hint": ""}
+    plain, _ = suite.model_generations(model, tok, [rec], tmp_path, "contract_heldout", "fine-tuned",
+                                       max_new_tokens=3, batch_size=1, progress=False)
+    always, _ = suite.model_generations(model, tok, [rec], tmp_path, "contract_heldout", "fine-tuned",
+                                        max_new_tokens=3, batch_size=1, progress=False, prefill="always")
+    assert always["u"].startswith("function unknown_5e383d21(")
+    assert suite.generations_path(tmp_path, "contract_heldout", "fine-tuned").is_file()
+    assert suite.generations_path(tmp_path, "contract_heldout", "fine-tuned-prefill-always").is_file()
+    again, _ = suite.model_generations(model, tok, [rec], tmp_path, "contract_heldout", "fine-tuned",
+                                       max_new_tokens=3, batch_size=1, progress=False)
+    assert again == plain

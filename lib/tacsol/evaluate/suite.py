@@ -36,6 +36,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_batch_size": 8,
     "eval_compile": "stub",        # compile check: stub | original | auto | none
     "eval_behaviour": True,        # behavioural equivalence against the original bytecode (py-evm)
+    "eval_prefill": "none",        # the fine-tuned model's header prefill (infer.PREFILL_MODES), curve included
     "baselines": ["retrieval", "base_model", "sevm"],
 }
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
@@ -103,14 +104,16 @@ def score(records: list[dict], gens, output_dir, stratum: str, system: str, *, e
 
 
 def model_generations(model, tok, records, output_dir, stratum: str, system: str, *, max_new_tokens: int,
-                      batch_size: int, progress: bool = True) -> tuple[dict[str, str], dict[str, float]]:
+                      batch_size: int, progress: bool = True, prefill: str = "none"
+                      ) -> tuple[dict[str, str], dict[str, float]]:
     from .. import infer
 
     t0 = time.perf_counter()
-    gens = infer.generate_to_file(model, tok, records, generations_path(output_dir, stratum, system),
-                                  max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress,
-                                  desc=f"{stratum}/{system}")
-    rows = infer.read_done(generations_path(output_dir, stratum, system))
+    # generations of another decoding are kept apart: a resumed run must not mix them
+    path = generations_path(output_dir, stratum, system if prefill == "none" else f"{system}-prefill-{prefill}")
+    gens = infer.generate_to_file(model, tok, records, path, max_new_tokens=max_new_tokens, batch_size=batch_size,
+                                  progress=progress, desc=f"{stratum}/{system}", prefill=prefill)
+    rows = infer.read_done(path)
     gen_s = sum(float(rows[str(r["id"])].get("seconds", 0.0)) for r in records if str(r["id"]) in rows)
     return gens, {"generate_s": gen_s, "wall_s": time.perf_counter() - t0,
                   "seconds_per_function": gen_s / len(records) if records else None}
@@ -130,11 +133,11 @@ def checkpoints(run_dir) -> list[tuple[int, Path]]:
 
 def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenizer_dir, max_new_tokens: int,
                    batch_size: int, known: Mapping[int, Mapping[str, str]] | None = None, progress: bool = True,
-                   **eval_kw) -> list[dict]:
+                   prefill: str = "none", **eval_kw) -> list[dict]:
     """Every saved checkpoint (and the final adapter) generates on the same `records`; one point per checkpoint:
     training tokens seen, similarity, selector match, compile rate, degenerate rate. ``known``: generations that
     already exist for a step (0 = the untuned model's, the final step = the fine-tuned model's), reused as they are
-    when they cover every record."""
+    when they cover every record. prefill: the checkpoints' decoding (infer.PREFILL_MODES), as the final model's."""
     from .. import infer
 
     out = paths.resolve(output_dir)
@@ -154,7 +157,7 @@ def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenize
             continue  # no untuned generations to reuse: the curve starts at the first checkpoint
         else:
             model, tok = infer.load(folder, base=base_model, tokenizer_dir=tokenizer_dir)
-            gens, timing = model_generations(model, tok, records, out, "curve", system,
+            gens, timing = model_generations(model, tok, records, out, "curve", system, prefill=prefill,
                                              max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
             del model
         s = score(records, gens, out, "curve", system, extra={"step": step, "generation": timing}, **eval_kw)
@@ -261,7 +264,12 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     every baseline per stratum, then the learning curve over the checkpoints. Returns what the notebook draws."""
     from . import behaviour
 
+    from ..infer import PREFILL_MODES
+
+    if p["eval_prefill"] not in PREFILL_MODES:
+        raise ValueError(f"parameter 'eval_prefill': {p['eval_prefill']!r} (choose from {list(PREFILL_MODES)})")
     eval_kw = dict(figures=True, **eval_kwargs(p, behaviour.Harness()))
+    tuned = "fine-tuned" if p["eval_prefill"] == "none" else f"fine-tuned-prefill-{p['eval_prefill']}"
     peft_model.eval()
     chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
                                       holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
@@ -277,7 +285,7 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
             continue
         gens, timing = model_generations(peft_model, tok, recs, out, stratum, "fine-tuned",
                                          max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
-                                         progress=progress)
+                                         progress=progress, prefill=p["eval_prefill"])
         result["summaries"][stratum] = score(recs, gens, out, stratum, "fine-tuned",
                                              extra={"generation": timing}, **eval_kw)
         result["status"][stratum] = run_baselines(p["baselines"], stratum, recs, train_recs, out,
@@ -291,10 +299,10 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
         known = {0: {k: v["generated"] for k, v in infer.read_done(
                      generations_path(out, "contract_heldout", "base-model")).items()},
                  final: {k: v["generated"] for k, v in infer.read_done(
-                     generations_path(out, "contract_heldout", "fine-tuned")).items()}}
+                     generations_path(out, "contract_heldout", tuned)).items()}}
         result["curve"] = learning_curve(out, chosen["curve"], base_model=p["model"], tokenizer_dir=out / "adapter",
                                          max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
-                                         known=known, progress=progress,
+                                         known=known, progress=progress, prefill=p["eval_prefill"],
                                          **{**eval_kw, "figures": False})
     result["table"] = summary_table(out)
     return result
