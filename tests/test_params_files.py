@@ -100,3 +100,11 @@ def test_params_file_reads_like_a_recipe(path: Path):
     keys = [ln.split(":", 1)[0] for ln in text.splitlines() if ln and not ln.startswith(("#", " "))]
     if "model" in keys:
         assert keys[0] == "model", f"{rel}: `model` must come first, got {keys[0]!r}"
+
+
+def test_notebook_03_refuses_an_unknown_prefill_mode_before_training():
+    nb = P.notebook_for_params(ROOT / "params" / "03_reference_cpu.yaml")
+    values = {**P.notebook_parameters(nb), "dataset": "sample"}
+    P.check_plan(nb, values, "03")                                   # the default (none) passes
+    with pytest.raises(P.ParamsError, match=r"03: parameter 'eval_prefill': 'sometimes': choose from"):
+        P.check_plan(nb, {**values, "eval_prefill": "sometimes"}, "03")

@@ -155,6 +155,8 @@ def check_phase(values: dict[str, Any], where: str) -> None:
     p = load_params({k: v for k, v in values.items() if k in DEFAULTS}, where)
     check_plan(p, where)
     infer.check_generation(p["model"], p["quantization"], p["hardware_profile"], where)
+    if values.get("eval_prefill", "none") not in infer.PREFILL_MODES:  # before training, not after it
+        raise P.param_error(where, "eval_prefill", f"{values['eval_prefill']!r}: choose from {list(infer.PREFILL_MODES)}")
 
 
 def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
