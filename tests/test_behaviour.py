@@ -155,13 +155,103 @@ def test_state_search_reaches_a_guarded_success_path(gate):
     assert not any(o.success for o in t.outcomes) and t.searched == 0
     t = B.trace_original(code, sel[sig], types, cases, seed=0, shapes={})
     found = [(c, o) for c, o in zip(t.cases, t.outcomes) if o.success]
-    assert found and 0 < t.searched <= B.SEARCH_RUNS and len(t.cases) == len(cases) + len(found)
+    by_search = [c for c in t.cases[len(cases):] if not c.found.startswith(B.BRANCH_NOTE)]
+    assert found and 0 < t.searched <= B.SEARCH_RUNS and len(by_search) == sum(1 for c, _ in found
+                                                                               if not c.found.startswith(B.BRANCH_NOTE))
     c, o = found[0]
     assert len(c.args[2]) == 65 and "arg 2 length" in c.found and c.storage   # a length and a stored hash were set
     assert 1 < int.from_bytes(o.output, "big") <= B.BLOCK["timestamp"]
     # the found cases are run again from their explicit slots: the same outcome, so both sides can be compared
     again = B._run(code, sel[sig], types, c, 0, {}, time.thread_time() + 5)
     assert again.success and again.output == o.output and again.writes == o.writes
+
+
+CAPPED = """pragma solidity 0.8.20;
+contract Capped {
+    uint256 total;
+    event Jackpot(address who);
+    function add(uint256 v) external returns (uint256) {
+        if (v == 777) { emit Jackpot(msg.sender); total += 2; } else { total += v % 1000; }
+        return total;
+    }
+}
+contract Mutant {
+    uint256 total;
+    event Jackpot(address who);
+    function add(uint256 v) external returns (uint256) {
+        if (v == 778) { emit Jackpot(msg.sender); total += 2; } else { total += v % 1000; }
+        return total;
+    }
+}"""
+
+
+def test_branch_search_reaches_a_path_the_fixed_cases_miss():
+    # no boundary or random value is 777: the fixed cases never take the jackpot branch, so a mutant of its
+    # constant passes them; the branch search sets the argument to the compared value and the mutant differs
+    out = compile_bytecode(CAPPED, "0.8.20")
+    code, mutant = bytes.fromhex(out["Capped"]["bytecode"]), bytes.fromhex(out["Mutant"]["bytecode"])
+    sel = out["Capped"]["selectors"]["add(uint256)"]
+    _, types = abi.parse_signature("add(uint256)")
+    cases = B.make_cases(types, False, 0)
+    fixed = B.trace_original(code, sel, types, cases, seed=0, shapes={}, search=False)
+    assert len(fixed.cases) == len(cases) and B.compare_candidate(fixed, mutant, sel, types, seed=0)[0] == "equivalent"
+    t = B.trace_original(code, sel, types, cases, seed=0, shapes={})
+    extra = t.cases[len(cases):]
+    assert extra and all(c.found.startswith(B.BRANCH_NOTE) for c in extra) and len(extra) <= B.BRANCH_FOUND
+    assert 0 < t.branch_runs <= B.BRANCH_RUNS and any(c.args == [777] for c in extra)
+    hit = next(o for c, o in zip(t.cases, t.outcomes) if c.args == [777])
+    assert hit.success and len(hit.logs) == 1 and not hit.branches   # cached outcomes drop the search's data
+    status, detail, _ = B.compare_candidate(t, mutant, sel, types, seed=0)
+    assert status == "differs" and "new branch" in detail and "777" in detail
+    assert B.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"
+
+
+FED = """pragma solidity 0.8.20;
+interface IToken { function transfer(address to, uint256 v) external returns (bool); }
+contract Fed {
+    IToken public immutable i_link;
+    address public immutable i_router;
+    uint32 public immutable i_gas;
+    bytes4 public immutable i_tag;
+    constructor(IToken l, address r) { i_link = l; i_router = r; i_gas = 50000; i_tag = 0x12345678; }
+    function fulfil(address to, uint256 v) external returns (uint256) {
+        require(msg.sender == i_router, "only router");
+        require(i_link.transfer(to, v), "transfer failed");
+        return uint256(i_gas) + uint32(i_tag);
+    }
+}"""
+
+
+def test_immutables_are_set_as_a_constructor_would_and_alike_in_the_candidate():
+    # deployedBytecode holds zero where immutables are read: a router check would never pass and a call to the
+    # token would reach no code. The harness sets them (addresses: responders that are also callers) in the
+    # original and, by declaration order, in a candidate compiled with its function placed before them (new ids)
+    from tacsol import corpus
+
+    cand = FED.replace("contract Fed {", "contract Fed {\n    function tacsol_candidate(address to, uint256 v) "
+                       "external returns (uint256) { require(msg.sender == i_router, \"only router\"); "
+                       "require(i_link.transfer(to, v), \"transfer failed\"); return uint256(i_gas) + uint32(i_tag); }"
+                       "\n    function tacsol_candidate_1() external view returns (uint256) { return i_gas; }")
+    st = corpus.Setting.parse("noopt")
+    jobs = [(k, "0.8.20", B._input({"Fed.sol": src}, "Fed.sol", "Fed", st, "0.8.20", True, True))
+            for k, src in (("o", FED), ("c", cand))]
+    outs = B.Compiler().many(jobs)
+    o = B._original_from(outs["o"], "Fed.sol", "Fed")
+    assert [(n, t) for _, n, t in o.immutables] == [("i_link", "contract IToken"), ("i_router", "address"),
+                                                    ("i_gas", "uint32"), ("i_tag", "bytes4")]
+    sig = "fulfil(address,uint256)"
+    _, types = abi.parse_signature(sig)
+    t = B.trace_original(o.code, o.selectors[sig], types, B.make_cases(types, False, 0), seed=0,
+                         shapes=B.slot_shapes(o))
+    ok = [(c, x) for c, x in zip(t.cases, t.outcomes) if x.success]
+    assert ok and all(c.caller == B.RESPONDERS[1] for c, _ in ok)            # i_router: the second address
+    assert all(x.calls[0][1] == B.RESPONDERS[0] for _, x in ok)               # i_link: the first
+    want = B.immutable_word("i_gas", "uint32", 0) + (B.immutable_word("i_tag", "bytes4", 0) >> 224)
+    assert {int.from_bytes(x.output, "big") for _, x in ok} == {want} and 0 < want < 2**33
+    runtime, csel = B._candidate_runtime(outs["c"], "Fed.sol", "Fed", "tacsol_candidate", o.immutables)
+    assert B.compare_candidate(t, runtime, csel, types, seed=0)[0] == "equivalent"
+    bare, _ = B._candidate_runtime(outs["c"], "Fed.sol", "Fed", "tacsol_candidate")   # left at zero: differs
+    assert B.compare_candidate(t, bare, csel, types, seed=0)[0] == "differs"
 
 
 def test_a_function_that_always_reverts_is_compared_by_its_revert_data(gate):

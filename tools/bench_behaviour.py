@@ -91,7 +91,8 @@ def main() -> int:
                             "by_revert_data_only": sum(x.detail.startswith("the original reverts on every path")
                                                        for x in ref),
                             "searched_returning": sum(x.status != "untestable" and x.reference_ok > 0 and
-                                                      any(c.found for c in h._traces.get(_tkey(h, r), _NO).cases)
+                                                      any(c.found and not c.found.startswith(B.BRANCH_NOTE)
+                                                          for c in h._traces.get(_tkey(h, r), _NO).cases)
                                                       for r, x in zip(recs, ref)),
                             "differs_examples": [x.detail for x in ref if x.status == "differs"][:5],
                             "untestable": [f"{x.reason} {r['contract']}.{r['signature']} {r['settings']}: "

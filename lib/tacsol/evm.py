@@ -124,6 +124,20 @@ def split_types(text: str) -> list[str]:
     return out + [cur] if cur else out
 
 
+def set_immutables(code: bytes, references: dict, words: dict) -> bytes:
+    """Runtime code with its immutable variables set: solc leaves 32 zero bytes where each is read
+    (``evm.deployedBytecode.immutableReferences``: AST id -> [{start, length}]) for the constructor to fill at
+    deployment. words: AST id (as in references) -> the value; an id it lacks stays zero."""
+    out = bytearray(code)
+    for ident, spots in (references or {}).items():
+        if str(ident) not in words:
+            continue
+        for spot in spots:
+            start, length = int(spot["start"]), int(spot["length"])
+            out[start:start + length] = (words[str(ident)] % (1 << (8 * length))).to_bytes(length, "big")
+    return bytes(out)
+
+
 def link_placeholders(code: str) -> str:
     """Runtime code hex with its external-library placeholders linked to stand-in addresses.
 

@@ -114,6 +114,8 @@ def _input(sources: dict[str, str], main: str, contract: str, setting: corpus.Se
     want = ["evm.deployedBytecode.object", "evm.methodIdentifiers", "abi"] if codegen else []
     if codegen and corpus.version_tuple(version) >= (0, 5, 13):
         want.append("storageLayout")
+    if codegen and corpus.version_tuple(version) >= (0, 6, 5):
+        want.append("evm.deployedBytecode.immutableReferences")
     sel: dict = {main: {contract: want}} if codegen else {"*": {"*": []}}
     if with_ast:
         sel.setdefault("*", {})[""] = ["ast"]
@@ -278,9 +280,9 @@ class Compiler:
 
 
 # ------------------------------------------------------------------------------------------- the contract
-ORIGINAL_FORMAT = "o2"
+ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t2"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+TRACE_FORMAT = "t3"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 
 
 @dataclass
@@ -298,6 +300,11 @@ class Original:
     returning: set[str] = field(default_factory=set)   # functions that return a value
     # (params, returns) of functions and modifiers (a modifier's parameters type the calls written in its arguments)
     signatures: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
+    # immutable variables of the contract and its bases, in declaration (AST id) order: (id, name, type); `code`
+    # holds them set (immutable_word), as the constructor would have
+    immutables: list[tuple[int, str, str]] = field(default_factory=list)
+    # every declaration of an overloaded name (signatures and functions keep the first): name -> [(params, returns)]
+    overloads: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
 
 
 def _types_of(params: dict | None) -> tuple[str, ...]:
@@ -310,6 +317,7 @@ def _declared(ast_sources: dict, main: str, contract: str):
     """Declarations visible in `contract` (its linearized bases, and free functions): functions and modifiers by
     name -> (parameter types, return types), errors, structs, private variables of each base."""
     private: set[tuple[str, str]] = set()
+    immutables: list[tuple[str, int, str, str]] = []   # (where, id, name, type)
     errors: dict[str, tuple[str, int]] = {}
     structs: set[str] = set()
     contracts: dict[int, dict] = {}          # id -> {"where", "bases", "functions", "modifiers"}
@@ -324,11 +332,18 @@ def _declared(ast_sources: dict, main: str, contract: str):
                                                        "modifiers": {}, "bases": n.get("linearizedBaseContracts") or []})
                 if path == main and n.get("name") == contract:
                     target.append(n["id"])
-            elif t == "VariableDeclaration" and n.get("stateVariable") and n.get("visibility") == "private":
-                private.add(((owner or {}).get("where", ""), n.get("name")))
+            elif t == "VariableDeclaration" and n.get("stateVariable"):
+                if n.get("visibility") == "private":
+                    private.add(((owner or {}).get("where", ""), n.get("name")))
+                if n.get("mutability") == "immutable":
+                    immutables.append(((owner or {}).get("where", ""), int(n["id"]), n.get("name") or "",
+                                       (n.get("typeDescriptions") or {}).get("typeString") or ""))
             if t == "FunctionDefinition" and n.get("name"):
-                (owner or free)["functions"].setdefault(n["name"], (_types_of(n.get("parameters")),
-                                                                    _types_of(n.get("returnParameters"))))
+                sig = (_types_of(n.get("parameters")), _types_of(n.get("returnParameters")))
+                (owner or free)["functions"].setdefault(n["name"], sig)
+                seen = (owner or free).setdefault("overloads", {}).setdefault(n["name"], [])
+                if sig not in seen:
+                    seen.append(sig)
             elif t == "ModifierDefinition":
                 (owner or free)["modifiers"].setdefault(n["name"], (_types_of(n.get("parameters")), ()))
             elif t == "ErrorDefinition":
@@ -347,12 +362,54 @@ def _declared(ast_sources: dict, main: str, contract: str):
     scope = contracts[target[0]]["bases"] if target else list(contracts)
     in_scope = {(contracts.get(cid) or {}).get("where") for cid in scope}
     private = {(w, n) for w, n in private if w in in_scope}   # siblings in the same file are not bases
+    immutable = sorted((i, n, t) for w, i, n, t in immutables if w in in_scope)
     functions, modifiers = dict(free["functions"]), dict(free["modifiers"])
+    overloads: dict[str, list] = {k: list(v) for k, v in (free.get("overloads") or {}).items()}
     for cid in reversed(scope):          # most derived last: its declaration wins
         c = contracts.get(cid) or {}
         functions.update(c.get("functions") or {})
         modifiers.update(c.get("modifiers") or {})
-    return functions, modifiers, errors, structs, private
+        for k, sigs in (c.get("overloads") or {}).items():
+            have = overloads.setdefault(k, [])
+            have += [x for x in sigs if x not in have]
+    overloads = {k: v for k, v in overloads.items() if len(v) > 1}
+    return functions, modifiers, errors, structs, private, immutable, overloads
+
+
+def immutable_word(name: str, type_: str, rank: int) -> int:
+    """The value the harness gives an immutable variable, as a constructor would on chain: an address (a token,
+    a coordinator, a router) is one of the RESPONDERS, which hold code answering every call and are also callers
+    (so `msg.sender == i_router` holds on their cases), alternating by declaration rank; a bool is true; an
+    integer is a small positive number; bytes and anything else a fixed pseudo-random word."""
+    h = int.from_bytes(evm.keccak256(f"immutable:{name}".encode()), "big")
+    if type_.startswith(("address", "contract ", "interface ")):
+        return int.from_bytes(RESPONDERS[rank % len(RESPONDERS)], "big")
+    if type_ == "bool":
+        return 1
+    if re.fullmatch(r"u?int\d*", type_):
+        return 1 + h % 1000
+    if m := re.fullmatch(r"bytes(\d+)", type_):
+        low = 8 * (32 - int(m.group(1)))
+        return h >> low << low   # left-aligned, as the value sits on the stack
+    return 0 if type_.startswith("enum ") else h
+
+
+def _fill_immutables(code: bytes, references: dict | None, immutables: list[tuple[int, str, str]]) -> bytes:
+    """`code` with its immutables set (immutable_word). A candidate's compile numbers the AST anew (its function
+    shifts the ids after it) but keeps the declarations' order, so its references map by rank onto the
+    original's immutables that are read (or, if the counts differ, all of them)."""
+    if not references or not immutables:
+        return code
+    ids = sorted(references, key=int)
+    read = [x for x in immutables if str(x[0]) in references]
+    pool = read if len(read) == len(ids) else immutables
+    words = {}
+    for rank, ident in enumerate(ids):
+        if rank < len(pool):
+            _, name, type_ = pool[rank]
+            addr_rank = sum(1 for x in pool[:rank] if x[2].startswith(("address", "contract ", "interface ")))
+            words[ident] = immutable_word(name, type_, addr_rank)
+    return evm.set_immutables(code, references, words)
 
 
 def _original_from(out: dict, main: str, contract: str) -> Original | None:
@@ -365,7 +422,8 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
         if e.get("type") == "event":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
             events.setdefault(e["name"], (evm.keccak256(sig.encode()).hex(), len(e["inputs"])))
-    sigs, mods, errors, structs, private = _declared(out.get("sources") or {}, main, contract)
+    sigs, mods, errors, structs, private, immutables, overloads = _declared(out.get("sources") or {}, main, contract)
+    code = _fill_immutables(code, c["evm"]["deployedBytecode"].get("immutableReferences"), immutables)
     for e in c.get("abi") or []:
         if e.get("type") == "error":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
@@ -374,7 +432,7 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
                     sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
                     {m: len(p) for m, (p, _) in mods.items()}, errors, structs, private,
-                    {f for f, (_, r) in sigs.items() if r}, {**mods, **sigs})
+                    {f for f, (_, r) in sigs.items() if r}, {**mods, **sigs}, immutables, overloads)
 
 
 def _abi_type(i: dict) -> str:
@@ -502,13 +560,17 @@ def place_many(sources: dict[str, str], items: list[tuple[str, str, str, str]]
     return out, spans
 
 
-def _candidate_runtime(out: dict, main: str, contract: str, name: str = CANDIDATE) -> tuple[bytes, str] | None:
-    """(runtime, "0x" selector) of the candidate function `name` in a compile output without errors, or None."""
+def _candidate_runtime(out: dict, main: str, contract: str, name: str = CANDIDATE,
+                       immutables: list[tuple[int, str, str]] = ()) -> tuple[bytes, str] | None:
+    """(runtime, "0x" selector) of the candidate function `name` in a compile output without errors, or None;
+    the runtime with the original's `immutables` set as in the original's."""
     c = (out.get("contracts", {}).get(main) or {}).get(contract) or {}
     sels = [v for k, v in (c.get("evm", {}).get("methodIdentifiers") or {}).items() if k.startswith(name + "(")]
     if not sels:
         return None
-    return evm.hex_bytes(evm.link_placeholders(c["evm"]["deployedBytecode"]["object"])), "0x" + sels[0]
+    deployed = c["evm"]["deployedBytecode"]
+    code = evm.hex_bytes(evm.link_placeholders(deployed["object"]))
+    return _fill_immutables(code, deployed.get("immutableReferences"), list(immutables)), "0x" + sels[0]
 
 
 def _codegen_error(e: dict) -> bool:
@@ -583,6 +645,7 @@ _TAC_SLOT = re.compile(r"\b(sload|sstore)\((0x[0-9a-f]+)\b")
 # a mapping's base slot written next to its key before keccak256(0x0, 0x40); an array's data at keccak256 of its slot
 _TAC_MAPPING = re.compile(r"\bmstore\(0x20, (0x[0-9a-f]{1,8})\)")
 _TAC_ARRAY = re.compile(r"\bmstore\(0x0, (0x[0-9a-f]{1,8})\)\n(?:.*\n){0,2}?.*keccak256\(0x0, 0x20\)")
+_TAC2_HASHED = re.compile(r"\b(?:mapping|array)\((0x[0-9a-f]{1,8})\)")   # level 2 names the hashed slots
 
 
 def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str = "") -> list[dict]:
@@ -600,7 +663,7 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str 
     for op, slot in _TAC_SLOT.findall(tac):
         e = info.setdefault(int(slot, 16), {"read": False, "written": False, "depth": 0})
         e["read" if op == "sload" else "written"] = True
-    for slot in _TAC_MAPPING.findall(tac) + _TAC_ARRAY.findall(tac):   # hashed bases no case reached
+    for slot in _TAC_MAPPING.findall(tac) + _TAC_ARRAY.findall(tac) + _TAC2_HASHED.findall(tac):   # no case reached
         if int(slot, 16) not in info:
             info[int(slot, 16)] = {"read": True, "written": False, "depth": 1}
     by_slot: dict[int, list[dict]] = {}
@@ -735,6 +798,19 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 v = scored[0][2]
                 why = f"slot {v['slot']} offset {v.get('offset', 0)}, " + \
                     ("written" if v["written"] else "read") + f" by the original, depth {v['depth']}"
+            else:   # touched on no case (a path the cases missed): the few declared ones that fit, by behaviour
+                fits = []
+                for v in original.layout:
+                    if v["label"] in used or v["label"] in taken or v["label"] in hidden:
+                        continue
+                    ty = original.types.get(v["type"], {}).get("encoding", "")
+                    indexed = ty in ("mapping", "dynamic_array") or "[" in v["type"]
+                    if (depth and not indexed) or (not depth and ty == "mapping") or (want and v["type"] != want):
+                        continue
+                    fits.append(v["label"])
+                if 1 <= len(fits) <= 8:
+                    ranked = fits
+                    why = f"one of {len(fits)} declared variables of its type and use; no case touched it"
         elif role == "event":
             n = _arity(name, text)
             cands = [(e, t) for e, (t, a) in original.events.items() if a == n and e not in used and e not in taken]
@@ -751,13 +827,18 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
         else:
             pool = original.modifiers if role == "modifier" else original.functions
             n = _arity(name, text)
-            cands = [f for f, a in pool.items() if a == n and f not in used and f not in taken and f != CANDIDATE]
+
+            def params_of(f: str) -> list[tuple[str, ...]]:   # the declarations of f that take n arguments
+                return [p for p, _ in original.overloads.get(f, ()) if len(p) == n] or \
+                    [(pool_sigs.get(f) or ((), ()))[0]]
+            cands = [f for f, a in pool.items() if (a == n or any(len(p) == n for p, _ in original.overloads.get(
+                f, ()))) and f not in used and f not in taken and f != CANDIDATE]
             if role == "function":   # a call used as a value needs a function that returns one
                 as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
                 cands = [f for f in cands if (f in original.returning) == as_value] or cands
             # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
             args = _argument_types(name, text)
-            fit = [f for f in cands if _params_fit(args, (pool_sigs.get(f) or ((), ()))[0])]
+            fit = [f for f in cands if any(_params_fit(args, p) for p in params_of(f))]
             cands = fit or cands
             order = {f: m.start() for f in cands
                      for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
@@ -1039,6 +1120,7 @@ class Trace:
     shapes: dict | None = None
     sel: str = ""                      # the selector the original was called with
     searched: int = 0                  # runs of the original search_success spent (0: a fixed case returned)
+    branch_runs: int = 0               # runs of the original search_branches spent
 
 
 def seed_code(address: bytes, variant: int, words: int = 1) -> bytes | None:
@@ -1061,11 +1143,12 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
                    time_limit_s: float = 20.0, shapes: dict | None = None, payable: bool = False,
                    search: bool = True) -> Trace:
     """Run the original on every case, each from its storage state; when none returns, search_success looks for
-    states and arguments that reach the success path, and the cases it finds are added (both sides run them)."""
+    states and arguments that reach the success path; then search_branches looks for cases that take branches no
+    case took. The cases they find are added (both sides run them)."""
     deadline = time.thread_time() + time_limit_s
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
-        a = _run(code, sel, types, c, seed, shapes, deadline)
+        a = _run(code, sel, types, c, seed, shapes, deadline, explore=search)
         if a.timeout:
             return Trace("reference_timeout", f"case {i}", outs, cases[:i], shapes, sel)
         outs.append(a)
@@ -1078,7 +1161,17 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
             lambda c: _run(code, sel, types, c, seed, shapes, stop, explore=True), cases, outs, types, payable, stop)
         for c, o in found:
             t.cases.append(c)
-            t.outcomes.append(replace(o, cmps=[], read_values={}, branches=set()))
+            t.outcomes.append(o)
+    if search and any(o.success for o in t.outcomes):
+        stop = min(deadline, time.thread_time() + BRANCH_S)
+        found, t.branch_runs = search_branches(
+            lambda c: _run(code, sel, types, c, seed, shapes, stop, explore=True), t.cases, t.outcomes, types,
+            payable, stop)
+        for c, o in found:
+            t.cases.append(c)
+            t.outcomes.append(o)
+    # what only the searches read: a cached trace keeps what the comparison needs
+    t.outcomes = [replace(o, cmps=[], read_values={}, branches=set()) for o in t.outcomes]
     return t
 
 
@@ -1298,6 +1391,54 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
     return found, runs
 
 
+BRANCH_RUNS = 32    # runs of the original the branch search may spend on one function
+BRANCH_S = 3.0      # and CPU seconds
+BRANCH_FOUND = 4    # cases it adds (each takes a branch no earlier case took)
+BRANCH_NOTE = "new branch: "
+
+
+def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes: list[Outcome],
+                    types: list[abi.AbiType], payable: bool, stop: float) -> tuple[list[tuple[Case, Outcome]], int]:
+    """Cases that take a branch (a JUMPI and its direction) that none of `cases` took: ([(case, outcome)], runs).
+
+    The fixed cases meet a function's common paths; a candidate that differs only on another one (a changed
+    constant in a cap check, a flipped comparison of a limit, an event in an owner-only branch) would pass them.
+    From the returning cases (the deepest first), one input at a time takes the other operand of a comparison
+    the run made (_proposals, as the state search does); a child that reaches a new branch, returning or not, is
+    kept and explored in turn. `outcomes` must come from explore runs (their branches). Bounded by BRANCH_RUNS
+    runs, BRANCH_FOUND cases and `stop` (thread CPU time); only the original runs here."""
+    import heapq
+
+    seen: set = set().union(*(o.branches for o in outcomes)) if outcomes else set()
+    heap = [(not o.success, -o.steps, i, c, o) for i, (c, o) in enumerate(zip(cases, outcomes)) if not o.timeout]
+    heapq.heapify(heap)
+    tried = {_case_key(c) for c in cases}
+    found: list[tuple[Case, Outcome]] = []
+    runs, tick = 0, len(cases)
+    while heap and runs < BRANCH_RUNS and len(found) < BRANCH_FOUND and time.thread_time() < stop:
+        *_, parent, po = heapq.heappop(heap)
+        for child in _proposals(parent, po, types, payable):
+            key = _case_key(child)
+            if key in tried:
+                continue
+            tried.add(key)
+            if runs >= BRANCH_RUNS or time.thread_time() > stop:
+                break
+            o = run(child)
+            runs += 1
+            if o.timeout or o.branches <= seen:
+                continue
+            seen |= o.branches
+            if not child.found.startswith(BRANCH_NOTE):
+                child = replace(child, found=BRANCH_NOTE + child.found)
+            found.append((child, o))
+            tick += 1
+            heapq.heappush(heap, (not o.success, -o.steps, tick, child, o))
+            if len(found) >= BRANCH_FOUND:
+                break
+    return found, runs
+
+
 def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
     """The candidate's outcome with its own selector read as the original's wherever it forwards msg.data or
     msg.sig (in call data, log data, return data): the harness's renaming must not show."""
@@ -1504,8 +1645,10 @@ class Harness:
                         results[part[0][0]] = ("fail", out[:300], spans[0][3])
                     continue
                 if not out.get("errors"):
+                    o = self._originals.get(self._okey(part[0][1], main))
+                    imm = o.immutables if isinstance(o, Original) else []
                     for m, n, sp in zip(part, names, spans):
-                        got = _candidate_runtime(out, main, contract, n)
+                        got = _candidate_runtime(out, main, contract, n, imm)
                         results[m[0]] = ("ok", got, sp[3]) if got else ("fail", "candidate not in the contract", sp[3])
                     continue
                 if len(part) == 1:

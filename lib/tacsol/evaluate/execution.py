@@ -55,7 +55,8 @@ class Outcome:
     timeout: bool = False
     balance: int = 0                               # the contract's balance afterwards
     steps: int = 0                                 # jumps taken (how far the run got)
-    # explore=True only: (op, a, b) of EQ/LT/GT/SLT/SGT (ISZERO as ("ISZERO", a, 0)) in execution order, the
+    # explore=True only: (op, a, b) of EQ/LT/GT/SLT/SGT (ISZERO as ("ISZERO", a, 0); a SUB that feeds a JUMPI as
+    # ("EQ", a, b): solc's peephole form of `a == b` in a condition) in execution order, the
     # value of each slot at its first read, and the (pc, taken) of every JUMPI
     cmps: list[tuple[str, int, int]] = field(default_factory=list)
     read_values: dict[int, int] = field(default_factory=dict)
@@ -162,6 +163,23 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
         c.stack_push_int(a)
         op(computation=c)
 
+    def sub(op, c):   # solc's peephole turns `EQ ISZERO PUSH tag JUMPI` into `SUB PUSH tag JUMPI`: an equality too
+        pc = c.code.program_counter
+        try:
+            nxt = c.code[pc]
+            at = pc + 1 + (nxt - 0x5F) if 0x60 <= nxt <= 0x7F else pc
+            branch = c.code[at] == 0x57   # JUMPI
+        except IndexError:
+            branch = False
+        if not branch or len(trace["cmps"]) >= 4096:
+            op(computation=c)
+            return
+        a, b = c.stack_pop1_int(), c.stack_pop1_int()
+        trace["cmps"].append(("EQ", a, b))
+        c.stack_push_int(b)
+        c.stack_push_int(a)
+        op(computation=c)
+
     def iszero(op, c):
         a = c.stack_pop1_int()
         if len(trace["cmps"]) < 4096:
@@ -174,7 +192,7 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
              "EXTCODESIZE": probe(0), "EXTCODEHASH": probe(0), "CALL": probe(1), "CALLCODE": probe(1),
              "DELEGATECALL": probe(1), "STATICCALL": probe(1)}
     if explore:
-        hooks.update({k: compare2 for k in ("EQ", "LT", "GT", "SLT", "SGT")}, ISZERO=iszero)
+        hooks.update({k: compare2 for k in ("EQ", "LT", "GT", "SLT", "SGT")}, ISZERO=iszero, SUB=sub)
     for name, hook in hooks.items():
         code = BY_NAME[name].code
         ops[code] = Traced(base[code], hook)
