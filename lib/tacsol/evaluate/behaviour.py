@@ -282,7 +282,7 @@ class Compiler:
 # ------------------------------------------------------------------------------------------- the contract
 ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t3"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+TRACE_FORMAT = "t4"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 
 
 @dataclass
@@ -1276,17 +1276,22 @@ def _targets(op: str, a: int, b: int) -> list[tuple[int, list[int]]]:
     return [(a, [b, (b + 1) & m, (b - 1) & m]), (b, [a, (a + 1) & m, (a - 1) & m])]
 
 
-def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool):
+def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool, first: set[int] | None = None):
     """Cases one input away from `case`: an argument, the caller, the value or a slot the run read set to the
     other operand of a comparison it took (input-to-state correspondence), latest comparisons first: the
-    failing require is usually the last one before the revert."""
+    failing require is usually the last one before the revert. `first`: JUMPI pcs whose comparisons go first
+    (the branch search's branches taken one way only)."""
     leaves = list(_leaves(types, case.args))
     done: set = set()
     made = 0
     if out.probed and case.answer_words == 1:   # a called contract's one-word answer may not decode as a tuple
         made += 1
         yield replace(case, answer_words=ANSWER_WORDS, found=_note(case, f"calls answered with {ANSWER_WORDS} words"))
-    for op, a, b in reversed(out.cmps):
+    order = list(range(len(out.cmps) - 1, -1, -1))
+    if first:
+        jumps = out.cmp_jumps
+        order = [i for i in order if jumps[i] in first] + [i for i in order if jumps[i] not in first]
+    for op, a, b in (out.cmps[i] for i in order):
         if (op, a, b) in done:
             continue
         done.add((op, a, b))
@@ -1391,44 +1396,52 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
     return found, runs
 
 
-BRANCH_RUNS = 32    # runs of the original the branch search may spend on one function
+BRANCH_RUNS = 48    # runs of the original the branch search may spend on one function
 BRANCH_S = 3.0      # and CPU seconds
-BRANCH_FOUND = 4    # cases it adds (each takes a branch no earlier case took)
+BRANCH_FOUND = 6    # cases it adds (each takes a branch no earlier case took in its storage state)
 BRANCH_NOTE = "new branch: "
 
 
 def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes: list[Outcome],
                     types: list[abi.AbiType], payable: bool, stop: float) -> tuple[list[tuple[Case, Outcome]], int]:
-    """Cases that take a branch (a JUMPI and its direction) that none of `cases` took: ([(case, outcome)], runs).
+    """Cases that take a branch (a JUMPI and its direction) that none of `cases` took from the same storage state:
+    ([(case, outcome)], runs).
 
     The fixed cases meet a function's common paths; a candidate that differs only on another one (a changed
     constant in a cap check, a flipped comparison of a limit, an event in an owner-only branch) would pass them.
     From the returning cases (the deepest first), one input at a time takes the other operand of a comparison
-    the run made (_proposals, as the state search does); a child that reaches a new branch, returning or not, is
-    kept and explored in turn. `outcomes` must come from explore runs (their branches). Bounded by BRANCH_RUNS
+    the run made (_proposals, as the state search does; first those of the branches taken one way only); a child
+    that reaches a new branch, returning or not, is kept and explored in turn. `outcomes` must come from explore runs (their branches). Bounded by BRANCH_RUNS
     runs, BRANCH_FOUND cases and `stop` (thread CPU time); only the original runs here."""
     import heapq
 
-    seen: set = set().union(*(o.branches for o in outcomes)) if outcomes else set()
+    # branches per storage state: a path one state reaches (the owner's revert when a token has no code) is
+    # another where the state differs (a token that answers)
+    seen: set = {(c.variant, *b) for c, o in zip(cases, outcomes) for b in o.branches}
     heap = [(not o.success, -o.steps, i, c, o) for i, (c, o) in enumerate(zip(cases, outcomes)) if not o.timeout]
     heapq.heapify(heap)
     tried = {_case_key(c) for c in cases}
+    changes: set = set()   # (state, change): the same change from another parent in that state rarely adds a branch
     found: list[tuple[Case, Outcome]] = []
     runs, tick = 0, len(cases)
     while heap and runs < BRANCH_RUNS and len(found) < BRANCH_FOUND and time.thread_time() < stop:
         *_, parent, po = heapq.heappop(heap)
-        for child in _proposals(parent, po, types, payable):
-            key = _case_key(child)
-            if key in tried:
+        v = parent.variant
+        one_way = {pc for w, pc, d in seen if w == v and (v, pc, not d) not in seen}
+        for child in _proposals(parent, po, types, payable, one_way):
+            key, change = _case_key(child), (child.variant, child.found.rsplit("; ", 1)[-1])
+            if key in tried or change in changes:
                 continue
             tried.add(key)
+            changes.add(change)
             if runs >= BRANCH_RUNS or time.thread_time() > stop:
                 break
             o = run(child)
             runs += 1
-            if o.timeout or o.branches <= seen:
+            reached = {(child.variant, *b) for b in o.branches}
+            if o.timeout or reached <= seen:
                 continue
-            seen |= o.branches
+            seen |= reached
             if not child.found.startswith(BRANCH_NOTE):
                 child = replace(child, found=BRANCH_NOTE + child.found)
             found.append((child, o))

@@ -61,6 +61,7 @@ class Outcome:
     cmps: list[tuple[str, int, int]] = field(default_factory=list)
     read_values: dict[int, int] = field(default_factory=dict)
     branches: set[tuple[int, bool]] = field(default_factory=set)
+    cmp_jumps: list[int] = field(default_factory=list)   # per comparison, the pc of the JUMPI after it (-1: none)
 
 
 def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
@@ -150,7 +151,9 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
             raise Deadline()
         if explore and len(trace["branches"]) < 4096:
             dest, cond = c.stack_pop1_int(), c.stack_pop1_int()
-            trace["branches"].add((c.code.program_counter, bool(cond)))
+            pc = c.code.program_counter
+            trace["branches"].add((pc, bool(cond)))
+            trace["cjump"] += [pc] * (len(trace["cmps"]) - len(trace["cjump"]))   # the comparisons that fed it
             c.stack_push_int(cond)
             c.stack_push_int(dest)
         op(computation=c)
@@ -262,7 +265,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     trace.clear()
     trace.update({"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
                   "probed_set": set(), "storage": storage, "seeded": {}, "sdef": storage_default,
-                  "cdef": code_default, "cmps": [], "rvals": {}, "branches": set(),
+                  "cdef": code_default, "cmps": [], "rvals": {}, "branches": set(), "cjump": [],
                   "deadline": time.thread_time() + time_limit_s})
     state = m.state
     snap = state.snapshot()
@@ -277,7 +280,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
         except Deadline:
             return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
                            probed=trace["probed"], cmps=trace["cmps"], read_values=trace["rvals"],
-                           branches=trace["branches"], steps=trace["jumps"])
+                           branches=trace["branches"], steps=trace["jumps"], cmp_jumps=_cmp_jumps(trace))
         writes = {}
         for slot in trace["written"]:
             v = state.get_storage(CONTRACT, slot)
@@ -286,7 +289,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
         out = Outcome(success=not comp.is_error, output=bytes(comp.output), reads=trace["reads"], writes=writes,
                       accesses=trace["acc"], preimages=trace["pre"], balance=state.get_balance(CONTRACT),
                       probed=trace["probed"], cmps=trace["cmps"], read_values=trace["rvals"],
-                      branches=trace["branches"], steps=trace["jumps"])
+                      branches=trace["branches"], steps=trace["jumps"], cmp_jumps=_cmp_jumps(trace))
     finally:
         state.revert(snap)
     if comp.is_error:
@@ -297,6 +300,10 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
         out.logs = [(tuple(topics), bytes(d)) for _, topics, d in comp.get_log_entries()]
         out.calls = _calls(comp)
     return out
+
+
+def _cmp_jumps(trace: dict) -> list[int]:
+    return trace["cjump"] + [-1] * (len(trace["cmps"]) - len(trace["cjump"]))
 
 
 def _calls(comp) -> list[tuple[str, bytes, int, bytes]]:

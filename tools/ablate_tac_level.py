@@ -1,0 +1,132 @@
+"""TAC level ablation (issues 12 and 14): the same recipe trained for an equal number of training tokens on level-1
+and on level-2 prompts of one corpus, scored by the held-out loss per target token on the same held-out functions.
+
+    .venv/bin/python tools/ablate_tac_level.py --l1 ref_l1 --l2 ref_l2 --tokens 60000
+
+For each level the tool writes a records file (<out>/level<k>.jsonl): that level's train split, and as `validation`
+the held-out functions (validation and test splits, one per near-duplicate group, outside the recipe's held-out
+packages) that both levels fit in max_seq_length, matched by package, file, contract, signature and settings. Then
+`tacsol train --params P --set dataset=<file> --set max_train_tokens=N --set eval_examples=0`. The loss is over
+the Solidity tokens only (the prompt is masked), so both levels are scored on the same targets: what differs is how
+many examples the budget holds and how well the model reads each TAC. A level whose run finished is read back, not
+trained again (a killed ablation goes on where it stopped). Prints a line per level and writes <out>/ablation.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+KEY = ("package", "file", "contract", "signature", "settings")
+
+
+def key_of(r: dict) -> tuple:
+    return tuple(r.get(k) or "" for k in KEY)
+
+
+def fitting(records: list[dict], tok, max_len: int) -> set[tuple]:
+    """Keys of the records whose prompt + target fit max_len tokens (as training tokenizes them)."""
+    from tacsol import prompt
+
+    return {key_of(r) for r in records if prompt.tokenize_example(r, tok, max_len) is not None}
+
+
+def heldout_pool(p: dict, by_level: dict[int, dict], tok, n: int, seed: int) -> list[tuple]:
+    """Keys of up to n held-out functions both levels fit, one per near-duplicate group, in a seeded order."""
+    from tacsol import train
+
+    fits = []
+    for lv, hinted in by_level.items():
+        rows = [r for s in ("validation", "test") for r in hinted[s]
+                if not train.in_packages(r, p["holdout_packages"])]
+        fits.append((fitting(rows, tok, p["max_seq_length"]), {key_of(r): r for r in rows}))
+    common = set.intersection(*(f for f, _ in fits))
+    rows = sorted((fits[0][1][k] for k in common), key=lambda r: (r.get("group") or "", key_of(r)))
+    seen, keys = set(), []
+    for r in rows:
+        g = r.get("group") or r.get("norm_hash") or key_of(r)
+        if g not in seen:
+            seen.add(g)
+            keys.append(key_of(r))
+    random.Random(seed).shuffle(keys)
+    return keys[:n]
+
+
+def run_level(params: str, data: Path, tokens: int, out: Path, extra: list[str]) -> dict:
+    log = out / "train_log.json"
+    if not log.is_file():
+        cmd = [sys.executable, "-m", "tacsol.cli", "train", "--params", params, "--set", f"dataset={data}",
+               "--set", f"max_train_tokens={tokens}", "--set", "max_steps=-1", "--set", "eval_split=validation",
+               "--set", "eval_examples=0", "--set", f"output_dir={out}", "--set", f"run_name={out.name}",
+               "--set", "save_steps=100000", "--set", "resume=true"]
+        for kv in extra:
+            cmd += ["--set", kv]
+        print("$ " + " ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+    d = json.loads(log.read_text())
+    return {k: d.get(k) for k in ("steps", "train_tokens", "train_examples", "dropped_too_long", "heldout_examples",
+                                  "heldout_dropped_too_long", "heldout_loss_before", "heldout_loss_after",
+                                  "tokens_per_s", "train_wall_s")}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--params", default="params/03_reference_cpu.yaml", help="the recipe (model, LoRA, lr, ...)")
+    ap.add_argument("--l1", default="ref_l1", help="the corpus lifted at level 1")
+    ap.add_argument("--l2", default="ref_l2", help="the same corpus lifted at level 2")
+    ap.add_argument("--tokens", type=int, default=60000, help="training tokens per level (the equal budget)")
+    ap.add_argument("--heldout", type=int, default=64, help="held-out functions both levels are scored on")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", default="outputs/tac-level-ablation", help="folder of the runs and ablation.json")
+    ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
+                    help="another override for both runs (repeatable)")
+    a = ap.parse_args(argv)
+
+    from tacsol import pairs, paths, train
+    from tacsol.ioutil import atomic_write_json, atomic_write_text
+    from tacsol.loading import load_tokenizer
+
+    out = paths.resolve(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    p = train.load_params(a.params)
+    tok = load_tokenizer(p["model"])
+    specs = {1: a.l1, 2: a.l2}
+    for lv, spec in specs.items():
+        got = pairs.tac_level(spec)
+        if got != lv:
+            raise SystemExit(f"--l{lv} {spec!r}: its manifest says TAC level {got}, not {lv}")
+    raw = {lv: train.load_records(spec) for lv, spec in specs.items()}
+    hinted = {lv: train.run_records({**p, "dataset": spec}) for lv, spec in specs.items()}
+    pool = heldout_pool(p, hinted, tok, a.heldout, a.seed)
+    want = set(pool)
+    rows = {}
+    for lv in specs:
+        data = out / f"level{lv}.jsonl"
+        held = {key_of(r): r for s in ("validation", "test") for r in raw[lv][s] if key_of(r) in want}
+        recs = [{**r, "split": "train"} for r in raw[lv]["train"]] + \
+               [{**held[k], "split": "validation"} for k in pool]
+        if not data.is_file():
+            atomic_write_text(data, "".join(json.dumps(r, default=str) + "\n" for r in recs))
+        res = run_level(a.params, data, a.tokens, out / f"level{lv}", a.extra)
+        res["train_records"] = len(raw[lv]["train"])
+        res["train_fit"] = len(fitting([r for r in hinted[lv]["train"]
+                                        if not train.in_packages(r, p["holdout_packages"])], tok,
+                                       p["max_seq_length"]))
+        rows[f"level{lv}"] = res
+        print(f"level {lv}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "
+              f"{res['heldout_loss_before']:.3f} -> {res['heldout_loss_after']:.3f} on {res['heldout_examples']} "
+              f"functions; {res['train_fit']} train functions fit {p['max_seq_length']} tokens", flush=True)
+    atomic_write_json(out / "ablation.json", {
+        "recipe": a.params, "model": p["model"], "datasets": specs, "train_tokens_budget": a.tokens,
+        "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
+        "near-duplicate group, fitting max_seq_length at both levels, same functions for both",
+        "seed": a.seed, "levels": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
