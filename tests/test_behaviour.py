@@ -321,6 +321,33 @@ def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
     assert B._params_fit(B._argument_types("f0", text), ("bytes32", "address", "uint256"))
 
 
+def test_an_overloaded_function_binds_by_the_overload_of_its_arity():
+    # ERC721's _safeMint(to, id) and _safeMint(to, id, data): the 3-argument call is _safeMint, not the only other
+    # 3-argument function (_beforeTokenTransfer(address,address,uint256), whose second parameter takes no uint256)
+    o = B.Original(b"", {}, [], {}, {}, {"_safeMint": 2, "_beforeTokenTransfer": 3}, {}, {}, set(),
+                   signatures={"_safeMint": (("address", "uint256"), ()),
+                               "_beforeTokenTransfer": (("address", "address", "uint256"), ())},
+                   overloads={"_safeMint": [(("address", "uint256"), ()), (("address", "uint256", "bytes"), ())]})
+    text = "function safeMint(address to, uint256 id, bytes memory data) public { f0_renamed(to, id, data); }"
+    renames, notes, unbound = B.bind(["f0_renamed"], text, o, [], set(), set())
+    assert not unbound and renames == {"f0_renamed": "_safeMint"}, notes
+
+
+def test_a_variable_no_case_touched_binds_among_the_few_that_fit():
+    layout = [{"label": "owner", "slot": "0", "offset": 0, "type": "t_address"},
+              {"label": "limits", "slot": "1", "offset": 0, "type": "t_mapping(t_address,t_uint256)"},
+              {"label": "total", "slot": "2", "offset": 0, "type": "t_uint256"}]
+    types = {"t_mapping(t_address,t_uint256)": {"encoding": "mapping"}, "t_uint256": {"encoding": "inplace"},
+             "t_address": {"encoding": "inplace"}}
+    o = B.Original(b"", {}, layout, types, {}, {}, {}, {}, set())
+    text = "function limitOf(address who) external view returns (uint256) { return v0_renamed[who]; }"
+    renames, notes, unbound = B.bind(["v0_renamed"], text, o, [], set(), set())
+    assert not unbound and renames == {"v0_renamed": "limits"} and "no case touched it" in notes[0]
+    # the TAC at level 2 names the mapping's slot: that is evidence enough, as a traced access would be
+    touched = B.touched_variables(o, [], "  v2 = mapping(0x1)[arg0]\n  v3 = sload(v2)")
+    assert [v["label"] for v in touched] == ["limits"] and touched[0]["depth"] == 1
+
+
 def test_a_runaway_loop_is_stopped_and_reported(toy):
     code, sel = toy
     out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)
