@@ -80,8 +80,7 @@ def main(argv=None) -> int:
         chosen = {}
         for r in recs:
             cs = checked[r["id"]][:n]
-            best = max(range(len(cs)), key=lambda i: (cs[i].score, -i))
-            chosen[r["id"]] = cs[best].text
+            chosen[r["id"]] = cs[verify.best_of(cs)].text
         s = evaluate_run(recs, chosen, run, system=f"verifier-N{n}", eval_dir=out / f"N{n}", figures=False,
                          verbose=False, **suite.eval_kwargs(p, harness))  # the checks the run's evaluation used
         m = s["metrics"]
