@@ -219,9 +219,13 @@ class _Run:
             return None
         if name == "gas":
             return 10**6
-        if name == "copy":   # level 2: the compiler's word-by-word copy loop
-            for i in range(0, args[2], 32):
+        if name in ("copy", "copypad"):   # level 2: the compiler's word-by-word copy loop
+            i = 0
+            while i < args[2]:
                 self.mwrite(args[0] + i, self.mread(args[1] + i, 32))
+                i += 32
+            if name == "copypad" and i > args[2]:   # then the padding after the copied bytes
+                self.mwrite(args[0] + args[2], bytes(32))
             return None
         if name == "mcopy":
             self.mwrite(args[0], self.mread(args[1], args[2]))

@@ -295,6 +295,44 @@ def test_level2_tac_matches_py_evm(cid):
                 assert _tac_outcome(tac, data, c["runtime"]) == want, f"{cid} level {level} {sig} {data.hex()}\n{tac}"
 
 
+COPY_SRC = """pragma solidity VERSION;
+contract P {
+    function sub(uint256 a, uint256 b, string memory m) internal pure returns (uint256) { require(b <= a, m); return a - b; }
+    function f(uint256 a, uint256 b) external pure returns (uint256) {
+        return sub(a, b, "P: a message that is longer than thirty-two bytes");
+    }
+    function g(uint256 a) external pure returns (string memory) {
+        return a > 5 ? "short" : "a string that is much longer than thirty-two bytes";
+    }
+    function h(bytes calldata b) external pure returns (bytes memory) { return b; }
+}"""
+
+
+@pytest.mark.parametrize("version,header", [("0.8.6", ""), ("0.6.12", "pragma experimental ABIEncoderV2;\n")])
+def test_copy_with_padding_matches_py_evm(version, header):
+    """solc's copy_memory_to_memory (a copy loop, then the word after the copied bytes cleared when their length is
+    not a multiple of 32) lifts to copypad(dst, src, n) at level 2, and both levels equal py-evm: messages and
+    strings of lengths on both sides of a word, and bytes echoed back at lengths 0, 5, 32, 33 and 70."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(header + COPY_SRC.replace("VERSION", version), version)["P"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2)}
+    assert any("copypad(" in f.tac for f in lifted[2].functions)
+    cases = [(sel["f(uint256,uint256)"], a.to_bytes(32, "big") + b.to_bytes(32, "big")) for a, b in ((5, 3), (3, 5))]
+    cases += [(sel["g(uint256)"], a.to_bytes(32, "big")) for a in (0, 9)]
+    for n in (0, 5, 32, 33, 70):
+        body = bytes(range(1, n + 1))
+        cases.append((sel["h(bytes)"], (0x20).to_bytes(32, "big") + n.to_bytes(32, "big")
+                      + body.ljust((n + 31) // 32 * 32, b"\0")))
+    for s, args in cases:
+        data = bytes.fromhex(s[2:]) + args
+        want = _evm_outcome(code, data)
+        for level in (1, 2):
+            tac = lifted[level].function(s).tac
+            assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {s} {data.hex()}\n{tac}"
+
+
 def asm(*items) -> bytes:
     """Bytecode from opcode names and integers (each pushed with the shortest PUSH)."""
     out = bytearray()

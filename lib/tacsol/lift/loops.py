@@ -4,7 +4,15 @@ revert reasons and events) as one statement, `copy(dst, src, n)`:
     L(i):  if i < n goto B else X          B:  mstore(dst + i, mload(src + i))
                                                goto L(i + 0x20)
 entered as L(0x0) from one place. `copy(dst, src, n)` means that loop: for i = 0, 32, ... while i < n,
-mstore(dst + i, mload(src + i)). The copy takes the loop's place; the code after it (X) must not read i."""
+mstore(dst + i, mload(src + i)). The copy takes the loop's place; the code after it (X) must not read i.
+
+solc's `copy_memory_to_memory` (ABI encoding of bytes and strings from 0.5, revert messages) follows the loop with
+the padding after the copied bytes:
+
+    X:  if i > n goto Z else J                 Z:  mstore(dst + n, 0x0)
+                                                   goto J
+which `copypad(dst, src, n)` stands for with the loop: the copy, then, if the loop's last i exceeds n (n is not a
+multiple of 32), mstore(dst + n, 0x0). The code from J on must not read i."""
 from __future__ import annotations
 
 from .cse import PURE
@@ -22,6 +30,7 @@ def fold_copy_loops(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -
             fn.body[enter].append(stmt)
             fn.graph.edges[enter] = Edges("jump", [out])
             fn.preds[out] = [enter]
+            fn.single.add(out)   # the tail's join (copypad) had two predecessors and no parameter
             found = True
     if found:
         values.forget()
@@ -49,15 +58,45 @@ def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: 
     if copied is None or values.edge_args(enter, head) != [("c", 0)]:
         return None
     dst, src = copied
-    inside = [("t", m, s.dest) for m in (head, body) for s in fn.body[m] if s.dest is not None]
+    op, blocks = "copy", [head, body]
+    tail = _zero_tail(fn, values, defs, out, i, dst, n)
+    if tail is not None:   # copypad: the exit's test and the padding store are part of it; on from the join
+        op, blocks, out = "copypad", blocks + list(tail[:2]), tail[2]
+    inside = [("t", m, s.dest) for m in blocks for s in fn.body[m] if s.dest is not None]
     if not all(s.op in PURE for s in fn.body[head]) or any(_reads(fn, values, out, x) for x in [i] + inside):
         return None
     if any(x == i or x in inside for x in (dst, src, n)):
         return None
     # the copy stands for the whole loop: the head's test and branch, the body's load, store, step and jump back
-    pcs = merged_pcs(*(s.pcs for m in (head, body) for s in fn.body[m]),
-                     *((fn.syms[m].last_pc,) for m in (head, body) if fn.syms[m].last_pc is not None))
-    return enter, body, out, Stmt(None, "copy", [dst, src, n], 1, pcs)
+    # (and for copypad the exit's test, the padding store and their jumps)
+    pcs = merged_pcs(*(s.pcs for m in blocks for s in fn.body[m]),
+                     *((fn.syms[m].last_pc,) for m in blocks if fn.syms[m].last_pc is not None))
+    return enter, body, out, Stmt(None, op, [dst, src, n], 1, pcs)
+
+
+def _zero_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, i: Operand, dst: Operand,
+               n: Operand) -> tuple[int, int, int] | None:
+    """(X, Z, J) when the loop's exit X is `if i > n goto Z else J` (pure statements only), Z is
+    `mstore(dst + n, 0x0); goto J` entered from X alone, and J is a join of X and Z without parameters."""
+    e = fn.graph.edges[x]
+    if x in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+        return None
+    z, j = e.trues[0], e.false
+    cond = defs.get(values.condition(x))
+    if cond is None or cond.op != "GT" or cond.args != [i, n] or not all(s.op in PURE for s in fn.body[x]):
+        return None
+    if z not in fn.single or fn.graph.edges[z].plain_jump != j or j in fn.single or j in fn.entries:
+        return None
+    if sorted(live_preds(fn, j)) != sorted([x, z]) or values.params(j):
+        return None
+    stores = [s for s in fn.body[z] if s.dest is None]
+    if len(stores) != 1 or stores[0].op != "MSTORE" or stores[0].args[1] != ("c", 0) or \
+            any(s.op not in PURE for s in fn.body[z] if s.dest is not None):
+        return None
+    addr = defs.get(stores[0].args[0])
+    if addr is None or addr.op != "ADD" or sorted(addr.args) != sorted([dst, n]):
+        return None
+    return x, z, j
 
 
 def _copy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: int, head: int, i: Operand):
