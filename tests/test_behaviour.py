@@ -200,7 +200,7 @@ def test_branch_search_reaches_a_path_the_fixed_cases_miss():
     assert extra and all(c.found.startswith(B.BRANCH_NOTE) for c in extra) and len(extra) <= B.BRANCH_FOUND
     assert 0 < t.branch_runs <= B.BRANCH_RUNS and any(c.args == [777] for c in extra)
     hit = next(o for c, o in zip(t.cases, t.outcomes) if c.args == [777])
-    assert hit.success and len(hit.logs) == 1 and not hit.branches   # cached outcomes drop the search's data
+    assert hit.success and len(hit.logs) == 1 and not hit.branches and not hit.cmp_jumps   # the search's data goes
     status, detail, _ = B.compare_candidate(t, mutant, sel, types, seed=0)
     assert status == "differs" and "new branch" in detail and "777" in detail
     assert B.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"

@@ -1171,7 +1171,7 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
             t.cases.append(c)
             t.outcomes.append(o)
     # what only the searches read: a cached trace keeps what the comparison needs
-    t.outcomes = [replace(o, cmps=[], read_values={}, branches=set()) for o in t.outcomes]
+    t.outcomes = [replace(o, cmps=[], read_values={}, branches=set(), cmp_jumps=[]) for o in t.outcomes]
     return t
 
 
