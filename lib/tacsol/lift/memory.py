@@ -347,6 +347,50 @@ class _Line:
             return None
         return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}, tail
 
+    def padded_message(self) -> tuple[Operand, set[int], int] | None:
+        """(p, positions of the stores and the copypad building the data, position of the REVERT) when this line
+        ends `revert(F, F + 0x44 + round32(n) - F)` over Error(string) of the string at memory p built at the free
+        pointer F with `copypad(F + 0x44, p + 0x20, n)`, n = mload(p): solc's ABI-encoded revert message (0.5+
+        with ABI coder v2, 0.8 without the optimizer)."""
+        last = len(self.stmts) - 1
+        rv = self.stmts[last][2] if self.stmts else None
+        cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op == "copypad"), None)
+        if rv is None or rv.op != "REVERT" or cp is None:
+            return None
+        dst, src, n = self.stmts[cp][2].args
+        (fb, fo), (pb, po) = self.value(dst), self.value(src)
+        ln, sd = self.consts.defs.get(n), self.consts.defs.get(src)
+        if ln is None or ln.op != "MLOAD" or fb is None:
+            return None
+        after_length = self.value(ln.args[0]) == (pb, po - 0x20) or (   # src = p + 0x20, maybe from another block
+            sd is not None and sd.op == "ADD" and sorted(sd.args) == sorted([ln.args[0], ("c", 0x20)]))
+        if (not after_length or self.bytes_at(fb, fo - 0x44, fo - 0x40, cp) != list(ERROR.to_bytes(4, "big"))
+                or self.word(fb, fo - 0x40, cp) != ("c", 0x20) or not self._loads(self.word(fb, fo - 0x20, cp),
+                                                                                 ln.args[0])
+                or any(self.stmts[q][2].dest is None for q in range(cp + 1, last))
+                or self.value(rv.args[0]) != (fb, fo - 0x44)
+                or not self._rounded_end(rv.args[1], rv.args[0], dst, n)):
+            return None
+        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}, last
+
+    def _rounded_end(self, size: Operand, start: Operand, dst: Operand, n: Operand) -> bool:
+        """size is (dst + ((n + 0x1f) & ~0x1f)) - start."""
+        d = self.consts.defs
+        sub = d.get(size)
+        if sub is None or sub.op != "SUB" or sub.args[1] != start:
+            return False
+        end = d.get(sub.args[0])
+        if end is None or end.op != "ADD" or dst not in end.args:
+            return False
+        mask = d.get(end.args[1] if end.args[0] == dst else end.args[0])
+        if mask is None or mask.op != "AND":
+            return False
+        consts = [self.consts(a) for a in mask.args]
+        if M - 32 not in consts:
+            return False
+        up = d.get(mask.args[1 - consts.index(M - 32)])
+        return up is not None and up.op == "ADD" and sorted(up.args) == sorted([n, ("c", 0x1F)])
+
     def _loads(self, word: Operand | None, at: Operand) -> bool:
         d = self.consts.defs.get(word) if word is not None else None
         return d is not None and d.op == "MLOAD" and d.args[0] == at
@@ -446,12 +490,15 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
     Error selector, 0x20 and the message's length, its words copied (copy(F + 0x44, p + 0x20, n)), the bytes past
     its end in the last word cleared, revert(F, 0x44 + n rounded up). Three blocks become revert(p): reverts with
     Error(string) of the length-prefixed string at memory p, padded with zeros."""
-    if not any(s.op == "copy" for n in fn.ids for s in fn.body[n]):
+    if not any(s.op in ("copy", "copypad") for n in fn.ids for s in fn.body[n]):
         return
     consts = Constants(definitions(fn))
     for line in chains(fn):
         last = line[-1]
         e = fn.graph.edges[last]
+        if e.kind == "halt" and any(s.op == "copypad" for n in line for s in fn.body[n]):
+            _padded_message_revert(fn, code, consts, line)
+            continue
         if e.kind != "jumpi" or last in fn.decided or len(e.trues) != 1 or e.false is None:
             continue
         if not any(s.op == "copy" for n in line for s in fn.body[n]):
@@ -473,6 +520,21 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
         fn.decided.add(last)
         fn.halts.add(last)
     prune(fn)
+
+
+def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line: list[int]) -> None:
+    """The line's ABI-encoded revert message (_Line.padded_message) becomes revert(p)."""
+    model = _Line(fn, code, consts, line)
+    model.walk()
+    found = model.padded_message()
+    if found is None:
+        return
+    p, drop, last = found
+    dropped = {(model.stmts[q][0], model.stmts[q][1]) for q in drop | {last}}
+    pcs = merged_pcs(*(model.stmts[q][2].pcs for q in drop | {last}))
+    for n in line:
+        fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in dropped]
+    fn.body[line[-1]].append(Stmt(None, "revert_string", [p], 1, pcs))
 
 
 def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> tuple[int, int] | None:
