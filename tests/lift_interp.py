@@ -227,6 +227,13 @@ class _Run:
             if name == "copypad" and i > args[2]:   # then the padding after the copied bytes
                 self.mwrite(args[0] + args[2], bytes(32))
             return None
+        if name == "zeropad":   # level 2: clear the last word's tail after dst + n, give the next word boundary
+            end, r = (args[0] + args[1]) % (1 << 256), args[1] % 32
+            if not r:
+                return end
+            w = end - r
+            self.mwrite(w, self.mread(w, 32)[:r] + bytes(32 - r))
+            return w + 32
         if name == "mcopy":
             self.mwrite(args[0], self.mread(args[1], args[2]))
             return None

@@ -30,7 +30,7 @@ INFIX = {"+": "ADD", "-": "SUB", "*": "MUL", "/": "DIV", "%": "MOD", "**": "EXP"
          "==": "EQ", "&": "AND", "|": "OR", "^": "XOR", "<<": "SHL", ">>": "SHR"}
 # what a name the TAC prints stands for (docs/tac-format.md): at least one of these opcodes must be in its pcs
 NAMED = {"keccak256": {"SHA3"}, "mapping": {"SHA3"}, "array": {"SHA3"}, "panic": {"REVERT"}, "revert": {"REVERT"},
-         "return": {"RETURN"}, "icall": {"JUMP"}, "ret": {"JUMP"}, "copy": {"MSTORE"}, "copypad": {"MSTORE"}, "memstring": {"MLOAD"},
+         "return": {"RETURN"}, "icall": {"JUMP"}, "ret": {"JUMP"}, "copy": {"MSTORE"}, "copypad": {"MSTORE"}, "zeropad": {"MSTORE"}, "memstring": {"MLOAD"},
          "bool": {"ISZERO"}, "iszero": {"ISZERO", "EQ"},   # level 2 prints x == 0 as iszero(x)
          "field": {"AND"}, "gas": {"GAS"}}
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[()\[\]]|[^\s()\[\],"]+')

@@ -308,20 +308,23 @@ contract P {
 }"""
 
 
-@pytest.mark.parametrize("version,header", [("0.8.6", ""), ("0.6.12", "pragma experimental ABIEncoderV2;\n")])
-def test_copy_with_padding_matches_py_evm(version, header):
+@pytest.mark.parametrize("version,header,construct", [("0.8.6", "", "copypad("),
+                                                      ("0.6.12", "pragma experimental ABIEncoderV2;\n", "copypad("),
+                                                      ("0.6.12", "", "zeropad("), ("0.5.16", "", "zeropad(")])
+def test_copy_with_padding_matches_py_evm(version, header, construct):
     """solc's copy_memory_to_memory (a copy loop, then the word after the copied bytes cleared when their length is
-    not a multiple of 32) lifts to copypad(dst, src, n) at level 2, and both levels equal py-evm: messages and
-    strings of lengths on both sides of a word, and bytes echoed back at lengths 0, 5, 32, 33 and 70."""
+    not a multiple of 32) lifts to copypad(dst, src, n) at level 2; the legacy encoder's copy, then the last word's
+    tail cleared by a mask, to copy and zeropad(dst, n). Both levels equal py-evm: messages and strings of lengths
+    on both sides of a word, and bytes echoed back at lengths 0, 5, 32, 33 and 70."""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(header + COPY_SRC.replace("VERSION", version), version)["P"]
     code, sel = out["bytecode"], out["selectors"]
     lifted = {level: lift(code, level=level) for level in (1, 2)}
-    assert any("copypad(" in f.tac for f in lifted[2].functions)
-    # the ABI-encoded revert message (built at the free pointer, copypad, revert to the rounded end) is revert(p)
+    assert any(construct in f.tac for f in lifted[2].functions)
+    # the revert message (built at the free pointer, copied, revert to the rounded end) is revert(p)
     message = lifted[2].function(sel["f(uint256,uint256)"]).tac
-    assert "copypad(" not in message and re.search(r"\n  revert\(v\d+\)\n", message), message
+    assert "copy" not in message and re.search(r"\n  revert\(v\d+\)\n", message), message
     cases = [(sel["f(uint256,uint256)"], a.to_bytes(32, "big") + b.to_bytes(32, "big")) for a, b in ((5, 3), (3, 5))]
     cases += [(sel["g(uint256)"], a.to_bytes(32, "big")) for a in (0, 9)]
     for n in (0, 5, 32, 33, 70):

@@ -7,7 +7,7 @@ from .abi import Abi, fold_checks, name_arguments
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_single_uses
-from .loops import fold_copy_loops
+from .loops import fold_copy_loops, fold_zero_pads
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import name_memory, name_message_reverts
@@ -33,6 +33,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
     fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
     name_message_reverts(fn, prog.raw)                # require(cond, message in memory) → revert(p)
+    fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)
+    name_message_reverts(fn, prog.raw)                # the messages that zeropad ends
     used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import live_preds, prune
+from .rewrite import live_preds, prune, replace
 from .values import Values
 
 
@@ -142,3 +142,94 @@ def _reads(fn: FunctionIR, values: Values, n: int, i: Operand) -> bool:
                 return True
             work.append(t)
     return False
+
+
+# ------------------------------------------------------------------------------------------- zero padding
+def fold_zero_pads(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
+    """solc 0.4-0.7's legacy encoder after copying n bytes to dst clears the rest of the last word and moves on to
+    the next word boundary:
+
+        end = n + dst;  r = n & 0x1f;  if r goto B else C(end)
+        B:  w = end - r;  mstore(w, ~((0x100 ** (0x20 - r)) - 0x1) & mload(w));  goto C(w + 0x20)
+        C(v):
+
+    `v = zeropad(dst, n)` stands for the branch and B: the bytes from dst + n up to dst + n rounded up to a
+    multiple of 32 are cleared and v is that rounded address (dst + n when n is a multiple of 32)."""
+    from .rewrite import decide, reread
+
+    found = False
+    for a in list(fn.ids):
+        got = None if a in fn.removed else _zero_pad(fn, values, defs, a)
+        if got is None:
+            continue
+        b, c, param, stmt = got
+        fn.body[a].append(stmt)
+        decide(fn, a, c)
+        replace(values, param, ("t", a, stmt.dest))
+        fn.single.add(c)
+        fn.preds[c] = [a]
+        found = True
+    if found:
+        prune(fn)
+        reread(fn, values)
+        values.forget()
+
+
+def _zero_pad(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], a: int):
+    """(B, C, C's parameter, the zeropad statement) when instance a ends the pattern of fold_zero_pads."""
+    e = fn.graph.edges[a]
+    if a in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+        return None
+    b, c = e.trues[0], e.false
+    r = values.condition(a)
+    rd = defs.get(r)
+    if rd is None or rd.op != "AND" or ("c", 0x1F) not in rd.args:
+        return None
+    n = rd.args[1] if rd.args[0] == ("c", 0x1F) else rd.args[0]
+    if b not in fn.single or fn.graph.edges[b].plain_jump != c or c in fn.single or c in fn.entries:
+        return None
+    params = values.params(c)
+    if len(params) != 1 or sorted(live_preds(fn, c)) != sorted([a, b]):
+        return None
+    (end,), (after,) = values.edge_args(a, c) or [None], values.edge_args(b, c) or [None]
+    ed = defs.get(end) if end is not None else None
+    if ed is None or ed.op != "ADD" or n not in ed.args:
+        return None
+    dst = ed.args[1] if ed.args[0] == n else ed.args[0]
+    stores = [s for s in fn.body[b] if s.dest is None]
+    if len(stores) != 1 or stores[0].op != "MSTORE" or any(
+            s.op not in PURE and s.op != "MLOAD" for s in fn.body[b] if s.dest is not None):
+        return None
+    w, val = stores[0].args
+    wd, ad = defs.get(w), defs.get(after)
+    if wd is None or wd.op != "SUB" or wd.args != [end, r] or ad is None or ad.op != "ADD" or \
+            sorted(ad.args) != sorted([w, ("c", 0x20)]):
+        return None
+    vd = defs.get(val)
+    if vd is None or vd.op != "AND":
+        return None
+    loads = [x for x in vd.args if (defs.get(x) or Stmt(None, "", [])).op == "MLOAD" and defs[x].args == [w]]
+    if len(loads) != 1 or not _keeps_first_bytes(defs, vd.args[1] if vd.args[0] == loads[0] else vd.args[0], r):
+        return None
+    inside = {("t", b, s.dest) for s in fn.body[b] if s.dest is not None}
+    for m in fn.ids:   # B's values are read in B and by the jump to C only
+        if m != b and m not in fn.removed and any(x in inside for s in fn.body[m] for x in s.args):
+            return None
+    dest = 1 + max((s.dest + s.ndest - 1 for s in fn.body[a] if s.dest is not None), default=-1)
+    dest = max(dest, 1 + max((j for j in fn.params[a]), default=-1), 1000)
+    pcs = merged_pcs(*(s.pcs for s in fn.body[b]), *((fn.syms[m].last_pc,) for m in (a, b)
+                                                      if fn.syms[m].last_pc is not None), rd.pcs)
+    return b, c, params[0], Stmt(dest, "zeropad", [dst, n], 1, pcs)
+
+
+def _keeps_first_bytes(defs: dict[Operand, Stmt], mask: Operand, r: Operand) -> bool:
+    """mask is ~((0x100 ** (0x20 - r)) - 0x1): ones over the first r bytes of a word."""
+    nd = defs.get(mask)
+    sd = defs.get(nd.args[0]) if nd is not None and nd.op == "NOT" else None
+    if sd is None or sd.op != "SUB" or sd.args[1] != ("c", 1):
+        return False
+    xd = defs.get(sd.args[0])
+    if xd is None or xd.op != "EXP" or xd.args[0] != ("c", 0x100):
+        return False
+    td = defs.get(xd.args[1])
+    return td is not None and td.op == "SUB" and td.args == [("c", 0x20), r]

@@ -354,10 +354,16 @@ class _Line:
         with ABI coder v2, 0.8 without the optimizer)."""
         last = len(self.stmts) - 1
         rv = self.stmts[last][2] if self.stmts else None
-        cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op == "copypad"), None)
+        cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op in ("copypad", "copy")), None)
         if rv is None or rv.op != "REVERT" or cp is None:
             return None
         dst, src, n = self.stmts[cp][2].args
+        pad = None   # after a plain copy, the legacy encoder's zeropad(dst, n) gives the end
+        if self.stmts[cp][2].op == "copy":
+            pad = next((q for q in range(cp + 1, last) if self.stmts[q][2].op == "zeropad"
+                        and self.stmts[q][2].args == [dst, n]), None)
+            if pad is None:
+                return None
         (fb, fo), (pb, po) = self.value(dst), self.value(src)
         ln, sd = self.consts.defs.get(n), self.consts.defs.get(src)
         if ln is None or ln.op != "MLOAD" or fb is None:
@@ -369,9 +375,16 @@ class _Line:
                                                                                  ln.args[0])
                 or any(self.stmts[q][2].dest is None for q in range(cp + 1, last))
                 or self.value(rv.args[0]) != (fb, fo - 0x44)
-                or not self._rounded_end(rv.args[1], rv.args[0], dst, n)):
+                or not (self._ends_at_pad(rv.args[1], rv.args[0], pad) if pad is not None
+                        else self._rounded_end(rv.args[1], rv.args[0], dst, n))):
             return None
-        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}, last
+        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp} | ({pad} if pad else set()), last
+
+    def _ends_at_pad(self, size: Operand, start: Operand, pad: int) -> bool:
+        """size is zeropad's result - start."""
+        n, _, z = self.stmts[pad]
+        sub = self.consts.defs.get(size)
+        return sub is not None and sub.op == "SUB" and sub.args == [("t", n, z.dest), start]
 
     def _rounded_end(self, size: Operand, start: Operand, dst: Operand, n: Operand) -> bool:
         """size is (dst + ((n + 0x1f) & ~0x1f)) - start."""
@@ -496,7 +509,7 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
     for line in chains(fn):
         last = line[-1]
         e = fn.graph.edges[last]
-        if e.kind == "halt" and any(s.op == "copypad" for n in line for s in fn.body[n]):
+        if e.kind == "halt" and any(s.op in ("copypad", "zeropad") for n in line for s in fn.body[n]):
             _padded_message_revert(fn, code, consts, line)
             continue
         if e.kind != "jumpi" or last in fn.decided or len(e.trues) != 1 or e.false is None:
