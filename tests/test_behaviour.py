@@ -166,23 +166,17 @@ def test_state_search_reaches_a_guarded_success_path(gate):
     assert again.success and again.output == o.output and again.writes == o.writes
 
 
-CAPPED = """pragma solidity 0.8.20;
-contract Capped {
+CAPPED_TEMPLATE = """
+contract NAME {
     uint256 total;
     event Jackpot(address who);
     function add(uint256 v) external returns (uint256) {
-        if (v == 777) { emit Jackpot(msg.sender); total += 2; } else { total += v % 1000; }
-        return total;
-    }
-}
-contract Mutant {
-    uint256 total;
-    event Jackpot(address who);
-    function add(uint256 v) external returns (uint256) {
-        if (v == 778) { emit Jackpot(msg.sender); total += 2; } else { total += v % 1000; }
+        if (v == JACKPOT) { emit Jackpot(msg.sender); total += 2; } else { total += v % 1000; }
         return total;
     }
 }"""
+CAPPED = "pragma solidity 0.8.20;" + "".join(CAPPED_TEMPLATE.replace("NAME", n).replace("JACKPOT", k)
+                                             for n, k in (("Capped", "777"), ("Mutant", "778")))
 
 
 def test_branch_search_reaches_a_path_the_fixed_cases_miss():

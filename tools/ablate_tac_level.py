@@ -93,11 +93,8 @@ def main(argv=None) -> int:
     out = paths.resolve(a.out)
     out.mkdir(parents=True, exist_ok=True)
     from tacsol import params as P
-    from tacsol.evaluate import suite
 
-    values = P.load_yaml(a.params)   # a notebook-03 file also holds its evaluation's keys: not training's
-    p = train.load_params({k: v for k, v in values.items() if k not in suite.DEFAULTS or k in train.DEFAULTS},
-                          a.params)
+    p = train.load_params(train.training_values(P.load_yaml(a.params), a.params), a.params)
     tok = load_tokenizer(p["model"])
     specs = {1: a.l1, 2: a.l2}
     for lv, spec in specs.items():

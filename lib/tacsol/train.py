@@ -112,6 +112,15 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
     return merged
 
 
+def training_values(values: dict[str, Any], where: str) -> dict[str, Any]:
+    """A notebook-03 params file's values without its evaluation's keys (checked here, used by the notebook only)."""
+    from .evaluate import suite
+
+    evaluation = {k: v for k, v in values.items() if k in suite.DEFAULTS and k not in DEFAULTS}
+    P.validate(evaluation, suite.DEFAULTS, where)
+    return {k: v for k, v in values.items() if k not in evaluation}
+
+
 # ----------------------------------------------------------------------------------------------------- data
 def load_records(spec: str) -> dict[str, list[dict]]:
     """Dataset (anything :func:`tacsol.pairs.load` reads: "sample", a name, a folder, a records file with a
@@ -778,11 +787,7 @@ def main(args: argparse.Namespace) -> int:
             raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
         values[k] = yaml.safe_load(v)
     where = Path(args.params).name
-    # a notebook-03 params file also holds its evaluation's keys: checked here, used by the notebook only
-    from .evaluate import suite
-
-    evaluation = {k: values.pop(k) for k in list(values) if k in suite.DEFAULTS and k not in DEFAULTS}
-    P.validate(evaluation, suite.DEFAULTS, where)
+    values = training_values(values, where)
     check_plan(load_params(values, where=where), where)  # refuse bad keys and plans naming the file, before loading
     res = run(values)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -376,13 +376,17 @@ def _declared(ast_sources: dict, main: str, contract: str):
     return functions, modifiers, errors, structs, private, immutable, overloads
 
 
+def _is_address(type_: str) -> bool:
+    return type_.startswith(("address", "contract ", "interface "))
+
+
 def immutable_word(name: str, type_: str, rank: int) -> int:
     """The value the harness gives an immutable variable, as a constructor would on chain: an address (a token,
     a coordinator, a router) is one of the RESPONDERS, which hold code answering every call and are also callers
     (so `msg.sender == i_router` holds on their cases), alternating by declaration rank; a bool is true; an
     integer is a small positive number; bytes and anything else a fixed pseudo-random word."""
     h = int.from_bytes(evm.keccak256(f"immutable:{name}".encode()), "big")
-    if type_.startswith(("address", "contract ", "interface ")):
+    if _is_address(type_):
         return int.from_bytes(RESPONDERS[rank % len(RESPONDERS)], "big")
     if type_ == "bool":
         return 1
@@ -403,12 +407,10 @@ def _fill_immutables(code: bytes, references: dict | None, immutables: list[tupl
     ids = sorted(references, key=int)
     read = [x for x in immutables if str(x[0]) in references]
     pool = read if len(read) == len(ids) else immutables
-    words = {}
-    for rank, ident in enumerate(ids):
-        if rank < len(pool):
-            _, name, type_ = pool[rank]
-            addr_rank = sum(1 for x in pool[:rank] if x[2].startswith(("address", "contract ", "interface ")))
-            words[ident] = immutable_word(name, type_, addr_rank)
+    words, addresses = {}, 0
+    for ident, (_, name, type_) in zip(ids, pool):
+        words[ident] = immutable_word(name, type_, addresses)
+        addresses += _is_address(type_)
     return evm.set_immutables(code, references, words)
 
 

@@ -336,9 +336,7 @@ class _Line:
         ln = self.consts.defs.get(n)
         if ln is None or ln.op != "MLOAD" or self.value(ln.args[0]) != (pb, po - 0x20) or fb is None:
             return None
-        head = self.bytes_at(fb, fo - 0x44, fo - 0x40, cp)
-        if (head != list(ERROR.to_bytes(4, "big")) or self.word(fb, fo - 0x40, cp) != ("c", 0x20)
-                or not self._loads(self.word(fb, fo - 0x20, cp), ln.args[0])
+        if (not self._error_head(fb, fo, cp, ln.args[0])
                 or any(self.stmts[q][2].dest is None and self.stmts[q][2].op not in ABSORBABLE
                        for q in range(cp + 1, len(self.stmts)))):
             return None
@@ -370,9 +368,7 @@ class _Line:
             return None
         after_length = self.value(ln.args[0]) == (pb, po - 0x20) or (   # src = p + 0x20, maybe from another block
             sd is not None and sd.op == "ADD" and sorted(sd.args) == sorted([ln.args[0], ("c", 0x20)]))
-        if (not after_length or self.bytes_at(fb, fo - 0x44, fo - 0x40, cp) != list(ERROR.to_bytes(4, "big"))
-                or self.word(fb, fo - 0x40, cp) != ("c", 0x20) or not self._loads(self.word(fb, fo - 0x20, cp),
-                                                                                 ln.args[0])
+        if (not after_length or not self._error_head(fb, fo, cp, ln.args[0])
                 or any(self.stmts[q][2].dest is None for q in range(cp + 1, last))
                 or self.value(rv.args[0]) != (fb, fo - 0x44)
                 or not (self._ends_at_pad(rv.args[1], rv.args[0], pad) if pad is not None
@@ -403,6 +399,12 @@ class _Line:
             return False
         up = d.get(mask.args[1 - consts.index(M - 32)])
         return up is not None and up.op == "ADD" and sorted(up.args) == sorted([n, ("c", 0x1F)])
+
+    def _error_head(self, fb, fo: int, upto: int, p: Operand) -> bool:
+        """Before position upto, the 0x44 bytes below (fb, fo) are Error(string)'s head: the selector, 0x20 and the
+        length read from p."""
+        return (self.bytes_at(fb, fo - 0x44, fo - 0x40, upto) == list(ERROR.to_bytes(4, "big"))
+                and self.word(fb, fo - 0x40, upto) == ("c", 0x20) and self._loads(self.word(fb, fo - 0x20, upto), p))
 
     def _loads(self, word: Operand | None, at: Operand) -> bool:
         d = self.consts.defs.get(word) if word is not None else None
