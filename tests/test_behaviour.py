@@ -435,3 +435,46 @@ def test_evaluate_reports_behaviour_per_function_and_in_the_summary(tmp_path, sa
     m = s["metrics"]
     assert m["behaviour_rate"] == pytest.approx(1 / 3) and m["behaviour_untestable"] == 1
     assert s["aggregates"]["behaviour"]["differs"] == 1
+
+
+def _outcome_rows(results):
+    return [(x.status, x.reason, x.detail, x.cases, x.bindings) for x in results]
+
+
+def test_worker_processes_give_the_results_of_one_process(sample_test, tmp_path):
+    # the harness's py-evm stage runs in a process per core; a job's result must not depend on where it ran
+    # (each harness traces its originals anew: a trace folder of its own)
+    one = B.Harness(workers=1)
+    recs = [r for r in sample_test if one.original(r) and not isinstance(one.original(r), str)][:6]
+    texts = [r["solidity"] for r in recs]
+    for r in recs[:3]:
+        for _, text in C.mutants(r["solidity"], one.original(r).layout)[:3]:
+            recs.append(r)
+            texts.append(text)
+    got = {}
+    for n, h in ((1, one), (2, B.Harness(workers=2))):
+        h.trace_dir = tmp_path / str(n)
+        try:
+            got[n] = _outcome_rows(h.check_many(recs, texts))
+        finally:
+            h.close()
+    assert got[1] == got[2]
+    assert {s for s, *_ in got[1]} >= {"equivalent", "differs"}
+
+
+def test_branch_search_runs_only_for_originals_a_candidate_agrees_with(sample_test, tmp_path):
+    h = B.Harness(workers=1)
+    h.trace_dir = tmp_path
+    rec = next(r for r in sample_test if r["signature"] == "tokenByIndex(uint256)")
+    wrong = rec["solidity"].replace("return _allTokens[index];", "return index;")
+    assert wrong != rec["solidity"] and h.check_many([rec], [wrong])[0].status == "differs"
+    (t,) = h._traces.values()
+    assert t.branches_pending and t.branch_runs == 0        # the candidate differed on the first cases
+    assert h.check_many([rec], [rec["solidity"]])[0].status == "equivalent"
+    (t,) = h._traces.values()
+    assert not t.branches_pending and not t.explored and t.branch_runs > 0
+    again = B.Harness(workers=1)
+    again.trace_dir = tmp_path
+    assert again.check_many([rec], [rec["solidity"]])[0].status == "equivalent"
+    (t2,) = again._traces.values()
+    assert not t2.branches_pending and len(t2.cases) == len(t.cases)   # read back complete from the disk cache

@@ -12,6 +12,8 @@
     python tools/bench_behaviour.py --dataset sample
     # speed with every original unit cached and every candidate compiled anew (a new generation's case):
     python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates
+    # the first scoring of a function set: its originals traced too
+    python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates --fresh-traces
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ def _cpu() -> float:
 
 
 def _speed(h, n: int, wall: float, cpu0: float) -> dict:
+    """cpu0: _cpu() + h.workers.cpu_s() at the start."""
     h.compiler.close()   # its processes' CPU time is counted when they end
-    cpu = _cpu() - cpu0
+    cpu = _cpu() + h.workers.cpu_s() - cpu0
     return {"wall_s": round(wall, 1), "functions_per_s": round(n / wall, 2), "cpu_s": round(cpu, 1),
             "functions_per_cpu_s": round(n / cpu, 2), "stages_wall_s": {k: round(v, 1) for k, v in h.timings.items()}}
 
@@ -51,7 +54,12 @@ def main() -> int:
     ap.add_argument("--fresh-candidates", action="store_true",
                     help="place a new comment after every candidate, so that no candidate compile is cached (the "
                     "original units still are): the speed of scoring new generations")
+    ap.add_argument("--fresh-traces", action="store_true",
+                    help="trace the originals anew, in a temporary folder (the original units stay cached): the "
+                    "first scoring of a function set")
     ap.add_argument("--reference-only", action="store_true", help="only the reference control (speed runs)")
+    ap.add_argument("--generations", help="a system's functions.parquet (id, generated): score its generations "
+                    "on its functions instead (the speed of scoring a real system, most of whose functions differ)")
     args = ap.parse_args()
 
     from tacsol import pairs
@@ -72,15 +80,21 @@ def main() -> int:
     if args.compile_cache:
         from pathlib import Path
         h.compiler.dir = Path(args.compile_cache)
+    if args.fresh_traces:
+        import tempfile
+        from pathlib import Path
+        h.trace_dir = Path(tempfile.mkdtemp(prefix="tacsol-traces-"))
     if args.fresh_candidates:
         h.candidate_salt = f"tacsol bench {time.time_ns()}"
     figures: dict = {"dataset": args.dataset, "split": args.split, "n_functions": len(recs),
                      "machine": f"{os.cpu_count()} CPU cores, load average at start "
                                 f"{os.getloadavg()[0]:.1f}", "seed": args.seed,
                      "compile_cache": "cold (empty)" if args.compile_cache else "outputs/cache/behaviour (may be warm)",
-                     "fresh_candidates": args.fresh_candidates}
+                     "fresh_candidates": args.fresh_candidates, "fresh_traces": args.fresh_traces}
 
-    cpu0, t0 = _cpu(), time.perf_counter()
+    if args.generations:
+        return _score_generations(args, ds, h, figures)
+    cpu0, t0 = _cpu() + h.workers.cpu_s(), time.perf_counter()
     ref = h.check_many(recs, [r["solidity"] for r in recs], progress=True)
     wall = time.perf_counter() - t0
     s = B.summarize(ref)
@@ -109,7 +123,7 @@ def main() -> int:
     ok = [(r, h.original(r)) for r, x in zip(recs, ref) if x.status != "untestable"]
     ren = [C.rename_consistently(r["solidity"], [v["label"] for v in o.layout], list(o.functions))[0] for r, o in ok]
     h.timings.clear()
-    cpu0, t0 = _cpu(), time.perf_counter()
+    cpu0, t0 = _cpu() + h.workers.cpu_s(), time.perf_counter()
     rres = h.check_many([r for r, _ in ok], ren, progress=True)
     s2 = B.summarize(rres)
     figures["renamed"] = {**s2, "equivalent_of_reference_testable": s2["equivalent"] / max(1, len(ok)),
@@ -127,7 +141,7 @@ def main() -> int:
             mt.append(text)
             kinds.append(k)
     h.timings.clear()
-    cpu0, t0 = _cpu(), time.perf_counter()
+    cpu0, t0 = _cpu() + h.workers.cpu_s(), time.perf_counter()
     mres = h.check_many(mr, mt, progress=True)
     by_kind = collections.Counter((k, x.status) for k, x in zip(kinds, mres))
     tm = [x for x in mres if x.status != "untestable"]
@@ -141,6 +155,28 @@ def main() -> int:
     if args.out:
         atomic_write_json(args.out, figures)
         print("wrote", args.out)
+    return 0
+
+
+def _score_generations(args, ds, h, figures: dict) -> int:
+    import pandas as pd
+
+    from tacsol.evaluate import behaviour as B
+    from tacsol.ioutil import atomic_write_json
+
+    df = pd.read_parquet(args.generations)
+    by_id = {r["id"]: dict(r) for split in ds for r in ds[split]}
+    rows = [(by_id[i], g) for i, g in zip(df["id"], df["generated"]) if i in by_id]
+    cpu0, t0 = _cpu() + h.workers.cpu_s(), time.perf_counter()
+    res = h.check_many([r for r, _ in rows], [g for _, g in rows], progress=True)
+    speed = _speed(h, len(rows), time.perf_counter() - t0, cpu0)
+    s = B.summarize(res)
+    figures.update({"generations": args.generations, "n_functions": len(rows), "system": {**s, **speed}})
+    print(f"{args.generations}: {len(rows)} functions, equivalent {s['equivalent']}, differs {s['differs']}, "
+          f"untestable {s['untestable']}; {speed['functions_per_s']} functions/s, {speed['functions_per_cpu_s']} "
+          f"per CPU second  stages {speed['stages_wall_s']}")
+    if args.out:
+        atomic_write_json(args.out, figures)
     return 0
 
 

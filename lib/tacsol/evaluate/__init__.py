@@ -292,9 +292,14 @@ def _behaviour_stage(rows: list[dict], recs: list, behaviour: bool, harness, pro
         # failed rows (missing, empty, not text) have no generation; an unparsable text is still tried
         texts = [None if row["failure"] and not row["failure"].startswith("unparsable") else row["generated"]
                  for row in rows]
-        for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
-            row.update({"behaviour": res.status, "behaviour_reason": res.reason, "behaviour_detail": res.detail,
-                        "behaviour_bindings": "; ".join(res.bindings), "behaviour_cases": res.cases})
+        try:
+            for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
+                row.update({"behaviour": res.status, "behaviour_reason": res.reason,
+                            "behaviour_detail": res.detail, "behaviour_bindings": "; ".join(res.bindings),
+                            "behaviour_cases": res.cases})
+        finally:
+            if harness is None:   # its solcjs servers and worker processes
+                h.close()
 
 
 def _similarity_stage(rows: list[dict], embedder, progress: bool) -> None:

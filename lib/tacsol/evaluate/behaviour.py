@@ -27,7 +27,9 @@ Results: `equivalent`, `differs` (with the first differing case) or `untestable`
 whose code halts only by reverting (reverts_by_construction) is compared by its revert data alone.
 
 Speed: candidates of one unit compile in one solc call, by the legacy pipeline without optimizer, in solcjs
-processes kept running (SolcServer); each runtime's py-evm state is built once (execution._Machine)."""
+processes kept running (SolcServer); each runtime's py-evm state is built once (execution._Machine); the py-evm
+stage (traces, searches, comparisons) runs in a process per core (Workers) beside the compiles; the branch search
+runs only for originals a candidate agrees with, and originals' traces are cached on disk."""
 from __future__ import annotations
 
 import gzip
@@ -280,9 +282,10 @@ class Compiler:
 
 
 # ------------------------------------------------------------------------------------------- the contract
+# bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t4"   # bump when Original changes: its cached copies (Harness._original_path) are then ignored
+TRACE_FORMAT = "t6"
 
 
 @dataclass
@@ -1123,6 +1126,8 @@ class Trace:
     sel: str = ""                      # the selector the original was called with
     searched: int = 0                  # runs of the original search_success spent (0: a fixed case returned)
     branch_runs: int = 0               # runs of the original search_branches spent
+    branches_pending: bool = False     # made with branches=False: search_branches not run yet (extend_branches)
+    explored: bool = False             # the outcomes still hold what only the searches read (cmps, branches)
 
 
 def seed_code(address: bytes, variant: int, words: int = 1) -> bytes | None:
@@ -1143,10 +1148,11 @@ def seed_code(address: bytes, variant: int, words: int = 1) -> bytes | None:
 
 def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[Case], *, seed: int,
                    time_limit_s: float = 20.0, shapes: dict | None = None, payable: bool = False,
-                   search: bool = True) -> Trace:
+                   search: bool = True, branches: bool = True) -> Trace:
     """Run the original on every case, each from its storage state; when none returns, search_success looks for
     states and arguments that reach the success path; then search_branches looks for cases that take branches no
-    case took. The cases they find are added (both sides run them)."""
+    case took. The cases they find are added (both sides run them). `branches=False` leaves the branch search
+    for later (extend_branches): a candidate that already differs on these cases needs none."""
     deadline = time.thread_time() + time_limit_s
     outs: list[Outcome] = []
     for i, c in enumerate(cases):
@@ -1155,8 +1161,8 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
             return Trace("reference_timeout", f"case {i}", outs, cases[:i], shapes, sel)
         outs.append(a)
         if time.thread_time() > deadline:
-            return Trace("ok", f"time limit after {i + 1} cases", outs, cases[:i + 1], shapes, sel)
-    t = Trace("ok", "", outs, list(cases), shapes, sel)
+            return Trace("ok", f"time limit after {i + 1} cases", _plain(outs), cases[:i + 1], shapes, sel)
+    t = Trace("ok", "", outs, list(cases), shapes, sel, explored=search)
     if search and outs and not any(o.success for o in outs):
         stop = min(deadline, time.thread_time() + SEARCH_S)
         found, t.searched = search_success(
@@ -1164,22 +1170,63 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
         for c, o in found:
             t.cases.append(c)
             t.outcomes.append(o)
-    if search and any(o.success for o in t.outcomes):
-        stop = min(deadline, time.thread_time() + BRANCH_S)
-        found, t.branch_runs = search_branches(
-            lambda c: _run(code, sel, types, c, seed, shapes, stop, explore=True), t.cases, t.outcomes, types,
-            payable, stop)
-        for c, o in found:
-            t.cases.append(c)
-            t.outcomes.append(o)
-    # what only the searches read: a cached trace keeps what the comparison needs
-    t.outcomes = [replace(o, cmps=[], read_values={}, branches=set(), cmp_jumps=[]) for o in t.outcomes]
-    return t
+    t.branches_pending = search and any(o.success for o in t.outcomes)
+    if t.branches_pending and branches:
+        return extend_branches(t, code, types, seed=seed, payable=payable,
+                               time_limit_s=max(0.0, deadline - time.thread_time()))
+    return t if t.branches_pending else plain_trace(t)
+
+
+def extend_branches(t: Trace, code: bytes, types: list[abi.AbiType], *, seed: int, payable: bool = False,
+                    time_limit_s: float = 20.0) -> Trace:
+    """A trace made with branches=False, with the cases search_branches finds added (unchanged when none is
+    pending). Its cases run again, as explore runs, when it no longer holds what the search reads (a trace read
+    back from the disk cache): a run's outcome is a pure function of its case."""
+    if not t.branches_pending:
+        return t
+    deadline = time.thread_time() + time_limit_s
+    outs = t.outcomes if t.explored else [_run(code, t.sel, types, c, seed, t.shapes, deadline, explore=True)
+                                          for c in t.cases]
+    stop = min(deadline, time.thread_time() + BRANCH_S)
+    found, runs = search_branches(lambda c: _run(code, t.sel, types, c, seed, t.shapes, stop, explore=True),
+                                  t.cases, outs, types, payable, stop)
+    return plain_trace(replace(t, cases=t.cases + [c for c, _ in found], outcomes=t.outcomes + [o for _, o in found],
+                               branch_runs=runs, branches_pending=False))
+
+
+def _plain(outcomes: list[Outcome]) -> list[Outcome]:
+    return [replace(o, cmps=[], read_values={}, branches=set(), cmp_jumps=[]) for o in outcomes]
+
+
+def plain_trace(t: Trace) -> Trace:
+    """The trace without what only the searches read: what the comparison needs, small enough to cache."""
+    return replace(t, outcomes=_plain(t.outcomes), explored=False) if t.explored else t
 
 
 # ------------------------------------------------------------------------------------------ state search
-SEARCH_RUNS = 96    # runs of the original the state search may spend on one function
-SEARCH_S = 6.0      # and CPU seconds
+@dataclass
+class _Budget:
+    """What a search may spend: runs and jumps executed, so that the same search stops at the same run on any
+    machine and under any load (a CPU-time budget found fewer cases with the workers sharing a core's
+    siblings), and thread CPU time as a safety net."""
+    runs: int
+    steps: int
+    stop: float
+    spent_runs: int = 0
+    spent_steps: int = 0
+
+    def left(self) -> bool:
+        return self.spent_runs < self.runs and self.spent_steps < self.steps and time.thread_time() < self.stop
+
+    def charge(self, o: Outcome) -> Outcome:
+        self.spent_runs += 1
+        self.spent_steps += o.steps
+        return o
+
+
+SEARCH_RUNS = 96         # runs of the original the state search may spend on one function
+SEARCH_STEPS = 200_000   # and jumps executed (about 6 CPU s of py-evm on 2026 cores)
+SEARCH_S = 12.0          # and CPU seconds: a safety net only, the step budget binds first
 SEARCH_FOUND = 3    # returning cases it stops at
 _PER_PARENT = 16    # proposals drawn from one run's comparisons
 
@@ -1250,21 +1297,22 @@ def _resized(t: abi.AbiType, v, n: int):
 _FIELD_WIDTHS = (160, 64, 8)   # address, uint64, uint8/bool fields of packed slots
 
 
-def _slot_fields(word: int, x: int):
-    """(shift, mask) of the fields of a slot value that hold x: the whole word, or a packed field."""
-    if word == x:
-        yield 0, abi.M256
-        return
-    if not x:
-        return
-    for w in _FIELD_WIDTHS:
-        if x >> w:
-            continue
-        mask = (1 << w) - 1
-        for o in range(0, 33 - w // 8):
-            if (word >> (8 * o)) & mask == x:
-                yield 8 * o, mask
-                break
+def _slot_fields(read_values: dict[int, int]) -> dict[int, list[tuple[int, int, int, int]]]:
+    """value -> [(slot, word, shift, mask)]: the slots a run read whose whole word, or else a packed field (the
+    lowest offset per field width), holds that value, in read order. One index per run: a run of a loop makes
+    thousands of comparisons, each looked up here."""
+    index: dict[int, list[tuple[int, int, int, int]]] = {}
+    for slot, word in read_values.items():
+        if word:
+            index.setdefault(word, []).append((slot, word, 0, abi.M256))
+        for w in _FIELD_WIDTHS:
+            mask, placed = (1 << w) - 1, set()
+            for o in range(0, 33 - w // 8):
+                f = (word >> (8 * o)) & mask
+                if f and f != word and f not in placed:
+                    placed.add(f)
+                    index.setdefault(f, []).append((slot, word, 8 * o, mask))
+    return index
 
 
 def _targets(op: str, a: int, b: int) -> list[tuple[int, list[int]]]:
@@ -1284,6 +1332,7 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
     failing require is usually the last one before the revert. `first`: JUMPI pcs whose comparisons go first
     (the branch search's branches taken one way only)."""
     leaves = list(_leaves(types, case.args))
+    fields = _slot_fields(out.read_values)
     done: set = set()
     made = 0
     if out.probed and case.answer_words == 1:   # a called contract's one-word answer may not decode as a tuple
@@ -1323,14 +1372,13 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
                     if y <= BALANCE_LIMIT:
                         made += 1
                         yield replace(case, value=y, found=_note(case, f"value = {y}"))
-            for slot, word in out.read_values.items():
-                for shift, mask in _slot_fields(word, x):
-                    for y in targets:
-                        if y & mask != y:
-                            continue
-                        made += 1
-                        yield replace(case, storage={**case.storage, slot: (word & ~(mask << shift)) | (y << shift)},
-                                      found=_note(case, f"slot {hex(slot)[:14]} = {hex(y)[:20]}"))
+            for slot, word, shift, mask in fields.get(x, ()):
+                for y in targets:
+                    if y & mask != y:
+                        continue
+                    made += 1
+                    yield replace(case, storage={**case.storage, slot: (word & ~(mask << shift)) | (y << shift)},
+                                  found=_note(case, f"slot {hex(slot)[:14]} = {hex(y)[:20]}"))
         if made >= _PER_PARENT:
             return
 
@@ -1355,7 +1403,8 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
     at a time (an argument, the caller, the value sent, a slot's value) takes the other operand of a comparison
     the run made (the owner stored in a slot, the id a mapping entry holds, the length a signature must have, a
     timestamp just past a deadline). A child that takes a branch no run took before is explored in turn, the
-    deepest first. Bounded by SEARCH_RUNS runs and `stop` (thread CPU time); only the original runs here."""
+    deepest first. Bounded by SEARCH_RUNS runs, SEARCH_STEPS jumps and `stop` (thread CPU time); only the
+    original runs here."""
     import heapq
 
     best: dict[int, tuple[int, int]] = {}
@@ -1366,25 +1415,23 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
     seen: set = set()
     tried = {_case_key(c) for c in cases}
     found: list[tuple[Case, Outcome]] = []
-    runs = 0
+    budget = _Budget(SEARCH_RUNS, SEARCH_STEPS, stop)
     for _, i in sorted(best.values(), reverse=True):
-        if runs >= SEARCH_RUNS or time.thread_time() > stop:
+        if not budget.left():
             break
-        o = run(cases[i])
-        runs += 1
+        o = budget.charge(run(cases[i]))
         seen |= o.branches
-        heapq.heappush(heap, (-len(o.branches), runs, cases[i], o))
-    while heap and runs < SEARCH_RUNS and len(found) < SEARCH_FOUND and time.thread_time() < stop:
+        heapq.heappush(heap, (-len(o.branches), budget.spent_runs, cases[i], o))
+    while heap and len(found) < SEARCH_FOUND and budget.left():
         _, _, parent, po = heapq.heappop(heap)
         for child in _proposals(parent, po, types, payable):
             key = _case_key(child)
             if key in tried:
                 continue
             tried.add(key)
-            if runs >= SEARCH_RUNS or time.thread_time() > stop:
+            if not budget.left():
                 break
-            o = run(child)
-            runs += 1
+            o = budget.charge(run(child))
             if o.timeout:
                 continue
             if o.success:
@@ -1394,12 +1441,13 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
                 continue
             if not o.branches <= seen:
                 seen |= o.branches
-                heapq.heappush(heap, (-len(o.branches), runs, child, o))
-    return found, runs
+                heapq.heappush(heap, (-len(o.branches), budget.spent_runs, child, o))
+    return found, budget.spent_runs
 
 
-BRANCH_RUNS = 48    # runs of the original the branch search may spend on one function
-BRANCH_S = 3.0      # and CPU seconds
+BRANCH_RUNS = 48         # runs of the original the branch search may spend on one function
+BRANCH_STEPS = 100_000   # and jumps executed (about 3 CPU s)
+BRANCH_S = 6.0           # and CPU seconds: a safety net only
 BRANCH_FOUND = 6    # cases it adds (each takes a branch no earlier case took in its storage state)
 BRANCH_NOTE = "new branch: "
 
@@ -1413,8 +1461,9 @@ def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes:
     constant in a cap check, a flipped comparison of a limit, an event in an owner-only branch) would pass them.
     From the returning cases (the deepest first), one input at a time takes the other operand of a comparison
     the run made (_proposals, as the state search does; first those of the branches taken one way only); a child
-    that reaches a new branch, returning or not, is kept and explored in turn. `outcomes` must come from explore runs (their branches). Bounded by BRANCH_RUNS
-    runs, BRANCH_FOUND cases and `stop` (thread CPU time); only the original runs here."""
+    that reaches a new branch, returning or not, is kept and explored in turn. `outcomes` must come from explore
+    runs (their branches). Bounded by BRANCH_RUNS runs, BRANCH_STEPS jumps, BRANCH_FOUND cases and `stop` (thread
+    CPU time); only the original runs here."""
     import heapq
 
     # branches per storage state: a path one state reaches (the owner's revert when a token has no code) is
@@ -1425,8 +1474,8 @@ def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes:
     tried = {_case_key(c) for c in cases}
     changes: set = set()   # (state, change): the same change from another parent in that state rarely adds a branch
     found: list[tuple[Case, Outcome]] = []
-    runs, tick = 0, len(cases)
-    while heap and runs < BRANCH_RUNS and len(found) < BRANCH_FOUND and time.thread_time() < stop:
+    budget, tick = _Budget(BRANCH_RUNS, BRANCH_STEPS, stop), len(cases)
+    while heap and len(found) < BRANCH_FOUND and budget.left():
         *_, parent, po = heapq.heappop(heap)
         v = parent.variant
         one_way = {pc for w, pc, d in seen if w == v and (v, pc, not d) not in seen}
@@ -1436,10 +1485,9 @@ def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes:
                 continue
             tried.add(key)
             changes.add(change)
-            if runs >= BRANCH_RUNS or time.thread_time() > stop:
+            if not budget.left():
                 break
-            o = run(child)
-            runs += 1
+            o = budget.charge(run(child))
             reached = {(child.variant, *b) for b in o.branches}
             if o.timeout or reached <= seen:
                 continue
@@ -1451,7 +1499,7 @@ def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes:
             heapq.heappush(heap, (not o.success, -o.steps, tick, child, o))
             if len(found) >= BRANCH_FOUND:
                 break
-    return found, runs
+    return found, budget.spent_runs
 
 
 def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
@@ -1474,12 +1522,13 @@ def _run(code: bytes, sel: str, types: list[abi.AbiType], c: Case, seed: int, sh
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], *,
-                      seed: int, time_limit_s: float = 20.0) -> tuple[str, str, int]:
+                      seed: int, time_limit_s: float = 20.0, start: int = 0) -> tuple[str, str, int]:
     """('equivalent' | 'differs', detail, cases compared): the candidate against the traced original, case by
-    case, from the same states."""
+    case, from the same states; from case `start` on (the cases a trace gained since the candidate agreed on
+    those before)."""
     deadline = time.thread_time() + time_limit_s
-    for i, a in enumerate(trace.outcomes):
-        c = trace.cases[i]
+    for i in range(start, len(trace.outcomes)):
+        a, c = trace.outcomes[i], trace.cases[i]
         b = _as_if_called_by(_run(cand, cand_sel, types, c, seed, trace.shapes, deadline), cand_sel, trace.sel)
         field_ = compare(a, b)
         if field_:
@@ -1504,6 +1553,78 @@ def _fmt_args(args: list) -> str:
     return "(" + ", ".join(one(a) for a in args) + ")"
 
 
+# ---------------------------------------------------------------------------------------------- workers
+class Workers:
+    """Processes (one per core by default) that run originals and candidates in py-evm, the harness's CPU-bound
+    stage: pure functions of picklable arguments (trace_original, extend_branches, compare_candidate), so a
+    job's result does not depend on where it ran. Started on first use from a forkserver that has imported
+    py-evm (the parent holds solcjs reader threads: no plain fork); fewer jobs than 2 per worker run here."""
+
+    def __init__(self, n: int | None = None):
+        self.n = max(1, n or len(os.sched_getaffinity(0)))
+        self._pool = None
+        self.closed_cpu_s = 0.0   # CPU seconds of the worker processes closed so far (benchmarks)
+
+    def cpu_s(self) -> float:
+        """CPU seconds the worker processes spent, closed ones included. They are the forkserver's children, not
+        this process's: RUSAGE_CHILDREN does not see them, /proc does."""
+        live = 0.0
+        for pid in list(getattr(self._pool, "_processes", None) or {}):
+            try:
+                f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                live += (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+            except (OSError, IndexError, ValueError):
+                pass
+        return self.closed_cpu_s + live
+
+    def _executor(self):
+        if self._pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
+            ctx = multiprocessing.get_context("forkserver")
+            ctx.set_forkserver_preload([__name__])
+            self._pool = ProcessPoolExecutor(self.n, mp_context=ctx)
+        return self._pool
+
+    def run(self, jobs: list[tuple], desc: str = "") -> list:
+        """jobs: (key, function, args, kwargs) -> the results, in order; a progress bar when `desc` is given."""
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(jobs), desc=desc, unit="fn", disable=not desc)
+        try:
+            if self.n == 1 or len(jobs) < 2 * self.n:
+                out = []
+                for _, fn, args, kw in jobs:
+                    out.append(fn(*args, **kw))
+                    bar.update()
+                return out
+            from concurrent.futures import as_completed
+            from concurrent.futures.process import BrokenProcessPool
+
+            futures = {self._executor().submit(fn, *args, **kw): j for j, (_, fn, args, kw) in enumerate(jobs)}
+            out: list = [None] * len(jobs)
+            try:
+                for f in as_completed(futures):
+                    out[futures[f]] = f.result()
+                    bar.update()
+            except BrokenProcessPool:   # a worker killed (out of memory): the rest run here, nothing lost
+                self.close()
+                for j, (_, fn, args, kw) in enumerate(jobs):
+                    if out[j] is None:
+                        out[j] = fn(*args, **kw)
+                        bar.update()
+            return out
+        finally:
+            bar.close()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self.closed_cpu_s = self.cpu_s()
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
 # ---------------------------------------------------------------------------------------------- harness
 class Harness:
     """check_many(records, generated texts) -> [BehaviourResult]. Compiles are batched and cached; originals are
@@ -1511,8 +1632,9 @@ class Harness:
 
     def __init__(self, units: corpus.RecordUnits | None = None, *, seed: int = 0, n_cases: int = N_CASES,
                  time_limit_s: float = 20.0, compiler: Compiler | None = None, search: bool = True,
-                 fast_candidates: bool = True):
+                 fast_candidates: bool = True, workers: int | None = None):
         self.units = units or record_units()
+        self.workers = Workers(workers)   # processes that run the originals and candidates (py-evm)
         self.seed, self.n_cases, self.time_limit_s, self.search = seed, n_cases, time_limit_s, search
         # candidates compiled by the legacy pipeline without optimizer (the record's compiler and EVM version):
         # optimizing changes gas, not behaviour, and costs 3-20x the compile (via-IR units: ~25 s of solcjs CPU)
@@ -1523,6 +1645,7 @@ class Harness:
         self.compiler = compiler or Compiler()
         self._originals: dict[str, Original | str] = {}
         self._traces: dict[tuple, Trace] = {}   # mutants and renamings of one record share its original's trace
+        self.trace_dir: Path | None = None      # where traces are cached (default: beside the compiles)
 
     def _unit(self, rec: dict) -> tuple[str, dict[str, str]] | None:
         try:
@@ -1530,27 +1653,71 @@ class Harness:
         except corpus.UnitNotFound:
             return None
 
-    def _trace(self, o: Original, sel: str, signature: str, types: list[abi.AbiType], payable: bool) -> Trace:
-        """The original's trace, from the disk cache beside the compiles when this runtime was traced before with
-        the same cases (a trace is a pure function of runtime, selector, types, seed and the harness's rules:
-        TRACE_FORMAT), else run (and cached unless it hit a time limit, which depends on the machine)."""
+    def _trace_path(self, o: Original, sel: str, signature: str, payable: bool) -> Path:
+        key = hashlib.sha256(repr((TRACE_FORMAT, o.code, sel, signature, payable, self.seed, self.n_cases,
+                                   self.search, sorted(slot_shapes(o).items(), key=repr))).encode()).hexdigest()
+        return (self.trace_dir or self.compiler.dir / "traces") / key[:2] / f"{key}.pkl.gz"
+
+    def _store_trace(self, p: Path, t: Trace) -> None:
+        """Cached unless a time limit cut it short (that depends on the machine); a trace whose branch search is
+        pending is cached as such and extended later (extend_branches)."""
         import pickle
 
         from ..ioutil import atomic_write_bytes
 
-        key = hashlib.sha256(repr((TRACE_FORMAT, o.code, sel, signature, payable, self.seed, self.n_cases,
-                                   self.search, sorted(slot_shapes(o).items(), key=repr))).encode()).hexdigest()
-        p = self.compiler.dir / "traces" / key[:2] / f"{key}.pkl.gz"
-        if p.exists():
-            try:
-                return pickle.loads(gzip.decompress(p.read_bytes()))
-            except Exception:  # noqa: BLE001  a torn or stale entry: run again
-                pass
-        t = trace_original(o.code, sel, types, make_cases(types, payable, self.seed, self.n_cases), seed=self.seed,
-                           time_limit_s=self.time_limit_s, shapes=slot_shapes(o), payable=payable, search=self.search)
         if t.status == "ok" and not t.detail:
-            atomic_write_bytes(p, gzip.compress(pickle.dumps(t), 5))
-        return t
+            atomic_write_bytes(p, gzip.compress(pickle.dumps(plain_trace(t)), 5))
+
+    def _trace(self, o: Original, sel: str, signature: str, types: list[abi.AbiType], payable: bool) -> Trace:
+        """One original's complete trace (the branch search included)."""
+        t = self._trace_all([((o.code, sel, payable), (o, sel, signature, types, payable))])[(o.code, sel, payable)]
+        return self._extend_all({(o.code, sel, payable): (t, o, sel, signature, types, payable)})[(o.code, sel, payable)]
+
+    def _trace_all(self, items: list[tuple[object, tuple]], progress: bool = False) -> dict[object, Trace]:
+        """key -> the original's trace over the cases, without its branch search (extended by _extend_all for the
+        candidates that agree on these cases), from the disk cache beside the compiles when this runtime was
+        traced before with the same cases (a trace is a pure function of runtime, selector, types, seed and the
+        harness's rules: TRACE_FORMAT), else run by the workers. items: (key, (Original, selector, signature,
+        types, payable))."""
+        import pickle
+
+        out: dict[object, Trace] = {}
+        jobs, paths_ = [], []
+        for key, (o, sel, signature, types, payable) in items:
+            p = self._trace_path(o, sel, signature, payable)
+            if p.exists():
+                try:
+                    out[key] = pickle.loads(gzip.decompress(p.read_bytes()))
+                    continue
+                except Exception:  # noqa: BLE001  a torn or stale entry: run again
+                    pass
+            jobs.append((key, trace_original, (o.code, sel, types, make_cases(types, payable, self.seed, self.n_cases)),
+                         dict(seed=self.seed, time_limit_s=self.time_limit_s, shapes=slot_shapes(o), payable=payable,
+                              search=self.search, branches=False)))
+            paths_.append(p)
+        for (key, *_), p, t in zip(jobs, paths_, self.workers.run(jobs, "behaviour: trace originals" if progress
+                                                                   else "")):
+            self._store_trace(p, t)
+            out[key] = t
+        return out
+
+    def _extend_all(self, items: dict[object, tuple], progress: bool = False) -> dict[object, Trace]:
+        """key -> the trace with its branch search run (extend_branches) and cached. items: key -> (trace,
+        Original, selector, signature, types, payable)."""
+        jobs = [(key, extend_branches, (t, o.code, types), dict(seed=self.seed, payable=payable,
+                                                                 time_limit_s=self.time_limit_s))
+                for key, (t, o, sel, signature, types, payable) in items.items() if t.branches_pending]
+        out = {key: v[0] for key, v in items.items()}
+        for (key, *_), t in zip(jobs, self.workers.run(jobs, "behaviour: search branches" if progress else "")):
+            o, sel, signature, _, payable = items[key][1:]
+            self._store_trace(self._trace_path(o, sel, signature, payable), t)
+            out[key] = t
+        return out
+
+    def close(self) -> None:
+        """Stop the solcjs servers and the worker processes (both restart when needed)."""
+        self.compiler.close()
+        self.workers.close()
 
     def _tick(self, stage: str, t0: float) -> float:
         now = time.perf_counter()
@@ -1745,16 +1912,17 @@ class Harness:
                 continue
             payable = (r.get("mutability") or "") == "payable"
             state[i] = {"cand": cand, "types": types, "bindings": [], "orig": o, "text0": cand, "renames": {},
-                        "alts": {}, "tkey": (okey[i], sel, payable), "payable": payable}
+                        "alts": {}, "tkey": (okey[i], sel, payable), "payable": payable,
+                        "signature": r.get("signature") or ""}
         # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()],
                                 progress)
-            try:
-                for i, s in tqdm(state.items(), desc="behaviour: originals", unit="fn", disable=not progress):
-                    if s["tkey"] not in self._traces:   # the original alone: the slots and topics binding needs
-                        self._traces[s["tkey"]] = self._trace(s["orig"], s["tkey"][1], recs[i].get("signature") or "",
-                                                              s["types"], s["payable"])
+            try:   # the originals alone: the slots and topics binding needs, the cases candidates run
+                need = {s["tkey"]: (s["orig"], s["tkey"][1], recs[i].get("signature") or "", s["types"], s["payable"])
+                        for i, s in state.items() if s["tkey"] not in self._traces}
+                self._traces.update(self._trace_all(list(need.items()), progress))
+                for i, s in state.items():
                     s["trace"] = trace = self._traces[s["tkey"]]
                     s["seen"] = trace.outcomes
                     if trace.status == "reference_timeout":
@@ -1803,18 +1971,39 @@ class Harness:
                 results[i] = BehaviourResult("untestable", "did_not_compile", "still undeclared names after binding",
                                              s["bindings"])
         t0 = self._tick("binding rounds", t0)
-        # 3. execute
+        # 3. execute: every candidate on its original's cases; those that agree, also on the cases the branch
+        # search then finds (run once per original, only for originals some candidate agrees with)
         todo = [i for i in state if results[i] is None]
-        for i in tqdm(todo, desc="behaviour: candidates", unit="fn", disable=not progress):
-            s = state[i]
-            r = recs[i]
-            status, detail, n = compare_candidate(s["trace"], s["code"], s["sel"], s["types"],
-                                                  seed=self.seed, time_limit_s=self.time_limit_s)
-            results[i] = _verdict(s, r, status, detail, n, s["bindings"])
+        verdicts = dict(zip(todo, self._compare_all([(state[i], 0) for i in todo], progress)))
+        t0 = self._tick("compare", t0)
+        agreed = [i for i in todo if verdicts[i][0] == "equivalent" and state[i]["trace"].branches_pending]
+        self._complete_traces([state[i] for i in agreed], progress)
+        t0 = self._tick("search branches", t0)
+        verdicts.update(zip(agreed, self._compare_all([(state[i], state[i]["n_before"]) for i in agreed], progress)))
+        for i in todo:
+            results[i] = _verdict(state[i], recs[i], *verdicts[i], state[i]["bindings"])
         t0 = self._tick("compare", t0)
         self._try_alternatives(recs, units, state, results)
         self._tick("alternatives", t0)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
+
+    def _compare_all(self, items: list[tuple[dict, int]], progress: bool = False) -> list[tuple[str, str, int]]:
+        """(status, detail, cases compared) per (candidate state, first case to compare), run by the workers."""
+        jobs = [(k, compare_candidate, (s["trace"], s["code"], s["sel"], s["types"]),
+                 dict(seed=self.seed, time_limit_s=self.time_limit_s, start=start))
+                for k, (s, start) in enumerate(items)]
+        return self.workers.run(jobs, "behaviour: candidates" if progress else "")
+
+    def _complete_traces(self, states: list[dict], progress: bool = False) -> None:
+        """Run the branch search of these candidates' originals (once per original, then cached) and point each
+        candidate at its complete trace; s["n_before"]: the cases it had already."""
+        items = {s["tkey"]: (self._traces[s["tkey"]], s["orig"], s["tkey"][1], s["signature"], s["types"],
+                             s["payable"]) for s in states}
+        self._traces.update(self._extend_all(items, progress))
+        for s in states:
+            s["n_before"] = len(s["trace"].cases)
+            s["trace"] = self._traces[s["tkey"]]
+            s["seen"] = s["trace"].outcomes
 
     def _try_alternatives(self, recs, units, state, results, limit: int = 8) -> None:
         """A run that differs under a binding with equally supported alternatives (two same-depth mappings both
@@ -1841,6 +2030,7 @@ class Harness:
                     made += 1
         if not tries:
             return
+        self._complete_traces([state[i] for i in {i for i, _ in tries}])
         outs = self._compile_candidates([(j, recs[i], units[i], apply_renames(state[i]["text0"], ren))
                                          for j, (i, ren) in enumerate(tries)])
         done: set[int] = set()
