@@ -179,6 +179,33 @@ CAPPED = "pragma solidity 0.8.20;" + "".join(CAPPED_TEMPLATE.replace("NAME", n).
                                              for n, k in (("Capped", "777"), ("Mutant", "778")))
 
 
+NAMED = """pragma solidity 0.8.20;
+contract Named {
+    string _name;
+    string _symbol;
+    function name() external view returns (string memory) { return _name; }
+}
+contract OtherString {
+    string _name;
+    string _symbol;
+    function name() external view returns (string memory) { return _symbol; }
+}"""
+
+
+def test_a_getter_returning_another_string_variable_differs():
+    # every string slot once held the same seeded text, so returning `_symbol` for `_name` passed every case
+    out = compile_bytecode(NAMED, "0.8.20")
+    code, other = bytes.fromhex(out["Named"]["bytecode"]), bytes.fromhex(out["OtherString"]["bytecode"])
+    sel = out["Named"]["selectors"]["name()"]
+    shapes = {0: ["bytes"], 1: ["bytes"]}
+    assert B.seed_value(0, 0, 1, shapes) != B.seed_value(1, 0, 1, shapes)
+    t = B.trace_original(code, sel, [], B.make_cases([], False, 0), seed=0, shapes=shapes, search=False)
+    assert sum(o.success for o in t.outcomes) >= 16
+    status, detail, n = B.compare_candidate(t, other, sel, [], seed=0)
+    assert status == "differs" and n == 2 and "return data differ" in detail   # case 0: every slot zero
+    assert B.compare_candidate(t, code, sel, [], seed=0)[0] == "equivalent"
+
+
 def test_branch_search_reaches_a_path_the_fixed_cases_miss():
     # no boundary or random value is 777: the fixed cases never take the jackpot branch, so a mutant of its
     # constant passes them; the branch search sets the argument to the compared value and the mutant differs

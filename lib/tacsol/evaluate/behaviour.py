@@ -285,7 +285,7 @@ class Compiler:
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t6"
+TRACE_FORMAT = "t7"
 
 
 @dataclass
@@ -1024,8 +1024,9 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict | None = Non
     4 privileged with every bool state variable false: paused, locked and initialized flags clear, every hashed
       slot (role membership) set.
     shapes (slot_shapes): in every non-zero state a dynamic array's length slot holds 1 to 3 and a string/bytes
-    slot a short string, so that loops and copies stay within gas as in a deployed contract; the same for the
-    members of structs stored in mappings, found through the run's SHA3 preimages `pre`."""
+    slot a short string (its own per slot and state), so that loops and copies stay within gas as in a deployed
+    contract; the same for the members of structs stored in mappings, found through the run's SHA3 preimages
+    `pre`."""
     if variant == 0:
         return 0
     h = int.from_bytes(hashlib.sha256(f"{seed}:{variant}:{slot}".encode()).digest(), "big")
@@ -1036,8 +1037,9 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict | None = Non
         shape = shapes.get(("member", *e), []) if e else []
     if "array" in shape:
         return 1 + h % 3
-    if "bytes" in shape:
-        return int.from_bytes(b"tacsol".ljust(31, b"\0"), "big") << 8 | 12   # short layout: data, length * 2
+    if "bytes" in shape:   # short layout: data, then length * 2; one text per slot and state, so that a getter
+        text = f"tacsol{h % 10**6:06d}".encode()   # returning another string variable differs
+        return int.from_bytes(text.ljust(31, b"\0"), "big") << 8 | 2 * len(text)
     owner = int.from_bytes(CALLERS[0], "big")
     if variant == 1:
         return owner if slot < 1 << 64 or h & 1 else 0
