@@ -1,8 +1,8 @@
 """A small interpreter for tacsol TAC (docs/tac-format.md), used by the lift tests to check that lifted code
 computes what the EVM computes. It covers arithmetic/comparison/bitwise/shift ops, calldata, memory, storage,
 keccak, logs, jumps with block arguments, return/revert/stop, and every level-2 construct (named arguments, the
-folded callvalue check, casts, fields, mapping/array slots, decoded reverts, word returns, logs of words); anything
-else raises NotImplementedError."""
+folded callvalue check, casts, fields, mapping/array slots, decoded reverts, word returns, logs of words, calls
+whose input prints as 0xsel(words)); anything else raises NotImplementedError."""
 from __future__ import annotations
 
 import json
@@ -79,6 +79,13 @@ FUNCS = {
     "byte": lambda i, x: (x >> (8 * (31 - i))) & 0xFF if i < 32 else 0,
     "addmod": lambda a, b, n: (a + b) % n if n else 0, "mulmod": lambda a, b, n: (a * b) % n if n else 0,
 }
+
+
+class _Abi:
+    """A call's input printed as 0xsel(words) (level 2): written at the free pointer when the call runs."""
+
+    def __init__(self, selector: int, words: list[int]):
+        self.data = selector.to_bytes(4, "big") + _words(words)
 
 
 class Halt(Exception):
@@ -209,6 +216,11 @@ class _Run:
             self.storage[args[0]] = args[1]
             return None
         if name in ("call", "staticcall", "delegatecall", "callcode"):
+            k = next((i for i, a in enumerate(args) if isinstance(a, _Abi)), None)
+            if k is not None:   # the construct writes its input at the free pointer, as the compiler did
+                at = self.call("mload", [0x40])
+                self.mwrite(at, args[k].data)
+                args = args[:k] + [at, len(args[k].data)] + args[k + 1:]
             return self.external(name, args)
         if name == "returndatasize":
             return len(self.returndata)
@@ -219,6 +231,8 @@ class _Run:
             return None
         if name == "gas":
             return 10**6
+        if name == "extcodesize":   # as in the py-evm runs of the tests: only the contract itself has code
+            return len(self.code) if args[0] == self.env.get("address") else 0
         if name in ("copy", "copypad"):   # level 2: the compiler's word-by-word copy loop
             i = 0
             while i < args[2]:
@@ -444,6 +458,15 @@ class _Parser:
             v = self.expr()
             self.take(")")
             return self.postfix(v)
+        if self.peek() == "(" and re.fullmatch(r"0x[0-9a-f]{8}", t):   # a call's input: selector and words
+            self.take("(")
+            words = []
+            while self.peek() != ")":
+                words.append(self.expr())
+                if self.peek() == ",":
+                    self.take()
+            self.take(")")
+            return _Abi(int(t, 16), words)
         if self.peek() == "(" and re.fullmatch(r"[A-Za-z_]\w*", t):
             self.take("(")
             if t in ("mapping", "array"):

@@ -12,7 +12,8 @@ from .values import Values
 M = 1 << 256
 ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
 ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
-WRITES_STORAGE = ("SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2")   # a call may re-enter
+WRITES_STORAGE = ("SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2",   # a call may re-enter
+                  "call_abi", "delegatecall_abi")
 _UINT = re.compile(r"uint(\d+)")
 _INT = re.compile(r"int(\d+)")
 _BYTES = re.compile(r"bytes(\d+)")

@@ -87,6 +87,10 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
     if name == "icall":
         return f"icall {a[0]}({', '.join(a[1:])})"
+    if name in ("call_abi", "staticcall_abi", "delegatecall_abi"):   # the input: 0xsel(words)
+        at = 3 if name == "call_abi" else 2
+        data = f"{s.args[at][1]:#010x}({', '.join(a[at + 1:-2])})"
+        return f"{name[:-4]}({', '.join(a[:at] + [data] + a[-2:])})"
     if name in LEVEL2_LOGS:
         k = int(name[3])
         return f"{name}({', '.join(a[:k])};{' ' if a[k:] else ''}{', '.join(a[k:])})"

@@ -8,6 +8,9 @@
   revert of Panic(uint256)                 → panic(code)
   revert of another selector and words     → revert 0xsel(words)
   revert(x, 0x0)                           → revert()
+  a call whose input is a selector and words
+  built at the free pointer                → call(gas, addr, value, 0xsel(words), out, n) (staticcall,
+                                             delegatecall alike)
 Each construct stands for the memory operations it replaces (docs/tac-format.md, Level 2); a store it absorbs is
 dropped when no other statement reads those bytes before the construct rewrites them or the line halts. Addresses
 follow solc's layout: scratch 0x0-0x3f, the free-memory pointer at 0x40, free memory from 0x80."""
@@ -17,7 +20,7 @@ import json
 from dataclasses import dataclass
 
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, chains, definitions, prune
+from .rewrite import Constants, chain_next, chains, definitions, prune
 
 M = 1 << 256
 FREE = 0x80
@@ -29,12 +32,23 @@ ABSORBABLE = ("MSTORE", "MSTORE8", "CODECOPY")
 _READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1), "CREATE": (1, 2),
           "CREATE2": (1, 2), "CALL": (3, 4), "CALLCODE": (3, 4), "DELEGATECALL": (2, 3), "STATICCALL": (2, 3),
           "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
-_CALLS = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "icall"}   # they set returndata
-_CONSTRUCTS = {"SHA3", "RETURN", "REVERT", *(f"LOG{i}" for i in range(5))}   # statements a construct may replace
+# calls whose ABI-encoded input is printed as 0xsel(words): op -> (the construct, index of the input argument)
+ABI_CALLS = {"CALL": ("call_abi", 3), "STATICCALL": ("staticcall_abi", 2), "DELEGATECALL": ("delegatecall_abi", 2)}
+ABI_CALL_OPS = {c for c, _ in ABI_CALLS.values()}
+MAX_CALL_WORDS = 16
+_CALLS = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "icall", *ABI_CALL_OPS}   # they set
+                                                                                                          # returndata
+_CONSTRUCTS = {"SHA3", "RETURN", "REVERT", *ABI_CALLS, *(f"LOG{i}" for i in range(5))}   # statements a construct may
+                                                                                        # replace
 # what makes a line worth a model
 _MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{i}" for i in range(5))}
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
+
+
+def _call_fixed(op: str) -> int:
+    """Arguments of an ABI call construct other than its words: gas, address, [value,] selector, out, out size."""
+    return 6 if op == "call_abi" else 5
 
 
 def _signed(x: int) -> int:
@@ -133,6 +147,7 @@ class _Line:
             self.found[pos] = found
         elif s.op == "icall":   # an internal function may read and write any memory
             self.reads.append(Span(pos, ANY, 0, UNBOUNDED))
+        # an ABI call construct (a later pass's walk) reads only the input it writes itself
         elif s.op in _READS:
             a, b = _READS[s.op]
             self.reads.append(self.span(pos, s.args[a], s.args[b] if b is not None else None))
@@ -160,6 +175,10 @@ class _Line:
             w = self.span(pos, s.args[a], s.args[b], self.copied(s))
         elif s.op == "icall":
             w = Span(pos, ANY, 0, UNBOUNDED)
+        elif s.op in ABI_CALL_OPS:   # its input at the free pointer (selector, words), then its output
+            base, off = self.fmp
+            self.writes.append(Span(pos, base, off, off + 4 + 32 * (len(s.args) - _call_fixed(s.op))))
+            w = self.span(pos, s.args[-2], s.args[-1], None)
         else:
             return
         self.writes.append(w)
@@ -236,7 +255,25 @@ class _Line:
         if s.op in ("RETURN", "REVERT"):
             stmt = self.halt(s) or self.bubble(pos, s)
             return Construct(pos, stmt, None) if stmt is not None else None
+        if s.op in ABI_CALLS:
+            return self.abi_call(pos, s)
         return None
+
+    def abi_call(self, pos: int, s: Stmt) -> Construct | None:
+        """A call whose input is a 4-byte selector and whole words, built at the free pointer (where the compiler
+        encodes call data): call(gas, addr, value, 0xsel(words), out, out_size). The construct writes that input
+        at the free pointer again (its macro), so the stores building it are dead when nothing else reads them."""
+        op, at = ABI_CALLS[s.op]
+        base, off = self.value(s.args[at])
+        size = self.const(s.args[at + 1])
+        if (base, off) != self.fmp or size is None or size < 4 or (size - 4) % 32 or size > 4 + 32 * MAX_CALL_WORDS:
+            return None
+        sel = self.bytes_at(base, off, off + 4)
+        words = self.words(base, off + 4, off + size)
+        if words is None or not all(isinstance(b, int) for b in sel):
+            return None
+        args = s.args[:at] + [("c", int.from_bytes(bytes(sel), "big"))] + words + s.args[at + 2:]
+        return Construct(pos, Stmt(s.dest, op, args), Span(pos, base, off, off + size))
 
     def bubble(self, pos: int, s: Stmt) -> Stmt | None:
         """revert(x, returndatasize()) right after returndatacopy(x, 0x0, returndatasize()), no call between: the
@@ -480,10 +517,55 @@ class _Line:
         return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
 
 
+_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad"}
+
+
+def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:
+    """Instance t halts without reading memory: revert(x, 0), invalid, stop."""
+    if fn.graph.edges[t].kind != "halt" or t in fn.removed:
+        return False
+    for s in fn.body[t]:
+        if s.op == "REVERT" and consts(s.args[1]) == 0:
+            continue
+        if s.op in _READS_MEMORY or s.op in HALTS:
+            return False
+    return True
+
+
+def guard_next(fn: FunctionIR, consts: Constants, n: int) -> int | None:
+    """The instance a conditional jump at n goes on to when its other side halts without reading memory (a guard:
+    `if extcodesize(a) goto b2 else b1` with b1: revert()), entered only from n; None otherwise. Memory written
+    before the guard and rewritten after it is read on neither side."""
+    e = fn.graph.edges[n]
+    if e.kind != "jumpi" or len(e.trues) != 1 or e.false is None or e.trues[0] == e.false:
+        return None
+    for t, other in ((e.trues[0], e.false), (e.false, e.trues[0])):
+        if t != n and t in fn.single and t not in fn.entries and _silent_halt(fn, consts, other):
+            return t
+    return None
+
+
+def memory_lines(fn: FunctionIR, consts: Constants) -> list[list[int]]:
+    """The straight lines (rewrite.chains), each going on through guards (guard_next): where memory patterns
+    live, as solc puts a code-size check between a call's encoding and the call."""
+    nxt = {n: chain_next(fn, n) or guard_next(fn, consts, n) for n in fn.ids if n not in fn.removed}
+    inner = {t for t in nxt.values() if t is not None}
+    out = []
+    for n in nxt:
+        if n in inner:
+            continue
+        line, t = [], n
+        while t is not None and t not in line:
+            line.append(t)
+            t = nxt.get(t)
+        out.append(line)
+    return out
+
+
 def name_memory(fn: FunctionIR, code: bytes) -> None:
     """Replace recognised statements by their constructs and drop the stores nobody reads any more."""
     consts = Constants(definitions(fn))
-    for line in chains(fn):
+    for line in memory_lines(fn, consts):
         if not any(s.op in _MEMORY for n in line for s in fn.body[n]):
             continue
         model = _Line(fn, code, consts, line)

@@ -9,6 +9,7 @@ M = 1 << 256
 FOLDABLE = {"ADD", "SUB", "MUL", "DIV", "MOD", "EXP", "LT", "GT", "EQ", "ISZERO", "AND", "OR", "XOR", "SHL", "SHR",
             "BYTE"}
 IMPURE_VALUE = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
+                "call_abi", "staticcall_abi", "delegatecall_abi",
                 "mapping", "array", "icall"}   # level 2: slot constructs write the scratch words; calls do anything
 _BINARY = {"ADD": lambda a, b: (a + b) % M, "SUB": lambda a, b: (a - b) % M, "MUL": lambda a, b: (a * b) % M,
            "DIV": lambda a, b: a // b if b else 0, "MOD": lambda a, b: a % b if b else 0,
