@@ -1981,7 +1981,8 @@ class Harness:
         agreed = [i for i in todo if verdicts[i][0] == "equivalent" and state[i]["trace"].branches_pending]
         self._complete_traces([state[i] for i in agreed], progress)
         t0 = self._tick("search branches", t0)
-        verdicts.update(zip(agreed, self._compare_all([(state[i], state[i]["n_before"]) for i in agreed], progress)))
+        verdicts.update(zip(agreed, self._compare_all([(state[i], state[i]["n_before"]) for i in agreed], progress,
+                                                      "behaviour: candidates on new branches")))
         for i in todo:
             results[i] = _verdict(state[i], recs[i], *verdicts[i], state[i]["bindings"])
         t0 = self._tick("compare", t0)
@@ -1989,12 +1990,13 @@ class Harness:
         self._tick("alternatives", t0)
         return [r if r is not None else BehaviourResult("untestable", "no_unit") for r in results]
 
-    def _compare_all(self, items: list[tuple[dict, int]], progress: bool = False) -> list[tuple[str, str, int]]:
+    def _compare_all(self, items: list[tuple[dict, int]], progress: bool = False,
+                     desc: str = "behaviour: candidates") -> list[tuple[str, str, int]]:
         """(status, detail, cases compared) per (candidate state, first case to compare), run by the workers."""
         jobs = [(k, compare_candidate, (s["trace"], s["code"], s["sel"], s["types"]),
                  dict(seed=self.seed, time_limit_s=self.time_limit_s, start=start))
                 for k, (s, start) in enumerate(items)]
-        return self.workers.run(jobs, "behaviour: candidates" if progress else "")
+        return self.workers.run(jobs, desc if progress else "")
 
     def _complete_traces(self, states: list[dict], progress: bool = False) -> None:
         """Run the branch search of these candidates' originals (once per original, then cached) and point each
