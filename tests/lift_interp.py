@@ -459,17 +459,10 @@ class _Parser:
             self.take(")")
             return self.postfix(v)
         if self.peek() == "(" and re.fullmatch(r"0x[0-9a-f]{8}", t):   # a call's input: selector and words
-            self.take("(")
-            words = []
-            while self.peek() != ")":
-                words.append(self.expr())
-                if self.peek() == ",":
-                    self.take()
-            self.take(")")
-            return _Abi(int(t, 16), words)
+            return _Abi(int(t, 16), self.arguments())
         if self.peek() == "(" and re.fullmatch(r"[A-Za-z_]\w*", t):
-            self.take("(")
             if t in ("mapping", "array"):
+                self.take("(")
                 slot = self.expr()
                 self.take(")")
                 keys = []
@@ -478,13 +471,7 @@ class _Parser:
                     keys.append(self.expr())
                     self.take("]")
                 return self.run.slot(t, slot, keys)
-            args = []
-            while self.peek() != ")":
-                args.append(self.expr())
-                if self.peek() == ",":
-                    self.take()
-            self.take(")")
-            return self.postfix(self.run.call(t, args))
+            return self.postfix(self.run.call(t, self.arguments()))
         return self.postfix(self.run.val(t))
 
     def postfix(self, v: int | None) -> int | None:
@@ -497,16 +484,19 @@ class _Parser:
             v = (v >> o) & ((1 << b) - 1)
         return v
 
+    def arguments(self) -> list:
+        """The comma-separated values of `(a, b, ...)`."""
+        self.take("(")
+        out = []
+        while self.peek() != ")":
+            out.append(self.expr())
+            if self.peek() == ",":
+                self.take()
+        self.take(")")
+        return out
+
     def target(self) -> tuple[str, list[int]]:
         label = self.take()
-        args = []
-        if self.peek() == "(":
-            self.take()
-            while self.peek() != ")":
-                args.append(self.expr())
-                if self.peek() == ",":
-                    self.take()
-            self.take(")")
-        return label, args
+        return label, self.arguments() if self.peek() == "(" else []
 
 

@@ -1672,8 +1672,9 @@ class Harness:
 
     def _trace(self, o: Original, sel: str, signature: str, types: list[abi.AbiType], payable: bool) -> Trace:
         """One original's complete trace (the branch search included)."""
-        t = self._trace_all([((o.code, sel, payable), (o, sel, signature, types, payable))])[(o.code, sel, payable)]
-        return self._extend_all({(o.code, sel, payable): (t, o, sel, signature, types, payable)})[(o.code, sel, payable)]
+        key = (o.code, sel, payable)
+        t = self._trace_all([(key, (o, sel, signature, types, payable))])[key]
+        return self._extend_all({key: (t, o, sel, signature, types, payable)})[key]
 
     def _trace_all(self, items: list[tuple[object, tuple]], progress: bool = False) -> dict[object, Trace]:
         """key -> the original's trace over the cases, without its branch search (extended by _extend_all for the

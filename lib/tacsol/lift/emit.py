@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .layout import MAX_HOPS, Layout
+from .memory import ABI_CALL_INPUT
 from .values import Values
 from .budget import clock
 
@@ -87,8 +88,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
     if name == "icall":
         return f"icall {a[0]}({', '.join(a[1:])})"
-    if name in ("call_abi", "staticcall_abi", "delegatecall_abi"):   # the input: 0xsel(words)
-        at = 3 if name == "call_abi" else 2
+    if name in ABI_CALL_INPUT:   # the input: 0xsel(words)
+        at = ABI_CALL_INPUT[name]
         data = f"{s.args[at][1]:#010x}({', '.join(a[at + 1:-2])})"
         return f"{name[:-4]}({', '.join(a[:at] + [data] + a[-2:])})"
     if name in LEVEL2_LOGS:

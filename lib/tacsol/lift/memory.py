@@ -34,7 +34,8 @@ _READS = {"MLOAD": (0, None), "SHA3": (0, 1), "RETURN": (0, 1), "REVERT": (0, 1)
           "MCOPY": (1, 2), **{f"LOG{i}": (0, 1) for i in range(5)}}   # (address, size) argument (None: 32)
 # calls whose ABI-encoded input is printed as 0xsel(words): op -> (the construct, index of the input argument)
 ABI_CALLS = {"CALL": ("call_abi", 3), "STATICCALL": ("staticcall_abi", 2), "DELEGATECALL": ("delegatecall_abi", 2)}
-ABI_CALL_OPS = {c for c, _ in ABI_CALLS.values()}
+ABI_CALL_INPUT = {c: at for c, at in ABI_CALLS.values()}   # construct -> index of its selector argument
+ABI_CALL_OPS = set(ABI_CALL_INPUT)
 MAX_CALL_WORDS = 16
 _CALLS = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "icall", *ABI_CALL_OPS}   # they set
                                                                                                           # returndata
@@ -44,11 +45,6 @@ _CONSTRUCTS = {"SHA3", "RETURN", "REVERT", *ABI_CALLS, *(f"LOG{i}" for i in rang
 _MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{i}" for i in range(5))}
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
-
-
-def _call_fixed(op: str) -> int:
-    """Arguments of an ABI call construct other than its words: gas, address, [value,] selector, out, out size."""
-    return 6 if op == "call_abi" else 5
 
 
 def _signed(x: int) -> int:
@@ -176,8 +172,8 @@ class _Line:
         elif s.op == "icall":
             w = Span(pos, ANY, 0, UNBOUNDED)
         elif s.op in ABI_CALL_OPS:   # its input at the free pointer (selector, words), then its output
-            base, off = self.fmp
-            self.writes.append(Span(pos, base, off, off + 4 + 32 * (len(s.args) - _call_fixed(s.op))))
+            base, off = self.fmp   # args: gas, address, [value,] selector, words, out, out size
+            self.writes.append(Span(pos, base, off, off + 4 + 32 * (len(s.args) - ABI_CALL_INPUT[s.op] - 3)))
             w = self.span(pos, s.args[-2], s.args[-1], None)
         else:
             return
