@@ -180,11 +180,14 @@ class _Run:
         self.mem[off:off + len(data)] = data
 
     def external(self, name: str, args: list[int]) -> int:
-        """A call as py-evm runs it in the tests: the identity precompile (0x4) returns its input, an address
-        without code succeeds and returns nothing."""
+        """A call as py-evm runs it in the tests: the identity precompile (0x4) returns its input, bn256Add (0x6)
+        fails on an input that is not two curve points (a selector in front never is), an address without code
+        succeeds and returns nothing."""
         at, size, out, out_size = args[-4:]
         data = self.mread(at, size)
         self.returndata = data if args[1] == 4 else b""
+        if args[1] == 6:
+            return 0
         self.mwrite(out, self.returndata[:out_size])
         return 1
 

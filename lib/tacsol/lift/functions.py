@@ -25,7 +25,9 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; and the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none)."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
-    graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r)) for e in entries}
+    graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
+                         precise=True)
+              for e in entries}
     groups: dict[frozenset, list[tuple[int, int]]] = collections.defaultdict(list)
     for (t, k), rets in sites.items():
         if len(rets) >= MIN_CALL_SITES:
@@ -53,7 +55,7 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
 def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:
     """The function at `entry` with `args` argument words and the blocks of its body, if its code is clean (its
     fid assigned later)."""
-    g = explore(prog, [entry], deadline=deadline, frame=(None,) * args + (RET,))
+    g = explore(prog, [entry], deadline=deadline, frame=(None,) * args + (RET,), precise=True)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
     if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes) < MIN_STATEMENTS:
@@ -79,7 +81,7 @@ class Internals:
         level1 = self.graphs.get(starts[0]) if len(starts) == 1 and not stop else None
         if not self.callees or (level1 is not None and not any(b in self.callees for b, _ in level1.nodes)):
             return {}, level1
-        g = explore(self.prog, starts, stop, self.deadline, calls=self.callees)
+        g = explore(self.prog, starts, stop, self.deadline, calls=self.callees, precise=True)
         total = collections.Counter(-b for b, _ in g.nodes if b < 0)   # call instances: block id -fid
         todo, seen = list(total), set(total)
         while todo:
@@ -98,7 +100,8 @@ class Internals:
         got = self.calls_in.get(fid)
         if got is None:
             c = self.by_fid[fid]
-            g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame, calls=self.callees)
+            g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame, calls=self.callees,
+                        precise=True)
             got = self.calls_in[fid] = collections.Counter(-b for b, _ in g.nodes if b < 0)
         return got
 

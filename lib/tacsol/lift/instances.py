@@ -14,6 +14,12 @@ from .budget import clock
 MAX_NODES = 1000
 MAX_TRACKED_SLOTS = 128
 RET = -1   # the stack slot that holds an internal function's own return address, in the function's unit
+# Level 2: what an edge knows of the word a successor's conditional jump tests (the try/catch join of solc >= 0.6
+# tests the call's success word on a stack one word higher on the success path: without it, the join's two sides
+# mix the two stack layouts and the returns after it go unresolved). Only that slot is marked, only into that block.
+ZERO, NONZERO = -2, -3
+REPEATS = 3   # precise: a frame pushed this many times over an earlier stack of the block is recursion
+TRUTHS = (ZERO, NONZERO)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Callee:
 
 def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float = float("inf"),
             max_nodes: int = MAX_NODES, *, frame: tuple = (), calls: dict[int, Callee] | None = None,
-            observe: Callable[[int, int, int], None] | None = None) -> Graph:
+            observe: Callable[[int, int, int], None] | None = None, precise: bool = False) -> Graph:
     """Walk blocks from `starts`, tracking which stack slots hold jump-destination constants. A block reached with a
     different stack of return addresses (another call site of an internal function) becomes another instance, so
     every internal return resolves to its caller's continuation; a loop re-enters the same instance. Recursion (a
@@ -45,8 +51,13 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     Level 2: `frame` is the tracked stack the starts are entered with (an internal function's Callee.frame); a jump
     to the RET marker it holds is a return. A plain jump to the entry of a function in `calls`, with a return
     address at its argument depth, becomes a call instance. `observe(target, depth, address)` sees every jump
-    destination constant on the stack of every plain jump (functions.find_callees counts call sites with it)."""
-    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe).run(max_nodes)
+    destination constant on the stack of every plain jump (functions.find_callees counts call sites with it).
+    `precise` (level 2): a conditional jump whose tested word the path into it settles (a constant, or the word an
+    earlier branch tested, as ZERO/NONZERO) takes only that side, its edge a plain jump; and recursion is a block
+    entered with a stack that extends two earlier stacks of it (the call frames growing), not a return address
+    seen 3 times: optimized code shares one continuation block between the functions of a call chain
+    (`supportsInterface` through its overrides), which pushes the same return address once per level."""
+    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise).run(max_nodes)
 
 
 def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
@@ -62,9 +73,10 @@ def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
 
 class _Explorer:
     def __init__(self, prog: Program, starts: list[int], stop, deadline: float, frame: tuple,
-                 calls: dict[int, Callee], observe):
+                 calls: dict[int, Callee], observe, precise: bool = False):
         self.prog, self.starts, self.stop, self.deadline = prog, starts, stop, deadline
-        self.frame, self.calls, self.observe = frame, calls, observe
+        self.frame, self.calls, self.observe, self.precise = frame, calls, observe, precise
+        self.stacks: dict[int, set[tuple]] = {}   # precise: the stacks each block was entered with
         self.nodes: list[tuple[int, tuple | None]] = []
         self.key2id: dict = {}
         self.work: list[int] = []
@@ -92,6 +104,9 @@ class _Explorer:
                      self.call_syms, self.returns, self.clean)
 
     def instance(self, bid: int, st: tuple | None) -> int:
+        if self.precise and st is not None and (bid, st) not in self.key2id and self.grows(bid, st):
+            self.partial = True   # recursion: one context-free instance per block from here
+            st = None
         key = (bid, st)
         nid = self.key2id.get(key)
         if nid is None:
@@ -100,6 +115,19 @@ class _Explorer:
             self.work.append(nid)
         return nid
 
+    def grows(self, bid: int, st: tuple) -> bool:
+        """`bid` entered with the same frame, holding a return address, pushed REPEATS times over an earlier stack
+        of it (stack = frame + frame + frame + earlier stack): the frames of a recursive call. Optimized code shares
+        call sites between functions, so a block can be entered twice with one frame repeated without recursion."""
+        seen = self.stacks.setdefault(bid, set())
+        seen.add(st)
+        for k in range(1, len(st) // REPEATS + 1):
+            frame = st[:k]
+            if any(v is not None and v >= 0 for v in frame) and st[k:] in seen and st[REPEATS * k:] in seen \
+                    and all(st[i * k:(i + 1) * k] == frame for i in range(1, REPEATS)):
+                return True
+        return False
+
     def dest(self, o: Operand, st: tuple | None) -> int | None:
         """The jump destination an operand holds on a tracked stack, else None."""
         if st is None:
@@ -107,7 +135,8 @@ class _Explorer:
         if o[0] == "c":
             return o[1] if self.prog.is_jumpdest(o[1]) else None
         if o[0] == "p":
-            return st[o[1]] if o[1] < len(st) else None
+            v = st[o[1]] if o[1] < len(st) else None
+            return None if v in TRUTHS else v
         return None
 
     def exit_stack(self, sb: BlockSym, st: tuple | None) -> tuple | None:
@@ -117,8 +146,11 @@ class _Explorer:
         h_out = len(st) - sb.consumed + len(sb.exit_top)
         if sb.consumed > len(st) and self.frame:
             self.clean = False                    # an internal function touching its caller's stack
-        ex = tuple(self.dest(o, st) for o in sb.exit_top) + st[sb.consumed:] if h_out >= 0 else ()
-        if h_out > MAX_TRACKED_SLOTS or _recursive(ex):
+        rest = st[sb.consumed:]
+        if any(v in TRUTHS for v in rest):        # a settled word's mark ends at the block it was made for
+            rest = tuple(None if v in TRUTHS else v for v in rest)
+        ex = tuple(self.dest(o, st) for o in sb.exit_top) + rest if h_out >= 0 else ()
+        if h_out > MAX_TRACKED_SLOTS or (not self.precise and _recursive(ex)):
             self.partial = True
             return None
         return ex
@@ -144,6 +176,12 @@ class _Explorer:
             false = bt.false_to if kind == "DynamicJumpi" else None
         if RET in trues:
             return self.ret(sb, ex)
+        if self.precise and sb.term.kind == "jumpi":
+            known = self.truth_in(sb, st)
+            if known is not None:   # the path settles the test: one side, a plain jump
+                side = trues if known == NONZERO else [false] if false is not None else []
+                return Edges("jump", [self.instance(t, self.into(sb, st, ex, t, None)) for t in side
+                                      if t in prog.blocks and t not in self.stop])
         if sb.term.kind == "jump" and len(trues) == 1 and ex is not None:
             if self.observe is not None:
                 for k, r in enumerate(ex[:32]):
@@ -152,9 +190,30 @@ class _Explorer:
             call = self.call(trues[0], ex, sb.last_pc)
             if call is not None:
                 return Edges("jump", [call])
-        tn = [self.instance(t, ex) for t in trues if t in prog.blocks and t not in self.stop]
-        fn = self.instance(false, ex) if false is not None and false in prog.blocks and false not in self.stop else None
-        return Edges("jumpi" if sb.term.kind == "jumpi" else "jump", tn, fn)
+        cond = sb.term.kind == "jumpi"
+        tn = [self.instance(t, self.into(sb, st, ex, t, True if cond else None)) for t in trues
+              if t in prog.blocks and t not in self.stop]
+        fn = self.instance(false, self.into(sb, st, ex, false, False)) \
+            if false is not None and false in prog.blocks and false not in self.stop else None
+        return Edges("jumpi" if cond else "jump", tn, fn)
+
+    def truth_in(self, sb: BlockSym, st: tuple | None) -> int | None:
+        """ZERO/NONZERO when the entry stack says what this block's conditional jump tests, else None."""
+        c = sb.term.cond
+        if st is None or c is None or c[0] != "p" or c[1] >= len(st):
+            return None
+        return st[c[1]] if st[c[1]] in TRUTHS else None
+
+    def into(self, sb: BlockSym, st: tuple | None, ex: tuple | None, t: int, taken: bool | None) -> tuple | None:
+        """The stack a successor `t` is entered with: `ex`, with the word t's own conditional jump tests marked
+        ZERO/NONZERO when this edge settles it (level 2: `precise`)."""
+        if not self.precise or ex is None or t not in self.prog.blocks:
+            return ex
+        c = self.prog.sym(t).term.cond
+        if c is None or c[0] != "p" or c[1] >= len(ex):
+            return ex
+        truth = _truth(sb, st, sb.exit(c[1]), taken)
+        return ex if truth is None else ex[:c[1]] + (truth,) + ex[c[1] + 1:]
 
     def ret(self, sb: BlockSym, ex: tuple | None) -> Edges:
         """A jump to the unit's own return address: the words left above the caller's are the results."""
@@ -189,10 +248,29 @@ class _Explorer:
                        and d.path and d.path[-1] in self.allowed})
 
 
+def _truth(sb: BlockSym, st: tuple | None, o: Operand, taken: bool | None) -> int | None:
+    """What the edge out of `sb` (its conditional jump `taken` or not; None for a plain jump) knows of operand `o`:
+    a constant, a word the entry stack already marks, or the word the jump tested (or the ISZERO of it)."""
+    if o[0] == "c":
+        return NONZERO if o[1] else ZERO
+    if o[0] == "p" and st is not None and o[1] < len(st) and st[o[1]] in TRUTHS:
+        return st[o[1]]
+    if taken is None:
+        return None
+    c = sb.term.cond
+    if o == c:
+        return NONZERO if taken else ZERO
+    if c is not None and c[0] == "t":
+        s = next((x for x in sb.stmts if x.dest == c[1]), None)
+        if s is not None and s.op == "ISZERO" and s.args[0] == o:
+            return ZERO if taken else NONZERO
+    return None
+
+
 def _recursive(st: tuple) -> bool:
     seen: dict[int, int] = {}
     for v in st:
-        if v is not None:
+        if v is not None and v not in TRUTHS:
             seen[v] = seen.get(v, 0) + 1
             if seen[v] >= 3:
                 return True

@@ -13,13 +13,14 @@ from .values import Values, build_ir, infer_params
 
 
 def lower(prog: Program, starts: list[int], deadline: float, stop=frozenset(), callee: Callee | None = None,
-          calls: dict[int, Callee] | None = None, graph: Graph | None = None) -> tuple[FunctionIR, Values]:
+          calls: dict[int, Callee] | None = None, graph: Graph | None = None,
+          precise: bool = False) -> tuple[FunctionIR, Values]:
     """The function's IR after the level-1 passes: instances, SSA values, folded constants, no dead code. Level 2:
     `callee` lowers that internal function's own unit; jumps into the functions of `calls` become calls; `graph`
-    is these instances when already explored."""
+    is these instances when already explored; `precise` tracks paths as level 2 does (instances.explore)."""
     frame = callee.frame if callee is not None else ()
     if graph is None:
-        graph = explore(prog, starts, stop, deadline, frame=frame, calls=calls)   # block instances per call context
+        graph = explore(prog, starts, stop, deadline, frame=frame, calls=calls, precise=precise)   # per call context
     fn = build_ir(prog, graph, starts, frame)         # their statements, predecessors, entries
     infer_params(fn, deadline)                        # block parameters: slots flowing in from several predecessors
     values = Values(fn, prog, callee.args if callee is not None else None)   # operands → SSA values
@@ -36,7 +37,7 @@ def render(prog: Program, header: str, starts: list[int], deadline: float, stop=
     """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC, calling the internal
     functions of `calls` (or, with `callee`, the unit of that internal function). The header maps to `header_pcs`
     (the dispatcher's selector comparison), by default to the first instruction of each start."""
-    fn, values = lower(prog, starts, deadline, stop, callee, calls, graph)
+    fn, values = lower(prog, starts, deadline, stop, callee, calls, graph, precise=abi is not None)
     if abi is not None:
         compact(fn, values, prog, abi)                # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels)                  # threading, merging, shared halts, labels

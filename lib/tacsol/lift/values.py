@@ -20,15 +20,21 @@ def build_ir(prog: Program, graph: Graph, starts: list[int], frame: tuple = ()) 
                 preds[t].append(n)
     single = {n for n in ids if n not in entries and len(preds[n]) == 1 and preds[n][0] != n}
     syms = [graph.calls[n] if n in graph.calls else prog.sym(bid) for n, (bid, _) in enumerate(graph.nodes)]
-    return FunctionIR(graph, syms, entries, preds, single)
+    fn = FunctionIR(graph, syms, entries, preds, single)
+    # a conditional jump the path settled (instances.explore, `precise`) is a plain jump: its test is not printed
+    fn.decided = {n for n in ids if syms[n].term.kind == "jumpi" and graph.edges[n].kind == "jump"}
+    return fn
 
 
 def infer_params(fn: FunctionIR, deadline: float) -> None:
     """The slots an instance needs: those it reads plus those it passes on to needing successors."""
     need = [set(sb.reads) for sb in fn.syms]
+    results = max(fn.graph.returns, default=0)
     for n in fn.ids:   # an unresolved (multi-target) jump prints its target value, so it needs that slot
         if len(fn.graph.edges[n].trues) > 1 and fn.syms[n].target_read is not None:
             need[n].add(fn.syms[n].target_read)
+        if fn.graph.edges[n].kind == "ret":   # an internal function's return reads its results
+            need[n].update(o[1] for o in map(fn.syms[n].exit, range(results)) if o[0] == "p" and o[1] < MAX_PARAM_SLOT)
     work = list(fn.ids)
     queued = set(work)
     while work:   # worklist: when a block needs more slots, its predecessors must supply them
