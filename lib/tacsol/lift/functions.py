@@ -18,6 +18,7 @@ from .ir import Graph
 from .render import render
 
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
+RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verified (the real fid comes later)
 MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
 
 
@@ -54,13 +55,18 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
 
 def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:
     """The function at `entry` with `args` argument words and the blocks of its body, if its code is clean (its
-    fid assigned later)."""
-    g = explore(prog, [entry], deadline=deadline, frame=(None,) * args + (RET,), precise=True)
+    fid assigned later). A recursive function is explored again with its own calls as calls, returning the number
+    of results its first exploration found (the base case returns before the recursion stops the tracking)."""
+    frame = (None,) * args + (RET,)
+    g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True)
+    if g.partial and g.clean and len(g.returns) == 1:
+        itself = Callee(RECURSIVE_FID, entry, args, min(g.returns))
+        g = explore(prog, [entry], deadline=deadline, frame=frame, calls={entry: itself}, precise=True)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
-    if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes) < MIN_STATEMENTS:
+    if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS:
         return None
-    return Callee(0, entry, args, min(g.returns, default=0), bool(g.returns)), {bid for bid, _ in g.nodes}
+    return Callee(0, entry, args, min(g.returns, default=0), bool(g.returns)), {bid for bid, _ in g.nodes if bid >= 0}
 
 
 class Internals:
