@@ -459,6 +459,65 @@ def test_internal_functions_are_called_and_printed_once(by_level):
     assert by_level[2][cid].tac().count("function f1(") == 1
 
 
+def test_a_long_example_carries_its_callees_as_effect_summaries(monkeypatch):
+    """Past EXAMPLE_BUDGET_CHARS a callee's unit is printed as its header and its effects (lift.functions.summarize);
+    the function's own unit stays whole, each line still maps to instructions, and the contract's text prints the
+    unit in full where another example carries it so."""
+    from tacsol.lift import functions
+
+    c = BY_ID["E@0.6.12/noopt"]
+    sel = c["method_identifiers"]["twoSubs(uint256,uint256)"]
+    full = lift(c["runtime"], level=2).function(sel)
+    own = full.tac.split("\n\nfunction f")[0]
+    monkeypatch.setattr(functions, "EXAMPLE_BUDGET_CHARS", len(own) + 10)
+    res = lift(c["runtime"], level=2)
+    short = res.function(sel)
+    assert short.tac.startswith(own + "\n\nfunction f1(arg0, arg1, arg2) internal  // summary of ")
+    assert len(short.tac) < len(full.tac) and short.status == "ok"
+    assert len(short.line_pcs) == len(short.tac.split("\n")) and all(short.line_pcs[len(own.split("\n")) + 1:])
+    summary = short.tac.split("\n\n")[1].split("\n")
+    assert summary[-1] == "  returns 1" and any(line.startswith("  halts ") for line in summary), summary
+    from tacsol.lift import LiftedContract, LiftedFunction
+
+    both = LiftedContract([LiftedFunction("0x1", short.tac, 0, 0, {}, "ok", "", ""),
+                           LiftedFunction("0x2", full.tac.replace(own, "function 0x2() view"), 0, 0, {}, "ok", "", "")])
+    text = both.tac()
+    assert text.count("function f1(") == 1 and "// summary" not in text and "ret(" in text
+
+
+def test_summarize_lists_each_effect_once_by_slot_selector_topic_and_message():
+    from tacsol.lift.functions import summarize
+
+    tac = "\n".join([
+        "function f3(arg0, arg1) internal",
+        "b0:",
+        "  v1 = mapping(0x2)[arg0]",
+        "  v2 = sload(v1)",
+        "  if arg1 > v2 goto b1 else b2",
+        "b1:",
+        '  revert("low")',
+        "b2:",
+        "  sstore(v1, v2 - arg1)",
+        "  v3 = sload(0x5)[0:160]",
+        "  v4 = call(gas(), v3, 0x0, 0xa9059cbb(arg0, arg1), v5, 0x20)",
+        "  v6 = icall f4(v4)",
+        "  log3(0xddf252ad, caller, arg0; arg1)",
+        "  sstore(0x5, v6)",
+        "  ret(v6, 0x1)",
+    ])
+    text, pcs = summarize(tac, [(i,) for i in range(len(tac.split("\n")))])
+    assert text.split("\n") == [
+        "function f3(arg0, arg1) internal  // summary of 14 lines",
+        "  reads mapping(0x2), 0x5",
+        "  writes mapping(0x2), 0x5",
+        "  calls call 0xa9059cbb, f4",
+        "  logs log3 0xddf252ad",
+        '  halts revert("low")',
+        "  returns 2",
+    ]
+    assert pcs[1] == (3, 9) and pcs[2] == (8, 13) and pcs[-1] == (14,)
+
+
 def test_merge_common_reuses_a_dominating_computation():
     """calldataload(0x20) twice (tests/test_lift_semantics.py's aliasing-store program) reads it once; a value
     computed on one branch only is not reused on the other."""

@@ -32,7 +32,11 @@ INFIX = {"+": "ADD", "-": "SUB", "*": "MUL", "/": "DIV", "%": "MOD", "**": "EXP"
 NAMED = {"keccak256": {"SHA3"}, "mapping": {"SHA3"}, "array": {"SHA3"}, "panic": {"REVERT"}, "revert": {"REVERT"},
          "return": {"RETURN"}, "icall": {"JUMP"}, "ret": {"JUMP"}, "copy": {"MSTORE"}, "copypad": {"MSTORE"}, "zeropad": {"MSTORE"}, "memstring": {"MLOAD"},
          "bool": {"ISZERO"}, "iszero": {"ISZERO", "EQ"},   # level 2 prints x == 0 as iszero(x)
-         "field": {"AND"}, "gas": {"GAS"}}
+         "field": {"AND"}, "gas": {"GAS"},
+         # a callee's effect summary (lift.functions.summarize): each line maps to the lines it stands for
+         "reads": {"SLOAD"}, "writes": {"SSTORE"}, "calls": {"CALL", "STATICCALL", "DELEGATECALL", "CALLCODE", "JUMP"},
+         "creates": {"CREATE", "CREATE2"}, "logs": {f"LOG{i}" for i in range(5)},
+         "halts": {"REVERT", "INVALID", "SELFDESTRUCT"}, "returns": {"JUMP"}}
 _TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[()\[\]]|[^\s()\[\],"]+')
 
 

@@ -9,6 +9,7 @@ its entry is not re-entered, and it is not small. Functions are numbered f1, f2,
 from __future__ import annotations
 
 import collections
+import re
 
 from .abi import Abi
 from .cfg import Program
@@ -16,9 +17,13 @@ from .emit import Rendered
 from .instances import RET, Callee, explore
 from .ir import Graph
 from .render import render
+from .result import SUMMARY_MARK
 
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
 RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verified (the real fid comes later)
+# A callee's unit that would take an example past this many characters is summarized: level-2 TAC averages 2.06
+# characters per Llama-3 token (662 functions of the compile cache), so an example stays near 4,096 tokens
+EXAMPLE_BUDGET_CHARS = 8192
 MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
 
 
@@ -123,7 +128,8 @@ class Internals:
 
     def example(self, r: Rendered, calls: dict[int, Callee]) -> Rendered:
         """One function's example: its unit, then the unit of every internal function it reaches, in order of first
-        call; the counts and covered blocks of them all."""
+        call; the counts and covered blocks of them all. A callee's unit that would take the example past
+        EXAMPLE_BUDGET_CHARS is printed as its effect summary (summarize); the function's own unit never is."""
         units, seen = [r], set()
         for u in units:
             for fid in u.calls:
@@ -135,9 +141,72 @@ class Internals:
         for b in counted:
             for k, v in self.prog.sym(b).counts.items():
                 ops[k] = ops.get(k, 0) + v
-        line_pcs = list(units[0].line_pcs)
+        texts, line_pcs = [r.tac], list(r.line_pcs)
+        used = len(r.tac)
         for u in units[1:]:   # the blank line between two units maps to nothing
-            line_pcs += [()] + u.line_pcs
-        return Rendered("\n\n".join(u.tac for u in units), sum(u.blocks for u in units),
+            if used + 2 + len(u.tac) > EXAMPLE_BUDGET_CHARS:
+                text, pcs = summarize(u.tac, u.line_pcs)
+            else:
+                text, pcs = u.tac, u.line_pcs
+            used += 2 + len(text)
+            texts.append(text)
+            line_pcs += [()] + list(pcs)
+        return Rendered("\n\n".join(texts), sum(u.blocks for u in units),
                         sum(u.instructions for u in units), ops, any(u.partial for u in units),
                         set().union(*(u.used_blocks for u in units)), r.calls, counted, line_pcs)
+
+
+# Effects a summary lists, in this order, each value once: (kind, pattern over a unit's line)
+_SLOT_DEF = re.compile(r"^\s*(v\d+) = ((?:mapping|array)\(0x[0-9a-f]+\))")
+_EFFECTS = [
+    ("reads", re.compile(r"sload\(([^()]*)\)")),
+    ("writes", re.compile(r"sstore\(([^,()]*),")),
+    ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
+    ("creates", re.compile(r"\b(create2?)\(")),
+    ("logs", re.compile(r"\blog([0-4])\((0x[0-9a-f]+)?")),
+    ("halts", re.compile(r"(revert\(\"[^\"]*\"\)|panic\(0x[0-9a-f]+\)|revert 0x[0-9a-f]{8}|revert\(\)|revert\(|"
+                         r"\binvalid\b|selfdestruct)")),
+]
+
+
+def summarize(tac: str, line_pcs: list[tuple[int, ...]]) -> tuple[str, list[tuple[int, ...]]]:
+    """An internal function's unit as its header and what it does, one line per kind of effect: the storage it
+    reads and writes (constant slots, mapping/array bases), the functions and external selectors it calls, the
+    logs it emits (topic 0), how it halts (revert messages, panics, custom errors, invalid), and how many values it
+    returns (no such line: it never returns). Each line maps to the instructions of
+    the lines it stands for. Not executable: a summary says what, not when."""
+    lines = tac.split("\n")
+    slots: dict[str, str] = {}
+    found: dict[str, dict[str, set[int]]] = {kind: {} for kind, _ in _EFFECTS}
+    results = 0
+    for text, pcs in zip(lines[1:], line_pcs[1:]):
+        m = _SLOT_DEF.match(text)
+        if m:
+            slots[m.group(1)] = m.group(2)
+        for kind, pattern in _EFFECTS:
+            for g in pattern.finditer(text):
+                found[kind].setdefault(_effect_text(kind, g, slots), set()).update(pcs)
+        if text.lstrip().startswith("ret("):
+            results = max(results, text.count(",") + 1 if text.strip() != "ret()" else 0)
+    out = [f"{lines[0]}{SUMMARY_MARK}{len(lines) - 1} lines"]
+    out_pcs = [line_pcs[0] if line_pcs else ()]
+    for kind, _ in _EFFECTS:
+        if found[kind]:
+            out.append(f"  {kind} " + ", ".join(found[kind]))
+            out_pcs.append(tuple(sorted(set().union(*found[kind].values()))))
+    rets = [p for t, p in zip(lines, line_pcs) if t.lstrip().startswith("ret(")]
+    if rets:   # a unit that never returns (it always halts) says so by having no such line
+        out.append(f"  returns {results}")
+        out_pcs.append(tuple(sorted(set().union(*rets))))
+    return "\n".join(out), out_pcs
+
+
+def _effect_text(kind: str, g: re.Match, slots: dict[str, str]) -> str:
+    if kind in ("reads", "writes"):
+        slot = g.group(1).strip()
+        return slots.get(slot, slot if slot.startswith("0x") else "?")
+    if kind == "calls":
+        return g.group(1) or (f"{g.group(2)} {g.group(3)}" if g.group(3) else g.group(2))
+    if kind == "logs":
+        return f"log{g.group(1)} {g.group(2)}" if g.group(2) and g.group(1) != "0" else f"log{g.group(1)}"
+    return "revert(message)" if g.group(1) == "revert(" else g.group(1)

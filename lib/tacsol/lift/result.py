@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 
 CALLEE_SEP = "\n\nfunction f"   # level 2: what starts an internal function's unit inside an example
+SUMMARY_MARK = "  // summary of "   # level 2: ends the header of a callee's unit printed as its effect summary
 
 
 class LiftError(ValueError):
@@ -59,15 +60,21 @@ class LiftedContract:
         raise KeyError(f"no function {selector!r} in lifted contract")
 
     def tac(self) -> str:
-        """Every function's unit; at level 2 the internal functions' units its examples carry, each once."""
-        out, seen = [], set()
+        """Every function's unit; at level 2 the internal functions' units its examples carry, each once, in full
+        where any example carries it in full (a long example carries summaries: lift.functions.summarize)."""
+        out: list[str] = []
+        units: dict[str, tuple[int, str]] = {}   # unit header -> (position in out, text)
         for f in self.functions:
             own, *callees = f.tac.split(CALLEE_SEP)
             out.append(own)
             for unit in callees:
-                if unit not in seen:
-                    seen.add(unit)
+                header = unit.split("\n", 1)[0].split(SUMMARY_MARK)[0]
+                if header not in units:
+                    units[header] = (len(out), unit)
                     out.append(CALLEE_SEP.lstrip() + unit)
+                elif SUMMARY_MARK in units[header][1].split("\n", 1)[0] and SUMMARY_MARK not in unit.split("\n", 1)[0]:
+                    units[header] = (units[header][0], unit)
+                    out[units[header][0]] = CALLEE_SEP.lstrip() + unit
         return "\n\n".join(out)
 
 
