@@ -53,10 +53,11 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     address at its argument depth, becomes a call instance. `observe(target, depth, address)` sees every jump
     destination constant on the stack of every plain jump (functions.find_callees counts call sites with it).
     `precise` (level 2): a conditional jump whose tested word the path into it settles (a constant, or the word an
-    earlier branch tested, as ZERO/NONZERO) takes only that side, its edge a plain jump; and recursion is a block
-    entered with a stack that extends two earlier stacks of it (the call frames growing), not a return address
-    seen 3 times: optimized code shares one continuation block between the functions of a call chain
-    (`supportsInterface` through its overrides), which pushes the same return address once per level."""
+    earlier branch tested, as ZERO/NONZERO) takes only that side, its edge a plain jump; recursion is a block
+    entered with the same frame (holding a return address) pushed REPEATS times over an earlier stack of it, not a
+    return address seen 3 times: optimized code shares one continuation block between the functions of a call
+    chain (`supportsInterface` through its overrides), which pushes the same return address once per level; and
+    past `max_nodes` instances the rest is explored context-free instead of left out (level 1 stops there)."""
     return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise).run(max_nodes)
 
 
@@ -77,6 +78,7 @@ class _Explorer:
         self.prog, self.starts, self.stop, self.deadline = prog, starts, stop, deadline
         self.frame, self.calls, self.observe, self.precise = frame, calls, observe, precise
         self.stacks: dict[int, set[tuple]] = {}   # precise: the stacks each block was entered with
+        self.context_free = False   # precise: past max_nodes, new instances are context-free
         self.nodes: list[tuple[int, tuple | None]] = []
         self.key2id: dict = {}
         self.work: list[int] = []
@@ -93,9 +95,11 @@ class _Explorer:
             if b in self.prog.blocks:
                 self.instance(b, self.frame)
         while self.work:
-            if len(self.nodes) > max_nodes:
+            if len(self.nodes) > max_nodes and not self.context_free:
                 self.partial = True
-                break
+                if not self.precise:
+                    break
+                self.context_free = True   # level 2: the rest context-free, so every reachable block is still lifted
             if clock() > self.deadline:
                 raise TimeoutError
             nid = self.work.pop()
@@ -104,8 +108,9 @@ class _Explorer:
                      self.call_syms, self.returns, self.clean)
 
     def instance(self, bid: int, st: tuple | None) -> int:
-        if self.precise and st is not None and (bid, st) not in self.key2id and self.grows(bid, st):
-            self.partial = True   # recursion: one context-free instance per block from here
+        if self.precise and st is not None and bid >= 0 and (bid, st) not in self.key2id and \
+                (self.context_free or self.grows(bid, st)):
+            self.partial = True   # recursion, or too many instances: one context-free instance per block from here
             st = None
         key = (bid, st)
         nid = self.key2id.get(key)
