@@ -113,7 +113,9 @@ def main(argv=None) -> int:
     n_fn = sum(len(v) - 1 for v in snap["contracts"].values() if "error" not in v)
     print(f"{len(codes)} inputs x {len(LABELS)} label modes, {n_fn} functions: {snap['hash']}")
     if a.compare:
-        diff = differences(json.loads(Path(a.compare).read_text())["contracts"], snap["contracts"])
+        # compare as written (JSON lists), not in memory (line_pcs tuples): equal files are equal snapshots
+        diff = differences(json.loads(Path(a.compare).read_text())["contracts"],
+                           json.loads(Path(a.out).read_text())["contracts"])
         print("\n".join(diff) if diff else f"identical to {a.compare}")
         return 1 if diff else 0
     return 0
