@@ -79,6 +79,7 @@ class _Explorer:
         self.frame, self.calls, self.observe, self.precise = frame, calls, observe, precise
         self.stacks: dict[int, set[tuple]] = {}   # precise: the stacks each block was entered with
         self.context_free = False   # precise: past max_nodes, new instances are context-free
+        self.tested: dict[int, int | None] = {}   # precise: block -> the entry slot its jumpi tests (tested_slot)
         self.nodes: list[tuple[int, tuple | None]] = []
         self.key2id: dict = {}
         self.work: list[int] = []
@@ -126,7 +127,13 @@ class _Explorer:
         call sites between functions, so a block can be entered twice with one frame repeated without recursion."""
         seen = self.stacks.setdefault(bid, set())
         seen.add(st)
-        for k in range(1, len(st) // REPEATS + 1):
+        if len(seen) < REPEATS:
+            return False
+        n = len(st)
+        for old_len in {len(old) for old in seen if len(old) < n}:   # a frame is what st has over an earlier stack
+            k = n - old_len
+            if REPEATS * k > n:
+                continue
             frame = st[:k]
             if any(v is not None and v >= 0 for v in frame) and st[k:] in seen and st[REPEATS * k:] in seen \
                     and all(st[i * k:(i + 1) * k] == frame for i in range(1, REPEATS)):
@@ -212,13 +219,20 @@ class _Explorer:
     def into(self, sb: BlockSym, st: tuple | None, ex: tuple | None, t: int, taken: bool | None) -> tuple | None:
         """The stack a successor `t` is entered with: `ex`, with the word t's own conditional jump tests marked
         ZERO/NONZERO when this edge settles it (level 2: `precise`)."""
-        if not self.precise or ex is None or t not in self.prog.blocks:
+        if not self.precise or ex is None:
             return ex
-        c = self.prog.sym(t).term.cond
-        if c is None or c[0] != "p" or c[1] >= len(ex):
+        j = self.tested_slot(t)
+        if j is None or j >= len(ex):
             return ex
-        truth = _truth(sb, st, sb.exit(c[1]), taken)
-        return ex if truth is None else ex[:c[1]] + (truth,) + ex[c[1] + 1:]
+        truth = _truth(sb, st, sb.exit(j), taken)
+        return ex if truth is None else ex[:j] + (truth,) + ex[j + 1:]
+
+    def tested_slot(self, t: int) -> int | None:
+        """The entry slot block t's conditional jump tests unchanged (None: it tests a computed word, or no jumpi)."""
+        if t not in self.tested:
+            c = self.prog.sym(t).term.cond if t in self.prog.blocks else None
+            self.tested[t] = c[1] if c is not None and c[0] == "p" else None
+        return self.tested[t]
 
     def ret(self, sb: BlockSym, ex: tuple | None) -> Edges:
         """A jump to the unit's own return address: the words left above the caller's are the results."""
