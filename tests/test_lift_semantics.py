@@ -530,3 +530,31 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
                         assert _tac_outcome(tac, data, code) == want, f"{version} {name} level {level} {sig}\n{tac}"
     if version == "0.8.20":   # no code-size check before a call that returns data: both sides of the try ran
         assert ran["T", "ok"] == 4 * 8, ran
+
+
+MUTUAL_SRC = """pragma solidity 0.8.20;
+contract M {
+    uint256 public calls;
+    function even(uint256 n) internal returns (bool) { calls += 1; if (n == 0) return true; return odd(n - 1); }
+    function odd(uint256 n) internal returns (bool) { calls += 2; if (n == 0) return false; return even(n - 1); }
+    function isEven(uint256 n) external returns (bool) { return even(n); }
+    function isOdd(uint256 n) external returns (bool) { return odd(n); }
+}"""
+
+
+def test_level2_mutual_recursion_is_a_unit_that_py_evm_agrees_with():
+    """even() and odd() call each other: without the optimizer level 2 prints one recursive unit (the other
+    function inlined in it) and its TAC, run to depth 30, writes and returns what py-evm does; level 1 is partial.
+    (With the optimizer both are too small to be units and stay partial.)"""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(MUTUAL_SRC, "0.8.20", optimize=False)["M"]
+    code = out["bytecode"]
+    lifted = {level: lift(code, level=level) for level in (1, 2)}
+    for sig in ("isEven(uint256)", "isOdd(uint256)"):
+        f = lifted[2].function(out["selectors"][sig])
+        assert f.status == "ok" and re.search(r"function (f\d+)\(arg0\) internal\n(?:.+\n)*?.*icall \1\(", f.tac), f.tac
+        assert lifted[1].function(out["selectors"][sig]).status == "partial"
+        for n in (0, 1, 2, 7, 30):
+            data = bytes.fromhex(out["selectors"][sig][2:]) + n.to_bytes(32, "big")
+            assert _tac_outcome(f.tac, data, code) == _evm_outcome(code, data), (sig, n, f.tac)

@@ -39,6 +39,7 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
         if len(rets) >= MIN_CALL_SITES:
             groups[frozenset(rets)].append((k, t))
     verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
+    retry: list[tuple[int, int, frozenset]] = []
     for rets in sorted(groups, key=lambda r: (-len(r), sorted(r))):   # outer bodies first: inner blocks see fewer
         cands = groups[rets]
         k0 = min(cands)[0]
@@ -46,6 +47,17 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
             if k != k0 or t in verified or _inside(t, rets, verified):
                 continue
             got = _verified(prog, t, k, deadline)
+            if got is not None:
+                verified[t] = (*got, rets)
+            else:
+                retry.append((t, k, rets))
+    # Mutual recursion (Buffer.resize calling append, which calls resize): a function whose recursion runs through
+    # another one is clean once the functions verified so far are calls in it too.
+    for t, k, rets in retry:
+        if t not in verified and not _inside(t, rets, verified):
+            known = {u: Callee(RECURSIVE_FID + 1 + i, u, c.args, c.results, c.returns)
+                     for i, (u, (c, _, _)) in enumerate(verified.items())}
+            got = _verified(prog, t, k, deadline, known)
             if got is not None:
                 verified[t] = (*got, rets)
     entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
@@ -58,15 +70,18 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
     return any(t != u and t in body and rets <= r2 for u, (_, body, r2) in verified.items())
 
 
-def _verified(prog: Program, entry: int, args: int, deadline: float) -> tuple[Callee, set[int]] | None:
+def _verified(prog: Program, entry: int, args: int, deadline: float,
+              known: dict[int, Callee] | None = None) -> tuple[Callee, set[int]] | None:
     """The function at `entry` with `args` argument words and the blocks of its body, if its code is clean (its
-    fid assigned later). A recursive function is explored again with its own calls as calls, returning the number
-    of results its first exploration found (the base case returns before the recursion stops the tracking)."""
+    fid assigned later). A recursive function is explored again with its own calls (and those of `known`
+    functions) as calls, returning the number of results its first exploration found (the base case returns
+    before the recursion stops the tracking)."""
     frame = (None,) * args + (RET,)
     g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True)
     if g.partial and g.clean and len(g.returns) == 1:
         itself = Callee(RECURSIVE_FID, entry, args, min(g.returns))
-        g = explore(prog, [entry], deadline=deadline, frame=frame, calls={entry: itself}, precise=True)
+        g = explore(prog, [entry], deadline=deadline, frame=frame, calls={**(known or {}), entry: itself},
+                    precise=True)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
     if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS:
