@@ -503,7 +503,7 @@ def test_summarize_lists_each_effect_once_by_slot_selector_topic_and_message():
         "  v6 = icall f4(v4)",
         "  log3(0xddf252ad, caller, arg0; arg1)",
         "  sstore(0x5, v6)",
-        "  ret(v6, 0x1)",
+        "  ret(v6, addmod(v2, v3, 0x7))",
     ])
     text, pcs = summarize(tac, [(i,) for i in range(len(tac.split("\n")))])
     assert text.split("\n") == [

@@ -188,8 +188,8 @@ def summarize(tac: str, line_pcs: list[tuple[int, ...]]) -> tuple[str, list[tupl
     """An internal function's unit as its header and what it does, one line per kind of effect: the storage it
     reads and writes (constant slots, mapping/array bases), the functions and external selectors it calls, the
     logs it emits (topic 0), how it halts (revert messages, panics, custom errors, invalid), and how many values it
-    returns (no such line: it never returns). Each line maps to the instructions of
-    the lines it stands for. Not executable: a summary says what, not when."""
+    returns (no such line: it never returns). Each line maps to the instructions of the lines it stands for. Not
+    executable: a summary says what, not when."""
     lines = tac.split("\n")
     slots: dict[str, str] = {}
     found: dict[str, dict[str, set[int]]] = {kind: {} for kind, _ in _EFFECTS}
@@ -202,7 +202,7 @@ def summarize(tac: str, line_pcs: list[tuple[int, ...]]) -> tuple[str, list[tupl
             for g in pattern.finditer(text):
                 found[kind].setdefault(_effect_text(kind, g, slots), set()).update(pcs)
         if text.lstrip().startswith("ret("):
-            results = max(results, text.count(",") + 1 if text.strip() != "ret()" else 0)
+            results = max(results, _top_level_args(text.strip()[4:-1]))
     out = [f"{lines[0]}{SUMMARY_MARK}{len(lines) - 1} lines"]
     out_pcs = [line_pcs[0] if line_pcs else ()]
     for kind, _ in _EFFECTS:
@@ -214,6 +214,21 @@ def summarize(tac: str, line_pcs: list[tuple[int, ...]]) -> tuple[str, list[tupl
         out.append(f"  returns {results}")
         out_pcs.append(tuple(sorted(set().union(*rets))))
     return "\n".join(out), out_pcs
+
+
+def _top_level_args(text: str) -> int:
+    """How many comma-separated operands `text` holds outside brackets (`a, f(b, c)` is 2; empty is 0)."""
+    if not text.strip():
+        return 0
+    depth, n = 0, 1
+    for ch in text:
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            n += 1
+    return n
 
 
 def _effect_text(kind: str, g: re.Match, slots: dict[str, str]) -> str:
