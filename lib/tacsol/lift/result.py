@@ -63,18 +63,18 @@ class LiftedContract:
         """Every function's unit; at level 2 the internal functions' units its examples carry, each once, in full
         where any example carries it in full (a long example carries summaries: lift.functions.summarize)."""
         out: list[str] = []
-        units: dict[str, tuple[int, str]] = {}   # unit header -> (position in out, text)
+        at: dict[str, int] = {}   # unit header (without a summary mark) -> its position in out
         for f in self.functions:
             own, *callees = f.tac.split(CALLEE_SEP)
             out.append(own)
             for unit in callees:
-                header = unit.split("\n", 1)[0].split(SUMMARY_MARK)[0]
-                if header not in units:
-                    units[header] = (len(out), unit)
+                head = unit.split("\n", 1)[0]
+                key = head.split(SUMMARY_MARK)[0]
+                if key not in at:
+                    at[key] = len(out)
                     out.append(CALLEE_SEP.lstrip() + unit)
-                elif SUMMARY_MARK in units[header][1].split("\n", 1)[0] and SUMMARY_MARK not in unit.split("\n", 1)[0]:
-                    units[header] = (units[header][0], unit)
-                    out[units[header][0]] = CALLEE_SEP.lstrip() + unit
+                elif SUMMARY_MARK not in head and SUMMARY_MARK in out[at[key]].split("\n", 1)[0]:
+                    out[at[key]] = CALLEE_SEP.lstrip() + unit   # the full unit replaces a summary of it
         return "\n\n".join(out)
 
 
