@@ -56,6 +56,7 @@ cpu_autocast = "auto"  # bf16 autocast on CPUs with bf16 units (auto), bf16, non
 holdout_packages = []  # packages kept out of training: the package-held-out stratum
 signature_hints = False  # known signatures (tacsol.signatures) after the TAC header, not the record's own
 signature_sources = ["standard", "interface", "train"]  # what the known-signature table is built from
+train_hints = "as_held_out"  # train prompts' hint: as_held_out (as a held-out function sees the table) | table
 n_samples = 3
 max_new_tokens = 160
 eval_functions = 24  # distinct contract-held-out test functions scored by every system

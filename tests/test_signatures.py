@@ -135,9 +135,13 @@ def test_shipped_sample_table_is_leak_free_and_used_by_runs():
     cov = S.coverage(table, splits["test"])
     assert 0 < cov["selectors_resolved"] <= cov["selectors"]
     assert cov["records_signature_equal"] == cov["records_resolved"]
-    recs = train.run_records({**train.DEFAULTS, "signature_hints": True})
+    whole = train.run_records({**train.DEFAULTS, "signature_hints": True, "train_hints": "table"})
+    assert all(r["signature_hint"] == r["signature"] for r in whole["train"] if r["selector"].startswith("0x"))
+    recs = train.run_records({**train.DEFAULTS, "signature_hints": True})  # train_hints: as_held_out
     assert all("signature_hint" in r for s in recs.values() for r in s)
-    assert all(r["signature_hint"] == r["signature"] for r in recs["train"] if r["selector"].startswith("0x"))
+    assert all(r["signature_hint"] in ("", r["signature"]) for r in recs["train"])
+    assert 0 < sum(1 for r in recs["train"] if r["signature_hint"]) < sum(1 for r in whole["train"] if r["signature_hint"])
+    assert [r["signature_hint"] for r in recs["test"]] == [r["signature_hint"] for r in whole["test"]]
     hinted_test = sum(1 for r in recs["test"] if r["signature_hint"])
     assert hinted_test == cov["records_resolved"]
     # the package-held-out stratum gets no hint from its own packages' train records or declarations
@@ -147,6 +151,31 @@ def test_shipped_sample_table_is_leak_free_and_used_by_runs():
                 if set(e.sources) <= {"train", "interface"} and all(o == pkg for v in e.sources.values() for o in v)}
     assert only_own and not any(r["signature_hint"] and r["selector"] in only_own for s in held.values() for r in s)
     assert "signature_hint" not in train.run_records(dict(train.DEFAULTS))["test"][0]
+
+
+def test_train_hints_hide_the_records_own_group():
+    """A train prompt shows a train-only signature only when another near-duplicate group backs it, as a held-out
+    function would see the table; standard and interface entries always; packages the table dropped back nothing."""
+    sig_a, sig_b, sig_c = "mint(address,uint256)", "burnAll()", "transfer(address,uint256)"
+    table = S.Table()
+    table.add(sig_a, "train", "p@1")
+    table.add(sig_b, "train", "p@1")
+    table.add(sig_c, "standard", "IERC20")
+
+    def rec(sig, group, package="p@1"):
+        return {"selector": evm.selector(sig), "signature": sig, "group": group, "package": package, "tac": ""}
+    records = [rec(sig_a, "g1"), rec(sig_a, "g1"), rec(sig_a, "g2"),  # two implementations of mint
+               rec(sig_b, "g3"), rec(sig_b, "g3"),                    # one implementation (two builds) of burnAll
+               rec(sig_b, "g4", package="held@1"),  # a package the table dropped: backs nothing, sees g3's entry
+               rec(sig_c, "g5")]                                      # a standard interface
+    hints = [r["signature_hint"] for r in S.hint_train_records(records, table)]
+    assert hints == [sig_a, sig_a, sig_a, "", "", sig_b, sig_c]
+    assert [r["signature_hint"] for r in S.hint_records(records, table)] == [sig_a] * 3 + [sig_b] * 3 + [sig_c]
+
+
+def test_train_hints_param_is_checked():
+    with pytest.raises(P.ParamsError, match="train_hints.*'all'"):
+        train.load_params({"train_hints": "all"})
 
 
 def test_unknown_signature_source_is_refused():

@@ -428,6 +428,28 @@ def hint_records(records: Iterable[Mapping[str, Any]], table: Table, *, in_heade
     return out
 
 
+def hint_train_records(records: Sequence[Mapping[str, Any]], table: Table) -> list[dict]:
+    """Training copies of `records` (train split) with the hint a held-out function would get: the table without
+    the record's own near-duplicate group (``group``). An entry backed by standard or interface declarations is
+    always shown; one that only the train split backs is shown when a train record of another group, from a package
+    the table kept, has the same signature (another implementation of it). Without this every train prompt names its
+    function (the table holds the whole train split) while 30-45% of held-out ones stay unnamed, and the model,
+    never trained on an unnamed function, writes a header without a name (docs/reference-run.md)."""
+    backers: dict[str, set] = {}
+    for r in records:
+        sel = selector_of(r)
+        e = table.entries.get(sel)
+        if e and r.get("signature") == e.signature and str(r.get("package") or "unknown") in e.sources.get("train", []):
+            backers.setdefault(sel, set()).add(r.get("group"))
+    out = []
+    for r in records:
+        sel = selector_of(r)
+        e = table.entries.get(sel)
+        shown = bool(e) and (any(k != "train" for k in e.sources) or bool(backers.get(sel, set()) - {r.get("group")}))
+        out.append({**r, "signature_hint": e.signature if shown else ""})
+    return out
+
+
 def coverage(table: Table, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Share of `records` (functions with a selector) whose selector the table resolves, per record and per distinct
     selector, and by the sources that resolve it."""

@@ -79,9 +79,14 @@ DEFAULTS: dict[str, Any] = {
     "holdout_packages": [],
     "signature_hints": False,
     "signature_sources": ["standard", "interface", "train"],
+    "train_hints": "as_held_out",
     "n_samples": 3,
     "max_new_tokens": 160,
 }
+# Which hint a training prompt shows (signature_hints): the table as a held-out function would see it (without the
+# function's own near-duplicate group: signatures.hint_train_records), or the whole table (every train function named;
+# the reference runs of 2026-12-02/03, params/03_reference_cpu*.yaml).
+TRAIN_HINTS = ("as_held_out", "table")
 _MEGA = 50  # batches per length-sorting window
 
 
@@ -106,6 +111,9 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
     if unknown:
         raise P.ParamsError(f"{where}: parameter 'signature_sources': unknown {unknown} "
                             f"(choose from {list(signatures.SOURCES)})")
+    if merged["train_hints"] not in TRAIN_HINTS:
+        raise P.ParamsError(f"{where}: parameter 'train_hints' must be one of {list(TRAIN_HINTS)}, "
+                            f"got {merged['train_hints']!r}")
     for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
         if merged[k] <= 0:
             raise P.ParamsError(f"{where}: parameter {k!r} must be positive, got {merged[k]}")
@@ -171,13 +179,16 @@ def check_phase(values: dict[str, Any], where: str) -> None:
 def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
     """The records a run trains and evaluates on: :func:`load_records` of its dataset; with ``signature_hints``,
     prepared for prompts with the known-signature table (:mod:`tacsol.signatures`) from ``signature_sources``
-    minus the held-out packages, so the package-held-out stratum gets no hint from its own packages."""
+    minus the held-out packages, so the package-held-out stratum gets no hint from its own packages. Train records
+    get the hint per ``train_hints`` (see TRAIN_HINTS); validation and test records the table's."""
     recs = load_records(p["dataset"])
     if not p.get("signature_hints"):
         return recs
     table = signatures.table_for(p["dataset"], recs).restricted(
         p.get("signature_sources", DEFAULTS["signature_sources"]), p.get("holdout_packages", []))
-    return {s: signatures.hint_records(v, table) for s, v in recs.items()}
+    as_held_out = p.get("train_hints", "table") == "as_held_out"  # a run recorded before the key: the whole table
+    return {s: signatures.hint_train_records(v, table) if s == "train" and as_held_out
+            else signatures.hint_records(v, table) for s, v in recs.items()}
 
 
 def in_packages(record: dict, packages) -> bool:
