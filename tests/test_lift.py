@@ -165,8 +165,8 @@ def test_bad_input_has_reason(code, reason):
 
 def test_recursion_is_partial_with_a_warning_at_level_1_and_a_unit_calling_itself_at_level_2():
     """partial.json (gen.js contract C): recursive fact() loses the call context at level 1; level 2 prints it as
-    an internal function's unit that calls itself where it is a unit at all (>= 16 statements), else partial; a
-    plain getter stays ok."""
+    an internal function's unit that calls itself (one under 16 statements through the partial fallback:
+    functions.MANY_CALL_SITES), else partial; a plain getter stays ok."""
     units = 0
     for c in json.loads((Path(__file__).parent / "fixtures" / "lift" / "partial.json").read_text()):
         for level in LEVELS:
@@ -444,7 +444,7 @@ def test_find_callees_finds_a_function_called_from_two_places():
         raw = bytes.fromhex(c["runtime"])
         info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True)
         prog = Program(raw, info.metadata.bytecode_offset, info)
-        callees, _ = find_callees(prog, [f.bytecode_offset for f in info.functions], float("inf"))
+        callees, _, _ = find_callees(prog, [f.bytecode_offset for f in info.functions], float("inf"))
         assert [(f.fid, f.args, f.results, f.returns) for f in callees.values()] == [(1, 3, 1, True)], cid
 
 

@@ -499,8 +499,8 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
       answers, bn256Add 0x6 fails: both sides run);
     - a chain of overrides calling `super` (D3), whose optimized code returns through one shared block, so the
       same return address is on the stack once per level: not recursion;
-    - recursion (R): a recursive internal function is its own unit, calling itself (where it is big enough to be
-      a unit at all: 0.8's checked arithmetic, optimized).
+    - recursion (R): a recursive internal function is its own unit, calling itself (a small one, under
+      MIN_STATEMENTS, once the function is partial with it inlined: functions.MANY_CALL_SITES).
     Where level 2 prints a function without an unresolved jump, its TAC does what py-evm does, recursion included
     (n = 0, 1, 2, 5, 20, and 60, whose product overflows: a panic)."""
     from tacsol.evaluate import compile_bytecode
@@ -514,7 +514,7 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
         for sig, s in sorted(sel.items()):
             status = {level: lifted[level].function(s).status for level in (1, 2)}
             if name == "R":
-                assert status == {1: "partial", 2: "ok" if optimize and version.startswith("0.8") else "partial"}
+                assert status == {1: "partial", 2: "ok"}
             else:
                 assert status[2] == "ok", (name, sig, lifted[2].function(s).tac)
             # R: depths a Python interpreter follows (a random n recurses until the EVM's stack runs out); at 60
@@ -545,7 +545,7 @@ contract M {
 def test_level2_mutual_recursion_is_a_unit_that_py_evm_agrees_with():
     """even() and odd() call each other: without the optimizer level 2 prints one recursive unit (the other
     function inlined in it) and its TAC, run to depth 30, writes and returns what py-evm does; level 1 is partial.
-    (With the optimizer both are too small to be units and stay partial.)"""
+    (With the optimizer both are small and their recursion runs through each other: still partial.)"""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(MUTUAL_SRC, "0.8.20", optimize=False)["M"]

@@ -10,6 +10,7 @@ from .code import (library_address, looks_like_creation, parse_code, proxy_error
                    reject_not_contract_code, reject_truncated_push, reject_undefined_entry)
 from .creation import find_runtime
 from .dispatch import callvalue_guard, dispatch_regions, has_effect, selector_compare
+from .emit import Rendered
 from .functions import Internals, find_callees
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
@@ -98,11 +99,11 @@ class _Lifter:
     def find_internal_functions(self, funcs: list) -> None:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
-            callees, graphs = find_callees(self.prog, entries, self.deadline)
+            callees, graphs, small = find_callees(self.prog, entries, self.deadline)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
-            callees, graphs = {}, {}
-        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs)
+            callees, graphs, small = {}, {}, {}
+        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs, small)
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
@@ -123,6 +124,18 @@ class _Lifter:
         else:
             self.function(sel, [entry], args, mut, shared=entry in self.shared,
                           header_pcs=selector_compare(self.prog, int(f.selector, 16), entry))
+
+    def rendered(self, header: str, entries: list[int], stop, abi, header_pcs, small: bool = False
+                 ) -> Rendered | None:
+        """A function's TAC: its unit, and at level 2 the units (or summaries) of the internal functions it calls.
+        None: `small` was asked for and does not make the function's own code whole (Internals.select)."""
+        chosen = self.internals.select(entries, stop, small) if self.internals is not None else (None, None)
+        if chosen is None:
+            return None
+        calls, graph = chosen
+        r = render(self.prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph,
+                   header_pcs=header_pcs)
+        return self.internals.example(r, calls) if calls else r
 
     def unsupported(self, selector: str, args: str, mut: str, why: str) -> None:
         self.res.warnings.append(f"{selector}: unsupported: {why} ({_JUMP_TABLE}); not lifted")
@@ -151,11 +164,11 @@ class _Lifter:
         header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
             f"function {selector}({args}) {mut}"
         try:
-            calls, graph = self.internals.select(entries, stop) if self.internals is not None else (None, None)
-            r = render(prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph,
-                       header_pcs=header_pcs)
-            if calls:
-                r = self.internals.example(r, calls)
+            r = self.rendered(header, entries, stop, abi, header_pcs)
+            if r.partial and self.internals is not None and self.internals.small:
+                # past MAX_NODES instances with small helpers inlined: try them as calls, keep it if it is whole
+                r2 = self.rendered(header, entries, stop, abi, header_pcs, small=True)
+                r = r2 if r2 is not None and not r2.partial else r
         except TimeoutError:
             self.res.functions.append(LiftedFunction(selector, "", 0, 0, {}, "timeout", args, mut))
             return

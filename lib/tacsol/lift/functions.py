@@ -9,6 +9,7 @@ its entry is not re-entered, and it is not small. Functions are numbered f1, f2,
 from __future__ import annotations
 
 import collections
+import dataclasses
 import re
 
 from .abi import Abi
@@ -25,11 +26,16 @@ RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verifi
 # characters per Llama-3 token (662 functions of the compile cache), so an example stays near 4,096 tokens
 EXAMPLE_BUDGET_CHARS = 8192
 MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
+# ... unless inlining it leaves an example past MAX_NODES instances (a CBOR builder calling a 10-statement helper from
+# ~60 places): then small functions called from at least this many places are tried as calls too (Internals.select)
+MANY_CALL_SITES = 2
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[dict[int, Callee], dict[int, Graph]]:
-    """entry offset → Callee, for the internal functions the public functions starting at `entries` call; and the
-    level-1 graph of each of those public functions (explored to count call sites, reused when one calls none)."""
+def find_callees(prog: Program, entries: list[int], deadline: float
+                 ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
+    """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
+    level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
+    the clean functions under MIN_STATEMENTS with MANY_CALL_SITES or more call sites (numbered after the others)."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
     graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
                          precise=True)
@@ -39,6 +45,7 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
         if len(rets) >= MIN_CALL_SITES:
             groups[frozenset(rets)].append((k, t))
     verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
+    small: dict[int, tuple[Callee, frozenset]] = {}
     retry: list[tuple[int, int, frozenset]] = []
     for rets in sorted(groups, key=lambda r: (-len(r), sorted(r))):   # outer bodies first: inner blocks see fewer
         cands = groups[rets]
@@ -47,10 +54,12 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
             if k != k0 or t in verified or _inside(t, rets, verified):
                 continue
             got = _verified(prog, t, k, deadline)
-            if got is not None:
-                verified[t] = (*got, rets)
-            else:
+            if got is None:
                 retry.append((t, k, rets))
+            elif not got[2]:
+                verified[t] = (got[0], got[1], rets)
+            elif len(rets) >= MANY_CALL_SITES:
+                small[t] = (got[0], rets)
     # Mutual recursion (Buffer.resize calling append, which calls resize): a function whose recursion runs through
     # another one is clean once the functions verified so far are calls in it too.
     for t, k, rets in retry:
@@ -58,11 +67,13 @@ def find_callees(prog: Program, entries: list[int], deadline: float) -> tuple[di
             known = {u: Callee(RECURSIVE_FID + 1 + i, u, c.args, c.results, c.returns)
                      for i, (u, (c, _, _)) in enumerate(verified.items())}
             got = _verified(prog, t, k, deadline, known)
-            if got is not None:
-                verified[t] = (*got, rets)
+            if got is not None and not got[2]:
+                verified[t] = (got[0], got[1], rets)
     entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
-    return {t: Callee(i + 1, t, verified[t][0].args, verified[t][0].results, verified[t][0].returns)
-            for i, t in enumerate(entries_)}, graphs
+    smalls = sorted(t for t, (_, rets) in small.items() if not _inside(t, rets, verified))
+    callees = {t: dataclasses.replace(verified[t][0], fid=i + 1) for i, t in enumerate(entries_)}
+    return callees, graphs, {t: dataclasses.replace(small[t][0], fid=len(callees) + i + 1)
+                             for i, t in enumerate(smalls)}
 
 
 def _inside(t: int, rets: frozenset, verified: dict) -> bool:
@@ -71,9 +82,9 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
 
 
 def _verified(prog: Program, entry: int, args: int, deadline: float,
-              known: dict[int, Callee] | None = None) -> tuple[Callee, set[int]] | None:
-    """The function at `entry` with `args` argument words and the blocks of its body, if its code is clean (its
-    fid assigned later). A recursive function is explored again with its own calls (and those of `known`
+              known: dict[int, Callee] | None = None) -> tuple[Callee, set[int], bool] | None:
+    """The function at `entry` with `args` argument words, the blocks of its body and whether it is small (under
+    MIN_STATEMENTS), if its code is clean (its fid assigned later). A recursive function is explored again with its own calls (and those of `known`
     functions) as calls, returning the number of results its first exploration found (the base case returns
     before the recursion stops the tracking)."""
     frame = (None,) * args + (RET,)
@@ -84,9 +95,9 @@ def _verified(prog: Program, entry: int, args: int, deadline: float,
                     precise=True)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
-    if sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS:
-        return None
-    return Callee(0, entry, args, min(g.returns, default=0), bool(g.returns)), {bid for bid, _ in g.nodes if bid >= 0}
+    small = sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS
+    return (Callee(0, entry, args, min(g.returns, default=0), bool(g.returns)), {bid for bid, _ in g.nodes if bid >= 0},
+            small)
 
 
 class Internals:
@@ -94,41 +105,49 @@ class Internals:
     the example (the function's unit, then its callees' units)."""
 
     def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee],
-                 graphs: dict[int, Graph]):
+                 graphs: dict[int, Graph], small: dict[int, Callee] | None = None):
         self.prog, self.deadline, self.labels, self.callees, self.graphs = prog, deadline, labels, callees, graphs
-        self.by_fid = {c.fid: c for c in callees.values()}
-        self.calls_in: dict[int, collections.Counter] = {}   # fid → its unit's calls (all callees callable)
+        self.small = small or {}
+        self.by_fid = {c.fid: c for c in [*callees.values(), *self.small.values()]}
+        self.calls_in: dict[tuple, collections.Counter] = {}   # (fid, small) → its unit's calls (all callable)
         self.units: dict[tuple, Rendered] = {}
 
-    def select(self, starts: list[int], stop=frozenset()) -> tuple[dict[int, Callee], Graph | None]:
+    def select(self, starts: list[int], stop=frozenset(), small: bool = False
+               ) -> tuple[dict[int, Callee], Graph | None] | None:
         """The callees called twice or more in this example (from its own code or a callee's): a function called
         once costs less inline, where its arguments' values and the caller's checks stay in view. With them, the
-        example's graph when one already explored fits (else None)."""
+        example's graph when one already explored fits (else None). `small`: every callee it reaches, the small
+        functions with many call sites included (for an example that is partial without them); None when the
+        function's own code is still partial that way (not worth rendering)."""
+        universe = {**self.callees, **self.small} if small else self.callees
         level1 = self.graphs.get(starts[0]) if len(starts) == 1 and not stop else None
-        if not self.callees or (level1 is not None and not any(b in self.callees for b, _ in level1.nodes)):
+        if not universe or (level1 is not None and not any(b in universe for b, _ in level1.nodes)):
             return {}, level1
-        g = explore(self.prog, starts, stop, self.deadline, calls=self.callees, precise=True)
+        g = explore(self.prog, starts, stop, self.deadline, calls=universe, precise=True)
+        if small and g.partial:
+            return None
         total = collections.Counter(-b for b, _ in g.nodes if b < 0)   # call instances: block id -fid
         todo, seen = list(total), set(total)
         while todo:
-            for fid, k in self._calls_in(todo.pop()).items():
+            for fid, k in self._calls_in(todo.pop(), small).items():
                 total[fid] += k
                 if fid not in seen:
                     seen.add(fid)
                     todo.append(fid)
-        chosen = {self.by_fid[f].entry: self.by_fid[f] for f, k in total.items() if k >= 2}
+        least = 1 if small else 2   # an example too big with helpers inlined inlines nothing it can call instead
+        chosen = {self.by_fid[f].entry: self.by_fid[f] for f, k in total.items() if k >= least}
         if not chosen:
             return {}, level1
         fids = {c.fid for c in chosen.values()}
         return chosen, g if all(-b in fids for b, _ in g.nodes if b < 0) else None
 
-    def _calls_in(self, fid: int) -> collections.Counter:
-        got = self.calls_in.get(fid)
+    def _calls_in(self, fid: int, small: bool = False) -> collections.Counter:
+        got = self.calls_in.get((fid, small))
         if got is None:
             c = self.by_fid[fid]
-            g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame, calls=self.callees,
-                        precise=True)
-            got = self.calls_in[fid] = collections.Counter(-b for b, _ in g.nodes if b < 0)
+            g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame,
+                        calls={**self.callees, **self.small} if small else self.callees, precise=True)
+            got = self.calls_in[(fid, small)] = collections.Counter(-b for b, _ in g.nodes if b < 0)
         return got
 
     def unit(self, callee: Callee, calls: dict[int, Callee]) -> Rendered:
