@@ -166,7 +166,7 @@ def test_bad_input_has_reason(code, reason):
 def test_recursion_is_partial_with_a_warning_at_level_1_and_a_unit_calling_itself_at_level_2():
     """partial.json (gen.js contract C): recursive fact() loses the call context at level 1; level 2 prints it as
     an internal function's unit that calls itself (one under 16 statements through the partial fallback:
-    functions.MANY_CALL_SITES), else partial; a plain getter stays ok."""
+    functions.MIN_STATEMENTS), else partial; a plain getter stays ok."""
     units = 0
     for c in json.loads((Path(__file__).parent / "fixtures" / "lift" / "partial.json").read_text()):
         for level in LEVELS:

@@ -500,7 +500,7 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
     - a chain of overrides calling `super` (D3), whose optimized code returns through one shared block, so the
       same return address is on the stack once per level: not recursion;
     - recursion (R): a recursive internal function is its own unit, calling itself (a small one, under
-      MIN_STATEMENTS, once the function is partial with it inlined: functions.MANY_CALL_SITES).
+      MIN_STATEMENTS, once the function is partial with it inlined: functions.MIN_STATEMENTS).
     Where level 2 prints a function without an unresolved jump, its TAC does what py-evm does, recursion included
     (n = 0, 1, 2, 5, 20, and 60, whose product overflows: a panic)."""
     from tacsol.evaluate import compile_bytecode

@@ -84,8 +84,8 @@ DEFAULTS: dict[str, Any] = {
     "max_new_tokens": 160,
 }
 # Which hint a training prompt shows (signature_hints): the table as a held-out function would see it (without the
-# function's own near-duplicate group: signatures.hint_train_records), or the whole table (every train function named;
-# the reference runs of 2026-12-02/03, params/03_reference_cpu*.yaml).
+# function's own near-duplicate group: signatures.hint_train_records), or the whole table (every train function
+# named; the reference runs of 2026-12-02/03, params/03_reference_cpu*.yaml).
 TRAIN_HINTS = ("as_held_out", "table")
 _MEGA = 50  # batches per length-sorting window
 

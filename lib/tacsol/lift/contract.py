@@ -166,7 +166,7 @@ class _Lifter:
         try:
             r = self.rendered(header, entries, stop, abi, header_pcs)
             if r.partial and self.internals is not None and self.internals.small:
-                # past MAX_NODES instances with small helpers inlined: try them as calls, keep it if it is whole
+                # recursion or MAX_NODES instances with small helpers inlined: try them as calls, kept if whole
                 r2 = self.rendered(header, entries, stop, abi, header_pcs, small=True)
                 r = r2 if r2 is not None and not r2.partial else r
         except TimeoutError:

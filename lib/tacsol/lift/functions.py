@@ -25,17 +25,18 @@ RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verifi
 # A callee's unit that would take an example past this many characters is summarized: level-2 TAC averages 2.06
 # characters per Llama-3 token (662 functions of the compile cache), so an example stays near 4,096 tokens
 EXAMPLE_BUDGET_CHARS = 8192
-MIN_STATEMENTS = 16  # a smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit
-# ... unless inlining it leaves an example past MAX_NODES instances (a CBOR builder calling a 10-statement helper from
-# ~60 places): then small functions called from at least this many places are tried as calls too (Internals.select)
-MANY_CALL_SITES = 2
+# A smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit, unless inlining it
+# leaves a function partial (a CBOR builder calling a 10-statement helper from ~60 contexts, past MAX_NODES
+# instances; a small recursive function): such a function is tried again with the small ones as calls too
+# (Internals.select(small=True))
+MIN_STATEMENTS = 16
 
 
 def find_callees(prog: Program, entries: list[int], deadline: float
                  ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
-    the clean functions under MIN_STATEMENTS with MANY_CALL_SITES or more call sites (numbered after the others)."""
+    the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails)."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
     graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
                          precise=True)
@@ -56,10 +57,10 @@ def find_callees(prog: Program, entries: list[int], deadline: float
             got = _verified(prog, t, k, deadline)
             if got is None:
                 retry.append((t, k, rets))
-            elif not got[2]:
-                verified[t] = (got[0], got[1], rets)
-            elif len(rets) >= MANY_CALL_SITES:
+            elif got[2]:
                 small[t] = (got[0], rets)
+            else:
+                verified[t] = (got[0], got[1], rets)
     # Mutual recursion (Buffer.resize calling append, which calls resize): a function whose recursion runs through
     # another one is clean once the functions verified so far are calls in it too.
     for t, k, rets in retry:
@@ -84,9 +85,9 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
 def _verified(prog: Program, entry: int, args: int, deadline: float,
               known: dict[int, Callee] | None = None) -> tuple[Callee, set[int], bool] | None:
     """The function at `entry` with `args` argument words, the blocks of its body and whether it is small (under
-    MIN_STATEMENTS), if its code is clean (its fid assigned later). A recursive function is explored again with its own calls (and those of `known`
-    functions) as calls, returning the number of results its first exploration found (the base case returns
-    before the recursion stops the tracking)."""
+    MIN_STATEMENTS), if its code is clean (its fid assigned later). A recursive function is explored again with its
+    own calls (and those of `known` functions) as calls, returning the number of results its first exploration found
+    (the base case returns before the recursion stops the tracking)."""
     frame = (None,) * args + (RET,)
     g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True)
     if g.partial and g.clean and len(g.returns) == 1:
