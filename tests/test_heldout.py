@@ -258,6 +258,31 @@ def test_by_kind_reads_the_tables_back(tmp_path):
     assert rows["setter"]["behaviour_rate"] == 0.0 and rows["setter"]["behaviour_testable"] == 0
 
 
+def test_by_hint_splits_named_from_unnamed_prompts(tmp_path):
+    """The table keeps the hint each prompt carried; by_hint reads it back (or takes it from the records for a table
+    written before the column)."""
+    import pandas as pd
+
+    from tacsol.evaluate import evaluate_run, suite
+
+    recs = [{"id": "g", "group": "g", "selector": "0x0c55699c", "solidity": "uint256 public x;",
+             "signature_hint": "x()", "tac": "function 0x0c55699c()\nb0:\n  v1 = sload(0x0)\n  return(v1)"},
+            {"id": "s", "group": "s", "selector": "0x60fe47b1", "solidity": "function set(uint256 a) public { x = a; }",
+             "signature_hint": "", "tac": "function 0x60fe47b1(uint256)\nb0:\n  sstore(0x0, v1)\n  stop()"}]
+    evaluate_run(recs, {"g": "uint256 public x;", "s": "public " * 30}, tmp_path,
+                 eval_dir=suite.eval_dir(tmp_path, "contract_heldout"), compile_check=False, figures=False,
+                 verbose=False)
+    rows = {r["hint"]: r for r in suite.by_hint(tmp_path)}
+    assert rows["named"]["n"] == 1 and rows["named"]["selector_match_rate"] == 1.0
+    assert rows["unnamed"]["degenerate_rate"] == 1.0
+    table = suite.eval_dir(tmp_path, "contract_heldout") / "functions.parquet"
+    pd.read_parquet(table).drop(columns=["signature_hint"]).to_parquet(table)
+    with pytest.raises(ValueError, match="no signature_hint column"):
+        suite.by_hint(tmp_path)
+    assert {r["hint"]: r["n"] for r in suite.by_hint(tmp_path, hints={"g": "", "s": "set(uint256)"})} == \
+        {"named": 1, "unnamed": 1}
+
+
 def test_evaluated_records_are_the_scored_ones_with_the_runs_prompts(tmp_path):
     """Tools that score a finished run again (bench_verifier, bench_prefill) read its parameters and the records of
     each selection list from one place: the run's params.yaml over the params file over the evaluation defaults."""

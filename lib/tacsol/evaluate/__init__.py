@@ -31,7 +31,8 @@ from .solidity import (Declarations, ParseFailure, canonical_signature, canonica
                        contract_body, find_function, parse_declarations, tac_effects)
 
 EFFECT_CATEGORIES = ("event", "storage_write", "external_call", "revert")
-TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contract", "solc_version", "settings", "generated", "reference",
+TABLE_COLUMNS = ["id", "group", "package", "selector", "function_name", "contract", "solc_version", "settings",
+                 "signature_hint", "generated", "reference",
                  "failure", "degenerate", "gen_chars", "ref_chars", "tac_blocks", "tac_instructions", "complexity",
                  "length_bucket", "edit_distance", "length_diff", "parse_ok",
                  "signature_generated", "selector_generated", "selector_match",
@@ -209,7 +210,8 @@ def _static_row(rec: Mapping[str, Any], g: Any, declarations: DeclarationSource)
         "id": rec["id"], "group": group_of(rec),
         "package": rec.get("package", ""), "selector": rec.get("selector", ""), "function_name": rec.get("function_name", ""),
         "contract": rec.get("contract", ""), "solc_version": rec.get("solc_version", ""),
-        "settings": rec.get("settings", ""), "generated": text, "reference": ref, "failure": failure,
+        # the known signature the prompt carried ("" where the table does not know the selector, or no hints)
+        "settings": rec.get("settings", ""), "signature_hint": rec.get("signature_hint", ""), "generated": text, "reference": ref, "failure": failure,
         "degenerate": degenerate_reason(text, ref), "gen_chars": len(text), "ref_chars": len(ref),
     }
     row["tac_instructions"], row["tac_blocks"] = tac_size(rec)

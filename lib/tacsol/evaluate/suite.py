@@ -312,10 +312,27 @@ def by_kind(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
     """Per (stratum, system, function kind: getter | setter | other): n, similarity, selector match, compile rate
     where the reference compiles, degenerate rate and, where the behaviour check ran, the share behaviourally
     equivalent (untestable counts as not equivalent) with its CI — read back from the per-function tables."""
+    from .kinds import table_kinds
+
+    return _split(output_dir, strata, "kind", table_kinds)
+
+
+def by_hint(output_dir, strata: Sequence[str] = STRATA, hints: Mapping[str, str] | None = None) -> list[dict]:
+    """The same figures per (stratum, system, whether the prompt named the function: "named" | "unnamed"), from
+    the tables' signature_hint column, or `hints` (record id -> hint) for tables written before it."""
+    def named(df):
+        col = df["id"].map(hints) if hints is not None else df.get("signature_hint")
+        if col is None:
+            raise ValueError(f"{output_dir}: the tables have no signature_hint column; pass hints")
+        return col.fillna("").map(lambda h: "named" if h else "unnamed")
+
+    return _split(output_dir, strata, "hint", named)
+
+
+def _split(output_dir, strata: Sequence[str], key: str, label) -> list[dict]:
     import pandas as pd
 
     from .aggregate import bootstrap_ci
-    from .kinds import table_kinds
 
     rows = []
     for stratum in strata:
@@ -324,11 +341,11 @@ def by_kind(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
             if not p.is_file():
                 continue
             df = pd.read_parquet(p)
-            df["kind"] = table_kinds(df)
-            for kind, sub in df.groupby("kind"):
+            df[key] = label(df)
+            for value, sub in df.groupby(key):
                 sel = sub["selector_match"].astype(float)
                 both = sub[sub["ref_compiles"] == True]  # noqa: E712  (column may hold None)
-                rows.append({"stratum": stratum, "system": name, "kind": kind, "n": int(len(sub)),
+                rows.append({"stratum": stratum, "system": name, key: value, "n": int(len(sub)),
                              "similarity_mean": float(sub["similarity"].mean()),
                              "selector_match_rate": float(sel.mean()),
                              "selector_match_ci": list(bootstrap_ci(sel.to_numpy(), "mean", 1000, 3)),
