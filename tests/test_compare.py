@@ -112,3 +112,27 @@ def test_eval_table_reads_the_metrics_evaluate_writes():
     row = compare.eval_table(ref).set_index(["run", "phase", "system"]).loc[("reference", "03_baseline_3b", "fine-tuned")]
     for k in compare.EVAL_METRICS:
         assert row[k] == s["metrics"][k] if k in s["metrics"] else pd.isna(row[k]), k
+
+
+def test_paired_comparison_counts_disagreements_on_common_functions():
+    import pandas as pd
+
+    from tacsol.compare import paired
+
+    a = pd.DataFrame({"id": ["f1", "f2", "f3", "f4", "only_a"], "behaviour": ["equivalent", "differs", "untestable",
+                                                                             "equivalent", "equivalent"],
+                      "selector_match": [True, False, False, True, True], "degenerate": ["", "empty", "", "", ""],
+                      "similarity": [0.9, 0.2, 0.5, 0.8, 0.9]})
+    b = pd.DataFrame({"id": ["f4", "f3", "f2", "f1"], "behaviour": ["equivalent", "equivalent", "equivalent",
+                                                                    "differs"],
+                      "selector_match": [True, True, True, True], "degenerate": ["", "", "", ""],
+                      "similarity": [0.8, 0.5, 0.6, 0.9]})
+    rows = {r["metric"]: r for r in paired(a, b)}
+    beh = rows["behaviour_equivalent"]
+    assert beh["n"] == 4 and beh["a"] == 0.5 and beh["b"] == 0.75
+    assert (beh["b_higher"], beh["a_higher"]) == (2, 1) and beh["difference"] == 0.25
+    assert beh["ci_low"] <= 0.25 <= beh["ci_high"] and beh["ci_low"] < 0  # 4 functions: the interval spans 0
+    assert rows["degenerate"]["a_higher"] == 1 and rows["degenerate"]["difference"] == -0.25
+    assert rows["similarity"]["difference"] == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="share no function"):
+        paired(a.assign(id=["x1", "x2", "x3", "x4", "x5"]), b)

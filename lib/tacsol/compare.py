@@ -168,3 +168,36 @@ def by_complexity(per_fn) -> dict[str, Any]:
         out["behaviour"] = tested.assign(equivalent=tested["behaviour"] == "equivalent").pivot_table(
             index="label", columns="complexity", values="equivalent", aggfunc="mean")
     return out
+
+
+# Per-function outcomes a paired comparison reads from the tables (1.0 = the good outcome, except degenerate)
+PAIRED_METRICS = {
+    "behaviour_equivalent": lambda df: (df["behaviour"] == "equivalent").astype(float),
+    "selector_match": lambda df: df["selector_match"].astype(float),
+    "degenerate": lambda df: (df["degenerate"] != "").astype(float),
+    "similarity": lambda df: df["similarity"].astype(float),
+}
+
+
+def paired(a, b, metrics=tuple(PAIRED_METRICS), n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Two systems' per-function tables (what tacsol.evaluate writes) compared on the functions both scored, one
+    row per metric: the means, the mean paired difference b - a with its bootstrap 95% CI, and how many functions
+    each side wins. Paired, so that two runs scored on the same functions are told apart by their disagreements and
+    not by two overlapping marginal intervals."""
+    import numpy as np
+
+    from .evaluate.aggregate import bootstrap_ci
+
+    common = sorted(set(a["id"]) & set(b["id"]))
+    if not common:
+        raise ValueError("the two tables share no function id")
+    a, b = a.set_index("id").loc[common].reset_index(), b.set_index("id").loc[common].reset_index()
+    rows = []
+    for name in metrics:
+        x, y = PAIRED_METRICS[name](a).to_numpy(), PAIRED_METRICS[name](b).to_numpy()
+        d = y - x
+        lo, hi = bootstrap_ci(d, "mean", n_boot, seed)
+        rows.append({"metric": name, "n": len(common), "a": float(np.mean(x)), "b": float(np.mean(y)),
+                     "difference": float(np.mean(d)), "ci_low": lo, "ci_high": hi,
+                     "b_higher": int((d > 0).sum()), "a_higher": int((d < 0).sum())})
+    return rows
