@@ -136,3 +136,22 @@ def test_paired_comparison_counts_disagreements_on_common_functions():
     assert rows["similarity"]["difference"] == pytest.approx(0.1)
     with pytest.raises(ValueError, match="share no function"):
         paired(a.assign(id=["x1", "x2", "x3", "x4", "x5"]), b)
+
+
+def test_paired_against_baselines_per_run():
+    import pandas as pd
+
+    from tacsol.compare import paired_against_baselines
+
+    def table(system, beh, run="r1"):
+        return pd.DataFrame({"id": ["f1", "f2", "f3"], "behaviour": beh, "run": run, "phase": "03_baseline_3b",
+                             "system": system, "selector_match": True, "degenerate": "", "similarity": 0.5})
+    pf = pd.concat([table("fine-tuned", ["equivalent", "equivalent", "differs"]),
+                    table("retrieval-tfidf", ["equivalent", "differs", "differs"]),
+                    table("sevm", ["untestable"] * 3),
+                    table("sevm", [None] * 3, run="old")])   # evidence older than the check: no row
+    rows = paired_against_baselines(pf).set_index("baseline")
+    assert list(rows.index) == ["retrieval-tfidf", "sevm"]
+    assert rows.loc["retrieval-tfidf", "difference"] == pytest.approx(1 / 3)
+    assert (rows.loc["sevm", "fine_tuned_higher"], rows.loc["sevm", "baseline_higher"]) == (2, 0)
+    assert paired_against_baselines(pf.drop(columns=["behaviour"])).empty

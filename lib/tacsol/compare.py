@@ -201,3 +201,28 @@ def paired(a, b, metrics=tuple(PAIRED_METRICS), n_boot: int = 2000, seed: int = 
                      "difference": float(np.mean(d)), "ci_low": lo, "ci_high": hi,
                      "b_higher": int((d > 0).sum()), "a_higher": int((d < 0).sum())})
     return rows
+
+
+def paired_against_baselines(per_fn, metric: str = "behaviour_equivalent"):
+    """06's paired table: per (run, phase), the fine-tuned model against each baseline on the functions both scored
+    (`paired`, one metric). Empty where the tables lack the metric's column (evidence older than the check)."""
+    import pandas as pd
+
+    need = {"behaviour_equivalent": "behaviour", "degenerate": "degenerate", "selector_match": "selector_match",
+            "similarity": "similarity"}[metric]
+    rows = []
+    if not len(per_fn) or need not in per_fn:
+        return pd.DataFrame(rows)
+    for (run, phase), g in per_fn.groupby(["run", "phase"]):
+        tuned = g[g["system"] == "fine-tuned"]
+        if not len(tuned) or tuned[need].isna().all():
+            continue
+        for system, other in g[g["system"] != "fine-tuned"].groupby("system"):
+            if other[need].isna().all() or not set(other["id"]) & set(tuned["id"]):
+                continue
+            r = paired(other, tuned, metrics=(metric,))[0]
+            rows.append({"run": run, "phase": phase, "baseline": system, "metric": metric, "n": r["n"],
+                         "fine_tuned": r["b"], "baseline_value": r["a"], "difference": r["difference"],
+                         "ci_low": r["ci_low"], "ci_high": r["ci_high"], "fine_tuned_higher": r["b_higher"],
+                         "baseline_higher": r["a_higher"]})
+    return pd.DataFrame(rows)
