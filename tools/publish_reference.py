@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--run", default="outputs/reference-l2/03_baseline_3b")
     ap.add_argument("--evidence", default="docs/evidence")
     ap.add_argument("--max-mb", type=float, default=12.0)
+    ap.add_argument("--recipe", default="params/03_reference_cpu.yaml",
+                    help="the params file the run was made with (named in the shipped adapter's EVALUATION.md)")
     ap.add_argument("--no-adapter", action="store_true", help="publish the evidence only")
     ap.add_argument("--trained", action="store_true",
                     help="publish the finished training only (adapters in bf16 and logs, into .../trained/)")
@@ -182,7 +184,7 @@ def main(argv=None) -> int:
         summary = json.loads((run / "summary.json").read_text())
         sizes = infer.ship_adapter(run / "adapter", extra_files={
             "params.yaml": (run / "params.yaml").read_text(),
-            "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml (params/03_reference_cpu.yaml). "
+            "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml ({a.recipe}). "
                              f"Hardware: {summary.get('hardware', {}).get('line', summary.get('hardware'))}. "
                              f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
                              + table})
