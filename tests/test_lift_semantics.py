@@ -259,7 +259,8 @@ def _cases(sig: str, rng: random.Random, n: int = 8):
 def _evm_outcome(code: str, data: bytes):
     from tacsol.evaluate.execution import execute
 
-    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default)
+    # py-evm's own opcode table: the oracle is py-evm, not the harness's fused opcodes
+    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False)
     if out.success:
         return ("ok", out.output, out.writes, [(d, list(t)) for t, d in out.logs])
     return ("revert" if out.error == "Revert" else "invalid", out.output, {}, [])

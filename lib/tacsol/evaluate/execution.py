@@ -64,6 +64,187 @@ class Outcome:
     cmp_jumps: list[int] = field(default_factory=list)   # per comparison, the pc of the JUMPI after it (-1: none)
 
 
+_VALID_JUMPDESTS: dict[bytes, frozenset[int]] = {}
+
+
+def valid_jumpdests(code: bytes) -> frozenset[int]:
+    """The offsets of JUMPDEST instructions in `code` (not push data): where a JUMP may land. py-evm finds this
+    anew for every call (its CodeStream is per call); a runtime's answer is computed once here."""
+    got = _VALID_JUMPDESTS.get(code)
+    if got is None:
+        out, i, n = [], 0, len(code)
+        while i < n:
+            op = code[i]
+            if op == 0x5B:
+                out.append(i)
+            i += op - 0x5E if 0x60 <= op <= 0x7F else 1   # PUSHn: skip its n data bytes
+        if len(_VALID_JUMPDESTS) > 256:
+            _VALID_JUMPDESTS.clear()
+        got = _VALID_JUMPDESTS[code] = frozenset(out)
+    return got
+
+
+def fused_opcodes(base: dict) -> dict:
+    """`base` (py-evm's opcode table) with its most frequent opcodes (pushes, dups, swaps, pops, jumps, and the
+    one-word arithmetic, bitwise and comparison ops: 90% of the instructions the harness executes) replaced by
+    single functions with the same gas, result and exception: py-evm runs each through five to eight Python calls
+    (the opcode object, two gas meters, the logic, the stack's typed push/pop and validators), which is most of
+    the behaviour harness's time. Stack items stay what py-evm keeps (int or bytes). Checked against py-evm's
+    own table on the corpus's functions in tests/test_behaviour_execution.py."""
+    from eth.exceptions import (FullStack, InsufficientStack, InvalidInstruction, InvalidJumpDestination,
+                                OutOfGas)
+
+    M = (1 << 256) - 1
+    S = 1 << 255
+    table = dict(base)
+
+    def as_int(x):
+        return x if x.__class__ is int else int.from_bytes(x, "big")
+
+    def named(fn, name: str, gas: int):
+        fn.mnemonic, fn.gas_cost = name, gas
+        return fn
+
+    def spend(c, gas: int, name: str) -> None:
+        meter = c._gas_meter
+        if gas > meter.gas_remaining:
+            raise OutOfGas(f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {name}")
+        meter.gas_remaining -= gas
+
+    def push(n: int, gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            code = computation.code
+            pc = code.program_counter
+            raw = code._raw_code_bytes[pc:pc + n]
+            code.program_counter = pc + n
+            values = computation._stack.values
+            if len(values) > 1023:
+                raise FullStack("Stack limit reached")
+            values.append(raw if len(raw) == n else raw.ljust(n, b"\x00"))
+        return named(op, name, gas)
+
+    def dup(n: int, gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if len(values) > 1023:
+                raise FullStack("Stack limit reached")
+            if len(values) < n:
+                raise InsufficientStack(f"Insufficient stack items for DUP{n}")
+            values.append(values[-n])
+        return named(op, name, gas)
+
+    def swap(n: int, gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if len(values) <= n:
+                raise InsufficientStack(f"Insufficient stack items for SWAP{n}")
+            values[-1], values[-n - 1] = values[-n - 1], values[-1]
+        return named(op, name, gas)
+
+    def pop(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if not values:
+                raise InsufficientStack("Wanted 1 stack item, had none")
+            values.pop()
+        return named(op, name, gas)
+
+    def nothing(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+        return named(op, name, gas)
+
+    def unary(f, gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if not values:
+                raise InsufficientStack("Wanted 1 stack items, only had 0")
+            values.append(f(as_int(values.pop())))
+        return named(op, name, gas)
+
+    def binary(f, gas: int, name: str):   # f(top, second)
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if len(values) < 2:
+                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            a = values.pop()
+            b = values.pop()
+            values.append(f(a if a.__class__ is int else int.from_bytes(a, "big"),
+                            b if b.__class__ is int else int.from_bytes(b, "big")))
+        return named(op, name, gas)
+
+    def land(computation, dest: int) -> None:
+        code = computation.code
+        code.program_counter = dest
+        if dest not in valid_jumpdests(code._raw_code_bytes):
+            if code.peek() != 0x5B:
+                raise InvalidJumpDestination("Invalid Jump Destination")
+            raise InvalidInstruction("Jump resulted in invalid instruction")
+
+    def jump(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if not values:
+                raise InsufficientStack("Wanted 1 stack item, had none")
+            land(computation, as_int(values.pop()))
+        return named(op, name, gas)
+
+    def jumpi(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if len(values) < 2:
+                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            dest, cond = values.pop(), values.pop()
+            if as_int(cond):
+                land(computation, as_int(dest))
+        return named(op, name, gas)
+
+    def signed(x: int) -> int:
+        return x - (1 << 256) if x & S else x
+
+    arithmetic = {
+        "ADD": lambda a, b: (a + b) & M, "SUB": lambda a, b: (a - b) & M, "MUL": lambda a, b: (a * b) & M,
+        "DIV": lambda a, b: (a // b) & M if b else 0,
+        "AND": lambda a, b: a & b, "OR": lambda a, b: a | b, "XOR": lambda a, b: a ^ b,
+        "EQ": lambda a, b: int(a == b), "LT": lambda a, b: int(a < b), "GT": lambda a, b: int(a > b),
+        "SLT": lambda a, b: int(signed(a) < signed(b)), "SGT": lambda a, b: int(signed(a) > signed(b)),
+        "SHL": lambda s, v: 0 if s >= 256 else (v << s) & M, "SHR": lambda s, v: 0 if s >= 256 else v >> s,
+    }
+    for code, old in base.items():
+        name, gas = getattr(old, "mnemonic", None), getattr(old, "gas_cost", None)
+        if name is None or gas is None:
+            continue
+        if name.startswith("PUSH") and name != "PUSH0":
+            table[code] = push(int(name[4:]), gas, name)
+        elif name.startswith("DUP"):
+            table[code] = dup(int(name[3:]), gas, name)
+        elif name.startswith("SWAP"):
+            table[code] = swap(int(name[4:]), gas, name)
+        elif name == "POP":
+            table[code] = pop(gas, name)
+        elif name == "JUMPDEST":
+            table[code] = nothing(gas, name)
+        elif name == "JUMP":
+            table[code] = jump(gas, name)
+        elif name == "JUMPI":
+            table[code] = jumpi(gas, name)
+        elif name == "ISZERO":
+            table[code] = unary(lambda a: int(a == 0), gas, name)
+        elif name == "NOT":
+            table[code] = unary(lambda a: M - a, gas, name)
+        elif name in arithmetic:
+            table[code] = binary(arithmetic[name], gas, name)
+    return table
+
+
 def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
     import eth.vm.forks.cancun.computation  # noqa: F401
 
@@ -82,8 +263,17 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
             if v:
                 c.state.set_storage(CONTRACT, slot, v)
 
+    def peek(c, n: int):   # the top n stack words as ints (top first), or None when the stack is shorter (the op
+        values = c._stack.values   # itself then raises py-evm's InsufficientStack)
+        if len(values) < n:
+            return None
+        return [v if v.__class__ is int else int.from_bytes(v, "big") for v in values[:-n - 1:-1]]
+
     def sload(op, c):
-        slot = c.stack_pop1_int()
+        got = peek(c, 1)
+        if got is None:
+            return op(computation=c)
+        slot = got[0]
         first = False
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
@@ -92,32 +282,30 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
                 trace["read_set"].add(slot)
                 trace["reads"].append(slot)
                 trace["acc"].append(("r", slot))
-        c.stack_push_int(slot)
         op(computation=c)
         if first and explore:
-            v = c.stack_pop1_int()
-            trace["rvals"][slot] = v
-            c.stack_push_int(v)
+            trace["rvals"][slot] = peek(c, 1)[0]
 
     def sstore(op, c):
-        slot, value = c.stack_pop1_int(), c.stack_pop1_int()
+        got = peek(c, 2)
+        if got is None:
+            return op(computation=c)
+        slot = got[0]
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
             if slot not in trace["written"]:
                 trace["written"].add(slot)
                 trace["acc"].append(("w", slot))
-        c.stack_push_int(value)
-        c.stack_push_int(slot)
         op(computation=c)
 
     def sha3(op, c):
-        start, size = c.stack_pop1_int(), c.stack_pop1_int()
-        c.stack_push_int(size)
-        c.stack_push_int(start)
+        got = peek(c, 2)
         op(computation=c)
-        h = c.stack_pop1_int()
-        c.stack_push_int(h)
+        if got is None:
+            return
+        start, size = got
         if size in (32, 64):
+            h = peek(c, 1)[0]
             mem = c.memory_read_bytes(start, size)
             if size == 64:   # mapping: keccak(key . base)
                 trace["pre"][h] = ("mapping", int.from_bytes(mem[32:], "big"), int.from_bytes(mem[:32], "big"))
@@ -126,10 +314,10 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
 
     def probe(n_before):   # the address operand sits n_before words below the top of the stack
         def hook(op, c):
-            words = [c.stack_pop1_int() for _ in range(n_before + 1)]
-            a = (words[-1] & ((1 << 160) - 1)).to_bytes(20, "big")
-            for w in reversed(words):
-                c.stack_push_int(w)
+            got = peek(c, n_before + 1)
+            if got is None:
+                return op(computation=c)
+            a = (got[-1] & ((1 << 160) - 1)).to_bytes(20, "big")
             if a not in trace["probed_set"]:
                 trace["probed_set"].add(a)
                 trace["probed"].append(a)
@@ -150,44 +338,37 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
         if trace["jumps"] % 512 == 0 and time.thread_time() > trace["deadline"]:
             raise Deadline()
         if explore and len(trace["branches"]) < 4096:
-            dest, cond = c.stack_pop1_int(), c.stack_pop1_int()
-            pc = c.code.program_counter
-            trace["branches"].add((pc, bool(cond)))
-            trace["cjump"] += [pc] * (len(trace["cmps"]) - len(trace["cjump"]))   # the comparisons that fed it
-            c.stack_push_int(cond)
-            c.stack_push_int(dest)
+            got = peek(c, 2)
+            if got is not None:
+                pc = c.code.program_counter
+                trace["branches"].add((pc, bool(got[1])))
+                trace["cjump"] += [pc] * (len(trace["cmps"]) - len(trace["cjump"]))   # the comparisons that fed it
         op(computation=c)
 
     def compare2(op, c):   # a op b with a on top of the stack
-        a, b = c.stack_pop1_int(), c.stack_pop1_int()
         if len(trace["cmps"]) < 4096:
-            trace["cmps"].append((op.mnemonic, a, b))
-        c.stack_push_int(b)
-        c.stack_push_int(a)
+            got = peek(c, 2)
+            if got is not None:
+                trace["cmps"].append((op.mnemonic, got[0], got[1]))
         op(computation=c)
 
     def sub(op, c):   # solc's peephole turns `EQ ISZERO PUSH tag JUMPI` into `SUB PUSH tag JUMPI`: an equality too
-        pc = c.code.program_counter
-        try:
-            nxt = c.code[pc]
+        if len(trace["cmps"]) < 4096:
+            pc = c.code.program_counter
+            code = c.code._raw_code_bytes
+            nxt = code[pc] if pc < len(code) else 0
             at = pc + 1 + (nxt - 0x5F) if 0x60 <= nxt <= 0x7F else pc
-            branch = c.code[at] == 0x57   # JUMPI
-        except IndexError:
-            branch = False
-        if not branch or len(trace["cmps"]) >= 4096:
-            op(computation=c)
-            return
-        a, b = c.stack_pop1_int(), c.stack_pop1_int()
-        trace["cmps"].append(("EQ", a, b))
-        c.stack_push_int(b)
-        c.stack_push_int(a)
+            if at < len(code) and code[at] == 0x57:   # JUMPI
+                got = peek(c, 2)
+                if got is not None:
+                    trace["cmps"].append(("EQ", got[0], got[1]))
         op(computation=c)
 
     def iszero(op, c):
-        a = c.stack_pop1_int()
         if len(trace["cmps"]) < 4096:
-            trace["cmps"].append(("ISZERO", a, 0))
-        c.stack_push_int(a)
+            got = peek(c, 1)
+            if got is not None:
+                trace["cmps"].append(("ISZERO", got[0], 0))
         op(computation=c)
 
     ops = dict(base)
@@ -226,13 +407,15 @@ class _Machine:
         self.trace: dict = {}          # the current call's trace, read by the hooks
         self._classes: dict = {}
 
-    def computation(self, explore: bool):
-        if explore not in self._classes:
+    def computation(self, explore: bool, fused: bool = True):
+        key = (explore, fused)
+        if key not in self._classes:
             from eth.vm.forks.cancun.computation import CancunComputation
 
-            self._classes[explore] = type("TracedComputation", (CancunComputation,), {
-                "opcodes": _traced_opcodes(CancunComputation.opcodes, self.trace, explore)})
-        return self._classes[explore]
+            base = fused_opcodes(CancunComputation.opcodes) if fused else CancunComputation.opcodes
+            self._classes[key] = type("TracedComputation", (CancunComputation,), {
+                "opcodes": _traced_opcodes(base, self.trace, explore)})
+        return self._classes[key]
 
 
 _MACHINES: dict[tuple[bytes, tuple[bytes, ...]], _Machine] = {}
@@ -251,12 +434,15 @@ def _machine(code: bytes, responders: tuple[bytes, ...]) -> _Machine:
 def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes, value: int = 0,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
             storage_default: Callable[[int, dict], int] | None = None,
-            code_default: Callable[[bytes], bytes | None] | None = None, explore: bool = False) -> Outcome:
+            code_default: Callable[[bytes], bytes | None] | None = None, explore: bool = False,
+            fused: bool = True) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
     in `responders` hold RESPONDER_CODE. A slot `storage` does not hold takes `storage_default(slot, preimages so
     far)` when first touched, and an address first called or asked for its code size takes `code_default(address)`,
     so a run sees one fixed (conceptually infinite) state whatever path it takes.
-    `explore`: also record comparisons, first-read slot values and branches (Outcome.cmps, read_values, branches)."""
+    `explore`: also record comparisons, first-read slot values and branches (Outcome.cmps, read_values, branches).
+    `fused`: run the frequent opcodes through fused_opcodes (False: py-evm's own table only, the oracle of the
+    lifter's differential tests and of the fused table's own test)."""
     from eth.vm.message import Message
     from eth.vm.transaction_context import BaseTransactionContext
 
@@ -275,7 +461,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
             state.set_storage(CONTRACT, slot, v)
         msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
         try:
-            comp = m.computation(explore).apply_message(
+            comp = m.computation(explore, fused).apply_message(
                 state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
         except Deadline:
             return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
