@@ -85,8 +85,9 @@ def valid_jumpdests(code: bytes) -> frozenset[int]:
 
 
 def fused_opcodes(base: dict) -> dict:
-    """`base` (py-evm's opcode table) with its most frequent opcodes (pushes, dups, swaps, pops, jumps, and the
-    one-word arithmetic, bitwise and comparison ops: 90% of the instructions the harness executes) replaced by
+    """`base` (py-evm's opcode table) with its most frequent opcodes (pushes, dups, swaps, pops, jumps, one-word
+    memory and calldata loads and stores, the one-word arithmetic, bitwise and comparison ops: 94% of the
+    instructions the harness executes) replaced by
     single functions with the same gas, result and exception: py-evm runs each through five to eight Python calls
     (the opcode object, two gas meters, the logic, the stack's typed push/pop and validators), which is most of
     the behaviour harness's time. Stack items stay what py-evm keeps (int or bytes). Checked against py-evm's
@@ -207,6 +208,41 @@ def fused_opcodes(base: dict) -> dict:
                 land(computation, as_int(dest))
         return named(op, name, gas)
 
+    def mload(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if not values:
+                raise InsufficientStack("Wanted 1 stack item, had none")
+            start = as_int(values.pop())
+            if start + 32 > len(computation._memory._bytes):   # else no growth and no gas: py-evm's rule
+                computation.extend_memory(start, 32)
+            values.append(bytes(computation._memory._bytes[start:start + 32]))
+        return named(op, name, gas)
+
+    def mstore(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if len(values) < 2:
+                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            start, v = as_int(values.pop()), values.pop()
+            if start + 32 > len(computation._memory._bytes):
+                computation.extend_memory(start, 32)
+            computation._memory._bytes[start:start + 32] = (v.to_bytes(32, "big") if v.__class__ is int
+                                                            else v.rjust(32, b"\x00")[-32:])
+        return named(op, name, gas)
+
+    def calldataload(gas: int, name: str):
+        def op(computation):
+            spend(computation, gas, name)
+            values = computation._stack.values
+            if not values:
+                raise InsufficientStack("Wanted 1 stack item, had none")
+            start = as_int(values.pop())
+            values.append(computation.msg.data_as_bytes[start:start + 32].ljust(32, b"\x00").lstrip(b"\x00"))
+        return named(op, name, gas)
+
     def signed(x: int) -> int:
         return x - (1 << 256) if x & S else x
 
@@ -240,6 +276,12 @@ def fused_opcodes(base: dict) -> dict:
             table[code] = unary(lambda a: int(a == 0), gas, name)
         elif name == "NOT":
             table[code] = unary(lambda a: M - a, gas, name)
+        elif name == "MLOAD":
+            table[code] = mload(gas, name)
+        elif name == "MSTORE":
+            table[code] = mstore(gas, name)
+        elif name == "CALLDATALOAD":
+            table[code] = calldataload(gas, name)
         elif name in arithmetic:
             table[code] = binary(arithmetic[name], gas, name)
     return table
