@@ -163,3 +163,15 @@ def test_sample_originals_trace_alike_in_both_tables(monkeypatch):
         assert runs[True].outcomes == runs[False].outcomes and runs[True].cases == runs[False].cases, r["id"]
         traced += 1
     assert traced >= 20
+
+
+def test_the_environment_chooses_the_table_for_worker_processes(monkeypatch):
+    from tacsol.evaluate import execution as E
+
+    code = bytes([0x60, 0x01, 0x60, 0x02, 0x01, 0x00])   # 1 + 2; STOP
+    for env, fused in (("py-evm", False), ("fused", True)):
+        monkeypatch.setenv("TACSOL_OPCODES", env)
+        E._MACHINES.clear()
+        assert execute(code, b"", {}, caller=CALLER).success
+        (m,) = E._MACHINES.values()
+        assert list(m._classes) == [(False, fused)]

@@ -14,6 +14,8 @@
     python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates
     # the first scoring of a function set: its originals traced too
     python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates --fresh-traces
+    # the same with py-evm's own opcode table (the harness's peer: the fused opcodes' gain)
+    python tools/bench_behaviour.py --dataset ref --reference-only --fresh-candidates --fresh-traces --opcodes py-evm
 """
 from __future__ import annotations
 
@@ -58,9 +60,12 @@ def main() -> int:
                     help="trace the originals anew, in a temporary folder (the original units stay cached): the "
                     "first scoring of a function set")
     ap.add_argument("--reference-only", action="store_true", help="only the reference control (speed runs)")
+    ap.add_argument("--opcodes", choices=["fused", "py-evm"], default="fused",
+                    help="py-evm's own opcode table instead of the harness's fused opcodes (the peer to compare with)")
     ap.add_argument("--generations", help="a system's functions.parquet (id, generated): score its generations "
                     "on its functions instead (the speed of scoring a real system, most of whose functions differ)")
     args = ap.parse_args()
+    os.environ["TACSOL_OPCODES"] = args.opcodes   # before the harness starts its worker processes
 
     from tacsol import pairs
     from tacsol.evaluate import behaviour as B, controls as C
@@ -90,7 +95,8 @@ def main() -> int:
                      "machine": f"{os.cpu_count()} CPU cores, load average at start "
                                 f"{os.getloadavg()[0]:.1f}", "seed": args.seed,
                      "compile_cache": "cold (empty)" if args.compile_cache else "outputs/cache/behaviour (may be warm)",
-                     "fresh_candidates": args.fresh_candidates, "fresh_traces": args.fresh_traces}
+                     "fresh_candidates": args.fresh_candidates, "fresh_traces": args.fresh_traces,
+                     "opcodes": args.opcodes}
 
     if args.generations:
         return _score_generations(args, ds, h, figures)

@@ -10,6 +10,7 @@ slot held when first read, and the branches taken."""
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -477,14 +478,17 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
             gas: int = GAS, time_limit_s: float = 2.0, responders: tuple[bytes, ...] = (),
             storage_default: Callable[[int, dict], int] | None = None,
             code_default: Callable[[bytes], bytes | None] | None = None, explore: bool = False,
-            fused: bool = True) -> Outcome:
+            fused: bool | None = None) -> Outcome:
     """Run `code` at CONTRACT with `storage` preloaded, called by `caller` with `data` and `value`; the addresses
     in `responders` hold RESPONDER_CODE. A slot `storage` does not hold takes `storage_default(slot, preimages so
     far)` when first touched, and an address first called or asked for its code size takes `code_default(address)`,
     so a run sees one fixed (conceptually infinite) state whatever path it takes.
     `explore`: also record comparisons, first-read slot values and branches (Outcome.cmps, read_values, branches).
     `fused`: run the frequent opcodes through fused_opcodes (False: py-evm's own table only, the oracle of the
-    lifter's differential tests and of the fused table's own test)."""
+    lifter's differential tests and of the fused table's own test; None: fused unless the environment says
+    TACSOL_OPCODES=py-evm, which reaches the harness's worker processes: tools/bench_behaviour.py --opcodes)."""
+    if fused is None:
+        fused = os.environ.get("TACSOL_OPCODES", "fused") != "py-evm"
     from eth.vm.message import Message
     from eth.vm.transaction_context import BaseTransactionContext
 
