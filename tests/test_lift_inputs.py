@@ -89,3 +89,20 @@ def test_cli_json_gives_reason_and_message_with_exit_2():
                         cwd=ROOT, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr[-1500:]
     assert json.loads(ok.stdout)["details"]["creation"]["constructor_args"][1] == len(d["creation"]) // 2 + 64
+
+
+def test_the_lifters_clock_is_this_threads_cpu_time_read_sparingly():
+    """budget.clock is at most REFRESH_S behind time.thread_time (a deadline is missed by no more), and two reads
+    closer together than that share one system call."""
+    import time
+
+    from tacsol.lift import budget
+
+    a = budget.clock()
+    assert a <= time.thread_time() <= a + 1.0
+    end = time.perf_counter() + 0.05
+    while time.perf_counter() < end:   # burn 50 ms of CPU: the clock follows within REFRESH_S
+        pass
+    assert time.thread_time() - budget.REFRESH_S - 0.001 <= budget.clock() <= time.thread_time()
+    b, c = budget.clock(), budget.clock()
+    assert c - b <= budget.REFRESH_S
