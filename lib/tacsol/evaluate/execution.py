@@ -107,74 +107,61 @@ def fused_opcodes(base: dict) -> dict:
         fn.mnemonic, fn.gas_cost = name, gas
         return fn
 
-    def spend(c, gas: int, name: str) -> None:
+    def operands(c, gas: int, name: str, need: int, grows: bool = False) -> list:
+        """Charge the opcode's gas, then py-evm's stack checks (room for one more item when it pushes without
+        popping, `need` items on the stack); the stack's list."""
         meter = c._gas_meter
         if gas > meter.gas_remaining:
             raise OutOfGas(f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {name}")
         meter.gas_remaining -= gas
+        values = c._stack.values
+        if grows and len(values) > 1023:
+            raise FullStack("Stack limit reached")
+        if len(values) < need:
+            raise InsufficientStack(f"Wanted {need} stack items, only had {len(values)}")
+        return values
 
     def push(n: int, gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
+            values = operands(computation, gas, name, 0, grows=True)
             code = computation.code
             pc = code.program_counter
             raw = code._raw_code_bytes[pc:pc + n]
             code.program_counter = pc + n
-            values = computation._stack.values
-            if len(values) > 1023:
-                raise FullStack("Stack limit reached")
             values.append(raw if len(raw) == n else raw.ljust(n, b"\x00"))
         return named(op, name, gas)
 
     def dup(n: int, gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if len(values) > 1023:
-                raise FullStack("Stack limit reached")
-            if len(values) < n:
-                raise InsufficientStack(f"Insufficient stack items for DUP{n}")
+            values = operands(computation, gas, name, n, grows=True)
             values.append(values[-n])
         return named(op, name, gas)
 
     def swap(n: int, gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if len(values) <= n:
-                raise InsufficientStack(f"Insufficient stack items for SWAP{n}")
+            values = operands(computation, gas, name, n + 1)
             values[-1], values[-n - 1] = values[-n - 1], values[-1]
         return named(op, name, gas)
 
     def pop(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if not values:
-                raise InsufficientStack("Wanted 1 stack item, had none")
-            values.pop()
+            operands(computation, gas, name, 1).pop()
         return named(op, name, gas)
 
     def nothing(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
+            operands(computation, gas, name, 0)
         return named(op, name, gas)
 
     def unary(f, gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if not values:
-                raise InsufficientStack("Wanted 1 stack items, only had 0")
+            values = operands(computation, gas, name, 1)
             values.append(f(as_int(values.pop())))
         return named(op, name, gas)
 
     def binary(f, gas: int, name: str):   # f(top, second)
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if len(values) < 2:
-                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            values = operands(computation, gas, name, 2)
             a = values.pop()
             b = values.pop()
             values.append(f(a if a.__class__ is int else int.from_bytes(a, "big"),
@@ -191,55 +178,40 @@ def fused_opcodes(base: dict) -> dict:
 
     def jump(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if not values:
-                raise InsufficientStack("Wanted 1 stack item, had none")
-            land(computation, as_int(values.pop()))
+            land(computation, as_int(operands(computation, gas, name, 1).pop()))
         return named(op, name, gas)
 
     def jumpi(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if len(values) < 2:
-                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            values = operands(computation, gas, name, 2)
             dest, cond = values.pop(), values.pop()
             if as_int(cond):
                 land(computation, as_int(dest))
         return named(op, name, gas)
 
+    def grown(computation, start: int) -> bytearray:   # memory holding [start, start + 32), grown (and paid)
+        if start + 32 > len(computation._memory._bytes):   # as py-evm's extend_memory; else no growth, no gas
+            computation.extend_memory(start, 32)
+        return computation._memory._bytes
+
     def mload(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if not values:
-                raise InsufficientStack("Wanted 1 stack item, had none")
+            values = operands(computation, gas, name, 1)
             start = as_int(values.pop())
-            if start + 32 > len(computation._memory._bytes):   # else no growth and no gas: py-evm's rule
-                computation.extend_memory(start, 32)
-            values.append(bytes(computation._memory._bytes[start:start + 32]))
+            values.append(bytes(grown(computation, start)[start:start + 32]))
         return named(op, name, gas)
 
     def mstore(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if len(values) < 2:
-                raise InsufficientStack(f"Wanted 2 stack items, only had {len(values)}")
+            values = operands(computation, gas, name, 2)
             start, v = as_int(values.pop()), values.pop()
-            if start + 32 > len(computation._memory._bytes):
-                computation.extend_memory(start, 32)
-            computation._memory._bytes[start:start + 32] = (v.to_bytes(32, "big") if v.__class__ is int
-                                                            else v.rjust(32, b"\x00")[-32:])
+            grown(computation, start)[start:start + 32] = (v.to_bytes(32, "big") if v.__class__ is int
+                                                           else v.rjust(32, b"\x00")[-32:])
         return named(op, name, gas)
 
     def calldataload(gas: int, name: str):
         def op(computation):
-            spend(computation, gas, name)
-            values = computation._stack.values
-            if not values:
-                raise InsufficientStack("Wanted 1 stack item, had none")
+            values = operands(computation, gas, name, 1)
             start = as_int(values.pop())
             values.append(computation.msg.data_as_bytes[start:start + 32].ljust(32, b"\x00").lstrip(b"\x00"))
         return named(op, name, gas)
