@@ -166,6 +166,46 @@ def test_state_search_reaches_a_guarded_success_path(gate):
     assert again.success and again.output == o.output and again.writes == o.writes
 
 
+
+def test_search_points_an_address_without_code_at_a_deployed_contract_and_a_hooked_recipient_at_an_account():
+    # solc reverts before calling an address without code: a registry kept in a slot that holds the owner (state
+    # 1) or nothing (state 0) stopped every run there; a recipient argument with code must answer a hook the
+    # responders do not (ERC-721's onERC721Received)
+    from tacsol.evaluate.execution import Outcome
+
+    owner, responder = (int.from_bytes(c, "big") for c in B.CALLERS[:2])
+    deployed, eoa = int.from_bytes(B.DEPLOYED, "big"), int.from_bytes(B.CALLERS[3], "big")
+    _, types = abi.parse_signature("f(address)")
+    case = B.Case([responder], B.CALLERS[0], 0, 1)
+    out = Outcome(False, b"", probed=[B.CALLERS[0], B.CALLERS[1]], read_values={5: owner, 6: 9})
+    got = {c.found: c for c in B._proposals(case, out, types, False)}
+    assert got["slot 0x5 = a deployed contract"].storage == {5: deployed}
+    assert got["arg 0 = an account without code"].args == [eoa]
+    assert B._has_code(B.DEPLOYED, case) and not B._has_code(B.CALLERS[3], case)
+    # a fresh state: the address read is zero; the latest zero-valued slots read are the candidates
+    case0 = B.Case([eoa], B.CALLERS[0], 0, 0)
+    out0 = Outcome(False, b"", probed=[bytes(20)], read_values={3: 0, 4: 0, 9: 7, 11: 0})
+    slots = [c.storage for c in B._proposals(case0, out0, types, False) if "deployed" in c.found]
+    assert slots == [{11: deployed}, {4: deployed}]   # _ZERO_SLOTS, latest read first
+
+
+def test_search_reads_a_loop_condition_once_and_sets_a_zero_flag_the_require_tested():
+    # AccessControl's revert message is built in a loop (`i < 40`, one comparison per character) after the role
+    # check (ISZERO of a membership slot that is zero in the fresh state). Every iteration's comparison made its
+    # own proposals and crowded out the role check's; a loop's condition now counts once, at its last test
+    from tacsol.evaluate.execution import Outcome
+
+    _, types = abi.parse_signature("f(uint256)")
+    case = B.Case([40], B.CALLERS[0], 0, 0)
+    cmps = [("ISZERO", 0, 0)] + [("LT", i, 40) for i in range(40)]
+    out = Outcome(False, b"", read_values={2: 5, 7: 0}, cmps=cmps, cmp_jumps=[10] + [20] * 40)
+    got = [c.found for c in B._proposals(case, out, types, False)]
+    assert "slot 0x7 = 0x1" in got and len(got) <= 2 * B._PER_PARENT
+    assert sum(f.startswith("arg 0 = ") for f in got) == 3      # the loop's last test: 40 -> 39, 40, 38
+    # a zero slot is set only for an ISZERO: an EQ or LT with zero would propose every slot of a fresh state
+    eq = Outcome(False, b"", read_values={7: 0}, cmps=[("EQ", 0, 5)], cmp_jumps=[10])
+    assert not any(f.startswith("slot") for f in (c.found for c in B._proposals(case, eq, types, False)))
+
 CAPPED_TEMPLATE = """
 contract NAME {
     uint256 total;

@@ -285,7 +285,7 @@ class Compiler:
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t7"
+TRACE_FORMAT = "t8"
 
 
 @dataclass
@@ -1335,14 +1335,24 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
     (the branch search's branches taken one way only)."""
     leaves = list(_leaves(types, case.args))
     fields = _slot_fields(out.read_values)
+    zeros = _zero_fields(out.read_values)
     done: set = set()
     made = 0
     if out.probed and case.answer_words == 1:   # a called contract's one-word answer may not decode as a tuple
         made += 1
         yield replace(case, answer_words=ANSWER_WORDS, found=_note(case, f"calls answered with {ANSWER_WORDS} words"))
-    order = list(range(len(out.cmps) - 1, -1, -1))
+    for child in _deployed_proposals(case, out, leaves, fields, zeros):
+        made += 1
+        yield child
+    jumps = out.cmp_jumps
+    order, pcs = [], set()
+    for i in range(len(out.cmps) - 1, -1, -1):   # latest first; a loop's condition once, at its last test
+        at = (jumps[i] if i < len(jumps) else -1, out.cmps[i][0])   # (JUMPI, op): `a < b` and its ISZERO both
+        if at[0] >= 0 and at in pcs:
+            continue
+        pcs.add(at)
+        order.append(i)
     if first:
-        jumps = out.cmp_jumps
         order = [i for i in order if jumps[i] in first] + [i for i in order if jumps[i] not in first]
     for op, a, b in (out.cmps[i] for i in order):
         if (op, a, b) in done:
@@ -1374,7 +1384,7 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
                     if y <= BALANCE_LIMIT:
                         made += 1
                         yield replace(case, value=y, found=_note(case, f"value = {y}"))
-            for slot, word, shift, mask in fields.get(x, ()):
+            for slot, word, shift, mask in fields.get(x, ()) if x else zeros if op == "ISZERO" else ():
                 for y in targets:
                     if y & mask != y:
                         continue
@@ -1386,6 +1396,46 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
 
 
 ANSWER_WORDS = 16        # the longer answer of called contracts the search may try (seed_code)
+DEPLOYED = bytes.fromhex("5e" * 20)   # an address holding code in every state (seed_code): a deployed contract
+_ZERO_SLOTS = 2          # zero-valued slots an ISZERO of zero may set (the latest read first)
+
+
+def _zero_fields(read_values: dict[int, int]) -> list[tuple[int, int, int, int]]:
+    """(slot, 0, 0, full mask) of the last _ZERO_SLOTS slots a run read as zero, the latest first: a flag or role
+    never set (`require(hasRole(..))` tests it with ISZERO), a contract address never stored. Not indexed by value
+    with the others (_slot_fields): in a fresh state every slot is zero, and proposals for each would crowd out
+    those of the comparison that failed."""
+    return [(s, 0, 0, abi.M256) for s, w in reversed(list(read_values.items())) if not w][:_ZERO_SLOTS]
+
+
+def _has_code(address: bytes, case: "Case") -> bool:
+    return address == CONTRACT or address in RESPONDERS or seed_code(address, case.variant, case.answer_words) is not None
+
+
+def _deployed_proposals(case: "Case", out: Outcome, leaves: list, fields: dict, zeros: list):
+    """Cases in which an address the run called or asked the code size of, and that held no code (the owner, a
+    zero address, a precompile), is the DEPLOYED contract instead: the argument or slot field that held it is
+    set. Solidity reverts before calling an address without code, so a token, registry or oracle kept in a
+    slot that holds the owner or nothing would otherwise stop every run there. And the other way round, an
+    argument that held code is an account without (EOA): a recipient contract must implement a hook (ERC-721's
+    onERC721Received, ERC-777's tokensReceived) that the harness's responders do not."""
+    d, eoa = int.from_bytes(DEPLOYED, "big"), int.from_bytes(CALLERS[3], "big")
+    for a in out.probed:
+        x = int.from_bytes(a, "big")
+        if _has_code(a, case):
+            for path, kind, t, w in leaves:
+                if kind == "word" and t.base == "address" and w == x and x != eoa:
+                    yield replace(case, args=_set_at(case.args, path, eoa),
+                                  found=_note(case, f"arg {'.'.join(map(str, path))} = an account without code"))
+            continue
+        for path, kind, t, w in leaves:
+            if kind == "word" and t.base == "address" and w == x:
+                yield replace(case, args=_set_at(case.args, path, d),
+                              found=_note(case, f"arg {'.'.join(map(str, path))} = a deployed contract"))
+        for slot, word, shift, mask in fields.get(x, ()) if x else zeros:
+            if mask >> 159:   # an address-wide field
+                yield replace(case, storage={**case.storage, slot: (word & ~(mask << shift)) | (d << shift)},
+                              found=_note(case, f"slot {hex(slot)[:14]} = a deployed contract"))
 BALANCE_LIMIT = 10**20   # below the callers' balance (execution.BALANCE): a value they can send
 
 
