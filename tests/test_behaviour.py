@@ -206,6 +206,22 @@ def test_search_reads_a_loop_condition_once_and_sets_a_zero_flag_the_require_tes
     eq = Outcome(False, b"", read_values={7: 0}, cmps=[("EQ", 0, 5)], cmp_jumps=[10])
     assert not any(f.startswith("slot") for f in (c.found for c in B._proposals(case, eq, types, False)))
 
+
+def test_search_sets_the_leading_bytes_of_a_bytes_argument_a_comparison_read():
+    # a LINK token's transferAndCall payload must start with a whitelisted selector: `bytes4 f := mload(add(data,
+    # 32))` reads the first word, and solc compares its top 4 bytes with the selector's
+    from tacsol.evaluate.execution import Outcome
+
+    _, types = abi.parse_signature("onTokenTransfer(address,uint256,bytes)")
+    data = b"\x01" * 0x44
+    case = B.Case([0, 1, data], B.CALLERS[1], 0, 2)
+    head = int.from_bytes(data[:4], "big") << 224
+    out = Outcome(False, b"", cmps=[("EQ", head, 0x40429946 << 224)], cmp_jumps=[7])
+    got = {c.found: c for c in B._proposals(case, out, types, False)}
+    child = got["arg 2[:4] = " + hex(0x40429946 << 224)[:20]]
+    assert child.args[2] == bytes.fromhex("40429946") + data[4:] and len(child.args[2]) == 0x44
+    assert not any("[:32]" in f for f in got)   # the comparison read the 4-byte head, not the whole word
+
 CAPPED_TEMPLATE = """
 contract NAME {
     uint256 total;

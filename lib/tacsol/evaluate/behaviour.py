@@ -285,7 +285,7 @@ class Compiler:
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o4"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t8"
+TRACE_FORMAT = "t9"
 
 
 @dataclass
@@ -1256,9 +1256,14 @@ def _value_of(t: abi.AbiType, w: int):
     return None
 
 
+_HEADS = {"head4": 4, "head32": 32}   # leading bytes of a `bytes` argument a comparison may read (a selector, a word)
+
+
 def _leaves(types: list[abi.AbiType], values: list, path: tuple = ()):
-    """(path, "word" | "len", type, word) of every argument value a comparison can read: elementary values, and
-    the lengths of dynamic bytes, strings and arrays."""
+    """(path, "word" | "len" | "head4" | "head32", type, word) of every argument value a comparison can read:
+    elementary values, the lengths of dynamic bytes, strings and arrays, and the first 4 and 32 bytes of a
+    `bytes` value, as `bytes4 x := mload(add(data, 32))` reads them (a LINK token's transferAndCall payload must
+    start with a whitelisted selector)."""
     for k, (t, v) in enumerate(zip(types, values)):
         p = path + (k,)
         if t.item is not None:
@@ -1269,6 +1274,10 @@ def _leaves(types: list[abi.AbiType], values: list, path: tuple = ()):
             yield from _leaves(list(t.fields), list(v), p)
         elif t.base in ("bytes", "string"):
             yield p, "len", t, len(v)
+            if t.base == "bytes":
+                word = int.from_bytes(bytes(v)[:32].ljust(32, b"\0"), "big")
+                for kind, n in _HEADS.items():
+                    yield p, kind, t, word >> (256 - 8 * n) << (256 - 8 * n)
         else:
             yield p, "word", t, _word_of(t, v)
 
@@ -1367,13 +1376,20 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
                         if y > 320 or (t.item is None and t.base not in ("bytes", "string")):
                             continue
                         new = _resized(t, _get_at(case.args, path), y)
+                    elif kind in _HEADS:
+                        n = _HEADS[kind]
+                        if y & ((1 << (256 - 8 * n)) - 1):
+                            continue
+                        old = bytes(_get_at(case.args, path))
+                        new = y.to_bytes(32, "big")[:n] + old[n:] if len(old) >= n else y.to_bytes(32, "big")[:n]
                     else:
                         new = _value_of(t, y)
                         if new is None:
                             continue
                     made += 1
+                    what = " length" if kind == "len" else f"[:{_HEADS[kind]}]" if kind in _HEADS else ""
                     yield replace(case, args=_set_at(case.args, path, new), found=_note(
-                        case, f"arg {'.'.join(map(str, path))}{' length' if kind == 'len' else ''} = {hex(y)[:20]}"))
+                        case, f"arg {'.'.join(map(str, path))}{what} = {hex(y)[:20]}"))
             if x == int.from_bytes(case.caller, "big"):
                 for y in targets:
                     if 0 < y < 1 << 160:
