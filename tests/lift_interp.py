@@ -70,6 +70,7 @@ INFIX = {
     "+": lambda a, b: (a + b) % M, "-": lambda a, b: (a - b) % M, "*": lambda a, b: (a * b) % M,
     "/": lambda a, b: a // b if b else 0, "%": lambda a, b: a % b if b else 0, "**": lambda a, b: pow(a, b, M),
     "<": lambda a, b: int(a < b), ">": lambda a, b: int(a > b), "==": lambda a, b: int(a == b),
+    ">=": lambda a, b: int(a >= b), "<=": lambda a, b: int(a <= b), "!=": lambda a, b: int(a != b),   # level 3
     "&": lambda a, b: a & b, "|": lambda a, b: a | b, "^": lambda a, b: a ^ b,
     "<<": lambda v, s: (v << s) % M if s < 256 else 0, ">>": lambda v, s: v >> s if s < 256 else 0,
 }
@@ -357,6 +358,31 @@ class _Run:
             return self.enter(yes if _Parser(self, cond).whole() else no)
         return None
 
+    def require(self, line: str) -> None:
+        """Level 3: `require(c)` reverts with no data when c is zero; `require(c) else <halt>` runs that halt."""
+        depth = 0
+        for i, ch in enumerate(line):
+            depth += (ch == "(") - (ch == ")")
+            if ch == ")" and depth == 0:
+                break
+        args, rest = _Parser(self, line[len("require("):i]), line[i + 1:]
+        ok = args.expr()
+        if args.peek() == ",":   # require(c, "message"): Error(string)
+            args.take()
+            message = args.take()
+            assert args.peek() is None and message.startswith('"'), line
+            if not ok:
+                self.statement(f"revert({message})")
+            return
+        assert args.peek() is None, line
+        if ok:
+            return
+        if not rest:
+            raise Halt("revert")
+        assert rest.startswith(" else "), line
+        self.expr(rest[len(" else "):])
+        raise AssertionError(f"{line}: the else part did not halt")
+
     def icall(self, name: str, args: list[int]) -> list[int]:
         """Run internal function `name` on its own variables (memory, storage and logs shared) to its ret(...)."""
         outer = self.unit, self.vals
@@ -373,6 +399,9 @@ class _Run:
             return nxt
         if line.startswith("ret("):
             return self.values(line[4:-1])
+        if line.startswith("require("):
+            self.require(line)
+            return None
         dests, _, e = line.partition(" = ") if re.match(r"v\d+(, v\d+)* = ", line) else ("", "", line)
         m = re.fullmatch(r"icall (f\d+)\((.*)\)", e)
         got = self.icall(m.group(1), self.values(m.group(2))) if m else self.expr(e)
@@ -407,7 +436,7 @@ class _Run:
 
 
 _TOKEN = re.compile(r'\s*("(?:[^"\\]|\\.)*"|0x[0-9a-f]+|\d+|[A-Za-z_][A-Za-z0-9_]*'
-                    r'|\*\*|<<|>>|==|[-+*/%<>&|^~(),;:\[\]])')
+                    r'|\*\*|<<|>>|==|>=|<=|!=|[-+*/%<>&|^~!(),;:\[\]])')
 
 
 class _Parser:
@@ -457,6 +486,8 @@ class _Parser:
         t = self.take()
         if t == "~":
             return (M - 1) ^ self.unary()
+        if t == "!":   # level 3: the negated condition of a require
+            return int(not self.unary())
         if t == "(":
             v = self.expr()
             self.take(")")

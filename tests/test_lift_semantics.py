@@ -287,12 +287,12 @@ def test_level2_tac_matches_py_evm(cid):
     py-evm's run of the whole runtime does."""
     c = next(x for x in json.loads(LEVEL2.read_text()) if x["id"] == cid)
     rng = random.Random(cid)
-    lifted = {level: lift(c["runtime"], level=level) for level in (1, 2)}
+    lifted = {level: lift(c["runtime"], level=level) for level in (1, 2, 3)}
     for sig, sel in sorted(c["method_identifiers"].items()):
         for args in _cases(sig, rng):
             data = bytes.fromhex(sel) + args
             want = _evm_outcome(c["runtime"], data)
-            for level in (1, 2):
+            for level in (1, 2, 3):
                 tac = lifted[level].function(sel).tac
                 assert _tac_outcome(tac, data, c["runtime"]) == want, f"{cid} level {level} {sig} {data.hex()}\n{tac}"
 
@@ -322,7 +322,7 @@ def test_copy_with_padding_matches_py_evm(version, header, construct):
 
     out = compile_bytecode(header + COPY_SRC.replace("VERSION", version), version)["P"]
     code, sel = out["bytecode"], out["selectors"]
-    lifted = {level: lift(code, level=level) for level in (1, 2)}
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     assert any(construct in f.tac for f in lifted[2].functions)
     # the revert message (built at the free pointer, copied, revert to the rounded end) is revert(p)
     message = lifted[2].function(sel["f(uint256,uint256)"]).tac
@@ -336,7 +336,7 @@ def test_copy_with_padding_matches_py_evm(version, header, construct):
     for s, args in cases:
         data = bytes.fromhex(s[2:]) + args
         want = _evm_outcome(code, data)
-        for level in (1, 2):
+        for level in (1, 2, 3):
             tac = lifted[level].function(s).tac
             assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {s} {data.hex()}\n{tac}"
 
@@ -418,7 +418,7 @@ def test_level2_memory_constructs_match_py_evm(name):
     for _ in range(6):
         data = b"".join(rng.getrandbits(rng.choice([8, 256])).to_bytes(32, "big") for _ in range(2))
         want = _evm_outcome(code.hex(), data)
-        for level in (1, 2):
+        for level in (1, 2, 3):
             tac = lift(code, level=level).function("fallback").tac
             assert _tac_outcome(tac, data, code.hex()) == want, f"{name} level {level}\n{tac}"
     if name.startswith("call input"):   # folded exactly when nothing may alias the input
@@ -450,7 +450,7 @@ def test_abi_calls_match_py_evm(version, optimize):
 
     out = compile_bytecode(CALL_SRC.replace("VERSION", version), version, optimize=optimize)["C"]
     code, sel = out["bytecode"], out["selectors"]
-    lifted = {level: lift(code, level=level) for level in (1, 2)}
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     f, g = (lifted[2].function(sel[s]).tac for s in ("f(address,uint256)", "g(uint256)"))
     assert re.search(r"staticcall\(v\d+, 0x4, 0x[0-9a-f]{8}\(\w+, arg1\), v\d+, 0x20\)", f), f
     assert re.search(r"= call\(v\d+, 0x4, 0x0, 0x[0-9a-f]{8}\(.*\), v\d+, 0x20\)", g), g
@@ -461,7 +461,7 @@ def test_abi_calls_match_py_evm(version, optimize):
             data = bytes.fromhex(s[2:]) + args
             want = _evm_outcome(code, data)
             ok += want[0] == "ok"
-            for level in (1, 2):
+            for level in (1, 2, 3):
                 tac = lifted[level].function(s).tac
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
     assert ok if version == "0.8.20" else not ok   # the code-size check of older compilers
@@ -511,13 +511,13 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
     ran = collections.Counter()
     for name in ("T", "D3", "R"):
         code, sel = out[name]["bytecode"], out[name]["selectors"]
-        lifted = {level: lift(code, level=level) for level in (1, 2)}
+        lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
         for sig, s in sorted(sel.items()):
-            status = {level: lifted[level].function(s).status for level in (1, 2)}
+            status = {level: lifted[level].function(s).status for level in (1, 2, 3)}
             if name == "R":
-                assert status == {1: "partial", 2: "ok"}
+                assert status == {1: "partial", 2: "ok", 3: "ok"}
             else:
-                assert status[2] == "ok", (name, sig, lifted[2].function(s).tac)
+                assert status[2] == status[3] == "ok", (name, sig, lifted[2].function(s).tac)
             # R: depths a Python interpreter follows (a random n recurses until the EVM's stack runs out); at 60
             # the checked product overflows
             cases = [n.to_bytes(32, "big") for n in (0, 1, 2, 5, 20, 60)] if name == "R" else _cases(sig, rng)
@@ -525,7 +525,7 @@ def test_level2_resolves_try_catch_joins_shared_call_sites_and_recursion(version
                 data = bytes.fromhex(s[2:]) + args
                 want = _evm_outcome(code, data)
                 ran[name, want[0]] += 1
-                for level in (1, 2):
+                for level in (1, 2, 3):
                     if status[level] == "ok":
                         tac = lifted[level].function(s).tac
                         assert _tac_outcome(tac, data, code) == want, f"{version} {name} level {level} {sig}\n{tac}"
@@ -551,7 +551,7 @@ def test_level2_mutual_recursion_is_a_unit_that_py_evm_agrees_with():
 
     out = compile_bytecode(MUTUAL_SRC, "0.8.20", optimize=False)["M"]
     code = out["bytecode"]
-    lifted = {level: lift(code, level=level) for level in (1, 2)}
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     for sig in ("isEven(uint256)", "isOdd(uint256)"):
         f = lifted[2].function(out["selectors"][sig])
         assert f.status == "ok" and re.search(r"function (f\d+)\(arg0\) internal\n(?:.+\n)*?.*icall \1\(", f.tac), f.tac

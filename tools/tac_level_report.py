@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("datasets", nargs="+", help="names under outputs/data/")
     ap.add_argument("--json", help="also write the figures here")
-    ap.add_argument("--relift", type=int, choices=[1, 2], help="also each dataset lifted again at this level")
+    ap.add_argument("--relift", type=int, choices=[1, 2, 3], help="also each dataset lifted again at this level")
     a = ap.parse_args(argv)
     frames = {n: frame(n) for n in a.datasets}
     for n, f in frames.items():

@@ -406,7 +406,7 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
                          "start its answer as `function unknown_<selector>(` where the model's own has no function "
                          "in it (fallback, default), always, or never (none)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
-    ap.add_argument("--level", type=int, choices=[1, 2], default=None,
+    ap.add_argument("--level", type=int, choices=[1, 2, 3], default=None,
                     help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")
     return ap
 

@@ -802,7 +802,7 @@ class BuildConfig:
     timeout_s: float = 120.0
     fractions: tuple = (0.9, 0.05, 0.05)
     progress: bool = True
-    tac_level: int = 1                          # 1: paper-faithful TAC; 2: compact (docs/tac-format.md, Level 2)
+    tac_level: int = 1                          # 1: paper-faithful TAC; 2: compact; 3: 2 with require (tac-format.md)
 
 
 def license_detail(files: list[corpus.FileLicense]) -> str:
@@ -1289,8 +1289,9 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--write-sample", action="store_true", help="also refresh lib/tacsol/data/sample/")
     b.add_argument("--fractions", type=float, nargs=3, default=[0.9, 0.05, 0.05], metavar=("TRAIN", "VAL", "TEST"),
                    help="share of contracts per split (by contract hash; default 0.9 0.05 0.05)")
-    b.add_argument("--level", type=int, choices=[1, 2], default=1,
-                   help="TAC level: 1 paper-faithful (default), 2 compact (docs/tac-format.md, Level 2)")
+    b.add_argument("--level", type=int, choices=[1, 2, 3], default=1,
+                   help="TAC level: 1 paper-faithful (default), 2 compact, 3 compact with failing branches as "
+                        "require(...) (docs/tac-format.md, Level 2 and Level 3)")
     g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
                                           "and print the share of validation/test selectors it resolves")
     g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")

@@ -16,7 +16,8 @@ from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
 from .budget import clock
 
-LEVELS = (1, 2)   # 1: the paper-faithful TAC; 2: compact TAC (docs/tac-format.md, Level 2)
+LEVELS = (1, 2, 3)   # 1: the paper-faithful TAC; 2: compact TAC; 3: level 2 with failing branches as `require`
+                     # (docs/tac-format.md, Level 2 and Level 3)
 
 
 def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", level: int = 1) -> LiftedContract:
@@ -25,7 +26,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
     labels="seq" (the training/inference format) names blocks b0, b1, ... in print order; labels="offset" names
     them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
     level=1 is the paper-faithful TAC; level=2 the compact TAC (named arguments, casts, decoded reverts, mapping
-    slots, returns: docs/tac-format.md, Level 2).
+    slots, returns: docs/tac-format.md, Level 2); level=3 level 2 with each branch that only fails printed as
+    `require(c)` and its continuation inline (Level 3).
 
     Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
     come back with status "timeout" (and empty TAC) instead of hanging; functions behind a jump-table dispatcher
@@ -52,7 +54,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
     lifter.check(funcs)
-    if level == 2:
+    if level >= 2:
         lifter.find_internal_functions(funcs)
     if info.metadata is None:
         lifter.res.warnings.append("no CBOR metadata tail found: whole input treated as code")
@@ -103,7 +105,7 @@ class _Lifter:
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}
-        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs, small)
+        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs, small, self.level >= 3)
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""
@@ -134,7 +136,7 @@ class _Lifter:
             return None
         calls, graph = chosen
         r = render(self.prog, header, entries, self.deadline, stop, self.labels, abi, calls=calls, graph=graph,
-                   header_pcs=header_pcs)
+                   header_pcs=header_pcs, checks=self.level >= 3)
         return self.internals.example(r, calls) if calls else r
 
     def unsupported(self, selector: str, args: str, mut: str, why: str) -> None:
@@ -160,7 +162,7 @@ class _Lifter:
     def function(self, selector: str, entries: list[int], args: str, mut: str, stop=frozenset(),
                  shared: bool = False, header_pcs: tuple[int, ...] = ()) -> None:
         prog = self.prog
-        abi = Abi.of(args, mut) if self.level == 2 else None
+        abi = Abi.of(args, mut) if self.level >= 2 else None
         header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
             f"function {selector}({args}) {mut}"
         try:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .layout import MAX_HOPS, Layout
+from .layout import MAX_HOPS, Layout, failing_statement
 from .memory import ABI_CALL_INPUT
 from .values import Values
 from .budget import clock
@@ -118,6 +118,24 @@ def expr_text(s: Stmt, nm: _Namer) -> str:
     return (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
 
 
+_NEGATED = {"LT": ">=", "GT": "<=", "EQ": "!="}   # level 3's negated comparisons (require conditions)
+
+
+def negated(o: Operand, nm: _Namer) -> str:
+    """The text of the condition `o` is zero: a comparison negated (`a >= b` for `a < b`), the operand of an ISZERO,
+    else `!o`."""
+    s = nm.inlined.get(o)
+    if s is not None and s.op in _NEGATED:
+        nm.pcs.extend(s.pcs)
+        a = [f"({nm(x)})" if nm.infix(x) else nm(x) for x in s.args]
+        return f"{a[0]} {_NEGATED[s.op]} {a[1]}"
+    if s is not None and s.op == "ISZERO":
+        nm.pcs.extend(s.pcs)
+        return nm(s.args[0])
+    text = nm(o)
+    return f"!({text})" if nm.infix(o) else f"!{text}"
+
+
 def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
     expr = expr_text(s, nm)
     if s.dest is None:
@@ -200,8 +218,49 @@ class _Printer:
                 if t in self.lay.merged:
                     n = t
                     continue
+            if n in self.lay.checks:
+                t = self.check(n, *self.lay.checks[n])
+                if t is not None:
+                    n = t
+                    continue
+                return
             break
         self.jump(n)
+
+    def check(self, n: int, on_true: bool, fail: int, cont: int) -> int | None:
+        """Level 3: `require(c)` for a conditional jump whose `fail` side only fails (`require(c) else <halt>`
+        unless that is an empty revert; `!c` when the true side fails), then the continuation: the instance it
+        merges into (returned), or a `goto` (None)."""
+        fn = self.fn
+        pcs = set(fn.jump_pcs.get(n, ()))
+        if fn.syms[n].last_pc is not None:
+            pcs.add(fn.syms[n].last_pc)
+        self.hops(n, fail, pcs)
+        _, f = self.lay.final(fn, n, fail)
+        self.count_block(f)
+        s = failing_statement(fn, f)
+        pcs.update(s.pcs)
+        if fn.block_of(f) >= 0:
+            pcs.add(fn.block_of(f))
+        c = self.values.condition(n)
+        cond = negated(c, self.nm) if on_true else self.nm(c)
+        if s.op == "revert_empty":
+            text = f"require({cond})"
+        elif s.op == "revert_msg":   # Solidity's own form: require(c, "message")
+            text = f"require({cond}, {self.nm(s.args[0])})"
+        else:
+            text = f"require({cond}) else {stmt_text(f, s, self.nm)}"
+        self.emit("  " + text, pcs)
+        self.n_instr += 1
+        _, t = self.lay.final(fn, n, cont)
+        if t in self.lay.merged:
+            return t
+        jpcs = set(fn.jump_pcs.get(n, ()))
+        if fn.syms[n].last_pc is not None:
+            jpcs.add(fn.syms[n].last_pc)
+        self.emit(f"  goto {self.target(n, cont, jpcs)}", jpcs)
+        self.n_instr += 1
+        return None
 
     def jump(self, n: int) -> None:
         edges, term = self.fn.graph.edges[n], self.fn.syms[n].term

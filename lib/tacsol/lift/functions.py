@@ -106,8 +106,9 @@ class Internals:
     the example (the function's unit, then its callees' units)."""
 
     def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee],
-                 graphs: dict[int, Graph], small: dict[int, Callee] | None = None):
+                 graphs: dict[int, Graph], small: dict[int, Callee] | None = None, checks: bool = False):
         self.prog, self.deadline, self.labels, self.callees, self.graphs = prog, deadline, labels, callees, graphs
+        self.checks = checks   # level 3: units print failing branches as `require`
         self.small = small or {}
         self.by_fid = {c.fid: c for c in [*callees.values(), *self.small.values()]}
         self.calls_in: dict[tuple, collections.Counter] = {}   # (fid, small) → its unit's calls (all callable)
@@ -158,7 +159,7 @@ class Internals:
         if r is None:
             header = f"function f{callee.fid}({', '.join(f'arg{i}' for i in range(callee.args))}) internal"
             r = self.units[key] = render(self.prog, header, [callee.entry], self.deadline, labels=self.labels,
-                                         abi=Abi((), "internal"), callee=callee, calls=calls)
+                                         abi=Abi((), "internal"), callee=callee, calls=calls, checks=self.checks)
         return r
 
     def example(self, r: Rendered, calls: dict[int, Callee]) -> Rendered:

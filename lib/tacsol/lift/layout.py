@@ -1,8 +1,9 @@
 """Which instances print as blocks, in what order and under which labels: jump threading past empty forwarding
-blocks, inline merging of single-predecessor successors, and one copy of identical variable-free halting blocks."""
+blocks, inline merging of single-predecessor successors, one copy of identical variable-free halting blocks, and at
+level 3 the checks (a conditional jump one side of which only fails prints as `require(c)`)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .ir import FunctionIR
 
@@ -16,6 +17,9 @@ class Layout:
     forward: set[int]         # empty forwarding instances, skipped by the jumps into them
     merged: set[int]          # printed inline after their only predecessor (no label, no goto)
     alias: dict[int, int]     # halting instance -> the identical one printed instead
+    # level 3: conditional jump -> (whether its true side fails, failing edge target, continuing edge target), both
+    # as the jump names them (before threading); printed `require(c) [else <halt>]`, then the continuation
+    checks: dict[int, tuple[bool, int, int]] = field(default_factory=dict)
 
     def final(self, fn: FunctionIR, n: int, t: int) -> tuple[int, int]:
         """The jump n -> t after skipping forwarding instances: (last instance jumped from, real target)."""
@@ -26,7 +30,7 @@ class Layout:
         return n, t
 
 
-def plan_layout(fn: FunctionIR, labels: str) -> Layout:
+def plan_layout(fn: FunctionIR, labels: str, checks: bool = False) -> Layout:
     kept = [n for n in fn.ids if n not in fn.removed]
     order = fn.entries + sorted((n for n in kept if n not in fn.entries), key=lambda n: (fn.block_of(n), n))
     # Jump threading: an instance with one predecessor, no surviving line and one plain successor is skipped
@@ -35,8 +39,18 @@ def plan_layout(fn: FunctionIR, labels: str) -> Layout:
                and not any(fn.live[n])}
     lay = Layout([], _offset_labels(fn), forward, set(), {})
     lay.merged = _merged(fn, lay)
+    if checks:
+        lay.checks = _checks(fn, lay)
+        for n, (_, _, cont) in lay.checks.items():   # the continuation of a check goes on inline when it can
+            _, t = lay.final(fn, n, cont)
+            if t in fn.single and t not in fn.entries and t != n and t not in forward:
+                lay.merged.add(t)
     lay.heads = [n for n in order if n not in forward and n not in lay.merged]
     lay.alias = _halt_aliases(fn, lay.heads)
+    if lay.checks:   # a failing block every jump into folds is not printed
+        refs = _referenced(fn, lay)
+        folded = {lay.final(fn, n, f)[1] for n, (_, f, _) in lay.checks.items()}
+        lay.heads = [h for h in lay.heads if h not in folded or h in refs or h in fn.entries]
     if labels == "seq":   # b0, b1, ... in print order: offsets carry no meaning for the model and cost tokens
         for i, n in enumerate(h for h in lay.heads if h not in lay.alias):
             lay.label[n] = f"b{i}"
@@ -84,3 +98,51 @@ def _halt_aliases(fn: FunctionIR, heads: list[int]) -> dict[int, int]:
         else:
             seen[key] = n
     return alias
+
+
+FAILS = frozenset({"revert_empty", "revert_returndata", "revert_msg", "revert_string", "revert_err", "panic",
+                   "INVALID", "REVERT"})
+
+
+def failing_statement(fn: FunctionIR, n: int):
+    """The one statement instance n prints when all it does is fail (a revert, panic or invalid, no parameters,
+    no other line); None otherwise."""
+    if n in fn.entries or fn.graph.edges[n].kind != "halt" or fn.syms[n].term.kind != "halt":
+        return None
+    if n not in fn.single and fn.params[n]:
+        return None
+    kept = [s for k, s in enumerate(fn.body[n]) if fn.live[n][k] and ("t", n, s.dest) not in fn.inlined]
+    return kept[0] if len(kept) == 1 and kept[0].op in FAILS else None
+
+
+def _checks(fn: FunctionIR, lay: Layout) -> dict[int, tuple[bool, int, int]]:
+    """Conditional jumps exactly one side of which only fails (Layout.checks)."""
+    out = {}
+    for n in fn.ids:
+        e = fn.graph.edges[n]
+        if n in fn.removed or n in lay.forward or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+            continue
+        t, f = e.trues[0], e.false
+        ft = failing_statement(fn, lay.final(fn, n, t)[1]) is not None
+        ff = failing_statement(fn, lay.final(fn, n, f)[1]) is not None
+        if ft != ff:
+            out[n] = (True, t, f) if ft else (False, f, t)
+    return out
+
+
+def _referenced(fn: FunctionIR, lay: Layout) -> set[int]:
+    """Instances some printed jump names (its target after threading, and the halt printed in its stead), the
+    failing sides of checks excepted."""
+    refs: set[int] = set()
+    for n in fn.ids:
+        if n in fn.removed or n in lay.forward:
+            continue
+        e = fn.graph.edges[n]
+        folded = lay.checks[n][1] if n in lay.checks else None
+        for t in [*e.trues, *([e.false] if e.false is not None else [])]:
+            if t == folded:
+                continue
+            _, t = lay.final(fn, n, t)
+            refs.add(t)
+            refs.add(lay.alias.get(t, t))
+    return refs
