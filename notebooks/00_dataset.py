@@ -26,7 +26,7 @@ version_policy = "lowest"  # which installed solc matches the pragmas: lowest | 
 max_units = 160            # cap on compile units (each unit: one main file × one setting); None: all
 workers = 2
 compile_timeout_s = 120.0
-tac_level = 1              # TAC level: 1 paper-faithful, 2 compact (docs/tac-format.md, Level 2)
+tac_level = 1              # TAC level: 1 paper-faithful, 2 compact, 3 compact with require (docs/tac-format.md)
 
 # %%
 import tacsol.params
