@@ -123,7 +123,7 @@ def measure_sevm(codes: dict[str, str]) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--level", type=int, nargs="+", choices=[1, 2], default=[1, 2], help="TAC levels (default 1 2)")
+    ap.add_argument("--level", type=int, nargs="+", choices=[1, 2, 3], default=[1, 2], help="TAC levels (default 1 2)")
     ap.add_argument("--no-sevm", action="store_true", help="skip sevm (its throughput is the peer figure)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     a = ap.parse_args(argv)
