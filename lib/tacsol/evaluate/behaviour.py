@@ -1412,6 +1412,7 @@ def _proposals(case: Case, out: Outcome, types: list[abi.AbiType], payable: bool
 
 
 ANSWER_WORDS = 16        # the longer answer of called contracts the search may try (seed_code)
+BALANCE_LIMIT = 10**20   # below the callers' balance (execution.BALANCE): a value they can send
 DEPLOYED = bytes.fromhex("5e" * 20)   # an address holding code in every state (seed_code): a deployed contract
 _ZERO_SLOTS = 2          # zero-valued slots an ISZERO of zero may set (the latest read first)
 
@@ -1425,7 +1426,8 @@ def _zero_fields(read_values: dict[int, int]) -> list[tuple[int, int, int, int]]
 
 
 def _has_code(address: bytes, case: "Case") -> bool:
-    return address == CONTRACT or address in RESPONDERS or seed_code(address, case.variant, case.answer_words) is not None
+    return (address == CONTRACT or address in RESPONDERS
+            or seed_code(address, case.variant, case.answer_words) is not None)
 
 
 def _deployed_proposals(case: "Case", out: Outcome, leaves: list, fields: dict, zeros: list):
@@ -1452,7 +1454,6 @@ def _deployed_proposals(case: "Case", out: Outcome, leaves: list, fields: dict, 
             if mask >> 159:   # an address-wide field
                 yield replace(case, storage={**case.storage, slot: (word & ~(mask << shift)) | (d << shift)},
                               found=_note(case, f"slot {hex(slot)[:14]} = a deployed contract"))
-BALANCE_LIMIT = 10**20   # below the callers' balance (execution.BALANCE): a value they can send
 
 
 def _note(case: Case, change: str) -> str:
