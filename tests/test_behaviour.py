@@ -398,6 +398,25 @@ def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
     assert B._params_fit(B._argument_types("f0", text), ("bytes32", "address", "uint256"))
 
 
+
+def test_a_call_statement_may_name_a_function_whose_result_it_ignores_and_a_struct_local_types_its_builder():
+    # ChainlinkClient: `Chainlink.Request memory req = buildChainlinkRequest(...)` then `sendChainlinkRequest(req,
+    # payment);`, which returns the request id the statement ignores. The only function of arity 2 whose parameters
+    # fit (struct, uint256) returns a value: statement calls preferred those returning nothing and bound
+    # addChainlinkExternalRequest(address, bytes32) (did not compile); the builder is the one returning the struct
+    sigs = {"buildChainlinkRequest": (("bytes32", "address", "bytes4"), ("struct Chainlink.Request",)),
+            "_buildOperatorRequest": (("bytes32", "bytes4"), ("struct Chainlink.Request",)),
+            "sendChainlinkRequest": (("struct Chainlink.Request", "uint256"), ("bytes32",)),
+            "addChainlinkExternalRequest": (("address", "bytes32"), ()),
+            "setChainlinkOracle": (("address",), ())}
+    o = B.Original(b"", {}, [], {}, {}, {f: len(p) for f, (p, _) in sigs.items()}, {}, {}, set(),
+                   returning={f for f, (_, r) in sigs.items() if r}, signatures=sigs)
+    text = ("function request(bytes32 id, uint256 payment) public { Request memory req = f0_renamed(id, this.cb.selector);"
+            " f1_renamed(req, payment); }")
+    renames, notes, unbound = B.bind(["f0_renamed", "f1_renamed"], text, o, [], set(), set())
+    assert not unbound and renames == {"f0_renamed": "_buildOperatorRequest", "f1_renamed": "sendChainlinkRequest"}, notes
+    assert "returning the struct Request" in notes[0]
+
 def test_an_overloaded_function_binds_by_the_overload_of_its_arity():
     # ERC721's _safeMint(to, id) and _safeMint(to, id, data): the 3-argument call is _safeMint, not the only other
     # 3-argument function (_beforeTokenTransfer(address,address,uint256), whose second parameter takes no uint256)

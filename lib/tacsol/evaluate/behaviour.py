@@ -721,6 +721,10 @@ def _expected_return(name: str, text: str, renames: dict[str, str], original: Or
                       + re.escape(name) + r"\s*\(", text)
     if local:   # `uint256 amount = f(...)`
         return {"uint": "uint256", "int": "int256"}.get(local.group(1), local.group(1))
+    local = re.search(r"\b([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*)\s+(?:memory|storage)\s+[A-Za-z_$][\w$]*\s*=\s*"
+                      + re.escape(name) + r"\s*\(", text)
+    if local and not re.fullmatch(r"(?:u?int|bytes)\d*|address|bool|string", local.group(1)):
+        return "struct " + local.group(1)   # `Chainlink.Request memory req = f(...)`, as _types_of names it
     depth, k, i = 0, 0, m.start() - 1
     while i >= 0:
         c = text[i]
@@ -742,6 +746,17 @@ def _expected_return(name: str, text: str, renames: dict[str, str], original: Or
             return ""
         i -= 1
     return ""
+
+
+def _same_type(returns: tuple[str, ...], want: str) -> bool:
+    """Whether a function returning `returns` gives the one value of type `want`; a struct named with or without its
+    library or contract (`Request`, `Chainlink.Request`)."""
+    if len(returns) != 1:
+        return False
+    if returns[0] == want:
+        return True
+    return want.startswith("struct ") and returns[0].startswith("struct ") and \
+        returns[0].rsplit(".", 1)[-1] == want.rsplit(".", 1)[-1].removeprefix("struct ")
 
 
 def _usage(name: str, text: str) -> tuple[int, bool]:
@@ -838,18 +853,20 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                     [(pool_sigs.get(f) or ((), ()))[0]]
             cands = [f for f, a in pool.items() if (a == n or any(len(p) == n for p, _ in original.overloads.get(
                 f, ()))) and f not in used and f not in taken and f != CANDIDATE]
-            if role == "function":   # a call used as a value needs a function that returns one
-                as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
-                cands = [f for f in cands if (f in original.returning) == as_value] or cands
             # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
             args = _argument_types(name, text)
             fit = [f for f in cands if any(_params_fit(args, p) for p in params_of(f))]
             cands = fit or cands
+            if role == "function":   # a call used as a value needs a function that returns one; a call used as a
+                # statement more likely names one that returns nothing, but may ignore a result (after the types:
+                # `sendChainlinkRequest(req, payment);` returns the request id)
+                as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
+                cands = [f for f in cands if (f in original.returning) == as_value] or cands
             order = {f: m.start() for f in cands
                      for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
             reached = sorted(order, key=order.get)
             want = _expected_return(name, text, renames, original) if role == "function" else ""
-            typed = [f for f in cands if want and original.signatures.get(f, ((), ()))[1][:1] == (want,)]
+            typed = [f for f in cands if want and _same_type(original.signatures.get(f, ((), ()))[1][:1], want)]
             if len(cands) == 1:
                 ranked, why = cands, f"the only {role} of arity {n} not already used"
             elif typed and (set(typed) & set(reached) or len(typed) == 1):
