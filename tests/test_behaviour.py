@@ -417,6 +417,15 @@ def test_a_call_statement_may_name_a_function_whose_result_it_ignores_and_a_stru
     assert not unbound and renames == {"f0_renamed": "_buildOperatorRequest", "f1_renamed": "sendChainlinkRequest"}, notes
     assert "returning the struct Request" in notes[0]
 
+
+def test_a_call_inside_a_modifiers_arguments_is_a_function_not_a_modifier():
+    # AccessControl's revokeRole(role, account) ... onlyRole(getRoleAdmin(role)): the renamed getRoleAdmin was bound
+    # as a modifier (reinitializer), which did not compile
+    t = ("function revokeRole(bytes32 p0, address p1) public virtual override onlyRole(f0(p0)) whenNotPaused "
+         "returns (uint256 x) { f1(p0, p1); }")
+    assert [B._role(n, t) for n in ("f0", "onlyRole", "whenNotPaused", "f1")] == \
+        ["function", "modifier", "modifier", "function"]
+
 def test_an_overloaded_function_binds_by_the_overload_of_its_arity():
     # ERC721's _safeMint(to, id) and _safeMint(to, id, data): the 3-argument call is _safeMint, not the only other
     # 3-argument function (_beforeTokenTransfer(address,address,uint256), whose second parameter takes no uint256)

@@ -614,12 +614,29 @@ def _role(name: str, text: str) -> str:
         return "event"
     if re.search(rf"\brevert\s+{re.escape(name)}\s*\(", text):
         return "error"
-    head = text[:text.find("{")] if "{" in text else text
-    if re.search(rf"\b{re.escape(name)}\b", head.split(")", 1)[-1]):
+    if name in _modifier_names(text):
         return "modifier"
     if re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text):
         return "function"
     return "variable"
+
+
+def _modifier_names(text: str) -> set[str]:
+    """The names the function's header lists after its parameters, outside any parentheses: its modifiers (and
+    keywords). A name inside a modifier's arguments (`onlyRole(getRoleAdmin(role))`) is a call or a value."""
+    head = text[:text.find("{")] if "{" in text else text
+    m = re.search(r"\bfunction\b[^(]*\(", head)
+    if not m:
+        return set()
+    close = match_close(head, m.end() - 1, "(", ")")
+    if close < 0:
+        return set()
+    rest = head[close + 1:]
+    depth, top = 0, []
+    for ch in rest:
+        depth += (ch == "(") - (ch == ")")
+        top.append(ch if depth == 0 or (ch == "(" and depth == 1) else " ")
+    return set(re.findall(r"[A-Za-z_$][\w$]*", "".join(top)))
 
 
 def _arity(name: str, text: str) -> int:
