@@ -396,6 +396,9 @@ def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
     assert B._params_fit(args, ("struct Chainlink.Request", "address", "uint256"))
     assert not B._params_fit(args, ("address", "address", "uint256"))
     assert B._params_fit(B._argument_types("f0", text), ("bytes32", "address", "uint256"))
+    # a conversion names its type: VestingWallet's vestedAmount(uint64(block.timestamp)) is not released(address)
+    conv = B._argument_types("f2", "function release() public { uint256 r = f2(uint64(block.timestamp)) - f1(); }")
+    assert conv == ["uint64"] and B._params_fit(conv, ("uint64",)) and not B._params_fit(conv, ("address",))
 
 
 

@@ -909,7 +909,8 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
 
 _LITERAL_TYPES = ((r"^(?:true|false)$", "bool"), (r"^(?:\d[\d_]*(?:e\d+)?|0x[0-9a-fA-F]+)$", "number"),
                   (r'^(?:"|\')', "string"), (r"^msg\.sender$|^tx\.origin$|^address\(", "address"),
-                  (r"^(?:block\.timestamp|block\.number|msg\.value|now)$", "uint256"))
+                  (r"^(?:block\.timestamp|block\.number|msg\.value|now)$", "uint256"),
+                  (r"^(?:u?int\d*|bytes\d+)\(", ""))   # a conversion `uint64(x)`: the type it names
 
 
 def _argument_types(name: str, text: str) -> list[str]:
@@ -941,7 +942,7 @@ def _argument_types(name: str, text: str) -> list[str]:
         t = declared.get(a, "")
         for pat, lt in _LITERAL_TYPES:
             if not t and re.search(pat, a):
-                t = lt
+                t = lt or a[:a.index("(")]
         out.append(re.sub(r"\s+(memory|calldata|storage)$", "", t).replace("address payable", "address"))
     return out
 
