@@ -409,6 +409,7 @@ def test_a_call_statement_may_name_a_function_whose_result_it_ignores_and_a_stru
     # addChainlinkExternalRequest(address, bytes32) (did not compile); the builder is the one returning the struct
     sigs = {"buildChainlinkRequest": (("bytes32", "address", "bytes4"), ("struct Chainlink.Request",)),
             "_buildOperatorRequest": (("bytes32", "bytes4"), ("struct Chainlink.Request",)),
+            "_requestId": (("bytes32", "bytes4"), ("bytes32",)),   # takes the same arguments, returns no struct
             "sendChainlinkRequest": (("struct Chainlink.Request", "uint256"), ("bytes32",)),
             "addChainlinkExternalRequest": (("address", "bytes32"), ()),
             "setChainlinkOracle": (("address",), ())}

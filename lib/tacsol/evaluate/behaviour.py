@@ -959,8 +959,8 @@ def _params_fit(args: list[str], params: tuple[str, ...]) -> bool:
             continue
         if a.startswith("uint") and p.startswith("uint") or a.startswith("int") and p.startswith("int"):
             continue   # widths: the compiler converts implicitly only up, but the call site does not say which
-        if a.startswith("struct ") and p.startswith("struct ") and a.split(".")[-1] == p.split(".")[-1]:
-            continue
+        if a.startswith("struct ") and p.startswith("struct ") and _same_type((p,), a):
+            continue   # `Request` and `Chainlink.Request`: the same struct, named with or without its library
         return False
     return True
 
