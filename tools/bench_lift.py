@@ -54,7 +54,7 @@ def main() -> int:
     ap.add_argument("--dataset", default=None, help="saved tacsol dataset folder for TAC/Solidity ratios")
     ap.add_argument("--solc-cache", default=None,
                     help="also lift every runtime in a tacsol.corpus compile cache (outputs/cache/solc)")
-    ap.add_argument("--level", type=int, nargs="+", choices=[1, 2], default=[1], help="TAC levels (default 1)")
+    ap.add_argument("--level", type=int, nargs="+", choices=[1, 2, 3], default=[1], help="TAC levels (default 1)")
     a = ap.parse_args()
     for level in a.level:
         print(f"--- level {level}")
