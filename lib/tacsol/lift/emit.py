@@ -227,14 +227,19 @@ class _Printer:
             break
         self.jump(n)
 
+    def jump_pcs(self, n: int, own: bool = True) -> set[int]:
+        """The pcs a line printing instance n's jump maps to: what level 2 folded into it, and (own) its JUMP/JUMPI."""
+        pcs = set(self.fn.jump_pcs.get(n, ()))
+        if own and self.fn.syms[n].last_pc is not None:
+            pcs.add(self.fn.syms[n].last_pc)
+        return pcs
+
     def check(self, n: int, on_true: bool, fail: int, cont: int) -> int | None:
         """Level 3: `require(c)` for a conditional jump whose `fail` side only fails (`require(c) else <halt>`
         unless that is an empty revert; `!c` when the true side fails), then the continuation: the instance it
         merges into (returned), or a `goto` (None)."""
         fn = self.fn
-        pcs = set(fn.jump_pcs.get(n, ()))
-        if fn.syms[n].last_pc is not None:
-            pcs.add(fn.syms[n].last_pc)
+        pcs = self.jump_pcs(n)
         self.hops(n, fail, pcs)
         _, f = self.lay.final(fn, n, fail)
         self.count_block(f)
@@ -255,19 +260,14 @@ class _Printer:
         _, t = self.lay.final(fn, n, cont)
         if t in self.lay.merged:
             return t
-        jpcs = set(fn.jump_pcs.get(n, ()))
-        if fn.syms[n].last_pc is not None:
-            jpcs.add(fn.syms[n].last_pc)
+        jpcs = self.jump_pcs(n)
         self.emit(f"  goto {self.target(n, cont, jpcs)}", jpcs)
         self.n_instr += 1
         return None
 
     def jump(self, n: int) -> None:
         edges, term = self.fn.graph.edges[n], self.fn.syms[n].term
-        own = self.fn.syms[n].last_pc
-        pcs = set(self.fn.jump_pcs.get(n, ()))
-        if own is not None and (term.kind != "fall" or not edges.trues):   # a fall maps to the JUMPDEST (hops)
-            pcs.add(own)
+        pcs = self.jump_pcs(n, own=term.kind != "fall" or not edges.trues)   # a fall maps to the JUMPDEST (hops)
         if edges.kind == "ret":
             self.emit(f"  ret({', '.join(self.nm(x) for x in self.values.results(n))})", pcs)
             self.n_instr += 1
