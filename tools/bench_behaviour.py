@@ -29,18 +29,28 @@ import sys
 import time
 
 
-def _cpu() -> float:
-    """CPU seconds of this process and its finished children (the solcjs servers count once closed)."""
+def _cpu_parts() -> tuple[float, float]:
+    """CPU seconds of this process, and of its finished children (the solcjs servers count once closed)."""
     a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+    return a.ru_utime + a.ru_stime, b.ru_utime + b.ru_stime
 
 
-def _speed(h, n: int, wall: float, cpu0: float) -> dict:
-    """cpu0: _cpu() + h.workers.cpu_s() at the start."""
+def _cpu() -> float:
+    return sum(_cpu_parts())
+
+
+def _speed(h, n: int, wall: float, cpu0: float, parts0: tuple[float, float, float] | None = None) -> dict:
+    """cpu0: _cpu() + h.workers.cpu_s() at the start; parts0: (_cpu_parts(), h.workers.cpu_s()) at the start, for
+    the CPU seconds per process kind (this process: placing, binding, the compile queue; solcjs; py-evm workers)."""
     h.compiler.close()   # its processes' CPU time is counted when they end
     cpu = _cpu() + h.workers.cpu_s() - cpu0
-    return {"wall_s": round(wall, 1), "functions_per_s": round(n / wall, 2), "cpu_s": round(cpu, 1),
-            "functions_per_cpu_s": round(n / cpu, 2), "stages_wall_s": {k: round(v, 1) for k, v in h.timings.items()}}
+    out = {"wall_s": round(wall, 1), "functions_per_s": round(n / wall, 2), "cpu_s": round(cpu, 1),
+           "functions_per_cpu_s": round(n / cpu, 2), "stages_wall_s": {k: round(v, 1) for k, v in h.timings.items()}}
+    if parts0 is not None:
+        now = (*_cpu_parts(), h.workers.cpu_s())
+        out["cpu_s_by_process"] = {k: round(b - a, 1) for k, a, b in zip(("harness", "solcjs", "py-evm workers"),
+                                                                          parts0, now)}
+    return out
 
 
 def main() -> int:
@@ -101,11 +111,12 @@ def main() -> int:
     if args.generations:
         return _score_generations(args, ds, h, figures)
     cpu0, t0 = _cpu() + h.workers.cpu_s(), time.perf_counter()
+    parts0 = (*_cpu_parts(), h.workers.cpu_s())
     ref = h.check_many(recs, [r["solidity"] for r in recs], progress=True)
     wall = time.perf_counter() - t0
     s = B.summarize(ref)
     testable = s["n"] - s["untestable"]
-    speed = _speed(h, len(recs), wall, cpu0)
+    speed = _speed(h, len(recs), wall, cpu0, parts0)
     figures["reference"] = {**s, "coverage": testable / max(1, s["n"]),
                             "equivalent_of_testable": s["equivalent"] / max(1, testable),
                             "by_revert_data_only": sum(x.detail.startswith("the original reverts on every path")
@@ -120,7 +131,8 @@ def main() -> int:
                             **speed}
     print(f"reference: coverage {testable}/{s['n']}, equivalent {s['equivalent']}/{testable}, "
           f"{speed['functions_per_s']} functions/s, {speed['functions_per_cpu_s']} per CPU second  "
-          f"untestable {s['untestable_reasons']}  stages {speed['stages_wall_s']}")
+          f"untestable {s['untestable_reasons']}  stages {speed['stages_wall_s']}  CPU s "
+          f"{speed['cpu_s_by_process']}")
 
     if args.reference_only:
         if args.out:

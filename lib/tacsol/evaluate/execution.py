@@ -85,14 +85,17 @@ def valid_jumpdests(code: bytes) -> frozenset[int]:
     return got
 
 
-def fused_opcodes(base: dict) -> dict:
+def fused_opcodes(base: dict, trace: dict | None = None, explore: bool = False) -> dict:
     """`base` (py-evm's opcode table) with its most frequent opcodes (pushes, dups, swaps, pops, jumps, one-word
     memory and calldata loads and stores, the one-word arithmetic, bitwise and comparison ops: 94% of the
     instructions the harness executes) replaced by
     single functions with the same gas, result and exception: py-evm runs each through five to eight Python calls
     (the opcode object, two gas meters, the logic, the stack's typed push/pop and validators), which is most of
     the behaviour harness's time. Stack items stay what py-evm keeps (int or bytes). Checked against py-evm's
-    own table on the corpus's functions in tests/test_behaviour_execution.py."""
+    own table on the corpus's functions in tests/test_behaviour_execution.py.
+    With a `trace` (the run's record, as execute() keeps it), the jumps and, when `explore`, the comparisons and
+    branches record into it themselves, as _traced_opcodes's hooks do for py-evm's table (same order, same
+    values), without a wrapper call around the hottest opcodes; such ops carry `traced = True`."""
     from eth.exceptions import (FullStack, InsufficientStack, InvalidInstruction, InvalidJumpDestination,
                                 OutOfGas)
 
@@ -107,24 +110,28 @@ def fused_opcodes(base: dict) -> dict:
         fn.mnemonic, fn.gas_cost = name, gas
         return fn
 
-    def operands(c, gas: int, name: str, need: int, grows: bool = False) -> list:
-        """Charge the opcode's gas, then py-evm's stack checks (room for one more item when it pushes without
-        popping, `need` items on the stack); the stack's list."""
-        meter = c._gas_meter
-        if gas > meter.gas_remaining:
-            raise OutOfGas(f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {name}")
-        meter.gas_remaining -= gas
-        values = c._stack.values
-        if grows and len(values) > 1023:
-            raise FullStack("Stack limit reached")
-        if len(values) < need:
-            raise InsufficientStack(f"Wanted {need} stack items, only had {len(values)}")
-        return values
+    def traced(fn):   # an op that records into `trace` itself (when there is one): _traced_opcodes leaves it alone
+        fn.traced = trace is not None
+        return fn
+
+    # Every op below charges its gas, then makes py-evm's stack checks (room for one more item when it pushes
+    # without popping, enough items to pop), inline: these few lines run for most instructions the harness executes.
+    def out_of_gas(meter, gas: int, name: str) -> OutOfGas:
+        return OutOfGas(f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: {name}")
+
+    def short(values: list, need: int) -> InsufficientStack:
+        return InsufficientStack(f"Wanted {need} stack items, only had {len(values)}")
 
     def push(n: int, gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 0, grows=True)
-            code = computation.code
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) > 1023:
+                raise FullStack("Stack limit reached")
+            code = c.code
             pc = code.program_counter
             raw = code._raw_code_bytes[pc:pc + n]
             code.program_counter = pc + n
@@ -132,40 +139,86 @@ def fused_opcodes(base: dict) -> dict:
         return named(op, name, gas)
 
     def dup(n: int, gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, n, grows=True)
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) > 1023:
+                raise FullStack("Stack limit reached")
+            if len(values) < n:
+                raise short(values, n)
             values.append(values[-n])
         return named(op, name, gas)
 
     def swap(n: int, gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, n + 1)
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) <= n:
+                raise short(values, n + 1)
             values[-1], values[-n - 1] = values[-n - 1], values[-1]
         return named(op, name, gas)
 
     def pop(gas: int, name: str):
-        def op(computation):
-            operands(computation, gas, name, 1).pop()
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if not values:
+                raise short(values, 1)
+            values.pop()
         return named(op, name, gas)
 
     def nothing(gas: int, name: str):
-        def op(computation):
-            operands(computation, gas, name, 0)
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
         return named(op, name, gas)
 
-    def unary(f, gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 1)
-            values.append(f(as_int(values.pop())))
+    def unary(f, gas: int, name: str, record: str | None = None):   # record: ISZERO's comparison (explore)
+        def op(c):
+            if record is not None:
+                values, cmps = c._stack.values, trace["cmps"]
+                if len(cmps) < 4096 and values:
+                    cmps.append((record, as_int(values[-1]), 0))
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if not values:
+                raise short(values, 1)
+            a = values[-1]
+            values[-1] = f(a if a.__class__ is int else int.from_bytes(a, "big"))
         return named(op, name, gas)
 
-    def binary(f, gas: int, name: str):   # f(top, second)
-        def op(computation):
-            values = operands(computation, gas, name, 2)
+    def binary(f, gas: int, name: str, record: str | None = None, peephole: bool = False):   # f(top, second)
+        # record: the comparison's name in the trace (explore); peephole: only when a PUSHn JUMPI follows (SUB)
+        def op(c):
+            if record is not None:
+                values, cmps = c._stack.values, trace["cmps"]
+                if len(cmps) < 4096 and len(values) >= 2 and (not peephole or jumpi_follows(c)):
+                    cmps.append((record, as_int(values[-1]), as_int(values[-2])))
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) < 2:
+                raise short(values, 2)
             a = values.pop()
-            b = values.pop()
-            values.append(f(a if a.__class__ is int else int.from_bytes(a, "big"),
-                            b if b.__class__ is int else int.from_bytes(b, "big")))
+            b = values[-1]
+            values[-1] = f(a if a.__class__ is int else int.from_bytes(a, "big"),
+                           b if b.__class__ is int else int.from_bytes(b, "big"))
         return named(op, name, gas)
 
     def land(computation, dest: int) -> None:
@@ -176,17 +229,53 @@ def fused_opcodes(base: dict) -> dict:
                 raise InvalidJumpDestination("Invalid Jump Destination")
             raise InvalidInstruction("Jump resulted in invalid instruction")
 
+    def jumpi_follows(c) -> bool:   # solc's peephole turns `EQ ISZERO PUSH tag JUMPI` into `SUB PUSH tag JUMPI`
+        pc = c.code.program_counter
+        code = c.code._raw_code_bytes
+        nxt = code[pc] if pc < len(code) else 0
+        at = pc + 1 + (nxt - 0x5F) if 0x60 <= nxt <= 0x7F else pc
+        return at < len(code) and code[at] == 0x57
+
+    def count_jump() -> None:   # the run's jump counter, and its clock every 512 jumps
+        n = trace["jumps"] = trace["jumps"] + 1
+        if not n & 511 and time.thread_time() > trace["deadline"]:
+            raise Deadline()
+
     def jump(gas: int, name: str):
-        def op(computation):
-            land(computation, as_int(operands(computation, gas, name, 1).pop()))
+        def op(c):
+            if trace is not None:
+                count_jump()
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if not values:
+                raise short(values, 1)
+            land(c, as_int(values.pop()))
         return named(op, name, gas)
 
     def jumpi(gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 2)
+        def op(c):
+            if trace is not None:
+                count_jump()
+                if explore:
+                    values, branches = c._stack.values, trace["branches"]
+                    if len(branches) < 4096 and len(values) >= 2:
+                        pc = c.code.program_counter
+                        branches.add((pc, bool(as_int(values[-2]))))
+                        cj = trace["cjump"]
+                        cj += [pc] * (len(trace["cmps"]) - len(cj))   # the comparisons that fed it
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) < 2:
+                raise short(values, 2)
             dest, cond = values.pop(), values.pop()
-            if as_int(cond):
-                land(computation, as_int(dest))
+            if cond.__class__ is int and cond or cond.__class__ is not int and any(cond):
+                land(c, as_int(dest))
         return named(op, name, gas)
 
     def grown(computation, start: int) -> bytearray:   # memory holding [start, start + 32), grown (and paid)
@@ -195,25 +284,43 @@ def fused_opcodes(base: dict) -> dict:
         return computation._memory._bytes
 
     def mload(gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 1)
-            start = as_int(values.pop())
-            values.append(bytes(grown(computation, start)[start:start + 32]))
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if not values:
+                raise short(values, 1)
+            start = as_int(values[-1])
+            values[-1] = bytes(grown(c, start)[start:start + 32])
         return named(op, name, gas)
 
     def mstore(gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 2)
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if len(values) < 2:
+                raise short(values, 2)
             start, v = as_int(values.pop()), values.pop()
-            grown(computation, start)[start:start + 32] = (v.to_bytes(32, "big") if v.__class__ is int
-                                                           else v.rjust(32, b"\x00")[-32:])
+            grown(c, start)[start:start + 32] = (v.to_bytes(32, "big") if v.__class__ is int
+                                                 else v.rjust(32, b"\x00")[-32:])
         return named(op, name, gas)
 
     def calldataload(gas: int, name: str):
-        def op(computation):
-            values = operands(computation, gas, name, 1)
-            start = as_int(values.pop())
-            values.append(computation.msg.data_as_bytes[start:start + 32].ljust(32, b"\x00").lstrip(b"\x00"))
+        def op(c):
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise out_of_gas(meter, gas, name)
+            meter.gas_remaining -= gas
+            values = c._stack.values
+            if not values:
+                raise short(values, 1)
+            start = as_int(values[-1])
+            values[-1] = c.msg.data_as_bytes[start:start + 32].ljust(32, b"\x00").lstrip(b"\x00")
         return named(op, name, gas)
 
     def signed(x: int) -> int:
@@ -227,6 +334,7 @@ def fused_opcodes(base: dict) -> dict:
         "SLT": lambda a, b: int(signed(a) < signed(b)), "SGT": lambda a, b: int(signed(a) > signed(b)),
         "SHL": lambda s, v: 0 if s >= 256 else (v << s) & M, "SHR": lambda s, v: 0 if s >= 256 else v >> s,
     }
+    recorded = {"EQ", "LT", "GT", "SLT", "SGT"} if explore else set()
     for code, old in base.items():
         name, gas = getattr(old, "mnemonic", None), getattr(old, "gas_cost", None)
         if name is None or gas is None:
@@ -242,11 +350,11 @@ def fused_opcodes(base: dict) -> dict:
         elif name == "JUMPDEST":
             table[code] = nothing(gas, name)
         elif name == "JUMP":
-            table[code] = jump(gas, name)
+            table[code] = traced(jump(gas, name))
         elif name == "JUMPI":
-            table[code] = jumpi(gas, name)
+            table[code] = traced(jumpi(gas, name))
         elif name == "ISZERO":
-            table[code] = unary(lambda a: int(a == 0), gas, name)
+            table[code] = traced(unary(lambda a: int(a == 0), gas, name, "ISZERO" if explore else None))
         elif name == "NOT":
             table[code] = unary(lambda a: M - a, gas, name)
         elif name == "MLOAD":
@@ -256,12 +364,23 @@ def fused_opcodes(base: dict) -> dict:
         elif name == "CALLDATALOAD":
             table[code] = calldataload(gas, name)
         elif name in arithmetic:
-            table[code] = binary(arithmetic[name], gas, name)
+            if name in recorded:
+                table[code] = traced(binary(arithmetic[name], gas, name, name))
+            elif name == "SUB" and explore:
+                table[code] = traced(binary(arithmetic[name], gas, name, "EQ", peephole=True))
+            else:
+                table[code] = binary(arithmetic[name], gas, name)
     return table
 
 
-def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
+def _traced_opcodes(base: dict, trace: dict, explore: bool = False, cached_sload: bool = False):
+    """`base` with hooks that record the run into `trace` (reads and writes of CONTRACT's storage, hashed
+    preimages, probed addresses, jumps; when `explore`, comparisons and branches) around the opcodes that do not
+    record themselves (fused_opcodes's with a trace do). `cached_sload`: CONTRACT's SLOAD answers from the run's
+    storage cache (execute's "sc" and "sw": values and slots known warm since the last revert) before asking
+    py-evm's state, whose journaled trie lookups cost more than the rest of the opcode."""
     import eth.vm.forks.cancun.computation  # noqa: F401
+    from eth.exceptions import OutOfGas
 
     class Traced:
         __slots__ = ("op", "mnemonic", "hook")
@@ -277,6 +396,7 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
             v = trace["seeded"][slot] = trace["sdef"](slot, trace["pre"])
             if v:
                 c.state.set_storage(CONTRACT, slot, v)
+            trace["sc"][slot] = v
 
     def peek(c, n: int):   # the top n stack words as ints (top first), or None when the stack is shorter (the op
         values = c._stack.values   # itself then raises py-evm's InsufficientStack)
@@ -287,7 +407,7 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
     def sload(op, c):
         got = peek(c, 1)
         if got is None:
-            return op(computation=c)
+            return op(c)
         slot = got[0]
         first = False
         if c.msg.storage_address == CONTRACT:
@@ -297,25 +417,65 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
                 trace["read_set"].add(slot)
                 trace["reads"].append(slot)
                 trace["acc"].append(("r", slot))
-        op(computation=c)
+        op(c)
         if first and explore:
             trace["rvals"][slot] = peek(c, 1)[0]
 
     def sstore(op, c):
         got = peek(c, 2)
         if got is None:
-            return op(computation=c)
+            return op(c)
         slot = got[0]
         if c.msg.storage_address == CONTRACT:
             seed(c, slot)
             if slot not in trace["written"]:
                 trace["written"].add(slot)
                 trace["acc"].append(("w", slot))
-        op(computation=c)
+            op(c)
+            trace["sc"][slot] = got[1]   # written (the op returned): the value, and the slot is warm
+            trace["sw"].add(slot)
+            return
+        op(c)
+
+    def cached(op):   # SLOAD as py-evm's sload_eip2929 (pop, warm or cold gas, push), CONTRACT's from the cache
+        def run(c):
+            values = c._stack.values
+            if c.msg.storage_address != CONTRACT or not values:
+                return sload(op, c)
+            slot = values[-1]
+            slot = slot if slot.__class__ is int else int.from_bytes(slot, "big")
+            seed(c, slot)
+            first = slot not in trace["read_set"]
+            if first:
+                trace["read_set"].add(slot)
+                trace["reads"].append(slot)
+                trace["acc"].append(("r", slot))
+            values.pop()
+            warm = trace["sw"]
+            if slot in warm:
+                gas = 100
+            else:
+                state = c.state
+                gas = 100 if state.is_storage_warm(CONTRACT, slot) else 2100
+                if gas == 2100:
+                    state.mark_storage_warm(CONTRACT, slot)
+                warm.add(slot)
+            meter = c._gas_meter
+            if gas > meter.gas_remaining:
+                raise OutOfGas(f"Out of gas: Needed {gas} - Remaining {meter.gas_remaining} - Reason: SLOAD")
+            meter.gas_remaining -= gas
+            v = trace["sc"].get(slot)
+            if v is None:
+                v = trace["sc"][slot] = c.state.get_storage(CONTRACT, slot)
+            values.append(v)
+            if first and explore:
+                trace["rvals"][slot] = v
+        run.mnemonic, run.gas_cost = op.mnemonic, op.gas_cost
+        return run
 
     def sha3(op, c):
         got = peek(c, 2)
-        op(computation=c)
+        op(c)
         if got is None:
             return
         start, size = got
@@ -331,7 +491,7 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
         def hook(op, c):
             got = peek(c, n_before + 1)
             if got is None:
-                return op(computation=c)
+                return op(c)
             a = (got[-1] & ((1 << 160) - 1)).to_bytes(20, "big")
             if a not in trace["probed_set"]:
                 trace["probed_set"].add(a)
@@ -339,14 +499,14 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
                 code = trace["cdef"](a) if trace["cdef"] else None
                 if code and not c.state.get_code(a):
                     c.state.set_code(a, code)
-            op(computation=c)
+            op(c)
         return hook
 
     def jump(op, c):
         trace["jumps"] += 1
         if trace["jumps"] % 512 == 0 and time.thread_time() > trace["deadline"]:
             raise Deadline()
-        op(computation=c)
+        op(c)
 
     def jumpi(op, c):
         trace["jumps"] += 1
@@ -358,14 +518,14 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
                 pc = c.code.program_counter
                 trace["branches"].add((pc, bool(got[1])))
                 trace["cjump"] += [pc] * (len(trace["cmps"]) - len(trace["cjump"]))   # the comparisons that fed it
-        op(computation=c)
+        op(c)
 
     def compare2(op, c):   # a op b with a on top of the stack
         if len(trace["cmps"]) < 4096:
             got = peek(c, 2)
             if got is not None:
                 trace["cmps"].append((op.mnemonic, got[0], got[1]))
-        op(computation=c)
+        op(c)
 
     def sub(op, c):   # solc's peephole turns `EQ ISZERO PUSH tag JUMPI` into `SUB PUSH tag JUMPI`: an equality too
         if len(trace["cmps"]) < 4096:
@@ -377,14 +537,14 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
                 got = peek(c, 2)
                 if got is not None:
                     trace["cmps"].append(("EQ", got[0], got[1]))
-        op(computation=c)
+        op(c)
 
     def iszero(op, c):
         if len(trace["cmps"]) < 4096:
             got = peek(c, 1)
             if got is not None:
                 trace["cmps"].append(("ISZERO", got[0], 0))
-        op(computation=c)
+        op(c)
 
     ops = dict(base)
     hooks = {"SLOAD": sload, "SSTORE": sstore, "SHA3": sha3, "JUMP": jump, "JUMPI": jumpi,
@@ -394,7 +554,11 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False):
         hooks.update({k: compare2 for k in ("EQ", "LT", "GT", "SLT", "SGT")}, ISZERO=iszero, SUB=sub)
     for name, hook in hooks.items():
         code = BY_NAME[name].code
-        ops[code] = Traced(base[code], hook)
+        if not getattr(base[code], "traced", False):
+            ops[code] = Traced(base[code], hook)
+    if cached_sload:
+        code = BY_NAME["SLOAD"].code
+        ops[code] = cached(base[code])
     return ops
 
 
@@ -421,16 +585,68 @@ class _Machine:
             self.state.set_code(a, RESPONDER_CODE)
         self.trace: dict = {}          # the current call's trace, read by the hooks
         self._classes: dict = {}
+        revert = self.state.revert
+
+        def forgetting_revert(snapshot):   # a frame (or the run) undone: what the SLOAD cache knew may be undone too
+            if "sc" in self.trace:
+                self.trace["sc"].clear()
+                self.trace["sw"].clear()
+            revert(snapshot)
+        self.state.revert = forgetting_revert
 
     def computation(self, explore: bool, fused: bool = True):
         key = (explore, fused)
         if key not in self._classes:
             from eth.vm.forks.cancun.computation import CancunComputation
 
-            base = fused_opcodes(CancunComputation.opcodes) if fused else CancunComputation.opcodes
-            self._classes[key] = type("TracedComputation", (CancunComputation,), {
-                "opcodes": _traced_opcodes(base, self.trace, explore)})
+            base = (fused_opcodes(CancunComputation.opcodes, self.trace, explore) if fused
+                    else CancunComputation.opcodes)
+            body = {"opcodes": _traced_opcodes(base, self.trace, explore, cached_sload=fused)}
+            if fused:
+                body["apply_computation"] = classmethod(_apply_computation)
+            self._classes[key] = type("TracedComputation", (CancunComputation,), body)
         return self._classes[key]
+
+
+def _apply_computation(cls, state, message, transaction_context, parent_computation=None):
+    """py-evm's BaseComputation.apply_computation with a leaner loop (the fused table's runs only): the opcode
+    found by index in a 256-entry list, called positionally, one `try` around the whole loop for Halt, no
+    per-opcode debug check, no CodeStream generator. The same opcodes run in the same order with the same
+    program counter (code.program_counter stays the source of truth: the opcodes read and move it)."""
+    from eth.exceptions import Halt
+    from eth.vm.computation import NO_RESULT
+    from eth.vm.logic.invalid import InvalidOpcode
+
+    with cls(state, message, transaction_context) as computation:
+        if computation.is_origin_computation:
+            computation.contracts_created = []
+            if message.is_create:
+                cls.consume_initcode_gas_cost(computation)
+        if parent_computation is not None:
+            computation.contracts_created = parent_computation.contracts_created
+        if message.is_create:
+            computation.contracts_created.append(message.storage_address)
+        precompile = computation.precompiles.get(message.code_address, NO_RESULT)
+        if precompile is not NO_RESULT:
+            if not message.is_delegation:
+                precompile(computation)
+            return computation
+        table = cls.__dict__.get("_op_list")
+        if table is None:
+            ops = computation.opcodes
+            table = [ops.get(i) or InvalidOpcode(i) for i in range(256)]
+            cls._op_list = table
+        code = computation.code
+        raw = code._raw_code_bytes
+        n = len(raw)
+        try:
+            while True:
+                pc = code.program_counter
+                code.program_counter = pc + 1
+                table[raw[pc] if pc < n else 0](computation)   # past the end: STOP, as py-evm's CodeStream yields
+        except Halt:
+            pass
+    return computation
 
 
 _MACHINES: dict[tuple[bytes, tuple[bytes, ...]], _Machine] = {}
@@ -470,6 +686,7 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     trace.update({"reads": [], "read_set": set(), "written": set(), "pre": {}, "jumps": 0, "acc": [], "probed": [],
                   "probed_set": set(), "storage": storage, "seeded": {}, "sdef": storage_default,
                   "cdef": code_default, "cmps": [], "rvals": {}, "branches": set(), "cjump": [],
+                  "sc": dict(storage), "sw": set(),   # CONTRACT's storage values and warm slots, as far as known
                   "deadline": time.thread_time() + time_limit_s})
     state = m.state
     snap = state.snapshot()
