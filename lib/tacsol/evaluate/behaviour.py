@@ -223,7 +223,7 @@ class Compiler:
     def many(self, jobs: list[tuple[str, str, dict]], progress: str = "") -> dict[str, dict | str]:
         """jobs: (name, version, standard input) -> name: solc output (trimmed to errors/contracts/sources-ast)
         or an error string. `progress`: a progress bar of that name over the compiles not cached."""
-        import queue
+        import collections
         import threading
 
         from tqdm.auto import tqdm
@@ -248,19 +248,37 @@ class Compiler:
             todo.append((v, name, key, inp))
         if not todo:
             return out
-        # grouped by version, so that each worker's server stays on one version as long as it can
-        q: queue.Queue = queue.Queue()
-        for item in sorted(todo, key=lambda t: t[0]):
-            q.put(item)
+        by_version: dict[str, collections.deque] = {}
+        for item in todo:
+            by_version.setdefault(item[0], collections.deque()).append(item)
         lock = threading.Lock()
+        serving: dict[str, int] = {}   # version -> workers on it
         bar = tqdm(total=len(todo), desc=progress, unit="unit", disable=not progress)
 
+        def next_job(w: int, current: str | None):
+            """The worker's next compile: its own version's while any is left; then a version no worker serves
+            (the most jobs first); then help with the one with most left. A solcjs start costs ~0.5 CPU s: a
+            queue sorted by version had every worker start a server for every version."""
+            with lock:
+                if current is not None and by_version.get(current):
+                    return by_version[current].popleft()
+                if current is not None:
+                    serving[current] -= 1
+                left = [v for v, d in by_version.items() if d]
+                if not left:
+                    return None
+                v = max(left, key=lambda v: (not serving.get(v), len(by_version[v])))
+                serving[v] = serving.get(v, 0) + 1
+                return by_version[v].popleft()
+
         def work(w: int) -> None:
+            current = None
             while True:
-                try:
-                    v, name, key, inp = q.get_nowait()
-                except queue.Empty:
+                job = next_job(w, current)
+                if job is None:
                     return
+                v, name, key, inp = job
+                current = v
                 r = self._server(w, v).compile(inp, self.timeout_s)
                 if isinstance(r, dict):
                     r = {"errors": [e for e in r.get("errors", []) if e.get("severity") == "error"],
