@@ -196,3 +196,18 @@ def test_sload_cache_follows_a_reentrant_frame_that_reverts_or_returns(child_end
     assert a == b and a.success
     assert int.from_bytes(a.output[32:], "big") == value
     assert int.from_bytes(a.output[:32], "big") == sload_gas + 2 + 3   # SLOAD, GAS, PUSH1
+
+
+def test_memory_growth_costs_alike_at_every_gas_limit():
+    """MLOAD/MSTORE far out grow memory at a quadratic price: the fused ops charge it themselves (out of gas at the
+    same limits as py-evm's extend_memory), and an offset near 2**256 runs out of gas instead of allocating."""
+    for offset in (0, 31, 33, 4_000, 0x10000, 2**255):
+        for op in (0x51, 0x52):   # MLOAD, MSTORE
+            push = bytes([0x7F]) + offset.to_bytes(32, "big")
+            code = (bytes([0x60, 0x2A]) if op == 0x52 else b"") + push + bytes([op, 0x59, 0x60, 0x00, 0x52,
+                                                                                0x60, 0x20, 0x60, 0x00, 0xF3])
+            full = _both(code, b"", gas=10_000_000)
+            assert full[0] == full[1]
+            for gas in (30, 100, 500, 3_000, 20_000, 200_000, 2_000_000):
+                a, b = _both(code, b"", gas=gas)
+                assert a == b, (offset, hex(op), gas)

@@ -278,10 +278,22 @@ def fused_opcodes(base: dict, trace: dict | None = None, explore: bool = False) 
                 land(c, as_int(dest))
         return named(op, name, gas)
 
+    def memory_cost(size: int) -> int:   # py-evm's memory_gas_cost of a word-aligned size
+        words = size >> 5
+        return words * 3 + words * words // 512
+
     def grown(computation, start: int) -> bytearray:   # memory holding [start, start + 32), grown (and paid)
-        if start + 32 > len(computation._memory._bytes):   # as py-evm's extend_memory; else no growth, no gas
-            computation.extend_memory(start, 32)
-        return computation._memory._bytes
+        memory = computation._memory
+        before = len(memory._bytes)   # always a multiple of 32
+        if start + 32 > before:   # as py-evm's extend_memory (its gas, then Memory.extend); else no growth, no gas
+            fee = memory_cost((start + 63) & ~31) - memory_cost(before)
+            meter = computation._gas_meter
+            if fee > meter.gas_remaining:
+                raise OutOfGas(f"Out of gas: Needed {fee} - Remaining {meter.gas_remaining} - Reason: Expanding "
+                               f"memory {before} -> {(start + 63) & ~31}")
+            meter.gas_remaining -= fee
+            memory.extend(start, 32)
+        return memory._bytes
 
     def mload(gas: int, name: str):
         def op(c):
