@@ -6,7 +6,12 @@ SLOAD (slots read, so the harness can seed them), SSTORE (slots written), SHA3 (
 so a slot can be traced back to its declared base slot) and JUMP/JUMPI (a wall-clock deadline: gas bounds the
 work, the deadline bounds py-evm's slowness on cheap loops). With `explore=True` a run also records what the
 harness's state search (behaviour.search_success) steers by: the operands of every comparison, the value each
-slot held when first read, and the branches taken."""
+slot held when first read, and the branches taken.
+
+Speed (the harness runs ~60 calls per function): by default the frequent opcodes run fused (fused_opcodes: gas,
+stack checks and, with a trace, the recording inline), through a leaner interpreter loop (_apply_computation), and
+CONTRACT's SLOAD answers from a per-run cache that any reverted frame clears. `fused=False` runs py-evm's own
+table and loop, the oracle that tests/test_behaviour_execution.py compares the fast path with."""
 from __future__ import annotations
 
 import hashlib
