@@ -1,7 +1,9 @@
 """TAC level ablation (issues 12 and 14): the same recipe trained for an equal number of training tokens on level-1
-and on level-2 prompts of one corpus, scored by the held-out loss per target token on the same held-out functions.
+and on level-2 prompts of one corpus (or any two or three levels: --levels), scored by the held-out loss per target
+token on the same held-out functions.
 
     .venv/bin/python tools/ablate_tac_level.py --l1 ref_l1 --l2 ref_l2 --tokens 60000
+    .venv/bin/python tools/ablate_tac_level.py --levels 2 3 --l2 ref_l2_t40 --l3 ref_l3_t40 --out outputs/abl-l23
 
 For each level the tool writes a records file (<out>/level<k>.jsonl): that level's train split, and as `validation`
 the held-out functions (validation and test splits, one per near-duplicate group, outside the recipe's held-out
@@ -78,6 +80,9 @@ def main(argv=None) -> int:
     ap.add_argument("--params", default="params/03_reference_cpu.yaml", help="the recipe (model, LoRA, lr, ...)")
     ap.add_argument("--l1", default="ref_l1", help="the corpus lifted at level 1")
     ap.add_argument("--l2", default="ref_l2", help="the same corpus lifted at level 2")
+    ap.add_argument("--l3", default="ref_l3", help="the same corpus lifted at level 3")
+    ap.add_argument("--levels", type=int, nargs="+", choices=[1, 2, 3], default=[1, 2],
+                    help="the levels to train and compare (default 1 2)")
     ap.add_argument("--tokens", type=int, default=60000, help="training tokens per level (the equal budget)")
     ap.add_argument("--heldout", type=int, default=64, help="held-out functions both levels are scored on")
     ap.add_argument("--seed", type=int, default=0)
@@ -96,7 +101,9 @@ def main(argv=None) -> int:
 
     p = train.load_params(train.training_values(P.load_yaml(a.params), a.params), a.params)
     tok = load_tokenizer(p["model"])
-    specs = {1: a.l1, 2: a.l2}
+    specs = {lv: getattr(a, f"l{lv}") for lv in sorted(set(a.levels))}
+    if len(specs) < 2:
+        raise SystemExit("--levels: give two or three levels to compare")
     for lv, spec in specs.items():
         got = pairs.tac_level(spec)
         if got != lv:
