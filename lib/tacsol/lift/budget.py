@@ -7,7 +7,8 @@ The thread's CPU clock is a system call (0.6 us on an idle 2-vCPU VM, 5 us on th
 contract (67k times on the production contracts of tools/bench_production.py: ~2% of a level-2 lift idle, more
 under load), so `clock` reads it again only once REFRESH_S of wall time has passed since the last read in this
 thread: CPU time cannot advance faster than wall time, so the value it returns is at most REFRESH_S behind and a
-deadline is never missed by more."""
+deadline is never missed by more. Deadlines are reached when `clock() >= deadline`: a time limit of 0 is spent
+before any work, however fast the work would be (with `>`, the cached value let up to REFRESH_S of it run)."""
 import threading
 import time
 

@@ -84,7 +84,7 @@ class Program:
                         order.append(t)
                         work.append(t)
                         changed = True
-            if clock() > deadline:
+            if clock() >= deadline:
                 raise TimeoutError
         return order
 
@@ -110,7 +110,7 @@ class Program:
                 if new != old:
                     state[t] = new
                     work.append(t)
-            if clock() > deadline:
+            if clock() >= deadline:
                 raise TimeoutError
         self.entry_stack = state
 

@@ -119,7 +119,7 @@ class _Lifter:
 
     def public(self, f) -> None:
         sel, args, mut, entry = "0x" + f.selector, f.arguments or "", f.state_mutability or "", f.bytecode_offset
-        if clock() > self.deadline:
+        if clock() >= self.deadline:
             self.res.functions.append(LiftedFunction(sel, "", 0, 0, {}, "timeout", args, mut))
         elif entry not in self.prog.blocks:
             self.unsupported(sel, args, mut, f"entry {entry:#x} is not in evmole's control-flow graph")

@@ -33,7 +33,7 @@ def dispatch_regions(prog: Program, deadline: float) -> Regions:
     with 4; a branch on calldatasize alone (or its iszero) splits receive() from the fallback."""
     region = _region(prog, deadline)
     disp = _forwarders(prog, region, _selector_branches(prog, region))
-    if clock() > deadline:
+    if clock() >= deadline:
         raise TimeoutError
     recv_entries, fb_entries = _size_branches(prog, region, disp)
     for b in region.blocks:

@@ -299,7 +299,7 @@ def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: flo
     p.emit(header, merged_pcs(header_pcs, fn.header_pcs))
     n_blocks = 0
     for h in lay.heads:
-        if clock() > deadline:
+        if clock() >= deadline:
             raise TimeoutError
         if h in lay.alias:
             continue

@@ -101,7 +101,7 @@ class _Explorer:
                 if not self.precise:
                     break
                 self.context_free = True   # level 2: the rest context-free, so every reachable block is still lifted
-            if clock() > self.deadline:
+            if clock() >= self.deadline:
                 raise TimeoutError
             nid = self.work.pop()
             edges[nid] = self.edges(*self.nodes[nid])

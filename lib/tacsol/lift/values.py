@@ -51,7 +51,7 @@ def infer_params(fn: FunctionIR, deadline: float) -> None:
             if grew and n not in queued:
                 work.append(n)
                 queued.add(n)
-        if clock() > deadline:
+        if clock() >= deadline:
             raise TimeoutError
     fn.params = need
 
