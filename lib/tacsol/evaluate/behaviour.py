@@ -255,7 +255,7 @@ class Compiler:
         serving: dict[str, int] = {}   # version -> workers on it
         bar = tqdm(total=len(todo), desc=progress, unit="unit", disable=not progress)
 
-        def next_job(w: int, current: str | None):
+        def next_job(current: str | None):
             """The worker's next compile: its own version's while any is left; then a version no worker serves
             (the most jobs first); then help with the one with most left. A solcjs start costs ~0.5 CPU s: a
             queue sorted by version had every worker start a server for every version."""
@@ -274,7 +274,7 @@ class Compiler:
         def work(w: int) -> None:
             current = None
             while True:
-                job = next_job(w, current)
+                job = next_job(current)
                 if job is None:
                     return
                 v, name, key, inp = job

@@ -103,6 +103,7 @@ def fused_opcodes(base: dict, trace: dict | None = None, explore: bool = False) 
     values), without a wrapper call around the hottest opcodes; such ops carry `traced = True`."""
     from eth.exceptions import (FullStack, InsufficientStack, InvalidInstruction, InvalidJumpDestination,
                                 OutOfGas)
+    from eth.vm.computation import memory_gas_cost
 
     M = (1 << 256) - 1
     S = 1 << 255
@@ -283,19 +284,16 @@ def fused_opcodes(base: dict, trace: dict | None = None, explore: bool = False) 
                 land(c, as_int(dest))
         return named(op, name, gas)
 
-    def memory_cost(size: int) -> int:   # py-evm's memory_gas_cost of a word-aligned size
-        words = size >> 5
-        return words * 3 + words * words // 512
-
     def grown(computation, start: int) -> bytearray:   # memory holding [start, start + 32), grown (and paid)
         memory = computation._memory
         before = len(memory._bytes)   # always a multiple of 32
         if start + 32 > before:   # as py-evm's extend_memory (its gas, then Memory.extend); else no growth, no gas
-            fee = memory_cost((start + 63) & ~31) - memory_cost(before)
+            after = (start + 63) & ~31
+            fee = memory_gas_cost(after) - memory_gas_cost(before)
             meter = computation._gas_meter
             if fee > meter.gas_remaining:
                 raise OutOfGas(f"Out of gas: Needed {fee} - Remaining {meter.gas_remaining} - Reason: Expanding "
-                               f"memory {before} -> {(start + 63) & ~31}")
+                               f"memory {before} -> {after}")
             meter.gas_remaining -= fee
             memory.extend(start, 32)
         return memory._bytes
@@ -421,19 +419,21 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False, cached_sload
             return None
         return [v if v.__class__ is int else int.from_bytes(v, "big") for v in values[:-n - 1:-1]]
 
+    def read(c, slot) -> bool:   # CONTRACT's slot about to be read: seeded, and noted if first; True if first
+        seed(c, slot)
+        if slot in trace["read_set"]:
+            return False
+        trace["read_set"].add(slot)
+        trace["reads"].append(slot)
+        trace["acc"].append(("r", slot))
+        return True
+
     def sload(op, c):
         got = peek(c, 1)
         if got is None:
             return op(c)
         slot = got[0]
-        first = False
-        if c.msg.storage_address == CONTRACT:
-            seed(c, slot)
-            if slot not in trace["read_set"]:
-                first = True
-                trace["read_set"].add(slot)
-                trace["reads"].append(slot)
-                trace["acc"].append(("r", slot))
+        first = c.msg.storage_address == CONTRACT and read(c, slot)
         op(c)
         if first and explore:
             trace["rvals"][slot] = peek(c, 1)[0]
@@ -461,12 +461,7 @@ def _traced_opcodes(base: dict, trace: dict, explore: bool = False, cached_sload
                 return sload(op, c)
             slot = values[-1]
             slot = slot if slot.__class__ is int else int.from_bytes(slot, "big")
-            seed(c, slot)
-            first = slot not in trace["read_set"]
-            if first:
-                trace["read_set"].add(slot)
-                trace["reads"].append(slot)
-                trace["acc"].append(("r", slot))
+            first = read(c, slot)
             values.pop()
             warm = trace["sw"]
             if slot in warm:
