@@ -82,6 +82,21 @@ FUNCS = {
 }
 
 
+_UNBOUNDED = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
+
+
+def _checked(op: str, a: int, b: int) -> int:
+    """Level 3's checked(a OP b): panic(0x11) when the exact result is no uint256, panic(0x12) on a zero divisor."""
+    if op in ("/", "%"):
+        if b == 0:
+            raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x12]))
+        return INFIX[op](a, b)
+    exact = _UNBOUNDED[op](a, b)
+    if not 0 <= exact < M:
+        raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x11]))
+    return exact
+
+
 class _Abi:
     """A call's input printed as 0xsel(words) (level 2): written at the free pointer when the call runs."""
 
@@ -492,6 +507,11 @@ class _Parser:
             v = self.expr()
             self.take(")")
             return self.postfix(v)
+        if t == "checked" and self.peek() == "(":   # level 3: checked(a OP b)
+            self.take("(")
+            a, op, b = self.unary(), self.take(), self.unary()
+            self.take(")")
+            return self.postfix(_checked(op, a, b))
         if self.peek() == "(" and re.fullmatch(r"0x[0-9a-f]{8}", t):   # a call's input: selector and words
             return _Abi(int(t, 16), self.arguments())
         if self.peek() == "(" and re.fullmatch(r"[A-Za-z_]\w*", t):

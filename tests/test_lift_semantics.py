@@ -559,3 +559,60 @@ def test_level2_mutual_recursion_is_a_unit_that_py_evm_agrees_with():
         for n in (0, 1, 2, 7, 30):
             data = bytes.fromhex(out["selectors"][sig][2:]) + n.to_bytes(32, "big")
             assert _tac_outcome(f.tac, data, code) == _evm_outcome(code, data), (sig, n, f.tac)
+
+
+CHECKED_SRC = """pragma solidity VERSION;
+contract K {
+    uint256 public total;
+    function add(uint256 a, uint256 b) external pure returns (uint256) { return a + b; }
+    function sub(uint256 a, uint256 b) external pure returns (uint256) { return a - b; }
+    function mul(uint256 a, uint256 b) external pure returns (uint256) { return a * b; }
+    function div(uint256 a, uint256 b) external pure returns (uint256) { return a / b; }
+    function mod(uint256 a, uint256 b) external pure returns (uint256) { return a % b; }
+    function mul7(uint256 a) external pure returns (uint256) { return a * 7; }
+    function add5(uint256 a) external pure returns (uint256) { return a + 5; }
+    function inc(uint256 a) external pure returns (uint256) { a++; return a; }
+    function dec(uint256 a) external pure returns (uint256) { a--; return a; }
+    function bump(uint256 a) external { total += a; }
+    function poly(uint256 a, uint256 b) external pure returns (uint256) { return a * b + a - b / (a + 1); }
+    function small(uint8 a, uint8 b) external pure returns (uint8) { return a + b; }
+    function signed(int256 a, int256 b) external pure returns (int256) { return a - b; }
+}"""
+# the uint256 operations level 3 folds into checked(a OP b) (small and signed keep their guards as require)
+CHECKED_FOLDED = ["add", "sub", "mul", "div", "mod", "mul7", "add5", "inc", "dec", "bump", "poly"]
+EDGES = [0, 1, 2, 7, (M - 1) // 7, (M - 1) // 7 + 1, 1 << 128, M - 2, M - 1]
+
+
+@pytest.mark.parametrize("version,optimize", [("0.8.6", False), ("0.8.6", True), ("0.8.19", False),
+                                              ("0.8.26", False), ("0.8.26", True)])
+def test_checked_arithmetic_matches_py_evm(version, optimize):
+    """solc 0.8's overflow and division-by-zero guards print as checked(a OP b) at level 3 (the guard before the
+    operation in 0.8.6, after it in later releases, rewritten by the optimizer), and every level's TAC does what
+    py-evm does at the edges: 0, 1, MAX, MAX / 7 and one above, 2**128 (overflow, underflow, zero divisors,
+    in storage too). uint8 and int256 arithmetic keep their guards as require(...) else panic(0x11)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(CHECKED_SRC.replace("VERSION", version), version, optimize=optimize)["K"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    for sig, s in sel.items():
+        name, tac = sig.split("(")[0], lifted[3].function(s).tac
+        if name in CHECKED_FOLDED:
+            assert "checked(" in tac and "panic(0x11)" not in tac and "panic(0x12)" not in tac, f"{sig}\n{tac}"
+    rng = random.Random(version + str(optimize))
+    outcomes = collections.Counter()
+    for sig, s in sorted(sel.items()):
+        types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+        if types and types[0] in ("uint256", "int256"):
+            cases = [[a, b][:len(types)] for a in EDGES for b in rng.sample(EDGES, 3)]
+        else:
+            cases = [[rng.randrange(256) for _ in types] for _ in range(6)]
+        for args in cases:
+            data = bytes.fromhex(s[2:]) + b"".join(v.to_bytes(32, "big") for v in args)
+            want = _evm_outcome(code, data)
+            outcomes[want[0], want[1][:4].hex()] += 1
+            for level in (1, 2, 3):
+                tac = lifted[level].function(s).tac
+                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    # the edges reach both panics and normal returns
+    assert outcomes["revert", "4e487b71"] >= 20 and outcomes["ok", ""] + outcomes["ok", "0000"] >= 1, outcomes

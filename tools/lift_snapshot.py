@@ -102,7 +102,7 @@ def main(argv=None) -> int:
     ap.add_argument("--compare", help="an earlier snapshot: print the differences, exit 1 if any")
     ap.add_argument("--solc-cache",
                     help="also lift every runtime in a tacsol.corpus compile cache (outputs/cache/solc)")
-    ap.add_argument("--level", type=int, choices=[1, 2], default=1,
+    ap.add_argument("--level", type=int, choices=[1, 2, 3], default=1,
                     help="TAC level to lift at (default 1, the one a refactor must keep byte-identical)")
     a = ap.parse_args(argv)
     codes = {**fixture_codes(), **test_codes()}

@@ -1291,7 +1291,7 @@ def build_parser(p: argparse.ArgumentParser) -> None:
                    help="share of contracts per split (by contract hash; default 0.9 0.05 0.05)")
     b.add_argument("--level", type=int, choices=[1, 2, 3], default=1,
                    help="TAC level: 1 paper-faithful (default), 2 compact, 3 compact with failing branches as "
-                        "require(...) (docs/tac-format.md, Level 2 and Level 3)")
+                        "require(...) and checked(a + b) (docs/tac-format.md, Level 2 and Level 3)")
     g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
                                           "and print the share of validation/test selectors it resolves")
     g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")

@@ -26,7 +26,7 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
                    help="label blocks by bytecode offset (block_0x1a) instead of b0, b1, ... (debugging)")
     p.add_argument("--level", type=int, choices=LEVELS, default=1,
                    help="1: the paper-faithful TAC (default); 2: compact TAC; 3: compact TAC with failing branches "
-                        "as require(...) (docs/tac-format.md, Level 2 and Level 3)")
+                        "as require(...) and overflow guards as checked(a + b) (docs/tac-format.md, Level 2 and Level 3)")
     return p
 
 

@@ -4,6 +4,7 @@ calldata holds the header's arguments (docs/tac-format.md, Level 2)."""
 from __future__ import annotations
 
 from .abi import Abi, fold_checks, name_arguments
+from .checked import fold_checked_arithmetic
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_single_uses
@@ -17,7 +18,8 @@ from .simplify import eliminate_dead
 from .values import Values
 
 
-def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
+def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
+    """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
@@ -36,6 +38,9 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi) -> None:
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)
     name_message_reverts(fn, prog.raw)                # the messages that zeropad ends
     used = eliminate_dead(fn, values)
+    if checked and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
+        prune(fn)
+        used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there
 

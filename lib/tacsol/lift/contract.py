@@ -16,8 +16,8 @@ from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
 from .budget import clock
 
-LEVELS = (1, 2, 3)   # 1: the paper-faithful TAC; 2: compact TAC; 3: level 2 with failing branches as `require`
-                     # (docs/tac-format.md, Level 2 and Level 3)
+LEVELS = (1, 2, 3)   # 1: the paper-faithful TAC; 2: compact TAC; 3: level 2 with failing branches as `require` and
+                     # solc's overflow guards as `checked(a + b)` (docs/tac-format.md, Level 2 and Level 3)
 
 
 def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", level: int = 1) -> LiftedContract:

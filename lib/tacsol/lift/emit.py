@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .ir import FunctionIR, Operand, Stmt, merged_pcs
+from .ir import CHECKED_OPS, FunctionIR, Operand, Stmt, merged_pcs
 from .layout import MAX_HOPS, Layout, failing_statement
 from .memory import ABI_CALL_INPUT
 from .values import Values
@@ -88,6 +88,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
     if name == "icall":
         return f"icall {a[0]}({', '.join(a[1:])})"
+    if name in CHECKED_OPS:
+        return f"checked({a[0]} {INFIX[CHECKED_OPS[name]]} {a[1]})"
     if name in ABI_CALL_INPUT:   # the input: 0xsel(words)
         at = ABI_CALL_INPUT[name]
         data = f"{s.args[at][1]:#010x}({', '.join(a[at + 1:-2])})"
@@ -113,7 +115,8 @@ def _evm(name: str, a: list[str]) -> str:
 
 
 def expr_text(s: Stmt, nm: _Namer) -> str:
-    wrap = s.op in INFIX or s.op in ("SHL", "SHR", "NOT", "field")   # operands an infix expression must not split
+    wrap = s.op in INFIX or s.op in CHECKED_OPS or s.op in ("SHL", "SHR", "NOT", "field")   # operands an infix
+    # expression must not split
     a = [f"({nm(x)})" if wrap and nm.infix(x) else nm(x) for x in s.args]
     return (_level2(s.op, a, s) if s.op.islower() else None) or _evm(s.op, a)
 
@@ -306,7 +309,7 @@ def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: flo
         p.head(h)
         n_blocks += 1
         p.block(h)
-    for n in lay.forward:   # forwarded blocks still count towards the opcode families they contain
+    for n in (*lay.forward, *fn.absorbed):   # forwarded and folded blocks still count towards their opcode families
         p.count_block(n)
     return Rendered("\n".join(p.out), n_blocks, p.n_instr, p.counts, fn.graph.partial,
                     {fn.block_of(n) for n in fn.ids if fn.block_of(n) >= 0}, list(dict.fromkeys(p.calls)),

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 
 Operand = tuple
 
+# level 3's checked arithmetic (checked.py): `checked(a + b)` panics where solc's guard did
+CHECKED_OPS = {"checked_add": "ADD", "checked_sub": "SUB", "checked_mul": "MUL", "checked_div": "DIV",
+               "checked_mod": "MOD"}
+
 
 @dataclass(slots=True)
 class Stmt:
@@ -128,6 +132,7 @@ class FunctionIR:
     # and an instance's jump line (a negation or condition it tests through)
     header_pcs: set[int] = field(default_factory=set)
     jump_pcs: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    absorbed: set[int] = field(default_factory=set)   # failing instances a level-3 fold printed into a statement
 
     @property
     def ids(self) -> range:

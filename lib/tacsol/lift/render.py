@@ -36,10 +36,10 @@ def render(prog: Program, header: str, starts: list[int], deadline: float, stop=
            header_pcs: tuple[int, ...] = (), checks: bool = False) -> Rendered:
     """Level 1 TAC; with `abi` (the call's arguments and mutability), level 2's compact TAC, calling the internal
     functions of `calls` (or, with `callee`, the unit of that internal function); with `checks` too, level 3's
-    (failing branches as `require`). The header maps to `header_pcs` (the dispatcher's selector comparison), by
+    (failing branches as `require`, overflow guards as `checked(a + b)`). The header maps to `header_pcs` (the dispatcher's selector comparison), by
     default to the first instruction of each start."""
     fn, values = lower(prog, starts, deadline, stop, callee, calls, graph, precise=abi is not None)
     if abi is not None:
-        compact(fn, values, prog, abi)                # level 2: arguments, casts, checks, memory constructs
+        compact(fn, values, prog, abi, checks)        # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels, checks)          # threading, merging, shared halts, checks, labels
     return emit(fn, values, layout, header, deadline, header_pcs or tuple(sorted(set(starts))))
