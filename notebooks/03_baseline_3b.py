@@ -66,6 +66,7 @@ eval_batch_size = 8
 eval_compile = "stub"  # compile check: stub | original | auto | none
 eval_behaviour = True  # behavioural equivalence against the original bytecode (py-evm)
 eval_prefill = "none"  # unnamed functions start as `function unknown_<selector>(`: none | fallback | always
+eval_same_as = ""  # a finished run's directory: score its functions again (eval_functions etc. then unused)
 baselines = ["retrieval", "base_model", "sevm"]
 
 # %%

@@ -305,3 +305,26 @@ def test_evaluated_records_are_the_scored_ones_with_the_runs_prompts(tmp_path):
     assert p["dataset"] == "sample" and p["eval_batch_size"] == suite.DEFAULTS["eval_batch_size"]
     assert suite.eval_kwargs(p) == {"compile_check": False, "compile_mode": "stub", "behaviour": False,
                                     "harness": None}
+
+
+def test_same_functions_finds_a_runs_selection_in_a_build_at_another_level(tmp_path):
+    """`eval_same_as`: a run on another TAC level scores the functions a finished run scored. Record ids hash the
+    TAC, so they differ between levels; the match is by package, file, contract, selector and settings, and a
+    function the other build lacks is reported, not replaced."""
+    import yaml
+
+    from tacsol import train
+    from tacsol.evaluate import suite
+
+    test = train.run_records({**train.DEFAULTS, "dataset": "sample"})["test"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**train.DEFAULTS, "dataset": "sample"}))
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "selection.json").write_text(json.dumps(
+        {"ids": {"contract_heldout": [test[2]["id"], test[0]["id"], test[1]["id"]], "curve": [test[0]["id"]]}}))
+    relifted = {"test": [dict(r, id=f"level3-{i}", tac="level 3") for i, r in enumerate(test) if i != 1]}
+    chosen, report = suite.same_functions(tmp_path, relifted)
+    assert [r["id"] for r in chosen["contract_heldout"]] == ["level3-2", "level3-0"]
+    assert [r["id"] for r in chosen["curve"]] == ["level3-0"]
+    assert report["contract_heldout"] == {"requested": 3, "selected": 2, "missing": [test[1]["id"]]}
+    with pytest.raises(ValueError, match="eval_same_as"):
+        suite.same_functions(tmp_path, {"test": []})

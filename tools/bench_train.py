@@ -19,13 +19,14 @@ import sys
 import time
 
 
-def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mask: bool = False) -> dict:
+def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mask: bool = False,
+            checkpointing: bool = True) -> dict:
     import torch
 
     from tacsol import train
 
     method, precision = config.split("-")
-    p = train.load_params({"lora_r": 16, "gradient_checkpointing": True, "max_seq_length": seq_len,
+    p = train.load_params({"lora_r": 16, "gradient_checkpointing": checkpointing, "max_seq_length": seq_len,
                            "batch_size": batch})
     n = train.set_cpu_threads(threads)
     if method == "lora":
@@ -34,7 +35,8 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mas
         from tacsol import loading
 
         model = loading.load_model(p["model"], hardware_profile="cpu").model
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if checkpointing:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.train()
     opt = torch.optim.AdamW([w for w in model.parameters() if w.requires_grad], lr=1e-4)
     g = torch.Generator().manual_seed(0)
@@ -58,7 +60,7 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mas
     s = sum(times) / len(times)
     trainable = sum(w.numel() for w in model.parameters() if w.requires_grad)
     return {"config": config, "seq_len": seq_len, "batch": batch, "mask": mask, "threads": n, "steps": steps,
-            "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
+            "checkpointing": checkpointing, "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
             "bf16_units": train.cpu_bf16_supported(), "loadavg_1m": os.getloadavg()[0]}
 
 
@@ -73,13 +75,15 @@ def main(argv=None) -> int:
                     choices=["lora-bf16", "lora-fp32", "full-bf16", "full-fp32"])
     ap.add_argument("--mask", action="store_true",
                     help="pass an attention mask with padded rows, as training batches of different lengths do")
+    ap.add_argument("--no-checkpointing", action="store_true",
+                    help="keep activations instead of recomputing them in backward (params: gradient_checkpointing)")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
     rows = []
     for c in a.configs:
-        r = measure(c, a.seq_len, a.batch, a.steps, a.threads, a.mask)
+        r = measure(c, a.seq_len, a.batch, a.steps, a.threads, a.mask, not a.no_checkpointing)
         rows.append(r)
-        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}{' masked' if a.mask else ''}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
+        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}{' masked' if a.mask else ''}{'' if r['checkpointing'] else ' no-ckpt'}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
               f"  threads {r['threads']}  trainable {r['trainable_params']:,}  load {r['loadavg_1m']:.1f}", flush=True)
     if len(rows) > 1:
         print(f"ratio {rows[0]['config']} / {rows[1]['config']}: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}")

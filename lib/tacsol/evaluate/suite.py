@@ -37,6 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "eval_compile": "stub",        # compile check: stub | original | auto | none
     "eval_behaviour": True,        # behavioural equivalence against the original bytecode (py-evm)
     "eval_prefill": "none",        # the fine-tuned model's header prefill (infer.PREFILL_MODES), curve included
+    "eval_same_as": "",            # a finished run whose functions to score again (paired across TAC levels)
     "baselines": ["retrieval", "base_model", "sevm"],
 }
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
@@ -69,6 +70,29 @@ def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: in
         report["package_heldout"]["records_seen_in_training"] = len(pool) - len(unseen)
     if n_curve > 0:
         chosen["curve"], report["curve"] = selection.select(chosen["contract_heldout"], n_curve, seed=seed + 1)
+    return chosen, report
+
+
+def function_key(rec: Mapping[str, Any]) -> tuple:
+    """What identifies one compiled function across builds of the same corpus: its record id hashes the TAC, so it
+    changes with the TAC level; package (with version), file, contract, selector and compiler settings do not."""
+    return (rec["package"], rec["file"], rec["contract"], rec["selector"], rec["settings"])
+
+
+def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str, list[dict]], dict[str, Any]]:
+    """The functions a finished run scored (its eval/selection.json, every list), found in `records` by
+    :func:`function_key`: the paired comparison of two runs whose datasets differ in TAC level only. A function
+    the other build lacks (a lift error at this level) is reported by id, never silently replaced."""
+    _, theirs = evaluated_records(run_dir)
+    by_key = {function_key(r): r for split in records.values() for r in split}
+    chosen: dict[str, list[dict]] = {}
+    report: dict[str, Any] = {"same_as": str(run_dir)}
+    for name, recs in theirs.items():
+        chosen[name] = [by_key[function_key(r)] for r in recs if function_key(r) in by_key]
+        report[name] = {"requested": len(recs), "selected": len(chosen[name]),
+                        "missing": [r["id"] for r in recs if function_key(r) not in by_key]}
+    if not any(chosen.values()):
+        raise ValueError(f"parameter 'eval_same_as': none of the functions {run_dir} scored is in this dataset")
     return chosen, report
 
 
@@ -271,9 +295,12 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     eval_kw = dict(figures=True, **eval_kwargs(p, behaviour.Harness()))
     tuned = "fine-tuned" if p["eval_prefill"] == "none" else f"fine-tuned-prefill-{p['eval_prefill']}"
     peft_model.eval()
-    chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
-                                      holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
-                                      seed=p["seed"], eligible=fits(tok, p["max_seq_length"]))
+    if p.get("eval_same_as"):
+        chosen, report = same_functions(p["eval_same_as"], records)
+    else:
+        chosen, report = choose_functions(records, n=p["eval_functions"], n_package=p["eval_package_functions"],
+                                          holdout_packages=p["holdout_packages"], n_curve=p["curve_functions"],
+                                          seed=p["seed"], eligible=fits(tok, p["max_seq_length"]))
     out = paths.resolve(p["output_dir"])
     atomic_write_json(out / "eval" / "selection.json",
                       {"report": report, "ids": {k: [r["id"] for r in v] for k, v in chosen.items()}})
