@@ -242,3 +242,15 @@ def test_level_comparison_puts_levels_side_by_side_on_common_functions():
     ratio = rows["l2", "common"]["median_ratio"] / rows["l1", "common"]["median_ratio"]
     assert 0.4 < ratio < 0.6
     assert rows["l2", "common"]["within_2048"] >= rows["l1", "common"]["within_2048"]
+
+
+def test_tac_token_shares_name_where_the_tokens_go():
+    """Issue 14's "what remains" breakdown: shares per operation, labels and headers apart, summing to 1."""
+    tac = ("function 0xa9059cbb(arg0: address, arg1: uint256) nonpayable\nb0:\n  v1 = mapping(0x0)[caller]\n"
+           "  v2 = sload(v1)\n  require(v2 >= arg1)\n  sstore(v1, v2 - arg1)\n  v3 = checked(arg1 + 0x1)\n"
+           "  mstore(0x40, v3)\n  mstore(0x60, v3)\n  return (0x1)")
+    shares = PR.tac_token_shares([tac, tac])
+    assert abs(sum(shares.values()) - 1) < 1e-9
+    assert {"HEADER", "LABEL", "MAPPING", "SLOAD", "REQUIRE", "SSTORE", "CHECKED", "MSTORE", "RETURN"} == set(shares)
+    assert shares["MSTORE"] > shares["SLOAD"] > shares["LABEL"]      # two mstore lines against one sload line
+    assert PR.tac_token_shares([""]) == {}

@@ -8,7 +8,9 @@ Per dataset: pairs, its TAC level (manifest.json), median TAC and Solidity token
 TAC / Solidity, and the share of pairs whose prompt + target (tacsol.prompt's template, BOS and EOS counted) fit in
 2,048 and 4,096 tokens; then the same on the pairs every dataset holds (same package, contract, signature and
 settings), so that levels compare on the same functions. --relift LEVEL adds each dataset lifted again at that level
-from the compile cache its build filled (records whose runtime is not there are left out, and counted)."""
+from the compile cache its build filled (records whose runtime is not there are left out, and counted). --kinds
+adds where the TAC's tokens go (profile.tac_token_shares) over the middle of each dataset: the pairs between the
+30th and 70th percentile of the TAC / Solidity character ratio, which decide the median."""
 from __future__ import annotations
 
 import argparse
@@ -57,6 +59,8 @@ def main(argv=None) -> int:
     ap.add_argument("datasets", nargs="+", help="names under outputs/data/")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--relift", type=int, choices=[1, 2, 3], help="also each dataset lifted again at this level")
+    ap.add_argument("--kinds", action="store_true",
+                    help="also the share of TAC tokens per operation over the middle of each dataset")
     a = ap.parse_args(argv)
     frames = {n: frame(n) for n in a.datasets}
     for n, f in frames.items():
@@ -74,6 +78,14 @@ def main(argv=None) -> int:
         print(f"{r['dataset']:12s} {r['tac_level']:>5d} {r['pairs_in']:7s} {vals}")
     out = {n: {"tac_level": frames[n].attrs["tac_level"],
                **{r["pairs_in"]: {c: r.get(c) for c in cols} for r in rows if r["dataset"] == n}} for n in frames}
+    if a.kinds:
+        for n, f in frames.items():
+            ratio = f["tac"].str.len() / f["solidity"].str.len().clip(lower=1)
+            lo, hi = ratio.quantile([0.3, 0.7])
+            shares = profile.tac_token_shares(f.loc[(ratio >= lo) & (ratio <= hi), "tac"], MODEL)
+            out[n]["token_shares_middle"] = shares
+            print(f"{n}: tokens per operation, pairs between the 30th and 70th percentile of the ratio")
+            print("  " + ", ".join(f"{op} {v:.1%}" for op, v in list(shares.items())[:16]))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -398,6 +398,25 @@ def _tac_line_op(line: str) -> str:
     return "ASSIGN"  # v = v1 / v = 0x.. / v = callvalue: a copy or an environment read
 
 
+def tac_token_shares(tacs: Iterable[str], model: str = "llama3") -> dict[str, float]:
+    """Where TAC tokens go: the share of all tokens of `tacs` on lines of each operation (:func:`tac_operations`'s
+    names; ``LABEL`` for block labels, ``HEADER`` for the ``function`` line), largest first. Each line is tokenized
+    alone with its newline, so the shares add up to 1 over the lines rather than the exact sequence length."""
+    from . import tokens
+
+    lines = [line for tac in tacs for line in tac.splitlines() if line.strip()]
+    if not lines:
+        return {}
+    counts = tokens.count_batch(model, [line + "\n" for line in lines])
+    by_op: collections.Counter = collections.Counter()
+    for line, n in zip(lines, counts):
+        s = line.strip()
+        op = "HEADER" if s.startswith("function ") else "LABEL" if _TAC_LABEL.match(s) else _tac_line_op(line)
+        by_op[op or "OTHER"] += int(n)
+    total = sum(by_op.values())
+    return {op: n / total for op, n in by_op.most_common()}
+
+
 def bytecode_opcodes(code: str | bytes) -> list[str]:
     """Opcode mnemonics of runtime bytecode by evmole's disassembly, CBOR metadata cut off."""
     import evmole
@@ -601,7 +620,9 @@ def profile(df, models: Sequence[str], *, coverage_target: float = 0.99, thresho
     }
 
 
-LEVEL_KEY = ("package", "contract", "signature", "settings")  # one function of one build, whatever its TAC level
+# One function of one build, whatever its TAC level (record ids hash the TAC, so they change with it); the file too,
+# since two files of a package may declare contracts of the same name.
+LEVEL_KEY = ("package", "file", "contract", "signature", "settings")
 
 
 def level_figures(lengths, model: str = "llama3") -> dict[str, Any]:

@@ -73,16 +73,15 @@ def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: in
     return chosen, report
 
 
-def function_key(rec: Mapping[str, Any]) -> tuple:
-    """What identifies one compiled function across builds of the same corpus: its record id hashes the TAC, so it
-    changes with the TAC level; package (with version), file, contract, selector and compiler settings do not."""
-    return (rec["package"], rec["file"], rec["contract"], rec["selector"], rec["settings"])
-
-
 def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str, list[dict]], dict[str, Any]]:
     """The functions a finished run scored (its eval/selection.json, every list), found in `records` by
-    :func:`function_key`: the paired comparison of two runs whose datasets differ in TAC level only. A function
+    ``profile.LEVEL_KEY``: the paired comparison of two runs whose datasets differ in TAC level only. A function
     the other build lacks (a lift error at this level) is reported by id, never silently replaced."""
+    from ..profile import LEVEL_KEY
+
+    def function_key(rec: Mapping[str, Any]) -> tuple:
+        return tuple(rec[k] for k in LEVEL_KEY)
+
     _, theirs = evaluated_records(run_dir)
     by_key = {function_key(r): r for split in records.values() for r in split}
     chosen: dict[str, list[dict]] = {}

@@ -19,7 +19,8 @@ from .values import Values
 
 
 def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
-    """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations."""
+    """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations
+    and a free-memory pointer the memory model cannot follow starts a new free base."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
@@ -32,7 +33,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     fold_negations(fn, values, definitions(fn))       # if iszero(x) goto A else B → if x goto B else A
     merge_common(fn, values)                          # a pure value computed again where the first dominates
     reread(fn, values)
-    name_memory(fn, prog.raw)                         # mappings, arrays, logs, returns, reverts
+    name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts
     fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
     name_message_reverts(fn, prog.raw)                # require(cond, message in memory) → revert(p)
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)

@@ -47,6 +47,11 @@ _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCA
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
 
 
+def _free(base) -> bool:
+    """Whether an address base is a free-memory pointer the model named (("F", k))."""
+    return isinstance(base, tuple) and len(base) == 2 and base[0] == "F"
+
+
 def _signed(x: int) -> int:
     x %= M
     return x - M if x >> 255 else x
@@ -92,8 +97,9 @@ class Construct:
 class _Line:
     """One straight line: the model walked statement by statement, then the constructs and the dead stores."""
 
-    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int]):
+    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int], fresh_pointers: bool = False):
         self.code, self.consts = code, consts
+        self.fresh_pointers = fresh_pointers
         self.stmts = [(n, k, s) for n in line for k, s in enumerate(fn.body[n])]
         last = line[-1]
         self.halts = fn.graph.edges[last].kind == "halt" and fn.syms[last].term.kind == "halt"
@@ -179,6 +185,12 @@ class _Line:
             return
         self.writes.append(w)
         if (s.op, w.base, w.lo) == ("MSTORE", None, 0x40):
+            base, off = self.value(s.args[1])
+            if self.fresh_pointers and off == 0 and base is not None and base is not ANY and not _free(base):
+                # a pointer the model cannot follow (`p + round_up(returndatasize())`): solc stores only free
+                # memory addresses there, so it is a fresh free base, disjoint from the scratch words and 0x40
+                self.epochs += 1
+                self.lin[s.args[1]] = (("F", self.epochs), 0)
             self.fmp = self.value(s.args[1])
         elif w.overlaps(Span(pos, None, 0x40, 0x60)):
             self.epochs += 1                      # the pointer changed in a way the model does not follow
@@ -558,13 +570,15 @@ def memory_lines(fn: FunctionIR, consts: Constants) -> list[list[int]]:
     return out
 
 
-def name_memory(fn: FunctionIR, code: bytes) -> None:
-    """Replace recognised statements by their constructs and drop the stores nobody reads any more."""
+def name_memory(fn: FunctionIR, code: bytes, fresh_pointers: bool = False) -> None:
+    """Replace recognised statements by their constructs and drop the stores nobody reads any more. With
+    `fresh_pointers` (level 3), a free-memory pointer stored from a value the model cannot follow is a new free
+    base (so that a return or log built after an ABI decode of return data is recognised)."""
     consts = Constants(definitions(fn))
     for line in memory_lines(fn, consts):
         if not any(s.op in _MEMORY for n in line for s in fn.body[n]):
             continue
-        model = _Line(fn, code, consts, line)
+        model = _Line(fn, code, consts, line, fresh_pointers)
         model.walk()
         model.strings()
         if not model.found and not model.halts:
