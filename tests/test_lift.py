@@ -262,8 +262,11 @@ def test_level2_keeps_every_function_and_its_facts(cid, by_level):
         for op in ("SSTORE", "LOG0", "LOG1", "LOG2", "LOG3", "LOG4", "CALL", "STATICCALL", "DELEGATECALL", "RETURN"):
             assert bool(f1.ops.get(op)) == bool(f2.ops.get(op)) == bool(f3.ops.get(op)), (cid, f1.selector, op)
         # level 3 counts the opcodes of every failing block it folds into a require; level 2 prints (and counts)
-        # one of several identical halting blocks
-        assert all(f3.ops.get(op, 0) >= k for op, k in f2.ops.items()), (cid, f2.selector, f2.ops, f3.ops)
+        # one of several identical halting blocks. The revert of the decoder's type validation (`require(arg0 ==
+        # uint160(arg0))`) folds into the header at level 3, as level 2 folds the callvalue check's (its pcs map
+        # to the header: `pcs` above is the same at every level)
+        assert all(f3.ops.get(op, 0) >= k for op, k in f2.ops.items() if op != "REVERT"), \
+            (cid, f2.selector, f2.ops, f3.ops)
     assert len(l3.tac()) <= len(l2.tac()) < len(l1.tac())
 
 

@@ -619,3 +619,42 @@ def test_checked_arithmetic_matches_py_evm(version, optimize):
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
     # the edges reach both panics and normal returns
     assert outcomes["revert", "4e487b71"] >= 20 and outcomes["ok", ""] + outcomes["ok", "0000"] >= 1, outcomes
+
+
+VALIDATE_SRC = """pragma solidity VERSION;
+contract V {
+    mapping(address => uint256) b;
+    function f(address a, uint8 k, bool yes) external view returns (uint256) { return yes ? b[a] + k : k; }
+    function g(bytes4 s, int16 z, uint64 w) external pure returns (int256) {
+        return int256(uint256(uint32(s))) + z + int256(uint256(w));
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.8.19", False), ("0.8.19", True), ("0.8.26", True),
+                                              ("0.6.12", False)])
+def test_argument_validation_folds_into_the_header_at_level_3(version, optimize):
+    """The ABI decoder's check that an argument is within its type (`require(arg0 == uint160(arg0))`, abicoder
+    v2) folds into the header at level 3 when the cast is the header's own type, and the argument is read as
+    itself. Calls whose calldata holds the arguments within their types behave as in py-evm at every level."""
+    from tacsol.evaluate import compile_bytecode
+
+    src = VALIDATE_SRC.replace("VERSION", version)
+    if version.startswith("0.6"):
+        src = src.replace("contract V", "pragma experimental ABIEncoderV2;\ncontract V").replace(
+            "int256(uint256(uint32(s))) + z + int256(uint256(w))", "int256(uint32(s)) + z + int256(w)")
+    out = compile_bytecode(src, version, optimize=optimize)["V"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    validation = re.compile(r"arg(\d+) == (?:uint|int|bytes|bool)\d*\(arg\1\)")
+    assert any(validation.search(lifted[2].function(s).tac) for s in sel.values())   # level 2 prints them
+    for s in sel.values():
+        assert not validation.search(lifted[3].function(s).tac), lifted[3].function(s).tac
+    rng = random.Random(version)
+    for sig, s in sorted(sel.items()):
+        for args in _cases(sig, rng, n=12):
+            data = bytes.fromhex(s[2:]) + args
+            want = _evm_outcome(code, data)
+            for level in (1, 2, 3):
+                tac = lifted[level].function(s).tac
+                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"

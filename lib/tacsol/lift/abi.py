@@ -70,6 +70,38 @@ def name_arguments(fn: FunctionIR, values: Values, abi: Abi) -> None:
                 fn.header_pcs.update(s.pcs)
 
 
+def cleanup_cast(t: str) -> str | None:
+    """The cast a compiler's cleanup of an argument of ABI type t computes (the op of `uint160(arg0)`); None for
+    types held in a whole word or not one word."""
+    if t == "address":
+        return "uint160"
+    if t == "bool":
+        return "bool"
+    m = re.fullmatch(r"(uint|int|bytes)(\d+)", t)
+    if m is None or t in ("uint256", "int256", "bytes32"):
+        return None
+    return t
+
+
+def validated_cast(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> tuple[bool, Operand, Operand] | None:
+    """The decoder's validation of an argument, `argK == T(argK)` with T the cast of argK's declared type (or its
+    negation): (the condition's value when the argument is within that type, the cast, the argument)."""
+    s = defs.get(o)
+    if s is None:
+        return None
+    if s.op == "ISZERO":
+        r = validated_cast(s.args[0], defs, abi)
+        return None if r is None else (not r[0], r[1], r[2])
+    if s.op != "EQ":
+        return None
+    for arg, cast in ((s.args[0], s.args[1]), (s.args[1], s.args[0])):
+        d = defs.get(cast)
+        if (arg[0] == "a" and arg[1] < len(abi.types) and d is not None and d.args == [arg]
+                and cleanup_cast(abi.types[arg[1]]) == d.op):
+            return True, cast, arg
+    return None
+
+
 def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
     """A condition's value when it is x == x or its negation. A constant condition is not settled: it is mostly an
     immutable variable, which deployedBytecode holds as zero until deployment, and the branch it hides is code the
@@ -136,11 +168,14 @@ def _branches(fn: FunctionIR):
             yield n, e.trues[0], e.false
 
 
-def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt]) -> None:
+def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt], casts: bool = False) -> None:
     """In the entry chain, a callvalue or short-calldata check whose failing side is revert(0x0, 0x0) always passes
-    for calls the header describes: its branch is settled (the check is folded into the header). Branches on x == x
-    are settled anywhere. Callers prune what became unreachable. A folded check (its branch, comparison and revert)
-    maps to the header; a settled x == x to the jump line left."""
+    for calls the header describes: its branch is settled (the check is folded into the header). With `casts`
+    (level 3), so does the decoder's validation of an argument against its declared type, `require(arg0 ==
+    uint160(arg0))` for `arg0: address` (evmole's guess of a type is trusted only where the compiler validates
+    exactly that type), and the cast then reads as the argument. Branches on x == x are settled anywhere. Callers
+    prune what became unreachable. A folded check (its branch, comparison and revert) maps to the header; a
+    settled x == x to the jump line left."""
     settled = True
     while settled:   # a settled check extends the entry chain to the next one
         settled = False
@@ -152,9 +187,15 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
                 fn.jump_pcs[n] = tuple(chain_pcs(cond, defs, ("ISZERO", "EQ"), set(fn.jump_pcs.get(n, ()))))
             elif n in entry:
                 t = check_passes(cond, defs, abi)
+                validated = validated_cast(cond, defs, abi) if casts and t is None else None
+                if validated is not None:
+                    t = validated[0]
                 if t is not None and not _empty_revert(fn, no if t else yes):
                     t = None
                 if t is not None:
+                    if validated is not None:
+                        fn.header_pcs.update(defs[validated[1]].pcs)
+                        replace(values, validated[1], validated[2])
                     chain_pcs(cond, defs, CHECK_OPS, fn.header_pcs)
                     if fn.syms[n].last_pc is not None:
                         fn.header_pcs.add(fn.syms[n].last_pc)

@@ -19,14 +19,15 @@ from .values import Values
 
 
 def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
-    """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations
-    and a free-memory pointer the memory model cannot follow starts a new free base."""
+    """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations,
+    the decoder's validation of an argument against its declared type folds into the header, and a free-memory pointer the memory model cannot
+    follow starts a new free base."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
     fold_casts(fn, values, definitions(fn))           # masks → casts, fields; no-op masks go
     reread(fn, values)
-    fold_checks(fn, values, abi, definitions(fn))     # callvalue, short calldata, constant branches
+    fold_checks(fn, values, abi, definitions(fn), checked)   # callvalue, short calldata, (3: arguments' types)
     prune(fn)
     fold_block_params(fn, values)                     # parameters carrying one value
     reread(fn, values)
