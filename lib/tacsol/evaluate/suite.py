@@ -76,7 +76,8 @@ def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: in
 def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str, list[dict]], dict[str, Any]]:
     """The functions a finished run scored (its eval/selection.json, every list), found in `records` by
     ``profile.LEVEL_KEY``: the paired comparison of two runs whose datasets differ in TAC level only. A function
-    the other build lacks (a lift error at this level) is reported by id, never silently replaced."""
+    the other build lacks (an exact duplicate of another contract's function at this level, which the build keeps
+    once, or a lift error) is reported by id, never silently replaced."""
     from ..profile import LEVEL_KEY
 
     def function_key(rec: Mapping[str, Any]) -> tuple:
