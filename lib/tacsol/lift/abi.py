@@ -159,6 +159,17 @@ def _empty_revert(fn: FunctionIR, n: int) -> bool:
     return len(stmts) == 1 and stmts[0].op == "REVERT" and stmts[0].args == [("c", 0), ("c", 0)]
 
 
+_EFFECTS = {"SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "SELFDESTRUCT",
+            "RETURN", "STOP", "icall", *(f"LOG{i}" for i in range(5))}
+
+
+def _only_fails(fn: FunctionIR, n: int) -> bool:
+    """n's straight line has no effect and ends in a revert or invalid (a panic: solc's allocation check on a
+    decoded length reverts with Panic(0x41))."""
+    stmts = [s for m in line(fn, n) for s in fn.body[m]]
+    return bool(stmts) and stmts[-1].op in ("REVERT", "INVALID") and not any(s.op in _EFFECTS for s in stmts)
+
+
 def _branches(fn: FunctionIR):
     """(instance, true successor, false successor) of every two-way branch not yet settled."""
     for n in fn.ids:
@@ -168,12 +179,58 @@ def _branches(fn: FunctionIR):
             yield n, e.trues[0], e.false
 
 
+_DECODER_MAX = (1 << 64) - 1   # solc's bound on calldata offsets and lengths
+
+
+def _derives(o: Operand, defs: dict[Operand, Stmt], leaf, depth: int = 0) -> bool:
+    """Some operand o is computed from satisfies leaf (through at most 16 definitions)."""
+    if leaf(o):
+        return True
+    s = defs.get(o)
+    return s is not None and depth < 16 and any(_derives(a, defs, leaf, depth + 1) for a in s.args)
+
+
+def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | None:
+    """The value, for calldata that holds the header's arguments, of a check the ABI decoder makes on a dynamic
+    argument (bytes, string, T[]): its offset or length at most 2**64 - 1 (`arg2 <= 0xffffffffffffffff`), or an
+    offset, a length or their end within calldata (`slt(off + 0x1f, calldatasize)`, `off + 32 * n <= calldatasize`).
+    None for anything else: the compared value must come from a dynamic argument's offset or from calldata read at
+    an address computed from one, and nothing else in the source compares with calldatasize."""
+    s = defs.get(o)
+    if s is None:
+        return None
+    if s.op == "ISZERO":
+        t = decoder_check(s.args[0], defs, abi)
+        return None if t is None else not t
+    if s.op not in ("LT", "GT", "SLT", "SGT"):
+        return None
+    small, big = (s.args[0], s.args[1]) if s.op in ("LT", "SLT") else (s.args[1], s.args[0])
+
+    def dynamic(x: Operand) -> bool:
+        return x[0] == "a" and x[1] < len(abi.types) and static_words(abi.types[x[1]]) is None
+
+    def size(x: Operand) -> bool:
+        return x == ("e", "calldatasize")
+
+    def decoded(x: Operand) -> bool:   # from a dynamic argument, calldatasize not involved
+        return _derives(x, defs, dynamic) and not _derives(x, defs, size)
+
+    if big == ("c", _DECODER_MAX + 1) and decoded(small) or small == ("c", _DECODER_MAX) and decoded(big):
+        return big == ("c", _DECODER_MAX + 1)          # x < 2**64 holds; 2**64 - 1 < x does not
+    if _derives(big, defs, size) and decoded(small):
+        return True                                     # within calldata
+    if _derives(small, defs, size) and decoded(big):
+        return False
+    return None
+
+
 def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, Stmt], casts: bool = False) -> None:
     """In the entry chain, a callvalue or short-calldata check whose failing side is revert(0x0, 0x0) always passes
     for calls the header describes: its branch is settled (the check is folded into the header). With `casts`
     (level 3), so does the decoder's validation of an argument against its declared type, `require(arg0 ==
     uint160(arg0))` for `arg0: address` (evmole's guess of a type is trusted only where the compiler validates
-    exactly that type), and the cast then reads as the argument. Branches on x == x are settled anywhere. Callers
+    exactly that type), and the cast then reads as the argument, and so do the decoder's bounds on a dynamic
+    argument's offset and length (`decoder_check`). Branches on x == x are settled anywhere. Callers
     prune what became unreachable. A folded check (its branch, comparison and revert) maps to the header; a
     settled x == x to the jump line left."""
     settled = True
@@ -185,12 +242,15 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
             t = truth(cond, defs)
             if t is not None:
                 fn.jump_pcs[n] = tuple(chain_pcs(cond, defs, ("ISZERO", "EQ"), set(fn.jump_pcs.get(n, ()))))
-            elif n in entry:
-                t = check_passes(cond, defs, abi)
-                validated = validated_cast(cond, defs, abi) if casts and t is None else None
-                if validated is not None:
-                    t = validated[0]
-                if t is not None and not _empty_revert(fn, no if t else yes):
+            else:
+                t = check_passes(cond, defs, abi) if n in entry else None
+                validated = decoded = None
+                if casts and t is None:   # the decoder's own checks, wherever they stand (no source reads these)
+                    validated = validated_cast(cond, defs, abi)
+                    decoded = decoder_check(cond, defs, abi) if validated is None else None
+                    t = validated[0] if validated is not None else decoded
+                fails = (no if t else yes) if t is not None else None
+                if t is not None and not (_empty_revert(fn, fails) or decoded is not None and _only_fails(fn, fails)):
                     t = None
                 if t is not None:
                     if validated is not None:
