@@ -182,12 +182,22 @@ def _branches(fn: FunctionIR):
 _DECODER_MAX = (1 << 64) - 1   # solc's bound on calldata offsets and lengths
 
 
-def _derives(o: Operand, defs: dict[Operand, Stmt], leaf, depth: int = 0) -> bool:
-    """Some operand o is computed from satisfies leaf (through at most 16 definitions)."""
-    if leaf(o):
-        return True
-    s = defs.get(o)
-    return s is not None and depth < 16 and any(_derives(a, defs, leaf, depth + 1) for a in s.args)
+def _derives(o: Operand, defs: dict[Operand, Stmt], leaf, limit: int = 256, past_limit: bool = False) -> bool:
+    """Some operand o is computed from satisfies leaf (each definition visited once; past `limit` of them, the
+    answer is `past_limit`, whichever is the cautious one for the caller)."""
+    todo, seen = [o], {o}
+    while todo:
+        if len(seen) > limit:
+            return past_limit
+        x = todo.pop()
+        if leaf(x):
+            return True
+        s = defs.get(x)
+        for a in s.args if s is not None else ():
+            if a not in seen:
+                seen.add(a)
+                todo.append(a)
+    return False
 
 
 def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | None:
@@ -213,7 +223,7 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
         return x == ("e", "calldatasize")
 
     def decoded(x: Operand) -> bool:   # from a dynamic argument, calldatasize not involved
-        return _derives(x, defs, dynamic) and not _derives(x, defs, size)
+        return _derives(x, defs, dynamic) and not _derives(x, defs, size, past_limit=True)
 
     if big == ("c", _DECODER_MAX + 1) and decoded(small) or small == ("c", _DECODER_MAX) and decoded(big):
         return big == ("c", _DECODER_MAX + 1)          # x < 2**64 holds; 2**64 - 1 < x does not
