@@ -22,11 +22,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-KEY = ("package", "file", "contract", "signature", "settings")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+from tacsol.profile import LEVEL_KEY  # noqa: E402  (one function of one build, whatever its TAC level)
 
 
 def key_of(r: dict) -> tuple:
-    return tuple(r.get(k) or "" for k in KEY)
+    return tuple(r.get(k) or "" for k in LEVEL_KEY)
 
 
 def fitting(records: list[dict], tok, max_len: int) -> set[tuple]:
