@@ -18,6 +18,7 @@ Layout under ``<output_dir>/eval/`` (what 06_compare and the HTML report read)::
 """
 from __future__ import annotations
 
+import collections
 import json
 import time
 from pathlib import Path
@@ -78,7 +79,7 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     ``profile.LEVEL_KEY``: the paired comparison of two runs whose datasets differ in TAC level only. A function
     the other build lacks (an exact duplicate of another contract's function at this level, which the build keeps
     once, or a lift error) is reported by id, never silently replaced."""
-    from ..profile import LEVEL_KEY
+    from ..profile import LEVEL_KEY, complexity_bucket
 
     def function_key(rec: Mapping[str, Any]) -> tuple:
         return tuple(rec[k] for k in LEVEL_KEY)
@@ -86,11 +87,14 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     _, theirs = evaluated_records(run_dir)
     by_key = {function_key(r): r for split in records.values() for r in split}
     chosen: dict[str, list[dict]] = {}
-    report: dict[str, Any] = {"same_as": str(run_dir)}
+    report: dict[str, Any] = {}
     for name, recs in theirs.items():
         chosen[name] = [by_key[function_key(r)] for r in recs if function_key(r) in by_key]
-        report[name] = {"requested": len(recs), "selected": len(chosen[name]),
-                        "missing": [r["id"] for r in recs if function_key(r) not in by_key]}
+        missing = [r["id"] for r in recs if function_key(r) not in by_key]
+        strata = collections.Counter(complexity_bucket(r) for r in chosen[name])
+        report[name] = {"same_as": str(run_dir), "requested": len(recs), "selected": len(chosen[name]),
+                        "missing": len(missing), "missing_ids": missing,
+                        "strata": {b: {"selected": k} for b, k in sorted(strata.items())}}
     if not any(chosen.values()):
         raise ValueError(f"parameter 'eval_same_as': none of the functions {run_dir} scored is in this dataset")
     return chosen, report
