@@ -83,22 +83,28 @@ def cleanup_cast(t: str) -> str | None:
     return t
 
 
+def _negated(o: Operand, defs: dict[Operand, Stmt]) -> tuple[Operand, bool]:
+    """o with its ISZERO chain stripped, and whether an odd number of ISZEROs negated it: the checks below read a
+    condition's value through the compiler's negations."""
+    neg, s = False, defs.get(o)
+    while s is not None and s.op == "ISZERO":
+        o, neg = s.args[0], not neg
+        s = defs.get(o)
+    return o, neg
+
+
 def validated_cast(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> tuple[bool, Operand, Operand] | None:
     """The decoder's validation of an argument, `argK == T(argK)` with T the cast of argK's declared type (or its
     negation): (the condition's value when the argument is within that type, the cast, the argument)."""
+    o, neg = _negated(o, defs)
     s = defs.get(o)
-    if s is None:
-        return None
-    if s.op == "ISZERO":
-        r = validated_cast(s.args[0], defs, abi)
-        return None if r is None else (not r[0], r[1], r[2])
-    if s.op != "EQ":
+    if s is None or s.op != "EQ":
         return None
     for arg, cast in ((s.args[0], s.args[1]), (s.args[1], s.args[0])):
         d = defs.get(cast)
         if (arg[0] == "a" and arg[1] < len(abi.types) and d is not None and d.args == [arg]
                 and cleanup_cast(abi.types[arg[1]]) == d.op):
-            return True, cast, arg
+            return not neg, cast, arg
     return None
 
 
@@ -106,28 +112,22 @@ def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
     """A condition's value when it is x == x or its negation. A constant condition is not settled: it is mostly an
     immutable variable, which deployedBytecode holds as zero until deployment, and the branch it hides is code the
     source has (an external call, an event)."""
+    o, neg = _negated(o, defs)
     s = defs.get(o)
-    if s is not None and s.op == "ISZERO":
-        t = truth(s.args[0], defs)
-        return None if t is None else not t
-    return True if s is not None and s.op == "EQ" and s.args[0] == s.args[1] else None
+    return (not neg) if s is not None and s.op == "EQ" and s.args[0] == s.args[1] else None
 
 
 def check_passes(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | None:
     """The value of a compiler's call check in every call the header describes: callvalue (non-payable) and
     calldatasize - 4 < K with K within the arguments' head are 0; None when o is neither (or their negation)."""
+    o, neg = _negated(o, defs)
     if o == ("e", "callvalue"):
-        return False if abi.mutability in NON_PAYABLE else None
+        return neg if abi.mutability in NON_PAYABLE else None
     s = defs.get(o)
-    if s is None:
-        return None
-    if s.op == "ISZERO":
-        t = check_passes(s.args[0], defs, abi)
-        return None if t is None else not t
-    if s.op in ("LT", "SLT", "GT", "SGT"):
+    if s is not None and s.op in ("LT", "SLT", "GT", "SGT"):
         small, big = (s.args[0], s.args[1]) if s.op in ("LT", "SLT") else (s.args[1], s.args[0])
         if _arguments_size(small, defs) and big[0] == "c" and big[1] <= abi.head_size:
-            return False
+            return neg
     return None
 
 
@@ -206,13 +206,9 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
     offset, a length or their end within calldata (`slt(off + 0x1f, calldatasize)`, `off + 32 * n <= calldatasize`).
     None for anything else: the compared value must come from a dynamic argument's offset or from calldata read at
     an address computed from one, and nothing else in the source compares with calldatasize."""
+    o, neg = _negated(o, defs)
     s = defs.get(o)
-    if s is None:
-        return None
-    if s.op == "ISZERO":
-        t = decoder_check(s.args[0], defs, abi)
-        return None if t is None else not t
-    if s.op not in ("LT", "GT", "SLT", "SGT"):
+    if s is None or s.op not in ("LT", "GT", "SLT", "SGT"):
         return None
     small, big = (s.args[0], s.args[1]) if s.op in ("LT", "SLT") else (s.args[1], s.args[0])
 
@@ -226,11 +222,11 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
         return _derives(x, defs, dynamic) and not _derives(x, defs, size, past_limit=True)
 
     if big == ("c", _DECODER_MAX + 1) and decoded(small) or small == ("c", _DECODER_MAX) and decoded(big):
-        return big == ("c", _DECODER_MAX + 1)          # x < 2**64 holds; 2**64 - 1 < x does not
+        return (big == ("c", _DECODER_MAX + 1)) != neg  # x < 2**64 holds; 2**64 - 1 < x does not
     if _derives(big, defs, size) and decoded(small):
-        return True                                     # within calldata
+        return not neg                                  # within calldata
     if _derives(small, defs, size) and decoded(big):
-        return False
+        return neg
     return None
 
 

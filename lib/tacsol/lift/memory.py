@@ -72,7 +72,7 @@ class Span:
         if self.base == o.base:
             return self.lo < o.hi and o.lo < self.hi
         for a, b in ((self, o), (o, self)):   # free memory never holds the scratch words or the pointer
-            if a.base is None and a.hi <= FREE and isinstance(b.base, tuple) and b.base[0] == "F" and b.lo >= 0:
+            if a.base is None and a.hi <= FREE and _free(b.base) and b.lo >= 0:
                 return False
         return True
 
