@@ -234,3 +234,47 @@ def test_no_batch_trains_on_nothing(tiny_model):
     for mb in plan["micro_batches"]:
         labels = coll([ex[i] for i in mb])["labels"]
         assert (labels != prompt.IGNORE_INDEX).any(dim=1).all()  # every row has a target token
+
+
+def test_logits_at_target_positions_give_the_models_own_loss_and_gradients(reference, tmp_path):
+    """Training projects onto the vocabulary only where the next token is a target (train.target_positions): the
+    loss and every LoRA gradient equal the model's own full-logits loss, through the Trainer as well."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from tacsol import prompt
+
+    p, res = reference
+    model = res["peft_model"].eval()   # no dropout: the two losses must see the same network
+    tok = AutoTokenizer.from_pretrained(res["adapter_dir"])
+    recs = train.load_records(RECORDS)["validation"]
+    batch = train.Collator(tok.pad_token_id)([prompt.tokenize_example(r, tok, 512) for r in recs[:3]])
+    lora = [w for w in model.parameters() if w.requires_grad]
+
+    def loss_and_grads(fn):
+        model.zero_grad(set_to_none=True)
+        loss = fn()
+        loss.backward()
+        return loss.item(), [w.grad.clone() for w in lora]
+
+    full, g_full = loss_and_grads(lambda: model(**batch).loss)
+    keep = train.target_positions(batch["labels"])
+    n = int((batch["labels"][:, 1:] != prompt.IGNORE_INDEX).sum())
+    assert int(keep.sum()) == n < batch["labels"].numel() / 2   # the prompt is most of each example
+    out = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep)
+    assert tuple(out.logits.shape) == (n, model.config.vocab_size)
+    kept, g_kept = loss_and_grads(lambda: train.target_loss(
+        model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], logits_to_keep=keep),
+        batch["labels"]))
+    assert kept == pytest.approx(full, rel=1e-5)
+    for a, b in zip(g_full, g_kept):
+        assert (a - b).abs().max() <= 1e-5 * max(1.0, a.abs().max().item())
+    # over an accumulated batch the Trainer divides the sum by the tokens of all its micro-batches
+    halved = train.target_loss(model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                                     logits_to_keep=keep), batch["labels"], num_items_in_batch=2 * n)
+    assert halved.item() == pytest.approx(full / 2, rel=1e-5)
+    pp = train.load_params({**p, "output_dir": str(tmp_path)})
+    trainer = train._make_trainer(pp, model, tok, None, None, train.make_args(pp, tmp_path, 1, "float32"), [0])
+    with torch.no_grad():
+        assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(full, rel=1e-5)
+    model.zero_grad(set_to_none=True)

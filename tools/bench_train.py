@@ -20,7 +20,7 @@ import time
 
 
 def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mask: bool = False,
-            checkpointing: bool = True) -> dict:
+            checkpointing: bool = True, target_share: float = 1.0, target_logits: bool = False) -> dict:
     import torch
 
     from tacsol import train
@@ -46,12 +46,20 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mas
         att = torch.ones_like(ids)
         for row in range(1, batch):
             att[row, seq_len - seq_len * row // (4 * batch):] = 0
+    labels = ids.clone() if att is None else ids.masked_fill(att == 0, -100)
+    if target_share < 1.0:   # as training masks the prompt: only each row's last share of tokens is a target
+        real = (att.sum(1) if att is not None else torch.full((batch,), seq_len)).tolist()
+        for row, k in enumerate(real):
+            labels[row, :k - max(1, round(k * target_share))] = -100
+    keep = train.target_positions(labels) if target_logits else None
     times = []
     for i in range(steps + 1):  # the first step warms up (allocations, oneDNN kernels) and is not counted
         t0 = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-            loss = model(input_ids=ids, attention_mask=att,
-                         labels=ids if att is None else ids.masked_fill(att == 0, -100)).loss
+            if target_logits:   # as the Trainer does (train.target_positions / target_loss)
+                loss = train.target_loss(model(input_ids=ids, attention_mask=att, logits_to_keep=keep), labels)
+            else:
+                loss = model(input_ids=ids, attention_mask=att, labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
@@ -60,7 +68,8 @@ def measure(config: str, seq_len: int, batch: int, steps: int, threads: int, mas
     s = sum(times) / len(times)
     trainable = sum(w.numel() for w in model.parameters() if w.requires_grad)
     return {"config": config, "seq_len": seq_len, "batch": batch, "mask": mask, "threads": n, "steps": steps,
-            "checkpointing": checkpointing, "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
+            "checkpointing": checkpointing, "target_share": target_share, "target_logits": target_logits,
+            "s_per_step": s, "tokens_per_s": batch * seq_len / s, "trainable_params": trainable,
             "bf16_units": train.cpu_bf16_supported(), "loadavg_1m": os.getloadavg()[0]}
 
 
@@ -77,16 +86,29 @@ def main(argv=None) -> int:
                     help="pass an attention mask with padded rows, as training batches of different lengths do")
     ap.add_argument("--no-checkpointing", action="store_true",
                     help="keep activations instead of recomputing them in backward (params: gradient_checkpointing)")
+    ap.add_argument("--target-share", type=float, default=1.0,
+                    help="share of each row's tokens that are target tokens (the rest is prompt, masked as training "
+                         "masks it); 1.0 = every token, as a plain language-model step")
+    ap.add_argument("--logits", choices=["full", "target", "both"], default="target",
+                    help="project every position onto the vocabulary (the model's own loss) or only the positions "
+                         "before a target token (train.target_positions, what training does); both = one after the "
+                         "other in this run, for their ratio")
     ap.add_argument("--json", help="also write the results here")
     a = ap.parse_args(argv)
     rows = []
     for c in a.configs:
-        r = measure(c, a.seq_len, a.batch, a.steps, a.threads, a.mask, not a.no_checkpointing)
-        rows.append(r)
-        print(f"{c:10s} seq {r['seq_len']} x{r['batch']}{' masked' if a.mask else ''}{'' if r['checkpointing'] else ' no-ckpt'}  {r['tokens_per_s']:7.1f} tokens/s  {r['s_per_step']:.2f} s/step"
-              f"  threads {r['threads']}  trainable {r['trainable_params']:,}  load {r['loadavg_1m']:.1f}", flush=True)
+        for target_logits in {"full": [False], "target": [True], "both": [True, False]}[a.logits]:
+            r = measure(c, a.seq_len, a.batch, a.steps, a.threads, a.mask, not a.no_checkpointing,
+                        a.target_share, target_logits)
+            rows.append(r)
+            print(f"{c:10s} seq {r['seq_len']} x{r['batch']}{' masked' if a.mask else ''}"
+                  f"{'' if r['checkpointing'] else ' no-ckpt'} target {a.target_share:.0%}"
+                  f" {'target' if target_logits else 'full'}-logits  {r['tokens_per_s']:7.1f} tokens/s"
+                  f"  {r['s_per_step']:.2f} s/step  threads {r['threads']}  trainable {r['trainable_params']:,}"
+                  f"  load {r['loadavg_1m']:.1f}", flush=True)
     if len(rows) > 1:
-        print(f"ratio {rows[0]['config']} / {rows[1]['config']}: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}")
+        name = lambda r: f"{r['config']} {'target' if r['target_logits'] else 'full'}-logits"  # noqa: E731
+        print(f"ratio {name(rows[0])} / {name(rows[1])}: {rows[0]['tokens_per_s'] / rows[1]['tokens_per_s']:.2f}")
     if a.json:
         with open(a.json, "w") as fh:
             json.dump(rows, fh, indent=1)

@@ -285,6 +285,32 @@ class Collator:
         return {"input_ids": ids, "labels": lab, "attention_mask": att}
 
 
+def target_positions(labels):
+    """The positions whose next token is a target token: the only logits the loss reads. A TAC prompt is most of an
+    example (the target ~1/8 on the reference corpus), so projecting only these onto the vocabulary spares most of
+    the lm_head's matmul and the fp32 log-softmax over b x s x V (transformers' `logits_to_keep` with a boolean
+    mask: the model returns the kept rows flattened, (n, V), in row-major order)."""
+    import torch
+
+    keep = torch.zeros_like(labels, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != prompt.IGNORE_INDEX
+    return keep
+
+
+def target_loss(outputs, labels, num_items_in_batch=None):
+    """The causal-LM loss of transformers (ForCausalLMLoss: labels shifted by one, -100 ignored, summed and divided
+    by num_items_in_batch when the Trainer counts it over the accumulated batch, else the mean) on logits kept at
+    `target_positions` (the Trainer's compute_loss_func)."""
+    import torch.nn.functional as F
+
+    logits = outputs["logits"] if isinstance(outputs, dict) else outputs.logits
+    shifted = labels[:, 1:]
+    target = shifted[shifted != prompt.IGNORE_INDEX].to(logits.device)
+    loss = F.cross_entropy(logits.float(), target, reduction="sum")
+    n = num_items_in_batch if num_items_in_batch is not None else target.numel()
+    return loss / (n.to(loss.device) if hasattr(n, "to") else n)
+
+
 # ----------------------------------------------------------------------------------------------------- model
 def build_model(p: dict[str, Any], tokenizer=None):
     """Base model (+ tokenizer with markers) wrapped with LoRA; QLoRA when quantization is nf4/int8."""
@@ -447,6 +473,7 @@ def make_args(p: dict[str, Any], out: Path, steps: int, dtype_name: str):
         logging_steps=p["logging_steps"], logging_first_step=True, save_strategy="steps",
         save_steps=p["save_steps"], save_total_limit=p["save_total_limit"], eval_strategy="no",
         report_to="none", remove_unused_columns=False, dataloader_num_workers=0,
+        prediction_loss_only=True,   # held-out loss only: evaluate() keeps no logits
         gradient_checkpointing=False,  # enabled on the model in build_model (needs the peft-aware order)
         use_cpu=not torch.cuda.is_available(), disable_tqdm=False, run_name=p["run_name"],
         deepspeed=str(paths.resolve(p["deepspeed"])) if p["deepspeed"] else None,
@@ -475,6 +502,11 @@ def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]
     timer = Timer()
 
     class TacsolTrainer(Trainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if "labels" in inputs:   # logits at target positions only; target_loss (compute_loss_func) reads them
+                inputs = {**inputs, "logits_to_keep": target_positions(inputs["labels"])}
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
         def _get_train_sampler(self, *a, **k):  # the planned order; the Trainer must not reshuffle it
             import torch
 
@@ -504,7 +536,8 @@ def _make_trainer(p, model, tok, train_ds, eval_ds, args, step_tokens: list[int]
             super().log(logs, *args, **kwargs)
 
     trainer = TacsolTrainer(model=model, args=args, train_dataset=train_ds, eval_dataset=eval_ds,
-                            data_collator=Collator(tok.pad_token_id), callbacks=[timer])
+                            data_collator=Collator(tok.pad_token_id), callbacks=[timer],
+                            compute_loss_func=target_loss)
     return trainer
 
 
