@@ -249,6 +249,50 @@ def test_activation_terms_match_saved_tensors(attn, lora):
     assert est == pytest.approx(measured, rel=0.10)
 
 
+def test_target_share_scales_the_logits_term_and_matches_saved_tensors():
+    """tacsol.train projects only the positions before a target token onto the vocabulary (Plan.target_share):
+    the logits term scales with the share, and the saved-tensor bytes of such a step on CPU match the estimate."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tacsol import train
+
+    qwen = M.get_model("Qwen2.5-Coder-32B")
+    plan = V.Plan(method="qlora", seq_len=8192)
+    term = lambda p: V.activation_terms(qwen, p, "bf16", "sdpa", list(M.SEVEN_PROJECTIONS))["logits_loss"]  # noqa
+    assert term(replace(plan, target_share=0.125)) == pytest.approx(term(plan) / 8)
+    assert "12%" in replace(plan, target_share=0.125).describe()
+    with pytest.raises(V.VramError, match="'target_share'"):
+        V.estimate("SmolLM2-135M", replace(P32, target_share=0.0), "rtx8000")
+
+    spec = M.get_model("SmolLM2-135M").with_config(num_hidden_layers=2, vocab_size=2048, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    net = AutoModelForCausalLM.from_config(M.hf_config(spec), dtype=torch.bfloat16)
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            saved[st.data_ptr()] = st.nbytes()
+        return t
+
+    s, b, share = 256, 2, 0.25
+    ids = torch.randint(0, 2048, (b, s))
+    labels = ids.clone()
+    labels[:, : int(s * (1 - share))] = -100   # the prompt
+    keep = train.target_positions(labels)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        train.target_loss(net(input_ids=ids, logits_to_keep=keep), labels)
+    p = V.Plan(method="full", weights="bf16", dtype="bf16", seq_len=s, micro_batch=b, gradient_checkpointing=False,
+               attn_implementation="sdpa", target_share=int(keep.sum()) / (b * s))
+    parts = V.activation_terms(spec, p, "bf16", "sdpa", None)
+    est = 2 * parts["per_layer_full"] + int(keep.sum()) * 2048 * 4   # + the fp32 log-softmax of the kept rows
+    measured = sum(saved.values())
+    print(measured, est, est / measured)
+    assert est == pytest.approx(measured, rel=0.10)
+
+
 def test_cli_json_parses(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tacsol.cli", "vram", "Qwen2.5-Coder-32B", "--seq-len", "4096",
                           "--micro-batch", "4", "--json"], capture_output=True, text=True, timeout=120)

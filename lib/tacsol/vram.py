@@ -153,6 +153,10 @@ class Plan:
     lora_dropout: float = 0.05
     adapter_dtype: str = "fp32"  # peft >= 0.12 autocasts adapters to fp32 (autocast_adapter_dtype=True)
     chunked_loss: bool = False  # torchtune CEWithChunkedOutputLoss: upcasts chunk by chunk (no full fp32 copy)
+    # Share of the micro-batch's positions projected onto the vocabulary. tacsol.train keeps only the positions
+    # before a target token (train.target_positions), so for its runs this is the largest target share of a
+    # micro-batch; 1.0 (every position, the model's own loss, as the GPU calibration measured) is the upper bound.
+    target_share: float = 1.0
     kbit_fp32_upcast: bool = False  # peft.prepare_model_for_kbit_training casts 16-bit params (embeddings...) to fp32
     optimizer: str = "adamw"
     seq_len: int = 4096
@@ -177,6 +181,8 @@ class Plan:
             parts.append(f"{self.sharding}×{self.n_gpus}")
         if self.offload != "none":
             parts.append(f"offload {self.offload}")
+        if self.target_share < 1:
+            parts.append(f"logits at {self.target_share:.0%} of positions")
         return ", ".join(parts)
 
 
@@ -282,6 +288,9 @@ def _check_plan(spec: mm.ModelSpec, plan: Plan, hw: hwmod.Hardware) -> None:
         v = getattr(plan, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             bad(name, f"must be a positive integer, got {v!r}")
+    if not isinstance(plan.target_share, (int, float)) or isinstance(plan.target_share, bool) \
+            or not 0 < plan.target_share <= 1:
+        bad("target_share", f"must be in (0, 1], got {plan.target_share!r}")
     if plan.method != "full":
         if not isinstance(plan.lora_rank, int) or plan.lora_rank < 1:
             bad("lora_rank", f"must be a positive integer, got {plan.lora_rank!r}")
@@ -381,7 +390,7 @@ def activation_terms(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, lora
     forward_loss = e + 4 * fp32_copies if e < 4 else 4 * fp32_copies
     # a chunked loss runs its backward chunk by chunk too: only the forward term counts there
     backward_loss = 0 if plan.chunked_loss else 4 * LOSS_BACKWARD_FP32_COPIES
-    logits = b * s * V * max(forward_loss, backward_loss)
+    logits = b * s * plan.target_share * V * max(forward_loss, backward_loss)
     mask = 2 * s * s * b if attn == "eager" else 0  # 4-D additive causal mask (16-bit), shared by all layers
     if plan.gradient_checkpointing:
         stored = L * h * e * s * b
@@ -399,7 +408,7 @@ def largest_transient(spec: mm.ModelSpec, plan: Plan, dtype: str, attn: str, qua
     logits, eager attention's fp32 softmax (a·s²·b), one MLP intermediate (b·s·I), one dequantized 16-bit weight."""
     e = DTYPE_BYTES[dtype]
     s, b = plan.seq_len, plan.micro_batch
-    bsv = b * s * spec.cfg("vocab_size")
+    bsv = b * s * plan.target_share * spec.cfg("vocab_size")
     chunks = LOSS_CHUNKS if plan.chunked_loss else 1
     inter = (spec.cfg("moe_intermediate_size") if spec.is_moe else spec.cfg("intermediate_size")) or 0
     f = mm.facts(spec)
@@ -894,6 +903,10 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=4096)
     p.add_argument("--micro-batch", type=int, default=1)
     p.add_argument("--no-checkpointing", action="store_true")
+    p.add_argument("--target-share", type=float, default=1.0,
+                   help="share of positions whose logits are computed: tacsol.train keeps only those before a "
+                        "target token, so the largest target share of a micro-batch (1.0: every position, an "
+                        "upper bound)")
     p.add_argument("--attn", default=None, choices=ATTENTION)
     p.add_argument("--dtype", default=None, choices=sorted(DTYPE_BYTES))
     p.add_argument("--gpus", type=int, default=1)
@@ -915,7 +928,7 @@ def _plan_from_args(args) -> Plan:
                 lora_targets=targets, optimizer=args.optimizer, seq_len=args.seq_len, micro_batch=args.micro_batch,
                 gradient_checkpointing=not args.no_checkpointing, attn_implementation=args.attn, dtype=args.dtype,
                 n_gpus=args.gpus, sharding=args.sharding or ("ddp" if args.gpus > 1 else "none"), offload=args.offload,
-                rope_scaling_factor=args.rope_scaling_factor)
+                rope_scaling_factor=args.rope_scaling_factor, target_share=args.target_share)
 
 
 def _print_calibration(table: list[dict[str, Any]], summary: dict[str, Any]) -> None:
