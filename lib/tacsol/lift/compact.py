@@ -7,7 +7,7 @@ from .abi import Abi, fold_checks, name_arguments
 from .checked import fold_checked_arithmetic
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
-from .inline import inline_single_uses
+from .inline import inline_adjacent_reads, inline_single_uses
 from .loops import fold_copy_loops, fold_zero_pads
 from .cfg import Program
 from .ir import FunctionIR
@@ -20,8 +20,8 @@ from .values import Values
 
 def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
     """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations,
-    the decoder's validation of an argument against its declared type folds into the header, and a free-memory pointer the memory model cannot
-    follow starts a new free base."""
+    the decoder's validation of an argument against its declared type folds into the header, a free-memory pointer the memory model cannot
+    follow starts a new free base, and a read used once by the next line is written there."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
@@ -45,6 +45,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there
+    if checked:
+        inline_adjacent_reads(fn, values, used)       # sload, mload, gas(), slots read once by the next line
 
 
 def keep_live(fn: FunctionIR) -> None:

@@ -47,3 +47,49 @@ def _later_reads(fn: FunctionIR, values: Values, n: int) -> set[Operand]:
 
 def _pure(s: Stmt) -> bool:
     return s.op in PURE or s.op in ("bool", "field") or bool(_CAST.fullmatch(s.op))
+
+
+# Statements without effects whose value depends on state (memory, storage, gas, return data, other accounts):
+# they may move only where nothing that could change that state runs in between.
+READS = {"MLOAD", "SLOAD", "TLOAD", "GAS", "EXTCODESIZE", "EXTCODEHASH", "BALANCE", "SELFBALANCE",
+         "RETURNDATASIZE", "SHA3", "BLOCKHASH", "BLOBHASH", "mapping", "array", "sload_field"}
+
+
+def inline_adjacent_reads(fn: FunctionIR, values: Values, used: dict[Operand, int]) -> None:
+    """Level 3: a read (READS) or mapping/array slot whose one use is in the next printed line of its instance (its
+    jump when it is the last) is written there: `require(sload(mapping(0x2)[caller]) >= arg1)`, `staticcall(gas(),
+    ...)`. Exact: every statement between the two is inlined into some line and so prints nowhere in between, and
+    what is inlined is pure or a read: the read sees the same state, only later in the same line. Runs after
+    inline_single_uses, from the end of each instance, so a read can move past another read moved before it."""
+    for chain in chains(fn):
+        nxt: set[Operand] | None = None   # what the next printed line reads
+        for n in reversed(chain):
+            later = _later_reads(fn, values, n)
+            if later or nxt is None:   # n's jump prints (a plain jump into the next instance prints nothing)
+                nxt = _expand(fn, later)
+            body, live = fn.body[n], fn.live[n]
+            for k in range(len(body) - 1, -1, -1):
+                s = body[k]
+                key = ("t", n, s.dest) if s.dest is not None else None
+                if not live[k] or key in fn.inlined:
+                    continue   # prints nowhere here (a pure value prints in the line that reads it)
+                if s.op in READS and s.ndest == 1 and used.get(key) == 1 and key in nxt:
+                    fn.inlined[key] = s
+                    nxt |= _expand(fn, s.args)
+                else:
+                    nxt = _expand(fn, s.args)   # s prints: the next printed line of the statements before it
+
+
+def _expand(fn: FunctionIR, operands) -> set[Operand]:
+    """The operands a printed line reads, through the values inlined into it."""
+    out: set[Operand] = set()
+    todo = list(operands)
+    while todo:
+        o = todo.pop()
+        if o in out:
+            continue
+        out.add(o)
+        s = fn.inlined.get(o)
+        if s is not None:
+            todo.extend(s.args)
+    return out
