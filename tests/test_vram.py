@@ -211,6 +211,25 @@ def test_measure_peak_path_on_cpu_matches_model_state_terms(method):
     assert abs(r["rel_error"]) < 0.05
 
 
+def _saved_tensor_bytes(net, step) -> int:
+    """Bytes of every tensor autograd saves for backward while `step()` runs (params excluded, storages
+    de-duplicated)."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    saved = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            saved[st.data_ptr()] = st.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        step()
+    return sum(saved.values())
+
+
 @pytest.mark.parametrize("attn,lora", [("sdpa", True), ("eager", False)])
 def test_activation_terms_match_saved_tensors(attn, lora):
     """Real activation bytes on CPU: every tensor autograd saves for backward (params excluded, storages de-duplicated)
@@ -227,20 +246,9 @@ def test_activation_terms_match_saved_tensors(attn, lora):
         from peft import LoraConfig, get_peft_model
 
         net = get_peft_model(net, LoraConfig(r=8, target_modules=list(M.SEVEN_PROJECTIONS), lora_dropout=0.1))
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    saved = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in params:
-            saved[st.data_ptr()] = st.nbytes()
-        return t
-
     s, b = 256, 2
     ids = torch.randint(0, 2048, (b, s))
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        net(input_ids=ids, labels=ids)
-    measured = sum(saved.values())
+    measured = _saved_tensor_bytes(net, lambda: net(input_ids=ids, labels=ids))
     plan = V.Plan(method="lora" if lora else "full", weights="bf16", dtype="bf16", seq_len=s, micro_batch=b,
                   gradient_checkpointing=False, attn_implementation=attn, lora_rank=8, lora_dropout=0.1)
     parts = V.activation_terms(spec, plan, "bf16", attn, list(M.SEVEN_PROJECTIONS) if lora else None)
@@ -268,27 +276,16 @@ def test_target_share_scales_the_logits_term_and_matches_saved_tensors():
     spec = M.get_model("SmolLM2-135M").with_config(num_hidden_layers=2, vocab_size=2048, tie_word_embeddings=False)
     torch.manual_seed(0)
     net = AutoModelForCausalLM.from_config(M.hf_config(spec), dtype=torch.bfloat16)
-    params = {p.untyped_storage().data_ptr() for p in net.parameters()}
-    saved = {}
-
-    def pack(t):
-        st = t.untyped_storage()
-        if st.data_ptr() not in params:
-            saved[st.data_ptr()] = st.nbytes()
-        return t
-
     s, b, share = 256, 2, 0.25
     ids = torch.randint(0, 2048, (b, s))
     labels = ids.clone()
     labels[:, : int(s * (1 - share))] = -100   # the prompt
     keep = train.target_positions(labels)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        train.target_loss(net(input_ids=ids, logits_to_keep=keep), labels)
+    measured = _saved_tensor_bytes(net, lambda: train.target_loss(net(input_ids=ids, logits_to_keep=keep), labels))
     p = V.Plan(method="full", weights="bf16", dtype="bf16", seq_len=s, micro_batch=b, gradient_checkpointing=False,
                attn_implementation="sdpa", target_share=int(keep.sum()) / (b * s))
     parts = V.activation_terms(spec, p, "bf16", "sdpa", None)
     est = 2 * parts["per_layer_full"] + int(keep.sum()) * 2048 * 4   # + the fp32 log-softmax of the kept rows
-    measured = sum(saved.values())
     print(measured, est, est / measured)
     assert est == pytest.approx(measured, rel=0.10)
 
