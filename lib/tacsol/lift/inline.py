@@ -73,11 +73,30 @@ def inline_adjacent_reads(fn: FunctionIR, values: Values, used: dict[Operand, in
                 key = ("t", n, s.dest) if s.dest is not None else None
                 if not live[k] or key in fn.inlined:
                     continue   # prints nowhere here (a pure value prints in the line that reads it)
-                if s.op in READS and s.ndest == 1 and used.get(key) == 1 and key in nxt:
+                if (s.op in READS and s.ndest == 1 and used.get(key) == 1 and key in nxt
+                        and not _order_matters(fn, s, key, nxt)):
                     fn.inlined[key] = s
                     nxt |= _expand(fn, s.args)
                 else:
                     nxt = _expand(fn, s.args)   # s prints: the next printed line of the statements before it
+
+
+_SCRATCH_WRITERS = {"mapping", "array"}   # they hash in the scratch words, writing them first
+_MEMORY_READS = {"MLOAD", "SHA3"}
+
+
+def _order_matters(fn: FunctionIR, s: Stmt, key: Operand, line: set[Operand]) -> bool:
+    """Whether moving s into the line could change what it or a value already written there sees: a slot construct
+    writes the scratch words a memory read could read, and a line evaluates an operation's operands before the
+    operation but sibling operands in argument order. s comes before everything already in the line, so a
+    conflicting pair keeps the statements' order only when s is among the other's operands."""
+    for o in line:
+        t = fn.inlined.get(o)
+        if t is not None and (s.op in _SCRATCH_WRITERS and t.op in _MEMORY_READS
+                              or s.op in _MEMORY_READS and t.op in _SCRATCH_WRITERS) \
+                and key not in _expand(fn, t.args):
+            return True
+    return False
 
 
 def _expand(fn: FunctionIR, operands) -> set[Operand]:
