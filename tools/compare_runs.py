@@ -11,7 +11,6 @@ functions and mean similarity, then b - a per metric with its bootstrap 95% CI a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import compare, paths  # noqa: E402
+from tacsol.ioutil import atomic_write_json  # noqa: E402
 from tacsol.evaluate import suite  # noqa: E402
 
 KEY = ["package", "contract", "selector", "settings"]   # the per-function tables' part of profile.LEVEL_KEY
@@ -60,8 +60,7 @@ def main(argv=None) -> int:
                   f"b-a {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]  "
                   f"b higher {r['b_higher']}, a higher {r['a_higher']}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"a": args.a, "b": args.b, "key": KEY, "paired": rows}, indent=1) + "\n")
+        atomic_write_json(args.json, {"a": args.a, "b": args.b, "key": KEY, "paired": rows}, indent=1)
     return 0
 
 
