@@ -457,6 +457,76 @@ def test_a_variable_no_case_touched_binds_among_the_few_that_fit():
     assert [v["label"] for v in touched] == ["limits"] and touched[0]["depth"] == 1
 
 
+# valid from 0.4.24 to 0.8: packing, a constant, inheritance (base first), an enum, packed and wide static arrays,
+# structs (alone, in an array, behind mappings), a dynamic array, string, bytes, a contract-typed variable
+LAYOUT = """pragma solidity >=0.4.24 <0.9.0;
+contract Base {
+    uint8 small; bool flag; address owner;
+    uint256 constant CAP = 10;
+    mapping(address => uint256) balances;
+}
+contract Store is Base {
+    enum Phase { Open, Closed }
+    struct Entry { uint128 a; uint64 b; bool c; uint256 d; }
+    Phase phase; uint16[40] packed; uint256[3] wide; Entry entry; Entry[2] entries;
+    mapping(address => mapping(uint256 => Entry)) nested; uint256[] list;
+    string title; bytes blob; bytes4 tag; Base other; uint96 tail;
+    function getTitle() public view returns (string memory) { return title; }
+}"""
+
+
+@pytest.fixture(scope="module")
+def layout_outputs():
+    from tacsol import corpus
+
+    st = corpus.Setting.parse("noopt")
+    jobs = [(v, v, B._input({"L.sol": LAYOUT}, "L.sol", "Store", st, v, True, True)) for v in ("0.4.24", "0.5.16", "0.8.20")]
+    return B.Compiler().many(jobs)
+
+
+def _layout_rows(sl):
+    types = {k: {f: v.get(f) for f in ("encoding", "label", "numberOfBytes", "key", "value", "base")} |
+             {"members": [(m["label"], m["slot"], m["offset"], m["type"]) for m in v.get("members") or []]}
+             for k, v in (sl.get("types") or {}).items()}
+    return [(e["label"], e["slot"], e["offset"], e["type"]) for e in sl["storage"]], types
+
+
+@pytest.mark.parametrize("version", ["0.5.16", "0.8.20"])
+def test_the_storage_layout_computed_from_the_ast_is_solcs_own(layout_outputs, version):
+    from tacsol.evaluate import layout
+
+    out = layout_outputs[version]
+    solc = out["contracts"]["L.sol"]["Store"]["storageLayout"]
+    mine = layout.storage_layout(out["sources"], "L.sol", "Store")
+    assert _layout_rows(mine) == _layout_rows(solc)
+    # the packing it exercises: 22 bytes in slot 0, a mapping's own slot, 16 uint16 per slot, a struct of 2 slots,
+    # a value that does not fit what is left of a slot starts the next
+    rows = {label: (slot, offset) for label, slot, offset, _ in _layout_rows(mine)[0]}
+    assert [rows[k] for k in ("small", "flag", "owner", "balances", "phase")] == \
+        [("0", 0), ("0", 1), ("0", 2), ("1", 0), ("2", 0)]
+    assert rows["packed"] == ("3", 0) and rows["wide"] == ("6", 0) and rows["entry"] == ("9", 0)
+    assert rows["entries"] == ("11", 0) and rows["nested"] == ("15", 0)
+    assert rows["tag"] == ("19", 0) and rows["other"] == ("19", 4) and rows["tail"] == ("20", 0)
+
+
+def test_units_of_compilers_without_storage_layout_bind_state_variables_by_slot(layout_outputs):
+    # solc 0.4.24 outputs no storageLayout: the harness computes it from the AST, so that a generated getter's own
+    # name for a variable binds to the declared one at the slot the original reads
+    old, new = layout_outputs["0.4.24"], layout_outputs["0.5.16"]
+    assert "storageLayout" not in old["contracts"]["L.sol"]["Store"]
+    o = B._original_from(old, "L.sol", "Store")
+    want = B._original_from(new, "L.sol", "Store")
+    assert [(v["label"], v["slot"], v["offset"]) for v in o.layout] == \
+        [(v["label"], v["slot"], v["offset"]) for v in want.layout]
+    assert [o.types[v["type"]]["encoding"] for v in o.layout] == [want.types[v["type"]]["encoding"] for v in want.layout]
+    sig = "getTitle()"
+    t = B.trace_original(o.code, o.selectors[sig], [], B.make_cases([], False, 0), seed=0, shapes=B.slot_shapes(o))
+    text = "function tacsol_candidate() public view returns (string memory) { return _title; }"
+    renames, notes, unbound = B.bind(["_title"], text, o, B.touched_variables(o, t.outcomes), set(), set())
+    assert not unbound and renames == {"_title": "title"}, notes
+    assert B.slot_shapes(o) == B.slot_shapes(want)   # seeded alike: the string's slot holds a string
+
+
 def test_a_runaway_loop_is_stopped_and_reported(toy):
     code, sel = toy
     out = execute(code, bytes.fromhex(sel["spin()"][2:]), {}, caller=OWNER, time_limit_s=0.5)

@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import corpus, evm, paths
-from . import abi
+from . import abi, layout
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
 from .solidity import ParseFailure, find_function, match_close
 
@@ -301,7 +301,7 @@ class Compiler:
 
 # ------------------------------------------------------------------------------------------- the contract
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
-ORIGINAL_FORMAT = "o4"
+ORIGINAL_FORMAT = "o5"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
 TRACE_FORMAT = "t9"
 
@@ -451,7 +451,8 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
         if e.get("type") == "error":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
             errors[e["name"]] = (evm.selector(sig)[2:], len(e["inputs"]))
-    sl = c.get("storageLayout") or {}
+    # solc < 0.5.13 outputs no storageLayout: the same layout, computed from the AST by solc's rules
+    sl = c.get("storageLayout") or layout.storage_layout(out.get("sources") or {}, main, contract) or {}
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
                     sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
                     {m: len(p) for m, (p, _) in mods.items()}, errors, structs, private,
