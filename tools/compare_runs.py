@@ -21,7 +21,7 @@ from tacsol import compare, paths  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
 from tacsol.evaluate import suite  # noqa: E402
 
-KEY = ["package", "contract", "selector", "settings"]   # the per-function tables' part of profile.LEVEL_KEY
+KEY = suite.TABLE_KEY
 
 
 def tables(run: Path) -> dict[tuple[str, str], "object"]:

@@ -29,6 +29,9 @@ from ..ioutil import atomic_write_json
 from . import selection
 
 STRATA = ("contract_heldout", "package_heldout")
+# what identifies a function in a per-function table (functions.parquet) across builds: profile.LEVEL_KEY's part
+# those tables hold (record ids hash the TAC, so two builds of one function differ in id)
+TABLE_KEY = ["package", "contract", "selector", "settings"]
 # Notebook 03's evaluation parameters (the rest of its parameters cell is tacsol.train.DEFAULTS; a test checks both).
 DEFAULTS: dict[str, Any] = {
     "eval_functions": 24,          # distinct contract-held-out functions scored by every system (>= 300 for a claim)
