@@ -6,8 +6,8 @@ Reads the generations of each system from its functions.parquet (`id`, `generate
 dataset (by id, or with `--match key` by package, contract, selector and settings, for a dataset rebuilt since,
 whose ids differ), runs the behaviour harness on them and prints and writes, per system, the three results with
 the behaviour rate and its bootstrap 95% interval (over all matched functions; untestable counts as not shown
-equivalent) and over the testable ones; per function kind (getter, setter, other); and where the table holds an
-earlier `behaviour`, the transitions old -> new.
+equivalent) and over the testable ones; per function kind (getter, setter, other); where the table holds an
+earlier `behaviour`, the transitions old -> new; and the fine-tuned model's paired difference from each baseline.
 
     python tools/behaviour_of_eval.py docs/evidence/reference/03_baseline_3b/eval --dataset ref \\
         --out docs/evidence/behaviour/reference_run.json
@@ -52,6 +52,7 @@ def main() -> int:
         return str(r["id"]) if args.match == "id" else "|".join(str(r[k]) for k in suite.TABLE_KEY)
 
     records = {key(r): dict(r) for split in ds for r in ds[split]}
+    rescored = {}   # system -> its table with this harness's verdicts (for the paired comparison)
     h = B.Harness()
     figures: dict = {"eval_dir": str(ev), "dataset": args.dataset, "match": args.match,
                      "machine": f"{os.cpu_count()} CPU cores", "systems": {}}
@@ -74,6 +75,12 @@ def main() -> int:
             s["changed"] = [{"id": r["id"], "function": r["function_name"], "kind": r["kind"],
                              "before": r.get("behaviour"), "after": x.status, "reason": x.reason}
                             for (_, r), x in zip(rows, res) if r.get("behaviour") != x.status]
+        verdicts = {r["id"]: x for (_, r), x in zip(rows, res)}
+        df = df[df["id"].isin(verdicts)]
+        rescored[name] = df.assign(behaviour=[verdicts[i].status for i in df["id"]],
+                                   behaviour_reason=[verdicts[i].reason for i in df["id"]])
+        pair = [b for k, b in s["by_kind"].items() if k in ("getter", "setter")]
+        s["getters_and_setters"] = {"equivalent": sum(b["equivalent"] for b in pair), "n": sum(b["n"] for b in pair)}
         figures["systems"][name] = s
         ci = s["behaviour_ci"]
         print(f"{name:18s} n={len(rows)}/{len(df)}  equivalent {s['equivalent']}  differs {s['differs']}  "
@@ -83,6 +90,15 @@ def main() -> int:
             print(f"  {k:8s} {b['equivalent']}/{b['n']}")
         if "transitions" in s:
             print("  before -> after:", s["transitions"])
+    if "fine-tuned" in rescored:   # the model against each baseline on the same functions, paired
+        from tacsol import compare
+
+        for name, df in rescored.items():
+            if name != "fine-tuned":
+                r = compare.paired(df, rescored["fine-tuned"], metrics=("behaviour_equivalent",))[0]
+                figures["systems"][name]["fine_tuned_minus_this"] = r
+                print(f"fine-tuned - {name}: {r['difference']:+.3f} [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}] "
+                      f"(fine-tuned ahead on {r['b_higher']}, {name} on {r['a_higher']})")
     if args.out:
         atomic_write_json(args.out, figures)
         print("wrote", args.out)
