@@ -175,6 +175,8 @@ class _Run:
         a = a.strip()
         if a.startswith("0x"):
             return int(a, 16)
+        if a.isdigit():   # level 3 prints small constants in decimal
+            return int(a)
         if a in self.vals:
             return self.vals[a]
         if a in self.env:

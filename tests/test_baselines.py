@@ -53,6 +53,8 @@ def token():
 def test_tac_tokens_normalise_temporaries_and_labels():
     assert baselines.tac_tokens("block_0x1f:\n  v12 = sload(0x2)") == ["blk", ":", "v", "=", "sload", "(", "0x2", ")"]
     assert baselines.tac_tokens("if v1 goto b7 else b1") == ["if", "v", "goto", "blk", "else", "blk"]
+    # level 3's decimal constants are constants too, as a field's bits are
+    assert baselines.tac_tokens("v1 = sload(6)[0:160]") == ["v", "=", "sload", "(", "6", ")", "[", "0", ":", "160", "]"]
 
 
 def test_retrieval_baseline_scores_rows(records, tmp_path):

@@ -296,6 +296,18 @@ def test_fold_checks_folds_callvalue_and_short_calldata_into_the_header(cid, by_
     assert "callvalue" in res.function("fallback" if cid.startswith(("A@0.4", "A@0.5")) else "receive").tac
 
 
+def test_level_3_prints_small_constants_in_decimal_and_masks_and_hashes_in_hex():
+    # offsets, sizes, slots and shift counts read as Solidity writes them (`0x20` is three Llama-3 tokens, `32` one);
+    # an all-ones mask reads as bits, a hash or an address as hex; levels 1 and 2 stay in hex
+    from tacsol.lift.emit import const_text
+
+    assert [const_text(v, True) for v in (0, 1, 4, 0x20, 0x40, 0x44, 0xE0, 0x100, 0xFFFE)] == \
+        ["0", "1", "4", "32", "64", "68", "224", "256", "65534"]
+    assert [const_text(v, True) for v in (0x1F, 0xFF, 0xFFFF, 0x10000, 2**160 - 1, 0xA9059CBB)] == \
+        ["0x1f", "0xff", "0xffff", "0x10000", hex(2**160 - 1), "0xa9059cbb"]
+    assert const_text(0x20) == "0x20" and const_text(0) == "0x0"
+
+
 def test_level2_keeps_a_branch_on_a_constant():
     """A branch on a constant (an immutable variable reads zero in deployedBytecode) is code the source has: level 2
     keeps both sides and their effects (an earlier build dropped Chainlink's ArbSys call this way)."""
@@ -304,7 +316,8 @@ def test_level2_keeps_a_branch_on_a_constant():
     code = sem.asm(0, 6, "JUMPI", "STOP") + bytes([0x5B]) + sem.asm(1, 0, "SSTORE", "STOP")
     for level in LEVELS:
         fb = lift(code, level=level).function("fallback")
-        assert "sstore(0x0, 0x1)" in fb.tac and fb.ops.get("SSTORE") == 1, (level, fb.tac)
+        store = "sstore(0, 1)" if level == 3 else "sstore(0x0, 0x1)"   # level 3: small constants in decimal
+        assert store in fb.tac and fb.ops.get("SSTORE") == 1, (level, fb.tac)
 
 
 def test_fold_checks_settles_the_branch_and_prune_drops_the_revert():

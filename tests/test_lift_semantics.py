@@ -609,6 +609,8 @@ def test_checked_arithmetic_matches_py_evm(version, optimize):
         name, tac = sig.split("(")[0], lifted[3].function(s).tac
         if name in CHECKED_FOLDED:
             assert "checked(" in tac and "panic(0x11)" not in tac and "panic(0x12)" not in tac, f"{sig}\n{tac}"
+        elif name in ("small", "signed"):   # a panic code prints in hex, as Solidity's documentation lists it
+            assert "panic(0x11)" in tac and "panic(17)" not in tac, f"{sig}\n{tac}"
     rng = random.Random(version + str(optimize))
     outcomes = collections.Counter()
     for sig, s in sorted(sel.items()):
@@ -643,7 +645,7 @@ contract R {
 @pytest.mark.parametrize("version,optimize", [("0.8.19", False), ("0.8.19", True), ("0.6.12", False)])
 def test_reads_used_by_the_next_line_are_written_there_at_level_3(version, optimize):
     """Level 3 writes a storage, memory or gas read whose one use is the next printed line into that line
-    (`return (sload(mapping(0x1)[arg0]))`, `staticcall(gas(), ...)`), and never past a write: `swap` reads x, writes
+    (`return (sload(mapping(1)[arg0]))`, `staticcall(gas(), ...)`), and never past a write: `swap` reads x, writes
     it and adds the two, so its read keeps its own line. Every level's TAC does what py-evm does."""
     from tacsol.evaluate import compile_bytecode
 
@@ -651,9 +653,9 @@ def test_reads_used_by_the_next_line_are_written_there_at_level_3(version, optim
     code, sel = out["bytecode"], out["selectors"]
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     tac = {sig.split("(")[0]: lifted[3].function(s).tac for sig, s in sel.items()}
-    assert re.search(r"^  return \(sload\(mapping\(0x1\)\[(arg0|uint160\(arg0\))\]\)\)$", tac["get"], re.M), tac["get"]
+    assert re.search(r"^  return \(sload\(mapping\(1\)\[(arg0|uint160\(arg0\))\]\)\)$", tac["get"], re.M), tac["get"]
     assert "(gas()," in tac["held"] and "= gas()" not in tac["held"], tac["held"]
-    assert re.search(r"^  v\d+ = sload\(0x0\)$", tac["swap"], re.M), tac["swap"]   # read before the write
+    assert re.search(r"^  v\d+ = sload\(0\)$", tac["swap"], re.M), tac["swap"]   # read before the write
     rng = random.Random(version + str(optimize))
     for sig, s in sorted(sel.items()):
         types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]

@@ -74,12 +74,12 @@ def base_model(records, generate: Callable[[list[dict]], Sequence[str]], out_dir
 
 # ---------------------------------------------------------------- 2. retrieval
 
-_TOKEN = re.compile(r"0x[0-9a-fA-F]+|[A-Za-z_][\w]*|[^\s\w]")
+_TOKEN = re.compile(r"0x[0-9a-fA-F]+|\d+|[A-Za-z_][\w]*|[^\s\w]")   # \d+: level 3's decimal constants
 
 
 def tac_tokens(tac: str) -> list[str]:
     """TAC tokens with names that differ between otherwise equal functions normalised away: temporaries (v12 → v),
-    block labels (b7 / block_0x1f → blk); constants (selectors, event topics, slots) are kept."""
+    block labels (b7 / block_0x1f → blk); constants (selectors, event topics, slots; hex or level 3's decimal) are kept."""
     toks = []
     for t in _TOKEN.findall(tac or ""):
         if re.fullmatch(r"v\d+", t):

@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from .. import corpus, evm, paths
+from ..lift.emit import CONST
 from . import abi, layout
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
 from .solidity import ParseFailure, find_function, match_close
@@ -682,11 +683,11 @@ def _base(slot: int, pre: dict) -> tuple[int, int]:
     return slot, depth
 
 
-_TAC_SLOT = re.compile(r"\b(sload|sstore)\((0x[0-9a-f]+)\b")
+_TAC_SLOT = re.compile(rf"\b(sload|sstore)\(({CONST})\b")
 # a mapping's base slot written next to its key before keccak256(0x0, 0x40); an array's data at keccak256 of its slot
 _TAC_MAPPING = re.compile(r"\bmstore\(0x20, (0x[0-9a-f]{1,8})\)")
 _TAC_ARRAY = re.compile(r"\bmstore\(0x0, (0x[0-9a-f]{1,8})\)\n(?:.*\n){0,2}?.*keccak256\(0x0, 0x20\)")
-_TAC2_HASHED = re.compile(r"\b(?:mapping|array)\((0x[0-9a-f]{1,8})\)")   # level 2 names the hashed slots
+_TAC2_HASHED = re.compile(r"\b(?:mapping|array)\((0x[0-9a-f]{1,8}|\d{1,10})\)")   # level 2 names the hashed slots
 
 
 def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str = "") -> list[dict]:
@@ -702,11 +703,11 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str 
             e["read" if kind == "r" else "written"] = True
             e["depth"] = max(e["depth"], d)
     for op, slot in _TAC_SLOT.findall(tac):
-        e = info.setdefault(int(slot, 16), {"read": False, "written": False, "depth": 0})
+        e = info.setdefault(int(slot, 0), {"read": False, "written": False, "depth": 0})
         e["read" if op == "sload" else "written"] = True
     for slot in _TAC_MAPPING.findall(tac) + _TAC_ARRAY.findall(tac) + _TAC2_HASHED.findall(tac):   # no case reached
-        if int(slot, 16) not in info:
-            info[int(slot, 16)] = {"read": True, "written": False, "depth": 1}
+        if int(slot, 0) not in info:
+            info[int(slot, 0)] = {"read": True, "written": False, "depth": 1}
     by_slot: dict[int, list[dict]] = {}
     for v in original.layout:
         by_slot.setdefault(int(v["slot"]), []).append(v)

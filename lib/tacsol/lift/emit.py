@@ -30,14 +30,28 @@ class Rendered:
     line_pcs: list[tuple[int, ...]] = field(default_factory=list)   # per line of `tac`: the pcs it maps to
 
 
-class _Namer:
-    """v1, v2, ... in order of first appearance; constants in hex, environment values by name; a value level 2
-    inlines (FunctionIR.inlined), its expression, in parentheses when infix. The pcs of the inlined statements it
-    prints go to `pcs` (the line being printed maps to them too)."""
+# a constant token of the TAC at any level: hex, or (level 3) decimal
+CONST = r"(?:0x[0-9a-f]+|\d+)"
 
-    def __init__(self, inlined: dict[Operand, Stmt] | None = None):
+
+def const_text(v: int, decimal: bool = False) -> str:
+    """A constant as the TAC prints it: hex; with `decimal` (level 3) one below 2**16 in decimal, as offsets, sizes,
+    slots and shift counts read in Solidity (`0x20` is three Llama-3 tokens, `32` one), except an all-ones mask
+    (`0x1f`, `0xff`), which reads as bits."""
+    if decimal and v < 0x10000 and not (v >= 0x1F and (v + 1) & v == 0):
+        return str(v)
+    return hex(v)
+
+
+class _Namer:
+    """v1, v2, ... in order of first appearance; constants in hex (level 3: const_text), environment values by
+    name; a value level 2 inlines (FunctionIR.inlined), its expression, in parentheses when infix. The pcs of the
+    inlined statements it prints go to `pcs` (the line being printed maps to them too)."""
+
+    def __init__(self, inlined: dict[Operand, Stmt] | None = None, decimal: bool = False):
         self.names: dict[Operand, str] = {}
         self.inlined = inlined or {}
+        self.decimal = decimal
         self.pcs: list[int] = []
 
     def infix(self, o: Operand) -> bool:
@@ -51,7 +65,7 @@ class _Namer:
             self.pcs.extend(s.pcs)
             return expr_text(s, self)
         if o[0] == "c":
-            return hex(o[1])
+            return const_text(o[1], self.decimal)
         if o[0] == "e":
             return o[1]
         if o[0] == "a":
@@ -82,6 +96,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return "revert(returndata)"
     if name == "revert_string":
         return f"revert({a[0]})"
+    if name == "panic" and s.args[0][0] == "c":   # the code as Solidity's documentation lists it (0x11, 0x32)
+        return f"panic({s.args[0][1]:#x})"
     if name in ("revert_msg", "panic"):
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":
@@ -147,9 +163,9 @@ def stmt_text(n: int, s: Stmt, nm: _Namer) -> str:
 
 
 class _Printer:
-    def __init__(self, fn: FunctionIR, values: Values, lay: Layout):
+    def __init__(self, fn: FunctionIR, values: Values, lay: Layout, decimal: bool = False):
         self.fn, self.values, self.lay = fn, values, lay
-        self.nm = _Namer(fn.inlined)
+        self.nm = _Namer(fn.inlined, decimal)
         self.out: list[str] = []
         self.line_pcs: list[tuple[int, ...]] = []
         self.n_instr = 0
@@ -296,9 +312,10 @@ class _Printer:
 
 
 def emit(fn: FunctionIR, values: Values, lay: Layout, header: str, deadline: float,
-         header_pcs: tuple[int, ...] = ()) -> Rendered:
-    """The function's text and counts; the header maps to `header_pcs` and what level 2 folded into it."""
-    p = _Printer(fn, values, lay)
+         header_pcs: tuple[int, ...] = (), decimal: bool = False) -> Rendered:
+    """The function's text and counts; the header maps to `header_pcs` and what level 2 folded into it. `decimal`
+    (level 3): small constants in decimal (const_text)."""
+    p = _Printer(fn, values, lay, decimal)
     p.emit(header, merged_pcs(header_pcs, fn.header_pcs))
     n_blocks = 0
     for h in lay.heads:

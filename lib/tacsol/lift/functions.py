@@ -14,7 +14,7 @@ import re
 
 from .abi import Abi
 from .cfg import Program
-from .emit import Rendered
+from .emit import CONST, Rendered
 from .instances import RET, Callee, explore
 from .ir import Graph
 from .render import render
@@ -193,7 +193,7 @@ class Internals:
 
 
 # Effects a summary lists, in this order, each value once: (kind, pattern over a unit's line)
-_SLOT_DEF = re.compile(r"^\s*(v\d+) = ((?:mapping|array)\(0x[0-9a-f]+\))")
+_SLOT_DEF = re.compile(rf"^\s*(v\d+) = ((?:mapping|array)\({CONST}\))")
 _EFFECTS = [
     ("reads", re.compile(r"sload\(([^()]*)\)")),
     ("writes", re.compile(r"sstore\(([^,()]*),")),
@@ -255,7 +255,7 @@ def _top_level_args(text: str) -> int:
 def _effect_text(kind: str, g: re.Match, slots: dict[str, str]) -> str:
     if kind in ("reads", "writes"):
         slot = g.group(1).strip()
-        return slots.get(slot, slot if slot.startswith("0x") else "?")
+        return slots.get(slot, slot if re.fullmatch(CONST, slot) else "?")
     if kind == "calls":
         return g.group(1) or (f"{g.group(2)} {g.group(3)}" if g.group(3) else g.group(2))
     if kind == "logs":

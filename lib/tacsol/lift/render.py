@@ -42,4 +42,4 @@ def render(prog: Program, header: str, starts: list[int], deadline: float, stop=
     if abi is not None:
         compact(fn, values, prog, abi, checks)        # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels, checks)          # threading, merging, shared halts, checks, labels
-    return emit(fn, values, layout, header, deadline, header_pcs or tuple(sorted(set(starts))))
+    return emit(fn, values, layout, header, deadline, header_pcs or tuple(sorted(set(starts))), decimal=checks)
