@@ -316,7 +316,8 @@ contract P {
 def test_copy_with_padding_matches_py_evm(version, header, construct):
     """solc's copy_memory_to_memory (a copy loop, then the word after the copied bytes cleared when their length is
     not a multiple of 32) lifts to copypad(dst, src, n) at level 2; the legacy encoder's copy, then the last word's
-    tail cleared by a mask, to copy and zeropad(dst, n). Both levels equal py-evm: messages and strings of lengths
+    tail cleared by a mask, to copy and zeropad(dst, n); at level 3 the allocation of the copy is `p = alloc(n)`.
+    Every level equals py-evm: messages and strings of lengths
     on both sides of a word, and bytes echoed back at lengths 0, 5, 32, 33 and 70."""
     from tacsol.evaluate import compile_bytecode
 
@@ -327,6 +328,9 @@ def test_copy_with_padding_matches_py_evm(version, header, construct):
     # the revert message (built at the free pointer, copied, revert to the rounded end) is revert(p)
     message = lifted[2].function(sel["f(uint256,uint256)"]).tac
     assert "copy" not in message and re.search(r"\n  revert\(v\d+\)\n", message), message
+    # level 3: the copy of `b` into memory allocates at the free pointer in one statement, p = alloc(n)
+    echo = lifted[3].function(sel["h(bytes)"]).tac
+    assert re.search(r"\n  v\d+ = alloc\(", echo) and "mstore(64," not in echo, echo
     cases = [(sel["f(uint256,uint256)"], a.to_bytes(32, "big") + b.to_bytes(32, "big")) for a, b in ((5, 3), (3, 5))]
     cases += [(sel["g(uint256)"], a.to_bytes(32, "big")) for a in (0, 9)]
     for n in (0, 5, 32, 33, 70):

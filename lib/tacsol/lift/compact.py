@@ -11,7 +11,7 @@ from .inline import inline_adjacent_reads, inline_single_uses
 from .loops import fold_copy_loops, fold_zero_pads
 from .cfg import Program
 from .ir import FunctionIR
-from .memory import name_memory, name_message_reverts
+from .memory import fold_allocations, name_memory, name_message_reverts
 from .phis import fold_block_params
 from .rewrite import definitions, prune, reread
 from .simplify import eliminate_dead
@@ -44,6 +44,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         prune(fn)
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
+    if checked:
+        fold_allocations(fn, used)                    # p = mload(0x40) ... mstore(0x40, p + n) → p = alloc(n)
     inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there
     if checked:
         inline_adjacent_reads(fn, values, used)       # sload, mload, gas(), slots read once by the next line

@@ -27,7 +27,7 @@ def inline_single_uses(fn: FunctionIR, values: Values, used: dict[Operand, int])
                 if not live[k]:
                     continue
                 key = ("t", n, s.dest) if s.dest is not None else None
-                if key is not None and used.get(key) == 1 and key in later and _pure(s):
+                if key is not None and used.get(key) == 1 and key in later and is_pure(s):
                     fn.inlined[key] = s
                 later.update(a for a in s.args if a[0] == "t")
 
@@ -45,7 +45,8 @@ def _later_reads(fn: FunctionIR, values: Values, n: int) -> set[Operand]:
     return out
 
 
-def _pure(s: Stmt) -> bool:
+def is_pure(s: Stmt) -> bool:
+    """No effect, and a value that depends on its operands alone (no state read)."""
     return s.op in PURE or s.op in ("bool", "field") or bool(_CAST.fullmatch(s.op))
 
 

@@ -664,3 +664,50 @@ def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> tuple[
     ok = (start is not None and start.op == "MLOAD" and start.args == [("c", 0x40)] and size is not None
           and size.op == "SUB" and size.args[1] == rev[0].args[0] and size.args[0][:2] == ("p", r))
     return (m, r) if ok else None
+
+
+# ------------------------------------------------------------------------------------------- allocation
+def fold_allocations(fn: FunctionIR, used: dict[Operand, int]) -> None:
+    """Level 3: solc's allocation at the free pointer, `p = mload(0x40)` then, later in the same instance,
+    `mstore(0x40, p + n)`, prints as one statement where the store was: `p = alloc(n)`, p the free pointer, which
+    moves n bytes on. Exact: only pure statements and reads lie between the two (nothing writes memory), none of
+    them but the addition reads p, and n does not depend on p; the addition is read by the store alone."""
+    from .inline import READS, is_pure
+
+    for n in fn.ids:
+        if n in fn.removed:
+            continue
+        body, live = fn.body[n], fn.live[n]
+        for i, s in enumerate(body):
+            if not live[i] or s.op != "MLOAD" or s.args != [("c", 0x40)] or s.dest is None:
+                continue
+            p = ("t", n, s.dest)
+            between: dict[Operand, tuple[int, Stmt]] = {}   # what the statements after the load define
+            for j in range(i + 1, len(body)):
+                t = body[j]
+                if not live[j]:
+                    continue
+                if t.op == "MSTORE" and t.args[0] == ("c", 0x40):
+                    _allocation(fn, n, i, j, p, between, used)
+                    break
+                if t.dest is None or t.ndest != 1 or not (is_pure(t) or t.op in READS or t.op == "CALLDATALOAD"):
+                    break
+                between[("t", n, t.dest)] = (j, t)
+
+
+def _allocation(fn: FunctionIR, n: int, i: int, j: int, p: Operand, between: dict, used: dict[Operand, int]) -> None:
+    """Replace the load at i and the store at j by `p = alloc(size)` at j when the store writes p + size (a read
+    between may stay before the allocation: it reads no memory the allocation writes, the word at 0x40 included,
+    since before the store that word is the same)."""
+    at, add = between.get(fn.body[n][j].args[1], (None, None))
+    if add is None or add.op != "ADD" or p not in add.args or used.get(("t", n, add.dest)) != 1:
+        return
+    size = add.args[1] if add.args[0] == p else add.args[0]
+    if size == p or any(p in t.args for k, t in between.values() if t is not add):
+        return   # the size depends on p, or a statement between reads p (it would read it before it is defined)
+    load, store = fn.body[n][i], fn.body[n][j]
+    fn.body[n][j] = Stmt(load.dest, "alloc", [size], 1, merged_pcs(load.pcs, add.pcs, store.pcs))
+    fn.live[n][i] = fn.live[n][at] = False
+    used[p] -= 1
+    used.pop(("t", n, add.dest), None)
+
