@@ -670,8 +670,9 @@ def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> tuple[
 def fold_allocations(fn: FunctionIR, used: dict[Operand, int]) -> None:
     """Level 3: solc's allocation at the free pointer, `p = mload(0x40)` then, later in the same instance,
     `mstore(0x40, p + n)`, prints as one statement where the store was: `p = alloc(n)`, p the free pointer, which
-    moves n bytes on. Exact: only pure statements and reads lie between the two (nothing writes memory), none of
-    them but the addition reads p, and n does not depend on p; the addition is read by the store alone."""
+    moves n bytes on. Exact: only pure statements and reads lie between the two (nothing writes the word at 0x40; a
+    mapping/array slot hashes in the scratch words below it), none of them but the addition reads p, and n does not
+    depend on p; the addition is read by the store alone."""
     from .inline import READS, is_pure
 
     for n in fn.ids:
@@ -703,7 +704,7 @@ def _allocation(fn: FunctionIR, n: int, i: int, j: int, p: Operand, between: dic
     if add is None or add.op != "ADD" or p not in add.args or used.get(("t", n, add.dest)) != 1:
         return
     size = add.args[1] if add.args[0] == p else add.args[0]
-    if size == p or any(p in t.args for k, t in between.values() if t is not add):
+    if size == p or any(p in t.args for _, t in between.values() if t is not add):
         return   # the size depends on p, or a statement between reads p (it would read it before it is defined)
     load, store = fn.body[n][i], fn.body[n][j]
     fn.body[n][j] = Stmt(load.dest, "alloc", [size], 1, merged_pcs(load.pcs, add.pcs, store.pcs))
