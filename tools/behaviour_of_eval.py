@@ -49,7 +49,7 @@ def main() -> int:
     ds = pairs.load(args.dataset)
 
     def key(r) -> str:
-        return str(r["id"]) if args.match == "id" else "|".join(str(r[k]) for k in suite.TABLE_KEY)
+        return str(r["id"]) if args.match == "id" else suite.table_key(r)
 
     records = {key(r): dict(r) for split in ds for r in ds[split]}
     rescored = {}   # system -> its table with this harness's verdicts (for the paired comparison)

@@ -42,7 +42,7 @@ def keyed(df):
     """The table with `id` replaced by the function's key, so that two builds' rows meet."""
     if df.duplicated(KEY).any():
         raise ValueError(f"two rows share a {KEY} key: {df[df.duplicated(KEY)][KEY].head(3).to_dict('records')}")
-    return df.assign(id=df[KEY].astype(str).agg("|".join, axis=1))
+    return df.assign(id=[suite.table_key(r) for r in df[KEY].to_dict("records")])
 
 
 def main(argv=None) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from .inline import READS, is_pure
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, chain_next, chains, definitions, prune
 
@@ -673,8 +674,6 @@ def fold_allocations(fn: FunctionIR, used: dict[Operand, int]) -> None:
     moves n bytes on. Exact: only pure statements and reads lie between the two (nothing writes the word at 0x40; a
     mapping/array slot hashes in the scratch words below it), none of them but the addition reads p, and n does not
     depend on p; the addition is read by the store alone."""
-    from .inline import READS, is_pure
-
     for n in fn.ids:
         if n in fn.removed:
             continue
