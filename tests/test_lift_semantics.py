@@ -673,6 +673,56 @@ def test_reads_used_by_the_next_line_are_written_there_at_level_3(version, optim
                 assert got == want, f"{version} level {level} {sig} {data.hex()}\n{lifted[level].function(s).tac}"
 
 
+SHARED_TAIL_SRC = """pragma solidity VERSION;
+contract S {
+    mapping(address => uint256) bal;
+    function move(address to, uint256 v) external {
+        require(msg.sender != address(0), "S: move from the zero address");
+        require(to != address(0), "S: move to the zero address");
+        require(bal[msg.sender] >= v, "S: the amount exceeds the balance of the sender");
+        bal[msg.sender] -= v;
+        bal[to] += v;
+    }
+    function cap(uint256 v) external pure returns (uint256) {
+        require(v < 100, "S: over the cap");
+        require(v != 7, "S: seven");
+        return v * 2;
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.8.19", True), ("0.8.26", True), ("0.8.19", False)])
+def test_shared_revert_tails_print_as_require_with_message_at_level_3(version, optimize):
+    """solc 0.8's optimizer builds each require's Error(string) in its own block and jumps to one shared
+    `revert(mload(0x40), end - mload(0x40))`: level 3 copies that tail into each builder (tails.py), so every
+    message prints as `require(c, "...")` and no selector word is left in hex. Every level's TAC reverts with
+    exactly py-evm's data on each message (a copy reading the wrong end would revert with other bytes)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(SHARED_TAIL_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    tac = {sig.split("(")[0]: lifted[3].function(s).tac for sig, s in sel.items()}
+    for name, messages in (("move", ["move to the zero address", "the amount exceeds the balance of the sender"]),
+                           ("cap", ["over the cap", "seven"])):
+        assert "0x461bcd" not in tac[name], tac[name]
+        for m in messages:
+            assert re.search(rf'^  require\(.+, "S: {m}"\)$', tac[name], re.M), (m, tac[name])
+    reverted = collections.Counter()
+    for sig, s in sorted(sel.items()):
+        cases = [[0, 1], [5, 0], [5, M - 1]] if sig.startswith("move") else [[5], [7], [99], [100], [M - 1]]
+        for args in cases:
+            data = bytes.fromhex(s[2:]) + b"".join(v.to_bytes(32, "big") for v in args)
+            want = _evm_outcome(code, data)
+            if want[0] == "revert":
+                reverted[want[1][68:].rstrip(b"\0").decode()] += 1
+            for level in (1, 2, 3):
+                got = _tac_outcome(lifted[level].function(s).tac, data, code)
+                assert got == want, f"{version} level {level} {sig} {data.hex()}\n{lifted[level].function(s).tac}"
+    assert sorted(reverted) == sorted(f"S: {m}" for m in ("move to the zero address", "over the cap", "seven",
+                                                          "the amount exceeds the balance of the sender")), reverted
+
+
 VALIDATE_SRC = """pragma solidity VERSION;
 contract V {
     mapping(address => uint256) b;

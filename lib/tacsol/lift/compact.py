@@ -15,6 +15,7 @@ from .memory import fold_allocations, name_memory, name_message_reverts
 from .phis import fold_block_params
 from .rewrite import definitions, prune, reread
 from .simplify import eliminate_dead
+from .tails import copy_revert_tails
 from .values import Values
 
 
@@ -35,6 +36,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     fold_negations(fn, values, definitions(fn))       # if iszero(x) goto A else B → if x goto B else A
     merge_common(fn, values)                          # a pure value computed again where the first dominates
     reread(fn, values)
+    if checked:
+        copy_revert_tails(fn, values)                 # a revert shared by error builders, copied into each
     name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts
     fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
     name_message_reverts(fn, prog.raw)                # require(cond, message in memory) → revert(p)

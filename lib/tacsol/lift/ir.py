@@ -140,3 +140,7 @@ class FunctionIR:
 
     def block_of(self, n: int) -> int:
         return self.graph.nodes[n][0]
+
+    def ends_call(self, n: int) -> bool:
+        """Instance n ends the call: its block halts, or a level-2 construct made it halt (`halts`)."""
+        return self.graph.edges[n].kind == "halt" and (self.syms[n].term.kind == "halt" or n in self.halts)

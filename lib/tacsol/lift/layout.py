@@ -87,7 +87,7 @@ def _halt_aliases(fn: FunctionIR, heads: list[int]) -> dict[int, int]:
     alias: dict[int, int] = {}
     seen: dict[tuple, int] = {}
     for n in heads:
-        if fn.graph.edges[n].kind != "halt" or fn.syms[n].term.kind != "halt" or (n not in fn.single and fn.params[n]):
+        if not fn.ends_call(n) or (n not in fn.single and fn.params[n]):
             continue
         kept = [s for k, s in enumerate(fn.body[n]) if fn.live[n][k]]
         if any(s.dest is not None or any(a[0] in ("t", "p") for a in s.args) for s in kept):
@@ -107,7 +107,7 @@ FAILS = frozenset({"revert_empty", "revert_returndata", "revert_msg", "revert_st
 def failing_statement(fn: FunctionIR, n: int):
     """The one statement instance n prints when all it does is fail (a revert, panic or invalid, no parameters,
     no other line); None otherwise."""
-    if n in fn.entries or fn.graph.edges[n].kind != "halt" or fn.syms[n].term.kind != "halt":
+    if n in fn.entries or not fn.ends_call(n):
         return None
     if n not in fn.single and fn.params[n]:
         return None

@@ -103,7 +103,7 @@ class _Line:
         self.fresh_pointers = fresh_pointers
         self.stmts = [(n, k, s) for n in line for k, s in enumerate(fn.body[n])]
         last = line[-1]
-        self.halts = fn.graph.edges[last].kind == "halt" and fn.syms[last].term.kind == "halt"
+        self.halts = fn.ends_call(last)
         self.lin: dict[Operand, tuple] = {}
         self.fmp: tuple = (("F", 0), 0)
         self.epochs = 0
