@@ -688,14 +688,20 @@ contract S {
         require(v != 7, "S: seven");
         return v * 2;
     }
+    function both(address a, address b) external pure returns (uint256) {
+        require(a != address(0), "S: a zero address where an account was expected");
+        require(b != address(0), "S: a zero address where an account was expected");
+        return 1;
+    }
 }"""
 
 
 @pytest.mark.parametrize("version,optimize", [("0.8.19", True), ("0.8.26", True), ("0.8.19", False)])
 def test_shared_revert_tails_print_as_require_with_message_at_level_3(version, optimize):
     """solc 0.8's optimizer builds each require's Error(string) in its own block and jumps to one shared
-    `revert(mload(0x40), end - mload(0x40))`: level 3 copies that tail into each builder (tails.py), so every
-    message prints as `require(c, "...")` and no selector word is left in hex. Every level's TAC reverts with
+    `revert(mload(0x40), end - mload(0x40))`, and the words of a message required twice once: level 3 copies
+    that tail into each builder (tails.py), so every message prints as `require(c, "...")` and no selector word
+    is left in hex. Every level's TAC reverts with
     exactly py-evm's data on each message (a copy reading the wrong end would revert with other bytes)."""
     from tacsol.evaluate import compile_bytecode
 
@@ -704,13 +710,15 @@ def test_shared_revert_tails_print_as_require_with_message_at_level_3(version, o
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     tac = {sig.split("(")[0]: lifted[3].function(s).tac for sig, s in sel.items()}
     for name, messages in (("move", ["move to the zero address", "the amount exceeds the balance of the sender"]),
-                           ("cap", ["over the cap", "seven"])):
+                           ("cap", ["over the cap", "seven"]),
+                           ("both", ["a zero address where an account was expected"])):
         assert "0x461bcd" not in tac[name], tac[name]
         for m in messages:
             assert re.search(rf'^  require\(.+, "S: {m}"\)$', tac[name], re.M), (m, tac[name])
     reverted = collections.Counter()
     for sig, s in sorted(sel.items()):
-        cases = [[0, 1], [5, 0], [5, M - 1]] if sig.startswith("move") else [[5], [7], [99], [100], [M - 1]]
+        cases = {"move": [[0, 1], [5, 0], [5, M - 1]], "both": [[0, 1], [1, 0], [1, 1]]}.get(
+            sig.split("(")[0], [[5], [7], [99], [100], [M - 1]])
         for args in cases:
             data = bytes.fromhex(s[2:]) + b"".join(v.to_bytes(32, "big") for v in args)
             want = _evm_outcome(code, data)
@@ -719,8 +727,9 @@ def test_shared_revert_tails_print_as_require_with_message_at_level_3(version, o
             for level in (1, 2, 3):
                 got = _tac_outcome(lifted[level].function(s).tac, data, code)
                 assert got == want, f"{version} level {level} {sig} {data.hex()}\n{lifted[level].function(s).tac}"
-    assert sorted(reverted) == sorted(f"S: {m}" for m in ("move to the zero address", "over the cap", "seven",
-                                                          "the amount exceeds the balance of the sender")), reverted
+    assert sorted(reverted) == sorted(f"S: {m}" for m in (
+        "move to the zero address", "over the cap", "seven", "the amount exceeds the balance of the sender",
+        "a zero address where an account was expected")), reverted
 
 
 VALIDATE_SRC = """pragma solidity VERSION;

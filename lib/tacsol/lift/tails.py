@@ -1,6 +1,6 @@
 """Level 3: a revert tail shared by several error builders, copied into each of them.
 
-solc (0.8 with the optimizer, and older versions alike) builds each `Error(string)`, `Panic(uint256)` or custom
+solc 0.8 with the optimizer builds each `Error(string)`, `Panic(uint256)` or custom
 error at the free pointer in its own block, then jumps to one shared tail passing the data's end:
 
     b2:                                          b1(v1):
@@ -10,10 +10,12 @@ error at the free pointer in its own block, then jumps to one shared tail passin
       goto b1(132 + v3)
 
 The memory model sees a message only along one straight line of code (memory.memory_lines), and the tail has
-several predecessors, so each builder printed seven lines of hex words. Copying the tail into the builder (its
+several predecessors, so each builder printed seven lines of hex words. A message required at two sites is
+also built once, after each site's selector store, then jumps on to the revert. Copying the tail (at most
+MAX_BLOCKS instances of memory stores, reads and pure statements, ending in REVERT) into the builder (its
 parameters replaced by the values the jump passes) puts the revert on the builder's line, where it reads
 `revert("ERC20: transfer to the zero address")`, and a branch into it folds into `require(c, "...")`. Exact: the
-tail has no effect but the revert, and every value it reads is defined on every path into the builder (what it
+tail only writes memory and reverts, and every value it reads is defined on every path into the builder (what it
 reads besides its parameters dominates the tail, so the builder too)."""
 from __future__ import annotations
 
@@ -22,9 +24,12 @@ from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, definitions, live_preds, prune
 from .values import Values
 
-MAX_TAIL = 6          # statements in a tail worth copying (solc's is 3: mload, sub, revert)
+MAX_TAIL = 12         # statements in a tail worth copying (solc's revert is 3: mload, sub, revert; a shared
+                      # message adds its length and words)
+MAX_BLOCKS = 3        # instances in a tail: a shared message's words, then the shared revert
 MAX_BACK = 16         # instances walked back from a builder to find its selector word
 _SELECTOR_BITS = 224  # an error's data starts with a 4-byte selector: stored as a word, its low 224 bits are zero
+_TAIL_OPS = ("MLOAD", "MSTORE")
 
 
 def copy_revert_tails(fn: FunctionIR, values: Values) -> None:
@@ -32,23 +37,41 @@ def copy_revert_tails(fn: FunctionIR, values: Values) -> None:
     an error selector word (see the module docstring)."""
     consts = None
     for r in fn.ids:
-        if r in fn.removed or r in fn.single or r in fn.entries or not _revert_tail(fn, r):
+        if r in fn.removed or r in fn.single or r in fn.entries:
+            continue
+        path = _revert_tail(fn, r)
+        if path is None:
             continue
         consts = consts or Constants(definitions(fn))
         for m in live_preds(fn, r):
-            if m != r and fn.graph.edges[m].plain_jump == r and _stores_selector(fn, consts, m):
-                _copy_into(fn, values, r, m)
+            if m not in path and fn.graph.edges[m].plain_jump == r and _stores_selector(fn, consts, m):
+                _copy_into(fn, values, path, m)
     if consts is not None:
         values.forget()
         prune(fn)
 
 
-def _revert_tail(fn: FunctionIR, r: int) -> bool:
-    """r halts by REVERT after nothing but pure statements and memory reads."""
-    body = fn.body[r]
-    if fn.graph.edges[r].kind != "halt" or fn.syms[r].term.kind != "halt" or not body or len(body) > MAX_TAIL:
-        return False
-    return body[-1].op == "REVERT" and all(is_pure(s) or s.op == "MLOAD" for s in body[:-1])
+def _revert_tail(fn: FunctionIR, r: int) -> list[int] | None:
+    """The instances from r on when they run only pure statements, memory reads and stores and plain jumps, and
+    end in a REVERT (MAX_BLOCKS instances, MAX_TAIL statements at most); else None."""
+    path, size = [r], 0
+    while True:
+        n = path[-1]
+        body = fn.body[n]
+        size += len(body)
+        if size > MAX_TAIL or n in fn.entries:
+            return None
+        if fn.graph.edges[n].kind == "halt":
+            ok = fn.syms[n].term.kind == "halt" and body and body[-1].op == "REVERT" and _plain(body[:-1])
+            return path if ok else None
+        t = fn.graph.edges[n].plain_jump
+        if t is None or t in path or len(path) == MAX_BLOCKS or not _plain(body):
+            return None
+        path.append(t)
+
+
+def _plain(body: list[Stmt]) -> bool:
+    return all(is_pure(s) or s.op in _TAIL_OPS for s in body)
 
 
 def _stores_selector(fn: FunctionIR, consts: Constants, m: int) -> bool:
@@ -65,26 +88,34 @@ def _stores_selector(fn: FunctionIR, consts: Constants, m: int) -> bool:
     return False
 
 
-def _copy_into(fn: FunctionIR, values: Values, r: int, m: int) -> None:
-    """m runs r's statements itself (r's temps renumbered past m's, its parameters read from m's exit) and halts.
-    The revert also stands for m's jump."""
-    body, sb = fn.body[m], fn.syms[m]
-    shift = 1 + max((s.dest + s.ndest - 1 for s in (*body, *sb.stmts) if s.dest is not None), default=-1)
+def _copy_into(fn: FunctionIR, values: Values, path: list[int], m: int) -> None:
+    """m runs the tail's statements itself and halts: each instance's temps renumbered past the ones before, its
+    parameters read from the exit of the instance before it (m's, for the first). The revert also stands for the
+    jumps it replaces."""
+    body = fn.body[m]
+    shifts: dict[int, int] = {}
+    top = 1 + max((s.dest + s.ndest - 1 for s in (*body, *fn.syms[m].stmts) if s.dest is not None), default=-1)
+    for n in path:
+        shifts[n] = top
+        top += 1 + max((s.dest + s.ndest - 1 for s in (*fn.body[n], *fn.syms[n].stmts) if s.dest is not None),
+                       default=-1)
 
     def moved(o: Operand) -> Operand:
-        if o[0] == "t" and o[1] == r:
-            return ("t", m, o[2] + shift)
-        if o[0] == "p" and o[1] == r:
-            return values.resolve(m, sb.exit(o[2]))
-        return o
+        if o[0] not in ("t", "p") or len(o) < 3 or o[1] not in shifts:
+            return o
+        n = o[1]
+        if o[0] == "t":
+            return ("t", m, o[2] + shifts[n])
+        before = m if n == path[0] else path[path.index(n) - 1]   # a parameter: what the jump into n passes
+        return moved(values.resolve(before, fn.syms[before].exit(o[2])))
 
-    copies = [Stmt(None if s.dest is None else s.dest + shift, s.op, [moved(a) for a in s.args], s.ndest, s.pcs)
-              for s in fn.body[r]]
-    if sb.last_pc is not None:
-        copies[-1].pcs = merged_pcs(copies[-1].pcs, (sb.last_pc,))
+    copies = [Stmt(None if s.dest is None else s.dest + shifts[n], s.op, [moved(a) for a in s.args], s.ndest, s.pcs)
+              for n in path for s in fn.body[n]]
+    copies[-1].pcs = merged_pcs(copies[-1].pcs, *((fn.syms[n].last_pc,) for n in (m, *path[:-1])
+                                                  if fn.syms[n].last_pc is not None))
     body.extend(copies)
     if len(fn.live) > m:
         fn.live[m] = fn.live[m] + [True] * len(copies)
     fn.graph.edges[m] = Edges("halt", [])
     fn.halts.add(m)
-    fn.absorbed.add(r)   # its opcodes still count (emit)
+    fn.absorbed.update(path)   # their opcodes still count (emit)
