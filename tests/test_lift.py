@@ -420,7 +420,7 @@ def test_fold_copy_loops_and_message_reverts(by_level, monkeypatch):
     sig = c["method_identifiers"]["twoSubs(uint256,uint256)"]
     f1 = _tac(by_level[2], "E@0.6.12/noopt", "twoSubs(uint256,uint256)").split("function f1")[1]
     assert "revert(arg2)" in f1 and "mload" not in f1 and f1.count("\n") == 6
-    monkeypatch.setattr(compact, "name_message_reverts", lambda fn, code: None)
+    monkeypatch.setattr(compact, "name_message_reverts", lambda fn, code, clears=False: None)
     f1 = lift(c["runtime"], level=2).function(sig).tac.split("function f1")[1]
     assert re.search(r"copy\(.+, 0x20 \+ arg2, v\d+\)", f1) and " < " not in f1
     bubble = lift(sem.MEMORY_PROGRAMS["bubbled revert data"], level=2).function("fallback").tac

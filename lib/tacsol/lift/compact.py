@@ -39,10 +39,10 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     if checked:
         copy_revert_tails(fn, values)                 # a revert shared by error builders, copied into each
     name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts
-    fold_copy_loops(fn, values, definitions(fn))      # word-by-word memory copies → copy(dst, src, n)
-    name_message_reverts(fn, prog.raw)                # require(cond, message in memory) → revert(p)
+    fold_copy_loops(fn, values, definitions(fn), checked)   # word-by-word memory copies → copy(dst, src, n)
+    name_message_reverts(fn, prog.raw, checked)       # require(cond, message in memory) → revert(p)
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)
-    name_message_reverts(fn, prog.raw)                # the messages that zeropad ends
+    name_message_reverts(fn, prog.raw, checked)       # the messages that zeropad ends
     used = eliminate_dead(fn, values)
     if checked and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
         prune(fn)

@@ -12,22 +12,26 @@ the padding after the copied bytes:
     X:  if i > n goto Z else J                 Z:  mstore(dst + n, 0x0)
                                                    goto J
 which `copypad(dst, src, n)` stands for with the loop: the copy, then, if the loop's last i exceeds n (n is not a
-multiple of 32), mstore(dst + n, 0x0). The code from J on must not read i."""
+multiple of 32), mstore(dst + n, 0x0). The code from J on must not read i.
+
+Level 3 (`optimized`) also takes the forms solc 0.8's optimizer writes: addresses regrouped with a constant
+(`mstore(32 + (i + d), mload(32 + (s + i)))`: dst = d + 32, src = s + 32, computed before the copy), and the
+padding test's other side an empty instance of its own that jumps on to J (`if i > n goto Z else Y`, Y: `goto J`)."""
 from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import live_preds, prune, replace
+from .rewrite import linear, live_preds, prune, replace
 from .values import Values
 
 
-def fold_copy_loops(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
+def fold_copy_loops(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], optimized: bool = False) -> None:
     found = False
     for head in (n for n in fn.ids if n not in fn.single):   # a loop's head has two predecessors
-        loop = _copy_loop(fn, values, defs, head)
+        loop = _copy_loop(fn, values, defs, head, optimized)
         if loop is not None:
-            enter, body, out, stmt = loop
-            fn.body[enter].append(stmt)
+            enter, body, out, stmts = loop
+            fn.body[enter].extend(stmts)
             fn.graph.edges[enter] = Edges("jump", [out])
             fn.preds[out] = [enter]
             fn.single.add(out)   # the tail's join (copypad) had two predecessors and no parameter
@@ -37,7 +41,7 @@ def fold_copy_loops(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -
         prune(fn)
 
 
-def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):
+def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int, optimized: bool = False):
     """(instance entering the loop, the body, the exit, the copy statement) when `head` heads a copy loop."""
     e = fn.graph.edges[head]
     if head in fn.removed or head in fn.single or head in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 \
@@ -54,14 +58,14 @@ def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: 
     if cond is None or cond.op != "LT" or cond.args[0] != i or fn.graph.edges[enter].plain_jump != head:
         return None
     n = cond.args[1]
-    copied = _copy_body(fn, values, defs, body, head, i)
+    copied = _copy_body(fn, values, defs, body, head, i, optimized)
     if copied is None or values.edge_args(enter, head) != [("c", 0)]:
         return None
-    dst, src = copied
+    (dst, dst_off), (src, src_off) = copied
     op, blocks = "copy", [head, body]
-    tail = _zero_tail(fn, values, defs, out, i, dst, n)
+    tail = _zero_tail(fn, values, defs, out, i, (dst, dst_off), n, optimized)
     if tail is not None:   # copypad: the exit's test and the padding store are part of it; on from the join
-        op, blocks, out = "copypad", blocks + list(tail[:2]), tail[2]
+        op, blocks, out = "copypad", blocks + tail[0], tail[1]
     inside = [("t", m, s.dest) for m in blocks for s in fn.body[m] if s.dest is not None]
     if not all(s.op in PURE for s in fn.body[head]) or any(_reads(fn, values, out, x) for x in [i] + inside):
         return None
@@ -71,36 +75,54 @@ def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: 
     # (and for copypad the exit's test, the padding store and their jumps)
     pcs = merged_pcs(*(s.pcs for m in blocks for s in fn.body[m]),
                      *((fn.syms[m].last_pc,) for m in blocks if fn.syms[m].last_pc is not None))
-    return enter, body, out, Stmt(None, op, [dst, src, n], 1, pcs)
+    before, args = [], []
+    top = 1 + max((s.dest + s.ndest - 1 for s in (*fn.body[enter], *fn.syms[enter].stmts) if s.dest is not None),
+                  default=-1)
+    for x, off in ((dst, dst_off), (src, src_off)):   # a regrouped offset: the address computed before the copy
+        if off:
+            before.append(Stmt(top, "ADD", [x, ("c", off)], 1, pcs))
+            x, top = ("t", enter, top), top + 1
+        args.append(x)
+    return enter, body, out, before + [Stmt(None, op, args + [n], 1, pcs)]
 
 
-def _zero_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, i: Operand, dst: Operand,
-               n: Operand) -> tuple[int, int, int] | None:
-    """(X, Z, J) when the loop's exit X is `if i > n goto Z else J` (pure statements only), Z is
-    `mstore(dst + n, 0x0); goto J` entered from X alone, and J is a join of X and Z without parameters."""
+def _zero_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, i: Operand,
+               dst: tuple[Operand, int], n: Operand, optimized: bool = False) -> tuple[list[int], int] | None:
+    """([X, Z] (and Y), J) when the loop's exit X is `if i > n goto Z else J` (pure statements only), Z is
+    `mstore(dst + n, 0x0); goto J` entered from X alone, and J is a join of X and Z without parameters; with
+    `optimized`, X's other side may be Y, entered from X alone, printing nothing, going on to J."""
     e = fn.graph.edges[x]
     if x in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
         return None
     z, j = e.trues[0], e.false
+    blocks, last = [x, z], x   # last: the instance that enters J from X's side
+    if optimized and j in fn.single and not fn.body[j] and fn.graph.edges[j].plain_jump is not None \
+            and fn.graph.edges[j].plain_jump == fn.graph.edges[z].plain_jump:
+        blocks, last, j = [x, z, j], j, fn.graph.edges[j].plain_jump
     cond = defs.get(values.condition(x))
     if cond is None or cond.op != "GT" or cond.args != [i, n] or not all(s.op in PURE for s in fn.body[x]):
         return None
     if z not in fn.single or fn.graph.edges[z].plain_jump != j or j in fn.single or j in fn.entries:
         return None
-    if sorted(live_preds(fn, j)) != sorted([x, z]) or values.params(j):
+    if sorted(live_preds(fn, j)) != sorted([last, z]) or values.params(j):
         return None
     stores = [s for s in fn.body[z] if s.dest is None]
     if len(stores) != 1 or stores[0].op != "MSTORE" or stores[0].args[1] != ("c", 0) or \
             any(s.op not in PURE for s in fn.body[z] if s.dest is not None):
         return None
     addr = defs.get(stores[0].args[0])
-    if addr is None or addr.op != "ADD" or sorted(addr.args) != sorted([dst, n]):
+    if dst[1]:   # the padding's address regrouped too: (d + n) + 32
+        if linear(defs, stores[0].args[0]) != (tuple(sorted([dst[0], n])), dst[1]):
+            return None
+    elif addr is None or addr.op != "ADD" or sorted(addr.args) != sorted([dst[0], n]):
         return None
-    return x, z, j
+    return blocks, j
 
 
-def _copy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: int, head: int, i: Operand):
-    """(dst, src) when `body` is mstore(dst + i, mload(src + i)) and jumps back with i + 0x20; else None."""
+def _copy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: int, head: int, i: Operand,
+               optimized: bool = False):
+    """((dst, c), (src, c')) when `body` is mstore(dst + c + i, mload(src + c' + i)) and jumps back with i + 0x20
+    (the constants 0 unless `optimized`); else None."""
     if body not in fn.single or fn.graph.edges[body].plain_jump != head:
         return None
     stmts = fn.body[body]
@@ -112,17 +134,27 @@ def _copy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: 
     step = defs.get(nxt[0]) if len(nxt) == 1 else None
     if step is None or step.op != "ADD" or sorted(step.args) != sorted([i, ("c", 0x20)]):
         return None
-    dst = _plus(defs.get(stores[0].args[0]), i)
+    dst = _base(defs, stores[0].args[0], i, optimized)
     load = defs.get(stores[0].args[1])
-    src = _plus(defs.get(load.args[0]), i) if load is not None and load.op == "MLOAD" else None
+    src = _base(defs, load.args[0], i, optimized) if load is not None and load.op == "MLOAD" else None
     return (dst, src) if dst is not None and src is not None else None
 
 
-def _plus(s: Stmt | None, i: Operand) -> Operand | None:
-    """x when s is x + i."""
-    if s is None or s.op != "ADD" or i not in s.args:
+def _base(defs: dict[Operand, Stmt], addr: Operand, i: Operand, optimized: bool) -> tuple[Operand, int] | None:
+    """(x, 0) when addr is x + i; with `optimized`, (x, c) when it is x + i + c in any grouping."""
+    s = defs.get(addr)
+    if s is not None and s.op == "ADD" and i in s.args:
+        return (s.args[1] if s.args[0] == i else s.args[0]), 0
+    if not optimized:
         return None
-    return s.args[1] if s.args[0] == i else s.args[0]
+    terms, c = linear(defs, addr)
+    rest = list(terms)
+    if i not in rest:
+        return None
+    rest.remove(i)
+    return (rest[0], c) if len(rest) == 1 else None
+
+
 
 
 def _reads(fn: FunctionIR, values: Values, n: int, i: Operand) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .inline import READS, is_pure
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, chain_next, chains, definitions, prune
+from .rewrite import Constants, chain_next, chains, definitions, linear, prune
 
 M = 1 << 256
 FREE = 0x80
@@ -98,10 +98,15 @@ class Construct:
 class _Line:
     """One straight line: the model walked statement by statement, then the constructs and the dead stores."""
 
-    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int], fresh_pointers: bool = False):
+    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int], fresh_pointers: bool = False,
+                 clears: bool = False):
         self.code, self.consts = code, consts
         self.fresh_pointers = fresh_pointers
         self.stmts = [(n, k, s) for n in line for k, s in enumerate(fn.body[n])]
+        # with `clears`: positions of `mstore(dst + n, 0x0)` after copy(dst, src, n) (solc 0.8.13+ clears the word
+        # after copied bytes). Such a store lies above the copied bytes, so never on the free-memory pointer: had
+        # dst + n wrapped round to it, the copy of n bytes before it would have run out of gas.
+        self.above = self._clears() if clears else set()
         last = line[-1]
         self.halts = fn.ends_call(last)
         self.lin: dict[Operand, tuple] = {}
@@ -193,7 +198,7 @@ class _Line:
                 self.epochs += 1
                 self.lin[s.args[1]] = (("F", self.epochs), 0)
             self.fmp = self.value(s.args[1])
-        elif w.overlaps(Span(pos, None, 0x40, 0x60)):
+        elif w.overlaps(Span(pos, None, 0x40, 0x60)) and pos not in self.above:
             self.epochs += 1                      # the pointer changed in a way the model does not follow
             self.fmp = (("F", self.epochs), 0)
 
@@ -402,12 +407,15 @@ class _Line:
         if rv is None or rv.op != "REVERT" or cp is None:
             return None
         dst, src, n = self.stmts[cp][2].args
-        pad = None   # after a plain copy, the legacy encoder's zeropad(dst, n) gives the end
-        if self.stmts[cp][2].op == "copy":
+        pad = clear = None   # after a plain copy, the legacy encoder's zeropad(dst, n) gives the end, or (solc
+        if self.stmts[cp][2].op == "copy":   # 0.8.13+) mstore(dst + n, 0) clears the word after the bytes
             pad = next((q for q in range(cp + 1, last) if self.stmts[q][2].op == "zeropad"
                         and self.stmts[q][2].args == [dst, n]), None)
             if pad is None:
-                return None
+                clear = next((q for q in range(cp + 1, last) if q in self.above and self._clears_after(
+                    self.stmts[q][2], dst, n)), None)
+                if clear is None:
+                    return None
         (fb, fo), (pb, po) = self.value(dst), self.value(src)
         ln, sd = self.consts.defs.get(n), self.consts.defs.get(src)
         if ln is None or ln.op != "MLOAD" or fb is None:
@@ -415,12 +423,29 @@ class _Line:
         after_length = self.value(ln.args[0]) == (pb, po - 0x20) or (   # src = p + 0x20, maybe from another block
             sd is not None and sd.op == "ADD" and sorted(sd.args) == sorted([ln.args[0], ("c", 0x20)]))
         if (not after_length or not self._error_head(fb, fo, cp, ln.args[0])
-                or any(self.stmts[q][2].dest is None for q in range(cp + 1, last))
+                or any(self.stmts[q][2].dest is None for q in range(cp + 1, last) if q != clear)
                 or self.value(rv.args[0]) != (fb, fo - 0x44)
                 or not (self._ends_at_pad(rv.args[1], rv.args[0], pad) if pad is not None
                         else self._rounded_end(rv.args[1], rv.args[0], dst, n))):
             return None
-        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp} | ({pad} if pad else set()), last
+        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp} | {q for q in (pad, clear) if q}, last
+
+    def _clears(self) -> set[int]:
+        """Positions of the stores clearing the word after a copy's bytes (`above`)."""
+        out, copies = set(), []
+        for q, (_, _, s) in enumerate(self.stmts):
+            if s.op == "copy":
+                copies.append(s.args)
+            elif any(self._clears_after(s, dst, n) for dst, _, n in copies):
+                out.add(q)
+        return out
+
+    def _clears_after(self, s: Stmt, dst: Operand, n: Operand) -> bool:
+        """s is mstore(dst + n, 0x0), the sum in any grouping."""
+        if s.op != "MSTORE" or self.consts(s.args[1]) != 0:
+            return False
+        (ta, ca), (tb, cb) = linear(self.consts.defs, s.args[0]), linear(self.consts.defs, dst)
+        return ca == cb and ta == tuple(sorted(tb + (n,)))
 
     def _ends_at_pad(self, size: Operand, start: Operand, pad: int) -> bool:
         """size is zeropad's result - start."""
@@ -429,15 +454,28 @@ class _Line:
         return sub is not None and sub.op == "SUB" and sub.args == [("t", n, z.dest), start]
 
     def _rounded_end(self, size: Operand, start: Operand, dst: Operand, n: Operand) -> bool:
-        """size is (dst + ((n + 0x1f) & ~0x1f)) - start."""
+        """size is (dst + ((n + 0x1f) & ~0x1f)) - start, the sum in any grouping (solc 0.8's optimizer writes
+        (0x20 + (rounded + dst - 0x20)))."""
         d = self.consts.defs
         sub = d.get(size)
         if sub is None or sub.op != "SUB" or sub.args[1] != start:
             return False
         end = d.get(sub.args[0])
-        if end is None or end.op != "ADD" or dst not in end.args:
+        if end is None or end.op != "ADD":
             return False
-        mask = d.get(end.args[1] if end.args[0] == dst else end.args[0])
+        if dst in end.args:
+            rounded = end.args[1] if end.args[0] == dst else end.args[0]
+        else:   # regrouped: the end's terms are dst's and one more, the constants equal
+            (te, ce), (td, cd) = linear(d, sub.args[0]), linear(d, dst)
+            rest = list(te)
+            for t in td:
+                if t not in rest:
+                    return False
+                rest.remove(t)
+            if ce != cd or len(rest) != 1:
+                return False
+            rounded = rest[0]
+        mask = d.get(rounded)
         if mask is None or mask.op != "AND":
             return False
         consts = [self.consts(a) for a in mask.args]
@@ -593,19 +631,20 @@ def name_memory(fn: FunctionIR, code: bytes, fresh_pointers: bool = False) -> No
             fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in drop]
 
 
-def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
+def name_message_reverts(fn: FunctionIR, code: bytes, clears: bool = False) -> None:
     """`require(cond, message)` with a message in memory, as solc 0.4-0.7 encodes it: at the free pointer F the
     Error selector, 0x20 and the message's length, its words copied (copy(F + 0x44, p + 0x20, n)), the bytes past
     its end in the last word cleared, revert(F, 0x44 + n rounded up). Three blocks become revert(p): reverts with
-    Error(string) of the length-prefixed string at memory p, padded with zeros."""
+    Error(string) of the length-prefixed string at memory p, padded with zeros. With `clears` (level 3), also the
+    form of solc 0.8.13+: copy(F + 0x44, p + 0x20, n), then mstore(F + 0x44 + n, 0x0), in one line."""
     if not any(s.op in ("copy", "copypad") for n in fn.ids for s in fn.body[n]):
         return
     consts = Constants(definitions(fn))
     for line in chains(fn):
         last = line[-1]
         e = fn.graph.edges[last]
-        if e.kind == "halt" and any(s.op in ("copypad", "zeropad") for n in line for s in fn.body[n]):
-            _padded_message_revert(fn, code, consts, line)
+        if e.kind == "halt" and any(s.op in ("copy", "copypad", "zeropad") for n in line for s in fn.body[n]):
+            _padded_message_revert(fn, code, consts, line, clears)
             continue
         if e.kind != "jumpi" or last in fn.decided or len(e.trues) != 1 or e.false is None:
             continue
@@ -630,9 +669,9 @@ def name_message_reverts(fn: FunctionIR, code: bytes) -> None:
     prune(fn)
 
 
-def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line: list[int]) -> None:
+def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line: list[int], clears: bool) -> None:
     """The line's ABI-encoded revert message (_Line.padded_message) becomes revert(p)."""
-    model = _Line(fn, code, consts, line)
+    model = _Line(fn, code, consts, line, clears=clears)
     model.walk()
     found = model.padded_message()
     if found is None:

@@ -35,6 +35,17 @@ class Constants:
         return self.memo[o]
 
 
+def linear(defs: dict[Operand, Stmt], o: Operand, depth: int = 0) -> tuple[tuple, int]:
+    """o as its terms (sorted) plus a constant, through additions a few levels deep."""
+    if o[0] == "c":
+        return (), o[1]
+    s = defs.get(o)
+    if s is None or s.op != "ADD" or depth > 3:
+        return (o,), 0
+    (ta, ca), (tb, cb) = (linear(defs, a, depth + 1) for a in s.args)
+    return tuple(sorted(ta + tb)), (ca + cb) % M
+
+
 def chain_pcs(o: Operand, defs: dict[Operand, Stmt], ops, out: set[int], depth: int = 0) -> set[int]:
     """Add to `out` the pcs of the statements computing o, as far as they are ops in `ops` (the part of a condition
     a pass folds away: the negations of a branch, a call check's comparison and calldatasize arithmetic)."""
