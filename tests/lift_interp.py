@@ -319,6 +319,11 @@ class _Run:
             n = int.from_bytes(self.mread(at, 32), "big")
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, n])
                        + self.mread(at + 32, n).ljust((n + 31) // 32 * 32, b"\0"))
+        m = re.fullmatch(r"return bytes\((v\d+|arg\d+)\)", e)
+        if m:   # one string or bytes value: its ABI encoding, from the length-prefixed bytes at memory p
+            at = self.val(m.group(1))
+            n = int.from_bytes(self.mread(at, 32), "big")
+            raise Halt("return", _words([0x20, n]) + self.mread(at + 32, n).ljust((n + 31) // 32 * 32, b"\0"))
         if e.startswith("panic("):
             raise Halt("revert", PANIC.to_bytes(4, "big") + _words(self.values(e[6:-1])))
         m = re.fullmatch(r"revert (0x[0-9a-f]{8})\((.*)\)", e)

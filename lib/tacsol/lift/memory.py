@@ -396,16 +396,18 @@ class _Line:
             return None
         return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp}, tail
 
-    def padded_message(self) -> tuple[Operand, set[int], int] | None:
+    def padded_message(self, returns: bool = False) -> tuple[Operand, set[int], int] | None:
         """(p, positions of the stores and the copypad building the data, position of the REVERT) when this line
         ends `revert(F, F + 0x44 + round32(n) - F)` over Error(string) of the string at memory p built at the free
         pointer F with `copypad(F + 0x44, p + 0x20, n)`, n = mload(p): solc's ABI-encoded revert message (0.5+
-        with ABI coder v2, 0.8 without the optimizer)."""
+        with ABI coder v2, 0.8 without the optimizer). With `returns`, also `return(F, F + 0x40 + round32(n) - F)`
+        over the same encoding without the selector: one string or bytes value returned."""
         last = len(self.stmts) - 1
         rv = self.stmts[last][2] if self.stmts else None
         cp = next((q for q, (_, _, s) in enumerate(self.stmts) if s.op in ("copypad", "copy")), None)
-        if rv is None or rv.op != "REVERT" or cp is None:
+        if rv is None or not (rv.op == "REVERT" or returns and rv.op == "RETURN") or cp is None:
             return None
+        head = 0x44 if rv.op == "REVERT" else 0x40   # Error's selector, then the offset and length words
         dst, src, n = self.stmts[cp][2].args
         pad = clear = None   # after a plain copy, the legacy encoder's zeropad(dst, n) gives the end, or (solc
         if self.stmts[cp][2].op == "copy":   # 0.8.13+) mstore(dst + n, 0) clears the word after the bytes
@@ -422,9 +424,9 @@ class _Line:
             return None
         after_length = self.value(ln.args[0]) == (pb, po - 0x20) or (   # src = p + 0x20, maybe from another block
             sd is not None and sd.op == "ADD" and sorted(sd.args) == sorted([ln.args[0], ("c", 0x20)]))
-        if (not after_length or not self._error_head(fb, fo, cp, ln.args[0])
+        if (not after_length or not self._error_head(fb, fo, cp, ln.args[0], selector=rv.op == "REVERT")
                 or any(self.stmts[q][2].dest is None for q in range(cp + 1, last) if q != clear)
-                or self.value(rv.args[0]) != (fb, fo - 0x44)
+                or self.value(rv.args[0]) != (fb, fo - head)
                 or not (self._ends_at_pad(rv.args[1], rv.args[0], pad) if pad is not None
                         else self._rounded_end(rv.args[1], rv.args[0], dst, n))):
             return None
@@ -484,10 +486,10 @@ class _Line:
         up = d.get(mask.args[1 - consts.index(M - 32)])
         return up is not None and up.op == "ADD" and sorted(up.args) == sorted([n, ("c", 0x1F)])
 
-    def _error_head(self, fb, fo: int, upto: int, p: Operand) -> bool:
+    def _error_head(self, fb, fo: int, upto: int, p: Operand, selector: bool = True) -> bool:
         """Before position upto, the 0x44 bytes below (fb, fo) are Error(string)'s head: the selector, 0x20 and the
-        length read from p."""
-        return (self.bytes_at(fb, fo - 0x44, fo - 0x40, upto) == list(ERROR.to_bytes(4, "big"))
+        length read from p (without `selector`: the 0x40 bytes of the offset and the length)."""
+        return ((not selector or self.bytes_at(fb, fo - 0x44, fo - 0x40, upto) == list(ERROR.to_bytes(4, "big")))
                 and self.word(fb, fo - 0x40, upto) == ("c", 0x20) and self._loads(self.word(fb, fo - 0x20, upto), p))
 
     def _loads(self, word: Operand | None, at: Operand) -> bool:
@@ -631,12 +633,13 @@ def name_memory(fn: FunctionIR, code: bytes, fresh_pointers: bool = False) -> No
             fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in drop]
 
 
-def name_message_reverts(fn: FunctionIR, code: bytes, clears: bool = False) -> None:
+def name_message_reverts(fn: FunctionIR, code: bytes, level3: bool = False) -> None:
     """`require(cond, message)` with a message in memory, as solc 0.4-0.7 encodes it: at the free pointer F the
     Error selector, 0x20 and the message's length, its words copied (copy(F + 0x44, p + 0x20, n)), the bytes past
     its end in the last word cleared, revert(F, 0x44 + n rounded up). Three blocks become revert(p): reverts with
-    Error(string) of the length-prefixed string at memory p, padded with zeros. With `clears` (level 3), also the
-    form of solc 0.8.13+: copy(F + 0x44, p + 0x20, n), then mstore(F + 0x44 + n, 0x0), in one line."""
+    Error(string) of the length-prefixed string at memory p, padded with zeros. Level 3 also takes the form of solc
+    0.8.13+ (copy(F + 0x44, p + 0x20, n), then mstore(F + 0x44 + n, 0x0), in one line), and a return of one
+    string or bytes value encoded the same way without the selector: `return bytes(p)`."""
     if not any(s.op in ("copy", "copypad") for n in fn.ids for s in fn.body[n]):
         return
     consts = Constants(definitions(fn))
@@ -644,7 +647,7 @@ def name_message_reverts(fn: FunctionIR, code: bytes, clears: bool = False) -> N
         last = line[-1]
         e = fn.graph.edges[last]
         if e.kind == "halt" and any(s.op in ("copy", "copypad", "zeropad") for n in line for s in fn.body[n]):
-            _padded_message_revert(fn, code, consts, line, clears)
+            _padded_message_revert(fn, code, consts, line, level3)
             continue
         if e.kind != "jumpi" or last in fn.decided or len(e.trues) != 1 or e.false is None:
             continue
@@ -669,11 +672,12 @@ def name_message_reverts(fn: FunctionIR, code: bytes, clears: bool = False) -> N
     prune(fn)
 
 
-def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line: list[int], clears: bool) -> None:
-    """The line's ABI-encoded revert message (_Line.padded_message) becomes revert(p)."""
-    model = _Line(fn, code, consts, line, clears=clears)
+def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line: list[int], level3: bool) -> None:
+    """The line's ABI-encoded revert message (_Line.padded_message) becomes revert(p); level 3's returned string
+    or bytes value, `return bytes(p)`."""
+    model = _Line(fn, code, consts, line, clears=level3)
     model.walk()
-    found = model.padded_message()
+    found = model.padded_message(returns=level3)
     if found is None:
         return
     p, drop, last = found
@@ -681,7 +685,8 @@ def _padded_message_revert(fn: FunctionIR, code: bytes, consts: Constants, line:
     pcs = merged_pcs(*(model.stmts[q][2].pcs for q in drop | {last}))
     for n in line:
         fn.body[n] = [s for k, s in enumerate(fn.body[n]) if (n, k) not in dropped]
-    fn.body[line[-1]].append(Stmt(None, "revert_string", [p], 1, pcs))
+    op = "revert_string" if model.stmts[last][2].op == "REVERT" else "return_bytes"
+    fn.body[line[-1]].append(Stmt(None, op, [p], 1, pcs))
 
 
 def _ends_in_revert(fn: FunctionIR, consts: Constants, last: int, fmp) -> tuple[int, int] | None:
