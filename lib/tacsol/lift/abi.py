@@ -180,6 +180,7 @@ def _branches(fn: FunctionIR):
 
 
 _DECODER_MAX = (1 << 64) - 1   # solc's bound on calldata offsets and lengths
+_LEGACY_MAX = 1 << 32          # the legacy decoder's (solc 0.4-0.7 without abicoder v2): `x > 0x100000000` fails
 
 
 def _derives(o: Operand, defs: dict[Operand, Stmt], leaf, limit: int = 256, past_limit: bool = False) -> bool:
@@ -205,9 +206,14 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
     argument (bytes, string, T[]): its offset or length at most 2**64 - 1 (`arg2 <= 0xffffffffffffffff`), or an
     offset, a length or their end within calldata (`slt(off + 0x1f, calldatasize)`, `off + 32 * n <= calldatasize`).
     None for anything else: the compared value must come from a dynamic argument's offset or from calldata read at
-    an address computed from one, and nothing else in the source compares with calldatasize."""
+    an address computed from one, and nothing else in the source compares with calldatasize. The legacy decoder's
+    (`x > 0x100000000`, and several such checks or-ed, `(len > 0x100000000) | (end > calldatasize)`) alike: calldata
+    is far below 2**32 bytes (its gas)."""
     o, neg = _negated(o, defs)
     s = defs.get(o)
+    if s is not None and s.op == "OR":   # a check of each: true when either is
+        parts = [decoder_check(a, defs, abi) for a in s.args]
+        return None if None in parts else any(parts) != neg
     if s is None or s.op not in ("LT", "GT", "SLT", "SGT"):
         return None
     small, big = (s.args[0], s.args[1]) if s.op in ("LT", "SLT") else (s.args[1], s.args[0])
@@ -221,8 +227,9 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
     def decoded(x: Operand) -> bool:   # from a dynamic argument, calldatasize not involved
         return _derives(x, defs, dynamic) and not _derives(x, defs, size, past_limit=True)
 
-    if big == ("c", _DECODER_MAX + 1) and decoded(small) or small == ("c", _DECODER_MAX) and decoded(big):
-        return (big == ("c", _DECODER_MAX + 1)) != neg  # x < 2**64 holds; 2**64 - 1 < x does not
+    if big == ("c", _DECODER_MAX + 1) and decoded(small) or small in (("c", _DECODER_MAX), ("c", _LEGACY_MAX)) \
+            and decoded(big):
+        return (big == ("c", _DECODER_MAX + 1)) != neg  # x < 2**64 holds; 2**64 - 1 < x (2**32 < x) does not
     if _derives(big, defs, size) and decoded(small):
         return not neg                                  # within calldata
     if _derives(small, defs, size) and decoded(big):
