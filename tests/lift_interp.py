@@ -355,6 +355,12 @@ class _Run:
             return None
         if e.startswith('memstring("'):
             return self.memstring(e)
+        if e.startswith("abi.encode("):   # level 3: the words' encoding allocated at the free pointer
+            words = self.values(e[len("abi.encode("):-1])
+            at = self.call("mload", [0x40])
+            self.mwrite(at, _words([32 * len(words)] + words))
+            self.mwrite(0x40, (at + 32 + 32 * len(words)).to_bytes(32, "big"))
+            return at
         return _Parser(self, e).whole()
 
     def values(self, text: str) -> list[int]:

@@ -742,6 +742,47 @@ def test_shared_revert_tails_print_as_require_with_message_at_level_3(version, o
         "a zero address where an account was expected")), reverted
 
 
+ENCODE_SRC = """pragma solidity VERSION;
+contract H {
+    mapping(bytes32 => uint256) public seen;
+    function f(address a, uint256 b, bytes32 c) public returns (bytes32 h) {
+        h = keccak256(abi.encode(a, b, c, uint256(7)));
+        seen[h] = b;
+    }
+    function g(uint256 x) public pure returns (bytes memory e) {
+        e = abi.encode(x, x / 3);
+        bytes memory n = abi.encode(x + 1);   // after e only if the pointer moved past e
+        require(n.length == 32);
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.5.16", True), ("0.6.12", False), ("0.7.6", True),
+                                              ("0.8.19", False), ("0.8.19", True)])
+def test_abi_encode_of_words_is_one_statement_at_level_3(version, optimize):
+    """abi.encode of whole words (the length, then the words at the free pointer, the pointer moved past them) prints
+    as `v = abi.encode(w1, ..., wk)` at level 3, hashed (`keccak256(abi.encode(...))`) or returned as bytes; every
+    level's TAC does what py-evm does (an encoding missing a word, or a pointer left behind, returns other bytes)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(ENCODE_SRC.replace("VERSION", version), version, optimize=optimize)["H"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    f, g = (lifted[3].function(sel[sig]).tac for sig in ("f(address,uint256,bytes32)", "g(uint256)"))
+    assert re.search(r"= abi\.encode\((uint160\()?arg0\)?, arg1, arg2, 7\)\n", f), f
+    assert "abi.encode(arg0, " in g and "mstore" not in g and re.search(r"return bytes\(v\d+\)$", g), g
+    rng = random.Random(version + str(optimize))
+    for sig, s in sorted(sel.items()):
+        types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+        for _ in range(3):
+            args = [rng.getrandbits(160 if t == "address" else rng.choice([8, 256])) for t in types]
+            data = bytes.fromhex(s[2:]) + b"".join(v.to_bytes(32, "big") for v in args)
+            want = _evm_outcome(code, data)
+            for level in (1, 2, 3):
+                got = _tac_outcome(lifted[level].function(s).tac, data, code)
+                assert got == want, f"{version} level {level} {sig} {data.hex()}\n{lifted[level].function(s).tac}"
+
+
 VALIDATE_SRC = """pragma solidity VERSION;
 contract V {
     mapping(address => uint256) b;

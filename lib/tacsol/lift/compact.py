@@ -38,7 +38,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     reread(fn, values)
     if checked:
         copy_revert_tails(fn, values)                 # a revert shared by error builders, copied into each
-    name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts
+    name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts (3: abi.encode)
     fold_copy_loops(fn, values, definitions(fn), checked)   # word-by-word memory copies → copy(dst, src, n)
     name_message_reverts(fn, prog.raw, checked)       # require(cond, message in memory) → revert(p)
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)

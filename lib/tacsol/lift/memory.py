@@ -98,10 +98,10 @@ class Construct:
 class _Line:
     """One straight line: the model walked statement by statement, then the constructs and the dead stores."""
 
-    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int], fresh_pointers: bool = False,
+    def __init__(self, fn: FunctionIR, code: bytes, consts: Constants, line: list[int], level3: bool = False,
                  clears: bool = False):
         self.code, self.consts = code, consts
-        self.fresh_pointers = fresh_pointers
+        self.level3 = level3   # fresh free bases (store), differences of constants (arith)
         self.stmts = [(n, k, s) for n in line for k, s in enumerate(fn.body[n])]
         # with `clears`: positions of `mstore(dst + n, 0x0)` after copy(dst, src, n) (solc 0.8.13+ clears the word
         # after copied bytes). Such a store lies above the copied bytes, so never on the free-memory pointer: had
@@ -170,6 +170,8 @@ class _Line:
             self.lin[dest] = (ba, _signed(xa - xb))
         elif s.op == "SUB" and ba == bb and ba is not None:
             self.lin[dest] = (None, (xa - xb) % M)
+        elif s.op == "SUB" and ba is None and bb is None and self.level3:   # (end - p) - 32, a length
+            self.lin[dest] = (None, (xa - xb) % M)
 
     def store(self, pos: int, s: Stmt) -> None:
         if s.op == "MSTORE":
@@ -192,7 +194,7 @@ class _Line:
         self.writes.append(w)
         if (s.op, w.base, w.lo) == ("MSTORE", None, 0x40):
             base, off = self.value(s.args[1])
-            if self.fresh_pointers and off == 0 and base is not None and base is not ANY and not _free(base):
+            if self.level3 and off == 0 and base is not None and base is not ANY and not _free(base):
                 # a pointer the model cannot follow (`p + round_up(returndatasize())`): solc stores only free
                 # memory addresses there, so it is a fresh free base, disjoint from the scratch words and 0x40
                 self.epochs += 1
@@ -512,6 +514,42 @@ class _Line:
                 self.found[q] = Construct(q, Stmt(s.dest, "memstring", [("s", text[0])], 1, pcs), None)
                 self.allocated.update(taken)
 
+    def encodings(self) -> None:
+        """Level 3: `v = mload(0x40); mstore(v, 32k); mstore(0x40, v + 32 + 32k)` (the two stores either way round,
+        nothing else touching memory between) with k whole words known at v + 32, ... (stored before or between):
+        `v = abi.encode(w1, ..., wk)`, the bytes `abi.encode` leaves in memory (solc 0.4-0.8, optimized or not,
+        before a keccak256 or a call that takes bytes). The word stores before it are dead when nothing reads them
+        (the construct writes them again)."""
+        written = {w.pos: w for w in self.writes}
+        reads = {r.pos for r in self.reads} | set(self.found)
+        for q in self.pointers:
+            if q in self.found:
+                continue
+            s = self.stmts[q][2]
+            base, off = self.lin[("t", self.stmts[q][0], s.dest)]
+            taken, size = [], 0
+            for p in range(q + 1, len(self.stmts)):   # the length and the pointer bump, nothing else
+                w, t = written.get(p), self.stmts[p][2]
+                if p in reads or len(taken) == 2 or (w is not None and t.op != "MSTORE"):
+                    break
+                if w is None:
+                    continue
+                if (w.base, w.lo) == (None, 0x40):
+                    b, o = self.value(t.args[1])
+                    size = o - off if b == base else 0
+                elif (w.base, w.lo) != (base, off):
+                    break
+                taken.append(p)
+            if len(taken) != 2 or not 0x20 <= size <= 0x20 * (MAX_CALL_WORDS + 1) or size % 0x20:
+                continue
+            end = taken[-1] + 1
+            words = [self.word(base, off + o, end) for o in range(0x20, size, 0x20)]
+            if self.word(base, off, end) != ("c", size - 0x20) or None in words:
+                continue
+            pcs = merged_pcs(s.pcs, *(self.stmts[p][2].pcs for p in taken))
+            self.found[q] = Construct(q, Stmt(s.dest, "abi_encode", words, 1, pcs), Span(q, base, off, off + size))
+            self.allocated.update(taken)
+
     def allocation(self, q: int, base, off: int, written: dict[int, Span], reads: set[int]) -> tuple[list[int], int]:
         """The stores after the pointer read at q that allocate (base, off): the pointer bump to it + size, then
         stores inside [off, off + size); stops at anything else that touches memory. (positions, size or 0)"""
@@ -611,17 +649,19 @@ def memory_lines(fn: FunctionIR, consts: Constants) -> list[list[int]]:
     return out
 
 
-def name_memory(fn: FunctionIR, code: bytes, fresh_pointers: bool = False) -> None:
-    """Replace recognised statements by their constructs and drop the stores nobody reads any more. With
-    `fresh_pointers` (level 3), a free-memory pointer stored from a value the model cannot follow is a new free
-    base (so that a return or log built after an ABI decode of return data is recognised)."""
+def name_memory(fn: FunctionIR, code: bytes, level3: bool = False) -> None:
+    """Replace recognised statements by their constructs and drop the stores nobody reads any more. At level 3, a
+    free-memory pointer stored from a value the model cannot follow is a new free base (so that a return or log
+    built after an ABI decode of return data is recognised), and words encoded into memory are `abi.encode(...)`."""
     consts = Constants(definitions(fn))
     for line in memory_lines(fn, consts):
         if not any(s.op in _MEMORY for n in line for s in fn.body[n]):
             continue
-        model = _Line(fn, code, consts, line, fresh_pointers)
+        model = _Line(fn, code, consts, line, level3)
         model.walk()
         model.strings()
+        if level3:
+            model.encodings()
         if not model.found and not model.halts:
             continue
         dead = model.dead_stores() | model.allocated
