@@ -427,6 +427,30 @@ def test_fold_copy_loops_and_message_reverts(by_level, monkeypatch):
     assert bubble.endswith("revert(returndata)") and "returndatacopy" not in bubble
 
 
+def test_a_graph_lowered_twice_lowers_the_same(monkeypatch):
+    """A function's explored graph is lowered again when it is retried (small helpers as calls) or kept from
+    counting call sites; level 3's passes fold loops and settle jumps in the FunctionIR's edges, which must not
+    reach the shared graph: a copy loop folded in place left its head and body as a cycle of single-predecessor
+    instances, and the next lowering of that graph resolved their values forever (a Chainlink contract hung)."""
+    import test_lift_semantics as sem
+    from tacsol.evaluate import compile_bytecode
+    from tacsol.lift.abi import Abi
+    from tacsol.lift.instances import explore
+
+    out = compile_bytecode(sem.COPY_SRC.replace("VERSION", "0.8.6"), "0.8.6", optimize=True)["P"]
+    raw = bytes.fromhex(out["bytecode"])
+    info = evmole.contract_info(raw, selectors=True, control_flow_graph=True, metadata=True, arguments=True,
+                                state_mutability=True)
+    prog = Program(raw, info.metadata.bytecode_offset, info)
+    prog.dispatcher_stacks(float("inf"))
+    f = next(x for x in info.functions if "0x" + x.selector == out["selectors"]["h(bytes)"])
+    graph = explore(prog, [f.bytecode_offset], precise=True)
+    edges = list(graph.edges)
+    texts = [render(prog, "h", [f.bytecode_offset], float("inf"), abi=Abi.of(f.arguments, f.state_mutability),
+                    graph=graph, checks=True).tac for _ in range(2)]
+    assert "return bytes(" in texts[0] and texts[0] == texts[1] and graph.edges == edges
+
+
 def test_cli_level_option(capsys):
     from tacsol.cli import main
 

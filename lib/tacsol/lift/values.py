@@ -2,6 +2,7 @@
 name every operand resolves to (the defining instance's temp or parameter, or a constant)."""
 from __future__ import annotations
 
+import dataclasses
 
 from .cfg import Program
 from .ir import FunctionIR, Graph, Operand
@@ -11,6 +12,10 @@ MAX_PARAM_SLOT = 64
 
 
 def build_ir(prog: Program, graph: Graph, starts: list[int], frame: tuple = ()) -> FunctionIR:
+    # level-2 passes settle and fold jumps in fn.graph.edges: a graph explored once is lowered again (a function
+    # retried with its small helpers as calls, a public function's graph kept from counting call sites), so each
+    # FunctionIR gets its own edges; a graph folded in place could leave loops of single-predecessor instances
+    graph = dataclasses.replace(graph, edges=list(graph.edges))
     ids = range(len(graph.nodes))
     entries = [n for n in ids if graph.nodes[n][0] in starts and graph.nodes[n][1] == frame]
     preds: list[list[int]] = [[] for _ in ids]
@@ -95,8 +100,9 @@ class Values:
         key = (n, o[1])
         hit = self._walked.get(key)
         if hit is None:
-            m, q = n, o
-            while q[0] == "p" and m in self.fn.single:
+            m, q, seen = n, o, set()
+            while q[0] == "p" and m in self.fn.single and m not in seen:   # a cycle only in unreachable code
+                seen.add(m)
                 p = self.fn.preds[m][0]
                 q = self.fn.syms[p].exit(q[1])
                 m = p
