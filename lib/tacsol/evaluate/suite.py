@@ -37,6 +37,8 @@ TABLE_KEY = ["package", "contract", "selector", "settings"]
 def table_key(row: Mapping[str, Any]) -> str:
     """A function's TABLE_KEY as one string (the id two builds' rows meet by)."""
     return "|".join(str(row[k]) for k in TABLE_KEY)
+
+
 # Notebook 03's evaluation parameters (the rest of its parameters cell is tacsol.train.DEFAULTS; a test checks both).
 DEFAULTS: dict[str, Any] = {
     "eval_functions": 24,          # distinct contract-held-out functions scored by every system (>= 300 for a claim)

@@ -141,6 +141,11 @@ class FunctionIR:
     def block_of(self, n: int) -> int:
         return self.graph.nodes[n][0]
 
+    def next_temp(self, n: int) -> int:
+        """The first temp index instance n defines nothing at (a pass adding statements to n numbers from it)."""
+        return 1 + max((s.dest + s.ndest - 1 for s in (*self.body[n], *self.syms[n].stmts) if s.dest is not None),
+                       default=-1)
+
     def ends_call(self, n: int) -> bool:
         """Instance n ends the call: its block halts, or a level-2 construct made it halt (`halts`)."""
         return self.graph.edges[n].kind == "halt" and (self.syms[n].term.kind == "halt" or n in self.halts)

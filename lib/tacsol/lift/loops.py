@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import linear, live_preds, prune, replace
+from .rewrite import linear, linear_minus, live_preds, prune, replace
 from .values import Values
 
 
@@ -75,9 +75,7 @@ def _copy_loop(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: 
     # (and for copypad the exit's test, the padding store and their jumps)
     pcs = merged_pcs(*(s.pcs for m in blocks for s in fn.body[m]),
                      *((fn.syms[m].last_pc,) for m in blocks if fn.syms[m].last_pc is not None))
-    before, args = [], []
-    top = 1 + max((s.dest + s.ndest - 1 for s in (*fn.body[enter], *fn.syms[enter].stmts) if s.dest is not None),
-                  default=-1)
+    before, args, top = [], [], fn.next_temp(enter)
     for x, off in ((dst, dst_off), (src, src_off)):   # a regrouped offset: the address computed before the copy
         if off:
             before.append(Stmt(top, "ADD", [x, ("c", off)], 1, pcs))
@@ -147,13 +145,8 @@ def _base(defs: dict[Operand, Stmt], addr: Operand, i: Operand, optimized: bool)
         return (s.args[1] if s.args[0] == i else s.args[0]), 0
     if not optimized:
         return None
-    terms, c = linear(defs, addr)
-    rest = list(terms)
-    if i not in rest:
-        return None
-    rest.remove(i)
-    return (rest[0], c) if len(rest) == 1 else None
-
+    got = linear_minus(defs, addr, i)
+    return (got[0][0], got[1]) if got is not None and len(got[0]) == 1 else None
 
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from .inline import READS, is_pure
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, chain_next, chains, definitions, linear, prune
+from .rewrite import Constants, chain_next, chains, definitions, linear_minus, prune
 
 M = 1 << 256
 FREE = 0x80
@@ -448,8 +448,7 @@ class _Line:
         """s is mstore(dst + n, 0x0), the sum in any grouping."""
         if s.op != "MSTORE" or self.consts(s.args[1]) != 0:
             return False
-        (ta, ca), (tb, cb) = linear(self.consts.defs, s.args[0]), linear(self.consts.defs, dst)
-        return ca == cb and ta == tuple(sorted(tb + (n,)))
+        return linear_minus(self.consts.defs, s.args[0], dst) == ([n], 0)
 
     def _ends_at_pad(self, size: Operand, start: Operand, pad: int) -> bool:
         """size is zeropad's result - start."""
@@ -470,15 +469,10 @@ class _Line:
         if dst in end.args:
             rounded = end.args[1] if end.args[0] == dst else end.args[0]
         else:   # regrouped: the end's terms are dst's and one more, the constants equal
-            (te, ce), (td, cd) = linear(d, sub.args[0]), linear(d, dst)
-            rest = list(te)
-            for t in td:
-                if t not in rest:
-                    return False
-                rest.remove(t)
-            if ce != cd or len(rest) != 1:
+            got = linear_minus(d, sub.args[0], dst)
+            if got is None or got[1] or len(got[0]) != 1:
                 return False
-            rounded = rest[0]
+            rounded = got[0][0]
         mask = d.get(rounded)
         if mask is None or mask.op != "AND":
             return False

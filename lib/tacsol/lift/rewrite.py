@@ -46,6 +46,17 @@ def linear(defs: dict[Operand, Stmt], o: Operand, depth: int = 0) -> tuple[tuple
     return tuple(sorted(ta + tb)), (ca + cb) % M
 
 
+def linear_minus(defs: dict[Operand, Stmt], a: Operand, b: Operand) -> tuple[list[Operand], int] | None:
+    """(a's terms less b's, a's constant less b's) when every term of b is among a's (linear); else None."""
+    (ta, ca), (tb, cb) = linear(defs, a), linear(defs, b)
+    rest = list(ta)
+    for t in tb:
+        if t not in rest:
+            return None
+        rest.remove(t)
+    return rest, (ca - cb) % M
+
+
 def chain_pcs(o: Operand, defs: dict[Operand, Stmt], ops, out: set[int], depth: int = 0) -> set[int]:
     """Add to `out` the pcs of the statements computing o, as far as they are ops in `ops` (the part of a condition
     a pass folds away: the negations of a branch, a call check's comparison and calldatasize arithmetic)."""

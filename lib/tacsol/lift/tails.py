@@ -92,13 +92,10 @@ def _copy_into(fn: FunctionIR, values: Values, path: list[int], m: int) -> None:
     """m runs the tail's statements itself and halts: each instance's temps renumbered past the ones before, its
     parameters read from the exit of the instance before it (m's, for the first). The revert also stands for the
     jumps it replaces."""
-    body = fn.body[m]
     shifts: dict[int, int] = {}
-    top = 1 + max((s.dest + s.ndest - 1 for s in (*body, *fn.syms[m].stmts) if s.dest is not None), default=-1)
+    top = fn.next_temp(m)
     for n in path:
-        shifts[n] = top
-        top += 1 + max((s.dest + s.ndest - 1 for s in (*fn.body[n], *fn.syms[n].stmts) if s.dest is not None),
-                       default=-1)
+        shifts[n], top = top, top + fn.next_temp(n)
 
     def moved(o: Operand) -> Operand:
         if o[0] not in ("t", "p") or len(o) < 3 or o[1] not in shifts:
@@ -113,9 +110,7 @@ def _copy_into(fn: FunctionIR, values: Values, path: list[int], m: int) -> None:
               for n in path for s in fn.body[n]]
     copies[-1].pcs = merged_pcs(copies[-1].pcs, *((fn.syms[n].last_pc,) for n in (m, *path[:-1])
                                                   if fn.syms[n].last_pc is not None))
-    body.extend(copies)
-    if len(fn.live) > m:
-        fn.live[m] = fn.live[m] + [True] * len(copies)
+    fn.body[m].extend(copies)   # (fn.live is rebuilt by the next eliminate_dead; no pass before it reads it)
     fn.graph.edges[m] = Edges("halt", [])
     fn.halts.add(m)
     fn.absorbed.update(path)   # their opcodes still count (emit)
