@@ -181,6 +181,8 @@ class _Run:
             return self.vals[a]
         if a in self.env:
             return self.env[a]
+        if a == "codesize":   # `new bytes(n)` clears its data with codecopy(p, codesize, n)
+            return len(self.code)
         raise NotImplementedError(f"unknown operand {a!r}")
 
     def grow(self, off: int, n: int) -> None:
@@ -355,6 +357,9 @@ class _Run:
             return None
         if e.startswith('memstring("'):
             return self.memstring(e)
+        m = re.fullmatch(r"memory\(arg(\d+)\)", e)
+        if m:   # level 3: a dynamic argument copied from calldata to a fresh allocation at the free pointer
+            return self.copy_argument(int(m.group(1)))
         if e.startswith("abi.encode("):   # level 3: the words' encoding allocated at the free pointer
             words = self.values(e[len("abi.encode("):-1])
             at = self.call("mload", [0x40])
@@ -362,6 +367,19 @@ class _Run:
             self.mwrite(0x40, (at + 32 + 32 * len(words)).to_bytes(32, "big"))
             return at
         return _Parser(self, e).whole()
+
+    def copy_argument(self, k: int) -> int:
+        """memory(argK): the length n at 4 + argK, then n bytes (n words for an array) after it, copied to the free
+        pointer p as [n, data], the word after the data cleared, the pointer moved past the data rounded up to words."""
+        at = 4 + self.vals[f"arg{k}"]
+        n = self.call("calldataload", [at])
+        size = n if self.fn.types[k] in ("bytes", "string") else 32 * n
+        p = self.call("mload", [0x40])
+        self.mwrite(0x40, (p + 32 + (size + 31) // 32 * 32).to_bytes(32, "big"))
+        self.mwrite(p, n.to_bytes(32, "big"))
+        self.call("calldatacopy", [p + 32, at + 32, size])
+        self.mwrite(p + 32 + size, bytes(32))
+        return p
 
     def values(self, text: str) -> list[int]:
         """The values of a comma-separated list of expressions."""

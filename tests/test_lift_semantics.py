@@ -317,7 +317,7 @@ contract P {
 def test_copy_with_padding_matches_py_evm(version, header, construct, optimize):
     """solc's copy_memory_to_memory (a copy loop, then the word after the copied bytes cleared when their length is
     not a multiple of 32) lifts to copypad(dst, src, n) at level 2; the legacy encoder's copy, then the last word's
-    tail cleared by a mask, to copy and zeropad(dst, n); at level 3 the allocation of the copy is `p = alloc(n)`.
+    tail cleared by a mask, to copy and zeropad(dst, n); at level 3 the bytes argument's copy is `p = memory(arg0)`.
     With the optimizer, level 3 folds the loop that regroups its addresses (`mstore(32 + (i + d), ...)`) and
     jumps on to the join through an empty block, and 0.8.19's copy followed by the clearing of the next word; a
     string or bytes value returned prints as `return bytes(p)`. Every level equals py-evm: messages and strings of lengths
@@ -338,9 +338,9 @@ def test_copy_with_padding_matches_py_evm(version, header, construct, optimize):
     # optimizer (and from 0.8.13 the copy's clearing of the word after the bytes) at level 3
     message = lifted[3 if optimize else 2].function(sel["f(uint256,uint256)"]).tac
     assert "copy" not in message and re.search(r"\n  (require\(.+\) else )?revert\(v\d+\)\n", message), message
-    # level 3: the copy of `b` into memory allocates at the free pointer in one statement, p = alloc(n)
+    # level 3: the copy of `b` into memory is one statement, p = memory(arg0) (calldata.py)
     echo = lifted[3].function(sel["h(bytes)"]).tac
-    assert re.search(r"\n  v\d+ = alloc\(", echo) and "mstore(64," not in echo, echo
+    assert re.search(r"\n  v\d+ = memory\(arg0\)\n", echo) and "mstore(64," not in echo, echo
     cases = [(sel["f(uint256,uint256)"], a.to_bytes(32, "big") + b.to_bytes(32, "big")) for a, b in ((5, 3), (3, 5))]
     cases += [(sel["g(uint256)"], a.to_bytes(32, "big")) for a in (0, 9)]
     for n in (0, 5, 32, 33, 70):
@@ -885,6 +885,69 @@ def test_decoder_bounds_of_dynamic_arguments_fold_at_level_3(version, optimize, 
         for values in rows:
             data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
             want = _evm_outcome(code, data)
+            for level in (1, 2, 3):
+                tac = lifted[level].function(sel[sig]).tac
+                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+
+
+COPY_ARG_SRC = """pragma solidity VERSION;
+contract A {
+    uint256 public seen;
+    function echo(bytes memory b) public pure returns (bytes memory) { return b; }
+    function hashed(string memory s, uint256 k) public pure returns (bytes32) { return keccak256(abi.encode(s, k)); }
+    function lengths(bytes memory a, uint256 k, string memory b) public returns (uint256) {
+        seen = k;
+        return a.length * 1000 + bytes(b).length;
+    }
+    function sum(uint256[] memory xs) public pure returns (uint256 s) {
+        for (uint256 i = 0; i < xs.length; i++) s += xs[i];
+    }
+    function at(bytes memory b, string memory s) public pure returns (uint256 p, uint256 q, uint256 r) {
+        bytes memory c = new bytes(1);   // where the free pointer was left
+        assembly { p := b  q := s  r := c }
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize,coder_v2", [("0.5.16", False, False), ("0.6.12", True, False),
+                                                       ("0.6.12", False, True), ("0.7.6", True, True),
+                                                       ("0.8.19", False, True), ("0.8.19", True, True),
+                                                       ("0.8.26", True, True)])
+def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, optimize, coder_v2):
+    """A `bytes memory` / `string memory` argument (and a uint256[] under the legacy decoder) is copied from calldata
+    to the free pointer: the length, a rounded allocation (abicoder v2: checked against 2**64), the calldatacopy and
+    the cleared word after it. Level 3 prints `v = memory(argK)` (calldata.py) and no calldatacopy of an argument;
+    every level's TAC does what py-evm does on lengths 0-70 (a copy from the wrong offset returns other bytes or
+    another hash; an allocation not rounded up, other pointers from `at`)."""
+    from tacsol.evaluate import compile_bytecode
+
+    src = COPY_ARG_SRC.replace("VERSION", version)
+    if coder_v2 and not version.startswith("0.8"):
+        src = src.replace("contract A", "pragma experimental ABIEncoderV2;\ncontract A")
+    out = compile_bytecode(src, version, optimize=optimize)["A"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    copies = {"echo(bytes)": [0], "hashed(string,uint256)": [0], "lengths(bytes,uint256,string)": [0, 2],
+              "sum(uint256[])": [] if coder_v2 else [0], "at(bytes,string)": [0, 1]}
+    for sig, args in copies.items():
+        tac = lifted[3].function(sel[sig]).tac
+        assert sorted(int(k) for k in re.findall(r"= memory\(arg(\d+)\)", tac)) == args, tac
+        if args:
+            assert not re.search(r"calldatacopy\(.*arg\d", tac), tac   # nor the allocation's check:
+            assert not re.search(r"\(v\d+ [<>] (v\d+|0xffffffffffffffff)\) \| \(v\d+ [<>]", tac), tac
+    rng = random.Random(version + str(optimize))
+    blobs = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 1, 31, 32, 33, 70)]
+    cases = {"echo(bytes)": [[b] for b in blobs],
+             "hashed(string,uint256)": [[b, rng.getrandbits(256)] for b in blobs],
+             "lengths(bytes,uint256,string)": [[a, rng.getrandbits(64), b] for a, b in zip(blobs, blobs[::-1])],
+             "sum(uint256[])": [[[rng.getrandbits(rng.choice([8, 64])) for _ in range(k)]] for k in (0, 1, 2, 3)],
+             "at(bytes,string)": [[a, b] for a, b in zip(blobs, blobs[::-1])]}
+    for sig, rows in cases.items():
+        types = sig[sig.index("(") + 1:-1].split(",")
+        for values in rows:
+            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
+            want = _evm_outcome(code, data)
+            assert want[0] == "ok", (sig, want)
             for level in (1, 2, 3):
                 tac = lifted[level].function(sel[sig]).tac
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"

@@ -4,6 +4,7 @@ calldata holds the header's arguments (docs/tac-format.md, Level 2)."""
 from __future__ import annotations
 
 from .abi import Abi, fold_checks, name_arguments
+from .calldata import fold_calldata_copies
 from .checked import fold_checked_arithmetic
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
@@ -45,6 +46,9 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     name_message_reverts(fn, prog.raw, checked)       # the messages that zeropad ends
     used = eliminate_dead(fn, values)
     if checked and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
+        prune(fn)
+        used = eliminate_dead(fn, values)
+    if checked and fold_calldata_copies(fn, values, abi.types):   # p = memory(argK)
         prune(fn)
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]

@@ -101,7 +101,8 @@ class _Lifter:
     def find_internal_functions(self, funcs: list) -> None:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
-            callees, graphs, small = find_callees(self.prog, entries, self.deadline)
+            callees, graphs, small = find_callees(self.prog, entries, self.deadline,
+                                                      inline_decoders=self.level >= 3)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}

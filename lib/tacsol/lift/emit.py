@@ -106,8 +106,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
-    if name == "alloc":
-        return f"alloc({a[0]})"
+    if name in ("alloc", "memory"):
+        return f"{name}({a[0]})"
     if name == "icall":
         return f"icall {a[0]}({', '.join(a[1:])})"
     if name in CHECKED_OPS:

@@ -14,6 +14,7 @@ import re
 
 from .abi import Abi
 from .cfg import Program
+from .cse import PURE
 from .emit import CONST, Rendered
 from .instances import RET, Callee, explore
 from .ir import Graph
@@ -32,11 +33,14 @@ EXAMPLE_BUDGET_CHARS = 8192
 MIN_STATEMENTS = 16
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float
+def find_callees(prog: Program, entries: list[int], deadline: float, inline_decoders: bool = False
                  ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
-    the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails)."""
+    the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
+    `inline_decoders` (level 3): a function that only decodes calldata (decodes_calldata) is no callee, so that
+    inlined where the caller passes its argument's offset and calldatasize, it folds as the caller's own decoding
+    (`p = memory(argK)`, the decoder's checks in the header) instead of printing as a unit."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
     graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
                          precise=True)
@@ -70,11 +74,26 @@ def find_callees(prog: Program, entries: list[int], deadline: float
             got = _verified(prog, t, k, deadline, known)
             if got is not None and not got[2]:
                 verified[t] = (got[0], got[1], rets)
+    if inline_decoders:
+        verified = {t: v for t, v in verified.items() if not decodes_calldata(prog, v[1])}
     entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
     smalls = sorted(t for t, (_, rets) in small.items() if not _inside(t, rets, verified))
     callees = {t: dataclasses.replace(verified[t][0], fid=i + 1) for i, t in enumerate(entries_)}
     return callees, graphs, {t: dataclasses.replace(small[t][0], fid=len(callees) + i + 1)
                              for i, t in enumerate(smalls)}
+
+
+# what an ABI decoder's code does: arithmetic, calldata and memory reads and writes, jumps and failures
+_DECODER_OPS = frozenset(PURE) | {"CALLDATASIZE", "CALLDATACOPY", "MLOAD", "MSTORE", "JUMP", "JUMPI", "REVERT",
+                                  "INVALID"}
+
+
+def decodes_calldata(prog: Program, blocks: set[int]) -> bool:
+    """The function whose body is `blocks` reads calldata and does nothing but compute, write memory and fail: solc's
+    ABI decoder of a dynamic argument (`abi_decode_t_bytes_memory_ptr(offset, end)`), shared by the optimizer
+    between arguments of one type."""
+    ops = set().union(*(prog.sym(b).counts for b in blocks))
+    return bool(ops & {"CALLDATALOAD", "CALLDATACOPY"}) and ops <= _DECODER_OPS
 
 
 def _inside(t: int, rets: frozenset, verified: dict) -> bool:
