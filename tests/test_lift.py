@@ -310,14 +310,18 @@ def test_level_3_prints_small_constants_in_decimal_and_masks_and_hashes_in_hex()
 
 def test_level2_keeps_a_branch_on_a_constant():
     """A branch on a constant (an immutable variable reads zero in deployedBytecode) is code the source has: level 2
-    keeps both sides and their effects (an earlier build dropped Chainlink's ArbSys call this way)."""
+    keeps both sides and their effects (an earlier build dropped Chainlink's ArbSys call this way). Level 3 keeps
+    them where the code may read an immutable (a PUSH32 of zero) and settles the branch where it cannot."""
     import test_lift_semantics as sem
 
-    code = sem.asm(0, 6, "JUMPI", "STOP") + bytes([0x5B]) + sem.asm(1, 0, "SSTORE", "STOP")
-    for level in LEVELS:
-        fb = lift(code, level=level).function("fallback")
-        store = "sstore(0, 1)" if level == 3 else "sstore(0x0, 0x1)"   # level 3: small constants in decimal
-        assert store in fb.tac and fb.ops.get("SSTORE") == 1, (level, fb.tac)
+    immutable = bytes([0x7F]) + bytes(32) + sem.asm(6 + 31, "JUMPI", "STOP")   # PUSH32 0: a placeholder
+    for code, settled in ((immutable, False), (sem.asm(0, 6, "JUMPI", "STOP"), True)):
+        code += bytes([0x5B]) + sem.asm(1, 0, "SSTORE", "STOP")
+        for level in LEVELS:
+            fb = lift(code, level=level).function("fallback")
+            store = "sstore(0, 1)" if level == 3 else "sstore(0x0, 0x1)"   # level 3: small constants in decimal
+            assert fb.ops.get("SSTORE") == 1, (level, fb.tac)   # the facts count the side that never runs too
+            assert (store not in fb.tac) == (settled and level == 3), (level, fb.tac)
 
 
 def test_fold_checks_settles_the_branch_and_prune_drops_the_revert():

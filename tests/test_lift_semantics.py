@@ -951,3 +951,70 @@ def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, o
             for level in (1, 2, 3):
                 tac = lifted[level].function(sel[sig]).tac
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+
+
+KNOWN_CHECK_SRC = """pragma solidity VERSION;
+contract K {
+    function sum(uint256[] memory xs) public pure returns (uint256 s) {
+        for (uint256 i = 0; i < xs.length; i++) s += xs[i];
+    }
+    function dot(uint256[] memory a, uint256[] memory b) public pure returns (uint256 s) {
+        for (uint256 i = 0; i < a.length; i++) s += a[i] * b[i];   // b[i]'s check is no loop test's
+    }
+    function csum(uint256[] calldata xs) external pure returns (uint256 s) {
+        for (uint256 i = 0; i < xs.length; i++) s += xs[i];
+    }
+    function at(uint256[] calldata xs, uint256 i) external pure returns (uint256) {
+        if (i < xs.length) return xs[i];
+        return 7;
+    }
+    enum E { A, B, C }
+    E public e;
+    function pick(uint256 k) public returns (uint256) {   // unoptimized: checks of constants the compiler knew
+        e = E.B;
+        if (k > 1) e = E.C;
+        return uint256(e);
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.5.16", False), ("0.6.12", True), ("0.8.19", False),
+                                              ("0.8.19", True), ("0.8.26", True)])
+def test_a_check_the_branch_before_decided_goes_at_level_3(version, optimize):
+    """An index check (`panic(0x32)`, legacy `invalid`) right after a branch that tested the same comparison
+    (a loop's `i < a.length`, an `if`) cannot fail: level 3 drops it (redundant.py), and keeps the check of
+    another array's index; a branch on a constant (unoptimized enum checks) is settled. Every level equals py-evm, out-of-bounds panics included (a dropped check that could
+    fail returns where the EVM reverts)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(KNOWN_CHECK_SRC.replace("VERSION", version), version, optimize=optimize)["K"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    bound = re.compile(r"else (panic\(0x32\)|invalid)$", re.M)
+    for sig, kept in (("sum(uint256[])", 0), ("csum(uint256[])", 0), ("at(uint256[],uint256)", 0),
+                      ("dot(uint256[],uint256[])", 1)):
+        tac = lifted[3].function(sel[sig]).tac
+        assert len(bound.findall(tac)) == kept, tac
+    constant = re.compile(r"^  (require\((0x)?[0-9a-f]+\)|if (0x)?[0-9a-f]+ goto)", re.M)   # settled at level 3
+    for f in lifted[3].functions:
+        assert not constant.search(f.tac), f.tac
+    rng = random.Random(version + str(optimize))
+
+    def words(k):
+        return [rng.getrandbits(rng.choice([8, 64])) for _ in range(k)]
+
+    cases = {"sum(uint256[])": [[words(k)] for k in (0, 1, 3)], "csum(uint256[])": [[words(k)] for k in (0, 2)],
+             "at(uint256[],uint256)": [[words(3), i] for i in (0, 2, 3, 9)],
+             "dot(uint256[],uint256[])": [[words(a), words(b)] for a, b in ((2, 2), (3, 1), (0, 4), (1, 0))],
+             "pick(uint256)": [[k] for k in (0, 1, 2, 9)], "e()": [[]]}
+    outcomes = collections.Counter()
+    for sig, rows in cases.items():
+        types = sig[sig.index("(") + 1:-1].split(",")
+        for values in rows:
+            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
+            want = _evm_outcome(code, data)
+            outcomes[sig.split("(")[0], want[0]] += 1
+            for level in (1, 2, 3):
+                tac = lifted[level].function(sel[sig]).tac
+                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    assert outcomes["dot", "revert" if version >= "0.8" else "invalid"] == 2, outcomes   # b shorter than a

@@ -124,6 +124,15 @@ def split_types(text: str) -> list[str]:
     return out + [cur] if cur else out
 
 
+IMMUTABLE_READ = b"\x7f" + bytes(32)   # PUSH32 0: how deployedBytecode reads an immutable variable before deployment
+
+
+def may_read_immutables(code: bytes) -> bool:
+    """Runtime code that may read an immutable variable (solc's PUSH32 of 32 zero bytes, filled at deployment; no
+    compiler pushes a zero word that way otherwise), so a constant in it may not be one once deployed."""
+    return IMMUTABLE_READ in code
+
+
 def set_immutables(code: bytes, references: dict, words: dict) -> bytes:
     """Runtime code with its immutable variables set: solc leaves 32 zero bytes where each is read
     (``evm.deployedBytecode.immutableReferences``: AST id -> [{start, length}]) for the constructor to fill at

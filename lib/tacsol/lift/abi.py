@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from ..evm import split_types
 from .ir import FunctionIR, Operand, Stmt
+from .layout import failing_path
 from .rewrite import Constants, chain_pcs, decide, line, replace
 from .simplify import M
 from .values import Values
@@ -159,17 +160,6 @@ def _empty_revert(fn: FunctionIR, n: int) -> bool:
     return len(stmts) == 1 and stmts[0].op == "REVERT" and stmts[0].args == [("c", 0), ("c", 0)]
 
 
-_EFFECTS = {"SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2", "SELFDESTRUCT",
-            "RETURN", "STOP", "icall", *(f"LOG{i}" for i in range(5))}
-
-
-def _only_fails(fn: FunctionIR, n: int) -> bool:
-    """n's straight line has no effect and ends in a revert or invalid (a panic: solc's allocation check on a
-    decoded length reverts with Panic(0x41))."""
-    stmts = [s for m in line(fn, n) for s in fn.body[m]]
-    return bool(stmts) and stmts[-1].op in ("REVERT", "INVALID") and not any(s.op in _EFFECTS for s in stmts)
-
-
 def _branches(fn: FunctionIR):
     """(instance, true successor, false successor) of every two-way branch not yet settled."""
     for n in fn.ids:
@@ -263,7 +253,7 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
                     decoded = decoder_check(cond, defs, abi) if validated is None else None
                     t = validated[0] if validated is not None else decoded
                 fails = (no if t else yes) if t is not None else None
-                if t is not None and not (_empty_revert(fn, fails) or decoded is not None and _only_fails(fn, fails)):
+                if t is not None and not (_empty_revert(fn, fails) or decoded is not None and failing_path(fn, fails) is not None):
                     t = None
                 if t is not None:
                     if validated is not None:

@@ -22,14 +22,13 @@ from __future__ import annotations
 from .abi import static_words
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .layout import FAILS
+from .layout import failing_path
 from .rewrite import Constants, chain_pcs, chains, decide, definitions, line, linear, linear_minus
 from .simplify import M
 from .values import Values
 
 _BOUND = (1 << 64) - 1        # the decoder's bound on the new free pointer
 _WORD_MASK = M - 32           # ~0x1f
-_MAX_HOPS = 8
 _CHECK_OPS = ("ISZERO", "OR", "GT", "LT")
 
 
@@ -196,26 +195,11 @@ def _free_pointer_read(fn: FunctionIR, values: Values, defs, const: Constants, s
     if e.kind != "jumpi" or j in fn.decided or len(e.trues) != 1 or e.false is None or head not in e.succ:
         return None
     fail = e.false if e.trues[0] == head else e.trues[0]
-    path = _failing_path(fn, fail)
+    path = failing_path(fn, fail)
     if fail == head or path is None \
             or not _allocation_check(defs, const, values.condition(j), fail == e.trues[0], p, end):
         return None
     return m, i, (j, path, values.condition(j))
-
-
-def _failing_path(fn: FunctionIR, t: int) -> list[int] | None:
-    """The instances from t through plain jumps to a halt, when they have no effect but their last statement's
-    failure (a revert, panic or invalid, shared by other checks or not); None otherwise."""
-    path = []
-    while len(path) < _MAX_HOPS and t not in path and t not in fn.entries:
-        path.append(t)
-        body = [s for k, s in enumerate(fn.body[t]) if fn.live[t][k]]
-        if fn.ends_call(t):
-            return path if body and body[-1].op in FAILS and all(is_pure(s) for s in body[:-1]) else None
-        t = fn.graph.edges[t].plain_jump
-        if t is None or not all(is_pure(s) for s in body):
-            return None
-    return None
 
 
 def _allocation_check(defs, const: Constants, cond: Operand, fails_on_true: bool, p: Operand, end: Operand) -> bool:

@@ -14,6 +14,7 @@ from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
 from .phis import fold_block_params
+from .redundant import settle_constant_branches, settle_known_checks
 from .rewrite import definitions, prune, reread
 from .simplify import eliminate_dead
 from .tails import copy_revert_tails
@@ -48,8 +49,14 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     if checked and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
         prune(fn)
         used = eliminate_dead(fn, values)
-    if checked and fold_calldata_copies(fn, values, abi.types):   # p = memory(argK)
+    if checked and (fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
+                    + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto
+                    + settle_known_checks(fn, values)):         # a check the branch before decided
+        before = set(fn.removed)
         prune(fn)
+        fn.absorbed |= fn.removed - before            # the sides that never run: their opcodes still count (emit)
+        fold_block_params(fn, values)                 # a join left with one way in
+        reread(fn, values)
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     if checked:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .abi import Abi
+from .abi import Abi, static_words
+from .calldata import element_width
 from .cfg import Program
 from ..evm import disassemble
 from .code import (library_address, looks_like_creation, parse_code, proxy_error, reject_clone,
@@ -102,7 +103,7 @@ class _Lifter:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
             callees, graphs, small = find_callees(self.prog, entries, self.deadline,
-                                                      inline_decoders=self.level >= 3)
+                                                      mark_decoders=self.level >= 3)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}
@@ -132,7 +133,9 @@ class _Lifter:
                  ) -> Rendered | None:
         """A function's TAC: its unit, and at level 2 the units (or summaries) of the internal functions it calls.
         None: `small` was asked for and does not make the function's own code whole (Internals.select)."""
-        chosen = self.internals.select(entries, stop, small) if self.internals is not None else (None, None)
+        flat = abi is not None and all(static_words(t) is not None or element_width(t) for t in abi.types)
+        chosen = self.internals.select(entries, stop, small, decoders=not (flat and self.level >= 3)) \
+            if self.internals is not None else (None, None)
         if chosen is None:
             return None
         calls, graph = chosen

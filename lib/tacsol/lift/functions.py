@@ -33,14 +33,13 @@ EXAMPLE_BUDGET_CHARS = 8192
 MIN_STATEMENTS = 16
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float, inline_decoders: bool = False
+def find_callees(prog: Program, entries: list[int], deadline: float, mark_decoders: bool = False
                  ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
     the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
-    `inline_decoders` (level 3): a function that only decodes calldata (decodes_calldata) is no callee, so that
-    inlined where the caller passes its argument's offset and calldatasize, it folds as the caller's own decoding
-    (`p = memory(argK)`, the decoder's checks in the header) instead of printing as a unit."""
+    `mark_decoders` (level 3): a function that only decodes a bytes argument (decodes_calldata) is marked
+    `decodes`, for Internals.select to inline it where it folds into the caller's own decoding."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
     graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
                          precise=True)
@@ -74,8 +73,9 @@ def find_callees(prog: Program, entries: list[int], deadline: float, inline_deco
             got = _verified(prog, t, k, deadline, known)
             if got is not None and not got[2]:
                 verified[t] = (got[0], got[1], rets)
-    if inline_decoders:
-        verified = {t: v for t, v in verified.items() if not decodes_calldata(prog, v[1])}
+    if mark_decoders:
+        verified = {t: (dataclasses.replace(c, decodes=decodes_calldata(prog, body)), body, rets)
+                    for t, (c, body, rets) in verified.items()}
     entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
     smalls = sorted(t for t, (_, rets) in small.items() if not _inside(t, rets, verified))
     callees = {t: dataclasses.replace(verified[t][0], fid=i + 1) for i, t in enumerate(entries_)}
@@ -89,11 +89,12 @@ _DECODER_OPS = frozenset(PURE) | {"CALLDATASIZE", "CALLDATACOPY", "MLOAD", "MSTO
 
 
 def decodes_calldata(prog: Program, blocks: set[int]) -> bool:
-    """The function whose body is `blocks` reads calldata and does nothing but compute, write memory and fail: solc's
-    ABI decoder of a dynamic argument (`abi_decode_t_bytes_memory_ptr(offset, end)`), shared by the optimizer
-    between arguments of one type."""
+    """The function whose body is `blocks` reads a length from calldata and copies calldata to memory, and does
+    nothing else but compute and fail: solc's ABI decoder of a bytes or string argument
+    (`abi_decode_t_bytes_memory_ptr(offset, end)`), shared by the optimizer between arguments of one type. (A
+    memory struct's zeroing also calls calldatacopy, from calldatasize, and reads no calldata.)"""
     ops = set().union(*(prog.sym(b).counts for b in blocks))
-    return bool(ops & {"CALLDATALOAD", "CALLDATACOPY"}) and ops <= _DECODER_OPS
+    return {"CALLDATALOAD", "CALLDATACOPY"} <= ops <= _DECODER_OPS
 
 
 def _inside(t: int, rets: frozenset, verified: dict) -> bool:
@@ -133,14 +134,18 @@ class Internals:
         self.calls_in: dict[tuple, collections.Counter] = {}   # (fid, small) → its unit's calls (all callable)
         self.units: dict[tuple, Rendered] = {}
 
-    def select(self, starts: list[int], stop=frozenset(), small: bool = False
+    def select(self, starts: list[int], stop=frozenset(), small: bool = False, decoders: bool = True
                ) -> tuple[dict[int, Callee], Graph | None] | None:
         """The callees called twice or more in this example (from its own code or a callee's): a function called
         once costs less inline, where its arguments' values and the caller's checks stay in view. With them, the
         example's graph when one already explored fits (else None). `small`: every callee it reaches, the small
         functions with many call sites included (for an example that is partial without them); None when the
-        function's own code is still partial that way (not worth rendering)."""
+        function's own code is still partial that way (not worth rendering). Without `decoders`, a decoder of bytes
+        arguments is inlined: where a function's every dynamic argument is bytes, string or a one-word array, each
+        inlined copy folds into `p = memory(argK)` (a bytes[] argument's elements would not)."""
         universe = {**self.callees, **self.small} if small else self.callees
+        if not decoders:
+            universe = {e: c for e, c in universe.items() if not c.decodes}
         level1 = self.graphs.get(starts[0]) if len(starts) == 1 and not stop else None
         if not universe or (level1 is not None and not any(b in universe for b, _ in level1.nodes)):
             return {}, level1

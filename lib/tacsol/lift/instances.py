@@ -31,6 +31,7 @@ class Callee:
     args: int
     results: int
     returns: bool = True
+    decodes: bool = False   # level 3: an ABI decoder of a bytes argument (functions.decodes_calldata)
 
     @property
     def frame(self) -> tuple:

@@ -115,6 +115,29 @@ def failing_statement(fn: FunctionIR, n: int):
     return kept[0] if len(kept) == 1 and kept[0].op in FAILS else None
 
 
+# what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
+EFFECTS = frozenset({"SSTORE", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
+                     "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi", "delegatecall_abi",
+                     *(f"LOG{i}" for i in range(5))})
+
+
+def failing_path(fn: FunctionIR, t: int) -> list[int] | None:
+    """The instances from t through plain jumps to a halt, when they have no effect (EFFECTS) and the last
+    statement fails (a revert, panic or invalid; the halt shared with other checks or not); None otherwise."""
+    path = []
+    while len(path) < MAX_HOPS and t not in path and t not in fn.entries:
+        path.append(t)
+        body = [s for k, s in enumerate(fn.body[t]) if fn.live[t][k]]
+        if any(s.op in EFFECTS for s in body):
+            return None
+        if fn.ends_call(t):
+            return path if body and body[-1].op in FAILS else None
+        t = fn.graph.edges[t].plain_jump
+        if t is None:
+            return None
+    return None
+
+
 def _checks(fn: FunctionIR, lay: Layout) -> dict[int, tuple[bool, int, int]]:
     """Conditional jumps exactly one side of which only fails (Layout.checks)."""
     out = {}
