@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from ..evm import split_types
 from .ir import FunctionIR, Operand, Stmt
 from .layout import failing_path
-from .rewrite import Constants, chain_pcs, decide, line, replace
+from .rewrite import Constants, branches, chain_pcs, decide, line, replace
 from .simplify import M
 from .values import Values
 
@@ -160,15 +160,6 @@ def _empty_revert(fn: FunctionIR, n: int) -> bool:
     return len(stmts) == 1 and stmts[0].op == "REVERT" and stmts[0].args == [("c", 0), ("c", 0)]
 
 
-def _branches(fn: FunctionIR):
-    """(instance, true successor, false successor) of every two-way branch not yet settled."""
-    for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n not in fn.removed and n not in fn.decided and e.kind == "jumpi" and len(e.trues) == 1 \
-                and e.false is not None:
-            yield n, e.trues[0], e.false
-
-
 _DECODER_MAX = (1 << 64) - 1   # solc's bound on calldata offsets and lengths
 _LEGACY_MAX = 1 << 32          # the legacy decoder's (solc 0.4-0.7 without abicoder v2): `x > 0x100000000` fails
 
@@ -240,7 +231,7 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
     while settled:   # a settled check extends the entry chain to the next one
         settled = False
         entry = {m for e in fn.entries for m in line(fn, e)}
-        for n, yes, no in list(_branches(fn)):
+        for n, yes, no in list(branches(fn)):
             cond = values.condition(n)
             t = truth(cond, defs)
             if t is not None:

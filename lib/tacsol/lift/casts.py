@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from .ir import Edges, FunctionIR, Operand, Stmt
-from .rewrite import Constants, chase, replace
+from .rewrite import Constants, branches, chase, replace
 from .values import Values
 
 M = 1 << 256
@@ -216,10 +216,7 @@ def _field_of(s: Stmt) -> list[Operand] | None:
 def fold_negations(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
     """`if iszero(x) goto A else B` tests x with the branches swapped (`if x goto B else A`), `if bool(x)` tests x:
     the negation's line goes when nothing else reads it."""
-    for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n in fn.removed or n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
-            continue
+    for n, yes, no in branches(fn):
         cond, swap = values.condition(n), False
         s = defs.get(cond)
         tested = set(fn.jump_pcs.get(n, ()))
@@ -231,4 +228,4 @@ def fold_negations(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) ->
         if tested:
             fn.jump_pcs[n] = tuple(tested)
         if swap:
-            fn.graph.edges[n] = Edges("jumpi", [e.false], e.trues[0])
+            fn.graph.edges[n] = Edges("jumpi", [no], yes)

@@ -13,7 +13,7 @@ between them may not call an internal function (which could halt first); anythin
 from __future__ import annotations
 
 from .ir import CHECKED_OPS, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, line
+from .rewrite import Constants, branches, decide, line
 from .simplify import M
 from .values import Values
 
@@ -29,11 +29,8 @@ def fold_checked_arithmetic(fn: FunctionIR, values: Values, defs: dict[Operand, 
     Returns how many folded."""
     const = Constants(defs)
     folded = 0
-    for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n in fn.removed or n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
-            continue
-        for fails_on_true, fail, cont in ((True, e.trues[0], e.false), (False, e.false, e.trues[0])):
+    for n, yes, no in branches(fn):
+        for fails_on_true, fail, cont in ((True, yes, no), (False, no, yes)):
             path = _panic_path(fn, fail)
             if path is None:
                 continue

@@ -22,7 +22,7 @@ from .cse import COMMUTATIVE
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt
 from .layout import failing_path
-from .rewrite import Constants, decide, definitions
+from .rewrite import Constants, branches, decide, definitions
 from .simplify import M
 from .values import Values
 
@@ -38,16 +38,13 @@ def settle_constant_branches(fn: FunctionIR, values: Values, code: bytes) -> int
     if may_read_immutables(code):
         return 0
     defs, const, settled = None, None, 0
-    for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n in fn.removed or n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
-            continue
+    for n, yes, no in branches(fn):
         if defs is None:
             defs = definitions(fn)
             const = Constants(defs)
         v = _constant(defs, const, values.condition(n))
         if v is not None:
-            decide(fn, n, e.trues[0] if v else e.false)
+            decide(fn, n, yes if v else no)
             settled += 1
     return settled
 
@@ -73,11 +70,8 @@ def settle_known_checks(fn: FunctionIR, values: Values) -> int:
     branch before it decided; callers prune. Returns how many."""
     defs = None
     settled = 0
-    for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n in fn.removed or n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
-            continue
-        for fails_on_true, fail, cont in ((True, e.trues[0], e.false), (False, e.false, e.trues[0])):
+    for n, yes, no in branches(fn):
+        for fails_on_true, fail, cont in ((True, yes, no), (False, no, yes)):
             if fail == cont or failing_path(fn, fail) is None:
                 continue
             defs = defs if defs is not None else definitions(fn)

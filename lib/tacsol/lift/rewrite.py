@@ -95,6 +95,15 @@ def decide(fn: FunctionIR, n: int, taken: int) -> None:
     fn.decided.add(n)
 
 
+def branches(fn: FunctionIR):
+    """(instance, true successor, false successor) of every two-way branch not yet settled."""
+    for n in fn.ids:
+        e = fn.graph.edges[n]
+        if n not in fn.removed and n not in fn.decided and e.kind == "jumpi" and len(e.trues) == 1 \
+                and e.false is not None:
+            yield n, e.trues[0], e.false
+
+
 def prune(fn: FunctionIR) -> None:
     """Instances no entry reaches any more (the other side of a settled branch) are removed."""
     seen = set(fn.entries)
