@@ -264,6 +264,13 @@ class _Run:
             if name == "copypad" and i > args[2]:   # then the padding after the copied bytes
                 self.mwrite(args[0] + args[2], bytes(32))
             return None
+        if name == "memcpy":   # level 3: the legacy word loop, then the first n % 32 bytes of the next word
+            dst, src, n = args
+            while n >= 32:
+                self.mwrite(dst, self.mread(src, 32))
+                dst, src, n = dst + 32, src + 32, n - 32
+            self.mwrite(dst, self.mread(src, n) + self.mread(dst + n, 32 - n))
+            return None
         if name == "zeropad":   # level 2: clear the last word's tail after dst + n, give the next word boundary
             end, r = (args[0] + args[1]) % (1 << 256), args[1] % 32
             if not r:

@@ -1018,3 +1018,51 @@ def test_a_check_the_branch_before_decided_goes_at_level_3(version, optimize):
                 tac = lifted[level].function(sel[sig]).tac
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
     assert outcomes["dot", "revert" if version >= "0.8" else "invalid"] == 2, outcomes   # b shorter than a
+
+
+MEMCPY_SRC = """pragma solidity VERSION;
+contract C {
+    function enc(bytes memory b, uint256 k) public pure returns (bytes memory) { return abi.encodePacked(b, k); }
+    function cat(string memory a, string memory b) public pure returns (string memory) {
+        return string(abi.encodePacked(a, b));
+    }
+    function fwd(address t, bytes memory data) public returns (bool ok) { (ok, ) = t.call(data); }
+    function hashed(bytes memory a, bytes memory b) public pure returns (bytes32) {
+        return keccak256(abi.encodePacked(a, uint8(7), b));
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.5.16", False), ("0.5.16", True), ("0.6.12", True),
+                                              ("0.7.6", False), ("0.7.6", True)])
+def test_legacy_memcpy_is_one_statement_at_level_3(version, optimize):
+    """solc 0.5-0.7 copies bytes in memory (abi.encodePacked of bytes and strings, a call's bytes input) with a loop
+    of whole words while 32 bytes or more are left, then a masked store of the last bytes that keeps the rest of
+    the destination's word: level 3 prints `memcpy(dst, src, n)` (loops.fold_memcpy_loops) and no mask. Every level
+    equals py-evm on lengths 0-70 (packed bytes side by side: a copy one byte short changes the packed result and
+    its hash; one that wrote the whole last word would not show here, as solc overwrites or never reads the bytes
+    past a copy)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(MEMCPY_SRC.replace("VERSION", version), version, optimize=optimize)["C"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    for sig in ("enc(bytes,uint256)", "cat(string,string)", "fwd(address,bytes)", "hashed(bytes,bytes)"):
+        tac = lifted[3].function(sel[sig]).tac
+        assert "memcpy(" in tac and "256 **" not in tac, tac
+    rng = random.Random(version + str(optimize))
+    blobs = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 1, 31, 32, 33, 70)]
+    cases = {"enc(bytes,uint256)": [[b, rng.getrandbits(256)] for b in blobs],
+             "cat(string,string)": [[a, b] for a, b in zip(blobs, blobs[::-1])],
+             "fwd(address,bytes)": [[rng.getrandbits(160), b] for b in blobs[:3]],
+             "hashed(bytes,bytes)": [[a, b] for a, b in zip(blobs, blobs[1:] + blobs[:1])]}
+    for sig, rows in cases.items():
+        types = sig[sig.index("(") + 1:-1].split(",")
+        for values in rows:
+            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(["uint256" if t == "address" else t for t in types],
+                                                             values)
+            want = _evm_outcome(code, data)
+            assert want[0] == "ok", (sig, want)
+            for level in (1, 2, 3):
+                tac = lifted[level].function(sel[sig]).tac
+                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"

@@ -9,7 +9,7 @@ from .checked import fold_checked_arithmetic
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
-from .loops import fold_copy_loops, fold_zero_pads
+from .loops import fold_copy_loops, fold_memcpy_loops, fold_zero_pads
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
@@ -50,6 +50,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         prune(fn)
         used = eliminate_dead(fn, values)
     if checked and (fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
+                    + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
                     + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto
                     + settle_known_checks(fn, values)):         # a check the branch before decided
         before = set(fn.removed)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import linear, linear_minus, live_preds, prune, replace
+from .rewrite import Constants, definitions, linear, linear_minus, live_preds, prune, replace
+from .simplify import M
 from .values import Values
 
 
@@ -258,3 +259,165 @@ def _keeps_first_bytes(defs: dict[Operand, Stmt], mask: Operand, r: Operand) -> 
         return False
     td = defs.get(xd.args[1])
     return td is not None and td.op == "SUB" and td.args == [("c", 0x20), r]
+
+
+# ------------------------------------------------------------------------------------------- legacy memcpy
+def fold_memcpy_loops(fn: FunctionIR, values: Values) -> int:
+    """Level 3: solc 0.4-0.7's memcpy (abi.encodePacked of bytes, a call's bytes input, string concatenation):
+
+        H(s, d, r):  if r < 32 goto T else B        B:  mstore(d, mload(s))
+                                                        goto H(s + 32, d + 32, r - 32)
+        T:  m = (256 ** (32 - r)) - 1
+            mstore(d, (mload(s) & ~m) | (mload(d) & m))
+            ...
+    entered as H(src, dst, n) from one place. `memcpy(dst, src, n)` stands for the loop and T's masked store: the
+    whole words copied forward, one by one, while 32 bytes or more are left, then the first n % 32 bytes of the next
+    word (its other bytes kept). The code from T on must not read s, d or r. Runs on live statements (after
+    eliminate_dead); callers prune and drop what became dead. Returns how many folded."""
+    if not any(s.op == "EXP" for b in fn.body for s in b):   # the tail's mask: 256 ** (32 - r)
+        return 0
+    folded, defs = 0, definitions(fn)
+    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
+        got = _memcpy(fn, values, defs, head)
+        if got is None:
+            continue
+        enter, tail, stmt, drop = got
+        for k in sorted(drop, reverse=True):
+            del fn.body[tail][k], fn.live[tail][k]
+        fn.body[enter].append(stmt)
+        fn.live[enter].append(True)
+        fn.graph.edges[enter] = Edges("jump", [tail])
+        fn.preds[tail] = [enter]
+        values.forget()
+        defs = definitions(fn)
+        folded += 1
+    return folded
+
+
+def _memcpy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):
+    """(instance entering the loop, T, the memcpy statement, positions in T it stands for) when `head` heads a
+    legacy memcpy loop (fold_memcpy_loops); else None."""
+    e = fn.graph.edges[head]
+    if head in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+        return None
+    params, preds = values.params(head), live_preds(fn, head)
+    cond = defs.get(values.condition(head))
+    if len(params) != 3 or len(preds) != 2 or cond is None or not all(s.op in PURE for s in fn.body[head]):
+        return None
+    if cond.op == "LT" and cond.args[1] == ("c", 32):
+        r = cond.args[0]
+    elif cond.op == "GT" and cond.args[0] == ("c", 32):
+        r = cond.args[1]
+    else:
+        return None
+    tail, body = e.trues[0], e.false
+    enter = preds[0] if preds[1] == body else preds[1]
+    if r not in params or body not in preds or body not in fn.single or tail not in fn.single \
+            or tail in fn.entries or fn.graph.edges[body].plain_jump != head \
+            or fn.graph.edges[enter].plain_jump != head:
+        return None
+    moved = _memcpy_body(fn, values, defs, body, head, params, r)
+    if moved is None:
+        return None
+    s, d = moved
+    live = [k for k, t in enumerate(fn.body[tail]) if fn.live[tail][k]]
+    store = next((k for k in live if not (fn.body[tail][k].op in PURE or fn.body[tail][k].op == "MLOAD")), None)
+    if store is None or not _masked_store(defs, fn.body[tail][store], s, d, r):
+        return None
+    chain = _chain(defs, fn.body[tail][store].args[1], tail)   # the masked store's value, computed in T
+    drop = {store} | {k for k in live if ("t", tail, fn.body[tail][k].dest) in chain}
+    rest = [fn.body[tail][k] for k in live if k not in drop]
+    gone = set(params) | chain
+    if any(x in gone for t in rest for x in t.args) or any(_reads(fn, values, x, p) for p in params
+                                                           for x in fn.graph.edges[tail].succ):
+        return None
+    if (fn.graph.edges[tail].kind == "jumpi" and values.condition(tail) in gone) or \
+            any(x in gone for t in fn.graph.edges[tail].succ for x in values.edge_args(tail, t)):
+        return None
+    init = dict(zip(params, values.edge_args(enter, head)))
+    pcs = merged_pcs(*(t.pcs for m in (head, body) for t in fn.body[m]), *(fn.body[tail][k].pcs for k in drop),
+                     *((fn.syms[m].last_pc,) for m in (head, body) if fn.syms[m].last_pc is not None))
+    return enter, tail, Stmt(None, "memcpy", [init[d], init[s], init[r]], 1, pcs), drop
+
+
+def _memcpy_body(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], body: int, head: int, params, r):
+    """(s, d) when `body` is mstore(d, mload(s)) and jumps back with s + 32, d + 32, r - 32."""
+    stmts = [t for k, t in enumerate(fn.body[body]) if fn.live[body][k]]
+    stores = [t for t in stmts if t.dest is None]
+    if len(stores) != 1 or stores[0].op != "MSTORE" or any(t.op not in PURE and t.op != "MLOAD" for t in stmts
+                                                              if t.dest is not None):
+        return None
+    d, load = stores[0].args[0], defs.get(stores[0].args[1])
+    s = load.args[0] if load is not None and load.op == "MLOAD" else None
+    if s is None or len({s, d, r}) != 3 or s not in params or d not in params:
+        return None
+    step = dict(zip(params, values.edge_args(body, head)))
+    return (s, d) if _plus(defs, step[s], s, 32) and _plus(defs, step[d], d, 32) and (
+        _plus(defs, step[r], r, M - 32) or (defs.get(step[r]) is not None and defs[step[r]].op == "SUB"
+                                            and defs[step[r]].args == [r, ("c", 32)])) else None
+
+
+def _plus(defs: dict[Operand, Stmt], o: Operand, x: Operand, c: int) -> bool:
+    """o is x + c (c may stand as a line of its own: `~0x1f`)."""
+    s = defs.get(o)
+    if s is None or s.op != "ADD" or x not in s.args:
+        return False
+    return Constants(defs)(s.args[1] if s.args[0] == x else s.args[0]) == c
+
+
+def _masked_store(defs: dict[Operand, Stmt], st: Stmt, s: Operand, d: Operand, r: Operand) -> bool:
+    """st is mstore(d, (mload(s) & ~m) | (mload(d) & m)), m = (256 ** (32 - r)) - 1 (either way round)."""
+    v = defs.get(st.args[1]) if st.op == "MSTORE" and st.args[0] == d else None
+    if v is None or v.op != "OR":
+        return False
+    parts = [defs.get(x) for x in v.args]
+    if None in parts or any(p.op != "AND" for p in parts):
+        return False
+
+    def load_of(x: Operand, at: Operand) -> bool:
+        ld = defs.get(x)
+        return ld is not None and ld.op == "MLOAD" and ld.args == [at]
+
+    def split(p: Stmt, at: Operand):   # (the mask operand) when p is mload(at) & mask
+        return next((b for a, b in (p.args, p.args[::-1]) if load_of(a, at)), None)
+
+    for a, b in (parts, parts[::-1]):
+        keep, take = split(b, d), split(a, s)   # b keeps d's word under m, a takes s's word under ~m
+        if keep is None or take is None:
+            continue
+        neg = defs.get(take)
+        if neg is not None and neg.op == "NOT" and neg.args[0] == keep and _tail_mask(defs, keep, r):
+            return True
+    return False
+
+
+def _tail_mask(defs: dict[Operand, Stmt], m: Operand, r: Operand) -> bool:
+    """m is (256 ** (32 - r)) - 1: ones under the last 32 - r bytes of a word."""
+    md = defs.get(m)
+    if md is None:
+        return False
+    if md.op == "SUB" and md.args[1] == ("c", 1):
+        x = md.args[0]
+    elif md.op == "ADD" and Constants(defs)(md.args[0]) == M - 1:   # ~0 + 256 ** (32 - r)
+        x = md.args[1]
+    elif md.op == "ADD" and Constants(defs)(md.args[1]) == M - 1:
+        x = md.args[0]
+    else:
+        return False
+    xd = defs.get(x)
+    if xd is None or xd.op != "EXP" or xd.args[0] != ("c", 256):
+        return False
+    td = defs.get(xd.args[1])
+    return td is not None and td.op == "SUB" and td.args == [("c", 32), r]
+
+
+def _chain(defs: dict[Operand, Stmt], o: Operand, n: int) -> set[Operand]:
+    """The temps of instance n that o is computed from (o included), through n's own statements."""
+    out, work = set(), [o]
+    while work:
+        x = work.pop()
+        if x in out or x[0] != "t" or x[1] != n or x not in defs:
+            continue
+        out.add(x)
+        work.extend(defs[x].args)
+    return out

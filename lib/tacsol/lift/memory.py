@@ -598,7 +598,7 @@ class _Line:
         return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
 
 
-_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad"}
+_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "memory"}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:
