@@ -364,6 +364,8 @@ class _Run:
             return None
         if e.startswith('memstring("'):
             return self.memstring(e)
+        if e == "bytes(returndata)":   # level 3: the return data copied to a fresh allocation (none: 0x60)
+            return self.returndata_bytes()
         m = re.fullmatch(r"memory\(arg(\d+)\)", e)
         if m:   # level 3: a dynamic argument copied from calldata to a fresh allocation at the free pointer
             return self.copy_argument(int(m.group(1)))
@@ -374,6 +376,17 @@ class _Run:
             self.mwrite(0x40, (at + 32 + 32 * len(words)).to_bytes(32, "big"))
             return at
         return _Parser(self, e).whole()
+
+    def returndata_bytes(self) -> int:
+        """bytes(returndata): 0x60 when the last call returned nothing; else the free pointer p, moved 32 + the size
+        rounded up to a word on, with the size at p and the return data after it."""
+        n = len(self.returndata)
+        if not n:
+            return 0x60
+        p = self.call("mload", [0x40])
+        self.mwrite(0x40, (p + (n + 0x3F) // 32 * 32).to_bytes(32, "big"))
+        self.mwrite(p, n.to_bytes(32, "big") + self.returndata)
+        return p
 
     def copy_argument(self, k: int) -> int:
         """memory(argK): the length n at 4 + argK, then n bytes (n words for an array) after it, copied to the free

@@ -1066,3 +1066,48 @@ def test_legacy_memcpy_is_one_statement_at_level_3(version, optimize):
             for level in (1, 2, 3):
                 tac = lifted[level].function(sel[sig]).tac
                 assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+
+
+RETURNDATA_SRC = """pragma solidity VERSION;
+contract C {
+    function fwd(address t, bytes memory data) public returns (bool ok, bytes memory r) { (ok, r) = t.call(data); }
+    function size(address t, bytes memory data) public returns (uint256) {
+        (, bytes memory r) = t.call(data);
+        return r.length;
+    }
+    function twice(address t, bytes memory data) public returns (bytes32) {
+        (, bytes memory r) = t.call(data);
+        (, bytes memory q) = t.call(r);
+        return keccak256(abi.encodePacked(r, q, uint8(1)));
+    }
+}"""
+
+
+@pytest.mark.parametrize("version,optimize", [("0.5.16", False), ("0.5.16", True), ("0.6.12", True),
+                                              ("0.7.6", False), ("0.7.6", True), ("0.8.19", True)])
+def test_return_data_copied_to_memory_is_one_statement_at_level_3(version, optimize):
+    """A call's return data taken as bytes (`(ok, r) = t.call(data)`) is copied to a fresh allocation when there is
+    any, else is the empty bytes at 0x60: the branch and the copy print as `v = bytes(returndata)` at level 3
+    (returndata.py; solc 0.5-0.7, and 0.8 with the optimizer). Every level equals
+    py-evm, calling the identity precompile (its input comes back) and an address without code (nothing comes
+    back): a copy allocated one word short, or bytes at another address than 0x60 when empty, fail it."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(RETURNDATA_SRC.replace("VERSION", version), version, optimize=optimize)["C"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    if version < "0.8" or optimize:
+        for sig in sel.values():
+            tac = lifted[3].function(sig).tac
+            assert "= bytes(returndata)" in tac and "returndatacopy" not in tac, tac
+    rng = random.Random(version + str(optimize))
+    blobs = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 1, 33, 70)]
+    for sig, s in sorted(sel.items()):
+        for target in (4, rng.getrandbits(160)):
+            for b in blobs:
+                data = bytes.fromhex(s[2:]) + _abi_encode(["uint256", "bytes"], [target, b])
+                want = _evm_outcome(code, data)
+                assert want[0] == "ok", (sig, want)
+                for level in (1, 2, 3):
+                    tac = lifted[level].function(s).tac
+                    assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"

@@ -78,7 +78,7 @@ def _length(defs: dict[Operand, Stmt], ln: Operand, k: int, width: int) -> Opera
     return n if s is not None and s.op == "CALLDATALOAD" and _argument(defs, s.args[0], 4) == k else None
 
 
-def _rounded(defs: dict[Operand, Stmt], const: Constants, o: Operand) -> tuple[tuple, int] | None:
+def rounded(defs: dict[Operand, Stmt], const: Constants, o: Operand) -> tuple[tuple, int] | None:
     """x (as linear terms and constant) when o is x rounded up to a multiple of 32: (x + 31) & ~31, or
     ((x + 31) / 32) * 32."""
     s = defs.get(o)
@@ -100,14 +100,14 @@ def _is_size(defs: dict[Operand, Stmt], const: Constants, size: tuple[tuple, int
     """size (linear terms, constant) is 32 + ln rounded up to a word: ln rounded, plus 32, maybe rounded again (an
     array's ln, a multiple of 32, need not be rounded)."""
     def round_of_ln(r: Operand) -> bool:
-        return (width == 32 and r == ln) or _rounded(defs, const, r) == ((ln,), 0)
+        return (width == 32 and r == ln) or rounded(defs, const, r) == ((ln,), 0)
 
     terms, c = size
     if len(terms) != 1:
         return False
     if c == 32:
         return round_of_ln(terms[0])
-    inner = _rounded(defs, const, terms[0]) if c == 0 else None
+    inner = rounded(defs, const, terms[0]) if c == 0 else None
     return inner is not None and len(inner[0]) == 1 and inner[1] == 32 and round_of_ln(inner[0][0])
 
 

@@ -15,6 +15,7 @@ from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
 from .phis import fold_block_params
 from .redundant import settle_constant_branches, settle_known_checks
+from .returndata import fold_returndata_copies
 from .rewrite import definitions, prune, reread
 from .simplify import eliminate_dead
 from .tails import copy_revert_tails
@@ -51,6 +52,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         used = eliminate_dead(fn, values)
     if checked and (fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
+                    + fold_returndata_copies(fn, values)        # v = bytes(returndata)
                     + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto
                     + settle_known_checks(fn, values)):         # a check the branch before decided
         before = set(fn.removed)

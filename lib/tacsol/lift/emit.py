@@ -98,6 +98,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"revert({a[0]})"
     if name == "return_bytes":
         return f"return bytes({a[0]})"
+    if name == "returndata_bytes":
+        return "bytes(returndata)"
     if name == "abi_encode":
         return f"abi.encode({', '.join(a)})"
     if name == "panic" and s.args[0][0] == "c":   # the code as Solidity's documentation lists it (0x11, 0x32)

@@ -598,7 +598,8 @@ class _Line:
         return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
 
 
-_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "memory"}
+_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "memory",
+                 "returndata_bytes"}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:
