@@ -849,6 +849,22 @@ def _abi_encode(types: list[str], values: list) -> bytes:
     return b"".join(h.to_bytes(32, "big") for h in head) + tail
 
 
+def _levels_match_evm(code: str, sel: dict, lifted: dict, cases: dict, label: str) -> collections.Counter:
+    """Run each case (signature -> rows of argument values, ABI-encoded) in py-evm and in every level's TAC; the
+    outcomes must be equal. Returns how often each (function name, outcome kind) came out."""
+    outcomes = collections.Counter()
+    for sig, rows in cases.items():
+        types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+        for values in rows:
+            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
+            want = _evm_outcome(code, data)
+            outcomes[sig.split("(")[0], want[0]] += 1
+            for level in sorted(lifted):
+                tac = lifted[level].function(sel[sig]).tac
+                assert _tac_outcome(tac, data, code) == want, f"{label} level {level} {sig} {data.hex()}\n{tac}"
+    return outcomes
+
+
 @pytest.mark.parametrize("version,optimize,coder_v2", [("0.8.19", False, True), ("0.8.19", True, True),
                                                        ("0.8.26", False, True), ("0.6.12", False, True),
                                                        ("0.6.12", True, False), ("0.5.16", False, False)])
@@ -880,14 +896,7 @@ def test_decoder_bounds_of_dynamic_arguments_fold_at_level_3(version, optimize, 
     cases = {"f(bytes,uint256)": [[b, rng.getrandbits(rng.choice([8, 256]))] for b in blobs],
              "g(uint256[])": [[[rng.getrandbits(rng.choice([8, 256])) for _ in range(k)]] for k in (0, 1, 2, 3, 3)],
              "h(string,address)": [[b, rng.getrandbits(160)] for b in blobs]}
-    for sig, rows in cases.items():
-        types = sig[sig.index("(") + 1:-1].split(",")
-        for values in rows:
-            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
-            want = _evm_outcome(code, data)
-            for level in (1, 2, 3):
-                tac = lifted[level].function(sel[sig]).tac
-                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    _levels_match_evm(code, sel, lifted, cases, version)
 
 
 COPY_ARG_SRC = """pragma solidity VERSION;
@@ -942,15 +951,8 @@ def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, o
              "lengths(bytes,uint256,string)": [[a, rng.getrandbits(64), b] for a, b in zip(blobs, blobs[::-1])],
              "sum(uint256[])": [[[rng.getrandbits(rng.choice([8, 64])) for _ in range(k)]] for k in (0, 1, 2, 3)],
              "at(bytes,string)": [[a, b] for a, b in zip(blobs, blobs[::-1])]}
-    for sig, rows in cases.items():
-        types = sig[sig.index("(") + 1:-1].split(",")
-        for values in rows:
-            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
-            want = _evm_outcome(code, data)
-            assert want[0] == "ok", (sig, want)
-            for level in (1, 2, 3):
-                tac = lifted[level].function(sel[sig]).tac
-                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    outcomes = _levels_match_evm(code, sel, lifted, cases, version)
+    assert {kind for _, kind in outcomes} == {"ok"}, outcomes
 
 
 KNOWN_CHECK_SRC = """pragma solidity VERSION;
@@ -1007,16 +1009,7 @@ def test_a_check_the_branch_before_decided_goes_at_level_3(version, optimize):
              "at(uint256[],uint256)": [[words(3), i] for i in (0, 2, 3, 9)],
              "dot(uint256[],uint256[])": [[words(a), words(b)] for a, b in ((2, 2), (3, 1), (0, 4), (1, 0))],
              "pick(uint256)": [[k] for k in (0, 1, 2, 9)], "e()": [[]]}
-    outcomes = collections.Counter()
-    for sig, rows in cases.items():
-        types = sig[sig.index("(") + 1:-1].split(",")
-        for values in rows:
-            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, values)
-            want = _evm_outcome(code, data)
-            outcomes[sig.split("(")[0], want[0]] += 1
-            for level in (1, 2, 3):
-                tac = lifted[level].function(sel[sig]).tac
-                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    outcomes = _levels_match_evm(code, sel, lifted, cases, version)
     assert outcomes["dot", "revert" if version >= "0.8" else "invalid"] == 2, outcomes   # b shorter than a
 
 
@@ -1056,16 +1049,8 @@ def test_legacy_memcpy_is_one_statement_at_level_3(version, optimize):
              "cat(string,string)": [[a, b] for a, b in zip(blobs, blobs[::-1])],
              "fwd(address,bytes)": [[rng.getrandbits(160), b] for b in blobs[:3]],
              "hashed(bytes,bytes)": [[a, b] for a, b in zip(blobs, blobs[1:] + blobs[:1])]}
-    for sig, rows in cases.items():
-        types = sig[sig.index("(") + 1:-1].split(",")
-        for values in rows:
-            data = bytes.fromhex(sel[sig][2:]) + _abi_encode(["uint256" if t == "address" else t for t in types],
-                                                             values)
-            want = _evm_outcome(code, data)
-            assert want[0] == "ok", (sig, want)
-            for level in (1, 2, 3):
-                tac = lifted[level].function(sel[sig]).tac
-                assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    outcomes = _levels_match_evm(code, sel, lifted, cases, version)
+    assert {kind for _, kind in outcomes} == {"ok"}, outcomes
 
 
 RETURNDATA_SRC = """pragma solidity VERSION;
@@ -1102,12 +1087,6 @@ def test_return_data_copied_to_memory_is_one_statement_at_level_3(version, optim
             assert "= bytes(returndata)" in tac and "returndatacopy" not in tac, tac
     rng = random.Random(version + str(optimize))
     blobs = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 1, 33, 70)]
-    for sig, s in sorted(sel.items()):
-        for target in (4, rng.getrandbits(160)):
-            for b in blobs:
-                data = bytes.fromhex(s[2:]) + _abi_encode(["uint256", "bytes"], [target, b])
-                want = _evm_outcome(code, data)
-                assert want[0] == "ok", (sig, want)
-                for level in (1, 2, 3):
-                    tac = lifted[level].function(s).tac
-                    assert _tac_outcome(tac, data, code) == want, f"{version} level {level} {sig} {data.hex()}\n{tac}"
+    cases = {sig: [[target, b] for target in (4, rng.getrandbits(160)) for b in blobs] for sig in sel}
+    outcomes = _levels_match_evm(code, sel, lifted, cases, version)
+    assert {kind for _, kind in outcomes} == {"ok"}, outcomes
