@@ -366,9 +366,9 @@ class _Run:
             return self.memstring(e)
         if e == "bytes(returndata)":   # level 3: the return data copied to a fresh allocation (none: 0x60)
             return self.returndata_bytes()
-        m = re.fullmatch(r"memory\(arg(\d+)\)", e)
+        m = re.fullmatch(r"memory(_words)?\(arg(\d+)\)", e)
         if m:   # level 3: a dynamic argument copied from calldata to a fresh allocation at the free pointer
-            return self.copy_argument(int(m.group(1)))
+            return self.copy_argument(int(m.group(2)), clear=not m.group(1))
         if e.startswith("abi.encode("):   # level 3: the words' encoding allocated at the free pointer
             words = self.values(e[len("abi.encode("):-1])
             at = self.call("mload", [0x40])
@@ -388,9 +388,10 @@ class _Run:
         self.mwrite(p, n.to_bytes(32, "big") + self.returndata)
         return p
 
-    def copy_argument(self, k: int) -> int:
+    def copy_argument(self, k: int, clear: bool = True) -> int:
         """memory(argK): the length n at 4 + argK, then n bytes (n words for an array) after it, copied to the free
-        pointer p as [n, data], the word after the data cleared, the pointer moved past the data rounded up to words."""
+        pointer p as [n, data], the word after the data cleared (not by memory_words), the pointer moved past the
+        data rounded up to words."""
         at = 4 + self.vals[f"arg{k}"]
         n = self.call("calldataload", [at])
         size = n if self.fn.types[k] in ("bytes", "string") else 32 * n
@@ -398,7 +399,8 @@ class _Run:
         self.mwrite(0x40, (p + 32 + (size + 31) // 32 * 32).to_bytes(32, "big"))
         self.mwrite(p, n.to_bytes(32, "big"))
         self.call("calldatacopy", [p + 32, at + 32, size])
-        self.mwrite(p + 32 + size, bytes(32))
+        if clear:
+            self.mwrite(p + 32 + size, bytes(32))
         return p
 
     def values(self, text: str) -> list[int]:

@@ -925,7 +925,8 @@ contract A {
 def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, optimize, coder_v2):
     """A `bytes memory` / `string memory` argument (and a uint256[] under the legacy decoder) is copied from calldata
     to the free pointer: the length, a rounded allocation (abicoder v2: checked against 2**64), the calldatacopy and
-    the cleared word after it. Level 3 prints `v = memory(argK)` (calldata.py) and no calldatacopy of an argument;
+    the cleared word after it. Level 3 prints `v = memory(argK)` (calldata.py) and no calldatacopy of an argument
+    (abicoder v2's optimized word loop over a uint256[], which clears nothing after it, `v = memory_words(argK)`);
     every level's TAC does what py-evm does on lengths 0-70 (a copy from the wrong offset returns other bytes or
     another hash; an allocation not rounded up, other pointers from `at`)."""
     from tacsol.evaluate import compile_bytecode
@@ -941,6 +942,8 @@ def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, o
     for sig, args in copies.items():
         tac = lifted[3].function(sel[sig]).tac
         assert sorted(int(k) for k in re.findall(r"= memory\(arg(\d+)\)", tac)) == args, tac
+    if optimize and version >= "0.8":   # 0.8's optimized word loop over a uint256[] (0.6-0.7 count the words)
+        assert "= memory_words(arg0)" in lifted[3].function(sel["sum(uint256[])"]).tac
         if args:
             assert not re.search(r"calldatacopy\(.*arg\d", tac), tac   # nor the allocation's check:
             assert not re.search(r"\(v\d+ [<>] (v\d+|0xffffffffffffffff)\) \| \(v\d+ [<>]", tac), tac

@@ -13,16 +13,19 @@ after them is cleared. Solc 0.6+'s decoder (abicoder v2) checks the new pointer 
     calldatacopy(v3 + 32, v1 + 32, v2)
     mstore((v3 + 32) + v2, 0)
 
-Ten lines with the length's load; they print as `v3 = memory(arg2)` (docs/tac-format.md, Level 3). Exact but for
+Ten lines with the length's load; they print as `v3 = memory(arg2)` (docs/tac-format.md, Level 3). abicoder v2
+copies an array of one-word values word by word (loops.fold_calldata_word_loops makes that a calldatacopy) and
+clears no word after it: `v = memory_words(argK)`. Exact but for
 the allocation check, which is dropped: it fails only when the free pointer plus 32 + n passes 2**64 - 1, and the
 decoder's own checks keep n within calldatasize: no transaction carries 2**64 bytes of calldata (4 gas a byte) and
 solc keeps its free pointer far below 2**64, so no call reaches that panic."""
 from __future__ import annotations
 
-from .abi import static_words
+from .abi import cleanup_cast, static_words
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .layout import failing_path
+from .loops import word_count
 from .rewrite import Constants, chain_pcs, chains, decide, definitions, line, linear, linear_minus
 from .simplify import M
 from .values import Values
@@ -33,11 +36,11 @@ _CHECK_OPS = ("ISZERO", "OR", "GT", "LT")
 
 
 def element_width(t: str) -> int | None:
-    """Bytes per element an argument of type t copies with one calldatacopy: 1 for bytes and string, 32 for an
-    array of one-word values; None for other types."""
+    """Bytes per element an argument of type t copies as one block: 1 for bytes and string, 32 for an array of
+    whole-word values (uint256, int256, bytes32: no element to validate); None for other types."""
     if t in ("bytes", "string"):
         return 1
-    return 32 if t.endswith("[]") and static_words(t[:-2]) == 1 else None
+    return 32 if t.endswith("[]") and static_words(t[:-2]) == 1 and cleanup_cast(t[:-2]) is None else None
 
 
 def fold_calldata_copies(fn: FunctionIR, values: Values, types: tuple[str, ...]) -> int:
@@ -68,13 +71,8 @@ def _argument(defs: dict[Operand, Stmt], o: Operand, off: int) -> int | None:
 
 def _length(defs: dict[Operand, Stmt], ln: Operand, k: int, width: int) -> Operand | None:
     """The length word n that the copy's size ln stands for (ln = n, or n * 32 for an array), read at 4 + argK."""
-    n = ln
-    if width == 32:
-        s = defs.get(ln)
-        if s is None or s.op != "MUL" or ("c", 32) not in s.args:
-            return None
-        n = s.args[1] if s.args[0] == ("c", 32) else s.args[0]
-    s = defs.get(n)
+    n = ln if width == 1 else word_count(defs, ln)
+    s = defs.get(n) if n is not None else None
     return n if s is not None and s.op == "CALLDATALOAD" and _argument(defs, s.args[0], 4) == k else None
 
 
@@ -135,7 +133,8 @@ def _fold(fn: FunctionIR, values: Values, types, defs, const, seq: list[tuple[in
         return False
     p = dterms[0]
     z, w = _next_effect(fn, seq, c + 1, 1), _next_effect(fn, seq, c - 1, -1)
-    if z is None or w is None or not _is_store(at(z), (tuple(sorted((p, ln))), 32), defs, ("c", 0)):
+    cleared = z is not None and _is_store(at(z), (tuple(sorted((p, ln))), 32), defs, ("c", 0))
+    if w is None or not (cleared or width == 32):   # abicoder v2 clears no word after an array's words
         return False
     # the length's store; absent when nothing reads it (memory.dead_stores), and then writing it changes nothing
     a = _next_effect(fn, seq, w - 1, -1) if at(w).op == "MSTORE" and at(w).args == [p, n] else w
@@ -149,7 +148,7 @@ def _fold(fn: FunctionIR, values: Values, types, defs, const, seq: list[tuple[in
         return False
     m, i, check = read
     load = fn.body[m][i]
-    folded = sorted({a, w, c, z}, key=lambda q: seq[q], reverse=True)
+    folded = sorted({a, w, c, z} if cleared else {a, w, c}, key=lambda q: seq[q], reverse=True)
     pcs = [at(q).pcs for q in folded]
     if check is not None:
         j, fail, cond = check
@@ -159,7 +158,8 @@ def _fold(fn: FunctionIR, values: Values, types, defs, const, seq: list[tuple[in
         pcs.append(tuple(q for q in [fn.syms[j].last_pc, *(fn.block_of(t) for t in own)] if q is not None and q >= 0))
         fn.absorbed.update(own)
         decide(fn, j, seq[0][0])
-    fn.body[m][i] = defs[p] = Stmt(load.dest, "memory", [("a", k)], 1, merged_pcs(load.pcs, *pcs))
+    op = "memory" if cleared else "memory_words"
+    fn.body[m][i] = defs[p] = Stmt(load.dest, op, [("a", k)], 1, merged_pcs(load.pcs, *pcs))
     for q in folded:
         del fn.body[seq[q][0]][seq[q][1]], fn.live[seq[q][0]][seq[q][1]]
     return True

@@ -108,7 +108,7 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"{name.split('_')[0]}({a[0]})"
     if name == "revert_err":
         return f"revert {s.args[0][1]:#010x}({', '.join(a[1:])})"
-    if name in ("alloc", "memory"):
+    if name in ("alloc", "memory", "memory_words"):
         return f"{name}({a[0]})"
     if name == "icall":
         return f"icall {a[0]}({', '.join(a[1:])})"

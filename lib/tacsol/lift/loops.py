@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, definitions, linear, linear_minus, live_preds, prune, replace
+from .rewrite import Constants, decide, definitions, linear, linear_minus, live_preds, prune, replace
 from .simplify import M
 from .values import Values
 
@@ -421,3 +421,79 @@ def _chain(defs: dict[Operand, Stmt], o: Operand, n: int) -> set[Operand]:
         out.add(x)
         work.extend(defs[x].args)
     return out
+
+
+# ------------------------------------------------------------------------------------------- calldata words
+def fold_calldata_word_loops(fn: FunctionIR, values: Values) -> int:
+    """Level 3: abicoder v2 copies an array of one-word values (`uint256[] memory`) from calldata word by word:
+
+        H(s, d):  if s < end goto B else X        B:  mstore(d, calldataload(s))
+                                                      goto H(s + 32, d + 32)
+    entered as H(src, dst) from one place, end = src + L (L = 32n, the array's bytes). That is
+    `calldatacopy(dst, src, L)` before H, whose branch then always exits: calldataload reads zeros past calldatasize as calldatacopy does, and src + L does
+    not wrap (the decoder bounds n by 2**64). The code from X on (and the exit's arguments) must not read s or d.
+    Runs on live statements; callers prune. Returns how many folded."""
+    if not any(s.op == "CALLDATALOAD" for b in fn.body for s in b):
+        return 0
+    folded, defs = 0, definitions(fn)
+    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
+        got = _calldata_words(fn, values, defs, head)
+        if got is None:
+            continue
+        enter, out, stmt = got
+        fn.body[enter].append(stmt)   # the copy before the head, whose branch now always exits
+        fn.live[enter].append(True)
+        decide(fn, head, out)
+        values.forget()
+        defs = definitions(fn)
+        folded += 1
+    return folded
+
+
+def word_count(defs: dict[Operand, Stmt], o: Operand) -> Operand | None:
+    """n when o is n * 32 (or n << 5): the bytes of n words."""
+    s = defs.get(o)
+    if s is not None and s.op == "MUL" and ("c", 32) in s.args:
+        return s.args[1] if s.args[0] == ("c", 32) else s.args[0]
+    return s.args[1] if s is not None and s.op == "SHL" and s.args[0] == ("c", 5) else None
+
+
+def _calldata_words(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):
+    """(instance entering the loop, the exit, the calldatacopy) when `head` heads a word-by-word copy of calldata."""
+    e = fn.graph.edges[head]
+    if head in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+        return None
+    params, preds = values.params(head), live_preds(fn, head)
+    cond = defs.get(values.condition(head))
+    body, out = e.trues[0], e.false
+    if len(params) != 2 or len(preds) != 2 or body not in preds or cond is None or cond.op != "LT" \
+            or cond.args[0] not in params or not all(s.op in PURE for s in fn.body[head]) \
+            or body not in fn.single or fn.graph.edges[body].plain_jump != head:
+        return None
+    s, end = cond.args
+    d = params[0] if params[1] == s else params[1]
+    enter = preds[0] if preds[1] == body else preds[1]
+    if fn.graph.edges[enter].plain_jump != head:
+        return None
+    stmts = [t for k, t in enumerate(fn.body[body]) if fn.live[body][k]]
+    stores = [t for t in stmts if t.dest is None]
+    if len(stores) != 1 or stores[0].op != "MSTORE" or stores[0].args[0] != d \
+            or any(t.op not in PURE for t in stmts if t.dest is not None):
+        return None
+    load = defs.get(stores[0].args[1])
+    step = dict(zip(params, values.edge_args(body, head)))
+    if load is None or load.op != "CALLDATALOAD" or load.args != [s] or not _plus(defs, step[s], s, 32) \
+            or not _plus(defs, step[d], d, 32):
+        return None
+    init = dict(zip(params, values.edge_args(enter, head)))
+    size = linear_minus(defs, end, init[s])   # end = src + L, L = n * 32
+    if size is None or len(size[0]) != 1 or size[1] != 0:
+        return None
+    if word_count(defs, size[0][0]) is None:
+        return None
+    inside = [("t", m, t.dest) for m in (head, body) for t in fn.body[m] if t.dest is not None]
+    if any(_reads(fn, values, out, x) or x in values.edge_args(head, out) for x in [s, d, *inside]):
+        return None
+    pcs = merged_pcs(*(t.pcs for m in (head, body) for t in fn.body[m]),
+                     *((fn.syms[m].last_pc,) for m in (head, body) if fn.syms[m].last_pc is not None))
+    return enter, out, Stmt(None, "CALLDATACOPY", [init[d], init[s], size[0][0]], 1, pcs)

@@ -599,7 +599,7 @@ class _Line:
 
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "memory",
-                 "returndata_bytes"}
+                 "memory_words", "returndata_bytes"}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:
