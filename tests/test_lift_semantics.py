@@ -986,10 +986,10 @@ contract K {
 @pytest.mark.parametrize("version,optimize", [("0.5.16", False), ("0.6.12", True), ("0.8.19", False),
                                               ("0.8.19", True), ("0.8.26", True)])
 def test_a_check_the_branch_before_decided_goes_at_level_3(version, optimize):
-    """An index check (`panic(0x32)`, legacy `invalid`) right after a branch that tested the same comparison
-    (a loop's `i < a.length`, an `if`) cannot fail: level 3 drops it (redundant.py), and keeps the check of
-    another array's index; a branch on a constant (unoptimized enum checks) is settled. Every level equals py-evm, out-of-bounds panics included (a dropped check that could
-    fail returns where the EVM reverts)."""
+    """An index check (`panic(0x32)`, legacy `invalid`) right after a branch that tested the same comparison (a
+    loop's `i < a.length`, an `if`) cannot fail: level 3 drops it (redundant.py), and keeps the check of another
+    array's index; a branch on a constant (unoptimized enum checks) is settled. Every level equals py-evm, out-of-
+    bounds panics included (a dropped check that could fail returns where the EVM reverts)."""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(KNOWN_CHECK_SRC.replace("VERSION", version), version, optimize=optimize)["K"]

@@ -244,7 +244,8 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
                     decoded = decoder_check(cond, defs, abi) if validated is None else None
                     t = validated[0] if validated is not None else decoded
                 fails = (no if t else yes) if t is not None else None
-                if t is not None and not (_empty_revert(fn, fails) or decoded is not None and failing_path(fn, fails) is not None):
+                if t is not None and not (_empty_revert(fn, fails)
+                                          or decoded is not None and failing_path(fn, fails) is not None):
                     t = None
                 if t is not None:
                     if validated is not None:

@@ -24,9 +24,10 @@ from .values import Values
 
 def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
     """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations,
-    the decoder's validation of an argument against its declared type folds into the header, a free-memory pointer the memory model cannot
-    follow starts a new free base, an allocation at the free pointer prints as `p = alloc(n)`, and a read used once by
-    the next line is written there."""
+    the decoder's validation of an argument against its declared type folds into the header, a free-memory pointer
+    the memory model cannot follow starts a new free base, an argument or the return data copied to memory is one
+    statement, as is the legacy memcpy loop, branches whose outcome is known are settled, an allocation at the free
+    pointer prints as `p = alloc(n)`, and a read used once by the next line is written there."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)

@@ -38,8 +38,8 @@ def find_callees(prog: Program, entries: list[int], deadline: float, mark_decode
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
     the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
-    `mark_decoders` (level 3): a function that only decodes a bytes argument (decodes_calldata) is marked
-    `decodes`, for Internals.select to inline it where it folds into the caller's own decoding."""
+    `mark_decoders` (level 3): a function that only decodes an argument from calldata (decodes_calldata) is
+    marked `decodes`, for Internals.select to inline it where it folds into the caller's own decoding."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
     graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
                          precise=True)

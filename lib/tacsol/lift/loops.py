@@ -429,10 +429,10 @@ def fold_calldata_word_loops(fn: FunctionIR, values: Values) -> int:
 
         H(s, d):  if s < end goto B else X        B:  mstore(d, calldataload(s))
                                                       goto H(s + 32, d + 32)
-    entered as H(src, dst) from one place, end = src + L (L = 32n, the array's bytes). That is
-    `calldatacopy(dst, src, L)` before H, whose branch then always exits: calldataload reads zeros past calldatasize as calldatacopy does, and src + L does
-    not wrap (the decoder bounds n by 2**64). The code from X on (and the exit's arguments) must not read s or d.
-    Runs on live statements; callers prune. Returns how many folded."""
+    entered as H(src, dst) from one place, end = src + L (L = 32n, the array's bytes). That is `calldatacopy(dst,
+    src, L)` before H, whose branch then always exits: calldataload reads zeros past calldatasize as calldatacopy
+    does, and src + L does not wrap (the decoder bounds n by 2**64). The code from X on (and the exit's arguments)
+    must not read s or d. Runs on live statements; callers prune. Returns how many folded."""
     if not any(s.op == "CALLDATALOAD" for b in fn.body for s in b):
         return 0
     folded, defs = 0, definitions(fn)

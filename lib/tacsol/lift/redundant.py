@@ -11,10 +11,11 @@ its body reads `a[i]`, which solc guards again with the same comparison (`panic(
       require(v6) else panic(0x32)
 
 When the check's instance is reached only through single-predecessor instances (other checks' passing sides
-included) from the branch's side that made its condition true (or false), and the check fails on the other truth of the same condition, the check cannot
-fail: it goes, and its instructions map to the branch's line. "The same condition": the same value, or the same
-operations on the same values where memory and storage reads (`mload(v4)`) are the same because nothing on the
-way writes memory or storage (the walk's instances hold only pure statements and reads). Exact."""
+included) from the branch's side that made its condition true (or false), and the check fails on the other truth of
+the same condition, the check cannot fail: it goes, and its instructions map to the branch's line. "The same
+condition": the same value, or the same operations on the same values where memory and storage reads (`mload(v4)`)
+are the same because nothing on the way writes memory or storage (the walk's instances hold only pure statements and
+reads). Exact."""
 from __future__ import annotations
 
 from ..evm import may_read_immutables
