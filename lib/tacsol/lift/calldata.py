@@ -21,7 +21,7 @@ decoder's own checks keep n within calldatasize: no transaction carries 2**64 by
 solc keeps its free pointer far below 2**64, so no call reaches that panic."""
 from __future__ import annotations
 
-from .abi import cleanup_cast, static_words
+from .abi import static_words
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .layout import failing_path
@@ -37,10 +37,10 @@ _CHECK_OPS = ("ISZERO", "OR", "GT", "LT")
 
 def element_width(t: str) -> int | None:
     """Bytes per element an argument of type t copies as one block: 1 for bytes and string, 32 for an array of
-    whole-word values (uint256, int256, bytes32: no element to validate); None for other types."""
+    one-word values; None for other types."""
     if t in ("bytes", "string"):
         return 1
-    return 32 if t.endswith("[]") and static_words(t[:-2]) == 1 and cleanup_cast(t[:-2]) is None else None
+    return 32 if t.endswith("[]") and static_words(t[:-2]) == 1 else None
 
 
 def fold_calldata_copies(fn: FunctionIR, values: Values, types: tuple[str, ...]) -> int:
