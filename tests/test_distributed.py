@@ -272,3 +272,22 @@ if __name__ == "__main__":
     mode, out_dir = sys.argv[1], Path(sys.argv[2])
     out_dir.mkdir(parents=True, exist_ok=True)
     {"zero3": worker_zero3, "ddp": worker_ddp}[mode](out_dir)
+
+
+def test_training_closes_its_process_group():
+    """tacsol.train.main ends by destroying the process group a multi-process run initialized (close_process_group):
+    left to interpreter exit, Gloo's threads can abort the rank after training finished (seen once in CI)."""
+    import socket
+
+    import torch.distributed as dist
+
+    from tacsol.train import close_process_group
+
+    close_process_group()   # no group: nothing to do
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    close_process_group()
+    assert not dist.is_initialized()
