@@ -84,7 +84,7 @@ def cleanup_cast(t: str) -> str | None:
     return t
 
 
-def _negated(o: Operand, defs: dict[Operand, Stmt]) -> tuple[Operand, bool]:
+def negated(o: Operand, defs: dict[Operand, Stmt]) -> tuple[Operand, bool]:
     """o with its ISZERO chain stripped, and whether an odd number of ISZEROs negated it: the checks below read a
     condition's value through the compiler's negations."""
     neg, s = False, defs.get(o)
@@ -97,7 +97,7 @@ def _negated(o: Operand, defs: dict[Operand, Stmt]) -> tuple[Operand, bool]:
 def validated_cast(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> tuple[bool, Operand, Operand] | None:
     """The decoder's validation of an argument, `argK == T(argK)` with T the cast of argK's declared type (or its
     negation): (the condition's value when the argument is within that type, the cast, the argument)."""
-    o, neg = _negated(o, defs)
+    o, neg = negated(o, defs)
     s = defs.get(o)
     if s is None or s.op != "EQ":
         return None
@@ -113,7 +113,7 @@ def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
     """A condition's value when it is x == x or its negation. A constant condition is not settled: it is mostly an
     immutable variable, which deployedBytecode holds as zero until deployment, and the branch it hides is code the
     source has (an external call, an event)."""
-    o, neg = _negated(o, defs)
+    o, neg = negated(o, defs)
     s = defs.get(o)
     return (not neg) if s is not None and s.op == "EQ" and s.args[0] == s.args[1] else None
 
@@ -121,7 +121,7 @@ def truth(o: Operand, defs: dict[Operand, Stmt]) -> bool | None:
 def check_passes(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | None:
     """The value of a compiler's call check in every call the header describes: callvalue (non-payable) and
     calldatasize - 4 < K with K within the arguments' head are 0; None when o is neither (or their negation)."""
-    o, neg = _negated(o, defs)
+    o, neg = negated(o, defs)
     if o == ("e", "callvalue"):
         return neg if abi.mutability in NON_PAYABLE else None
     s = defs.get(o)
@@ -190,7 +190,7 @@ def decoder_check(o: Operand, defs: dict[Operand, Stmt], abi: Abi) -> bool | Non
     an address computed from one, and nothing else in the source compares with calldatasize. The legacy decoder's
     (`x > 0x100000000`, and several such checks or-ed, `(len > 0x100000000) | (end > calldatasize)`) alike: calldata
     is far below 2**32 bytes (its gas)."""
-    o, neg = _negated(o, defs)
+    o, neg = negated(o, defs)
     s = defs.get(o)
     if s is not None and s.op == "OR":   # a check of each: true when either is
         parts = [decoder_check(a, defs, abi) for a in s.args]

@@ -21,7 +21,7 @@ decoder's own checks keep n within calldatasize: no transaction carries 2**64 by
 solc keeps its free pointer far below 2**64, so no call reaches that panic."""
 from __future__ import annotations
 
-from .abi import static_words
+from .abi import negated, static_words
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .layout import failing_path
@@ -204,11 +204,9 @@ def _free_pointer_read(fn: FunctionIR, values: Values, defs, const: Constants, s
 
 def _allocation_check(defs, const: Constants, cond: Operand, fails_on_true: bool, p: Operand, end: Operand) -> bool:
     """cond (true, or false when not fails_on_true) exactly when end > 2**64 - 1 or end < p (it wrapped)."""
-    s = defs.get(cond)
-    while s is not None and s.op == "ISZERO":
-        fails_on_true = not fails_on_true
-        s = defs.get(s.args[0])
-    if not fails_on_true or s is None or s.op != "OR":
+    base, negative = negated(cond, defs)
+    s = defs.get(base)
+    if fails_on_true == negative or s is None or s.op != "OR":
         return False
     tests = [defs.get(x) for x in s.args]
     if None in tests:

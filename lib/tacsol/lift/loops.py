@@ -276,21 +276,29 @@ def fold_memcpy_loops(fn: FunctionIR, values: Values) -> int:
     eliminate_dead); callers prune and drop what became dead. Returns how many folded."""
     if not any(s.op == "EXP" for b in fn.body for s in b):   # the tail's mask: 256 ** (32 - r)
         return 0
-    folded, defs = 0, definitions(fn)
-    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
-        got = _memcpy(fn, values, defs, head)
-        if got is None:
-            continue
-        enter, tail, stmt, drop = got
+
+    def apply(head: int, enter: int, tail: int, stmt: Stmt, drop: set[int]) -> None:
         for k in sorted(drop, reverse=True):
             del fn.body[tail][k], fn.live[tail][k]
         fn.body[enter].append(stmt)
         fn.live[enter].append(True)
         fn.graph.edges[enter] = Edges("jump", [tail])
         fn.preds[tail] = [enter]
-        values.forget()
-        defs = definitions(fn)
-        folded += 1
+
+    return _each_loop(fn, values, _memcpy, apply)
+
+
+def _each_loop(fn: FunctionIR, values: Values, match, apply) -> int:
+    """Try match(fn, values, defs, head) on every join instance (a loop's head has two predecessors) and apply(head,
+    *match) to each hit, reading the definitions again after it. Returns how many applied."""
+    folded, defs = 0, definitions(fn)
+    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
+        got = match(fn, values, defs, head)
+        if got is not None:
+            apply(head, *got)
+            values.forget()
+            defs = definitions(fn)
+            folded += 1
     return folded
 
 
@@ -435,19 +443,13 @@ def fold_calldata_word_loops(fn: FunctionIR, values: Values) -> int:
     must not read s or d. Runs on live statements; callers prune. Returns how many folded."""
     if not any(s.op == "CALLDATALOAD" for b in fn.body for s in b):
         return 0
-    folded, defs = 0, definitions(fn)
-    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
-        got = _calldata_words(fn, values, defs, head)
-        if got is None:
-            continue
-        enter, out, stmt = got
+
+    def apply(head: int, enter: int, out: int, stmt: Stmt) -> None:
         fn.body[enter].append(stmt)   # the copy before the head, whose branch now always exits
         fn.live[enter].append(True)
         decide(fn, head, out)
-        values.forget()
-        defs = definitions(fn)
-        folded += 1
-    return folded
+
+    return _each_loop(fn, values, _calldata_words, apply)
 
 
 def word_count(defs: dict[Operand, Stmt], o: Operand) -> Operand | None:

@@ -19,6 +19,7 @@ reads). Exact."""
 from __future__ import annotations
 
 from ..evm import may_read_immutables
+from .abi import negated
 from .cse import COMMUTATIVE
 from .inline import is_pure
 from .ir import FunctionIR, Operand, Stmt
@@ -52,14 +53,14 @@ def settle_constant_branches(fn: FunctionIR, values: Values, code: bytes) -> int
 
 def _constant(defs: dict[Operand, Stmt], const: Constants, c: Operand) -> int | None:
     """c's value when it is a constant (through iszero and signed comparisons of constants too)."""
-    base, negated = _strip(defs, c)
+    base, negative = negated(c, defs)
     v = const(base)
     s = defs.get(base)
     if v is None and s is not None and s.op in ("SLT", "SGT"):
         a, b = (_signed(const(x)) for x in s.args)
         if a is not None and b is not None:
             v = int(a < b) if s.op == "SLT" else int(a > b)
-    return None if v is None else int(bool(v) != negated)
+    return None if v is None else int(bool(v) != negative)
 
 
 def _signed(v: int | None) -> int | None:
@@ -93,7 +94,7 @@ def _decided_by(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], n: in
     """(the branch instance, the truth it gave c) for the nearest branch that n is reached from through
     single-predecessor instances (and the passing sides of other checks) whose condition is c or its negation;
     None when there is none."""
-    base, negated = _strip(defs, c)
+    base, negative = negated(c, defs)
     walked = {n}   # the instances from the branch to the check: reads in them see the same memory and storage
     quiet = _quiet(fn, n)
     t = n
@@ -106,26 +107,15 @@ def _decided_by(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], n: in
         quiet = quiet and _quiet(fn, p)
         if e.kind == "jumpi" and p not in fn.decided and len(e.trues) == 1 and e.false is not None \
                 and e.trues[0] != e.false:
-            pbase, pneg = _strip(defs, values.condition(p))
+            pbase, pneg = negated(values.condition(p), defs)
             if _same(defs, base, pbase, walked if quiet else set(), 0):
-                return p, (t == e.trues[0]) != (negated != pneg)
+                return p, (t == e.trues[0]) != (negative != pneg)
             if failing_path(fn, e.false if t == e.trues[0] else e.trues[0]) is None:
                 return None   # a branch of another condition; past another check, the walk goes on
         elif e.plain_jump != t:
             return None
         t = p
     return None
-
-
-def _strip(defs: dict[Operand, Stmt], c: Operand) -> tuple[Operand, bool]:
-    """c without its iszero layers, and whether an odd number of them negated it."""
-    neg = False
-    for _ in range(_DEPTH):
-        s = defs.get(c)
-        if s is None or s.op != "ISZERO":
-            break
-        c, neg = s.args[0], not neg
-    return c, neg
 
 
 def _quiet(fn: FunctionIR, n: int) -> bool:
