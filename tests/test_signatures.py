@@ -182,3 +182,131 @@ def test_train_hints_param_is_checked():
 def test_unknown_signature_source_is_refused():
     with pytest.raises(P.ParamsError, match="signature_sources.*unknown \\['test'\\]"):
         train.load_params({"signature_sources": ["train", "test"]})
+
+
+# ------------------------------------------------------------------------------------------------ known events
+TRANSFER = "Transfer(address,address,uint256)"
+
+
+def test_standard_table_names_its_events_by_their_computed_topics():
+    t = S.standard_table()
+    assert t.events[S.topic(TRANSFER)].sources["standard"] == ["IERC20", "IERC721"]
+    assert S.topic(TRANSFER) == "0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef"  # ERC-20's
+    assert {"OwnershipTransferred(address,address)", "RoleGranted(bytes32,address,address)",
+            "TransferBatch(address,address,address,uint256[],uint256[])", "URI(string,uint256)"} <= \
+        {e.signature for e in t.events.values()}
+    assert all(S.topic(e.signature) == tp for tp, e in t.events.items())
+
+
+def test_event_declarations_resolve_types_and_skip_anonymous_ones():
+    src = S.corpus.strip_comments("""
+    interface IPool {
+        struct Order { address maker; uint256[] amounts; }
+        enum Side { Buy, Sell }
+        event Filled(bytes32 indexed id, Order o, Side indexed side, IPool pool);
+        event Quiet(uint256 a) anonymous;
+        event Bad(Unknown u);
+    }
+    contract Pool { event Swept(address indexed to, uint amount); function f() external {} }
+    """)
+    found, unresolved = S.declared_events(src, S._file_scope(src))
+    assert found == [("IPool", "interface", "Filled(bytes32,(address,uint256[]),uint8,address)"),
+                     ("Pool", "contract", "Swept(address,uint256)")]
+    assert unresolved == 1
+
+
+def _event_package(root):
+    (root / "contracts").mkdir(parents=True)
+    (root / "contracts" / "Token.sol").write_text("""
+    interface IMinter { event Minted(address indexed to, uint256 amount); }
+    contract Token {
+        event Burned(address indexed from, uint256 amount);
+        event SecretTestOnly(uint256 x);
+        function burn(uint256 a) external { emit Burned(msg.sender, a); }
+    }
+    """)
+    return root
+
+
+def _event_rec(rid, split, solidity, contract, context=""):
+    return {**_rec(rid, split, "burn(uint256)"), "solidity": solidity, "context": context,
+            "contract_key": contract, "group": rid}
+
+
+def test_event_table_comes_from_interfaces_and_train_emits_only(tmp_path):
+    root = _event_package(tmp_path / "pkg")
+    splits = {"train": [_event_rec("t1", "train", "function burn(uint256 a) external { _burn(a); }", "pkg:Token",
+                                   context="function _burn(uint256 a) internal { emit Burned(msg.sender, a); }")],
+              "test": [_event_rec("x1", "test", "function f() external { emit SecretTestOnly(1); }", "pkg:Other")]}
+    t = S.build(splits["train"], {"pkg@1.0.0": root})
+    sigs = {e.signature: e.sources for e in t.events.values()}
+    assert sigs["Minted(address,uint256)"] == {"interface": ["pkg@1.0.0"]}
+    assert sigs["Burned(address,uint256)"] == {"train": ["pkg@1.0.0"]}  # emitted by an internal function it reaches
+    assert "SecretTestOnly(uint256)" not in sigs  # declared, but only a test record emits it
+    assert S.leaks(t, splits) == []
+    leaked = S.Table.from_json(t.to_json())
+    leaked.add_event("SecretTestOnly(uint256)", "train", "pkg@1.0.0")
+    leaked.events["0x" + "00" * 32] = S.Entry("Fake()", {"standard": ["X"]})
+    problems = S.leaks(leaked, splits)
+    assert any("SecretTestOnly" in p and "no train record" in p for p in problems)
+    assert any("Fake()" in p and "topic is" in p for p in problems)
+    assert not t.restricted(exclude_packages=["pkg"]).events.get(S.topic("Burned(address,uint256)"))
+
+
+def test_event_names_replace_topics_of_log_statements_only_and_exactly():
+    names = S.standard_table().event_names()
+    sent = "Sent(address,address,address,uint256,bytes,bytes)"  # topic 0x06b541dd...: printed without its 0
+    names[int(S.topic(sent), 16)] = sent
+    tac = ("  log3(0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef, v1, v2; v3)\n"
+           "  log4(v4, v5 - v4, 0x6b541ddaa720db2b10a4d0cdac39b8d360425fc073085fac19bc82614677987, v1, v2, v3)\n"
+           "  v6 = 0xddf252ad1be2c89b69c2b068fc378daa952ba7f163c4a11628f55a4df523b3ef\n"
+           "  log1(0x1234; v6)")
+    out = S.name_events(tac, names).splitlines()
+    assert out == [f"  log3({TRANSFER}, v1, v2; v3)", f"  log4(v4, v5 - v4, {sent}, v1, v2, v3)",
+                   tac.splitlines()[2], "  log1(0x1234; v6)"]  # a constant outside a log, an unknown topic: kept
+    # exact: every name stands for the constant it replaced
+    for before, after in zip(tac.splitlines(), out):
+        for const in set(re.findall(r"0x[0-9a-f]+", before)) - set(re.findall(r"0x[0-9a-f]+", after)):
+            assert names[int(const, 16)] in after and int(S.topic(names[int(const, 16)]), 16) == int(const, 16)
+
+
+def test_train_prompts_name_a_train_only_event_when_another_contract_emits_it():
+    table = S.Table()
+    table.add_event("Burned(address,uint256)", "train", "p@1")
+    table.add_event(TRANSFER, "standard", "IERC20")
+    burned = S.topic("Burned(address,uint256)")
+    tac = (f"function 0x42966c68(uint256) nonpayable\nb0:\n  log2({burned}, caller; arg0)\n"
+           f"  log3({S.topic(TRANSFER)}, caller, 0x0; arg0)\n  stop")
+
+    def rec(contract, package="p@1"):
+        return {"selector": "0x42966c68", "signature": "burn(uint256)", "group": contract, "package": package,
+                "contract_key": contract, "tac": tac,
+                "solidity": "function burn(uint256 a) external { emit Burned(msg.sender, a); }"}
+    alone = S.hint_train_records([rec("A")], table, events=True)[0]["tac"]
+    assert burned in alone and TRANSFER in alone  # only its own contract emits Burned: as a held-out one, unnamed
+    two = S.hint_train_records([rec("A"), rec("B")], table, events=True)
+    assert all("log2(Burned(address,uint256), caller; arg0)" in r["tac"] for r in two)
+    held = S.hint_train_records([rec("A"), rec("B", package="held@1")], table, events=True)  # dropped package
+    assert burned in held[0]["tac"]
+    assert S.hint_records([rec("A")], table)[0]["tac"] == tac  # events off: the TAC as lifted
+
+
+def test_runs_name_events_only_with_signature_hints(tmp_path):
+    with pytest.raises(P.ParamsError, match="event_names.*signature_hints"):
+        train.load_params({"event_names": True})
+    recs = train.run_records({**train.DEFAULTS, "signature_hints": True, "event_names": True})
+    plain = train.run_records({**train.DEFAULTS, "signature_hints": True})
+    named = [r for s in recs for r in recs[s] if "Transfer(address,address,uint256)" in r["tac"]]
+    assert named and all(S.split_hint(r["tac"])[0] for r in named)
+    changed = sum(a["tac"] != b["tac"] for s in recs for a, b in zip(recs[s], plain[s]))
+    assert changed >= len(named)
+    assert all(a["signature_hint"] == b["signature_hint"] for s in recs for a, b in zip(recs[s], plain[s]))
+
+
+def test_a_table_saved_before_events_loads_without_them(tmp_path):
+    t = S.build(_splits()["train"], dataset="toy")
+    doc = t.to_json()
+    old = {**{k: v for k, v in doc.items() if k != "events"}, "format": 1}
+    assert S.Table.from_json(old).events is None and S.Table.from_json(old).event_names() == {}
+    path = S.save(t, tmp_path)
+    assert S.load(path).to_json() == doc and json.loads(path.read_text())["counts"]["events"] == len(t.events)

@@ -10,7 +10,9 @@ TAC / Solidity, and the share of pairs whose prompt + target (tacsol.prompt's te
 settings), so that levels compare on the same functions. --relift LEVEL adds each dataset lifted again at that level
 from the compile cache its build filled (records whose runtime is not there are left out, and counted). --kinds
 adds where the TAC's tokens go (profile.tac_token_shares) over the middle of each dataset: the pairs between the
-30th and 70th percentile of the TAC / Solidity character ratio, which decide the median."""
+30th and 70th percentile of the TAC / Solidity character ratio, which decide the median. --event-names adds each
+dataset with its known event topics printed as signatures, as a run with ``event_names`` reads them
+(tacsol.signatures.name_events; --exclude-packages: a run's held-out packages, left out of the table)."""
 from __future__ import annotations
 
 import argparse
@@ -54,11 +56,34 @@ def relift(df, level: int):
     return out[out["tac"] != ""], len(missing)
 
 
+def with_event_names(df, dataset: str, exclude_packages=()):
+    """The records with their TAC's known event topics named by the dataset's table (tacsol.signatures), as a run
+    with event_names sees them: train records as a held-out contract would (hint_train_records), the others with
+    the table; nothing else of the prompt changes."""
+    from tacsol import signatures
+
+    table = signatures.table_for(dataset, {}).restricted(exclude_packages=exclude_packages)
+    recs = df.to_dict("records")
+    train = [i for i, r in enumerate(recs) if r.get("split") == "train"]
+    rest = [i for i, r in enumerate(recs) if r.get("split") != "train"]
+    tacs = list(df["tac"])
+    for idx, named in ((train, signatures.hint_train_records([recs[i] for i in train], table, events=True)),
+                       (rest, signatures.hint_records([recs[i] for i in rest], table, events=True))):
+        for i, r in zip(idx, named):
+            tacs[i] = r["tac"]
+    return df.assign(tac=tacs)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("datasets", nargs="+", help="names under outputs/data/")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--relift", type=int, choices=[1, 2, 3], help="also each dataset lifted again at this level")
+    ap.add_argument("--event-names", action="store_true",
+                    help="also each dataset (relifted when --relift) with its known event topics named "
+                         "(signature_hints + event_names)")
+    ap.add_argument("--exclude-packages", nargs="*", default=[],
+                    help="with --event-names: packages the table leaves out (a run's holdout_packages)")
     ap.add_argument("--kinds", action="store_true",
                     help="also the share of TAC tokens per operation over the middle of each dataset")
     a = ap.parse_args(argv)
@@ -70,6 +95,10 @@ def main(argv=None) -> int:
             frames[f"{n}:L{a.relift}"], missing = relift(frames[n], a.relift)
             frames[f"{n}:L{a.relift}"].attrs["tac_level"] = a.relift
             print(f"{n}: {missing} records without a cached runtime left out of {n}:L{a.relift}")
+    if a.event_names:
+        for n in list(frames):
+            frames[f"{n}+events"] = with_event_names(frames[n], n.split(":")[0], a.exclude_packages)
+            frames[f"{n}+events"].attrs["tac_level"] = frames[n].attrs["tac_level"]
     rows = profile.level_comparison(frames, MODEL)
     cols = ["pairs", "median_tac", "median_sol", "median_ratio", "within_2048", "within_4096"]
     print(f"{'dataset':12s} {'level':>5s} {'set':7s} " + " ".join(f"{c:>12s}" for c in cols))

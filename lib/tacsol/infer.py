@@ -359,7 +359,9 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     every = records_from_input(source, tac=tac, level=level if level is not None else tac_level_of(adapter))
     table = signatures.named_table(signature_table)
     if table is not None:
-        every = signatures.hint_records(every, table, in_header=bool(trained_params(adapter).get("signature_hints")))
+        trained = trained_params(adapter)
+        every = signatures.hint_records(every, table, in_header=bool(trained.get("signature_hints")),
+                                        events=bool(trained.get("event_names")))
     # a function the lifter could not translate (timeout, unsupported) has no TAC: the model would only guess
     recs = [r for r in every if r["tac"].strip()]
     skipped = {r["id"]: {**r, "solidity": "", "skipped": f"no TAC (lift status {r.get('lift_status') or 'empty'})"}

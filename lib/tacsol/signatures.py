@@ -14,7 +14,16 @@ Every selector is computed from its signature (:func:`tacsol.evm.selector`), so 
 selector matches. The table is saved beside the dataset (``outputs/data/<name>/signatures.json``; the shipped
 sample's beside it) and read back by :func:`table_for`. A record prepared by :func:`hint_records` carries
 ``signature_hint`` (empty when unknown), which :func:`tacsol.prompt.build_prompt` prints after the TAC header
-(:func:`annotate`, docs/tac-format.md)."""
+(:func:`annotate`, docs/tac-format.md).
+
+Known events, the same way: a topic → event signature table (``Table.events``) from the same three kinds of source:
+``standard`` (the events declared in standard.sol), ``interface`` (events declared inside ``interface`` blocks of
+the packages) and ``train`` (events of a train record's package, or its dependencies, that the record's own source
+emits: ``emit Name(`` in its function or the internal functions it reaches). A record prepared with
+``events=True`` has the known topics of its log statements printed as their signatures (:func:`name_events`:
+``log3(Transfer(address,address,uint256), v6, v8; arg2)`` for ``log3(0xddf252ad…, v6, v8; arg2)``): exact, since
+each topic is the keccak256 of the signature that replaces it, and 4-8 Llama-3 tokens where the 64 hex digits take
+about 40."""
 from __future__ import annotations
 
 import dataclasses
@@ -27,7 +36,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from . import corpus, evm, paths
 from .ioutil import atomic_write_text
 
-FORMAT = 1
+FORMAT = 2  # 2: events; a format-1 table (selectors only) still loads, with events None
 FILE = "signatures.json"
 STANDARD = Path(__file__).resolve().parent / "data" / "interfaces" / "standard.sol"
 SOURCES = ("standard", "interface", "train")
@@ -35,6 +44,9 @@ HINT_SEP = "  // "  # between a unit's header line and its known signature
 _HEADER_SELECTOR = re.compile(r"function (0x[0-9a-f]{8})\(")
 _BLOCK = re.compile(r"\b(contract|library|interface)\s+([A-Za-z_$][\w$]*)[^{;]*\{")
 _NOT_EXTERNAL = re.compile(r"\b(internal|private)\b")
+_EMIT = re.compile(r"\bemit\s+(?:[A-Za-z_$][\w$]*\.)*([A-Za-z_$][\w$]*)\s*\(")
+_LOG_LINE = re.compile(r"\blog[0-4]\(")
+_HEX = re.compile(r"\b0x[0-9a-f]{1,64}\b")
 
 
 # ------------------------------------------------------------------------------------------------- the table
@@ -49,6 +61,7 @@ class Table:
     entries: dict[str, Entry] = dataclasses.field(default_factory=dict)  # selector -> entry
     built_from: dict[str, Any] = dataclasses.field(default_factory=dict)
     conflicts: list[dict] = dataclasses.field(default_factory=list)  # a selector claimed by two signatures
+    events: dict[str, Entry] | None = dataclasses.field(default_factory=dict)  # topic -> entry; None: format 1
 
     def get(self, selector: str) -> str:
         e = self.entries.get(selector)
@@ -65,44 +78,69 @@ class Table:
         elif origin not in e.sources.setdefault(source, []):
             e.sources[source].append(origin)
 
+    def add_event(self, signature: str, source: str, origin: str) -> None:
+        e = self.events.setdefault(topic(signature), Entry(signature, {}))
+        if origin not in e.sources.setdefault(source, []):  # a 32-byte hash: two signatures never share one
+            e.sources[source].append(origin)
+
+    def event_names(self) -> dict[int, str]:
+        """Topic (as a number, the way TAC may print it without leading zeros) -> event signature."""
+        return {int(t, 16): e.signature for t, e in (self.events or {}).items()}
+
     def restricted(self, sources: Sequence[str] = SOURCES, exclude_packages: Iterable[str] = ()) -> "Table":
-        """The entries still attested by `sources` once the packages in `exclude_packages` (names or name@version,
-        a run's held-out packages) are removed from every source."""
+        """The entries (and events) still attested by `sources` once the packages in `exclude_packages` (names or
+        name@version, a run's held-out packages) are removed from every source."""
         from .train import in_packages
 
         drop = list(exclude_packages)
-        out = Table(built_from={**self.built_from, "sources": list(sources), "excluded_packages": drop})
-        for sel, e in self.entries.items():
-            kept = {k: [o for o in v if k == "standard" or not in_packages({"package": o}, drop)]
-                    for k, v in e.sources.items() if k in sources}
-            kept = {k: v for k, v in kept.items() if v}
-            if kept:
-                out.entries[sel] = Entry(e.signature, kept)
-        return out
+
+        def kept(entries: Mapping[str, Entry]) -> dict[str, Entry]:
+            out = {}
+            for key, e in entries.items():
+                srcs = {k: [o for o in v if k == "standard" or not in_packages({"package": o}, drop)]
+                        for k, v in e.sources.items() if k in sources}
+                srcs = {k: v for k, v in srcs.items() if v}
+                if srcs:
+                    out[key] = Entry(e.signature, srcs)
+            return out
+
+        return Table(kept(self.entries), {**self.built_from, "sources": list(sources), "excluded_packages": drop},
+                     events=None if self.events is None else kept(self.events))
 
     def counts(self) -> dict[str, int]:
+        ev = self.events or {}
         return {"entries": len(self.entries),
-                **{s: sum(1 for e in self.entries.values() if s in e.sources) for s in SOURCES}}
+                **{s: sum(1 for e in self.entries.values() if s in e.sources) for s in SOURCES},
+                "events": len(ev), **{f"events_{s}": sum(1 for e in ev.values() if s in e.sources) for s in SOURCES}}
 
     def to_json(self) -> dict[str, Any]:
         return {"format": FORMAT, "built_from": self.built_from, "counts": self.counts(), "conflicts": self.conflicts,
-                "entries": {sel: dataclasses.asdict(self.entries[sel]) for sel in sorted(self.entries)}}
+                "entries": {sel: dataclasses.asdict(self.entries[sel]) for sel in sorted(self.entries)},
+                "events": {t: dataclasses.asdict(e) for t, e in sorted((self.events or {}).items())}}
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> "Table":
-        if doc.get("format") != FORMAT:
+        if doc.get("format") not in (1, FORMAT):
             raise ValueError(f"signature table format {doc.get('format')!r}, expected {FORMAT}")
+        events = {t: Entry(**e) for t, e in doc["events"].items()} if doc.get("format") == FORMAT else None
         return cls({sel: Entry(**e) for sel, e in doc["entries"].items()}, dict(doc.get("built_from") or {}),
-                   list(doc.get("conflicts") or []))
+                   list(doc.get("conflicts") or []), events)
+
+
+def topic(signature: str) -> str:
+    """An event's topic 0: the keccak256 of its signature, as 0x + 64 hex digits."""
+    return "0x" + evm.keccak256(signature.encode()).hex()
 
 
 def save(table: Table, folder: str | Path) -> Path:
     """folder/signatures.json, one entry per line (readable diffs for the shipped sample's)."""
     doc = table.to_json()
-    entries = doc.pop("entries")
+    parts = {k: doc.pop(k) for k in ("entries", "events")}
     head = json.dumps(doc, indent=1)[:-2]
-    lines = ",\n".join(f"  {json.dumps(sel)}: {json.dumps(e)}" for sel, e in entries.items())
-    path = atomic_write_text(Path(folder) / FILE, f'{head},\n "entries": {{\n{lines}\n }}\n}}\n')
+    body = ",\n".join(f' {json.dumps(k)}: {{\n' + ",\n".join(f"  {json.dumps(key)}: {json.dumps(e)}"
+                                                                for key, e in v.items()) + "\n }"
+                       for k, v in parts.items())
+    path = atomic_write_text(Path(folder) / FILE, f'{head},\n{body}\n}}\n')
     path.chmod(0o644)  # mkstemp files are 0600; the sample's ships in the repo
     return path
 
@@ -122,8 +160,9 @@ class Scope:
     contracts: set[str] = dataclasses.field(default_factory=set)
 
 
-def _blocks(src: str) -> list[tuple[str, int, int]]:
-    """(name, start, end) of each contract/library/interface in comment-free source: src[start:end] is its body."""
+def _blocks(src: str) -> list[tuple[str, int, int, str]]:
+    """(name, start, end, kind) of each contract/library/interface (the kind) in comment-free source: src[start:end]
+    is its body."""
     from .evaluate.solidity import match_close
 
     out, pos = [], 0
@@ -131,7 +170,7 @@ def _blocks(src: str) -> list[tuple[str, int, int]]:
         end = match_close(src, m.end() - 1)
         if end < 0:
             break
-        out.append((m.group(2), m.end(), end))
+        out.append((m.group(2), m.end(), end, m.group(1)))
         pos = end + 1
     return out
 
@@ -160,12 +199,12 @@ def _file_scope(src: str) -> Scope:
 
     blocks = _blocks(src)
     outside, pos = [], 0
-    for _, start, end in blocks:
+    for _, start, end, _ in blocks:
         outside.append(_BLOCK.sub(";", src[pos:start]))
         pos = end + 1
     outside.append(src[pos:])
-    scope = Scope(contracts={name for name, _, _ in blocks})
-    for text in ["".join(outside)] + [src[start:end] for _, start, end in blocks]:
+    scope = Scope(contracts={b[0] for b in blocks})
+    for text in ["".join(outside)] + [src[start:end] for _, start, end, _ in blocks]:
         d = parse_declarations(text)
         scope.structs.update(d.structs)
         scope.enums |= d.enums
@@ -221,7 +260,7 @@ def declared_signatures(src: str, scope: Scope) -> tuple[list[tuple[str, str]], 
 
     decl = Declarations(structs=scope.structs, enums=scope.enums, value_types=scope.value_types)
     found, unresolved = [], 0
-    for name, start, end in _blocks(src):
+    for name, start, end, _ in _blocks(src):
         for item in _items(src[start:end]):
             if not item.startswith("function") or not item.endswith(";") or "{" in item:
                 continue
@@ -238,19 +277,60 @@ def declared_signatures(src: str, scope: Scope) -> tuple[list[tuple[str, str]], 
     return found, unresolved
 
 
-def package_declarations(root: Path) -> tuple[list[tuple[str, str]], int]:
-    """(file path in the package, signature) of every declaration in a package's .sol files, + unresolved count."""
+def declared_events(src: str, scope: Scope) -> tuple[list[tuple[str, str, str]], int]:
+    """(name and kind (contract/library/interface) of the block declaring it, canonical signature) of each
+    non-anonymous event declared in a block of comment-free source, and how many use a type the scope cannot
+    resolve (skipped)."""
+    from .evaluate.solidity import Declarations, ParseFailure, canonical_signature, find_function
+
+    decl = Declarations(structs=scope.structs, enums=scope.enums, value_types=scope.value_types)
+    found, unresolved = [], 0
+    for name, start, end, kind in _blocks(src):
+        for item in _items(src[start:end]):
+            if not re.match(r"event\s", item) or not item.endswith(";"):
+                continue
+            try:  # an event's parameter list reads as a function's ("indexed" is dropped like a location)
+                ev = find_function("function" + item[len("event"):])
+            except ParseFailure:
+                continue
+            if re.search(r"\banonymous\b", ev.attributes):
+                continue  # no topic 0 to name
+            if not all(_resolvable(t, scope) for t, _ in ev.params):
+                unresolved += 1
+                continue
+            found.append((name, kind, canonical_signature(ev, decl)))
+    return found, unresolved
+
+
+def _package_files(root: Path) -> Iterable[tuple[str, str, Scope]]:
+    """(file path in the package, comment-free source, the scope its declarations resolve in) of each .sol file."""
     texts = {f.relative_to(root).as_posix(): corpus.strip_comments(f.read_text(encoding="utf-8", errors="replace"))
              for f in sorted(root.rglob("*.sol")) if f.is_file()}
     scopes = {rel: _file_scope(src) for rel, src in texts.items()}
     shared = merge_scopes(scopes.values())
-    found, unresolved = [], 0
     for rel, src in texts.items():
         local = scopes[rel]
-        scope = Scope({**shared.structs, **local.structs}, shared.enums | local.enums,
-                      {**shared.value_types, **local.value_types}, shared.contracts | local.contracts)
+        yield rel, src, Scope({**shared.structs, **local.structs}, shared.enums | local.enums,
+                              {**shared.value_types, **local.value_types}, shared.contracts | local.contracts)
+
+
+def package_declarations(root: Path) -> tuple[list[tuple[str, str]], int]:
+    """(file path in the package, signature) of every declaration in a package's .sol files, + unresolved count."""
+    found, unresolved = [], 0
+    for rel, src, scope in _package_files(root):
         sigs, n = declared_signatures(src, scope)
         found += [(rel, s) for _, s in sigs]
+        unresolved += n
+    return found, unresolved
+
+
+def package_events(root: Path) -> tuple[list[tuple[str, str, str]], int]:
+    """(name and kind of the declaring block, event signature) of every event declared in a package's .sol files,
+    + unresolved count."""
+    found, unresolved = [], 0
+    for _, src, scope in _package_files(root):
+        evs, n = declared_events(src, scope)
+        found += evs
         unresolved += n
     return found, unresolved
 
@@ -265,28 +345,59 @@ def standard_table() -> Table:
     t = Table(built_from={"standard": STANDARD.name})
     for name, sig in sigs:
         t.add(sig, "standard", name)
+    events, unresolved = declared_events(src, _file_scope(src))
+    if unresolved:
+        raise ValueError(f"{STANDARD}: {unresolved} event(s) with types the parser cannot resolve")
+    for name, _, sig in events:
+        t.add_event(sig, "standard", name)
     return t
 
 
 # ------------------------------------------------------------------------------------------------- building
+def emitted(record: Mapping[str, Any]) -> set[str]:
+    """Names of the events a record's source emits: its function and the internal functions it reaches
+    (``context``)."""
+    return set(_EMIT.findall(f"{record.get('solidity') or ''}\n{record.get('context') or ''}"))
+
+
 def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str, Path] | None = None, *,
-          dataset: str = "") -> Table:
+          dataset: str = "", package_deps: Mapping[str, Sequence[str]] | None = None) -> Table:
     """The table from the standard interfaces, the declarations in `package_roots` (package key -> fetched root)
-    and the `train_records` (records of any other split are refused: their signatures are evaluation labels)."""
+    and the `train_records` (records of any other split are refused: their signatures are evaluation labels).
+    Events: those declared in interface blocks of the packages, and those a train record emits, looked up by name
+    among the declarations of its package and of the packages in `package_deps[its package]`."""
     t = Table(built_from={"dataset": dataset, "standard": STANDARD.name,
                           "interface_packages": sorted(package_roots or {}), "train_records": 0,
-                          "train_signature_mismatch": 0, "interface_unresolved": 0})
-    for sel, e in standard_table().entries.items():
+                          "train_signature_mismatch": 0, "interface_unresolved": 0, "events_unresolved": 0,
+                          "train_events_undeclared": 0})
+    std = standard_table()
+    for sel, e in std.entries.items():
         t.entries[sel] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
+    for tp, e in (std.events or {}).items():
+        t.events[tp] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
+    declared: dict[str, dict[str, set[str]]] = {}   # package -> event name -> signatures
     for key, root in sorted((package_roots or {}).items()):
         found, unresolved = package_declarations(Path(root))
         t.built_from["interface_unresolved"] += unresolved
         for _, sig in found:
             t.add(sig, "interface", key)
+        events, unresolved = package_events(Path(root))
+        t.built_from["events_unresolved"] += unresolved
+        for _, kind, sig in events:
+            declared.setdefault(key, {}).setdefault(sig.partition("(")[0], set()).add(sig)
+            if kind == "interface":
+                t.add_event(sig, "interface", key)
     for r in train_records:
         if r.get("split", "train") != "train":
             raise ValueError(f"record {r.get('id')!r} is in split {r.get('split')!r}: only train records may "
                              "build the signature table")
+        pkg = str(r.get("package") or "unknown")
+        for name in emitted(r):
+            sigs = set().union(*(declared.get(k, {}).get(name, set())
+                                 for k in [pkg, *(package_deps or {}).get(pkg, [])]))
+            t.built_from["train_events_undeclared"] += not sigs
+            for sig in sorted(sigs):
+                t.add_event(sig, "train", pkg)
         sel, sig = str(r.get("selector") or ""), str(r.get("signature") or "")
         if not sel.startswith("0x") or not sig:
             continue
@@ -294,27 +405,34 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
         if evm.selector(sig) != sel:
             t.built_from["train_signature_mismatch"] += 1
             continue
-        t.add(sig, "train", str(r.get("package") or "unknown"))
+        t.add(sig, "train", pkg)
     return t
 
 
 def leaks(table: Table, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> list[str]:
     """Entries not attested by an independent source: no source, a source other than standard/interface/train, a
-    selector that is not its signature's, or a train claim that no train record backs (an entry copied from a
-    validation or test record). Empty = no label leaked."""
+    selector (topic) that is not its signature's, or a train claim that no train record backs (an entry copied from
+    a validation or test record; for an event: no train record of the package emits an event of that name).
+    Empty = no label leaked."""
     train = {(r.get("selector"), r.get("signature"), str(r.get("package") or "unknown"))
              for r in splits.get("train", [])}
+    emits = {(name, str(r.get("package") or "unknown")) for r in splits.get("train", []) for name in emitted(r)}
     problems = []
-    for sel, e in sorted(table.entries.items()):
-        if not e.sources:
-            problems.append(f"{sel} {e.signature}: no source")
-        if set(e.sources) - set(SOURCES):
-            problems.append(f"{sel} {e.signature}: source(s) {sorted(set(e.sources) - set(SOURCES))}")
-        if evm.selector(e.signature) != sel:
-            problems.append(f"{sel} {e.signature}: the signature's selector is {evm.selector(e.signature)}")
-        for pkg in e.sources.get("train", []):
-            if (sel, e.signature, pkg) not in train:
-                problems.append(f"{sel} {e.signature}: no train record of {pkg} has it")
+    for kind, entries, key_of, backed in (
+            ("selector", table.entries, lambda e: evm.selector(e.signature),
+             lambda key, e, pkg: (key, e.signature, pkg) in train),
+            ("topic", table.events or {}, lambda e: topic(e.signature),
+             lambda key, e, pkg: (e.signature.partition("(")[0], pkg) in emits)):
+        for key, e in sorted(entries.items()):
+            if not e.sources:
+                problems.append(f"{key} {e.signature}: no source")
+            if set(e.sources) - set(SOURCES):
+                problems.append(f"{key} {e.signature}: source(s) {sorted(set(e.sources) - set(SOURCES))}")
+            if key_of(e) != key:
+                problems.append(f"{key} {e.signature}: the signature's {kind} is {key_of(e)}")
+            for pkg in e.sources.get("train", []):
+                if not backed(key, e, pkg):
+                    problems.append(f"{key} {e.signature}: no train record of {pkg} has it")
     return problems
 
 
@@ -332,19 +450,25 @@ def dataset_folder(spec: str) -> Path | None:
     return None
 
 
+def package_dependencies(keys: Iterable[str]) -> dict[str, list[str]]:
+    """The manifest's dependencies (package@version) of each package named by `keys`."""
+    want = set(keys)
+    return {p.key: [f"{d}@{v}" for d, v in p.deps.items()] for p in corpus.load_manifest() if p.key in want}
+
+
 def package_roots(keys: Iterable[str]) -> dict[str, Path]:
     """Fetched roots of the manifest packages named by `keys` (package@version) and of their dependencies."""
     want = set(keys)
-    pkgs = corpus.load_manifest()
-    needed = want | {f"{d}@{v}" for p in pkgs if p.key in want for d, v in p.deps.items()}
-    return {p.key: corpus.fetch_package(p) for p in pkgs if p.key in needed and corpus.is_fetched(p)}
+    needed = want | {d for deps in package_dependencies(want).values() for d in deps}
+    return {p.key: corpus.fetch_package(p) for p in corpus.load_manifest() if p.key in needed and corpus.is_fetched(p)}
 
 
 def write_for_dataset(folder: str | Path, splits: Mapping[str, Sequence[Mapping[str, Any]]], dataset: str) -> Table:
     """Build a dataset's table (its train split, the declarations of the packages its records come from and their
     dependencies, the standard interfaces), check it for leaks and save it in `folder`."""
     pkgs = {r["package"] for s in splits.values() for r in s if r.get("package")}
-    table = build(splits.get("train", []), package_roots(pkgs), dataset=dataset)
+    table = build(splits.get("train", []), package_roots(pkgs), dataset=dataset,
+                  package_deps=package_dependencies(pkgs))
     problems = leaks(table, splits)
     if problems:
         raise AssertionError(f"signature table of {dataset!r} leaks: {problems[:5]}")
@@ -384,7 +508,11 @@ def table_for(spec: str, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> T
     folder = dataset_folder(spec)
     if folder is None:
         return build(splits.get("train", []), dataset=str(spec))
-    return load(folder / FILE) if (folder / FILE).is_file() else build_for_dataset(spec)
+    if (folder / FILE).is_file():
+        table = load(folder / FILE)
+        if table.events is not None:
+            return table
+    return build_for_dataset(spec)  # none saved, or one saved before events (format 1): built again
 
 
 # --------------------------------------------------------------------------------------------- the hint
@@ -413,40 +541,73 @@ def selector_of(record: Mapping[str, Any]) -> str:
     return m.group(1) if m else ""
 
 
-def hint_records(records: Iterable[Mapping[str, Any]], table: Table, *, in_header: bool = True) -> list[dict]:
+def name_events(tac: str, names: Mapping[int, str]) -> str:
+    """The TAC with each known event topic of its log statements printed as the event's signature (``names``:
+    :meth:`Table.event_names`): exact, the signature stands for its keccak256 (docs/tac-format.md, Known events)."""
+    if not names or "log" not in tac:
+        return tac
+    return "\n".join(_HEX.sub(lambda m: names.get(int(m.group(0), 16), m.group(0)), line)
+                     if _LOG_LINE.search(line) else line for line in tac.split("\n"))
+
+
+def hint_records(records: Iterable[Mapping[str, Any]], table: Table, *, in_header: bool = True,
+                 events: bool = False) -> list[dict]:
     """Copies of `records` prepared for a prompt with known signatures. in_header (training with
     ``signature_hints``): ``signature_hint`` = the table's signature or "", so the prompt shows the table's
     knowledge and not the record's own signature. Otherwise (an adapter trained without hints, decompiling
-    bytecode): the table fills an empty ``signature``, the metadata line such an adapter was trained to read."""
+    bytecode): the table fills an empty ``signature``, the metadata line such an adapter was trained to read.
+    events (training with ``event_names``): the TAC's known event topics named (:func:`name_events`)."""
+    names = table.event_names() if events else {}
     out = []
     for r in records:
         known = table.get(selector_of(r))
+        r = {**r, "tac": name_events(str(r.get("tac") or ""), names)} if names else {**r}
         if in_header:
-            out.append({**r, "signature_hint": known})
+            r["signature_hint"] = known
         else:
-            out.append({**r, "signature": r.get("signature") or known})
+            r["signature"] = r.get("signature") or known
+        out.append(r)
     return out
 
 
-def hint_train_records(records: Sequence[Mapping[str, Any]], table: Table) -> list[dict]:
+def hint_train_records(records: Sequence[Mapping[str, Any]], table: Table, *, events: bool = False) -> list[dict]:
     """Training copies of `records` (train split) with the hint a held-out function would get: the table without
     the record's own near-duplicate group (``group``). An entry backed by standard or interface declarations is
     always shown; one that only the train split backs is shown when a train record of another group, from a package
     the table kept, has the same signature (another implementation of it). Without this every train prompt names its
     function (the table holds the whole train split) while 30-45% of held-out ones stay unnamed, and the model,
-    never trained on an unnamed function, writes a header without a name (docs/reference-run.md)."""
+    never trained on an unnamed function, writes a header without a name (docs/reference-run.md).
+    events: the TAC's event topics named the same way: an event only the train split backs is named when a train
+    record of another contract (``contract_key``) emits it, as a contract held out of training would see it."""
     backers: dict[str, set] = {}
     for r in records:
         sel = selector_of(r)
         e = table.entries.get(sel)
         if e and r.get("signature") == e.signature and str(r.get("package") or "unknown") in e.sources.get("train", []):
             backers.setdefault(sel, set()).add(r.get("group"))
+    emitters: dict[str, set] = {}   # event name -> (package, contract) of the train records emitting it
+    if events:
+        for r in records:
+            for name in emitted(r):
+                emitters.setdefault(name, set()).add((str(r.get("package") or "unknown"), r.get("contract_key")))
+    names = table.event_names() if events else {}
+    always = {tp: sig for tp, sig in names.items() if any(k != "train" for k in table.events[f"0x{tp:064x}"].sources)}
+    backed_by = {tp: {c for p, c in emitters.get(sig.partition("(")[0], ())  # train-only: the contracts backing it
+                      if p in table.events[f"0x{tp:064x}"].sources["train"]}
+                 for tp, sig in names.items() if tp not in always}
+    visible: dict[Any, dict[int, str]] = {}   # per contract: the events a held-out contract would see named
     out = []
     for r in records:
         sel = selector_of(r)
         e = table.entries.get(sel)
         shown = bool(e) and (any(k != "train" for k in e.sources) or bool(backers.get(sel, set()) - {r.get("group")}))
-        out.append({**r, "signature_hint": e.signature if shown else ""})
+        tac = str(r.get("tac") or "")
+        if names:
+            own = r.get("contract_key")
+            if own not in visible:
+                visible[own] = {**always, **{tp: names[tp] for tp, cs in backed_by.items() if cs - {own}}}
+            tac = name_events(tac, visible[own])
+        out.append({**r, "tac": tac, "signature_hint": e.signature if shown else ""})
     return out
 
 

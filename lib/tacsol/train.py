@@ -80,6 +80,7 @@ DEFAULTS: dict[str, Any] = {
     "signature_hints": False,
     "signature_sources": ["standard", "interface", "train"],
     "train_hints": "as_held_out",
+    "event_names": False,
     "n_samples": 3,
     "max_new_tokens": 160,
 }
@@ -114,6 +115,9 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
     if merged["train_hints"] not in TRAIN_HINTS:
         raise P.ParamsError(f"{where}: parameter 'train_hints' must be one of {list(TRAIN_HINTS)}, "
                             f"got {merged['train_hints']!r}")
+    if merged["event_names"] and not merged["signature_hints"]:
+        raise P.ParamsError(f"{where}: parameter 'event_names' needs signature_hints: true (the same table names "
+                            "the events)")
     for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
         if merged[k] <= 0:
             raise P.ParamsError(f"{where}: parameter {k!r} must be positive, got {merged[k]}")
@@ -180,15 +184,17 @@ def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
     """The records a run trains and evaluates on: :func:`load_records` of its dataset; with ``signature_hints``,
     prepared for prompts with the known-signature table (:mod:`tacsol.signatures`) from ``signature_sources``
     minus the held-out packages, so the package-held-out stratum gets no hint from its own packages. Train records
-    get the hint per ``train_hints`` (see TRAIN_HINTS); validation and test records the table's."""
+    get the hint per ``train_hints`` (see TRAIN_HINTS); validation and test records the table's. With
+    ``event_names`` too, the TAC's known event topics are printed as signatures, by the same rule."""
     recs = load_records(p["dataset"])
     if not p.get("signature_hints"):
         return recs
     table = signatures.table_for(p["dataset"], recs).restricted(
         p.get("signature_sources", DEFAULTS["signature_sources"]), p.get("holdout_packages", []))
     as_held_out = p.get("train_hints", "table") == "as_held_out"  # a run recorded before the key: the whole table
-    return {s: signatures.hint_train_records(v, table) if s == "train" and as_held_out
-            else signatures.hint_records(v, table) for s, v in recs.items()}
+    events = bool(p.get("event_names"))
+    return {s: signatures.hint_train_records(v, table, events=events) if s == "train" and as_held_out
+            else signatures.hint_records(v, table, events=events) for s, v in recs.items()}
 
 
 def in_packages(record: dict, packages) -> bool:

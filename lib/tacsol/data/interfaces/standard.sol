@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: CC0-1.0
 // The standard interfaces whose selectors tacsol.signatures ships as its default table (what `tacsol decompile`
 // hints without a dataset). Written from the EIPs (ERC-20, 165, 721, 1155, 2612, 4626; CC0) and the Ownable and
-// AccessControl patterns; selectors are computed from these declarations (tacsol.evm.selector), never typed by hand.
+// AccessControl patterns, with their events (and the Pausable pattern's); selectors and event topics are computed
+// from these declarations (tacsol.evm.selector, tacsol.evm.keccak256), never typed by hand.
 pragma solidity ^0.8.0;
 
 interface IERC165 {
@@ -9,6 +10,8 @@ interface IERC165 {
 }
 
 interface IERC20 {
+    event Transfer(address indexed from, address indexed to, uint256 value);
+    event Approval(address indexed owner, address indexed spender, uint256 value);
     function totalSupply() external view returns (uint256);
     function balanceOf(address account) external view returns (uint256);
     function transfer(address to, uint256 value) external returns (bool);
@@ -31,6 +34,9 @@ interface IERC2612 {
 }
 
 interface IERC721 {
+    event Transfer(address indexed from, address indexed to, uint256 indexed tokenId);
+    event Approval(address indexed owner, address indexed approved, uint256 indexed tokenId);
+    event ApprovalForAll(address indexed owner, address indexed operator, bool approved);
     function balanceOf(address owner) external view returns (uint256);
     function ownerOf(uint256 tokenId) external view returns (address);
     function safeTransferFrom(address from, address to, uint256 tokenId, bytes calldata data) external;
@@ -60,6 +66,12 @@ interface IERC721Receiver {
 }
 
 interface IERC1155 {
+    event TransferSingle(address indexed operator, address indexed from, address indexed to, uint256 id,
+        uint256 value);
+    event TransferBatch(address indexed operator, address indexed from, address indexed to, uint256[] ids,
+        uint256[] values);
+    event ApprovalForAll(address indexed account, address indexed operator, bool approved);
+    event URI(string value, uint256 indexed id);
     function balanceOf(address account, uint256 id) external view returns (uint256);
     function balanceOfBatch(address[] calldata accounts, uint256[] calldata ids)
         external view returns (uint256[] memory);
@@ -82,6 +94,9 @@ interface IERC1155Receiver {
 }
 
 interface IERC4626 {
+    event Deposit(address indexed sender, address indexed owner, uint256 assets, uint256 shares);
+    event Withdraw(address indexed sender, address indexed receiver, address indexed owner, uint256 assets,
+        uint256 shares);
     function asset() external view returns (address assetTokenAddress);
     function totalAssets() external view returns (uint256 totalManagedAssets);
     function convertToShares(uint256 assets) external view returns (uint256 shares);
@@ -101,16 +116,26 @@ interface IERC4626 {
 }
 
 interface IOwnable {
+    event OwnershipTransferred(address indexed previousOwner, address indexed newOwner);
     function owner() external view returns (address);
     function transferOwnership(address newOwner) external;
     function renounceOwnership() external;
 }
 
 interface IAccessControl {
+    event RoleAdminChanged(bytes32 indexed role, bytes32 indexed previousAdminRole, bytes32 indexed newAdminRole);
+    event RoleGranted(bytes32 indexed role, address indexed account, address indexed sender);
+    event RoleRevoked(bytes32 indexed role, address indexed account, address indexed sender);
     function DEFAULT_ADMIN_ROLE() external view returns (bytes32);
     function hasRole(bytes32 role, address account) external view returns (bool);
     function getRoleAdmin(bytes32 role) external view returns (bytes32);
     function grantRole(bytes32 role, address account) external;
     function revokeRole(bytes32 role, address account) external;
     function renounceRole(bytes32 role, address account) external;
+}
+
+interface IPausable {
+    event Paused(address account);
+    event Unpaused(address account);
+    function paused() external view returns (bool);
 }
