@@ -264,6 +264,9 @@ def test_event_names_replace_topics_of_log_statements_only_and_exactly():
     out = S.name_events(tac, names).splitlines()
     assert out == [f"  log3({TRANSFER}, v1, v2; v3)", f"  log4(v4, v5 - v4, {sent}, v1, v2, v3)",
                    tac.splitlines()[2], "  log1(0x1234; v6)"]  # a constant outside a log, an unknown topic: kept
+    table = S.Table(events={S.topic(TRANSFER): S.Entry(TRANSFER, {"standard": ["IERC20"]})})
+    cov = S.event_coverage(table, [{"tac": tac}])  # hash-like constants of log lines: two, one named (0x1234 isn't)
+    assert (cov["topics"], cov["topics_named"], cov["distinct_topics_named_share"]) == (2, 1, 0.5)
     # exact: every name stands for the constant it replaced
     for before, after in zip(tac.splitlines(), out):
         for const in set(re.findall(r"0x[0-9a-f]+", before)) - set(re.findall(r"0x[0-9a-f]+", after)):
@@ -310,3 +313,19 @@ def test_a_table_saved_before_events_loads_without_them(tmp_path):
     assert S.Table.from_json(old).events is None and S.Table.from_json(old).event_names() == {}
     path = S.save(t, tmp_path)
     assert S.load(path).to_json() == doc and json.loads(path.read_text())["counts"]["events"] == len(t.events)
+
+
+def test_a_records_file_uses_the_table_saved_beside_it_unless_it_leaks(tmp_path):
+    splits = _splits()
+    data = tmp_path / "arm.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for s in splits.values() for r in s))
+    assert S.table_for(str(data), splits).events == S.standard_table().events  # nothing beside: built in memory
+    t = S.build(splits["train"], dataset="toy")
+    t.add_event("Burned(address,uint256)", "interface", "pkg@1.0.0")
+    S.save_as(t, S.sidecar(data))
+    assert S.sidecar(data).name == "arm.signatures.json"
+    assert S.table_for(str(data), splits).events[S.topic("Burned(address,uint256)")].signature
+    t.add("secretTestOnly(uint256)", "train", "pkg@1.0.0")
+    S.save_as(t, S.sidecar(data))
+    with pytest.raises(ValueError, match="arm.signatures.json.*secretTestOnly"):
+        S.table_for(str(data), splits)

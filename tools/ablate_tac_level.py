@@ -4,6 +4,8 @@ token on the same held-out functions.
 
     .venv/bin/python tools/ablate_tac_level.py --l1 ref_l1 --l2 ref_l2 --tokens 60000
     .venv/bin/python tools/ablate_tac_level.py --levels 2 3 --l2 ref_l2_t40 --l3 ref_l3_t40 --out outputs/abl-l23
+    .venv/bin/python tools/ablate_tac_level.py --arm hex ref_l2_t40 --arm named ref_l2_t40 event_names=true \
+        --params params/03_reference_cpu_t40.yaml --out outputs/abl-events   # any two arms: dataset + overrides
 
 For each level the tool writes a records file (<out>/level<k>.jsonl): that level's train split, and as `validation`
 the held-out functions (validation and test splits, one per near-duplicate group, outside the recipe's held-out
@@ -12,6 +14,9 @@ packages) that both levels fit in max_seq_length, matched by package, file, cont
 the Solidity tokens only (the prompt is masked), so both levels are scored on the same targets: what differs is how
 many examples the budget holds and how well the model reads each TAC. A level whose run finished is read back, not
 trained again (a killed ablation goes on where it stopped). Prints a line per level and writes <out>/ablation.json.
+Each records file gets its dataset's known-signature table beside it (tacsol.signatures.sidecar), so prompts are
+hinted as a run on the dataset hints them. --arm NAME DATASET [KEY=VALUE ...] (repeatable) compares any arms the
+same way: a dataset and the overrides only that arm trains and is scored with.
 """
 from __future__ import annotations
 
@@ -92,9 +97,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="outputs/tac-level-ablation", help="folder of the runs and ablation.json")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="another override for both runs (repeatable)")
+    ap.add_argument("--arm", dest="arms", action="append", nargs="+", default=[],
+                    metavar="NAME DATASET [KEY=VALUE]",
+                    help="instead of --levels: an arm named NAME on DATASET with its own overrides (repeatable)")
     a = ap.parse_args(argv)
 
-    from tacsol import pairs, paths, train
+    from tacsol import pairs, paths, signatures, train
     from tacsol.ioutil import atomic_write_json, atomic_write_text
     from tacsol.loading import load_tokenizer
 
@@ -104,39 +112,50 @@ def main(argv=None) -> int:
 
     p = train.load_params(train.training_values(P.load_yaml(a.params), a.params), a.params)
     tok = load_tokenizer(p["model"])
-    specs = {lv: getattr(a, f"l{lv}") for lv in sorted(set(a.levels))}
-    if len(specs) < 2:
-        raise SystemExit("--levels: give two or three levels to compare")
-    for lv, spec in specs.items():
-        got = pairs.tac_level(spec)
-        if got != lv:
-            raise SystemExit(f"--l{lv} {spec!r}: its manifest says TAC level {got}, not {lv}")
-    raw = {lv: train.load_records(spec) for lv, spec in specs.items()}
-    hinted = {lv: train.run_records({**p, "dataset": spec}) for lv, spec in specs.items()}
+    if a.arms:
+        arms = {arm[0]: (arm[1], arm[2:]) for arm in a.arms if len(arm) >= 2}
+        if len(arms) < 2 or len(arms) != len(a.arms):
+            raise SystemExit("--arm: give two or more arms, each NAME DATASET [KEY=VALUE ...], names distinct")
+    else:
+        arms = {f"level{lv}": (getattr(a, f"l{lv}"), []) for lv in sorted(set(a.levels))}
+        if len(arms) < 2:
+            raise SystemExit("--levels: give two or three levels to compare")
+        for name, (spec, _) in arms.items():
+            got = pairs.tac_level(spec)
+            if got != int(name[-1]):
+                raise SystemExit(f"--l{name[-1]} {spec!r}: its manifest says TAC level {got}, not {name[-1]}")
+    specs = {name: spec for name, (spec, _) in arms.items()}
+    raw = {name: train.load_records(spec) for name, spec in specs.items()}
+    hinted = {name: train.run_records(train.load_params({**p, **P.parse_sets(sets), "dataset": spec}))
+              for name, (spec, sets) in arms.items()}
     pool = heldout_pool(p, hinted, tok, a.heldout, a.seed)
     want = set(pool)
     rows = {}
-    for lv in specs:
-        data = out / f"level{lv}.jsonl"
-        held = {key_of(r): r for s in ("validation", "test") for r in raw[lv][s] if key_of(r) in want}
-        recs = [{**r, "split": "train"} for r in raw[lv]["train"]] + \
+    for name, (spec, sets) in arms.items():
+        data = out / f"{name}.jsonl"
+        held = {key_of(r): r for s in ("validation", "test") for r in raw[name][s] if key_of(r) in want}
+        recs = [{**r, "split": "train"} for r in raw[name]["train"]] + \
                [{**held[k], "split": "validation"} for k in pool]
         if not data.is_file():
             atomic_write_text(data, "".join(json.dumps(r, default=str) + "\n" for r in recs))
-        res = run_level(a.params, data, a.tokens, out / f"level{lv}", a.extra)
-        res["train_records"] = len(raw[lv]["train"])
-        res["train_fit"] = len(fitting([r for r in hinted[lv]["train"]
+        table = signatures.table_for(spec, raw[name])  # the dataset's (built from its train split only)
+        if not signatures.sidecar(data).is_file():
+            signatures.save_as(table, signatures.sidecar(data))
+        res = run_level(a.params, data, a.tokens, out / name, a.extra + sets)
+        res["train_records"] = len(raw[name]["train"])
+        res["train_fit"] = len(fitting([r for r in hinted[name]["train"]
                                         if not train.in_packages(r, p["holdout_packages"])], tok,
                                        p["max_seq_length"]))
-        rows[f"level{lv}"] = res
-        print(f"level {lv}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "
+        res["dataset"], res["overrides"] = spec, sets
+        rows[name] = res
+        print(f"{name}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "
               f"{res['heldout_loss_before']:.3f} -> {res['heldout_loss_after']:.3f} on {res['heldout_examples']} "
               f"functions; {res['train_fit']} train functions fit {p['max_seq_length']} tokens", flush=True)
     atomic_write_json(out / "ablation.json", {
         "recipe": a.params, "model": p["model"], "datasets": specs, "train_tokens_budget": a.tokens,
         "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
-        "near-duplicate group, fitting max_seq_length at both levels, same functions for both",
-        "seed": a.seed, "levels": rows})
+        "near-duplicate group, fitting max_seq_length in every arm, same functions for all",
+        "seed": a.seed, "levels" if not a.arms else "arms": rows})
     return 0
 
 

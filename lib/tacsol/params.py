@@ -101,6 +101,19 @@ def validate(values: dict[str, Any], spec: dict[str, Any], where: str) -> dict[s
     return merged
 
 
+def parse_sets(assignments: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` overrides: each value read as YAML (``true``, ``2e-3``, ``[a, b]``)."""
+    import yaml
+
+    out = {}
+    for kv in assignments:
+        k, sep, v = kv.partition("=")
+        if not sep or not k:
+            raise ParamsError(f"--set {kv!r}: expected KEY=VALUE")
+        out[k] = yaml.safe_load(v)
+    return out
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = paths.resolve(path)
     try:

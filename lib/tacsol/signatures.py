@@ -134,15 +134,20 @@ def topic(signature: str) -> str:
 
 def save(table: Table, folder: str | Path) -> Path:
     """folder/signatures.json, one entry per line (readable diffs for the shipped sample's)."""
+    return save_as(table, Path(folder) / FILE)
+
+
+def save_as(table: Table, path: str | Path) -> Path:
+    """The table at `path` (atomically), one entry per line."""
     doc = table.to_json()
     parts = {k: doc.pop(k) for k in ("entries", "events")}
     head = json.dumps(doc, indent=1)[:-2]
     body = ",\n".join(f' {json.dumps(k)}: {{\n' + ",\n".join(f"  {json.dumps(key)}: {json.dumps(e)}"
                                                                 for key, e in v.items()) + "\n }"
                        for k, v in parts.items())
-    path = atomic_write_text(Path(folder) / FILE, f'{head},\n{body}\n}}\n')
-    path.chmod(0o644)  # mkstemp files are 0600; the sample's ships in the repo
-    return path
+    out = atomic_write_text(Path(path), f'{head},\n{body}\n}}\n')
+    out.chmod(0o644)  # mkstemp files are 0600; the sample's ships in the repo
+    return out
 
 
 def load(path: str | Path) -> Table:
@@ -502,11 +507,26 @@ def named_table(spec: str) -> Table | None:
     return load(folder / FILE)
 
 
+def sidecar(records_file: str | Path) -> Path:
+    """Where a records file's own table lives: beside it, ``<stem>.signatures.json``."""
+    path = paths.resolve(records_file)
+    return path.with_name(f"{path.stem}.{FILE}")
+
+
 def table_for(spec: str, splits: Mapping[str, Sequence[Mapping[str, Any]]]) -> Table:
     """A dataset's table: saved beside it (built and saved first when missing: a dataset built before tables
-    existed); for a records file, built in memory from the standard interfaces and `splits["train"]`."""
+    existed); for a records file, the table saved beside it as ``<stem>.signatures.json`` (a dataset's, copied there
+    by a tool that rewrites its splits), else built in memory from the standard interfaces and `splits["train"]`."""
     folder = dataset_folder(spec)
     if folder is None:
+        beside = sidecar(spec)
+        if beside.is_file():
+            table = load(beside)
+            problems = leaks(table, splits)
+            if problems:
+                raise ValueError(f"{beside}: the table names what the file's train split does not back "
+                                 f"(a label would leak): {problems[:3]}")
+            return table
         return build(splits.get("train", []), dataset=str(spec))
     if (folder / FILE).is_file():
         table = load(folder / FILE)
@@ -624,7 +644,20 @@ def coverage(table: Table, records: Sequence[Mapping[str, Any]]) -> dict[str, An
     return {"records": len(recs), "records_resolved": len(hit), "records_resolved_share": _share(len(hit), len(recs)),
             "records_signature_equal": right, "selectors": len(sels), "selectors_resolved": len(known),
             "selectors_resolved_share": _share(len(known), len(sels)), "selectors_by_source": by,
-            "selectors_train_only": only_train}
+            "selectors_train_only": only_train, "events": event_coverage(table, records)}
+
+
+def event_coverage(table: Table, records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Share of the hash-like constants (40 or more hex digits) of the records' log statements that the table
+    names, per occurrence and per distinct constant."""
+    names = table.event_names()
+    seen = [int(h, 16) for r in records for line in str(r.get("tac") or "").split("\n") if _LOG_LINE.search(line)
+            for h in _HEX.findall(line) if len(h) >= 42]
+    distinct = set(seen)
+    return {"topics": len(seen), "topics_named": sum(1 for t in seen if t in names),
+            "topics_named_share": _share(sum(1 for t in seen if t in names), len(seen)),
+            "distinct_topics": len(distinct), "distinct_topics_named": len(distinct & set(names)),
+            "distinct_topics_named_share": _share(len(distinct & set(names)), len(distinct))}
 
 
 def _share(a: int, b: int) -> float | None:

@@ -828,14 +828,7 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
 
 
 def main(args: argparse.Namespace) -> int:
-    import yaml
-
-    values = P.load_yaml(args.params)
-    for kv in args.set:
-        k, sep, v = kv.partition("=")
-        if not sep:
-            raise P.ParamsError(f"--set {kv!r}: expected KEY=VALUE")
-        values[k] = yaml.safe_load(v)
+    values = {**P.load_yaml(args.params), **P.parse_sets(args.set)}
     where = Path(args.params).name
     values = training_values(values, where)
     check_plan(load_params(values, where=where), where)  # refuse bad keys and plans naming the file, before loading
