@@ -202,9 +202,15 @@ class _Run:
     def external(self, name: str, args: list[int]) -> int:
         """A call as py-evm runs it in the tests: the identity precompile (0x4) returns its input, bn256Add (0x6)
         fails on an input that is not two curve points (a selector in front never is), an address without code
-        succeeds and returns nothing."""
+        succeeds and returns nothing; an address in env["accounts"] (code, succeeds, return data) answers so."""
         at, size, out, out_size = args[-4:]
         data = self.mread(at, size)
+        account = self.env.get("accounts", {}).get(args[1])   # (code, succeeds, return data): a test's callee
+        if account is not None:
+            self.returndata = account[2]
+            if account[1]:
+                self.mwrite(out, self.returndata[:out_size])
+            return int(account[1])
         self.returndata = data if args[1] == 4 else b""
         if args[1] == 6:
             return 0
@@ -255,7 +261,8 @@ class _Run:
         if name == "gas":
             return 10**6
         if name == "extcodesize":   # as in the py-evm runs of the tests: only the contract itself has code
-            return len(self.code) if args[0] == self.env.get("address") else 0
+            account = self.env.get("accounts", {}).get(args[0])   # (and a test's callees)
+            return len(account[0]) if account else len(self.code) if args[0] == self.env.get("address") else 0
         if name in ("copy", "copypad"):   # level 2: the compiler's word-by-word copy loop
             i = 0
             while i < args[2]:
@@ -338,6 +345,16 @@ class _Run:
         m = re.fullmatch(r"revert (0x[0-9a-f]{8})\((.*)\)", e)
         if m:
             raise Halt("revert", bytes.fromhex(m.group(1)[2:]) + _words(self.values(m.group(2))))
+        m = re.fullmatch(r"checked (call|staticcall|delegatecall)\((.*)\)", e)
+        if m:   # level 3: the call with all the gas, after the code check; a failure or short return data reverts
+            args = self.values(m.group(2))
+            if not self.call("extcodesize", [args[0]]):
+                raise Halt("revert")
+            if not self.call(m.group(1), [self.call("gas", [])] + args):
+                raise Halt("revert", self.returndata)
+            if len(self.returndata) < args[-1]:
+                raise Halt("revert")
+            return True
         m = re.fullmatch(r"log(\d)\(([^;]*);(.*)\)", e)
         if m:   # the data words go to the free memory, as the compiler wrote them there
             topics, data = self.values(m.group(2)), self.values(m.group(3))

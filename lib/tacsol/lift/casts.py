@@ -13,7 +13,8 @@ M = 1 << 256
 ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
 ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
 WRITES_STORAGE = ("SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2",   # a call may re-enter
-                  "call_abi", "delegatecall_abi")
+                  "call_abi", "delegatecall_abi", "checked_call", "checked_call_abi", "checked_delegatecall",
+                  "checked_delegatecall_abi")
 _UINT = re.compile(r"uint(\d+)")
 _INT = re.compile(r"int(\d+)")
 _BYTES = re.compile(r"bytes(\d+)")

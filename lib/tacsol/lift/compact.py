@@ -6,6 +6,7 @@ from __future__ import annotations
 from .abi import Abi, fold_checks, name_arguments
 from .calldata import fold_calldata_copies
 from .checked import fold_checked_arithmetic
+from .extcall import fold_checked_calls
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
@@ -26,8 +27,9 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations,
     the decoder's validation of an argument against its declared type folds into the header, a free-memory pointer
     the memory model cannot follow starts a new free base, an argument or the return data copied to memory is one
-    statement, as is the legacy memcpy loop, branches whose outcome is known are settled, an allocation at the free
-    pointer prints as `p = alloc(n)`, and a read used once by the next line is written there."""
+    statement, as is the legacy memcpy loop and an external call with its checks, branches whose outcome is known
+    are settled, an allocation at the free pointer prints as `p = alloc(n)`, and a read used once by the next line
+    is written there."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
@@ -55,6 +57,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
                     + fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
                     + fold_returndata_copies(fn, values)        # v = bytes(returndata)
+                    + fold_checked_calls(fn, values)            # checked call(...): code, success, size checks
                     + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto
                     + settle_known_checks(fn, values)):         # a check the branch before decided
         before = set(fn.removed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from .ir import CHECKED_OPS, FunctionIR, Operand, Stmt, merged_pcs
+from .ir import CHECKED_CALLS, CHECKED_OPS, FunctionIR, Operand, Stmt, merged_pcs
 from .layout import MAX_HOPS, Layout, failing_statement
 from .memory import ABI_CALL_INPUT
 from .values import Values
@@ -118,6 +118,13 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         at = ABI_CALL_INPUT[name]
         data = f"{s.args[at][1]:#010x}({', '.join(a[at + 1:-2])})"
         return f"{name[:-4]}({', '.join(a[:at] + [data] + a[-2:])})"
+    if name in CHECKED_CALLS:    # the call without its gas (all of it), with its checks (extcall.py)
+        call = CHECKED_CALLS[name]
+        if call in ABI_CALL_INPUT:
+            at = ABI_CALL_INPUT[call] - 1
+            data = f"{s.args[at][1]:#010x}({', '.join(a[at + 1:-2])})"
+            return f"checked {call[:-4]}({', '.join(a[:at] + [data] + a[-2:])})"
+        return f"checked {call.lower()}({', '.join(a)})"
     if name in LEVEL2_LOGS:
         k = int(name[3])
         return f"{name}({', '.join(a[:k])};{' ' if a[k:] else ''}{', '.join(a[k:])})"

@@ -22,6 +22,10 @@ Operand = tuple
 # level 3's checked arithmetic (checked.py): `checked(a + b)` panics where solc's guard did
 CHECKED_OPS = {"checked_add": "ADD", "checked_sub": "SUB", "checked_mul": "MUL", "checked_div": "DIV",
                "checked_mod": "MOD"}
+# level 3's checked external calls (extcall.py): `checked call(...)`, the call with its code, success and size checks
+CHECKED_CALLS = {"checked_call": "CALL", "checked_staticcall": "STATICCALL", "checked_delegatecall": "DELEGATECALL",
+                 "checked_call_abi": "call_abi", "checked_staticcall_abi": "staticcall_abi",
+                 "checked_delegatecall_abi": "delegatecall_abi"}
 
 
 @dataclass(slots=True)

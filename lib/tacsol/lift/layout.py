@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ir import FunctionIR
+from .ir import CHECKED_CALLS, FunctionIR
 
 MAX_HOPS = 64
 
@@ -118,6 +118,7 @@ def failing_statement(fn: FunctionIR, n: int):
 # what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
 EFFECTS = frozenset({"SSTORE", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
                      "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi", "delegatecall_abi",
+                     *CHECKED_CALLS,
                      *(f"LOG{i}" for i in range(5))})
 
 
