@@ -67,6 +67,8 @@ def test_tac_operations_on_lifter_rendering():
     assert PR.tac_operations(tac) == ["ISZERO", "JUMPI", "SSTORE", "AND", "SHL", "NOT", "ASSIGN", "SHA3", "LOG2",
                                       "JUMP", "INVALID", "STOP"]
     assert PR.complexity_bucket({"tac": tac}) == "1-tiny"  # 12 instructions, 4 blocks, counted from the text
+    assert PR.tac_operations("function 0x1() view\nb0:\n  checked staticcall(v1, 0x12345678(), v2, 32)\n"
+                             "  v3 = checked(v1 + 1)\n  stop") == ["STATICCALL", "CHECKED", "STOP"]
 
 
 def test_bytecode_opcodes_cut_metadata():
