@@ -38,10 +38,9 @@ def fold_checked_calls(fn: FunctionIR, values: Values) -> int:
         return 0
     defs = definitions(fn)
     const = Constants(defs)
-    used = value_uses(fn, values)
-    folded = 0
+    folded, uses = 0, [None]   # _Uses, built when first needed
     for x, _, _ in list(branches(fn)):
-        folded += _fold(fn, values, defs, const, used, x)
+        folded += _fold(fn, values, defs, const, uses, x)
     return folded
 
 
@@ -75,7 +74,7 @@ def _next(fn: FunctionIR, n: int, t: int) -> bool:
     return t in fn.single and t not in fn.entries and fn.preds[t] == [n]
 
 
-def _fold(fn: FunctionIR, values: Values, defs, const: Constants, used, x: int) -> bool:
+def _fold(fn: FunctionIR, values: Values, defs, const: Constants, uses: list, x: int) -> bool:
     code = _check(fn, values, defs, x, "revert_empty")
     if code is None or not code[1]:
         return False
@@ -99,8 +98,11 @@ def _fold(fn: FunctionIR, values: Values, defs, const: Constants, used, x: int) 
         return False
     chain = _negations(defs, values.condition(y), ok)   # ok, iszero(ok), ...: used by the check alone
     after = body[at[0] + 1:]
-    if chain is None or {("t", y, st.dest) for st in after} != set(chain[1:]) \
-            or not _used_by_check_alone(fn, values, used, chain):
+    if chain is None or {("t", y, st.dest) for st in after} != set(chain[1:]):
+        return False
+    if uses[0] is None:
+        uses[0] = _Uses(fn, values)
+    if not uses[0].by_check_alone(chain):
         return False
     n = const(call.args[-1])
     if n is None:
@@ -127,22 +129,32 @@ def _fold(fn: FunctionIR, values: Values, defs, const: Constants, used, x: int) 
     return True
 
 
-def _used_by_check_alone(fn: FunctionIR, values: Values, used, chain: list[Operand]) -> bool:
-    """The success value and its negations are read by the next negation and the branch alone: no other statement,
-    and a jump argument only into a parameter nobody reads (the stack the compiler left it on)."""
-    inside = set(chain)
-    reads = sum(a in inside for n in fn.ids if n not in fn.removed
-                for k, st in enumerate(fn.body[n]) if fn.live[n][k] for a in st.args)
-    if reads != len(chain) - 1:
-        return False
-    for n in fn.ids:
-        if n in fn.removed:
-            continue
-        for t in fn.graph.edges[n].succ:
-            for p, a in zip(values.params(t), values.edge_args(n, t)):
-                if a in inside and used.get(p, 0):
-                    return False
-    return True
+class _Uses:
+    """Who reads each value, computed once per function when a call is first found with its checks: statements
+    (how many reads), and the jumps whose arguments carry it (into which parameter is looked up when asked)."""
+
+    def __init__(self, fn: FunctionIR, values: Values):
+        self.values = values
+        self.used = value_uses(fn, values)
+        self.reads: dict[Operand, int] = {}
+        self.carried: dict[Operand, list[tuple[int, int]]] = {}   # value -> (target instance, argument index)
+        for n in fn.ids:
+            if n in fn.removed:
+                continue
+            for k, st in enumerate(fn.body[n]):
+                if fn.live[n][k]:
+                    for a in st.args:
+                        self.reads[a] = self.reads.get(a, 0) + 1
+            for t in fn.graph.edges[n].succ:
+                for i, a in enumerate(values.edge_args(n, t)):
+                    self.carried.setdefault(a, []).append((t, i))
+
+    def by_check_alone(self, chain: list[Operand]) -> bool:
+        """The success value and its negations are read by the next negation and the branch alone: no other
+        statement, and a jump argument only into a parameter nobody reads (the stack the compiler left it on)."""
+        if sum(self.reads.get(v, 0) for v in chain) != len(chain) - 1:
+            return False
+        return not any(self.used.get(self.values.params(t)[i], 0) for v in chain for t, i in self.carried.get(v, ()))
 
 
 def _negations(defs, c: Operand, ok: Operand) -> list[Operand] | None:
