@@ -205,7 +205,7 @@ class _Run:
         succeeds and returns nothing; an address in env["accounts"] (code, succeeds, return data) answers so."""
         at, size, out, out_size = args[-4:]
         data = self.mread(at, size)
-        account = self.env.get("accounts", {}).get(args[1])   # (code, succeeds, return data): a test's callee
+        account = self.account(args[1])   # (code, succeeds, return data): a test's callee
         if account is not None:
             self.returndata = account[2]
             if account[1]:
@@ -216,6 +216,14 @@ class _Run:
             return 0
         self.mwrite(out, self.returndata[:out_size])
         return 1
+
+    def account(self, address: int) -> tuple | None:
+        """A test's callee at `address`: env["accounts"][address], else env["every_account"] for any address but
+        the contract, its caller and the precompiles (1-9)."""
+        got = self.env.get("accounts", {}).get(address)
+        if got is None and address > 9 and address not in (self.env.get("address"), self.env.get("caller")):
+            got = self.env.get("every_account")
+        return got
 
     def sload(self, slot: int) -> int:
         return self.storage[slot] if slot in self.storage else self.default(slot)
@@ -261,7 +269,7 @@ class _Run:
         if name == "gas":
             return 10**6
         if name == "extcodesize":   # as in the py-evm runs of the tests: only the contract itself has code
-            account = self.env.get("accounts", {}).get(args[0])   # (and a test's callees)
+            account = self.account(args[0])   # (and a test's callees)
             return len(account[0]) if account else len(self.code) if args[0] == self.env.get("address") else 0
         if name in ("copy", "copypad"):   # level 2: the compiler's word-by-word copy loop
             i = 0

@@ -256,21 +256,32 @@ def _cases(sig: str, rng: random.Random, n: int = 8):
         yield b"".join(_abi_value(t, rng).to_bytes(32, "big") for t in types)
 
 
-def _evm_outcome(code: str, data: bytes):
+def _responder(address: bytes) -> bytes | None:
+    """RESPONDER_CODE (return the word 1) at any address but the caller and the precompiles (1-9)."""
+    from tacsol.evaluate.execution import RESPONDER_CODE
+
+    return RESPONDER_CODE if int.from_bytes(address, "big") > 9 and bytes(address) != CALLER else None
+
+
+def _evm_outcome(code: str, data: bytes, responders: bool = False):
+    """py-evm's outcome; with `responders`, every other address answers like RESPONDER_CODE (word 1)."""
     from tacsol.evaluate.execution import execute
 
     # py-evm's own opcode table: the oracle is py-evm, not the harness's fused opcodes
-    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False)
+    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False,
+                  code_default=_responder if responders else None)
     if out.success:
         return ("ok", out.output, out.writes, [(d, list(t)) for t, d in out.logs])
     return ("revert" if out.error == "Revert" else "invalid", out.output, {}, [])
 
 
-def _tac_outcome(tac: str, data: bytes, code: str):
-    from tacsol.evaluate.execution import CONTRACT
+def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False):
+    from tacsol.evaluate.execution import CONTRACT, RESPONDER_CODE
 
     fn = TacFunction(tac)
     env = {"caller": int.from_bytes(CALLER, "big"), "address": int.from_bytes(CONTRACT, "big")}
+    if responders:
+        env["every_account"] = (RESPONDER_CODE, True, (1).to_bytes(32, "big"))
     storage: dict[int, int] = {}
     kind, out, st = fn.run(data, env=env, storage=storage, default=_slot_default, code=bytes.fromhex(code))
     if kind in ("return", "stop"):
@@ -1166,3 +1177,9 @@ def test_an_external_call_with_its_checks_is_one_statement_at_level_3(version, o
                         [(d, list(tp)) for d, tp in fn.logs]) if kind in ("return", "stop") else (kind, got, {}, [])
                 assert have == want, f"{version} {optimize} level {level} {s} target {t:#x}\n{res.function(selector).tac}"
     assert outcomes["get", "ok"] and outcomes["get", "revert"] and outcomes["two", "ok"] and outcomes["two", "revert"]
+    # any address answering like RESPONDER_CODE (tools/diff_corpus_tac.py --responders): the call succeeds
+    data = bytes.fromhex(sel["get(address,uint256)"][2:]) + _abi_encode(["uint256", "uint256"], [0xC0FFEE, 5])
+    want = _evm_outcome(code, data, responders=True)
+    assert want[0] == "ok" and int.from_bytes(want[1], "big") == 2
+    assert all(_tac_outcome(res.function(sel["get(address,uint256)"]).tac, data, code, responders=True) == want
+               for res in lifted.values())

@@ -8,7 +8,8 @@ Takes a seeded sample of a built dataset's records (outputs/data/<name>), lifts 
 compile cache its build filled at --level, keeps the functions whose TAC holds one of --constructs (regular
 expressions; all of them without the option), and runs --calls random calls per function (valid ABI encodings of
 the header's arguments: bytes and strings of 0-70 bytes, word arrays of 0-3 words, small values; addresses either
-the identity precompile or an address without code) in py-evm and in the TAC interpreter of the tests
+the identity precompile or an address without code; with --responders every address but the contract, its caller
+and the precompiles holds code returning the word 1) in py-evm and in the TAC interpreter of the tests
 (tests/lift_interp.py), comparing the outcome, return or revert data, storage writes and logs. A call whose result
 differs is run again on the level-1 TAC: when that differs too, the interpreter does not model what the function
 does (gasleft() in an event, a call into the contract itself) and it is counted apart. Prints the counts and every
@@ -66,6 +67,9 @@ def main(argv=None) -> int:
     ap.add_argument("--sample", type=int, default=400, help="records drawn from the dataset (default 400)")
     ap.add_argument("--calls", type=int, default=6, help="random calls per function (default 6)")
     ap.add_argument("--constructs", nargs="*", default=[], help="keep functions whose TAC matches one of these")
+    ap.add_argument("--responders", action="store_true",
+                    help="every address but the contract, its caller and the precompiles has code that returns "
+                         "the word 1 (RESPONDER_CODE), so calls succeed and the code after them runs")
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--json", help="also write the counts and differences here")
     a = ap.parse_args(argv)
@@ -101,6 +105,9 @@ def main(argv=None) -> int:
             continue
         if wanted and not any(p.search(tac) for p in wanted):
             continue
+        if not re.fullmatch(r"0x[0-9a-f]{8}", str(r["selector"])):
+            counts["fallback or receive (no selector to call)"] += 1
+            continue
         types = header_types(tac)
         if types is None:
             counts["argument types not encoded"] += 1
@@ -109,9 +116,9 @@ def main(argv=None) -> int:
         for _ in range(a.calls):
             names, values = random_call(types, rng)
             data = bytes.fromhex(r["selector"][2:]) + sem._abi_encode(names, values)
-            want = sem._evm_outcome(code, data)
+            want = sem._evm_outcome(code, data, a.responders)
             try:
-                got = sem._tac_outcome(tac, data, code)
+                got = sem._tac_outcome(tac, data, code, a.responders)
             except (NotImplementedError, KeyError) as e:   # an environment value, a summarized callee
                 counts[f"not run: {type(e).__name__}"] += 1
                 break
@@ -120,7 +127,7 @@ def main(argv=None) -> int:
                 continue
             base = lift(code, level=1, time_limit_s=60).function(r["selector"]).tac
             try:
-                also = sem._tac_outcome(base, data, code) != want
+                also = sem._tac_outcome(base, data, code, a.responders) != want
             except (NotImplementedError, KeyError):
                 also = True
             if also:   # level 1 differs too: what the interpreter does not model (gas left, calls into itself)
@@ -135,6 +142,7 @@ def main(argv=None) -> int:
     if a.json:
         Path(a.json).write_text(json.dumps({"dataset": a.dataset, "level": a.level, "sample": a.sample,
                                             "calls": a.calls, "seed": a.seed, "constructs": a.constructs,
+                                            "responders": a.responders,
                                             "counts": dict(counts), "differences": diffs}, indent=1) + "\n")
     return 1 if diffs else 0
 
