@@ -82,6 +82,29 @@ def run_level(params: str, data: Path, tokens: int, out: Path, extra: list[str])
                                   "tokens_per_s", "train_wall_s")}
 
 
+def split_differing(p: dict, arms: dict, out: Path) -> dict:
+    """Loss per target token of each arm's adapter on the held-out functions whose prompts (as each arm trains
+    them) differ between the arms, and on the others; the same functions for every arm."""
+    from ablate_signature_hints import per_record_losses, per_token
+    from tacsol import params as P, train
+
+    prompts = {name: {r["id"]: r for r in train.run_records(train.load_params(
+        {**p, **P.parse_sets(sets), "dataset": str(out / f"{name}.jsonl")}))["validation"]}
+        for name, (_, sets) in arms.items()}
+    ids = sorted(set.intersection(*(set(v) for v in prompts.values())))
+    differ = [i for i in ids if len({prompts[name][i]["tac"] for name in prompts}) > 1]
+    same = [i for i in ids if i not in set(differ)]
+    res = {}
+    for name in arms:
+        losses = per_record_losses(out / name / "adapter", [prompts[name][i] for i in ids], p["max_seq_length"])
+        fit = set(losses)
+        res[name] = {"differing": per_token(losses, [i for i in differ if i in fit]),
+                     "same": per_token(losses, [i for i in same if i in fit]),
+                     "all": per_token(losses, [i for i in ids if i in fit])}
+        print(f"{name}: {res[name]}", flush=True)
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -97,6 +120,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default="outputs/tac-level-ablation", help="folder of the runs and ablation.json")
     ap.add_argument("--set", dest="extra", action="append", default=[], metavar="KEY=VALUE",
                     help="another override for both runs (repeatable)")
+    ap.add_argument("--split-differing", action="store_true",
+                    help="also score each arm's adapter per function and report the loss on the held-out functions "
+                         "whose prompts differ between the arms and on the others (e.g. the ones with a named event)")
     ap.add_argument("--arm", dest="arms", action="append", nargs="+", default=[],
                     metavar="NAME DATASET [KEY=VALUE]",
                     help="instead of --levels: an arm named NAME on DATASET with its own overrides (repeatable)")
@@ -151,11 +177,13 @@ def main(argv=None) -> int:
         print(f"{name}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "
               f"{res['heldout_loss_before']:.3f} -> {res['heldout_loss_after']:.3f} on {res['heldout_examples']} "
               f"functions; {res['train_fit']} train functions fit {p['max_seq_length']} tokens", flush=True)
+    split = split_differing(p, arms, out) if a.split_differing else None
     atomic_write_json(out / "ablation.json", {
         "recipe": a.params, "model": p["model"], "datasets": specs, "train_tokens_budget": a.tokens,
         "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
         "near-duplicate group, fitting max_seq_length in every arm, same functions for all",
-        "seed": a.seed, "levels" if not a.arms else "arms": rows})
+        "seed": a.seed, "levels" if not a.arms else "arms": rows,
+        **({"split_differing": split} if split else {})})
     return 0
 
 

@@ -52,6 +52,9 @@ def random_call(types: list[str], rng: random.Random) -> tuple[list[str], list]:
             names.append("uint256[]")
             bits = 8 if t[:-2] in ("bool", "uint8") else 64
             values.append([rng.getrandbits(bits) for _ in range(rng.choice([0, 1, 3]))])
+        elif re.fullmatch(r"bytes\d+", t):   # left-aligned: a bytesN argument's valid encoding
+            names.append("uint256")
+            values.append(rng.getrandbits(8 * int(t[5:])) << (256 - 8 * int(t[5:])))
         else:
             names.append("uint256")
             values.append(rng.choice([4, rng.getrandbits(160)]) if t == "address" else rng.getrandbits(1)
