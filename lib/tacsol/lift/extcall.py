@@ -20,6 +20,7 @@ or there is none and n is 0. A call without all of its checks (another gas, a re
 false) stays as it is."""
 from __future__ import annotations
 
+from .abi import negated
 from .inline import is_pure
 from .ir import CHECKED_CALLS, FunctionIR, Operand, Stmt, merged_pcs
 from .layout import failing_path
@@ -54,8 +55,6 @@ def _check(fn: FunctionIR, values: Values, defs, n: int, fails_with: str) -> tup
     fail = [side for side in (yes, no) if _fails(fn, side) == fails_with]
     if len(fail) != 1 or _fails(fn, no if fail[0] == yes else yes) is not None:
         return None
-    from .abi import negated
-
     base, negative = negated(values.condition(n), defs)
     passes_on_true = fail[0] == no
     return base, passes_on_true != negative, (no if fail[0] == yes else yes)
