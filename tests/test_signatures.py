@@ -329,3 +329,19 @@ def test_a_records_file_uses_the_table_saved_beside_it_unless_it_leaks(tmp_path)
     S.save_as(t, S.sidecar(data))
     with pytest.raises(ValueError, match="arm.signatures.json.*secretTestOnly"):
         S.table_for(str(data), splits)
+
+
+def test_a_train_emit_whose_name_has_two_declarations_names_neither(tmp_path):
+    """Which of two same-named events a train record emits is not known, and the other may be a held-out
+    contract's own: neither enters the table from the train source, unless the record's own file declares one."""
+    root = tmp_path / "pkg"
+    (root / "contracts").mkdir(parents=True)
+    (root / "contracts" / "A.sol").write_text("contract A { event Moved(address to); function f() external {} }")
+    (root / "contracts" / "B.sol").write_text("contract B { event Moved(uint256 amount); function g() external {} }")
+    train_rec = _event_rec("t1", "train", "function f() external { emit Moved(msg.sender); }", "pkg:A")
+    t = S.build([train_rec], {"pkg@1.0.0": root})
+    assert not any(e.signature.startswith("Moved(") for e in t.events.values())
+    assert t.built_from["train_events_ambiguous"] == 1
+    # the record's own file declares one of them: that is the one it emits
+    t = S.build([{**train_rec, "file": "pkg/contracts/A.sol"}], {"pkg@1.0.0": root})
+    assert [e.signature for e in t.events.values() if e.signature.startswith("Moved(")] == ["Moved(address)"]

@@ -19,7 +19,8 @@ sample's beside it) and read back by :func:`table_for`. A record prepared by :fu
 Known events, the same way: a topic → event signature table (``Table.events``) from the same three kinds of source:
 ``standard`` (the events declared in standard.sol), ``interface`` (events declared inside ``interface`` blocks of
 the packages) and ``train`` (events of a train record's package, or its dependencies, that the record's own source
-emits: ``emit Name(`` in its function or the internal functions it reaches). A record prepared with
+emits: ``emit Name(`` in its function or the internal functions it reaches, when the name has one declaration in
+the record's file, or else in its package). A record prepared with
 ``events=True`` has the known topics of its log statements printed as their signatures (:func:`name_events`:
 ``log3(Transfer(address,address,uint256), v6, v8; arg2)`` for ``log3(0xddf252ad…, v6, v8; arg2)``): exact, since
 each topic is the keccak256 of the signature that replaces it, and 4-8 Llama-3 tokens where the 64 hex digits take
@@ -330,12 +331,12 @@ def package_declarations(root: Path) -> tuple[list[tuple[str, str]], int]:
 
 
 def package_events(root: Path) -> tuple[list[tuple[str, str, str]], int]:
-    """(name and kind of the declaring block, event signature) of every event declared in a package's .sol files,
-    + unresolved count."""
+    """(file path in the package, kind of the declaring block, event signature) of every event declared in a
+    package's .sol files, + unresolved count."""
     found, unresolved = [], 0
-    for _, src, scope in _package_files(root):
+    for rel, src, scope in _package_files(root):
         evs, n = declared_events(src, scope)
-        found += evs
+        found += [(rel, kind, sig) for _, kind, sig in evs]
         unresolved += n
     return found, unresolved
 
@@ -370,17 +371,18 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
     """The table from the standard interfaces, the declarations in `package_roots` (package key -> fetched root)
     and the `train_records` (records of any other split are refused: their signatures are evaluation labels).
     Events: those declared in interface blocks of the packages, and those a train record emits, looked up by name
-    among the declarations of its package and of the packages in `package_deps[its package]`."""
+    among the declarations of the record's file, else of its package and of the packages in
+    `package_deps[its package]`, when exactly one signature has that name there."""
     t = Table(built_from={"dataset": dataset, "standard": STANDARD.name,
                           "interface_packages": sorted(package_roots or {}), "train_records": 0,
                           "train_signature_mismatch": 0, "interface_unresolved": 0, "events_unresolved": 0,
-                          "train_events_undeclared": 0})
+                          "train_events_undeclared": 0, "train_events_ambiguous": 0})
     std = standard_table()
     for sel, e in std.entries.items():
         t.entries[sel] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
     for tp, e in (std.events or {}).items():
         t.events[tp] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
-    declared: dict[str, dict[str, set[str]]] = {}   # package -> event name -> signatures
+    declared: dict[str, dict[str, set[str]]] = {}   # package, or package/file -> event name -> signatures
     for key, root in sorted((package_roots or {}).items()):
         found, unresolved = package_declarations(Path(root))
         t.built_from["interface_unresolved"] += unresolved
@@ -388,8 +390,9 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
             t.add(sig, "interface", key)
         events, unresolved = package_events(Path(root))
         t.built_from["events_unresolved"] += unresolved
-        for _, kind, sig in events:
-            declared.setdefault(key, {}).setdefault(sig.partition("(")[0], set()).add(sig)
+        for rel, kind, sig in events:
+            for where in (key, f"{key.rpartition('@')[0]}/{rel}"):   # a record's `file` is package name/path
+                declared.setdefault(where, {}).setdefault(sig.partition("(")[0], set()).add(sig)
             if kind == "interface":
                 t.add_event(sig, "interface", key)
     for r in train_records:
@@ -398,11 +401,15 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
                              "build the signature table")
         pkg = str(r.get("package") or "unknown")
         for name in emitted(r):
-            sigs = set().union(*(declared.get(k, {}).get(name, set())
-                                 for k in [pkg, *(package_deps or {}).get(pkg, [])]))
+            # the declaration in the record's own file, else the one in its package and dependencies; of two
+            # declarations of the name, which one the record emits is not known, and the other may be a held-out
+            # contract's own: neither is taken
+            sigs = declared.get(str(r.get("file") or ""), {}).get(name) or set().union(
+                *(declared.get(k, {}).get(name, set()) for k in [pkg, *(package_deps or {}).get(pkg, [])]))
             t.built_from["train_events_undeclared"] += not sigs
-            for sig in sorted(sigs):
-                t.add_event(sig, "train", pkg)
+            t.built_from["train_events_ambiguous"] += len(sigs) > 1
+            if len(sigs) == 1:
+                t.add_event(next(iter(sigs)), "train", pkg)
         sel, sig = str(r.get("selector") or ""), str(r.get("signature") or "")
         if not sel.startswith("0x") or not sig:
             continue
