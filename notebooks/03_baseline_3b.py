@@ -57,6 +57,7 @@ holdout_packages = []  # packages kept out of training: the package-held-out str
 signature_hints = False  # known signatures (tacsol.signatures) after the TAC header, not the record's own
 signature_sources = ["standard", "interface", "train"]  # what the known-signature table is built from
 train_hints = "as_held_out"  # train prompts' hint: as_held_out (as a held-out function sees the table) | table
+event_names = False  # with signature_hints: known event topics of log statements printed as their signatures
 n_samples = 3
 max_new_tokens = 160
 eval_functions = 24  # distinct contract-held-out test functions scored by every system
