@@ -218,6 +218,8 @@ CASES: list[Case] = [
          train_params("lora_rank: 8")),
     Case("tacsol train", "a value of the wrong type", ("train", "--params", "{d}/p.yaml"), ("p.yaml", "lora_r"),
          train_params("lora_r: eight")),
+    Case("tacsol train", "event names without the signature table", ("train", "--params", "{d}/p.yaml"),
+         ("p.yaml", "event_names", "signature_hints"), train_params("event_names: true")),
     Case("tacsol train", "--set without '='", ("train", "--params", "{d}/p.yaml", "--set", "lora_r"),
          ("--set", "lora_r"),
          train_params()),
