@@ -382,7 +382,7 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
         t.entries[sel] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
     for tp, e in (std.events or {}).items():
         t.events[tp] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
-    declared: dict[str, dict[str, set[str]]] = {}   # package, or package/file -> event name -> signatures
+    declared: dict[Any, dict[str, set[str]]] = {}   # package, or (package, file) -> event name -> signatures
     for key, root in sorted((package_roots or {}).items()):
         found, unresolved = package_declarations(Path(root))
         t.built_from["interface_unresolved"] += unresolved
@@ -391,7 +391,7 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
         events, unresolved = package_events(Path(root))
         t.built_from["events_unresolved"] += unresolved
         for rel, kind, sig in events:
-            for where in (key, f"{key.rpartition('@')[0]}/{rel}"):   # a record's `file` is package name/path
+            for where in (key, (key, f"{key.rpartition('@')[0]}/{rel}")):   # a record's `file`: package name/path
                 declared.setdefault(where, {}).setdefault(sig.partition("(")[0], set()).add(sig)
             if kind == "interface":
                 t.add_event(sig, "interface", key)
@@ -404,7 +404,7 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
             # the declaration in the record's own file, else the one in its package and dependencies; of two
             # declarations of the name, which one the record emits is not known, and the other may be a held-out
             # contract's own: neither is taken
-            sigs = declared.get(str(r.get("file") or ""), {}).get(name) or set().union(
+            sigs = declared.get((pkg, str(r.get("file") or "")), {}).get(name) or set().union(
                 *(declared.get(k, {}).get(name, set()) for k in [pkg, *(package_deps or {}).get(pkg, [])]))
             t.built_from["train_events_undeclared"] += not sigs
             t.built_from["train_events_ambiguous"] += len(sigs) > 1
