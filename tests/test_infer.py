@@ -135,6 +135,15 @@ def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapte
     out = json.loads(capsys.readouterr().out)[0]
     assert out["signature_hint"] == "approve(address,uint256)" and out["signature"] == ""
     assert main(["decompile", *args, "--adapter", adapter, "--signatures", str(tmp_path / "missing.json")]) == 2
+    # an adapter trained with event_names also gets the known event topics named; one trained without, hex
+    approval = "0x8c5be1e5ebec7d5bd14f71427d1e84f3dd0314c0f7b2291e5b200ac8c7c3b925"
+    logged = [tac.replace("  stop", f"  log3({approval}, caller, arg0; arg1)\n  stop"), *args[1:]]
+    assert main(["decompile", *logged, "--adapter", str(hinted)]) == 0
+    assert approval in json.loads(capsys.readouterr().out)[0]["tac"]
+    meta["params"]["event_names"] = True
+    (hinted / "tacsol_train.json").write_text(json.dumps(meta))
+    assert main(["decompile", *logged, "--adapter", str(hinted)]) == 0
+    assert "log3(Approval(address,address,uint256), caller, arg0; arg1)" in json.loads(capsys.readouterr().out)[0]["tac"]
 
 
 def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter, monkeypatch):
