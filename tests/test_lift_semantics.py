@@ -263,23 +263,26 @@ def _responder(address: bytes) -> bytes | None:
     return RESPONDER_CODE if int.from_bytes(address, "big") > 9 and bytes(address) != CALLER else None
 
 
-def _evm_outcome(code: str, data: bytes, responders: bool = False):
-    """py-evm's outcome; with `responders`, every other address answers like RESPONDER_CODE (word 1)."""
+def _evm_outcome(code: str, data: bytes, responders: bool = False, accounts: dict | None = None):
+    """py-evm's outcome; with `responders`, every other address answers like RESPONDER_CODE (word 1); `accounts`
+    (address -> (code hex, succeeds, return data)) puts those callees' code at their addresses."""
     from tacsol.evaluate.execution import execute
 
+    codes = {a.to_bytes(20, "big"): bytes.fromhex(c) for a, (c, _, _) in (accounts or {}).items()}
     # py-evm's own opcode table: the oracle is py-evm, not the harness's fused opcodes
     out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False,
-                  code_default=_responder if responders else None)
+                  code_default=_responder if responders else (lambda a: codes.get(bytes(a))) if codes else None)
     if out.success:
         return ("ok", out.output, out.writes, [(d, list(t)) for t, d in out.logs])
     return ("revert" if out.error == "Revert" else "invalid", out.output, {}, [])
 
 
-def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False):
+def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False, accounts: dict | None = None):
     from tacsol.evaluate.execution import CONTRACT, RESPONDER_CODE
 
     fn = TacFunction(tac)
-    env = {"caller": int.from_bytes(CALLER, "big"), "address": int.from_bytes(CONTRACT, "big")}
+    env = {"caller": int.from_bytes(CALLER, "big"), "address": int.from_bytes(CONTRACT, "big"),
+           "accounts": {a: (bytes.fromhex(c), ok, out) for a, (c, ok, out) in (accounts or {}).items()}}
     if responders:
         env["every_account"] = (RESPONDER_CODE, True, (1).to_bytes(32, "big"))
     storage: dict[int, int] = {}
@@ -1143,7 +1146,6 @@ def test_an_external_call_with_its_checks_is_one_statement_at_level_3(version, o
     that revert with data, and on addresses without code: a construct that skips the size check (`two` on a one-word
     callee), reverts empty on failure (`get` on the reverting one) or calls codeless addresses fails it."""
     from tacsol.evaluate import compile_bytecode
-    from tacsol.evaluate.execution import CONTRACT, execute
 
     out = compile_bytecode(CHECKED_CALL_SRC.replace("VERSION", version), version, optimize=optimize)["C"]
     code, sel = out["bytecode"], out["selectors"]
@@ -1153,29 +1155,18 @@ def test_an_external_call_with_its_checks_is_one_statement_at_level_3(version, o
         tac = lifted[3].function(selector).tac
         if version < "0.8" or s == "poke(address)":
             assert "checked " in tac and "extcodesize" not in tac and "returndatasize" not in tac, tac
-    accounts = {a.to_bytes(20, "big"): bytes.fromhex(c) for a, (c, _, _) in CALLEES.items()}
-    env_accounts = {a: (bytes.fromhex(c), ok, data) for a, (c, ok, data) in CALLEES.items()}
     targets = [*CALLEES, 4, 0xB0B]   # the identity precompile and an address: no code
     outcomes = collections.Counter()
     for s, selector in calls.items():
         types = [t for t in s[s.index("(") + 1:-1].split(",") if t]
         for t in targets:
             data = bytes.fromhex(selector[2:]) + _abi_encode(types, [t, 5][:len(types)])
-            run = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False,
-                          code_default=lambda a: accounts.get(bytes(a)))
-            want = ("ok", run.output, run.writes, [(d, list(tp)) for tp, d in run.logs]) if run.success else \
-                ("revert" if run.error == "Revert" else "invalid", run.output, {}, [])
+            want = _evm_outcome(code, data, accounts=CALLEES)
             outcomes[s.split("(")[0], want[0]] += 1
             for level, res in lifted.items():
-                fn = TacFunction(res.function(selector).tac)
-                env = {"caller": int.from_bytes(CALLER, "big"), "address": int.from_bytes(CONTRACT, "big"),
-                       "accounts": env_accounts}
-                storage: dict[int, int] = {}
-                kind, got, st = fn.run(data, env=env, storage=storage, default=_slot_default,
-                                       code=bytes.fromhex(code))
-                have = ("ok", got, {k: v for k, v in st.items() if v != _slot_default(k)},
-                        [(d, list(tp)) for d, tp in fn.logs]) if kind in ("return", "stop") else (kind, got, {}, [])
-                assert have == want, f"{version} {optimize} level {level} {s} target {t:#x}\n{res.function(selector).tac}"
+                tac = res.function(selector).tac
+                assert _tac_outcome(tac, data, code, accounts=CALLEES) == want, \
+                    f"{version} {optimize} level {level} {s} target {t:#x}\n{tac}"
     assert outcomes["get", "ok"] and outcomes["get", "revert"] and outcomes["two", "ok"] and outcomes["two", "revert"]
     # any address answering like RESPONDER_CODE (tools/diff_corpus_tac.py --responders): the call succeeds
     data = bytes.fromhex(sel["get(address,uint256)"][2:]) + _abi_encode(["uint256", "uint256"], [0xC0FFEE, 5])

@@ -385,8 +385,8 @@ def _tac_line_op(line: str) -> str:
         return "JUMP"
     lhs, eq, rhs = s.partition(" = ")
     expr = rhs.strip() if eq else s
-    if expr.startswith("checked ") and not expr.startswith("checked ("):
-        expr = expr[len("checked "):]   # level 3's call with its checks: the call
+    if expr.startswith("checked "):   # level 3's call with its checks (`checked(a + b)` has no space): the call
+        expr = expr[len("checked "):]
     m = _TAC_CALL.match(expr)
     if m:
         name = m.group(1).upper()

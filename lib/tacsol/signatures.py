@@ -320,25 +320,28 @@ def _package_files(root: Path) -> Iterable[tuple[str, str, Scope]]:
                               {**shared.value_types, **local.value_types}, shared.contracts | local.contracts)
 
 
-def package_declarations(root: Path) -> tuple[list[tuple[str, str]], int]:
-    """(file path in the package, signature) of every declaration in a package's .sol files, + unresolved count."""
-    found, unresolved = [], 0
+@dataclasses.dataclass
+class PackageDeclarations:
+    """What a package's .sol files declare, read once: bodiless external functions (file path in the package,
+    signature) and events (file path, kind of the declaring block, signature), with how many of each use a type
+    the scope cannot resolve."""
+    functions: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    events: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+    functions_unresolved: int = 0
+    events_unresolved: int = 0
+
+
+def package_declarations(root: Path) -> PackageDeclarations:
+    """Every function and event declaration in a package's .sol files (each file read and scoped once)."""
+    out = PackageDeclarations()
     for rel, src, scope in _package_files(root):
         sigs, n = declared_signatures(src, scope)
-        found += [(rel, s) for _, s in sigs]
-        unresolved += n
-    return found, unresolved
-
-
-def package_events(root: Path) -> tuple[list[tuple[str, str, str]], int]:
-    """(file path in the package, kind of the declaring block, event signature) of every event declared in a
-    package's .sol files, + unresolved count."""
-    found, unresolved = [], 0
-    for rel, src, scope in _package_files(root):
+        out.functions += [(rel, s) for _, s in sigs]
+        out.functions_unresolved += n
         evs, n = declared_events(src, scope)
-        found += [(rel, kind, sig) for _, kind, sig in evs]
-        unresolved += n
-    return found, unresolved
+        out.events += [(rel, kind, sig) for _, kind, sig in evs]
+        out.events_unresolved += n
+    return out
 
 
 @lru_cache(maxsize=1)
@@ -384,13 +387,12 @@ def build(train_records: Iterable[Mapping[str, Any]], package_roots: Mapping[str
         t.events[tp] = Entry(e.signature, {k: list(v) for k, v in e.sources.items()})
     declared: dict[Any, dict[str, set[str]]] = {}   # package, or (package, file) -> event name -> signatures
     for key, root in sorted((package_roots or {}).items()):
-        found, unresolved = package_declarations(Path(root))
-        t.built_from["interface_unresolved"] += unresolved
-        for _, sig in found:
+        found = package_declarations(Path(root))
+        t.built_from["interface_unresolved"] += found.functions_unresolved
+        t.built_from["events_unresolved"] += found.events_unresolved
+        for _, sig in found.functions:
             t.add(sig, "interface", key)
-        events, unresolved = package_events(Path(root))
-        t.built_from["events_unresolved"] += unresolved
-        for rel, kind, sig in events:
+        for rel, kind, sig in found.events:
             for where in (key, (key, f"{key.rpartition('@')[0]}/{rel}")):   # a record's `file`: package name/path
                 declared.setdefault(where, {}).setdefault(sig.partition("(")[0], set()).add(sig)
             if kind == "interface":
@@ -617,11 +619,11 @@ def hint_train_records(records: Sequence[Mapping[str, Any]], table: Table, *, ev
         for r in records:
             for name in emitted(r):
                 emitters.setdefault(name, set()).add((str(r.get("package") or "unknown"), r.get("contract_key")))
-    names = table.event_names() if events else {}
-    always = {tp: sig for tp, sig in names.items() if any(k != "train" for k in table.events[f"0x{tp:064x}"].sources)}
-    backed_by = {tp: {c for p, c in emitters.get(sig.partition("(")[0], ())  # train-only: the contracts backing it
-                      if p in table.events[f"0x{tp:064x}"].sources["train"]}
-                 for tp, sig in names.items() if tp not in always}
+    known = (table.events or {}) if events else {}
+    always = {int(tp, 16): e.signature for tp, e in known.items() if any(k != "train" for k in e.sources)}
+    backed_by = {int(tp, 16): (e.signature, {c for p, c in emitters.get(e.signature.partition("(")[0], ())
+                                             if p in e.sources["train"]})   # train-only: the contracts emitting it
+                 for tp, e in known.items() if int(tp, 16) not in always}
     visible: dict[Any, dict[int, str]] = {}   # per contract: the events a held-out contract would see named
     out = []
     for r in records:
@@ -629,10 +631,10 @@ def hint_train_records(records: Sequence[Mapping[str, Any]], table: Table, *, ev
         e = table.entries.get(sel)
         shown = bool(e) and (any(k != "train" for k in e.sources) or bool(backers.get(sel, set()) - {r.get("group")}))
         tac = str(r.get("tac") or "")
-        if names:
+        if known:
             own = r.get("contract_key")
             if own not in visible:
-                visible[own] = {**always, **{tp: names[tp] for tp, cs in backed_by.items() if cs - {own}}}
+                visible[own] = {**always, **{tp: sig for tp, (sig, cs) in backed_by.items() if cs - {own}}}
             tac = name_events(tac, visible[own])
         out.append({**r, "tac": tac, "signature_hint": e.signature if shown else ""})
     return out

@@ -52,12 +52,15 @@ def _check(fn: FunctionIR, values: Values, defs, n: int, fails_with: str) -> tup
     if n in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None or e.trues[0] == e.false:
         return None
     yes, no = e.trues[0], e.false
-    fail = [side for side in (yes, no) if _fails(fn, side) == fails_with]
-    if len(fail) != 1 or _fails(fn, no if fail[0] == yes else yes) is not None:
+    on_yes, on_no = _fails(fn, yes), _fails(fn, no)
+    if (on_yes, on_no) == (fails_with, None):
+        passes_on_true, passing = False, no
+    elif (on_yes, on_no) == (None, fails_with):
+        passes_on_true, passing = True, yes
+    else:
         return None
     base, negative = negated(values.condition(n), defs)
-    passes_on_true = fail[0] == no
-    return base, passes_on_true != negative, (no if fail[0] == yes else yes)
+    return base, passes_on_true != negative, passing
 
 
 def _fails(fn: FunctionIR, t: int) -> str | None:
