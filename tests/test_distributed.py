@@ -275,8 +275,7 @@ if __name__ == "__main__":
 
 
 def test_training_closes_its_process_group():
-    """tacsol.train.main ends by destroying the process group a multi-process run initialized (close_process_group):
-    left to interpreter exit, Gloo's threads can abort the rank after training finished (seen once in CI)."""
+    """tacsol.train.main ends by destroying the process group a multi-process run initialized (close_process_group)."""
     import socket
 
     import torch.distributed as dist
@@ -291,3 +290,44 @@ def test_training_closes_its_process_group():
     assert dist.is_initialized()
     close_process_group()
     assert not dist.is_initialized()
+
+
+_EXIT_RANK = """
+import atexit, glob, os, sys, torch, torch.distributed as dist
+from tacsol.train import close_process_group, exit_rank
+dist.init_process_group("gloo")
+torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(3, 3))(torch.ones(2, 3)).sum().backward()
+close_process_group()
+threads = sorted(open(f).read().strip() for f in glob.glob("/proc/self/task/*/comm"))
+atexit.register(lambda: open(os.path.join(sys.argv[1], "atexit" + os.environ["RANK"]), "w").close())
+sys.stdout = open(os.path.join(sys.argv[1], "out" + os.environ["RANK"]), "w")   # buffered: exit_rank flushes it
+print("threads", *threads)
+exit_rank(int(sys.argv[2]))
+"""
+
+
+@pytest.mark.parametrize("code", [0, 3])
+def test_a_rank_that_ended_well_leaves_without_interpreter_teardown(tmp_path, code):
+    """exit_rank: after DDP has wrapped a module, its Gloo threads outlive destroy_process_group, and tearing down
+    the interpreter around them could abort a rank that had finished (SIGABRT in CI). A multi-process rank that
+    ended well therefore leaves by os._exit (no atexit handler runs) with its output flushed and exit code 0; a
+    failed rank exits normally with its own code."""
+    import subprocess
+
+    from tacsol import launch
+
+    script = tmp_path / "rank.py"
+    script.write_text(_EXIT_RANK)
+    spec = launch.LaunchSpec(launcher="torchrun", n_processes=2, cpu=True, script=str(script),
+                             script_args=[str(tmp_path), str(code)], master_port=launch.free_port())
+    cmd = launch.build_command(spec)
+    run = subprocess.run(cmd.argv, env={**os.environ, **cmd.env}, cwd=str(ROOT), capture_output=True, text=True,
+                         timeout=240)
+    outs = [(tmp_path / f"out{r}").read_text() for r in (0, 1)]
+    assert all(o.startswith("threads ") for o in outs), (outs, run.stderr[-2000:])
+    if code == 0:
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert not list(tmp_path.glob("atexit*"))
+    else:
+        assert run.returncode != 0   # the launcher may stop the other rank once one failed: one handler at least
+        assert list(tmp_path.glob("atexit*"))

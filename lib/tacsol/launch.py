@@ -780,8 +780,10 @@ def main(argv: list[str] | None = None) -> int:
     from . import params as P
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["--probe"]:
-        return probe_and_train(argv[argv.index("--params") + 1])
+    if argv[:1] == ["--probe"]:   # a rank of a training run: it ends like one (tacsol.train.exit_rank)
+        from .train import exit_rank
+
+        exit_rank(probe_and_train(argv[argv.index("--params") + 1]))
 
     ap = argparse.ArgumentParser(prog="python -m tacsol.launch", description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", required=True, help="params/04_*.yaml or params/05_*.yaml")

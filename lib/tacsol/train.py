@@ -34,7 +34,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import params as P
 from . import paths, prompt, signatures
@@ -843,19 +843,36 @@ def main(args: argparse.Namespace) -> int:
 
 
 def close_process_group() -> None:
-    """Destroy the process group a multi-process run initialized, once training has ended well on this rank. Left
-    to interpreter exit, Gloo's worker threads can be torn down still joinable and the rank dies with SIGABRT
-    ("terminate called without an active exception": the ZeRO-3 CPU smoke test failed that way once in CI;
-    pytorch/pytorch#190489). Not after an exception: the other ranks may still be in a collective."""
+    """Destroy the process group a multi-process run initialized, once training has ended well on this rank (not
+    after an exception: the other ranks may still be in a collective). Not enough on its own: see exit_rank."""
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 
+def exit_rank(code: int) -> NoReturn:
+    """End a training process. A rank of a multi-process run that ended well leaves with os._exit once its output
+    is flushed: a module DDP has wrapped keeps its Gloo process group alive past destroy_process_group (torch 2.13:
+    after DDP(model) is freed and the group destroyed, the gloo_tcp_loop thread and both pt_gloo_runloop threads
+    still run), and at interpreter exit those threads race the C++ static destructors, so a rank could die with
+    SIGABRT ("terminate called without an active exception") after its work was done (CI, the DDP and ZeRO-3
+    smoke tests, about one run in four; pytorch/pytorch#179291 describes the same teardown). Everything a run leaves
+    is written atomically before this point. One process, or a failed rank, exits normally."""
+    if code == 0 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import logging
+
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":  # python -m tacsol.train --params FILE (what the launchers start on every rank)
     try:
-        raise SystemExit(main(build_parser().parse_args()))
+        code = main(build_parser().parse_args())
     except P.ParamsError as exc:
         print(f"tacsol train: {exc}", file=sys.stderr)
         raise SystemExit(2)
+    exit_rank(code)
