@@ -27,6 +27,7 @@ max_units = 160            # cap on compile units (each unit: one main file × o
 workers = 2
 compile_timeout_s = 120.0
 tac_level = 1              # TAC level: 1 paper-faithful, 2 compact, 3 compact with require (docs/tac-format.md)
+callee_budget = 8192       # levels 2-3: characters of an example past which a callee prints as its summary
 
 # %%
 import tacsol.params
@@ -47,7 +48,7 @@ print("hardware:", hw)
 cfg = pairs.BuildConfig(name=dataset_name, packages=packages, max_packages=max_packages, folders=folders,
                         settings=settings, permissive_only=permissive_only, version_policy=version_policy,
                         max_units=max_units, workers=workers, timeout_s=compile_timeout_s,
-                        tac_level=tac_level)
+                        tac_level=tac_level, callee_budget=callee_budget)
 manifest = pairs.build(cfg)
 data_dir = paths.outputs_dir() / "data" / dataset_name
 dd = pairs.load(dataset_name)

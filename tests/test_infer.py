@@ -46,6 +46,36 @@ def test_bytecode_is_lifted_at_the_level_the_adapter_was_trained_on(tmp_path, mo
     assert any(r["tac"].startswith("function 0x") and "arg0: " in r["tac"] for r in recs)
 
 
+def test_bytecode_is_lifted_with_the_callee_budget_the_adapter_was_trained_with(tmp_path, monkeypatch):
+    """The callee budget travels like the level: a dataset built with --callee-budget records it in its manifest,
+    training copies it into the adapter's tacsol_train.json, and decompile lifts with it (a budget the model never
+    saw would show it callee bodies where it learned summaries, or the reverse)."""
+    from tacsol import paths
+    from tacsol.lift import CALLEE_BUDGET_CHARS
+
+    monkeypatch.setenv("TACSOL_OUTPUTS", str(tmp_path / "out"))
+    manifest = paths.outputs_dir() / "data" / "tight" / "manifest.json"
+    manifest.parent.mkdir(parents=True)
+    manifest.write_text(json.dumps({"tac_level": 3, "callee_budget": 0}))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "tacsol_train.json").write_text(json.dumps({"params": {"dataset": "tight"}}))
+    assert infer.lift_options_of(adapter) == {"level": 3, "callee_budget": 0}
+    assert infer.lift_options_of(tmp_path) == {"level": 1, "callee_budget": CALLEE_BUDGET_CHARS}
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "tacsol_train.json").write_text(json.dumps({"params": {"dataset": "gone"}, "tac_level": 2,
+                                                            "callee_budget": 3072}))
+    assert infer.lift_options_of(shipped) == {"level": 2, "callee_budget": 3072}
+    code = "0x" + next(c for c in json.loads((FIX / "lift" / "level2.json").read_text())
+                       if c["id"] == "E@0.6.12/noopt")["runtime"]
+    full = infer.records_from_input(code, level=2)
+    tight = infer.records_from_input(code, level=2, callee_budget=0)
+    with_units = [i for i, r in enumerate(full) if "\n\nfunction f" in r["tac"]]
+    assert with_units and all("// summary of " in tight[i]["tac"] and "// summary of " not in full[i]["tac"]
+                              for i in with_units)
+
+
 def test_bad_input_is_refused_clearly(tmp_path, capsys):
     with pytest.raises(ValueError, match="not hex bytecode"):
         infer.records_from_input("function f() {}")

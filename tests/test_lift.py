@@ -507,18 +507,18 @@ def test_internal_functions_are_called_and_printed_once(by_level):
     assert by_level[2][cid].tac().count("function f1(") == 1
 
 
-def test_a_long_example_carries_its_callees_as_effect_summaries(monkeypatch):
-    """Past EXAMPLE_BUDGET_CHARS a callee's unit is printed as its header and its effects (lift.functions.summarize);
+def test_a_long_example_carries_its_callees_as_effect_summaries():
+    """Past lift's callee_budget a callee's unit is printed as its header and its effects (lift.functions.summarize);
     the function's own unit stays whole, each line still maps to instructions, and the contract's text prints the
     unit in full where another example carries it so."""
-    from tacsol.lift import functions
-
     c = BY_ID["E@0.6.12/noopt"]
     sel = c["method_identifiers"]["twoSubs(uint256,uint256)"]
     full = lift(c["runtime"], level=2).function(sel)
     own = full.tac.split("\n\nfunction f")[0]
-    monkeypatch.setattr(functions, "EXAMPLE_BUDGET_CHARS", len(own) + 10)
-    res = lift(c["runtime"], level=2)
+    assert lift(c["runtime"], level=2, callee_budget=len(full.tac)).function(sel).tac == full.tac
+    with pytest.raises(ValueError, match="callee_budget"):
+        lift(c["runtime"], level=2, callee_budget=-1)
+    res = lift(c["runtime"], level=2, callee_budget=len(own) + 10)
     short = res.function(sel)
     assert short.tac.startswith(own + "\n\nfunction f1(arg0, arg1, arg2) internal  // summary of ")
     assert len(short.tac) < len(full.tac) and short.status == "ok"

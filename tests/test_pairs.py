@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tacsol import corpus, evm, pairs, paths
+from tacsol import params as P
 
 FIX = Path(__file__).parent / "fixtures" / "pairs"
 NAME = "pytest_pairs_fixture"
@@ -432,20 +433,47 @@ def test_level2_build_records_its_level_and_keeps_correctness(built):
     assert any("arg0" in r["tac"] for s in pairs.SPLITS for r in d2[s])
 
 
-def test_tac_level_report_compares_levels_on_the_same_functions(tmp_path):
-    """tools/tac_level_report.py on the fixture built at both levels (test above): level 2's TAC is shorter on the
-    pairs both datasets hold, and the levels are read from the manifests."""
-    import importlib.util
+_CALLS_TWICE = """// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.0;
+contract Ledger {
+    mapping(address => uint256) public balance;
+    mapping(address => uint256) public moves;
+    uint256 public total;
+    address public last;
+    event Moved(address indexed to, uint256 value, uint256 total);
+    function _credit(address to, uint256 value) internal {
+        require(to != address(0), "zero address");
+        require(value > 0 && value < 1e30, "bad value");
+        balance[to] += value;
+        moves[to] += 1;
+        total += value;
+        last = to;
+        emit Moved(to, value, total);
+    }
+    function credit(address to, uint256 value) public { _credit(to, value); }
+    function creditBoth(address a, address b, uint256 value) public { _credit(a, value); _credit(b, value * 2); }
+}
+"""
 
-    tool = Path(__file__).resolve().parents[1] / "tools" / "tac_level_report.py"
-    spec = importlib.util.spec_from_file_location("tac_level_report", tool)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    if not (paths.outputs_dir() / "data" / (NAME + "_l2") / "manifest.json").exists():
-        pytest.skip("the level-2 fixture build runs in the test above")
-    out = tmp_path / "report.json"
-    assert mod.main([NAME, NAME + "_l2", "--json", str(out)]) == 0
-    rep = json.loads(out.read_text())
-    assert rep[NAME]["tac_level"] == 1 and rep[NAME + "_l2"]["tac_level"] == 2
-    assert rep[NAME + "_l2"]["common"]["median_tac"] < rep[NAME]["common"]["median_tac"]
-    assert rep[NAME + "_l2"]["common"]["pairs"] == rep[NAME]["common"]["pairs"] > 0
+
+def test_a_build_with_a_callee_budget_records_it_and_lifts_with_it(tmp_path):
+    """tacsol data build --callee-budget: the manifest records the budget (pairs.lift_options reads it back for
+    training and decompile), the per-unit cache is its own, and with a budget of 0 the callee unit an example
+    carries prints as its summary where the default budget prints it whole."""
+    from tacsol.lift import CALLEE_BUDGET_CHARS
+
+    with pytest.raises(P.ParamsError, match="callee_budget"):
+        pairs.check_build_config(pairs.BuildConfig(name="x", callee_budget=-1), "x.yaml")
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "Ledger.sol").write_text(_CALLS_TWICE)
+    built = {b: pairs.build(pairs.BuildConfig(name=f"pytest_budget_{b}", folders=[str(tmp_path / "src")],
+                                              settings=["noopt"], progress=False, tac_level=2, callee_budget=b))
+             for b in (None, 0)}
+    assert built[None]["callee_budget"] == CALLEE_BUDGET_CHARS and built[0]["callee_budget"] == 0
+    assert built[None]["lifter"] != built[0]["lifter"]
+    assert pairs.lift_options("pytest_budget_0") == {"level": 2, "callee_budget": 0}
+    tac = {b: {r["signature"]: r["tac"] for s in pairs.SPLITS for r in pairs.load(f"pytest_budget_{b}")[s]}
+           for b in (None, 0)}
+    both = tac[None]["creditBoth(address,address,uint256)"], tac[0]["creditBoth(address,address,uint256)"]
+    assert "\n\nfunction f1(" in both[0] and "// summary of" not in both[0], both[0]
+    assert "\n\nfunction f1(arg0, arg1) internal  // summary of " in both[1] and len(both[1]) < len(both[0])

@@ -166,6 +166,8 @@ CASES: list[Case] = [
          ("code.hex", "0x12345678"), runtime_file),
     Case("tacsol lift", "--time-limit not a number", ("lift", "0x00", "--time-limit", "soon"),
          ("--time-limit", "soon")),
+    Case("tacsol lift", "a negative --callee-budget", ("lift", "0x00", "--level", "2", "--callee-budget", "-1"),
+         ("--callee-budget", "-1")),
     # tacsol data
     Case("tacsol data build", "an unknown compiler setting", ("data", "build", "--name", "x", "--settings", "opt"),
          ("settings", "'opt'")),
@@ -177,6 +179,8 @@ CASES: list[Case] = [
          ("data", "build", "--name", "x", "--fractions", "0.5", "0.5", "0.5"), ("fractions", "sum to 1")),
     Case("tacsol data build", "--max-units not a number", ("data", "build", "--max-units", "many"),
          ("--max-units", "many")),
+    Case("tacsol data build", "a --callee-budget that is not a number of characters",
+         ("data", "build", "--name", "x", "--level", "3", "--callee-budget", "short"), ("--callee-budget", "short")),
     Case("tacsol data build", "a source file that is not UTF-8",
          ("data", "build", "--name", "x", "--folder", "{d}/src"),
          ("A.sol", "line 3", "not_utf8"), files({"src/A.sol": NOT_UTF8_SOL})),

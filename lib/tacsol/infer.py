@@ -159,15 +159,26 @@ def trained_params(adapter_dir: str | Path) -> dict[str, Any]:
     return json.loads(meta_path.read_text()).get("params", {}) if meta_path.is_file() else {}
 
 
-def tac_level_of(adapter_dir: str | Path) -> int:
-    """The TAC level an adapter was trained on: recorded in its tacsol_train.json (so a shipped adapter knows it
-    without its dataset), else its training dataset's manifest, else 1."""
+def lift_options_of(adapter_dir: str | Path) -> dict:
+    """How bytecode must be lifted for an adapter, as lift's keywords (``level``, ``callee_budget``): as its training
+    data was, recorded in its tacsol_train.json (so a shipped adapter knows it without its dataset), else read from
+    its training dataset's manifest (pairs.lift_options), else level 1 with lift's default budget."""
+    from .lift import CALLEE_BUDGET_CHARS
+
     meta_path = paths.resolve(adapter_dir) / "tacsol_train.json"
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    if "tac_level" in meta:
-        return int(meta["tac_level"])
     name = meta.get("params", {}).get("dataset")
-    return pairs.tac_level(name) if name else 1
+    opts = pairs.lift_options(name) if name else {"level": 1, "callee_budget": CALLEE_BUDGET_CHARS}
+    if "tac_level" in meta:
+        opts["level"] = int(meta["tac_level"])
+    if "callee_budget" in meta:
+        opts["callee_budget"] = int(meta["callee_budget"])
+    return opts
+
+
+def tac_level_of(adapter_dir: str | Path) -> int:
+    """The TAC level an adapter was trained on (:func:`lift_options_of`)."""
+    return lift_options_of(adapter_dir)["level"]
 
 
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
@@ -314,9 +325,9 @@ def _cpu_autocast(device):
 
 
 def records_from_input(source: str, *, tac: bool = False, selector: str = "", signature: str = "",
-                       level: int = 1) -> list[dict]:
-    """A bytecode hex string / file (lifted at TAC `level`), or (``tac=True``) a TAC text / file of one function →
-    prompt records."""
+                       level: int = 1, callee_budget: int | None = None) -> list[dict]:
+    """A bytecode hex string / file (lifted at TAC `level` with `callee_budget`, None: lift's default), or
+    (``tac=True``) a TAC text / file of one function → prompt records."""
     p = Path(source)
     try:
         is_file = len(source) < 1024 and p.is_file()
@@ -333,9 +344,10 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         return [{"id": p.name if is_file else "input", "tac": text, "selector": selector, "signature": signature}]
     if not _HEX.match(text.strip()):
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
-    from .lift import lift
+    from .lift import CALLEE_BUDGET_CHARS, lift
 
-    lifted = lift("".join(text.split()), level=level)
+    lifted = lift("".join(text.split()), level=level,
+                  callee_budget=CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget)
     recs = []
     for f in lifted.functions:
         recs.append({"id": f.selector, "selector": f.selector if f.selector.startswith("0x") else "",
@@ -351,12 +363,15 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks), with every candidate's checks in the result. signature_table: known signatures
     (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's). level: the TAC
-    level bytecode is lifted at (None: the one the adapter was trained on, tac_level_of). prefill: see
+    level bytecode is lifted at (None: the one the adapter was trained on; its callee budget always is,
+    lift_options_of). prefill: see
     generate (an adapter trained with signature_hints; docs/reference-run.md measures the modes)."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
-    every = records_from_input(source, tac=tac, level=level if level is not None else tac_level_of(adapter))
+    opts = lift_options_of(adapter)
+    every = records_from_input(source, tac=tac, level=level if level is not None else opts["level"],
+                               callee_budget=opts["callee_budget"])
     table = signatures.named_table(signature_table)
     if table is not None:
         trained = trained_params(adapter)

@@ -54,16 +54,18 @@ def sha(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------------- lifting
-def _lifter(level: int = 1):
-    """(lift function at this TAC level, its error class, a tag that changes with the lifter's source and the level:
-    per-unit caches key on it)."""
+def _lifter(level: int = 1, callee_budget: int | None = None):
+    """(lift function at this TAC level and callee budget, its error class, a tag that changes with the lifter's
+    source and those options: per-unit caches key on it)."""
     import functools
 
     from . import lift as _lift
 
+    budget = _lift.CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget
     sources = sorted(Path(_lift.__file__).parent.glob("*.py"))   # every module of the lift package
-    tag = "lift:" + sha("".join(p.read_text() for p in sources)) + ("" if level == 1 else f":level{level}")
-    return functools.partial(_lift.lift, level=level), _lift.LiftError, tag
+    tag = ("lift:" + sha("".join(p.read_text() for p in sources)) + ("" if level == 1 else f":level{level}")
+           + ("" if level == 1 or budget == _lift.CALLEE_BUDGET_CHARS else f":callees{budget}"))
+    return functools.partial(_lift.lift, level=level, callee_budget=budget), _lift.LiftError, tag
 
 
 # -------------------------------------------------------------------------------------------------- AST index
@@ -803,6 +805,7 @@ class BuildConfig:
     fractions: tuple = (0.9, 0.05, 0.05)
     progress: bool = True
     tac_level: int = 1                          # 1: paper-faithful TAC; 2: compact; 3: 2 with require (tac-format.md)
+    callee_budget: int | None = None            # levels 2-3: lift's callee_budget (None: lift's default)
 
 
 def license_detail(files: list[corpus.FileLicense]) -> str:
@@ -834,12 +837,15 @@ def check_build_config(cfg: BuildConfig, where: str | None = None) -> None:
         raise P.param_error(where, "version_policy", f"must be lowest or highest, got {cfg.version_policy!r}")
     if abs(sum(cfg.fractions) - 1) > 1e-6 or min(cfg.fractions) < 0:
         raise P.param_error(where, "fractions", f"{list(cfg.fractions)} must be non-negative and sum to 1")
+    if cfg.callee_budget is not None and (not isinstance(cfg.callee_budget, int) or cfg.callee_budget < 0):
+        raise P.param_error(where, "callee_budget", f"must be a number of characters >= 0, got {cfg.callee_budget!r}")
 
 
 def check_build_params(values: dict[str, Any], where: str) -> None:
     """Notebook 00's parameters (tacsol.params.PLAN_CHECKS)."""
     check_build_config(BuildConfig(settings=values["settings"], folders=values["folders"],
-                                   version_policy=values["version_policy"]), where)
+                                   version_policy=values["version_policy"],
+                                   callee_budget=values.get("callee_budget")), where)
 
 
 def build(cfg: BuildConfig) -> dict:
@@ -895,7 +901,7 @@ def build(cfg: BuildConfig) -> dict:
     rejects += rj
     failed_items = {r.item for r in rj}
     t_compile = time.time()
-    lift_fn, lift_error, lift_tag = _lifter(cfg.tac_level)
+    lift_fn, lift_error, lift_tag = _lifter(cfg.tac_level, cfg.callee_budget)
     # per-unit results depend on the lifter (and TAC level) and on this module's alignment/correctness code: key on both
     cache_tag = lift_tag + ":align:" + sha(Path(__file__).read_text())
     records: list[dict] = []
@@ -951,7 +957,8 @@ def build(cfg: BuildConfig) -> dict:
     atomic_write_json(out / "correctness.json", report)
     cnt = lambda key: dict(collections.Counter(r[key] for r in records).most_common())  # noqa: E731
     manifest = {
-        "name": cfg.name, "config": dataclasses.asdict(cfg), "lifter": lift_tag, "tac_level": cfg.tac_level,
+        "name": cfg.name, "config": dataclasses.asdict(cfg), "lifter": lift_tag,
+        **lift_options_of_build(cfg),
         "pairs": len(records), "pairs_before_dedup": n_raw, "exact_duplicates_removed": n_dup,
         "near_dup_groups": len({r["norm_hash"] for r in records}),
         "contracts": len({(r["package"], r["contract"]) for r in records}),
@@ -1003,14 +1010,32 @@ def load(source):
                                  for s in SPLITS})
 
 
-def tac_level(source) -> int:
-    """The TAC level a dataset was lifted at: its build's manifest.json (``tac_level``); 1 for the shipped sample, an
-    import or a build that predates levels."""
+def lift_options_of_build(cfg: BuildConfig) -> dict:
+    """What a build's manifest records of how its TAC was lifted (read back by :func:`lift_options`)."""
+    from .lift import CALLEE_BUDGET_CHARS
+
+    return {"tac_level": cfg.tac_level,
+            "callee_budget": CALLEE_BUDGET_CHARS if cfg.callee_budget is None else cfg.callee_budget}
+
+
+def lift_options(source) -> dict:
+    """How a dataset's TAC was lifted, as lift's keywords: ``level`` and ``callee_budget``, from its build's
+    manifest.json; level 1 for the shipped sample, an import or a build that predates levels, and lift's default
+    budget for a build that predates the option (it lifted with that default)."""
+    from .lift import CALLEE_BUDGET_CHARS
+
     p = paths.resolve(source)
+    m: dict = {}
     for folder in (paths.outputs_dir() / "data" / str(source), p, p.parent):
         if (folder / "manifest.json").is_file() and str(source) != "sample":
-            return int(json.loads((folder / "manifest.json").read_text()).get("tac_level", 1))
-    return 1
+            m = json.loads((folder / "manifest.json").read_text())
+            break
+    return {"level": int(m.get("tac_level", 1)), "callee_budget": int(m.get("callee_budget", CALLEE_BUDGET_CHARS))}
+
+
+def tac_level(source) -> int:
+    """The TAC level a dataset was lifted at (:func:`lift_options`)."""
+    return lift_options(source)["level"]
 
 
 def find(source) -> Path:
@@ -1269,6 +1294,8 @@ def _no_pairs(name: str, counts: dict[str, int]) -> str:
 
 
 def build_parser(p: argparse.ArgumentParser) -> None:
+    from .lift.cli import characters
+
     sub = p.add_subparsers(dest="data_cmd", required=True)
     b = sub.add_parser("build", help="fetch, compile, lift and align the corpus into outputs/data/<name>/")
     b.add_argument("--name", default="corpus", help="dataset name: written to outputs/data/<name>/ (default: corpus)")
@@ -1292,6 +1319,10 @@ def build_parser(p: argparse.ArgumentParser) -> None:
     b.add_argument("--level", type=int, choices=[1, 2, 3], default=1,
                    help="TAC level: 1 paper-faithful (default), 2 compact, 3 compact with failing branches as "
                         "require(...) and checked(a + b) (docs/tac-format.md, Level 2 and Level 3)")
+    b.add_argument("--callee-budget", type=characters, metavar="CHARS",
+                   help="levels 2-3: an internal function's unit that would take a function's example past this "
+                        "many characters prints as its effect summary (default 8192; docs/tac-format.md, "
+                        "\"The callee budget\")")
     g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
                                           "and print the share of validation/test selectors it resolves")
     g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")
@@ -1313,7 +1344,8 @@ def main(args: argparse.Namespace) -> int:
                           folders=args.folder, settings=args.settings, manifest=args.manifest,
                           permissive_only=args.permissive_only, max_units=args.max_units, workers=args.workers,
                           version_policy=args.version_policy, time_budget_s=args.time_budget,
-                          timeout_s=args.timeout, fractions=tuple(args.fractions), tac_level=args.level)
+                          timeout_s=args.timeout, fractions=tuple(args.fractions), tac_level=args.level,
+                          callee_budget=args.callee_budget)
         m = build(cfg)
         if not m["pairs"] and m["rejects"]:
             raise DatasetError(_no_pairs(cfg.name, m["rejects"]))

@@ -764,9 +764,12 @@ def _save_run(p: dict[str, Any], trainer, tok, loaded, out: Path, result: dict[s
 
         ad = out / "adapter"
         tok.save_pretrained(ad)
+        opts = pairs.lift_options(p["dataset"])
         atomic_write_json(ad / "tacsol_train.json", {"params": p, "model_source": loaded.source,
                                                      "dtype": loaded.dtype, "quantization": loaded.quantization,
-                                                     "tac_level": pairs.tac_level(p["dataset"])})
+                                                     # how decompile must lift for this adapter
+                                                     "tac_level": opts["level"],
+                                                     "callee_budget": opts["callee_budget"]})
         atomic_write_json(out / "train_log.json", result)
         try:
             plot_loss(result, out / "loss.png")

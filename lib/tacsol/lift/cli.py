@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..params import ParamsError
 from .contract import LEVELS, lift
+from .functions import CALLEE_BUDGET_CHARS
 from .result import LiftError, norm_selector
 
 
@@ -27,7 +28,21 @@ def build_parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--level", type=int, choices=LEVELS, default=1,
                    help="1: the paper-faithful TAC (default); 2: compact TAC; 3: compact TAC with failing branches "
                         "as require(...) and overflow guards as checked(a + b) (docs/tac-format.md, Level 2 and Level 3)")
+    p.add_argument("--callee-budget", type=characters, default=CALLEE_BUDGET_CHARS, metavar="CHARS",
+                   help="levels 2-3: an internal function's unit that would take a function's example past this "
+                        f"many characters prints as its effect summary (default {CALLEE_BUDGET_CHARS})")
     return p
+
+
+def characters(text: str) -> int:
+    """A number of characters (>= 0), for argparse."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number of characters >= 0")
+    return n
 
 
 _HEX_ARG = re.compile(r"\s*(0x)?[0-9a-fA-F\s]*")
@@ -70,7 +85,7 @@ def _read_code_arg(arg: str):
 def main(args) -> int:
     try:
         res = lift(_read_code_arg(args.code), time_limit_s=args.time_limit,
-                   labels="offset" if args.offsets else "seq", level=args.level)
+                   labels="offset" if args.offsets else "seq", level=args.level, callee_budget=args.callee_budget)
     except LiftError as exc:  # not liftable input: exit 2 like every bad input; --json says why as data too
         if args.json:
             print(json.dumps({"error": {"reason": exc.reason, "message": exc.message}}, indent=1))

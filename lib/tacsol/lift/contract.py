@@ -12,7 +12,7 @@ from .code import (library_address, looks_like_creation, parse_code, proxy_error
 from .creation import find_runtime
 from .dispatch import callvalue_guard, dispatch_regions, has_effect, selector_compare
 from .emit import Rendered
-from .functions import Internals, find_callees
+from .functions import CALLEE_BUDGET_CHARS, Internals, find_callees
 from .render import render
 from .result import LiftedContract, LiftedFunction, LiftError
 from .budget import clock
@@ -21,14 +21,16 @@ LEVELS = (1, 2, 3)   # 1: the paper-faithful TAC; 2: compact TAC; 3: level 2 wit
                      # solc's overflow guards as `checked(a + b)` (docs/tac-format.md, Level 2 and Level 3)
 
 
-def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", level: int = 1) -> LiftedContract:
+def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", level: int = 1,
+         callee_budget: int = CALLEE_BUDGET_CHARS) -> LiftedContract:
     """Lift runtime bytecode (hex with/without 0x, or raw bytes) to per-function TAC (docs/tac-format.md).
 
     labels="seq" (the training/inference format) names blocks b0, b1, ... in print order; labels="offset" names
     them by bytecode offset (block_0x1a, block_0x1a_1 for a second call context) for debugging.
     level=1 is the paper-faithful TAC; level=2 the compact TAC (named arguments, casts, decoded reverts, mapping
     slots, returns: docs/tac-format.md, Level 2); level=3 level 2 with each branch that only fails printed as
-    `require(c)` and its continuation inline (Level 3).
+    `require(c)` and its continuation inline (Level 3). callee_budget (levels 2 and 3): an internal function's unit
+    that would take a function's example past this many characters prints as its effect summary.
 
     Raises LiftError for input that is not liftable runtime code. Functions not finished within time_limit_s
     come back with status "timeout" (and empty TAC) instead of hanging; functions behind a jump-table dispatcher
@@ -39,6 +41,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
         raise ValueError(f"labels must be 'seq' or 'offset', got {labels!r}")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+    if not isinstance(callee_budget, int) or callee_budget < 0:
+        raise ValueError(f"callee_budget must be a number of characters >= 0, got {callee_budget!r}")
     deadline = clock() + time_limit_s
     raw = parse_code(code)
     reject_not_contract_code(raw)
@@ -50,8 +54,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
         raise LiftError("metadata_only", f"the input is only a CBOR metadata tail ({len(raw)} bytes: compiler "
                         "version and source hash), no code")
     if not info.functions and looks_like_creation(raw, disassemble(raw, code_end)):
-        return _lift_creation(raw, deadline, labels, level)
-    lifter = _Lifter(Program(raw, code_end, info), deadline, labels, level,
+        return _lift_creation(raw, deadline, labels, level, callee_budget)
+    lifter = _Lifter(Program(raw, code_end, info), deadline, labels, level, callee_budget,
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
     lifter.check(funcs)
@@ -75,7 +79,7 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
     return lifter.res
 
 
-def _lift_creation(raw: bytes, deadline: float, labels: str, level: int) -> LiftedContract:
+def _lift_creation(raw: bytes, deadline: float, labels: str, level: int, callee_budget: int) -> LiftedContract:
     """Creation code (or a deployment transaction's input): lift the runtime its constructor returns."""
     parts = find_runtime(raw)
     if parts is None:
@@ -83,7 +87,7 @@ def _lift_creation(raw: bytes, deadline: float, labels: str, level: int) -> Lift
                         "embedded runtime was found (the constructor builds its runtime another way); pass the "
                         "runtime (deployedBytecode, or eth_getCode of the deployed address) instead")
     res = lift(raw[parts.runtime[0]:parts.runtime[1]], time_limit_s=max(0.0, deadline - clock()),
-               labels=labels, level=level)
+               labels=labels, level=level, callee_budget=callee_budget)
     res.details["creation"] = parts.to_dict()
     res.warnings.insert(0, f"{parts.describe()}; lifted the runtime (immutable variables, which the constructor "
                         "writes at deployment, read as zero here)")
@@ -94,8 +98,10 @@ _JUMP_TABLE = "a jump-table dispatcher, as in Vyper's -O gas, -O codesize and ve
 
 
 class _Lifter:
-    def __init__(self, prog: Program, deadline: float, labels: str, level: int, res: LiftedContract):
+    def __init__(self, prog: Program, deadline: float, labels: str, level: int, callee_budget: int,
+                 res: LiftedContract):
         self.prog, self.deadline, self.labels, self.level, self.res = prog, deadline, labels, level, res
+        self.callee_budget = callee_budget
         self.shared: set[int] = set()   # entry offsets of several selectors
         self.internals: Internals | None = None   # level 2
 
@@ -107,7 +113,8 @@ class _Lifter:
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}
-        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs, small, self.level >= 3)
+        self.internals = Internals(self.prog, self.deadline, self.labels, callees, graphs, small, self.level >= 3,
+                                   self.callee_budget)
 
     def check(self, funcs: list) -> None:
         """Reject what is not runtime code; track the dispatcher's stack constants on the way."""

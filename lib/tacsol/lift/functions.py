@@ -23,9 +23,10 @@ from .result import SUMMARY_MARK
 
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
 RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verified (the real fid comes later)
-# A callee's unit that would take an example past this many characters is summarized: level-2 TAC averages 2.06
-# characters per Llama-3 token (662 functions of the compile cache), so an example stays near 4,096 tokens
-EXAMPLE_BUDGET_CHARS = 8192
+# A callee's unit that would take an example past this many characters is summarized (the default of lift's
+# callee_budget): level-2 TAC averages 2.06 characters per Llama-3 token (662 functions of the compile cache), so an
+# example stays near 4,096 tokens
+CALLEE_BUDGET_CHARS = 8192
 # A smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit, unless inlining it
 # leaves a function partial (a CBOR builder calling a 10-statement helper from ~60 contexts, past MAX_NODES
 # instances; a small recursive function): such a function is tried again with the small ones as calls too
@@ -128,8 +129,10 @@ class Internals:
     the example (the function's unit, then its callees' units)."""
 
     def __init__(self, prog: Program, deadline: float, labels: str, callees: dict[int, Callee],
-                 graphs: dict[int, Graph], small: dict[int, Callee] | None = None, checks: bool = False):
+                 graphs: dict[int, Graph], small: dict[int, Callee] | None = None, checks: bool = False,
+                 budget: int = CALLEE_BUDGET_CHARS):
         self.prog, self.deadline, self.labels, self.callees, self.graphs = prog, deadline, labels, callees, graphs
+        self.budget = budget   # characters of an example past which a callee's unit prints as its summary
         self.checks = checks   # level 3: units print failing branches as `require`
         self.small = small or {}
         self.by_fid = {c.fid: c for c in [*callees.values(), *self.small.values()]}
@@ -190,8 +193,8 @@ class Internals:
 
     def example(self, r: Rendered, calls: dict[int, Callee]) -> Rendered:
         """One function's example: its unit, then the unit of every internal function it reaches, in order of first
-        call; the counts and covered blocks of them all. A callee's unit that would take the example past
-        EXAMPLE_BUDGET_CHARS is printed as its effect summary (summarize); the function's own unit never is."""
+        call; the counts and covered blocks of them all. A callee's unit that would take the example past the
+        budget is printed as its effect summary (summarize); the function's own unit never is."""
         units, seen = [r], set()
         for u in units:
             for fid in u.calls:
@@ -206,7 +209,7 @@ class Internals:
         texts, line_pcs = [r.tac], list(r.line_pcs)
         used = len(r.tac)
         for u in units[1:]:   # the blank line between two units maps to nothing
-            if used + 2 + len(u.tac) > EXAMPLE_BUDGET_CHARS:
+            if used + 2 + len(u.tac) > self.budget:
                 text, pcs = summarize(u.tac, u.line_pcs)
             else:
                 text, pcs = u.tac, u.line_pcs
