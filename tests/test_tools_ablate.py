@@ -30,3 +30,17 @@ def test_heldout_pool_holds_functions_both_levels_fit_once_each():
     assert len(groups) == len(set(groups))                             # one per near-duplicate group
     assert A.heldout_pool(p, {1: level1, 2: level2}, tok, 1000, seed=0) == pool          # seeded
     assert len(A.heldout_pool(p, {1: level1, 2: level2}, tok, 3, seed=0)) == 3
+
+
+def test_paired_difference_is_b_minus_a_per_target_token_with_an_interval_over_functions():
+    """The arms' loss per target token compared on the same functions: the difference is b's minus a's (ratio of
+    sums, as the tool reports each arm), and the bootstrap interval holds it; a function one arm did not score is
+    left out of both."""
+    a = {"f1": (10.0, 10), "f2": (30.0, 10), "f3": (5.0, 5)}
+    b = {"f1": (8.0, 10), "f2": (27.0, 10), "f3": (4.0, 5), "f4": (1.0, 1)}
+    d = A.paired_difference(a, b, ["f1", "f2", "f3", "f4"])
+    assert d["functions"] == 3
+    assert d["difference"] == round(39 / 25 - 45 / 25, 4)
+    lo, hi = d["ci95"]
+    assert lo <= d["difference"] <= hi < 0       # b is better on every function: the whole interval is below 0
+    assert A.paired_difference(a, b, ["f4"]) == {"functions": 0, "difference": None, "ci95": None}

@@ -94,15 +94,38 @@ def split_differing(p: dict, arms: dict, out: Path) -> dict:
     ids = sorted(set.intersection(*(set(v) for v in prompts.values())))
     differ = [i for i in ids if len({prompts[name][i]["tac"] for name in prompts}) > 1]
     same = [i for i in ids if i not in set(differ)]
-    res = {}
+    res, losses = {}, {}
     for name in arms:
-        losses = per_record_losses(out / name / "adapter", [prompts[name][i] for i in ids], p["max_seq_length"])
-        fit = set(losses)
-        res[name] = {"differing": per_token(losses, [i for i in differ if i in fit]),
-                     "same": per_token(losses, [i for i in same if i in fit]),
-                     "all": per_token(losses, [i for i in ids if i in fit])}
+        losses[name] = per_record_losses(out / name / "adapter", [prompts[name][i] for i in ids],
+                                         p["max_seq_length"])
+        fit = set(losses[name])
+        res[name] = {"differing": per_token(losses[name], [i for i in differ if i in fit]),
+                     "same": per_token(losses[name], [i for i in same if i in fit]),
+                     "all": per_token(losses[name], [i for i in ids if i in fit])}
         print(f"{name}: {res[name]}", flush=True)
+    first, *others = list(arms)
+    res["paired"] = {f"{other} - {first}": {part: paired_difference(losses[first], losses[other], which)
+                                            for part, which in (("differing", differ), ("same", same), ("all", ids))}
+                     for other in others}
+    print(json.dumps(res["paired"]), flush=True)
     return res
+
+
+def paired_difference(a: dict[str, tuple], b: dict[str, tuple], ids, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Loss per target token of b minus a on the same functions (those both scored), with a 95% percentile
+    bootstrap interval over functions (resampled together in both arms: the interval is for these held-out
+    functions' sampling, not for training seeds)."""
+    import numpy as np
+
+    ids = [i for i in ids if i in a and i in b]
+    if not ids:
+        return {"functions": 0, "difference": None, "ci95": None}
+    la, na = np.array([a[i][0] for i in ids]), np.array([a[i][1] for i in ids])
+    lb, nb = np.array([b[i][0] for i in ids]), np.array([b[i][1] for i in ids])
+    idx = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))
+    boot = lb[idx].sum(1) / nb[idx].sum(1) - la[idx].sum(1) / na[idx].sum(1)
+    return {"functions": len(ids), "difference": round(float(lb.sum() / nb.sum() - la.sum() / na.sum()), 4),
+            "ci95": [round(float(np.percentile(boot, 2.5)), 4), round(float(np.percentile(boot, 97.5)), 4)]}
 
 
 def main(argv=None) -> int:
@@ -136,7 +159,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     from tacsol import params as P
 
-    p = train.load_params(train.training_values(P.load_yaml(a.params), a.params), a.params)
+    # the recipe as every arm trains it: --set overrides included (max_seq_length decides the held-out pool)
+    p = train.load_params(train.training_values({**P.load_yaml(a.params), **P.parse_sets(a.extra)}, a.params),
+                          a.params)
     tok = load_tokenizer(p["model"])
     if a.arms:
         arms = {arm[0]: (arm[1], arm[2:]) for arm in a.arms if len(arm) >= 2}
