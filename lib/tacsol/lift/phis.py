@@ -11,15 +11,26 @@ from .values import Values
 def fold_block_params(fn: FunctionIR, values: Values) -> None:
     joins = [t for t in fn.ids if t not in fn.removed and t not in fn.single and t not in fn.entries]
     preds = {t: live_preds(fn, t) for t in joins}
-    changed = True
-    while changed:   # folding one parameter can make another's incoming values one
-        changed = False
-        for t in joins:
-            for p in values.params(t):
-                incoming = {values.resolve(n, fn.syms[n].exit(p[2])) for n in preds[t]} - {p}
-                if len(incoming) == 1:
-                    replace(values, p, incoming.pop())
-                    changed = True
+    # a worklist: a parameter is looked at again only when one of the parameters among its incoming values folds
+    work = [(t, p) for t in reversed(joins) for p in reversed(values.params(t))]
+    pending = {p for _, p in work}
+    waiting: dict = {}   # parameter → the (block, parameter) whose incoming values include it
+    while work:
+        t, p = work.pop()
+        pending.discard(p)
+        if values.resolve(t, ("p", p[2])) != p:
+            continue
+        incoming = {values.resolve(n, fn.syms[n].exit(p[2])) for n in preds[t]} - {p}
+        if len(incoming) == 1:
+            replace(values, p, incoming.pop())
+            for tq in waiting.pop(p, ()):
+                if tq[1] not in pending:
+                    pending.add(tq[1])
+                    work.append(tq)
+        else:
+            for v in incoming:
+                if v[0] == "p":
+                    waiting.setdefault(v, []).append((t, p))
     _straighten(fn, values, preds)
 
 

@@ -77,10 +77,12 @@ class Values:
         self.folded: dict[Operand, Operand] = {}
         self._walked: dict = {}
         self._edge_args: dict[tuple[int, int], list[Operand]] = {}
+        self._declared: dict[int, list[int]] = {}
 
     def forget(self) -> None:
-        """Drop memoized jump arguments: a level-2 pass changed what values resolve to."""
+        """Drop memoized jump arguments and parameters: a level-2 pass changed what values resolve to."""
         self._edge_args.clear()
+        self._declared.clear()
 
     def resolve(self, n: int, o: Operand) -> Operand:
         if o[0] == "p" and n in self.fn.single:
@@ -120,7 +122,14 @@ class Values:
 
     def params(self, n: int) -> list[Operand]:
         """The parameters instance n declares: needed slots that resolve to themselves (no constant, not folded)."""
-        return [("p", n, j) for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j)) == ("p", n, j)]
+        return [("p", n, j) for j in self._slots(n)]
+
+    def _slots(self, n: int) -> list[int]:
+        """The slots of n's parameters, memoized until `forget` (every edge into n asks for them)."""
+        got = self._declared.get(n)
+        if got is None:
+            got = self._declared[n] = [j for j in sorted(self.fn.params[n]) if self.resolve(n, ("p", j)) == ("p", n, j)]
+        return got
 
     def edge_args(self, n: int, t: int) -> list[Operand]:
         """The values a jump from n passes to t's parameters (none into a single-predecessor instance)."""
@@ -128,8 +137,7 @@ class Values:
         if got is None:
             sb = self.fn.syms[n]
             got = self._edge_args[(n, t)] = [] if t in self.fn.single else [
-                self.resolve(n, sb.exit(j)) for j in sorted(self.fn.params[t])
-                if self.resolve(t, ("p", j)) == ("p", t, j)]
+                self.resolve(n, sb.exit(j)) for j in self._slots(t)]
         return got
 
     def results(self, n: int) -> list[Operand]:
