@@ -16,7 +16,14 @@ many examples the budget holds and how well the model reads each TAC. A level wh
 trained again (a killed ablation goes on where it stopped). Prints a line per level and writes <out>/ablation.json.
 Each records file gets its dataset's known-signature table beside it (tacsol.signatures.sidecar), so prompts are
 hinted as a run on the dataset hints them. --arm NAME DATASET [KEY=VALUE ...] (repeatable) compares any arms the
-same way: a dataset and the overrides only that arm trains and is scored with.
+same way: a dataset and the overrides only that arm trains and is scored with. --split-differing and
+--differing-pool N compare the arms paired, function by function, with a bootstrap interval over the functions:
+on the common held-out functions split by whether the arms' prompts differ, and on up to N held-out functions
+whose prompts differ (scored at --differing-max-len, 4,096 by default).
+
+    .venv/bin/python tools/ablate_tac_level.py --params params/03_reference_cpu_t40.yaml \
+        --arm budget8192 ref_l3_t40 --arm budget3072 ref_l3_t40_b3072 --set max_seq_length=2048 \
+        --heldout 128 --split-differing --differing-pool 48 --out outputs/abl-budget-s42   # a callee budget
 """
 from __future__ import annotations
 
@@ -88,15 +95,18 @@ def split_differing(p: dict, arms: dict, out: Path) -> dict:
     from ablate_signature_hints import per_record_losses, per_token
     from tacsol import params as P, train
 
-    prompts = {name: {r["id"]: r for r in train.run_records(train.load_params(
+    # keyed by function (key_of), not record id: an id hashes the TAC, which differs between arms built apart
+    prompts = {name: {key_of(r): r for r in train.run_records(train.load_params(
         {**p, **P.parse_sets(sets), "dataset": str(out / f"{name}.jsonl")}))["validation"]}
         for name, (_, sets) in arms.items()}
-    ids = sorted(set.intersection(*(set(v) for v in prompts.values())))
-    differ = [i for i in ids if len({prompts[name][i]["tac"] for name in prompts}) > 1]
+    keys = sorted(set.intersection(*(set(v) for v in prompts.values())))
+    ids = [f"f{i}" for i in range(len(keys))]   # one id per function, the same in every arm
+    differ = [i for i, k in zip(ids, keys) if len({prompts[name][k]["tac"] for name in prompts}) > 1]
     same = [i for i in ids if i not in set(differ)]
     res, losses = {}, {}
     for name in arms:
-        losses[name] = per_record_losses(out / name / "adapter", [prompts[name][i] for i in ids],
+        losses[name] = per_record_losses(out / name / "adapter",
+                                         [{**prompts[name][k], "id": i} for i, k in zip(ids, keys)],
                                          p["max_seq_length"])
         fit = set(losses[name])
         res[name] = {"differing": per_token(losses[name], [i for i in differ if i in fit]),
@@ -128,6 +138,45 @@ def paired_difference(a: dict[str, tuple], b: dict[str, tuple], ids, n_boot: int
             "ci95": [round(float(np.percentile(boot, 2.5)), 4), round(float(np.percentile(boot, 97.5)), 4)]}
 
 
+def differing_pool(p: dict, arms: dict, hinted: dict, tok, out: Path, n: int, max_len: int, seed: int) -> dict:
+    """Each arm's adapter scored on up to n held-out functions whose prompts differ between the arms (validation
+    and test, outside holdout_packages, one per near-duplicate group, fitting max_len in every arm: longer than
+    the recipe's sequences when asked, so that a prompt that only one arm fits in training can still be priced),
+    paired with the first arm. For arms that differ in what they print for the same function (a callee budget:
+    a callee's body or its summary), this is what the difference costs where it applies."""
+    from ablate_signature_hints import per_record_losses, per_token
+    from tacsol import train
+
+    rows = {name: {key_of(r): r for s in ("validation", "test") for r in hinted[name][s]
+                   if not train.in_packages(r, p["holdout_packages"])} for name in arms}
+    keys = sorted(set.intersection(*(set(v) for v in rows.values())))
+    first = next(iter(arms))
+    differ = [k for k in keys if len({rows[name][k]["tac"] for name in arms}) > 1]
+    fits = {k for k in differ if all(prompt_fits(rows[name][k], tok, max_len) for name in arms)}
+    random.Random(seed).shuffle(differ)
+    seen, pool = set(), []
+    for k in differ:
+        g = rows[first][k].get("group") or k
+        if k in fits and g not in seen and len(pool) < n:
+            seen.add(g)
+            pool.append(k)
+    ids = [f"d{i}" for i in range(len(pool))]
+    losses = {name: per_record_losses(out / name / "adapter", [{**rows[name][k], "id": i} for i, k in zip(ids, pool)],
+                                      max_len) for name in arms}
+    res = {"functions_differing": len(differ), "fitting": len(fits), "scored": len(pool), "max_len": max_len,
+           **{name: per_token(losses[name], ids) for name in arms},
+           "paired": {f"{other} - {first}": paired_difference(losses[first], losses[other], ids)
+                      for other in list(arms)[1:]}}
+    print(json.dumps(res), flush=True)
+    return res
+
+
+def prompt_fits(r: dict, tok, max_len: int) -> bool:
+    from tacsol import prompt
+
+    return prompt.tokenize_example(r, tok, max_len) is not None
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -146,6 +195,11 @@ def main(argv=None) -> int:
     ap.add_argument("--split-differing", action="store_true",
                     help="also score each arm's adapter per function and report the loss on the held-out functions "
                          "whose prompts differ between the arms and on the others (e.g. the ones with a named event)")
+    ap.add_argument("--differing-pool", type=int, default=0, metavar="N",
+                    help="also score each arm's adapter on up to N held-out functions whose prompts differ between "
+                         "the arms and fit --differing-max-len in every arm (e.g. the ones a callee budget summarizes)")
+    ap.add_argument("--differing-max-len", type=int, default=4096, metavar="TOKENS",
+                    help="the sequence length those functions are scored at (default 4096)")
     ap.add_argument("--arm", dest="arms", action="append", nargs="+", default=[],
                     metavar="NAME DATASET [KEY=VALUE]",
                     help="instead of --levels: an arm named NAME on DATASET with its own overrides (repeatable)")
@@ -203,12 +257,15 @@ def main(argv=None) -> int:
               f"{res['heldout_loss_before']:.3f} -> {res['heldout_loss_after']:.3f} on {res['heldout_examples']} "
               f"functions; {res['train_fit']} train functions fit {p['max_seq_length']} tokens", flush=True)
     split = split_differing(p, arms, out) if a.split_differing else None
+    pool_d = differing_pool(p, arms, hinted, tok, out, a.differing_pool, a.differing_max_len, a.seed) \
+        if a.differing_pool else None
     atomic_write_json(out / "ablation.json", {
         "recipe": a.params, "model": p["model"], "datasets": specs, "train_tokens_budget": a.tokens,
         "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
         "near-duplicate group, fitting max_seq_length in every arm, same functions for all",
         "seed": a.seed, "levels" if not a.arms else "arms": rows,
-        **({"split_differing": split} if split else {})})
+        **({"split_differing": split} if split else {}),
+        **({"differing_pool": pool_d} if pool_d else {})})
     return 0
 
 
