@@ -35,12 +35,12 @@ def test_bytecode_is_lifted_at_the_level_the_adapter_was_trained_on(tmp_path, mo
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     (adapter / "tacsol_train.json").write_text(json.dumps({"params": {"dataset": "compact"}}))
-    assert infer.tac_level_of(adapter) == 2 and infer.tac_level_of(tmp_path) == 1
+    assert infer.lift_options_of(adapter)["level"] == 2 and infer.lift_options_of(tmp_path)["level"] == 1
     # a shipped adapter carries its level: it holds without the dataset on this machine
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / "tacsol_train.json").write_text(json.dumps({"params": {"dataset": "gone"}, "tac_level": 2}))
-    assert infer.tac_level_of(shipped) == 2
+    assert infer.lift_options_of(shipped)["level"] == 2
     contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
     recs = infer.records_from_input("0x" + contract["runtime"], level=2)
     assert any(r["tac"].startswith("function 0x") and "arg0: " in r["tac"] for r in recs)

@@ -176,11 +176,6 @@ def lift_options_of(adapter_dir: str | Path) -> dict:
     return opts
 
 
-def tac_level_of(adapter_dir: str | Path) -> int:
-    """The TAC level an adapter was trained on (:func:`lift_options_of`)."""
-    return lift_options_of(adapter_dir)["level"]
-
-
 def generate(model, tok, records: Iterable[Mapping[str, Any]], *, max_new_tokens: int = 256, batch_size: int = 8,
              greedy: bool = True, temperature: float = 0.7, progress: bool = True, prefill: str = "none"
              ) -> list[str]:
