@@ -44,3 +44,33 @@ def test_paired_difference_is_b_minus_a_per_target_token_with_an_interval_over_f
     lo, hi = d["ci95"]
     assert lo <= d["difference"] <= hi < 0       # b is better on every function: the whole interval is below 0
     assert A.paired_difference(a, b, ["f4"]) == {"functions": 0, "difference": None, "ci95": None}
+
+
+def test_arms_built_apart_are_compared_function_by_function(tmp_path, monkeypatch):
+    """Two arms from two builds (e.g. two callee budgets): a function whose TAC differs has a different record id
+    in each (the id hashes the TAC), yet it is scored in both arms and counted as differing; the others as same."""
+    import json
+
+    import ablate_signature_hints
+
+    recs = train.load_records("sample")
+    held = [dict(r) for r in recs["validation"][:6]]
+    arms = {"a": ("x", []), "b": ("y", [])}
+    for name in arms:
+        rows = [{**r, "split": "train"} for r in recs["train"][:4]] + [{**r, "split": "validation"} for r in held]
+        if name == "b":   # the first held-out function prints differently in arm b: another id
+            rows[4] = {**rows[4], "tac": rows[4]["tac"] + "\n  // summary", "id": "other-id"}
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    seen = {}
+
+    def fake_losses(adapter, records, max_len):   # loss 1 per token in a, 2 in b: b - a = 1 everywhere
+        seen[adapter.parent.name] = [r["id"] for r in records]
+        per_token = 2.0 if adapter.parent.name == "b" else 1.0
+        return {r["id"]: (per_token * 10, 10) for r in records}
+
+    monkeypatch.setattr(ablate_signature_hints, "per_record_losses", fake_losses)
+    p = train.load_params({"dataset": "sample", "signature_hints": False, "max_seq_length": 1024})
+    res = A.split_differing(p, arms, tmp_path)
+    assert seen["a"] == seen["b"] and len(seen["a"]) == len(held)
+    assert res["a"]["differing"]["records"] == 1 and res["a"]["same"]["records"] == len(held) - 1
+    assert res["paired"]["b - a"]["all"]["difference"] == 1.0 and res["paired"]["b - a"]["all"]["functions"] == 6
