@@ -152,7 +152,7 @@ def differing_pool(p: dict, arms: dict, hinted: dict, tok, out: Path, n: int, ma
     keys = sorted(set.intersection(*(set(v) for v in rows.values())))
     first = next(iter(arms))
     differ = [k for k in keys if len({rows[name][k]["tac"] for name in arms}) > 1]
-    fits = {k for k in differ if all(prompt_fits(rows[name][k], tok, max_len) for name in arms)}
+    fits = set.intersection(*(fitting([rows[name][k] for k in differ], tok, max_len) for name in arms))
     random.Random(seed).shuffle(differ)
     seen, pool = set(), []
     for k in differ:
@@ -169,12 +169,6 @@ def differing_pool(p: dict, arms: dict, hinted: dict, tok, out: Path, n: int, ma
                       for other in list(arms)[1:]}}
     print(json.dumps(res), flush=True)
     return res
-
-
-def prompt_fits(r: dict, tok, max_len: int) -> bool:
-    from tacsol import prompt
-
-    return prompt.tokenize_example(r, tok, max_len) is not None
 
 
 def main(argv=None) -> int:
