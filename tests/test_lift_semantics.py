@@ -600,6 +600,109 @@ def test_level2_mutual_recursion_is_a_unit_that_py_evm_agrees_with():
             assert _tac_outcome(f.tac, data, code) == _evm_outcome(code, data), (sig, n, f.tac)
 
 
+# A CBOR request builder in the shape of Chainlink's (Buffer, CBOR, Chainlink.add): nested internal functions
+# called from many places, and one (seal) called only at the end of a long function
+CBOR_SRC = """pragma solidity 0.8.6;
+library Buf {
+    struct buffer { bytes buf; uint256 capacity; }
+    function init(buffer memory b, uint256 cap) internal pure returns (buffer memory) {
+        if (cap % 32 != 0) { cap += 32 - (cap % 32); }
+        b.capacity = cap;
+        b.buf = new bytes(0);
+        return b;
+    }
+    function appendUint8(buffer memory b, uint8 d) internal pure returns (buffer memory) {
+        b.buf = bytes.concat(b.buf, bytes1(d));
+        return b;
+    }
+    function appendInt(buffer memory b, uint256 v, uint256 len) internal pure returns (buffer memory) {
+        for (uint256 i = len; i > 0; i--) { appendUint8(b, uint8(v >> (8 * (i - 1)))); }
+        return b;
+    }
+    function append(buffer memory b, bytes memory d) internal pure returns (buffer memory) {
+        b.buf = bytes.concat(b.buf, d);
+        return b;
+    }
+}
+library Cbor {
+    using Buf for Buf.buffer;
+    function encodeType(Buf.buffer memory b, uint8 major, uint256 v) private pure {
+        if (v <= 23) { b.appendUint8(uint8((major << 5) | v)); }
+        else if (v <= 0xFF) { b.appendUint8(uint8((major << 5) | 24)); b.appendInt(v, 1); }
+        else if (v <= 0xFFFF) { b.appendUint8(uint8((major << 5) | 25)); b.appendInt(v, 2); }
+        else if (v <= 0xFFFFFFFF) { b.appendUint8(uint8((major << 5) | 26)); b.appendInt(v, 4); }
+        else { b.appendUint8(uint8((major << 5) | 27)); b.appendInt(v, 8); }
+    }
+    function encodeString(Buf.buffer memory b, string memory s) internal pure {
+        encodeType(b, 3, bytes(s).length);
+        b.append(bytes(s));
+    }
+    function encodeUInt(Buf.buffer memory b, uint256 v) internal pure { encodeType(b, 0, v); }
+}
+contract Req {
+    using Cbor for Buf.buffer;
+    using Buf for Buf.buffer;
+    function add(Buf.buffer memory b, string memory k, string memory v) internal pure {
+        b.encodeString(k);
+        b.encodeString(v);
+    }
+    function seal(Buf.buffer memory b, uint256 n) internal pure {
+        uint256 h = uint256(keccak256(b.buf));
+        b.encodeUInt(n * 3 + (h & 0xff));
+        b.append(abi.encodePacked(uint64(h >> 8), uint32(n)));
+    }
+    function build(string memory a, string memory c, uint256 n) external pure returns (bytes memory) {
+        Buf.buffer memory b;
+        b.init(256);
+        add(b, "urlUSD", a);
+        add(b, "pathUSD", c);
+        add(b, "urlEUR", a);
+        add(b, "pathEUR", c);
+        add(b, "urlJPY", a);
+        add(b, "pathJPY", c);
+        add(b, "urlGBP", a);
+        add(b, "pathGBP", c);
+        add(b, "urlCHF", a);
+        add(b, "pathCHF", c);
+        seal(b, n);
+        seal(b, n + 1);
+        return b.buf;
+    }
+}"""
+
+
+@pytest.mark.parametrize("optimize", [False, True])
+def test_functions_called_past_the_instance_cap_are_found_at_level_3(optimize, monkeypatch):
+    """Without the optimizer, build() inlines ~50 nested calls: its exploration passes MAX_NODES instances before
+    the calls of seal(), whose call sites a context-free instance does not see, so seal and the functions only it
+    calls went unfound and were inlined everywhere (12.9k characters in build's own unit). Level 3 explores the
+    function again with the functions found so far as calls (functions.find_callees, deep): build's unit calls add
+    ten times and seal twice, and its TAC does what py-evm does."""
+    from tacsol.evaluate import compile_bytecode
+    from tacsol.lift import functions
+
+    out = compile_bytecode(CBOR_SRC, "0.8.6", optimize=optimize)["Req"]
+    code, sel = out["bytecode"], out["selectors"]["build(string,string,uint256)"]
+
+    def own_calls(level: int) -> tuple[list[int], int]:
+        own = lift(code, level=level).function(sel).tac.split("\n\n")[0]
+        return sorted(collections.Counter(re.findall(r"icall (f\d+)\(", own)).values()), len(own)
+
+    assert own_calls(3)[0] == [2, 10]
+    f = lift(code, level=3).function(sel)
+    assert f.status == "ok"
+    for a, c, n in [(b"x", b"y", 5), (b"a" * 30, b"b" * 300, 70000), (b"", b"z" * 24, 2**31), (b"", b"", 2**70)]:
+        data = bytes.fromhex(sel[2:]) + _abi_encode(["bytes", "bytes", "uint256"], [a, c, n])
+        want = _evm_outcome(code, data)
+        assert want[0] == "ok" and _tac_outcome(f.tac, data, code) == want, (a, c, n)
+    monkeypatch.setattr(functions, "DEEP_ROUNDS", 0)   # the search as level 2 runs it
+    calls, size = own_calls(3)
+    if not optimize:
+        assert len(calls) > 2 and size > 5000, (calls, size)   # seal and its callees inlined: what deep fixes
+    else:
+        assert calls == [2, 10]   # the optimizer's smaller code never passed the cap
+
+
 CHECKED_SRC = """pragma solidity VERSION;
 contract K {
     uint256 public total;

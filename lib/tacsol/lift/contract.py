@@ -109,7 +109,7 @@ class _Lifter:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
             callees, graphs, small = find_callees(self.prog, entries, self.deadline,
-                                                      mark_decoders=self.level >= 3)
+                                                  mark_decoders=self.level >= 3, deep=self.level >= 3)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}

@@ -32,25 +32,65 @@ CALLEE_BUDGET_CHARS = 8192
 # instances; a small recursive function): such a function is tried again with the small ones as calls too
 # (Internals.select(small=True))
 MIN_STATEMENTS = 16
+DEEP_ROUNDS = 4   # find_callees(deep=True): explorations with the functions found so far as calls
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float, mark_decoders: bool = False
-                 ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
+def find_callees(prog: Program, entries: list[int], deadline: float, mark_decoders: bool = False,
+                 deep: bool = False) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
     the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
     `mark_decoders` (level 3): a function that only decodes an argument from calldata (decodes_calldata) is
-    marked `decodes`, for Internals.select to inline it where it folds into the caller's own decoding."""
+    marked `decodes`, for Internals.select to inline it where it folds into the caller's own decoding.
+    `deep` (level 3): a public function whose exploration passed MAX_NODES instances had its later call sites
+    unseen (context-free instances track no return address), so the functions called only there went unfound
+    (Chainlink's request builders: 20-40 nested CBOR calls per function). It is explored again with the functions
+    found so far as calls, and so is each of those functions' own unit, until no new function is found."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
-    graphs = {e: explore(prog, [e], deadline=deadline, observe=lambda t, k, r: sites[(t, k)].add(r),
-                         precise=True)
-              for e in entries}
+
+    def observe(t: int, k: int, r: int) -> None:
+        sites[(t, k)].add(r)
+
+    graphs = {e: explore(prog, [e], deadline=deadline, observe=observe, precise=True) for e in entries}
+    verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
+    small: dict[int, tuple[Callee, frozenset]] = {}
+    _verify_groups(prog, sites, deadline, verified, small)
+    cut = [e for e in entries if graphs[e].partial]
+    explored: set[int] = set()
+    for _ in range(DEEP_ROUNDS if deep else 0):
+        if not cut:
+            break
+        known = {u: dataclasses.replace(c, fid=i + 1) for i, (u, c) in
+                 enumerate([*((u, c) for u, (c, _, _) in verified.items()), *((u, c) for u, (c, _) in small.items())])}
+        before = len(verified) + len(small)
+        cut = [e for e in cut if explore(prog, [e], deadline=deadline, calls=known, observe=observe,
+                                         precise=True).partial]
+        for u in sorted(set(known) - explored):   # sites inside a callee, now a call instance, not inlined
+            explored.add(u)
+            explore(prog, [u], deadline=deadline, frame=known[u].frame, calls=known, observe=observe, precise=True)
+        _verify_groups(prog, sites, deadline, verified, small)
+        if len(verified) + len(small) == before:
+            break
+    if mark_decoders:
+        verified = {t: (dataclasses.replace(c, decodes=decodes_calldata(prog, body)), body, rets)
+                    for t, (c, body, rets) in verified.items()}
+    entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
+    smalls = sorted(t for t, (_, rets) in small.items() if not _inside(t, rets, verified))
+    callees = {t: dataclasses.replace(verified[t][0], fid=i + 1) for i, t in enumerate(entries_)}
+    return callees, graphs, {t: dataclasses.replace(small[t][0], fid=len(callees) + i + 1)
+                             for i, t in enumerate(smalls)}
+
+
+def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadline: float,
+                   verified: dict[int, tuple[Callee, set[int], frozenset]],
+                   small: dict[int, tuple[Callee, frozenset]]) -> None:
+    """Verify the call-site candidates of `sites` ((target, depth) → return addresses) not verified yet, adding
+    each clean function to `verified` (its Callee, body blocks and return addresses) or, under MIN_STATEMENTS,
+    to `small`."""
     groups: dict[frozenset, list[tuple[int, int]]] = collections.defaultdict(list)
     for (t, k), rets in sites.items():
         if len(rets) >= MIN_CALL_SITES:
             groups[frozenset(rets)].append((k, t))
-    verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
-    small: dict[int, tuple[Callee, frozenset]] = {}
     retry: list[tuple[int, int, frozenset]] = []
     for rets in sorted(groups, key=lambda r: (-len(r), sorted(r))):   # outer bodies first: inner blocks see fewer
         cands = groups[rets]
@@ -74,14 +114,6 @@ def find_callees(prog: Program, entries: list[int], deadline: float, mark_decode
             got = _verified(prog, t, k, deadline, known)
             if got is not None and not got[2]:
                 verified[t] = (got[0], got[1], rets)
-    if mark_decoders:
-        verified = {t: (dataclasses.replace(c, decodes=decodes_calldata(prog, body)), body, rets)
-                    for t, (c, body, rets) in verified.items()}
-    entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
-    smalls = sorted(t for t, (_, rets) in small.items() if not _inside(t, rets, verified))
-    callees = {t: dataclasses.replace(verified[t][0], fid=i + 1) for i, t in enumerate(entries_)}
-    return callees, graphs, {t: dataclasses.replace(small[t][0], fid=len(callees) + i + 1)
-                             for i, t in enumerate(smalls)}
 
 
 # what an ABI decoder's code does: arithmetic, calldata and memory reads and writes, jumps and failures
