@@ -337,13 +337,13 @@ class _Run:
             text = json.loads(e[len("revert("):-1]).encode()
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, len(text)])
                        + text.ljust((len(text) + 31) // 32 * 32, b"\0"))
-        m = re.fullmatch(r"revert\((?!\")(.+)\)", e)
+        m = re.fullmatch(r"revert\((?!\")([^,]+)\)", e)
         if m:   # Error(string) of the length-prefixed string at memory p (a value or, inlined, its read), zero padded
             at = self.expr(m.group(1))
             n = int.from_bytes(self.mread(at, 32), "big")
             raise Halt("revert", ERROR.to_bytes(4, "big") + _words([0x20, n])
                        + self.mread(at + 32, n).ljust((n + 31) // 32 * 32, b"\0"))
-        m = re.fullmatch(r"return bytes\((.+)\)", e)
+        m = re.fullmatch(r"return bytes\(([^,]+)\)", e)
         if m:   # one string or bytes value: its ABI encoding, from the length-prefixed bytes at memory p
             at = self.expr(m.group(1))
             n = int.from_bytes(self.mread(at, 32), "big")

@@ -703,6 +703,52 @@ def test_functions_called_past_the_instance_cap_are_found_at_level_3(optimize, m
         assert calls == [2, 10]   # the optimizer's smaller code never passed the cap
 
 
+# try/catch with a return value in a loop, as Chainlink's UpkeepBalanceMonitor.topUp: solc 0.8's success side
+# pushes the constant 1 for the join's `iszero` test
+TRY_LOOP_SRC = """pragma solidity 0.8.19;
+interface IToken { function transferAndCall(address to, uint256 v, bytes calldata data) external returns (bool); }
+contract Pay {
+    event Paid(uint256 id, uint96 v);
+    event Failed(uint256 id);
+    function topUp(address token, uint256[] memory ids) public {
+        for (uint256 i = 0; i < ids.length; i++) {
+            try IToken(token).transferAndCall(address(uint160(ids[i])), ids[i] * 2, abi.encode(ids[i])) returns (bool ok) {
+                if (ok) {
+                    emit Paid(ids[i], uint96(ids[i]));
+                    continue;
+                }
+            } catch {}
+            emit Failed(ids[i]);
+        }
+    }
+}"""
+ZERO_WORD_CALLEE = {0xA6: ("60206000f3", True, (0).to_bytes(32, "big"))}   # return(word 0): false
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_a_join_on_the_iszero_of_a_settled_word_is_settled_at_level_3(optimize):
+    """The join after `try ... returns (bool ok)` tests iszero(word) where the success side pushed 1: unsettled
+    (level 2), the impossible side re-enters the loop one stack word higher each turn and the function ends partial
+    (~50k characters); level 3 settles it (instances.explore, `negations`): whole, and equal to py-evm on a callee
+    returning true, false, reverting (catch), returning nothing (the decoder reverts) and an address without code."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(TRY_LOOP_SRC, "0.8.19", optimize=optimize)["Pay"]
+    code, sel = out["bytecode"], out["selectors"]["topUp(address,uint256[])"]
+    assert lift(code, level=2).function(sel).status == "partial"
+    f = lift(code, level=3).function(sel)
+    assert f.status == "ok" and len(f.tac) < 4000, f.tac
+    accounts = {**CALLEES, **ZERO_WORD_CALLEE}
+    kinds = collections.Counter()
+    for token in (0xA1, 0xA6, 0xA5, 0xA3, 0xB0B):
+        for ids in ([], [5], [7, 1 << 100, 3]):
+            data = bytes.fromhex(sel[2:]) + _abi_encode(["address", "uint256[]"], [token, ids])
+            want = _evm_outcome(code, data, accounts=accounts)
+            kinds[want[0], len(want[3])] += 1
+            assert _tac_outcome(f.tac, data, code, accounts=accounts) == want, (hex(token), ids, f.tac)
+    assert kinds["ok", 3] == 3 and kinds["revert", 0] == 4   # a log per id on three callees; two ways to revert
+
+
 CHECKED_SRC = """pragma solidity VERSION;
 contract K {
     uint256 public total;

@@ -108,8 +108,7 @@ class _Lifter:
     def find_internal_functions(self, funcs: list) -> None:
         entries = [f.bytecode_offset for f in funcs if f.bytecode_offset in self.prog.blocks]
         try:
-            callees, graphs, small = find_callees(self.prog, entries, self.deadline,
-                                                  mark_decoders=self.level >= 3, deep=self.level >= 3)
+            callees, graphs, small = find_callees(self.prog, entries, self.deadline, self.level)
         except TimeoutError:
             self.res.warnings.append("finding internal functions timed out: they are inlined")
             callees, graphs, small = {}, {}, {}

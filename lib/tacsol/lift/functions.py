@@ -35,14 +35,14 @@ MIN_STATEMENTS = 16
 DEEP_ROUNDS = 4   # find_callees(deep=True): explorations with the functions found so far as calls
 
 
-def find_callees(prog: Program, entries: list[int], deadline: float, mark_decoders: bool = False,
-                 deep: bool = False) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
+def find_callees(prog: Program, entries: list[int], deadline: float, level: int = 2
+                 ) -> tuple[dict[int, Callee], dict[int, Graph], dict[int, Callee]]:
     """entry offset → Callee, for the internal functions the public functions starting at `entries` call; the
     level-1 graph of each of those public functions (explored to count call sites, reused when one calls none); and
     the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
-    `mark_decoders` (level 3): a function that only decodes an argument from calldata (decodes_calldata) is
-    marked `decodes`, for Internals.select to inline it where it folds into the caller's own decoding.
-    `deep` (level 3): a public function whose exploration passed MAX_NODES instances had its later call sites
+    Level 3 explores paths with `negations` (instances.explore) and marks a function that only decodes an argument
+    from calldata (decodes_calldata) `decodes`, for Internals.select to inline it where it folds into the caller's
+    own decoding. And a public function whose exploration passed MAX_NODES instances had its later call sites
     unseen (context-free instances track no return address), so the functions called only there went unfound
     (Chainlink's request builders: 20-40 nested CBOR calls per function). It is explored again with the functions
     found so far as calls, and so is each of those functions' own unit, until no new function is found."""
@@ -51,27 +51,30 @@ def find_callees(prog: Program, entries: list[int], deadline: float, mark_decode
     def observe(t: int, k: int, r: int) -> None:
         sites[(t, k)].add(r)
 
-    graphs = {e: explore(prog, [e], deadline=deadline, observe=observe, precise=True) for e in entries}
+    neg = level >= 3
+    graphs = {e: explore(prog, [e], deadline=deadline, observe=observe, precise=True, negations=neg)
+              for e in entries}
     verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
     small: dict[int, tuple[Callee, frozenset]] = {}
-    _verify_groups(prog, sites, deadline, verified, small)
+    _verify_groups(prog, sites, deadline, verified, small, neg)
     cut = [e for e in entries if graphs[e].partial]
     explored: set[int] = set()
-    for _ in range(DEEP_ROUNDS if deep else 0):
+    for _ in range(DEEP_ROUNDS if level >= 3 else 0):
         if not cut:
             break
         known = {u: dataclasses.replace(c, fid=i + 1) for i, (u, c) in
                  enumerate([*((u, c) for u, (c, _, _) in verified.items()), *((u, c) for u, (c, _) in small.items())])}
         before = len(verified) + len(small)
         cut = [e for e in cut if explore(prog, [e], deadline=deadline, calls=known, observe=observe,
-                                         precise=True).partial]
+                                         precise=True, negations=neg).partial]
         for u in sorted(set(known) - explored):   # sites inside a callee, now a call instance, not inlined
             explored.add(u)
-            explore(prog, [u], deadline=deadline, frame=known[u].frame, calls=known, observe=observe, precise=True)
-        _verify_groups(prog, sites, deadline, verified, small)
+            explore(prog, [u], deadline=deadline, frame=known[u].frame, calls=known, observe=observe, precise=True,
+                    negations=neg)
+        _verify_groups(prog, sites, deadline, verified, small, neg)
         if len(verified) + len(small) == before:
             break
-    if mark_decoders:
+    if level >= 3:
         verified = {t: (dataclasses.replace(c, decodes=decodes_calldata(prog, body)), body, rets)
                     for t, (c, body, rets) in verified.items()}
     entries_ = sorted(t for t, (_, _, rets) in verified.items() if not _inside(t, rets, verified))
@@ -83,7 +86,7 @@ def find_callees(prog: Program, entries: list[int], deadline: float, mark_decode
 
 def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadline: float,
                    verified: dict[int, tuple[Callee, set[int], frozenset]],
-                   small: dict[int, tuple[Callee, frozenset]]) -> None:
+                   small: dict[int, tuple[Callee, frozenset]], negations: bool = False) -> None:
     """Verify the call-site candidates of `sites` ((target, depth) → return addresses) not verified yet, adding
     each clean function to `verified` (its Callee, body blocks and return addresses) or, under MIN_STATEMENTS,
     to `small`."""
@@ -98,7 +101,7 @@ def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadli
         for k, t in sorted(cands):
             if k != k0 or t in verified or _inside(t, rets, verified):
                 continue
-            got = _verified(prog, t, k, deadline)
+            got = _verified(prog, t, k, deadline, negations=negations)
             if got is None:
                 retry.append((t, k, rets))
             elif got[2]:
@@ -111,7 +114,7 @@ def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadli
         if t not in verified and not _inside(t, rets, verified):
             known = {u: Callee(RECURSIVE_FID + 1 + i, u, c.args, c.results, c.returns)
                      for i, (u, (c, _, _)) in enumerate(verified.items())}
-            got = _verified(prog, t, k, deadline, known)
+            got = _verified(prog, t, k, deadline, known, negations)
             if got is not None and not got[2]:
                 verified[t] = (got[0], got[1], rets)
 
@@ -138,17 +141,18 @@ def _inside(t: int, rets: frozenset, verified: dict) -> bool:
 
 
 def _verified(prog: Program, entry: int, args: int, deadline: float,
-              known: dict[int, Callee] | None = None) -> tuple[Callee, set[int], bool] | None:
+              known: dict[int, Callee] | None = None, negations: bool = False
+              ) -> tuple[Callee, set[int], bool] | None:
     """The function at `entry` with `args` argument words, the blocks of its body and whether it is small (under
     MIN_STATEMENTS), if its code is clean (its fid assigned later). A recursive function is explored again with its
     own calls (and those of `known` functions) as calls, returning the number of results its first exploration found
     (the base case returns before the recursion stops the tracking)."""
     frame = (None,) * args + (RET,)
-    g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True)
+    g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True, negations=negations)
     if g.partial and g.clean and len(g.returns) == 1:
         itself = Callee(RECURSIVE_FID, entry, args, min(g.returns))
         g = explore(prog, [entry], deadline=deadline, frame=frame, calls={**(known or {}), entry: itself},
-                    precise=True)
+                    precise=True, negations=negations)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
     small = sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS
@@ -186,7 +190,7 @@ class Internals:
         level1 = self.graphs.get(starts[0]) if len(starts) == 1 and not stop else None
         if not universe or (level1 is not None and not any(b in universe for b, _ in level1.nodes)):
             return {}, level1
-        g = explore(self.prog, starts, stop, self.deadline, calls=universe, precise=True)
+        g = explore(self.prog, starts, stop, self.deadline, calls=universe, precise=True, negations=self.checks)
         if small and g.partial:
             return None
         total = collections.Counter(-b for b, _ in g.nodes if b < 0)   # call instances: block id -fid
@@ -209,7 +213,8 @@ class Internals:
         if got is None:
             c = self.by_fid[fid]
             g = explore(self.prog, [c.entry], deadline=self.deadline, frame=c.frame,
-                        calls={**self.callees, **self.small} if small else self.callees, precise=True)
+                        calls={**self.callees, **self.small} if small else self.callees, precise=True,
+                        negations=self.checks)
             got = self.calls_in[(fid, small)] = collections.Counter(-b for b, _ in g.nodes if b < 0)
         return got
 

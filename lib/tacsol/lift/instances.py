@@ -41,7 +41,8 @@ class Callee:
 
 def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float = float("inf"),
             max_nodes: int = MAX_NODES, *, frame: tuple = (), calls: dict[int, Callee] | None = None,
-            observe: Callable[[int, int, int], None] | None = None, precise: bool = False) -> Graph:
+            observe: Callable[[int, int, int], None] | None = None, precise: bool = False,
+            negations: bool = False) -> Graph:
     """Walk blocks from `starts`, tracking which stack slots hold jump-destination constants. A block reached with a
     different stack of return addresses (another call site of an internal function) becomes another instance, so
     every internal return resolves to its caller's continuation; a loop re-enters the same instance. Recursion (a
@@ -58,8 +59,12 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     entered with the same frame (holding a return address) pushed REPEATS times over an earlier stack of it, not a
     return address seen 3 times: optimized code shares one continuation block between the functions of a call
     chain (`supportsInterface` through its overrides), which pushes the same return address once per level; and
-    past `max_nodes` instances the rest is explored context-free instead of left out (level 1 stops there)."""
-    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise).run(max_nodes)
+    past `max_nodes` instances the rest is explored context-free instead of left out (level 1 stops there).
+    `negations` (level 3, with `precise`): a conditional jump on the ISZERO of a word the path settles is settled
+    too (solc 0.8's `if iszero(ok)` join after a low-level call, whose success side pushes the constant 1: left
+    open, the side that cannot run re-enters the loop around it one word higher every turn, and the function
+    ends partial)."""
+    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise, negations).run(max_nodes)
 
 
 def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
@@ -75,9 +80,10 @@ def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
 
 class _Explorer:
     def __init__(self, prog: Program, starts: list[int], stop, deadline: float, frame: tuple,
-                 calls: dict[int, Callee], observe, precise: bool = False):
+                 calls: dict[int, Callee], observe, precise: bool = False, negations: bool = False):
         self.prog, self.starts, self.stop, self.deadline = prog, starts, stop, deadline
         self.frame, self.calls, self.observe, self.precise = frame, calls, observe, precise
+        self.negations = negations
         self.stacks: dict[int, set[tuple]] = {}   # precise: the stacks each block was entered with
         self.context_free = False   # precise: past max_nodes, new instances are context-free
         self.tested: dict[int, int | None] = {}   # precise: block -> the entry slot its jumpi tests (tested_slot)
@@ -211,11 +217,13 @@ class _Explorer:
         return Edges("jumpi" if cond else "jump", tn, fn)
 
     def truth_in(self, sb: BlockSym, st: tuple | None) -> int | None:
-        """ZERO/NONZERO when the entry stack says what this block's conditional jump tests, else None."""
-        c = sb.term.cond
-        if st is None or c is None or c[0] != "p" or c[1] >= len(st):
+        """ZERO/NONZERO when the entry stack says what this block's conditional jump tests (an entry word or, with
+        `negations`, the ISZERO of one), else None."""
+        slot = _tested(sb, self.negations)
+        if st is None or slot is None or slot[0] >= len(st) or st[slot[0]] not in TRUTHS:
             return None
-        return st[c[1]] if st[c[1]] in TRUTHS else None
+        truth = st[slot[0]]
+        return truth if not slot[1] else ZERO if truth == NONZERO else NONZERO
 
     def into(self, sb: BlockSym, st: tuple | None, ex: tuple | None, t: int, taken: bool | None) -> tuple | None:
         """The stack a successor `t` is entered with: `ex`, with the word t's own conditional jump tests marked
@@ -231,8 +239,8 @@ class _Explorer:
     def tested_slot(self, t: int) -> int | None:
         """The entry slot block t's conditional jump tests unchanged (None: it tests a computed word, or no jumpi)."""
         if t not in self.tested:
-            c = self.prog.sym(t).term.cond if t in self.prog.blocks else None
-            self.tested[t] = c[1] if c is not None and c[0] == "p" else None
+            slot = _tested(self.prog.sym(t), self.negations) if t in self.prog.blocks else None
+            self.tested[t] = slot[0] if slot is not None else None
         return self.tested[t]
 
     def ret(self, sb: BlockSym, ex: tuple | None) -> Edges:
@@ -266,6 +274,21 @@ class _Explorer:
         self.partial = True
         return sorted({d.to for d in dyn if d.to is not None and d.to in self.allowed
                        and d.path and d.path[-1] in self.allowed})
+
+
+def _tested(sb: BlockSym, negations: bool) -> tuple[int, bool] | None:
+    """(entry slot, negated) when the block's conditional jump tests an entry word unchanged or (`negations`) its
+    ISZERO."""
+    c = sb.term.cond
+    if c is None:
+        return None
+    if c[0] == "p":
+        return c[1], False
+    if negations and c[0] == "t":
+        s = next((x for x in sb.stmts if x.dest == c[1]), None)
+        if s is not None and s.op == "ISZERO" and s.args[0][0] == "p":
+            return s.args[0][1], True
+    return None
 
 
 def _truth(sb: BlockSym, st: tuple | None, o: Operand, taken: bool | None) -> int | None:
