@@ -703,6 +703,37 @@ def test_functions_called_past_the_instance_cap_are_found_at_level_3(optimize, m
         assert calls == [2, 10]   # the optimizer's smaller code never passed the cap
 
 
+@pytest.mark.parametrize("optimize", [False, True])
+def test_blocks_evmole_leaves_out_are_found_at_level_3(optimize, monkeypatch):
+    """evmole's graph can miss the block an internal function returns to (its path limits: VRFCoordinatorTestV2's
+    fulfillRandomWords jumped to a pushed 0x378a that had no block, and ended partial). With every block whose
+    address is pushed as a return address taken out of evmole's graph, level 3 makes them again from the code
+    (Program.discover): the same TAC as with evmole's blocks, where without discovery the function is partial or
+    ends at the first jump to a missing block."""
+    from tacsol.evaluate import compile_bytecode
+    from tacsol.evm import OPCODES
+    from tacsol.lift import cfg
+
+    out = compile_bytecode(CBOR_SRC, "0.8.6", optimize=optimize)["Req"]
+    code, sel = out["bytecode"], out["selectors"]["build(string,string,uint256)"]
+    whole = lift(code, level=3).function(sel)
+    init, dropped = cfg.Program.__init__, set()
+
+    def without_return_blocks(self, raw, code_end, info):
+        init(self, raw, code_end, info)
+        for k, ins in enumerate(self.instrs[:-1]):
+            after = OPCODES.get(self.instrs[k + 1].op)
+            if ins.arg in self.blocks and ins.arg and after is not None and after.name not in ("JUMP", "JUMPI"):
+                dropped.add(self.blocks.pop(ins.arg).id)
+
+    monkeypatch.setattr(cfg.Program, "__init__", without_return_blocks)
+    found = lift(code, level=3).function(sel)
+    assert len(dropped) > 40 and found.status == "ok" and found.tac == whole.tac
+    monkeypatch.setattr(cfg.Program, "discover", lambda self: 0)
+    lost = lift(code, level=3).function(sel)   # partial, or cut short where a jump leads to no block
+    assert lost.status == "partial" or len(lost.tac) < len(whole.tac) / 2, lost.tac
+
+
 # try/catch with a return value in a loop, as Chainlink's UpkeepBalanceMonitor.topUp: solc 0.8's success side
 # pushes the constant 1 for the join's `iszero` test
 TRY_LOOP_SRC = """pragma solidity 0.8.19;

@@ -3,10 +3,25 @@ entries by the path rule, and the constant stack the dispatcher leaves at each b
 from __future__ import annotations
 
 
-from ..evm import Instr, disassemble
+from dataclasses import dataclass
+
+import evmole
+
+from ..evm import OPCODES, TERMINATORS, Instr, disassemble
 from .block import sym_block
 from .ir import BlockSym
 from .budget import clock
+
+JUMPDEST = 0x5B
+
+
+@dataclass(frozen=True)
+class FoundBlock:
+    """A block evmole's graph leaves out (Program.discover), with evmole's Block fields."""
+    id: int
+    start: int
+    end: int
+    btype: object
 
 
 class Program:
@@ -19,6 +34,33 @@ class Program:
         self.sym_cache: dict[int, BlockSym] = {}
         self.entry_stack: dict[int, tuple] = {}
         self._branches_to: dict[int, list[int]] | None = None
+
+    def discover(self) -> int:
+        """Level 3: make blocks of the code evmole's graph leaves out, a run from each JUMPDEST no block covers to
+        its jump or halt (or to the next JUMPDEST, falling through). evmole stops following a path past its own
+        limits, so the continuation an internal function returns to can be missing (VRFCoordinatorTestV2's
+        fulfillRandomWords: the return address 0x378a, pushed as a constant, jumped to as nowhere, the function
+        partial). A found block's jump to a constant is a Jump (Jumpi), any other a DynamicJump with no targets
+        (only a tracked stack resolves it). Returns how many blocks were added."""
+        covered: set[int] = set()
+        for blk in self.blocks.values():
+            lo, hi = self.index.get(blk.start), self.index.get(blk.end)
+            if lo is not None and hi is not None:
+                covered.update(ins.pc for ins in self.instrs[lo:hi + 1])
+        added = 0
+        for k, ins in enumerate(self.instrs):
+            if ins.op != JUMPDEST or ins.pc in covered or ins.pc in self.blocks:
+                continue
+            j = k   # the run: to its jump or halt, or to the instruction before the next JUMPDEST or block
+            while not _ends_block(self.instrs[j]) and j + 1 < len(self.instrs) and \
+                    self.instrs[j + 1].op != JUMPDEST and self.instrs[j + 1].pc not in self.blocks:
+                j += 1
+            nxt = self.instrs[j + 1] if j + 1 < len(self.instrs) else None
+            sb = sym_block(self.instrs[k:j + 1])
+            self.blocks[ins.pc] = FoundBlock(ins.pc, ins.pc, self.instrs[j].pc, _block_type(sb, nxt))
+            self.sym_cache[ins.pc] = sb
+            added += 1
+        return added
 
     def branches_to(self, target: int) -> list[int]:
         """The blocks whose conditional jump (evmole's Jumpi: a constant destination) has `target` as a side."""
@@ -113,6 +155,43 @@ class Program:
             if clock() >= deadline:
                 raise TimeoutError
         self.entry_stack = state
+
+
+def _constant(sb: BlockSym, o, depth: int = 0) -> int | None:
+    """The constant an operand of the block holds, folding its pure statements (solc 0.8 without the optimizer
+    masks a jump target: `and(tag, 0xffffffff)`, which evmole's Jump resolves too), else None."""
+    from .simplify import fold   # simplify needs values, which needs this module
+
+    if o[0] == "c":
+        return o[1]
+    if o[0] != "t" or depth > 8:
+        return None
+    s = next((x for x in sb.stmts if x.dest == o[1]), None)
+    if s is None:
+        return None
+    args = [_constant(sb, a, depth + 1) for a in s.args]
+    return fold(s.op, args) if None not in args else None
+
+
+def _ends_block(ins: Instr) -> bool:
+    op = OPCODES.get(ins.op)
+    return op is None or op.name in TERMINATORS
+
+
+def _block_type(sb: BlockSym, nxt: Instr | None):
+    """evmole's BlockType of a found block whose symbolic form is `sb`, `nxt` the instruction after it."""
+    kinds = evmole.BlockType
+    t = sb.term
+    if t.kind in ("jump", "jumpi"):
+        to = _constant(sb, t.target)
+        if t.kind == "jump":
+            return kinds.Jump(to=to) if to is not None else kinds.DynamicJump(to=[])
+        false_to = nxt.pc if nxt is not None else None
+        return kinds.Jumpi(true_to=to, false_to=false_to) if to is not None else \
+            kinds.DynamicJumpi(true_to=[], false_to=false_to)
+    if t.kind == "fall" and nxt is not None:
+        return kinds.Jump(to=nxt.pc)
+    return kinds.Terminate(success=bool(sb.stmts) and sb.stmts[-1].op in ("STOP", "RETURN", "SELFDESTRUCT"))
 
 
 def _constant_exit(sb: BlockSym, st: tuple) -> tuple:

@@ -59,6 +59,8 @@ def lift(code: str | bytes, *, time_limit_s: float = 10.0, labels: str = "seq", 
                      LiftedContract(metadata_len=len(raw) - code_end, code_size=len(raw)))
     funcs = list(info.functions or [])
     lifter.check(funcs)
+    if level >= 3:
+        lifter.prog.discover()
     if level >= 2:
         lifter.find_internal_functions(funcs)
     if info.metadata is None:
