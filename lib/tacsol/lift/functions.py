@@ -56,7 +56,8 @@ def find_callees(prog: Program, entries: list[int], deadline: float, level: int 
               for e in entries}
     verified: dict[int, tuple[Callee, set[int], frozenset]] = {}
     small: dict[int, tuple[Callee, frozenset]] = {}
-    _verify_groups(prog, sites, deadline, verified, small, neg)
+    tried: dict[tuple[int, int], tuple | None] = {}
+    _verify_groups(prog, sites, deadline, verified, small, tried, neg)
     cut = [e for e in entries if graphs[e].partial]
     explored: set[int] = set()
     for _ in range(DEEP_ROUNDS if level >= 3 else 0):
@@ -71,7 +72,7 @@ def find_callees(prog: Program, entries: list[int], deadline: float, level: int 
             explored.add(u)
             explore(prog, [u], deadline=deadline, frame=known[u].frame, calls=known, observe=observe, precise=True,
                     negations=neg)
-        _verify_groups(prog, sites, deadline, verified, small, neg)
+        _verify_groups(prog, sites, deadline, verified, small, tried, neg)
         if len(verified) + len(small) == before:
             break
     if level >= 3:
@@ -86,10 +87,12 @@ def find_callees(prog: Program, entries: list[int], deadline: float, level: int 
 
 def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadline: float,
                    verified: dict[int, tuple[Callee, set[int], frozenset]],
-                   small: dict[int, tuple[Callee, frozenset]], negations: bool = False) -> None:
+                   small: dict[int, tuple[Callee, frozenset]], tried: dict[tuple[int, int], tuple | None],
+                   negations: bool = False) -> None:
     """Verify the call-site candidates of `sites` ((target, depth) → return addresses) not verified yet, adding
     each clean function to `verified` (its Callee, body blocks and return addresses) or, under MIN_STATEMENTS,
-    to `small`."""
+    to `small`. `tried` remembers each (target, depth) verified before: a small helper is a candidate in every
+    group of return addresses it is called with."""
     groups: dict[frozenset, list[tuple[int, int]]] = collections.defaultdict(list)
     for (t, k), rets in sites.items():
         if len(rets) >= MIN_CALL_SITES:
@@ -101,7 +104,9 @@ def _verify_groups(prog: Program, sites: dict[tuple[int, int], set[int]], deadli
         for k, t in sorted(cands):
             if k != k0 or t in verified or _inside(t, rets, verified):
                 continue
-            got = _verified(prog, t, k, deadline, negations=negations)
+            if (t, k) not in tried:
+                tried[(t, k)] = _verified(prog, t, k, deadline, negations=negations)
+            got = tried[(t, k)]
             if got is None:
                 retry.append((t, k, rets))
             elif got[2]:
@@ -148,11 +153,11 @@ def _verified(prog: Program, entry: int, args: int, deadline: float,
     own calls (and those of `known` functions) as calls, returning the number of results its first exploration found
     (the base case returns before the recursion stops the tracking)."""
     frame = (None,) * args + (RET,)
-    g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True, negations=negations)
+    g = explore(prog, [entry], deadline=deadline, frame=frame, precise=True, negations=negations, until_unclean=True)
     if g.partial and g.clean and len(g.returns) == 1:
         itself = Callee(RECURSIVE_FID, entry, args, min(g.returns))
         g = explore(prog, [entry], deadline=deadline, frame=frame, calls={**(known or {}), entry: itself},
-                    precise=True, negations=negations)
+                    precise=True, negations=negations, until_unclean=True)
     if g.partial or not g.clean or len(g.returns) > 1 or any(0 in e.succ for e in g.edges):
         return None
     small = sum(len(prog.sym(bid).stmts) for bid, _ in g.nodes if bid >= 0) < MIN_STATEMENTS

@@ -42,7 +42,7 @@ class Callee:
 def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float = float("inf"),
             max_nodes: int = MAX_NODES, *, frame: tuple = (), calls: dict[int, Callee] | None = None,
             observe: Callable[[int, int, int], None] | None = None, precise: bool = False,
-            negations: bool = False) -> Graph:
+            negations: bool = False, until_unclean: bool = False) -> Graph:
     """Walk blocks from `starts`, tracking which stack slots hold jump-destination constants. A block reached with a
     different stack of return addresses (another call site of an internal function) becomes another instance, so
     every internal return resolves to its caller's continuation; a loop re-enters the same instance. Recursion (a
@@ -63,8 +63,11 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     `negations` (level 3, with `precise`): a conditional jump on the ISZERO of a word the path settles is settled
     too (solc 0.8's `if iszero(ok)` join after a low-level call, whose success side pushes the constant 1: left
     open, the side that cannot run re-enters the loop around it one word higher every turn, and the function
-    ends partial)."""
-    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise, negations).run(max_nodes)
+    ends partial). `until_unclean`: stop as soon as the unit touches its caller's stack, returns unlike a call or
+    jumps to a word its tracked stack does not hold (partial however explored: functions._verified rejects it then,
+    whatever the rest holds; most candidates it tries are blocks inside a function, entered without its frame)."""
+    return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise, negations,
+                     until_unclean).run(max_nodes)
 
 
 def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
@@ -80,11 +83,13 @@ def call_block(callee: Callee, ret: int, site: int | None = None) -> BlockSym:
 
 class _Explorer:
     def __init__(self, prog: Program, starts: list[int], stop, deadline: float, frame: tuple,
-                 calls: dict[int, Callee], observe, precise: bool = False, negations: bool = False):
+                 calls: dict[int, Callee], observe, precise: bool = False, negations: bool = False,
+                 until_unclean: bool = False):
         self.prog, self.starts, self.stop, self.deadline = prog, starts, stop, deadline
         self.frame, self.calls, self.observe, self.precise = frame, calls, observe, precise
-        self.negations = negations
+        self.negations, self.until_unclean = negations, until_unclean
         self.stacks: dict[int, set[tuple]] = {}   # precise: the stacks each block was entered with
+        self.heights: dict[int, set[int]] = {}    # precise: and their lengths
         self.context_free = False   # precise: past max_nodes, new instances are context-free
         self.tested: dict[int, int | None] = {}   # precise: block -> the entry slot its jumpi tests (tested_slot)
         self.nodes: list[tuple[int, tuple | None]] = []
@@ -96,6 +101,7 @@ class _Explorer:
         self.by_fid: dict[int, Callee] = {}
         self.returns: set[int] = set()
         self.clean = True
+        self.lost = False
 
     def run(self, max_nodes: int) -> Graph:
         edges: dict[int, Edges] = {}
@@ -103,6 +109,8 @@ class _Explorer:
             if b in self.prog.blocks:
                 self.instance(b, self.frame)
         while self.work:
+            if self.until_unclean and (not self.clean or self.lost):
+                break
             if len(self.nodes) > max_nodes and not self.context_free:
                 self.partial = True
                 if not self.precise:
@@ -133,13 +141,15 @@ class _Explorer:
         of it (stack = frame + frame + frame + earlier stack): the frames of a recursive call. Optimized code shares
         call sites between functions, so a block can be entered twice with one frame repeated without recursion."""
         seen = self.stacks.setdefault(bid, set())
+        lengths = self.heights.setdefault(bid, set())
         seen.add(st)
+        lengths.add(len(st))
         if len(seen) < REPEATS:
             return False
         n = len(st)
-        for old_len in {len(old) for old in seen if len(old) < n}:   # a frame is what st has over an earlier stack
+        for old_len in lengths:   # a frame is what st has over an earlier stack
             k = n - old_len
-            if REPEATS * k > n:
+            if k <= 0 or REPEATS * k > n:
                 continue
             frame = st[:k]
             if any(v is not None and v >= 0 for v in frame) and st[k:] in seen and st[REPEATS * k:] in seen \
@@ -166,7 +176,7 @@ class _Explorer:
         if sb.consumed > len(st) and self.frame:
             self.clean = False                    # an internal function touching its caller's stack
         rest = st[sb.consumed:]
-        if any(v in TRUTHS for v in rest):        # a settled word's mark ends at the block it was made for
+        if ZERO in rest or NONZERO in rest:       # a settled word's mark ends at the block it was made for
             rest = tuple(None if v in TRUTHS else v for v in rest)
         ex = tuple(self.dest(o, st) for o in sb.exit_top) + rest if h_out >= 0 else ()
         if h_out > MAX_TRACKED_SLOTS or (not self.precise and _recursive(ex)):
@@ -191,6 +201,8 @@ class _Explorer:
             false = bt.false_to if kind == "Jumpi" else None
         else:
             tv = self.dest(sb.term.target, st) if sb.term.kind in ("jump", "jumpi") else None
+            if tv is None and st is not None:
+                self.lost = True   # a tracked stack without the target: no exploration of this frame resolves it
             trues = [tv] if tv is not None else self.evmole_targets(bt, kind)
             false = bt.false_to if kind == "DynamicJumpi" else None
         if RET in trues:
