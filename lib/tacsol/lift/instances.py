@@ -65,7 +65,8 @@ def explore(prog: Program, starts: list[int], stop=frozenset(), deadline: float 
     open, the side that cannot run re-enters the loop around it one word higher every turn, and the function
     ends partial). `until_unclean`: stop as soon as the unit touches its caller's stack, returns unlike a call or
     jumps to a word its tracked stack does not hold (partial however explored: functions._verified rejects it then,
-    whatever the rest holds; most candidates it tries are blocks inside a function, entered without its frame)."""
+    whatever the rest holds; most candidates it tries are blocks inside a function, entered without its frame), and
+    leave context-free instances unexplored (they reach no return and no tracked stack: what _verified reads)."""
     return _Explorer(prog, starts, stop, deadline, frame, calls or {}, observe, precise, negations,
                      until_unclean).run(max_nodes)
 
@@ -119,6 +120,8 @@ class _Explorer:
             if clock() >= self.deadline:
                 raise TimeoutError
             nid = self.work.pop()
+            if self.until_unclean and self.nodes[nid][1] is None:
+                continue   # context-free (partial already): it reaches no return and touches no tracked stack
             edges[nid] = self.edges(*self.nodes[nid])
         return Graph(self.nodes, [edges.get(n, Edges("halt", [])) for n in range(len(self.nodes))], self.partial,
                      self.call_syms, self.returns, self.clean)
@@ -203,6 +206,9 @@ class _Explorer:
             tv = self.dest(sb.term.target, st) if sb.term.kind in ("jump", "jumpi") else None
             if tv is None and st is not None:
                 self.lost = True   # a tracked stack without the target: no exploration of this frame resolves it
+                if self.until_unclean:   # rejected: evmole's targets (the path rule over the unit) are not needed
+                    self.partial = True
+                    return Edges("halt", [])
             trues = [tv] if tv is not None else self.evmole_targets(bt, kind)
             false = bt.false_to if kind == "DynamicJumpi" else None
         if RET in trues:
