@@ -286,6 +286,14 @@ class _Run:
                 dst, src, n = dst + 32, src + 32, n - 32
             self.mwrite(dst, self.mread(src, n) + self.mread(dst + n, 32 - n))
             return None
+        if name == "storagecopy":   # level 3: a long storage string's words to memory, at least one
+            dst, base, n = args
+            i = 0
+            while True:
+                self.mwrite(dst + i, self.sload((base + i // 32) % (1 << 256)).to_bytes(32, "big"))
+                i += 32
+                if i >= n:
+                    return None
         if name == "zeropad":   # level 2: clear the last word's tail after dst + n, give the next word boundary
             end, r = (args[0] + args[1]) % (1 << 256), args[1] % 32
             if not r:

@@ -734,6 +734,41 @@ def test_blocks_evmole_leaves_out_are_found_at_level_3(optimize, monkeypatch):
     assert lost.status == "partial" or len(lost.tac) < len(whole.tac) / 2, lost.tac
 
 
+STORAGE_STRING_SRC = """pragma solidity VERSION;
+contract N {
+    string private _name;
+    bytes private _data;
+    string public label;
+    function name() public view returns (string memory) { return _name; }
+    function setAndGet(string memory s) public returns (string memory) { _name = s; return _name; }
+    function roundTrip(bytes memory b) public returns (bytes memory) { _data = b; return _data; }
+}"""
+
+
+@pytest.mark.parametrize("version", ["0.4.24", "0.5.16", "0.6.12", "0.7.6", "0.8.6", "0.8.19"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_long_storage_string_copied_to_memory_is_one_statement_at_level_3(version, optimize):
+    """solc copies a long storage string or bytes to memory word by word (`return _name;`): at level 3 the loop is
+    `storagecopy(dst, array(slot), n)` (loops.fold_storage_copy_loops) in every version and setting, and each
+    getter, and a write then read of 1 to 100 bytes (short and long encodings), equals py-evm."""
+    from tacsol.evaluate import compile_bytecode
+
+    src = STORAGE_STRING_SRC.replace("VERSION", version)
+    if version.startswith("0.4"):
+        src = src.replace(" memory s)", " s)").replace(" memory b)", " b)")
+    out = compile_bytecode(src, version, optimize=optimize)["N"]
+    code, sel = out["bytecode"], out["selectors"]
+    res = lift(code, level=3)
+    for sig, selector in sel.items():
+        tac = res.function(selector).tac
+        assert re.search(r"storagecopy\(v\d+, array\(\d\), v\d+\)", tac), (sig, tac)
+        assert not re.search(r"mstore\(v\d+, sload\(v\d+\)\)", tac), (sig, tac)   # no word loop left
+        for args in ([[]] if sig.endswith("()") else [[b"x"], [b"y" * 31], [b"z" * 32], [b"w" * 33], [b"q" * 100]]):
+            data = bytes.fromhex(selector[2:]) + _abi_encode(["bytes"] * len(args), args)
+            want = _evm_outcome(code, data)
+            assert _tac_outcome(tac, data, code) == want, (sig, args, tac)
+
+
 # try/catch with a return value in a loop, as Chainlink's UpkeepBalanceMonitor.topUp: solc 0.8's success side
 # pushes the constant 1 for the join's `iszero` test
 TRY_LOOP_SRC = """pragma solidity 0.8.19;

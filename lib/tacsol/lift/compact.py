@@ -10,7 +10,8 @@ from .extcall import fold_checked_calls
 from .casts import fold_casts, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
-from .loops import fold_calldata_word_loops, fold_copy_loops, fold_memcpy_loops, fold_zero_pads
+from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_memcpy_loops, fold_storage_copy_loops,
+                    fold_zero_pads)
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
@@ -56,6 +57,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     if checked and (fold_calldata_word_loops(fn, values)       # abicoder v2's word loop → calldatacopy
                     + fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
+                    + fold_storage_copy_loops(fn, values)       # storagecopy(dst, slot, n): a long string's words
                     + fold_returndata_copies(fn, values)        # v = bytes(returndata)
                     + fold_checked_calls(fn, values)            # checked call(...): code, success, size checks
                     + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto

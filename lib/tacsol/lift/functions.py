@@ -32,7 +32,7 @@ CALLEE_BUDGET_CHARS = 8192
 # instances; a small recursive function): such a function is tried again with the small ones as calls too
 # (Internals.select(small=True))
 MIN_STATEMENTS = 16
-DEEP_ROUNDS = 4   # find_callees(deep=True): explorations with the functions found so far as calls
+DEEP_ROUNDS = 4   # find_callees at level 3: explorations again with the functions found so far as calls
 
 
 def find_callees(prog: Program, entries: list[int], deadline: float, level: int = 2
@@ -42,10 +42,11 @@ def find_callees(prog: Program, entries: list[int], deadline: float, level: int 
     the clean ones under MIN_STATEMENTS (numbered after the others, called only where inlining them fails).
     Level 3 explores paths with `negations` (instances.explore) and marks a function that only decodes an argument
     from calldata (decodes_calldata) `decodes`, for Internals.select to inline it where it folds into the caller's
-    own decoding. And a public function whose exploration passed MAX_NODES instances had its later call sites
-    unseen (context-free instances track no return address), so the functions called only there went unfound
-    (Chainlink's request builders: 20-40 nested CBOR calls per function). It is explored again with the functions
-    found so far as calls, and so is each of those functions' own unit, until no new function is found."""
+    own decoding. A public function whose exploration passed MAX_NODES instances leaves its later call sites
+    unseen (context-free instances track no return address), and the functions called only there unfound
+    (Chainlink's request builders: 20-40 nested CBOR calls per function): at level 3 it is explored again with the
+    functions found so far as calls, and so is each of those functions' own unit, until no new function is found
+    (DEEP_ROUNDS at most)."""
     sites: dict[tuple[int, int], set[int]] = collections.defaultdict(set)
 
     def observe(t: int, k: int, r: int) -> None:

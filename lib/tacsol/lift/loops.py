@@ -288,6 +288,72 @@ def fold_memcpy_loops(fn: FunctionIR, values: Values) -> int:
     return _each_loop(fn, values, _memcpy, apply)
 
 
+def fold_storage_copy_loops(fn: FunctionIR, values: Values) -> int:
+    """Level 3: solc's copy of a long storage bytes or string to memory (`return _name;`, every version):
+
+        E:  end = dst + n                      L(p, s):  mstore(p, sload(s))
+            goto L(dst, base)                            if end > p + 32 goto L(p + 32, s + 1) else X
+    entered from E only (solc tests n > 31 before E). `storagecopy(dst, base, n)` stands for the loop: for i = 0,
+    32, ... while i < n, at least once, mstore(dst + i, sload(base + i / 32)). X takes no parameter, and the code
+    from X on reads nothing the loop computes. Runs on live statements; callers prune. Returns how many folded."""
+    if not any(t.op == "SLOAD" for b in fn.body for t in b):
+        return 0
+
+    def apply(head: int, enter: int, out: int, stmt: Stmt) -> None:
+        fn.body[enter].append(stmt)
+        fn.live[enter].append(True)
+        fn.graph.edges[enter] = Edges("jump", [out])
+        fn.preds[out] = [enter if m == head else m for m in fn.preds[out]]
+
+    return _each_loop(fn, values, _storage_copy, apply)
+
+
+def _storage_copy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):
+    """(instance entering the loop, its exit, the storagecopy statement) when `head` is solc's storage-to-memory
+    word loop (fold_storage_copy_loops); else None."""
+    e = fn.graph.edges[head]
+    if head in fn.decided or e.kind != "jumpi" or e.trues != [head] or e.false is None or e.false == head:
+        return None
+    out, params, preds = e.false, values.params(head), live_preds(fn, head)
+    if len(params) != 2 or len(preds) != 2 or head not in preds or values.params(out):
+        return None
+    enter = preds[0] if preds[1] == head else preds[1]
+    if fn.graph.edges[enter].plain_jump != head:
+        return None
+    stmts = fn.body[head]
+    stores = [t for t in stmts if t.dest is None]
+    loads = [t for t in stmts if t.op == "SLOAD"]
+    if len(stores) != 1 or stores[0].op != "MSTORE" or len(loads) != 1 or \
+            any(t.dest is not None and t.op not in PURE and t is not loads[0] for t in stmts):
+        return None
+    p, word = stores[0].args
+    s = loads[0].args[0]
+    if {p, s} != set(params) or word != ("t", head, loads[0].dest):
+        return None
+    step = dict(zip(params, values.edge_args(head, head)))
+    cond = defs.get(values.condition(head))
+    if not (_plus(defs, step[p], p, 32) and _plus(defs, step[s], s, 1)) or cond is None:
+        return None
+    if cond.op == "GT" and _plus(defs, cond.args[1], p, 32):
+        end = cond.args[0]
+    elif cond.op == "LT" and _plus(defs, cond.args[0], p, 32):
+        end = cond.args[1]
+    else:
+        return None
+    init = dict(zip(params, values.edge_args(enter, head)))
+    total = defs.get(end)
+    if end in params or (end[0] == "t" and end[1] == head) or total is None or total.op != "ADD" \
+            or init[p] not in total.args:
+        return None
+    n = total.args[1] if total.args[0] == init[p] else total.args[0]
+    gone = set(params) | {("t", head, t.dest) for t in stmts if t.dest is not None}
+    if any(_reads(fn, values, out, x) for x in gone):
+        return None
+    jump = fn.syms[head].last_pc
+    pcs = merged_pcs(*(t.pcs for t in stmts), *([(jump,)] if jump is not None else []))
+    return enter, out, Stmt(None, "storagecopy", [init[p], init[s], n], 1, pcs)
+
+
 def _each_loop(fn: FunctionIR, values: Values, match, apply) -> int:
     """Try match(fn, values, defs, head) on every join instance (a loop's head has two predecessors) and apply(head,
     *match) to each hit, reading the definitions again after it. Returns how many applied."""

@@ -598,7 +598,7 @@ class _Line:
         return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
 
 
-_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "memory",
+_READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
                  "memory_words", "returndata_bytes"}
 
 
