@@ -286,6 +286,17 @@ class _Run:
                 dst, src, n = dst + 32, src + 32, n - 32
             self.mwrite(dst, self.mread(src, n) + self.mread(dst + n, 32 - n))
             return None
+        if name == "storagestring":   # level 3: solc 0.4-0.7's read of a storage string into a new allocation
+            word = self.sload(args[0])
+            n = (word if word & 1 else word & 0xFF) // 2
+            at = self.call("mload", [0x40])
+            self.mwrite(0x40, ((at + 32 + (n + 31) // 32 * 32) % (1 << 256)).to_bytes(32, "big"))
+            self.mwrite(at, n.to_bytes(32, "big"))
+            if n > 31:
+                self.call("storagecopy", [at + 32, self.slot("array", args[0], []), n])   # keccak in scratch
+            elif n:
+                self.mwrite(at + 32, (word // 256 * 256).to_bytes(32, "big"))
+            return at
         if name == "storagecopy":   # level 3: a long storage string's words to memory, at least one
             dst, base, n = args
             i = 0

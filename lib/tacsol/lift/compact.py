@@ -15,6 +15,7 @@ from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_memcpy_loops
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
+from .strings import fold_storage_strings
 from .phis import fold_block_params
 from .redundant import settle_constant_branches, settle_known_checks
 from .returndata import fold_returndata_copies
@@ -58,6 +59,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
                     + fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
                     + fold_storage_copy_loops(fn, values)       # storagecopy(dst, slot, n): a long string's words
+                    + fold_storage_strings(fn, values)          # p = storagestring(slot): the whole read (0.4-0.7)
                     + fold_returndata_copies(fn, values)        # v = bytes(returndata)
                     + fold_checked_calls(fn, values)            # checked call(...): code, success, size checks
                     + settle_constant_branches(fn, values, prog.raw)   # require(1), if 0 goto
