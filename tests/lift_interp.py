@@ -286,9 +286,11 @@ class _Run:
                 dst, src, n = dst + 32, src + 32, n - 32
             self.mwrite(dst, self.mread(src, n) + self.mread(dst + n, 32 - n))
             return None
-        if name == "storagestring":   # level 3: solc 0.4-0.7's read of a storage string into a new allocation
+        if name in ("storagestring", "storagestring_checked"):   # level 3: a storage string into a new allocation
             word = self.sload(args[0])
             n = (word if word & 1 else word & 0xFF) // 2
+            if name == "storagestring_checked" and (word & 1) == (n < 32):   # 0.8: an invalid encoding
+                raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x22]))
             at = self.call("mload", [0x40])
             self.mwrite(0x40, ((at + 32 + (n + 31) // 32 * 32) % (1 << 256)).to_bytes(32, "big"))
             self.mwrite(at, n.to_bytes(32, "big"))
@@ -408,6 +410,9 @@ class _Run:
             return None
         if e.startswith('memstring("'):
             return self.memstring(e)
+        m = re.fullmatch(r"checked storagestring\((.+)\)", e)
+        if m:   # level 3: solc 0.8's read of a storage string, its encoding checked
+            return self.call("storagestring_checked", [self.expr(m.group(1))])
         if e == "bytes(returndata)":   # level 3: the return data copied to a fresh allocation (none: 0x60)
             return self.returndata_bytes()
         m = re.fullmatch(r"memory(_words)?\(arg(\d+)\)", e)

@@ -100,6 +100,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"return bytes({a[0]})"
     if name == "returndata_bytes":
         return "bytes(returndata)"
+    if name == "storagestring_checked":
+        return f"checked storagestring({a[0]})"
     if name == "abi_encode":
         return f"abi.encode({', '.join(a)})"
     if name == "panic" and s.args[0][0] == "c":   # the code as Solidity's documentation lists it (0x11, 0x32)

@@ -11,8 +11,15 @@ stores the length, decodes it again and copies the data:
 
 where length(a) = ((256 * iszero(a & 1) - 1) & a) / 2 (the short form keeps its length in the low byte, the long
 form in the whole word). `p = storagestring(S)` stands for all of it, in that order. E takes no parameter, and no
-value of the region but p is read after it. solc 0.8's decoding branches on the flag and checks the encoding
-(panic 0x22): not folded here."""
+value of the region but p is read after it.
+
+solc 0.8 branches on the flag and checks the encoding (a short form's length under 32, a long form's 32 or more)
+each time it decodes:
+
+    f = a & 1; if f goto J(a / 2) else K         K:  goto J(a[1:7])          (a >> 1 with the optimizer)
+    J(n):  if f == (n < 32) goto panic(0x22) else R   (later 0.8: if f - (n < 32) goto R else panic(0x22))
+and allocates and decodes again in R before the same copies: `p = checked storagestring(S)` is the read with that
+check (panic 0x22 on an invalid encoding, before anything is written)."""
 from __future__ import annotations
 
 from .cse import PURE
@@ -68,14 +75,18 @@ def fold_storage_strings(fn: FunctionIR, values: Values) -> int:
         reach = _reachable(fn)   # other folds of this pass left instances behind: prune runs after them all
         if x not in reach:
             continue
-        got = _match(fn, values, definitions(fn), x, reach)
+        defs = definitions(fn)
+        got = _match(fn, values, defs, x, reach) or _match08(fn, values, defs, x, reach)
         if got is None:
             continue
-        i0, stmt, end, region = got
-        fn.body[x] = fn.body[x][:i0] + [stmt]
-        fn.live[x] = fn.live[x][:i0] + [True]
-        fn.graph.edges[x] = Edges("jump", [end])
-        fn.preds[end] = [m for m in fn.preds[end] if m not in region] + [x]
+        for at, (i0, stmt, to) in got.items():   # instance -> (statements kept, the new one or None, next)
+            fn.body[at] = fn.body[at][:i0] + ([stmt] if stmt is not None else [])
+            fn.live[at] = fn.live[at][:i0] + ([True] if stmt is not None else [])
+            fn.graph.edges[at] = Edges("jump", [to])
+        after = _reachable(fn)
+        for at, (_, _, to) in got.items():
+            fn.preds[to] = [m for m in fn.preds[to] if m in after and to in fn.graph.edges[m].succ and m not in got] \
+                + [at]
         values.forget()
         folded += 1
     return folded
@@ -143,26 +154,13 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, re
         loads2 = [s for s in region_stmts if s.op == "SLOAD" and ("t", x, s.dest) != first]
         if len(loads2) != 1 or canon(n2, defs, {("t", x, loads2[0].dest): _A}, consts) not in _LENGTHS:
             return None
-    region: set[int] = set()
-    end = _follow(fn, empty_side, region)
-    a = _follow(fn, long_side, region)
-    ea = fn.graph.edges[a]
-    lt = defs.get(values.condition(a)) if ea.kind == "jumpi" else None
-    if lt is None or a == end or len(ea.trues) != 1 or ea.false is None or \
-            any(s is not lt for s in fn.body[a]) or not _over_31(lt, n2, consts):
-        return None
-    region.add(a)
-    long_, short = _follow(fn, ea.trues[0], region), _follow(fn, ea.false, region)
     dst = next((s for s in region_stmts if s.op == "ADD" and consts(s.args[0] if s.args[1] == p else s.args[1]) == 32
                 and p in s.args), None)
-    if dst is None or not _copies(fn, defs, consts, long_, ("t", x, dst.dest), slot, n2) or \
-            not _short_copy(fn, defs, consts, short, ("t", x, dst.dest), slot):
+    tail = _copy_tail(fn, values, defs, consts, long_side, empty_side, ("t", x, dst.dest), slot, n2) \
+        if dst is not None else None
+    if tail is None:
         return None
-    region |= {long_, short}
-    for m in (long_, short):
-        after = fn.graph.edges[m].plain_jump
-        if after is None or _follow(fn, after, region) != end:
-            return None
+    end, region = tail
     if values.params(end) or end in region or x in region:
         return None
     mine = {("t", x, s.dest) for s in region_stmts if s.dest is not None} - {p}
@@ -176,7 +174,32 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, re
             return None
     pcs = merged_pcs(*(s.pcs for s in region_stmts), *(s.pcs for m in region for s in fn.body[m]),
                      *[(fn.syms[m].last_pc,) for m in {x} | region if fn.syms[m].last_pc is not None])
-    return i0, Stmt(frees[0].dest, "storagestring", [slot], 1, pcs), end, region
+    return {x: (i0, Stmt(frees[0].dest, "storagestring", [slot], 1, pcs), end)}
+
+
+def _copy_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts: Constants, long_side: int,
+               empty_side: int, dst: Operand, slot: Operand, n: Operand) -> tuple[int, set[int]] | None:
+    """(the join E, the instances before it) when the test of the length n goes on to `long_side` (A: if 31 < n, the
+    long copy `storagecopy(dst, array(slot), n)`, else the short one, mstore(dst, (sload(slot) / 256) * 256)), both
+    then to E, where `empty_side` (n = 0) leads too; else None."""
+    region: set[int] = set()
+    end = _follow(fn, empty_side, region)
+    a = _follow(fn, long_side, region)
+    ea = fn.graph.edges[a]
+    lt = defs.get(values.condition(a)) if ea.kind == "jumpi" else None
+    if lt is None or a == end or len(ea.trues) != 1 or ea.false is None or \
+            any(s is not lt for s in _live(fn, a)) or not _over_31(lt, n, consts):
+        return None
+    region.add(a)
+    long_, short = _follow(fn, ea.trues[0], region), _follow(fn, ea.false, region)
+    if not _copies(fn, defs, consts, long_, dst, slot, n) or not _short_copy(fn, defs, consts, short, dst, slot):
+        return None
+    region |= {long_, short}
+    for m in (long_, short):
+        after = fn.graph.edges[m].plain_jump
+        if after is None or _follow(fn, after, region) != end:
+            return None
+    return end, region
 
 
 def _over_31(s: Stmt, n: Operand, consts: Constants) -> bool:
@@ -205,3 +228,117 @@ def _short_copy(fn: FunctionIR, defs, consts: Constants, m: int, dst: Operand, s
     if load is None or consts(load.args[0]) != consts(slot):
         return False
     return canon(stores[0].args[1], defs, {("t", m, load.dest): _A}, consts) == norm("MUL", norm("DIV", _A, 256), 256)
+
+
+def _live(fn: FunctionIR, m: int) -> list[Stmt]:
+    return [s for k, s in enumerate(fn.body[m]) if fn.live[m][k]]
+
+
+def _decode08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts: Constants, d: int):
+    """(word a, length n, the instance after the check, the instances of the decoding) when instance d starts solc
+    0.8's length decoding (module docstring); else None."""
+    e = fn.graph.edges[d]
+    if e.kind != "jumpi" or d in fn.decided or len(e.trues) != 1 or e.false is None:
+        return None
+    f = values.condition(d)
+    fs = defs.get(f)
+    if fs is None or fs.op != "AND" or [consts(x) for x in fs.args].count(1) != 1:
+        return None
+    a = fs.args[0] if consts(fs.args[1]) == 1 else fs.args[1]
+    j, k = e.trues[0], e.false
+    if len(values.params(j)) != 1 or values.params(k) or j == k:
+        return None
+    n, half = values.params(j)[0], defs.get(values.edge_args(d, j)[0])
+    if half is None or not ((half.op == "DIV" and half.args[0] == a and consts(half.args[1]) == 2) or
+                            (half.op == "SHR" and consts(half.args[0]) == 1 and half.args[1] == a)):
+        return None
+    short = _live(fn, k)
+    if fn.graph.edges[k].plain_jump != j or len(short) != 1 or short[0].op != "field" or short[0].args[0] != a \
+            or consts(short[0].args[1]) != 1 or consts(short[0].args[2]) != 7 \
+            or values.edge_args(k, j) != [("t", k, short[0].dest)]:
+        return None
+    ej, check = fn.graph.edges[j], _live(fn, j)
+    eq = defs.get(values.condition(j)) if ej.kind == "jumpi" else None
+    if eq is None or j in fn.decided or len(ej.trues) != 1 or ej.false is None or len(check) != 2 \
+            or eq.op not in ("EQ", "SUB", "XOR") or f not in eq.args:
+        return None
+    lt = defs.get(eq.args[0] if eq.args[1] == f else eq.args[1])
+    if lt is None or lt.op != "LT" or lt.args[0] != n or consts(lt.args[1]) != 32 or \
+            any(t is not eq and t is not lt for t in check):
+        return None
+    # EQ (0.8.6): equal flags fail; SUB or XOR (later 0.8): a difference passes
+    fail, ok = (ej.trues[0], ej.false) if eq.op == "EQ" else (ej.false, ej.trues[0])
+    passed: set[int] = set()
+    bad, after = _follow(fn, fail, passed), _follow(fn, ok, passed)
+    halt = _live(fn, bad)
+    if fn.graph.edges[bad].kind != "halt" or len(halt) != 1 or halt[0].op != "panic" or consts(halt[0].args[0]) != 0x22:
+        return None
+    return a, n, after, {d, k, j, bad} | passed
+
+
+def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, reach: set[int]):
+    """{x: its statements before the read, then a jump to R; R: `p = checked storagestring(slot)`, then a jump to E}
+    when instance x ends with the load solc 0.8's storage string read starts with (module docstring); else None."""
+    consts = Constants(defs)
+    body = _live(fn, x)
+    loads = [k for k, t in enumerate(body) if t.op == "SLOAD" and consts(t.args[0]) is not None]
+    if not loads or fn.graph.edges[x].kind not in ("jump", "jumpi"):
+        return None
+    i = loads[-1]
+    slot, a = body[i].args[0], ("t", x, body[i].dest)
+    d = x if fn.graph.edges[x].kind == "jumpi" else fn.graph.edges[x].plain_jump
+    first = _decode08(fn, values, defs, consts, d) if d is not None else None
+    if first is None or first[0] != a:
+        return None
+    _, n, r, region = first
+    if d == x:   # the decoding's own statements follow the load in x
+        if any(t.op not in ("AND", "DIV", "SHR") for t in body[i + 1:]):
+            return None
+        region = region - {x}
+    elif i != len(body) - 1:
+        return None
+    rb = _live(fn, r)
+    frees = [t for t in rb if t.op == "MLOAD"]
+    stores = [t for t in rb if t.op == "MSTORE"]
+    loads2 = [t for t in rb if t.op == "SLOAD"]
+    if r in region or r == x or len(frees) != 1 or consts(frees[0].args[0]) != 0x40 or len(stores) != 2 \
+            or len(loads2) != 1 or loads2[0].args[0] != slot or \
+            any(t.op not in PURE and t.op not in ("MLOAD", "MSTORE", "SLOAD") for t in rb):
+        return None
+    p = ("t", r, frees[0].dest)
+    bump, length = stores
+    if consts(bump.args[0]) != 0x40 or length.args != [p, n] or canon(bump.args[1], defs, {p: _P, n: _A}, consts) \
+            != norm("ADD", _P, 32, norm("MUL", norm("DIV", norm("ADD", _A, 31), 32), 32)):
+        return None
+    d2 = r if fn.graph.edges[r].kind == "jumpi" else fn.graph.edges[r].plain_jump
+    second = _decode08(fn, values, defs, consts, d2) if d2 is not None else None
+    if second is None or second[0] != ("t", r, loads2[0].dest) or (d2 != r and rb[-1] is not loads2[0]):
+        return None
+    _, n2, t, region2 = second
+    region |= region2 - {r}
+    et = fn.graph.edges[t]
+    if et.kind != "jumpi" or t in fn.decided or values.condition(t) != n2 or _live(fn, t) or len(et.trues) != 1:
+        return None
+    region.add(t)
+    dst = next((u for u in rb if u.op == "ADD" and p in u.args and consts(u.args[1] if u.args[0] == p else u.args[0])
+                == 32), None)
+    tail = _copy_tail(fn, values, defs, consts, et.trues[0], et.false, ("t", r, dst.dest), slot, n2) \
+        if dst is not None else None
+    if tail is None:
+        return None
+    end, more = tail
+    region |= more
+    if end in region or end in (x, r) or values.params(end):
+        return None
+    mine = {("t", m, u.dest) for m in region | {r} for u in fn.body[m] if u.dest is not None} - {p}
+    mine |= {a, n, n2} | {("t", x, u.dest) for u in body[i + 1:] if u.dest is not None}
+    for m in reach - region - {r}:
+        kept = [u for k, u in enumerate(_live(fn, m)) if m != x or k < i]
+        if any(o in mine for u in kept for o in u.args):
+            return None
+        if m != x and ((fn.graph.edges[m].kind == "jumpi" and values.condition(m) in mine) or
+                       any(o in mine for to in fn.graph.edges[m].succ for o in values.edge_args(m, to))):
+            return None
+    pcs = merged_pcs(*(u.pcs for u in body[i:]), *(u.pcs for m in region | {r} for u in fn.body[m]),
+                     *[(fn.syms[m].last_pc,) for m in region | {x, r} if fn.syms[m].last_pc is not None])
+    return {x: (i, None, r), r: (0, Stmt(frees[0].dest, "storagestring_checked", [slot], 1, pcs), end)}
