@@ -66,8 +66,9 @@ def canon(o: Operand, defs: dict[Operand, Stmt], leaves: dict[Operand, tuple], c
 
 
 def fold_storage_strings(fn: FunctionIR, values: Values) -> int:
-    """Fold each storage string read of the form above into `p = storagestring(slot)`; returns how many. Runs on
-    live statements after storagecopy; callers prune and drop what became dead."""
+    """Fold each storage string read of the forms above into `p = storagestring(slot)` (`p = checked
+    storagestring(slot)` for 0.8's); returns how many. Runs after storagecopy; callers prune and drop what became
+    dead."""
     if not any(s.op == "storagecopy" for b in fn.body for s in b):
         return 0
     folded = 0
@@ -113,8 +114,8 @@ def _follow(fn: FunctionIR, n: int, passed: set[int]) -> int:
 
 
 def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, reach: set[int]):
-    """(position of the first statement folded, the storagestring statement, the join E, the instances the fold
-    removes) when instance x ends with a storage string read; else None."""
+    """{x: (position of the read's first statement in x, `p = storagestring(slot)`, the join E)} when instance x ends
+    with solc 0.4-0.7's read of a storage string (module docstring); else None."""
     e = fn.graph.edges[x]
     if e.kind != "jumpi" or x in fn.decided or len(e.trues) != 1 or e.false is None:
         return None
@@ -341,4 +342,5 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
             return None
     pcs = merged_pcs(*(u.pcs for u in body[i:]), *(u.pcs for m in region | {r} for u in fn.body[m]),
                      *[(fn.syms[m].last_pc,) for m in region | {x, r} if fn.syms[m].last_pc is not None])
-    return {x: (i, None, r), r: (0, Stmt(frees[0].dest, "storagestring_checked", [slot], 1, pcs), end)}
+    at = next(k for k, u in enumerate(fn.body[x]) if u is body[i])   # the load's place among all statements
+    return {x: (at, None, r), r: (0, Stmt(frees[0].dest, "storagestring_checked", [slot], 1, pcs), end)}
