@@ -455,6 +455,9 @@ def test_a_variable_no_case_touched_binds_among_the_few_that_fit():
     # the TAC at level 2 names the mapping's slot: that is evidence enough, as a traced access would be
     touched = B.touched_variables(o, [], "  v2 = mapping(0x1)[arg0]\n  v3 = sload(v2)")
     assert [v["label"] for v in touched] == ["limits"] and touched[0]["depth"] == 1
+    # level 3 reads a storage string whole: its slot is read
+    touched = B.touched_variables(o, [], "  v1 = checked storagestring(0x2)\n  return bytes(v1)")
+    assert [(v["label"], v["read"], v["written"]) for v in touched] == [("total", True, False)], touched
 
 
 # valid from 0.4.24 to 0.8: packing, a constant, inheritance (base first), an enum, packed and wide static arrays,

@@ -683,7 +683,7 @@ def _base(slot: int, pre: dict) -> tuple[int, int]:
     return slot, depth
 
 
-_TAC_SLOT = re.compile(rf"\b(sload|sstore)\(({CONST})\b")
+_TAC_SLOT = re.compile(rf"\b(sload|sstore|storagestring)\(({CONST})\b")   # level 3 reads a string whole
 # a mapping's base slot written next to its key before keccak256(0x0, 0x40); an array's data at keccak256 of its slot
 _TAC_MAPPING = re.compile(r"\bmstore\(0x20, (0x[0-9a-f]{1,8})\)")
 _TAC_ARRAY = re.compile(r"\bmstore\(0x0, (0x[0-9a-f]{1,8})\)\n(?:.*\n){0,2}?.*keccak256\(0x0, 0x20\)")
@@ -704,7 +704,7 @@ def touched_variables(original: Original, outcomes: Iterable[Outcome], tac: str 
             e["depth"] = max(e["depth"], d)
     for op, slot in _TAC_SLOT.findall(tac):
         e = info.setdefault(int(slot, 0), {"read": False, "written": False, "depth": 0})
-        e["read" if op == "sload" else "written"] = True
+        e["written" if op == "sstore" else "read"] = True
     for slot in _TAC_MAPPING.findall(tac) + _TAC_ARRAY.findall(tac) + _TAC2_HASHED.findall(tac):   # no case reached
         if int(slot, 0) not in info:
             info[int(slot, 0)] = {"read": True, "written": False, "depth": 1}

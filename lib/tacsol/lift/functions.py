@@ -267,7 +267,7 @@ class Internals:
 # Effects a summary lists, in this order, each value once: (kind, pattern over a unit's line)
 _SLOT_DEF = re.compile(rf"^\s*(v\d+) = ((?:mapping|array)\({CONST}\))")
 _EFFECTS = [
-    ("reads", re.compile(r"sload\(([^()]*)\)")),
+    ("reads", re.compile(r"(?:sload|storagestring)\(([^()]*)\)")),
     ("writes", re.compile(r"sstore\(([^,()]*),")),
     ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
     ("creates", re.compile(r"\b(create2?)\(")),
