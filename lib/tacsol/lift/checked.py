@@ -13,7 +13,7 @@ between them may not call an internal function (which could halt first); anythin
 from __future__ import annotations
 
 from .ir import CHECKED_OPS, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, branches, decide, line
+from .rewrite import Constants, branches, decide, line, live_statements
 from .simplify import M
 from .values import Values
 
@@ -53,17 +53,13 @@ def fold_checked_arithmetic(fn: FunctionIR, values: Values, defs: dict[Operand, 
     return folded
 
 
-def _live(fn: FunctionIR, n: int) -> list[Stmt]:
-    return [s for k, s in enumerate(fn.body[n]) if fn.live[n][k]]
-
-
 def _panic_path(fn: FunctionIR, t: int) -> tuple[list[int], int] | None:
     """(the instances from t through empty forwarding jumps to an instance whose one line is panic(0x11) or
     panic(0x12), that code), or None."""
     path = []
     for _ in range(MAX_HOPS):
         path.append(t)
-        body = _live(fn, t)
+        body = live_statements(fn, t)
         nxt = fn.graph.edges[t].plain_jump
         if body or nxt is None or t in fn.entries:
             break
@@ -223,7 +219,7 @@ def _guarded_after(fn: FunctionIR, n: int, pred: tuple, code: int, defs, const, 
         line_back.append(p)
     between = False   # an internal call seen after the candidate (walking back)
     for m in line_back:
-        for s in reversed(_live(fn, m)):
+        for s in reversed(live_statements(fn, m)):
             if s.op == "icall":
                 between = True
             elif s.op in ("ADD", "SUB", "MUL") and s.dest is not None and not between:
@@ -238,7 +234,7 @@ def _guarded_before(fn: FunctionIR, n: int, cont: int, pred: tuple, code: int, d
     if cont not in fn.single or cont in fn.entries:
         return None
     for m in line(fn, cont):
-        for s in _live(fn, m):
+        for s in live_statements(fn, m):
             if s.op == "icall":
                 return None
             if s.dest is not None and _CODE.get(s.op) == code and _overflow_before(pred, s, defs, const, used):

@@ -104,8 +104,8 @@ def branches(fn: FunctionIR):
             yield n, e.trues[0], e.false
 
 
-def prune(fn: FunctionIR) -> None:
-    """Instances no entry reaches any more (the other side of a settled branch) are removed."""
+def reachable(fn: FunctionIR) -> set[int]:
+    """The instances an entry reaches by the graph's edges now."""
     seen = set(fn.entries)
     work = list(fn.entries)
     while work:
@@ -113,7 +113,17 @@ def prune(fn: FunctionIR) -> None:
             if t not in seen:
                 seen.add(t)
                 work.append(t)
-    fn.removed = set(fn.ids) - seen
+    return seen
+
+
+def prune(fn: FunctionIR) -> None:
+    """Instances no entry reaches any more (the other side of a settled branch) are removed."""
+    fn.removed = set(fn.ids) - reachable(fn)
+
+
+def live_statements(fn: FunctionIR, n: int) -> list[Stmt]:
+    """Instance n's statements that dead-code elimination kept."""
+    return [s for k, s in enumerate(fn.body[n]) if fn.live[n][k]]
 
 
 def live_preds(fn: FunctionIR, t: int) -> list[int]:

@@ -24,10 +24,10 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, definitions
+from .rewrite import Constants, definitions, live_statements, reachable
+from .simplify import M
 from .values import Values
 
-M = 1 << 256
 _COMMUTATIVE = {"ADD", "MUL", "AND", "OR", "XOR", "EQ"}
 _A, _P = ("a",), ("p",)   # the slot word a length is decoded from; the free pointer
 
@@ -72,11 +72,10 @@ def fold_storage_strings(fn: FunctionIR, values: Values) -> int:
     if not any(s.op == "storagecopy" for b in fn.body for s in b):
         return 0
     folded = 0
+    reach, defs = reachable(fn), definitions(fn)   # other folds of this pass left instances behind: prune runs later
     for x in list(fn.ids):
-        reach = _reachable(fn)   # other folds of this pass left instances behind: prune runs after them all
         if x not in reach:
             continue
-        defs = definitions(fn)
         got = _match(fn, values, defs, x, reach) or _match08(fn, values, defs, x, reach)
         if got is None:
             continue
@@ -84,23 +83,14 @@ def fold_storage_strings(fn: FunctionIR, values: Values) -> int:
             fn.body[at] = fn.body[at][:i0] + ([stmt] if stmt is not None else [])
             fn.live[at] = fn.live[at][:i0] + ([True] if stmt is not None else [])
             fn.graph.edges[at] = Edges("jump", [to])
-        after = _reachable(fn)
+        reach = reachable(fn)
         for at, (_, _, to) in got.items():
-            fn.preds[to] = [m for m in fn.preds[to] if m in after and to in fn.graph.edges[m].succ and m not in got] \
+            fn.preds[to] = [m for m in fn.preds[to] if m in reach and to in fn.graph.edges[m].succ and m not in got] \
                 + [at]
         values.forget()
+        defs = definitions(fn)
         folded += 1
     return folded
-
-
-def _reachable(fn: FunctionIR) -> set[int]:
-    seen, work = set(fn.entries), list(fn.entries)
-    while work:
-        for t in fn.graph.edges[work.pop()].succ:
-            if t not in seen:
-                seen.add(t)
-                work.append(t)
-    return seen
 
 
 def _follow(fn: FunctionIR, n: int, passed: set[int]) -> int:
@@ -189,7 +179,7 @@ def _copy_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts
     ea = fn.graph.edges[a]
     lt = defs.get(values.condition(a)) if ea.kind == "jumpi" else None
     if lt is None or a == end or len(ea.trues) != 1 or ea.false is None or \
-            any(s is not lt for s in _live(fn, a)) or not _over_31(lt, n, consts):
+            any(s is not lt for s in live_statements(fn, a)) or not _over_31(lt, n, consts):
         return None
     region.add(a)
     long_, short = _follow(fn, ea.trues[0], region), _follow(fn, ea.false, region)
@@ -231,10 +221,6 @@ def _short_copy(fn: FunctionIR, defs, consts: Constants, m: int, dst: Operand, s
     return canon(stores[0].args[1], defs, {("t", m, load.dest): _A}, consts) == norm("MUL", norm("DIV", _A, 256), 256)
 
 
-def _live(fn: FunctionIR, m: int) -> list[Stmt]:
-    return [s for k, s in enumerate(fn.body[m]) if fn.live[m][k]]
-
-
 def _decode08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts: Constants, d: int):
     """(word a, length n, the instance after the check, the instances of the decoding) when instance d starts solc
     0.8's length decoding (module docstring); else None."""
@@ -253,12 +239,12 @@ def _decode08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts:
     if half is None or not ((half.op == "DIV" and half.args[0] == a and consts(half.args[1]) == 2) or
                             (half.op == "SHR" and consts(half.args[0]) == 1 and half.args[1] == a)):
         return None
-    short = _live(fn, k)
+    short = live_statements(fn, k)
     if fn.graph.edges[k].plain_jump != j or len(short) != 1 or short[0].op != "field" or short[0].args[0] != a \
             or consts(short[0].args[1]) != 1 or consts(short[0].args[2]) != 7 \
             or values.edge_args(k, j) != [("t", k, short[0].dest)]:
         return None
-    ej, check = fn.graph.edges[j], _live(fn, j)
+    ej, check = fn.graph.edges[j], live_statements(fn, j)
     eq = defs.get(values.condition(j)) if ej.kind == "jumpi" else None
     if eq is None or j in fn.decided or len(ej.trues) != 1 or ej.false is None or len(check) != 2 \
             or eq.op not in ("EQ", "SUB", "XOR") or f not in eq.args:
@@ -271,7 +257,7 @@ def _decode08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts:
     fail, ok = (ej.trues[0], ej.false) if eq.op == "EQ" else (ej.false, ej.trues[0])
     passed: set[int] = set()
     bad, after = _follow(fn, fail, passed), _follow(fn, ok, passed)
-    halt = _live(fn, bad)
+    halt = live_statements(fn, bad)
     if fn.graph.edges[bad].kind != "halt" or len(halt) != 1 or halt[0].op != "panic" or consts(halt[0].args[0]) != 0x22:
         return None
     return a, n, after, {d, k, j, bad} | passed
@@ -281,7 +267,7 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
     """{x: its statements before the read, then a jump to R; R: `p = checked storagestring(slot)`, then a jump to E}
     when instance x ends with the load solc 0.8's storage string read starts with (module docstring); else None."""
     consts = Constants(defs)
-    body = _live(fn, x)
+    body = live_statements(fn, x)
     loads = [k for k, t in enumerate(body) if t.op == "SLOAD" and consts(t.args[0]) is not None]
     if not loads or fn.graph.edges[x].kind not in ("jump", "jumpi"):
         return None
@@ -298,7 +284,7 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
         region = region - {x}
     elif i != len(body) - 1:
         return None
-    rb = _live(fn, r)
+    rb = live_statements(fn, r)
     frees = [t for t in rb if t.op == "MLOAD"]
     stores = [t for t in rb if t.op == "MSTORE"]
     loads2 = [t for t in rb if t.op == "SLOAD"]
@@ -318,7 +304,7 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
     _, n2, t, region2 = second
     region |= region2 - {r}
     et = fn.graph.edges[t]
-    if et.kind != "jumpi" or t in fn.decided or values.condition(t) != n2 or _live(fn, t) or len(et.trues) != 1:
+    if et.kind != "jumpi" or t in fn.decided or values.condition(t) != n2 or live_statements(fn, t) or len(et.trues) != 1:
         return None
     region.add(t)
     dst = next((u for u in rb if u.op == "ADD" and p in u.args and consts(u.args[1] if u.args[0] == p else u.args[0])
@@ -334,7 +320,7 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
     mine = {("t", m, u.dest) for m in region | {r} for u in fn.body[m] if u.dest is not None} - {p}
     mine |= {a, n, n2} | {("t", x, u.dest) for u in body[i + 1:] if u.dest is not None}
     for m in reach - region - {r}:
-        kept = [u for k, u in enumerate(_live(fn, m)) if m != x or k < i]
+        kept = [u for k, u in enumerate(live_statements(fn, m)) if m != x or k < i]
         if any(o in mine for u in kept for o in u.args):
             return None
         if m != x and ((fn.graph.edges[m].kind == "jumpi" and values.condition(m) in mine) or
