@@ -1397,3 +1397,38 @@ def test_an_external_call_with_its_checks_is_one_statement_at_level_3(version, o
     assert want[0] == "ok" and int.from_bytes(want[1], "big") == 2
     assert all(_tac_outcome(res.function(sel["get(address,uint256)"]).tac, data, code, responders=True) == want
                for res in lifted.values())
+
+
+FORWARD_SRC = """pragma solidity VERSION;
+contract J {
+    function supportsInterface(bytes4 id) public pure returns (bool) {
+        return id == 0x01ffc9a7 || id == 0x80ac58cd || id == 0x5b5e139f || id == 0x780e9d63;
+    }
+    function both(uint256 a, uint256 b) public pure returns (bool) {
+        return (a > 3 && b < 9) || (a == b && a != 7) || b == 100;
+    }
+}"""
+FORWARDER = re.compile(r"^b\d+\([^)]*\):\n  goto [^\n]*$", re.M)   # a block that only passes its parameters on
+
+
+@pytest.mark.parametrize("version", ["0.4.24", "0.6.12", "0.8.19"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_jumps_thread_past_blocks_that_only_pass_parameters_on_at_level_3(version, optimize):
+    """`a || b || c` joins its sides in a block that only jumps on with the value (`b2(v3): goto b1(v3)`), entered
+    from several places: level 2 prints it, level 3 threads each jump into it to its target with the argument it
+    passes (layout.plan_layout, emit's `through`). Equal to py-evm on every interface id and on a grid of values."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(FORWARD_SRC.replace("VERSION", version), version, optimize=optimize)["J"]
+    code, sel = out["bytecode"], out["selectors"]
+    three, two = lift(code, level=3), lift(code, level=2)
+    ids = [0x01ffc9a7, 0x80ac58cd, 0x5b5e139f, 0x780e9d63, 0x12345678, 0]
+    cases = {"supportsInterface(bytes4)": [[i << 224] for i in ids],
+             "both(uint256,uint256)": [[a, b] for a in (0, 3, 4, 7, 8, 100) for b in (0, 7, 8, 9, 100)]}
+    for sig, selector in sel.items():
+        tac = three.function(selector).tac
+        assert not FORWARDER.search(tac), tac
+        for args in cases[sig]:
+            data = bytes.fromhex(selector[2:]) + b"".join(a.to_bytes(32, "big") for a in args)
+            assert _tac_outcome(tac, data, code) == _evm_outcome(code, data), (sig, args, tac)
+    assert FORWARDER.search(two.function(sel["supportsInterface(bytes4)"]).tac)   # what level 3 removes

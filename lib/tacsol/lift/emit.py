@@ -225,11 +225,30 @@ class _Printer:
 
     def target(self, n: int, t: int, pcs: set[int]) -> str:
         self.hops(n, t, pcs)
-        n, t = self.lay.final(self.fn, n, t)
+        hops = self.lay.hops(self.fn, n, t)
+        n, t = hops[-1]
         if t in self.lay.alias:
             return self.lay.label[self.lay.alias[t]]
         a = self.values.edge_args(n, t)
+        if a and len(hops) > 1:
+            a = self.through(hops, a)
         return self.lay.label[t] + (f"({', '.join(self.nm(x) for x in a)})" if a else "")
+
+    def through(self, hops: list[tuple[int, int]], args: list) -> list:
+        """The arguments of a jump threaded past forwarding instances that declare parameters (level 3): each
+        such parameter stands for what the jump into that instance passes."""
+        passed = {}
+        for m, x in hops[:-1]:
+            if x not in self.fn.single:
+                passed.update(zip(self.values.params(x), self.values.edge_args(m, x)))
+        out = []
+        for a in args:
+            for _ in range(len(hops)):
+                if a not in passed:
+                    break
+                a = passed[a]
+            out.append(a)
+        return out
 
     def head(self, h: int) -> None:
         params = [] if h in self.fn.single else self.values.params(h)

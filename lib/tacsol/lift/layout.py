@@ -29,6 +29,15 @@ class Layout:
             hops += 1
         return n, t
 
+    def hops(self, fn: FunctionIR, n: int, t: int) -> list[tuple[int, int]]:
+        """Each edge of the jump n -> t through the forwarding instances skipped, in order (the last one's target
+        is `final`'s)."""
+        out = [(n, t)]
+        while t in self.forward and len(out) <= MAX_HOPS:
+            n, t = t, fn.graph.edges[t].trues[0]
+            out.append((n, t))
+        return out
+
 
 def plan_layout(fn: FunctionIR, labels: str, checks: bool = False) -> Layout:
     kept = [n for n in fn.ids if n not in fn.removed]
@@ -37,6 +46,11 @@ def plan_layout(fn: FunctionIR, labels: str, checks: bool = False) -> Layout:
     # (its edge arguments are values already visible to the predecessor).
     forward = {n for n in kept if n in fn.single and fn.graph.edges[n].plain_jump not in (None, n)
                and not any(fn.live[n])}
+    if checks:   # level 3: also an empty instance several jumps enter, when its target declares parameters (the
+        # jumps into it pass their arguments on through its own: emit's `target` composes them)
+        forward |= {n for n in kept if n not in fn.entries and n not in fn.single and not any(fn.live[n])
+                    and fn.graph.edges[n].plain_jump not in (None, n)
+                    and fn.graph.edges[n].plain_jump not in fn.single}
     lay = Layout([], _offset_labels(fn), forward, set(), {})
     lay.merged = _merged(fn, lay)
     if checks:
