@@ -73,7 +73,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     if checked:
         fold_allocations(fn, used)                    # p = mload(0x40) ... mstore(0x40, p + n) → p = alloc(n)
-    inline_single_uses(fn, values, used)              # a pure value read once, later in its block, goes there
+    inline_single_uses(fn, values, used, checked)     # a pure value read once goes there (2: later in its line)
     if checked:
         inline_adjacent_reads(fn, values, used)       # sload, mload, gas(), slots read once by the next line
 
