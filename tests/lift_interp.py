@@ -15,7 +15,7 @@ M = 1 << 256
 ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
-_HEADER = re.compile(r"function (\S+?)\((.*)\) (\w+)$")
+_HEADER = re.compile(r"function (\S+?)\((.*)\)(?: (\w+))?$")   # level 3 leaves out `nonpayable`
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
 
 
@@ -137,7 +137,7 @@ class TacFunction:
                 self.units[name][cur][1].append(line.strip())
 
     def _entry_header(self, header: re.Match) -> None:
-        self.mutability = header.group(3)
+        self.mutability = header.group(3) or "nonpayable"
         params = header.group(2)
         self.level2_args = ":" in params   # level 2: "arg0: address, arg1: uint256"
         self.types = tuple(p.split(": ", 1)[1] for p in params.split(", ")) if self.level2_args else ()

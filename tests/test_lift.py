@@ -282,6 +282,10 @@ def test_name_arguments_names_the_calldata_words():
     assert Abi.of("address,(uint256,bool),bytes,uint8[2]", "view").word_args() == {4: 0, 0x64: 2}
     assert Abi.of("address,uint256", "nonpayable").header("0xa9059cbb") == \
         "function 0xa9059cbb(arg0: address, arg1: uint256) nonpayable"
+    # level 3 writes headers as Solidity does: no keyword for the default, non-payable
+    assert Abi.of("address,uint256", "nonpayable").header("0xa9059cbb", level=3) == \
+        "function 0xa9059cbb(arg0: address, arg1: uint256)"
+    assert Abi.of("uint256", "view").header("0x2e1a7d4d", level=3) == "function 0x2e1a7d4d(arg0: uint256) view"
 
 
 @pytest.mark.parametrize("cid", [i for i in IDS if i.startswith("A@")])

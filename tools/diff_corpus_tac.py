@@ -34,7 +34,7 @@ _WORD = re.compile(r"u?int\d+|address|bool|bytes\d+")
 
 def header_types(tac: str) -> list[str] | None:
     """The argument types of a level-2/3 header, or None when one is outside what the calls below encode."""
-    m = re.match(r"function \S+\((.*)\) \w+", tac)
+    m = re.match(r"function \S+\((.*)\)(?: \w+)?$", tac.split("\n", 1)[0])
     types = [p.split(": ", 1)[1] for p in m.group(1).split(", ")] if m and m.group(1) else []
     ok = all(t in ("bytes", "string") or (t.endswith("[]") and _WORD.fullmatch(t[:-2])) or _WORD.fullmatch(t)
              for t in types)

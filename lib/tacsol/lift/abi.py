@@ -32,6 +32,12 @@ def static_words(t: str) -> int | None:
     return 1
 
 
+def function_header(name: str, args: str, mutability: str, level: int = 1) -> str:
+    """`function name(args) mutability`; at level 3 without `nonpayable`, as Solidity writes it: a function that
+    names no mutability is non-payable (the fact stays, in fewer tokens)."""
+    return f"function {name}({args})" + ("" if level >= 3 and mutability == "nonpayable" else f" {mutability}")
+
+
 @dataclass(frozen=True)
 class Abi:
     types: tuple[str, ...]
@@ -41,9 +47,9 @@ class Abi:
     def of(cls, arguments: str, mutability: str) -> "Abi":
         return cls(tuple(split_types(arguments)), mutability)
 
-    def header(self, name: str) -> str:
-        args = ", ".join(f"arg{i}: {t}" for i, t in enumerate(self.types))
-        return f"function {name}({args}) {self.mutability}"
+    def header(self, name: str, level: int = 2) -> str:
+        return function_header(name, ", ".join(f"arg{i}: {t}" for i, t in enumerate(self.types)), self.mutability,
+                               level)
 
     @property
     def head_size(self) -> int:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .abi import Abi, static_words
+from .abi import Abi, function_header, static_words
 from .calldata import element_width
 from .cfg import Program
 from ..evm import disassemble
@@ -175,8 +175,8 @@ class _Lifter:
                  shared: bool = False, header_pcs: tuple[int, ...] = ()) -> None:
         prog = self.prog
         abi = Abi.of(args, mut) if self.level >= 2 else None
-        header = abi.header(selector) if abi is not None and selector.startswith("0x") else \
-            f"function {selector}({args}) {mut}"
+        header = abi.header(selector, self.level) if abi is not None and selector.startswith("0x") else \
+            function_header(selector, args, mut, self.level)
         try:
             r = self.rendered(header, entries, stop, abi, header_pcs)
             if r.partial and self.internals is not None and self.internals.small:
