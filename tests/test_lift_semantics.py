@@ -1432,3 +1432,31 @@ def test_jumps_thread_past_blocks_that_only_pass_parameters_on_at_level_3(versio
             data = bytes.fromhex(selector[2:]) + b"".join(a.to_bytes(32, "big") for a in args)
             assert _tac_outcome(tac, data, code) == _evm_outcome(code, data), (sig, args, tac)
     assert FORWARDER.search(two.function(sel["supportsInterface(bytes4)"]).tac)   # what level 3 removes
+
+
+STRUCT_ENCODE_SRC = """pragma solidity VERSION;
+contract S {
+    struct Config { address target; uint8 kind; bytes32 topic0; bytes32 topic1; uint256 a; uint256 b; }
+    function config(address target, bytes32 topic0) public pure returns (bytes memory) {
+        Config memory c = Config({target: target, kind: 0, topic0: topic0, topic1: 0x0, a: 7, b: 0});
+        return abi.encode(c);
+    }
+}"""
+
+
+@pytest.mark.parametrize("version", ["0.8.6", "0.8.16", "0.8.19"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_struct_built_in_memory_and_returned_encoded_keeps_its_stores_at_level_3(version, optimize):
+    """`return abi.encode(c)` of a struct built in memory: the struct and the returned encoding lie at the same free
+    base, one after the other; folding the return into `return bytes(p)` drops the encoding's own stores only, not
+    the struct's, which the encoding reads (a corpus function, Chainlink's DummyProtocol.getBasicLogTriggerConfig,
+    returned zeros before). Equal to py-evm."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(STRUCT_ENCODE_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
+    code, sel = out["bytecode"], out["selectors"]["config(address,bytes32)"]
+    tac = lift(code, level=3).function(sel).tac
+    for target, topic in ((0xA11CE, 5), (0, 0), ((1 << 160) - 1, (1 << 256) - 1)):
+        data = bytes.fromhex(sel[2:]) + target.to_bytes(32, "big") + topic.to_bytes(32, "big")
+        want = _evm_outcome(code, data)
+        assert want[0] == "ok" and _tac_outcome(tac, data, code) == want, tac

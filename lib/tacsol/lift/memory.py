@@ -432,7 +432,10 @@ class _Line:
                 or not (self._ends_at_pad(rv.args[1], rv.args[0], pad) if pad is not None
                         else self._rounded_end(rv.args[1], rv.args[0], dst, n))):
             return None
-        return ln.args[0], {w.pos for w in self.writes if w.base == fb} | {cp} | {q for q in (pad, clear) if q}, last
+        # the encoding's own stores: from its start F up (other objects share F's base below it: a struct built
+        # before the encoding and read into what it returns keeps its stores)
+        own = {w.pos for w in self.writes if w.base == fb and w.lo >= fo - head}
+        return ln.args[0], own | {cp} | {q for q in (pad, clear) if q}, last
 
     def _clears(self) -> set[int]:
         """Positions of the stores clearing the word after a copy's bytes (`above`)."""
