@@ -15,6 +15,7 @@ M = 1 << 256
 ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
+_FIELD_STORE = re.compile(r"sstore\(((?:[^()]|\([^()]*(?:\([^()]*\)[^()]*)*\))*)\)\[(\d+):(\d+)\] = (.+)")
 _HEADER = re.compile(r"function (\S+?)\((.*)\)(?: (\w+))?$")   # level 3 leaves out `nonpayable`
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
 
@@ -522,6 +523,12 @@ class _Run:
             return self.values(line[4:-1])
         if line.startswith("require("):
             self.require(line)
+            return None
+        field = _FIELD_STORE.fullmatch(line)
+        if field:   # level 3: sstore(s)[off:bits] = x writes bits [off, off + bits) of slot s, keeps the rest
+            slot, off, bits, x = field.group(1), int(field.group(2)), int(field.group(3)), field.group(4)
+            at, mask = self.expr(slot), ((1 << bits) - 1) << off
+            self.storage[at] = (self.sload(at) & ~mask) | ((self.expr(x) << off) & mask)
             return None
         dests, _, e = line.partition(" = ") if re.match(r"v\d+(, v\d+)* = ", line) else ("", "", line)
         m = re.fullmatch(r"icall (f\d+)\((.*)\)", e)

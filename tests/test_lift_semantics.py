@@ -6,6 +6,7 @@ checks operand order (SUB/DIV/LT/GT/SHL/...), wrap-around and the stack translat
 from __future__ import annotations
 
 import collections
+import itertools
 import json
 import random
 import re
@@ -1460,3 +1461,66 @@ def test_a_struct_built_in_memory_and_returned_encoded_keeps_its_stores_at_level
         data = bytes.fromhex(sel[2:]) + target.to_bytes(32, "big") + topic.to_bytes(32, "big")
         want = _evm_outcome(code, data)
         assert want[0] == "ok" and _tac_outcome(tac, data, code) == want, tac
+
+
+PACKED_SRC = """pragma solidity VERSION;
+contract P {
+    bool public paused;
+    bool public initializing;
+    address public owner;
+    uint96 public count;
+    address public admin;
+    uint8 public kind;
+    uint64 public stamp;
+    mapping(uint256 => bool) public flags;
+    function pause() public { paused = true; }
+    function unpause() public { paused = false; }
+    function init(bool v) public { initializing = v; }
+    function setOwner(address o) public { owner = o; }
+    function bump(uint96 d) public { count = count + d; }
+    function setAdmin(address a) public { admin = a; }
+    function setKindStamp(uint8 k, uint64 t) public { kind = k; stamp = t; }
+    function setStamp(uint64 t) public { stamp = t; }
+    function flag(uint256 i, bool v) public { flags[i] = v; }
+}"""
+
+
+@pytest.mark.parametrize("version", ["0.4.24", "0.5.16", "0.6.12", "0.7.6", "0.8.6", "0.8.19"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_write_of_one_packed_storage_field_is_one_statement_at_level_3(version, optimize):
+    """Writing one field of a packed slot reads the word, clears the field's bits and ors in the new value, in
+    several forms (masks, bytesN casts, shifts, products by 2**offset, constants): at level 3 it prints as
+    `sstore(slot)[offset:bits] = x` (casts.fold_field_stores). Storage starts as full 256-bit words, so that a
+    wrong mask would show; arguments include dirty high bits where the compiler cleans them (before 0.8, which
+    instead rejects them). Each setter equals py-evm; most print the construct."""
+    from tacsol.evaluate import compile_bytecode
+    from tacsol.evaluate.execution import CONTRACT, execute
+
+    out = compile_bytecode(PACKED_SRC.replace("VERSION", version), version, optimize=optimize)["P"]
+    code, sels = out["bytecode"], out["selectors"]
+    res = lift(code, level=3)
+    full = lambda slot, *_: int.from_bytes(keccak_bytes(b"packed" + slot.to_bytes(32, "big")), "big")  # noqa: E731
+    dirty = version < "0.8"
+    words = [0, 1, 0xFF, (1 << 64) - 1, (1 << 160) - 1] + ([M - 1, (1 << 200) + 5] if dirty else [])
+    folded = 0
+    for sig, sel in sels.items():
+        types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+        if sig.startswith(("flags", "paused", "initializing", "owner", "count", "admin", "kind", "stamp")):
+            continue
+        tac = res.function(sel).tac
+        folded += bool(re.search(r"sstore\([^\n]*\)\[\d+:\d+\] = ", tac))
+        valid = lambda t, w: dirty or t == "uint256" or w < (1 << {"bool": 1, "address": 160}.get(  # noqa: E731
+            t, int(t[4:]) if t.startswith("uint") else 256))
+        for args in itertools.product(words, repeat=len(types)):
+            if not all(valid(t, w) for t, w in zip(types, args)):
+                continue
+            data = bytes.fromhex(sel[2:]) + b"".join(w.to_bytes(32, "big") for w in args)
+            got = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=full, fused=False)
+            want = ("ok", got.writes) if got.success else ("revert", {})
+            kind, _, st = TacFunction(tac).run(data, env={"caller": int.from_bytes(CALLER, "big"),
+                                                         "address": int.from_bytes(CONTRACT, "big")},
+                                               storage={}, default=full, code=bytes.fromhex(code))
+            mine = ("ok", {k: v for k, v in st.items() if v != full(k)}) if kind in ("return", "stop") \
+                else ("revert", {})
+            assert mine == want, (sig, args, tac)
+    assert folded >= 7, folded   # of the 9 setters (an optimizer may write two fields in one store)

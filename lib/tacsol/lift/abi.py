@@ -255,6 +255,7 @@ def fold_checks(fn: FunctionIR, values: Values, abi: Abi, defs: dict[Operand, St
                     t = None
                 if t is not None:
                     if validated is not None:
+                        fn.fits[validated[2][1]] = defs[validated[1]].op
                         fn.header_pcs.update(defs[validated[1]].pcs)
                         replace(values, validated[1], validated[2])
                     chain_pcs(cond, defs, CHECK_OPS, fn.header_pcs)

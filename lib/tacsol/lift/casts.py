@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
-from .ir import Edges, FunctionIR, Operand, Stmt
+from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, branches, chase, replace
 from .values import Values
 
 M = 1 << 256
 ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
 ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
-WRITES_STORAGE = ("SSTORE", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2",   # a call may re-enter
+WRITES_STORAGE = ("SSTORE", "sstore_field", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2",   # a call may re-enter
                   "call_abi", "delegatecall_abi", "checked_call", "checked_call_abi", "checked_delegatecall",
                   "checked_delegatecall_abi")
 _UINT = re.compile(r"uint(\d+)")
@@ -36,8 +36,9 @@ class Ranges:
     """What is known of a value's bits: an unsigned bound, a sign-extended width, zero low bits. Arguments are
     words of calldata, whatever evmole guessed for their type: the compiler's own casts say what they hold."""
 
-    def __init__(self, defs: dict[Operand, Stmt], consts: Constants):
+    def __init__(self, defs: dict[Operand, Stmt], consts: Constants, fits: dict[int, str] | None = None):
         self.defs, self.consts = defs, consts
+        self.fits = fits or {}   # level 3: arguments validated against their declared type (FunctionIR.fits)
 
     def bits(self, o: Operand, depth: int = 0) -> int:
         """The value is below 2**bits."""
@@ -46,6 +47,10 @@ class Ranges:
             return c.bit_length()
         if o[0] == "e":
             return 160 if o[1] in ADDRESS_ENV else 256
+        if o[0] == "a" and o[1] in self.fits:
+            cast = self.fits[o[1]]
+            m = _UINT.fullmatch(cast)
+            return 1 if cast == "bool" else int(m.group(1)) if m else 256
         s = self.defs.get(o)
         if s is None or depth > 8:
             return 256
@@ -230,3 +235,106 @@ def fold_negations(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) ->
             fn.jump_pcs[n] = tuple(tested)
         if swap:
             fn.graph.edges[n] = Edges("jumpi", [no], yes)
+
+
+def fold_field_stores(fn: FunctionIR, defs: dict[Operand, Stmt]) -> int:
+    """Level 3: a write of one field of a packed storage word, `sstore(s, (x << off) | (~(mask << off) &
+    sload(s)))` in any of solc's forms (the kept bits as `bytesN(sload(s))` or an AND with a constant, the new bits
+    as a shift, a product by 2**off or a constant, nothing for a cleared field), prints as `sstore(s)[off:bits] =
+    x`, the read side's notation: the bits [off, off + bits) of slot s become x, the rest stays. Exact: the kept
+    bits are exactly the complement of one run of bits, x is known to fit it (Ranges), and the word read is slot
+    s read in the same instance with no storage write or call between. Returns the number folded."""
+    consts = Constants(defs)
+    ranges = Ranges(defs, consts, fn.fits)
+    folded = 0
+    for n in fn.ids:
+        if n in fn.removed:
+            continue
+        body, live = fn.body[n], fn.live[n]
+        for k, s in enumerate(body):
+            if s.op != "SSTORE" or not live[k]:
+                continue
+            got = _field_store(s, body[:k], live[:k], n, defs, consts, ranges)
+            if got is not None:
+                off, bits, x, parts = got
+                body[k] = Stmt(None, "sstore_field", [s.args[0], ("c", off), ("c", bits), x], 1,
+                               merged_pcs(s.pcs, *(p.pcs for p in parts)))
+                folded += 1
+    return folded
+
+
+def _field_store(s: Stmt, before: list[Stmt], live: list[bool], n: int, defs: dict[Operand, Stmt],
+                 consts: Constants, ranges: Ranges):
+    """(off, bits, x, statements it stands for) of SSTORE s when it writes one field (fold_field_stores)."""
+    slot, value = s.args
+    v = defs.get(value)
+    if v is None:
+        return None
+    kept = _kept_bits(v, slot, before, live, n, defs, consts)
+    if kept is not None:   # the field cleared
+        keep, parts = kept
+        new, x_parts = ("c", 0), []
+    elif v.op == "OR":
+        for a, b in (v.args, v.args[::-1]):
+            d = defs.get(a)
+            kept = _kept_bits(d, slot, before, live, n, defs, consts) if d is not None else None
+            if kept is not None:
+                break
+        else:
+            return None
+        keep, parts = kept
+        new, x_parts = b, [v]
+    else:
+        return None
+    run = (M - 1) ^ keep   # the field: one run of ones
+    if not run:
+        return None
+    off = (run & -run).bit_length() - 1
+    bits = (run >> off).bit_length()
+    if (run >> off) & ((run >> off) + 1):
+        return None
+    x = _unshifted(new, off, defs, consts)
+    if x is None or ranges.bits(x) > bits:
+        return None
+    return off, bits, x, [*parts, *x_parts, *([defs[new]] if new in defs and x != new else [])]
+
+
+def _kept_bits(d: Stmt, slot: Operand, before: list[Stmt], live: list[bool], n: int, defs: dict[Operand, Stmt],
+               consts: Constants):
+    """(mask of the bits kept, statements) when d keeps some bits of slot's word read just before (an AND with a
+    constant, or bytesN), else None."""
+    if d.op == "AND":
+        c0, c1 = consts(d.args[0]), consts(d.args[1])
+        keep, word = (c0, d.args[1]) if c0 is not None and c1 is None else (c1, d.args[0]) if c1 is not None \
+            and c0 is None else (None, None)
+    else:   # bytesN(word) keeps the top N bytes, uintK(word) the low K bits
+        m, u = _BYTES.fullmatch(d.op), _UINT.fullmatch(d.op)
+        keep, word = ((M - 1) ^ ((1 << (256 - 8 * int(m.group(1)))) - 1), d.args[0]) if m else \
+            ((1 << int(u.group(1))) - 1, d.args[0]) if u else (None, None)
+    if keep is None or word[0] != "t" or word[1] != n:
+        return None
+    j = next((j for j in range(len(before)) if before[j].dest is not None and ("t", n, before[j].dest) == word), None)
+    if j is None or before[j].op != "SLOAD" or before[j].args[0] != slot:
+        return None
+    if any(b.op in WRITES_STORAGE or b.op == "icall" for b, on in zip(before[j + 1:], live[j + 1:]) if on):
+        return None
+    return keep, [d, before[j]]
+
+
+def _unshifted(new: Operand, off: int, defs: dict[Operand, Stmt], consts: Constants) -> Operand | None:
+    """x when new = x << off (a shift, a product by 2**off, or a constant whose low off bits are zero)."""
+    c = consts(new)
+    if c is not None:
+        return ("c", c >> off) if c & ((1 << off) - 1) == 0 else None
+    if off == 0:
+        return new
+    d = defs.get(new)
+    if d is None:
+        return None
+    if d.op == "SHL" and consts(d.args[0]) == off:
+        return d.args[1]
+    if d.op == "MUL":
+        for a, b in (d.args, d.args[::-1]):
+            if consts(a) == 1 << off:
+                return b
+    return None

@@ -7,7 +7,7 @@ from .abi import Abi, fold_checks, name_arguments
 from .calldata import fold_calldata_copies
 from .checked import fold_checked_arithmetic
 from .extcall import fold_checked_calls
-from .casts import fold_casts, fold_negations, merge_storage_fields
+from .casts import fold_casts, fold_field_stores, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
 from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_memcpy_loops, fold_storage_copy_loops,
@@ -69,6 +69,8 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         fn.absorbed |= fn.removed - before            # the sides that never run: their opcodes still count (emit)
         fold_block_params(fn, values)                 # a join left with one way in
         reread(fn, values)
+        used = eliminate_dead(fn, values)
+    if checked and fold_field_stores(fn, definitions(fn)):   # sstore(slot)[offset:bits] = x
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     if checked:

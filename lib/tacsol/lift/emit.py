@@ -86,6 +86,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"{a[0]}[{s.args[1][1]}:{s.args[2][1]}]"
     if name == "sload_field":
         return f"sload({a[0]})[{s.args[1][1]}:{s.args[2][1]}]"
+    if name == "sstore_field":
+        return f"sstore({a[0]})[{s.args[1][1]}:{s.args[2][1]}] = {a[3]}"
     if name in ("mapping", "array"):
         return f"{name}({a[0]})" + "".join(f"[{k}]" for k in a[1:])
     if name == "return_words":

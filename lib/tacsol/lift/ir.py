@@ -137,6 +137,8 @@ class FunctionIR:
     header_pcs: set[int] = field(default_factory=set)
     jump_pcs: dict[int, tuple[int, ...]] = field(default_factory=dict)
     absorbed: set[int] = field(default_factory=set)   # failing instances a level-3 fold printed into a statement
+    fits: dict[int, str] = field(default_factory=dict)   # level 3: argument index -> the cast of its declared type,
+                                                         # which the decoder validated (the header's precondition)
 
     @property
     def ids(self) -> range:
