@@ -12,9 +12,9 @@ from .values import Values
 M = 1 << 256
 ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
 ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
-WRITES_STORAGE = ("SSTORE", "sstore_field", "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2",   # a call may re-enter
-                  "call_abi", "delegatecall_abi", "checked_call", "checked_call_abi", "checked_delegatecall",
-                  "checked_delegatecall_abi")
+WRITES_STORAGE = ("SSTORE", "sstore_field",   # a call may re-enter
+                  "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2", "call_abi", "delegatecall_abi",
+                  "checked_call", "checked_call_abi", "checked_delegatecall", "checked_delegatecall_abi")
 _UINT = re.compile(r"uint(\d+)")
 _INT = re.compile(r"int(\d+)")
 _BYTES = re.compile(r"bytes(\d+)")
@@ -302,7 +302,7 @@ def _field_store(s: Stmt, before: list[Stmt], live: list[bool], n: int, defs: di
 def _kept_bits(d: Stmt, slot: Operand, before: list[Stmt], live: list[bool], n: int, defs: dict[Operand, Stmt],
                consts: Constants):
     """(mask of the bits kept, statements) when d keeps some bits of slot's word read just before (an AND with a
-    constant, or bytesN), else None."""
+    constant, bytesN or uintK), else None."""
     if d.op == "AND":
         c0, c1 = consts(d.args[0]), consts(d.args[1])
         keep, word = (c0, d.args[1]) if c0 is not None and c1 is None else (c1, d.args[0]) if c1 is not None \

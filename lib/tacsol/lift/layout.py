@@ -23,11 +23,7 @@ class Layout:
 
     def final(self, fn: FunctionIR, n: int, t: int) -> tuple[int, int]:
         """The jump n -> t after skipping forwarding instances: (last instance jumped from, real target)."""
-        hops = 0
-        while t in self.forward and hops < MAX_HOPS:
-            n, t = t, fn.graph.edges[t].trues[0]
-            hops += 1
-        return n, t
+        return self.hops(fn, n, t)[-1]
 
     def hops(self, fn: FunctionIR, n: int, t: int) -> list[tuple[int, int]]:
         """Each edge of the jump n -> t through the forwarding instances skipped, in order (the last one's target
@@ -130,9 +126,9 @@ def failing_statement(fn: FunctionIR, n: int):
 
 
 # what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
-EFFECTS = frozenset({"SSTORE", "sstore_field", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CREATE2",
-                     "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi", "delegatecall_abi",
-                     *CHECKED_CALLS,
+EFFECTS = frozenset({"SSTORE", "sstore_field", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL",
+                     "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi",
+                     "delegatecall_abi", *CHECKED_CALLS,
                      *(f"LOG{i}" for i in range(5))})
 
 
