@@ -264,21 +264,24 @@ def _responder(address: bytes) -> bytes | None:
     return RESPONDER_CODE if int.from_bytes(address, "big") > 9 and bytes(address) != CALLER else None
 
 
-def _evm_outcome(code: str, data: bytes, responders: bool = False, accounts: dict | None = None):
+def _evm_outcome(code: str, data: bytes, responders: bool = False, accounts: dict | None = None,
+                 default=_slot_default):
     """py-evm's outcome; with `responders`, every other address answers like RESPONDER_CODE (word 1); `accounts`
-    (address -> (code hex, succeeds, return data)) puts those callees' code at their addresses."""
+    (address -> (code hex, succeeds, return data)) puts those callees' code at their addresses; `default(slot)`:
+    what a slot holds before the call."""
     from tacsol.evaluate.execution import execute
 
     codes = {a.to_bytes(20, "big"): bytes.fromhex(c) for a, (c, _, _) in (accounts or {}).items()}
     # py-evm's own opcode table: the oracle is py-evm, not the harness's fused opcodes
-    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=_slot_default, fused=False,
+    out = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=default, fused=False,
                   code_default=_responder if responders else (lambda a: codes.get(bytes(a))) if codes else None)
     if out.success:
         return ("ok", out.output, out.writes, [(d, list(t)) for t, d in out.logs])
     return ("revert" if out.error == "Revert" else "invalid", out.output, {}, [])
 
 
-def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False, accounts: dict | None = None):
+def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False, accounts: dict | None = None,
+                 default=_slot_default):
     from tacsol.evaluate.execution import CONTRACT, RESPONDER_CODE
 
     fn = TacFunction(tac)
@@ -287,9 +290,9 @@ def _tac_outcome(tac: str, data: bytes, code: str, responders: bool = False, acc
     if responders:
         env["every_account"] = (RESPONDER_CODE, True, (1).to_bytes(32, "big"))
     storage: dict[int, int] = {}
-    kind, out, st = fn.run(data, env=env, storage=storage, default=_slot_default, code=bytes.fromhex(code))
+    kind, out, st = fn.run(data, env=env, storage=storage, default=default, code=bytes.fromhex(code))
     if kind in ("return", "stop"):
-        writes = {k: v for k, v in st.items() if v != _slot_default(k)}
+        writes = {k: v for k, v in st.items() if v != default(k)}
         return ("ok", out, writes, [(d, list(t)) for d, t in fn.logs])
     return (kind, out, {}, [])
 
@@ -1494,7 +1497,6 @@ def test_a_write_of_one_packed_storage_field_is_one_statement_at_level_3(version
     wrong mask would show; arguments include dirty high bits where the compiler cleans them (before 0.8, which
     instead rejects them). Each setter equals py-evm; most print the construct."""
     from tacsol.evaluate import compile_bytecode
-    from tacsol.evaluate.execution import CONTRACT, execute
 
     out = compile_bytecode(PACKED_SRC.replace("VERSION", version), version, optimize=optimize)["P"]
     code, sels = out["bytecode"], out["selectors"]
@@ -1515,12 +1517,6 @@ def test_a_write_of_one_packed_storage_field_is_one_statement_at_level_3(version
             if not all(valid(t, w) for t, w in zip(types, args)):
                 continue
             data = bytes.fromhex(sel[2:]) + b"".join(w.to_bytes(32, "big") for w in args)
-            got = execute(bytes.fromhex(code), data, {}, caller=CALLER, storage_default=full, fused=False)
-            want = ("ok", got.writes) if got.success else ("revert", {})
-            kind, _, st = TacFunction(tac).run(data, env={"caller": int.from_bytes(CALLER, "big"),
-                                                         "address": int.from_bytes(CONTRACT, "big")},
-                                               storage={}, default=full, code=bytes.fromhex(code))
-            mine = ("ok", {k: v for k, v in st.items() if v != full(k)}) if kind in ("return", "stop") \
-                else ("revert", {})
-            assert mine == want, (sig, args, tac)
+            want = _evm_outcome(code, data, default=full)
+            assert _tac_outcome(tac, data, code, default=full) == want, (sig, args, tac)
     assert folded >= 7, folded   # of the 9 setters (an optimizer may write two fields in one store)
