@@ -537,9 +537,7 @@ class _Line:
                 elif (w.base, w.lo) != (base, off):
                     break
                 taken.append(p)
-            # at least one word: an empty one is no encoding but a zeroed word allocated (0.5's ecrecover output,
-            # read back below the free pointer), which must stay when nothing names it
-            if len(taken) != 2 or not 0x40 <= size <= 0x20 * (MAX_CALL_WORDS + 1) or size % 0x20:
+            if len(taken) != 2 or not 0x20 <= size <= 0x20 * (MAX_CALL_WORDS + 1) or size % 0x20:
                 continue
             end = taken[-1] + 1
             words = [self.word(base, off + o, end) for o in range(0x20, size, 0x20)]
