@@ -256,3 +256,4 @@ def test_tac_token_shares_name_where_the_tokens_go():
     assert {"HEADER", "LABEL", "MAPPING", "SLOAD", "REQUIRE", "SSTORE", "CHECKED", "MSTORE", "RETURN"} == set(shares)
     assert shares["MSTORE"] > shares["SLOAD"] > shares["LABEL"]      # two mstore lines against one sload line
     assert PR.tac_token_shares([""]) == {}
+    assert set(PR.tac_token_shares(["b0:\n  sstore(mapping(3)[arg0])[8:8] = 1\n  stop"])) == {"LABEL", "SSTORE", "STOP"}
