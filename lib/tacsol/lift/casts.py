@@ -254,7 +254,7 @@ def fold_field_stores(fn: FunctionIR, defs: dict[Operand, Stmt]) -> int:
         for k, s in enumerate(body):
             if s.op != "SSTORE" or not live[k]:
                 continue
-            got = _field_store(s, body[:k], live[:k], n, defs, consts, ranges)
+            got = _field_store(s, body, live, k, n, defs, consts, ranges)
             if got is not None:
                 off, bits, x, parts = got
                 body[k] = Stmt(None, "sstore_field", [s.args[0], ("c", off), ("c", bits), x], 1,
@@ -263,21 +263,22 @@ def fold_field_stores(fn: FunctionIR, defs: dict[Operand, Stmt]) -> int:
     return folded
 
 
-def _field_store(s: Stmt, before: list[Stmt], live: list[bool], n: int, defs: dict[Operand, Stmt],
+def _field_store(s: Stmt, body: list[Stmt], live: list[bool], k: int, n: int, defs: dict[Operand, Stmt],
                  consts: Constants, ranges: Ranges):
-    """(off, bits, x, statements it stands for) of SSTORE s when it writes one field (fold_field_stores)."""
+    """(off, bits, x, statements it stands for) of SSTORE s, statement k of instance n, when it writes one field
+    (fold_field_stores)."""
     slot, value = s.args
     v = defs.get(value)
     if v is None:
         return None
-    kept = _kept_bits(v, slot, before, live, n, defs, consts)
+    kept = _kept_bits(v, slot, body, live, k, n, defs, consts)
     if kept is not None:   # the field cleared
         keep, parts = kept
         new, x_parts = ("c", 0), []
     elif v.op == "OR":
         for a, b in (v.args, v.args[::-1]):
             d = defs.get(a)
-            kept = _kept_bits(d, slot, before, live, n, defs, consts) if d is not None else None
+            kept = _kept_bits(d, slot, body, live, k, n, defs, consts) if d is not None else None
             if kept is not None:
                 break
         else:
@@ -299,10 +300,10 @@ def _field_store(s: Stmt, before: list[Stmt], live: list[bool], n: int, defs: di
     return off, bits, x, [*parts, *x_parts, *([defs[new]] if new in defs and x != new else [])]
 
 
-def _kept_bits(d: Stmt, slot: Operand, before: list[Stmt], live: list[bool], n: int, defs: dict[Operand, Stmt],
-               consts: Constants):
-    """(mask of the bits kept, statements) when d keeps some bits of slot's word read just before (an AND with a
-    constant, bytesN or uintK), else None."""
+def _kept_bits(d: Stmt, slot: Operand, body: list[Stmt], live: list[bool], k: int, n: int,
+               defs: dict[Operand, Stmt], consts: Constants):
+    """(mask of the bits kept, statements) when d keeps some bits of slot's word read earlier in instance n, before
+    its statement k (an AND with a constant, bytesN or uintK), else None."""
     if d.op == "AND":
         c0, c1 = consts(d.args[0]), consts(d.args[1])
         keep, word = (c0, d.args[1]) if c0 is not None and c1 is None else (c1, d.args[0]) if c1 is not None \
@@ -313,12 +314,12 @@ def _kept_bits(d: Stmt, slot: Operand, before: list[Stmt], live: list[bool], n: 
             ((1 << int(u.group(1))) - 1, d.args[0]) if u else (None, None)
     if keep is None or word[0] != "t" or word[1] != n:
         return None
-    j = next((j for j in range(len(before)) if before[j].dest is not None and ("t", n, before[j].dest) == word), None)
-    if j is None or before[j].op != "SLOAD" or before[j].args[0] != slot:
+    j = next((j for j in range(k) if body[j].dest is not None and ("t", n, body[j].dest) == word), None)
+    if j is None or body[j].op != "SLOAD" or body[j].args[0] != slot:
         return None
-    if any(b.op in WRITES_STORAGE or b.op == "icall" for b, on in zip(before[j + 1:], live[j + 1:]) if on):
+    if any(b.op in WRITES_STORAGE or b.op == "icall" for b, on in zip(body[j + 1:k], live[j + 1:k]) if on):
         return None
-    return keep, [d, before[j]]
+    return keep, [d, body[j]]
 
 
 def _unshifted(new: Operand, off: int, defs: dict[Operand, Stmt], consts: Constants) -> Operand | None:

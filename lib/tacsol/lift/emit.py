@@ -210,24 +210,20 @@ class _Printer:
             for k, v in self.fn.syms[n].counts.items():
                 self.counts[k] = self.counts.get(k, 0) + v
 
-    def hops(self, n: int, t: int, pcs: set[int]) -> None:
-        """The pcs of the jump n -> t through the forwarding instances layout skips: on each hop the JUMP/JUMPI
-        that takes it, or the JUMPDEST a block falls into."""
-        hops = 0
-        while True:
-            sb = self.fn.syms[n]
-            if sb.term.kind == "fall" and self.fn.block_of(t) >= 0:
-                pcs.add(self.fn.block_of(t))
+    def hops(self, n: int, t: int, pcs: set[int]) -> list[tuple[int, int]]:
+        """The edges of the jump n -> t through the forwarding instances layout skips (Layout.hops), and their pcs
+        added to `pcs`: on each hop the JUMP/JUMPI that takes it, or the JUMPDEST a block falls into."""
+        hops = self.lay.hops(self.fn, n, t)
+        for m, x in hops:
+            sb = self.fn.syms[m]
+            if sb.term.kind == "fall" and self.fn.block_of(x) >= 0:
+                pcs.add(self.fn.block_of(x))
             elif sb.last_pc is not None:
                 pcs.add(sb.last_pc)
-            if t not in self.lay.forward or hops >= MAX_HOPS:
-                return
-            n, t = t, self.fn.graph.edges[t].trues[0]
-            hops += 1
+        return hops
 
     def target(self, n: int, t: int, pcs: set[int]) -> str:
-        self.hops(n, t, pcs)
-        hops = self.lay.hops(self.fn, n, t)
+        hops = self.hops(n, t, pcs)
         n, t = hops[-1]
         if t in self.lay.alias:
             return self.lay.label[self.lay.alias[t]]

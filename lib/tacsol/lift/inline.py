@@ -18,6 +18,14 @@ def inline_single_uses(fn: FunctionIR, values: Values, used: dict[Operand, int],
     """Mark in fn.inlined the live pure statements whose one use comes later in the straight line of instances they
     are printed in (an instance and the ones merged after it); with `anywhere` (level 3), wherever that use is:
     in SSA the use lies where the definition dominates, so the operands there are the values it read."""
+    if anywhere:
+        for n in fn.ids:
+            if n not in fn.removed:
+                for k, s in enumerate(fn.body[n]):
+                    key = ("t", n, s.dest) if s.dest is not None else None
+                    if fn.live[n][k] and key is not None and used.get(key) == 1 and is_pure(s):
+                        fn.inlined[key] = s
+        return
     for line in chains(fn):
         later: set[Operand] = set()
         for n in reversed(line):
@@ -28,7 +36,7 @@ def inline_single_uses(fn: FunctionIR, values: Values, used: dict[Operand, int],
                 if not live[k]:
                     continue
                 key = ("t", n, s.dest) if s.dest is not None else None
-                if key is not None and used.get(key) == 1 and (anywhere or key in later) and is_pure(s):
+                if key is not None and used.get(key) == 1 and key in later and is_pure(s):
                     fn.inlined[key] = s
                 later.update(a for a in s.args if a[0] == "t")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .ir import CHECKED_CALLS, FunctionIR
+from .rewrite import live_statements
 
 MAX_HOPS = 64
 
@@ -99,7 +100,7 @@ def _halt_aliases(fn: FunctionIR, heads: list[int]) -> dict[int, int]:
     for n in heads:
         if not fn.ends_call(n) or (n not in fn.single and fn.params[n]):
             continue
-        kept = [s for k, s in enumerate(fn.body[n]) if fn.live[n][k]]
+        kept = live_statements(fn, n)
         if any(s.dest is not None or any(a[0] in ("t", "p") for a in s.args) for s in kept):
             continue
         key = tuple((s.op, tuple(s.args)) for s in kept)
@@ -138,7 +139,7 @@ def failing_path(fn: FunctionIR, t: int) -> list[int] | None:
     path = []
     while len(path) < MAX_HOPS and t not in path and t not in fn.entries:
         path.append(t)
-        body = [s for k, s in enumerate(fn.body[t]) if fn.live[t][k]]
+        body = live_statements(fn, t)
         if any(s.op in EFFECTS for s in body):
             return None
         if fn.ends_call(t):

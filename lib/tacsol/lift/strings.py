@@ -22,13 +22,12 @@ and allocates and decodes again in R before the same copies: `p = checked storag
 check (panic 0x22 on an invalid encoding, before anything is written)."""
 from __future__ import annotations
 
-from .cse import PURE
+from .cse import COMMUTATIVE, PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, definitions, live_statements, reachable
 from .simplify import M
 from .values import Values
 
-_COMMUTATIVE = {"ADD", "MUL", "AND", "OR", "XOR", "EQ"}
 _A, _P = ("a",), ("p",)   # the slot word a length is decoded from; the free pointer
 
 
@@ -39,7 +38,7 @@ def norm(op: str, *args):
         for x in args:
             flat.extend(x[1:] if isinstance(x, tuple) and x and x[0] == "ADD" else [x])
         args = tuple(flat)
-    if op in _COMMUTATIVE:
+    if op in COMMUTATIVE:
         args = tuple(sorted(args, key=repr))
     return (op, *args)
 
@@ -122,8 +121,7 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, re
     mstores = [s for s in region_stmts if s.op == "MSTORE"]
     if len(frees) != 1 or consts(frees[0].args[0]) != 0x40 or len(mstores) != 2 or \
             any(s.op not in PURE and s.op not in ("SLOAD", "MLOAD", "MSTORE") for s in region_stmts) or \
-            any(s.op == "SLOAD" and s.args[0] != slot for s in region_stmts) or \
-            any(s.op not in PURE and s.dest is None and s.op != "MSTORE" for s in region_stmts):
+            any(s.op == "SLOAD" and s.args[0] != slot for s in region_stmts):
         return None
     p = ("t", x, frees[0].dest)
     first = ("t", x, body[i0].dest)
@@ -156,16 +154,26 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, re
         return None
     mine = {("t", x, s.dest) for s in region_stmts if s.dest is not None} - {p}
     mine |= {("t", m, s.dest) for m in region for s in fn.body[m] if s.dest is not None}
-    for m in reach - region:
-        stmts = [s for k, s in enumerate(fn.body[m]) if fn.live[m][k] and (m != x or k < i0)]
-        if any(o in mine for s in stmts for o in s.args):
-            return None
-        if m != x and ((fn.graph.edges[m].kind == "jumpi" and values.condition(m) in mine) or
-                       any(o in mine for t in fn.graph.edges[m].succ for o in values.edge_args(m, t))):
-            return None
+    before = [s for k, s in enumerate(body) if fn.live[x][k] and k < i0]
+    if _read_outside(fn, values, mine, reach - region, x, before):
+        return None
     pcs = merged_pcs(*(s.pcs for s in region_stmts), *(s.pcs for m in region for s in fn.body[m]),
                      *[(fn.syms[m].last_pc,) for m in {x} | region if fn.syms[m].last_pc is not None])
     return {x: (i0, Stmt(frees[0].dest, "storagestring", [slot], 1, pcs), end)}
+
+
+def _read_outside(fn: FunctionIR, values: Values, mine: set[Operand], outside: set[int], x: int,
+                  before: list[Stmt]) -> bool:
+    """Whether code outside the region reads a value of the region (`mine`): a live statement of an instance of
+    `outside` (of x, where the read starts: only `before`, its statements ahead of the read), a condition or a jump
+    argument of one of them but x."""
+    for m in outside:
+        if any(o in mine for s in (before if m == x else live_statements(fn, m)) for o in s.args):
+            return True
+        if m != x and ((fn.graph.edges[m].kind == "jumpi" and values.condition(m) in mine) or
+                       any(o in mine for t in fn.graph.edges[m].succ for o in values.edge_args(m, t))):
+            return True
+    return False
 
 
 def _copy_tail(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], consts: Constants, long_side: int,
@@ -319,13 +327,8 @@ def _match08(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int, 
         return None
     mine = {("t", m, u.dest) for m in region | {r} for u in fn.body[m] if u.dest is not None} - {p}
     mine |= {a, n, n2} | {("t", x, u.dest) for u in body[i + 1:] if u.dest is not None}
-    for m in reach - region - {r}:
-        kept = [u for k, u in enumerate(live_statements(fn, m)) if m != x or k < i]
-        if any(o in mine for u in kept for o in u.args):
-            return None
-        if m != x and ((fn.graph.edges[m].kind == "jumpi" and values.condition(m) in mine) or
-                       any(o in mine for to in fn.graph.edges[m].succ for o in values.edge_args(m, to))):
-            return None
+    if _read_outside(fn, values, mine, reach - region - {r}, x, body[:i]):
+        return None
     pcs = merged_pcs(*(u.pcs for u in body[i:]), *(u.pcs for m in region | {r} for u in fn.body[m]),
                      *[(fn.syms[m].last_pc,) for m in region | {x, r} if fn.syms[m].last_pc is not None])
     at = next(k for k, u in enumerate(fn.body[x]) if u is body[i])   # the load's place among all statements
