@@ -1081,10 +1081,10 @@ contract Dyn {
 
 
 def _abi_encode(types: list[str], values: list) -> bytes:
-    """ABI encoding of static words, bytes / string and uint256[] (heads, then the tails in order)."""
+    """ABI encoding of static words, bytes / string and arrays of words (heads, then the tails in order)."""
     head, tail = [], b""
     for t, v in zip(types, values):
-        if t in ("bytes", "string", "uint256[]"):
+        if t in ("bytes", "string") or t.endswith("[]"):
             head.append(32 * len(types) + len(tail))
             body = v if isinstance(v, bytes) else b"".join(x.to_bytes(32, "big") for x in v)
             tail += len(v).to_bytes(32, "big") + body.ljust(-(-len(body) // 32) * 32, b"\0")
@@ -1199,6 +1199,56 @@ def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, o
              "sum(uint256[])": [[[rng.getrandbits(rng.choice([8, 64])) for _ in range(k)]] for k in (0, 1, 2, 3)],
              "at(bytes,string)": [[a, b] for a, b in zip(blobs, blobs[::-1])]}
     outcomes = _levels_match_evm(code, sel, lifted, cases, version)
+    assert {kind for _, kind in outcomes} == {"ok"}, outcomes
+
+
+WORD_ARRAY_SRC = """pragma solidity VERSION;
+contract W {
+    event Batch(address indexed op, uint256[] ids, uint256[] values);
+    function emitBoth(uint256[] memory ids, uint256[] memory values) public { emit Batch(msg.sender, ids, values); }
+    function echo(uint256[] memory xs) public pure returns (uint256[] memory) { return xs; }
+    function pair(uint256[] memory a, uint256[] memory b) public pure returns (uint256[] memory, uint256) {
+        return (b, a.length);
+    }
+    function make(uint256 n, uint256 seed) public pure returns (uint256[] memory out) {
+        out = new uint256[](n % 5);
+        for (uint256 i = 0; i < out.length; i++) out[i] = seed + i;
+    }
+    function hashOf(uint256[] memory xs, address[] memory ys) public pure returns (bytes32) {
+        return keccak256(abi.encode(xs, ys));   // an address[]'s words are cleaned one by one: no copy
+    }
+}"""
+_COUNTED_LOOP = re.compile(r"goto b\d+\((?:v\d+ \+ 1|1 \+ v\d+), (?:v\d+ \+ 32|32 \+ v\d+), (?:v\d+ \+ 32|32 \+ v\d+)\)")
+
+
+@pytest.mark.parametrize("version,coder_v2", [("0.4.24", False), ("0.5.16", True), ("0.6.12", False),
+                                              ("0.6.12", True), ("0.7.6", True), ("0.8.6", True), ("0.8.19", True)])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_word_copies_that_count_their_words_are_one_statement_at_level_3(version, coder_v2, optimize):
+    """abicoder v2 copies a memory uint256[] into an event, a return or abi.encode one word at a time, counting the
+    words (`H(i, s, d): if i < n ...; mstore(d, mload(s)); goto H(i + 1, s + 32, d + 32)`; the legacy encoder
+    copies bytes: fold_copy_loops), and decodes a calldata uint256[] the same way from calldataload: at level 3
+    each such loop is `copy(dst, src, n * 32)` or `calldatacopy(...)`, and the code after it reads the loop's last
+    pointers (loops.fold_counted_word_loops). Every level equals py-evm on arrays of 0-3 words."""
+    from tacsol.evaluate import compile_bytecode
+
+    src = WORD_ARRAY_SRC.replace("VERSION", version)
+    if coder_v2 and not version.startswith("0.8"):
+        src = src.replace("contract W", "pragma experimental ABIEncoderV2;\ncontract W")
+    out = compile_bytecode(src, version, optimize=optimize)["W"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    for sig in ("emitBoth(uint256[],uint256[])", "echo(uint256[])", "pair(uint256[],uint256[])"):
+        tac = lifted[3].function(sel[sig]).tac
+        assert not _COUNTED_LOOP.search(tac) and re.search(r"\bcopy\(", tac), (sig, tac)
+    rng = random.Random(version + str(optimize))
+    arrays = [[rng.getrandbits(rng.choice([8, 160, 256])) for _ in range(k)] for k in (0, 1, 2, 3)]
+    cases = {"emitBoth(uint256[],uint256[])": [[a, b] for a, b in zip(arrays, arrays[::-1])],
+             "echo(uint256[])": [[a] for a in arrays],
+             "pair(uint256[],uint256[])": [[a, b] for a, b in zip(arrays, arrays[1:] + arrays[:1])],
+             "make(uint256,uint256)": [[k, rng.getrandbits(255)] for k in (0, 1, 3, 4)],
+             "hashOf(uint256[],address[])": [[a, [x % (1 << 160) for x in b]] for a, b in zip(arrays, arrays[::-1])]}
+    outcomes = _levels_match_evm(code, sel, lifted, cases, f"{version} optimize={optimize}")
     assert {kind for _, kind in outcomes} == {"ok"}, outcomes
 
 

@@ -10,8 +10,8 @@ from .extcall import fold_checked_calls
 from .casts import fold_casts, fold_field_stores, fold_negations, merge_storage_fields
 from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
-from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_memcpy_loops, fold_storage_copy_loops,
-                    fold_zero_pads)
+from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_counted_word_loops, fold_memcpy_loops,
+                    fold_storage_copy_loops, fold_zero_pads)
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
@@ -56,6 +56,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         prune(fn)
         used = eliminate_dead(fn, values)
     if checked and (fold_calldata_word_loops(fn, values)       # abicoder v2's word loop → calldatacopy
+                    + fold_counted_word_loops(fn, values)       # n words counted: copy / calldatacopy(dst, src, 32n)
                     + fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
                     + fold_storage_copy_loops(fn, values)       # storagecopy(dst, slot, n): a long string's words

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, definitions, linear, linear_minus, live_preds, prune, replace
+from .rewrite import (Constants, decide, definitions, line, linear, linear_minus, live_preds, live_statements,
+                      prune, replace, reread)
 from .simplify import M
 from .values import Values
 
@@ -565,3 +566,82 @@ def _calldata_words(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], h
     pcs = merged_pcs(*(t.pcs for m in (head, body) for t in fn.body[m]),
                      *((fn.syms[m].last_pc,) for m in (head, body) if fn.syms[m].last_pc is not None))
     return enter, out, Stmt(None, "CALLDATACOPY", [init[d], init[s], size[0][0]], 1, pcs)
+
+
+# ------------------------------------------------------------------------------------------- counted word loops
+def fold_counted_word_loops(fn: FunctionIR, values: Values) -> int:
+    """Level 3: a word-by-word copy of n words that counts them (the legacy encoder writing a memory `uint256[]`
+    into an event, a call or a return; abicoder v2 decoding a calldata `uint256[]` with the optimizer):
+
+        H(i, s, d):  if i < n goto B else X       B:  mstore(d, mload(s))           (or calldataload(s))
+                                                      goto H(i + 1, s + 32, d + 32)
+    entered as H(0, src, dst) from one place, n computed before the loop. That is `copy(dst, src, w)` (memory) or
+    `calldatacopy(dst, src, w)` (calldata) with w = n * 32, before H, whose branch then always exits with the
+    loop's last values: i = n, s = src + w, d = dst + w, which the code from X on may read. Exact while n < 2**251,
+    where w does not wrap: a longer loop writes memory past any gas limit. calldataload reads zeros past
+    calldatasize as calldatacopy does, and the decoder bounds src. Runs on live statements; callers prune.
+    Returns how many folded."""
+    if not any(s.op in ("MLOAD", "CALLDATALOAD") for b in fn.body for s in b):
+        return 0
+
+    def apply(head: int, enter: int, out: int, got) -> None:
+        (i, s, d), (n, src, dst), op, pcs = got
+        top = fn.next_temp(enter)
+        w, s_end, d_end = (("t", enter, top + k) for k in range(3))
+        fn.body[enter] += [Stmt(top, "MUL", [n, ("c", 32)], 1, pcs), Stmt(None, op, [dst, src, w], 1, pcs),
+                           Stmt(top + 1, "ADD", [src, w], 1, pcs), Stmt(top + 2, "ADD", [dst, w], 1, pcs)]
+        fn.live[enter] += [True] * 4
+        for param, last in ((i, n), (s, s_end), (d, d_end)):
+            replace(values, param, last)
+        reread(fn, values)
+        decide(fn, head, out)
+
+    return _each_loop(fn, values, _counted_words, apply)
+
+
+def _counted_words(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):
+    """(instance entering the loop, the exit, ((i, s, d), (n, src, dst), the copy's op, its pcs)) when `head`
+    heads a counted word copy (fold_counted_word_loops; its body B may be a straight line of instances); else
+    None."""
+    e = fn.graph.edges[head]
+    if head in fn.decided or e.kind != "jumpi" or len(e.trues) != 1 or e.false is None:
+        return None
+    params, preds = values.params(head), live_preds(fn, head)
+    out = e.false
+    body = line(fn, e.trues[0]) if e.trues[0] in fn.single else []
+    if len(params) != 3 or len(preds) != 2 or not body or body[-1] not in preds or out == head \
+            or fn.graph.edges[body[-1]].plain_jump != head or not all(t.op in PURE for t in fn.body[head]):
+        return None
+    enter = preds[0] if preds[1] == body[-1] else preds[1]
+    cond = defs.get(values.condition(head))
+    if cond is None or fn.graph.edges[enter].plain_jump != head:
+        return None
+    if cond.op == "LT":
+        i, n = cond.args
+    elif cond.op == "GT":
+        n, i = cond.args
+    else:
+        return None
+    stmts = [t for m in body for t in live_statements(fn, m)]
+    stores = [t for t in stmts if t.dest is None]
+    if i not in params or len(stores) != 1 or stores[0].op != "MSTORE":
+        return None
+    d, load = stores[0].args[0], defs.get(stores[0].args[1])
+    if load is None or load.op not in ("MLOAD", "CALLDATALOAD") or not any(t is load for t in stmts) \
+            or any(t.op not in PURE and t is not load for t in stmts if t.dest is not None):
+        return None
+    s = load.args[0]
+    if len({i, s, d}) != 3 or s not in params or d not in params:
+        return None
+    step = dict(zip(params, values.edge_args(body[-1], head)))
+    if not (_plus(defs, step[i], i, 1) and _plus(defs, step[s], s, 32) and _plus(defs, step[d], d, 32)):
+        return None
+    init = dict(zip(params, values.edge_args(enter, head)))
+    loop = [head, *body]
+    inside = [("t", m, t.dest) for m in loop for t in fn.body[m] if t.dest is not None]
+    if init[i] != ("c", 0) or n in params or n in inside or any(_reads(fn, values, out, x) for x in inside):
+        return None
+    op = "copy" if load.op == "MLOAD" else "CALLDATACOPY"
+    pcs = merged_pcs(*(t.pcs for m in loop for t in fn.body[m]),
+                     *((fn.syms[m].last_pc,) for m in loop if fn.syms[m].last_pc is not None))
+    return enter, out, ((i, s, d), (n, init[s], init[d]), op, pcs)
