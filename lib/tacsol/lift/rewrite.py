@@ -79,6 +79,8 @@ def replace(values: Values, old: Operand, new: Operand) -> None:
     if old != new:
         values.folded[old] = new
         values.forget()
+        if old[0] == "p":   # walks through single-predecessor chains stop at a folded parameter now
+            values.walks_changed()
 
 
 def reread(fn: FunctionIR, values: Values) -> None:

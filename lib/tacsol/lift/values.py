@@ -84,8 +84,12 @@ class Values:
         self._edge_args.clear()
         self._declared.clear()
 
+    def walks_changed(self) -> None:
+        """Drop memoized walks to defining instances (a parameter was folded: a walk stops there now)."""
+        self._walked.clear()
+
     def resolve(self, n: int, o: Operand) -> Operand:
-        if o[0] == "p" and n in self.fn.single:
+        if o[0] == "p" and n in self.fn.single and ("p", n, o[1]) not in self.folded:
             n, o = self._defining(n, o)
         known = self.known.get(n)
         if o[0] == "p" and known is not None and o[1] < len(known) and known[o[1]] is not None:
@@ -103,7 +107,9 @@ class Values:
         hit = self._walked.get(key)
         if hit is None:
             m, q, seen = n, o, set()
-            while q[0] == "p" and m in self.fn.single and m not in seen:   # a cycle only in unreachable code
+            # up to a cycle (only in unreachable code) or a parameter a pass folded (rewrite.replace) before its
+            # instance was left with one way in: what the fold says it is, not what the other way passed
+            while q[0] == "p" and m in self.fn.single and m not in seen and ("p", m, q[1]) not in self.folded:
                 seen.add(m)
                 p = self.fn.preds[m][0]
                 q = self.fn.syms[p].exit(q[1])
