@@ -414,6 +414,9 @@ class _Run:
         m = re.fullmatch(r"checked storagestring\((.+)\)", e)
         if m:   # level 3: solc 0.8's read of a storage string, its encoding checked
             return self.call("storagestring_checked", [self.expr(m.group(1))])
+        m = re.fullmatch(r"(checked )?error_message\(returndata\)", e)
+        if m:   # level 3: a catch clause's Error(string) reason decoded from the return data
+            return self.error_message(checked=bool(m.group(1)))
         if e == "bytes(returndata)":   # level 3: the return data copied to a fresh allocation (none: 0x60)
             return self.returndata_bytes()
         m = re.fullmatch(r"memory(_words)?\(arg(\d+)\)", e)
@@ -426,6 +429,36 @@ class _Run:
             self.mwrite(0x40, (at + 32 + 32 * len(words)).to_bytes(32, "big"))
             return at
         return _Parser(self, e).whole()
+
+    def error_message(self, checked: bool) -> int:
+        """error_message(returndata), as solc 0.6-0.7's try_decode_error_message runs it (0.8's `checked`: no
+        selector test, the string within the data after the selector, the new free pointer checked): 0 when the
+        data is no well-formed Error(string), else the string decoded in place at the free pointer p."""
+        rd, w = self.returndata, (1 << 64) - 1
+        size = len(rd)
+        if size < 68:
+            return 0
+        if not checked:
+            self.call("returndatacopy", [0, 0, 4])
+            if self.call("mload", [0]) >> 224 != 0x08C379A0:
+                return 0
+        p = self.call("mload", [0x40])
+        self.call("returndatacopy", [p, 4, (size - 4) % M])
+        o = self.call("mload", [p])
+        if o > w or (o + 36) % M > size:
+            return 0
+        s = (p + o) % M
+        n = self.call("mload", [s])
+        if n > w or (s + 32 + n) % M > (p + size - (4 if checked else 0)) % M:
+            return 0
+        if checked:
+            q = (p + (((o + 32 + n + 31) % M) & (M - 32))) % M
+            if q > w or q < p:
+                raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x41]))
+        else:
+            q = (s + 32 + (((n + 31) % M) & (M - 32))) % M
+        self.call("mstore", [0x40, q])
+        return s
 
     def returndata_bytes(self) -> int:
         """bytes(returndata): 0x60 when the last call returned nothing; else the free pointer p, moved 32 + the size

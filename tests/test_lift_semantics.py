@@ -1572,6 +1572,79 @@ def test_a_write_of_one_packed_storage_field_is_one_statement_at_level_3(version
     assert folded >= 7, folded   # of the 9 setters (an optimizer may write two fields in one store)
 
 
+TRY_SRC = """pragma solidity VERSION;
+interface Callee { function f(uint256 x) external returns (uint256); }
+contract T {
+    event Other(uint256 x);
+    function tryReason(address c, uint256 x) public returns (uint256, string memory) {
+        try Callee(c).f(x) returns (uint256 y) { return (y, ""); }
+        catch Error(string memory reason) { return (7, reason); }
+        catch { return (1, "other"); }
+    }
+    function tryRevert(address c, uint256 x) public {
+        try Callee(c).f(x) returns (uint256) { emit Other(x); }
+        catch Error(string memory reason) { revert(reason); }
+        catch { revert("no reason"); }
+    }
+    function freeAfter(address c, uint256 x) public returns (uint256 p, uint256 n) {   // where the reason ended
+        try Callee(c).f(x) returns (uint256) { } catch Error(string memory reason) { n = bytes(reason).length; }
+        assembly { p := mload(0x40) }
+    }
+}"""
+
+
+def _halting_code(data: bytes, op: int) -> str:
+    """Runtime code that copies `data` (its own tail) to memory and halts with it: REVERT (0xfd) or RETURN (0xf3)."""
+    n = len(data).to_bytes(2, "big")
+    return (b"\x61" + n + b"\x60\x0e\x60\x00\x39\x61" + n + b"\x60\x00" + bytes([op]) + data).hex()
+
+
+def _error_data(offset: int, length: int, payload: bytes) -> bytes:
+    """Error(string)'s selector, an offset word, a length word and the payload (the string where the offset says:
+    a misaligned one's length is in the payload)."""
+    return (0x08C379A0).to_bytes(4, "big") + offset.to_bytes(32, "big") + length.to_bytes(32, "big") + payload
+
+
+@pytest.mark.parametrize("version", ["0.6.12", "0.7.6", "0.8.6", "0.8.19"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_catch_clauses_error_reason_is_one_statement_at_level_3(version, optimize):
+    """`catch Error(string memory reason)` decodes the failed call's return data with solc's
+    try_decode_error_message, inlined: at level 3 `v = error_message(returndata)` (0.6-0.7, the selector test
+    inside) or `v = checked error_message(returndata)` (0.8: the string within the data after the selector, the new
+    free pointer checked) (reasons.fold_error_messages). Every level equals py-evm on callees that revert with
+    reasons short, long, empty and misaligned (where the free pointer ends up differs between the two); with no data, 4 or 67 bytes, a panic; with an offset or length past
+    2**64 or past the data; with a string that ends 2 bytes short of the data's end (0.6-0.7 take it, reading
+    memory past the copy; 0.8 does not); and on one that returns."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(TRY_SRC.replace("VERSION", version), version, optimize=optimize)["T"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    for sig in ("tryReason(address,uint256)", "tryRevert(address,uint256)", "freeAfter(address,uint256)"):
+        tac = lifted[3].function(sel[sig]).tac
+        want = "checked error_message" if version >= "0.8" else "= error_message"
+        assert want in tac and "returndatacopy(v" not in tac, (sig, tac)
+    long = b"a reason that is longer than thirty-two bytes"
+    reverts = [_error_data(32, 4, b"boom".ljust(32, b"\0")), _error_data(32, len(long), long.ljust(64, b"\0")),
+               _error_data(32, 0, b""), _error_data(33, 0, b"\x03xyz".ljust(64, b"\0")), b"", bytes.fromhex("08c379a0"),
+               _error_data(32, 4, b"boom")[:67], (0x4E487B71).to_bytes(4, "big") + (0x11).to_bytes(32, "big"),
+               _error_data(1 << 64, 4, b"boom".ljust(32, b"\0")), _error_data(96, 4, b"boom".ljust(32, b"\0")),
+               _error_data(32, 1 << 64, b"boom".ljust(32, b"\0")), _error_data(32, 10, b"12345678")]
+    callee = 0xC0FFEE0000000000000000000000000000C0FFEE
+    accounts = [{callee: (_halting_code(d, 0xFD), False, d)} for d in reverts]
+    accounts.append({callee: (_halting_code((5).to_bytes(32, "big"), 0xF3), True, (5).to_bytes(32, "big"))})
+    kinds = collections.Counter()
+    for sig in ("tryReason(address,uint256)", "tryRevert(address,uint256)", "freeAfter(address,uint256)"):
+        data = bytes.fromhex(sel[sig][2:]) + callee.to_bytes(32, "big") + (3).to_bytes(32, "big")
+        for acc in accounts:
+            want = _evm_outcome(code, data, accounts=acc)
+            kinds[want[0]] += 1
+            for level in (1, 2, 3):
+                tac = lifted[level].function(sel[sig]).tac
+                assert _tac_outcome(tac, data, code, accounts=acc) == want, (level, sig, acc, tac)
+    assert kinds["ok"] >= 14 and kinds["revert"] >= 12, kinds   # freeAfter passes an unmatched reason on
+
+
 ECRECOVER_SRC = """pragma solidity VERSION;
 contract R {
     function rec(bytes32 m, uint8 v, bytes32 r, bytes32 s) public pure returns (address) {

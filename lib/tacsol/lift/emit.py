@@ -102,6 +102,10 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return f"return bytes({a[0]})"
     if name == "returndata_bytes":
         return "bytes(returndata)"
+    if name == "error_message":
+        return "error_message(returndata)"
+    if name == "error_message_checked":
+        return "checked error_message(returndata)"
     if name == "storagestring_checked":
         return f"checked storagestring({a[0]})"
     if name == "abi_encode":

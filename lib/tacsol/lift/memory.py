@@ -602,7 +602,7 @@ class _Line:
 
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
-                 "memory_words", "returndata_bytes"}
+                 "memory_words", "returndata_bytes", "error_message", "error_message_checked"}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:
