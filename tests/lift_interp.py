@@ -15,6 +15,7 @@ M = 1 << 256
 ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
+_STRING_STORE = re.compile(r"(checked )?storagestring\((.+)\) = ([^=]+)")
 _FIELD_STORE = re.compile(r"sstore\(((?:[^()]|\([^()]*(?:\([^()]*\)[^()]*)*\))*)\)\[(\d+):(\d+)\] = (.+)")
 _HEADER = re.compile(r"function (\S+?)\((.*)\)(?: (\w+))?$")   # level 3 leaves out `nonpayable`
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
@@ -430,6 +431,44 @@ class _Run:
             return at
         return _Parser(self, e).whole()
 
+    def count_step(self) -> None:
+        """One more step of a construct's loop: a run that passes max_steps halts (py-evm runs out of gas)."""
+        self.steps += 1
+        if self.steps > self.max_steps:
+            raise Halt("steps")
+
+    def string_store(self, slot: int, src: int, checked: bool) -> None:
+        """storagestring(slot) = src as solc 0.4-0.7 writes it (0.8.0-0.8.12's `checked`: the old length's encoding
+        checked first, panic(0x22), and an empty value written as a zero word): the old word's length, then the
+        new length and data (the short form keeps its bytes in the slot word), then the old data words past the new
+        ones cleared while base + (31 + old) / 32 > k, the sums wrapping as the code's do."""
+        a = self.sload(slot)
+        if checked:
+            old = a // 2 if a & 1 else (a >> 1) & 0x7F
+            if (a & 1) == (old < 32):
+                raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x22]))
+        else:
+            old = ((((256 * (1 - (a & 1))) - 1) % M) & a) // 2
+        n, data = self.call("mload", [src]), (src + 32) % M
+        base = self.slot("array", slot, [])
+        k = base
+        if checked and n == 0:
+            self.storage[slot] = 0
+        elif n > 31:
+            self.storage[slot] = (1 + n + n) % M
+            p = data
+            while (data + n) % M > p:
+                self.storage[k] = self.call("mload", [p])
+                k, p = (k + 1) % M, (p + 32) % M
+                self.count_step()
+        else:
+            self.storage[slot] = ((n + n) % M) | (self.call("mload", [data]) & ~0xFF % M)
+        end = (base + ((31 + old) % M) // 32) % M
+        while end > k:
+            self.storage[k] = 0
+            k = (k + 1) % M
+            self.count_step()
+
     def error_message(self, checked: bool) -> int:
         """error_message(returndata), as solc 0.6-0.7's try_decode_error_message runs it (0.8's `checked`: no
         selector test, the string within the data after the selector, the new free pointer checked): 0 when the
@@ -556,6 +595,10 @@ class _Run:
             return self.values(line[4:-1])
         if line.startswith("require("):
             self.require(line)
+            return None
+        string = _STRING_STORE.fullmatch(line)
+        if string:   # level 3: bytes or a string in memory written to storage
+            self.string_store(self.expr(string.group(2)), self.expr(string.group(3)), bool(string.group(1)))
             return None
         field = _FIELD_STORE.fullmatch(line)
         if field:   # level 3: sstore(s)[off:bits] = x writes bits [off, off + bits) of slot s, keeps the rest

@@ -1645,6 +1645,68 @@ def test_a_catch_clauses_error_reason_is_one_statement_at_level_3(version, optim
     assert kinds["ok"] >= 14 and kinds["revert"] >= 12, kinds   # freeAfter passes an unmatched reason on
 
 
+STRING_STORE_SRC = """pragma solidity VERSION;
+contract S {
+    event URI(string value, uint256 indexed id);
+    string public name;
+    bytes public blob;
+    uint256 public count;
+    mapping(uint256 => string) public uris;
+    function setName(string memory s) public { name = s; }
+    function setBlob(bytes memory b, uint256 k) public { blob = b; count = k; }
+    function setURI(uint256 id, string memory u) public { uris[id] = u; emit URI(u, id); }   // u read after
+}"""
+
+
+def _string_word(n: int, head: bytes = b"") -> int:
+    """A storage string's slot word: the short form's bytes and 2n, or 2n + 1 for a long one."""
+    return (int.from_bytes(head.ljust(32, b"\0"), "big") | 2 * n) if n < 32 else 2 * n + 1
+
+
+@pytest.mark.parametrize("version", ["0.4.24", "0.5.16", "0.6.12", "0.7.6", "0.8.6", "0.8.10"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimize):
+    """`name = s` writes the length and data words of a memory string to storage and clears the old data words past
+    the new ones: at level 3 `storagestring(slot) = p` (0.4-0.7) or `checked storagestring(slot) = p` (0.8.0-0.8.12,
+    the old encoding checked first: panic(0x22)) (stringstore.fold_storage_string_writes; 0.7's form, which
+    writes an empty value as a zero word without the check, is not folded). Every level equals
+    py-evm for new values of 0-70 bytes over old ones empty, short, long (40 and 100 bytes, their data words
+    dirty, so that a word not cleared shows) and wrongly encoded, at a constant slot and a mapping's, with code
+    after the write that reads a value from before it (the stack there is not the stack at the write)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(STRING_STORE_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    want_op = "checked storagestring(" if version >= "0.8" else "storagestring("
+    for sig in ("setName(string)", "setBlob(bytes,uint256)", "setURI(uint256,string)"):
+        tac = lifted[3].function(sel[sig]).tac
+        folded = want_op in tac and not re.search(r"sstore\(v\d+, 0\)", tac)
+        assert folded == (version != "0.7.6"), (sig, tac)   # 0.7 writes an empty value as a zero word: not folded
+    olds = [0, _string_word(3, b"abc"), _string_word(40), _string_word(100), 3]   # 3: a short word with the long flag
+    rng = random.Random(version + str(optimize))
+    values = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 5, 31, 32, 33, 64, 70)]
+    kinds = collections.Counter()
+    for old in olds:
+        def default(slot, *_):   # the strings' old words at their slots, their data words dirty, the rest 0
+            if slot in (0, 1) or slot in uri_slots:
+                return old
+            return 0xD1D1 + slot % 1000 if slot not in (2,) else 7
+        uri_slots = {int.from_bytes(keccak_bytes((9).to_bytes(32, "big") + (3).to_bytes(32, "big")), "big")}
+        for v in values:
+            for sig, args in (("setName(string)", [v]), ("setBlob(bytes,uint256)", [v, 5]),
+                              ("setURI(uint256,string)", [9, v])):
+                types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+                data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, args)
+                want = _evm_outcome(code, data, default=default)
+                kinds[want[0]] += 1
+                for level in (1, 2, 3):
+                    tac = lifted[level].function(sel[sig]).tac
+                    got = _tac_outcome(tac, data, code, default=default)
+                    assert got == want, (version, optimize, level, sig, old, len(v), tac)
+    assert kinds["ok"] >= 60, kinds
+
+
 ECRECOVER_SRC = """pragma solidity VERSION;
 contract R {
     function rec(bytes32 m, uint8 v, bytes32 r, bytes32 s) public pure returns (address) {

@@ -384,7 +384,8 @@ def _tac_line_op(line: str) -> str:
     if s.startswith("goto"):
         return "JUMP"
     lhs, eq, rhs = s.partition(" = ")
-    if lhs.startswith("sstore("):   # level 3's field write, sstore(slot)[offset:bits] = x
+    if lhs.startswith(("sstore(", "storagestring(", "checked storagestring(")):   # level 3's field and string
+                                                                                    # writes: sstore(s)[o:b] = x
         return "SSTORE"
     expr = rhs.strip() if eq else s
     if expr.startswith("checked "):   # level 3's call with its checks (`checked(a + b)` has no space): the call

@@ -16,6 +16,7 @@ from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
 from .strings import fold_storage_strings
+from .stringstore import fold_storage_string_writes
 from .phis import fold_block_params
 from .reasons import fold_error_messages
 from .redundant import settle_constant_branches, settle_known_checks
@@ -62,6 +63,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
                     + fold_memcpy_loops(fn, values)             # legacy memcpy(dst, src, n)
                     + fold_storage_copy_loops(fn, values)       # storagecopy(dst, slot, n): a long string's words
                     + fold_storage_strings(fn, values)          # p = storagestring(slot): the whole read (0.4-0.7)
+                    + fold_storage_string_writes(fn, values)    # storagestring(slot) = p: the whole write
                     + fold_returndata_copies(fn, values)        # v = bytes(returndata)
                     + fold_error_messages(fn, values)           # v = error_message(returndata): catch Error(string)
                     + fold_checked_calls(fn, values)            # checked call(...): code, success, size checks

@@ -106,6 +106,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return "error_message(returndata)"
     if name == "error_message_checked":
         return "checked error_message(returndata)"
+    if name in ("storagestring_store", "storagestring_store_checked"):
+        return f"{'checked ' if name.endswith('checked') else ''}storagestring({a[0]}) = {a[1]}"
     if name == "storagestring_checked":
         return f"checked storagestring({a[0]})"
     if name == "abi_encode":

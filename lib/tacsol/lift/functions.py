@@ -268,7 +268,8 @@ class Internals:
 _SLOT_DEF = re.compile(rf"^\s*(v\d+) = ((?:mapping|array)\({CONST}\))")
 _EFFECTS = [
     ("reads", re.compile(r"(?:sload|storagestring)\(([^()]*)\)")),
-    ("writes", re.compile(r"sstore\(([^,()]*)(?:,|\)\[)")),   # sstore(s, v), level 3's sstore(s)[off:bits] = v
+    ("writes", re.compile(r"(?:sstore\(([^,()]*)(?:,|\)\[)|storagestring\(([^()]*)\) =)")),   # sstore(s, v),
+    # level 3's sstore(s)[off:bits] = v and storagestring(s) = p
     ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
     ("creates", re.compile(r"\b(create2?)\(")),
     ("logs", re.compile(r"\blog([0-4])\((0x[0-9a-f]+)?")),
@@ -326,7 +327,7 @@ def _top_level_args(text: str) -> int:
 
 def _effect_text(kind: str, g: re.Match, slots: dict[str, str]) -> str:
     if kind in ("reads", "writes"):
-        slot = g.group(1).strip()
+        slot = next(x for x in g.groups() if x is not None).strip()
         return slots.get(slot, slot if re.fullmatch(CONST, slot) else "?")
     if kind == "calls":
         return g.group(1) or (f"{g.group(2)} {g.group(3)}" if g.group(3) else g.group(2))

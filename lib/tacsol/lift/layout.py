@@ -127,7 +127,7 @@ def failing_statement(fn: FunctionIR, n: int):
 
 
 # what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
-EFFECTS = frozenset({"SSTORE", "sstore_field", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL",
+EFFECTS = frozenset({"SSTORE", "sstore_field", "storagestring_store", "storagestring_store_checked", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL",
                      "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi",
                      "delegatecall_abi", *CHECKED_CALLS,
                      *(f"LOG{i}" for i in range(5))})

@@ -602,7 +602,8 @@ class _Line:
 
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
-                 "memory_words", "returndata_bytes", "error_message", "error_message_checked"}
+                 "memory_words", "returndata_bytes", "error_message", "error_message_checked",
+                 "storagestring_store", "storagestring_store_checked"}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from .cse import COMMUTATIVE, PURE
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, definitions, live_preds, live_statements, reachable, replace, reread
+from .rewrite import Constants, decide, definitions, live_preds, live_statements, onto, reachable, replace, reread
 from .simplify import M
 from .strings import _follow, _read_outside
 from .values import Values
@@ -165,7 +165,7 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
     if first != _CHECKS["legacy"][0]:
         return None
     passed: list[int] = []   # empty instances on the way to X (they only jump on)
-    x, via = _onto(fn, e, ee.trues[0], passed)   # the size test fails to X(0)
+    x, via = onto(fn, e, ee.trues[0], passed)   # the size test fails to X(0)
     if x in fn.single or x in fn.entries or len(values.params(x)) != 1 or values.edge_args(via, x) != [("c", 0)]:
         return None
     tests, panics, alloc, n, end = [], set(), [], ee.false, None
@@ -177,13 +177,13 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
         passed_tests[n] = 1 + len(tests) + len(alloc)
         en = fn.graph.edges[n]
         if en.kind == "jump" and en.plain_jump is not None:   # on to X, or to the next step
-            if _onto(fn, n, en.plain_jump, passed)[0] == x:
+            if onto(fn, n, en.plain_jump, passed)[0] == x:
                 end = n
             else:
                 n = en.plain_jump
         elif en.kind == "jumpi" and n not in fn.decided and len(en.trues) == 1 and en.false is not None:
             t, f = en.trues[0], en.false
-            ends = [_onto(fn, n, m, passed) for m in (t, f)]
+            ends = [onto(fn, n, m, passed) for m in (t, f)]
             if x in (ends[0][0], ends[1][0]):   # a failing test: X with 0 on one side
                 k = 0 if ends[0][0] == x else 1
                 if values.edge_args(ends[k][1], x) != [("c", 0)] or ends[0][0] == ends[1][0]:
@@ -210,7 +210,7 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
     checks = [_test(canon, c, fails) for c, fails in tests]
     if [first] + checks != _CHECKS[family] or alloc != ([(_ALLOC_CHECK, True)] if family == "checked" else []):
         return None
-    last = _onto(fn, end, fn.graph.edges[end].plain_jump, passed)[1]
+    last = onto(fn, end, fn.graph.edges[end].plain_jump, passed)[1]
     region = set(chain) | set(passed)
     if canon(values.edge_args(last, x)[0]) != S or set(live_preds(fn, x)) - region or \
             any(set(live_preds(fn, m)) - region for m in passed):
@@ -221,18 +221,6 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
     pcs = merged_pcs(*(s.pcs for m in chain for s in live_statements(fn, m)),
                      *((fn.syms[m].last_pc,) for m in chain if fn.syms[m].last_pc is not None))
     return x, family, pcs
-
-
-def _onto(fn: FunctionIR, n: int, t: int, passed: list[int]) -> tuple[int, int]:
-    """(where the edge n -> t leads through empty instances entered from one place that only jump on, the instance
-    entering it); the empty instances are added to `passed`."""
-    seen = {n}
-    while t not in seen and t in fn.single and not any(fn.live[t]) and fn.graph.edges[t].plain_jump is not None:
-        seen.add(t)
-        if t not in passed:
-            passed.append(t)
-        n, t = t, fn.graph.edges[t].plain_jump
-    return t, n
 
 
 def _roles(canon: _Canon, steps: list[tuple[Operand, Stmt]], family: str) -> bool:

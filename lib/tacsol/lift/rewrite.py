@@ -128,6 +128,18 @@ def live_statements(fn: FunctionIR, n: int) -> list[Stmt]:
     return [s for k, s in enumerate(fn.body[n]) if fn.live[n][k]]
 
 
+def onto(fn: FunctionIR, n: int, t: int, passed: list[int]) -> tuple[int, int]:
+    """(where the edge n -> t leads through empty instances entered from one place that only jump on, the instance
+    entering it); the empty instances are added to `passed`."""
+    seen = {n}
+    while t not in seen and t in fn.single and not any(fn.live[t]) and fn.graph.edges[t].plain_jump is not None:
+        seen.add(t)
+        if t not in passed:
+            passed.append(t)
+        n, t = t, fn.graph.edges[t].plain_jump
+    return t, n
+
+
 def live_preds(fn: FunctionIR, t: int) -> list[int]:
     return [n for n in fn.preds[t] if n not in fn.removed and t in fn.graph.edges[n].succ]
 

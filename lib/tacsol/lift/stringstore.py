@@ -1,0 +1,308 @@
+"""Level 3: a bytes or string in memory written to storage (`name = s;`) as one statement, `storagestring(slot) =
+src` (strings.py folds the read, `p = storagestring(slot)`).
+
+solc 0.4-0.7 (with and without the optimizer) writes the new length and data, then clears the old data's words past
+the new ones:
+
+    x:  a = sload(S); base = array(S)            (n = mload(src), data = src + 32, computed before or here)
+        if 31 < n goto LONG else SHORT
+    SHORT:  sstore(S, (n + n) | bytes31(mload(data)));  goto CLR(base)
+    LONG:   sstore(S, 1 + (n + n));  if n goto L0 else CLR(base)
+    L0:     goto LOOP(base, data)
+    LOOP(i, p):  if data + n > p goto BODY else CLR(i)
+    BODY:   sstore(i, mload(p));  goto LOOP(i + 1, p + 32)
+    CLR(k): if base + (31 + old) / 32 > k goto Z else END          (reached through an empty join, or not)
+    Z:      sstore(k, 0);  goto CLR(k + 1)
+
+where old = length(a), the old length (strings.py's forms). solc 0.8.0-0.8.12 decodes the old length with its
+encoding check first (`panic(0x22)`: strings.py's _decode08) and writes an empty value as `sstore(S, 0)`:
+
+    x:  a = sload(S); (the checked decoding of old)   then:  base = array(S); if n goto B else E0
+    E0: sstore(S, 0);  goto CLR(base)                         B:  if 31 < n goto LONG else SHORT   (as above)
+
+`storagestring(S) = src` stands for all of it, in that order: the slot's old word read, for 0.8 its check (`checked
+storagestring(S) = src`), base = array(S) (the scratch words written), the slot and data words written, the old
+words past the new ones cleared while base + (31 + old) / 32 > k (the sums wrap as the code's do). END takes no
+parameter; nothing after the region reads its values, and the words END reads from the stack are pinned to what
+they were before (the stack at x is not the stack at END)."""
+from __future__ import annotations
+
+from .cse import PURE, _CAST
+from .ir import FunctionIR, Operand, Stmt, merged_pcs
+from .rewrite import Constants, decide, definitions, live_preds, live_statements, onto, reachable
+from .strings import _LENGTHS, _decode08, _read_outside, norm
+from .values import Values
+
+_S, _N, _SRC, _BASE, _OLD, _A, _I, _P, _K = (("S",), ("n",), ("src",), ("base",), ("old",), ("a",), ("i",), ("p",),
+                                               ("k",))
+_DATA = norm("ADD", _SRC, 32)
+_OVER_31 = {norm("LT", 31, _N), norm("GT", _N, 31)}
+
+
+def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
+    """Fold each write of the forms above into `storagestring(S) = src`; returns how many. Runs on live statements;
+    callers prune and drop what became dead."""
+    if not any(s.op == "array" for b in fn.body for s in b):
+        return 0
+    folded = 0
+    for x in list(fn.ids):
+        if x in fn.removed:
+            continue
+        got = _match(fn, values, definitions(fn), x)
+        if got is None:
+            continue
+        at, stmt, end = got
+        for j in sorted(fn.params[end]):   # pin what END reads from the stack: x's stack is not CLR's
+            v = values.resolve(end, ("p", j))
+            if v != ("p", end, j):
+                values.folded[("p", end, j)] = v
+        values.walks_changed()
+        fn.body[x] = fn.body[x][:at] + [stmt]
+        fn.live[x] = fn.live[x][:at] + [True]
+        decide(fn, x, end)
+        fn.preds[end] = [x]
+        values.forget()
+        folded += 1
+    return folded
+
+
+class _Tree:
+    """Operands as canonical trees (strings.norm) over named leaves and constants, through pure operations, casts
+    and memory reads (nothing in the region writes memory)."""
+
+    def __init__(self, defs: dict[Operand, Stmt]):
+        self.defs, self.consts, self.leaves = defs, Constants(defs), {}
+        self.slot = None
+        self.passed: list[int] = []   # empty instances the region's edges go through (rewrite.onto)
+
+    def __call__(self, o: Operand, depth: int = 0):
+        if o in self.leaves:
+            return self.leaves[o]
+        c = self.consts(o)
+        if c is not None:
+            return c
+        s = self.defs.get(o)
+        if s is None or depth > 12 or not (s.op in PURE or s.op == "MLOAD" or _CAST.fullmatch(s.op)):
+            return None
+        args = [self(a, depth + 1) for a in s.args]
+        return None if None in args else norm(s.op, *args)
+
+
+def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
+    """(position in x where the write starts, `storagestring(S) = src`, END) when instance x starts a write of the
+    forms above; else None."""
+    e = fn.graph.edges[x]
+    if e.kind not in ("jump", "jumpi") or x in fn.decided:
+        return None
+    body = fn.body[x]
+    live = [k for k in range(len(body)) if fn.live[x][k]]
+    loads = [k for k in live if body[k].op == "SLOAD"]
+    if not loads:
+        return None
+    at = loads[-1]
+    slot, a = body[at].args[0], ("t", x, body[at].dest)
+    tree = _Tree(defs)
+    tree.slot = tree.consts(slot)   # a constant slot compares as its value, else as the leaf S
+    if tree.slot is None:
+        tree.leaves[slot], tree.slot = _S, _S
+    tree.leaves[a] = _A
+    region: set[int] = set()
+    consts = Constants(defs)
+    first = _decode08(fn, values, defs, consts, x if e.kind == "jumpi" else e.plain_jump)
+    if first is not None and first[0] == a:   # 0.8.0-0.8.12: the old length decoded and checked
+        _, old, y, passed = first
+        region |= passed - {x}
+        tree.leaves[old] = _OLD
+        checked = True
+        rest = [k for k in live if k > at and body[k].op not in ("AND", "DIV", "SHR")]
+        if rest or y in region or y == x or y not in fn.single or \
+                any(t.op not in PURE and t.op != "array" for t in live_statements(fn, y)):
+            return None
+        got = _base_and_branch(fn, values, tree, y, slot)
+        if got is None:
+            return None
+        base, n = got
+        ey = fn.graph.edges[y]
+        if ey.kind != "jumpi" or y in fn.decided or tree(values.condition(y)) != _N or len(ey.trues) != 1:
+            return None
+        b, e0 = ey.trues[0], ey.false
+        if e0 not in fn.single or b not in fn.single:
+            return None
+        empty = _store_then_clear(fn, values, tree, e0, 0)
+        if empty is None:
+            return None
+        region |= {y, e0, b}
+        bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", _OLD, 31), 32))]
+        branch, clears = b, [empty]
+    else:
+        if e.kind != "jumpi":
+            return None
+        got = _base_and_branch(fn, values, tree, x, slot, after=at)
+        if got is None:
+            return None
+        base, n = got
+        checked = False
+        bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", old, 31), 32)) for old in _LENGTHS]
+        branch, clears = x, []
+        rest = [k for k in live if k > at and body[k].op not in PURE and body[k].op not in ("array", "MLOAD")]
+        if rest:
+            return None
+    got = _long_and_short(fn, values, tree, branch)
+    if got is None:
+        return None
+    more, joins = got
+    region |= more
+    clears += joins
+    got = _clear_loop(fn, values, tree, clears, bounds)
+    if got is None:
+        return None
+    end, more = got
+    region |= more | set(tree.passed)
+    if end in region or end == x:
+        return None
+    if any(set(live_preds(fn, m)) - region - {x} for m in region if fn.graph.edges[m].kind != "halt"):
+        return None   # (a panic may be shared with other checks)
+    mine = {("t", m, s.dest) for m in region for s in fn.body[m] if s.dest is not None}
+    mine |= {("t", x, body[k].dest) for k in live if k >= at and body[k].dest is not None}
+    mine |= {p for m in region for p in values.params(m)}
+    if _read_outside(fn, values, mine, reachable(fn) - region, x, [body[k] for k in live if k < at]):
+        return None
+    pcs = merged_pcs(*(body[k].pcs for k in live if k >= at), *(s.pcs for m in region for s in fn.body[m]),
+                     *((fn.syms[m].last_pc,) for m in region | {x} if fn.syms[m].last_pc is not None))
+    src = next(o for o, leaf in tree.leaves.items() if leaf == _SRC)
+    return at, Stmt(None, "storagestring_store_checked" if checked else "storagestring_store", [slot, src], 1,
+                    pcs), end
+
+
+def _base_and_branch(fn: FunctionIR, values: Values, tree: _Tree, m: int, slot: Operand, after: int = -1):
+    """(base, n) when instance m computes base = array(S) (after position `after`) and n = mload(src) is the
+    length its branch tests (n itself, or 31 < n); the leaves base, n and src named."""
+    body = fn.body[m]
+    arrays = [k for k in range(len(body)) if fn.live[m][k] and k > after and body[k].op == "array"]
+    if len(arrays) != 1 or len(body[arrays[0]].args) != 1 or tree(body[arrays[0]].args[0]) != tree.slot:
+        return None
+    base = ("t", m, body[arrays[0]].dest)
+    tree.leaves[base] = _BASE
+    if fn.graph.edges[m].kind != "jumpi":
+        return None
+    c = values.condition(m)
+    cs = tree.defs.get(c)
+    n = c if cs is not None and cs.op == "MLOAD" else \
+        next((x for x in (cs.args if cs is not None and cs.op in ("LT", "GT") else []) if tree.consts(x) is None), None)
+    ns = tree.defs.get(n) if n is not None else None
+    if ns is None or ns.op != "MLOAD":
+        return None
+    tree.leaves[ns.args[0]] = _SRC
+    tree.leaves[n] = _N
+    return base, n
+
+
+def _long_and_short(fn: FunctionIR, values: Values, tree: _Tree, b: int):
+    """(the instances of the two writes and the copy loop, [(instance, edge into the clearing) ...]) when branch b
+    tests 31 < n and its sides are LONG (with the loop) and SHORT; else None."""
+    eb = fn.graph.edges[b]
+    if eb.kind != "jumpi" or b in fn.decided or len(eb.trues) != 1 or tree(values.condition(b)) not in _OVER_31:
+        return None
+    long_, short = eb.trues[0], eb.false
+    if long_ not in fn.single or short not in fn.single:
+        return None
+    s = _store_then_clear(fn, values, tree, short, norm("OR", norm("ADD", _N, _N), norm("bytes31", norm(
+        "MLOAD", _DATA))))
+    if s is None or len(_stores(fn, long_)) != 1 or tree(_stores(fn, long_)[0].args[1]) != norm("ADD", _N, _N, 1) \
+            or tree(_stores(fn, long_)[0].args[0]) != tree.slot:
+        return None
+    el = fn.graph.edges[long_]
+    if el.kind != "jumpi" or long_ in fn.decided or tree(values.condition(long_)) != _N or len(el.trues) != 1:
+        return None
+    t, via = onto(fn, long_, el.false, tree.passed)
+    l0, skip = el.trues[0], (via, t)
+    if not _arg_is(values, tree, skip, _BASE) or l0 not in fn.single or \
+            any(t.op not in PURE for t in live_statements(fn, l0)):   # (the loop's end may be computed there)
+        return None
+    head = fn.graph.edges[l0].plain_jump
+    if head is None:
+        return None
+    init = dict(zip(values.params(head), values.edge_args(l0, head)))
+    if len(init) != 2:
+        return None
+    i = next((p for p, v in init.items() if tree(v) == _BASE), None)
+    p = next((q for q, v in init.items() if tree(v) == _DATA), None)
+    if i is None or p is None or i == p:
+        return None
+    tree.leaves[i], tree.leaves[p] = _I, _P
+    eh = fn.graph.edges[head]
+    if eh.kind != "jumpi" or head in fn.decided or len(eh.trues) != 1 or \
+            tree(values.condition(head)) not in (norm("GT", norm("ADD", _DATA, _N), _P),
+                                                 norm("LT", _P, norm("ADD", _DATA, _N))):
+        return None
+    t, via = onto(fn, head, eh.false, tree.passed)
+    body, exit_ = eh.trues[0], (via, t)
+    st = _stores(fn, body) if body in fn.single else []
+    if len(st) != 1 or tree(st[0].args[0]) != _I or tree(st[0].args[1]) != norm("MLOAD", _P) or \
+            fn.graph.edges[body].plain_jump != head or any(t.op not in PURE and t.op != "MLOAD" and t is not st[0]
+                                                          for t in live_statements(fn, body)):
+        return None
+    step = dict(zip(values.params(head), values.edge_args(body, head)))
+    if tree(step[i]) != norm("ADD", _I, 1) or tree(step[p]) != norm("ADD", _P, 32) or \
+            not _arg_is(values, tree, exit_, _I) or not all(t.op in PURE for t in live_statements(fn, head)):
+        return None
+    if sorted(live_preds(fn, head)) != sorted([l0, body]):
+        return None
+    return {long_, short, l0, head, body}, [s, skip, exit_]
+
+
+def _stores(fn: FunctionIR, m: int) -> list[Stmt]:
+    return [t for t in live_statements(fn, m) if t.dest is None]
+
+
+def _store_then_clear(fn: FunctionIR, values: Values, tree: _Tree, m: int, value):
+    """(m, the edge on) when instance m is sstore(S, value) and pure statements and jumps on with base."""
+    st = _stores(fn, m)
+    if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != tree.slot or tree(st[0].args[1]) != value or \
+            fn.graph.edges[m].plain_jump is None or \
+            any(t.op not in PURE and t.op != "MLOAD" and not _CAST.fullmatch(t.op) and t is not st[0]
+                for t in live_statements(fn, m)):
+        return None
+    t, via = onto(fn, m, fn.graph.edges[m].plain_jump, tree.passed)
+    return (via, t) if _arg_is(values, tree, (via, t), _BASE) else None
+
+
+def _arg_is(values: Values, tree: _Tree, edge: tuple[int, int], leaf) -> bool:
+    """The edge passes one value, `leaf` (the clearing's start)."""
+    args = values.edge_args(*edge)
+    return len(args) == 1 and tree(args[0]) == leaf
+
+
+def _clear_loop(fn: FunctionIR, values: Values, tree: _Tree, edges: list[tuple[int, int]], bounds: list):
+    """(END, the loop's instances) when every edge enters the clearing loop CLR(k) (through one empty join that
+    passes its parameter on, or directly): `if bound > k goto Z else END`, Z: sstore(k, 0), on with k + 1."""
+    targets = {t for _, t in edges}
+    if len(targets) != 1:
+        return None
+    c, region = targets.pop(), set()
+    if not live_statements(fn, c) and fn.graph.edges[c].plain_jump is not None and len(values.params(c)) == 1 and \
+            set(live_preds(fn, c)) == {m for m, _ in edges}:
+        nxt, via = onto(fn, c, fn.graph.edges[c].plain_jump, tree.passed)
+        if values.edge_args(via, nxt) != values.params(c):
+            return None
+        region.add(c)
+        edges, c = [(via, nxt)], nxt
+    params = values.params(c)
+    ec = fn.graph.edges[c]
+    if len(params) != 1 or ec.kind != "jumpi" or c in fn.decided or len(ec.trues) != 1 or ec.false is None:
+        return None
+    k = params[0]
+    tree.leaves[k] = _K
+    z, end = ec.trues[0], ec.false
+    cond = tree(values.condition(c))
+    if not any(cond in (norm("GT", bound, _K), norm("LT", _K, bound)) for bound in bounds):
+        return None
+    st = _stores(fn, z) if z in fn.single else []
+    if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != _K or tree(st[0].args[1]) != 0 or \
+            fn.graph.edges[z].plain_jump != c or any(t.op not in PURE for t in live_statements(fn, z) if t is not st[0]):
+        return None
+    if tree(values.edge_args(z, c)[0]) != norm("ADD", _K, 1) or not all(t.op in PURE for t in live_statements(fn, c)):
+        return None
+    if sorted(live_preds(fn, c)) != sorted({m for m, _ in edges} | {z}) or end not in fn.single or values.params(end):
+        return None
+    return end, region | {c, z}
