@@ -1572,7 +1572,7 @@ def test_a_write_of_one_packed_storage_field_is_one_statement_at_level_3(version
     assert folded >= 7, folded   # of the 9 setters (an optimizer may write two fields in one store)
 
 
-TRY_SRC = """pragma solidity VERSION;
+CATCH_REASON_SRC = """pragma solidity VERSION;
 interface Callee { function f(uint256 x) external returns (uint256); }
 contract T {
     event Other(uint256 x);
@@ -1617,7 +1617,7 @@ def test_a_catch_clauses_error_reason_is_one_statement_at_level_3(version, optim
     memory past the copy; 0.8 does not); and on one that returns."""
     from tacsol.evaluate import compile_bytecode
 
-    out = compile_bytecode(TRY_SRC.replace("VERSION", version), version, optimize=optimize)["T"]
+    out = compile_bytecode(CATCH_REASON_SRC.replace("VERSION", version), version, optimize=optimize)["T"]
     code, sel = out["bytecode"], out["selectors"]
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     for sig in ("tryReason(address,uint256)", "tryRevert(address,uint256)", "freeAfter(address,uint256)"):
