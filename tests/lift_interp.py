@@ -15,7 +15,7 @@ M = 1 << 256
 ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
-_STRING_STORE = re.compile(r"(checked )?storagestring\((.+)\) = ([^=]+)")
+_STRING_STORE = re.compile(r"(checked |legacy )?storagestring\((.+)\) = ([^=]+)")
 _FIELD_STORE = re.compile(r"sstore\(((?:[^()]|\([^()]*(?:\([^()]*\)[^()]*)*\))*)\)\[(\d+):(\d+)\] = (.+)")
 _HEADER = re.compile(r"function (\S+?)\((.*)\)(?: (\w+))?$")   # level 3 leaves out `nonpayable`
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
@@ -437,13 +437,14 @@ class _Run:
         if self.steps > self.max_steps:
             raise Halt("steps")
 
-    def string_store(self, slot: int, src: int, checked: bool) -> None:
-        """storagestring(slot) = src as solc 0.4-0.7 writes it (0.8.0-0.8.12's `checked`: the old length's encoding
-        checked first, panic(0x22), and an empty value written as a zero word): the old word's length, then the
-        new length and data (the short form keeps its bytes in the slot word), then the old data words past the new
-        ones cleared while base + (31 + old) / 32 > k, the sums wrapping as the code's do."""
+    def string_store(self, slot: int, src: int, form: str) -> None:
+        """storagestring(slot) = src as solc 0.7 writes it (`legacy`, 0.4-0.6: an empty value takes the short form
+        too; `checked`, 0.8.0-0.8.12: the old length's encoding checked first, panic(0x22)): the old word's length,
+        then the new length and data (the short form keeps its bytes in the slot word, an empty value is a zero
+        word), then the old data words past the new ones cleared while base + (31 + old) / 32 > k, the sums wrapping
+        as the code's do."""
         a = self.sload(slot)
-        if checked:
+        if form == "checked":
             old = a // 2 if a & 1 else (a >> 1) & 0x7F
             if (a & 1) == (old < 32):
                 raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x22]))
@@ -452,7 +453,7 @@ class _Run:
         n, data = self.call("mload", [src]), (src + 32) % M
         base = self.slot("array", slot, [])
         k = base
-        if checked and n == 0:
+        if form != "legacy" and n == 0:
             self.storage[slot] = 0
         elif n > 31:
             self.storage[slot] = (1 + n + n) % M
@@ -598,7 +599,7 @@ class _Run:
             return None
         string = _STRING_STORE.fullmatch(line)
         if string:   # level 3: bytes or a string in memory written to storage
-            self.string_store(self.expr(string.group(2)), self.expr(string.group(3)), bool(string.group(1)))
+            self.string_store(self.expr(string.group(2)), self.expr(string.group(3)), (string.group(1) or "").strip())
             return None
         field = _FIELD_STORE.fullmatch(line)
         if field:   # level 3: sstore(s)[off:bits] = x writes bits [off, off + bits) of slot s, keeps the rest

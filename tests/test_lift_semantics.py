@@ -1655,6 +1655,11 @@ contract S {
     function setName(string memory s) public { name = s; }
     function setBlob(bytes memory b, uint256 k) public { blob = b; count = k; }
     function setURI(uint256 id, string memory u) public { uris[id] = u; emit URI(u, id); }   // u read after
+    function setEmpty(uint256 junk) public {   // an empty value with a dirty word after its length
+        bytes memory b = new bytes(0);
+        assembly { mstore(add(b, 32), junk) mstore(0x40, add(b, 64)) }
+        blob = b;
+    }
 }"""
 
 
@@ -1667,22 +1672,22 @@ def _string_word(n: int, head: bytes = b"") -> int:
 @pytest.mark.parametrize("optimize", [False, True])
 def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimize):
     """`name = s` writes the length and data words of a memory string to storage and clears the old data words past
-    the new ones: at level 3 `storagestring(slot) = p` (0.4-0.7) or `checked storagestring(slot) = p` (0.8.0-0.8.12,
-    the old encoding checked first: panic(0x22)) (stringstore.fold_storage_string_writes; 0.7's form, which
-    writes an empty value as a zero word without the check, is not folded). Every level equals
+    the new ones: at level 3 `storagestring(slot) = p` (0.7) or `checked storagestring(slot) = p` (0.8.0-0.8.12,
+    the old encoding checked first: panic(0x22); `legacy` for 0.4-0.6, which give an empty value the short form
+    too) (stringstore.fold_storage_string_writes). Every level equals
     py-evm for new values of 0-70 bytes over old ones empty, short, long (40 and 100 bytes, their data words
     dirty, so that a word not cleared shows) and wrongly encoded, at a constant slot and a mapping's, with code
-    after the write that reads a value from before it (the stack there is not the stack at the write)."""
+    after the write that reads a value from before it (the stack there is not the stack at the write), and an empty
+    value followed by a dirty word (0.4-0.6 store its first 31 bytes, 0.7 and 0.8 a zero word)."""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(STRING_STORE_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
     code, sel = out["bytecode"], out["selectors"]
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
-    want_op = "checked storagestring(" if version >= "0.8" else "storagestring("
-    for sig in ("setName(string)", "setBlob(bytes,uint256)", "setURI(uint256,string)"):
+    form = "checked " if version >= "0.8" else "" if version >= "0.7" else "legacy "
+    for sig in ("setName(string)", "setBlob(bytes,uint256)", "setURI(uint256,string)", "setEmpty(uint256)"):
         tac = lifted[3].function(sel[sig]).tac
-        folded = want_op in tac and not re.search(r"sstore\(v\d+, 0\)", tac)
-        assert folded == (version != "0.7.6"), (sig, tac)   # 0.7 writes an empty value as a zero word: not folded
+        assert re.search(rf"(^|\n)  {form}storagestring\(", tac) and not re.search(r"sstore\(v\d+, 0\)", tac), (sig, tac)
     olds = [0, _string_word(3, b"abc"), _string_word(40), _string_word(100), 3]   # 3: a short word with the long flag
     rng = random.Random(version + str(optimize))
     values = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 5, 31, 32, 33, 64, 70)]
@@ -1695,7 +1700,7 @@ def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimi
         uri_slots = {int.from_bytes(keccak_bytes((9).to_bytes(32, "big") + (3).to_bytes(32, "big")), "big")}
         for v in values:
             for sig, args in (("setName(string)", [v]), ("setBlob(bytes,uint256)", [v, 5]),
-                              ("setURI(uint256,string)", [9, v])):
+                              ("setURI(uint256,string)", [9, v]), ("setEmpty(uint256)", [M - 1 - len(v)])):
                 types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
                 data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, args)
                 want = _evm_outcome(code, data, default=default)

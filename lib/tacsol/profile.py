@@ -384,7 +384,7 @@ def _tac_line_op(line: str) -> str:
     if s.startswith("goto"):
         return "JUMP"
     lhs, eq, rhs = s.partition(" = ")
-    if lhs.startswith(("sstore(", "storagestring(", "checked storagestring(")):   # level 3's field and string
+    if lhs.startswith(("sstore(", "storagestring(", "checked storagestring(", "legacy storagestring(")):   # level 3's field and string
                                                                                     # writes: sstore(s)[o:b] = x
         return "SSTORE"
     expr = rhs.strip() if eq else s

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 
-from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
+from .ir import STRING_STORES, Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, branches, chase, replace
 from .values import Values
 
 M = 1 << 256
 ADDRESS_ENV = ("address", "origin", "caller", "coinbase")
 ONE_BIT = ("ISZERO", "LT", "GT", "SLT", "SGT", "EQ", "bool")
-WRITES_STORAGE = ("SSTORE", "sstore_field", "storagestring_store", "storagestring_store_checked",   # a call may re-enter
+WRITES_STORAGE = ("SSTORE", "sstore_field", *STRING_STORES,   # a call may re-enter
                   "CALL", "CALLCODE", "DELEGATECALL", "CREATE", "CREATE2", "call_abi", "delegatecall_abi",
                   "checked_call", "checked_call_abi", "checked_delegatecall", "checked_delegatecall_abi")
 _UINT = re.compile(r"uint(\d+)")

@@ -106,8 +106,9 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return "error_message(returndata)"
     if name == "error_message_checked":
         return "checked error_message(returndata)"
-    if name in ("storagestring_store", "storagestring_store_checked"):
-        return f"{'checked ' if name.endswith('checked') else ''}storagestring({a[0]}) = {a[1]}"
+    if name.startswith("storagestring_store"):   # level 3: legacy (0.4-0.6), plain (0.7), checked (0.8.0-0.8.12)
+        form = name[len("storagestring_store_"):]
+        return f"{form + ' ' if form else ''}storagestring({a[0]}) = {a[1]}"
     if name == "storagestring_checked":
         return f"checked storagestring({a[0]})"
     if name == "abi_encode":

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .ir import CHECKED_CALLS, FunctionIR
+from .ir import CHECKED_CALLS, STRING_STORES, FunctionIR
 from .rewrite import live_statements
 
 MAX_HOPS = 64
@@ -127,8 +127,8 @@ def failing_statement(fn: FunctionIR, n: int):
 
 
 # what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
-EFFECTS = frozenset({"SSTORE", "sstore_field", "storagestring_store", "storagestring_store_checked", "TSTORE", "CALL", "CALLCODE", "DELEGATECALL", "STATICCALL",
-                     "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi",
+EFFECTS = frozenset({"SSTORE", "sstore_field", *STRING_STORES, "TSTORE", "CALL", "CALLCODE", "DELEGATECALL",
+                     "STATICCALL", "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi",
                      "delegatecall_abi", *CHECKED_CALLS,
                      *(f"LOG{i}" for i in range(5))})
 

@@ -20,7 +20,7 @@ import json
 from dataclasses import dataclass
 
 from .inline import READS, is_pure
-from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
+from .ir import STRING_STORES, Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, chain_next, chains, definitions, linear_minus, prune
 
 M = 1 << 256
@@ -603,7 +603,7 @@ class _Line:
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
                  "memory_words", "returndata_bytes", "error_message", "error_message_checked",
-                 "storagestring_store", "storagestring_store_checked"}
+                 *STRING_STORES}
 
 
 def _silent_halt(fn: FunctionIR, consts: Constants, t: int) -> bool:

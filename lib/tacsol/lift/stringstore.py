@@ -20,8 +20,9 @@ encoding check first (`panic(0x22)`: strings.py's _decode08) and writes an empty
     x:  a = sload(S); (the checked decoding of old)   then:  base = array(S); if n goto B else E0
     E0: sstore(S, 0);  goto CLR(base)                         B:  if 31 < n goto LONG else SHORT   (as above)
 
-`storagestring(S) = src` stands for all of it, in that order: the slot's old word read, for 0.8 its check (`checked
-storagestring(S) = src`), base = array(S) (the scratch words written), the slot and data words written, the old
+solc 0.7 writes an empty value as a zero word too (x: ... base = array(S); if n goto B else E0), without the check.
+`legacy storagestring(S) = src` (0.4-0.6), `storagestring(S) = src` (0.7) and `checked storagestring(S) = src`
+(0.8.0-0.8.12) stand for all of it, in that order: the slot's old word read, for 0.8 its check, base = array(S) (the scratch words written), the slot and data words written, the old
 words past the new ones cleared while base + (31 + old) / 32 > k (the sums wrap as the code's do). END takes no
 parameter; nothing after the region reads its values, and the words END reads from the stack are pinned to what
 they were before (the stack at x is not the stack at END)."""
@@ -113,40 +114,31 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
         _, old, y, passed = first
         region |= passed - {x}
         tree.leaves[old] = _OLD
-        checked = True
         rest = [k for k in live if k > at and body[k].op not in ("AND", "DIV", "SHR")]
         if rest or y in region or y == x or y not in fn.single or \
                 any(t.op not in PURE and t.op != "array" for t in live_statements(fn, y)):
             return None
-        got = _base_and_branch(fn, values, tree, y, slot)
+        if _base_and_branch(fn, values, tree, y, slot) is None:
+            return None
+        got = _empty_branch(fn, values, tree, y)
         if got is None:
             return None
-        base, n = got
-        ey = fn.graph.edges[y]
-        if ey.kind != "jumpi" or y in fn.decided or tree(values.condition(y)) != _N or len(ey.trues) != 1:
-            return None
-        b, e0 = ey.trues[0], ey.false
-        if e0 not in fn.single or b not in fn.single:
-            return None
-        empty = _store_then_clear(fn, values, tree, e0, 0)
-        if empty is None:
-            return None
-        region |= {y, e0, b}
+        branch, e0, clears = got
+        region |= {y, branch, e0}
         bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", _OLD, 31), 32))]
-        branch, clears = b, [empty]
+        form = "checked"
     else:
-        if e.kind != "jumpi":
-            return None
-        got = _base_and_branch(fn, values, tree, x, slot, after=at)
-        if got is None:
-            return None
-        base, n = got
-        checked = False
-        bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", old, 31), 32)) for old in _LENGTHS]
-        branch, clears = x, []
         rest = [k for k in live if k > at and body[k].op not in PURE and body[k].op not in ("array", "MLOAD")]
-        if rest:
+        if e.kind != "jumpi" or rest or _base_and_branch(fn, values, tree, x, slot, after=at) is None:
             return None
+        bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", old, 31), 32)) for old in _LENGTHS]
+        got = _empty_branch(fn, values, tree, x)
+        if got is not None:   # 0.7: an empty value first
+            branch, e0, clears = got
+            region |= {branch, e0}
+            form = ""
+        else:                 # 0.4-0.6: straight to the length's form
+            branch, clears, form = x, [], "legacy"
     got = _long_and_short(fn, values, tree, branch)
     if got is None:
         return None
@@ -170,8 +162,20 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
     pcs = merged_pcs(*(body[k].pcs for k in live if k >= at), *(s.pcs for m in region for s in fn.body[m]),
                      *((fn.syms[m].last_pc,) for m in region | {x} if fn.syms[m].last_pc is not None))
     src = next(o for o, leaf in tree.leaves.items() if leaf == _SRC)
-    return at, Stmt(None, "storagestring_store_checked" if checked else "storagestring_store", [slot, src], 1,
-                    pcs), end
+    return at, Stmt(None, "storagestring_store" + (f"_{form}" if form else ""), [slot, src], 1, pcs), end
+
+
+def _empty_branch(fn: FunctionIR, values: Values, tree: _Tree, y: int):
+    """(B, E0, [the edge from E0 into the clearing]) when instance y tests n, going to B when it is not 0 and to E0,
+    sstore(S, 0), when it is (0.7 and 0.8.0-0.8.12); else None."""
+    ey = fn.graph.edges[y]
+    if ey.kind != "jumpi" or y in fn.decided or tree(values.condition(y)) != _N or len(ey.trues) != 1:
+        return None
+    b, e0 = ey.trues[0], ey.false
+    if e0 not in fn.single or b not in fn.single:
+        return None
+    empty = _store_then_clear(fn, values, tree, e0, 0)
+    return None if empty is None else (b, e0, [empty])
 
 
 def _base_and_branch(fn: FunctionIR, values: Values, tree: _Tree, m: int, slot: Operand, after: int = -1):
