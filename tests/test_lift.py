@@ -570,6 +570,15 @@ def test_summarize_lists_each_effect_once_by_slot_selector_topic_and_message():
     assert pcs[1] == (3, 9) and pcs[2] == (8, 13) and pcs[-1] == (14,)
 
 
+def test_summarize_lists_a_string_write_as_a_read_and_a_write_of_its_slot():
+    """Level 3's `storagestring(s) = p` reads the slot's old word and writes the slot (and its data words)."""
+    from tacsol.lift.functions import summarize
+
+    tac = "function f2(arg0) internal\nb0:\n  v1 = mapping(0x4)[arg0]\n  checked storagestring(v1) = arg0\n  ret()"
+    text, _ = summarize(tac, [(i,) for i in range(5)])
+    assert text.split("\n")[1:3] == ["  reads mapping(0x4)", "  writes mapping(0x4)"]
+
+
 def test_merge_common_reuses_a_dominating_computation():
     """calldataload(0x20) twice (tests/test_lift_semantics.py's aliasing-store program) reads it once; a value
     computed on one branch only is not reused on the other."""

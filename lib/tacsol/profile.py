@@ -374,6 +374,9 @@ def tac_operations(tac: str) -> list[str]:
 _TAC_LINE_CACHE: dict[str, str] = {}
 
 
+_STORE_LINES = ("sstore(", "storagestring(", "checked storagestring(", "legacy storagestring(")
+
+
 def _tac_line_op(line: str) -> str:
     """Operation name of one TAC line ('' for headers, labels, blanks)."""
     s = line.strip()
@@ -384,8 +387,7 @@ def _tac_line_op(line: str) -> str:
     if s.startswith("goto"):
         return "JUMP"
     lhs, eq, rhs = s.partition(" = ")
-    if lhs.startswith(("sstore(", "storagestring(", "checked storagestring(", "legacy storagestring(")):   # level 3's field and string
-                                                                                    # writes: sstore(s)[o:b] = x
+    if lhs.startswith(_STORE_LINES):   # level 3's field and string writes: sstore(s)[o:b] = x, storagestring(s) = p
         return "SSTORE"
     expr = rhs.strip() if eq else s
     if expr.startswith("checked "):   # level 3's call with its checks (`checked(a + b)` has no space): the call

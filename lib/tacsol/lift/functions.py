@@ -268,8 +268,8 @@ class Internals:
 _SLOT_DEF = re.compile(rf"^\s*(v\d+) = ((?:mapping|array)\({CONST}\))")
 _EFFECTS = [
     ("reads", re.compile(r"(?:sload|storagestring)\(([^()]*)\)")),
-    ("writes", re.compile(r"(?:sstore\(([^,()]*)(?:,|\)\[)|storagestring\(([^()]*)\) =)")),   # sstore(s, v),
-    # level 3's sstore(s)[off:bits] = v and storagestring(s) = p
+    # sstore(s, v); level 3's sstore(s)[off:bits] = v and storagestring(s) = p
+    ("writes", re.compile(r"(?:sstore\(([^,()]*)(?:,|\)\[)|storagestring\(([^()]*)\) =)")),
     ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
     ("creates", re.compile(r"\b(create2?)\(")),
     ("logs", re.compile(r"\blog([0-4])\((0x[0-9a-f]+)?")),
