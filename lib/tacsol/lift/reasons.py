@@ -92,11 +92,11 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
     became dead). Runs on live statements. Returns how many folded."""
     if not any(s.op == "RETURNDATACOPY" for b in fn.body for s in b):
         return 0
-    folded = 0
+    folded, defs = 0, definitions(fn)   # read again after each fold only: per instance it was 6% of a lift
     for e in list(fn.ids):
         if e in fn.removed:
             continue
-        got = _match(fn, values, definitions(fn), e)
+        got = _match(fn, values, defs, e)
         if got is None:
             continue
         x, family, pcs = got
@@ -108,6 +108,7 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
         fn.preds[x] = [e]
         replace(values, values.params(x)[0], ("t", e, dest))
         reread(fn, values)
+        defs = definitions(fn)
         folded += 1
     return folded
 

@@ -45,11 +45,11 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
     callers prune and drop what became dead."""
     if not any(s.op == "array" for b in fn.body for s in b):
         return 0
-    folded = 0
+    folded, defs = 0, definitions(fn)   # read again after each fold only
     for x in list(fn.ids):
         if x in fn.removed:
             continue
-        got = _match(fn, values, definitions(fn), x)
+        got = _match(fn, values, defs, x)
         if got is None:
             continue
         at, stmt, end = got
@@ -63,6 +63,7 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
         decide(fn, x, end)
         fn.preds[end] = [x]
         values.forget()
+        defs = definitions(fn)
         folded += 1
     return folded
 
