@@ -167,6 +167,11 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
         return None
     passed: list[int] = []   # empty instances on the way to X (they only jump on)
     x, via = onto(fn, e, ee.trues[0], passed)   # the size test fails to X(0)
+    relay = None
+    if not values.params(x) and not any(fn.live[x]) and fn.graph.edges[x].plain_jump is not None:
+        relay = x   # the optimizer's one `0; goto X` that every failing test jumps to (its entries checked below)
+        passed.append(relay)
+        x, via = onto(fn, relay, fn.graph.edges[relay].plain_jump, passed)
     if x in fn.single or x in fn.entries or len(values.params(x)) != 1 or values.edge_args(via, x) != [("c", 0)]:
         return None
     tests, panics, alloc, n, end = [], set(), [], ee.false, None
@@ -185,9 +190,10 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
         elif en.kind == "jumpi" and n not in fn.decided and len(en.trues) == 1 and en.false is not None:
             t, f = en.trues[0], en.false
             ends = [onto(fn, n, m, passed) for m in (t, f)]
-            if x in (ends[0][0], ends[1][0]):   # a failing test: X with 0 on one side
-                k = 0 if ends[0][0] == x else 1
-                if values.edge_args(ends[k][1], x) != [("c", 0)] or ends[0][0] == ends[1][0]:
+            fails = [m == x or (m == relay and relay is not None) for m, _ in ends]
+            if any(fails):   # a failing test: X with 0 (or the relay) on one side
+                k = 0 if fails[0] else 1
+                if all(fails) or (ends[k][0] == x and values.edge_args(ends[k][1], x) != [("c", 0)]):
                     return None
                 tests.append((values.condition(n), k == 0))
                 n = (t, f)[1 - k]
