@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from .cse import PURE
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import (Constants, decide, definitions, line, linear, linear_minus, live_preds, live_statements,
-                      prune, replace, reread)
+from .rewrite import (Constants, decide, fold_each, line, linear, linear_minus, live_preds, live_statements, prune,
+                      replace, reread)
 from .simplify import M
 from .values import Values
 
@@ -357,16 +357,12 @@ def _storage_copy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], hea
 
 def _each_loop(fn: FunctionIR, values: Values, match, apply) -> int:
     """Try match(fn, values, defs, head) on every join instance (a loop's head has two predecessors) and apply(head,
-    *match) to each hit, reading the definitions again after it. Returns how many applied."""
-    folded, defs = 0, definitions(fn)
-    for head in [n for n in fn.ids if n not in fn.single and n not in fn.removed]:
-        got = match(fn, values, defs, head)
-        if got is not None:
-            apply(head, *got)
-            values.forget()
-            defs = definitions(fn)
-            folded += 1
-    return folded
+    *match) to each hit (rewrite.fold_each). Returns how many applied."""
+    def then(head: int, *got) -> None:
+        apply(head, *got)
+        values.forget()
+
+    return fold_each(fn, values, [n for n in fn.ids if n not in fn.single and n not in fn.removed], match, then)
 
 
 def _memcpy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], head: int):

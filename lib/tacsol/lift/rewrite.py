@@ -12,6 +12,22 @@ def definitions(fn: FunctionIR) -> dict[Operand, Stmt]:
     return {("t", n, s.dest): s for n in fn.ids if n not in fn.removed for s in fn.body[n] if s.dest is not None}
 
 
+def fold_each(fn: FunctionIR, values: Values, candidates, match, apply) -> int:
+    """Try match(fn, values, defs, n) on each candidate instance n still in the function and apply(n, *hit) to each
+    hit. The definitions are read once and again after each fold (read per instance, they were 6% of a level-3
+    lift). Returns how many folded."""
+    folded, defs = 0, definitions(fn)
+    for n in candidates:
+        if n in fn.removed:
+            continue
+        got = match(fn, values, defs, n)
+        if got is not None:
+            apply(n, *got)
+            defs = definitions(fn)
+            folded += 1
+    return folded
+
+
 class Constants:
     """Constant values of operands, through statements of constants that stayed as lines because their value is
     long to print (0x461bcd << 0xe5, ~0x1f)."""

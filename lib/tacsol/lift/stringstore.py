@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from .cse import PURE, _CAST
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, definitions, live_preds, live_statements, onto, reachable
+from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable
 from .strings import _LENGTHS, _decode08, _read_outside, norm
 from .values import Values
 
@@ -45,14 +45,8 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
     callers prune and drop what became dead."""
     if not any(s.op == "array" for b in fn.body for s in b):
         return 0
-    folded, defs = 0, definitions(fn)   # read again after each fold only
-    for x in list(fn.ids):
-        if x in fn.removed:
-            continue
-        got = _match(fn, values, defs, x)
-        if got is None:
-            continue
-        at, stmt, end = got
+
+    def apply(x: int, at: int, stmt: Stmt, end: int) -> None:
         for j in sorted(fn.params[end]):   # pin what END reads from the stack: x's stack is not CLR's
             v = values.resolve(end, ("p", j))
             if v != ("p", end, j):
@@ -63,9 +57,8 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
         decide(fn, x, end)
         fn.preds[end] = [x]
         values.forget()
-        defs = definitions(fn)
-        folded += 1
-    return folded
+
+    return fold_each(fn, values, list(fn.ids), _match, apply)
 
 
 class _Tree:
