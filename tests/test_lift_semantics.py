@@ -1162,6 +1162,18 @@ contract A {
 }"""
 
 
+def _compiled(src: str, contract: str, version: str, optimize: bool, coder_v2: bool = False):
+    """(runtime hex, selectors) of `contract` in src (its `VERSION` filled in), with abicoder v2's pragma before
+    the contract when asked for and the version is older than 0.8 (where it is the default)."""
+    from tacsol.evaluate import compile_bytecode
+
+    src = src.replace("VERSION", version)
+    if coder_v2 and not version.startswith("0.8"):
+        src = src.replace(f"contract {contract}", f"pragma experimental ABIEncoderV2;\ncontract {contract}")
+    out = compile_bytecode(src, version, optimize=optimize)[contract]
+    return out["bytecode"], out["selectors"]
+
+
 @pytest.mark.parametrize("version,optimize,coder_v2", [("0.5.16", False, False), ("0.6.12", True, False),
                                                        ("0.6.12", False, True), ("0.7.6", True, True),
                                                        ("0.8.19", False, True), ("0.8.19", True, True),
@@ -1173,13 +1185,7 @@ def test_arguments_copied_to_memory_print_as_one_statement_at_level_3(version, o
     (abicoder v2's optimized word loop over a uint256[], which clears nothing after it, `v = memory_words(argK)`);
     every level's TAC does what py-evm does on lengths 0-70 (a copy from the wrong offset returns other bytes or
     another hash; an allocation not rounded up, other pointers from `at`)."""
-    from tacsol.evaluate import compile_bytecode
-
-    src = COPY_ARG_SRC.replace("VERSION", version)
-    if coder_v2 and not version.startswith("0.8"):
-        src = src.replace("contract A", "pragma experimental ABIEncoderV2;\ncontract A")
-    out = compile_bytecode(src, version, optimize=optimize)["A"]
-    code, sel = out["bytecode"], out["selectors"]
+    code, sel = _compiled(COPY_ARG_SRC, "A", version, optimize, coder_v2)
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     copies = {"echo(bytes)": [0], "hashed(string,uint256)": [0], "lengths(bytes,uint256,string)": [0, 2],
               "sum(uint256[])": [] if coder_v2 else [0], "at(bytes,string)": [0, 1]}
@@ -1230,13 +1236,7 @@ def test_word_copies_that_count_their_words_are_one_statement_at_level_3(version
     copies bytes: fold_copy_loops), and decodes a calldata uint256[] the same way from calldataload: at level 3
     each such loop is `copy(dst, src, n * 32)` or `calldatacopy(...)`, and the code after it reads the loop's last
     pointers (loops.fold_counted_word_loops). Every level equals py-evm on arrays of 0-3 words."""
-    from tacsol.evaluate import compile_bytecode
-
-    src = WORD_ARRAY_SRC.replace("VERSION", version)
-    if coder_v2 and not version.startswith("0.8"):
-        src = src.replace("contract W", "pragma experimental ABIEncoderV2;\ncontract W")
-    out = compile_bytecode(src, version, optimize=optimize)["W"]
-    code, sel = out["bytecode"], out["selectors"]
+    code, sel = _compiled(WORD_ARRAY_SRC, "W", version, optimize, coder_v2)
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
     for sig in ("emitBoth(uint256[],uint256[])", "echo(uint256[])", "pair(uint256[],uint256[])"):
         tac = lifted[3].function(sel[sig]).tac
