@@ -246,6 +246,27 @@ def test_level_comparison_puts_levels_side_by_side_on_common_functions():
     assert rows["l2", "common"]["within_2048"] >= rows["l1", "common"]["within_2048"]
 
 
+def test_tail_report_counts_what_lies_past_the_limit():
+    """Issue 14's 2,048 goal: the pairs past a limit, by package, solc version and contract, each count summing to
+    the pairs past it, and how many must come under it for 95% to fit."""
+    df = PR.load_pairs(FIXTURE)
+    lengths = PR.measure(df, ["llama3"])
+    full = lengths["llama3:full"].to_numpy()
+    limit = int(np.percentile(full, 80))
+    tail = PR.tail_report(df, lengths, limit, top=1000)
+    over = full > limit
+    assert tail["over"] == int(over.sum()) > 0 and tail["pairs"] == len(df)
+    assert tail["within_pct"] == pytest.approx(100 * (1 - over.mean()), abs=0.01)
+    assert tail["to_reach_95_pct"] == max(0, int(over.sum()) - int(len(df) * 0.05))
+    for key, col in (("by_package", "package"), ("by_solc", "solc_version"), ("by_contract", "contract")):
+        assert sum(tail[key].values()) == tail["over"]
+        assert tail[key] == df[over][col].value_counts().to_dict()
+    assert tail["median_excess_tokens"] == float(np.median(full[over] - limit)) > 0
+    assert tail["median_sol_tokens"] == float(np.median(lengths["llama3:sol"].to_numpy()[over]))
+    nothing = PR.tail_report(df, lengths, int(full.max()))
+    assert nothing["over"] == 0 and nothing["by_package"] == {} and nothing["median_excess_tokens"] is None
+
+
 def test_tac_token_shares_name_where_the_tokens_go():
     """Issue 14's "what remains" breakdown: shares per operation, labels and headers apart, summing to 1."""
     tac = ("function 0xa9059cbb(arg0: address, arg1: uint256) nonpayable\nb0:\n  v1 = mapping(0x0)[caller]\n"

@@ -12,7 +12,8 @@ from the compile cache its build filled (records whose runtime is not there are 
 adds where the TAC's tokens go (profile.tac_token_shares) over the middle of each dataset: the pairs between the
 30th and 70th percentile of the TAC / Solidity character ratio, which decide the median. --event-names adds each
 dataset with its known event topics printed as signatures, as a run with ``event_names`` reads them
-(tacsol.signatures.name_events; --exclude-packages: a run's held-out packages, left out of the table)."""
+(tacsol.signatures.name_events; --exclude-packages: a run's held-out packages, left out of the table). --tail TOKENS
+adds what lies past TOKENS in each dataset (profile.tail_report): pairs by package, solc version and contract."""
 from __future__ import annotations
 
 import argparse
@@ -86,6 +87,9 @@ def main(argv=None) -> int:
                     help="with --event-names: packages the table leaves out (a run's holdout_packages)")
     ap.add_argument("--kinds", action="store_true",
                     help="also the share of TAC tokens per operation over the middle of each dataset")
+    ap.add_argument("--tail", type=int, metavar="TOKENS",
+                    help="also what lies past TOKENS (prompt + target) in each dataset: by package, solc version "
+                         "and contract (profile.tail_report)")
     a = ap.parse_args(argv)
     frames = {n: frame(n) for n in a.datasets}
     for n, f in frames.items():
@@ -115,6 +119,15 @@ def main(argv=None) -> int:
             out[n]["token_shares_middle"] = shares
             print(f"{n}: tokens per operation, pairs between the 30th and 70th percentile of the ratio")
             print("  " + ", ".join(f"{op} {v:.1%}" for op, v in list(shares.items())[:16]))
+    if a.tail:
+        for n, f in frames.items():
+            tail = profile.tail_report(f, profile.measure(f, [MODEL]), a.tail, MODEL)
+            out[n]["tail"] = tail
+            print(f"{n}: {tail['over']} pairs past {a.tail} tokens ({tail['to_reach_95_pct']} more than 95% "
+                  f"within allows); median {tail['median_sol_tokens']} Solidity and {tail['median_tac_tokens']} "
+                  f"TAC tokens, {tail['median_excess_tokens']} past")
+            for key in ("by_package", "by_solc", "by_contract"):
+                print(f"  {key[3:]}: " + ", ".join(f"{k} {v}" for k, v in tail[key].items()))
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1) + "\n")
     return 0

@@ -663,6 +663,26 @@ def level_comparison(frames: Mapping[str, Any], model: str = "llama3") -> list[d
     return rows
 
 
+def tail_report(df, lengths, limit: int = 2048, model: str = "llama3", top: int = 10) -> dict[str, Any]:
+    """What lies past `limit` tokens (prompt + target, :func:`measure`'s lengths of `df` in `model` tokens): how many
+    pairs, by package, solc version and contract (the `top` most), the median Solidity and TAC tokens of those
+    pairs, and how many tokens past the limit the median one is. Issue 14's "within 2,048" goal is decided here."""
+    full = np.asarray(lengths[f"{model}:full"])
+    over = full > limit
+    rows = df[over]
+
+    def most(col: str) -> dict[str, int]:
+        return {str(k): int(v) for k, v in rows[col].value_counts().head(top).items()} if len(rows) else {}
+
+    return {"limit": limit, "pairs": int(len(df)), "over": int(over.sum()),
+            "within_pct": round(100 * float(np.mean(~over)), 2) if len(df) else None,
+            "to_reach_95_pct": max(0, int(over.sum()) - int(len(df) * 0.05)),
+            "by_package": most("package"), "by_solc": most("solc_version"), "by_contract": most("contract"),
+            "median_sol_tokens": float(np.median(np.asarray(lengths[f"{model}:sol"])[over])) if over.any() else None,
+            "median_tac_tokens": float(np.median(np.asarray(lengths[f"{model}:tac"])[over])) if over.any() else None,
+            "median_excess_tokens": float(np.median(full[over] - limit)) if over.any() else None}
+
+
 def replicate(df, n: int):
     """``n`` rows by repeating ``df`` (for throughput benchmarks: no text-level cache exists in the counters, so
     repeated texts cost the same as new ones)."""
