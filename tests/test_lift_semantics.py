@@ -1612,9 +1612,10 @@ def test_a_catch_clauses_error_reason_is_one_statement_at_level_3(version, optim
     try_decode_error_message, inlined: at level 3 `v = error_message(returndata)` (0.6-0.7, the selector test
     inside) or `v = checked error_message(returndata)` (0.8: the string within the data after the selector, the new
     free pointer checked) (reasons.fold_error_messages). Every level equals py-evm on callees that revert with
-    reasons short, long, empty and misaligned (where the free pointer ends up differs between the two); with no data, 4 or 67 bytes, a panic; with an offset or length past
-    2**64 or past the data; with a string that ends 2 bytes short of the data's end (0.6-0.7 take it, reading
-    memory past the copy; 0.8 does not); and on one that returns."""
+    reasons short, long, empty and misaligned (where the free pointer ends up differs between the two); with no
+    data, 4 or 67 bytes, a panic; with an offset or length past 2**64 or past the data; with a string that ends 2
+    bytes short of the data's end (0.6-0.7 take it, reading memory past the copy; 0.8 does not); and on one that
+    returns."""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(CATCH_REASON_SRC.replace("VERSION", version), version, optimize=optimize)["T"]

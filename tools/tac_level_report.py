@@ -103,7 +103,8 @@ def main(argv=None) -> int:
         for n in list(frames):
             frames[f"{n}+events"] = with_event_names(frames[n], n.split(":")[0], a.exclude_packages)
             frames[f"{n}+events"].attrs["tac_level"] = frames[n].attrs["tac_level"]
-    rows = profile.level_comparison(frames, MODEL)
+    lengths = {n: profile.measure(f, [MODEL]) for n, f in frames.items() if len(f)}   # tokenized once, read twice
+    rows = profile.level_comparison(frames, MODEL, lengths)
     cols = ["pairs", "median_tac", "median_sol", "median_ratio", "within_2048", "within_4096"]
     print(f"{'dataset':12s} {'level':>5s} {'set':7s} " + " ".join(f"{c:>12s}" for c in cols))
     for r in rows:
@@ -121,7 +122,9 @@ def main(argv=None) -> int:
             print("  " + ", ".join(f"{op} {v:.1%}" for op, v in list(shares.items())[:16]))
     if a.tail:
         for n, f in frames.items():
-            tail = profile.tail_report(f, profile.measure(f, [MODEL]), a.tail, MODEL)
+            if n not in lengths:   # an empty dataset
+                continue
+            tail = profile.tail_report(f, lengths[n], a.tail, MODEL)
             out[n]["tail"] = tail
             print(f"{n}: {tail['over']} pairs past {a.tail} tokens ({tail['to_reach_95_pct']} more than 95% "
                   f"within allows); median {tail['median_sol_tokens']} Solidity and {tail['median_tac_tokens']} "

@@ -644,17 +644,20 @@ def level_figures(lengths, model: str = "llama3") -> dict[str, Any]:
             "within_2048": float(np.mean(full <= 2048)), "within_4096": float(np.mean(full <= 4096))}
 
 
-def level_comparison(frames: Mapping[str, Any], model: str = "llama3") -> list[dict[str, Any]]:
+def level_comparison(frames: Mapping[str, Any], model: str = "llama3",
+                     lengths_of: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """Datasets side by side ({name: DataFrame}, each with its ``tac_level`` in ``df.attrs``): every pair, then only
     the functions all of them hold (:data:`LEVEL_KEY`), so that TAC levels compare on the same functions. Each
-    dataset is tokenized once."""
+    dataset is tokenized once, or not at all where `lengths_of` holds its :func:`measure` lengths already."""
     import pandas as pd
 
     key = list(LEVEL_KEY)
     common = set.intersection(*(set(map(tuple, f[key].to_numpy())) for f in frames.values()))
     rows = []
     for name, f in frames.items():
-        lengths = measure(f, [model]) if len(f) else pd.DataFrame()
+        lengths = (lengths_of or {}).get(name)
+        if lengths is None:
+            lengths = measure(f, [model]) if len(f) else pd.DataFrame()
         first_common = ~f.duplicated(key).to_numpy() & np.array([tuple(r) in common for r in f[key].to_numpy()],
                                                                   dtype=bool)
         for which, sub in (("all", lengths), ("common", lengths[first_common] if len(f) else lengths)):

@@ -128,8 +128,8 @@ def failing_statement(fn: FunctionIR, n: int):
 
 # what a failing path may not do before it fails (its memory writes and reads vanish with the revert)
 EFFECTS = frozenset({"SSTORE", "sstore_field", *STRING_STORES, "TSTORE", "CALL", "CALLCODE", "DELEGATECALL",
-                     "STATICCALL", "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi", "staticcall_abi",
-                     "delegatecall_abi", *CHECKED_CALLS,
+                     "STATICCALL", "CREATE", "CREATE2", "SELFDESTRUCT", "RETURN", "STOP", "icall", "call_abi",
+                     "staticcall_abi", "delegatecall_abi", *CHECKED_CALLS,
                      *(f"LOG{i}" for i in range(5))})
 
 

@@ -30,7 +30,7 @@ from .cse import COMMUTATIVE, PURE
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable, replace, reread
 from .simplify import M
-from .strings import _follow, _read_outside
+from .strings import Trees, _follow, _read_outside
 from .values import Values
 
 ERROR_SELECTOR = 0x08C379A0
@@ -106,29 +106,21 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
     return fold_each(fn, values, list(fn.ids), _match, apply)
 
 
-class _Canon:
-    """Operands as canonical trees over the region's leaves (returndatasize reads, p, o, n, the scratch word)."""
+class _Canon(Trees):
+    """Operands as canonical trees (_node: sums flattened with their constants) over the region's leaves
+    (returndatasize reads, p, o, n, the scratch word)."""
+    LIMIT = 16
 
-    def __init__(self, defs: dict[Operand, Stmt], inside: set[int]):
-        self.defs, self.consts, self.leaves = defs, Constants(defs), {}
+    def __init__(self, defs: dict[Operand, Stmt], inside: list[int]):
+        super().__init__(defs)
         self.inside = inside   # the region's instances: a returndatasize read elsewhere is no leaf
 
-    def __call__(self, o: Operand, depth: int = 0):
-        if o in self.leaves:
-            return self.leaves[o]
-        c = self.consts(o)
-        if c is not None:
-            return c
-        s = self.defs.get(o)
-        if s is None or depth > 16:
-            return None
+    def reads(self, o: Operand, s: Stmt) -> bool:
+        return s.op in PURE or (s.op == "RETURNDATASIZE" and o[1] in self.inside)
+
+    def node(self, o: Operand, s: Stmt, args: list):
         if s.op == "RETURNDATASIZE":
-            return _R if o[1] in self.inside else None
-        if s.op not in PURE:
-            return None
-        args = [self(x, depth + 1) for x in s.args]
-        if None in args:
-            return None
+            return _R
         if s.op == "ISZERO":
             return ("ISZERO", args[0])
         if s.op == "DIV" and args[1] == 1 << 224:   # 0.6's selector: mload(0) / 2**224
@@ -183,7 +175,7 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
         elif en.kind == "jumpi" and n not in fn.decided and len(en.trues) == 1 and en.false is not None:
             t, f = en.trues[0], en.false
             ends = [onto(fn, n, m, passed) for m in (t, f)]
-            fails = [m == x or (m == relay and relay is not None) for m, _ in ends]
+            fails = [m in (x, relay) for m, _ in ends]
             if any(fails):   # a failing test: X with 0 (or the relay) on one side
                 k = 0 if fails[0] else 1
                 if all(fails) or (ends[k][0] == x and values.edge_args(ends[k][1], x) != [("c", 0)]):

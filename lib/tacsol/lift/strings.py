@@ -50,18 +50,39 @@ _LENGTHS = {
 }
 
 
-def canon(o: Operand, defs: dict[Operand, Stmt], leaves: dict[Operand, tuple], consts: Constants, depth: int = 0):
+class Trees:
+    """Operands as canonical trees (norm) over named leaves (`leaves`: operand -> leaf) and constants, through pure
+    operations; None where an operand reads anything else. The level-3 region matchers (stringstore, reasons) widen
+    what a tree may read (`reads`) or how a node is built (`node`)."""
+    LIMIT = 12   # the depth past which an operand is not followed
+
+    def __init__(self, defs: dict[Operand, Stmt], leaves: dict[Operand, tuple] | None = None,
+                 consts: Constants | None = None):
+        self.defs, self.leaves = defs, dict(leaves or {})
+        self.consts = consts if consts is not None else Constants(defs)
+
+    def reads(self, o: Operand, s: Stmt) -> bool:
+        return s.op in PURE
+
+    def node(self, o: Operand, s: Stmt, args: list):
+        return norm(s.op, *args)
+
+    def __call__(self, o: Operand, depth: int = 0):
+        if o in self.leaves:
+            return self.leaves[o]
+        c = self.consts(o)
+        if c is not None:
+            return c
+        s = self.defs.get(o)
+        if s is None or depth > self.LIMIT or not self.reads(o, s):
+            return None
+        args = [self(x, depth + 1) for x in s.args]
+        return None if None in args else self.node(o, s, args)
+
+
+def canon(o: Operand, defs: dict[Operand, Stmt], leaves: dict[Operand, tuple], consts: Constants):
     """Operand o as a canonical tree (norm) over `leaves` and constants; None where it reads anything else."""
-    if o in leaves:
-        return leaves[o]
-    c = consts(o)
-    if c is not None:
-        return c
-    s = defs.get(o)
-    if s is None or s.op not in PURE or depth > 12:
-        return None
-    args = [canon(x, defs, leaves, consts, depth + 1) for x in s.args]
-    return None if None in args else norm(s.op, *args)
+    return Trees(defs, leaves, consts)(o)
 
 
 def fold_storage_strings(fn: FunctionIR, values: Values) -> int:

@@ -22,8 +22,9 @@ encoding check first (`panic(0x22)`: strings.py's _decode08) and writes an empty
 
 solc 0.7 writes an empty value as a zero word too (x: ... base = array(S); if n goto B else E0), without the check.
 `legacy storagestring(S) = src` (0.4-0.6), `storagestring(S) = src` (0.7) and `checked storagestring(S) = src`
-(0.8.0-0.8.12) stand for all of it, in that order: the slot's old word read, for 0.8 its check, base = array(S) (the scratch words written), the slot and data words written, the old
-words past the new ones cleared while base + (31 + old) / 32 > k (the sums wrap as the code's do). END takes no
+(0.8.0-0.8.12) stand for all of it, in that order: the slot's old word read, for 0.8 its check, base = array(S)
+(the scratch words written), the slot and data words written, the old words past the new ones cleared while
+base + (31 + old) / 32 > k (the sums wrap as the code's do). END takes no
 parameter; nothing after the region reads its values, and the words END reads from the stack are pinned to what
 they were before (the stack at x is not the stack at END)."""
 from __future__ import annotations
@@ -31,7 +32,7 @@ from __future__ import annotations
 from .cse import PURE, _CAST
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable
-from .strings import _LENGTHS, _decode08, _read_outside, norm
+from .strings import _LENGTHS, Trees, _decode08, _read_outside, norm
 from .values import Values
 
 _S, _N, _SRC, _BASE, _OLD, _A, _I, _P, _K = (("S",), ("n",), ("src",), ("base",), ("old",), ("a",), ("i",), ("p",),
@@ -61,26 +62,17 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
     return fold_each(fn, values, list(fn.ids), _match, apply)
 
 
-class _Tree:
-    """Operands as canonical trees (strings.norm) over named leaves and constants, through pure operations, casts
-    and memory reads (nothing in the region writes memory)."""
+class _Tree(Trees):
+    """Operands as canonical trees (strings.Trees) through casts and memory reads too (nothing in the region writes
+    memory); the slot written and the empty instances the region's edges go through (rewrite.onto)."""
 
     def __init__(self, defs: dict[Operand, Stmt]):
-        self.defs, self.consts, self.leaves = defs, Constants(defs), {}
+        super().__init__(defs)
         self.slot = None
-        self.passed: list[int] = []   # empty instances the region's edges go through (rewrite.onto)
+        self.passed: list[int] = []
 
-    def __call__(self, o: Operand, depth: int = 0):
-        if o in self.leaves:
-            return self.leaves[o]
-        c = self.consts(o)
-        if c is not None:
-            return c
-        s = self.defs.get(o)
-        if s is None or depth > 12 or not (s.op in PURE or s.op == "MLOAD" or _CAST.fullmatch(s.op)):
-            return None
-        args = [self(a, depth + 1) for a in s.args]
-        return None if None in args else norm(s.op, *args)
+    def reads(self, o: Operand, s: Stmt) -> bool:
+        return s.op in PURE or s.op == "MLOAD" or bool(_CAST.fullmatch(s.op))
 
 
 def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
@@ -297,7 +289,8 @@ def _clear_loop(fn: FunctionIR, values: Values, tree: _Tree, edges: list[tuple[i
         return None
     st = _stores(fn, z) if z in fn.single else []
     if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != _K or tree(st[0].args[1]) != 0 or \
-            fn.graph.edges[z].plain_jump != c or any(t.op not in PURE for t in live_statements(fn, z) if t is not st[0]):
+            fn.graph.edges[z].plain_jump != c or \
+            any(t.op not in PURE for t in live_statements(fn, z) if t is not st[0]):
         return None
     if tree(values.edge_args(z, c)[0]) != norm("ADD", _K, 1) or not all(t.op in PURE for t in live_statements(fn, c)):
         return None
