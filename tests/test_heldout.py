@@ -216,6 +216,32 @@ def test_verifier_ranks_the_checkable_candidate_first():
     assert verify.rank(rec, [right], compile_check=False)[1][0].compiles is None
 
 
+def test_consensus_ranking_chooses_the_candidate_the_others_agree_with():
+    """Minimum-Bayes-risk ranking: among candidates equal on the checks, the one most like the other candidates
+    (degenerate ones do not vote) comes first; the checks still come before agreement, and N = 1 stays greedy."""
+    from tacsol.evaluate import verify
+
+    rec = {"id": "c", "selector": "0x60fe47b1", "solc_version": "0.8.19", "declarations": "uint256 x;",
+           "tac": "function 0x60fe47b1(uint256)\nb0:\n  sstore(0x0, arg0)\n  stop()"}
+    odd = "function set(uint256 a) public { require(a > 0); x = a * 2 + 1; }"   # greedy, but alone
+    usual = "function set(uint256 a) public { x = a; }"
+    close = "function set(uint256 value) public { x = value; }"
+    junk = "x = a; " * 40   # degenerate: agrees with nothing and gets no vote
+    cands = [odd, usual, junk, close, usual]
+    assert verify.rank(rec, cands, compile_check=False)[0] == 0              # checks alone: the greedy one
+    best, checks = verify.rank(rec, cands, compile_check=False, rule="consensus")
+    assert best == 1 and checks[2].degenerate
+    agree = [c.consensus for c in checks]
+    assert agree[1] == agree[4] > agree[3] > agree[0]   # ties on agreement keep the earlier candidate (1, not 4)
+    assert agree[1] == pytest.approx(sum(1 - verify.edit_distance(usual, t) for t in (odd, close, usual)) / 3)
+    wrong_name = "function put(uint256 a) public { x = a; }"   # the most agreed-with text, but not the selector
+    assert verify.rank(rec, [odd, wrong_name, wrong_name, usual], compile_check=False, rule="consensus")[0] == 3
+    assert verify.rank(rec, [odd], compile_check=False, rule="consensus")[0] == 0
+    assert verify.best_of(checks[:1], "consensus") == 0 and verify.consensus(["a"], [True]) == [0.0]
+    with pytest.raises(ValueError, match="ranking rule 'vote'"):
+        verify.best_of(checks, "vote")
+
+
 @pytest.mark.parametrize("ref,sw,kind", [
     ("uint256 public totalSupply;", False, "getter"),
     ("function balanceOf(address a) public view returns (uint256) { return _balances[a]; }", False, "getter"),

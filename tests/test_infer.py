@@ -126,7 +126,14 @@ def test_decompile_candidates_rank_greedy_first(adapter, capsys):
     out = json.loads(capsys.readouterr().out)[0]
     assert len(out["checks"]) == 3 and 0 <= out["candidate"] < 3
     best = max(range(3), key=lambda i: (out["checks"][i]["score"], -i))
-    assert out["candidate"] == best
+    assert out["candidate"] == best and "consensus" not in out["checks"][0]
+    assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--max-new-tokens", "8", "--candidates", "3",
+                 "--rank", "consensus", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    c = out["checks"]
+    assert all(0.0 <= x["consensus"] <= 1.0 for x in c)
+    best = max(range(3), key=lambda i: (c[i]["score"], round(c[i]["consensus"], 3), -i))
+    assert out["candidate"] == best or round(c[best]["consensus"], 3) == round(c[out["candidate"]]["consensus"], 3)
     assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--candidates", "0"]) == 2
 
 

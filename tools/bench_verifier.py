@@ -5,9 +5,11 @@ kit's objective checks (tacsol.evaluate.verify), on the same held-out functions,
 
 Reads the run's adapter and eval/selection.json (the functions the evaluation scored; --subset picks which list),
 generates 8 candidates per function once (greedy + 7 samples at temperature 0.7, seeded), and scores the choice at
-N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/), behavioural equivalence included. The ranking itself uses
-only what a decompiler has (the TAC and the candidates); the behaviour check needs the original source, so it scores
-the choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
+N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/; eval/verifier/consensus-N<n>/ for the consensus rule),
+behavioural equivalence included, for each ranking rule of --rules (tacsol.evaluate.verify.RULES: "checks" keeps
+the earliest candidate among those equal on the checks, "consensus" the one the others agree with most). The
+ranking itself uses only what a decompiler has (the TAC and the candidates); the behaviour check needs the original
+source, so it scores the choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
 The candidate pool is kept (eval/verifier/candidates.jsonl), so a rerun skips generation.
 """
 from __future__ import annotations
@@ -28,6 +30,8 @@ def main(argv=None) -> int:
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--rules", nargs="+", default=["checks", "consensus"], choices=["checks", "consensus"],
+                    help="ranking rules to score (at N = 1 both are greedy decoding: scored once)")
     ap.add_argument("--oracle", action="store_true",
                     help="also behaviour-check every candidate: the share of functions with an equivalent one among "
                          "the first N (what a perfect ranking would reach; not a decoder, it needs the original)")
@@ -76,23 +80,24 @@ def main(argv=None) -> int:
     check_s = time.perf_counter() - t0
     results = []
     harness = behaviour.Harness()  # the originals are compiled and traced once for every N
-    for n in a.ns:
+    for rule, n in [(rule, n) for rule in a.rules for n in a.ns if n > 1 or rule == a.rules[0]]:
         chosen = {}
         for r in recs:
             cs = checked[r["id"]][:n]
-            chosen[r["id"]] = cs[verify.best_of(cs)].text
-        s = evaluate_run(recs, chosen, run, system=f"verifier-N{n}", eval_dir=out / f"N{n}", figures=False,
+            chosen[r["id"]] = cs[verify.best_of(cs, rule)].text
+        name = f"N{n}" if rule == "checks" else f"{rule}-N{n}"
+        s = evaluate_run(recs, chosen, run, system=f"verifier-{name}", eval_dir=out / name, figures=False,
                          verbose=False, **suite.eval_kwargs(p, harness))  # the checks the run's evaluation used
         m = s["metrics"]
         gen_s = times["greedy_s"] + sum(times["sample_pass_s"][: n - 1])
-        row = {"n": n, "functions": len(recs), **{k: m.get(k) for k in (
+        row = {"rule": rule, "n": n, "functions": len(recs), **{k: m.get(k) for k in (
             "similarity_mean", "similarity_ci_low", "similarity_ci_high", "selector_match_rate", "compile_rate",
             "compile_ci_low", "compile_ci_high", "degenerate_rate", "grounding_precision", "grounding_recall",
             "behaviour_rate", "behaviour_ci_low", "behaviour_ci_high", "behaviour_untestable")},
             "generate_s": gen_s, "check_s": check_s * n / n_max,
             "seconds_per_function": (gen_s + check_s * n / n_max) / len(recs)}
         results.append(row)
-        print(f"N={n}: similarity {m['similarity_mean']:.3f} [{m['similarity_ci_low']:.3f}, "
+        print(f"{rule} N={n}: similarity {m['similarity_mean']:.3f} [{m['similarity_ci_low']:.3f}, "
               f"{m['similarity_ci_high']:.3f}]  selector {m['selector_match_rate']:.3f}  compiles "
               f"{m['compile_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  equivalent "
               f"{m['behaviour_rate']:.3f} [{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}]  "

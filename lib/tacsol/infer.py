@@ -353,10 +353,10 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
-              level: int | None = None, prefill: str = "fallback", **load_kw) -> list[dict]:
+              level: int | None = None, prefill: str = "fallback", rank: str = "checks", **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
-    checks), with every candidate's checks in the result. signature_table: known signatures
+    checks, then by `rank`'s rule), with every candidate's checks in the result. signature_table: known signatures
     (:func:`tacsol.signatures.named_table`: "standard", "none", a signatures.json or a dataset's). level: the TAC
     level bytecode is lifted at (None: the one the adapter was trained on; its callee budget always is,
     lift_options_of). prefill: see
@@ -364,6 +364,10 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
+    from .evaluate import verify
+
+    if rank not in verify.RULES:
+        raise ValueError(f"--rank {rank}: expected one of {', '.join(verify.RULES)}")
     opts = lift_options_of(adapter)
     every = records_from_input(source, tac=tac, level=level if level is not None else opts["level"],
                                callee_budget=opts["callee_budget"])
@@ -382,16 +386,15 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
                         prefill=prefill)
         done = {r["id"]: {**r, "solidity": s} for r, s in zip(recs, sols)}
     else:
-        from .evaluate import verify
-
         pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
                                          batch_size=batch_size, prefill=prefill)
         done = {}
         for r, pool in zip(recs, pools):
-            best, checks = verify.rank(r, pool)
+            best, checks = verify.rank(r, pool, rule=rank)
             done[r["id"]] = {**r, "solidity": pool[best], "candidate": best,
                              "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
-                                         "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3)}
+                                         "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3),
+                                         **({"consensus": round(c.consensus, 3)} if c.consensus is not None else {})}
                                         for c in checks]}
     return [done.get(r["id"]) or skipped[r["id"]] for r in every]
 
@@ -409,7 +412,10 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
     ap.add_argument("--candidates", type=int, default=1, metavar="N",
                     help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
-                         "(not degenerate, compiles in a stub, selector matches, effects grounded in the TAC)")
+                         "(not degenerate, then the bytecode's selector; the stub compile and grounding are reported)")
+    ap.add_argument("--rank", choices=["checks", "consensus"], default="checks",
+                    help="with --candidates: among candidates equal on the checks, keep the earliest (checks: greedy "
+                         "first) or the one the other candidates agree with most (consensus: minimum Bayes risk)")
     ap.add_argument("--signatures", default="standard", metavar="TABLE",
                     help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
                          "interfaces, default), none, a signatures.json, or a dataset name (its table)")
@@ -428,7 +434,7 @@ def main(args: argparse.Namespace) -> int:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, greedy=not args.sample, base=args.base,
                         candidates=args.candidates, signature_table=args.signatures, level=args.level,
-                        prefill=args.prefill)
+                        prefill=args.prefill, rank=args.rank)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,10 @@ selector and the contract's declarations when known:
    the TAC performs.
 
 The ranking (``rank_key``) uses 1 and 2 only, then the earlier candidate: candidate 0 is the greedy output, so
-N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. 3 and 4 are
+N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
+``rule="consensus"``, candidates equal on 1 and 2 are ordered by their agreement with the others (minimum-Bayes-risk
+decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
+what the model would write) before the earlier one. 3 and 4 are
 reported, not ranked: on the reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked;
 docs/reference-run.md) a score that added them chose 7 behaviourally equivalent functions of 48 at N = 8 against
 greedy's 12 (a stub compile and more effects favour other code than the original's), while ranking by 1 and 2 keeps
@@ -23,10 +26,12 @@ from typing import Any, Mapping, Sequence
 from .. import corpus, evm
 from .compile import build_stub, compile_many
 from .degenerate import degenerate_reason
+from .metrics import edit_distance
 from .solidity import (ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
                        parse_declarations, tac_effects)
 
 _EFFECTS = ("event", "storage_write", "external_call", "revert")
+RULES = ("checks", "consensus")
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Check:
     compiles: bool | None = None      # None: not checked
     selector_match: bool = False
     grounding_f1: float = 0.0
+    consensus: float | None = None    # rule "consensus": mean similarity to the other non-degenerate candidates
     score: float = 0.0
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -81,20 +87,45 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
     return checks
 
 
-def rank_key(check: Check, index: int) -> tuple:
-    """Higher is better: not degenerate, then the bytecode's selector, then the earlier candidate."""
-    return (not check.degenerate, check.selector_match, -index)
+def consensus(texts: Sequence[str], voters: Sequence[bool]) -> list[float]:
+    """Each text's mean similarity (1 - edit_distance: characters, whitespace collapsed) to the other texts whose
+    `voters` flag is set; 0.0 where no other text votes. A sample's agreement with the rest estimates its expected
+    similarity to what the model would write (minimum Bayes risk), so one odd sample cannot win on its own."""
+    out = []
+    for i, text in enumerate(texts):
+        others = [j for j, v in enumerate(voters) if v and j != i]
+        out.append(sum(1.0 - edit_distance(text, texts[j]) for j in others) / len(others) if others else 0.0)
+    return out
 
 
-def best_of(checks: Sequence[Check]) -> int:
-    """Index of the candidate rank_key puts first (-1 for none)."""
-    return max(range(len(checks)), key=lambda i: rank_key(checks[i], i)) if checks else -1
+def rank_key(check: Check, index: int, agreement: float = 0.0) -> tuple:
+    """Higher is better: not degenerate, then the bytecode's selector, then the agreement with the other candidates
+    (rule "consensus"; 0 otherwise), then the earlier candidate."""
+    return (not check.degenerate, check.selector_match, round(agreement, 9), -index)   # rounded: float noise
 
 
-def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True) -> tuple[int, list[Check]]:
+def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
+    """Index of the candidate rank_key puts first (-1 for none). The consensus is taken over `checks` alone, so
+    the best of the first N candidates is chosen from what those N show."""
+    if rule not in RULES:
+        raise ValueError(f"ranking rule {rule!r}: expected one of {', '.join(RULES)}")
+    agreement = _agreement(checks) if rule == "consensus" else [0.0] * len(checks)
+    return max(range(len(checks)), key=lambda i: rank_key(checks[i], i, agreement[i])) if checks else -1
+
+
+def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True,
+         rule: str = "checks") -> tuple[int, list[Check]]:
     """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0)."""
     checks = check_candidates(record, candidates, compile_check=compile_check)
-    return best_of(checks), checks
+    if rule == "consensus":
+        for c, agreement in zip(checks, _agreement(checks)):
+            c.consensus = agreement
+    return best_of(checks, rule), checks
+
+
+def _agreement(checks: Sequence[Check]) -> list[float]:
+    """The consensus of the candidates checked: the degenerate ones do not vote."""
+    return consensus([c.text for c in checks], [not c.degenerate for c in checks])
 
 
 def sample_candidates(model, tok, records: Sequence[Mapping[str, Any]], n: int, *, max_new_tokens: int = 256,
