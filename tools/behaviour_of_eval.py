@@ -13,6 +13,10 @@ earlier `behaviour`, the transitions old -> new; and the fine-tuned model's pair
         --out docs/evidence/behaviour/reference_run.json
     python tools/behaviour_of_eval.py docs/evidence/reference-l3/03_baseline_3b/eval --dataset ref_l3_t40 \\
         --match key --out docs/evidence/behaviour/fifth_run_rescored.json
+
+--write-tables DIR writes each system's table with the new verdicts (DIR/functions.parquet,
+DIR/baselines/<name>/functions.parquet, the eval/ layout), so that tools/compare_runs.py pairs an older run, scored
+again, with a new one scored by the same harness.
 """
 from __future__ import annotations
 
@@ -33,6 +37,8 @@ def main() -> int:
                     help="find records by id (the same build) or by package, contract, selector and settings")
     ap.add_argument("--systems", nargs="*", help="only these systems (fine-tuned, retrieval-tfidf, ...)")
     ap.add_argument("--out", help="write the figures as JSON here")
+    ap.add_argument("--write-tables", metavar="DIR",
+                    help="write each system's table with the new verdicts here, in the eval/ folder's layout")
     args = ap.parse_args()
 
     import pandas as pd
@@ -79,6 +85,10 @@ def main() -> int:
         df = df[df["id"].isin(verdicts)]
         rescored[name] = df.assign(behaviour=[verdicts[i].status for i in df["id"]],
                                    behaviour_reason=[verdicts[i].reason for i in df["id"]])
+        if args.write_tables:
+            dest = Path(args.write_tables) / path.relative_to(ev)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            rescored[name].drop(columns=["kind"]).to_parquet(dest)
         pair = [b for k, b in s["by_kind"].items() if k in ("getter", "setter")]
         s["getters_and_setters"] = {"equivalent": sum(b["equivalent"] for b in pair), "n": sum(b["n"] for b in pair)}
         figures["systems"][name] = s
