@@ -358,3 +358,32 @@ def test_same_functions_finds_a_runs_selection_in_a_build_at_another_level(tmp_p
     assert all(isinstance(v, dict) for v in report.values())
     with pytest.raises(ValueError, match="eval_same_as"):
         suite.same_functions(tmp_path, {"test": []})
+
+
+def test_same_functions_reads_the_keys_from_the_tables_when_the_other_build_is_gone(tmp_path):
+    """A finished run published as evidence, its dataset not on this machine: the functions it scored are found by
+    the package, contract, selector and settings its per-function tables name."""
+    import pandas as pd
+    import yaml
+
+    from tacsol import train
+    from tacsol.evaluate import suite
+
+    test = train.run_records({**train.DEFAULTS, "dataset": "sample"})["test"]
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**train.DEFAULTS, "dataset": "no_such_build"}))
+    (tmp_path / "eval" / "curve" / "step-4").mkdir(parents=True)
+    (tmp_path / "eval" / "selection.json").write_text(json.dumps(
+        {"ids": {"contract_heldout": ["old-2", "old-0"], "curve": ["old-0", "old-1"]}}))
+
+    def table(path, rows):
+        pd.DataFrame([{"id": f"old-{i}", **{k: test[i][k] for k in suite.TABLE_KEY}, "generated": ""}
+                      for i in rows]).to_parquet(path)
+    table(tmp_path / "eval" / "functions.parquet", [2, 0])
+    table(tmp_path / "eval" / "curve" / "step-4" / "functions.parquet", [0, 1])
+    relifted = {"test": [dict(r, id=f"level3-{i}") for i, r in enumerate(test) if i != 1]}
+    chosen, report = suite.same_functions(tmp_path, relifted)
+    assert [r["id"] for r in chosen["contract_heldout"]] == ["level3-2", "level3-0"]
+    assert [r["id"] for r in chosen["curve"]] == ["level3-0"] and report["curve"]["missing_ids"] == ["old-1"]
+    (tmp_path / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": ["old-9"]}}))
+    with pytest.raises(ValueError, match="eval_same_as.*in no per-function table"):
+        suite.same_functions(tmp_path, relifted)

@@ -89,13 +89,22 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     ``profile.LEVEL_KEY``: the paired comparison of two runs whose datasets differ in TAC level only. A function
     the other build lacks (an exact duplicate of another contract's function at this level, which the build keeps
     once, or a lift error) is reported by id, never silently replaced."""
+    from ..pairs import DatasetError
     from ..profile import LEVEL_KEY, complexity_bucket
 
     def function_key(rec: Mapping[str, Any]) -> tuple:
         return tuple(rec[k] for k in LEVEL_KEY)
 
-    _, theirs = evaluated_records(run_dir)
-    by_key = {function_key(r): r for split in records.values() for r in split}
+    try:
+        _, theirs = evaluated_records(run_dir)
+    except DatasetError:   # their build is gone (a fresh machine): their per-function tables still name each one
+        theirs = scored_keys(run_dir)
+
+        def function_key(rec: Mapping[str, Any]) -> tuple:  # noqa: F811
+            return (table_key(rec),)
+    by_key = {}
+    for r in (r for split in records.values() for r in split):
+        by_key.setdefault(function_key(r), r)   # the first of a key (TABLE_KEY may repeat where LEVEL_KEY does not)
     chosen: dict[str, list[dict]] = {}
     report: dict[str, Any] = {}
     for name, recs in theirs.items():
@@ -108,6 +117,27 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     if not any(chosen.values()):
         raise ValueError(f"parameter 'eval_same_as': none of the functions {run_dir} scored is in this dataset")
     return chosen, report
+
+
+def scored_keys(run_dir) -> dict[str, list[dict]]:
+    """Per list of a finished run's eval/selection.json, each function as its TABLE_KEY fields, read from the run's
+    per-function tables (for a run whose dataset is not on this machine)."""
+    import pandas as pd
+
+    run = paths.resolve(run_dir)
+    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"]
+    tables = [eval_dir(run, s) / "functions.parquet" for s in ("contract_heldout", "package_heldout")]
+    tables += sorted((run / "eval" / "curve").glob("*/functions.parquet"))
+    rows: dict[str, dict] = {}
+    for t in tables:
+        if t.is_file():
+            for r in pd.read_parquet(t, columns=["id", *TABLE_KEY]).to_dict("records"):
+                rows.setdefault(r["id"], r)
+    lost = sorted({i for chosen in ids.values() for i in chosen} - set(rows))
+    if lost:
+        raise ValueError(f"parameter 'eval_same_as': {run}: {len(lost)} scored functions are in no per-function "
+                         f"table (first: {lost[0]})")
+    return {name: [rows[i] for i in chosen] for name, chosen in ids.items()}
 
 
 def fits(tokenizer, max_tokens: int) -> Callable[[Mapping[str, Any]], bool]:
