@@ -92,16 +92,15 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     from ..pairs import DatasetError
     from ..profile import LEVEL_KEY, complexity_bucket
 
-    def function_key(rec: Mapping[str, Any]) -> tuple:
-        return tuple(rec[k] for k in LEVEL_KEY)
-
     try:
         _, theirs = evaluated_records(run_dir)
+        fields = LEVEL_KEY
     except DatasetError:   # their build is gone (a fresh machine): their per-function tables still name each one
-        theirs = scored_keys(run_dir)
+        theirs, fields = scored_keys(run_dir), TABLE_KEY
 
-        def function_key(rec: Mapping[str, Any]) -> tuple:  # noqa: F811
-            return (table_key(rec),)
+    def function_key(rec: Mapping[str, Any]) -> tuple:
+        return tuple(rec[k] for k in fields)
+
     by_key = {}
     for r in (r for split in records.values() for r in split):
         by_key.setdefault(function_key(r), r)   # the first of a key (TABLE_KEY may repeat where LEVEL_KEY does not)
