@@ -278,3 +278,43 @@ def test_logits_at_target_positions_give_the_models_own_loss_and_gradients(refer
     with torch.no_grad():
         assert trainer.compute_loss(model, dict(batch)).item() == pytest.approx(full, rel=1e-5)
     model.zero_grad(set_to_none=True)
+
+
+def test_checkpoints_scored_on_a_whole_stratum(reference, tmp_path):
+    """tools/score_checkpoints.py: every checkpoint generates on all the functions the run's evaluation scored in a
+    stratum (not the curve's subset), one folder per step beside eval/curve/, and each step is paired with the final
+    adapter on the same functions. The fixed-subset curve is a different folder and stays untouched."""
+    import shutil
+
+    import pandas as pd
+
+    from tacsol.evaluate import suite
+
+    p, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(p["output_dir"], run)
+    test = train.run_records({**train.DEFAULTS, **p})["test"]
+    ids = [r["id"] for r in test[:3]]
+    (run / "eval").mkdir()
+    (run / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": ids}}))
+    pfile = tmp_path / "eval.yaml"
+    pfile.write_text(yaml.safe_dump({"eval_compile": "none", "eval_behaviour": False, "max_new_tokens": 16}))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import score_checkpoints
+
+    assert score_checkpoints.main(["--run", str(run), "--params", str(pfile)]) == 0
+    points = json.loads((run / "eval" / "curve-contract_heldout" / "curve.json").read_text())
+    steps = [s for s, _ in suite.checkpoints(run)]
+    assert [pt["step"] for pt in points] == sorted(set(steps) | {STEPS}) and len(points) >= 4
+    assert all(pt["n_functions"] == 3 for pt in points)
+    tokens = [pt["train_tokens"] for pt in points]
+    assert tokens == sorted(tokens) and tokens[0] > 0
+    table = pd.read_parquet(run / "eval" / "curve-contract_heldout" / f"step-{steps[0]}" / "functions.parquet")
+    assert sorted(table["id"]) == sorted(ids)
+    paired = json.loads((run / "eval" / "curve-contract_heldout" / "paired_with_final.json").read_text())
+    assert {(r["step"], r["metric"]) for r in paired["paired"]} == {
+        (s, m) for s in sorted(set(steps))[:-1] for m in ("behaviour_equivalent", "selector_match")}
+    assert not (run / "eval" / "curve").exists()
+    with pytest.raises(ValueError, match="not a curve folder"):
+        suite.learning_curve(run, test[:1], base_model=p["model"], tokenizer_dir=run / "adapter", max_new_tokens=4,
+                             batch_size=1, stratum="contract_heldout")

@@ -13,6 +13,7 @@ Layout under ``<output_dir>/eval/`` (what 06_compare and the HTML report read)::
     baselines/<name>/                          each baseline on the same functions
     package_heldout/ (+ baselines/<name>/)     the same for the package-held-out stratum
     curve/step-<N>/                            a checkpoint on the curve functions (a fixed subset)
+    curve-<stratum>/step-<N>/                  a checkpoint on a whole stratum (tools/score_checkpoints.py)
     selection.json                             which functions, per stratum, and what was left out
     generations/<stratum>/<system>.jsonl       generation files (the resume state)
 """
@@ -149,10 +150,15 @@ def fits(tokenizer, max_tokens: int) -> Callable[[Mapping[str, Any]], bool]:
     return ok
 
 
+def is_curve(stratum: str) -> bool:
+    """A learning-curve folder: "curve" (the fixed subset) or "curve-<stratum>" (every function of a stratum)."""
+    return stratum == "curve" or stratum.startswith("curve-")
+
+
 def eval_dir(output_dir, stratum: str, system: str | None = None) -> Path:
     base = paths.resolve(output_dir) / "eval"
-    if stratum == "curve":
-        return base / "curve" / (system or "")
+    if is_curve(stratum):
+        return base / stratum / (system or "")
     if stratum != "contract_heldout":
         base = base / stratum
     return base if system in (None, "fine-tuned") else base / "baselines" / system
@@ -200,11 +206,14 @@ def checkpoints(run_dir) -> list[tuple[int, Path]]:
 
 def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenizer_dir, max_new_tokens: int,
                    batch_size: int, known: Mapping[int, Mapping[str, str]] | None = None, progress: bool = True,
-                   prefill: str = "none", **eval_kw) -> list[dict]:
+                   prefill: str = "none", stratum: str = "curve", **eval_kw) -> list[dict]:
     """Every saved checkpoint (and the final adapter) generates on the same `records`; one point per checkpoint:
     training tokens seen, similarity, selector match, compile rate, degenerate rate. ``known``: generations that
     already exist for a step (0 = the untuned model's, the final step = the fine-tuned model's), reused as they are
-    when they cover every record. prefill: the checkpoints' decoding (infer.PREFILL_MODES), as the final model's."""
+    when they cover every record. prefill: the checkpoints' decoding (infer.PREFILL_MODES), as the final model's.
+    stratum: the folder under eval/ ("curve", or "curve-<stratum>" for a curve over a whole stratum)."""
+    if not is_curve(stratum):
+        raise ValueError(f"learning_curve: stratum {stratum!r} is not a curve folder ('curve' or 'curve-<name>')")
     from .. import infer
 
     out = paths.resolve(output_dir)
@@ -224,17 +233,17 @@ def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenize
             continue  # no untuned generations to reuse: the curve starts at the first checkpoint
         else:
             model, tok = infer.load(folder, base=base_model, tokenizer_dir=tokenizer_dir)
-            gens, timing = model_generations(model, tok, records, out, "curve", system, prefill=prefill,
+            gens, timing = model_generations(model, tok, records, out, stratum, system, prefill=prefill,
                                              max_new_tokens=max_new_tokens, batch_size=batch_size, progress=progress)
             del model
-        s = score(records, gens, out, "curve", system, extra={"step": step, "generation": timing}, **eval_kw)
+        s = score(records, gens, out, stratum, system, extra={"step": step, "generation": timing}, **eval_kw)
         m = s["metrics"]
         points.append({"step": step, "train_tokens": checkpoint_tokens(log, step), **{
             k: m.get(k) for k in ("n_functions", "similarity_mean", "similarity_ci_low", "similarity_ci_high",
                                   "selector_match_rate", "compile_rate", "degenerate_rate", "grounding_recall",
                                   "edit_distance_mean", "behaviour_rate", "behaviour_ci_low", "behaviour_ci_high")}})
     # the untuned model is the curve's origin (0 tokens); read from the base_model baseline when it ran
-    atomic_write_json(out / "eval" / "curve" / "curve.json", points)
+    atomic_write_json(out / "eval" / stratum / "curve.json", points)
     return points
 
 
