@@ -318,3 +318,47 @@ def test_checkpoints_scored_on_a_whole_stratum(reference, tmp_path):
     with pytest.raises(ValueError, match="not a curve folder"):
         suite.learning_curve(run, test[:1], base_model=p["model"], tokenizer_dir=run / "adapter", max_new_tokens=4,
                              batch_size=1, stratum="contract_heldout")
+
+
+def test_verifier_pool_starts_from_the_evaluations_greedy_answers_and_resumes(reference, tmp_path):
+    """tools/bench_verifier.py on a whole stratum: candidate 0 is the evaluation's own greedy answer (so N = 1 is the
+    reported greedy result), each further candidate a resumable generation file, the results in
+    eval/verifier-<subset>/ (eval/verifier/ stays the curve's), and a rerun generates nothing again."""
+    import shutil
+
+    import pandas as pd
+
+    from tacsol import infer
+    from tacsol.evaluate import suite
+
+    p, _ = reference
+    run = tmp_path / "run"
+    shutil.copytree(p["output_dir"], run)
+    test = train.run_records({**train.DEFAULTS, **p})["test"][:3]
+    (run / "eval").mkdir()
+    (run / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": [r["id"] for r in test]}}))
+    model, tok = infer.load(run / "adapter")
+    greedy = infer.generate_to_file(model, tok, test, suite.generations_path(run, "contract_heldout", "fine-tuned"),
+                                    max_new_tokens=16, batch_size=2, progress=False)
+    pfile = tmp_path / "eval.yaml"
+    pfile.write_text(yaml.safe_dump({"eval_compile": "none", "eval_behaviour": False}))
+    sys.path.insert(0, str(ROOT / "tools"))
+    import bench_verifier
+
+    argv = ["--run", str(run), "--subset", "contract_heldout", "--ns", "1", "2", "--rules", "checks",
+            "--max-new-tokens", "16", "--params", str(pfile)]
+    assert bench_verifier.main(argv) == 0
+    out = run / "eval" / "verifier-contract_heldout"
+    pools = {json.loads(x)["id"]: json.loads(x)["candidates"] for x in (out / "candidates.jsonl").read_text().split("\n")
+             if x}
+    assert set(pools) == {r["id"] for r in test} and all(len(c) == 2 for c in pools.values())
+    assert {i: c[0] for i, c in pools.items()} == greedy
+    n1 = pd.read_parquet(out / "N1" / "functions.parquet").set_index("id")["generated"].to_dict()
+    assert n1 == greedy
+    assert [r["n"] for r in json.loads((out / "verifier.json").read_text())["results"]] == [1, 2]
+    assert not (run / "eval" / "verifier").exists()
+    stamps = {f: f.stat().st_mtime_ns for f in (out / "pool").glob("k*.jsonl")}
+    assert len(stamps) == 2
+    (out / "candidates.jsonl").unlink()    # the pool is assembled again from the per-candidate files, not regenerated
+    assert bench_verifier.main(argv) == 0
+    assert {f: f.stat().st_mtime_ns for f in (out / "pool").glob("k*.jsonl")} == stamps

@@ -4,7 +4,8 @@ kit's objective checks (tacsol.evaluate.verify), on the same held-out functions,
     .venv/bin/python tools/bench_verifier.py --run outputs/reference-l2/03_baseline_3b --subset curve
 
 Reads the run's adapter and eval/selection.json (the functions the evaluation scored; --subset picks which list),
-generates 8 candidates per function once (greedy + 7 samples at temperature 0.7, seeded), and scores the choice at
+generates 8 candidates per function once (greedy + 7 samples at temperature 0.7, seeded; one resumable file per
+candidate under pool/, the greedy one starting from the evaluation's own answers), and scores the choice at
 N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/; eval/verifier/consensus-N<n>/ for the consensus rule),
 behavioural equivalence included, for each ranking rule of --rules (tacsol.evaluate.verify.RULES: "checks" keeps
 the earliest candidate among those equal on the checks, "consensus" the one the others agree with most). The
@@ -21,12 +22,50 @@ import time
 from pathlib import Path
 
 
+def _f(x) -> str:
+    """A rate for the printed line; "–" where the check did not run (eval_compile: none, eval_behaviour: false)."""
+    return "–" if x is None else f"{x:.3f}"
+
+
+def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int) -> tuple[dict[str, list[str]], dict]:
+    """n_max candidates per record: pass 0 greedy, pass k a sample at temperature 0.7 seeded with k, each pass a
+    resumable generation file (out/pool/k<k>.jsonl: a killed run goes on from where it stopped; a resumed sampling
+    pass draws its remaining functions from a fresh seed, so its samples differ from an unbroken run's). Pass 0 starts
+    from the run's own greedy answers for the subset (eval/generations/<subset>/fine-tuned.jsonl), so that N = 1 is
+    the evaluation's greedy result. Times are the generation seconds each pass's rows record."""
+    import shutil
+
+    from transformers import set_seed
+
+    from tacsol import infer
+    from tacsol.evaluate import suite
+
+    (out / "pool").mkdir(exist_ok=True)
+    first = out / "pool" / "k0.jsonl"
+    own = suite.generations_path(run, a.subset, "fine-tuned")
+    if not first.is_file() and own.is_file():
+        shutil.copyfile(own, first)
+    model, tok = infer.load(run / "adapter")
+    files = []
+    for k in range(n_max):
+        path = out / "pool" / f"k{k}.jsonl"
+        set_seed(k)
+        infer.generate_to_file(model, tok, recs, path, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
+                               greedy=k == 0, temperature=0.7, desc=f"candidate {k}")
+        files.append(infer.read_done(path))
+    pools = {r["id"]: [f[str(r["id"])]["generated"] for f in files] for r in recs}
+    secs = [sum(float(f[str(r["id"])].get("seconds", 0.0)) for r in recs) for f in files]
+    return pools, {"greedy_s": secs[0], "sample_pass_s": secs[1:]}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--run", default="outputs/reference-l2/03_baseline_3b", help="phase folder of a 03 run")
-    ap.add_argument("--subset", default="curve", help="selection list: curve | contract_heldout | package_heldout")
+    ap.add_argument("--subset", default="curve", help="selection list: curve | contract_heldout | package_heldout "
+                    "(results in eval/verifier/ for curve, else eval/verifier-<subset>/)")
     ap.add_argument("--limit", type=int, default=0, help="first N functions of the subset (0 = all)")
+    ap.add_argument("--params", default="", help="params file for evaluation keys the run's params.yaml lacks")
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
@@ -42,9 +81,9 @@ def main(argv=None) -> int:
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
-    p, scored = suite.evaluated_records(run)
+    p, scored = suite.evaluated_records(run, a.params or None)
     recs = scored[a.subset][: a.limit] if a.limit else scored[a.subset]
-    out = run / "eval" / "verifier"
+    out = run / "eval" / ("verifier" if a.subset == "curve" else f"verifier-{a.subset}")
     out.mkdir(parents=True, exist_ok=True)
     pool_path = out / "candidates.jsonl"
     n_max = max(a.ns)
@@ -56,23 +95,7 @@ def main(argv=None) -> int:
             pools[row["id"]] = row["candidates"]
         times = json.loads((out / "generation_times.json").read_text())
     if any(len(pools.get(r["id"], [])) < n_max for r in recs):
-        model, tok = infer.load(run / "adapter")
-        t0 = time.perf_counter()
-        greedy = infer.generate(model, tok, recs, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
-                                progress=True)
-        times = {"greedy_s": time.perf_counter() - t0, "sample_pass_s": []}
-        cands = [[g] for g in greedy]
-        from transformers import set_seed
-
-        for k in range(1, n_max):
-            set_seed(k)
-            t0 = time.perf_counter()
-            samples = infer.generate(model, tok, recs, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
-                                     greedy=False, temperature=0.7, progress=True)
-            times["sample_pass_s"].append(time.perf_counter() - t0)
-            for c, s in zip(cands, samples):
-                c.append(s)
-        pools = {r["id"]: c for r, c in zip(recs, cands)}
+        pools, times = generate_pool(run, out, recs, a, n_max)
         pool_path.write_text("".join(json.dumps({"id": r["id"], "candidates": pools[r["id"]]}) + "\n" for r in recs))
         atomic_write_json(out / "generation_times.json", times)
     t0 = time.perf_counter()
@@ -97,10 +120,10 @@ def main(argv=None) -> int:
             "generate_s": gen_s, "check_s": check_s * n / n_max,
             "seconds_per_function": (gen_s + check_s * n / n_max) / len(recs)}
         results.append(row)
-        print(f"{rule} N={n}: similarity {m['similarity_mean']:.3f} [{m['similarity_ci_low']:.3f}, "
-              f"{m['similarity_ci_high']:.3f}]  selector {m['selector_match_rate']:.3f}  compiles "
-              f"{m['compile_rate']:.3f}  degenerate {m['degenerate_rate']:.3f}  equivalent "
-              f"{m['behaviour_rate']:.3f} [{m['behaviour_ci_low']:.3f}, {m['behaviour_ci_high']:.3f}]  "
+        print(f"{rule} N={n}: similarity {_f(m['similarity_mean'])} [{_f(m['similarity_ci_low'])}, "
+              f"{_f(m['similarity_ci_high'])}]  selector {_f(m['selector_match_rate'])}  compiles "
+              f"{_f(m.get('compile_rate'))}  degenerate {_f(m['degenerate_rate'])}  equivalent "
+              f"{_f(m.get('behaviour_rate'))} [{_f(m.get('behaviour_ci_low'))}, {_f(m.get('behaviour_ci_high'))}]  "
               f"{row['seconds_per_function']:.1f} s/function", flush=True)
     oracle = None
     if a.oracle:  # every candidate behaviour-checked: how often a right one was in the pool the ranking chose from
