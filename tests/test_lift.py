@@ -17,6 +17,7 @@ from tacsol.lift import LiftError, lift  # noqa: E402
 from tacsol.lift.cfg import Program  # noqa: E402
 from tacsol.lift.render import render  # noqa: E402
 
+ROOT = Path(__file__).resolve().parents[1]
 FIXDIR = Path(__file__).parent / "fixtures" / "lift"
 FIX = json.loads((FIXDIR / "contracts.json").read_text())
 VYPER = json.loads((FIXDIR / "vyper.json").read_text())   # gen_vyper.py: contract V (A's functions), every mode
@@ -593,3 +594,28 @@ def test_merge_common_reuses_a_dominating_computation():
     branch = next(n for n in fn.ids if fn.graph.edges[n].kind == "jumpi")
     e = fn.graph.edges[branch]
     assert e.false not in tree.get(e.trues[0], []) and e.trues[0] not in tree.get(e.false, [])
+
+
+def test_phase_clock_times_each_phase_and_restores_the_lifter():
+    """tools/bench_production.py --phases: CPU seconds per phase of a lift (the internal-function search, each
+    compaction pass, ...), by wrapping the lifter's module attributes; the lifter is the same object afterwards and
+    lifts the same TAC as without the clock."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import bench_production as B
+
+    from tacsol.lift import compact as CP, contract as C, render as R
+
+    saved = (C.find_callees, R.compact, R.emit, CP.name_memory)
+    code = FIX[0]["runtime"]
+    plain = lift(code, level=3)
+    with B.PhaseClock() as pc:
+        timed = lift(code, level=3)
+        assert R.emit is not saved[2]
+    assert (C.find_callees, R.compact, R.emit, CP.name_memory) == saved
+    assert [f.tac for f in timed.functions] == [f.tac for f in plain.functions]
+    n = len([f for f in plain.functions if f.status != "unsupported"])
+    assert pc.calls["emit"] >= n and pc.calls["compact (level >= 2): all passes"] >= n
+    assert pc.calls["find_callees (level >= 2)"] == 1 and pc.calls["evmole.contract_info"] == 1
+    assert pc.calls["compact: name_memory"] == pc.calls["compact (level >= 2): all passes"]
+    assert all(s >= 0 for s in pc.seconds.values())
+    assert pc.seconds["compact: name_memory"] <= pc.seconds["compact (level >= 2): all passes"]

@@ -15,7 +15,13 @@ Per level: functions, the share whose TAC is within 4,096 and 8,192 Llama-3 toke
 measured it; a prompt adds ~20 tokens and the target), the largest, the total characters, statuses, and lifting
 throughput in functions per CPU second of this process (sevm's in wall seconds of its process, which is the one
 sevm uses: a Node process per contract, startup included, measured the same way as our wall time). Prints a table;
-writes the figures as JSON with --out. Asserts nothing."""
+writes the figures as JSON with --out. Asserts nothing.
+
+--phases adds, per level, the CPU seconds each phase of a lift takes (tools/bench_production.PhaseClock: evmole, the
+CFG, the internal-function search, each lowering step, each compaction pass, layout, printing); phases nest (the
+internal units contain lowering and compaction; "all passes" contains each pass), so shares do not add up to 1.
+
+    .venv/bin/python tools/bench_production.py --level 1 3 --no-sevm --phases"""
 from __future__ import annotations
 
 import argparse
@@ -105,6 +111,75 @@ def measure_level(codes: dict[str, str], level: int) -> dict:
             "functions_per_cpu_s": round(n / cpu, 1) if cpu else None, "per_contract": per_contract}
 
 
+class PhaseClock:
+    """CPU seconds of this process in each phase of a lift, by wrapping the module attributes the lifter calls
+    (restored on exit). A phase entered again inside itself (a pass that calls another pass's function) counts once.
+    The wrappers add ~4 us per call: a few thousand calls per lift of these contracts, under 1% of it."""
+
+    def __init__(self):
+        import collections
+        import types
+
+        import evmole
+
+        from tacsol.lift import compact as CP, contract as C, functions as F, render as R
+        self.seconds: dict[str, float] = collections.Counter()
+        self.calls: dict[str, int] = collections.Counter()
+        self._active: set[str] = set()
+        # (module, attribute, phase): evmole, the CFG, the internal-function search, each level-1 step of lowering,
+        # each level-2/3 pass (compact's names), the layout and the printer; the units of internal functions
+        targets = [(evmole, "contract_info", "evmole.contract_info"), (C, "Program", "Program (CFG)"),
+                   (C, "find_callees", "find_callees (level >= 2)"), (F, "render", "internal units (level >= 2)"),
+                   *((R, n, f"lower: {n}") for n in ("explore", "build_ir", "infer_params", "fold_constants",
+                                                      "resolve_bodies", "eliminate_dead")),
+                   (R, "compact", "compact (level >= 2): all passes"),
+                   *((CP, n, f"compact: {n}") for n in dir(CP)
+                     if isinstance(getattr(CP, n), types.FunctionType) and getattr(CP, n).__module__ != CP.__name__
+                     or n == "keep_live"),
+                   (R, "plan_layout", "plan_layout"), (R, "emit", "emit")]
+        self._saved = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
+        self._targets = targets
+
+    def _wrap(self, f, phase: str):
+        def timed(*a, **k):
+            if phase in self._active:
+                return f(*a, **k)
+            self._active.add(phase)
+            t0 = time.process_time()
+            try:
+                return f(*a, **k)
+            finally:
+                self.seconds[phase] += time.process_time() - t0
+                self.calls[phase] += 1
+                self._active.discard(phase)
+        return timed
+
+    def __enter__(self):
+        for (mod, name, phase), (_, _, f) in zip(self._targets, self._saved):
+            setattr(mod, name, self._wrap(f, phase))
+        return self
+
+    def __exit__(self, *exc):
+        for mod, name, f in self._saved:
+            setattr(mod, name, f)
+
+
+def measure_phases(codes: dict[str, str], level: int, repeat: int = 2) -> dict:
+    """CPU seconds per phase of lifting every contract at `level`, per pass over them (mean of `repeat`)."""
+    with PhaseClock() as pc:
+        t0 = time.process_time()
+        for _ in range(repeat):
+            for code in codes.values():
+                try:
+                    lift(code, level=level, time_limit_s=TIME_LIMIT_S)
+                except LiftError:
+                    pass
+        total = (time.process_time() - t0) / repeat
+    phases = {k: {"cpu_s": round(v / repeat, 4), "share": round(v / repeat / total, 4),
+                  "calls": pc.calls[k] // repeat} for k, v in sorted(pc.seconds.items(), key=lambda kv: -kv[1])}
+    return {"level": level, "cpu_s": round(total, 3), "phases": phases}
+
+
 def measure_sevm(codes: dict[str, str]) -> dict:
     from tacsol.baselines import sevm_decompile
 
@@ -126,6 +201,9 @@ def main(argv=None) -> int:
     ap.add_argument("--level", type=int, nargs="+", choices=[1, 2, 3], default=[1, 2], help="TAC levels (default 1 2)")
     ap.add_argument("--no-sevm", action="store_true", help="skip sevm (its throughput is the peer figure)")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
+    ap.add_argument("--phases", action="store_true",
+                    help="also the CPU seconds of each phase of a lift per level (evmole, CFG, internal-function "
+                         "search, lowering, each compaction pass, layout, printing): where level 2/3's time goes")
     a = ap.parse_args(argv)
     codes: dict[str, str] = {}
     sources = []
@@ -139,6 +217,8 @@ def main(argv=None) -> int:
            f"{__import__('os').cpu_count()} cores", "sources": sources,
            "runtime_bytes": {k: len(evm.strip_0x(v)) // 2 for k, v in codes.items()},
            "levels": [measure_level(codes, lv) for lv in a.level]}
+    if a.phases:
+        out["phases"] = [measure_phases(codes, lv) for lv in a.level]
     if not a.no_sevm:
         out["sevm"] = measure_sevm(codes)
     print("level  functions  <=4096  <=8192  median  max  chars  functions/CPU s  statuses")
@@ -146,6 +226,11 @@ def main(argv=None) -> int:
         print(f"{m['level']:>5}  {m['functions']:>9}  {m['within_4096']:.3f}  {m['within_8192']:.3f}  "
               f"{m['median_tokens']:>6}  {m['max_tokens']}  {m['total_chars']}  {m['functions_per_cpu_s']}  "
               f"{m['statuses']}")
+    for ph in out.get("phases", []):
+        print(f"level {ph['level']}: {ph['cpu_s']} CPU s per pass; phases over 1%:")
+        for name, row in ph["phases"].items():
+            if row["share"] >= 0.01:
+                print(f"  {name:42s} {row['cpu_s']:7.3f} s  {100 * row['share']:5.1f}%  calls {row['calls']}")
     if "sevm" in out:
         print(f"sevm: {out['sevm']['functions']} functions in {out['sevm']['wall_s']} s wall = "
               f"{out['sevm']['functions_per_s']} functions/s")
