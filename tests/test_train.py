@@ -315,6 +315,9 @@ def test_checkpoints_scored_on_a_whole_stratum(reference, tmp_path):
     assert {(r["step"], r["metric"]) for r in paired["paired"]} == {
         (s, m) for s in sorted(set(steps))[:-1] for m in ("behaviour_equivalent", "selector_match")}
     assert not (run / "eval" / "curve").exists()
+    assert score_checkpoints.main(["--run", str(run), "--params", str(pfile), "--steps", str(steps[0])]) == 0
+    points = json.loads((run / "eval" / "curve-contract_heldout" / "curve.json").read_text())
+    assert [pt["step"] for pt in points] == [steps[0], STEPS]      # the chosen checkpoint and the final adapter
     with pytest.raises(ValueError, match="not a curve folder"):
         suite.learning_curve(run, test[:1], base_model=p["model"], tokenizer_dir=run / "adapter", max_new_tokens=4,
                              batch_size=1, stratum="contract_heldout")

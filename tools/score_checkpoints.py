@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--stratum", default="contract_heldout", choices=["contract_heldout", "package_heldout"])
     ap.add_argument("--params", default="", help="params file for evaluation keys the run's params.yaml lacks")
     ap.add_argument("--limit", type=int, default=0, help="first N functions of the stratum (0 = all; a smoke run)")
+    ap.add_argument("--steps", type=int, nargs="+", help="only these checkpoints (default: every one; the final "
+                    "adapter is always scored)")
     a = ap.parse_args(argv)
 
     import pandas as pd
@@ -50,7 +52,7 @@ def main(argv=None) -> int:
     name = f"curve-{a.stratum}"
     points = suite.learning_curve(run, recs, base_model=p["model"], tokenizer_dir=run / "adapter",
                                   max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"], known=known,
-                                  prefill=p["eval_prefill"], stratum=name,
+                                  prefill=p["eval_prefill"], stratum=name, steps=a.steps,
                                   **{**suite.eval_kwargs(p, behaviour.Harness()), "figures": False})
     print(f"{name}: {len(recs)} functions")
     print("step  train_tokens  similarity  selector  behaviour [95% CI]  degenerate")

@@ -206,12 +206,14 @@ def checkpoints(run_dir) -> list[tuple[int, Path]]:
 
 def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenizer_dir, max_new_tokens: int,
                    batch_size: int, known: Mapping[int, Mapping[str, str]] | None = None, progress: bool = True,
-                   prefill: str = "none", stratum: str = "curve", **eval_kw) -> list[dict]:
+                   prefill: str = "none", stratum: str = "curve", steps: Sequence[int] | None = None,
+                   **eval_kw) -> list[dict]:
     """Every saved checkpoint (and the final adapter) generates on the same `records`; one point per checkpoint:
     training tokens seen, similarity, selector match, compile rate, degenerate rate. ``known``: generations that
     already exist for a step (0 = the untuned model's, the final step = the fine-tuned model's), reused as they are
     when they cover every record. prefill: the checkpoints' decoding (infer.PREFILL_MODES), as the final model's.
-    stratum: the folder under eval/ ("curve", or "curve-<stratum>" for a curve over a whole stratum)."""
+    stratum: the folder under eval/ ("curve", or "curve-<stratum>" for a curve over a whole stratum). steps: only
+    these checkpoints' points (None: every one; the final step is always scored)."""
     if not is_curve(stratum):
         raise ValueError(f"learning_curve: stratum {stratum!r} is not a curve folder ('curve' or 'curve-<name>')")
     from .. import infer
@@ -219,9 +221,12 @@ def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenize
     out = paths.resolve(output_dir)
     log = json.loads((out / "train_log.json").read_text())
     points = []
-    steps = [(0, None)] + checkpoints(out) + [(int(log["steps"]), out / "adapter")]
+    final = int(log["steps"])
+    chosen = [(0, None)] + checkpoints(out) + [(final, out / "adapter")]
+    if steps is not None:
+        chosen = [(k, f) for k, f in chosen if k in set(steps) | {final}]
     seen = set()
-    for step, folder in steps:
+    for step, folder in chosen:
         if step in seen:
             continue
         seen.add(step)
