@@ -76,3 +76,12 @@ def test_profile_for_device_names():
     assert profile_for_device(None) == "cpu"
     with pytest.raises(HardwareError, match="no hardware profile for device 'Tesla T4'"):
         profile_for_device("Tesla T4")
+
+
+def test_hardware_line_describes_recorded_hardware():
+    """A published run's caption names the machine that produced it (its summary's hardware), not this one."""
+    from tacsol.summary import hardware_line
+
+    assert hardware_line({"cpu": "AMD EPYC", "cpu_cores": 2, "gpus": []}) == "CPU only: AMD EPYC, 2 cores"
+    assert hardware_line({"gpus": [{"name": "NVIDIA H200", "memory_gib": 139.8}]}) == "1× NVIDIA H200 (139.8 GiB)"
+    assert hardware_line().startswith(("CPU only: ", "1× ", "2× ", "4× ", "8× "))

@@ -156,6 +156,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from tacsol import infer, paths
+    from tacsol.summary import hardware_line
 
     run = paths.resolve(a.run)
     trained = paths.resolve(a.evidence) / run.parent.name / run.name / "trained"
@@ -185,7 +186,7 @@ def main(argv=None) -> int:
         sizes = infer.ship_adapter(run / "adapter", extra_files={
             "params.yaml": (run / "params.yaml").read_text(),
             "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml ({a.recipe}). "
-                             f"Hardware: {summary.get('hardware', {}).get('line', summary.get('hardware'))}. "
+                             f"Hardware: {hardware_line(summary.get('hardware') or {})}. "
                              f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
                              + table})
         total = sizes["adapter_model.safetensors"] / 1e6  # the weights; the tokenizer is the base model's + markers

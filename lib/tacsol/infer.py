@@ -22,8 +22,9 @@ from .ioutil import append_durably
 
 _HEX = re.compile(r"^(0x)?[0-9a-fA-F\s]+$")
 PREFILL_MODES = ("none", "fallback", "always")  # generate(prefill=...): header prefill for unnamed functions
-# The reference run's adapter (params/03_reference_cpu.yaml, evaluation in docs/reference-run.md) for the embedded
-# SmolLM2-135M, shipped with the package so that `tacsol decompile` works without --adapter.
+# The best reference run's adapter for the embedded SmolLM2-135M (its recipe is params.yaml beside it, its evaluation
+# EVALUATION.md and docs/reference-run.md), shipped with the package so that `tacsol decompile` works without
+# --adapter.
 SHIPPED_ADAPTER = Path(__file__).parent / "data" / "adapter"
 
 

@@ -57,13 +57,14 @@ def _cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def hardware_line() -> str:
-    """One line for figure captions: what produced this number."""
-    hw = hardware_info()
+def hardware_line(hw: dict[str, Any] | None = None) -> str:
+    """One line for figure captions: what produced this number (this machine, or `hw`: a summary's recorded
+    hardware_info)."""
+    hw = hardware_info() if hw is None else hw
     gpus = hw.get("gpus") or []
     if gpus:
         return f"{len(gpus)}× {gpus[0]['name']} ({gpus[0]['memory_gib']} GiB)"
-    return f"CPU only: {hw['cpu']}, {hw['cpu_cores']} cores"
+    return f"CPU only: {hw.get('cpu', 'unknown')}, {hw.get('cpu_cores', '?')} cores"
 
 
 def write_summary(output_dir: str | os.PathLike, phase: str, headline: dict[str, Any], params: dict[str, Any],
