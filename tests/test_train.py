@@ -314,6 +314,7 @@ def test_checkpoints_scored_on_a_whole_stratum(reference, tmp_path):
     paired = json.loads((run / "eval" / "curve-contract_heldout" / "paired_with_final.json").read_text())
     assert {(r["step"], r["metric"]) for r in paired["paired"]} == {
         (s, m) for s in sorted(set(steps))[:-1] for m in ("behaviour_equivalent", "selector_match")}
+    assert (run / "eval" / "curve-contract_heldout" / "learning_curve.png").stat().st_size > 10_000
     assert not (run / "eval" / "curve").exists()
     assert score_checkpoints.main(["--run", str(run), "--params", str(pfile), "--steps", str(steps[0])]) == 0
     points = json.loads((run / "eval" / "curve-contract_heldout" / "curve.json").read_text())

@@ -5,7 +5,8 @@ gains that a subset of ~40 functions cannot (one function moves a rate by 2.3 po
     .venv/bin/python tools/score_checkpoints.py --run outputs/reference-l3-long/03_baseline_3b
 
 Reads the run's eval/selection.json, checkpoints/ and adapter; scores each checkpoint with the checks the run's
-evaluation used (behaviour included) into eval/curve-<stratum>/step-<N>/ and writes eval/curve-<stratum>/curve.json.
+evaluation used (behaviour included) into eval/curve-<stratum>/step-<N>/ and writes eval/curve-<stratum>/curve.json
+and its plot, learning_curve.png.
 The final step reuses the fine-tuned model's generations for that stratum. Generation is resumable: a killed run goes
 on from where it stopped. Prints one line per checkpoint, then each checkpoint's paired difference from the final
 adapter (bootstrap 95% CI over the same functions) for behaviour and selector match.
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
 
     import pandas as pd
 
-    from tacsol import compare, infer, paths
+    from tacsol import compare, infer, paths, plots
     from tacsol.evaluate import behaviour, suite
     from tacsol.ioutil import atomic_write_json
 
@@ -71,6 +72,8 @@ def main(argv=None) -> int:
             print(f"step {last} - step {step}: {r['metric']:20s} n {r['n']}  {r['difference']:+.3f} "
                   f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]")
     atomic_write_json(run / "eval" / name / "paired_with_final.json", {"n": len(recs), "paired": paired})
+    fig = plots.learning_curve(points, title=f"Quality vs training tokens, every {a.stratum} function")
+    fig.savefig(run / "eval" / name / "learning_curve.png", dpi=120, bbox_inches="tight")
     return 0
 
 
