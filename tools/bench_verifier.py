@@ -27,24 +27,23 @@ def _f(x) -> str:
     return "–" if x is None else f"{x:.3f}"
 
 
-def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int) -> tuple[dict[str, list[str]], dict]:
+def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int, greedy_file: Path | None
+                  ) -> tuple[dict[str, list[str]], dict]:
     """n_max candidates per record: pass 0 greedy, pass k a sample at temperature 0.7 seeded with k, each pass a
     resumable generation file (out/pool/k<k>.jsonl: a killed run goes on from where it stopped; a resumed sampling
     pass draws its remaining functions from a fresh seed, so its samples differ from an unbroken run's). Pass 0 starts
-    from the run's own greedy answers for the subset (eval/generations/<subset>/fine-tuned.jsonl), so that N = 1 is
-    the evaluation's greedy result. Times are the generation seconds each pass's rows record."""
+    from `greedy_file`, the run's own greedy answers for the subset where they were decoded as here (no prefill), so
+    that N = 1 is the evaluation's greedy result. Times are the generation seconds each pass's rows record."""
     import shutil
 
     from transformers import set_seed
 
     from tacsol import infer
-    from tacsol.evaluate import suite
 
     (out / "pool").mkdir(exist_ok=True)
     first = out / "pool" / "k0.jsonl"
-    own = suite.generations_path(run, a.subset, "fine-tuned")
-    if not first.is_file() and own.is_file():
-        shutil.copyfile(own, first)
+    if not first.is_file() and greedy_file is not None and greedy_file.is_file():
+        shutil.copyfile(greedy_file, first)
     model, tok = infer.load(run / "adapter")
     files = []
     for k in range(n_max):
@@ -95,7 +94,8 @@ def main(argv=None) -> int:
             pools[row["id"]] = row["candidates"]
         times = json.loads((out / "generation_times.json").read_text())
     if any(len(pools.get(r["id"], [])) < n_max for r in recs):
-        pools, times = generate_pool(run, out, recs, a, n_max)
+        own = suite.generations_path(run, a.subset, "fine-tuned") if p["eval_prefill"] == "none" else None
+        pools, times = generate_pool(run, out, recs, a, n_max, own)
         pool_path.write_text("".join(json.dumps({"id": r["id"], "candidates": pools[r["id"]]}) + "\n" for r in recs))
         atomic_write_json(out / "generation_times.json", times)
     t0 = time.perf_counter()
