@@ -30,7 +30,7 @@ from pathlib import Path
 
 KEEP = ("summary.json", "train_log.json", "params.yaml", "loss.png", "03_baseline_3b.ipynb", "03_baseline_3b.html")
 EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json", "verifier.json", "prefill.json",
-             "candidates.jsonl", "generation_times.json", "*.png", "contracts.jsonl")
+             "candidates.jsonl", "generation_times.json", "*.png", "contracts.jsonl", "paired_with_final.json")
 
 
 def evaluation_markdown(run: Path) -> str:
