@@ -64,7 +64,7 @@ def main(argv=None) -> int:
         report[stratum] = {"functions": len(chosen), "unnamed": len(todo), "fallback_redone": len(redo),
                            "none": {k: before.get(k) for k in KEYS}}
         for mode, texts in variants.items():
-            s = evaluate_run(chosen, texts, run, system=f"fine-tuned-prefill-{mode}",
+            s = evaluate_run(chosen, texts, run, system=suite.tuned_system(mode),
                              eval_dir=run / "eval" / "decoding" / f"prefill-{mode}" / stratum,
                              extra={"stratum": stratum, "prefill": mode}, figures=False, verbose=False,
                              **suite.eval_kwargs(p, harness))

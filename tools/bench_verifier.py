@@ -22,11 +22,6 @@ import time
 from pathlib import Path
 
 
-def _f(x) -> str:
-    """A rate for the printed line; "–" where the check did not run (eval_compile: none, eval_behaviour: false)."""
-    return "–" if x is None else f"{x:.3f}"
-
-
 def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int, greedy_file: Path | None
                   ) -> tuple[dict[str, list[str]], dict]:
     """n_max candidates per record: pass 0 greedy, pass k a sample at temperature 0.7 seeded with k, each pass a
@@ -77,6 +72,7 @@ def main(argv=None) -> int:
 
     from tacsol import infer, paths
     from tacsol.evaluate import behaviour, evaluate_run, suite, verify
+    from tacsol.evaluate.aggregate import rate_text
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
@@ -120,10 +116,11 @@ def main(argv=None) -> int:
             "generate_s": gen_s, "check_s": check_s * n / n_max,
             "seconds_per_function": (gen_s + check_s * n / n_max) / len(recs)}
         results.append(row)
-        print(f"{rule} N={n}: similarity {_f(m['similarity_mean'])} [{_f(m['similarity_ci_low'])}, "
-              f"{_f(m['similarity_ci_high'])}]  selector {_f(m['selector_match_rate'])}  compiles "
-              f"{_f(m.get('compile_rate'))}  degenerate {_f(m['degenerate_rate'])}  equivalent "
-              f"{_f(m.get('behaviour_rate'))} [{_f(m.get('behaviour_ci_low'))}, {_f(m.get('behaviour_ci_high'))}]  "
+        print(f"{rule} N={n}: similarity {rate_text(m['similarity_mean'])} [{rate_text(m['similarity_ci_low'])}, "
+              f"{rate_text(m['similarity_ci_high'])}]  selector {rate_text(m['selector_match_rate'])}  compiles "
+              f"{rate_text(m.get('compile_rate'))}  degenerate {rate_text(m['degenerate_rate'])}  equivalent "
+              f"{rate_text(m.get('behaviour_rate'))} [{rate_text(m.get('behaviour_ci_low'))}, "
+              f"{rate_text(m.get('behaviour_ci_high'))}]  "
               f"{row['seconds_per_function']:.1f} s/function", flush=True)
     oracle = None
     if a.oracle:  # every candidate behaviour-checked: how often a right one was in the pool the ranking chose from

@@ -35,9 +35,7 @@ EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json"
 
 def evaluation_markdown(run: Path) -> str:
     from tacsol.evaluate import suite
-
-    def f(x):
-        return "–" if x is None else f"{x:.3f}"
+    from tacsol.evaluate.aggregate import rate_text as f
 
     rows = suite.summary_table(run)
     head = ("| stratum | system | n | similarity [95% CI] | selector match [95% CI] | compiles (stub) | degenerate | "

@@ -33,6 +33,7 @@ def main(argv=None) -> int:
 
     from tacsol import compare, infer, paths, plots
     from tacsol.evaluate import behaviour, suite
+    from tacsol.evaluate.aggregate import rate_text
     from tacsol.ioutil import atomic_write_json
 
     run = paths.resolve(a.run)
@@ -46,7 +47,7 @@ def main(argv=None) -> int:
     if not recs:
         print(f"{run}: eval/selection.json has no {a.stratum} functions", file=sys.stderr)
         return 2
-    tuned = "fine-tuned" if p["eval_prefill"] == "none" else f"fine-tuned-prefill-{p['eval_prefill']}"
+    tuned = suite.tuned_system(p["eval_prefill"])
     final = int(json.loads((run / "train_log.json").read_text())["steps"])
     known = {final: {k: v["generated"] for k, v in
                      infer.read_done(suite.generations_path(run, a.stratum, tuned)).items()}}
@@ -58,9 +59,10 @@ def main(argv=None) -> int:
     print(f"{name}: {len(recs)} functions")
     print("step  train_tokens  similarity  selector  behaviour [95% CI]  degenerate")
     for pt in points:
-        print(f"{pt['step']:>4}  {pt['train_tokens']:>12,}  {pt['similarity_mean']:.3f}       "
-              f"{pt['selector_match_rate']:.3f}     {pt['behaviour_rate'] or 0:.3f} "
-              f"[{pt['behaviour_ci_low'] or 0:.3f}, {pt['behaviour_ci_high'] or 0:.3f}]  {pt['degenerate_rate']:.3f}")
+        print(f"{pt['step']:>4}  {pt['train_tokens']:>12,}  {rate_text(pt['similarity_mean'])}       "
+              f"{rate_text(pt['selector_match_rate'])}     {rate_text(pt['behaviour_rate'])} "
+              f"[{rate_text(pt['behaviour_ci_low'])}, {rate_text(pt['behaviour_ci_high'])}]  "
+              f"{rate_text(pt['degenerate_rate'])}")
     # paired against the final adapter: the curve's question is whether the last steps still helped
     tables = {pt["step"]: pd.read_parquet(suite.eval_dir(run, name, f"step-{pt['step']}") / "functions.parquet")
               for pt in points}

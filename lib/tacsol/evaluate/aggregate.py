@@ -13,6 +13,11 @@ LONG_CHARS = 1000
 GROUNDED = ("event", "storage_write", "external_call")  # reverts reported apart: compiler checks put them everywhere
 
 
+def rate_text(x: float | None) -> str:
+    """A figure for a printed table: three decimals, or "–" where it was not measured (a check that did not run)."""
+    return "–" if x is None else f"{x:.3f}"
+
+
 def bootstrap_ci(values, stat: str = "mean", n_boot: int = 1000, seed: int = 0, alpha: float = 0.05
                  ) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean or median; (nan, nan) for no data."""

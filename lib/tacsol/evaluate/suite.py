@@ -55,6 +55,11 @@ DEFAULTS: dict[str, Any] = {
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
 
 
+def tuned_system(prefill: str = "none") -> str:
+    """The fine-tuned model's system name for a header-prefill mode: its generation file and tables go by it."""
+    return "fine-tuned" if prefill == "none" else f"fine-tuned-prefill-{prefill}"
+
+
 def _in_packages(rec: Mapping[str, Any], packages: Sequence[str]) -> bool:
     from ..train import in_packages
 
@@ -224,7 +229,8 @@ def learning_curve(output_dir, records: list[dict], *, base_model: str, tokenize
     final = int(log["steps"])
     chosen = [(0, None)] + checkpoints(out) + [(final, out / "adapter")]
     if steps is not None:
-        chosen = [(k, f) for k, f in chosen if k in set(steps) | {final}]
+        keep = set(steps) | {final}
+        chosen = [(k, f) for k, f in chosen if k in keep]
     seen = set()
     for step, folder in chosen:
         if step in seen:
@@ -350,7 +356,7 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     if p["eval_prefill"] not in PREFILL_MODES:
         raise ValueError(f"parameter 'eval_prefill': {p['eval_prefill']!r} (choose from {list(PREFILL_MODES)})")
     eval_kw = dict(figures=True, **eval_kwargs(p, behaviour.Harness()))
-    tuned = "fine-tuned" if p["eval_prefill"] == "none" else f"fine-tuned-prefill-{p['eval_prefill']}"
+    tuned = tuned_system(p["eval_prefill"])
     peft_model.eval()
     if p.get("eval_same_as"):
         chosen, report = same_functions(p["eval_same_as"], records)
