@@ -1,6 +1,7 @@
 """06_compare's tables from run folders: discovery, the flat metrics evaluate writes, smoke labelling, verdicts, the
 by-complexity heatmaps. The run folders hold what tacsol.evaluate really writes, on records of the shipped sample."""
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -155,3 +156,28 @@ def test_paired_against_baselines_per_run():
     assert rows.loc["retrieval-tfidf", "difference"] == pytest.approx(1 / 3)
     assert (rows.loc["sevm", "fine_tuned_higher"], rows.loc["sevm", "baseline_higher"]) == (2, 0)
     assert paired_against_baselines(pf.drop(columns=["behaviour"])).empty
+
+
+def test_split_paired_on_the_reference_evidence():
+    """tools/split_paired.py on the shipped reference evidence: each split's functions partition the stratum, and
+    each split's rates are the per-function tables' own (untestable counts as not equivalent)."""
+    import sys
+
+    sys.path.insert(0, "tools")
+    import split_paired
+
+    run = Path("docs/evidence/reference-l3-long/03_baseline_3b")
+    tuned = pd.read_parquet(run / "eval" / "functions.parquet")
+    rows = split_paired.split_paired(run, "contract_heldout", "hint", "behaviour_equivalent")
+    retrieval = {r["split"]: r for r in rows if r["system"] == "retrieval-tfidf"}
+    assert set(retrieval) == {"named", "unnamed"} and sum(r["n"] for r in retrieval.values()) == len(tuned)
+    named = tuned[tuned["signature_hint"].fillna("").astype(str) != ""]
+    assert retrieval["named"]["n"] == len(named)
+    assert retrieval["named"]["fine_tuned"] == pytest.approx((named["behaviour"] == "equivalent").mean())
+    assert {r["system"] for r in rows} >= {"retrieval-tfidf", "verifier consensus-N4"}
+    kinds = {r["split"]: r for r in split_paired.split_paired(run, "contract_heldout", "kind", "behaviour_equivalent")
+             if r["system"] == "retrieval-tfidf"}
+    assert kinds["getter"]["n"] + kinds["setter"]["n"] == kinds["getter+setter"]["n"]
+    assert kinds["getter+setter"]["n"] + kinds["other"]["n"] == len(tuned)
+    for r in rows:
+        assert r["ci"][0] <= r["difference"] <= r["ci"][1]
