@@ -15,7 +15,7 @@ M = 1 << 256
 ERROR, PANIC = 0x08C379A0, 0x4E487B71
 _LABEL = re.compile(r"^(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\((.*)\))?:$")
 _TARGET = re.compile(r"(b\d+|block_0x[0-9a-f]+(?:_\d+)?)(?:\(([^)]*)\))?")
-_STRING_STORE = re.compile(r"(checked |legacy )?storagestring\((.+)\) = ([^=]+)")
+_STRING_STORE = re.compile(r"(checked |legacy |masked )?storagestring\((.+)\) = ([^=]+)")
 _FIELD_STORE = re.compile(r"sstore\(((?:[^()]|\([^()]*(?:\([^()]*\)[^()]*)*\))*)\)\[(\d+):(\d+)\] = (.+)")
 _HEADER = re.compile(r"function (\S+?)\((.*)\)(?: (\w+))?$")   # level 3 leaves out `nonpayable`
 _CAST = re.compile(r"(uint|int|bytes)(\d+)|bool")
@@ -444,10 +444,12 @@ class _Run:
         word), then the old data words past the new ones cleared while base + (31 + old) / 32 > k, the sums wrapping
         as the code's do."""
         a = self.sload(slot)
-        if form == "checked":
+        if form in ("checked", "masked"):
             old = a // 2 if a & 1 else (a >> 1) & 0x7F
             if (a & 1) == (old < 32):
                 raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x22]))
+            if form == "masked":
+                return self.string_store_masked(slot, src, old)
         else:
             old = ((((256 * (1 - (a & 1))) - 1) % M) & a) // 2
         n, data = self.call("mload", [src]), (src + 32) % M
@@ -469,6 +471,31 @@ class _Run:
             self.storage[k] = 0
             k = (k + 1) % M
             self.count_step()
+
+    def string_store_masked(self, slot: int, src: int, old: int) -> None:
+        """`masked storagestring(slot) = src` after the old length's check, as solc 0.8.13+ writes it
+        (copy_byte_array_to_storage): when the old value was long, its data words from base (a short new value) or
+        base + ceil(n / 32) up to base + ceil(old / 32) cleared first; then the short form's word with the bytes past
+        n zeroed (an empty value: 0), or the whole data words, the last one's bytes past n zeroed, and 2n + 1."""
+        n, base = self.call("mload", [src]), self.slot("array", slot, [])
+        if old > 31:
+            k = base if n < 32 else (base + ((n + 31) % M) // 32) % M
+            while (base + (old + 31) // 32) % M > k:
+                self.storage[k] = 0
+                k = (k + 1) % M
+                self.count_step()
+        if n > 31:
+            whole, i, d, o = n & (M - 32), 0, base, 32
+            while i < whole:
+                self.storage[d] = self.call("mload", [(src + o) % M])
+                i, d, o = (i + 32) % M, (d + 1) % M, (o + 32) % M
+                self.count_step()
+            if whole < n:
+                self.storage[d] = self.call("mload", [(src + o) % M]) & ~((M - 1) >> (8 * (n & 31))) % M
+            self.storage[slot] = (n * 2 + 1) % M
+        else:
+            v = self.call("mload", [(src + 32) % M]) if n else 0
+            self.storage[slot] = (v & ~((M - 1) >> (8 * n)) % M) | (2 * n)
 
     def error_message(self, checked: bool) -> int:
         """error_message(returndata), as solc 0.6-0.7's try_decode_error_message runs it (0.8's `checked`: no

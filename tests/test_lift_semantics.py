@@ -1702,6 +1702,10 @@ contract S {
         assembly { mstore(add(b, 32), junk) mstore(0x40, add(b, 64)) }
         blob = b;
     }
+    function setDirty(bytes memory b, uint256 junk) public {   // dirty bytes after the value's last one
+        assembly { mstore(add(add(b, 32), mload(b)), junk) mstore(0x40, add(add(b, 96), mload(b))) }
+        blob = b;
+    }
 }"""
 
 
@@ -1710,24 +1714,29 @@ def _string_word(n: int, head: bytes = b"") -> int:
     return (int.from_bytes(head.ljust(32, b"\0"), "big") | 2 * n) if n < 32 else 2 * n + 1
 
 
-@pytest.mark.parametrize("version", ["0.4.24", "0.5.16", "0.6.12", "0.7.6", "0.8.6", "0.8.10"])
+@pytest.mark.parametrize("version", ["0.4.24", "0.5.16", "0.6.12", "0.7.6", "0.8.6", "0.8.10", "0.8.15", "0.8.19",
+                                     "0.8.24"])
 @pytest.mark.parametrize("optimize", [False, True])
 def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimize):
     """`name = s` writes the length and data words of a memory string to storage and clears the old data words past
     the new ones: at level 3 `storagestring(slot) = p` (0.7) or `checked storagestring(slot) = p` (0.8.0-0.8.12,
     the old encoding checked first: panic(0x22); `legacy` for 0.4-0.6, which give an empty value the short form
-    too) (stringstore.fold_storage_string_writes). Every level equals
+    too; `masked` for 0.8.13+, which clears the old words first and zeroes the bytes past the length)
+    (stringstore.fold_storage_string_writes). Every level equals
     py-evm for new values of 0-70 bytes over old ones empty, short, long (40 and 100 bytes, their data words
     dirty, so that a word not cleared shows) and wrongly encoded, at a constant slot and a mapping's, with code
-    after the write that reads a value from before it (the stack there is not the stack at the write), and an empty
-    value followed by a dirty word (0.4-0.6 store its first 31 bytes, 0.7 and 0.8 a zero word)."""
+    after the write that reads a value from before it (the stack there is not the stack at the write), an empty
+    value followed by a dirty word (0.4-0.6 store its first 31 bytes, 0.7 and 0.8 a zero word), and values with
+    dirty bytes after their last one (stored by 0.4-0.8.12, zeroed by 0.8.13+)."""
     from tacsol.evaluate import compile_bytecode
 
     out = compile_bytecode(STRING_STORE_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
     code, sel = out["bytecode"], out["selectors"]
     lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
-    form = "checked " if version >= "0.8" else "" if version >= "0.7" else "legacy "
-    for sig in ("setName(string)", "setBlob(bytes,uint256)", "setURI(uint256,string)", "setEmpty(uint256)"):
+    v = tuple(map(int, version.split(".")))
+    form = "masked " if v >= (0, 8, 13) else "checked " if v >= (0, 8) else "" if v >= (0, 7) else "legacy "
+    for sig in ("setName(string)", "setBlob(bytes,uint256)", "setURI(uint256,string)", "setEmpty(uint256)",
+                "setDirty(bytes,uint256)"):
         tac = lifted[3].function(sel[sig]).tac
         assert re.search(rf"(^|\n)  {form}storagestring\(", tac) and not re.search(r"sstore\(v\d+, 0\)", tac), (sig, tac)
     olds = [0, _string_word(3, b"abc"), _string_word(40), _string_word(100), 3]   # 3: a short word with the long flag
@@ -1742,7 +1751,8 @@ def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimi
         uri_slots = {int.from_bytes(keccak_bytes((9).to_bytes(32, "big") + (3).to_bytes(32, "big")), "big")}
         for v in values:
             for sig, args in (("setName(string)", [v]), ("setBlob(bytes,uint256)", [v, 5]),
-                              ("setURI(uint256,string)", [9, v]), ("setEmpty(uint256)", [M - 1 - len(v)])):
+                              ("setURI(uint256,string)", [9, v]), ("setEmpty(uint256)", [M - 1 - len(v)]),
+                              ("setDirty(bytes,uint256)", [v, M - 1 - 977 * len(v)])):
                 types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
                 data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, args)
                 want = _evm_outcome(code, data, default=default)

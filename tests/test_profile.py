@@ -280,5 +280,6 @@ def test_tac_token_shares_name_where_the_tokens_go():
     assert set(PR.tac_token_shares(["b0:\n  sstore(mapping(3)[arg0])[8:8] = 1\n  stop"])) == {"LABEL", "SSTORE", "STOP"}
     # level 3's string writes are stores, a catch clause's reason its own operation
     assert PR.tac_operations("  storagestring(0x9) = v1\n  legacy storagestring(v2) = v1\n"
-                             "  checked storagestring(mapping(0x3)[arg0]) = v1\n  v3 = error_message(returndata)\n"
-                             "  v4 = checked error_message(returndata)") == ["SSTORE"] * 3 + ["ERROR_MESSAGE"] * 2
+                             "  checked storagestring(mapping(0x3)[arg0]) = v1\n  masked storagestring(0x1) = v2\n"
+                             "  v3 = error_message(returndata)\n"
+                             "  v4 = checked error_message(returndata)") == ["SSTORE"] * 4 + ["ERROR_MESSAGE"] * 2

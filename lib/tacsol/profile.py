@@ -374,7 +374,7 @@ def tac_operations(tac: str) -> list[str]:
 _TAC_LINE_CACHE: dict[str, str] = {}
 
 
-_STORE_LINES = ("sstore(", "storagestring(", "checked storagestring(", "legacy storagestring(")
+_STORE_LINES = ("sstore(", "storagestring(", "checked storagestring(", "legacy storagestring(", "masked storagestring(")
 
 
 def _tac_line_op(line: str) -> str:

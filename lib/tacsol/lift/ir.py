@@ -27,7 +27,8 @@ CHECKED_CALLS = {"checked_call": "CALL", "checked_staticcall": "STATICCALL", "ch
                  "checked_call_abi": "call_abi", "checked_staticcall_abi": "staticcall_abi",
                  "checked_delegatecall_abi": "delegatecall_abi"}
 # level 3's string written to storage (stringstore.py), as solc 0.4-0.6, 0.7 and 0.8.0-0.8.12 write it
-STRING_STORES = ("storagestring_store_legacy", "storagestring_store", "storagestring_store_checked")
+STRING_STORES = ("storagestring_store_legacy", "storagestring_store", "storagestring_store_checked",
+                 "storagestring_store_masked")
 
 
 @dataclass(slots=True)

@@ -21,18 +21,34 @@ encoding check first (`panic(0x22)`: strings.py's _decode08) and writes an empty
     E0: sstore(S, 0);  goto CLR(base)                         B:  if 31 < n goto LONG else SHORT   (as above)
 
 solc 0.7 writes an empty value as a zero word too (x: ... base = array(S); if n goto B else E0), without the check.
-`legacy storagestring(S) = src` (0.4-0.6), `storagestring(S) = src` (0.7) and `checked storagestring(S) = src`
-(0.8.0-0.8.12) stand for all of it, in that order: the slot's old word read, for 0.8 its check, base = array(S)
-(the scratch words written), the slot and data words written, the old words past the new ones cleared while
-base + (31 + old) / 32 > k (the sums wrap as the code's do). END takes no
-parameter; nothing after the region reads its values, and the words END reads from the stack are pinned to what
-they were before (the stack at x is not the stack at END)."""
+solc 0.8.13+ (copy_byte_array_to_storage) checks the old length the same way, then clears first and masks what it
+writes (with the optimizer, shifts for the multiplications and divisions by powers of two):
+
+    y:  if old > 31 goto CLEAN else W
+    CLEAN:  base = array(S); if n < 32 goto J(base) else J(base + (n + 31) / 32)
+    J(k) ... CLR(k): if base + (old + 31) / 32 > k goto Z else W          Z: sstore(k, 0); goto CLR(k + 1)
+    W:  if (31 < n) == 1 goto LONG else SHORT
+    SHORT:  if n goto VALUE else WORD(0)      VALUE: goto WORD(mload(src + 32))
+    WORD(v):  sstore(S, (v & ~(~0 >> 8n)) | 2n); goto END
+    LONG:  goto L(0, array(S), 32)
+    L(i, d, o):  if i < n & ~31 goto BODY else TAIL
+    BODY:  sstore(d, mload(src + o)); goto L(i + 32, d + 1, o + 32)
+    TAIL:  if n & ~31 < n goto LAST else LENGTH     LAST: sstore(d, mload(src + o) & ~(~0 >> 8(n & 31)))
+    LENGTH:  sstore(S, 2n + 1); goto END
+
+`legacy storagestring(S) = src` (0.4-0.6), `storagestring(S) = src` (0.7), `checked storagestring(S) = src`
+(0.8.0-0.8.12) and `masked storagestring(S) = src` (0.8.13+) stand for all of it, in that order: the slot's old
+word read, for 0.8 its check, base = array(S) (the scratch words written), the slot and data words written, the old
+words past the new ones cleared while base + (31 + old) / 32 > k (the sums wrap as the code's do; 0.8.13+ clears
+first). END takes no parameter; nothing after the region reads its values, and the words END reads from the stack
+are pinned to what they were before (the stack at x is not the stack at END)."""
 from __future__ import annotations
 
 from .cse import PURE, _CAST
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable
+from .rewrite import Constants, decide, fold_each, line, live_preds, live_statements, onto, reachable
 from .strings import _LENGTHS, Trees, _decode08, _read_outside, norm
+from .simplify import M
 from .values import Values
 
 _S, _N, _SRC, _BASE, _OLD, _A, _I, _P, _K = (("S",), ("n",), ("src",), ("base",), ("old",), ("a",), ("i",), ("p",),
@@ -74,6 +90,13 @@ class _Tree(Trees):
     def reads(self, o: Operand, s: Stmt) -> bool:
         return s.op in PURE or s.op == "MLOAD" or bool(_CAST.fullmatch(s.op))
 
+    def node(self, o: Operand, s: Stmt, args: list):
+        """A shift by a constant as the multiplication or division it is (the optimizer writes `n << 1` for
+        `n * 2`, `x >> 5` for `x / 32`)."""
+        if s.op in ("SHL", "SHR") and isinstance(args[0], int) and args[0] < 256:
+            return norm("MUL" if s.op == "SHL" else "DIV", args[1], 1 << args[0])
+        return norm(s.op, *args)
+
 
 def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
     """(position in x where the write starts, `storagestring(S) = src`, END) when instance x starts a write of the
@@ -104,8 +127,12 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
         if rest or y in region or y == x or y not in fn.single or \
                 any(t.op not in PURE and t.op != "array" for t in live_statements(fn, y)):
             return None
-        if _base_and_branch(fn, values, tree, y, slot) is None:
-            return None
+        if _base_and_branch(fn, values, tree, y, slot) is None:   # 0.8.13+: the old words cleared first
+            got = _masked(fn, values, tree, y)
+            if got is None:
+                return None
+            end, more = got
+            return _region_write(fn, values, tree, x, at, live, slot, region | more, end, "masked")
         got = _empty_branch(fn, values, tree, y)
         if got is None:
             return None
@@ -135,7 +162,15 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
     if got is None:
         return None
     end, more = got
-    region |= more | set(tree.passed)
+    return _region_write(fn, values, tree, x, at, live, slot, region | more, end, form)
+
+
+def _region_write(fn: FunctionIR, values: Values, tree: _Tree, x: int, at: int, live: list[int], slot: Operand,
+                  region: set[int], end: int, form: str):
+    """_match's answer for a write whose instances after x are `region` and whose code goes on at `end`, when
+    nothing enters the region from elsewhere and nothing after it reads its values; else None."""
+    body = fn.body[x]
+    region = region | set(tree.passed)
     if end in region or end == x:
         return None
     if any(set(live_preds(fn, m)) - region - {x} for m in region if fn.graph.edges[m].kind != "halt"):
@@ -263,16 +298,24 @@ def _arg_is(values: Values, tree: _Tree, edge: tuple[int, int], leaf) -> bool:
     return len(args) == 1 and tree(args[0]) == leaf
 
 
-def _clear_loop(fn: FunctionIR, values: Values, tree: _Tree, edges: list[tuple[int, int]], bounds: list):
-    """(END, the loop's instances) when every edge enters the clearing loop CLR(k) (through one empty join that
-    passes its parameter on, or directly): `if bound > k goto Z else END`, Z: sstore(k, 0), on with k + 1."""
+def _clear_loop(fn: FunctionIR, values: Values, tree: _Tree, edges: list[tuple[int, int]], bounds: list,
+                shared_end: bool = False):
+    """(END, the loop's instances) when every edge enters the clearing loop CLR(k) (through one join that passes
+    its parameter on and computes only pure values, or directly): `if bound > k goto Z else END`, Z: sstore(k, 0)
+    (unoptimized 0.8.13+: sstore(k, sload(k) & 0)), on with k + 1. With `shared_end` END may be entered from
+    elsewhere too (0.8.13+ clears before it writes, and only when the old value was long)."""
     targets = {t for _, t in edges}
     if len(targets) != 1:
         return None
     c, region = targets.pop(), set()
-    if not live_statements(fn, c) and fn.graph.edges[c].plain_jump is not None and len(values.params(c)) == 1 and \
+    if all(t.op in PURE for t in live_statements(fn, c)) and fn.graph.edges[c].plain_jump is not None and \
+            len(values.params(c)) == 1 and \
             set(live_preds(fn, c)) == {m for m, _ in edges}:
         nxt, via = onto(fn, c, fn.graph.edges[c].plain_jump, tree.passed)
+        while nxt in fn.single and not values.params(nxt) and fn.graph.edges[nxt].plain_jump is not None and \
+                all(t.op in PURE for t in live_statements(fn, nxt)):   # the loop's bound computed on the way
+            region.add(nxt)
+            via, nxt = nxt, fn.graph.edges[nxt].plain_jump
         if values.edge_args(via, nxt) != values.params(c):
             return None
         region.add(c)
@@ -287,13 +330,210 @@ def _clear_loop(fn: FunctionIR, values: Values, tree: _Tree, edges: list[tuple[i
     cond = tree(values.condition(c))
     if not any(cond in (norm("GT", bound, _K), norm("LT", _K, bound)) for bound in bounds):
         return None
-    st = _stores(fn, z) if z in fn.single else []
-    if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != _K or tree(st[0].args[1]) != 0 or \
+    zs = line(fn, z) if z in fn.single else [z]
+    stmts = [t for m in zs for t in live_statements(fn, m)]
+    st = [t for t in stmts if t.dest is None]
+    z = zs[-1]
+    if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != _K or not _zero(tree, st[0].args[1]) or \
             fn.graph.edges[z].plain_jump != c or \
-            any(t.op not in PURE for t in live_statements(fn, z) if t is not st[0]):
+            any(t.op not in PURE and not (t.op == "SLOAD" and tree(t.args[0]) == _K) for t in stmts if t is not st[0]):
         return None
     if tree(values.edge_args(z, c)[0]) != norm("ADD", _K, 1) or not all(t.op in PURE for t in live_statements(fn, c)):
         return None
-    if sorted(live_preds(fn, c)) != sorted({m for m, _ in edges} | {z}) or end not in fn.single or values.params(end):
+    if sorted(live_preds(fn, c)) != sorted({m for m, _ in edges} | {z}) or values.params(end) or \
+            (end not in fn.single and not shared_end):
         return None
-    return end, region | {c, z}
+    return end, region | {c} | set(zs)
+
+
+def _zero(tree: _Tree, v: Operand) -> bool:
+    """v is 0: a constant, or a word and'ed with 0 (unoptimized 0.8.13+ clears a word as sload(k) & ~(2**256 - 1))."""
+    if tree(v) == 0:
+        return True
+    s = tree.defs.get(v)
+    return s is not None and s.op == "AND" and 0 in (tree.consts(s.args[0]), tree.consts(s.args[1]))
+
+
+# 0.8.13+'s values (module docstring): the short form's word, the last data word's mask, the long form's word
+_V, _D, _O, _E = ("v",), ("d",), ("o",), ("e",)
+_ABOVE = norm("AND", _N, M - 32)   # the bytes the long form's loop copies whole: n & ~31
+
+
+def _kept(bits):
+    """x & ~(~0 >> bits): the first bits / 8 bytes of x (solc's mask_bytes_dynamic)."""
+    return norm("NOT", norm("SHR", bits, M - 1))
+
+
+_SHORT_WORD = norm("OR", norm("AND", _V, _kept(norm("MUL", _N, 8))), norm("MUL", _N, 2))
+_LAST_WORDS = {norm("AND", norm("MLOAD", norm("ADD", _SRC, _O)), _kept(bits))
+               for bits in (norm("MUL", norm("AND", _N, 31), 8), norm("AND", norm("MUL", _N, 8), 248))}
+
+
+def _masked(fn: FunctionIR, values: Values, tree: _Tree, y: int):
+    """(END, the region's instances from y on) when instance y starts solc 0.8.13+'s write (module docstring) after
+    the old length's check; else None."""
+    ys, y, _ = _step(fn, y, set())
+    ey = fn.graph.edges[y]
+    if ys is None or ey.kind != "jumpi" or len(ey.trues) != 1 or ey.false is None or \
+            tree(values.condition(y)) not in (norm("LT", 31, _OLD), norm("GT", _OLD, 31)):
+        return None
+    w, _ = onto(fn, y, ey.false, tree.passed)
+    ws = _new_length(fn, values, tree, w)
+    if ws is None:
+        return None
+    got = _clean_start(fn, values, tree, ey.trues[0])
+    if got is None:
+        return None
+    cs, edges = got
+    bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", _OLD, 31), 32))]
+    got = _clear_loop(fn, values, tree, edges, bounds, shared_end=True)
+    if got is None:
+        return None
+    out, region = got[0], set(ys) | cs | got[1] | set(ws)
+    while out != w and out in fn.single and fn.graph.edges[out].plain_jump is not None and not values.params(out) \
+            and all(t.op in PURE for t in live_statements(fn, out)):   # the clearing's helpers returning
+        region.add(out)
+        out = fn.graph.edges[out].plain_jump
+    if out != w:
+        return None
+    got = _write(fn, values, tree, ws[-1])
+    if got is None:
+        return None
+    end, more = got
+    return end, region | more
+
+
+def _step(fn: FunctionIR, m: int, allowed: set[str]):
+    """(the instances of m's line (rewrite.line), the last one, their statements) when every statement is pure or
+    of an `allowed` operation; else (None, m, [])."""
+    ms = line(fn, m)
+    stmts = [t for k in ms for t in live_statements(fn, k)]
+    if any(k in fn.decided for k in ms) or any(t.op not in PURE and t.op not in allowed for t in stmts):
+        return None, m, []
+    return ms, ms[-1], stmts
+
+
+def _new_length(fn: FunctionIR, values: Values, tree: _Tree, w: int) -> list[int] | None:
+    """W's instances when instance w's line branches on (31 < n) == 1 (or 31 < n), n = mload(src): the leaves n and
+    src named."""
+    ws, w, _ = _step(fn, w, set())
+    if ws is None or fn.graph.edges[w].kind != "jumpi":
+        return None
+    c = tree.defs.get(values.condition(w))
+    if c is not None and c.op == "EQ" and 1 in (tree.consts(c.args[0]), tree.consts(c.args[1])):
+        c = tree.defs.get(c.args[1] if tree.consts(c.args[0]) == 1 else c.args[0])
+    if c is None or c.op not in ("LT", "GT"):
+        return None
+    n, k = (c.args[0], c.args[1]) if c.op == "GT" else (c.args[1], c.args[0])
+    ns = tree.defs.get(n)
+    if ns is None or ns.op != "MLOAD" or tree.consts(k) != 31:
+        return None
+    tree.leaves[ns.args[0]], tree.leaves[n] = _SRC, _N
+    return ws
+
+
+def _clean_start(fn: FunctionIR, values: Values, tree: _Tree, m: int):
+    """(the instances, [the two edges into the clearing]) when instance m's line computes base = array(S) and starts
+    the clearing at base when n < 32, else at base + ceil(n / 32); else None."""
+    ms, m, stmts = _step(fn, m, {"array"})
+    arrays = [t for t in stmts if t.op == "array"]
+    if ms is None or fn.graph.edges[m].kind != "jumpi" or len(arrays) != 1 or tree(arrays[0].args[0]) != tree.slot:
+        return None
+    tree.leaves[next(("t", k, arrays[0].dest) for k in ms if arrays[0] in fn.body[k])] = _BASE
+    em = fn.graph.edges[m]
+    if len(em.trues) != 1 or em.false is None or \
+            tree(values.condition(m)) not in (norm("LT", _N, 32), norm("GT", 32, _N)):
+        return None
+    short, long_ = onto(fn, m, em.trues[0], tree.passed), onto(fn, m, em.false, tree.passed)
+    if short[0] != long_[0] or not _arg_is(values, tree, (short[1], short[0]), _BASE) or \
+            not _arg_is(values, tree, (long_[1], long_[0]), norm("ADD", _BASE, norm("DIV", norm("ADD", _N, 31), 32))):
+        return None
+    return set(ms), [(short[1], short[0]), (long_[1], long_[0])]
+
+
+def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
+    """(END, the instances) when branch w's sides write the new value: the short form's word (0 for an empty
+    value), or the whole data words, the last one masked, and the long form's word; else None."""
+    ew = fn.graph.edges[w]
+    if len(ew.trues) != 1 or ew.false is None:
+        return None
+    # SHORT: if n goto VALUE else WORD(0)   VALUE: goto WORD(mload(src + 32))   WORD(v): sstore(S, short word)
+    ss, short, _ = _step(fn, onto(fn, w, ew.false, tree.passed)[0], set())
+    es = fn.graph.edges[short]
+    if ss is None or es.kind != "jumpi" or len(es.trues) != 1 or es.false is None or \
+            tree(values.condition(short)) != _N:
+        return None
+    word, via0 = onto(fn, short, es.false, tree.passed)
+    vs, value, _ = _step(fn, es.trues[0], {"MLOAD"})
+    if vs is None or fn.graph.edges[value].plain_jump is None:
+        return None
+    word1, via1 = onto(fn, value, fn.graph.edges[value].plain_jump, tree.passed)
+    if word1 != word or not _arg_is(values, tree, (via0, word), 0) or \
+            not _arg_is(values, tree, (via1, word), norm("MLOAD", _DATA)) or \
+            sorted(live_preds(fn, word)) != sorted({via0, via1}):
+        return None
+    tree.leaves[values.params(word)[0]] = _V
+    got = _stores_then(fn, values, tree, word, [(tree.slot, _SHORT_WORD)])
+    if got is None:
+        return None
+    end, words = got
+    region = set(ss) | set(vs) | words
+    # LONG: goto L(0, base, 32)   L(i, d, o): if i < n & ~31 goto BODY else TAIL
+    ls, long_, stmts = _step(fn, ew.trues[0], {"array"})
+    arrays = [t for t in stmts if t.op == "array"]
+    if ls is None or fn.graph.edges[long_].plain_jump is None or len(arrays) != 1 or \
+            tree(arrays[0].args[0]) != tree.slot:
+        return None
+    tree.leaves[next(("t", k, arrays[0].dest) for k in ls if arrays[0] in fn.body[k])] = _BASE
+    head, via = onto(fn, long_, fn.graph.edges[long_].plain_jump, tree.passed)
+    init = dict(zip(values.params(head), (tree(a) for a in values.edge_args(via, head))))
+    names = {0: _I, _BASE: _D, 32: _O}
+    if len(init) != 3 or sorted(map(repr, init.values())) != sorted(map(repr, names)):
+        return None
+    for p, v in init.items():
+        tree.leaves[p] = names[v]
+    eh = fn.graph.edges[head]
+    if eh.kind != "jumpi" or head in fn.decided or len(eh.trues) != 1 or eh.false is None or \
+            tree(values.condition(head)) not in (norm("LT", _I, _ABOVE), norm("GT", _ABOVE, _I)) or \
+            any(t.op not in PURE for t in live_statements(fn, head)):
+        return None
+    got = _stores_then(fn, values, tree, eh.trues[0], [(_D, norm("MLOAD", norm("ADD", _SRC, _O)))], head)
+    if got is None:
+        return None
+    body, loop = got[1], eh.trues[0]
+    step = {tree.leaves[p]: tree(a) for p, a in zip(values.params(head), values.edge_args(line(fn, loop)[-1], head))}
+    if step != {_I: norm("ADD", _I, 32), _D: norm("ADD", _D, 1), _O: norm("ADD", _O, 32)} or \
+            sorted(live_preds(fn, head)) != sorted([via, line(fn, loop)[-1]]):
+        return None
+    # TAIL: if n & ~31 < n goto LAST else LENGTH   LAST: sstore(d, the last word masked)   LENGTH: sstore(S, 2n + 1)
+    ts, tail, _ = _step(fn, onto(fn, head, eh.false, tree.passed)[0], set())
+    et = fn.graph.edges[tail]
+    if ts is None or et.kind != "jumpi" or len(et.trues) != 1 or et.false is None or \
+            tree(values.condition(tail)) not in (norm("LT", _ABOVE, _N), norm("GT", _N, _ABOVE)):
+        return None
+    length, via0 = onto(fn, tail, et.false, tree.passed)
+    got = _stores_then(fn, values, tree, et.trues[0], [(_D, _LAST_WORDS)])
+    if got is None:
+        return None
+    length1, last = got
+    got = _stores_then(fn, values, tree, length, [(tree.slot, norm("ADD", norm("MUL", _N, 2), 1))])
+    if length1 != length or got is None or got[0] != end or \
+            sorted(live_preds(fn, length)) != sorted({via0, line(fn, et.trues[0])[-1]}):
+        return None
+    return end, region | set(ls) | {head} | body | set(ts) | last | got[1]
+
+
+def _stores_then(fn: FunctionIR, values: Values, tree: _Tree, m: int, stores: list, to: int | None = None):
+    """(where instance m's line goes on, its instances) when its statements are these stores ((slot tree, value tree
+    or a set of them), in order), pure ones and memory reads, and it ends with a plain jump (through empty instances,
+    passing nothing; to `to` when given); else None."""
+    ms, m, stmts = _step(fn, m, {"MLOAD", "SSTORE"})
+    st = [t for t in stmts if t.op == "SSTORE"]
+    if ms is None or len(st) != len(stores) or fn.graph.edges[m].plain_jump is None or \
+            any(tree(t.args[0]) != a or tree(t.args[1]) not in (v if isinstance(v, set) else {v})
+                for t, (a, v) in zip(st, stores)):
+        return None
+    if to is not None:
+        return (to, set(ms)) if fn.graph.edges[m].plain_jump == to else None
+    nxt, via = onto(fn, m, fn.graph.edges[m].plain_jump, tree.passed)
+    return None if values.edge_args(via, nxt) else (nxt, set(ms))
