@@ -418,6 +418,9 @@ class _Run:
         m = re.fullmatch(r"(checked )?error_message\(returndata\)", e)
         if m:   # level 3: a catch clause's Error(string) reason decoded from the return data
             return self.error_message(checked=bool(m.group(1)))
+        m = re.fullmatch(r"legacy error_message\(returndata, (.+)\)", e)
+        if m:   # level 3, solc 0.6.6: decoded at a pointer read before the call
+            return self.error_message(checked=False, at=self.expr(m.group(1)))
         if e == "bytes(returndata)":   # level 3: the return data copied to a fresh allocation (none: 0x60)
             return self.returndata_bytes()
         m = re.fullmatch(r"memory(_words)?\(arg(\d+)\)", e)
@@ -497,10 +500,12 @@ class _Run:
             v = self.call("mload", [(src + 32) % M]) if n else 0
             self.storage[slot] = (v & ~((M - 1) >> (8 * n)) % M) | (2 * n)
 
-    def error_message(self, checked: bool) -> int:
+    def error_message(self, checked: bool, at: int | None = None) -> int:
         """error_message(returndata), as solc 0.6-0.7's try_decode_error_message runs it (0.8's `checked`: no
-        selector test, the string within the data after the selector, the new free pointer checked): 0 when the
-        data is no well-formed Error(string), else the string decoded in place at the free pointer p."""
+        selector test, the string within the data after the selector, the new free pointer checked; 0.6.6's
+        `legacy ...(returndata, p)`: decoded at p, read before the call, and the free pointer moved to the string's
+        end rounded up): 0 when the data is no well-formed Error(string), else the string decoded in place at the
+        free pointer p."""
         rd, w = self.returndata, (1 << 64) - 1
         size = len(rd)
         if size < 68:
@@ -509,7 +514,7 @@ class _Run:
             self.call("returndatacopy", [0, 0, 4])
             if self.call("mload", [0]) >> 224 != 0x08C379A0:
                 return 0
-        p = self.call("mload", [0x40])
+        p = self.call("mload", [0x40]) if at is None else at
         self.call("returndatacopy", [p, 4, (size - 4) % M])
         o = self.call("mload", [p])
         if o > w or (o + 36) % M > size:
@@ -522,6 +527,8 @@ class _Run:
             q = (p + (((o + 32 + n + 31) % M) & (M - 32))) % M
             if q > w or q < p:
                 raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x41]))
+        elif at is not None:
+            q = ((s + 32 + n + 31) % M) & (M - 32)
         else:
             q = (s + 32 + (((n + 31) % M) & (M - 32))) % M
         self.call("mstore", [0x40, q])

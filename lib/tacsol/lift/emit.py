@@ -106,6 +106,8 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
         return "error_message(returndata)"
     if name == "error_message_checked":
         return "checked error_message(returndata)"
+    if name == "error_message_legacy":   # solc 0.6.6: decoded at a pointer read before the call
+        return f"legacy error_message(returndata, {a[0]})"
     if name.startswith("storagestring_store"):   # level 3: legacy (0.4-0.6), plain (0.7), checked (0.8.0-0.8.12),
         # masked (0.8.13+)
         form = name[len("storagestring_store_"):]

@@ -602,7 +602,7 @@ class _Line:
 
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
-                 "memory_words", "returndata_bytes", "error_message", "error_message_checked",
+                 "memory_words", "returndata_bytes", "error_message", "error_message_checked", "error_message_legacy",
                  *STRING_STORES}
 
 

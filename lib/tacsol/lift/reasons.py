@@ -23,7 +23,13 @@ within the data after the selector (p + returndatasize() - 4), and the new free 
 checked (`panic(0x41)` past 2**64 - 1 or below p): `v = checked error_message(returndata)`. Either way X must be
 entered from the region alone (its one parameter then is v), and nothing after the region reads its values. The
 instructions may spread over more or fewer instances, in any order the data allows; the checks and stores must be
-these, compared as canonical trees (additions flattened, constants summed, `a < b` as `b > a`)."""
+these, compared as canonical trees (additions flattened, constants summed, `a < b` as `b > a`).
+
+solc 0.6.6 reads p (and zeroes the word there) before the call, moves the free pointer to ceil32(s + 32 + n), and
+sends every failing test straight to the catch-all clause; on success s reaches the test that chooses the clause,
+in the same instance or through a join X whose other ways in are never taken: `v = legacy error_message(returndata,
+p)` stands for the decoding, and the test then reads v (the catch-all clause when 0, as before: s is the test's own
+operand). Copies of the catch-all clause's halting code (the size test may get its own) count as one."""
 from __future__ import annotations
 
 from .cse import COMMUTATIVE, PURE
@@ -103,7 +109,40 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
         replace(values, values.params(x)[0], ("t", e, dest))
         reread(fn, values)
 
-    return fold_each(fn, values, list(fn.ids), _match, apply)
+    def apply_legacy(e: int, x: int | None, last: int, free: Stmt, p: Operand, s_: Operand | None, pcs) -> None:
+        dest = fn.next_temp(e)
+        fn.body[e].append(Stmt(dest, "error_message_legacy", [p], 1, pcs))
+        fn.live[e].append(True)
+        if x is not None:   # X's parameter is v: its other ways in are never taken
+            decide(fn, e, x)
+            fn.preds[x] = [e] + [m for m in live_preds(fn, x)
+                                 if m != e and m not in fn.removed and fn.graph.edges[m].kind == "jumpi"]
+            replace(values, values.params(x)[0], ("t", e, dest))
+            reread(fn, values)
+            return
+        for j in sorted(fn.params[last]):   # pin what `last` and its successors read from the stack: e's differs
+            v = values.resolve(last, ("p", j))
+            if v != ("p", last, j):
+                values.folded[("p", last, j)] = v
+        values.walks_changed()
+        fn.live[last] = [live and t is not free for t, live in zip(fn.body[last], fn.live[last])]
+        decide(fn, e, last)   # the size test is part of the statement; `last` keeps its test of the reason
+        fn.preds[last] = [e]
+        values.forget()
+        replace(values, s_, ("t", e, dest))
+        reread(fn, values)
+
+    def match(fn_, values_, defs, e):
+        got = _match(fn_, values_, defs, e)
+        return got if got is not None else _match_legacy(fn_, values_, defs, e)
+
+    def apply_any(e: int, *got) -> None:
+        if got[0] == "legacy":
+            apply_legacy(e, *got[1:])
+        else:
+            apply(e, *got)
+
+    return fold_each(fn, values, list(fn.ids), match, apply_any)
 
 
 class _Canon(Trees):
@@ -241,3 +280,178 @@ def _panics(fn: FunctionIR, defs: dict[Operand, Stmt], m: int) -> bool:
     halt = live_statements(fn, m)
     return fn.graph.edges[m].kind == "halt" and len(halt) == 1 and halt[0].op == "panic" \
         and Constants(defs)(halt[0].args[0]) == 0x41
+
+
+_FREE_06 = _ceil32(_node("ADD", S, 32, _N))   # solc 0.6.6: the new free pointer rounds the string's end up
+_STEPS_06 = ["RETURNDATACOPY", "MLOAD", "RETURNDATACOPY", "MLOAD", "MLOAD", "MSTORE"]
+
+
+def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
+    """("legacy", X or None, the test's instance, its free-pointer store, p, s, the pcs folded) when instance e
+    starts solc 0.6.6's decoding at a p read before the call (module docstring): every failing test straight to the
+    catch-all clause F, and after the free pointer moves to ceil32(s + 32 + n), s tested (F when 0) in the same
+    instance, or passed to a join X that tests it (X's other ways in never taken: a constant condition); else None.
+    It folds as `v = legacy error_message(returndata, p)`, the test then reading v (0 whenever a test failed)."""
+    ee = fn.graph.edges[e]
+    if ee.kind != "jumpi" or e in fn.decided or len(ee.trues) != 1 or ee.false is None:
+        return None
+    chain: list[int] = [e]   # e's statements stay (p may be read there): the statement goes after them
+    canon = _Canon(defs, chain)
+    if _test(canon, values.condition(e), True) != _CHECKS["legacy"][0]:
+        return None
+    passed: list[int] = []
+    f = _catch_all(fn, values, ee.trues[0])   # the size test fails to the catch-all clause
+    if f is None:
+        return None
+    tests, n, last, x = [], ee.false, None, None
+    passed_tests: dict[int, int] = {}
+    while last is None:
+        if n in chain or len(chain) > MAX_CHAIN:
+            return None
+        if n not in fn.single:   # the join X the decoding returns s to
+            if not chain or fn.graph.edges[chain[-1]].plain_jump != n or len(values.params(n)) != 1:
+                return None
+            x, last = n, n
+            break
+        chain.append(n)
+        passed_tests[n] = 1 + len(tests)
+        en = fn.graph.edges[n]
+        if en.kind == "jump" and en.plain_jump is not None:
+            n = en.plain_jump
+            continue
+        if en.kind != "jumpi" or n in fn.decided or len(en.trues) != 1 or en.false is None:
+            return None
+        fails = [_catch_all(fn, values, m) == f for m in (en.trues[0], en.false)]
+        if fails.count(True) != 1:
+            return None
+        if len(tests) == 4:
+            last = n
+        else:
+            tests.append((values.condition(n), fails[0]))
+            n = (en.trues[0], en.false)[fails[0]]
+    el = fn.graph.edges[last]
+    if el.kind != "jumpi" or last in fn.decided or len(el.trues) != 1 or el.false is None:
+        return None
+    fails = [_catch_all(fn, values, m) == f for m in (el.trues[0], el.false)]
+    if fails.count(True) != 1:
+        return None
+    steps = [(("t", m, t.dest), t, passed_tests[m]) for m in chain[1:] for t in live_statements(fn, m)
+             if not (t.op in PURE or t.op == "RETURNDATASIZE")]
+    if [t.op for _, t, _ in steps] != _STEPS_06 or [k for _, t, k in steps if t.op != "MLOAD"] != [1, 2, 5]:
+        return None
+    (_, scratch), (m0, load0), (_, copy), (o, load_o), (n_, load_n), (_, store) = [st[:2] for st in steps]
+    if [canon(a) for a in scratch.args] != [0, 0, 4] or canon(load0.args[0]) != 0:
+        return None
+    canon.leaves[m0] = _M0
+    p = copy.args[0]
+    canon.leaves[p] = _P
+    if [canon(a) for a in copy.args] != [_P, 4, _node("ADD", _R, M - 4)] or canon(load_o.args[0]) != _P:
+        return None
+    canon.leaves[o] = _O
+    if canon(load_n.args[0]) != S:
+        return None
+    canon.leaves[n_] = _N
+    if canon(store.args[0]) != 0x40 or canon(store.args[1]) != _FREE_06:
+        return None
+    if [_test(canon, c, fails_) for c, fails_ in tests] != _CHECKS["legacy"][1:]:
+        return None
+    region = set(chain) - {last} | set(passed)
+    mine = {("t", m, t.dest) for m in region - {e} for t in fn.body[m] if t.dest is not None}
+    if x is not None:   # X tests its parameter, which the decoding passes s to
+        (param,) = values.params(x)
+        arg = values.edge_args(chain[-1], x)[0]
+        others = set(live_preds(fn, x)) - {chain[-1]}
+        if canon(arg) != S or _test(canon, values.condition(x), fails[0]) != (_test(canon, param, False)[0], False) or \
+                any(not _never_to(fn, values, defs, m, x) for m in others) or \
+                values.condition(x) not in (param, *_negations(defs, param)) or \
+                any(t.dest is not None and any(a == param for a in t.args) and t.op != "ISZERO"
+                    for t in live_statements(fn, x)):
+            return None
+        s_ = None
+    else:
+        cond = values.condition(last)
+        s_ = _defined_as(canon, cond, S)
+        if s_ is None or _test(canon, cond, fails[0]) != (S, False) or s_ not in mine:
+            return None
+        mine.discard(s_)   # read after the fold as v
+        feeds = _feeding(fn, last, store)   # last's statements that compute only the store's value
+        if any(o in mine for t in live_statements(fn, last) if t is not store and id(t) not in feeds for o in t.args):
+            return None
+        region.discard(last)
+    if p in mine or any(set(live_preds(fn, m)) - region for m in region - {e}):
+        return None
+    if _read_outside(fn, values, mine, reachable(fn) - region - {last}, e, []) or \
+            (x is None and any(o in mine for t in el.succ for o in values.edge_args(last, t))):
+        return None
+    pcs = merged_pcs(*(t.pcs for m in region for t in live_statements(fn, m)),
+                     *((fn.syms[m].last_pc,) for m in region if fn.syms[m].last_pc is not None))
+    return "legacy", x, last, store, p, s_, pcs
+
+
+def _catch_all(fn: FunctionIR, values: Values, n: int):
+    """Where instance n leads through empty instances that only jump on, none of them taking parameters: for an
+    instance that halts reading nothing from the stack, its statements (solc 0.6.6 may give the size test its own
+    copy of the catch-all clause's code, and copies that do the same are the same), else the instance."""
+    seen: set[int] = set()
+    while not any(fn.live[n]) and fn.graph.edges[n].plain_jump is not None and n not in seen:
+        if values.params(n):
+            return None
+        seen.add(n)
+        n = fn.graph.edges[n].plain_jump
+    if values.params(n):
+        return None
+    if fn.params[n] or fn.graph.edges[n].kind != "halt":
+        return n
+    stmts = live_statements(fn, n)
+    at = {("t", n, t.dest): k for k, t in enumerate(stmts) if t.dest is not None}
+    return "halt", tuple((t.op, tuple(("at", at[a]) if a in at else a for a in t.args)) for t in stmts)
+
+
+def _never_to(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], m: int, x: int) -> bool:
+    """Instance m's jump never goes to x: a conditional jump whose constant condition takes the other side."""
+    em = fn.graph.edges[m]
+    if em.kind != "jumpi" or m in fn.decided or em.false is None or len(em.trues) != 1 or em.trues[0] == em.false:
+        return False
+    c = Constants(defs)(values.condition(m))
+    return c is not None and (em.trues[0] if c else em.false) != x
+
+
+def _negations(defs: dict[Operand, Stmt], o: Operand) -> list[Operand]:
+    """The operands that are o under one or two ISZEROs, as defs define them."""
+    out = []
+    for t_op, t in defs.items():
+        if t.op == "ISZERO" and t.args[0] == o:
+            out.append(t_op)
+            out.extend(u_op for u_op, u in defs.items() if u.op == "ISZERO" and u.args[0] == t_op)
+    return out
+
+
+def _defined_as(canon: _Canon, cond: Operand, tree) -> Operand | None:
+    """The operand under cond's negations whose tree is `tree`."""
+    o = cond
+    for _ in range(4):
+        if canon(o) == tree:
+            return o
+        d = canon.defs.get(o)
+        if d is None or d.op != "ISZERO":
+            return None
+        o = d.args[0]
+    return None
+
+
+def _feeding(fn: FunctionIR, n: int, store: Stmt) -> set[int]:
+    """ids of instance n's pure statements whose values only the store reads (transitively)."""
+    stmts = live_statements(fn, n)
+    defs = {("t", n, t.dest): t for t in stmts if t.dest is not None}
+    feeds, work = set(), [a for a in store.args if a in defs]
+    while work:
+        t = defs[work.pop()]
+        if id(t) not in feeds and t.op in PURE:
+            feeds.add(id(t))
+            work.extend(a for a in t.args if a in defs)
+    readers = {id(t): t for t in stmts}
+    for t in stmts:   # a value read by anything else is not the store's alone
+        if id(t) in feeds and any(("t", n, t.dest) in u.args for u in readers.values()
+                                  if u is not store and id(u) not in feeds):
+            feeds.discard(id(t))
+    return feeds

@@ -14,6 +14,7 @@ IMPURE_VALUE = {"CALL", "CALLCODE", "DELEGATECALL", "STATICCALL", "CREATE", "CRE
                 *CHECKED_OPS,                  # level 3: checked arithmetic may panic
                 "memory", "memory_words", "returndata_bytes",   # level 3: an argument / return data copied
                 "error_message", "error_message_checked",   # level 3: a catch clause's reason decoded to memory
+                "error_message_legacy",
                 "abi_encode"}   # level 3: it allocates, read or not (0.5's ecrecover reads below the pointer)
 _BINARY = {"ADD": lambda a, b: (a + b) % M, "SUB": lambda a, b: (a - b) % M, "MUL": lambda a, b: (a * b) % M,
            "DIV": lambda a, b: a // b if b else 0, "MOD": lambda a, b: a % b if b else 0,
