@@ -169,6 +169,8 @@ def test_split_paired_on_the_reference_evidence():
     run = Path("docs/evidence/reference-l3-long/03_baseline_3b")
     tuned = pd.read_parquet(run / "eval" / "functions.parquet")
     rows = split_paired.split_paired(run, "contract_heldout", "hint", "behaviour_equivalent")
+    cross = split_paired.split_paired(run, "contract_heldout", "hint,kind", "behaviour_equivalent")
+    assert sum(r["n"] for r in cross if r["system"] == "retrieval-tfidf" and r["split"].endswith((" getter", " setter", " other"))) == len(tuned)
     retrieval = {r["split"]: r for r in rows if r["system"] == "retrieval-tfidf"}
     assert set(retrieval) == {"named", "unnamed"} and sum(r["n"] for r in retrieval.values()) == len(tuned)
     named = tuned[tuned["signature_hint"].fillna("").astype(str) != ""]

@@ -2,7 +2,7 @@
 """Where the fine-tuned model wins and loses: its greedy answers paired with every other system scored on the same
 functions (the baselines; verifier-guided decoding where tools/bench_verifier.py ran), within each split of those
 functions: prompts that name the function (a known signature) or not (--by hint), or getters, setters, the two
-together and the rest (--by kind).
+together and the rest (--by kind), or both (--by hint,kind).
 
     .venv/bin/python tools/split_paired.py --run outputs/reference-l3-long/03_baseline_3b --by hint
     .venv/bin/python tools/split_paired.py --run docs/evidence/reference-l3-long/03_baseline_3b --by kind \\
@@ -39,7 +39,10 @@ def systems(run: Path, stratum: str) -> dict[str, Path]:
 
 
 def splits(df, by: str) -> dict[str, list[bool]]:
-    """split name -> row mask of a per-function table."""
+    """split name -> row mask of a per-function table ("hint,kind": every pair of the two)."""
+    if by == "hint,kind":
+        return {f"{h} {k}": [a and b for a, b in zip(hm, km)]
+                for h, hm in splits(df, "hint").items() for k, km in splits(df, "kind").items()}
     if by == "hint":
         named = df["signature_hint"].fillna("").astype(str).str.len() > 0
         return {"named": list(named), "unnamed": list(~named)}
@@ -74,7 +77,7 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--run", required=True, help="a 03 run's output_dir, or its published evidence folder")
     ap.add_argument("--stratum", default="contract_heldout", choices=("contract_heldout", "package_heldout"))
-    ap.add_argument("--by", default="hint", choices=("hint", "kind"))
+    ap.add_argument("--by", default="hint", choices=("hint", "kind", "hint,kind"))
     ap.add_argument("--metric", default="behaviour_equivalent", choices=tuple(compare.PAIRED_METRICS))
     ap.add_argument("--json", help="also write the rows here")
     a = ap.parse_args(argv)
@@ -83,10 +86,10 @@ def main(argv=None) -> int:
         print(f"{a.run}: no system besides the fine-tuned one scored on {a.stratum}", file=sys.stderr)
         return 1
     print(f"{a.metric}, {a.stratum}, fine-tuned (greedy) minus each system, paired [95% CI]")
-    print(f"{'split':<14} {'system':<26} {'n':>4} {'tuned':>7} {'other':>7} {'difference':>28} {'wins':>7}")
+    print(f"{'split':<22} {'system':<26} {'n':>4} {'tuned':>7} {'other':>7} {'difference':>28} {'wins':>7}")
     for r in rows:
         d = f"{r['difference']:+.3f} [{r['ci'][0]:+.3f}, {r['ci'][1]:+.3f}]"
-        print(f"{r['split']:<14} {r['system']:<26} {r['n']:>4} {r['fine_tuned']:>7.3f} {r['other']:>7.3f} {d:>28} "
+        print(f"{r['split']:<22} {r['system']:<26} {r['n']:>4} {r['fine_tuned']:>7.3f} {r['other']:>7.3f} {d:>28} "
               f"{r['fine_tuned_wins']:>3}:{r['other_wins']:<3}")
     if a.json:
         Path(a.json).write_text(json.dumps({"run": a.run, "stratum": a.stratum, "by": a.by, "metric": a.metric,
