@@ -109,10 +109,17 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
         replace(values, values.params(x)[0], ("t", e, dest))
         reread(fn, values)
 
-    def apply_legacy(e: int, x: int | None, last: int, free: Stmt, p: Operand, s_: Operand | None, pcs) -> None:
+    def apply_legacy(e: int, x: int | None, last: int, free: Stmt, p: Operand, s_: Operand | None, rebuild, pcs
+                     ) -> None:
         dest = fn.next_temp(e)
         fn.body[e].append(Stmt(dest, "error_message_legacy", [p], 1, pcs))
         fn.live[e].append(True)
+        for t, c, t_pcs in rebuild:   # s + c read after the region: v + c
+            fn.body[e].append(Stmt(dest + 1, "ADD", [("t", e, dest), ("c", c)], 1, t_pcs))
+            fn.live[e].append(True)
+            replace(values, t, ("t", e, dest + 1))
+            dest += 1
+        dest -= len(rebuild)
         if x is not None:   # X's parameter is v: its other ways in are never taken
             decide(fn, e, x)
             fn.preds[x] = [e] + [m for m in live_preds(fn, x)
@@ -374,18 +381,43 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
         if s_ is None or _test(canon, cond, fails[0]) != (S, False) or s_ not in mine:
             return None
         mine.discard(s_)   # read after the fold as v
-        feeds = _feeding(fn, last, store)   # last's statements that compute only the store's value
-        if any(o in mine for t in live_statements(fn, last) if t is not store and id(t) not in feeds for o in t.args):
-            return None
         region.discard(last)
     if p in mine or any(set(live_preds(fn, m)) - region for m in region - {e}):
         return None
-    if _read_outside(fn, values, mine, reachable(fn) - region - {last}, e, []) or \
-            (x is None and any(o in mine for t in el.succ for o in values.edge_args(last, t))):
-        return None
+    # what code after the region reads of it, `last`'s free-pointer store and the values only it reads apart: only
+    # s plus a constant (the optimizer shares s + 32 with the clause's code), computed again from v after the fold
+    feeds = _feeding(fn, last, store) if x is None else set()
+    rebuild = []
+    for t in _reads_of(fn, values, mine, reachable(fn) - region,
+                       lambda m, u: m == last and (u is store or id(u) in feeds)):
+        c = _plus_s(canon(t))
+        if c is None:
+            return None
+        rebuild.append((t, c, defs[t].pcs))
     pcs = merged_pcs(*(t.pcs for m in region for t in live_statements(fn, m)),
                      *((fn.syms[m].last_pc,) for m in region if fn.syms[m].last_pc is not None))
-    return "legacy", x, last, store, p, s_, pcs
+    return "legacy", x, last, store, p, s_, rebuild, pcs
+
+
+def _reads_of(fn: FunctionIR, values: Values, mine: set[Operand], readers: set[int], skip) -> set[Operand]:
+    """The values of `mine` that instances of `readers` read (statements but those skip(instance, statement)
+    names, conditions, jump arguments)."""
+    out: set[Operand] = set()
+    for m in readers:
+        out.update(o for t in live_statements(fn, m) if not skip(m, t) for o in t.args if o in mine)
+        if fn.graph.edges[m].kind == "jumpi" and m not in fn.decided and values.condition(m) in mine:
+            out.add(values.condition(m))
+        out.update(o for t in fn.graph.edges[m].succ for o in values.edge_args(m, t) if o in mine)
+    return out
+
+
+def _plus_s(tree) -> int | None:
+    """c when a canonical tree is s + c (s = p + o), else None."""
+    if not (isinstance(tree, tuple) and tree and tree[0] == "ADD"):
+        return None
+    consts = [a for a in tree[1:] if isinstance(a, int)]
+    rest = sorted(repr(a) for a in tree[1:] if not isinstance(a, int))
+    return consts[0] if len(consts) == 1 and rest == sorted([repr(_P), repr(_O)]) else None
 
 
 def _catch_all(fn: FunctionIR, values: Values, n: int):

@@ -45,7 +45,7 @@ are pinned to what they were before (the stack at x is not the stack at END)."""
 from __future__ import annotations
 
 from .cse import PURE, _CAST
-from .ir import FunctionIR, Operand, Stmt, merged_pcs
+from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, decide, fold_each, line, live_preds, live_statements, onto, reachable
 from .strings import _LENGTHS, Trees, _decode08, _read_outside, norm
 from .simplify import M
@@ -63,14 +63,19 @@ def fold_storage_string_writes(fn: FunctionIR, values: Values) -> int:
     if not any(s.op == "array" for b in fn.body for s in b):
         return 0
 
-    def apply(x: int, at: int, stmt: Stmt, end: int) -> None:
+    def apply(x: int, at: int, stmt: Stmt, end: int | str) -> None:
+        fn.body[x] = fn.body[x][:at] + [stmt]
+        fn.live[x] = fn.live[x][:at] + [True]
+        if end == RET:   # an internal function's unit that is the write: it returns (no results) after it
+            fn.graph.edges[x] = Edges("ret", [])
+            fn.decided.add(x)
+            values.forget()
+            return
         for j in sorted(fn.params[end]):   # pin what END reads from the stack: x's stack is not CLR's
             v = values.resolve(end, ("p", j))
             if v != ("p", end, j):
                 values.folded[("p", end, j)] = v
         values.walks_changed()
-        fn.body[x] = fn.body[x][:at] + [stmt]
-        fn.live[x] = fn.live[x][:at] + [True]
         decide(fn, x, end)
         fn.preds[end] = [x]
         values.forget()
@@ -354,6 +359,7 @@ def _zero(tree: _Tree, v: Operand) -> bool:
     return s is not None and s.op == "AND" and 0 in (tree.consts(s.args[0]), tree.consts(s.args[1]))
 
 
+RET = "ret"   # where a write that ends its internal function's unit goes on (_stores_then): the unit returns
 # 0.8.13+'s values (module docstring): the short form's word, the last data word's mask, the long form's word
 _V, _D, _O, _E = ("v",), ("d",), ("o",), ("e",)
 _ABOVE = norm("AND", _N, M - 32)   # the bytes the long form's loop copies whole: n & ~31
@@ -529,11 +535,14 @@ def _stores_then(fn: FunctionIR, values: Values, tree: _Tree, m: int, stores: li
     passing nothing; to `to` when given); else None."""
     ms, m, stmts = _step(fn, m, {"MLOAD", "SSTORE"})
     st = [t for t in stmts if t.op == "SSTORE"]
-    if ms is None or len(st) != len(stores) or fn.graph.edges[m].plain_jump is None or \
+    if ms is None or len(st) != len(stores) or \
+            (fn.graph.edges[m].plain_jump is None and fn.graph.edges[m].kind != "ret") or \
             any(tree(t.args[0]) != a or tree(t.args[1]) not in (v if isinstance(v, set) else {v})
                 for t, (a, v) in zip(st, stores)):
         return None
     if to is not None:
         return (to, set(ms)) if fn.graph.edges[m].plain_jump == to else None
+    if fn.graph.edges[m].kind == "ret" and not max(fn.graph.returns, default=0):   # a unit's return, no results
+        return RET, set(ms)
     nxt, via = onto(fn, m, fn.graph.edges[m].plain_jump, tree.passed)
     return None if values.edge_args(via, nxt) else (nxt, set(ms))
