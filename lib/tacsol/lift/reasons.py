@@ -85,7 +85,8 @@ _CHECKS = {   # family -> the failing tests, in order: (canonical test, fails wh
                 (_node("GT", _node("ADD", S, 32, _N), _node("ADD", _P, _R, M - 4)), True)],
 }
 _Q08 = _node("ADD", _P, _ceil32(_node("ADD", _O, 32, _N)))
-_FREE = {"legacy": _node("ADD", S, 32, _ceil32(_N)), "checked": _Q08}
+_FREE = {"legacy": _node("ADD", S, 32, _ceil32(_N)), "checked": _Q08,
+         "legacy06": _ceil32(_node("ADD", S, 32, _N))}   # solc 0.6.6: the string's end rounded up
 _ALLOC_CHECK = _node("OR", _node("GT", _Q08, _B64), _node("GT", _P, _Q08))   # 0.8: panic(0x41) when true
 _WRITES_AFTER = {"legacy": [1, 2, 5], "checked": [1, 5]}   # tests passed before each write (RETURNDATACOPY, MSTORE)
 _STEPS = {"legacy": ["RETURNDATACOPY", "MLOAD", "MLOAD", "RETURNDATACOPY", "MLOAD", "MLOAD", "MSTORE"],
@@ -264,14 +265,18 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: int):
 def _roles(canon: _Canon, steps: list[tuple[Operand, Stmt]], family: str) -> bool:
     """The memory steps ((value, statement), in order) name p, o, n (and the scratch word) and do what the family
     does."""
-    if family == "legacy":
+    if family in ("legacy", "legacy06"):
         (_, scratch), (m0, load0), *steps = steps
         if [canon(a) for a in scratch.args] != [0, 0, 4] or canon(load0.args[0]) != 0:
             return False
         canon.leaves[m0] = _M0
-    (p, free), (_, copy), (o, load_o), (n, load_n), (_, store) = steps
-    if canon(free.args[0]) != 0x40:
-        return False
+    if family == "legacy06":   # p was read before the call: the copy's destination
+        (_, copy), (o, load_o), (n, load_n), (_, store) = steps
+        p = copy.args[0]
+    else:
+        (p, free), (_, copy), (o, load_o), (n, load_n), (_, store) = steps
+        if canon(free.args[0]) != 0x40:
+            return False
     canon.leaves[p] = _P
     if [canon(a) for a in copy.args] != [_P, 4, _node("ADD", _R, M - 4)] or canon(load_o.args[0]) != _P:
         return False
@@ -289,7 +294,6 @@ def _panics(fn: FunctionIR, defs: dict[Operand, Stmt], m: int) -> bool:
         and Constants(defs)(halt[0].args[0]) == 0x41
 
 
-_FREE_06 = _ceil32(_node("ADD", S, 32, _N))   # solc 0.6.6: the new free pointer rounds the string's end up
 _STEPS_06 = ["RETURNDATACOPY", "MLOAD", "RETURNDATACOPY", "MLOAD", "MLOAD", "MSTORE"]
 
 
@@ -346,19 +350,8 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
              if not (t.op in PURE or t.op == "RETURNDATASIZE")]
     if [t.op for _, t, _ in steps] != _STEPS_06 or [k for _, t, k in steps if t.op != "MLOAD"] != [1, 2, 5]:
         return None
-    (_, scratch), (m0, load0), (_, copy), (o, load_o), (n_, load_n), (_, store) = [st[:2] for st in steps]
-    if [canon(a) for a in scratch.args] != [0, 0, 4] or canon(load0.args[0]) != 0:
-        return None
-    canon.leaves[m0] = _M0
-    p = copy.args[0]
-    canon.leaves[p] = _P
-    if [canon(a) for a in copy.args] != [_P, 4, _node("ADD", _R, M - 4)] or canon(load_o.args[0]) != _P:
-        return None
-    canon.leaves[o] = _O
-    if canon(load_n.args[0]) != S:
-        return None
-    canon.leaves[n_] = _N
-    if canon(store.args[0]) != 0x40 or canon(store.args[1]) != _FREE_06:
+    p, store = steps[2][1].args[0], steps[-1][1]
+    if not _roles(canon, [st[:2] for st in steps], "legacy06"):
         return None
     if [_test(canon, c, fails_) for c, fails_ in tests] != _CHECKS["legacy"][1:]:
         return None
