@@ -112,20 +112,19 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
 
     def apply_legacy(e: int, x: int | None, last: int, free: Stmt, p: Operand, s_: Operand | None, rebuild, pcs
                      ) -> None:
-        dest = fn.next_temp(e)
-        fn.body[e].append(Stmt(dest, "error_message_legacy", [p], 1, pcs))
+        reason = ("t", e, fn.next_temp(e))
+        fn.body[e].append(Stmt(reason[2], "error_message_legacy", [p], 1, pcs))
         fn.live[e].append(True)
-        for t, c, t_pcs in rebuild:   # s + c read after the region: v + c
-            fn.body[e].append(Stmt(dest + 1, "ADD", [("t", e, dest), ("c", c)], 1, t_pcs))
+        for t, c, t_pcs in rebuild:   # s + c read after the region: the reason + c
+            k = fn.next_temp(e)
+            fn.body[e].append(Stmt(k, "ADD", [reason, ("c", c)], 1, t_pcs))
             fn.live[e].append(True)
-            replace(values, t, ("t", e, dest + 1))
-            dest += 1
-        dest -= len(rebuild)
+            replace(values, t, ("t", e, k))
         if x is not None:   # X's parameter is v: its other ways in are never taken
             decide(fn, e, x)
             fn.preds[x] = [e] + [m for m in live_preds(fn, x)
                                  if m != e and m not in fn.removed and fn.graph.edges[m].kind == "jumpi"]
-            replace(values, values.params(x)[0], ("t", e, dest))
+            replace(values, values.params(x)[0], reason)
             reread(fn, values)
             return
         for j in sorted(fn.params[last]):   # pin what `last` and its successors read from the stack: e's differs
@@ -137,7 +136,7 @@ def fold_error_messages(fn: FunctionIR, values: Values) -> int:
         decide(fn, e, last)   # the size test is part of the statement; `last` keeps its test of the reason
         fn.preds[last] = [e]
         values.forget()
-        replace(values, s_, ("t", e, dest))
+        replace(values, s_, reason)
         reread(fn, values)
 
     def match(fn_, values_, defs, e):
