@@ -23,14 +23,12 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import compare  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
-from tacsol.evaluate.suite import eval_dir  # noqa: E402
-
-BASELINES = ("retrieval-tfidf", "base_model", "sevm", "panoramix")
+from tacsol.evaluate.suite import EVAL_SYSTEMS, eval_dir  # noqa: E402
 
 
 def systems(run: Path, stratum: str) -> dict[str, Path]:
     """name -> per-function table of every system scored on the stratum besides the fine-tuned model's greedy one."""
-    out = {name: eval_dir(run, stratum, name) / "functions.parquet" for name in BASELINES}
+    out = {name: eval_dir(run, stratum, name) / "functions.parquet" for name in EVAL_SYSTEMS[1:]}
     verifier = run / "eval" / f"verifier-{stratum}"
     if verifier.is_dir():
         out.update({f"verifier {d.name}": d / "functions.parquet" for d in sorted(verifier.iterdir())

@@ -53,6 +53,8 @@ DEFAULTS: dict[str, Any] = {
     "baselines": ["retrieval", "base_model", "sevm"],
 }
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
+# the systems as their evaluation folders are named (eval_dir): the fine-tuned model, then each baseline
+EVAL_SYSTEMS = ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix")
 
 
 def tuned_system(prefill: str = "none") -> str:
@@ -313,7 +315,7 @@ def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
             "edit_distance_mean", "similarity_floor", "similarity_ceiling", "failures", "behaviour_rate",
             "behaviour_ci_low", "behaviour_ci_high", "behaviour_rate_testable", "behaviour_untestable")
     for stratum in strata:
-        for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
+        for name in EVAL_SYSTEMS:
             p = eval_dir(output_dir, stratum, name) / "summary.json"
             if p.is_file():
                 m = json.loads(p.read_text())["metrics"]
@@ -426,7 +428,7 @@ def _split(output_dir, strata: Sequence[str], key: str, label) -> list[dict]:
 
     rows = []
     for stratum in strata:
-        for name in ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix"):
+        for name in EVAL_SYSTEMS:
             p = eval_dir(output_dir, stratum, name) / "functions.parquet"
             if not p.is_file():
                 continue

@@ -34,7 +34,8 @@ from __future__ import annotations
 
 from .cse import COMMUTATIVE, PURE
 from .ir import FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable, replace, reread
+from .rewrite import Constants, decide, fold_each, live_preds, live_statements, onto, reachable, replace, reread, \
+    two_way
 from .simplify import M
 from .strings import Trees, _follow, _read_outside
 from .values import Values
@@ -302,18 +303,18 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
     catch-all clause F, and after the free pointer moves to ceil32(s + 32 + n), s tested (F when 0) in the same
     instance, or passed to a join X that tests it (X's other ways in never taken: a constant condition); else None.
     It folds as `v = legacy error_message(returndata, p)`, the test then reading v (0 whenever a test failed)."""
-    ee = fn.graph.edges[e]
-    if ee.kind != "jumpi" or e in fn.decided or len(ee.trues) != 1 or ee.false is None:
+    ee = two_way(fn, e)
+    if ee is None:
         return None
     chain: list[int] = [e]   # e's statements stay (p may be read there): the statement goes after them
     canon = _Canon(defs, chain)
     if _test(canon, values.condition(e), True) != _CHECKS["legacy"][0]:
         return None
     passed: list[int] = []
-    f = _catch_all(fn, values, ee.trues[0])   # the size test fails to the catch-all clause
+    f = _catch_all(fn, values, ee[0])   # the size test fails to the catch-all clause
     if f is None:
         return None
-    tests, n, last, x = [], ee.false, None, None
+    tests, n, last, x = [], ee[1], None, None
     passed_tests: dict[int, int] = {}
     while last is None:
         if n in chain or len(chain) > MAX_CHAIN:
@@ -325,24 +326,20 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
             break
         chain.append(n)
         passed_tests[n] = 1 + len(tests)
-        en = fn.graph.edges[n]
-        if en.kind == "jump" and en.plain_jump is not None:
-            n = en.plain_jump
+        if fn.graph.edges[n].kind == "jump" and fn.graph.edges[n].plain_jump is not None:
+            n = fn.graph.edges[n].plain_jump
             continue
-        if en.kind != "jumpi" or n in fn.decided or len(en.trues) != 1 or en.false is None:
-            return None
-        fails = [_catch_all(fn, values, m) == f for m in (en.trues[0], en.false)]
+        if len(tests) == 4:   # past the failing tests: the instance that tests s (checked below)
+            last = n
+            break
+        en = two_way(fn, n)
+        fails = [_catch_all(fn, values, m) == f for m in en] if en is not None else []
         if fails.count(True) != 1:
             return None
-        if len(tests) == 4:
-            last = n
-        else:
-            tests.append((values.condition(n), fails[0]))
-            n = (en.trues[0], en.false)[fails[0]]
-    el = fn.graph.edges[last]
-    if el.kind != "jumpi" or last in fn.decided or len(el.trues) != 1 or el.false is None:
-        return None
-    fails = [_catch_all(fn, values, m) == f for m in (el.trues[0], el.false)]
+        tests.append((values.condition(n), fails[0]))
+        n = en[fails[0]]
+    el = two_way(fn, last)
+    fails = [_catch_all(fn, values, m) == f for m in el] if el is not None else []
     if fails.count(True) != 1:
         return None
     steps = [(("t", m, t.dest), t, passed_tests[m]) for m in chain[1:] for t in live_statements(fn, m)
@@ -360,16 +357,16 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
         (param,) = values.params(x)
         arg = values.edge_args(chain[-1], x)[0]
         others = set(live_preds(fn, x)) - {chain[-1]}
-        if canon(arg) != S or _test(canon, values.condition(x), fails[0]) != (_test(canon, param, False)[0], False) or \
+        negated = _negated_chain(defs, values.condition(x))
+        if canon(arg) != S or fails[0] or param not in negated[:3] or \
                 any(not _never_to(fn, values, defs, m, x) for m in others) or \
-                values.condition(x) not in (param, *_negations(defs, param)) or \
                 any(t.dest is not None and any(a == param for a in t.args) and t.op != "ISZERO"
                     for t in live_statements(fn, x)):
             return None
         s_ = None
     else:
         cond = values.condition(last)
-        s_ = _defined_as(canon, cond, S)
+        s_ = next((o for o in _negated_chain(defs, cond) if canon(o) == S), None)
         if s_ is None or _test(canon, cond, fails[0]) != (S, False) or s_ not in mine:
             return None
         mine.discard(s_)   # read after the fold as v
@@ -440,27 +437,12 @@ def _never_to(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], m: int,
     return c is not None and (em.trues[0] if c else em.false) != x
 
 
-def _negations(defs: dict[Operand, Stmt], o: Operand) -> list[Operand]:
-    """The operands that are o under one or two ISZEROs, as defs define them."""
-    out = []
-    for t_op, t in defs.items():
-        if t.op == "ISZERO" and t.args[0] == o:
-            out.append(t_op)
-            out.extend(u_op for u_op, u in defs.items() if u.op == "ISZERO" and u.args[0] == t_op)
-    return out
-
-
-def _defined_as(canon: _Canon, cond: Operand, tree) -> Operand | None:
-    """The operand under cond's negations whose tree is `tree`."""
-    o = cond
-    for _ in range(4):
-        if canon(o) == tree:
-            return o
-        d = canon.defs.get(o)
-        if d is None or d.op != "ISZERO":
-            return None
-        o = d.args[0]
-    return None
+def _negated_chain(defs: dict[Operand, Stmt], o: Operand, depth: int = 4) -> list[Operand]:
+    """o, then what it is the ISZERO of, and so on (`depth` operands at most)."""
+    chain = [o]
+    while len(chain) < depth and (d := defs.get(chain[-1])) is not None and d.op == "ISZERO":
+        chain.append(d.args[0])
+    return chain
 
 
 def _feeding(fn: FunctionIR, n: int, store: Stmt) -> set[int]:
@@ -473,9 +455,7 @@ def _feeding(fn: FunctionIR, n: int, store: Stmt) -> set[int]:
         if id(t) not in feeds and t.op in PURE:
             feeds.add(id(t))
             work.extend(a for a in t.args if a in defs)
-    readers = {id(t): t for t in stmts}
     for t in stmts:   # a value read by anything else is not the store's alone
-        if id(t) in feeds and any(("t", n, t.dest) in u.args for u in readers.values()
-                                  if u is not store and id(u) not in feeds):
+        if id(t) in feeds and any(("t", n, t.dest) in u.args for u in stmts if u is not store and id(u) not in feeds):
             feeds.discard(id(t))
     return feeds

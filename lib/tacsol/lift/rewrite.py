@@ -113,13 +113,21 @@ def decide(fn: FunctionIR, n: int, taken: int) -> None:
     fn.decided.add(n)
 
 
+def two_way(fn: FunctionIR, n: int) -> tuple[int, int] | None:
+    """(true successor, false successor) when instance n is a two-way branch not yet settled, else None."""
+    e = fn.graph.edges[n]
+    if n not in fn.removed and n not in fn.decided and e.kind == "jumpi" and len(e.trues) == 1 \
+            and e.false is not None:
+        return e.trues[0], e.false
+    return None
+
+
 def branches(fn: FunctionIR):
     """(instance, true successor, false successor) of every two-way branch not yet settled."""
     for n in fn.ids:
-        e = fn.graph.edges[n]
-        if n not in fn.removed and n not in fn.decided and e.kind == "jumpi" and len(e.trues) == 1 \
-                and e.false is not None:
-            yield n, e.trues[0], e.false
+        sides = two_way(fn, n)
+        if sides is not None:
+            yield n, *sides
 
 
 def reachable(fn: FunctionIR) -> set[int]:

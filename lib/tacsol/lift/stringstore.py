@@ -46,7 +46,7 @@ from __future__ import annotations
 
 from .cse import PURE, _CAST
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
-from .rewrite import Constants, decide, fold_each, line, live_preds, live_statements, onto, reachable
+from .rewrite import Constants, decide, fold_each, line, live_preds, live_statements, onto, reachable, two_way
 from .strings import _LENGTHS, Trees, _decode08, _read_outside, norm
 from .simplify import M
 from .values import Values
@@ -379,15 +379,14 @@ def _masked(fn: FunctionIR, values: Values, tree: _Tree, y: int):
     """(END, the region's instances from y on) when instance y starts solc 0.8.13+'s write (module docstring) after
     the old length's check; else None."""
     ys, y, _ = _step(fn, y, set())
-    ey = fn.graph.edges[y]
-    if ys is None or ey.kind != "jumpi" or len(ey.trues) != 1 or ey.false is None or \
-            tree(values.condition(y)) not in (norm("LT", 31, _OLD), norm("GT", _OLD, 31)):
+    sides = two_way(fn, y) if ys is not None else None
+    if sides is None or tree(values.condition(y)) not in (norm("LT", 31, _OLD), norm("GT", _OLD, 31)):
         return None
-    w, _ = onto(fn, y, ey.false, tree.passed)
+    w, _ = onto(fn, y, sides[1], tree.passed)
     ws = _new_length(fn, values, tree, w)
     if ws is None:
         return None
-    got = _clean_start(fn, values, tree, ey.trues[0])
+    got = _clean_start(fn, values, tree, sides[0])
     if got is None:
         return None
     cs, edges = got
@@ -419,6 +418,15 @@ def _step(fn: FunctionIR, m: int, allowed: set[str]):
     return ms, ms[-1], stmts
 
 
+def _name_base(fn: FunctionIR, tree: _Tree, ms: list[int], stmts: list[Stmt]) -> bool:
+    """The one `array(S)` among a line's statements names the leaf base; False when there is no such one."""
+    arrays = [t for t in stmts if t.op == "array"]
+    if len(arrays) != 1 or tree(arrays[0].args[0]) != tree.slot:
+        return False
+    tree.leaves[next(("t", k, arrays[0].dest) for k in ms if arrays[0] in fn.body[k])] = _BASE
+    return True
+
+
 def _new_length(fn: FunctionIR, values: Values, tree: _Tree, w: int) -> list[int] | None:
     """W's instances when instance w's line branches on (31 < n) == 1 (or 31 < n), n = mload(src): the leaves n and
     src named."""
@@ -442,15 +450,10 @@ def _clean_start(fn: FunctionIR, values: Values, tree: _Tree, m: int):
     """(the instances, [the two edges into the clearing]) when instance m's line computes base = array(S) and starts
     the clearing at base when n < 32, else at base + ceil(n / 32); else None."""
     ms, m, stmts = _step(fn, m, {"array"})
-    arrays = [t for t in stmts if t.op == "array"]
-    if ms is None or fn.graph.edges[m].kind != "jumpi" or len(arrays) != 1 or tree(arrays[0].args[0]) != tree.slot:
+    sides = two_way(fn, m) if ms is not None and _name_base(fn, tree, ms, stmts) else None
+    if sides is None or tree(values.condition(m)) not in (norm("LT", _N, 32), norm("GT", 32, _N)):
         return None
-    tree.leaves[next(("t", k, arrays[0].dest) for k in ms if arrays[0] in fn.body[k])] = _BASE
-    em = fn.graph.edges[m]
-    if len(em.trues) != 1 or em.false is None or \
-            tree(values.condition(m)) not in (norm("LT", _N, 32), norm("GT", 32, _N)):
-        return None
-    short, long_ = onto(fn, m, em.trues[0], tree.passed), onto(fn, m, em.false, tree.passed)
+    short, long_ = onto(fn, m, sides[0], tree.passed), onto(fn, m, sides[1], tree.passed)
     if short[0] != long_[0] or not _arg_is(values, tree, (short[1], short[0]), _BASE) or \
             not _arg_is(values, tree, (long_[1], long_[0]), norm("ADD", _BASE, norm("DIV", norm("ADD", _N, 31), 32))):
         return None
@@ -460,17 +463,16 @@ def _clean_start(fn: FunctionIR, values: Values, tree: _Tree, m: int):
 def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     """(END, the instances) when branch w's sides write the new value: the short form's word (0 for an empty
     value), or the whole data words, the last one masked, and the long form's word; else None."""
-    ew = fn.graph.edges[w]
-    if len(ew.trues) != 1 or ew.false is None:
+    ew = two_way(fn, w)
+    if ew is None:
         return None
     # SHORT: if n goto VALUE else WORD(0)   VALUE: goto WORD(mload(src + 32))   WORD(v): sstore(S, short word)
-    ss, short, _ = _step(fn, onto(fn, w, ew.false, tree.passed)[0], set())
-    es = fn.graph.edges[short]
-    if ss is None or es.kind != "jumpi" or len(es.trues) != 1 or es.false is None or \
-            tree(values.condition(short)) != _N:
+    ss, short, _ = _step(fn, onto(fn, w, ew[1], tree.passed)[0], set())
+    es = two_way(fn, short) if ss is not None else None
+    if es is None or tree(values.condition(short)) != _N:
         return None
-    word, via0 = onto(fn, short, es.false, tree.passed)
-    vs, value, _ = _step(fn, es.trues[0], {"MLOAD"})
+    word, via0 = onto(fn, short, es[1], tree.passed)
+    vs, value, _ = _step(fn, es[0], {"MLOAD"})
     if vs is None or fn.graph.edges[value].plain_jump is None:
         return None
     word1, via1 = onto(fn, value, fn.graph.edges[value].plain_jump, tree.passed)
@@ -485,12 +487,9 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     end, words = got
     region = set(ss) | set(vs) | words
     # LONG: goto L(0, base, 32)   L(i, d, o): if i < n & ~31 goto BODY else TAIL
-    ls, long_, stmts = _step(fn, ew.trues[0], {"array"})
-    arrays = [t for t in stmts if t.op == "array"]
-    if ls is None or fn.graph.edges[long_].plain_jump is None or len(arrays) != 1 or \
-            tree(arrays[0].args[0]) != tree.slot:
+    ls, long_, stmts = _step(fn, ew[0], {"array"})
+    if ls is None or fn.graph.edges[long_].plain_jump is None or not _name_base(fn, tree, ls, stmts):
         return None
-    tree.leaves[next(("t", k, arrays[0].dest) for k in ls if arrays[0] in fn.body[k])] = _BASE
     head, via = onto(fn, long_, fn.graph.edges[long_].plain_jump, tree.passed)
     init = dict(zip(values.params(head), (tree(a) for a in values.edge_args(via, head))))
     names = {0: _I, _BASE: _D, 32: _O}
@@ -498,33 +497,31 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
         return None
     for p, v in init.items():
         tree.leaves[p] = names[v]
-    eh = fn.graph.edges[head]
-    if eh.kind != "jumpi" or head in fn.decided or len(eh.trues) != 1 or eh.false is None or \
-            tree(values.condition(head)) not in (norm("LT", _I, _ABOVE), norm("GT", _ABOVE, _I)) or \
+    eh = two_way(fn, head)
+    if eh is None or tree(values.condition(head)) not in (norm("LT", _I, _ABOVE), norm("GT", _ABOVE, _I)) or \
             any(t.op not in PURE for t in live_statements(fn, head)):
         return None
-    got = _stores_then(fn, values, tree, eh.trues[0], [(_D, norm("MLOAD", norm("ADD", _SRC, _O)))], head)
+    got = _stores_then(fn, values, tree, eh[0], [(_D, norm("MLOAD", norm("ADD", _SRC, _O)))], head)
     if got is None:
         return None
-    body, loop = got[1], eh.trues[0]
-    step = {tree.leaves[p]: tree(a) for p, a in zip(values.params(head), values.edge_args(line(fn, loop)[-1], head))}
+    body, back = got[1], line(fn, eh[0])[-1]   # the loop's instances, the one that jumps back to L
+    step = {tree.leaves[p]: tree(a) for p, a in zip(values.params(head), values.edge_args(back, head))}
     if step != {_I: norm("ADD", _I, 32), _D: norm("ADD", _D, 1), _O: norm("ADD", _O, 32)} or \
-            sorted(live_preds(fn, head)) != sorted([via, line(fn, loop)[-1]]):
+            sorted(live_preds(fn, head)) != sorted([via, back]):
         return None
     # TAIL: if n & ~31 < n goto LAST else LENGTH   LAST: sstore(d, the last word masked)   LENGTH: sstore(S, 2n + 1)
-    ts, tail, _ = _step(fn, onto(fn, head, eh.false, tree.passed)[0], set())
-    et = fn.graph.edges[tail]
-    if ts is None or et.kind != "jumpi" or len(et.trues) != 1 or et.false is None or \
-            tree(values.condition(tail)) not in (norm("LT", _ABOVE, _N), norm("GT", _N, _ABOVE)):
+    ts, tail, _ = _step(fn, onto(fn, head, eh[1], tree.passed)[0], set())
+    et = two_way(fn, tail) if ts is not None else None
+    if et is None or tree(values.condition(tail)) not in (norm("LT", _ABOVE, _N), norm("GT", _N, _ABOVE)):
         return None
-    length, via0 = onto(fn, tail, et.false, tree.passed)
-    got = _stores_then(fn, values, tree, et.trues[0], [(_D, _LAST_WORDS)])
+    length, via0 = onto(fn, tail, et[1], tree.passed)
+    got = _stores_then(fn, values, tree, et[0], [(_D, _LAST_WORDS)])
     if got is None:
         return None
     length1, last = got
     got = _stores_then(fn, values, tree, length, [(tree.slot, norm("ADD", norm("MUL", _N, 2), 1))])
     if length1 != length or got is None or got[0] != end or \
-            sorted(live_preds(fn, length)) != sorted({via0, line(fn, et.trues[0])[-1]}):
+            sorted(live_preds(fn, length)) != sorted({via0, line(fn, et[0])[-1]}):
         return None
     return end, region | set(ls) | {head} | body | set(ts) | last | got[1]
 
