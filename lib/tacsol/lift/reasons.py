@@ -357,8 +357,8 @@ def _match_legacy(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], e: 
         (param,) = values.params(x)
         arg = values.edge_args(chain[-1], x)[0]
         others = set(live_preds(fn, x)) - {chain[-1]}
-        negated = _negated_chain(defs, values.condition(x))
-        if canon(arg) != S or fails[0] or param not in negated[:3] or \
+        negated = _negated_chain(defs, values.condition(x))   # F must be the side X takes when v is 0
+        if canon(arg) != S or param not in negated[:3] or fails[0] != (negated.index(param) % 2 == 1) or \
                 any(not _never_to(fn, values, defs, m, x) for m in others) or \
                 any(t.dest is not None and any(a == param for a in t.args) and t.op != "ISZERO"
                     for t in live_statements(fn, x)):
