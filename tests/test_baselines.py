@@ -166,3 +166,30 @@ def test_learning_curve_draws_behaviour_only_where_measured():
     pts[0]["behaviour_rate"], pts[1]["behaviour_rate"] = 0.0, 0.25
     line = {ln.get_label(): ln for ln in plots.learning_curve(pts).axes[0].get_lines()}["behaviourally equivalent"]
     assert list(line.get_ydata()) == [0.0, 0.25]
+
+
+def test_neighbours_are_retrievals_answer_but_never_the_records_own_group():
+    """Retrieval prompts (issue 12): a held-out record's neighbour is the retrieval baseline's answer; a train record's
+    is the nearest of another near-duplicate group (the splits keep groups apart, so no held-out prompt shows its own
+    body), cut at whole lines."""
+    from tacsol import pairs
+
+    ds = pairs.load("sample")
+    train, test = [dict(r) for r in ds["train"]], [dict(r) for r in ds["test"]]
+    held = baselines.add_neighbours(train, test)
+    assert [r["neighbour_id"] for r in held] == [r["neighbour_id"] for r in baselines.retrieve(train, test)]
+    own = baselines.add_neighbours(train, train)
+    by_id = {r["id"]: r for r in train}
+    assert all(by_id[r["neighbour_id"]]["group"] != r["group"] for r in own)
+    # without the exclusion a train record with a same-group twin would get its own body back
+    twins = [r for r in train if sum(o["group"] == r["group"] for o in train) > 1]
+    assert twins
+    plain = baselines.add_neighbours(train, twins, key="id")
+    assert sum(r["neighbour"] == r["solidity"] for r in plain) > sum(
+        r["neighbour"] == r["solidity"] for r in own if r["id"] in {t["id"] for t in twins})
+    assert all(len(r["neighbour"]) <= 1200 + len("\n// ...") for r in own)
+    cut = baselines.cut_lines("line one\nline two\nline three", 15)
+    assert cut == "line one\n// ..."
+    assert baselines.cut_lines("short", 15) == "short"
+    with pytest.raises(ValueError, match="training split is empty"):
+        baselines.add_neighbours([], test)

@@ -181,6 +181,18 @@ def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapte
     (hinted / "tacsol_train.json").write_text(json.dumps(meta))
     assert main(["decompile", *logged, "--adapter", str(hinted)]) == 0
     assert "log3(Approval(address,address,uint256), caller, arg0; arg1)" in json.loads(capsys.readouterr().out)[0]["tac"]
+    # an adapter trained with retrieval prompts gets its training set's nearest function in each prompt; without
+    # that training set on the machine, decompile says so (exit 2) instead of prompting it the wrong way
+    meta["params"].update(retrieval_prompts=True, dataset="sample", holdout_packages=[])
+    (hinted / "tacsol_train.json").write_text(json.dumps(meta))
+    assert main(["decompile", *args, "--adapter", str(hinted)]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    train_ids = {r["id"] for r in train.load_records("sample")["train"]}
+    assert out["neighbour_id"] in train_ids and out["neighbour"].strip()
+    meta["params"]["dataset"] = str(tmp_path / "no-such-dataset")
+    (hinted / "tacsol_train.json").write_text(json.dumps(meta))
+    assert main(["decompile", *args, "--adapter", str(hinted)]) == 2
+    assert "trained with retrieval prompts" in capsys.readouterr().err
 
 
 def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter, monkeypatch):

@@ -81,3 +81,28 @@ def test_header_prefill_names_only_functions_the_table_does_not_know():
     assert prompt.header_prefill({**rec, "signature_hint": ""}) == "function unknown_5e383d21("
     assert prompt.header_prefill({**rec, "signature_hint": "", "selector": ""}) == "function unknown_5e383d21("  # TAC's
     assert prompt.header_prefill({"id": "f", "tac": "function fallback\nb0:\n  stop", "signature_hint": ""}) == ""
+
+
+def test_neighbour_round_trips_after_the_tac_and_before_the_answer():
+    rec = {**RECORDS[0], "neighbour": "function owner() public view returns (address) {\n    return _owner;\n}",
+           "neighbour_similarity": 0.9712}
+    text = prompt.build_prompt(rec)
+    assert text.index(rec["tac"]) < text.index("// nearest training function by TAC (cosine 0.97):") \
+        < text.index(rec["neighbour"]) < text.index(prompt.SOLIDITY)
+    back = prompt.parse(text + prompt.build_target(rec))
+    assert (back["tac"], back["neighbour"], back["neighbour_similarity"], back["solidity"]) == \
+        (rec["tac"], rec["neighbour"], "0.97", rec["solidity"])
+    # no neighbour (or an empty one): the prompt is the plain template, byte for byte
+    assert prompt.build_prompt({**RECORDS[0], "neighbour": ""}) == prompt.build_prompt(RECORDS[0])
+    assert prompt.parse(prompt.build_prompt(RECORDS[0]))["neighbour"] == ""
+
+
+def test_bad_neighbours_name_the_field():
+    with pytest.raises(prompt.PromptError, match="'n1'.*'neighbour' contains the reserved marker"):
+        prompt.build_prompt({"id": "n1", "tac": "STOP()", "neighbour": "x <|solidity|>"})
+    with pytest.raises(prompt.PromptError, match="'n2'.*'neighbour_similarity' is not a number"):
+        prompt.build_prompt({"id": "n2", "tac": "STOP()", "neighbour": "function f() {}",
+                             "neighbour_similarity": "high"})
+    with pytest.raises(prompt.PromptError, match="'n3'.*'neighbour' contains the neighbour line"):
+        prompt.build_prompt({"id": "n3", "tac": "STOP()",
+                             "neighbour": "// nearest training function by TAC (cosine 1.00):\nfunction f() {}"})

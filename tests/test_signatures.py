@@ -345,3 +345,20 @@ def test_a_train_emit_whose_name_has_two_declarations_names_neither(tmp_path):
     # the record's own file declares one of them: that is the one it emits
     t = S.build([{**train_rec, "file": "pkg/contracts/A.sol"}], {"pkg@1.0.0": root})
     assert [e.signature for e in t.events.values() if e.signature.startswith("Moved(")] == ["Moved(address)"]
+
+
+def test_retrieval_prompts_come_from_trained_on_records_only():
+    """run_records with retrieval_prompts: every split's prompt shows a trained-on neighbour; the held-out
+    packages (the package-held-out stratum) are never one, as they are never trained on."""
+    from tacsol import prompt
+
+    splits = train.load_records("sample")
+    pkg = splits["train"][0]["package"]
+    recs = train.run_records({**train.DEFAULTS, "signature_hints": True, "retrieval_prompts": True,
+                              "holdout_packages": [pkg]})
+    trained = {r["id"] for r in splits["train"] if r["package"] != pkg}
+    assert all(r["neighbour_id"] in trained for s in recs.values() for r in s)
+    assert all(r["neighbour"] and "// nearest training function by TAC" in prompt.build_prompt(r)
+               for r in recs["test"])
+    with pytest.raises(P.ParamsError, match="retrieval_max_chars"):
+        train.load_params({"retrieval_max_chars": 0})

@@ -129,12 +129,26 @@ class TfidfIndex:
             vals += v.tolist()
         return sparse.csr_matrix((vals, (rows, cols)), shape=(len(feats), len(self.vocab)))
 
-    def query(self, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(index of nearest indexed doc, cosine) per query doc."""
-        q = self._matrix([self._features(d) for d in docs])
-        sims = (q @ self.matrix.T).toarray() if len(docs) else np.zeros((0, self.matrix.shape[0]))
-        best = sims.argmax(axis=1) if sims.shape[1] else np.zeros(len(docs), int)
-        return best, sims[np.arange(len(docs)), best] if sims.shape[1] else np.zeros(len(docs))
+    def query(self, docs: Sequence[str], *, keys: Sequence[Any] | None = None,
+              indexed_keys: Sequence[Any] | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
+        """(index of nearest indexed doc, cosine) per query doc. With ``keys`` and ``indexed_keys``, an indexed doc
+        whose key equals the query's is never its nearest (a training prompt's neighbour from another contract, as a
+        held-out contract's would be); a query with no other doc gets index -1 and cosine 0."""
+        n = self.matrix.shape[0]
+        if not len(docs) or not n:
+            return np.full(len(docs), -1 if not n else 0, int), np.zeros(len(docs))
+        excluding = keys is not None and indexed_keys is not None
+        ikeys = np.array([str(k) for k in indexed_keys]) if excluding else None
+        best, score = np.zeros(len(docs), int), np.zeros(len(docs))
+        for s in range(0, len(docs), chunk):   # bounded memory: chunk x n dense similarities at a time
+            q = self._matrix([self._features(d) for d in docs[s:s + chunk]])
+            sims = (q @ self.matrix.T).toarray()
+            if excluding:
+                sims[np.array([str(k) for k in keys[s:s + chunk]])[:, None] == ikeys[None, :]] = -np.inf
+            j = sims.argmax(axis=1)
+            v = sims[np.arange(len(j)), j]
+            best[s:s + len(j)], score[s:s + len(j)] = np.where(np.isfinite(v), j, -1), np.where(np.isfinite(v), v, 0.0)
+        return best, score
 
 
 def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=None) -> list[dict]:
@@ -160,6 +174,39 @@ def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=Non
         raise ValueError(f"retrieval: unknown method {method!r} (tfidf | minilm)")
     return [{"id": r["id"], "generated": train[int(j)]["solidity"], "neighbour_id": train[int(j)]["id"],
              "tac_similarity": float(s)} for r, j, s in zip(test, best, score)]
+
+
+def add_neighbours(index_records, records, *, max_chars: int = 1200, key: str = "group") -> list[dict]:
+    """Copies of ``records`` with the nearest of ``index_records`` by TAC (TF-IDF, as :func:`retrieve`) for a
+    retrieval-augmented prompt (:mod:`tacsol.prompt`): ``neighbour`` (its Solidity, cut at whole lines to
+    ``max_chars``), ``neighbour_similarity`` (cosine) and ``neighbour_id``. A record never gets a neighbour with
+    its own ``key`` (default: its near-duplicate group, the unit the splits keep apart: tacsol.pairs.assign_splits),
+    so a training prompt sees what a held-out function sees: other functions, never its own body compiled another
+    way or in another contract (a copy that every held-out prompt lacks)."""
+    index, recs = _records(index_records), _records(records)
+    if not index:
+        raise ValueError("retrieval prompts: the training split is empty")
+    for r in index:
+        if not str(r.get("solidity") or "").strip():
+            raise ValueError(f"retrieval prompts: training record {r.get('id')!r} has an empty field 'solidity'")
+    idx = TfidfIndex([r.get("tac") or "" for r in index])
+    best, score = idx.query([r.get("tac") or "" for r in recs], keys=[r.get(key) for r in recs],
+                            indexed_keys=[r.get(key) for r in index])
+    out = []
+    for r, j, s in zip(recs, best, score):
+        n = index[int(j)] if j >= 0 else None
+        out.append({**r, "neighbour": cut_lines(n["solidity"], max_chars) if n else "",
+                    "neighbour_similarity": round(float(s), 4), "neighbour_id": n["id"] if n else ""})
+    return out
+
+
+def cut_lines(text: str, max_chars: int) -> str:
+    """``text`` cut after the last whole line that fits in ``max_chars``, marked ``// ...`` when cut."""
+    text = text.strip("\n")
+    if len(text) <= max_chars:
+        return text
+    head = text[:max_chars].rsplit("\n", 1)[0] if "\n" in text[:max_chars] else text[:max_chars]
+    return head.rstrip() + "\n// ..."
 
 
 def retrieval(train_records, test_records, out_dir, *, method: str = "tfidf", name: str | None = None,

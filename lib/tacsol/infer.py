@@ -373,10 +373,12 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     every = records_from_input(source, tac=tac, level=level if level is not None else opts["level"],
                                callee_budget=opts["callee_budget"])
     table = signatures.named_table(signature_table)
+    trained = trained_params(adapter)
     if table is not None:
-        trained = trained_params(adapter)
         every = signatures.hint_records(every, table, in_header=bool(trained.get("signature_hints")),
                                         events=bool(trained.get("event_names")))
+    if trained.get("retrieval_prompts"):
+        every = with_training_neighbours(every, adapter, trained)
     # a function the lifter could not translate (timeout, unsupported) has no TAC: the model would only guess
     recs = [r for r in every if r["tac"].strip()]
     skipped = {r["id"]: {**r, "solidity": "", "skipped": f"no TAC (lift status {r.get('lift_status') or 'empty'})"}
@@ -398,6 +400,21 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
                                          **({"consensus": round(c.consensus, 3)} if c.consensus is not None else {})}
                                         for c in checks]}
     return [done.get(r["id"]) or skipped[r["id"]] for r in every]
+
+
+def with_training_neighbours(records: list[dict], adapter: Path, trained: Mapping[str, Any]) -> list[dict]:
+    """Records with the neighbour an adapter trained with ``retrieval_prompts`` expects in its prompt: the nearest
+    function of the training records it was trained on (its dataset's train split without its held-out packages;
+    tacsol.train.with_neighbours), which must be on this machine."""
+    from . import train
+
+    try:
+        recs = train.run_records({**trained, "retrieval_prompts": False})
+    except Exception as exc:
+        raise ValueError(f"adapter {adapter} was trained with retrieval prompts: its training set (dataset "
+                         f"{trained.get('dataset')!r}) is needed to find each function's neighbour and could not be "
+                         f"loaded ({type(exc).__name__}: {exc})") from None
+    return train.with_neighbours(recs["train"], {"input": records}, trained)["input"]
 
 
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:

@@ -23,12 +23,26 @@ signatures knows: the hint after the TAC header line (``function 0x095ea7b3(addr
 approve(address,uint256)``, nothing when unknown) and no ``signature:`` line, since its own signature is the label
 the evaluation scores and what a decompiler of bytecode never has.
 
+Retrieval-augmented prompts (issue 12; training with ``retrieval_prompts: true``, :func:`tacsol.train.run_records`): a
+record with a ``neighbour`` field shows the Solidity of the nearest training function by TAC after its TAC, under
+one plain-text line that gives the TF-IDF cosine (``neighbour_similarity``), so the model can learn when a copy is
+the answer and when it only shows the style::
+
+    <|tac|>
+    ...TAC...
+    // nearest training function by TAC (cosine 0.97):
+    function transfer(address to, uint256 amount) public virtual override returns (bool) { ... }
+    <|solidity|>
+
+The line is text, not a fifth marker, so adapters trained before it load with the tokenizer they were saved with.
+
 Loss is taken on the target tokens and EOS only (:func:`tokenize_example` masks the prompt with -100).
 The prompt is tokenized with the tokenizer's usual special tokens (BOS for Llama), the target without, and the two
 id lists are concatenated — so inference, which tokenizes ``build_prompt`` alone, sees exactly the training prefix.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Mapping
 
 from .signatures import annotate, selector_of, split_hint
@@ -40,6 +54,8 @@ SOLIDITY = "<|solidity|>"
 SPECIAL_TOKENS = [FUNCTION, META, TAC, SOLIDITY]
 META_FIELDS = ("selector", "signature", "visibility", "mutability")
 IGNORE_INDEX = -100
+NEIGHBOUR_LINE = "// nearest training function by TAC (cosine {:.2f}):"
+_NEIGHBOUR_RE = re.compile(r"^// nearest training function by TAC \(cosine (-?[0-9.]+)\):$", re.M)
 
 
 class PromptError(ValueError):
@@ -81,8 +97,23 @@ def build_prompt(record: Mapping[str, Any]) -> str:
         if v:
             _check(record, f, v, single_line=True)
             lines.append(f"{f}: {v}")
-    lines += [TAC, tac, SOLIDITY, ""]
+    lines += [TAC, tac, *_neighbour_lines(record), SOLIDITY, ""]
     return "\n".join(lines)
+
+
+def _neighbour_lines(record: Mapping[str, Any]) -> list[str]:
+    sol = _get(record, "neighbour").strip("\n")
+    if not sol.strip():
+        return []
+    _check(record, "neighbour", sol, single_line=False)
+    if _NEIGHBOUR_RE.search(sol):
+        raise PromptError(f"record {_rid(record)!r}: field 'neighbour' contains the neighbour line itself")
+    try:
+        sim = float(record.get("neighbour_similarity") or 0.0)
+    except (TypeError, ValueError):
+        raise PromptError(f"record {_rid(record)!r}: field 'neighbour_similarity' is not a number: "
+                          f"{record.get('neighbour_similarity')!r}") from None
+    return [NEIGHBOUR_LINE.format(sim), sol]
 
 
 def build_target(record: Mapping[str, Any]) -> str:
@@ -96,7 +127,8 @@ def build_target(record: Mapping[str, Any]) -> str:
 
 def parse(text: str) -> dict[str, str]:
     """Inverse of ``build_prompt(r) + build_target(r)``: the metadata fields, ``tac``, ``signature_hint`` (empty
-    without one) and ``solidity`` (empty when ``text`` is a prompt only). Raises PromptError when the markers are
+    without one), ``neighbour`` and ``neighbour_similarity`` (empty without one) and ``solidity`` (empty when
+    ``text`` is a prompt only). Raises PromptError when the markers are
     missing or out of order."""
     try:
         i_f = text.index(FUNCTION)
@@ -111,7 +143,13 @@ def parse(text: str) -> dict[str, str]:
         if not sep or key not in META_FIELDS:
             raise PromptError(f"metadata line {line!r} is not 'field: value' with field in {META_FIELDS}")
         out[key] = val
-    out["tac"], out["signature_hint"] = split_hint(text[i_t + len(TAC):i_s].strip("\n"))
+    body = text[i_t + len(TAC):i_s].strip("\n")
+    m = _NEIGHBOUR_RE.search(body)
+    out["neighbour"], out["neighbour_similarity"] = "", ""
+    if m:
+        body, out["neighbour"], out["neighbour_similarity"] = body[:m.start()].rstrip("\n"), \
+            body[m.end():].strip("\n"), m.group(1)
+    out["tac"], out["signature_hint"] = split_hint(body)
     out["solidity"] = text[i_s + len(SOLIDITY):].removeprefix("\n")
     return out
 

@@ -81,6 +81,8 @@ DEFAULTS: dict[str, Any] = {
     "signature_sources": ["standard", "interface", "train"],
     "train_hints": "as_held_out",
     "event_names": False,
+    "retrieval_prompts": False,
+    "retrieval_max_chars": 1200,
     "n_samples": 3,
     "max_new_tokens": 160,
 }
@@ -118,7 +120,7 @@ def load_params(source: str | Path | dict | None, where: str | None = None) -> d
     if merged["event_names"] and not merged["signature_hints"]:
         raise P.ParamsError(f"{where}: parameter 'event_names' needs signature_hints: true (the same table names "
                             "the events)")
-    for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps"):
+    for k in ("lora_r", "batch_size", "grad_accum", "max_seq_length", "save_steps", "retrieval_max_chars"):
         if merged[k] <= 0:
             raise P.ParamsError(f"{where}: parameter {k!r} must be positive, got {merged[k]}")
     return merged
@@ -185,16 +187,33 @@ def run_records(p: dict[str, Any]) -> dict[str, list[dict]]:
     prepared for prompts with the known-signature table (:mod:`tacsol.signatures`) from ``signature_sources``
     minus the held-out packages, so the package-held-out stratum gets no hint from its own packages. Train records
     get the hint per ``train_hints`` (see TRAIN_HINTS); validation and test records the table's. With
-    ``event_names`` too, the TAC's known event topics are printed as signatures, by the same rule."""
+    ``event_names`` too, the TAC's known event topics are printed as signatures, by the same rule. With
+    ``retrieval_prompts``, every record's prompt shows the nearest trained-on function by TAC
+    (:func:`tacsol.baselines.add_neighbours`: never one of its own near-duplicate group)."""
     recs = load_records(p["dataset"])
-    if not p.get("signature_hints"):
-        return recs
-    table = signatures.table_for(p["dataset"], recs).restricted(
-        p.get("signature_sources", DEFAULTS["signature_sources"]), p.get("holdout_packages", []))
-    as_held_out = p.get("train_hints", "table") == "as_held_out"  # a run recorded before the key: the whole table
-    events = bool(p.get("event_names"))
-    return {s: signatures.hint_train_records(v, table, events=events) if s == "train" and as_held_out
-            else signatures.hint_records(v, table, events=events) for s, v in recs.items()}
+    if p.get("signature_hints"):
+        table = signatures.table_for(p["dataset"], recs).restricted(
+            p.get("signature_sources", DEFAULTS["signature_sources"]), p.get("holdout_packages", []))
+        as_held_out = p.get("train_hints", "table") == "as_held_out"  # recorded before the key: the whole table
+        events = bool(p.get("event_names"))
+        recs = {s: signatures.hint_train_records(v, table, events=events) if s == "train" and as_held_out
+                else signatures.hint_records(v, table, events=events) for s, v in recs.items()}
+    if p.get("retrieval_prompts"):
+        return with_neighbours(recs["train"], recs, p)
+    return recs
+
+
+def with_neighbours(train_records: list[dict], groups: dict[str, list[dict]], p: dict[str, Any]
+                    ) -> dict[str, list[dict]]:
+    """Each group of records with the nearest function of the training records a run with params `p` trains on
+    (`train_records` without ``holdout_packages``) in their prompt: the retrieval baseline's answer, given to the
+    model (:func:`tacsol.baselines.add_neighbours`)."""
+    from . import baselines
+
+    index, _ = drop_packages(train_records, p.get("holdout_packages", []))
+    return {s: baselines.add_neighbours(index, v, max_chars=p.get("retrieval_max_chars",
+                                                                  DEFAULTS["retrieval_max_chars"]))
+            for s, v in groups.items()}
 
 
 def in_packages(record: dict, packages) -> bool:
