@@ -183,3 +183,10 @@ def test_split_paired_on_the_reference_evidence():
     assert kinds["getter+setter"]["n"] + kinds["other"]["n"] == len(tuned)
     for r in rows:
         assert r["ci"][0] <= r["difference"] <= r["ci"][1]
+    # --by copy: an answer that is retrieval's own (up to whitespace) gets retrieval's verdict, so that split ties
+    copy = {r["split"]: r for r in split_paired.split_paired(run, "contract_heldout", "copy", "behaviour_equivalent")
+            if r["system"] == "retrieval-tfidf"}
+    assert copy["copies retrieval"]["n"] + copy["own answer"]["n"] == len(tuned)
+    assert 0 < copy["copies retrieval"]["n"] < len(tuned)
+    assert copy["copies retrieval"]["difference"] == 0 and copy["copies retrieval"]["fine_tuned_wins"] == 0 \
+        and copy["copies retrieval"]["other_wins"] == 0

@@ -2,7 +2,8 @@
 """Where the fine-tuned model wins and loses: its greedy answers paired with every other system scored on the same
 functions (the baselines; verifier-guided decoding where tools/bench_verifier.py ran), within each split of those
 functions: prompts that name the function (a known signature) or not (--by hint), or getters, setters, the two
-together and the rest (--by kind), or both (--by hint,kind).
+together and the rest (--by kind), or both (--by hint,kind), or whether its answer is retrieval's answer verbatim
+(--by copy; up to whitespace: what a run trained with retrieval prompts copies from its prompt).
 
     .venv/bin/python tools/split_paired.py --run outputs/reference-l3-long/03_baseline_3b --by hint
     .venv/bin/python tools/split_paired.py --run docs/evidence/reference-l3-long/03_baseline_3b --by kind \\
@@ -36,11 +37,18 @@ def systems(run: Path, stratum: str) -> dict[str, Path]:
     return {k: v for k, v in out.items() if v.is_file()}
 
 
-def splits(df, by: str) -> dict[str, list[bool]]:
-    """split name -> row mask of a per-function table ("hint,kind": every pair of the two)."""
+def splits(df, by: str, retrieved=None) -> dict[str, list[bool]]:
+    """split name -> row mask of a per-function table ("hint,kind": every pair of the two; "copy" needs the
+    retrieval baseline's table of the same functions, `retrieved`)."""
     if by == "hint,kind":
         return {f"{h} {k}": [a and b for a, b in zip(hm, km)]
                 for h, hm in splits(df, "hint").items() for k, km in splits(df, "kind").items()}
+    if by == "copy":
+        if retrieved is None:
+            raise ValueError("--by copy: the stratum has no retrieval baseline table")
+        theirs = dict(zip(retrieved["id"], retrieved["generated"].fillna("").map(_squeezed)))
+        copied = [theirs.get(i) == _squeezed(g or "") for i, g in zip(df["id"], df["generated"])]
+        return {"copies retrieval": copied, "own answer": [not c for c in copied]}
     if by == "hint":
         named = df["signature_hint"].fillna("").astype(str).str.len() > 0
         return {"named": list(named), "unnamed": list(~named)}
@@ -50,13 +58,19 @@ def splits(df, by: str) -> dict[str, list[bool]]:
     return out
 
 
+def _squeezed(text: str) -> str:
+    return " ".join(str(text).split())
+
+
 def split_paired(run: Path, stratum: str, by: str, metric: str) -> list[dict]:
     import pandas as pd
 
     tuned = pd.read_parquet(eval_dir(run, stratum) / "functions.parquet")
-    masks = splits(tuned, by)
+    others = systems(run, stratum)
+    retrieved = pd.read_parquet(others["retrieval-tfidf"]) if "retrieval-tfidf" in others else None
+    masks = splits(tuned, by, retrieved)
     rows = []
-    for name, path in systems(run, stratum).items():
+    for name, path in others.items():
         other = pd.read_parquet(path)
         for split, mask in masks.items():
             ids = set(tuned.loc[mask, "id"])
@@ -75,7 +89,7 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--run", required=True, help="a 03 run's output_dir, or its published evidence folder")
     ap.add_argument("--stratum", default="contract_heldout", choices=("contract_heldout", "package_heldout"))
-    ap.add_argument("--by", default="hint", choices=("hint", "kind", "hint,kind"))
+    ap.add_argument("--by", default="hint", choices=("hint", "kind", "hint,kind", "copy"))
     ap.add_argument("--metric", default="behaviour_equivalent", choices=tuple(compare.PAIRED_METRICS))
     ap.add_argument("--json", help="also write the rows here")
     a = ap.parse_args(argv)
