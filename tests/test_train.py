@@ -366,3 +366,21 @@ def test_verifier_pool_starts_from_the_evaluations_greedy_answers_and_resumes(re
     (out / "candidates.jsonl").unlink()    # the pool is assembled again from the per-candidate files, not regenerated
     assert bench_verifier.main(argv) == 0
     assert {f: f.stat().st_mtime_ns for f in (out / "pool").glob("k*.jsonl")} == stamps
+
+
+def test_retrieval_prompts_train_and_save_the_index_they_cite(tiny_model, tmp_path):
+    """A run with retrieval_prompts trains on prompts that show a neighbour and saves the records it cites beside
+    its adapter (decompile reads them there); its loss falls as a plain run's does."""
+    import gzip
+
+    p = {**_params(tiny_model, tmp_path / "run"), "retrieval_prompts": True, "max_steps": 6, "save_steps": 6}
+    res = train.run(p)
+    losses = [c["loss"] for c in res["curve"]]
+    assert len(losses) == 6 and sum(losses[-2:]) / 2 < sum(losses[:2]) / 2
+    assert res["heldout_loss_after"] < res["heldout_loss_before"]
+    saved = [json.loads(line) for line in gzip.decompress(
+        (tmp_path / "run" / "adapter" / train.NEIGHBOUR_INDEX).read_bytes()).decode().splitlines()]
+    assert [r["id"] for r in saved] == [r["id"] for r in train.load_records(RECORDS)["train"]]
+    recs = train.run_records(train.load_params(p))
+    assert all(r["neighbour"] and r["neighbour_id"] != r["id"] for r in recs["train"])
+    assert train.neighbour_index(tmp_path / "run" / "adapter", p) == saved

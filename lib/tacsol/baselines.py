@@ -189,9 +189,12 @@ def add_neighbours(index_records, records, *, max_chars: int = 1200, key: str = 
     for r in index:
         if not str(r.get("solidity") or "").strip():
             raise ValueError(f"retrieval prompts: training record {r.get('id')!r} has an empty field 'solidity'")
+    def own(r):   # a record without the key (a dataset without groups) is kept only from itself
+        return f"{key}:{r[key]}" if r.get(key) is not None else f"id:{r.get('id')}"
+
     idx = TfidfIndex([r.get("tac") or "" for r in index])
-    best, score = idx.query([r.get("tac") or "" for r in recs], keys=[r.get(key) for r in recs],
-                            indexed_keys=[r.get(key) for r in index])
+    best, score = idx.query([r.get("tac") or "" for r in recs], keys=[own(r) for r in recs],
+                            indexed_keys=[own(r) for r in index])
     out = []
     for r, j, s in zip(recs, best, score):
         n = index[int(j)] if j >= 0 else None

@@ -404,17 +404,17 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
 
 def with_training_neighbours(records: list[dict], adapter: Path, trained: Mapping[str, Any]) -> list[dict]:
     """Records with the neighbour an adapter trained with ``retrieval_prompts`` expects in its prompt: the nearest
-    function of the training records it was trained on (its dataset's train split without its held-out packages;
-    tacsol.train.with_neighbours), which must be on this machine."""
+    function of the training records it was trained on (tacsol.train.neighbour_index: saved beside the adapter, or
+    its dataset's train split without its held-out packages)."""
     from . import train
 
     try:
-        recs = train.run_records({**trained, "retrieval_prompts": False})
+        index = train.neighbour_index(adapter, trained)
     except Exception as exc:
-        raise ValueError(f"adapter {adapter} was trained with retrieval prompts: its training set (dataset "
-                         f"{trained.get('dataset')!r}) is needed to find each function's neighbour and could not be "
-                         f"loaded ({type(exc).__name__}: {exc})") from None
-    return train.with_neighbours(recs["train"], {"input": records}, trained)["input"]
+        raise ValueError(f"adapter {adapter} was trained with retrieval prompts: it has no {train.NEIGHBOUR_INDEX} "
+                         f"and its training set (dataset {trained.get('dataset')!r}), needed to find each function's "
+                         f"neighbour, could not be loaded ({type(exc).__name__}: {exc})") from None
+    return train.with_neighbours(index, {"input": records}, trained)["input"]
 
 
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
