@@ -233,3 +233,16 @@ def test_compile_in_original_unit_on_sample():
     assert (df["compile_unit"] == "original").all() and df["ref_compiles"].all()
     assert df.loc["same", "compiles"] and df.loc["same", "compile_status"] == "ok"
     assert not df.loc[r["id"], "compiles"] and df.loc[r["id"], "compile_status"] == "declaration_error"
+
+
+def test_checkpoint_tokens_count_the_steps_after_the_last_logged_interval():
+    """The final adapter's point of a learning curve has seen every training token, also when the run ended between
+    two logging intervals (144 steps logged every 5: steps 141-144 are in no curve point)."""
+    from tacsol.evaluate import suite
+
+    log = {"steps": 144, "train_tokens": 450679,
+           "curve": [{"step": s, "tokens": 100} for s in range(5, 145, 5)]}
+    assert suite.checkpoint_tokens(log, 70) == 1400
+    assert suite.checkpoint_tokens(log, 140) == 2800
+    assert suite.checkpoint_tokens(log, 144) == 450679
+    assert suite.checkpoint_tokens({"curve": log["curve"]}, 144) == 2800   # a log without totals: the curve's

@@ -200,7 +200,10 @@ def model_generations(model, tok, records, output_dir, stratum: str, system: str
 
 
 def checkpoint_tokens(train_log: Mapping[str, Any], step: int) -> int:
-    """Training tokens seen by optimizer step `step` (from the logged curve: tokens per logging interval)."""
+    """Training tokens seen by optimizer step `step`: the run's total at its last step (the steps after the last
+    logging interval are in no curve point), else the logged curve's tokens per logging interval up to `step`."""
+    if train_log.get("steps") and step >= train_log["steps"] and train_log.get("train_tokens"):
+        return int(train_log["train_tokens"])
     return int(sum(c.get("tokens") or 0 for c in train_log.get("curve", []) if c["step"] <= step))
 
 
