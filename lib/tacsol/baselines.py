@@ -132,8 +132,8 @@ class TfidfIndex:
     def query(self, docs: Sequence[str], *, keys: Sequence[Any] | None = None,
               indexed_keys: Sequence[Any] | None = None, chunk: int = 512) -> tuple[np.ndarray, np.ndarray]:
         """(index of nearest indexed doc, cosine) per query doc. With ``keys`` and ``indexed_keys``, an indexed doc
-        whose key equals the query's is never its nearest (a training prompt's neighbour from another contract, as a
-        held-out contract's would be); a query with no other doc gets index -1 and cosine 0."""
+        whose key equals the query's is never its nearest (a training prompt's neighbour from another near-duplicate
+        group, as a held-out function's always is); a query with no other doc gets index -1 and cosine 0."""
         n = self.matrix.shape[0]
         if not len(docs) or not n:
             return np.full(len(docs), -1 if not n else 0, int), np.zeros(len(docs))
@@ -189,6 +189,7 @@ def add_neighbours(index_records, records, *, max_chars: int = 1200, key: str = 
     for r in index:
         if not str(r.get("solidity") or "").strip():
             raise ValueError(f"retrieval prompts: training record {r.get('id')!r} has an empty field 'solidity'")
+
     def own(r):   # a record without the key (a dataset without groups) is kept only from itself
         return f"{key}:{r[key]}" if r.get(key) is not None else f"id:{r.get('id')}"
 
