@@ -180,6 +180,7 @@ class _Caster:
 
 def fold_casts(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> None:
     cast = _Caster(Ranges(defs, Constants(defs)))
+    folded = values.folded.keys()
     for _ in range(2):   # instances are mostly in definition order; a second sweep catches loop-carried uses
         for n in fn.ids:
             if n in fn.removed:
@@ -187,7 +188,8 @@ def fold_casts(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt]) -> Non
             for s in fn.body[n]:
                 if s.dest is None:
                     continue
-                s.args = [chase(values, a) for a in s.args]
+                if not folded.isdisjoint(s.args):
+                    s.args = [chase(values, a) for a in s.args]
                 same = cast(s)
                 if same is not None:
                     replace(values, ("t", n, s.dest), chase(values, same))
