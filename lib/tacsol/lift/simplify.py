@@ -2,6 +2,9 @@
 identities, and dead-code removal."""
 from __future__ import annotations
 
+from collections import Counter
+from itertools import chain
+
 from .ir import CHECKED_OPS, FunctionIR, Operand, Stmt
 from .values import Values
 
@@ -97,8 +100,10 @@ class _Folder:
 
     def stmt(self, n: int, s: Stmt) -> bool:
         """Fold one statement; True when it was replaced."""
+        if s.op not in FOLDABLE or s.dest is None:   # (tested first: most statements, no key to build)
+            return False
         folded, key = self.values.folded, ("t", n, s.dest)
-        if s.dest is None or key in folded or key in self.big or s.op not in FOLDABLE:
+        if key in folded or key in self.big:
             return False
         r = [self.values.resolve(n, a) for a in s.args]
         r = [("c", self.big[x]) if x in self.big else x for x in r]
@@ -149,14 +154,15 @@ def _count(used: dict, delta: int, ops) -> None:
 
 def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     """How often each value is used: by statements, jump conditions, printed jump targets and edge arguments."""
-    used: dict[Operand, int] = {}
-    for n in fn.ids:
-        if n in fn.removed:
-            continue
-        for s in fn.body[n]:
-            _count(used, 1, s.args)
-        term, edges = fn.syms[n].term, fn.graph.edges[n]
-        if term.kind == "jumpi" and n not in fn.decided:
+    kept = [n for n in fn.ids if n not in fn.removed]
+    # statements' operands counted in C (Counter), then the values kept: a loop per operand was most of the time
+    # of a level-3 lift's dead-code passes
+    counts = Counter(chain.from_iterable(s.args for n in kept for s in fn.body[n]))
+    used: dict[Operand, int] = {o: k for o, k in counts.items() if o[0] in ("t", "p")}
+    all_edges, decided = fn.graph.edges, fn.decided
+    for n in kept:
+        term, edges = fn.syms[n].term, all_edges[n]
+        if term.kind == "jumpi" and n not in decided:
             _count(used, 1, [values.condition(n)])
         if term.kind in ("jump", "jumpi") and len(edges.trues) > 1:
             _count(used, 1, [values.resolve(n, term.target)])
