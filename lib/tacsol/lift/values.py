@@ -89,16 +89,20 @@ class Values:
         self._walked.clear()
 
     def resolve(self, n: int, o: Operand) -> Operand:
-        if o[0] == "p" and n in self.fn.single and ("p", n, o[1]) not in self.folded:
+        folded = self.folded
+        if o[0] == "p" and n in self.fn.single and ("p", n, o[1]) not in folded:
             n, o = self._defining(n, o)
-        known = self.known.get(n)
-        if o[0] == "p" and known is not None and o[1] < len(known) and known[o[1]] is not None:
-            k = known[o[1]]
-            return k if isinstance(k, tuple) else ("c", k)
-        if o[0] in ("t", "p"):
-            o = (o[0], n, o[1])
-            while o in self.folded:
-                o = self.folded[o]
+        tag = o[0]
+        if tag == "p":
+            known = self.known.get(n)
+            if known is not None and o[1] < len(known) and known[o[1]] is not None:
+                k = known[o[1]]
+                return k if isinstance(k, tuple) else ("c", k)
+        elif tag != "t":
+            return o   # a constant, or a name level 2 gave: resolves to itself
+        o = (tag, n, o[1])
+        while o in folded:
+            o = folded[o]
         return o
 
     def _defining(self, n: int, o: Operand) -> tuple[int, Operand]:
@@ -107,12 +111,13 @@ class Values:
         hit = self._walked.get(key)
         if hit is None:
             m, q, seen = n, o, set()
+            single, folded, preds, syms = self.fn.single, self.folded, self.fn.preds, self.fn.syms
             # up to a cycle (only in unreachable code) or a parameter a pass folded (rewrite.replace) before its
             # instance was left with one way in: what the fold says it is, not what the other way passed
-            while q[0] == "p" and m in self.fn.single and m not in seen and ("p", m, q[1]) not in self.folded:
+            while q[0] == "p" and m in single and m not in seen and ("p", m, q[1]) not in folded:
                 seen.add(m)
-                p = self.fn.preds[m][0]
-                q = self.fn.syms[p].exit(q[1])
+                p = preds[m][0]
+                q = syms[p].exit(q[1])
                 m = p
             hit = self._walked[key] = (m, q)
         return hit
