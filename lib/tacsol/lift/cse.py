@@ -101,8 +101,20 @@ def merge_common(fn: FunctionIR, values: Values) -> None:
         stack.extend((c, None) for c in reversed(tree.get(n, [])))
 
 
+def pure_op(op: str) -> bool:
+    """A pure operation or a cast (memoized: a regex match per statement was a third of merge_common)."""
+    got = _PURE_OPS.get(op)
+    if got is None:
+        got = _PURE_OPS[op] = op in PURE or _CAST.fullmatch(op) is not None
+    return got
+
+
+_PURE_OPS: dict[str, bool] = {}
+
+
 def _key(s, values: Values) -> tuple | None:
-    if s.op not in PURE and not _CAST.fullmatch(s.op):
+    if not pure_op(s.op):
         return None
-    args = tuple(chase(values, a) for a in s.args)
+    folded = values.folded
+    args = tuple(chase(values, a) if a in folded else a for a in s.args)
     return (s.op, tuple(sorted(args)) if s.op in COMMUTATIVE else args)

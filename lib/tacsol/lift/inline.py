@@ -4,14 +4,10 @@ Exact:
 a pure operation's operands are SSA values, unchanged between its line and its one use."""
 from __future__ import annotations
 
-import re
-
-from .cse import PURE
+from .cse import pure_op
 from .ir import FunctionIR, Operand, Stmt
 from .rewrite import chains
 from .values import Values
-
-_CAST = re.compile(r"u?int\d+|bytes\d+")
 
 
 def inline_single_uses(fn: FunctionIR, values: Values, used: dict[Operand, int], anywhere: bool = False) -> None:
@@ -56,7 +52,7 @@ def _later_reads(fn: FunctionIR, values: Values, n: int) -> set[Operand]:
 
 def is_pure(s: Stmt) -> bool:
     """No effect, and a value that depends on its operands alone (no state read)."""
-    return s.op in PURE or s.op in ("bool", "field") or bool(_CAST.fullmatch(s.op))
+    return pure_op(s.op)   # (PURE holds bool and field)
 
 
 # Statements without effects whose value depends on state (memory, storage, gas, return data, other accounts):
