@@ -80,13 +80,6 @@ class Span:
     def covers(self, o: "Span") -> bool:
         return self.base == o.base and self.base is not ANY and self.lo <= o.lo and o.hi <= self.hi
 
-    def byte(self, at: int):
-        """The byte at absolute offset `at` as an int, (word, index) of a symbolic word, or None."""
-        if isinstance(self.content, bytes):
-            k = at - self.lo
-            return self.content[k] if k < len(self.content) else None
-        return (self.content, at - self.lo) if self.content is not None else None
-
 
 @dataclass
 class Construct:
@@ -228,9 +221,14 @@ class _Line:
                 if w.overlaps(want):
                     break                         # a store that may alias: the rest stays unknown
                 continue
-            got = [b for b in todo if w.lo <= b < w.hi]
-            for b in got:
-                out[b - lo] = w.byte(b)
+            got = [b for b in range(max(lo, w.lo), min(hi, w.hi)) if b in todo]   # its bytes still unknown
+            content = w.content
+            for b in got:   # as an int, (word, index) of a symbolic word, or None (unknown)
+                k = b - w.lo
+                if isinstance(content, bytes):
+                    out[b - lo] = content[k] if k < len(content) else None
+                elif content is not None:
+                    out[b - lo] = (content, k)
                 todo.discard(b)
             if got and self.touched is not None:
                 self.touched.add(w.pos)
