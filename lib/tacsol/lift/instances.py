@@ -127,12 +127,14 @@ class _Explorer:
                      self.call_syms, self.returns, self.clean)
 
     def instance(self, bid: int, st: tuple | None) -> int:
-        if self.precise and st is not None and bid >= 0 and (bid, st) not in self.key2id and \
-                (self.context_free or self.grows(bid, st)):
-            self.partial = True   # recursion, or too many instances: one context-free instance per block from here
-            st = None
         key = (bid, st)
-        nid = self.key2id.get(key)
+        nid = self.key2id.get(key)   # (looked up once: a stack's hash is not cached and stacks are long)
+        if nid is not None:
+            return nid
+        if self.precise and st is not None and bid >= 0 and (self.context_free or self.grows(bid, st)):
+            self.partial = True   # recursion, or too many instances: one context-free instance per block from here
+            key = (bid, None)
+            nid = self.key2id.get(key)
         if nid is None:
             nid = self.key2id[key] = len(self.nodes)
             self.nodes.append(key)
@@ -164,11 +166,12 @@ class _Explorer:
         """The jump destination an operand holds on a tracked stack, else None."""
         if st is None:
             return None
-        if o[0] == "c":
-            return o[1] if self.prog.is_jumpdest(o[1]) else None
-        if o[0] == "p":
+        tag = o[0]
+        if tag == "p":
             v = st[o[1]] if o[1] < len(st) else None
-            return None if v in TRUTHS else v
+            return None if v == ZERO or v == NONZERO else v
+        if tag == "c":
+            return o[1] if self.prog.is_jumpdest(o[1]) else None
         return None
 
     def exit_stack(self, sb: BlockSym, st: tuple | None) -> tuple | None:
@@ -181,7 +184,8 @@ class _Explorer:
         rest = st[sb.consumed:]
         if ZERO in rest or NONZERO in rest:       # a settled word's mark ends at the block it was made for
             rest = tuple(None if v in TRUTHS else v for v in rest)
-        ex = tuple(self.dest(o, st) for o in sb.exit_top) + rest if h_out >= 0 else ()
+        dest = self.dest
+        ex = tuple([dest(o, st) for o in sb.exit_top]) + rest if h_out >= 0 else ()
         if h_out > MAX_TRACKED_SLOTS or (not self.precise and _recursive(ex)):
             self.partial = True
             return None
