@@ -91,12 +91,27 @@ def _sub_of_offsets(r: list[Operand], adds: dict) -> list[Operand]:
 
 class _Folder:
     """Constant folding state: `values.folded` maps a temp to its replacement; `big` holds constant results too long
-    to print (1 << 0xa0), kept as lines but usable for folding; `adds` the operands of each ADD (for SUB)."""
+    to print (1 << 0xa0), kept as lines but usable for folding; `adds` the operands of each ADD (for SUB).
+
+    A pass folds a statement from what its operands resolve to when it is visited, so another pass can fold more
+    only where an operand a statement left unfolded read gets an entry in one of the three tables later: `read`
+    holds those operands (this pass), `stale` says whether that happened."""
 
     def __init__(self, values: Values):
         self.values = values
         self.big: dict[Operand, int] = {}
         self.adds: dict[Operand, list[Operand]] = {}
+        self.read: set[Operand] = set()
+        self.stale = False
+
+    def new_pass(self) -> None:
+        self.read.clear()
+        self.stale = False
+
+    def _enter(self, table: dict, key: Operand, value) -> None:
+        if key in self.read:
+            self.stale = True
+        table[key] = value
 
     def stmt(self, n: int, s: Stmt) -> bool:
         """Fold one statement; True when it was replaced."""
@@ -105,27 +120,28 @@ class _Folder:
         folded, key = self.values.folded, ("t", n, s.dest)
         if key in folded or key in self.big:
             return False
-        r = [self.values.resolve(n, a) for a in s.args]
-        r = [("c", self.big[x]) if x in self.big else x for x in r]
+        resolved = [self.values.resolve(n, a) for a in s.args]
+        r = [("c", self.big[x]) if x in self.big else x for x in resolved]
         if s.op == "ADD":
-            self.adds[key] = r
+            self._enter(self.adds, key, r)
         elif s.op == "SUB" and r[0] != r[1]:
             r = _sub_of_offsets(r, self.adds)
         same = identity(s.op, r)
         if same is not None:   # x + 0, x - 0, x * 1, x | 0, x ^ 0, x << 0, ... are x
             if same[0] == "c" and not compact(same[1]):
-                self.big[key] = same[1]
+                self._enter(self.big, key, same[1])
             else:
-                folded[key] = same
+                self._enter(folded, key, same)
             return True
         if all(x[0] == "c" for x in r):
             v = fold(s.op, [x[1] for x in r])
             if v is not None:
                 if compact(v):
-                    folded[key] = ("c", v)
+                    self._enter(folded, key, ("c", v))
                 else:
-                    self.big[key] = v
+                    self._enter(self.big, key, v)
                 return True
+        self.read.update(resolved)
         return False
 
 
@@ -136,9 +152,11 @@ def fold_constants(fn: FunctionIR, values: Values) -> None:
     changed, passes = True, 0
     while changed and passes < 3:   # ids are in discovery order, so one pass settles almost everything
         changed, passes = False, passes + 1
+        folder.new_pass()
         for n in fn.ids:
             for s in fn.syms[n].stmts:
                 changed |= folder.stmt(n, s)
+        changed = changed and folder.stale   # else the next pass would fold nothing (_Folder): it is not run
 
 
 def resolve_bodies(fn: FunctionIR, values: Values) -> None:
@@ -155,31 +173,31 @@ def _count(used: dict, delta: int, ops) -> None:
 def value_uses(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     """How often each value is used: by statements, jump conditions, printed jump targets and edge arguments."""
     kept = [n for n in fn.ids if n not in fn.removed]
-    # statements' operands counted in C (Counter), then the values kept: a loop per operand was most of the time
-    # of a level-3 lift's dead-code passes
-    counts = Counter(chain.from_iterable(s.args for n in kept for s in fn.body[n]))
-    used: dict[Operand, int] = {o: k for o, k in counts.items() if o[0] in ("t", "p")}
+    jumps: list[Operand] = []   # what the jumps read
     all_edges, decided = fn.graph.edges, fn.decided
     for n in kept:
         term, edges = fn.syms[n].term, all_edges[n]
         if term.kind == "jumpi" and n not in decided:
-            _count(used, 1, [values.condition(n)])
+            jumps.append(values.condition(n))
         if term.kind in ("jump", "jumpi") and len(edges.trues) > 1:
-            _count(used, 1, [values.resolve(n, term.target)])
+            jumps.append(values.resolve(n, term.target))
         for t in edges.succ:
-            _count(used, 1, values.edge_args(n, t))
+            jumps.extend(values.edge_args(n, t))
         if edges.kind == "ret":
-            _count(used, 1, values.results(n))
-    return used
+            jumps.extend(values.results(n))
+    # every operand counted in C (Counter), then the values kept: a Python loop per operand was most of the time of
+    # a level-3 lift's dead-code passes
+    counts = Counter(chain(chain.from_iterable(s.args for n in kept for s in fn.body[n]), jumps))
+    return {o: k for o, k in counts.items() if o[0] in ("t", "p")}
 
 
 def eliminate_dead(fn: FunctionIR, values: Values) -> dict[Operand, int]:
     """Drop pure values nobody uses (stack plumbing, unused loads), then what only they used; the uses left."""
     used = value_uses(fn, values)
-    folded = values.folded
-    fn.live = [[True] * len(fn.body[n]) for n in fn.ids]
-    where = {("t", n, s.dest): (n, k) for n in fn.ids if n not in fn.removed
-             for k, s in enumerate(fn.body[n]) if s.dest is not None}
+    folded, removed, body = values.folded, fn.removed, fn.body
+    fn.live = [[True] * len(body[n]) for n in fn.ids]
+    where = {("t", n, s.dest): (n, k) for n in fn.ids if n not in removed
+             for k, s in enumerate(body[n]) if s.dest is not None}
     work = [k for k in where if not used.get(k) or k in folded]
     while work:
         key = work.pop()
