@@ -34,20 +34,21 @@ class _Stack:
         return args
 
     def shuffle(self, op: Op, ins: Instr) -> bool:
-        """Apply a PUSH/DUP/SWAP/POP/JUMPDEST (they only move operands); False for any other opcode."""
-        name = op.name
-        if name.startswith("PUSH"):
+        """Apply a PUSH/DUP/SWAP/POP/JUMPDEST (they only move operands); False for any other opcode. (By opcode
+        range, not name prefix: it runs once per instruction of every block translated.)"""
+        code = op.code
+        if 0x5F <= code <= 0x7F:     # PUSH0 .. PUSH32
             self.items.append(("c", ins.arg))
-        elif name.startswith("DUP"):
+        elif 0x80 <= code <= 0x8F:   # DUP1 .. DUP16
             self.ensure(op.n_in)
             self.items.append(self.items[-op.n_in])
-        elif name.startswith("SWAP"):
+        elif 0x90 <= code <= 0x9F:   # SWAP1 .. SWAP16
             self.ensure(op.n_in)
             self.items[-1], self.items[-op.n_in] = self.items[-op.n_in], self.items[-1]
-        elif name == "POP":
+        elif code == 0x50:           # POP
             self.ensure(1)
             self.items.pop()
-        elif name != "JUMPDEST":
+        elif code != 0x5B:           # JUMPDEST
             return False
         return True
 
