@@ -47,6 +47,10 @@ _MEMORY = {"SHA3", "RETURN", "REVERT", "MSTORE", "MSTORE8", "CODECOPY", *(f"LOG{
 _WRITES = {"CALL": (5, 6), "CALLCODE": (5, 6), "DELEGATECALL": (4, 5), "STATICCALL": (4, 5), "MCOPY": (0, 2),
            "CALLDATACOPY": (0, 2), "RETURNDATACOPY": (0, 2), "CODECOPY": (0, 2), "EXTCODECOPY": (1, 3)}
 
+# the statements _Line.step looks at: the free-memory pointer's reads and arithmetic, constructs, reads, writes
+_MODELLED = frozenset({"MLOAD", "ADD", "SUB", "icall", "MSTORE", "MSTORE8", *_CONSTRUCTS, *_READS, *_WRITES,
+                       *ABI_CALL_OPS})
+
 
 def _free(base) -> bool:
     """Whether an address base is a free-memory pointer the model named (("F", k))."""
@@ -134,7 +138,8 @@ class _Line:
 
     def walk(self) -> None:
         for pos, (n, k, s) in enumerate(self.stmts):
-            self.step(pos, n, s)
+            if s.op in _MODELLED:   # (step does nothing with any other statement)
+                self.step(pos, n, s)
 
     def step(self, pos: int, n: int, s: Stmt) -> None:
         dest = ("t", n, s.dest) if s.dest is not None else None
