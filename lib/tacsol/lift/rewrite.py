@@ -9,7 +9,8 @@ from .values import Values
 
 def definitions(fn: FunctionIR) -> dict[Operand, Stmt]:
     """("t", n, i) → the statement that defines it, over reachable instances."""
-    return {("t", n, s.dest): s for n in fn.ids if n not in fn.removed for s in fn.body[n] if s.dest is not None}
+    removed, body = fn.removed, fn.body   # (locals: a level-3 lift builds this map thousands of times)
+    return {("t", n, s.dest): s for n in fn.ids if n not in removed for s in body[n] if s.dest is not None}
 
 
 def fold_each(fn: FunctionIR, values: Values, candidates, match, apply) -> int:
