@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
+from tac_level_report import frame  # noqa: E402  (a built dataset as one frame, every split)
 from tacsol import pairs, profile  # noqa: E402
 from tacsol.lift.functions import _EFFECTS, summarize  # noqa: E402
 from tacsol.lift.result import SUMMARY_MARK  # noqa: E402
@@ -67,10 +68,7 @@ def main(argv=None) -> int:
     ap.add_argument("--limits", type=int, nargs="+", default=[2048, 3072, 4096], help="character limits P to try")
     ap.add_argument("--out", help="write the figures as JSON here")
     a = ap.parse_args(argv)
-    import pandas as pd
-
-    dd = pairs.load(a.dataset)
-    df = pd.concat([dd[s].to_pandas() for s in dd], ignore_index=True)
+    df = frame(a.dataset)
     col = f"{MODEL}:full"
     past = profile.measure(df, [MODEL])[col].to_numpy() > a.tokens
     n = len(df)
@@ -81,9 +79,10 @@ def main(argv=None) -> int:
           f"95% allows {int(n * 0.05)})")
     for rule in ("pure", "any"):
         for limit in a.limits:
-            changed = sum(replay(t, limit, rule) != t for t in df["tac"])
+            replayed = [replay(t, limit, rule) for t in df["tac"]]   # once per example, counted and measured
+            changed = sum(r != t for r, t in zip(replayed, df["tac"]))
             sub = df[past].copy()
-            sub["tac"] = [replay(t, limit, rule) for t in sub["tac"]]
+            sub["tac"] = [r for r, p in zip(replayed, past) if p]
             still_mask = profile.measure(sub, [MODEL])[col].to_numpy() > a.tokens
             still = int(still_mask.sum())
             by_package = sub[still_mask]["package"].value_counts().head(6).to_dict()
