@@ -74,3 +74,36 @@ def test_arms_built_apart_are_compared_function_by_function(tmp_path, monkeypatc
     assert seen["a"] == seen["b"] and len(seen["a"]) == len(held)
     assert res["a"]["differing"]["records"] == 1 and res["a"]["same"]["records"] == len(held) - 1
     assert res["paired"]["b - a"]["all"]["difference"] == 1.0 and res["paired"]["b - a"]["all"]["functions"] == 6
+
+
+def test_differing_pool_scores_the_given_adapters_on_the_chosen_stratum(monkeypatch):
+    """--adapter: one adapter reads every arm's prompts; --differing-held-out-packages: the pool comes from the
+    recipe's held-out packages only (and without it, only from the others), one per near-duplicate group."""
+    import ablate_signature_hints
+
+    recs = train.load_records("sample")
+    held = [dict(r) for s in ("validation", "test") for r in recs[s]]
+    pkg = held[0]["package"]
+    a = {"train": [], "validation": held, "test": []}
+    b = {"train": [], "validation": [{**r, "tac": r["tac"] + "\n  // summary"} for r in held], "test": []}
+    seen = {}
+
+    def fake_losses(adapter, records, max_len):
+        seen.setdefault(str(adapter), []).append(records)
+        return {r["id"]: (10.0 if r["tac"].endswith("summary") else 5.0, 10) for r in records}
+
+    tok = load_tokenizer("embedded:smollm2-135m")
+    p = {"holdout_packages": [pkg], "max_seq_length": 1024}
+    arms = {"a": ("x", []), "b": ("y", [])}
+    adapters = {"a": Path("shipped"), "b": Path("shipped")}
+    monkeypatch.setattr(ablate_signature_hints, "per_record_losses", fake_losses)
+    inside = A.differing_pool(p, arms, {"a": a, "b": b}, tok, adapters, 1000, 4096, 0, held_out_packages=True)
+    outside = A.differing_pool(p, arms, {"a": a, "b": b}, tok, adapters, 1000, 4096, 0)
+    assert list(seen) == ["shipped"] and len(seen["shipped"]) == 4        # 2 arms x 2 strata, one adapter
+    in_a, in_b, out_a, _ = seen["shipped"]
+    assert {r["package"] for r in in_a} == {pkg} and pkg not in {r["package"] for r in out_a}
+    assert [r["id"] for r in in_a] == [r["id"] for r in in_b]             # the same functions in both arms
+    assert len({r.get("group") for r in in_a}) == len(in_a)               # one per near-duplicate group
+    assert inside["stratum"] == "package-held-out" and inside["scored"] == len(in_a) > 0
+    assert outside["stratum"] == "contract-held-out" and outside["scored"] == len(out_a) > 0
+    assert inside["paired"]["b - a"]["difference"] == 0.5                # 1.0 - 0.5 per target token

@@ -19,11 +19,17 @@ hinted as a run on the dataset hints them. --arm NAME DATASET [KEY=VALUE ...] (r
 same way: a dataset and the overrides only that arm trains and is scored with. --split-differing and
 --differing-pool N compare the arms paired, function by function, with a bootstrap interval over the functions:
 on the common held-out functions split by whether the arms' prompts differ, and on up to N held-out functions
-whose prompts differ (scored at --differing-max-len, 4,096 by default).
+whose prompts differ (scored at --differing-max-len, 4,096 by default; --differing-held-out-packages takes them
+from the recipe's held-out packages instead). --adapter DIR trains nothing and scores one adapter (e.g. the shipped
+one) on every arm's prompts: for arms that print the same functions differently, what a model trained longer
+makes of each print.
 
     .venv/bin/python tools/ablate_tac_level.py --params params/03_reference_cpu_t40.yaml \
         --arm budget8192 ref_l3_t40 --arm budget3072 ref_l3_t40_b3072 --set max_seq_length=2048 \
         --heldout 128 --split-differing --differing-pool 48 --out outputs/abl-budget-s42   # a callee budget
+    .venv/bin/python tools/ablate_tac_level.py --params params/03_reference_cpu_l3_long.yaml \
+        --arm budget8192 ref_l3_t40_w --arm budget4096 ref_l3_t40_w_b4096 --adapter lib/tacsol/data/adapter \
+        --differing-pool 1000 --differing-held-out-packages --out outputs/abl-b4096-shipped-pkg
 """
 from __future__ import annotations
 
@@ -89,9 +95,10 @@ def run_level(params: str, data: Path, tokens: int, out: Path, extra: list[str])
                                   "tokens_per_s", "train_wall_s")}
 
 
-def split_differing(p: dict, arms: dict, out: Path) -> dict:
+def split_differing(p: dict, arms: dict, out: Path, adapters: dict | None = None) -> dict:
     """Loss per target token of each arm's adapter on the held-out functions whose prompts (as each arm trains
-    them) differ between the arms, and on the others; the same functions for every arm."""
+    them) differ between the arms, and on the others; the same functions for every arm. adapters: arm -> the
+    adapter that scores it (default: the one the arm trained, <out>/<arm>/adapter)."""
     from ablate_signature_hints import per_record_losses, per_token
     from tacsol import params as P, train
 
@@ -103,9 +110,10 @@ def split_differing(p: dict, arms: dict, out: Path) -> dict:
     ids = [f"f{i}" for i in range(len(keys))]   # one id per function, the same in every arm
     differ = [i for i, k in zip(ids, keys) if len({prompts[name][k]["tac"] for name in prompts}) > 1]
     same = [i for i in ids if i not in set(differ)]
+    adapters = adapters or {name: out / name / "adapter" for name in arms}
     res, losses = {}, {}
     for name in arms:
-        losses[name] = per_record_losses(out / name / "adapter",
+        losses[name] = per_record_losses(adapters[name],
                                          [{**prompts[name][k], "id": i} for i, k in zip(ids, keys)],
                                          p["max_seq_length"])
         fit = set(losses[name])
@@ -138,17 +146,20 @@ def paired_difference(a: dict[str, tuple], b: dict[str, tuple], ids, n_boot: int
             "ci95": [round(float(np.percentile(boot, 2.5)), 4), round(float(np.percentile(boot, 97.5)), 4)]}
 
 
-def differing_pool(p: dict, arms: dict, hinted: dict, tok, out: Path, n: int, max_len: int, seed: int) -> dict:
+def differing_pool(p: dict, arms: dict, hinted: dict, tok, adapters: dict, n: int, max_len: int, seed: int,
+                   held_out_packages: bool = False) -> dict:
     """Each arm's adapter scored on up to n held-out functions whose prompts differ between the arms (validation
-    and test, outside holdout_packages, one per near-duplicate group, fitting max_len in every arm: longer than
-    the recipe's sequences when asked, so that a prompt that only one arm fits in training can still be priced),
-    paired with the first arm. For arms that differ in what they print for the same function (a callee budget:
-    a callee's body or its summary), this is what the difference costs where it applies."""
+    and test, one per near-duplicate group, fitting max_len in every arm: longer than the recipe's sequences when
+    asked, so that a prompt that only one arm fits in training can still be priced), paired with the first arm.
+    The functions are those outside the recipe's holdout_packages (contract-held-out), or with held_out_packages
+    those inside them (package-held-out: packages no arm trained on). For arms that differ in what they print for
+    the same function (a callee budget: a callee's body or its summary), this is what the difference costs where
+    it applies."""
     from ablate_signature_hints import per_record_losses, per_token
     from tacsol import train
 
     rows = {name: {key_of(r): r for s in ("validation", "test") for r in hinted[name][s]
-                   if not train.in_packages(r, p["holdout_packages"])} for name in arms}
+                   if train.in_packages(r, p["holdout_packages"]) == held_out_packages} for name in arms}
     keys = sorted(set.intersection(*(set(v) for v in rows.values())))
     first = next(iter(arms))
     differ = [k for k in keys if len({rows[name][k]["tac"] for name in arms}) > 1]
@@ -161,9 +172,10 @@ def differing_pool(p: dict, arms: dict, hinted: dict, tok, out: Path, n: int, ma
             seen.add(g)
             pool.append(k)
     ids = [f"d{i}" for i in range(len(pool))]
-    losses = {name: per_record_losses(out / name / "adapter", [{**rows[name][k], "id": i} for i, k in zip(ids, pool)],
+    losses = {name: per_record_losses(adapters[name], [{**rows[name][k], "id": i} for i, k in zip(ids, pool)],
                                       max_len) for name in arms}
-    res = {"functions_differing": len(differ), "fitting": len(fits), "scored": len(pool), "max_len": max_len,
+    res = {"stratum": "package-held-out" if held_out_packages else "contract-held-out",
+           "functions_differing": len(differ), "fitting": len(fits), "scored": len(pool), "max_len": max_len,
            **{name: per_token(losses[name], ids) for name in arms},
            "paired": {f"{other} - {first}": paired_difference(losses[first], losses[other], ids)
                       for other in list(arms)[1:]}}
@@ -194,6 +206,12 @@ def main(argv=None) -> int:
                          "the arms and fit --differing-max-len in every arm (e.g. the ones a callee budget summarizes)")
     ap.add_argument("--differing-max-len", type=int, default=4096, metavar="TOKENS",
                     help="the sequence length those functions are scored at (default 4096)")
+    ap.add_argument("--differing-held-out-packages", action="store_true",
+                    help="--differing-pool from the recipe's holdout_packages (package-held-out) instead of the "
+                         "other packages")
+    ap.add_argument("--adapter", metavar="DIR",
+                    help="score this trained adapter on every arm's prompts instead of training one per arm (arms "
+                         "that differ only in what they print for the same functions, e.g. a callee budget)")
     ap.add_argument("--arm", dest="arms", action="append", nargs="+", default=[],
                     metavar="NAME DATASET [KEY=VALUE]",
                     help="instead of --levels: an arm named NAME on DATASET with its own overrides (repeatable)")
@@ -240,6 +258,9 @@ def main(argv=None) -> int:
         table = signatures.table_for(spec, raw[name])  # the dataset's (built from its train split only)
         if not signatures.sidecar(data).is_file():
             signatures.save_as(table, signatures.sidecar(data))
+        if a.adapter:   # nothing trained: the given adapter reads every arm
+            rows[name] = {"dataset": spec, "overrides": sets, "adapter": a.adapter}
+            continue
         res = run_level(a.params, data, a.tokens, out / name, a.extra + sets)
         res["train_records"] = len(raw[name]["train"])
         res["train_fit"] = len(fitting([r for r in hinted[name]["train"]
@@ -250,11 +271,13 @@ def main(argv=None) -> int:
         print(f"{name}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "
               f"{res['heldout_loss_before']:.3f} -> {res['heldout_loss_after']:.3f} on {res['heldout_examples']} "
               f"functions; {res['train_fit']} train functions fit {p['max_seq_length']} tokens", flush=True)
-    split = split_differing(p, arms, out) if a.split_differing else None
-    pool_d = differing_pool(p, arms, hinted, tok, out, a.differing_pool, a.differing_max_len, a.seed) \
-        if a.differing_pool else None
+    adapters = {name: Path(a.adapter) if a.adapter else out / name / "adapter" for name in arms}
+    split = split_differing(p, arms, out, adapters) if a.split_differing else None
+    pool_d = differing_pool(p, arms, hinted, tok, adapters, a.differing_pool, a.differing_max_len, a.seed,
+                            a.differing_held_out_packages) if a.differing_pool else None
     atomic_write_json(out / "ablation.json", {
-        "recipe": a.params, "model": p["model"], "datasets": specs, "train_tokens_budget": a.tokens,
+        "recipe": a.params, "model": p["model"], "datasets": specs,
+        **({"adapter": a.adapter} if a.adapter else {"train_tokens_budget": a.tokens}),
         "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
         "near-duplicate group, fitting max_seq_length in every arm, same functions for all",
         "seed": a.seed, "levels" if not a.arms else "arms": rows,
