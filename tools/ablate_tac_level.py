@@ -278,8 +278,9 @@ def main(argv=None) -> int:
     atomic_write_json(out / "ablation.json", {
         "recipe": a.params, "model": p["model"], "datasets": specs,
         **({"adapter": a.adapter} if a.adapter else {"train_tokens_budget": a.tokens}),
-        "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
-        "near-duplicate group, fitting max_seq_length in every arm, same functions for all",
+        **({} if a.adapter else {   # the held-out loss of each arm's training (nothing trained with --adapter)
+            "heldout_functions": len(pool), "heldout_rule": "validation+test, outside holdout_packages, one per "
+            "near-duplicate group, fitting max_seq_length in every arm, same functions for all"}),
         "seed": a.seed, "levels" if not a.arms else "arms": rows,
         **({"split_differing": split} if split else {}),
         **({"differing_pool": pool_d} if pool_d else {})})
