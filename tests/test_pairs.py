@@ -456,6 +456,27 @@ contract Ledger {
 """
 
 
+def test_a_manifest_without_the_callee_budget_reads_as_the_budget_it_was_built_with(tmp_path, monkeypatch):
+    """A build that predates the callee_budget key lifted with the old default, 8,192 characters: decompile and
+    training must lift its adapter's bytecode so, not with today's default; a recorded budget is read as recorded."""
+    import json
+
+    from tacsol.lift import CALLEE_BUDGET_CHARS, LEGACY_CALLEE_BUDGET_CHARS
+
+    monkeypatch.setenv("TACSOL_OUTPUTS", str(tmp_path))
+    for name, manifest in (("old", {"tac_level": 3}), ("new", {"tac_level": 3, "callee_budget": 2048}),
+                           ("older", {})):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "manifest.json").write_text(json.dumps(manifest))
+    assert LEGACY_CALLEE_BUDGET_CHARS == 8192 and CALLEE_BUDGET_CHARS == 4096
+    assert pairs.lift_options("old") == {"level": 3, "callee_budget": 8192}
+    assert pairs.lift_options("new") == {"level": 3, "callee_budget": 2048}
+    assert pairs.lift_options("older") == {"level": 1, "callee_budget": 8192}
+    # a build today records the budget it lifted with, so it never falls back
+    assert pairs.lift_options_of_build(pairs.BuildConfig(name="x", tac_level=3)) == {
+        "tac_level": 3, "callee_budget": CALLEE_BUDGET_CHARS}
+
+
 def test_a_build_with_a_callee_budget_records_it_and_lifts_with_it(tmp_path):
     """tacsol data build --callee-budget: the manifest records the budget (pairs.lift_options reads it back for
     training and decompile), the per-unit cache is its own, and with a budget of 0 the callee unit an example

@@ -63,8 +63,9 @@ def _lifter(level: int = 1, callee_budget: int | None = None):
 
     budget = _lift.CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget
     sources = sorted(Path(_lift.__file__).parent.glob("*.py"))   # every module of the lift package
-    tag = ("lift:" + sha("".join(p.read_text() for p in sources)) + ("" if level == 1 else f":level{level}")
-           + ("" if level == 1 or budget == _lift.CALLEE_BUDGET_CHARS else f":callees{budget}"))
+    # the budget is named even when it is the default, so that a cache outlives a change of the default
+    tag = ("lift:" + sha("".join(p.read_text() for p in sources))
+           + ("" if level == 1 else f":level{level}:callees{budget}"))
     return functools.partial(_lift.lift, level=level, callee_budget=budget), _lift.LiftError, tag
 
 
@@ -1020,9 +1021,9 @@ def lift_options_of_build(cfg: BuildConfig) -> dict:
 
 def lift_options(source) -> dict:
     """How a dataset's TAC was lifted, as lift's keywords: ``level`` and ``callee_budget``, from its build's
-    manifest.json; level 1 for the shipped sample, an import or a build that predates levels, and lift's default
-    budget for a build that predates the option (it lifted with that default)."""
-    from .lift import CALLEE_BUDGET_CHARS
+    manifest.json; level 1 for the shipped sample, an import or a build that predates levels, and 8,192 characters
+    for a build that predates the option (the default it lifted with, LEGACY_CALLEE_BUDGET_CHARS)."""
+    from .lift import LEGACY_CALLEE_BUDGET_CHARS
 
     p = paths.resolve(source)
     m: dict = {}
@@ -1030,7 +1031,8 @@ def lift_options(source) -> dict:
         if (folder / "manifest.json").is_file() and str(source) != "sample":
             m = json.loads((folder / "manifest.json").read_text())
             break
-    return {"level": int(m.get("tac_level", 1)), "callee_budget": int(m.get("callee_budget", CALLEE_BUDGET_CHARS))}
+    return {"level": int(m.get("tac_level", 1)),
+            "callee_budget": int(m.get("callee_budget", LEGACY_CALLEE_BUDGET_CHARS))}
 
 
 def tac_level(source) -> int:
@@ -1294,6 +1296,7 @@ def _no_pairs(name: str, counts: dict[str, int]) -> str:
 
 
 def build_parser(p: argparse.ArgumentParser) -> None:
+    from .lift import CALLEE_BUDGET_CHARS
     from .lift.cli import characters
 
     sub = p.add_subparsers(dest="data_cmd", required=True)
@@ -1321,8 +1324,8 @@ def build_parser(p: argparse.ArgumentParser) -> None:
                         "require(...) and checked(a + b) (docs/tac-format.md, Level 2 and Level 3)")
     b.add_argument("--callee-budget", type=characters, metavar="CHARS",
                    help="levels 2-3: an internal function's unit that would take a function's example past this "
-                        "many characters prints as its effect summary (default 8192; docs/tac-format.md, "
-                        "\"The callee budget\")")
+                        f"many characters prints as its effect summary (default {CALLEE_BUDGET_CHARS}; "
+                        "docs/tac-format.md, \"The callee budget\")")
     g = sub.add_parser("signatures", help="(re)build a dataset's known-signature table (signatures.json beside it) "
                                           "and print the share of validation/test selectors it resolves")
     g.add_argument("name", help="dataset name under outputs/data/, a build folder, or 'sample'")

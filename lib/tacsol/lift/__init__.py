@@ -17,7 +17,7 @@ dynamic jump targets and the call path that produced each). Everything else is o
   contract.py   the whole contract (`lift`); cli.py `tacsol lift`."""
 from .cli import build_parser, main
 from .contract import lift
-from .functions import CALLEE_BUDGET_CHARS
+from .functions import CALLEE_BUDGET_CHARS, LEGACY_CALLEE_BUDGET_CHARS
 from .result import LiftedContract, LiftedFunction, LiftError
 
-__all__ = ["lift", "CALLEE_BUDGET_CHARS", "LiftError", "LiftedContract", "LiftedFunction", "build_parser", "main"]
+__all__ = ["lift", "CALLEE_BUDGET_CHARS", "LEGACY_CALLEE_BUDGET_CHARS", "LiftError", "LiftedContract", "LiftedFunction", "build_parser", "main"]

@@ -24,9 +24,11 @@ from .result import SUMMARY_MARK
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
 RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verified (the real fid comes later)
 # A callee's unit that would take an example past this many characters is summarized (the default of lift's
-# callee_budget): level-2 TAC averages 2.06 characters per Llama-3 token (662 functions of the compile cache), so an
-# example stays near 4,096 tokens
-CALLEE_BUDGET_CHARS = 8192
+# callee_budget). 4,096 puts 95.2% of the level-3 corpus's pairs within 2,048 tokens (8,192: 94.0%), and the
+# summaries it adds cost no measurable held-out loss (docs/tac-format.md, "The callee budget as the default")
+CALLEE_BUDGET_CHARS = 4096
+# The default until 2026-12-06: what a dataset whose manifest predates the callee_budget key was lifted with
+LEGACY_CALLEE_BUDGET_CHARS = 8192
 # A smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit, unless inlining it
 # leaves a function partial (a CBOR builder calling a 10-statement helper from ~60 contexts, past MAX_NODES
 # instances; a small recursive function): such a function is tried again with the small ones as calls too
