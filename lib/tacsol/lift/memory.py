@@ -215,8 +215,8 @@ class _Line:
         """What the model knows of bytes [lo, hi) from base now, or before position `upto` (per byte: int,
         (word, index) or None)."""
         out: list = [None] * (hi - lo)
-        todo = set(range(lo, hi))
-        want = Span(-1, base, lo, hi)
+        todo = [(lo, hi)] if hi > lo else []   # the bytes still unknown, as disjoint ranges (a set of bytes was
+        want = Span(-1, base, lo, hi)          # most of name_memory's time)
         for w in reversed(self.writes):
             if not todo:
                 break
@@ -226,15 +226,26 @@ class _Line:
                 if w.overlaps(want):
                     break                         # a store that may alias: the rest stays unknown
                 continue
-            got = [b for b in range(max(lo, w.lo), min(hi, w.hi)) if b in todo]   # its bytes still unknown
-            content = w.content
-            for b in got:   # as an int, (word, index) of a symbolic word, or None (unknown)
-                k = b - w.lo
+            wlo, whi = w.lo, w.hi
+            if whi <= lo or wlo >= hi:
+                continue
+            content, left, got = w.content, [], False
+            for a, b in todo:
+                x, y = max(a, wlo), min(b, whi)
+                if x >= y:
+                    left.append((a, b))
+                    continue
+                got = True   # its bytes [x, y) were unknown: as ints, (word, index) of a symbolic word, or None
                 if isinstance(content, bytes):
-                    out[b - lo] = content[k] if k < len(content) else None
+                    part = list(content[x - wlo:y - wlo])
+                    out[x - lo:y - lo] = part + [None] * (y - x - len(part))
                 elif content is not None:
-                    out[b - lo] = (content, k)
-                todo.discard(b)
+                    out[x - lo:y - lo] = [(content, k) for k in range(x - wlo, y - wlo)]
+                if a < x:
+                    left.append((a, x))
+                if y < b:
+                    left.append((y, b))
+            todo = left
             if got and self.touched is not None:
                 self.touched.add(w.pos)
         return out
