@@ -3,6 +3,9 @@ Each rewrites FunctionIR.body (or settles branches) without changing what the fu
 calldata holds the header's arguments (docs/tac-format.md, Level 2)."""
 from __future__ import annotations
 
+from itertools import chain
+from operator import attrgetter
+
 from .abi import Abi, fold_checks, name_arguments
 from .calldata import fold_calldata_copies
 from .checked import fold_checked_arithmetic
@@ -54,7 +57,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)
     name_message_reverts(fn, prog.raw, checked)       # the messages that zeropad ends
     used = eliminate_dead(fn, values)
-    if checked and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
+    if checked and _has_op(fn, "panic") and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
         prune(fn)
         used = eliminate_dead(fn, values)
     if checked and (fold_calldata_word_loops(fn, values)       # abicoder v2's word loop → calldatacopy
@@ -75,7 +78,7 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         fold_block_params(fn, values)                 # a join left with one way in
         reread(fn, values)
         used = eliminate_dead(fn, values)
-    if checked and fold_field_stores(fn, definitions(fn)):   # sstore(slot)[offset:bits] = x
+    if checked and _has_op(fn, "SSTORE") and fold_field_stores(fn, definitions(fn)):   # sstore(slot)[offset:bits] = x
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
     if checked:
@@ -89,3 +92,13 @@ def keep_live(fn: FunctionIR) -> None:
     """Drop the statements dead-code elimination removed, so passes see only what prints."""
     fn.body = [[s for k, s in enumerate(fn.body[n]) if fn.live[n][k]] for n in fn.ids]
     fn.live = [[True] * len(b) for b in fn.body]
+
+
+_OP = attrgetter("op")
+
+
+def _has_op(fn: FunctionIR, op: str) -> bool:
+    """Some statement of fn is `op` (a test in C): without a panic or an sstore, fold_checked_arithmetic and
+    fold_field_stores have nothing to fold, and neither they nor the definitions they take are worth building (on
+    the production contracts, most functions: ~5% of compact's time)."""
+    return op in map(_OP, chain.from_iterable(fn.body))
