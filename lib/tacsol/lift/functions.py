@@ -182,6 +182,7 @@ class Internals:
         self.by_fid = {c.fid: c for c in [*callees.values(), *self.small.values()]}
         self.calls_in: dict[tuple, collections.Counter] = {}   # (fid, small) → its unit's calls (all callable)
         self.units: dict[tuple, Rendered] = {}
+        self.unit_graphs: dict[int, list[tuple[Graph, Rendered]]] = {}   # fid → (a graph of its unit, that unit)
 
     def select(self, starts: list[int], stop=frozenset(), small: bool = False, decoders: bool = True
                ) -> tuple[dict[int, Callee], Graph | None] | None:
@@ -231,9 +232,19 @@ class Internals:
         key = (callee.fid, frozenset(calls))
         r = self.units.get(key)
         if r is None:
-            header = f"function f{callee.fid}({', '.join(f'arg{i}' for i in range(callee.args))}) internal"
-            r = self.units[key] = render(self.prog, header, [callee.entry], self.deadline, labels=self.labels,
-                                         abi=Abi((), "internal"), callee=callee, calls=calls, checks=self.checks)
+            # the unit depends on `calls` only through its graph (render explores it so): examples calling other
+            # sets of functions, among which it calls the same, get the unit rendered once (half the renders of
+            # units on the production contracts were such repeats)
+            g = explore(self.prog, [callee.entry], frozenset(), self.deadline, frame=callee.frame, calls=calls,
+                        precise=True, negations=self.checks)
+            same = self.unit_graphs.setdefault(callee.fid, [])
+            r = next((u for h, u in same if h == g), None)
+            if r is None:
+                header = f"function f{callee.fid}({', '.join(f'arg{i}' for i in range(callee.args))}) internal"
+                r = render(self.prog, header, [callee.entry], self.deadline, labels=self.labels,
+                           abi=Abi((), "internal"), callee=callee, calls=calls, graph=g, checks=self.checks)
+                same.append((g, r))
+            self.units[key] = r
         return r
 
     def example(self, r: Rendered, calls: dict[int, Callee]) -> Rendered:
