@@ -4,7 +4,7 @@ straight (printed inline after it). Sound for SSA: the one value is defined on e
 from __future__ import annotations
 
 from .ir import FunctionIR
-from .rewrite import live_preds
+from .rewrite import live_preds, replace
 from .values import Values
 
 
@@ -15,7 +15,6 @@ def fold_block_params(fn: FunctionIR, values: Values) -> None:
     work = [(t, p) for t in reversed(joins) for p in reversed(values.params(t))]
     pending = {p for _, p in work}
     waiting: dict = {}   # parameter → the (block, parameter) whose incoming values include it
-    cleared = False
     while work:
         t, p = work.pop()
         pending.discard(p)
@@ -23,14 +22,7 @@ def fold_block_params(fn: FunctionIR, values: Values) -> None:
             continue
         incoming = {values.resolve(n, fn.syms[n].exit(p[2])) for n in preds[t]} - {p}
         if len(incoming) == 1:
-            # rewrite.replace, dropping the memoized walks only at the first fold: a walk passes only through
-            # single-predecessor instances, never a join's parameter, and no join becomes single in this loop, so
-            # the walks memoized since then stay right (clearing them at each fold was most of this pass)
-            values.folded[p] = incoming.pop()
-            values.forget()
-            if not cleared:
-                values.walks_changed()
-                cleared = True
+            replace(values, p, incoming.pop())
             for tq in waiting.pop(p, ()):
                 if tq[1] not in pending:
                     pending.add(tq[1])
