@@ -1,0 +1,145 @@
+#!/usr/bin/env python
+"""Functions longer than a run's training context (issue 12, "a longer context"): two or more finished 03 runs that
+differ in max_seq_length generate on the same held-out functions whose prompt + target fit the longest run's
+context but not the shortest's, and are scored and paired there, with retrieval beside them.
+
+    .venv/bin/python tools/eval_long.py --out outputs/long-1024-2048 --n 100 \\
+        --runs outputs/reference-l3-long/03_baseline_3b outputs/reference-l3-ctx2048/03_baseline_3b
+
+An evaluation with `eval_same_as` pairs two runs on the functions both contexts hold; this tool scores what only
+the longer one was trained for. Functions: distinct contract-held-out test functions (holdout_packages left out),
+stratified by complexity (tacsol.evaluate.selection), with min_tokens < prompt + target <= max_tokens, counted with
+the first run's tokenizer and prompt as training counts them. The runs must share their prompt format (dataset,
+hints, neighbours), so that the same prompt goes to each. Each run's answers and per-function table go to
+OUT/<run name>/eval/<stratum>/ (resumable: a killed run goes on from where it stopped); OUT/selection.json names
+the functions; OUT/long.json holds each system's rates and each pair's paired difference, b - a (bootstrap 95% CI;
+system_a and system_b name the pair, a and b are their means)."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+PROMPT_KEYS = ("model", "dataset", "holdout_packages", "signature_hints", "signature_sources", "train_hints",
+               "event_names", "retrieval_prompts", "retrieval_max_chars", "train_new_tokens", "eval_prefill")
+STRATUM = "contract_heldout_long"
+
+
+def run_params(run: Path) -> dict:
+    import yaml
+
+    from tacsol.evaluate import suite
+
+    f = run / "params.yaml"
+    if not f.is_file():
+        raise SystemExit(f"{run}: no params.yaml (not a finished 03 run's phase folder)")
+    if not (run / "adapter" / "adapter_config.json").is_file():
+        raise SystemExit(f"{run}: no adapter/adapter_config.json (training has not finished)")
+    return {**suite.DEFAULTS, **yaml.safe_load(f.read_text())}
+
+
+def check_same_prompts(runs: list[Path], params: list[dict]) -> None:
+    """The runs differ in what they trained, never in the prompt they are given."""
+    for k in PROMPT_KEYS:
+        values = {repr(p.get(k)) for p in params}
+        if len(values) > 1:
+            raise SystemExit(f"runs differ in parameter {k!r} ({', '.join(f'{r}: {p.get(k)!r}' for r, p in zip(runs, params))}):"
+                             " their prompts differ, so they cannot be scored on the same prompts")
+
+
+def in_band(tok, min_tokens: int, max_tokens: int):
+    """Eligibility: prompt + target longer than min_tokens and within max_tokens (training's own count)."""
+    from tacsol.evaluate import suite
+
+    fits_max, fits_min = suite.fits(tok, max_tokens), suite.fits(tok, min_tokens)
+    return lambda r: fits_max(r) and not fits_min(r)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--runs", nargs="+", required=True, help="phase folders of finished 03 runs (with adapter/)")
+    ap.add_argument("--out", required=True, help="output folder")
+    ap.add_argument("--n", type=int, default=100, help="distinct functions to score (default 100)")
+    ap.add_argument("--min-tokens", type=int, default=0,
+                    help="only functions longer than this (default: the shortest run's max_seq_length)")
+    ap.add_argument("--max-tokens", type=int, default=0,
+                    help="only functions within this (default: the longest run's max_seq_length)")
+    ap.add_argument("--no-retrieval", action="store_true", help="skip the retrieval baseline")
+    ap.add_argument("--seed", type=int, default=0, help="selection seed (default: the first run's seed)")
+    a = ap.parse_args(argv)
+
+    from transformers import AutoTokenizer
+
+    from tacsol import compare, infer, paths
+    from tacsol.evaluate import behaviour, suite
+    from tacsol.ioutil import atomic_write_json
+    from tacsol.train import in_packages, run_records
+
+    runs = [paths.resolve(r) for r in a.runs]
+    params = [run_params(r) for r in runs]
+    check_same_prompts(runs, params)
+    names = [r.parent.name if r.name == "03_baseline_3b" else r.name for r in runs]
+    if len(set(names)) < len(names):
+        raise SystemExit(f"two runs share the name {names}: give phase folders of differently named runs")
+    lo = a.min_tokens or min(p["max_seq_length"] for p in params)
+    hi = a.max_tokens or max(p["max_seq_length"] for p in params)
+    if hi <= lo:
+        raise SystemExit(f"--max-tokens {hi} <= --min-tokens {lo}: no band of lengths to score (give runs of "
+                         "different max_seq_length, or both flags)")
+    p0 = params[0]
+    out = paths.resolve(a.out)
+    tok = AutoTokenizer.from_pretrained(runs[0] / "adapter")
+    recs = run_records(dict(p0))
+    held = p0.get("holdout_packages", [])
+    test = [r for r in recs.get("test", []) if not in_packages(r, held)]
+    chosen, report = suite.selection.select(test, a.n, seed=a.seed or p0["seed"], eligible=in_band(tok, lo, hi))
+    if not chosen:
+        raise SystemExit(f"no distinct test function has {lo} < prompt + target <= {hi} tokens")
+    atomic_write_json(out / "selection.json", {"report": {STRATUM: report}, "band": [lo, hi], "runs": a.runs,
+                                               "ids": {STRATUM: [r["id"] for r in chosen]}}, indent=1)
+    print(f"{len(chosen)} functions with {lo} < tokens <= {hi} (of {report['distinct_functions']} distinct, "
+          f"{report['eligible']} in the band)")
+    harness = behaviour.Harness()
+    tables = {}
+    for run, p, name in zip(runs, params, names):
+        model, _ = infer.load(run / "adapter", base=p["model"])
+        system = suite.tuned_system(p["eval_prefill"])
+        gens, timing = suite.model_generations(model, tok, chosen, out / name, STRATUM, system,
+                                               max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
+                                               prefill=p["eval_prefill"])
+        del model
+        suite.score(chosen, gens, out / name, STRATUM, system,
+                    extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing},
+                    **{**suite.eval_kwargs(p, harness), "figures": False})
+        tables[name] = suite.eval_dir(out / name, STRATUM, system) / "functions.parquet"
+    if not a.no_retrieval:
+        train = [r for r in recs["train"] if not in_packages(r, held)]
+        suite.run_baselines(["retrieval"], STRATUM, chosen, train, out / "retrieval",
+                            **{**suite.eval_kwargs(p0, harness), "figures": False})
+        tables["retrieval"] = suite.eval_dir(out / "retrieval", STRATUM, "retrieval-tfidf") / "functions.parquet"
+    import pandas as pd
+
+    dfs = {k: pd.read_parquet(v) for k, v in tables.items()}
+    result = {"band": [lo, hi], "n": len(chosen), "selection": report, "systems": {}, "paired": []}
+    for k, df in dfs.items():
+        result["systems"][k] = {"n": len(df), **{m: float(fn(df).mean()) for m, fn in compare.PAIRED_METRICS.items()}}
+        print(f"{k:24s} n {len(df)}  " + "  ".join(f"{m} {fn(df).mean():.3f}"
+                                                  for m, fn in compare.PAIRED_METRICS.items()))
+    keys = list(dfs)
+    for i, x in enumerate(keys):
+        for y in keys[i + 1:]:
+            for r in compare.paired(dfs[x], dfs[y]):
+                result["paired"].append({"system_a": x, "system_b": y, **r})
+                print(f"{y} - {x}  {r['metric']:20s} n {r['n']:3d}  {r['difference']:+.3f} "
+                      f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]  b higher {r['b_higher']}, a higher {r['a_higher']}")
+    atomic_write_json(out / "long.json", result, indent=1)
+    print(f"wrote {out / 'long.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
