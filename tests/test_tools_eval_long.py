@@ -39,15 +39,16 @@ def test_two_contexts_are_scored_on_the_functions_only_the_longer_one_holds(tiny
     out = tmp_path / "out"
     assert E.main(["--runs", str(short), str(long), "--out", str(out), "--n", "50"]) == 0
 
-    sel = json.loads((out / "selection.json").read_text())
+    stratum = E.LONG.format("contract_heldout")
+    sel = json.loads((out / stratum / "selection.json").read_text())
     assert sel["band"] == [lo, hi]           # the shorter run's context excluded, the longer one's included
     in_band = {r["id"] for r in test
                if lo < len(prompt.tokenize_example(dict(r), tok)["input_ids"]) <= hi}
-    ids = sel["ids"][E.STRATUM]
+    ids = sel["ids"]
     assert ids and set(ids) <= in_band       # one per near-duplicate group, all within the band
     assert len({r["group"] for r in test if r["id"] in ids}) == len(ids)
 
-    result = json.loads((out / "long.json").read_text())
+    result = json.loads((out / "long.json").read_text())["strata"][stratum]
     assert set(result["systems"]) == {"short", "long", "retrieval"}
     assert all(s["n"] == len(ids) for s in result["systems"].values())
     pairs = {(r["system_a"], r["system_b"]) for r in result["paired"]}
@@ -57,9 +58,26 @@ def test_two_contexts_are_scored_on_the_functions_only_the_longer_one_holds(tiny
     assert all(r["difference"] == 0 and r["n"] == len(ids) for r in same)
     # a rerun resumes: nothing is generated again, the result is the same
     assert E.main(["--runs", str(short), str(long), "--out", str(out), "--n", "50"]) == 0
-    assert json.loads((out / "long.json").read_text())["systems"] == result["systems"]
-    gens = out / "short" / "eval" / "generations" / E.STRATUM / "fine-tuned.jsonl"
+    assert json.loads((out / "long.json").read_text())["strata"][stratum]["systems"] == result["systems"]
+    gens = out / "short" / "eval" / "generations" / stratum / "fine-tuned.jsonl"
     assert len(gens.read_text().splitlines()) == len(ids)
+
+
+def test_the_package_held_out_stratum_draws_from_every_split_of_the_held_out_packages(tiny_adapter, tmp_path):
+    """With the fixture's one package held out, nothing was trained on, so every split's functions are drawn."""
+    held = {"holdout_packages": ["tacsol-fixture"]}
+    a = make_run(tmp_path / "a", tiny_adapter, max_seq_length=64, **held)
+    b = make_run(tmp_path / "b", tiny_adapter, max_seq_length=4096, **held)
+    out = tmp_path / "out"
+    assert E.main(["--runs", str(a), str(b), "--out", str(out), "--n", "8", "--strata", "package_heldout",
+                   "--no-retrieval"]) == 0
+    sel = json.loads((out / E.LONG.format("package_heldout") / "selection.json").read_text())
+    splits = {r["id"]: s for s, v in train.load_records(RECORDS).items() for r in v}
+    assert len(sel["ids"]) == 8 and "train" in {splits[i] for i in sel["ids"]}
+    assert sel["report"]["records_seen_in_training"] == 0
+    result = json.loads((out / "long.json").read_text())["strata"]
+    assert list(result) == [E.LONG.format("package_heldout")]
+    assert set(result[E.LONG.format("package_heldout")]["systems"]) == {"a", "b"}
 
 
 def test_runs_with_different_prompts_are_refused_by_the_key(tiny_adapter, tmp_path):

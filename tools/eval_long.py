@@ -9,11 +9,12 @@ context but not the shortest's, and are scored and paired there, with retrieval 
 An evaluation with `eval_same_as` pairs two runs on the functions both contexts hold; this tool scores what only
 the longer one was trained for. Functions: distinct contract-held-out test functions (holdout_packages left out),
 stratified by complexity (tacsol.evaluate.selection), with min_tokens < prompt + target <= max_tokens, counted with
-the first run's tokenizer and prompt as training counts them. The runs must share their prompt format (dataset,
-hints, neighbours), so that the same prompt goes to each. Each run's answers and per-function table go to
-OUT/<run name>/eval/<stratum>/ (resumable: a killed run goes on from where it stopped); OUT/selection.json names
-the functions; OUT/long.json holds each system's rates and each pair's paired difference, b - a (bootstrap 95% CI;
-system_a and system_b name the pair, a and b are their means)."""
+the first run's tokenizer and prompt as training counts them; with --strata package_heldout also (or instead) the
+holdout_packages' functions whose near-duplicate group was never trained on. The runs must share their prompt
+format (dataset, hints, neighbours), so that the same prompt goes to each. Per stratum S, each run's answers and
+per-function table go to OUT/<run name>/eval/S_long/ (resumable: a killed run goes on from where it stopped),
+OUT/S_long/selection.json names the functions, and OUT/long.json holds per stratum each system's rates and each
+pair's paired difference, b - a (bootstrap 95% CI; system_a and system_b name the pair, a and b are their means)."""
 from __future__ import annotations
 
 import argparse
@@ -25,7 +26,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 PROMPT_KEYS = ("model", "dataset", "holdout_packages", "signature_hints", "signature_sources", "train_hints",
                "event_names", "retrieval_prompts", "retrieval_max_chars", "train_new_tokens", "eval_prefill")
-STRATUM = "contract_heldout_long"
+LONG = "{}_long"   # a stratum's band of long functions: its own folder beside the stratum's
 
 
 def run_params(run: Path) -> dict:
@@ -68,13 +69,16 @@ def main(argv=None) -> int:
                     help="only functions longer than this (default: the shortest run's max_seq_length)")
     ap.add_argument("--max-tokens", type=int, default=0,
                     help="only functions within this (default: the longest run's max_seq_length)")
+    ap.add_argument("--strata", nargs="+", default=["contract_heldout"], choices=["contract_heldout", "package_heldout"],
+                    help="where the functions come from (default contract_heldout; package_heldout: the "
+                         "holdout_packages' functions no trained near-duplicate group has)")
     ap.add_argument("--no-retrieval", action="store_true", help="skip the retrieval baseline")
     ap.add_argument("--seed", type=int, default=0, help="selection seed (default: the first run's seed)")
     a = ap.parse_args(argv)
 
     from transformers import AutoTokenizer
 
-    from tacsol import compare, infer, paths
+    from tacsol import infer, paths
     from tacsol.evaluate import behaviour, suite
     from tacsol.ioutil import atomic_write_json
     from tacsol.train import in_packages, run_records
@@ -95,36 +99,52 @@ def main(argv=None) -> int:
     tok = AutoTokenizer.from_pretrained(runs[0] / "adapter")
     recs = run_records(dict(p0))
     held = p0.get("holdout_packages", [])
-    test = [r for r in recs.get("test", []) if not in_packages(r, held)]
-    chosen, report = suite.selection.select(test, a.n, seed=a.seed or p0["seed"], eligible=in_band(tok, lo, hi))
-    if not chosen:
-        raise SystemExit(f"no distinct test function has {lo} < prompt + target <= {hi} tokens")
-    atomic_write_json(out / "selection.json", {"report": {STRATUM: report}, "band": [lo, hi], "runs": a.runs,
-                                               "ids": {STRATUM: [r["id"] for r in chosen]}}, indent=1)
-    print(f"{len(chosen)} functions with {lo} < tokens <= {hi} (of {report['distinct_functions']} distinct, "
-          f"{report['eligible']} in the band)")
+    train = [r for r in recs["train"] if not in_packages(r, held)]
     harness = behaviour.Harness()
-    tables = {}
-    for run, p, name in zip(runs, params, names):
-        model, _ = infer.load(run / "adapter", base=p["model"])
-        system = suite.tuned_system(p["eval_prefill"])
-        gens, timing = suite.model_generations(model, tok, chosen, out / name, STRATUM, system,
-                                               max_new_tokens=p["max_new_tokens"], batch_size=p["eval_batch_size"],
-                                               prefill=p["eval_prefill"])
-        del model
-        suite.score(chosen, gens, out / name, STRATUM, system,
-                    extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing},
-                    **{**suite.eval_kwargs(p, harness), "figures": False})
-        tables[name] = suite.eval_dir(out / name, STRATUM, system) / "functions.parquet"
-    if not a.no_retrieval:
-        train = [r for r in recs["train"] if not in_packages(r, held)]
-        suite.run_baselines(["retrieval"], STRATUM, chosen, train, out / "retrieval",
-                            **{**suite.eval_kwargs(p0, harness), "figures": False})
-        tables["retrieval"] = suite.eval_dir(out / "retrieval", STRATUM, "retrieval-tfidf") / "functions.parquet"
+    models = {}
+    result = {"band": [lo, hi], "runs": a.runs, "strata": {}}
+    for base in a.strata:
+        stratum = LONG.format(base)
+        pool, left_out = suite.stratum_pool(recs, base, held)
+        chosen, report = suite.selection.select(pool, a.n, seed=a.seed or p0["seed"], eligible=in_band(tok, lo, hi))
+        report.update(left_out)
+        print(f"{stratum}: {len(chosen)} functions with {lo} < tokens <= {hi} (of {report['distinct_functions']} "
+              f"distinct, {report['eligible']} in the band)")
+        if not chosen:
+            print(f"{stratum}: no function in the band; nothing to score", file=sys.stderr)
+            continue
+        atomic_write_json(out / stratum / "selection.json", {"report": report, "band": [lo, hi], "runs": a.runs,
+                                                             "ids": [r["id"] for r in chosen]}, indent=1)
+        tables = {}
+        for run, p, name in zip(runs, params, names):
+            if name not in models:
+                models[name] = infer.load(run / "adapter", base=p["model"])[0]
+            system = suite.tuned_system(p["eval_prefill"])
+            gens, timing = suite.model_generations(models[name], tok, chosen, out / name, stratum, system,
+                                                   max_new_tokens=p["max_new_tokens"],
+                                                   batch_size=p["eval_batch_size"], prefill=p["eval_prefill"])
+            suite.score(chosen, gens, out / name, stratum, system,
+                        extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing},
+                        **{**suite.eval_kwargs(p, harness), "figures": False})
+            tables[name] = suite.eval_dir(out / name, stratum, system) / "functions.parquet"
+        if not a.no_retrieval:
+            suite.run_baselines(["retrieval"], stratum, chosen, train, out / "retrieval",
+                                **{**suite.eval_kwargs(p0, harness), "figures": False})
+            tables["retrieval"] = suite.eval_dir(out / "retrieval", stratum, "retrieval-tfidf") / "functions.parquet"
+        result["strata"][stratum] = compared(tables, report)
+    atomic_write_json(out / "long.json", result, indent=1)
+    print(f"wrote {out / 'long.json'}")
+    return 0
+
+
+def compared(tables: dict, report: dict) -> dict:
+    """Each system's rates (compare.PAIRED_METRICS) and each pair's paired difference on one stratum's tables."""
     import pandas as pd
 
+    from tacsol import compare
+
     dfs = {k: pd.read_parquet(v) for k, v in tables.items()}
-    result = {"band": [lo, hi], "n": len(chosen), "selection": report, "systems": {}, "paired": []}
+    result = {"n": report["selected"], "selection": report, "systems": {}, "paired": []}
     for k, df in dfs.items():
         result["systems"][k] = {"n": len(df), **{m: float(fn(df).mean()) for m, fn in compare.PAIRED_METRICS.items()}}
         print(f"{k:24s} n {len(df)}  " + "  ".join(f"{m} {fn(df).mean():.3f}"
@@ -136,9 +156,7 @@ def main(argv=None) -> int:
                 result["paired"].append({"system_a": x, "system_b": y, **r})
                 print(f"{y} - {x}  {r['metric']:20s} n {r['n']:3d}  {r['difference']:+.3f} "
                       f"[{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]  b higher {r['b_higher']}, a higher {r['a_higher']}")
-    atomic_write_json(out / "long.json", result, indent=1)
-    print(f"wrote {out / 'long.json'}")
-    return 0
+    return result
 
 
 if __name__ == "__main__":

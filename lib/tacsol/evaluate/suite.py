@@ -68,25 +68,35 @@ def _in_packages(rec: Mapping[str, Any], packages: Sequence[str]) -> bool:
     return in_packages(dict(rec), packages)
 
 
+def stratum_pool(dataset: Mapping[str, list[dict]], stratum: str, holdout_packages: Sequence[str]
+                 ) -> tuple[list[dict], dict[str, Any]]:
+    """The records a stratum draws its functions from, and what the draw left out: "contract_heldout" is the test
+    split outside holdout_packages; "package_heldout" every split's records of holdout_packages whose near-duplicate
+    group was never trained on (a held-out package vendors code of the trained ones: Chainlink ships OpenZeppelin's
+    Ownable, ERC20...; such a function is not held out)."""
+    if stratum == "contract_heldout":
+        return [r for r in dataset.get("test", []) if not _in_packages(r, holdout_packages)], {}
+    if stratum != "package_heldout":
+        raise ValueError(f"stratum {stratum!r}: choose from {list(STRATA)}")
+    trained = {selection.group_of(r) for r in dataset.get("train", []) if not _in_packages(r, holdout_packages)}
+    pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, []) if _in_packages(r, holdout_packages)]
+    unseen = [r for r in pool if selection.group_of(r) not in trained]
+    return unseen, {"packages": list(holdout_packages), "records_seen_in_training": len(pool) - len(unseen)}
+
+
 def choose_functions(dataset: Mapping[str, list[dict]], *, n: int, n_package: int, holdout_packages: Sequence[str],
                      n_curve: int, seed: int = 0, eligible: Callable[[Mapping[str, Any]], bool] | None = None
                      ) -> tuple[dict[str, list[dict]], dict[str, Any]]:
     """{stratum: records} (+ "curve": the first n_curve contract-held-out functions, stratified too) and the
     selection report."""
-    test = [r for r in dataset.get("test", []) if not _in_packages(r, holdout_packages)]
     chosen, report = {}, {}
+    test, _ = stratum_pool(dataset, "contract_heldout", holdout_packages)
     chosen["contract_heldout"], report["contract_heldout"] = selection.select(test, n, seed=seed, eligible=eligible)
     if holdout_packages and n_package > 0:
-        # a held-out package vendors code of the trained ones (Chainlink ships OpenZeppelin's Ownable, ERC20...):
-        # a function whose near-duplicate group was trained on is not held out
-        trained = {selection.group_of(r) for r in dataset.get("train", []) if not _in_packages(r, holdout_packages)}
-        pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, [])
-                if _in_packages(r, holdout_packages)]
-        unseen = [r for r in pool if selection.group_of(r) not in trained]
+        unseen, left_out = stratum_pool(dataset, "package_heldout", holdout_packages)
         chosen["package_heldout"], report["package_heldout"] = selection.select(unseen, n_package, seed=seed,
                                                                                 eligible=eligible)
-        report["package_heldout"]["packages"] = list(holdout_packages)
-        report["package_heldout"]["records_seen_in_training"] = len(pool) - len(unseen)
+        report["package_heldout"].update(left_out)
     if n_curve > 0:
         chosen["curve"], report["curve"] = selection.select(chosen["contract_heldout"], n_curve, seed=seed + 1)
     return chosen, report
