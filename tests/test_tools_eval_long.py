@@ -61,6 +61,9 @@ def test_two_contexts_are_scored_on_the_functions_only_the_longer_one_holds(tiny
     assert json.loads((out / "long.json").read_text())["strata"][stratum]["systems"] == result["systems"]
     gens = out / "short" / "eval" / "generations" / stratum / "fine-tuned.jsonl"
     assert len(gens.read_text().splitlines()) == len(ids)
+    # answers of another generation budget are never mixed into these
+    with pytest.raises(SystemExit, match="max_new_tokens"):
+        E.main(["--runs", str(short), str(long), "--out", str(out), "--n", "50", "--max-new-tokens", "9"])
 
 
 def test_the_package_held_out_stratum_draws_from_every_split_of_the_held_out_packages(tiny_adapter, tmp_path):

@@ -18,6 +18,7 @@ pair's paired difference, b - a (bootstrap 95% CI; system_a and system_b name th
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -72,6 +73,9 @@ def main(argv=None) -> int:
     ap.add_argument("--strata", nargs="+", default=["contract_heldout"], choices=["contract_heldout", "package_heldout"],
                     help="where the functions come from (default contract_heldout; package_heldout: the "
                          "holdout_packages' functions no trained near-duplicate group has)")
+    ap.add_argument("--max-new-tokens", type=int, default=0,
+                    help="generation budget (default: each run's max_new_tokens); a long function's target can "
+                         "pass the 256 the reference runs use, and an answer cut there is scored as it stands")
     ap.add_argument("--no-retrieval", action="store_true", help="skip the retrieval baseline")
     ap.add_argument("--seed", type=int, default=0, help="selection seed (default: the first run's seed)")
     a = ap.parse_args(argv)
@@ -113,18 +117,25 @@ def main(argv=None) -> int:
         if not chosen:
             print(f"{stratum}: no function in the band; nothing to score", file=sys.stderr)
             continue
-        atomic_write_json(out / stratum / "selection.json", {"report": report, "band": [lo, hi], "runs": a.runs,
-                                                             "ids": [r["id"] for r in chosen]}, indent=1)
+        budget = {name: a.max_new_tokens or p["max_new_tokens"] for p, name in zip(params, names)}
+        done = out / stratum / "selection.json"
+        if done.is_file() and json.loads(done.read_text()).get("max_new_tokens", budget) != budget:
+            raise SystemExit(f"{done}: its answers were generated with max_new_tokens "
+                             f"{json.loads(done.read_text())['max_new_tokens']}, not {budget}: resuming would mix "
+                             "the two; give another --out")
+        atomic_write_json(done, {"report": report, "band": [lo, hi], "runs": a.runs, "max_new_tokens": budget,
+                                 "ids": [r["id"] for r in chosen]}, indent=1)
         tables = {}
         for run, p, name in zip(runs, params, names):
             if name not in models:
                 models[name] = infer.load(run / "adapter", base=p["model"])[0]
             system = suite.tuned_system(p["eval_prefill"])
             gens, timing = suite.model_generations(models[name], tok, chosen, out / name, stratum, system,
-                                                   max_new_tokens=p["max_new_tokens"],
+                                                   max_new_tokens=a.max_new_tokens or p["max_new_tokens"],
                                                    batch_size=p["eval_batch_size"], prefill=p["eval_prefill"])
             suite.score(chosen, gens, out / name, stratum, system,
-                        extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing},
+                        extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing,
+                               "max_new_tokens": a.max_new_tokens or p["max_new_tokens"]},
                         **{**suite.eval_kwargs(p, harness), "figures": False})
             tables[name] = suite.eval_dir(out / name, stratum, system) / "functions.parquet"
         if not a.no_retrieval:
