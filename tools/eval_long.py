@@ -53,11 +53,14 @@ def check_same_prompts(runs: list[Path], params: list[dict]) -> None:
 
 
 def in_band(tok, min_tokens: int, max_tokens: int):
-    """Eligibility: prompt + target longer than min_tokens and within max_tokens (training's own count)."""
-    from tacsol.evaluate import suite
+    """Eligibility: prompt + target longer than min_tokens and within max_tokens, counted as training counts an
+    example (prompt.tokenize_example), once per record."""
+    from tacsol import prompt
 
-    fits_max, fits_min = suite.fits(tok, max_tokens), suite.fits(tok, min_tokens)
-    return lambda r: fits_max(r) and not fits_min(r)
+    def ok(r) -> bool:
+        return min_tokens < len(prompt.tokenize_example(dict(r), tok)["input_ids"]) <= max_tokens
+
+    return ok
 
 
 def main(argv=None) -> int:
@@ -104,6 +107,7 @@ def main(argv=None) -> int:
     recs = run_records(dict(p0))
     held = p0.get("holdout_packages", [])
     train = [r for r in recs["train"] if not in_packages(r, held)]
+    budget = {name: a.max_new_tokens or p["max_new_tokens"] for p, name in zip(params, names)}
     harness = behaviour.Harness()
     models = {}
     result = {"band": [lo, hi], "runs": a.runs, "strata": {}}
@@ -117,12 +121,11 @@ def main(argv=None) -> int:
         if not chosen:
             print(f"{stratum}: no function in the band; nothing to score", file=sys.stderr)
             continue
-        budget = {name: a.max_new_tokens or p["max_new_tokens"] for p, name in zip(params, names)}
         done = out / stratum / "selection.json"
-        if done.is_file() and json.loads(done.read_text()).get("max_new_tokens", budget) != budget:
-            raise SystemExit(f"{done}: its answers were generated with max_new_tokens "
-                             f"{json.loads(done.read_text())['max_new_tokens']}, not {budget}: resuming would mix "
-                             "the two; give another --out")
+        before = json.loads(done.read_text()).get("max_new_tokens", budget) if done.is_file() else budget
+        if before != budget:
+            raise SystemExit(f"{done}: its answers were generated with max_new_tokens {before}, not {budget}: "
+                             "resuming would mix the two; give another --out")
         atomic_write_json(done, {"report": report, "band": [lo, hi], "runs": a.runs, "max_new_tokens": budget,
                                  "ids": [r["id"] for r in chosen]}, indent=1)
         tables = {}
@@ -131,11 +134,11 @@ def main(argv=None) -> int:
                 models[name] = infer.load(run / "adapter", base=p["model"])[0]
             system = suite.tuned_system(p["eval_prefill"])
             gens, timing = suite.model_generations(models[name], tok, chosen, out / name, stratum, system,
-                                                   max_new_tokens=a.max_new_tokens or p["max_new_tokens"],
-                                                   batch_size=p["eval_batch_size"], prefill=p["eval_prefill"])
+                                                   max_new_tokens=budget[name], batch_size=p["eval_batch_size"],
+                                                   prefill=p["eval_prefill"])
             suite.score(chosen, gens, out / name, stratum, system,
                         extra={"run": str(run), "max_seq_length": p["max_seq_length"], "generation": timing,
-                               "max_new_tokens": a.max_new_tokens or p["max_new_tokens"]},
+                               "max_new_tokens": budget[name]},
                         **{**suite.eval_kwargs(p, harness), "figures": False})
             tables[name] = suite.eval_dir(out / name, stratum, system) / "functions.parquet"
         if not a.no_retrieval:
@@ -157,9 +160,9 @@ def compared(tables: dict, report: dict) -> dict:
     dfs = {k: pd.read_parquet(v) for k, v in tables.items()}
     result = {"n": report["selected"], "selection": report, "systems": {}, "paired": []}
     for k, df in dfs.items():
-        result["systems"][k] = {"n": len(df), **{m: float(fn(df).mean()) for m, fn in compare.PAIRED_METRICS.items()}}
-        print(f"{k:24s} n {len(df)}  " + "  ".join(f"{m} {fn(df).mean():.3f}"
-                                                  for m, fn in compare.PAIRED_METRICS.items()))
+        rates = {m: float(fn(df).mean()) for m, fn in compare.PAIRED_METRICS.items()}
+        result["systems"][k] = {"n": len(df), **rates}
+        print(f"{k:24s} n {len(df)}  " + "  ".join(f"{m} {v:.3f}" for m, v in rates.items()))
     keys = list(dfs)
     for i, x in enumerate(keys):
         for y in keys[i + 1:]:
