@@ -1,0 +1,166 @@
+#!/usr/bin/env python
+"""A retrieval gate (issue 12, "beat retrieval on behaviour"): answer a function with the Solidity of the nearest
+training function by TAC when that neighbour is near (TF-IDF cosine >= tau, the retrieval baseline's own index and
+score), and with the fine-tuned model's greedy answer otherwise. The model and retrieval are each right on functions
+the other misses; the cosine is known at decompile time, so it can choose between them without the reference.
+
+    .venv/bin/python tools/retrieval_gate.py --runs docs/evidence/reference-l3-long/03_baseline_3b \\
+        docs/evidence/reference-l3-w450/03_baseline_3b --json docs/evidence/retrieval_gate.json
+
+tau is chosen once, on the first run's `--choose-on` stratum (default contract_heldout), as the value of a fixed
+grid (0.50, 0.55, ..., 1.00; 1.00 and above: never retrieve below an exact TAC match) with the most equivalent
+functions, ties to the higher tau (fewer copies); or given with --tau. Every other (run, stratum) is then scored at
+that tau without looking: those are the out-of-sample figures, the choosing one is in-sample.
+
+No answer is generated or scored again: each function's gated answer is one the run's evaluation already scored (the
+fine-tuned model's or the retrieval baseline's, per-function tables under eval/), so its verdicts are those. The
+cosine is recomputed (tacsol.baselines.retrieve over the run's training pool, prompts as the run was trained with),
+and the retrieved answer must equal the one the retrieval table scored, function by function: a mismatch is an
+error naming the function. Per (run, stratum): the gated system's rates and its paired differences against retrieval
+and against the fine-tuned model (tacsol.compare.paired, bootstrap 95% CI), and the gated per-function table
+(OUT/<run>/<stratum>.parquet with --out). Untestable counts as not equivalent, as in every behaviour figure of the kit.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "lib"))
+
+from tacsol import baselines, compare, train  # noqa: E402
+from tacsol.evaluate.kinds import table_kinds  # noqa: E402
+from tacsol.evaluate.suite import eval_dir, evaluated_records  # noqa: E402
+
+STRATA = ("contract_heldout", "package_heldout")
+GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))   # 0.50 ... 1.00
+
+
+def cosines(run: Path) -> dict[str, dict[str, dict]]:
+    """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity), recomputed."""
+    p, chosen = evaluated_records(run)
+    pool, _ = train.drop_packages(train.run_records(p)["train"], p.get("holdout_packages", []))
+    return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in STRATA if chosen.get(s)}
+
+
+def tables(run: Path, stratum: str):
+    """The fine-tuned model's and retrieval's per-function tables of a stratum, indexed by id, same functions."""
+    import pandas as pd
+
+    ft = pd.read_parquet(eval_dir(run, stratum) / "functions.parquet").set_index("id")
+    rt = pd.read_parquet(eval_dir(run, stratum, "retrieval-tfidf") / "functions.parquet").set_index("id")
+    if set(ft.index) != set(rt.index):
+        raise ValueError(f"{run} {stratum}: the fine-tuned and retrieval tables score different functions")
+    return ft, rt.loc[ft.index]
+
+
+def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str):
+    """The gated system's per-function table: retrieval's row where the cosine reaches tau, the model's elsewhere."""
+    import pandas as pd
+
+    for i in ft.index:
+        if i not in rows:
+            raise ValueError(f"{where}: function {i} has no recomputed retrieval row")
+    cos = pd.Series({i: rows[i]["tac_similarity"] for i in ft.index})
+    use = cos >= tau
+    for i in cos.index[use.values]:   # elsewhere the model answers, and retrieval's verdict is not used
+        if rows[i]["generated"] != rt.loc[i, "generated"]:
+            raise ValueError(f"{where}: function {i} (cosine {cos[i]:.3f} >= tau {tau:.2f}): the recomputed "
+                             f"retrieval answer (neighbour {rows[i]['neighbour_id']}) is not the one the retrieval "
+                             "table scored, so its verdict cannot be reused")
+    out = pd.concat([rt[use.values], ft[~use.values]]).loc[ft.index].copy()
+    out["gate_source"] = ["retrieval" if u else "fine-tuned" for u in use.values]
+    out["tac_cosine"] = cos.values
+    return out.reset_index()
+
+
+def equivalent(df) -> float:
+    return float((df["behaviour"] == "equivalent").mean())
+
+
+def choose_tau(ft, rt, rows: dict[str, dict]) -> tuple[float, dict[str, float]]:
+    """The grid's tau with the most equivalent gated answers (ties: the higher tau), and the rate at each."""
+    rates = {t: equivalent(gated_table(ft, rt, rows, t, "choosing tau")) for t in GRID}
+    best = max(GRID, key=lambda t: (round(rates[t], 9), t))
+    return best, {f"{t:.2f}": round(r, 4) for t, r in rates.items()}
+
+
+def mismatches(rt, rows: dict[str, dict]) -> int:
+    """Functions whose recomputed retrieval answer is not the scored one (harmless below tau: reported)."""
+    return sum(rows[i]["generated"] != rt.loc[i, "generated"] for i in rt.index)
+
+
+def summarize(gated, ft, rt) -> dict:
+    kinds = table_kinds(gated)
+    gs = gated[[k in ("getter", "setter") for k in kinds]]
+    out = {"n": len(gated), "from_retrieval": int((gated["gate_source"] == "retrieval").sum()),
+           "behaviour": round(equivalent(gated), 4), "fine_tuned": round(equivalent(ft), 4),
+           "retrieval": round(equivalent(rt), 4),
+           "selector_match": round(float(gated["selector_match"].mean()), 4),
+           "degenerate": round(float((gated["degenerate"].fillna("") != "").mean()), 4),
+           "getters_setters": [int((gs["behaviour"] == "equivalent").sum()), len(gs)]}
+    for name, other in (("vs_retrieval", rt), ("vs_fine_tuned", ft)):
+        out[name] = {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "b_higher", "a_higher")}
+                     for row in compare.paired(other.reset_index(), gated,
+                                               metrics=("behaviour_equivalent", "selector_match"))}
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    ap.add_argument("--runs", type=Path, nargs="+", required=True,
+                    help="finished 03 runs (fine-tuned and retrieval-tfidf tables per stratum); the first chooses tau")
+    ap.add_argument("--choose-on", choices=STRATA, default="contract_heldout",
+                    help="the first run's stratum that chooses tau (default contract_heldout)")
+    ap.add_argument("--tau", type=float, default=None, help="a fixed tau instead of choosing one")
+    ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--out", type=Path, default=None, help="write each gated per-function table under this folder")
+    a = ap.parse_args(argv)
+    for run in a.runs:
+        if not (run / "eval" / "selection.json").is_file():
+            ap.error(f"--runs: {run} is not a finished 03 run (no eval/selection.json)")
+    rows = {run: cosines(run) for run in a.runs}
+    first = a.runs[0]
+    if a.tau is None:
+        if a.choose_on not in rows[first]:
+            ap.error(f"--choose-on: {first} did not score {a.choose_on}")
+        ft, rt = tables(first, a.choose_on)
+        tau, grid = choose_tau(ft, rt, rows[first][a.choose_on])
+        chosen_on = {"run": str(first), "stratum": a.choose_on, "grid": grid}
+    else:
+        tau, chosen_on = a.tau, {"given": True}
+    result = {"tau": tau, "chosen_on": chosen_on, "results": []}
+    print(f"tau = {tau:.2f}" + (f" (chosen on {first} {a.choose_on}; that row is in-sample)" if a.tau is None
+                                else " (given)"))
+    print("run | stratum | n | from retrieval | gated | fine-tuned | retrieval | gated - retrieval [95% CI] "
+          "| gated - fine-tuned [95% CI] | getters + setters")
+    for run in a.runs:
+        for stratum, by_id in rows[run].items():
+            ft, rt = tables(run, stratum)
+            gated = gated_table(ft, rt, by_id, tau, f"{run} {stratum}")
+            s = summarize(gated, ft, rt)
+            s.update(run=str(run), stratum=stratum, retrieval_not_reproduced=mismatches(rt, by_id),
+                     in_sample=a.tau is None and run == first and stratum == a.choose_on)
+            result["results"].append(s)
+            vr, vf = s["vs_retrieval"]["behaviour_equivalent"], s["vs_fine_tuned"]["behaviour_equivalent"]
+            print(f"{run.parent.name} | {stratum}{' (in-sample)' if s['in_sample'] else ''} | {s['n']} "
+                  f"| {s['from_retrieval']} | {s['behaviour']:.3f} | {s['fine_tuned']:.3f} | {s['retrieval']:.3f} "
+                  f"| {vr['difference']:+.3f} [{vr['ci_low']:+.3f}, {vr['ci_high']:+.3f}] "
+                  f"| {vf['difference']:+.3f} [{vf['ci_low']:+.3f}, {vf['ci_high']:+.3f}] "
+                  f"| {s['getters_setters'][0]}/{s['getters_setters'][1]}")
+            if a.out:
+                dest = a.out / run.parent.name / f"{stratum}.parquet"
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                gated.to_parquet(dest)
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(result, indent=1) + "\n")
+        print(f"wrote {a.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
