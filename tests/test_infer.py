@@ -117,6 +117,38 @@ def test_decompile_works_without_adapter_using_the_shipped_one(capsys):
     assert all(isinstance(r["solidity"], str) for r in out)
 
 
+def test_the_shipped_adapter_ships_its_training_index_for_the_retrieval_gate(capsys, monkeypatch):
+    """The shipped adapter's neighbours.jsonl.gz: its training functions (permissive units only, its held-out
+    packages absent), so `tacsol decompile --retrieval-gate` works without the dataset; a training function's TAC
+    comes back as its own copy, without loading the model."""
+    import gzip
+
+    from tacsol import corpus
+    from tacsol.cli import main
+
+    trained = infer.trained_params(infer.SHIPPED_ADAPTER)
+    index = [json.loads(line) for line in
+             gzip.decompress((infer.SHIPPED_ADAPTER / train.NEIGHBOUR_INDEX).read_bytes()).decode().splitlines()]
+    assert len(index) > 1000 and all(corpus.is_permissive(r["license"]) for r in index)
+    assert not any(train.in_packages(r, trained["holdout_packages"]) for r in index)
+    monkeypatch.setattr(infer, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    assert main(["decompile", index[7]["tac"], "--tac", "--retrieval-gate", "0.6", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["source"] == "retrieval" and out["solidity"] == index[7]["solidity"]
+
+
+def test_a_shipped_copy_carries_its_training_index_when_asked(adapter, tmp_path):
+    import gzip
+
+    plain = infer.ship_adapter(adapter, tmp_path / "plain")
+    assert train.NEIGHBOUR_INDEX not in plain                   # evidence copies stay small
+    shipped = infer.ship_adapter(adapter, tmp_path / "shipped", training_index=True)
+    assert shipped[train.NEIGHBOUR_INDEX] > 0
+    index = gzip.decompress((tmp_path / "shipped" / train.NEIGHBOUR_INDEX).read_bytes()).decode().splitlines()
+    want = train.load_records(infer.trained_params(adapter)["dataset"])["train"]
+    assert sorted(json.loads(line)["id"] for line in index) == sorted(r["id"] for r in want)
+
+
 def test_decompile_candidates_rank_greedy_first(adapter, capsys):
     from tacsol.cli import main
 
@@ -197,7 +229,45 @@ def test_decompile_gives_known_signatures_the_way_the_adapter_was_trained(adapte
     assert json.loads(capsys.readouterr().out)[0]["neighbour_id"] == out["neighbour_id"]
     (hinted / train.NEIGHBOUR_INDEX).unlink()
     assert main(["decompile", *args, "--adapter", str(hinted)]) == 2
-    assert "trained with retrieval prompts: it has no neighbours.jsonl.gz" in capsys.readouterr().err
+    assert "trained with retrieval prompts) needs its training set: it has no neighbours.jsonl.gz" in \
+        capsys.readouterr().err
+
+
+def test_retrieval_gate_copies_the_near_training_function_and_generates_the_rest(adapter, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """--retrieval-gate TAU: a function whose nearest training function by TAC is at least TAU near is answered with
+    that function's Solidity, marked as a copy, and not generated; the others are generated; without the adapter's
+    training set on this machine it says so (exit 2)."""
+    import shutil
+
+    from tacsol.cli import main
+
+    gated = tmp_path / "gated"
+    shutil.copytree(adapter, gated)
+    meta = json.loads((gated / "tacsol_train.json").read_text())
+    trained_on = train.load_records(meta["params"]["dataset"])["train"]
+    twin = trained_on[0]                               # a function the adapter was trained on, as input
+    assert main(["decompile", twin["tac"], "--tac", "--adapter", str(gated), "--retrieval-gate", "0.6",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert out["source"] == "retrieval" and out["tac_similarity"] == pytest.approx(1.0)
+    assert out["solidity"] == next(r["solidity"] for r in trained_on if r["id"] == out["neighbour_id"])
+    # nothing to generate: the model is not even loaded
+    monkeypatch.setattr(infer, "load", lambda *a, **k: (_ for _ in ()).throw(AssertionError("model loaded")))
+    assert main(["decompile", twin["tac"], "--tac", "--adapter", str(gated), "--retrieval-gate", "0.6"]) == 0
+    assert f"copied from training function {out['neighbour_id']} (TAC cosine 1.00)" in capsys.readouterr().out
+    monkeypatch.undo()
+    far = "function 0x12345678() nonpayable\nb0:\n  stop"   # no training function is near
+    assert main(["decompile", far, "--tac", "--adapter", str(gated), "--retrieval-gate", "0.6",
+                 "--max-new-tokens", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)[0]
+    assert "source" not in out and isinstance(out["solidity"], str)
+    assert main(["decompile", far, "--tac", "--adapter", str(gated), "--retrieval-gate", "1.5"]) == 2
+    assert "--retrieval-gate 1.5: a TF-IDF cosine, between 0 and 1" in capsys.readouterr().err
+    meta["params"]["dataset"] = str(tmp_path / "no-such-dataset")
+    (gated / "tacsol_train.json").write_text(json.dumps(meta))
+    assert main(["decompile", far, "--tac", "--adapter", str(gated), "--retrieval-gate", "0.6"]) == 2
+    assert "--retrieval-gate 0.6 needs its training set: it has no neighbours.jsonl.gz" in capsys.readouterr().err
 
 
 def test_prefill_starts_unnamed_functions_with_their_selector_name(adapter, monkeypatch):

@@ -253,6 +253,8 @@ CASES: list[Case] = [
          ("decompile", TAC, "--tac", "--adapter", "{d}/adapter"), ("quantization", "nf4", "k_proj"), adapter_nf4_cpu),
     Case("tacsol decompile", "--candidates below 1", ("decompile", TAC, "--tac", "--candidates", "0"),
          ("--candidates", "0")),
+    Case("tacsol decompile", "--retrieval-gate outside 0-1", ("decompile", TAC, "--tac", "--retrieval-gate", "1.5"),
+         ("--retrieval-gate", "1.5")),
     Case("tacsol decompile", "--max-new-tokens not a number", ("decompile", TAC, "--tac", "--max-new-tokens", "lots"),
          ("--max-new-tokens", "lots")),
     # tacsol evaluate

@@ -186,7 +186,7 @@ def main(argv=None) -> int:
             "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml ({a.recipe}). "
                              f"Hardware: {hardware_line(summary.get('hardware') or {})}. "
                              f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
-                             + table})
+                             + table}, training_index=True)
         total = sizes["adapter_model.safetensors"] / 1e6  # the weights; the tokenizer is the base model's + markers
         print(f"adapter: {infer.SHIPPED_ADAPTER} (weights {total:.1f} MB): {sizes}")
         if total > a.max_mb:

@@ -176,6 +176,18 @@ def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=Non
              "tac_similarity": float(s)} for r, j, s in zip(test, best, score)]
 
 
+def retrieval_gate(index_records, records, tau: float) -> dict[Any, dict]:
+    """The records whose nearest index record by TAC (:func:`retrieve`: the retrieval baseline's index and cosine) is
+    at least ``tau`` near: id -> {"solidity": that record's Solidity, "neighbour_id", "tac_similarity"}. A decompiler
+    answers those by the copy and the rest with the model (docs/reference-run.md, "A retrieval gate": at tau 0.60 the
+    shipped adapter gains behaviour and loses selector match)."""
+    if not 0.0 <= tau <= 1.0:
+        raise ValueError(f"retrieval gate: tau {tau} is not a cosine in [0, 1]")
+    rows = retrieve(index_records, records) if _records(records) else []
+    return {r["id"]: {"solidity": r["generated"], "neighbour_id": r["neighbour_id"],
+                      "tac_similarity": round(r["tac_similarity"], 4)} for r in rows if r["tac_similarity"] >= tau}
+
+
 def add_neighbours(index_records, records, *, max_chars: int = 1200, key: str = "group") -> list[dict]:
     """Copies of ``records`` with the nearest of ``index_records`` by TAC (TF-IDF, as :func:`retrieve`) for a
     retrieval-augmented prompt (:mod:`tacsol.prompt`): ``neighbour`` (its Solidity, cut at whole lines to

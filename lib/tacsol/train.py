@@ -217,7 +217,7 @@ def with_neighbours(train_records: list[dict], groups: dict[str, list[dict]], p:
 
 
 NEIGHBOUR_INDEX = "neighbours.jsonl.gz"   # beside an adapter trained with retrieval_prompts: what its prompts cite
-_INDEX_FIELDS = ("id", "group", "package", "tac", "solidity")
+_INDEX_FIELDS = ("id", "group", "package", "license", "tac", "solidity")   # license: its unit's (shipped beside an adapter)
 
 
 def save_neighbour_index(adapter_dir: Path, p: dict[str, Any]) -> Path:
