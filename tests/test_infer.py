@@ -262,6 +262,16 @@ def test_retrieval_gate_copies_the_near_training_function_and_generates_the_rest
                  "--max-new-tokens", "4", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)[0]
     assert "source" not in out and isinstance(out["solidity"], str)
+    # bytecode's selector known: a copy under another function's name does not replace a model answer that has the
+    # selector, and replaces one that does not
+    named = {**twin, "id": "0x095ea7b3", "selector": "0x095ea7b3"}
+    monkeypatch.setattr(infer, "records_from_input", lambda *a, **k: [dict(named)])
+    for answer, source in (("function approve(address a, uint256 v) external returns (bool) {}", None),
+                           ("function other() external {}", "retrieval")):
+        monkeypatch.setattr(infer, "generate", lambda *a, answer=answer, **k: [answer])
+        out = infer.decompile(twin["tac"], gated, retrieval_gate=0.6, signature_table="none")[0]
+        assert out.get("source") == source and (out["solidity"] == answer) == (source is None)
+    monkeypatch.undo()
     assert main(["decompile", far, "--tac", "--adapter", str(gated), "--retrieval-gate", "1.5"]) == 2
     assert "--retrieval-gate 1.5: a TF-IDF cosine, between 0 and 1" in capsys.readouterr().err
     meta["params"]["dataset"] = str(tmp_path / "no-such-dataset")

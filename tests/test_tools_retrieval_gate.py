@@ -47,8 +47,8 @@ def test_the_gate_takes_retrieval_where_the_neighbour_is_near_and_the_model_else
     tau = sorted(cos)[len(cos) // 2]        # about half of the functions go to retrieval
     out = tmp_path / "gate.json"
     assert G.main(["--runs", str(run), "--tau", str(tau), "--json", str(out), "--out", str(tmp_path / "t")]) == 0
-    res = json.loads(out.read_text())["results"][0]
-    gated = pd.read_parquet(tmp_path / "t" / "run" / "contract_heldout.parquet")
+    res = next(r for r in json.loads(out.read_text())["results"] if r["rule"] == "gate")
+    gated = pd.read_parquet(tmp_path / "t" / "run" / "contract_heldout-gate.parquet")
     want = ["retrieval" if c >= tau else "fine-tuned" for c in cos]
     assert gated["gate_source"].tolist() == want
     expected = [(i in {1, 2}) if w == "retrieval" else (i == 0) for i, w in enumerate(want)]
@@ -84,3 +84,22 @@ def test_a_retrieval_answer_that_is_not_reproduced_is_refused_only_where_the_gat
     with pytest.raises(ValueError, match=rf"function {rows[top]['id']} .*cannot be reused"):
         G.gated_table(ft, rt, by_id, 0.0, "below every cosine")
     assert G.mismatches(rt, by_id) == 1
+
+
+def test_the_guarded_rule_keeps_a_model_answer_with_the_right_selector_over_a_copy_without_it(tmp_path):
+    run, rows = make_run(tmp_path, model_right={0}, retrieval_right={1, 2})
+    for name in ("functions.parquet", "baselines/retrieval-tfidf/functions.parquet"):
+        path = run / "eval" / name
+        df = pd.read_parquet(path)
+        df["selector_match"] = [True, False, True] + [False] * (len(df) - 3) if "baselines" not in name else \
+            [False, False, False] + [True] * (len(df) - 3)
+        df.to_parquet(path)
+    ft, rt = G.tables(run, "contract_heldout")
+    by_id = {r["id"]: r for r in rows}
+    plain = G.gated_table(ft, rt, by_id, 0.0, "all near")
+    guarded = G.gated_table(ft, rt, by_id, 0.0, "all near", "guarded")
+    assert plain["gate_source"].tolist() == ["retrieval"] * len(rows)
+    # functions 0 and 2: the model names them and the copy does not, so the model's answer stays
+    assert guarded["gate_source"].tolist() == ["fine-tuned", "retrieval", "fine-tuned"] + ["retrieval"] * (len(rows) - 3)
+    with pytest.raises(ValueError, match="rule 'best'"):
+        G.gated_table(ft, rt, by_id, 0.0, "all near", "best")

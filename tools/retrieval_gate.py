@@ -9,8 +9,10 @@ the other misses; the cosine is known at decompile time, so it can choose betwee
 
 tau is chosen once, on the first run's `--choose-on` stratum (default contract_heldout), as the value of a fixed
 grid (0.50, 0.55, ..., 1.00; 1.00 and above: never retrieve below an exact TAC match) with the most equivalent
-functions, ties to the higher tau (fewer copies); or given with --tau. Every other (run, stratum) is then scored at
-that tau without looking: those are the out-of-sample figures, the choosing one is in-sample.
+functions under the plain gate, ties to the higher tau (fewer copies); or given with --tau. Every other (run,
+stratum) is then scored at that tau without looking: those are the out-of-sample figures, the choosing one is
+in-sample. Two rules are scored at that tau: `gate` (the cosine alone) and `guarded` (as `tacsol decompile
+--retrieval-gate` does: a copy whose selector is not the bytecode's does not replace a model answer whose selector is).
 
 No answer is generated or scored again: each function's gated answer is one the run's evaluation already scored (the
 fine-tuned model's or the retrieval baseline's, per-function tables under eval/), so its verdicts are those. The
@@ -56,8 +58,13 @@ def tables(run: Path, stratum: str):
     return ft, rt.loc[ft.index]
 
 
-def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str):
-    """The gated system's per-function table: retrieval's row where the cosine reaches tau, the model's elsewhere."""
+RULES = ("gate", "guarded")   # guarded: a copy with another selector never replaces an answer with the bytecode's
+
+
+def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str, rule: str = "gate"):
+    """The gated system's per-function table: retrieval's row where the cosine reaches tau, the model's elsewhere;
+    rule "guarded" also keeps the model's row where its selector is the bytecode's and the copy's is not (both are
+    checks a decompiler can make: `tacsol decompile --retrieval-gate`)."""
     import pandas as pd
 
     for i in ft.index:
@@ -65,6 +72,10 @@ def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str):
             raise ValueError(f"{where}: function {i} has no recomputed retrieval row")
     cos = pd.Series({i: rows[i]["tac_similarity"] for i in ft.index})
     use = cos >= tau
+    if rule == "guarded":
+        use &= ~(ft["selector_match"].astype(bool) & ~rt["selector_match"].astype(bool))
+    elif rule != "gate":
+        raise ValueError(f"rule {rule!r}: expected one of {RULES}")
     for i in cos.index[use.values]:   # elsewhere the model answers, and retrieval's verdict is not used
         if rows[i]["generated"] != rt.loc[i, "generated"]:
             raise ValueError(f"{where}: function {i} (cosine {cos[i]:.3f} >= tau {tau:.2f}): the recomputed "
@@ -135,26 +146,29 @@ def main(argv=None) -> int:
     result = {"tau": tau, "chosen_on": chosen_on, "results": []}
     print(f"tau = {tau:.2f}" + (f" (chosen on {first} {a.choose_on}; that row is in-sample)" if a.tau is None
                                 else " (given)"))
-    print("run | stratum | n | from retrieval | gated | fine-tuned | retrieval | gated - retrieval [95% CI] "
-          "| gated - fine-tuned [95% CI] | getters + setters")
-    for run in a.runs:
-        for stratum, by_id in rows[run].items():
-            ft, rt = tables(run, stratum)
-            gated = gated_table(ft, rt, by_id, tau, f"{run} {stratum}")
-            s = summarize(gated, ft, rt)
-            s.update(run=str(run), stratum=stratum, retrieval_not_reproduced=mismatches(rt, by_id),
-                     in_sample=a.tau is None and run == first and stratum == a.choose_on)
-            result["results"].append(s)
-            vr, vf = s["vs_retrieval"]["behaviour_equivalent"], s["vs_fine_tuned"]["behaviour_equivalent"]
-            print(f"{run.parent.name} | {stratum}{' (in-sample)' if s['in_sample'] else ''} | {s['n']} "
-                  f"| {s['from_retrieval']} | {s['behaviour']:.3f} | {s['fine_tuned']:.3f} | {s['retrieval']:.3f} "
-                  f"| {vr['difference']:+.3f} [{vr['ci_low']:+.3f}, {vr['ci_high']:+.3f}] "
-                  f"| {vf['difference']:+.3f} [{vf['ci_low']:+.3f}, {vf['ci_high']:+.3f}] "
-                  f"| {s['getters_setters'][0]}/{s['getters_setters'][1]}")
-            if a.out:
-                dest = a.out / run.parent.name / f"{stratum}.parquet"
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                gated.to_parquet(dest)
+    print("rule | run | stratum | n | from retrieval | gated | fine-tuned | retrieval | gated - retrieval [95% CI] "
+          "| gated - fine-tuned [95% CI] | selector match (gated - fine-tuned) | getters + setters")
+    for rule in RULES:
+        for run in a.runs:
+            for stratum, by_id in rows[run].items():
+                ft, rt = tables(run, stratum)
+                gated = gated_table(ft, rt, by_id, tau, f"{run} {stratum}", rule)
+                s = summarize(gated, ft, rt)
+                s.update(rule=rule, run=str(run), stratum=stratum, retrieval_not_reproduced=mismatches(rt, by_id),
+                         in_sample=a.tau is None and run == first and stratum == a.choose_on)
+                result["results"].append(s)
+                vr, vf = s["vs_retrieval"]["behaviour_equivalent"], s["vs_fine_tuned"]["behaviour_equivalent"]
+                vs = s["vs_fine_tuned"]["selector_match"]
+                print(f"{rule} | {run.parent.name} | {stratum}{' (in-sample)' if s['in_sample'] else ''} | {s['n']} "
+                      f"| {s['from_retrieval']} | {s['behaviour']:.3f} | {s['fine_tuned']:.3f} | {s['retrieval']:.3f} "
+                      f"| {vr['difference']:+.3f} [{vr['ci_low']:+.3f}, {vr['ci_high']:+.3f}] "
+                      f"| {vf['difference']:+.3f} [{vf['ci_low']:+.3f}, {vf['ci_high']:+.3f}] "
+                      f"| {s['selector_match']:.3f} ({vs['difference']:+.3f} [{vs['ci_low']:+.3f}, {vs['ci_high']:+.3f}]) "
+                      f"| {s['getters_setters'][0]}/{s['getters_setters'][1]}")
+                if a.out:
+                    dest = a.out / run.parent.name / f"{stratum}-{rule}.parquet"
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    gated.to_parquet(dest)
     if a.json:
         a.json.parent.mkdir(parents=True, exist_ok=True)
         a.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -371,8 +371,9 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     lift_options_of). prefill: see
     generate (an adapter trained with signature_hints; docs/reference-run.md measures the modes). retrieval_gate:
     a function whose nearest training function by TAC has at least this cosine is answered with that function's
-    Solidity (``"source": "retrieval"``, its ``neighbour_id`` and ``tac_similarity``), not generated: more
-    behaviourally equivalent answers, fewer right selectors (docs/reference-run.md, "A retrieval gate")."""
+    Solidity (``"source": "retrieval"``, its ``neighbour_id`` and ``tac_similarity``) instead of the model's, unless
+    the copy's selector is not the bytecode's and the model's answer's is (then the model's is generated and kept):
+    more behaviourally equivalent answers at no cost in selectors (docs/reference-run.md, "A retrieval gate")."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
@@ -396,13 +397,17 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     recs = [r for r in every if r["tac"].strip()]
     skipped = {r["id"]: {**r, "solidity": "", "skipped": f"no TAC (lift status {r.get('lift_status') or 'empty'})"}
                for r in every if not r["tac"].strip()}
-    copied = {}
+    copied, contested = {}, {}   # copies to return as they are / to return unless the model names the function
     if retrieval_gate is not None:
         from .baselines import retrieval_gate as gate
 
         index = training_index(adapter, trained, f"--retrieval-gate {retrieval_gate}")
-        copied = {i: {**next(r for r in recs if r["id"] == i), **row, "source": "retrieval"}
-                  for i, row in gate(index, recs, retrieval_gate).items()}
+        by_id = {r["id"]: r for r in recs}
+        for i, row in gate(index, recs, retrieval_gate).items():
+            copy = {**by_id[i], **row, "source": "retrieval"}
+            sel = by_id[i].get("selector") or ""
+            # a copy under another function's name does not replace an answer with the bytecode's selector
+            (copied if not sel or verify.selector_matches(row["solidity"], sel) else contested)[i] = copy
         recs = [r for r in recs if r["id"] not in copied]
     if not recs:
         return [copied.get(r["id"]) or skipped[r["id"]] for r in every]
@@ -422,6 +427,9 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
                                          "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3),
                                          **({"consensus": round(c.consensus, 3)} if c.consensus is not None else {})}
                                         for c in checks]}
+    for i, copy in contested.items():
+        if not verify.selector_matches(done[i]["solidity"], copy["selector"]):
+            done[i] = copy
     return [done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]] for r in every]
 
 
@@ -474,10 +482,10 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
                          "in it (fallback, default), always, or never (none)")
     ap.add_argument("--retrieval-gate", type=float, default=None, metavar="TAU",
                     help="answer a function whose nearest training function by TAC has a TF-IDF cosine >= TAU with "
-                         "that function's Solidity instead of generating (marked in the output). Measured at 0.6 "
-                         "with the shipped adapter: more behaviourally equivalent answers (+2.6 points on a package "
-                         "family never trained on), fewer right names (-10.8 points of selector match); needs the "
-                         "adapter's neighbours.jsonl.gz or its dataset (docs/reference-run.md, 'A retrieval gate')")
+                         "that function's Solidity (marked in the output), unless the copy's selector is not the "
+                         "bytecode's and the model's answer's is. Measured at 0.6 with the shipped adapter: more "
+                         "behaviourally equivalent answers, selector match kept; needs the adapter's "
+                         "neighbours.jsonl.gz or its dataset (docs/reference-run.md, 'A retrieval gate')")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     ap.add_argument("--level", type=int, choices=[1, 2, 3], default=None,
                     help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")

@@ -54,6 +54,18 @@ def _grounding_f1(text: str, tac: str, decl) -> float:
     return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 
+def selector_matches(text: str, selector: str, decl=None) -> bool:
+    """The first function of `text` has the bytecode's `selector` (its canonical signature's keccak; `decl`: the
+    contract's parsed declarations, for struct and enum types, when known)."""
+    want = (selector or "").lower()
+    try:
+        fn = find_function(text)
+        return bool(want) and fn is not None and fn.kind in ("function", "getter") and \
+            evm.selector(canonical_signature(fn, decl if decl is not None else parse_declarations(""))) == want
+    except ParseFailure:
+        return False
+
+
 def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True
                      ) -> list[Check]:
     """Every candidate checked; the compile checks of all candidates run in one solcjs call per version."""
@@ -69,11 +81,7 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
             fn = find_function(text)
         except ParseFailure:
             pass
-        if fn is not None and fn.kind in ("function", "getter"):
-            try:
-                c.selector_match = bool(want) and evm.selector(canonical_signature(fn, decl)) == want
-            except ParseFailure:
-                pass
+        c.selector_match = selector_matches(text, want, decl)
         if fn is not None and compile_check:
             units.append((f"c{i}", version, build_stub(fn.text, version, decl_text, record.get("context") or "")))
         c.grounding_f1 = _grounding_f1(text, record.get("tac") or "", decl)
