@@ -179,8 +179,8 @@ def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=Non
 def retrieval_gate(index_records, records, tau: float) -> dict[Any, dict]:
     """The records whose nearest index record by TAC (:func:`retrieve`: the retrieval baseline's index and cosine) is
     at least ``tau`` near: id -> {"solidity": that record's Solidity, "neighbour_id", "tac_similarity"}. A decompiler
-    answers those by the copy and the rest with the model (docs/reference-run.md, "A retrieval gate": at tau 0.60 the
-    shipped adapter gains behaviour and loses selector match)."""
+    answers those by the copy and the rest with the model (`tacsol decompile --retrieval-gate`, which also keeps a
+    model answer with the bytecode's selector over a copy without it; docs/reference-run.md, "A retrieval gate")."""
     if not 0.0 <= tau <= 1.0:
         raise ValueError(f"retrieval gate: tau {tau} is not a cosine in [0, 1]")
     rows = retrieve(index_records, records) if _records(records) else []
