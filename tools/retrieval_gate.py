@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import baselines, compare, train  # noqa: E402
+from tacsol.evaluate.aggregate import grounding  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
 from tacsol.evaluate.suite import eval_dir, evaluated_records  # noqa: E402
 
@@ -103,6 +104,16 @@ def mismatches(rt, rows: dict[str, dict]) -> int:
     return sum(rows[i]["generated"] != rt.loc[i, "generated"] for i in rt.index)
 
 
+def _recall(df) -> float | None:
+    """Grounding recall (events, storage writes, external calls of the TAC the answer shows), micro-averaged."""
+    cols = {"tac_event", "out_event", "tac_storage_write", "out_storage_write", "tac_external_call",
+            "out_external_call"}
+    if not cols <= set(df.columns):
+        return None
+    r = grounding(df.reset_index() if "id" not in df.columns else df)["recall"]
+    return None if r is None else round(r, 4)
+
+
 def summarize(gated, ft, rt) -> dict:
     kinds = table_kinds(gated)
     gs = gated[[k in ("getter", "setter") for k in kinds]]
@@ -111,6 +122,8 @@ def summarize(gated, ft, rt) -> dict:
            "retrieval": round(equivalent(rt), 4),
            "selector_match": round(float(gated["selector_match"].mean()), 4),
            "degenerate": round(float((gated["degenerate"].fillna("") != "").mean()), 4),
+           "grounding_recall": {name: _recall(df) for name, df in (("gated", gated), ("fine_tuned", ft),
+                                                                    ("retrieval", rt))},
            "getters_setters": [int((gs["behaviour"] == "equivalent").sum()), len(gs)]}
     for name, other in (("vs_retrieval", rt), ("vs_fine_tuned", ft)):
         out[name] = {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "b_higher", "a_higher")}
