@@ -49,6 +49,17 @@ else:
 
 
 # %% [markdown]
+# ## Every committed reference run at a glance
+# Per run and stratum, from its evidence: greedy behaviour with its bootstrap 95% interval, retrieval on the same
+# functions, selector match, similarity, degenerate outputs, getters + setters. `set`: rows with the same letter
+# were scored on the same functions, so only those compare directly (docs/reference-run.md starts with this table).
+
+# %%
+reference_rows = compare.reference_runs(compare.find_reference_runs(evidence_root)) if evidence_root else []
+display(Markdown(compare.reference_markdown(reference_rows) if reference_rows else "no committed reference run"))
+
+
+# %% [markdown]
 # ## Quality of every system on its held-out split
 # Mean semantic similarity (all-MiniLM-L6-v2 cosine unless the evaluation records another embedder) with its
 # bootstrap 95% interval. The floor is the mean similarity of unrelated function pairs of the same data and the

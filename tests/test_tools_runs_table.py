@@ -10,6 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
 import runs_table as T  # noqa: E402
+from tacsol import compare  # noqa: E402
 
 GETTER = "function owner() public view returns (address) { return _owner; }"
 OTHER = "function swap(uint a) external { for (uint i; i < a; i++) { x.call(\"\"); } }"
@@ -78,8 +79,8 @@ def test_an_unpublished_run_is_added_and_a_missing_one_is_refused(tmp_path, caps
 
 def test_the_published_evidence_reads():
     """Every published run with an evaluation gives a row per stratum it was scored on."""
-    runs = T.find_runs(T.EVIDENCE)
+    runs = compare.find_reference_runs(T.EVIDENCE)
     assert runs, "no published run found under docs/evidence"
-    rows = [r for run in runs for r in T.run_rows(run)]
+    rows = compare.reference_runs(runs)
     assert {r["run"] for r in rows} == {run.parent.name for run in runs}
     assert all(0 <= r["behaviour"] <= 1 for r in rows if r["behaviour"] is not None)

@@ -4,6 +4,7 @@ Reads only files, so runs made on a GPU cluster can be copied into outputs/ and 
 paper and the recommendations expected beside these tables: :func:`tacsol.claims.expected_vs_measured`."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,3 +227,131 @@ def paired_against_baselines(per_fn, metric: str = "behaviour_equivalent"):
                          "ci_low": r["ci_low"], "ci_high": r["ci_high"], "fine_tuned_higher": r["b_higher"],
                          "baseline_higher": r["a_higher"]})
     return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------- every reference run at a glance
+# docs/reference-run.md's first table and 06's "every reference run" section: per 03 run and stratum, read from the
+# run's own evidence, with a letter per set of scored functions so that only runs on the same functions are read
+# side by side (tools/runs_table.py prints it).
+REFERENCE_STRATA = ("contract_heldout", "package_heldout")
+
+
+def find_reference_runs(evidence: str | Path = "docs/evidence") -> list[Path]:
+    """Phase folders of 03 runs under `evidence` that hold an evaluation (a partial one, without the phase's
+    summary.json, included)."""
+    return sorted(p.parent.parent for p in paths.resolve(evidence).glob("*/03_*/eval/summary.json"))
+
+
+def _params(run: Path) -> dict[str, Any]:
+    import yaml
+
+    path = run / "params.yaml"
+    return (yaml.safe_load(path.read_text(encoding="utf-8")) or {}) if path.is_file() else {}
+
+
+def _tac_level(run: Path) -> int | None:
+    for p in (run / "trained" / "adapter" / "tacsol_train.json", run / "adapter" / "tacsol_train.json"):
+        if p.is_file():
+            return (_read_json(p) or {}).get("tac_level")
+    return None
+
+
+def _selection_key(run: Path, stratum: str) -> str | None:
+    """A short hash of the stratum's selected record ids (eval/selection.json)."""
+    ids = ((_read_json(run / "eval" / "selection.json") or {}).get("ids") or {}).get(stratum)
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:12] if ids else None
+
+
+def _getters_setters(table: Path) -> tuple[int, int] | None:
+    """(equivalent, n) over the getters and setters of a per-function table."""
+    import pandas as pd
+
+    from .evaluate.kinds import table_kinds
+
+    if not table.is_file():
+        return None
+    df = pd.read_parquet(table)
+    if "behaviour" not in df.columns:   # scored before the behaviour metric existed
+        return None
+    kinds = table_kinds(df)
+    mask = [k in ("getter", "setter") for k in kinds]
+    sub = df[mask]
+    return int((sub["behaviour"] == "equivalent").sum()), len(sub)
+
+
+def reference_rows(run: Path) -> list[dict]:
+    """One row per stratum a finished (or partly evaluated) 03 run scored: what `reference_markdown` prints."""
+    from .evaluate.suite import eval_dir
+
+    params, log = _params(run), _read_json(run / "train_log.json") or {}
+    common = {"run": run.parent.name, "path": str(run), "dataset": params.get("dataset"), "tac_level": _tac_level(run),
+              "max_seq_length": log.get("max_seq_length") or params.get("max_seq_length"),
+              "train_tokens": log.get("train_tokens"), "heldout_loss_after": log.get("heldout_loss_after"),
+              "retrieval_prompts": bool(params.get("retrieval_prompts")), "smoke": bool(params.get("smoke"))}
+    rows = []
+    for stratum in REFERENCE_STRATA:
+        tuned = (_read_json(eval_dir(run, stratum) / "summary.json") or {}).get("metrics")
+        if not tuned:
+            continue
+        retrieval = (_read_json(eval_dir(run, stratum, "retrieval-tfidf") / "summary.json") or {}).get("metrics") or {}
+        gs = _getters_setters(eval_dir(run, stratum) / "functions.parquet")
+        rows.append({**common, "stratum": stratum, "selection": _selection_key(run, stratum),
+                     "n": tuned.get("n_distinct") or tuned.get("n_functions"),
+                     "behaviour": tuned.get("behaviour_rate"),
+                     "behaviour_ci": [tuned.get("behaviour_ci_low"), tuned.get("behaviour_ci_high")],
+                     "retrieval_behaviour": retrieval.get("behaviour_rate"),
+                     "selector_match": tuned.get("selector_match_rate"), "similarity": tuned.get("similarity_mean"),
+                     "degenerate": tuned.get("degenerate_rate"), "getters_setters": list(gs) if gs else None})
+    return rows
+
+
+def label_selections(rows: list[dict]) -> None:
+    """A letter per selection hash (`set`), in order of first appearance."""
+    letters: dict[str, str] = {}
+    for r in rows:
+        key = r["selection"]
+        if key is not None and key not in letters:
+            letters[key] = chr(ord("A") + len(letters)) if len(letters) < 26 else key
+        r["set"] = letters.get(key, "?")
+
+
+def reference_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
+    """reference_rows of every run, by stratum then run name, with their selection letters."""
+    rows = [r for run in run_dirs for r in reference_rows(Path(run))]
+    rows.sort(key=lambda r: (REFERENCE_STRATA.index(r["stratum"]), r["run"]))
+    label_selections(rows)
+    return rows
+
+
+def _fmt(x, spec: str = ".3f") -> str:
+    return "–" if x is None else format(x, spec)
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.1f}%"
+
+
+def reference_markdown(rows: list[dict]) -> str:
+    """reference_runs' rows as one Markdown table per stratum."""
+    out = []
+    for stratum in REFERENCE_STRATA:
+        mine = [r for r in rows if r["stratum"] == stratum]
+        if not mine:
+            continue
+        out += [f"**{stratum}**", "",
+                "| run | dataset | level | context | train tokens | held-out loss | set | n | behaviour [95% CI] "
+                "| retrieval | selector | similarity | degenerate | getters + setters |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in mine:
+            lo, hi = r["behaviour_ci"]
+            ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
+            name = r["run"] + (" (smoke)" if r["smoke"] else "") + \
+                (" (retrieval prompts)" if r["retrieval_prompts"] else "")
+            gs = f"{r['getters_setters'][0]}/{r['getters_setters'][1]}" if r["getters_setters"] else "–"
+            cells = [name, r["dataset"], "?" if r["tac_level"] is None else r["tac_level"], r["max_seq_length"], _fmt(r["train_tokens"], ","),
+                     _fmt(r["heldout_loss_after"]), r["set"], r["n"], _pct(r["behaviour"]) + ci,
+                     _pct(r["retrieval_behaviour"]), _fmt(r["selector_match"]), _fmt(r["similarity"]),
+                     _pct(r["degenerate"]), gs]
+            out.append("| " + " | ".join("?" if c is None else str(c) for c in cells) + " |")
+        out.append("")
+    return "\n".join(out)
