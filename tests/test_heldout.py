@@ -387,3 +387,47 @@ def test_same_functions_reads_the_keys_from_the_tables_when_the_other_build_is_g
     (tmp_path / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": ["old-9"]}}))
     with pytest.raises(ValueError, match="eval_same_as.*in no per-function table"):
         suite.same_functions(tmp_path, relifted)
+
+
+def test_the_retrieval_gate_is_scored_from_the_two_tables_the_run_already_has(tmp_path):
+    """suite.score_gate: where the nearest training function's TAC is near (cosine >= baselines.GATE_TAU) the gated
+    system has retrieval's row, elsewhere the model's, unless only the model's answer has the bytecode's selector;
+    its summary is written beside the baselines' and read back by summary_table."""
+    import pandas as pd
+
+    from tacsol import baselines
+    from tacsol.evaluate import evaluate_run, suite
+
+    getter_tac = "function 0x0c55699c()\nb0:\n  v1 = sload(0x0)\n  return(v1)"
+    train = [{"id": "t1", "group": "t1", "solidity": "function x() public view returns (uint256) { return _x; }",
+              "tac": getter_tac},
+             {"id": "t2", "group": "t2", "solidity": "function setOther(uint256 a) public { y = a; }",
+              "tac": "function 0x11111111(uint256)\nb0:\n  sstore(0x1, v1)\n  stop()"}]
+    recs = [{"id": "g", "group": "g", "selector": "0x0c55699c", "solidity": "uint256 public x;", "tac": getter_tac},
+            {"id": "s", "group": "s", "selector": "0x60fe47b1", "solidity": "function set(uint256 a) public { x = a; }",
+             "tac": "function 0x60fe47b1(uint256)\nb0:\n  sstore(0x0, v1)\n  stop()"},
+            {"id": "z", "group": "z", "selector": "0x22222222", "solidity": "function z() public {}",
+             "tac": "function 0x22222222()\nb0:\n  v9 = callvalue\n  log0(v9)\n  stop()"}]
+    kw = dict(compile_check=False, figures=False, verbose=False)
+    evaluate_run(recs, {"g": "public " * 30, "s": "function set(uint256 a) public { x = a; }", "z": "nothing"},
+                 tmp_path, eval_dir=suite.eval_dir(tmp_path, "contract_heldout"), **kw)
+    rows = baselines.retrieve(train, recs)
+    evaluate_run(recs, {r["id"]: r["generated"] for r in rows}, tmp_path,
+                 eval_dir=suite.eval_dir(tmp_path, "contract_heldout", "retrieval-tfidf"), **kw)
+    cos = {r["id"]: r["tac_similarity"] for r in rows}
+    summary = suite.score_gate(tmp_path, "contract_heldout", recs, train, figures=False)
+    df = pd.read_parquet(suite.eval_dir(tmp_path, "contract_heldout", baselines.GATE_SYSTEM) / "functions.parquet")
+    src = dict(zip(df["id"], df["gate_source"]))
+    assert cos["g"] >= baselines.GATE_TAU and src["g"] == "retrieval"        # the same TAC: the copy
+    ft = pd.read_parquet(suite.eval_dir(tmp_path, "contract_heldout") / "functions.parquet").set_index("id")
+    rt = pd.read_parquet(suite.eval_dir(tmp_path, "contract_heldout", "retrieval-tfidf") / "functions.parquet") \
+        .set_index("id")
+    for i in ("s", "z"):
+        near = cos[i] >= baselines.GATE_TAU
+        keep_model = bool(ft.loc[i, "selector_match"]) and not bool(rt.loc[i, "selector_match"])
+        assert src[i] == ("retrieval" if near and not keep_model else "fine-tuned")
+    assert ft.loc["s", "selector_match"] and not rt.loc["s", "selector_match"] and src["s"] == "fine-tuned"
+    assert summary["gate"]["from_retrieval"] == sum(v == "retrieval" for v in src.values())
+    assert {r["system"] for r in suite.summary_table(tmp_path)} == {"fine-tuned", "retrieval-tfidf",
+                                                                     baselines.GATE_SYSTEM}
+    assert suite.score_gate(tmp_path, "package_heldout", recs, train) is None     # nothing scored there

@@ -59,33 +59,24 @@ def tables(run: Path, stratum: str):
     return ft, rt.loc[ft.index]
 
 
-RULES = ("gate", "guarded")   # guarded: a copy with another selector never replaces an answer with the bytecode's
+RULES = baselines.GATE_RULES
 
 
 def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str, rule: str = "gate"):
-    """The gated system's per-function table: retrieval's row where the cosine reaches tau, the model's elsewhere;
-    rule "guarded" also keeps the model's row where its selector is the bytecode's and the copy's is not (both are
-    checks a decompiler can make: `tacsol decompile --retrieval-gate`)."""
-    import pandas as pd
-
+    """baselines.gated_table over two tables indexed by id, after checking that every retrieval answer the gate uses
+    is the one the retrieval table scored (the cosines are recomputed here, for evaluations that did not keep them)."""
     for i in ft.index:
         if i not in rows:
             raise ValueError(f"{where}: function {i} has no recomputed retrieval row")
-    cos = pd.Series({i: rows[i]["tac_similarity"] for i in ft.index})
-    use = cos >= tau
-    if rule == "guarded":
-        use &= ~(ft["selector_match"].astype(bool) & ~rt["selector_match"].astype(bool))
-    elif rule != "gate":
-        raise ValueError(f"rule {rule!r}: expected one of {RULES}")
-    for i in cos.index[use.values]:   # elsewhere the model answers, and retrieval's verdict is not used
-        if rows[i]["generated"] != rt.loc[i, "generated"]:
-            raise ValueError(f"{where}: function {i} (cosine {cos[i]:.3f} >= tau {tau:.2f}): the recomputed "
-                             f"retrieval answer (neighbour {rows[i]['neighbour_id']}) is not the one the retrieval "
-                             "table scored, so its verdict cannot be reused")
-    out = pd.concat([rt[use.values], ft[~use.values]]).loc[ft.index].copy()
-    out["gate_source"] = ["retrieval" if u else "fine-tuned" for u in use.values]
-    out["tac_cosine"] = cos.values
-    return out.reset_index()
+    guarded = ft["selector_match"].astype(bool) & ~rt["selector_match"].astype(bool) if rule == "guarded" else None
+    for i in ft.index:   # elsewhere the model answers, and retrieval's verdict is not used
+        if rows[i]["tac_similarity"] >= tau and not (guarded is not None and guarded[i]) \
+                and rows[i]["generated"] != rt.loc[i, "generated"]:
+            raise ValueError(f"{where}: function {i} (cosine {rows[i]['tac_similarity']:.3f} >= tau {tau:.2f}): the "
+                             f"recomputed retrieval answer (neighbour {rows[i]['neighbour_id']}) is not the one the "
+                             "retrieval table scored, so its verdict cannot be reused")
+    return baselines.gated_table(ft.reset_index(), rt.reset_index(),
+                                 {i: rows[i]["tac_similarity"] for i in ft.index}, tau, rule)
 
 
 def equivalent(df) -> float:

@@ -176,6 +176,40 @@ def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=Non
              "tac_similarity": float(s)} for r, j, s in zip(test, best, score)]
 
 
+# The retrieval gate's cosine: chosen on the sixth reference run's contract-held-out functions from a fixed grid, then
+# scored elsewhere without looking (docs/reference-run.md, "A retrieval gate")
+GATE_TAU = 0.60
+GATE_RULES = ("gate", "guarded")   # guarded: a copy with another selector never replaces an answer with the bytecode's
+GATE_SYSTEM = "retrieval-gate"     # its evaluation folder (tacsol.evaluate.suite), beside the baselines'
+
+
+def gated_table(tuned, retrieved, cosines: Mapping[Any, float], tau: float = GATE_TAU, rule: str = "guarded"):
+    """The per-function table of the gated system, from two tables already scored on the same functions (the
+    fine-tuned model's and retrieval's, as tacsol.evaluate writes them, columns `id` and `selector_match`):
+    retrieval's row where the function's TAC cosine to its nearest training function reaches `tau`, the model's
+    elsewhere; rule "guarded" keeps the model's row where only its answer has the bytecode's selector. Adds
+    `gate_source` ("retrieval" | "fine-tuned") and `tac_cosine`. Each verdict is the one its answer already got."""
+    import pandas as pd
+
+    if rule not in GATE_RULES:
+        raise ValueError(f"rule {rule!r}: expected one of {GATE_RULES}")
+    ft, rt = tuned.set_index("id"), retrieved.set_index("id")
+    if set(ft.index) != set(rt.index):
+        raise ValueError("retrieval gate: the fine-tuned and retrieval tables score different functions")
+    missing = [i for i in ft.index if i not in cosines]
+    if missing:
+        raise ValueError(f"retrieval gate: no TAC cosine for function(s) {missing[:5]}")
+    rt = rt.loc[ft.index]
+    cos = pd.Series({i: float(cosines[i]) for i in ft.index})
+    use = (cos >= tau).to_numpy(copy=True)
+    if rule == "guarded":
+        use &= ~(ft["selector_match"].astype(bool).to_numpy() & ~rt["selector_match"].astype(bool).to_numpy())
+    out = pd.concat([rt[use], ft[~use]]).loc[ft.index].copy()
+    out["gate_source"] = ["retrieval" if u else "fine-tuned" for u in use]
+    out["tac_cosine"] = cos.to_numpy()
+    return out.reset_index()
+
+
 def retrieval_gate(index_records, records, tau: float) -> dict[Any, dict]:
     """The records whose nearest index record by TAC (:func:`retrieve`: the retrieval baseline's index and cosine) is
     at least ``tau`` near: id -> {"solidity": that record's Solidity, "neighbour_id", "tac_similarity"}. A decompiler

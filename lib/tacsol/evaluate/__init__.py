@@ -325,7 +325,6 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
     per function), summary.json (aggregates, floor/ceiling, embedder, timings, flat `metrics` for 06_compare),
     figures/*.png. Returns the summary dict. Baselines use eval_dir = out_dir/eval/baselines/<name>."""
     from .. import paths
-    from ..ioutil import atomic_write_bytes, atomic_write_json
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
@@ -343,22 +342,46 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
         else floor_and_ceiling([], seed)  # type: ignore[arg-type]
     timings["floor_ceiling_s"] = time.perf_counter() - t0
 
+    summary = write_evaluation(df, out, system=system, embedder=emb.describe(), floor=floor, timings=timings,
+                               extra=extra, figures=figures, n_boot=n_boot, seed=seed, started=t_all)
+    if verbose:
+        m = summary["metrics"]
+        print(f"[evaluate:{system}] n={m['n_functions']} similarity={_f(m['similarity_mean'])} "
+              f"[{_f(m['similarity_ci_low'])}, {_f(m['similarity_ci_high'])}] (floor {_f(m['similarity_floor'])}, "
+              f"ceiling {_f(m['similarity_ceiling'])}) edit={_f(m['edit_distance_mean'])} "
+              f"compile={_f(m['compile_rate'])} selector={_f(m['selector_match_rate'])} "
+              f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']} "
+              f"degenerate={_f(m['degenerate_rate'])} distinct={m['n_distinct']}"
+              + (f" behaviour={_f(m['behaviour_rate'])} [{_f(m['behaviour_ci_low'])}, {_f(m['behaviour_ci_high'])}]"
+                 f" untestable={m['behaviour_untestable']}" if m.get("behaviour_rate") is not None else ""))
+        print("[evaluate] stage timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
+    return summary
+
+
+def write_evaluation(df, out: Path, *, system: str, embedder: dict, floor: dict, timings: dict[str, float] | None = None,
+                     extra: dict | None = None, figures: bool = True, n_boot: int = 1000, seed: int = 0,
+                     started: float | None = None) -> dict[str, Any]:
+    """An evaluation folder from a scored per-function table: out/functions.parquet, out/summary.json (aggregates,
+    flat `metrics`, the floor and ceiling, timings, `extra`) and figures; returns the summary. evaluate_run writes
+    through it, and so does a system composed of rows other systems already scored (the retrieval gate)."""
+    import io
+
+    from ..ioutil import atomic_write_bytes, atomic_write_json
+
+    timings = timings if timings is not None else {}
+    out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     agg = aggregate(df, n_boot=n_boot, seed=seed)
     agg["constructs"] = {"generated": construct_frequencies(df["generated"]),
                          "reference": construct_frequencies(df["reference"]),
                          "unit": "occurrences per 1,000 characters"}
     timings["aggregate_s"] = time.perf_counter() - t0
-
-    import io
-
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
     atomic_write_bytes(out / "functions.parquet", buf.getvalue())
-
     summary: dict[str, Any] = {
         "system": system,
-        "embedder": emb.describe(),
+        "embedder": embedder,
         "metrics": flat_metrics(agg, floor),
         "floor_ceiling": floor,
         "aggregates": agg,
@@ -371,19 +394,9 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
 
         summary["figures"] = [str(p.relative_to(out)) for p in plots.eval_figures(df, summary, out / "figures")]
         timings["figures_s"] = time.perf_counter() - t0
-    timings["total_s"] = time.perf_counter() - t_all
+    if started is not None:
+        timings["total_s"] = time.perf_counter() - started
     atomic_write_json(out / "summary.json", summary)
-    if verbose:
-        m = summary["metrics"]
-        print(f"[evaluate:{system}] n={m['n_functions']} similarity={_f(m['similarity_mean'])} "
-              f"[{_f(m['similarity_ci_low'])}, {_f(m['similarity_ci_high'])}] (floor {_f(m['similarity_floor'])}, "
-              f"ceiling {_f(m['similarity_ceiling'])}) edit={_f(m['edit_distance_mean'])} "
-              f"compile={_f(m['compile_rate'])} selector={_f(m['selector_match_rate'])} "
-              f"grounding P/R={_f(m['grounding_precision'])}/{_f(m['grounding_recall'])} failures={m['failures']} "
-              f"degenerate={_f(m['degenerate_rate'])} distinct={m['n_distinct']}"
-              + (f" behaviour={_f(m['behaviour_rate'])} [{_f(m['behaviour_ci_low'])}, {_f(m['behaviour_ci_high'])}]"
-                 f" untestable={m['behaviour_untestable']}" if m.get("behaviour_rate") is not None else ""))
-        print("[evaluate] stage timings: " + ", ".join(f"{k}={v:.2f}" for k, v in timings.items()))
     return summary
 
 

@@ -54,7 +54,8 @@ DEFAULTS: dict[str, Any] = {
 }
 SYSTEMS = ("retrieval", "base_model", "sevm", "panoramix")
 # the systems as their evaluation folders are named (eval_dir): the fine-tuned model, then each baseline
-EVAL_SYSTEMS = ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix")
+# retrieval-gate: the fine-tuned model's and retrieval's answers, chosen per function (baselines.gated_table)
+EVAL_SYSTEMS = ("fine-tuned", "retrieval-tfidf", "base_model", "sevm", "panoramix", "retrieval-gate")
 
 
 def tuned_system(prefill: str = "none") -> str:
@@ -318,6 +319,30 @@ def run_baselines(names: Sequence[str], stratum: str, records: list[dict], train
     return status
 
 
+def score_gate(output_dir, stratum: str, records: list[dict], train_records: list[dict], *,
+               tuned: str = "fine-tuned", figures: bool = True) -> dict | None:
+    """The guarded retrieval gate at baselines.GATE_TAU (`tacsol decompile --retrieval-gate`), scored from the answers
+    the fine-tuned model and retrieval already have in this stratum (nothing is generated or checked again) and
+    written as system baselines.GATE_SYSTEM; None when either table is missing."""
+    import pandas as pd
+
+    from .. import baselines as bl
+    from . import write_evaluation
+
+    tables = [eval_dir(output_dir, stratum, name) for name in (tuned, "retrieval-tfidf")]
+    if not all((t / "functions.parquet").is_file() and (t / "summary.json").is_file() for t in tables):
+        return None
+    cosines = {r["id"]: r["tac_similarity"] for r in bl.retrieve(train_records, records)}
+    ft, rt = (pd.read_parquet(t / "functions.parquet") for t in tables)
+    df = bl.gated_table(ft, rt, cosines, bl.GATE_TAU, "guarded")
+    tuned_summary = json.loads((tables[0] / "summary.json").read_text())
+    return write_evaluation(df, eval_dir(output_dir, stratum, bl.GATE_SYSTEM), system=bl.GATE_SYSTEM,
+                            embedder=tuned_summary.get("embedder") or {}, floor=tuned_summary.get("floor_ceiling") or {},
+                            figures=figures, extra={"stratum": stratum, "gate": {
+                                "tau": bl.GATE_TAU, "rule": "guarded", "tuned_system": tuned,
+                                "from_retrieval": int((df["gate_source"] == "retrieval").sum())}})
+
+
 def summary_table(output_dir, strata: Sequence[str] = STRATA) -> list[dict]:
     """One row per (stratum, system) with the headline metrics and their intervals, read back from eval/."""
     rows = []
@@ -397,6 +422,11 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
                                                   peft_model=peft_model, tok=tok,
                                                   max_new_tokens=p["max_new_tokens"],
                                                   batch_size=p["eval_batch_size"], progress=progress, **eval_kw)
+        if "retrieval" in p["baselines"]:
+            t0 = time.perf_counter()
+            gated = score_gate(out, stratum, recs, train_recs, tuned=tuned, figures=eval_kw.get("figures", True))
+            result["status"][stratum]["retrieval-gate"] = "skipped: no fine-tuned or retrieval table" \
+                if gated is None else f"ran in {time.perf_counter() - t0:.0f} s"
     if chosen.get("curve"):
         from .. import infer
 
