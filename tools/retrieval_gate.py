@@ -25,7 +25,6 @@ and against the fine-tuned model (tacsol.compare.paired, bootstrap 95% CI), and 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import baselines, compare, train  # noqa: E402
+from tacsol.ioutil import atomic_write_json  # noqa: E402
 from tacsol.evaluate.aggregate import grounding  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
 from tacsol.evaluate.suite import eval_dir, evaluated_records  # noqa: E402
@@ -174,9 +174,7 @@ def main(argv=None) -> int:
                     dest.parent.mkdir(parents=True, exist_ok=True)
                     gated.to_parquet(dest)
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(result, indent=1) + "\n")
-        print(f"wrote {a.json}")
+        print(f"wrote {atomic_write_json(a.json, result, indent=1)}")
     return 0
 
 

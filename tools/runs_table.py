@@ -17,7 +17,6 @@ behaviour figure of the kit. Asserts nothing; prints Markdown."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import compare  # noqa: E402
+from tacsol.ioutil import atomic_write_json  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
 
@@ -43,9 +43,7 @@ def main(argv=None) -> int:
     rows = compare.reference_runs(compare.find_reference_runs(a.evidence) + list(a.runs))
     print(compare.reference_markdown(rows))
     if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(rows, indent=1) + "\n")
-        print(f"wrote {a.json}")
+        print(f"wrote {atomic_write_json(a.json, rows, indent=1)}")
     return 0
 
 
