@@ -164,7 +164,9 @@ fig.tight_layout(); plt.show()
 # test split, the package-held-out stratum from `holdout_packages`, which training never saw. Generation is greedy,
 # batched and resumable (`eval/generations/`); every system is scored by `tacsol.evaluate` (similarity, edit distance,
 # compile check, selector, grounding, degenerate outputs) with 95% bootstrap intervals, per record and per distinct
-# function. Baselines that cannot run are listed with the reason.
+# function. Baselines that cannot run are listed with the reason. With retrieval among them, `retrieval-gate` is the
+# fine-tuned model's and retrieval's answers chosen per function by the nearest training function's TAC cosine
+# (`suite.score_gate`, `tacsol decompile --retrieval-gate`), scored from the verdicts both already have.
 
 # %%
 from tacsol.evaluate import suite
