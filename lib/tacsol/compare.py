@@ -145,10 +145,11 @@ def per_function(phases: list[Phase]):
     import pandas as pd
 
     frames = []
+    from .evaluate.suite import eval_dir
+
     for ph in phases:
         for system in ph.evals:
-            table = (ph.path / "eval" if system == "fine-tuned" else ph.path / "eval" / "baselines" / system) \
-                / "functions.parquet"
+            table = eval_dir(ph.path, "contract_heldout", system) / "functions.parquet"
             if table.is_file():
                 frames.append(pd.read_parquet(table).assign(run=ph.run, phase=ph.stem, system=system,
                                                             label=f"{ph.run}/{ph.number} {system}"))
