@@ -17,10 +17,12 @@ in-sample. Two rules are scored at that tau: `gate` (the cosine alone) and `guar
 No answer is generated or scored again: each function's gated answer is one the run's evaluation already scored (the
 fine-tuned model's or the retrieval baseline's, per-function tables under eval/), so its verdicts are those. The
 cosine is recomputed (tacsol.baselines.retrieve over the run's training pool, prompts as the run was trained with),
-and the retrieved answer must equal the one the retrieval table scored, function by function: a mismatch is an
-error naming the function. Per (run, stratum): the gated system's rates and its paired differences against retrieval
-and against the fine-tuned model (tacsol.compare.paired, bootstrap 95% CI), and the gated per-function table
-(OUT/<run>/<stratum>.parquet with --out). Untestable counts as not equivalent, as in every behaviour figure of the kit.
+and wherever the gate uses the retrieved answer it must equal the one the retrieval table scored: a mismatch there
+is an error naming the function. Per (rule, run, stratum): the gated system's rates and its paired differences
+against retrieval and against the fine-tuned model (tacsol.compare.paired, bootstrap 95% CI), and with --out the
+gated per-function table (OUT/<run>/<stratum>-<rule>.parquet). Untestable counts as not equivalent, as in every
+behaviour figure of the kit. Runs evaluated since 2026-12-06 also hold the guarded gate at baselines.GATE_TAU as
+their own system `retrieval-gate` (tacsol.evaluate.suite.score_gate).
 """
 from __future__ import annotations
 
