@@ -65,20 +65,19 @@ RULES = baselines.GATE_RULES
 
 
 def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str, rule: str = "gate"):
-    """baselines.gated_table over two tables indexed by id, after checking that every retrieval answer the gate uses
-    is the one the retrieval table scored (the cosines are recomputed here, for evaluations that did not keep them)."""
-    for i in ft.index:
-        if i not in rows:
-            raise ValueError(f"{where}: function {i} has no recomputed retrieval row")
-    guarded = ft["selector_match"].astype(bool) & ~rt["selector_match"].astype(bool) if rule == "guarded" else None
-    for i in ft.index:   # elsewhere the model answers, and retrieval's verdict is not used
-        if rows[i]["tac_similarity"] >= tau and not (guarded is not None and guarded[i]) \
-                and rows[i]["generated"] != rt.loc[i, "generated"]:
+    """baselines.gated_table over two tables indexed by id, then a check that every retrieval answer it uses is the
+    one the retrieval table scored (the cosines are recomputed here, for evaluations that did not keep them)."""
+    missing = [i for i in ft.index if i not in rows]
+    if missing:
+        raise ValueError(f"{where}: function {missing[0]} has no recomputed retrieval row")
+    out = baselines.gated_table(ft.reset_index(), rt.reset_index(),
+                                {i: rows[i]["tac_similarity"] for i in ft.index}, tau, rule)
+    for i in out.loc[out["gate_source"] == "retrieval", "id"]:   # elsewhere retrieval's verdict is not used
+        if rows[i]["generated"] != rt.loc[i, "generated"]:
             raise ValueError(f"{where}: function {i} (cosine {rows[i]['tac_similarity']:.3f} >= tau {tau:.2f}): the "
                              f"recomputed retrieval answer (neighbour {rows[i]['neighbour_id']}) is not the one the "
                              "retrieval table scored, so its verdict cannot be reused")
-    return baselines.gated_table(ft.reset_index(), rt.reset_index(),
-                                 {i: rows[i]["tac_similarity"] for i in ft.index}, tau, rule)
+    return out
 
 
 def equivalent(df) -> float:
