@@ -333,6 +333,24 @@ def test_evaluated_records_are_the_scored_ones_with_the_runs_prompts(tmp_path):
                                     "harness": None}
 
 
+def test_a_scored_function_missing_from_the_dataset_is_named(tmp_path):
+    """A run scored on records its dataset no longer holds (rebuilt since) is an error naming the first missing id
+    and its list, not a KeyError; the records a run trains on are its train split without the held-out packages."""
+    from tacsol import train
+    from tacsol.evaluate import suite
+
+    recs = train.run_records({**train.DEFAULTS, "dataset": "sample"})
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "selection.json").write_text(json.dumps({"ids": {"curve": [recs["test"][0]["id"], "gone"]}}))
+    with pytest.raises(ValueError, match="'gone' \\(list 'curve'\\).*dataset changed"):
+        suite.scored_records(tmp_path, recs)
+    pkg = recs["train"][0]["package"]
+    kept = train.trained_on(recs, [pkg])
+    assert kept and all(r["package"] != pkg for r in kept)
+    assert len(kept) == sum(r["package"] != pkg for r in recs["train"])
+    assert train.trained_on(recs, []) == recs["train"]
+
+
 def test_same_functions_finds_a_runs_selection_in_a_build_at_another_level(tmp_path):
     """`eval_same_as`: a run on another TAC level scores the functions a finished run scored. Record ids hash the
     TAC, so they differ between levels; the match is by package, file, contract, selector and settings, and a

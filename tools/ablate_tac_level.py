@@ -263,9 +263,7 @@ def main(argv=None) -> int:
             continue
         res = run_level(a.params, data, a.tokens, out / name, a.extra + sets)
         res["train_records"] = len(raw[name]["train"])
-        res["train_fit"] = len(fitting([r for r in hinted[name]["train"]
-                                        if not train.in_packages(r, p["holdout_packages"])], tok,
-                                       p["max_seq_length"]))
+        res["train_fit"] = len(fitting(train.trained_on(hinted[name], p["holdout_packages"]), tok, p["max_seq_length"]))
         res["dataset"], res["overrides"] = spec, sets
         rows[name] = res
         print(f"{name}: {res['steps']} steps, {res['train_tokens']} tokens, held-out loss "

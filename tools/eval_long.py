@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     from tacsol import infer, paths
     from tacsol.evaluate import behaviour, suite
     from tacsol.ioutil import atomic_write_json
-    from tacsol.train import in_packages, run_records
+    from tacsol.train import run_records, trained_on
 
     runs = [paths.resolve(r) for r in a.runs]
     params = [run_params(r) for r in runs]
@@ -106,7 +106,7 @@ def main(argv=None) -> int:
     tok = AutoTokenizer.from_pretrained(runs[0] / "adapter")
     recs = run_records(dict(p0))
     held = p0.get("holdout_packages", [])
-    train = [r for r in recs["train"] if not in_packages(r, held)]
+    train = trained_on(recs, held)
     budget = {name: a.max_new_tokens or p["max_new_tokens"] for p, name in zip(params, names)}
     harness = behaviour.Harness()
     models = {}

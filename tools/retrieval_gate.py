@@ -37,7 +37,7 @@ from tacsol import baselines, compare, train  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
 from tacsol.evaluate.aggregate import grounding  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
-from tacsol.evaluate.suite import eval_dir, evaluated_records  # noqa: E402
+from tacsol.evaluate.suite import eval_dir, run_params, scored_records  # noqa: E402
 
 STRATA = ("contract_heldout", "package_heldout")
 GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))   # 0.50 ... 1.00
@@ -45,8 +45,9 @@ GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))   # 0.50 ... 1.00
 
 def cosines(run: Path) -> dict[str, dict[str, dict]]:
     """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity), recomputed."""
-    p, chosen = evaluated_records(run)
-    pool, _ = train.drop_packages(train.run_records(p)["train"], p.get("holdout_packages", []))
+    p = run_params(run)
+    recs = train.run_records(p)
+    pool, chosen = train.trained_on(recs, p.get("holdout_packages", [])), scored_records(run, recs)
     return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in STRATA if chosen.get(s)}
 
 

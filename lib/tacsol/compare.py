@@ -61,6 +61,8 @@ def discover(root: str | Path = "outputs", runs: Iterable[str] | None = None, *,
 
 
 def _discover(root: str | Path, runs: Iterable[str] | None) -> list[Phase]:
+    from .evaluate.suite import eval_dir, scored_systems
+
     root = paths.resolve(root)
     wanted = set(runs or [])
     run_dirs = [root] if _is_run_dir(root) else sorted(d for d in root.iterdir() if _is_run_dir(d)) if root.is_dir() else []
@@ -73,13 +75,10 @@ def _discover(root: str | Path, runs: Iterable[str] | None) -> list[Phase]:
             if summ is None:
                 continue
             phase = Phase(run=run_dir.name, stem=ph.name, path=ph, summary=summ)
-            ev = _read_json(ph / "eval" / "summary.json")
-            if ev is not None:
-                phase.evals["fine-tuned"] = ev
-            for b in sorted((ph / "eval" / "baselines").glob("*/summary.json")):
-                bev = _read_json(b)
-                if bev is not None:
-                    phase.evals[b.parent.name] = bev
+            for system in scored_systems(ph):
+                ev = _read_json(eval_dir(ph, "contract_heldout", system) / "summary.json")
+                if ev is not None:
+                    phase.evals[system] = ev
             phases.append(phase)
     return phases
 

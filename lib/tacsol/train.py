@@ -34,7 +34,7 @@ import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Mapping, NoReturn, Sequence
 
 from . import params as P
 from . import paths, prompt, signatures
@@ -226,8 +226,7 @@ def save_neighbour_index(adapter_dir: Path, p: dict[str, Any]) -> Path:
     no dataset (0.36 MB for the reference runs' 1,903 functions)."""
     import gzip
 
-    recs = run_records({**p, "retrieval_prompts": False})
-    index, _ = drop_packages(recs["train"], p.get("holdout_packages", []))
+    index = trained_on(run_records({**p, "retrieval_prompts": False}), p.get("holdout_packages", []))
     lines = "".join(json.dumps({k: r.get(k) for k in _INDEX_FIELDS}) + "\n" for r in index)
     return atomic_write_bytes(Path(adapter_dir) / NEIGHBOUR_INDEX, gzip.compress(lines.encode(), mtime=0))
 
@@ -247,8 +246,7 @@ def neighbour_index(adapter_dir: Path, p: dict[str, Any]) -> list[dict]:
                 raise ValueError(f"{path}: line {i + 1} (record {r.get('id')!r}) lacks field(s) {missing}")
             out.append(r)
         return out
-    recs = run_records({**p, "retrieval_prompts": False})
-    return drop_packages(recs["train"], p.get("holdout_packages", []))[0]
+    return trained_on(run_records({**p, "retrieval_prompts": False}), p.get("holdout_packages", []))
 
 
 def in_packages(record: dict, packages) -> bool:
@@ -264,6 +262,13 @@ def drop_packages(records: list[dict], packages) -> tuple[list[dict], int]:
         return records, 0
     kept = [r for r in records if not in_packages(r, packages)]
     return kept, len(records) - len(kept)
+
+
+def trained_on(recs: Mapping[str, list[dict]], holdout_packages: Sequence[str]) -> list[dict]:
+    """The records a run trains on, from its splits `recs` (:func:`run_records`): the train split without its
+    ``holdout_packages``. Retrieval's index, the neighbours of retrieval prompts and the index shipped beside an
+    adapter are these records too."""
+    return drop_packages(recs.get("train", []), holdout_packages)[0]
 
 
 def _tokenize_all(records: list[dict], tok, max_len: int) -> tuple[list[dict], int]:

@@ -79,7 +79,9 @@ def stratum_pool(dataset: Mapping[str, list[dict]], stratum: str, holdout_packag
         return [r for r in dataset.get("test", []) if not _in_packages(r, holdout_packages)], {}
     if stratum != "package_heldout":
         raise ValueError(f"stratum {stratum!r}: choose from {list(STRATA)}")
-    trained = {selection.group_of(r) for r in dataset.get("train", []) if not _in_packages(r, holdout_packages)}
+    from ..train import trained_on
+
+    trained = {selection.group_of(r) for r in trained_on(dataset, holdout_packages)}
     pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, []) if _in_packages(r, holdout_packages)]
     unseen = [r for r in pool if selection.group_of(r) not in trained]
     return unseen, {"packages": list(holdout_packages), "records_seen_in_training": len(pool) - len(unseen)}
@@ -180,6 +182,16 @@ def eval_dir(output_dir, stratum: str, system: str | None = None) -> Path:
     if stratum != "contract_heldout":
         base = base / stratum
     return base if system in (None, "fine-tuned") else base / "baselines" / system
+
+
+def scored_systems(output_dir, stratum: str = "contract_heldout") -> list[str]:
+    """The systems a run's evaluation scored on `stratum` (a summary.json in their eval_dir): "fine-tuned" first,
+    then the baselines and other decodings by name."""
+    base = eval_dir(output_dir, stratum)
+    found = ["fine-tuned"] if (base / "summary.json").is_file() else []
+    if not is_curve(stratum):
+        found += sorted(d.name for d in (base / "baselines").glob("*") if (d / "summary.json").is_file())
+    return found
 
 
 def generations_path(output_dir, stratum: str, system: str) -> Path:
@@ -370,19 +382,34 @@ def eval_kwargs(p: Mapping[str, Any], harness=None) -> dict[str, Any]:
 
 
 def evaluated_records(run_dir, params_file=None) -> tuple[dict[str, Any], dict[str, list[dict]]]:
-    """A finished 03 run's parameters (the evaluation defaults, then `params_file`'s keys, then the run's own
-    params.yaml, which holds its training keys) and, per list of its eval/selection.json (contract_heldout,
+    """A finished 03 run's parameters (:func:`run_params`) and, per list of its eval/selection.json (contract_heldout,
     package_heldout, curve), the records it scored, prompts as the run was trained with (train.run_records)."""
-    import yaml
-
     from ..train import run_records
 
-    run = paths.resolve(run_dir)
-    p = {**DEFAULTS, **(yaml.safe_load(paths.resolve(params_file).read_text()) if params_file else {}),
-         **yaml.safe_load((run / "params.yaml").read_text())}
-    by_id = {r["id"]: r for s in run_records(p).values() for r in s}
-    ids = json.loads((run / "eval" / "selection.json").read_text())["ids"]
-    return p, {name: [by_id[i] for i in chosen] for name, chosen in ids.items()}
+    p = run_params(run_dir, params_file)
+    return p, scored_records(run_dir, run_records(p))
+
+
+def run_params(run_dir, params_file=None) -> dict[str, Any]:
+    """A finished 03 run's parameters: the evaluation defaults, then `params_file`'s keys, then the run's own
+    params.yaml, which holds its training keys."""
+    import yaml
+
+    return {**DEFAULTS, **(yaml.safe_load(paths.resolve(params_file).read_text()) if params_file else {}),
+            **yaml.safe_load((paths.resolve(run_dir) / "params.yaml").read_text())}
+
+
+def scored_records(run_dir, recs: Mapping[str, list[dict]]) -> dict[str, list[dict]]:
+    """Per list of a run's eval/selection.json, its records among the splits `recs` (train.run_records of the
+    run's parameters); a scored id missing from them is an error naming it."""
+    by_id = {r["id"]: r for s in recs.values() for r in s}
+    path = paths.resolve(run_dir) / "eval" / "selection.json"
+    ids = json.loads(path.read_text())["ids"]
+    missing = [(name, i) for name, chosen in ids.items() for i in chosen if i not in by_id]
+    if missing:
+        raise ValueError(f"{path}: {len(missing)} scored function(s) not in the run's dataset, the first "
+                         f"{missing[0][1]!r} (list {missing[0][0]!r}): the dataset changed since the evaluation")
+    return {name: [by_id[i] for i in chosen] for name, chosen in ids.items()}
 
 
 def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model, tok, *, progress: bool = True
@@ -407,7 +434,9 @@ def run_all(p: Mapping[str, Any], records: Mapping[str, list[dict]], peft_model,
     out = paths.resolve(p["output_dir"])
     atomic_write_json(out / "eval" / "selection.json",
                       {"report": report, "ids": {k: [r["id"] for r in v] for k, v in chosen.items()}})
-    train_recs = [r for r in records.get("train", []) if not _in_packages(r, p["holdout_packages"])]
+    from ..train import trained_on
+
+    train_recs = trained_on(records, p["holdout_packages"])
     result: dict[str, Any] = {"selection": report, "status": {}, "summaries": {}}
     for stratum in STRATA:
         recs = chosen.get(stratum) or []
