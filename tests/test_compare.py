@@ -139,6 +139,35 @@ def test_paired_comparison_counts_disagreements_on_common_functions():
         paired(a.assign(id=["x1", "x2", "x3", "x4", "x5"]), b)
 
 
+def test_paired_grounding_is_the_micro_ratio_with_a_resampled_interval():
+    """Grounding recall/precision pair as ratios of sums over the common functions (what aggregate.grounding
+    reports), not as means of per-function ratios; the interval comes from resampling functions."""
+    from tacsol.evaluate.aggregate import GROUNDED, grounding
+
+    def table(ids, tac, out):
+        rows = []
+        for i, t, o in zip(ids, tac, out):
+            rows.append({"id": i, **{f"tac_{c}": int(c in t) for c in GROUNDED},
+                         **{f"out_{c}": int(c in o) for c in GROUNDED}, "tac_revert": 0, "out_revert": 0})
+        return pd.DataFrame(rows)
+
+    ids = [f"f{i}" for i in range(40)]
+    tac = [("event", "storage_write")] * 20 + [("external_call",)] * 20
+    a = table(ids, tac, [()] * 30 + [("event",)] * 10)                         # 0 true effects on the first 30
+    b = table(ids + ["extra"], tac + [("event",)], [("storage_write",)] * 20 + [("external_call", "event")] * 20
+              + [("event",)])
+    rec, prec = compare.paired_grounding(a, b)
+    assert rec["n"] == prec["n"] == 40                                           # "extra" is not in a
+    b40 = b[b["id"] != "extra"]
+    assert rec["a"] == pytest.approx(grounding(a)["recall"]) and rec["b"] == pytest.approx(grounding(b40)["recall"])
+    assert rec["b"] == pytest.approx(40 / 60) and rec["a"] == pytest.approx(0.0)
+    assert rec["ci_low"] > 0 and rec["ci_low"] <= rec["difference"] <= rec["ci_high"]
+    assert (rec["b_higher"], rec["a_higher"]) == (40, 0)
+    assert prec["a"] == pytest.approx(grounding(a)["precision"]) and prec["b"] == pytest.approx(40 / 60)
+    with pytest.raises(ValueError, match="share no function"):
+        compare.paired_grounding(a, table(["x"], [()], [()]))
+
+
 def test_paired_against_baselines_per_run():
     import pandas as pd
 

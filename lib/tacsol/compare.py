@@ -204,6 +204,48 @@ def paired(a, b, metrics=tuple(PAIRED_METRICS), n_boot: int = 2000, seed: int = 
     return rows
 
 
+def paired_grounding(a, b, n_boot: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    """Grounding recall and precision (tacsol.evaluate.aggregate.grounding: effects the output shows against effects
+    the TAC shows, micro over the GROUNDED categories) of two per-function tables on the functions both scored, as
+    `paired` reports a metric: b - a with a bootstrap 95% CI that resamples functions (both ratios recomputed on each
+    resample, since a micro ratio is no mean of per-function values), and how many functions each side wins (more
+    true effects for recall, fewer false ones for precision)."""
+    import numpy as np
+
+    from .evaluate.aggregate import GROUNDED
+
+    common = sorted(set(a["id"]) & set(b["id"]))
+    if not common:
+        raise ValueError("the two tables share no function id")
+
+    def counts(df):
+        df = df.set_index("id").loc[common]
+        t = np.stack([df[f"tac_{c}"].to_numpy() > 0 for c in GROUNDED])
+        o = np.stack([df[f"out_{c}"].to_numpy() > 0 for c in GROUNDED])
+        return (t & o).sum(0), (t & ~o).sum(0), (~t & o).sum(0)   # per function: tp, fn, fp
+
+    (tp_a, fn_a, fp_a), (tp_b, fn_b, fp_b) = counts(a), counts(b)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(common), size=(n_boot, len(common)))
+
+    def ratio(num, den, rows=None):
+        n, d = (num.sum(), den.sum()) if rows is None else (num[rows].sum(1), den[rows].sum(1))
+        return np.where(d > 0, n / np.maximum(d, 1), np.nan)
+
+    out = []
+    for name, (xa, da, xb, db, wins_b, wins_a) in {
+            "grounding_recall": (tp_a, tp_a + fn_a, tp_b, tp_b + fn_b, tp_b > tp_a, tp_a > tp_b),
+            "grounding_precision": (tp_a, tp_a + fp_a, tp_b, tp_b + fp_b, fp_b < fp_a, fp_a < fp_b)}.items():
+        diffs = ratio(xb, db, idx) - ratio(xa, da, idx)
+        diffs = diffs[~np.isnan(diffs)]
+        va, vb = float(ratio(xa, da)), float(ratio(xb, db))
+        out.append({"metric": name, "n": len(common), "a": va, "b": vb, "difference": vb - va,
+                    "ci_low": float(np.percentile(diffs, 2.5)) if len(diffs) else float("nan"),
+                    "ci_high": float(np.percentile(diffs, 97.5)) if len(diffs) else float("nan"),
+                    "b_higher": int(wins_b.sum()), "a_higher": int(wins_a.sum())})
+    return out
+
+
 def paired_against_baselines(per_fn, metric: str = "behaviour_equivalent"):
     """06's paired table: per (run, phase), the fine-tuned model against each baseline on the functions both scored
     (`paired`, one metric). Empty where the tables lack the metric's column (evidence older than the check)."""
