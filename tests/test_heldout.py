@@ -242,6 +242,28 @@ def test_consensus_ranking_chooses_the_candidate_the_others_agree_with():
         verify.best_of(checks, "vote")
 
 
+def test_grounded_ranking_puts_the_tacs_effects_before_agreement():
+    """Rule "grounded": among candidates equal on degeneracy and selector, the one whose effects match the TAC's
+    (here a storage write and an event) wins even against the most agreed-with text; equal grounding falls back to
+    agreement, then to the earlier candidate; the selector still comes first."""
+    from tacsol.evaluate import verify
+
+    rec = {"id": "g", "selector": "0x60fe47b1", "solc_version": "0.8.19",
+           "declarations": "uint256 x;\nevent Set(uint256 v);",
+           "tac": "function 0x60fe47b1(uint256)\nb0:\n  sstore(0x0, arg0)\n  log1(0x0, 0x20, 0xabc)\n  stop()"}
+    bare = "function set(uint256 a) public { x = a; }"
+    full = "function set(uint256 a) public { x = a; emit Set(a); }"
+    view = "function set(uint256 a) public view returns (uint256) { return x; }"
+    wrong_name = "function put(uint256 a) public { x = a; emit Set(a); }"
+    cands = [bare, bare, bare, full, view]
+    best, checks = verify.rank(rec, cands, compile_check=False, rule="grounded")
+    assert best == 3 and checks[3].grounding_f1 == 1.0 > checks[0].grounding_f1 > checks[4].grounding_f1
+    assert verify.best_of(checks, "consensus") == 0          # agreement alone keeps the repeated bare answer
+    assert checks[3].consensus is not None                   # grounded reports the agreement it ranks by
+    assert verify.rank(rec, [bare, view, bare], compile_check=False, rule="grounded")[0] == 0   # tie: agreement
+    assert verify.rank(rec, [bare, wrong_name], compile_check=False, rule="grounded")[0] == 0   # selector first
+
+
 @pytest.mark.parametrize("ref,sw,kind", [
     ("uint256 public totalSupply;", False, "getter"),
     ("function balanceOf(address a) public view returns (uint256) { return _balances[a]; }", False, "getter"),

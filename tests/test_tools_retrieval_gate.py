@@ -103,3 +103,35 @@ def test_the_guarded_rule_keeps_a_model_answer_with_the_right_selector_over_a_co
     assert guarded["gate_source"].tolist() == ["fine-tuned", "retrieval", "fine-tuned"] + ["retrieval"] * (len(rows) - 3)
     with pytest.raises(ValueError, match="rule 'best'"):
         G.gated_table(ft, rt, by_id, 0.0, "all near", "best")
+
+
+def test_the_gate_over_another_decodings_table_and_its_grounding_paired(tmp_path):
+    """--tuned gates a verifier table (eval/NAME/) instead of greedy answers, on the stratum it covers; where the
+    tables carry the effect columns, grounding recall is paired against retrieval too."""
+    run, rows = make_run(tmp_path, model_right={0}, retrieval_right={1, 2})
+    effects = {f"{side}_{c}": [1] * len(rows) for side in ("tac", "out") for c in ("event", "storage_write")}
+    effects.update({f"{side}_{c}": [0] * len(rows) for side in ("tac", "out") for c in ("external_call", "revert")})
+    for name in ("functions.parquet", "baselines/retrieval-tfidf/functions.parquet"):
+        df = pd.read_parquet(run / "eval" / name).assign(**effects)
+        if "baselines" in name:
+            df["out_event"] = 0                                   # retrieval shows half of the TAC's effects
+        df.to_parquet(run / "eval" / name)
+    ver = run / "eval" / "verifier-contract_heldout" / "grounded-N4"
+    ver.mkdir(parents=True)
+    df = pd.read_parquet(run / "eval" / "functions.parquet")
+    df["generated"] = [f"ranked answer {i}" for i in range(len(df))]
+    df["behaviour"] = ["equivalent"] * len(df)
+    df.to_parquet(ver / "functions.parquet")
+    out = tmp_path / "gate.json"
+    assert G.main(["--runs", str(run), "--tau", "2.0", "--tuned", "verifier-contract_heldout/grounded-N4",
+                   "--json", str(out), "--out", str(tmp_path / "t")]) == 0
+    res = json.loads(out.read_text())
+    assert res["tuned"] == "verifier-contract_heldout/grounded-N4"
+    row = next(r for r in res["results"] if r["rule"] == "gate")
+    assert row["behaviour"] == 1.0 and row["from_retrieval"] == 0                 # tau above every cosine
+    gated = pd.read_parquet(tmp_path / "t" / "run" / "contract_heldout-gate.parquet")
+    assert gated["generated"].tolist() == [f"ranked answer {i}" for i in range(len(rows))]
+    g = row["vs_retrieval"]["grounding_recall"]
+    assert g["difference"] == pytest.approx(0.5) and g["ci_low"] == pytest.approx(0.5)
+    with pytest.raises(SystemExit):
+        G.main(["--runs", str(run), "--tau", "0.6", "--tuned", "verifier-contract_heldout/none"])

@@ -366,6 +366,11 @@ def test_verifier_pool_starts_from_the_evaluations_greedy_answers_and_resumes(re
     (out / "candidates.jsonl").unlink()    # the pool is assembled again from the per-candidate files, not regenerated
     assert bench_verifier.main(argv) == 0
     assert {f: f.stat().st_mtime_ns for f in (out / "pool").glob("k*.jsonl")} == stamps
+    # scoring another rule alone keeps the rows already in verifier.json
+    assert bench_verifier.main([*argv[:4], "--ns", "2", "--rules", "grounded", *argv[9:]]) == 0
+    rows = json.loads((out / "verifier.json").read_text())["results"]
+    assert [(r["rule"], r["n"]) for r in rows] == [("checks", 1), ("checks", 2), ("grounded", 2)]
+    assert (out / "grounded-N2" / "functions.parquet").is_file()
 
 
 def test_retrieval_prompts_train_and_save_the_index_they_cite(tiny_model, tmp_path):

@@ -8,7 +8,8 @@ generates 8 candidates per function once (greedy + 7 samples at temperature 0.7,
 candidate under pool/, the greedy one starting from the evaluation's own answers), and scores the choice at
 N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/; eval/verifier/consensus-N<n>/ for the consensus rule),
 behavioural equivalence included, for each ranking rule of --rules (tacsol.evaluate.verify.RULES: "checks" keeps
-the earliest candidate among those equal on the checks, "consensus" the one the others agree with most). The
+the earliest candidate among those equal on the checks, "consensus" the one the others agree with most, "grounded"
+the one whose effects best match the TAC's, then by agreement; eval/verifier/<rule>-N<n>/). The
 ranking itself uses only what a decompiler has (the TAC and the candidates); the behaviour check needs the original
 source, so it scores the choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
 The candidate pool is kept (eval/verifier/candidates.jsonl), so a rerun skips generation.
@@ -20,6 +21,10 @@ import json
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
+
+from tacsol.evaluate.verify import RULES  # noqa: E402
 
 
 def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int, greedy_file: Path | None
@@ -63,8 +68,9 @@ def main(argv=None) -> int:
     ap.add_argument("--ns", type=int, nargs="+", default=[1, 4, 8])
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--rules", nargs="+", default=["checks", "consensus"], choices=["checks", "consensus"],
-                    help="ranking rules to score (at N = 1 both are greedy decoding: scored once)")
+    ap.add_argument("--rules", nargs="+", default=["checks", "consensus"], choices=list(RULES),
+                    help="ranking rules to score (tacsol.evaluate.verify.RULES; at N = 1 each is greedy decoding: "
+                         "scored once, under the first rule's name)")
     ap.add_argument("--oracle", action="store_true",
                     help="also behaviour-check every candidate: the share of functions with an equivalent one among "
                          "the first N (what a perfect ranking would reach; not a decoder, it needs the original)")
@@ -139,8 +145,15 @@ def main(argv=None) -> int:
         for o in oracle:
             print(f"oracle N={o['n']}: a behaviourally equivalent candidate among the first {o['n']} for "
                   f"{o['any_equivalent']:.3f} of the functions", flush=True)
-    atomic_write_json(out / "verifier.json", {"subset": a.subset, "results": results, "generation_times": times,
-                                              "check_s_all_candidates": check_s, "oracle": oracle})
+    summary = out / "verifier.json"
+    if summary.is_file():   # a run that scores some rules or Ns keeps the rows and oracle of earlier ones
+        before = json.loads(summary.read_text())
+        if before.get("subset") == a.subset:
+            ours = {(r["rule"], r["n"]) for r in results}
+            results = [r for r in before.get("results", []) if (r["rule"], r["n"]) not in ours] + results
+            oracle = oracle if oracle is not None else before.get("oracle")
+    atomic_write_json(summary, {"subset": a.subset, "results": results, "generation_times": times,
+                                "check_s_all_candidates": check_s, "oracle": oracle})
     return 0
 
 

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import baselines, compare, train  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
-from tacsol.evaluate.aggregate import grounding  # noqa: E402
+from tacsol.evaluate.aggregate import GROUNDED, grounding  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
 from tacsol.evaluate.suite import eval_dir, run_params, scored_records  # noqa: E402
 
@@ -51,15 +51,30 @@ def cosines(run: Path) -> dict[str, dict[str, dict]]:
     return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in STRATA if chosen.get(s)}
 
 
-def tables(run: Path, stratum: str):
-    """The fine-tuned model's and retrieval's per-function tables of a stratum, indexed by id, same functions."""
+def tables(run: Path, stratum: str, tuned: str | None = None):
+    """The fine-tuned model's (or, with `tuned`, the per-function table under eval/<tuned>/) and retrieval's
+    per-function tables of a stratum, indexed by id, same functions."""
     import pandas as pd
 
-    ft = pd.read_parquet(eval_dir(run, stratum) / "functions.parquet").set_index("id")
+    where = run / "eval" / tuned if tuned else eval_dir(run, stratum)
+    ft = pd.read_parquet(where / "functions.parquet").set_index("id")
     rt = pd.read_parquet(eval_dir(run, stratum, "retrieval-tfidf") / "functions.parquet").set_index("id")
     if set(ft.index) != set(rt.index):
-        raise ValueError(f"{run} {stratum}: the fine-tuned and retrieval tables score different functions")
+        raise ValueError(f"{run} {stratum}: the tables of {where} and retrieval score different functions")
     return ft, rt.loc[ft.index]
+
+
+def covers(run: Path, stratum: str, tuned: str) -> bool:
+    """Whether eval/<tuned>/ scored exactly the functions retrieval scored on `stratum` (a verifier table covers
+    the one subset it was run on)."""
+    import pandas as pd
+
+    path = run / "eval" / tuned / "functions.parquet"
+    if not path.is_file():
+        return False
+    ids = set(pd.read_parquet(path, columns=["id"])["id"])
+    return ids == set(pd.read_parquet(eval_dir(run, stratum, "retrieval-tfidf") / "functions.parquet",
+                                      columns=["id"])["id"])
 
 
 RULES = baselines.GATE_RULES
@@ -97,11 +112,13 @@ def mismatches(rt, rows: dict[str, dict]) -> int:
     return sum(rows[i]["generated"] != rt.loc[i, "generated"] for i in rt.index)
 
 
+# what aggregate.grounding reads
+GROUNDING_COLUMNS = {f"{side}_{c}" for side in ("tac", "out") for c in (*GROUNDED, "revert")}
+
+
 def _recall(df) -> float | None:
     """Grounding recall (events, storage writes, external calls of the TAC the answer shows), micro-averaged."""
-    cols = {"tac_event", "out_event", "tac_storage_write", "out_storage_write", "tac_external_call",
-            "out_external_call"}
-    if not cols <= set(df.columns):
+    if not GROUNDING_COLUMNS <= set(df.columns):
         return None
     r = grounding(df.reset_index() if "id" not in df.columns else df)["recall"]
     return None if r is None else round(r, 4)
@@ -120,8 +137,10 @@ def summarize(gated, ft, rt) -> dict:
            "getters_setters": [int((gs["behaviour"] == "equivalent").sum()), len(gs)]}
     for name, other in (("vs_retrieval", rt), ("vs_fine_tuned", ft)):
         out[name] = {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "b_higher", "a_higher")}
-                     for row in compare.paired(other.reset_index(), gated,
-                                               metrics=("behaviour_equivalent", "selector_match"))}
+                     for row in [*compare.paired(other.reset_index(), gated,
+                                                 metrics=("behaviour_equivalent", "selector_match")),
+                                 *(compare.paired_grounding(other.reset_index(), gated)
+                                   if GROUNDING_COLUMNS <= set(gated.columns) & set(other.columns) else [])]}
     return out
 
 
@@ -135,21 +154,30 @@ def main(argv=None) -> int:
     ap.add_argument("--tau", type=float, default=None, help="a fixed tau instead of choosing one")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("--out", type=Path, default=None, help="write each gated per-function table under this folder")
+    ap.add_argument("--tuned", default=None, metavar="NAME",
+                    help="gate each run's per-function table eval/NAME/ instead of the fine-tuned model's greedy one, "
+                         "on the stratum it covers (e.g. verifier-contract_heldout/grounded-N8, written by "
+                         "tools/bench_verifier.py); tau is chosen on it too unless --tau is given")
     a = ap.parse_args(argv)
     for run in a.runs:
         if not (run / "eval" / "selection.json").is_file():
             ap.error(f"--runs: {run} is not a finished 03 run (no eval/selection.json)")
     rows = {run: cosines(run) for run in a.runs}
+    if a.tuned:
+        rows = {run: {s: v for s, v in by.items() if covers(run, s, a.tuned)} for run, by in rows.items()}
+        for run, by in rows.items():
+            if not by:
+                ap.error(f"--tuned: {run / 'eval' / a.tuned} does not exist or covers no stratum's functions")
     first = a.runs[0]
     if a.tau is None:
         if a.choose_on not in rows[first]:
             ap.error(f"--choose-on: {first} did not score {a.choose_on}")
-        ft, rt = tables(first, a.choose_on)
+        ft, rt = tables(first, a.choose_on, a.tuned)
         tau, grid = choose_tau(ft, rt, rows[first][a.choose_on])
         chosen_on = {"run": str(first), "stratum": a.choose_on, "grid": grid}
     else:
         tau, chosen_on = a.tau, {"given": True}
-    result = {"tau": tau, "chosen_on": chosen_on, "results": []}
+    result = {"tau": tau, "chosen_on": chosen_on, "tuned": a.tuned or "fine-tuned", "results": []}
     print(f"tau = {tau:.2f}" + (f" (chosen on {first} {a.choose_on}; that row is in-sample)" if a.tau is None
                                 else " (given)"))
     print("rule | run | stratum | n | from retrieval | gated | fine-tuned | retrieval | gated - retrieval [95% CI] "
@@ -157,7 +185,7 @@ def main(argv=None) -> int:
     for rule in RULES:
         for run in a.runs:
             for stratum, by_id in rows[run].items():
-                ft, rt = tables(run, stratum)
+                ft, rt = tables(run, stratum, a.tuned)
                 gated = gated_table(ft, rt, by_id, tau, f"{run} {stratum}", rule)
                 s = summarize(gated, ft, rt)
                 s.update(rule=rule, run=str(run), stratum=stratum, retrieval_not_reproduced=mismatches(rt, by_id),

@@ -457,6 +457,8 @@ def with_training_neighbours(records: list[dict], adapter: Path, trained: Mappin
 
 
 def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    from .evaluate.verify import RULES as RANK_RULES
+
     ap = ap or argparse.ArgumentParser(prog="tacsol decompile")
     ap.add_argument("input", help="runtime bytecode (hex, or a file holding hex), or a TAC file with --tac")
     ap.add_argument("--adapter", default=None,
@@ -470,9 +472,11 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--candidates", type=int, default=1, metavar="N",
                     help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
                          "(not degenerate, then the bytecode's selector; the stub compile and grounding are reported)")
-    ap.add_argument("--rank", choices=["checks", "consensus"], default="checks",
+    ap.add_argument("--rank", choices=RANK_RULES, default="checks",
                     help="with --candidates: among candidates equal on the checks, keep the earliest (checks: greedy "
-                         "first) or the one the other candidates agree with most (consensus: minimum Bayes risk)")
+                         "first), the one the other candidates agree with most (consensus: minimum Bayes risk), or "
+                         "the one whose effects best match the TAC's, then by agreement (grounded: more of the TAC's "
+                         "events, storage writes and calls shown, at some cost in behaviour; docs/reference-run.md)")
     ap.add_argument("--signatures", default="standard", metavar="TABLE",
                     help="known signatures given to the model: standard (the shipped ERC/Ownable/AccessControl "
                          "interfaces, default), none, a signatures.json, or a dataset name (its table)")

@@ -12,11 +12,14 @@ The ranking (``rank_key``) uses 1 and 2 only, then the earlier candidate: candid
 N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
 ``rule="consensus"``, candidates equal on 1 and 2 are ordered by their agreement with the others (minimum-Bayes-risk
 decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
-what the model would write) before the earlier one. 3 and 4 are
-reported, not ranked: on the reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked;
-docs/reference-run.md) a score that added them chose 7 behaviourally equivalent functions of 48 at N = 8 against
-greedy's 12 (a stub compile and more effects favour other code than the original's), while ranking by 1 and 2 keeps
-12 and lowers degenerate outputs from 8 to 3 of 48. ``rank`` is deterministic given the candidates.
+what the model would write) before the earlier one. With ``rule="grounded"``, candidates equal on 1 and 2 are
+ordered by 4 first, then by their agreement as in "consensus". 3 is reported, not ranked: on the reference run's
+pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score that added 3 and
+4 chose 7 behaviourally equivalent functions of 48 at N = 8 against greedy's 12 (a stub compile and more effects
+favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate outputs from 8 to 3
+of 48. "grounded" is that trade made on purpose: grounding recall is the evaluation's own effect count (the same
+tac_effects and code_effects), so ranking by it raises that metric by construction, at a cost in behaviour
+(docs/reference-run.md, "Ranking by grounding"). ``rank`` is deterministic given the candidates.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from .solidity import (ParseFailure, canonical_signature, code_effects, find_fun
                        parse_declarations, tac_effects)
 
 _EFFECTS = ("event", "storage_write", "external_call", "revert")
-RULES = ("checks", "consensus")
+RULES = ("checks", "consensus", "grounded")
 
 
 @dataclass
@@ -106,10 +109,12 @@ def consensus(texts: Sequence[str], voters: Sequence[bool]) -> list[float]:
     return out
 
 
-def rank_key(check: Check, index: int, agreement: float = 0.0) -> tuple:
-    """Higher is better: not degenerate, then the bytecode's selector, then the agreement with the other candidates
-    (rule "consensus"; 0 otherwise), then the earlier candidate."""
-    return (not check.degenerate, check.selector_match, round(agreement, 9), -index)   # rounded: float noise
+def rank_key(check: Check, index: int, agreement: float = 0.0, grounded: bool = False) -> tuple:
+    """Higher is better: not degenerate, then the bytecode's selector, then (rule "grounded") the grounding F1
+    against the TAC, then the agreement with the other candidates (rules "consensus" and "grounded"; 0 otherwise),
+    then the earlier candidate."""
+    return (not check.degenerate, check.selector_match, round(check.grounding_f1, 9) if grounded else 0.0,
+            round(agreement, 9), -index)   # rounded: float noise
 
 
 def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
@@ -117,15 +122,16 @@ def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
     the best of the first N candidates is chosen from what those N show."""
     if rule not in RULES:
         raise ValueError(f"ranking rule {rule!r}: expected one of {', '.join(RULES)}")
-    agreement = _agreement(checks) if rule == "consensus" else [0.0] * len(checks)
-    return max(range(len(checks)), key=lambda i: rank_key(checks[i], i, agreement[i])) if checks else -1
+    agreement = _agreement(checks) if rule in ("consensus", "grounded") else [0.0] * len(checks)
+    return max(range(len(checks)), key=lambda i: rank_key(checks[i], i, agreement[i], rule == "grounded")) \
+        if checks else -1
 
 
 def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True,
          rule: str = "checks") -> tuple[int, list[Check]]:
     """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0)."""
     checks = check_candidates(record, candidates, compile_check=compile_check)
-    if rule == "consensus":
+    if rule in ("consensus", "grounded"):
         for c, agreement in zip(checks, _agreement(checks)):
             c.consensus = agreement
     return best_of(checks, rule), checks
