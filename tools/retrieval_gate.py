@@ -19,10 +19,14 @@ fine-tuned model's or the retrieval baseline's, per-function tables under eval/)
 cosine is recomputed (tacsol.baselines.retrieve over the run's training pool, prompts as the run was trained with),
 and wherever the gate uses the retrieved answer it must equal the one the retrieval table scored: a mismatch there
 is an error naming the function. Per (rule, run, stratum): the gated system's rates and its paired differences
-against retrieval and against the fine-tuned model (tacsol.compare.paired, bootstrap 95% CI), and with --out the
+against retrieval and against the fine-tuned model, and the fine-tuned model's against retrieval (behaviour and
+selector match by tacsol.compare.paired, grounding recall and precision by compare.paired_grounding; bootstrap 95%
+CIs), and with --out the
 gated per-function table (OUT/<run>/<stratum>-<rule>.parquet). Untestable counts as not equivalent, as in every
 behaviour figure of the kit. Runs evaluated since 2026-12-06 also hold the guarded gate at baselines.GATE_TAU as
-their own system `retrieval-gate` (tacsol.evaluate.suite.score_gate).
+their own system `retrieval-gate` (tacsol.evaluate.suite.score_gate). With --tuned NAME the model's side is the
+per-function table eval/NAME/ instead of its greedy answers (a verifier-ranked choice written by
+tools/bench_verifier.py, for example verifier-contract_heldout/grounded-N8), on the stratum that table covers.
 """
 from __future__ import annotations
 
@@ -135,12 +139,12 @@ def summarize(gated, ft, rt) -> dict:
            "grounding_recall": {name: _recall(df) for name, df in (("gated", gated), ("fine_tuned", ft),
                                                                     ("retrieval", rt))},
            "getters_setters": [int((gs["behaviour"] == "equivalent").sum()), len(gs)]}
-    for name, other in (("vs_retrieval", rt), ("vs_fine_tuned", ft)):
+    for name, a, b in (("vs_retrieval", rt, gated), ("vs_fine_tuned", ft, gated), ("fine_tuned_vs_retrieval", rt, ft)):
+        a, b = a.reset_index(), b.reset_index() if "id" not in b.columns else b
         out[name] = {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "b_higher", "a_higher")}
-                     for row in [*compare.paired(other.reset_index(), gated,
-                                                 metrics=("behaviour_equivalent", "selector_match")),
-                                 *(compare.paired_grounding(other.reset_index(), gated)
-                                   if GROUNDING_COLUMNS <= set(gated.columns) & set(other.columns) else [])]}
+                     for row in [*compare.paired(a, b, metrics=("behaviour_equivalent", "selector_match")),
+                                 *(compare.paired_grounding(a, b)
+                                   if GROUNDING_COLUMNS <= set(a.columns) & set(b.columns) else [])]}
     return out
 
 
