@@ -88,6 +88,9 @@ def test_runs_with_different_prompts_are_refused_by_the_key(tiny_adapter, tmp_pa
     b = make_run(tmp_path / "b", tiny_adapter, max_seq_length=512, retrieval_prompts=True)
     with pytest.raises(SystemExit, match="retrieval_prompts"):
         E.main(["--runs", str(a), str(b), "--out", str(tmp_path / "out")])
+    # a run from before a key existed did what its default says: it is not refused for lacking the key
+    c = make_run(tmp_path / "c", tiny_adapter, max_seq_length=512, retrieval_prompts=False)
+    E.check_same_prompts([a, c], [E.run_params(a), E.run_params(c)])
 
 
 def test_equal_contexts_leave_no_band(tiny_adapter, tmp_path):

@@ -31,16 +31,15 @@ LONG = "{}_long"   # a stratum's band of long functions: its own folder beside t
 
 
 def run_params(run: Path) -> dict:
-    import yaml
-
+    """suite.run_params of a finished run with its adapter (keys added since the run take their defaults, so that
+    runs from before a key compare equal where they did the same)."""
     from tacsol.evaluate import suite
 
-    f = run / "params.yaml"
-    if not f.is_file():
+    if not (run / "params.yaml").is_file():
         raise SystemExit(f"{run}: no params.yaml (not a finished 03 run's phase folder)")
     if not (run / "adapter" / "adapter_config.json").is_file():
         raise SystemExit(f"{run}: no adapter/adapter_config.json (training has not finished)")
-    return {**suite.DEFAULTS, **yaml.safe_load(f.read_text())}
+    return suite.run_params(run)
 
 
 def check_same_prompts(runs: list[Path], params: list[dict]) -> None:

@@ -391,11 +391,15 @@ def evaluated_records(run_dir, params_file=None) -> tuple[dict[str, Any], dict[s
 
 
 def run_params(run_dir, params_file=None) -> dict[str, Any]:
-    """A finished 03 run's parameters: the evaluation defaults, then `params_file`'s keys, then the run's own
-    params.yaml, which holds its training keys."""
+    """A finished 03 run's parameters: the training and evaluation defaults, then `params_file`'s keys, then the
+    run's own params.yaml, which holds its training keys (a key added to the kit after the run takes its default,
+    which is what the run did)."""
     import yaml
 
-    return {**DEFAULTS, **(yaml.safe_load(paths.resolve(params_file).read_text()) if params_file else {}),
+    from ..train import DEFAULTS as TRAIN_DEFAULTS
+
+    return {**TRAIN_DEFAULTS, **DEFAULTS,
+            **(yaml.safe_load(paths.resolve(params_file).read_text()) if params_file else {}),
             **yaml.safe_load((paths.resolve(run_dir) / "params.yaml").read_text())}
 
 
