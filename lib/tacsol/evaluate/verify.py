@@ -8,7 +8,7 @@ selector and the contract's declarations when known:
 4. grounding F1: the effects the code shows (events, storage writes, external calls, reverts) against the effects
    the TAC performs.
 
-The ranking (``rank_key``) uses 1 and 2 only, then the earlier candidate: candidate 0 is the greedy output, so
+The ranking (``rank_key``) uses 1 and 2, then the earlier candidate (rule "checks"): candidate 0 is the greedy output, so
 N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
 ``rule="consensus"``, candidates equal on 1 and 2 are ordered by their agreement with the others (minimum-Bayes-risk
 decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
