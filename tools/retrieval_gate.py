@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import baselines, compare, train  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
-from tacsol.evaluate.aggregate import GROUNDED, grounding  # noqa: E402
+from tacsol.evaluate.aggregate import grounding, grounding_columns  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
 from tacsol.evaluate.suite import eval_dir, run_params, scored_records  # noqa: E402
 
@@ -47,12 +47,13 @@ STRATA = ("contract_heldout", "package_heldout")
 GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))   # 0.50 ... 1.00
 
 
-def cosines(run: Path) -> dict[str, dict[str, dict]]:
-    """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity), recomputed."""
+def cosines(run: Path, strata=STRATA) -> dict[str, dict[str, dict]]:
+    """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity), recomputed for the
+    `strata` the run scored."""
     p = run_params(run)
     recs = train.run_records(p)
     pool, chosen = train.trained_on(recs, p.get("holdout_packages", [])), scored_records(run, recs)
-    return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in STRATA if chosen.get(s)}
+    return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in strata if chosen.get(s)}
 
 
 def tables(run: Path, stratum: str, tuned: str | None = None):
@@ -74,11 +75,10 @@ def covers(run: Path, stratum: str, tuned: str) -> bool:
     import pandas as pd
 
     path = run / "eval" / tuned / "functions.parquet"
-    if not path.is_file():
+    retrieved = eval_dir(run, stratum, "retrieval-tfidf") / "functions.parquet"
+    if not (path.is_file() and retrieved.is_file()):
         return False
-    ids = set(pd.read_parquet(path, columns=["id"])["id"])
-    return ids == set(pd.read_parquet(eval_dir(run, stratum, "retrieval-tfidf") / "functions.parquet",
-                                      columns=["id"])["id"])
+    return set(pd.read_parquet(path, columns=["id"])["id"]) == set(pd.read_parquet(retrieved, columns=["id"])["id"])
 
 
 RULES = baselines.GATE_RULES
@@ -116,13 +116,9 @@ def mismatches(rt, rows: dict[str, dict]) -> int:
     return sum(rows[i]["generated"] != rt.loc[i, "generated"] for i in rt.index)
 
 
-# what aggregate.grounding reads
-GROUNDING_COLUMNS = {f"{side}_{c}" for side in ("tac", "out") for c in (*GROUNDED, "revert")}
-
-
 def _recall(df) -> float | None:
     """Grounding recall (events, storage writes, external calls of the TAC the answer shows), micro-averaged."""
-    if not GROUNDING_COLUMNS <= set(df.columns):
+    if not grounding_columns() <= set(df.columns):
         return None
     r = grounding(df.reset_index() if "id" not in df.columns else df)["recall"]
     return None if r is None else round(r, 4)
@@ -144,7 +140,7 @@ def summarize(gated, ft, rt) -> dict:
         out[name] = {row["metric"]: {k: row[k] for k in ("difference", "ci_low", "ci_high", "b_higher", "a_higher")}
                      for row in [*compare.paired(a, b, metrics=("behaviour_equivalent", "selector_match")),
                                  *(compare.paired_grounding(a, b)
-                                   if GROUNDING_COLUMNS <= set(a.columns) & set(b.columns) else [])]}
+                                   if grounding_columns() <= set(a.columns) & set(b.columns) else [])]}
     return out
 
 
@@ -166,12 +162,11 @@ def main(argv=None) -> int:
     for run in a.runs:
         if not (run / "eval" / "selection.json").is_file():
             ap.error(f"--runs: {run} is not a finished 03 run (no eval/selection.json)")
-    rows = {run: cosines(run) for run in a.runs}
-    if a.tuned:
-        rows = {run: {s: v for s, v in by.items() if covers(run, s, a.tuned)} for run, by in rows.items()}
-        for run, by in rows.items():
-            if not by:
-                ap.error(f"--tuned: {run / 'eval' / a.tuned} does not exist or covers no stratum's functions")
+    strata = {run: [s for s in STRATA if not a.tuned or covers(run, s, a.tuned)] for run in a.runs}
+    for run, covered in strata.items():
+        if not covered:
+            ap.error(f"--tuned: {run / 'eval' / a.tuned} does not exist or covers no stratum's functions")
+    rows = {run: cosines(run, strata[run]) for run in a.runs}   # only what is gated: a TF-IDF pass per stratum
     first = a.runs[0]
     if a.tau is None:
         if a.choose_on not in rows[first]:

@@ -65,6 +65,11 @@ def _rate(series) -> float | None:
     return float(np.mean(s)) if s else None
 
 
+def grounding_columns(side: str = "out") -> frozenset[str]:
+    """The columns `grounding` reads from a per-function table: the TAC's and `side`'s count per category."""
+    return frozenset(f"{s}_{c}" for s in ("tac", side) for c in (*GROUNDED, "revert"))
+
+
 def grounding(df, side: str = "out") -> dict[str, Any]:
     """Micro precision/recall of effects the output shows against effects the TAC shows (category present or not,
     per function). A false positive is a hallucination: the output shows an effect the TAC never performs.

@@ -63,26 +63,20 @@ def tuned_system(prefill: str = "none") -> str:
     return "fine-tuned" if prefill == "none" else f"fine-tuned-prefill-{prefill}"
 
 
-def _in_packages(rec: Mapping[str, Any], packages: Sequence[str]) -> bool:
-    from ..train import in_packages
-
-    return in_packages(dict(rec), packages)
-
-
 def stratum_pool(dataset: Mapping[str, list[dict]], stratum: str, holdout_packages: Sequence[str]
                  ) -> tuple[list[dict], dict[str, Any]]:
     """The records a stratum draws its functions from, and what the draw left out: "contract_heldout" is the test
     split outside holdout_packages; "package_heldout" every split's records of holdout_packages whose near-duplicate
     group was never trained on (a held-out package vendors code of the trained ones: Chainlink ships OpenZeppelin's
     Ownable, ERC20...; such a function is not held out)."""
+    from ..train import drop_packages, in_packages, trained_on
+
     if stratum == "contract_heldout":
-        return [r for r in dataset.get("test", []) if not _in_packages(r, holdout_packages)], {}
+        return drop_packages(dataset.get("test", []), holdout_packages)[0], {}
     if stratum != "package_heldout":
         raise ValueError(f"stratum {stratum!r}: choose from {list(STRATA)}")
-    from ..train import trained_on
-
     trained = {selection.group_of(r) for r in trained_on(dataset, holdout_packages)}
-    pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, []) if _in_packages(r, holdout_packages)]
+    pool = [r for s in ("train", "validation", "test") for r in dataset.get(s, []) if in_packages(r, holdout_packages)]
     unseen = [r for r in pool if selection.group_of(r) not in trained]
     return unseen, {"packages": list(holdout_packages), "records_seen_in_training": len(pool) - len(unseen)}
 

@@ -35,6 +35,7 @@ from .solidity import (ParseFailure, canonical_signature, code_effects, find_fun
 
 _EFFECTS = ("event", "storage_write", "external_call", "revert")
 RULES = ("checks", "consensus", "grounded")
+BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
 
 
 @dataclass
@@ -122,7 +123,7 @@ def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
     the best of the first N candidates is chosen from what those N show."""
     if rule not in RULES:
         raise ValueError(f"ranking rule {rule!r}: expected one of {', '.join(RULES)}")
-    agreement = _agreement(checks) if rule in ("consensus", "grounded") else [0.0] * len(checks)
+    agreement = _agreement(checks) if rule in BY_AGREEMENT else [0.0] * len(checks)
     return max(range(len(checks)), key=lambda i: rank_key(checks[i], i, agreement[i], rule == "grounded")) \
         if checks else -1
 
@@ -131,7 +132,7 @@ def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check:
          rule: str = "checks") -> tuple[int, list[Check]]:
     """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0)."""
     checks = check_candidates(record, candidates, compile_check=compile_check)
-    if rule in ("consensus", "grounded"):
+    if rule in BY_AGREEMENT:
         for c, agreement in zip(checks, _agreement(checks)):
             c.consensus = agreement
     return best_of(checks, rule), checks
