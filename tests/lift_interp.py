@@ -440,22 +440,23 @@ class _Run:
         if self.steps > self.max_steps:
             raise Halt("steps")
 
-    def string_store(self, slot: int, src: int, form: str) -> None:
+    def string_store(self, slot: int, src: int, form: str, load: str = "mload") -> None:
         """storagestring(slot) = src as solc 0.7 writes it (`legacy`, 0.4-0.6: an empty value takes the short form
         too; `checked`, 0.8.0-0.8.12: the old length's encoding checked first, panic(0x22)): the old word's length,
         then the new length and data (the short form keeps its bytes in the slot word, an empty value is a zero
         word), then the old data words past the new ones cleared while base + (31 + old) / 32 > k, the sums wrapping
-        as the code's do."""
+        as the code's do. `load` reads the value's words: mload from memory, calldataload from a calldata argument
+        (`= calldata(src)`: its length word at src, its bytes after it), the same code otherwise."""
         a = self.sload(slot)
         if form in ("checked", "masked"):
             old = a // 2 if a & 1 else (a >> 1) & 0x7F
             if (a & 1) == (old < 32):
                 raise Halt("revert", PANIC.to_bytes(4, "big") + _words([0x22]))
             if form == "masked":
-                return self.string_store_masked(slot, src, old)
+                return self.string_store_masked(slot, src, old, load)
         else:
             old = ((((256 * (1 - (a & 1))) - 1) % M) & a) // 2
-        n, data = self.call("mload", [src]), (src + 32) % M
+        n, data = self.call(load, [src]), (src + 32) % M
         base = self.slot("array", slot, [])
         k = base
         if form != "legacy" and n == 0:
@@ -464,23 +465,23 @@ class _Run:
             self.storage[slot] = (1 + n + n) % M
             p = data
             while (data + n) % M > p:
-                self.storage[k] = self.call("mload", [p])
+                self.storage[k] = self.call(load, [p])
                 k, p = (k + 1) % M, (p + 32) % M
                 self.count_step()
         else:
-            self.storage[slot] = ((n + n) % M) | (self.call("mload", [data]) & ~0xFF % M)
+            self.storage[slot] = ((n + n) % M) | (self.call(load, [data]) & ~0xFF % M)
         end = (base + ((31 + old) % M) // 32) % M
         while end > k:
             self.storage[k] = 0
             k = (k + 1) % M
             self.count_step()
 
-    def string_store_masked(self, slot: int, src: int, old: int) -> None:
+    def string_store_masked(self, slot: int, src: int, old: int, load: str = "mload") -> None:
         """`masked storagestring(slot) = src` after the old length's check, as solc 0.8.13+ writes it
         (copy_byte_array_to_storage): when the old value was long, its data words from base (a short new value) or
         base + ceil(n / 32) up to base + ceil(old / 32) cleared first; then the short form's word with the bytes past
         n zeroed (an empty value: 0), or the whole data words, the last one's bytes past n zeroed, and 2n + 1."""
-        n, base = self.call("mload", [src]), self.slot("array", slot, [])
+        n, base = self.call(load, [src]), self.slot("array", slot, [])
         if old > 31:
             k = base if n < 32 else (base + ((n + 31) % M) // 32) % M
             while (base + (old + 31) // 32) % M > k:
@@ -490,14 +491,14 @@ class _Run:
         if n > 31:
             whole, i, d, o = n & (M - 32), 0, base, 32
             while i < whole:
-                self.storage[d] = self.call("mload", [(src + o) % M])
+                self.storage[d] = self.call(load, [(src + o) % M])
                 i, d, o = (i + 32) % M, (d + 1) % M, (o + 32) % M
                 self.count_step()
             if whole < n:
-                self.storage[d] = self.call("mload", [(src + o) % M]) & ~((M - 1) >> (8 * (n & 31))) % M
+                self.storage[d] = self.call(load, [(src + o) % M]) & ~((M - 1) >> (8 * (n & 31))) % M
             self.storage[slot] = (n * 2 + 1) % M
         else:
-            v = self.call("mload", [(src + 32) % M]) if n else 0
+            v = self.call(load, [(src + 32) % M]) if n else 0
             self.storage[slot] = (v & ~((M - 1) >> (8 * n)) % M) | (2 * n)
 
     def error_message(self, checked: bool, at: int | None = None) -> int:
@@ -632,8 +633,11 @@ class _Run:
             self.require(line)
             return None
         string = _STRING_STORE.fullmatch(line)
-        if string:   # level 3: bytes or a string in memory written to storage
-            self.string_store(self.expr(string.group(2)), self.expr(string.group(3)), (string.group(1) or "").strip())
+        if string:   # level 3: bytes or a string in memory (or a calldata argument's: calldata(x)) written to storage
+            value = string.group(3).strip()
+            arg = re.fullmatch(r"calldata\((.+)\)", value)
+            self.string_store(self.expr(string.group(2)), self.expr(arg.group(1) if arg else value),
+                              (string.group(1) or "").strip(), "calldataload" if arg else "mload")
             return None
         field = _FIELD_STORE.fullmatch(line)
         if field:   # level 3: sstore(s)[off:bits] = x writes bits [off, off + bits) of slot s, keeps the rest

@@ -1768,6 +1768,67 @@ def test_a_string_written_to_storage_is_one_statement_at_level_3(version, optimi
     assert kinds["ok"] >= 60, kinds
 
 
+STRING_STORE_CALLDATA_SRC = """pragma solidity VERSION;
+contract S {
+    event URI(string value, uint256 indexed id);
+    bytes public blob;
+    string public name;
+    uint256 public count;
+    mapping(uint256 => string) public uris;
+    function setBlob(bytes calldata b) external { blob = b; }
+    function setName(string calldata s, uint256 k) external { name = s; count = k; }
+    function setURI(uint256 id, string calldata u) external { uris[id] = u; emit URI(u, id); }   // u read after
+}"""
+
+
+@pytest.mark.parametrize("version", ["0.5.16", "0.6.12", "0.7.6", "0.8.10", "0.8.15", "0.8.24"])
+@pytest.mark.parametrize("optimize", [False, True])
+def test_a_calldata_argument_written_to_storage_is_one_statement_at_level_3(version, optimize):
+    """`blob = b` for a `bytes calldata b` (or `string calldata`) argument is the code of a memory string's write
+    with calldataload for mload: at level 3 `storagestring(slot) = calldata(x)`, x the argument's length word (the
+    form by version as for memory: legacy, plain, checked, masked). Before, the region stayed unfolded: 8 Chainlink
+    functions of the corpus (setThresholdPublicKey...) printed ~50 lines for the one assignment. Every level equals
+    py-evm for values of 0-70 bytes over old ones empty, short, long (40 and 100 bytes, dirty data words) and
+    wrongly encoded, at a constant slot and a mapping's, with code after the write reading the argument, and with
+    dirty bytes after the value's last one in the calldata (stored by 0.5-0.8.12, zeroed by 0.8.13+)."""
+    from tacsol.evaluate import compile_bytecode
+
+    out = compile_bytecode(STRING_STORE_CALLDATA_SRC.replace("VERSION", version), version, optimize=optimize)["S"]
+    code, sel = out["bytecode"], out["selectors"]
+    lifted = {level: lift(code, level=level) for level in (1, 2, 3)}
+    v = tuple(map(int, version.split(".")))
+    form = "masked " if v >= (0, 8, 13) else "checked " if v >= (0, 8) else "" if v >= (0, 7) else "legacy "
+    sigs = ("setBlob(bytes)", "setName(string,uint256)", "setURI(uint256,string)")
+    for sig in sigs:
+        tac = lifted[3].function(sel[sig]).tac
+        assert re.search(rf"(^|\n)  {form}storagestring\([^\n]*\) = calldata\(", tac), (sig, tac)
+        assert sig == "setURI(uint256,string)" or "calldataload" not in tac, (sig, tac)   # (the event reads u)
+    olds = [0, _string_word(3, b"abc"), _string_word(40), _string_word(100), 3]   # 3: a short word with the long flag
+    rng = random.Random(version + str(optimize))
+    values = [bytes(rng.getrandbits(8) for _ in range(k)) for k in (0, 5, 31, 32, 33, 64, 70)]
+    uri_slot = int.from_bytes(keccak_bytes((9).to_bytes(32, "big") + (3).to_bytes(32, "big")), "big")
+    kinds = collections.Counter()
+    for old in olds:
+        def default(slot, *_):   # the strings' old words at their slots, their data words dirty, the rest 0
+            if slot in (0, 1, uri_slot):
+                return old
+            return 0xD1D1 + slot % 1000 if slot != 2 else 7
+        for val in values:
+            for sig, args in (("setBlob(bytes)", [val]), ("setName(string,uint256)", [val, 5]),
+                              ("setURI(uint256,string)", [9, val])):
+                types = [t for t in sig[sig.index("(") + 1:-1].split(",") if t]
+                data = bytes.fromhex(sel[sig][2:]) + _abi_encode(types, args)
+                if sig == "setBlob(bytes)" and len(val) % 32:   # dirty bytes after the value's last one
+                    data = data[:-(32 - len(val) % 32)] + b"\xd1" * (32 - len(val) % 32)
+                want = _evm_outcome(code, data, default=default)
+                kinds[want[0]] += 1
+                for level in (1, 2, 3):
+                    tac = lifted[level].function(sel[sig]).tac
+                    got = _tac_outcome(tac, data, code, default=default)
+                    assert got == want, (version, optimize, level, sig, old, len(val), tac)
+    assert kinds["ok"] >= 60, kinds
+
+
 ECRECOVER_SRC = """pragma solidity VERSION;
 contract R {
     function rec(bytes32 m, uint8 v, bytes32 r, bytes32 s) public pure returns (address) {

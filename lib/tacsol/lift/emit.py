@@ -109,9 +109,10 @@ def _level2(name: str, a: list[str], s: Stmt) -> str | None:
     if name == "error_message_legacy":   # solc 0.6.6: decoded at a pointer read before the call
         return f"legacy error_message(returndata, {a[0]})"
     if name.startswith("storagestring_store"):   # level 3: legacy (0.4-0.6), plain (0.7), checked (0.8.0-0.8.12),
-        # masked (0.8.13+)
-        form = name[len("storagestring_store_"):]
-        return f"{form + ' ' if form else ''}storagestring({a[0]}) = {a[1]}"
+        # masked (0.8.13+); from memory, or from a calldata argument whose length word is at a[1]
+        form = name[len("storagestring_store_"):].removesuffix("calldata").strip("_")
+        value = f"calldata({a[1]})" if name.endswith("_calldata") else a[1]
+        return f"{form + ' ' if form else ''}storagestring({a[0]}) = {value}"
     if name == "storagestring_checked":
         return f"checked storagestring({a[0]})"
     if name == "abi_encode":

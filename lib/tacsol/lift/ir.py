@@ -26,9 +26,10 @@ CHECKED_OPS = {"checked_add": "ADD", "checked_sub": "SUB", "checked_mul": "MUL",
 CHECKED_CALLS = {"checked_call": "CALL", "checked_staticcall": "STATICCALL", "checked_delegatecall": "DELEGATECALL",
                  "checked_call_abi": "call_abi", "checked_staticcall_abi": "staticcall_abi",
                  "checked_delegatecall_abi": "delegatecall_abi"}
-# level 3's string written to storage (stringstore.py), as solc 0.4-0.6, 0.7 and 0.8.0-0.8.12 write it
-STRING_STORES = ("storagestring_store_legacy", "storagestring_store", "storagestring_store_checked",
-                 "storagestring_store_masked")
+# level 3's string written to storage (stringstore.py), as solc 0.4-0.6 (legacy), 0.7, 0.8.0-0.8.12 (checked) and
+# 0.8.13+ (masked) write it, from memory or (_calldata) from a calldata argument
+STRING_STORES = tuple(f"storagestring_store{form}{source}" for form in ("_legacy", "", "_checked", "_masked")
+                      for source in ("", "_calldata"))
 
 
 @dataclass(slots=True)

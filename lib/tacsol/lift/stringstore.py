@@ -54,6 +54,7 @@ from .values import Values
 _S, _N, _SRC, _BASE, _OLD, _A, _I, _P, _K = (("S",), ("n",), ("src",), ("base",), ("old",), ("a",), ("i",), ("p",),
                                                ("k",))
 _DATA = norm("ADD", _SRC, 32)
+_SOURCES = ("MLOAD", "CALLDATALOAD")   # where the new value is read from: memory, or a calldata argument
 _OVER_31 = {norm("LT", 31, _N), norm("GT", _N, 31)}
 
 
@@ -91,16 +92,26 @@ class _Tree(Trees):
         super().__init__(defs)
         self.slot = None
         self.passed: list[int] = []
+        # what the new value is read with, named where its length is found: MLOAD (a string in memory) or
+        # CALLDATALOAD (a `bytes calldata` / `string calldata` argument, the same code with calldataload)
+        self.source = "MLOAD"
 
     def reads(self, o: Operand, s: Stmt) -> bool:
-        return s.op in PURE or s.op == "MLOAD" or bool(_CAST.fullmatch(s.op))
+        return s.op in PURE or s.op == self.source or bool(_CAST.fullmatch(s.op))
+
+    def from_source(self, s: Stmt | None) -> bool:
+        """s reads the new value's length (`mload(src)`, `calldataload(src)`): the source is named by it."""
+        if s is None or s.op not in _SOURCES:
+            return False
+        self.source = s.op
+        return True
 
     def node(self, o: Operand, s: Stmt, args: list):
         """A shift by a constant as the multiplication or division it is (the optimizer writes `n << 1` for
         `n * 2`, `x >> 5` for `x / 32`)."""
         if s.op in ("SHL", "SHR") and isinstance(args[0], int) and args[0] < 256:
             return norm("MUL" if s.op == "SHL" else "DIV", args[1], 1 << args[0])
-        return norm(s.op, *args)
+        return norm("MLOAD" if s.op == self.source else s.op, *args)   # the patterns read the value as MLOAD
 
 
 def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
@@ -146,7 +157,8 @@ def _match(fn: FunctionIR, values: Values, defs: dict[Operand, Stmt], x: int):
         bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", _OLD, 31), 32))]
         form = "checked"
     else:
-        rest = [k for k in live if k > at and body[k].op not in PURE and body[k].op not in ("array", "MLOAD")]
+        rest = [k for k in live if k > at and body[k].op not in PURE and body[k].op != "array" and
+                body[k].op not in _SOURCES]
         if e.kind != "jumpi" or rest or _base_and_branch(fn, values, tree, x, slot, after=at) is None:
             return None
         bounds = [norm("ADD", _BASE, norm("DIV", norm("ADD", old, 31), 32)) for old in _LENGTHS]
@@ -188,7 +200,8 @@ def _region_write(fn: FunctionIR, values: Values, tree: _Tree, x: int, at: int, 
     pcs = merged_pcs(*(body[k].pcs for k in live if k >= at), *(s.pcs for m in region for s in fn.body[m]),
                      *((fn.syms[m].last_pc,) for m in region | {x} if fn.syms[m].last_pc is not None))
     src = next(o for o, leaf in tree.leaves.items() if leaf == _SRC)
-    return at, Stmt(None, "storagestring_store" + (f"_{form}" if form else ""), [slot, src], 1, pcs), end
+    op = "storagestring_store" + (f"_{form}" if form else "") + ("_calldata" if tree.source == "CALLDATALOAD" else "")
+    return at, Stmt(None, op, [slot, src], 1, pcs), end
 
 
 def _empty_branch(fn: FunctionIR, values: Values, tree: _Tree, y: int):
@@ -217,10 +230,10 @@ def _base_and_branch(fn: FunctionIR, values: Values, tree: _Tree, m: int, slot: 
         return None
     c = values.condition(m)
     cs = tree.defs.get(c)
-    n = c if cs is not None and cs.op == "MLOAD" else \
+    n = c if cs is not None and cs.op in _SOURCES else \
         next((x for x in (cs.args if cs is not None and cs.op in ("LT", "GT") else []) if tree.consts(x) is None), None)
     ns = tree.defs.get(n) if n is not None else None
-    if ns is None or ns.op != "MLOAD":
+    if not tree.from_source(ns):
         return None
     tree.leaves[ns.args[0]] = _SRC
     tree.leaves[n] = _N
@@ -269,7 +282,7 @@ def _long_and_short(fn: FunctionIR, values: Values, tree: _Tree, b: int):
     body, exit_ = eh.trues[0], (via, t)
     st = _stores(fn, body) if body in fn.single else []
     if len(st) != 1 or tree(st[0].args[0]) != _I or tree(st[0].args[1]) != norm("MLOAD", _P) or \
-            fn.graph.edges[body].plain_jump != head or any(t.op not in PURE and t.op != "MLOAD" and t is not st[0]
+            fn.graph.edges[body].plain_jump != head or any(t.op not in PURE and t.op not in _SOURCES and t is not st[0]
                                                           for t in live_statements(fn, body)):
         return None
     step = dict(zip(values.params(head), values.edge_args(body, head)))
@@ -290,7 +303,7 @@ def _store_then_clear(fn: FunctionIR, values: Values, tree: _Tree, m: int, value
     st = _stores(fn, m)
     if len(st) != 1 or st[0].op != "SSTORE" or tree(st[0].args[0]) != tree.slot or tree(st[0].args[1]) != value or \
             fn.graph.edges[m].plain_jump is None or \
-            any(t.op not in PURE and t.op != "MLOAD" and not _CAST.fullmatch(t.op) and t is not st[0]
+            any(t.op not in PURE and t.op not in _SOURCES and not _CAST.fullmatch(t.op) and t is not st[0]
                 for t in live_statements(fn, m)):
         return None
     t, via = onto(fn, m, fn.graph.edges[m].plain_jump, tree.passed)
@@ -371,8 +384,18 @@ def _kept(bits):
 
 
 _SHORT_WORD = norm("OR", norm("AND", _V, _kept(norm("MUL", _N, 8))), norm("MUL", _N, 2))
-_LAST_WORDS = {norm("AND", norm("MLOAD", norm("ADD", _SRC, _O)), _kept(bits))
-               for bits in (norm("MUL", norm("AND", _N, 31), 8), norm("AND", norm("MUL", _N, 8), 248))}
+
+
+def _word_at(tree: _Tree):
+    """The long form's data word at offset o, as the copy loop reads it: mload(src + o) from o = 32 for a string in
+    memory, calldataload(src + 32 + o) from o = 0 for a calldata argument (src: its length's offset)."""
+    return norm("MLOAD", norm("ADD", _SRC, _O) if tree.source == "MLOAD" else norm("ADD", _SRC, 32, _O))
+
+
+def _last_words(tree: _Tree) -> set:
+    """The last data word with its bytes past n zeroed, in the two ways the compilers write the mask."""
+    return {norm("AND", _word_at(tree), _kept(bits))
+            for bits in (norm("MUL", norm("AND", _N, 31), 8), norm("AND", norm("MUL", _N, 8), 248))}
 
 
 def _masked(fn: FunctionIR, values: Values, tree: _Tree, y: int):
@@ -440,7 +463,7 @@ def _new_length(fn: FunctionIR, values: Values, tree: _Tree, w: int) -> list[int
         return None
     n, k = (c.args[0], c.args[1]) if c.op == "GT" else (c.args[1], c.args[0])
     ns = tree.defs.get(n)
-    if ns is None or ns.op != "MLOAD" or tree.consts(k) != 31:
+    if not tree.from_source(ns) or tree.consts(k) != 31:
         return None
     tree.leaves[ns.args[0]], tree.leaves[n] = _SRC, _N
     return ws
@@ -472,7 +495,7 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     if es is None or tree(values.condition(short)) != _N:
         return None
     word, via0 = onto(fn, short, es[1], tree.passed)
-    vs, value, _ = _step(fn, es[0], {"MLOAD"})
+    vs, value, _ = _step(fn, es[0], set(_SOURCES))
     if vs is None or fn.graph.edges[value].plain_jump is None:
         return None
     word1, via1 = onto(fn, value, fn.graph.edges[value].plain_jump, tree.passed)
@@ -491,17 +514,12 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     if ls is None or fn.graph.edges[long_].plain_jump is None or not _name_base(fn, tree, ls, stmts):
         return None
     head, via = onto(fn, long_, fn.graph.edges[long_].plain_jump, tree.passed)
-    init = dict(zip(values.params(head), (tree(a) for a in values.edge_args(via, head))))
-    names = {0: _I, _BASE: _D, 32: _O}
-    if len(init) != 3 or sorted(map(repr, init.values())) != sorted(map(repr, names)):
+    if not _name_counters(fn, values, tree, head, via):
         return None
-    for p, v in init.items():
-        tree.leaves[p] = names[v]
     eh = two_way(fn, head)
-    if eh is None or tree(values.condition(head)) not in (norm("LT", _I, _ABOVE), norm("GT", _ABOVE, _I)) or \
-            any(t.op not in PURE for t in live_statements(fn, head)):
+    if eh is None or any(t.op not in PURE for t in live_statements(fn, head)):
         return None
-    got = _stores_then(fn, values, tree, eh[0], [(_D, norm("MLOAD", norm("ADD", _SRC, _O)))], head)
+    got = _stores_then(fn, values, tree, eh[0], [(_D, _word_at(tree))], head)
     if got is None:
         return None
     body, back = got[1], line(fn, eh[0])[-1]   # the loop's instances, the one that jumps back to L
@@ -515,7 +533,7 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     if et is None or tree(values.condition(tail)) not in (norm("LT", _ABOVE, _N), norm("GT", _N, _ABOVE)):
         return None
     length, via0 = onto(fn, tail, et[1], tree.passed)
-    got = _stores_then(fn, values, tree, et[0], [(_D, _LAST_WORDS)])
+    got = _stores_then(fn, values, tree, et[0], [(_D, _last_words(tree))])
     if got is None:
         return None
     length1, last = got
@@ -526,11 +544,33 @@ def _write(fn: FunctionIR, values: Values, tree: _Tree, w: int):
     return end, region | set(ls) | {head} | body | set(ts) | last | got[1]
 
 
+def _name_counters(fn: FunctionIR, values: Values, tree: _Tree, head: int, via: int) -> bool:
+    """Name the copy loop L(i, d, o)'s parameters i, d, o from what the edge `via` enters it with: 0, base and the
+    first word's offset (32 from a memory string, 0 from calldata: _word_at), when its condition is i < n & ~31.
+    From calldata i and o both start at 0: i is the one the condition tests."""
+    params = values.params(head)
+    init = [tree(a) for a in values.edge_args(via, head)]
+    first = 32 if tree.source == "MLOAD" else 0
+    if len(params) != 3 or sorted(map(repr, init)) != sorted(map(repr, [0, _BASE, first])):
+        return False
+    d = params[init.index(_BASE)]
+    starts = [p for p in params if p != d]
+    for i, o in (starts, starts[::-1]):
+        if init[params.index(i)] != 0 or init[params.index(o)] != first:
+            continue
+        tree.leaves[i], tree.leaves[d], tree.leaves[o] = _I, _D, _O
+        if tree(values.condition(head)) in (norm("LT", _I, _ABOVE), norm("GT", _ABOVE, _I)):
+            return True
+    for p in params:
+        tree.leaves.pop(p, None)
+    return False
+
+
 def _stores_then(fn: FunctionIR, values: Values, tree: _Tree, m: int, stores: list, to: int | None = None):
     """(where instance m's line goes on, its instances) when its statements are these stores ((slot tree, value tree
     or a set of them), in order), pure ones and memory reads, and it ends with a plain jump (through empty instances,
     passing nothing; to `to` when given); else None."""
-    ms, m, stmts = _step(fn, m, {"MLOAD", "SSTORE"})
+    ms, m, stmts = _step(fn, m, {*_SOURCES, "SSTORE"})
     st = [t for t in stmts if t.op == "SSTORE"]
     if ms is None or len(st) != len(stores) or \
             (fn.graph.edges[m].plain_jump is None and fn.graph.edges[m].kind != "ret") or \
