@@ -18,7 +18,10 @@ rebuilds): --trained keeps what training made, so that no one trains it again,
 --trained writes docs/evidence/<run>/<phase>/trained/: the final adapter and the checkpoints' adapters (the learning
 curve's points; not one within half a save interval of the end) in bf16, train_log.json, heldout_before.json,
 params.yaml, loss.png. --restore copies them back into the run folder; notebook 03 then finds its finished run
-(tacsol.train.finished_run) and only evaluates.
+(tacsol.train.finished_run) and only evaluates. Once committed, move the weights to history
+(`tools/evidence_weights.py slim docs/evidence/<run>/<phase>/trained`): the tracked tree must stay within what the
+GPU machine's tool carries (tests/test_tools_evidence_weights.py); `tools/evidence_weights.py restore` brings them
+back before --restore.
 """
 from __future__ import annotations
 
