@@ -86,3 +86,17 @@ def test_the_tracked_tree_fits_what_the_device_tool_carries():
     assert total <= TREE_BUDGET_MIB < DEVICE_LIMIT_MIB, (
         f"tracked tree {total:.1f} MiB > {TREE_BUDGET_MIB} MiB; largest: {largest}. Move published weights to "
         "history: python tools/evidence_weights.py slim docs/evidence/<run>/<phase>/trained")
+
+
+def test_every_published_runs_weights_are_in_history_with_their_digest():
+    """Each weights.json under docs/evidence names a commit that holds its files, byte for byte (sha256): what
+    `restore` would write back. Needs the history (a shallow clone cannot restore, and is skipped)."""
+    shallow = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-shallow-repository"], capture_output=True,
+                             text=True, check=False)
+    if shallow.returncode or shallow.stdout.strip() != "false":
+        pytest.skip("not a full git checkout")
+    manifests = sorted((ROOT / "docs" / "evidence").rglob(W.MANIFEST))
+    assert manifests, "no weights.json under docs/evidence"
+    for m in manifests:
+        done = W.restore(m.parent, verify_only=True)
+        assert len(done) == len(json.loads(m.read_text())["files"]) >= 2, m
