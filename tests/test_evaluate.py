@@ -111,6 +111,14 @@ def test_grounding_against_handmade_tac():
     tac = ("block_0x0:\n  v1 = calldataload(0x4)\n  sstore(0x0, v1)\n  log1(0x80, 0x20, 0xabc)\n"
            "  if v1 goto block_0x2 else block_0x1\nblock_0x1:\n  revert(0x0, 0x0)\nblock_0x2:\n  stop\n")
     assert sol.tac_effects(tac) == {"event": 1, "storage_write": 1, "external_call": 0, "revert": 1}
+    # level 3: a whole string written, a panic, a custom error; a callee's summary lists what it does
+    l3 = ("function 0x1(arg0: string) nonpayable\nb0:\n  masked storagestring(0xd) = calldata(4 + arg0)\n"
+          "  if arg0 goto b1 else b2\nb1:\n  panic(0x11)\nb2:\n  revert 0x1f2a2005(arg0)\n\n"
+          "function f2(arg0) internal  // summary of 30 lines\n  writes mapping(0x3)\n  calls f4, call 0xa9059cbb\n"
+          "  logs log3 0xddf252ad\n  halts revert(\"x\")\n  returns 1")
+    assert sol.tac_effects(l3) == {"event": 1, "storage_write": 2, "external_call": 1, "revert": 3}
+    assert sol.tac_effects("  v1 = storagestring(0xd)\n  checked storagestring(0xd)") == \
+        {"event": 0, "storage_write": 0, "external_call": 0, "revert": 0}   # reads, not writes
     out = """function set(uint256 v) external {
         uint256 local = v + 1;
         value = local;

@@ -580,6 +580,45 @@ def test_summarize_lists_a_string_write_as_a_read_and_a_write_of_its_slot():
     assert text.split("\n")[1:3] == ["  reads mapping(0x4)", "  writes mapping(0x4)"]
 
 
+def test_summarize_names_a_slot_computed_in_place_by_its_mapping_base():
+    """Level 3 prints a mapping slot in place, nested mappings inside it; the summary still lists the write, by the
+    innermost base (before, the slot's parentheses hid it and the write was not listed at all)."""
+    from tacsol.lift.functions import summarize
+
+    tac = "\n".join(["function f2(arg0, arg1) internal", "b0:",
+                     "  v9 = sload(mapping(0x2)[uint160(arg0)])",
+                     "  sstore(mapping(mapping(0x65)[mload(32 + (v5 + arg1))])[arg0], v9)",
+                     "  sstore(mapping(0x2)[uint160(arg0)])[0:160] = arg1", "  ret()"])
+    text, pcs = summarize(tac, [(i,) for i in range(6)])
+    assert text.split("\n")[1:3] == ["  reads mapping(0x2)", "  writes mapping(0x65), mapping(0x2)"]
+    assert pcs[2] == (3, 4)
+
+
+def test_effects_of_a_summarized_callee_are_those_of_its_full_unit():
+    """lift.functions.effects reads an example's effects from its lines and from its callees' summaries: each kind
+    a callee shows in full is listed when the callee is summarized (every level-2/3 fixture at callee_budget 0)."""
+    from tacsol.lift.functions import effects
+
+    summarized = 0
+    for c in json.loads((ROOT / "tests" / "fixtures" / "lift" / "level2.json").read_text()):
+        full, short = lift(c["runtime"], level=3), lift(c["runtime"], level=3, callee_budget=0)
+        for fn in full.functions:
+            s = short.function(fn.selector).tac
+            summarized += "// summary of" in s
+            a, b = effects(fn.tac), effects(s)
+            assert {k for k in a if a[k]} == {k for k in b if b[k]}, (c["id"], fn.selector)
+            assert {k: set(v) for k, v in a.items() if k != "calls"} == {k: set(v) for k, v in b.items() if k != "calls"}
+    assert summarized >= 10
+    example = "\n".join(["function 0x1() nonpayable", "b0:", "  v1 = icall f2(0x80)", "  stop", "",
+                         "function f2(arg0) internal  // summary of 40 lines", "  reads 0x5, mapping(0x2)",
+                         "  writes 0x5", "  calls call 0xa9059cbb, f3, staticcall",
+                         "  logs log3 0xddf252ad, log1", '  halts revert("a, b"), panic(0x11)', "  returns 1"])
+    got = effects(example)
+    assert got["calls"] == ["f2", "call 0xa9059cbb", "f3", "staticcall"]
+    assert got["writes"] == ["0x5"] and got["logs"] == ["log3 0xddf252ad", "log1"]
+    assert got["halts"] == ['revert("a, b")', "panic(0x11)"] and got["reads"] == ["0x5", "mapping(0x2)"]
+
+
 def test_merge_common_reuses_a_dominating_computation():
     """calldataload(0x20) twice (tests/test_lift_semantics.py's aliasing-store program) reads it once; a value
     computed on one branch only is not reused on the other."""

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..corpus import strip_comments
+from ..lift.functions import effects as effects_in_tac
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n?|```")
 _IDENT = re.compile(r"[A-Za-z_$][\w$]*")
@@ -301,17 +302,17 @@ def canonical_signature(fn: FunctionText, decl: Declarations | None = None) -> s
 
 EFFECTS = ("event", "storage_write", "external_call", "revert")
 
-_TAC_RE = {
-    "event": re.compile(r"\blog[0-4]\s*\(", re.I),
-    "storage_write": re.compile(r"\bsstore\s*\(", re.I),
-    "external_call": re.compile(r"\b(?:call|staticcall|delegatecall|callcode)\s*\(", re.I),
-    "revert": re.compile(r"\brevert\s*\(", re.I),
-}
-
-
 def tac_effects(tac: str) -> dict[str, int]:
-    """Counts of LOG*, SSTORE, CALL-family and REVERT operations in TAC text (case-insensitive op names)."""
-    return {k: len(r.findall(tac or "")) for k, r in _TAC_RE.items()}
+    """Counts of the events, storage writes, external calls and reverts a TAC example shows, at any level: its lines
+    (log0-4; sstore and level 3's `storagestring(s) = p`; call, staticcall, delegatecall, callcode; revert, panic and
+    custom errors) and the values each callee's effect summary lists (lift.functions.effects)."""
+    found = effects_in_tac(tac or "")
+    return {"event": len(found["logs"]), "storage_write": len(found["writes"]),
+            "external_call": sum(not _ICALL.fullmatch(v) for v in found["calls"]),
+            "revert": sum(v not in ("invalid", "selfdestruct") for v in found["halts"])}
+
+
+_ICALL = re.compile(r"f\d+")   # an internal function among a summary's calls
 
 
 _EXT_WRAPPERS = ("safeTransfer", "safeTransferFrom", "safeApprove", "safeIncreaseAllowance",

@@ -30,10 +30,9 @@ from .. import corpus, evm
 from .compile import build_stub, compile_many
 from .degenerate import degenerate_reason
 from .metrics import edit_distance
-from .solidity import (ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
+from .solidity import (EFFECTS, ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
                        parse_declarations, tac_effects)
 
-_EFFECTS = ("event", "storage_write", "external_call", "revert")
 RULES = ("checks", "consensus", "grounded")
 BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
 
@@ -52,9 +51,9 @@ class Check:
 
 def _grounding_f1(text: str, tac: str, decl) -> float:
     te, oe = tac_effects(tac or ""), code_effects(text, decl)
-    tp = sum(1 for c in _EFFECTS if te[c] > 0 and oe[c] > 0)
-    fp = sum(1 for c in _EFFECTS if te[c] == 0 and oe[c] > 0)
-    fn = sum(1 for c in _EFFECTS if te[c] > 0 and oe[c] == 0)
+    tp = sum(1 for c in EFFECTS if te[c] > 0 and oe[c] > 0)
+    fp = sum(1 for c in EFFECTS if te[c] == 0 and oe[c] > 0)
+    fn = sum(1 for c in EFFECTS if te[c] > 0 and oe[c] == 0)
     return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
 
 

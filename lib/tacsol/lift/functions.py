@@ -279,11 +279,25 @@ class Internals:
 
 # Effects a summary lists, in this order, each value once: (kind, pattern over a unit's line)
 _SLOT_DEF = re.compile(rf"^\s*(v\d+) = ((?:mapping|array)\({CONST}\))")
+_SLOT_BASE = re.compile(rf"(?:mapping|array)\({CONST}\)")
+
+
+def _balanced(depth: int) -> str:
+    """A pattern for text whose parentheses balance, nested at most `depth` deep."""
+    inner = r"[^()]*"
+    for _ in range(depth - 1):
+        inner = rf"(?:[^()]|\({inner}\))*"
+    return inner
+
+
+# a slot operand: no top-level comma, parentheses balanced (level 3 prints nested mappings in place:
+# `sstore(mapping(mapping(101)[mload(32 + (v5 + v1))])[arg0], v9)`)
+_SLOT = rf"((?:[^(),]|\({_balanced(5)}\))*)"
 _EFFECTS = [
-    ("reads", re.compile(r"(?:sload|storagestring)\(([^()]*)\)")),
+    ("reads", re.compile(rf"\b(?:sload|storagestring)\({_SLOT}\)")),
     # sstore(s, v); level 3's sstore(s)[off:bits] = v and storagestring(s) = p
-    ("writes", re.compile(r"(?:sstore\(([^,()]*)(?:,|\)\[)|storagestring\(([^()]*)\) =)")),
-    ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
+    ("writes", re.compile(rf"\bsstore\({_SLOT}(?:,|\)\[)|\bstoragestring\({_SLOT}\) =(?!=)")),
+    ("calls", re.compile(r"icall (f\d+)\(|\b((?:static|delegate)?call|callcode)\((?:[^\n]*?, (0x[0-9a-f]{8})\()?")),
     ("creates", re.compile(r"\b(create2?)\(")),
     ("logs", re.compile(r"\blog([0-4])\((0x[0-9a-f]+)?")),
     ("halts", re.compile(r"(revert\(\"[^\"]*\"\)|panic\(0x[0-9a-f]+\)|revert 0x[0-9a-f]{8}|revert\(\)|revert\(|"
@@ -323,6 +337,46 @@ def summarize(tac: str, line_pcs: list[tuple[int, ...]]) -> tuple[str, list[tupl
     return "\n".join(out), out_pcs
 
 
+def effects(tac: str) -> dict[str, list[str]]:
+    """What a TAC example does, per kind of effect a summary lists (reads, writes, calls, creates, logs, halts): a
+    value (summarize's: slot or mapping/array base, callee or selector, topic 0, message) for each occurrence in a
+    unit printed in full, and each value a summary line lists for a callee printed as its summary."""
+    found: dict[str, list[str]] = {kind: [] for kind, _ in _EFFECTS}
+    for unit in tac.split("\n\n"):
+        lines = unit.split("\n")
+        if SUMMARY_MARK in lines[0]:
+            for line in lines[1:]:
+                kind, _, values = line.strip().partition(" ")
+                if kind in found:
+                    found[kind] += _listed_values(values)
+            continue
+        slots: dict[str, str] = {}
+        for text in lines:
+            m = _SLOT_DEF.match(text)
+            if m:
+                slots[m.group(1)] = m.group(2)
+            for kind, pattern in _EFFECTS:
+                found[kind] += [_effect_text(kind, g, slots) for g in pattern.finditer(text)]
+    return found
+
+
+def _listed_values(text: str) -> list[str]:
+    """A summary line's values: split at ", " outside brackets and quoted messages."""
+    values, depth, quoted, start = [], 0, False, 0
+    for i, ch in enumerate(text):
+        if ch == '"' and (i == 0 or text[i - 1] != "\\"):
+            quoted = not quoted
+        elif not quoted and ch in "([":
+            depth += 1
+        elif not quoted and ch in ")]":
+            depth -= 1
+        elif not quoted and depth == 0 and text.startswith(", ", i):
+            values.append(text[start:i])
+            start = i + 2
+    values.append(text[start:])
+    return [v for v in values if v]
+
+
 def _top_level_args(text: str) -> int:
     """How many comma-separated operands `text` holds outside brackets (`a, f(b, c)` is 2; empty is 0)."""
     if not text.strip():
@@ -339,9 +393,10 @@ def _top_level_args(text: str) -> int:
 
 
 def _effect_text(kind: str, g: re.Match, slots: dict[str, str]) -> str:
-    if kind in ("reads", "writes"):
+    if kind in ("reads", "writes"):   # a constant slot, or a mapping/array base (named before or in place)
         slot = next(x for x in g.groups() if x is not None).strip()
-        return slots.get(slot, slot if re.fullmatch(CONST, slot) else "?")
+        base = _SLOT_BASE.search(slot)   # a nested mapping's innermost base
+        return slots.get(slot) or (slot if re.fullmatch(CONST, slot) else base.group(0) if base else "?")
     if kind == "calls":
         return g.group(1) or (f"{g.group(2)} {g.group(3)}" if g.group(3) else g.group(2))
     if kind == "logs":
