@@ -178,12 +178,19 @@ def test_lift_error_becomes_reject(built):
     assert not res.records and empty and "mint(address,uint256)" in empty[0]["item"] and "timeout" in empty[0]["detail"]
 
 
-def test_lifter_cache_tag_follows_every_lift_module(monkeypatch):
-    """Per-unit pairs caches key on the lifter's source: an edit to any module of the lift package re-lifts."""
+def test_lifter_cache_tag_follows_every_lift_module_as_imported(monkeypatch):
+    """Per-unit pairs caches key on the lifter's source as this process imported it: an edit to any module of the
+    lift package changes the digest; an edit made after the import (a long build that reaches its lift stage after
+    the source changed) is refused, since the old code would run under the new source's tag."""
+    from tacsol import lift
+
     tag = pairs._lifter()[2]
+    assert tag == "lift:" + lift.IMPORTED_SOURCE_SHA == "lift:" + lift.source_sha()
     read = Path.read_text
     monkeypatch.setattr(Path, "read_text", lambda self, *a, **k: read(self, *a, **k) + "#" * (self.name == "emit.py"))
-    assert pairs._lifter()[2] != tag
+    assert lift.source_sha() != lift.IMPORTED_SOURCE_SHA
+    with pytest.raises(RuntimeError, match="changed on disk after this process imported it"):
+        pairs._lifter()
 
 
 def test_import_hf_tac_shape_jsonl():

@@ -62,10 +62,12 @@ def _lifter(level: int = 1, callee_budget: int | None = None):
     from . import lift as _lift
 
     budget = _lift.CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget
-    sources = sorted(Path(_lift.__file__).parent.glob("*.py"))   # every module of the lift package
+    if _lift.source_sha() != _lift.IMPORTED_SOURCE_SHA:   # the tag must name the code that runs, not the disk's
+        raise RuntimeError("the lift package changed on disk after this process imported it: the lifter that would "
+                           "run is not the one on disk, and its per-unit caches would be keyed on the new source; "
+                           "run the command again")
     # the budget is named even when it is the default, so that a cache outlives a change of the default
-    tag = ("lift:" + sha("".join(p.read_text() for p in sources))
-           + ("" if level == 1 else f":level{level}:callees{budget}"))
+    tag = "lift:" + _lift.IMPORTED_SOURCE_SHA + ("" if level == 1 else f":level{level}:callees{budget}")
     return functools.partial(_lift.lift, level=level, callee_budget=budget), _lift.LiftError, tag
 
 
