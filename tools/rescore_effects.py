@@ -1,7 +1,9 @@
 #!/usr/bin/env python
 """The TAC side of grounding, recomputed: every per-function table under published run folders gets its tac_*
 effect columns from the dataset's TAC with today's `evaluate.solidity.tac_effects`, and the grounding figures of
-the summary.json beside it follow (aggregates.grounding, aggregates.grounding_reference, metrics.grounding_*).
+the summary.json beside it follow (aggregates.grounding, aggregates.grounding_reference, metrics.grounding_*), as do
+the copies in curve.json and verifier.json. Figures other tools derive from the tables (tools/retrieval_gate.py,
+tools/split_paired.py, tools/compare_runs.py) are not touched: run them again.
 
     .venv/bin/python tools/rescore_effects.py --dataset ref_l3_t40_w docs/evidence/reference-l3-long/03_baseline_3b \\
         [more run folders] [--write] [--json OUT]
@@ -101,6 +103,34 @@ def update_summary(path: Path, table) -> bool:
     return True
 
 
+def refresh_derived(run: Path) -> list[Path]:
+    """The copies of summary metrics that curve.json (per checkpoint: `step-N/`) and verifier.json (per rule and N:
+    `N4/`, `grounded-N8/`, tools/bench_verifier.py) keep, read again from those folders' summary.json."""
+    written = []
+    for path in sorted(run.rglob("curve.json")):
+        points = json.loads(path.read_text())
+        for pt in points:
+            m = _metrics(path.parent / f"step-{pt['step']}")
+            if m is not None and "grounding_recall" in pt:
+                pt["grounding_recall"] = m.get("grounding_recall")
+        atomic_write_json(path, points)
+        written.append(path)
+    for path in sorted(run.rglob("verifier.json")):
+        v = json.loads(path.read_text())
+        for r in v.get("results", []):
+            m = _metrics(path.parent / (f"N{r['n']}" if r["rule"] == "checks" else f"{r['rule']}-N{r['n']}"))
+            if m is not None:
+                r.update({k: m.get(k) for k in ("grounding_precision", "grounding_recall") if k in r})
+        atomic_write_json(path, v)
+        written.append(path)
+    return written
+
+
+def _metrics(folder: Path) -> dict | None:
+    p = folder / "summary.json"
+    return json.loads(p.read_text()).get("metrics") if p.is_file() else None
+
+
 def write_table(path: Path, table) -> None:
     buf = io.BytesIO()
     table.to_parquet(buf, index=False)
@@ -152,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         for p, table in tables.items():
             write_table(p, table)
             update_summary(p.parent / "summary.json", table)
-        print(f"wrote {len(tables)} tables")
+        derived = [d for run in a.runs for d in refresh_derived(run)]
+        print(f"wrote {len(tables)} tables and their summaries; refreshed {len(derived)} curve/verifier files")
     return 0
 
 
