@@ -80,3 +80,24 @@ def test_rescore_refuses_to_write_an_effect_the_tac_lacks(tmp_path):
     assert pd.read_parquet(run / "eval" / "functions.parquet")["tac_event"].tolist() == [2, 0, 0]
     with pytest.raises(SystemExit, match="no functions.parquet"):
         R.main([str(tmp_path / "nowhere"), "--dataset", str(data)])
+
+
+def test_refresh_derived_copies_each_folders_grounding_into_curve_and_verifier_files(tmp_path):
+    """curve.json (per checkpoint, step-N/) and verifier.json (per rule and N: N4/, grounded-N8/) keep copies of
+    their folders' summary metrics; refresh_derived reads them again, and leaves the other figures."""
+    curve, ver = tmp_path / "eval" / "curve", tmp_path / "eval" / "verifier"
+    for folder, recall in ((curve / "step-70", 0.5), (ver / "N4", 0.25), (ver / "grounded-N8", 0.75)):
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text(json.dumps({"metrics": {"grounding_recall": recall,
+                                                                     "grounding_precision": 1.0}}))
+    (curve / "curve.json").write_text(json.dumps([{"step": 70, "grounding_recall": 0.1, "similarity_mean": 0.6},
+                                                  {"step": 0, "grounding_recall": 0.0}]))
+    (ver / "verifier.json").write_text(json.dumps({"subset": None, "results": [
+        {"rule": "checks", "n": 4, "grounding_recall": 0.1, "grounding_precision": 0.1, "behaviour_rate": 0.2},
+        {"rule": "grounded", "n": 8, "grounding_recall": 0.1, "grounding_precision": 0.1}]}))
+    assert len(R.refresh_derived(tmp_path)) == 2
+    assert json.loads((curve / "curve.json").read_text()) == [
+        {"step": 70, "grounding_recall": 0.5, "similarity_mean": 0.6}, {"step": 0, "grounding_recall": 0.0}]
+    rows = json.loads((ver / "verifier.json").read_text())["results"]
+    assert [(r["grounding_recall"], r["grounding_precision"]) for r in rows] == [(0.25, 1.0), (0.75, 1.0)]
+    assert rows[0]["behaviour_rate"] == 0.2
