@@ -71,6 +71,14 @@ def test_retrieval_baseline_scores_rows(records, tmp_path):
 
     df = pd.read_parquet(out / "functions.parquet")
     assert len(df) == len(test) and df["similarity"].notna().all()
+    # the neighbour and cosine each answer came from stay in the table: the gate needs no second retrieval
+    assert dict(zip(df["id"], zip(df["neighbour_id"], df["tac_similarity"]))) == \
+        {g["id"]: (g["neighbour_id"], pytest.approx(g["tac_similarity"])) for g in got}
+    assert baselines.table_cosines(df) == {g["id"]: pytest.approx(g["tac_similarity"]) for g in got}
+    assert baselines.table_cosines(df.drop(columns=["tac_similarity"])) is None
+    with pytest.raises(ValueError, match="column 'similarity' is one the scoring writes"):
+        evaluate.evaluate_run(test, {g["id"]: g["generated"] for g in got}, tmp_path / "x", compile_check=False,
+                               figures=False, verbose=False, columns={test[0]["id"]: {"similarity": 1.0}})
     assert s["baseline"]["method"] == "tfidf" and s["metrics"]["n_functions"] == len(test)
     assert s["metrics"]["similarity_floor"] is not None
     from tacsol import plots

@@ -471,3 +471,9 @@ def test_the_retrieval_gate_is_scored_from_the_two_tables_the_run_already_has(tm
     assert {r["system"] for r in suite.summary_table(tmp_path)} == {"fine-tuned", "retrieval-tfidf",
                                                                      baselines.GATE_SYSTEM}
     assert suite.score_gate(tmp_path, "package_heldout", recs, train) is None     # nothing scored there
+    # a retrieval table that kept its cosines gates without a second retrieval (no training records needed)
+    evaluate_run(recs, {r["id"]: r["generated"] for r in rows}, tmp_path, columns=baselines.retrieval_columns(rows),
+                 eval_dir=suite.eval_dir(tmp_path, "contract_heldout", "retrieval-tfidf"), **kw)
+    again = suite.score_gate(tmp_path, "contract_heldout", recs, [], figures=False)
+    assert again["gate"]["from_retrieval"] == summary["gate"]["from_retrieval"]
+    assert again["metrics"] == summary["metrics"]

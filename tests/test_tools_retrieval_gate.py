@@ -135,3 +135,24 @@ def test_the_gate_over_another_decodings_table_and_its_grounding_paired(tmp_path
     assert g["difference"] == pytest.approx(0.5) and g["ci_low"] == pytest.approx(0.5)
     with pytest.raises(SystemExit):
         G.main(["--runs", str(run), "--tau", "0.6", "--tuned", "verifier-contract_heldout/none"])
+
+
+def test_the_gate_reads_the_cosines_a_retrieval_table_kept_without_the_dataset(tmp_path):
+    """A retrieval table with its neighbour and cosine columns (evaluations from 2026-12-07 on) gates without a
+    second retrieval: the same result with the run's dataset gone."""
+    run, rows = make_run(tmp_path, model_right={0}, retrieval_right={1, 2})
+    tau = sorted(r["tac_similarity"] for r in rows)[len(rows) // 2]
+    recomputed = tmp_path / "recomputed.json"
+    assert G.main(["--runs", str(run), "--tau", str(tau), "--json", str(recomputed)]) == 0
+    path = run / "eval" / "baselines" / "retrieval-tfidf" / "functions.parquet"
+    rt = pd.read_parquet(path)
+    kept = baselines.retrieval_columns(rows)
+    for col in baselines.RETRIEVAL_COLUMNS:
+        rt[col] = [kept[i][col] for i in rt["id"]]
+    rt.to_parquet(path)
+    (run / "params.yaml").write_text(yaml.safe_dump({"dataset": str(tmp_path / "gone.jsonl"), "holdout_packages": []}))
+    with pytest.raises(Exception):
+        train.run_records(yaml.safe_load((run / "params.yaml").read_text()))
+    from_table = tmp_path / "from_table.json"
+    assert G.main(["--runs", str(run), "--tau", str(tau), "--json", str(from_table)]) == 0
+    assert json.loads(from_table.read_text())["results"] == json.loads(recomputed.read_text())["results"]

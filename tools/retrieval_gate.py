@@ -16,9 +16,10 @@ in-sample. Two rules are scored at that tau: `gate` (the cosine alone) and `guar
 
 No answer is generated or scored again: each function's gated answer is one the run's evaluation already scored (the
 fine-tuned model's or the retrieval baseline's, per-function tables under eval/), so its verdicts are those. The
-cosine is recomputed (tacsol.baselines.retrieve over the run's training pool, prompts as the run was trained with),
-and wherever the gate uses the retrieved answer it must equal the one the retrieval table scored: a mismatch there
-is an error naming the function. Per (rule, run, stratum): the gated system's rates and its paired differences
+cosine is the one the retrieval table kept (`neighbour_id`, `tac_similarity`; evaluations from 2026-12-07 on), else
+it is recomputed (tacsol.baselines.retrieve over the run's training pool, prompts as the run was trained with, which
+needs the run's dataset as it was), and wherever the gate uses a recomputed answer it must equal the one the
+retrieval table scored: a mismatch there is an error naming the function. Per (rule, run, stratum): the gated system's rates and its paired differences
 against retrieval and against the fine-tuned model, and the fine-tuned model's against retrieval (behaviour and
 selector match by tacsol.compare.paired, grounding recall and precision by compare.paired_grounding; bootstrap 95%
 CIs), and with --out the
@@ -31,6 +32,7 @@ tools/bench_verifier.py, for example verifier-contract_heldout/grounded-N8), on 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -48,12 +50,28 @@ GRID = tuple(round(0.5 + 0.05 * i, 2) for i in range(11))   # 0.50 ... 1.00
 
 
 def cosines(run: Path, strata=STRATA) -> dict[str, dict[str, dict]]:
-    """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity), recomputed for the
-    `strata` the run scored."""
-    p = run_params(run)
-    recs = train.run_records(p)
-    pool, chosen = train.trained_on(recs, p.get("holdout_packages", [])), scored_records(run, recs)
-    return {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in strata if chosen.get(s)}
+    """stratum -> id -> the retrieval baseline's row (answer, neighbour_id, tac_similarity) for the `strata` the run
+    scored: read from its retrieval table where the table kept them (evaluations from 2026-12-07 on), recomputed from
+    the run's dataset where it did not."""
+    import pandas as pd
+
+    scored = json.loads((run / "eval" / "selection.json").read_text())["ids"]
+    strata = [s for s in strata if scored.get(s)]
+    out: dict[str, dict[str, dict]] = {}
+    for s in strata:
+        path = eval_dir(run, s, "retrieval-tfidf") / "functions.parquet"
+        rt = pd.read_parquet(path) if path.is_file() else None
+        kept = baselines.table_cosines(rt) if rt is not None else None
+        if kept is not None:
+            out[s] = {str(i): {"id": str(i), "generated": g, "neighbour_id": n, "tac_similarity": kept[str(i)]}
+                      for i, g, n in zip(rt["id"], rt["generated"], rt["neighbour_id"])}
+    rest = [s for s in strata if s not in out]
+    if rest:
+        p = run_params(run)
+        recs = train.run_records(p)
+        pool, chosen = train.trained_on(recs, p.get("holdout_packages", [])), scored_records(run, recs)
+        out |= {s: {r["id"]: r for r in baselines.retrieve(pool, chosen[s])} for s in rest if chosen.get(s)}
+    return out
 
 
 def tables(run: Path, stratum: str, tuned: str | None = None):
@@ -86,7 +104,7 @@ RULES = baselines.GATE_RULES
 
 def gated_table(ft, rt, rows: dict[str, dict], tau: float, where: str, rule: str = "gate"):
     """baselines.gated_table over two tables indexed by id, then a check that every retrieval answer it uses is the
-    one the retrieval table scored (the cosines are recomputed here, for evaluations that did not keep them)."""
+    one the retrieval table scored (where the cosines were recomputed, for evaluations that did not keep them)."""
     missing = [i for i in ft.index if i not in rows]
     if missing:
         raise ValueError(f"{where}: function {missing[0]} has no recomputed retrieval row")

@@ -176,6 +176,24 @@ def retrieve(train_records, test_records, *, method: str = "tfidf", embedder=Non
              "tac_similarity": float(s)} for r, j, s in zip(test, best, score)]
 
 
+RETRIEVAL_COLUMNS = ("neighbour_id", "tac_similarity")   # what retrieval's per-function table keeps of its choice
+
+
+def retrieval_columns(rows: list[dict]) -> dict[str, dict]:
+    """id -> the neighbour and TAC cosine of each retrieve() row: evaluate_run(columns=) keeps them in retrieval's
+    per-function table, so that the gate is a function of the scored tables (no second retrieval, which a rebuilt
+    dataset would change)."""
+    return {str(r["id"]): {k: r[k] for k in RETRIEVAL_COLUMNS} for r in rows}
+
+
+def table_cosines(retrieved) -> dict[str, float] | None:
+    """id -> TAC cosine from a retrieval per-function table that kept them (None for a table scored before they
+    were kept, 2026-12-07, or with a cosine missing)."""
+    if "tac_similarity" not in retrieved or retrieved["tac_similarity"].isna().any():
+        return None
+    return {str(i): float(c) for i, c in zip(retrieved["id"], retrieved["tac_similarity"])}
+
+
 # The retrieval gate's cosine: chosen on the sixth reference run's contract-held-out functions from a fixed grid, then
 # scored elsewhere without looking (docs/reference-run.md, "A retrieval gate")
 GATE_TAU = 0.60
@@ -268,7 +286,7 @@ def retrieval(train_records, test_records, out_dir, *, method: str = "tfidf", na
     test = _records(test_records)
     exact = float(np.mean([r["generated"] == t["solidity"] for r, t in zip(rows, test)])) if rows else None
     return evaluate_run(test, {r["id"]: r["generated"] for r in rows}, out_dir, system=name,
-                        eval_dir=baseline_dir(out_dir, name),
+                        eval_dir=baseline_dir(out_dir, name), columns=retrieval_columns(rows),
                         extra={"baseline": {"kind": "retrieval", "method": method, "retrieve_s": ret_s,
                                             "n_train": len(_records(train_records)),
                                             "share_exact_reference_retrieved": exact,

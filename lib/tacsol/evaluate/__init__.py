@@ -320,10 +320,13 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
                  embedder: Embedder | str = DEFAULT_EMBEDDER, declarations: DeclarationSource = None,
                  compile_check: bool = True, compile_mode: str = "auto", figures: bool = True, n_boot: int = 1000,
                  seed: int = 0, eval_dir: str | Path | None = None, extra: dict | None = None, progress: bool = False,
-                 verbose: bool = True, behaviour: bool = False, harness=None) -> dict[str, Any]:
+                 verbose: bool = True, behaviour: bool = False, harness=None,
+                 columns: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Score `generations` against `records` and write eval_dir (default out_dir/eval): functions.parquet (one row
     per function), summary.json (aggregates, floor/ceiling, embedder, timings, flat `metrics` for 06_compare),
-    figures/*.png. Returns the summary dict. Baselines use eval_dir = out_dir/eval/baselines/<name>."""
+    figures/*.png. Returns the summary dict. Baselines use eval_dir = out_dir/eval/baselines/<name>. `columns`: id ->
+    {column: value}, what the system knew of each function beside its answer (retrieval: its neighbour and cosine),
+    kept in the table under names the scoring does not use."""
     from .. import paths
 
     timings: dict[str, float] = {}
@@ -334,6 +337,10 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
     recs = _records_list(records)
     df = score(recs, generations, embedder=emb, declarations=declarations, compile_check=compile_check,
                compile_mode=compile_mode, timings=timings, progress=progress, behaviour=behaviour, harness=harness)
+    for name in sorted({k for v in (columns or {}).values() for k in v}):
+        if name in df.columns:
+            raise ValueError(f"evaluate_run: column {name!r} is one the scoring writes")
+        df[name] = [(columns or {}).get(str(i), {}).get(name) for i in df["id"]]
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None

@@ -298,7 +298,7 @@ def run_baselines(names: Sequence[str], stratum: str, records: list[dict], train
                 rows = bl.retrieve(train_records, records)
                 score(records, {r["id"]: r["generated"] for r in rows}, output_dir, stratum, "retrieval-tfidf",
                       extra={"baseline": {"kind": "retrieval", "method": "tfidf", "n_train": len(train_records)}},
-                      **eval_kw)
+                      columns=bl.retrieval_columns(rows), **eval_kw)
             elif name == "base_model":
                 if peft_model is None:
                     raise RuntimeError("no model given")
@@ -338,8 +338,8 @@ def score_gate(output_dir, stratum: str, records: list[dict], train_records: lis
     tables = [eval_dir(output_dir, stratum, name) for name in (tuned, "retrieval-tfidf")]
     if not all((t / "functions.parquet").is_file() and (t / "summary.json").is_file() for t in tables):
         return None
-    cosines = {r["id"]: r["tac_similarity"] for r in bl.retrieve(train_records, records)}
     ft, rt = (pd.read_parquet(t / "functions.parquet") for t in tables)
+    cosines = bl.table_cosines(rt) or {r["id"]: r["tac_similarity"] for r in bl.retrieve(train_records, records)}
     df = bl.gated_table(ft, rt, cosines, bl.GATE_TAU, "guarded")
     tuned_summary = json.loads((tables[0] / "summary.json").read_text())
     return write_evaluation(df, eval_dir(output_dir, stratum, bl.GATE_SYSTEM), system=bl.GATE_SYSTEM,
