@@ -17,8 +17,9 @@ rebuilds): --trained keeps what training made, so that no one trains it again,
 
 --trained writes docs/evidence/<run>/<phase>/trained/: the final adapter and the checkpoints' adapters (the learning
 curve's points; not one within half a save interval of the end) in bf16, train_log.json, heldout_before.json,
-params.yaml, loss.png. --restore copies them back into the run folder; notebook 03 then finds its finished run
-(tacsol.train.finished_run) and only evaluates. Once committed, move the weights to history
+params.yaml, loss.png, and the answers an evaluation under way has saved (eval/generations/). --restore copies them
+back into the run folder; notebook 03 then finds its finished run (tacsol.train.finished_run) and only evaluates,
+going on from the saved answers (generation is resumable per batch). The full publish drops trained/eval/. Once committed, move the weights to history
 (`tools/evidence_weights.py slim docs/evidence/<run>/<phase>/trained`): the tracked tree must stay within what the
 GPU machine's tool carries (tests/test_tools_evidence_weights.py); `tools/evidence_weights.py restore` brings them
 back before --restore.
@@ -119,8 +120,13 @@ def publish_trained(run: Path, dest: Path) -> int:
             for extra in dest.joinpath("checkpoints", ck.name).iterdir():
                 if extra.name not in ("adapter_config.json", "adapter_model.safetensors"):
                     extra.unlink()  # optimizer/RNG/trainer state: only the weights make a curve point
+    saved = sorted((run / "eval" / "generations").rglob("*.jsonl"))
+    for f in saved:   # an evaluation under way: its answers so far, so that a restored run goes on from them
+        target = dest / f.relative_to(run)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, target)
     mb = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file()) / 1e6
-    print(f"trained run: {dest} ({mb:.1f} MB)")
+    print(f"trained run: {dest} ({mb:.1f} MB{f'; {len(saved)} files of saved answers' if saved else ''})")
     return 0
 
 
@@ -172,6 +178,7 @@ def main(argv=None) -> int:
         partial_summary(run)
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
     fresh_copy(run, dest, KEEP, keep=("trained",))  # the published training stays: the curve's checkpoints
+    shutil.rmtree(dest / "trained" / "eval", ignore_errors=True)   # saved answers: the tables below now hold them
     for pattern in EVAL_KEEP:
         for f in (run / "eval").rglob(pattern):
             if "generations" in f.parts:
