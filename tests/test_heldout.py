@@ -424,6 +424,9 @@ def test_same_functions_reads_the_keys_from_the_tables_when_the_other_build_is_g
     chosen, report = suite.same_functions(tmp_path, relifted)
     assert [r["id"] for r in chosen["contract_heldout"]] == ["level3-2", "level3-0"]
     assert [r["id"] for r in chosen["curve"]] == ["level3-0"] and report["curve"]["missing_ids"] == ["old-1"]
+    # its dataset rebuilt since (the name is there, the scored ids are not): the tables again, not an error
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**train.DEFAULTS, "dataset": "sample"}))
+    assert suite.same_functions(tmp_path, relifted) == (chosen, report)
     (tmp_path / "eval" / "selection.json").write_text(json.dumps({"ids": {"contract_heldout": ["old-9"]}}))
     with pytest.raises(ValueError, match="eval_same_as.*in no per-function table"):
         suite.same_functions(tmp_path, relifted)

@@ -110,7 +110,7 @@ def same_functions(run_dir, records: Mapping[str, list[dict]]) -> tuple[dict[str
     try:
         _, theirs = evaluated_records(run_dir)
         fields = LEVEL_KEY
-    except DatasetError:   # their build is gone (a fresh machine): their per-function tables still name each one
+    except DatasetError:   # their build is gone or rebuilt since: their per-function tables still name each one
         theirs, fields = scored_keys(run_dir), TABLE_KEY
 
     def function_key(rec: Mapping[str, Any]) -> tuple:
@@ -404,9 +404,11 @@ def scored_records(run_dir, recs: Mapping[str, list[dict]]) -> dict[str, list[di
     path = paths.resolve(run_dir) / "eval" / "selection.json"
     ids = json.loads(path.read_text())["ids"]
     missing = [(name, i) for name, chosen in ids.items() for i in chosen if i not in by_id]
-    if missing:
-        raise ValueError(f"{path}: {len(missing)} scored function(s) not in the run's dataset, the first "
-                         f"{missing[0][1]!r} (list {missing[0][0]!r}): the dataset changed since the evaluation")
+    if missing:   # a DatasetError: the dataset the run was scored on is not there as it was
+        from ..pairs import DatasetError
+
+        raise DatasetError(f"{path}: {len(missing)} scored function(s) not in the run's dataset, the first "
+                           f"{missing[0][1]!r} (list {missing[0][0]!r}): the dataset changed since the evaluation")
     return {name: [by_id[i] for i in chosen] for name, chosen in ids.items()}
 
 
