@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lib"))
 
-from tacsol.evaluate.verify import RULES  # noqa: E402
+from tacsol.evaluate.verify import RULES, table_name  # noqa: E402
 
 
 def generate_pool(run: Path, out: Path, recs: list[dict], a, n_max: int, greedy_file: Path | None
@@ -110,7 +110,7 @@ def main(argv=None) -> int:
         for r in recs:
             cs = checked[r["id"]][:n]
             chosen[r["id"]] = cs[verify.best_of(cs, rule)].text
-        name = f"N{n}" if rule == "checks" else f"{rule}-N{n}"
+        name = table_name(rule, n)
         s = evaluate_run(recs, chosen, run, system=f"verifier-{name}", eval_dir=out / name, figures=False,
                          verbose=False, **suite.eval_kwargs(p, harness))  # the checks the run's evaluation used
         m = s["metrics"]

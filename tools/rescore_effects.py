@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT / "lib"))
 from tacsol.evaluate.aggregate import grounding  # noqa: E402
 from tacsol.evaluate.solidity import EFFECTS, tac_effects  # noqa: E402
 from tacsol.evaluate.suite import TABLE_KEY, table_key  # noqa: E402
+from tacsol.evaluate.verify import table_name  # noqa: E402
 from tacsol.ioutil import atomic_write_bytes, atomic_write_json  # noqa: E402
 
 COLUMNS = [f"tac_{c}" for c in EFFECTS]
@@ -79,7 +80,7 @@ def rescore_table(df, by_id: dict[str, str], by_key: dict[str, str]):
 
 def _headline(g: dict) -> dict:
     return {"precision": g["precision"], "recall": g["recall"],
-            **{f"{c}_tac_has": g[c]["tac_has"] for c in (*EFFECTS,)}}
+            **{f"{c}_tac_has": g[c]["tac_has"] for c in EFFECTS}}
 
 
 def _fmt(x) -> str:
@@ -118,7 +119,7 @@ def refresh_derived(run: Path) -> list[Path]:
     for path in sorted(run.rglob("verifier.json")):
         v = json.loads(path.read_text())
         for r in v.get("results", []):
-            m = _metrics(path.parent / (f"N{r['n']}" if r["rule"] == "checks" else f"{r['rule']}-N{r['n']}"))
+            m = _metrics(path.parent / table_name(r["rule"], r["n"]))
             if m is not None:
                 r.update({k: m.get(k) for k in ("grounding_precision", "grounding_recall") if k in r})
         atomic_write_json(path, v)

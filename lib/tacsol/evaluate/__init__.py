@@ -337,10 +337,11 @@ def evaluate_run(records, generations, out_dir: str | Path, *, system: str = "fi
     recs = _records_list(records)
     df = score(recs, generations, embedder=emb, declarations=declarations, compile_check=compile_check,
                compile_mode=compile_mode, timings=timings, progress=progress, behaviour=behaviour, harness=harness)
-    for name in sorted({k for v in (columns or {}).values() for k in v}):
+    columns = columns or {}
+    for name in sorted({k for v in columns.values() for k in v}):
         if name in df.columns:
             raise ValueError(f"evaluate_run: column {name!r} is one the scoring writes")
-        df[name] = [(columns or {}).get(str(i), {}).get(name) for i in df["id"]]
+        df[name] = [columns.get(str(i), {}).get(name) for i in df["id"]]
 
     t0 = time.perf_counter()
     ref_emb = emb.encode([r.get("solidity") or "" for r in recs]) if recs else None

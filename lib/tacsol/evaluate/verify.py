@@ -37,6 +37,11 @@ RULES = ("checks", "consensus", "grounded")
 BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
 
 
+def table_name(rule: str, n: int) -> str:
+    """The folder of a rule's choice at N candidates under a verifier measurement (tools/bench_verifier.py)."""
+    return f"N{n}" if rule == "checks" else f"{rule}-N{n}"
+
+
 @dataclass
 class Check:
     text: str

@@ -24,7 +24,6 @@ from .functions import CALLEE_BUDGET_CHARS, LEGACY_CALLEE_BUDGET_CHARS
 from .result import LiftedContract, LiftedFunction, LiftError
 
 
-
 def source_sha() -> str:
     """A digest of every module of this package as it is on disk now (16 hex digits)."""
     text = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
