@@ -38,6 +38,22 @@ def test_disk_full_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypa
     assert [p.name for p in tmp_path.iterdir()] == ["summary.json"]
 
 
+def test_parquet_table_round_trips_without_its_index_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
+    import pandas as pd
+
+    target = tmp_path / "eval" / "functions.parquet"
+    table = pd.DataFrame({"id": ["a", "b", "c"], "score": [0.5, 1.0, 0.0]})
+    ioutil.atomic_write_parquet(target, table[table["score"] > 0.1])   # a filtered frame: index 0, 1 dropped
+    back = pd.read_parquet(target)
+    assert list(back.columns) == ["id", "score"] and back["id"].tolist() == ["a", "b"]
+
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "full")))
+    with pytest.raises(ioutil.OutputError, match="functions.parquet"):
+        ioutil.atomic_write_parquet(target, table)
+    assert pd.read_parquet(target)["id"].tolist() == ["a", "b"]
+    assert [q.name for q in target.parent.iterdir()] == ["functions.parquet"]
+
+
 def test_cli_reports_an_unwritable_output_as_bad_input(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")

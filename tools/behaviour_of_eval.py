@@ -45,7 +45,7 @@ def main() -> int:
 
     from tacsol import pairs
     from tacsol.evaluate import behaviour as B, kinds, suite
-    from tacsol.ioutil import atomic_write_json
+    from tacsol.ioutil import atomic_write_json, atomic_write_parquet
 
     ev = Path(args.eval_dir)
     systems = {"fine-tuned": ev / "functions.parquet"}
@@ -87,8 +87,7 @@ def main() -> int:
                                    behaviour_reason=[verdicts[i].reason for i in df["id"]])
         if args.write_tables:
             dest = Path(args.write_tables) / path.relative_to(ev)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            rescored[name].drop(columns=["kind"]).to_parquet(dest)
+            atomic_write_parquet(dest, rescored[name].drop(columns=["kind"]))
         pair = [b for k, b in s["by_kind"].items() if k in ("getter", "setter")]
         s["getters_and_setters"] = {"equivalent": sum(b["equivalent"] for b in pair), "n": sum(b["n"] for b in pair)}
         figures["systems"][name] = s

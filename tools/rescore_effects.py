@@ -18,7 +18,6 @@ with it each table and summary is replaced atomically, and OUT (--json) says per
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ from tacsol.evaluate.aggregate import grounding  # noqa: E402
 from tacsol.evaluate.solidity import EFFECTS, tac_effects  # noqa: E402
 from tacsol.evaluate.suite import TABLE_KEY, table_key  # noqa: E402
 from tacsol.evaluate.verify import table_name  # noqa: E402
-from tacsol.ioutil import atomic_write_bytes, atomic_write_json  # noqa: E402
+from tacsol.ioutil import atomic_write_json, atomic_write_parquet  # noqa: E402
 
 COLUMNS = [f"tac_{c}" for c in EFFECTS]
 
@@ -132,12 +131,6 @@ def _metrics(folder: Path) -> dict | None:
     return json.loads(p.read_text()).get("metrics") if p.is_file() else None
 
 
-def write_table(path: Path, table) -> None:
-    buf = io.BytesIO()
-    table.to_parquet(buf, index=False)
-    atomic_write_bytes(path, buf.getvalue())
-
-
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
@@ -181,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"refusing to write: effects the tables had are absent from {a.dataset}'s TAC in "
                              f"{len(lost)} tables (first: {next(iter(lost))}: {next(iter(lost.values()))})")
         for p, table in tables.items():
-            write_table(p, table)
+            atomic_write_parquet(p, table)
             update_summary(p.parent / "summary.json", table)
         derived = [d for run in a.runs for d in refresh_derived(run)]
         print(f"wrote {len(tables)} tables and their summaries; refreshed {len(derived)} curve/verifier files")

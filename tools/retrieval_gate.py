@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
 from tacsol import baselines, compare, train  # noqa: E402
-from tacsol.ioutil import atomic_write_json  # noqa: E402
+from tacsol.ioutil import atomic_write_json, atomic_write_parquet  # noqa: E402
 from tacsol.evaluate.aggregate import grounding, grounding_columns  # noqa: E402
 from tacsol.evaluate.kinds import table_kinds  # noqa: E402
 from tacsol.evaluate.suite import eval_dir, run_params, scored_records  # noqa: E402
@@ -218,8 +218,7 @@ def main(argv=None) -> int:
                       f"| {s['getters_setters'][0]}/{s['getters_setters'][1]}")
                 if a.out:
                     dest = a.out / run.parent.name / f"{stratum}-{rule}.parquet"
-                    dest.parent.mkdir(parents=True, exist_ok=True)
-                    gated.to_parquet(dest)
+                    atomic_write_parquet(dest, gated)
     if a.json:
         print(f"wrote {atomic_write_json(a.json, result, indent=1)}")
     return 0

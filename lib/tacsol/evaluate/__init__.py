@@ -372,9 +372,7 @@ def write_evaluation(df, out: Path, *, system: str, embedder: dict, floor: dict,
     """An evaluation folder from a scored per-function table: out/functions.parquet, out/summary.json (aggregates,
     flat `metrics`, the floor and ceiling, timings, `extra`) and figures; returns the summary. evaluate_run writes
     through it, and so does a system composed of rows other systems already scored (the retrieval gate)."""
-    import io
-
-    from ..ioutil import atomic_write_bytes, atomic_write_json
+    from ..ioutil import atomic_write_json, atomic_write_parquet
 
     timings = timings if timings is not None else {}
     out.mkdir(parents=True, exist_ok=True)
@@ -384,9 +382,7 @@ def write_evaluation(df, out: Path, *, system: str, embedder: dict, floor: dict,
                          "reference": construct_frequencies(df["reference"]),
                          "unit": "occurrences per 1,000 characters"}
     timings["aggregate_s"] = time.perf_counter() - t0
-    buf = io.BytesIO()
-    df.to_parquet(buf, index=False)
-    atomic_write_bytes(out / "functions.parquet", buf.getvalue())
+    atomic_write_parquet(out / "functions.parquet", df)
     summary: dict[str, Any] = {
         "system": system,
         "embedder": embedder,
