@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "lib"))
 
-from tacsol.evaluate.aggregate import grounding  # noqa: E402
+from tacsol.evaluate.aggregate import grounding, grounding_metrics  # noqa: E402
 from tacsol.evaluate.solidity import EFFECTS, tac_effects  # noqa: E402
 from tacsol.evaluate.suite import TABLE_KEY, table_key  # noqa: E402
 from tacsol.evaluate.verify import table_name  # noqa: E402
@@ -97,8 +97,7 @@ def update_summary(path: Path, table) -> bool:
         agg["grounding_reference"] = grounding(table, "ref")
     m = s.get("metrics") or {}
     if "grounding_precision" in m:
-        m.update({"grounding_precision": agg["grounding"]["precision"], "grounding_recall": agg["grounding"]["recall"],
-                  "grounding_recall_reference": (agg.get("grounding_reference") or {}).get("recall")})
+        m.update(grounding_metrics(agg))
     atomic_write_json(path, s)
     return True
 

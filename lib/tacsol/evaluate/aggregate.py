@@ -216,9 +216,16 @@ def distinct(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     return out
 
 
+def grounding_metrics(agg: dict[str, Any]) -> dict[str, Any]:
+    """The flat metrics of grounding (one home: flat_metrics, and tools/rescore_effects when only they change)."""
+    g = agg["grounding"]
+    return {"grounding_precision": g["precision"], "grounding_recall": g["recall"],
+            "grounding_recall_reference": (agg.get("grounding_reference") or {}).get("recall")}
+
+
 def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
     """The flat metrics of summary.json (tacsol.compare reads EVAL_METRICS of them)."""
-    s, e, c, g = agg["similarity"], agg["edit_distance"], agg["checks"], agg["grounding"]
+    s, e, c = agg["similarity"], agg["edit_distance"], agg["checks"]
     return {
         "n_functions": agg["n_functions"],
         "similarity_mean": s["mean"], "similarity_ci_low": s["ci_low"], "similarity_ci_high": s["ci_high"],
@@ -235,8 +242,7 @@ def flat_metrics(agg: dict[str, Any], floor: dict[str, Any]) -> dict[str, Any]:
         "selector_match_rate": c["selector_match_rate"],
         "selector_match_ci_low": c["selector_match_ci"][0], "selector_match_ci_high": c["selector_match_ci"][1],
         "compile_ci_low": c["compile_ci"][0], "compile_ci_high": c["compile_ci"][1],
-        "grounding_precision": g["precision"], "grounding_recall": g["recall"],
-        "grounding_recall_reference": (agg.get("grounding_reference") or {}).get("recall"),
+        **grounding_metrics(agg),
         "failures": agg["failures"]["n"],
         "degenerate_rate": agg["degenerate"]["rate"], "degenerate_n": agg["degenerate"]["n"],
         "n_distinct": agg["distinct"].get("n_distinct"),
