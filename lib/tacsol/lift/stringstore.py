@@ -44,6 +44,8 @@ first). END takes no parameter; nothing after the region reads its values, and t
 are pinned to what they were before (the stack at x is not the stack at END)."""
 from __future__ import annotations
 
+from functools import cache
+
 from .cse import PURE, _CAST
 from .ir import Edges, FunctionIR, Operand, Stmt, merged_pcs
 from .rewrite import Constants, decide, fold_each, line, live_preds, live_statements, onto, reachable, two_way
@@ -389,13 +391,23 @@ _SHORT_WORD = norm("OR", norm("AND", _V, _kept(norm("MUL", _N, 8))), norm("MUL",
 def _word_at(tree: _Tree):
     """The long form's data word at offset o, as the copy loop reads it: mload(src + o) from o = 32 for a string in
     memory, calldataload(src + 32 + o) from o = 0 for a calldata argument (src: its length's offset)."""
-    return norm("MLOAD", norm("ADD", _SRC, _O) if tree.source == "MLOAD" else norm("ADD", _SRC, 32, _O))
+    return _word_pattern(tree.source)
 
 
-def _last_words(tree: _Tree) -> set:
+def _last_words(tree: _Tree) -> frozenset:
     """The last data word with its bytes past n zeroed, in the two ways the compilers write the mask."""
-    return {norm("AND", _word_at(tree), _kept(bits))
-            for bits in (norm("MUL", norm("AND", _N, 31), 8), norm("AND", norm("MUL", _N, 8), 248))}
+    return _last_word_patterns(tree.source)
+
+
+@cache   # two sources, MLOAD and CALLDATALOAD: the patterns are built once each, not per candidate write
+def _word_pattern(source: str):
+    return norm("MLOAD", norm("ADD", _SRC, _O) if source == "MLOAD" else norm("ADD", _SRC, 32, _O))
+
+
+@cache
+def _last_word_patterns(source: str) -> frozenset:
+    return frozenset(norm("AND", _word_pattern(source), _kept(bits))
+                     for bits in (norm("MUL", norm("AND", _N, 31), 8), norm("AND", norm("MUL", _N, 8), 248)))
 
 
 def _masked(fn: FunctionIR, values: Values, tree: _Tree, y: int):
@@ -574,7 +586,7 @@ def _stores_then(fn: FunctionIR, values: Values, tree: _Tree, m: int, stores: li
     st = [t for t in stmts if t.op == "SSTORE"]
     if ms is None or len(st) != len(stores) or \
             (fn.graph.edges[m].plain_jump is None and fn.graph.edges[m].kind != "ret") or \
-            any(tree(t.args[0]) != a or tree(t.args[1]) not in (v if isinstance(v, set) else {v})
+            any(tree(t.args[0]) != a or tree(t.args[1]) not in (v if isinstance(v, (set, frozenset)) else {v})
                 for t, (a, v) in zip(st, stores)):
         return None
     if to is not None:
