@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from .repair import NOTE as REPAIR_NOTE
+
 SIM_THRESHOLDS = (0.7, 0.8, 0.85, 0.9)
 EDIT_THRESHOLD = 0.4
 LONG_CHARS = 1000
@@ -174,6 +176,7 @@ def behaviour_summary(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     tlo, thi = bootstrap_ci(eq[testable], "mean", n_boot, seed + 51) if testable.any() else (None, None)
     unt = d[d["behaviour"] == "untestable"]
     diff = d[d["behaviour"] == "differs"]
+    repaired = d["behaviour_bindings"].astype(str).str.contains(REPAIR_NOTE, regex=False)
     return {"n": int(len(d)), "equivalent": int(eq.sum()), "differs": int(len(diff)), "untestable": int(len(unt)),
             "rate": float(eq.mean()), "ci_low": lo, "ci_high": hi,
             "rate_testable": float(eq[testable].mean()) if testable.any() else None,
@@ -181,6 +184,8 @@ def behaviour_summary(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
             "untestable_reasons": {str(k): int(v) for k, v in unt["behaviour_reason"].value_counts().items()},
             "binding_needed": int((d["behaviour_bindings"] != "").sum()),
             "binding_failed": int((d["behaviour_reason"] == "unbound_name").sum()),
+            # type-only repairs (evaluate.repair): how many functions compiled only through one, and how they came out
+            "repaired": int(repaired.sum()), "repaired_equivalent": int((repaired & (d["behaviour"] == "equivalent")).sum()),
             "examples_differs": [{"id": r["id"], "detail": r["behaviour_detail"][:400]}
                                  for _, r in diff.head(5).iterrows()]}
 

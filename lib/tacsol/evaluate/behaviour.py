@@ -48,6 +48,7 @@ from .. import corpus, evm, paths
 from ..lift.emit import CONST
 from . import abi, layout
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
+from .repair import NOTE as REPAIR_NOTE, apply_repairs, repairs_for
 from .solidity import ParseFailure, find_function, match_close
 
 CANDIDATE = "tacsol_candidate"
@@ -515,10 +516,13 @@ def _getter_function(fn, original: Original) -> tuple[str | None, str]:
     if t in original.structs or t.split(".")[-1] in original.structs:
         return None, "struct_getter"
     loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
+    # a variable named as one of the unit's functions (`uint256 public rate;` where the original is `function rate()`
+    # returning `_rate`) would read that function: it is an undeclared name instead, bound by slot like any other
+    var = f"{fn.name}_var" if fn.name in original.functions or fn.name in original.modifiers else fn.name
     # a getter reverts without data past an array's end (an indexing expression panics in 0.8): bounds first
-    checks = "".join(f"require({k} < {fn.name}{''.join(f'[{x}]' for x in idx[:j])}.length); "
+    checks = "".join(f"require({k} < {var}{''.join(f'[{x}]' for x in idx[:j])}.length); "
                      for j, (k, arr) in enumerate(zip(idx, is_array)) if arr)
-    access = fn.name + "".join(f"[{k}]" for k in idx)
+    access = var + "".join(f"[{k}]" for k in idx)
     return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ {checks}return {access}; }}",
             "")
 
@@ -2037,7 +2041,7 @@ class Harness:
                 continue
             payable = (r.get("mutability") or "") == "payable"
             state[i] = {"cand": cand, "types": types, "bindings": [], "orig": o, "text0": cand, "renames": {},
-                        "alts": {}, "tkey": (okey[i], sel, payable), "payable": payable,
+                        "alts": {}, "repairs": [], "tkey": (okey[i], sel, payable), "payable": payable,
                         "signature": r.get("signature") or ""}
         # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -2056,7 +2060,7 @@ class Harness:
                 t0 = self._tick("trace originals", t0)
                 first_outs = first.result()
                 t0 = self._tick("first compile, waited for", t0)
-        for _round in range(3):
+        for _round in range(4):   # binding, then a repair (stage 3b), then binding what a repair exposed
             pending = [i for i in state if "code" not in state[i] and results[i] is None]
             if not pending:
                 break
@@ -2075,6 +2079,12 @@ class Harness:
                 out, s["sources"] = got, rest[0]
                 names = undeclared_names(out, s["sources"])
                 if not names:
+                    fixes = repairs_for(out, s["sources"], s["cand"], {v["label"] for v in s["orig"].layout})
+                    if fixes is not None:   # a difference of type the bytecode cannot show: compile again
+                        s["repairs"] += fixes
+                        s["bindings"] += [r.note for r in fixes]
+                        s["cand"] = apply_repairs(s["cand"], fixes)
+                        continue
                     e = out["errors"][0]
                     results[i] = BehaviourResult("untestable", "did_not_compile",
                                                  (e.get("formattedMessage") or e.get("message") or "")[:300],
@@ -2158,7 +2168,8 @@ class Harness:
         if not tries:
             return
         self._complete_traces([state[i] for i in {i for i, _ in tries}])
-        outs = self._compile_candidates([(j, recs[i], units[i], apply_renames(state[i]["text0"], ren))
+        outs = self._compile_candidates([(j, recs[i], units[i],
+                                          apply_repairs(apply_renames(state[i]["text0"], ren), state[i]["repairs"]))
                                          for j, (i, ren) in enumerate(tries)])
         done: set[int] = set()
         for j, (i, ren) in enumerate(tries):
@@ -2222,6 +2233,7 @@ def summarize(results: list[BehaviourResult], n_boot: int = 1000, seed: int = 0)
         "behaviour_ci_testable": ci(eq[testable]),
         "binding_needed": sum(bool(r.bindings) for r in results),
         "binding_failed": reasons.get("unbound_name", 0),
+        "repaired": sum(any(b.startswith(REPAIR_NOTE) for b in r.bindings) for r in results),
         # cases where the original itself returned: a function that reverts on every case is weakly tested
         "reference_ok_share": (sum(r.reference_ok for r in results) / max(1, sum(r.cases for r in results))),
     }

@@ -1,0 +1,131 @@
+"""Type-only repairs of a generated function that does not compile in its unit (behaviour, stage 3b).
+
+Binding (behaviour.bind) gives a generated name the declaration the bytecode shows. Some candidates then still fail
+to compile on a difference of *type* that the bytecode cannot show either, so a decompiler cannot know it:
+
+- `address payable` written for a compiler before 0.5, which has no such type (the bytecode is the same);
+- an address returned where the unit declares a contract type, or the reverse (`return token;` in a function
+  returning `address`, `token` an `IERC20`): an explicit conversion, no code;
+- `address` against `address payable` in a function's return list (0.5+: the same word);
+- a public state variable read through its getter's call syntax inside the contract (`state()` where `state` is
+  `State public state`, `balances(a)` for a mapping): the value the getter returns, read directly.
+
+Each repair removes exactly the error solc reports, at its location, and is recorded as a note ("repair: ...") in
+`behaviour_bindings`. A conversion between an address and an integer, a wrong return count, or any other error is
+not a repair: the function stays `did_not_compile`. Every system's outputs get the same repairs."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NOTE = "repair: "
+_IDENT = r"[A-Za-z_$][\w$]*"
+
+
+@dataclass(frozen=True)
+class Repair:
+    """One textual rewrite of the candidate: `pattern` (a regex) -> `replacement`, and the note that says why."""
+    pattern: str
+    replacement: str
+    note: str
+
+    def apply(self, text: str) -> str:
+        return re.sub(self.pattern, self.replacement, text)
+
+
+def repairs_for(out: dict, sources: dict[str, str], text: str, state_variables: set[str]) -> list[Repair] | None:
+    """The repairs that remove every error of the compile output `out` from the candidate `text`, or None when
+    some error is not one a repair removes (or a repair would not change the text). `state_variables`: the
+    labels of the unit's storage layout (for a getter call written on one)."""
+    found: list[Repair] = []
+    for e in out.get("errors") or []:
+        r = _repair(e, _located(e, sources), state_variables)
+        if r is None or r.apply(text) == text:
+            return None
+        if r not in found:
+            found.append(r)
+    return found or None
+
+
+def apply_repairs(text: str, repairs: list[Repair]) -> str:
+    for r in repairs:
+        text = r.apply(text)
+    return text
+
+
+def _located(e: dict, sources: dict[str, str]) -> str:
+    """The source text at an error's location ("" when it has none)."""
+    loc = e.get("sourceLocation") or {}
+    src = sources.get(loc.get("file") or "")
+    if src is None or loc.get("start") is None or loc.get("end") is None:
+        return ""
+    return src.encode()[loc["start"]:loc["end"]].decode(errors="replace").strip()
+
+
+_RETURN_CONV = re.compile(r"Return argument type (.+?) is not implicitly convertible to expected type "
+                          r"\(type of first return variable\) (.+?)\.?$")
+
+
+def _repair(e: dict, at: str, state_variables: set[str]) -> Repair | None:
+    msg = (e.get("message") or "").strip()
+    kind = e.get("type") or ""
+    if kind == "ParserError" and "'payable'" in msg:
+        return Repair(r"\baddress\s+payable\b", "address",
+                      NOTE + "address payable -> address (this compiler has no address payable; the same word)")
+    m = _RETURN_CONV.match(msg)
+    if m and at:
+        given, expected = m.group(1).strip(), m.group(2).strip()
+        conv = _return_conversion(given, expected)
+        if conv is not None:
+            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{conv}({at})\g<2>",
+                          NOTE + f"return {conv}({at}) ({given} where {expected} is returned: no code)")
+        if _is_address(given) and _is_address(expected):   # address vs address payable: the same word
+            return Repair(r"(\breturns\s*\([^)]*?)\baddress\s+payable\b", r"\g<1>address",
+                          NOTE + "returns (address) for address payable (the same word)")
+    if kind == "TypeError" and msg.startswith(("Type is not callable", "This expression is not callable")):
+        call = re.fullmatch(rf"({_IDENT})\s*\((.*)\)", at, re.S)
+        if call and call.group(1) in state_variables:
+            name, args = call.group(1), _split_args(call.group(2))
+            if args is not None:
+                index = "".join(f"[{a}]" for a in args)
+                return Repair(rf"(?<![\w$.]){re.escape(name)}\s*\(\s*{_args_pattern(args)}\s*\)", name + index,
+                              NOTE + f"{at} -> {name}{index} (a public state variable's getter, read directly)")
+    return None
+
+
+def _is_address(t: str) -> bool:
+    return t in ("address", "address payable")
+
+
+def _return_conversion(given: str, expected: str) -> str | None:
+    """The explicit conversion that turns a returned `given` into `expected` without code: contract <-> address."""
+    if given.startswith("contract ") and _is_address(expected):
+        return "address"
+    if _is_address(given) and expected.startswith("contract "):
+        return expected.split()[-1]
+    return None
+
+
+def _split_args(s: str) -> list[str] | None:
+    """Top-level comma-separated arguments of a call (nested brackets kept whole); [] for none."""
+    if not s.strip():
+        return []
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth < 0:
+                return None
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    out.append(cur.strip())
+    return out if all(out) else None
+
+
+def _args_pattern(args: list[str]) -> str:
+    return r"\s*,\s*".join(re.escape(a) for a in args)

@@ -1,0 +1,130 @@
+"""Type-only repairs (evaluate.repair, behaviour stage 3b): a candidate that fails to compile only on a difference
+of type the bytecode cannot show is compiled again, repaired, and says so; any other error is left alone."""
+import pytest
+
+from tacsol.evaluate import behaviour as B
+from tacsol.evaluate.repair import NOTE, apply_repairs, repairs_for
+
+
+def _err(kind, message, file="A.sol", at=None, sources=None):
+    e = {"type": kind, "message": message, "severity": "error"}
+    if at is not None:
+        start = sources[file].index(at)
+        e["sourceLocation"] = {"file": file, "start": start, "end": start + len(at)}
+    return e
+
+
+def test_a_contract_returned_as_an_address_is_converted_and_an_integer_is_not():
+    cand = "function tacsol_candidate() public view returns (address) { return _token; }"
+    srcs = {"A.sol": "contract A { IERC20 _token; " + cand + " }"}
+    out = {"errors": [_err("TypeError", "Return argument type contract IERC20 is not implicitly convertible to "
+                           "expected type (type of first return variable) address.", at="_token;", sources=srcs)]}
+    out["errors"][0]["sourceLocation"]["end"] -= 1   # the expression, without its semicolon
+    fixes = repairs_for(out, srcs, cand, set())
+    assert fixes and apply_repairs(cand, fixes).endswith("{ return address(_token); }")
+    assert fixes[0].note.startswith(NOTE)
+    # the reverse: an address where the function returns a contract type
+    cand2 = "function tacsol_candidate() public view returns (IERC20) { return token; }"
+    srcs2 = {"A.sol": "contract A { address token; " + cand2 + " }"}
+    out2 = {"errors": [_err("TypeError", "Return argument type address is not implicitly convertible to expected "
+                            "type (type of first return variable) contract IERC20.", at="token", sources=srcs2)]}
+    out2["errors"][0]["sourceLocation"]["start"] = srcs2["A.sol"].index("token; }")
+    out2["errors"][0]["sourceLocation"]["end"] = out2["errors"][0]["sourceLocation"]["start"] + 5
+    assert apply_repairs(cand2, repairs_for(out2, srcs2, cand2, set())).endswith("{ return IERC20(token); }")
+    # an integer returned as an address is a real difference (a conversion with a mask), never repaired
+    bad = {"errors": [_err("TypeError", "Return argument type uint256 is not implicitly convertible to expected "
+                           "type (type of first return variable) address.", at="_token", sources=srcs)]}
+    assert repairs_for(bad, srcs, cand, set()) is None
+
+
+def test_every_error_must_be_repairable_and_a_repair_must_change_the_text():
+    cand = "function tacsol_candidate() public view returns (address payable) { return owner; }"
+    srcs = {"A.sol": "contract A { address owner; " + cand + " }"}
+    parse = _err("ParserError", "Expected ',' but got 'payable'")
+    fixes = repairs_for({"errors": [parse]}, srcs, cand, set())
+    assert apply_repairs(cand, fixes) == "function tacsol_candidate() public view returns (address) { return owner; }"
+    other = _err("TypeError", "Wrong argument count for function call: 1 arguments given but expected 2.")
+    assert repairs_for({"errors": [parse, other]}, srcs, cand, set()) is None
+    assert repairs_for({"errors": [parse]}, srcs, "function f() public { }", set()) is None   # nothing to rewrite
+
+
+def test_a_getter_call_on_a_public_state_variable_reads_it():
+    cand = ("function tacsol_candidate(address a) public { require(state() == State.Active, \"x\"); "
+            "deposits(a); }")
+    srcs = {"A.sol": "contract A { " + cand + " }"}
+    call = _err("TypeError", "Type is not callable", at="state()", sources=srcs)
+    fixes = repairs_for({"errors": [call]}, srcs, cand, {"state", "deposits"})
+    assert "require(state == State.Active" in apply_repairs(cand, fixes)
+    mapping = _err("TypeError", "Type is not callable", at="deposits(a)", sources=srcs)
+    assert "deposits[a];" in apply_repairs(cand, repairs_for({"errors": [mapping]}, srcs, cand, {"state", "deposits"}))
+    assert repairs_for({"errors": [call]}, srcs, cand, {"deposits"}) is None   # not a state variable: not ours
+
+
+# compiled by solc 0.8.20: a contract-typed variable, a public state variable read by its getter's syntax, and a
+# function whose name a generated `uint256 public rate;` would take
+UNIT = """pragma solidity ^0.8.0;
+interface IERC20 { function balanceOf(address) external view returns (uint256); }
+contract Vault {
+    enum State { Active, Closed }
+    State public state;      // a slot of its own (packed beside the address, the binder may pick either)
+    uint256 private _rate;
+    IERC20 private _token;
+    constructor(IERC20 t) { _token = t; _rate = 5; }
+    function token() public view returns (IERC20) {
+        return _token;
+    }
+    function close() public {
+        require(state == State.Active);
+        state = State.Closed;
+    }
+    function rate() public view returns (uint256) {
+        return _rate;
+    }
+}
+"""
+
+
+class _Units:
+    """One unit for every record (the harness reads units through corpus.RecordUnits otherwise)."""
+
+    def sources(self, rec):
+        return "Vault.sol", {"Vault.sol": UNIT}
+
+    def main_of(self, rec):
+        return "Vault.sol"
+
+
+def _record(signature, reference):
+    from tacsol import evm
+
+    return {"package": "test-repair", "file": "Vault.sol", "contract": "Vault", "solc_version": "0.8.20",
+            "settings": "0.8.20/noopt", "signature": signature, "selector": evm.selector(signature),
+            "solidity": reference, "mutability": "", "tac": "", "context": ""}
+
+
+@pytest.fixture(scope="module")
+def repaired_results(tmp_path_factory):
+    h = B.Harness(units=_Units(), workers=1)
+    h.trace_dir = tmp_path_factory.mktemp("traces")
+    recs = [_record("token()", "function token() public view returns (IERC20) {\n        return _token;\n    }"),
+            _record("close()", "function close() public {\n        require(state == State.Active);\n"
+                               "        state = State.Closed;\n    }"),
+            _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }"),
+            _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }")]
+    texts = ["function token() public view virtual returns (address) { return _token; }",
+             "function close() public { require(state() == State.Active); state = State.Closed; }",
+             "uint256 public rate;",
+             "function rate() public view returns (address) { return _rate; }"]   # uint256 as address: not ours
+    return h.check_many(recs, texts)
+
+
+def test_candidates_differing_only_in_type_are_repaired_compiled_and_equivalent(repaired_results):
+    token, close, rate, wrong = repaired_results
+    assert token.status == "equivalent", (token.reason, token.detail)
+    assert any("return address(_token)" in b for b in token.bindings), token.bindings
+    assert close.status == "equivalent", (close.reason, close.detail)
+    assert any(b.startswith(NOTE) and "state() -> state" in b for b in close.bindings), close.bindings
+    assert rate.status == "equivalent" and any("rate_var" in b for b in rate.bindings), rate.bindings
+    assert wrong.status == "untestable" and wrong.reason == "did_not_compile", wrong
+    s = B.summarize(repaired_results)
+    assert s["repaired"] == 2 and s["equivalent"] == 3
