@@ -83,13 +83,13 @@ def main() -> int:
                             for (_, r), x in zip(rows, res) if r.get("behaviour") != x.status]
         verdicts = {r["id"]: x for (_, r), x in zip(rows, res)}
         df = df[df["id"].isin(verdicts)]
-        rescored[name] = df.assign(behaviour=[verdicts[i].status for i in df["id"]],
-                                   behaviour_reason=[verdicts[i].reason for i in df["id"]])
+        new = pd.DataFrame([verdicts[i].columns() for i in df["id"]], index=df.index)
+        rescored[name] = df.assign(**{c: new[c] for c in new.columns})   # every behaviour column, not the verdict alone
         if args.write_tables:
             dest = Path(args.write_tables) / path.relative_to(ev)
             atomic_write_parquet(dest, rescored[name].drop(columns=["kind"]))
-        pair = [b for k, b in s["by_kind"].items() if k in ("getter", "setter")]
-        s["getters_and_setters"] = {"equivalent": sum(b["equivalent"] for b in pair), "n": sum(b["n"] for b in pair)}
+        # issue 12's goal (>= 50% of getters and setters equivalent) with its bootstrap interval
+        s["getters_and_setters"] = B.summarize([x for (_, r), x in zip(rows, res) if r["kind"] in ("getter", "setter")])
         figures["systems"][name] = s
         ci = s["behaviour_ci"]
         print(f"{name:18s} n={len(rows)}/{len(df)}  equivalent {s['equivalent']}  differs {s['differs']}  "
@@ -97,6 +97,10 @@ def main() -> int:
               f"[{ci[0]:.3f}, {ci[1]:.3f}]")
         for k, b in s["by_kind"].items():
             print(f"  {k:8s} {b['equivalent']}/{b['n']}")
+        gs = s["getters_and_setters"]
+        if gs["n"]:
+            print(f"  getters and setters {gs['equivalent']}/{gs['n']} = {gs['behaviour_rate']:.3f} "
+                  f"[{gs['behaviour_ci'][0]:.3f}, {gs['behaviour_ci'][1]:.3f}]")
         if "transitions" in s:
             print("  before -> after:", s["transitions"])
     if "fine-tuned" in rescored:   # the model against each baseline on the same functions, paired

@@ -296,9 +296,7 @@ def _behaviour_stage(rows: list[dict], recs: list, behaviour: bool, harness, pro
                  for row in rows]
         try:
             for row, res in zip(rows, h.check_many(recs, texts, progress=progress)):
-                row.update({"behaviour": res.status, "behaviour_reason": res.reason,
-                            "behaviour_detail": res.detail, "behaviour_bindings": "; ".join(res.bindings),
-                            "behaviour_cases": res.cases})
+                row.update(res.columns())
         finally:
             if harness is None:   # its solcjs servers and worker processes
                 h.close()

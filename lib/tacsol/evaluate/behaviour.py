@@ -92,6 +92,11 @@ class BehaviourResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def columns(self) -> dict:
+        """The per-function table's behaviour columns (functions.parquet)."""
+        return {"behaviour": self.status, "behaviour_reason": self.reason, "behaviour_detail": self.detail,
+                "behaviour_bindings": "; ".join(self.bindings), "behaviour_cases": self.cases}
+
 
 # ------------------------------------------------------------------------------------------------ units
 def record_units(fetch: bool = False) -> corpus.RecordUnits:
