@@ -128,3 +128,15 @@ def test_candidates_differing_only_in_type_are_repaired_compiled_and_equivalent(
     assert wrong.status == "untestable" and wrong.reason == "did_not_compile", wrong
     s = B.summarize(repaired_results)
     assert s["repaired"] == 2 and s["equivalent"] == 3
+
+
+def test_a_declaration_solc_could_not_see_is_not_chosen_again_and_super_is_never_bound():
+    layout = [{"label": "_hiddenA", "slot": "0", "offset": 0, "type": "t_bool"},
+              {"label": "_hiddenB", "slot": "0", "offset": 1, "type": "t_bool"},
+              {"label": "flag", "slot": "1", "offset": 0, "type": "t_bool"}]
+    o = B.Original(b"", {}, layout, {"t_bool": {"encoding": "inplace"}}, {}, {}, {}, {}, set())
+    text = "function f() public view returns (bool) { return _escrow; }"
+    # the rounds once went _escrow -> _hiddenA -> _hiddenB -> _hiddenA ...: each undeclared where the candidate is
+    renames, _, unbound = B.bind(["_escrow"], text, o, [], set(), set(), invisible={"_hiddenA", "_hiddenB"})
+    assert not unbound and renames == {"_escrow": "flag"}
+    assert B.bind(["super"], "function f() public { super.f(); }", o, [], set(), set())[2] == "super"

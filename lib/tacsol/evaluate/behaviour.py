@@ -827,14 +827,16 @@ def _usage(name: str, text: str) -> tuple[int, bool]:
 
 
 def bind(names: list[str], text: str, original: Original, touched: list[dict], logs_topics: set[str],
-         revert_selectors: set[str], callees: str = "", home: str = "", alternatives: dict | None = None
-         ) -> tuple[dict[str, str], list[str], str]:
+         revert_selectors: set[str], callees: str = "", home: str = "", alternatives: dict | None = None,
+         invisible: Iterable[str] = ()) -> tuple[dict[str, str], list[str], str]:
     """(renames, binding notes, the first unbound name or ""). callees: the text of the internal functions and
     modifiers the original reaches (the record's `context`, in the order the original calls them), which rank
     same-arity functions. home: "file:Contract" where the candidate is placed (private variables of other
     contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
-    the harness tries when the first binding's run differs."""
-    used = set(re.findall(r"[A-Za-z_$][\w$]*", corpus.strip_comments(text)))
+    the harness tries when the first binding's run differs. invisible: declarations an earlier binding chose that
+    solc then reported undeclared where the candidate is (a base's private member): never chosen again (without
+    this the rounds went back and forth between two of them). `super` and `this` are never bound."""
+    used = set(re.findall(r"[A-Za-z_$][\w$]*", corpus.strip_comments(text))) | set(invisible)
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
     hidden = {v for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []
@@ -842,6 +844,8 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     taken: set[str] = set()
     alts = alternatives if alternatives is not None else {}
     for name in names:
+        if name in ("super", "this"):   # undeclared only where no base has the member: nothing to bind
+            return renames, notes, name
         role = _role(name, text)
         ranked: list[str] = []
         why = ""
@@ -2046,7 +2050,7 @@ class Harness:
                 continue
             payable = (r.get("mutability") or "") == "payable"
             state[i] = {"cand": cand, "types": types, "bindings": [], "orig": o, "text0": cand, "renames": {},
-                        "alts": {}, "repairs": [], "tkey": (okey[i], sel, payable), "payable": payable,
+                        "alts": {}, "repairs": [], "invisible": set(), "tkey": (okey[i], sel, payable), "payable": payable,
                         "signature": r.get("signature") or ""}
         # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -2098,8 +2102,10 @@ class Harness:
                 topics = {"%064x" % t[0] for o in s["seen"] for t, _ in o.logs if t}
                 reverts = {o.output[:4].hex() for o in s["seen"] if not o.success}
                 touched = touched_variables(s["orig"], s["seen"], recs[i].get("tac") or "")
+                s["invisible"].update(n for n in names if n in s["renames"].values())
                 renames, notes, unbound = bind(names, s["cand"], s["orig"], touched, topics, reverts,
-                                               recs[i].get("context") or "", s.get("home", ""), s["alts"])
+                                               recs[i].get("context") or "", s.get("home", ""), s["alts"],
+                                               s["invisible"])
                 if unbound:
                     results[i] = BehaviourResult("untestable", "unbound_name", unbound, s["bindings"] + notes)
                     continue
