@@ -185,7 +185,8 @@ def behaviour_summary(df, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
             "binding_needed": int((d["behaviour_bindings"] != "").sum()),
             "binding_failed": int((d["behaviour_reason"] == "unbound_name").sum()),
             # type-only repairs (evaluate.repair): how many functions compiled only through one, and how they came out
-            "repaired": int(repaired.sum()), "repaired_equivalent": int((repaired & (d["behaviour"] == "equivalent")).sum()),
+            "repaired": int(repaired.sum()),
+            "repaired_equivalent": int((repaired & (d["behaviour"] == "equivalent")).sum()),
             "examples_differs": [{"id": r["id"], "detail": r["behaviour_detail"][:400]}
                                  for _, r in diff.head(5).iterrows()]}
 

@@ -2050,8 +2050,8 @@ class Harness:
                 continue
             payable = (r.get("mutability") or "") == "payable"
             state[i] = {"cand": cand, "types": types, "bindings": [], "orig": o, "text0": cand, "renames": {},
-                        "alts": {}, "repairs": [], "invisible": set(), "tkey": (okey[i], sel, payable), "payable": payable,
-                        "signature": r.get("signature") or ""}
+                        "alts": {}, "repairs": [], "invisible": set(), "tkey": (okey[i], sel, payable),
+                        "payable": payable, "signature": r.get("signature") or ""}
         # the first compile of every candidate runs (in solcjs processes) while the originals run (in py-evm)
         with ThreadPoolExecutor(max_workers=1) as pool:
             first = pool.submit(self._compile_candidates, [(i, recs[i], units[i], s["cand"]) for i, s in state.items()],
