@@ -140,3 +140,16 @@ def test_a_declaration_solc_could_not_see_is_not_chosen_again_and_super_is_never
     renames, _, unbound = B.bind(["_escrow"], text, o, [], set(), set(), invisible={"_hiddenA", "_hiddenB"})
     assert not unbound and renames == {"_escrow": "flag"}
     assert B.bind(["super"], "function f() public { super.f(); }", o, [], set(), set())[2] == "super"
+
+
+def test_a_summary_counts_the_functions_that_compiled_only_through_a_repair():
+    import pandas as pd
+
+    from tacsol.evaluate.aggregate import behaviour_summary
+
+    df = pd.DataFrame({"id": ["a", "b", "c"], "behaviour": ["equivalent", "differs", "equivalent"],
+                       "behaviour_reason": ["", "", ""], "behaviour_detail": ["", "case 1 ...", ""],
+                       "behaviour_bindings": [NOTE + "return address(_token) (...)", NOTE + "state() -> state (...)",
+                                              "_x -> x (variable, ...)"]})
+    s = behaviour_summary(df)
+    assert (s["repaired"], s["repaired_equivalent"], s["binding_needed"], s["equivalent"]) == (2, 1, 3, 2)
