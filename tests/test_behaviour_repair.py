@@ -64,7 +64,9 @@ def test_a_getter_call_on_a_public_state_variable_reads_it():
 # function whose name a generated `uint256 public rate;` would take
 UNIT = """pragma solidity ^0.8.0;
 interface IERC20 { function balanceOf(address) external view returns (uint256); }
-contract Vault {
+interface ITyped { function typeAndVersion() external pure returns (string memory); }
+contract Vault is ITyped {
+    string public constant override typeAndVersion = "Vault 1.0.0";
     enum State { Active, Closed }
     State public state;      // a slot of its own (packed beside the address, the binder may pick either)
     uint256 private _rate;
@@ -110,24 +112,30 @@ def repaired_results(tmp_path_factory):
             _record("close()", "function close() public {\n        require(state == State.Active);\n"
                                "        state = State.Closed;\n    }"),
             _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }"),
-            _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }")]
+            _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }"),
+            _record("typeAndVersion()", 'string public constant override typeAndVersion = "Vault 1.0.0";')]
     texts = ["function token() public view virtual returns (address) { return _token; }",
              "function close() public { require(state() == State.Active); state = State.Closed; }",
              "uint256 public rate;",
-             "function rate() public view returns (address) { return _rate; }"]   # uint256 as address: not ours
+             "function rate() public view returns (address) { return _rate; }",   # uint256 as address: not ours
+             'string public constant typeAndVersion = "Vault 1.0.0";']   # a public constant the interface names
     return h.check_many(recs, texts)
 
 
 def test_candidates_differing_only_in_type_are_repaired_compiled_and_equivalent(repaired_results):
-    token, close, rate, wrong = repaired_results
+    token, close, rate, wrong, constant = repaired_results
     assert token.status == "equivalent", (token.reason, token.detail)
     assert any("return address(_token)" in b for b in token.bindings), token.bindings
     assert close.status == "equivalent", (close.reason, close.detail)
     assert any(b.startswith(NOTE) and "state() -> state" in b for b in close.bindings), close.bindings
-    assert rate.status == "equivalent" and any("rate_var" in b for b in rate.bindings), rate.bindings
+    assert rate.status == "equivalent", (rate.reason, rate.detail)
+    assert any(b.startswith(NOTE + "rate -> rate_var") for b in rate.bindings), rate.bindings
+    assert any(b.startswith("rate_var -> _rate") for b in rate.bindings), rate.bindings   # then bound by slot
     assert wrong.status == "untestable" and wrong.reason == "did_not_compile", wrong
+    # a getter whose name an interface declares as a function reads its own constant: nothing to repair
+    assert constant.status == "equivalent" and not constant.bindings, (constant.reason, constant.detail)
     s = B.summarize(repaired_results)
-    assert s["repaired"] == 2 and s["equivalent"] == 3
+    assert s["repaired"] == 3 and s["equivalent"] == 4
 
 
 def test_a_declaration_solc_could_not_see_is_not_chosen_again_and_super_is_never_bound():

@@ -521,13 +521,10 @@ def _getter_function(fn, original: Original) -> tuple[str | None, str]:
     if t in original.structs or t.split(".")[-1] in original.structs:
         return None, "struct_getter"
     loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
-    # a variable named as one of the unit's functions (`uint256 public rate;` where the original is `function rate()`
-    # returning `_rate`) would read that function: it is an undeclared name instead, bound by slot like any other
-    var = f"{fn.name}_var" if fn.name in original.functions or fn.name in original.modifiers else fn.name
     # a getter reverts without data past an array's end (an indexing expression panics in 0.8): bounds first
-    checks = "".join(f"require({k} < {var}{''.join(f'[{x}]' for x in idx[:j])}.length); "
+    checks = "".join(f"require({k} < {fn.name}{''.join(f'[{x}]' for x in idx[:j])}.length); "
                      for j, (k, arr) in enumerate(zip(idx, is_array)) if arr)
-    access = var + "".join(f"[{k}]" for k in idx)
+    access = fn.name + "".join(f"[{k}]" for k in idx)
     return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ {checks}return {access}; }}",
             "")
 
