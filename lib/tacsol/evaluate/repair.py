@@ -8,7 +8,7 @@ to compile on a difference of *type* that the bytecode cannot show either, so a 
   returning `address`, `token` an `IERC20`): an explicit conversion, no code;
 - `address` against `address payable` in a function's return list (0.5+: the same word);
 - a public state variable read through its getter's call syntax inside the contract (`state()` where `state` is
-  `State public state`, `balances(a)` for a mapping): the value the getter returns, read directly.
+  `State public state`, `balances(a)` for a mapping): the value the getter returns, read directly;
 - a value read under a name the unit gives a function (`uint256 public rate;` generated where the original is
   `function rate()` returning `_rate`: solc reads `return rate;` as the function): the name becomes a fresh one,
   `rate_var`, which binding then gives the variable at the slot the original reads, as any undeclared name.
@@ -79,11 +79,13 @@ def _repair(e: dict, at: str, state_variables: set[str]) -> Repair | None:
     if m and at:
         given, expected = m.group(1).strip(), m.group(2).strip()
         if given.startswith("function ") and re.fullmatch(_IDENT, at):
+            why = f"read as a value, {at} names a function of the unit: bound by slot"
             return Repair(rf"(?<![\w$.]){re.escape(at)}(?![\w$]|\s*\()", f"{at}_var",
-                          NOTE + f"{at} -> {at}_var (read as a value, {at} names a function of the unit: bound by slot)")
+                          NOTE + f"{at} -> {at}_var ({why})")
         conv = _return_conversion(given, expected)
         if conv is not None:
-            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{conv}({at})\g<2>",
+            literal = at.replace("\\", "\\\\")   # the replacement template reads backslashes
+            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{conv}({literal})\g<2>",
                           NOTE + f"return {conv}({at}) ({given} where {expected} is returned: no code)")
         if _is_address(given) and _is_address(expected):   # address vs address payable: the same word
             return Repair(r"(\breturns\s*\([^)]*?)\baddress\s+payable\b", r"\g<1>address",
