@@ -48,7 +48,7 @@ from .. import corpus, evm, paths
 from ..lift.emit import CONST
 from . import abi, layout
 from .execution import BLOCK, CONTRACT, RESPONDER_CODE, ZERO_RESPONDER_CODE, Outcome, execute
-from .repair import NOTE as REPAIR_NOTE, apply_repairs, repairs_for
+from .repair import NOTE as REPAIR_NOTE, apply_repairs, repairs_for, source_at
 from .solidity import ParseFailure, find_function, match_close
 
 CANDIDATE = "tacsol_candidate"
@@ -624,9 +624,8 @@ def undeclared_names(out: dict, sources: dict[str, str]) -> list[str] | None:
     names, other = [], False
     for e in out.get("errors", []):
         msg = e.get("message") or ""
-        loc = e.get("sourceLocation") or {}
-        if any(u in msg for u in _UNDECLARED) and loc.get("file") in sources:
-            txt = sources[loc["file"]].encode()[loc["start"]:loc["end"]].decode(errors="replace")
+        txt = source_at(e, sources)
+        if any(u in msg for u in _UNDECLARED) and txt:
             name = re.match(r"[A-Za-z_$][\w$]*", txt)
             if name and name.group(0) not in names:
                 names.append(name.group(0))

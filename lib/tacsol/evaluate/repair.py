@@ -42,7 +42,7 @@ def repairs_for(out: dict, sources: dict[str, str], text: str, state_variables: 
     labels of the unit's storage layout (for a getter call written on one)."""
     found: list[Repair] = []
     for e in out.get("errors") or []:
-        r = _repair(e, _located(e, sources), state_variables)
+        r = _repair(e, source_at(e, sources), state_variables)
         if r is None or r.apply(text) == text:
             return None
         if r not in found:
@@ -56,8 +56,8 @@ def apply_repairs(text: str, repairs: list[Repair]) -> str:
     return text
 
 
-def _located(e: dict, sources: dict[str, str]) -> str:
-    """The source text at an error's location ("" when it has none)."""
+def source_at(e: dict, sources: dict[str, str]) -> str:
+    """The source text at a solc error's location ("" when it has none): what binding and repairs read."""
     loc = e.get("sourceLocation") or {}
     src = sources.get(loc.get("file") or "")
     if src is None or loc.get("start") is None or loc.get("end") is None:
