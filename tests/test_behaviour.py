@@ -584,7 +584,8 @@ def test_mutant_control_differs(harness, sample_test, reference_results):
     for r, x in zip(sample_test, reference_results):
         if x.status != "untestable":
             o = harness.original(r)
-            made += [(k, r, t) for k, t in C.mutants(r["solidity"], o.layout)]
+            made += [(k, r, t) for k, t in C.mutants(r["solidity"], o.layout,
+                                                      C.invisible_variables(o.private_vars, r["contract"]))]
     assert len({k for k, _, _ in made}) == 6, "every mutation kind occurs on the sample"
     res = harness.check_many([r for _, r, _ in made], [t for _, _, t in made])
     testable = [x for x in res if x.status != "untestable"]

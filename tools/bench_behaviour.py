@@ -154,7 +154,7 @@ def main() -> int:
 
     mr, mt, kinds = [], [], []
     for r, o in ok:
-        for k, text in C.mutants(r["solidity"], o.layout):
+        for k, text in C.mutants(r["solidity"], o.layout, C.invisible_variables(o.private_vars, r["contract"])):
             mr.append(r)
             mt.append(text)
             kinds.append(k)

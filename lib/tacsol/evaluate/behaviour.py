@@ -308,7 +308,7 @@ class Compiler:
 
 # ------------------------------------------------------------------------------------------- the contract
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
-ORIGINAL_FORMAT = "o5"
+ORIGINAL_FORMAT = "o6"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
 TRACE_FORMAT = "t9"
 
@@ -333,6 +333,8 @@ class Original:
     immutables: list[tuple[int, str, str]] = field(default_factory=list)
     # every declaration of an overloaded name (signatures and functions keep the first): name -> [(params, returns)]
     overloads: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = field(default_factory=dict)
+    # functions every implementation of which is `external`: a bare call `f()` cannot name them
+    external: set[str] = field(default_factory=set)
 
 
 def _types_of(params: dict | None) -> tuple[str, ...]:
@@ -372,6 +374,8 @@ def _declared(ast_sources: dict, main: str, contract: str):
                 seen = (owner or free).setdefault("overloads", {}).setdefault(n["name"], [])
                 if sig not in seen:
                     seen.append(sig)
+                if n.get("implemented", n.get("body") is not None):
+                    (owner or free).setdefault("visibility", {}).setdefault(n["name"], set()).add(n.get("visibility"))
             elif t == "ModifierDefinition":
                 (owner or free)["modifiers"].setdefault(n["name"], (_types_of(n.get("parameters")), ()))
             elif t == "ErrorDefinition":
@@ -393,15 +397,19 @@ def _declared(ast_sources: dict, main: str, contract: str):
     immutable = sorted((i, n, t) for w, i, n, t in immutables if w in in_scope)
     functions, modifiers = dict(free["functions"]), dict(free["modifiers"])
     overloads: dict[str, list] = {k: list(v) for k, v in (free.get("overloads") or {}).items()}
+    visibility: dict[str, set] = {}
     for cid in reversed(scope):          # most derived last: its declaration wins
         c = contracts.get(cid) or {}
+        for k, v in (c.get("visibility") or {}).items():
+            visibility.setdefault(k, set()).update(v)
         functions.update(c.get("functions") or {})
         modifiers.update(c.get("modifiers") or {})
         for k, sigs in (c.get("overloads") or {}).items():
             have = overloads.setdefault(k, [])
             have += [x for x in sigs if x not in have]
     overloads = {k: v for k, v in overloads.items() if len(v) > 1}
-    return functions, modifiers, errors, structs, private, immutable, overloads
+    external = {k for k, v in visibility.items() if v == {"external"}}
+    return functions, modifiers, errors, structs, private, immutable, overloads, external
 
 
 def _is_address(type_: str) -> bool:
@@ -452,7 +460,8 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
         if e.get("type") == "event":
             sig = f"{e['name']}({','.join(_abi_type(i) for i in e['inputs'])})"
             events.setdefault(e["name"], (evm.keccak256(sig.encode()).hex(), len(e["inputs"])))
-    sigs, mods, errors, structs, private, immutables, overloads = _declared(out.get("sources") or {}, main, contract)
+    sigs, mods, errors, structs, private, immutables, overloads, external = _declared(out.get("sources") or {}, main,
+                                                                                      contract)
     code = _fill_immutables(code, c["evm"]["deployedBytecode"].get("immutableReferences"), immutables)
     for e in c.get("abi") or []:
         if e.get("type") == "error":
@@ -463,7 +472,7 @@ def _original_from(out: dict, main: str, contract: str) -> Original | None:
     return Original(code, {k: "0x" + v for k, v in (c["evm"].get("methodIdentifiers") or {}).items()},
                     sl.get("storage") or [], sl.get("types") or {}, events, {f: len(p) for f, (p, _) in sigs.items()},
                     {m: len(p) for m, (p, _) in mods.items()}, errors, structs, private,
-                    {f for f, (_, r) in sigs.items() if r}, {**mods, **sigs}, immutables, overloads)
+                    {f for f, (_, r) in sigs.items() if r}, {**mods, **sigs}, immutables, overloads, external)
 
 
 def _abi_type(i: dict) -> str:
@@ -734,24 +743,8 @@ def _layout_type(sol_type: str) -> str:
     return _SOL_TO_LAYOUT.get(t, "t_" + t)
 
 
-def _value_type(name: str, text: str) -> str:
-    """The elementary type a generated name takes from the code around it: assigned from or to a parameter,
-    or returned from a function with one return type. '' when the code does not say."""
-    try:
-        fn = find_function(text)
-    except ParseFailure:
-        return ""
-    params = {n: t for t, n in fn.params + fn.returns if n}
-    w = rf"(?<![.\w$]){re.escape(name)}(?![\w$\[.])"
-    for m in re.finditer(w + r"\s*=(?!=)\s*([A-Za-z_$][\w$]*)\s*;", text):
-        if m.group(1) in params:
-            return params[m.group(1)]
-    for m in re.finditer(r"([A-Za-z_$][\w$]*)\s*=(?!=)\s*" + w + r"\s*;", text):
-        if m.group(1) in params:
-            return params[m.group(1)]
-    if len(fn.returns) == 1 and re.search(r"\breturn\s+" + w + r"\s*;", text):
-        return fn.returns[0][0]
-    return ""
+MEMBERS = "a value with members"   # _expected_return's type for a call whose result has a member read
+_STRING = re.compile(r'"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'')
 
 
 def _expected_return(name: str, text: str, renames: dict[str, str], original: Original) -> str:
@@ -759,6 +752,12 @@ def _expected_return(name: str, text: str, renames: dict[str, str], original: Or
     m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
     if not m:
         return ""
+    close = match_close(text, m.end() - 1, "(", ")")
+    member = re.match(r"\s*\.\s*([A-Za-z_$][\w$]*)", text[close + 1:]) if close > 0 else None
+    if member and re.fullmatch(r"(?:add|sub|mul|div|mod)", member.group(1)):
+        return "uint256"   # `f(a, b).sub(c)`: SafeMath's, bound to uint256
+    if member and not _NUMERIC_METHODS.fullmatch(member.group(1)):
+        return MEMBERS     # `f().isValid(...)`: a contract, an address or a struct
     local = re.search(r"\b((?:u?int|bytes)\d*|address|bool|string)\s+(?:memory\s+)?[A-Za-z_$][\w$]*\s*=\s*"
                       + re.escape(name) + r"\s*\(", text)
     if local:   # `uint256 amount = f(...)`
@@ -795,7 +794,7 @@ def _same_type(returns: tuple[str, ...], want: str) -> bool:
     library or contract (`Request`, `Chainlink.Request`)."""
     if len(returns) != 1:
         return False
-    if returns[0] == want:
+    if returns[0] == want or want == MEMBERS and returns[0].startswith(("contract ", "struct ", "address")):
         return True
     return want.startswith("struct ") and returns[0].startswith("struct ") and \
         returns[0].rsplit(".", 1)[-1] == want.rsplit(".", 1)[-1].removeprefix("struct ")
@@ -822,17 +821,160 @@ def _usage(name: str, text: str) -> tuple[int, bool]:
     return depth, written
 
 
+# methods a library binds to integers (`using SafeMath for uint256`, SafeCast, Math, Strings): `x.add(y)` says
+# nothing about x having members of its own
+_NUMERIC_METHODS = re.compile(r"(?:try)?(?:add|sub|mul|div|mod)|to(?:U?int\d+|String|HexString)|max|min|average|"
+                              r"ceilDiv|sqrt|log\d*|abs")
+_TYPED_DECLARATION = re.compile(r"\b([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)?)\s+(?:memory|storage|calldata\s+)?\s*"
+                                r"[A-Za-z_$][\w$]*\s*=\s*$")
+
+
+@dataclass
+class Shape:
+    """What a name's uses in the candidate say about the variable it stands for: its deepest indexing, whether it
+    is written, and at the element that indexing reaches the Solidity type the code gives it (assigned to or from
+    a parameter or a typed local, returned alone), whether members are read from it (a contract, an address, a
+    struct), whether it is used as an array (`.push(`, `.pop(`, `.length`) and whether as a number (compared with or
+    combined with a number literal, incremented)."""
+    depth: int = 0
+    written: bool = False
+    want: str = ""
+    members: bool = False
+    array: bool = False
+    numeric: bool = False
+
+
+def _shape(name: str, text: str) -> Shape:
+    depth, written = _usage(name, text)
+    sh = Shape(depth, written)
+    try:
+        fn = find_function(text)
+        typed = {n: t for t, n in fn.params + fn.returns if n}
+        single_return = fn.returns[0][0] if len(fn.returns) == 1 else ""
+    except ParseFailure:
+        typed, single_return = {}, ""
+    typed.update({n: t for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address|bool|string)\s+(?:memory\s+)?"
+                                              r"([A-Za-z_$][\w$]*)\s*[=;]", text)})
+    for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?![\w$])", text):
+        j, d = m.end(), 0
+        while True:   # skip index brackets, as _usage does
+            k = j + len(text[j:]) - len(text[j:].lstrip())
+            if k >= len(text) or text[k] != "[":
+                break
+            close = match_close(text, k, "[", "]")
+            if close < 0:
+                break
+            j, d = close + 1, d + 1
+        if d != depth:   # only the fully indexed uses say what the element is
+            continue
+        after, before = text[j:].lstrip(), text[:m.start()].rstrip()
+        member = re.match(r"\.\s*([A-Za-z_$][\w$]*)", after)
+        if member and member.group(1) in ("push", "pop", "length"):
+            sh.array = True
+        elif member and not _NUMERIC_METHODS.fullmatch(member.group(1)):
+            sh.members = True
+        if re.match(r"(?:[-+*/%<>]|[=!<>]=|\+\+|--)\s*\d", after) or re.search(r"\d\s*(?:[-+*/%<>]|[=!<>]=)$", before) \
+                or after.startswith(("++", "--")):
+            sh.numeric = True
+        if sh.want or member:
+            continue
+        if after.startswith(";"):
+            decl = _TYPED_DECLARATION.search(before)
+            lhs = re.search(r"([A-Za-z_$][\w$]*)\s*=\s*$", before)
+            if re.search(r"\breturn\s*$", before) and single_return:
+                sh.want = single_return
+            elif decl and decl.group(1) not in ("return", "else"):
+                sh.want = decl.group(1)   # `RequestConfig memory rc = name;`, `uint64 id = name;`
+            elif lhs and lhs.group(1) in typed and not re.search(r"[=!<>]\s*$", before[:lhs.start()]):
+                sh.want = typed[lhs.group(1)]
+        rhs = re.match(r"=(?!=)\s*([A-Za-z_$][\w$]*)\s*;", after)
+        made = re.match(r"=(?!=)\s*([A-Z][\w$]*(?:\.[A-Z][\w$]*)?)\s*\(", after)
+        if not sh.want and rhs and rhs.group(1) in typed:
+            sh.want = typed[rhs.group(1)]
+        elif not sh.want and made:   # `x[k] = Request({...})`, `token = IERC20(a)`: a struct or a contract
+            sh.want = made.group(1)
+    return sh
+
+
+def _element(type_label: str, depth: int, types: dict[str, dict]) -> str:
+    """The storageLayout type a variable of `type_label` holds after `depth` index operations ("" if it cannot)."""
+    for _ in range(depth):
+        t = types.get(type_label) or {}
+        type_label = t.get("value") or t.get("base") or ""
+        if not type_label:
+            return ""
+    return type_label
+
+
+def _type_fits(label: str, sol_type: str) -> int:
+    """1 when a storageLayout type label is the Solidity type the code gives (elementary, or a struct, contract or
+    enum by its name with or without its container: `Chainlink.Request`), -1 when it is of another kind (a number
+    for a struct, an address for a string), 0 when of the same kind (uint128 where the code says uint256: an
+    implicit conversion may join them)."""
+    if label == _layout_type(sol_type):
+        return 1
+    short = sol_type.rsplit(".", 1)[-1]
+    if re.match(rf"t_(?:struct|contract|enum)\((?:[\w$]+\.)?{re.escape(short)}\)", label):
+        return 1
+    return 0 if _kind(label) == _kind(_layout_type(sol_type)) else -1
+
+
+def _kind(label: str) -> str:
+    """A storageLayout type's kind, between which no implicit conversion goes ("" where unsure)."""
+    for prefix, kind in (("t_uint", "int"), ("t_int", "int"), ("t_bool", "bool"), ("t_address", "address"),
+                         ("t_contract", "address"), ("t_string", "bytes"), ("t_bytes_", "bytes"),
+                         ("t_bytes", "fixed bytes"), ("t_struct", "struct"), ("t_mapping", "mapping"),
+                         ("t_array", "array")):
+        if label.startswith(prefix):
+            return kind
+    return ""   # an enum, or a user-defined name the code gives (its layout label is not derived here)
+
+
+def _has_members(label: str) -> bool:
+    return label.startswith(("t_contract", "t_address", "t_struct"))
+
+
+def _is_array(label: str, types: dict[str, dict]) -> bool:
+    return (types.get(label) or {}).get("encoding") in ("dynamic_array", "bytes") or label.startswith("t_array")
+
+
+def _variable_fit(v: dict, sh: Shape, types: dict[str, dict]) -> int:
+    """How many of the shape's facts the variable's element type agrees with (what the code says of its type, an
+    array, members), each counting against where it disagrees; 0 when the code says nothing."""
+    elem = _element(v["type"], sh.depth, types)
+    if not elem:
+        return 0
+    score = 0
+    if sh.want:
+        score += 2 * _type_fits(elem, sh.want)
+    if sh.array:
+        score += 1 if _is_array(elem, types) else -1
+    elif sh.members:
+        score += 1 if _has_members(elem) else -1
+    elif sh.numeric and _has_members(elem):
+        score -= 1   # `x == 0`, `x + 1`: not a contract, an address or a struct
+    return score
+
+
+def _named_in(label: str, text: str) -> bool:
+    return re.search(rf"(?<![.\w$]){re.escape(label)}(?![\w$])", text) is not None
+
+
 def bind(names: list[str], text: str, original: Original, touched: list[dict], logs_topics: set[str],
          revert_selectors: set[str], callees: str = "", home: str = "", alternatives: dict | None = None,
          invisible: Iterable[str] = ()) -> tuple[dict[str, str], list[str], str]:
     """(renames, binding notes, the first unbound name or ""). callees: the text of the internal functions and
-    modifiers the original reaches (the record's `context`, in the order the original calls them), which rank
-    same-arity functions. home: "file:Contract" where the candidate is placed (private variables of other
+    modifiers the original reaches (the record's `context`, in pairs.context_of's discovery order: a body's calls
+    last first, then theirs), which rank same-arity functions, and whose text says which variables they read.
+    Variables bind by slot (touched: the original's accesses) and by what the candidate does with the name (Shape:
+    its type where the code says it, an array, members, a number); functions by arity, argument types, the
+    returned type the call site takes, and whether the original reaches them. home: "file:Contract" where the candidate is placed (private variables of other
     contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
     the harness tries when the first binding's run differs. invisible: declarations an earlier binding chose that
     solc then reported undeclared where the candidate is (a base's private member): never chosen again (without
     this the rounds went back and forth between two of them). `super` and `this` are never bound."""
-    used = set(re.findall(r"[A-Za-z_$][\w$]*", corpus.strip_comments(text))) | set(invisible)
+    # (not the words of a string: "ERC20: burn amount exceeds allowance" does not use `allowance`)
+    used = set(re.findall(r"[A-Za-z_$][\w$]*", _STRING.sub('""', corpus.strip_comments(text)))) | set(invisible)
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
     hidden = {v for c, v in original.private_vars if c != home} if home else set()
     renames, notes = {}, []
@@ -846,17 +988,20 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
         ranked: list[str] = []
         why = ""
         if role == "variable":
-            depth, written = _usage(name, text)
-            want = _layout_type(_value_type(name, text)) if not depth else ""
+            sh = _shape(name, text)
+            depth, written = sh.depth, sh.written
             scored = []
-            for k, v in enumerate(touched):   # type, indexing depth, read/write use; then first access first
+            for k, v in enumerate(touched):   # type and use, indexing depth, read/write; then first access first
                 if v["label"] in used or v["label"] in taken or v["label"] in hidden:
                     continue
                 ty = original.types.get(v["type"], {}).get("encoding", "")
                 if depth and ty not in ("mapping", "dynamic_array") and "[" not in v["type"]:
                     continue
                 d = 0 if ty == "bytes" else v["depth"]    # long bytes/string data hashes its slot: still depth 0
-                score = 4 * (want != "" and v["type"] == want) + 2 * (d == depth) + (v["written"] == written)
+                # a variable only read, which a reached callee names, may be what that callee read (a guard's
+                # threshold), not what this code reads
+                score = 2 * _variable_fit(v, sh, original.types) + 2 * (d == depth) + (v["written"] == written) \
+                    - 0.5 * (not v["written"] and _named_in(v["label"], callees))
                 scored.append((-score, k, v))
             scored.sort(key=lambda x: x[:2])
             ranked = [v["label"] for sc, _, v in scored if scored and sc == scored[0][0]]
@@ -871,11 +1016,13 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                         continue
                     ty = original.types.get(v["type"], {}).get("encoding", "")
                     indexed = ty in ("mapping", "dynamic_array") or "[" in v["type"]
-                    if (depth and not indexed) or (not depth and ty == "mapping") or (want and v["type"] != want):
+                    fit, elem = _variable_fit(v, sh, original.types), _element(v["type"], depth, original.types)
+                    if (depth and not indexed) or (not depth and ty == "mapping") or fit < 0 or \
+                            (sh.want and elem and _type_fits(elem, sh.want) < 1):
                         continue
-                    fits.append(v["label"])
+                    fits.append((-fit, v["label"]))
                 if 1 <= len(fits) <= 8:
-                    ranked = fits
+                    ranked = [label for _, label in sorted(fits, key=lambda x: x[0])]
                     why = f"one of {len(fits)} declared variables of its type and use; no case touched it"
         elif role == "event":
             n = _arity(name, text)
@@ -898,22 +1045,26 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 return [p for p, _ in original.overloads.get(f, ()) if len(p) == n] or \
                     [(pool_sigs.get(f) or ((), ()))[0]]
             cands = [f for f, a in pool.items() if (a == n or any(len(p) == n for p, _ in original.overloads.get(
-                f, ()))) and f not in used and f not in taken and f != CANDIDATE]
+                f, ()))) and f not in used and f not in taken and f != CANDIDATE and
+                     not (role == "function" and f in original.external)]   # `f()` cannot call an external f
             # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
             args = _argument_types(name, text)
             fit = [f for f in cands if any(_params_fit(args, p) for p in params_of(f))]
-            cands = fit or cands
+            cands = fitting = fit or cands
+            want = ""
             if role == "function":   # a call used as a value needs a function that returns one; a call used as a
                 # statement more likely names one that returns nothing, but may ignore a result (after the types:
                 # `sendChainlinkRequest(req, payment);` returns the request id)
-                as_value = not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
+                want = _expected_return(name, text, renames, original)
+                as_value = want == MEMBERS or not re.search(rf"(^|[;{{}}])\s*{re.escape(name)}\s*\(", text)
                 cands = [f for f in cands if (f in original.returning) == as_value] or cands
-            order = {f: m.start() for f in cands
+            order = {f: m.start() for f in fitting
                      for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
-            reached = sorted(order, key=order.get)
-            want = _expected_return(name, text, renames, original) if role == "function" else ""
+            # the reached functions the call's use prefers first, then those it does not (a result ignored)
+            reached = sorted(order, key=lambda f: (f not in cands, order[f]))
+            want = want if role == "function" else ""
             typed = [f for f in cands if want and _same_type(original.signatures.get(f, ((), ()))[1][:1], want)]
-            if len(cands) == 1:
+            if len(cands) == 1 and not set(reached) - set(cands):
                 ranked, why = cands, f"the only {role} of arity {n} not already used"
             elif typed and (set(typed) & set(reached) or len(typed) == 1):
                 ranked = [f for f in reached if f in typed] or typed
@@ -925,6 +1076,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                 ranked, why = typed, f"{role} of arity {n} returning the {want} its call site takes"
             elif 1 < len(cands) <= 8:   # a few same-arity candidates and no other evidence: tried by behaviour
                 ranked, why = cands, f"one of {len(cands)} {role}s of arity {n}"
+            ranked = ranked + [f for f in reached if f not in ranked]   # every reached one stays an alternative
         if not ranked:
             return renames, notes, name
         pick = ranked[0]

@@ -10,6 +10,7 @@ says what it changed."""
 from __future__ import annotations
 
 import re
+from typing import Iterable
 
 from ..corpus import strip_comments
 from .solidity import ParseFailure, find_function
@@ -79,10 +80,18 @@ def fn_is_getter(code: str) -> bool:
 _CMP = [("<=", ">"), (">=", "<"), ("==", "!="), ("!=", "=="), ("<", ">="), (">", "<=")]
 
 
-def mutants(reference: str, layout: list[dict]) -> list[tuple[str, str]]:
+def invisible_variables(private_vars: Iterable[tuple[str, str]], contract: str) -> set[str]:
+    """The private state variables (Original.private_vars: ("file:Contract", name)) that code of `contract` cannot
+    name: those its bases declare."""
+    return {name for where, name in private_vars if where.rsplit(":", 1)[-1] != contract}
+
+
+def mutants(reference: str, layout: list[dict], hidden: Iterable[str] = ()) -> list[tuple[str, str]]:
     """(kind, mutated text) for each mutation that applies, first site each: swapped operands of a subtraction
     or division, flipped comparison, dropped require, changed numeric constant, removed event, write to another
-    state variable of the same type. layout: storageLayout entries (label, type)."""
+    state variable of the same type. layout: storageLayout entries (label, type); hidden: the labels the function
+    cannot name (a base's private variables), never written instead: solc would not know the name, and binding
+    would give the write back to the variable the original writes (four such mutants passed as `equivalent`)."""
     code = strip_comments(reference)
     try:
         fn = find_function(code)
@@ -124,7 +133,7 @@ def mutants(reference: str, layout: list[dict]) -> list[tuple[str, str]]:
         if not mm:
             continue
         others = [o["label"] for o in layout if o["label"] != v and o["type"] == var["type"]
-                  and not re.search(_WORD.format(re.escape(o["label"])), body)]
+                  and o["label"] not in hidden and not re.search(_WORD.format(re.escape(o["label"])), body)]
         if others:
             add("write_other_variable", body[:mm.start()] + others[0] + body[mm.start() + len(v):])
             break
