@@ -159,3 +159,24 @@ def test_mutants_never_write_a_variable_the_function_cannot_name():
     kinds = dict(C.mutants(text, layout))
     assert "ensNode = a" in kinds["write_other_variable"]
     assert "write_other_variable" not in dict(C.mutants(text, layout, hidden))
+
+
+def test_a_candidate_never_delegates_to_the_original_it_stands_for():
+    # the unit keeps the original function beside the candidate: `function initialize() { _init(); }` with _init
+    # bound to initialize, or a body calling its own name, ran the original and came out `equivalent`
+    o = _original(["acceptOwnership", "_validateOwnership"])
+    text = "function tacsol_candidate() external { f0(); }"
+    renames, notes, unbound = B.bind(["f0"], text, o, [], set(), set(), itself=("acceptOwnership", 0))
+    assert renames == {"f0": "_validateOwnership"}, notes
+    assert B.bind(["f0"], text, o, [], set(), set(), itself=("_validateOwnership", 0))[0] == \
+        {"f0": "acceptOwnership"}
+    # a call of its own name with its own arity is recursion: it calls the candidate; another overload stays
+    cand, why = B.candidate_function(
+        "function mint(address to, uint256 n) public { if (n > 1) { mint(to, n - 1); } mint(to); }", o)
+    assert why == "" and "tacsol_candidate(to, n - 1)" in cand and "mint(to);" in cand, cand
+    # Coordinator's getId(bytes) calls its overload getId(ServiceAgreement): solc tells them apart, so it stays
+    o = B.Original(b"", {}, [], {}, {}, {"getId": 1}, {}, {}, {"ServiceAgreement"},
+                   overloads={"getId": [(("bytes",), ("bytes32",)), (("struct ServiceAgreement",), ("bytes32",))]})
+    cand, _ = B.candidate_function("function getId(bytes memory d) public pure returns (bytes32) { "
+                                   "ServiceAgreement memory a = decode(d); return getId(a); }", o)
+    assert "return getId(a);" in cand, cand

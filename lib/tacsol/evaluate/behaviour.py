@@ -502,7 +502,29 @@ def candidate_function(generated: str, original: Original) -> tuple[str | None, 
     m = re.search(r"\bfunction\s+([A-Za-z_$][\w$]*|[0-9a-f]{8})\s*\(", head)
     head = head[:m.start(1)] + CANDIDATE + head[m.end(1):] if m else head
     head = _ATTR_STRIP.sub("", head)
-    return head + fn.text[len(fn.header):], ""
+    body = fn.text[len(fn.header):]
+    if _only_declaration(original, fn.name, len(fn.params)):
+        body = _calls_renamed(body, fn.name, len(fn.params), CANDIDATE)
+    return head + body, ""
+
+
+def _only_declaration(original: Original, name: str, arity: int) -> bool:
+    """No other overload of `name` takes `arity` arguments: a call `name(...)` of that arity is the function itself
+    (Coordinator's getId(bytes) calls getId(ServiceAgreement), which solc tells apart by type)."""
+    return sum(len(p) == arity for p, _ in original.overloads.get(name, ())) <= 1
+
+
+def _calls_renamed(body: str, name: str, arity: int, new: str) -> str:
+    """`body` with its calls of `name` taking `arity` arguments calling `new`: a function that calls itself recurses
+    (the original, which the unit keeps under that name beside the candidate, must not answer for it)."""
+    out, last = [], 0
+    for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?=\s*\()", body):
+        close = match_close(body, body.index("(", m.end()), "(", ")")
+        inner = body[body.index("(", m.end()) + 1:close].strip() if close > 0 else ""
+        if close > 0 and (len(evm.split_types(inner)) if inner else 0) == arity:
+            out += [body[last:m.start()], new]
+            last = m.end()
+    return "".join(out) + body[last:]
 
 
 def _getter_function(fn, original: Original) -> tuple[str | None, str]:
@@ -962,7 +984,7 @@ def _named_in(label: str, text: str) -> bool:
 
 def bind(names: list[str], text: str, original: Original, touched: list[dict], logs_topics: set[str],
          revert_selectors: set[str], callees: str = "", home: str = "", alternatives: dict | None = None,
-         invisible: Iterable[str] = ()) -> tuple[dict[str, str], list[str], str]:
+         invisible: Iterable[str] = (), itself: tuple[str, int] = ("", -1)) -> tuple[dict[str, str], list[str], str]:
     """(renames, binding notes, the first unbound name or ""). callees: the text of the internal functions and
     modifiers the original reaches (the record's `context`, in pairs.context_of's discovery order: a body's calls
     last first, then theirs), which rank same-arity functions, and whose text says which variables they read.
@@ -972,7 +994,10 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
     the harness tries when the first binding's run differs. invisible: declarations an earlier binding chose that
     solc then reported undeclared where the candidate is (a base's private member): never chosen again (without
-    this the rounds went back and forth between two of them). `super` and `this` are never bound."""
+    this the rounds went back and forth between two of them). `super` and `this` are never bound. itself: the
+    original function's (name, arity), which a call of the same arity never binds: the unit keeps the original
+    beside the candidate, and a candidate that called it would only delegate: `function initialize() { _init(); }`
+    with _init bound to initialize was `equivalent`)."""
     # (not the words of a string: "ERC20: burn amount exceeds allowance" does not use `allowance`)
     used = set(re.findall(r"[A-Za-z_$][\w$]*", _STRING.sub('""', corpus.strip_comments(text)))) | set(invisible)
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
@@ -1046,7 +1071,8 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                     [(pool_sigs.get(f) or ((), ()))[0]]
             cands = [f for f, a in pool.items() if (a == n or any(len(p) == n for p, _ in original.overloads.get(
                 f, ()))) and f not in used and f not in taken and f != CANDIDATE and
-                     not (role == "function" and f in original.external)]   # `f()` cannot call an external f
+                     not (role == "function" and f in original.external) and   # `f()` cannot call an external f
+                     not ((f, n) == itself and _only_declaration(original, f, n))]
             # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
             args = _argument_types(name, text)
             fit = [f for f in cands if any(_params_fit(args, p) for p in params_of(f))]
@@ -2253,7 +2279,7 @@ class Harness:
                 s["invisible"].update(n for n in names if n in s["renames"].values())
                 renames, notes, unbound = bind(names, s["cand"], s["orig"], touched, topics, reverts,
                                                recs[i].get("context") or "", s.get("home", ""), s["alts"],
-                                               s["invisible"])
+                                               s["invisible"], (s["signature"].split("(")[0], len(s["types"])))
                 if unbound:
                     results[i] = BehaviourResult("untestable", "unbound_name", unbound, s["bindings"] + notes)
                     continue
