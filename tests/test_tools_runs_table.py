@@ -84,3 +84,20 @@ def test_the_published_evidence_reads():
     rows = compare.reference_runs(runs)
     assert {r["run"] for r in rows} == {run.parent.name for run in runs}
     assert all(0 <= r["behaviour"] <= 1 for r in rows if r["behaviour"] is not None)
+
+
+def test_the_current_harness_verdicts_stand_beside_the_published_ones(tmp_path, capsys):
+    make_run(tmp_path, "a", ["x1", "x2"], ["equivalent", "differs"], 0.5)
+    make_run(tmp_path, "c", ["y1", "y2"], ["equivalent", "differs"], 0.5)
+    index = tmp_path / "index.json"
+    index.write_text(json.dumps({"runs": {"a": {"contract_heldout": {
+        "fine-tuned": {"n": 2, "equivalent": 0, "rate": 0.0, "ci": [0.0, 0.0],
+                       "getters_and_setters": {"n": 1, "equivalent": 0}},
+        "retrieval-tfidf": {"n": 2, "equivalent": 1, "rate": 0.5, "ci": [0.0, 1.0]}}}}}))
+    assert T.main(["--evidence", str(tmp_path), "--rescored", str(index)]) == 0
+    text = capsys.readouterr().out
+    assert "current harness" in text
+    assert "| 1/1 | 2, 0.0% [0.0, 0.0] | 50.0% | 0/1 |" in text   # a: published 1/1 getters, now 0/1
+    assert text.count("| – | – | – |") == 1                      # c: not rescored
+    assert T.main(["--evidence", str(tmp_path), "--rescored", "none"]) == 0
+    assert "current harness" not in capsys.readouterr().out

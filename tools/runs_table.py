@@ -13,10 +13,13 @@ fine-tuned model's greedy behaviour rate with its bootstrap 95% CI, retrieval's 
 similarity, degenerate rate, and getters + setters equivalent (tacsol.evaluate.kinds). `set` labels the selection:
 rows with the same letter were scored on the same functions (the same record ids) and can be compared directly;
 rows with different letters cannot, whatever their rates say. Untestable counts as not equivalent, as in every
-behaviour figure of the kit. Asserts nothing; prints Markdown."""
+behaviour figure of the kit. The published figures keep the behaviour harness each run was scored with; three more
+columns give the current harness's verdicts on the same functions from the latest rescoring (--rescored: its
+index.json; `n` there counts the functions the rescoring's dataset still holds). Asserts nothing; prints Markdown."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -27,6 +30,8 @@ from tacsol import compare  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
+# every run scored again by the harness as of this rescoring (docs/reference-run.md, "Behaviour scored again")
+RESCORED = EVIDENCE / "behaviour" / "binding_2026-12-07" / "index.json"
 
 
 def main(argv=None) -> int:
@@ -36,11 +41,18 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=Path, nargs="*", default=[],
                     help="more 03 phase folders (an unpublished run under outputs/)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--rescored", type=Path, default=RESCORED,
+                    help="a rescoring's index.json: the current harness's verdicts as three more columns "
+                         f"(default {RESCORED.relative_to(ROOT)}; 'none' for the published figures alone)")
     a = ap.parse_args(argv)
     missing = [r for r in a.runs if not r.is_dir()]
     if missing:
         ap.error(f"--runs: no such folder: {', '.join(map(str, missing))}")
     rows = compare.reference_runs(compare.find_reference_runs(a.evidence) + list(a.runs))
+    if str(a.rescored) != "none":
+        if not a.rescored.is_file():
+            ap.error(f"--rescored: no such file: {a.rescored}")
+        compare.with_rescoring(rows, json.loads(a.rescored.read_text()))
     print(compare.reference_markdown(rows))
     if a.json:
         print(f"wrote {atomic_write_json(a.json, rows, indent=1)}")

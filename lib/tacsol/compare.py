@@ -365,6 +365,22 @@ def reference_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
     return rows
 
 
+def with_rescoring(rows: list[dict], index: dict) -> list[dict]:
+    """The rows with the current behaviour harness's verdicts on the same functions beside the published ones: a
+    rescoring folder's index.json (docs/evidence/behaviour/<date>/index.json, written with
+    tools/behaviour_of_eval.py: runs -> stratum -> system -> {n, equivalent, rate, ci, getters_and_setters}).
+    A published figure keeps the harness its run was scored with; this one is what every new evaluation uses."""
+    for r in rows:
+        systems = ((index.get("runs") or {}).get(r["run"]) or {}).get(r["stratum"]) or {}
+        tuned, retrieval = systems.get("fine-tuned"), systems.get("retrieval-tfidf")
+        if tuned:
+            gs = tuned.get("getters_and_setters") or {}
+            r.update(behaviour_now=tuned["rate"], behaviour_now_ci=list(tuned["ci"]), n_now=tuned["n"],
+                     retrieval_now=(retrieval or {}).get("rate"),
+                     getters_setters_now=[gs["equivalent"], gs["n"]] if gs.get("n") else None)
+    return rows
+
+
 def _fmt(x, spec: str = ".3f") -> str:
     return "–" if x is None else format(x, spec)
 
@@ -380,10 +396,12 @@ def reference_markdown(rows: list[dict]) -> str:
         mine = [r for r in rows if r["stratum"] == stratum]
         if not mine:
             continue
+        now = any("behaviour_now" in r for r in mine)
         out += [f"**{stratum}**", "",
                 "| run | dataset | level | context | train tokens | held-out loss | set | n | behaviour [95% CI] "
-                "| retrieval | selector | similarity | degenerate | getters + setters |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| retrieval | selector | similarity | degenerate | getters + setters |"
+                + (" current harness: n, behaviour [95% CI] | retrieval | getters + setters |" if now else ""),
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|---|" if now else "")]
         for r in mine:
             lo, hi = r["behaviour_ci"]
             ci = f" [{100 * lo:.1f}, {100 * hi:.1f}]" if lo is not None and hi is not None else ""
@@ -394,6 +412,13 @@ def reference_markdown(rows: list[dict]) -> str:
                      _fmt(r["heldout_loss_after"]), r["set"], r["n"], _pct(r["behaviour"]) + ci,
                      _pct(r["retrieval_behaviour"]), _fmt(r["selector_match"]), _fmt(r["similarity"]),
                      _pct(r["degenerate"]), gs]
+            if now and "behaviour_now" in r:
+                lo, hi = r["behaviour_now_ci"]
+                gs_now = r["getters_setters_now"]
+                cells += [f"{r['n_now']}, {_pct(r['behaviour_now'])} [{100 * lo:.1f}, {100 * hi:.1f}]",
+                          _pct(r["retrieval_now"]), f"{gs_now[0]}/{gs_now[1]}" if gs_now else "–"]
+            elif now:
+                cells += ["–", "–", "–"]
             out.append("| " + " | ".join("?" if c is None else str(c) for c in cells) + " |")
         out.append("")
     return "\n".join(out)

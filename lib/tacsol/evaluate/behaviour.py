@@ -515,10 +515,10 @@ def _only_declaration(original: Original, name: str, arity: int) -> bool:
 
 
 def _calls_renamed(body: str, name: str, arity: int, new: str) -> str:
-    """`body` with its calls of `name` taking `arity` arguments calling `new`: a function that calls itself recurses
-    (the original, which the unit keeps under that name beside the candidate, must not answer for it)."""
+    """`body` with its calls of `name` (or `this.name`) taking `arity` arguments calling `new`: a function that calls
+    itself recurses (the original, which the unit keeps under that name beside the candidate, must not answer)."""
     out, last = [], 0
-    for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?=\s*\()", body):
+    for m in re.finditer(rf"(?:(?<![.\w$])|(?<=\bthis\.)){re.escape(name)}(?=\s*\()", body):
         close = match_close(body, body.index("(", m.end()), "(", ")")
         inner = body[body.index("(", m.end()) + 1:close].strip() if close > 0 else ""
         if close > 0 and (len(evm.split_types(inner)) if inner else 0) == arity:
