@@ -53,9 +53,13 @@ else:
 # Per run and stratum, from its evidence: greedy behaviour with its bootstrap 95% interval, retrieval on the same
 # functions, selector match, similarity, degenerate outputs, getters + setters. `set`: rows with the same letter
 # were scored on the same functions, so only those compare directly (docs/reference-run.md starts with this table).
+# The last three columns: the current behaviour harness on the same functions (the latest rescoring), where the
+# published figures keep the harness each run was scored with.
 
 # %%
 reference_rows = compare.reference_runs(compare.find_reference_runs(evidence_root)) if evidence_root else []
+if evidence_root and compare.rescoring(evidence_root):
+    compare.with_rescoring(reference_rows, compare.rescoring(evidence_root))
 display(Markdown(compare.reference_markdown(reference_rows) if reference_rows else "no committed reference run"))
 
 

@@ -180,3 +180,7 @@ def test_a_candidate_never_delegates_to_the_original_it_stands_for():
     cand, _ = B.candidate_function("function getId(bytes memory d) public pure returns (bytes32) { "
                                    "ServiceAgreement memory a = decode(d); return getId(a); }", o)
     assert "return getId(a);" in cand, cand
+
+
+def test_an_external_self_call_recurses_too():
+    assert B._calls_renamed("{ this.f(a); x.f(b); f(c); f(d, e); }", "f", 1, "C") == "{ this.C(a); x.f(b); C(c); f(d, e); }"

@@ -30,8 +30,7 @@ from tacsol import compare  # noqa: E402
 from tacsol.ioutil import atomic_write_json  # noqa: E402
 
 EVIDENCE = ROOT / "docs" / "evidence"
-# every run scored again by the harness as of this rescoring (docs/reference-run.md, "Behaviour scored again")
-RESCORED = EVIDENCE / "behaviour" / "binding_2026-12-07" / "index.json"
+RESCORED = EVIDENCE / compare.RESCORING
 
 
 def main(argv=None) -> int:

@@ -365,6 +365,16 @@ def reference_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
     return rows
 
 
+# the latest scoring of every published run by the current behaviour harness, under the evidence root
+# (docs/reference-run.md, "Behaviour scored again: binding by use, no delegation")
+RESCORING = Path("behaviour") / "binding_2026-12-07" / "index.json"
+
+
+def rescoring(evidence_root: str | Path) -> dict | None:
+    """The latest rescoring's index under `evidence_root` (RESCORING), or None where it has none."""
+    return _read_json(Path(evidence_root) / RESCORING)
+
+
 def with_rescoring(rows: list[dict], index: dict) -> list[dict]:
     """The rows with the current behaviour harness's verdicts on the same functions beside the published ones: a
     rescoring folder's index.json (docs/evidence/behaviour/<date>/index.json, written with
