@@ -847,7 +847,7 @@ def _usage(name: str, text: str) -> tuple[int, bool]:
 # nothing about x having members of its own
 _NUMERIC_METHODS = re.compile(r"(?:try)?(?:add|sub|mul|div|mod)|to(?:U?int\d+|String|HexString)|max|min|average|"
                               r"ceilDiv|sqrt|log\d*|abs")
-_TYPED_DECLARATION = re.compile(r"\b([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)?)\s+(?:memory|storage|calldata\s+)?\s*"
+_TYPED_DECLARATION = re.compile(r"\b([A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)?)\s+(?:(?:memory|storage|calldata)\s+)?"
                                 r"[A-Za-z_$][\w$]*\s*=\s*$")
 
 
@@ -990,14 +990,14 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     last first, then theirs), which rank same-arity functions, and whose text says which variables they read.
     Variables bind by slot (touched: the original's accesses) and by what the candidate does with the name (Shape:
     its type where the code says it, an array, members, a number); functions by arity, argument types, the
-    returned type the call site takes, and whether the original reaches them. home: "file:Contract" where the candidate is placed (private variables of other
-    contracts are not visible). alternatives: filled with name -> the other equally supported declarations, which
-    the harness tries when the first binding's run differs. invisible: declarations an earlier binding chose that
-    solc then reported undeclared where the candidate is (a base's private member): never chosen again (without
-    this the rounds went back and forth between two of them). `super` and `this` are never bound. itself: the
-    original function's (name, arity), which a call of the same arity never binds: the unit keeps the original
-    beside the candidate, and a candidate that called it would only delegate: `function initialize() { _init(); }`
-    with _init bound to initialize was `equivalent`)."""
+    returned type the call site takes, and whether the original reaches them. home: "file:Contract" where the
+    candidate is placed (private variables of other contracts are not visible). alternatives: filled with name ->
+    the other equally supported declarations, which the harness tries when the first binding's run differs.
+    invisible: declarations an earlier binding chose that solc then reported undeclared where the candidate is (a
+    base's private member): never chosen again (without this the rounds went back and forth between two of them).
+    `super` and `this` are never bound. itself: the original function's (name, arity), which a call of the same
+    arity never binds: the unit keeps the original beside the candidate, and a candidate that called it would only
+    delegate (`function initialize() { _init(); }` with _init bound to initialize was `equivalent`)."""
     # (not the words of a string: "ERC20: burn amount exceeds allowance" does not use `allowance`)
     used = set(re.findall(r"[A-Za-z_$][\w$]*", _STRING.sub('""', corpus.strip_comments(text)))) | set(invisible)
     # storageLayout names the compiled contract, not the declaring base: private names declared elsewhere
@@ -1088,7 +1088,6 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                      for m in [re.search(rf"\b(function|modifier)\s+{re.escape(f)}\s*\(", callees)] if m}
             # the reached functions the call's use prefers first, then those it does not (a result ignored)
             reached = sorted(order, key=lambda f: (f not in cands, order[f]))
-            want = want if role == "function" else ""
             typed = [f for f in cands if want and _same_type(original.signatures.get(f, ((), ()))[1][:1], want)]
             if len(cands) == 1 and not set(reached) - set(cands):
                 ranked, why = cands, f"the only {role} of arity {n} not already used"
