@@ -822,9 +822,9 @@ def _same_type(returns: tuple[str, ...], want: str) -> bool:
         returns[0].rsplit(".", 1)[-1] == want.rsplit(".", 1)[-1].removeprefix("struct ")
 
 
-def _usage(name: str, text: str) -> tuple[int, bool]:
-    """(indexing depth, written) of a name in code. Index expressions may nest (`flags[subjects[i]]` is depth 1)."""
-    depth, written = 0, False
+def _uses(name: str, text: str):
+    """Each use of a name in code: (its match, the end of the index expressions after it, how many). Index
+    expressions may nest (`flags[subjects[i]]` is one)."""
     for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?![\w$])", text):
         j, d = m.end(), 0
         while True:
@@ -835,6 +835,13 @@ def _usage(name: str, text: str) -> tuple[int, bool]:
             if close < 0:
                 break
             j, d = close + 1, d + 1
+        yield m, j, d
+
+
+def _usage(name: str, text: str) -> tuple[int, bool]:
+    """(indexing depth, written) of a name in code."""
+    depth, written = 0, False
+    for m, j, d in _uses(name, text):
         depth = max(depth, d)
         after = text[j:]
         if re.match(r"(?:\s*\.\s*\w+)?\s*(?:[-+*/|&^]?=(?!=)|\+\+|--)", after) or \
@@ -877,16 +884,7 @@ def _shape(name: str, text: str) -> Shape:
         typed, single_return = {}, ""
     typed.update({n: t for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address|bool|string)\s+(?:memory\s+)?"
                                               r"([A-Za-z_$][\w$]*)\s*[=;]", text)})
-    for m in re.finditer(rf"(?<![.\w$]){re.escape(name)}(?![\w$])", text):
-        j, d = m.end(), 0
-        while True:   # skip index brackets, as _usage does
-            k = j + len(text[j:]) - len(text[j:].lstrip())
-            if k >= len(text) or text[k] != "[":
-                break
-            close = match_close(text, k, "[", "]")
-            if close < 0:
-                break
-            j, d = close + 1, d + 1
+    for m, j, d in _uses(name, text):
         if d != depth:   # only the fully indexed uses say what the element is
             continue
         after, before = text[j:].lstrip(), text[:m.start()].rstrip()
