@@ -36,3 +36,21 @@ def test_trained_run_and_its_saved_answers_round_trip(tmp_path, tiny_adapter):
         answers.read_text()
     assert (again / "adapter" / "adapter_model.safetensors").is_file() and (again / "train_log.json").is_file()
     assert P.restore_trained(tmp_path / "nothing", again) == 2
+
+
+def test_the_shipped_evaluation_carries_the_current_harness_figures(tmp_path):
+    """EVALUATION.md beside a shipped adapter: the run's own tables, then its behaviour by the latest rescoring
+    (tacsol.compare.rescoring), fine-tuned minus each baseline; nothing where the rescoring lacks the run."""
+    from tacsol import compare
+
+    index = tmp_path / compare.RESCORING
+    index.parent.mkdir(parents=True)
+    index.write_text(json.dumps({"runs": {"r": {"contract_heldout": {
+        "fine-tuned": {"n": 4, "equivalent": 1, "rate": 0.25, "ci": [0.0, 0.75],
+                       "getters_and_setters": {"n": 2, "equivalent": 1}},
+        "retrieval-tfidf": {"n": 4, "equivalent": 2, "rate": 0.5, "ci": [0.0, 1.0], "getters_and_setters": {},
+                            "fine_tuned_minus_this": {"difference": -0.25, "ci_low": -0.75, "ci_high": 0.25}}}}}}))
+    text = P.current_harness_markdown("r", tmp_path)
+    assert "| contract_heldout | fine-tuned | 4 | 1 = 25.0% [0.0, 75.0] | 1/2 |  |" in text
+    assert "| contract_heldout | retrieval-tfidf | 4 | 2 = 50.0% [0.0, 100.0] | –/– | -0.250 [-0.750, +0.250] |" in text
+    assert P.current_harness_markdown("other", tmp_path) == ""

@@ -2,6 +2,9 @@
 package (lib/tacsol/data/adapter/, what `tacsol decompile` uses without --adapter).
 
     .venv/bin/python tools/publish_reference.py --run outputs/reference-l2/03_baseline_3b
+    # ship the adapter of a run published before (its evidence untouched):
+    .venv/bin/python tools/publish_reference.py --run outputs/reference-l3-rag900/03_baseline_3b \\
+        --recipe params/03_reference_cpu_l3_rag900.yaml --adapter-only
 
 Copies: summary.json, train_log.json, params.yaml, loss.png and, under eval/, every summary.json, per-function table
 (functions.parquet), figure, selection.json, the learning curve, the verifier measurement (with its candidate pool),
@@ -58,6 +61,32 @@ def evaluation_markdown(run: Path) -> str:
                   f"[{f(r['behaviour_ci'][0])}, {f(r['behaviour_ci'][1])}] | {r['behaviour_testable']} |"
                   for r in kinds]
     return head + "\n".join(lines) + "\n"
+
+
+def current_harness_markdown(run_name: str, evidence: Path) -> str:
+    """The run's behaviour by the current harness (the latest rescoring of every published run:
+    tacsol.compare.rescoring), per stratum and system, with the fine-tuned model minus each baseline; "" where the
+    rescoring does not hold the run."""
+    from tacsol import compare
+
+    systems = ((compare.rescoring(evidence) or {}).get("runs") or {}).get(run_name)
+    if not systems:
+        return ""
+    lines = ["", f"## Behaviour by the current harness ({compare.RESCORING.parent.name})", "",
+             "The tables above are the harness this run was scored with. Scored again by today's "
+             f"(docs/evidence/{compare.RESCORING.parent.as_posix()}/, docs/reference-run.md \"Behaviour scored again"
+             "\"); untestable counts as not equivalent:", "",
+             "| stratum | system | n | behaviour equivalent [95% CI] | getters + setters | fine-tuned minus this |",
+             "|---|---|---|---|---|---|"]
+    for stratum, rows in systems.items():
+        for system, v in rows.items():
+            gs = v.get("getters_and_setters") or {}
+            d = v.get("fine_tuned_minus_this")
+            diff = f"{d['difference']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else ""
+            lines.append(f"| {stratum} | {system} | {v['n']} | {v['equivalent']} = {100 * v['rate']:.1f}% "
+                         f"[{100 * v['ci'][0]:.1f}, {100 * v['ci'][1]:.1f}] | "
+                         f"{gs.get('equivalent', '–')}/{gs.get('n', '–')} | {diff} |")
+    return "\n".join(lines) + "\n"
 
 
 def partial_summary(run: Path) -> None:
@@ -154,6 +183,9 @@ def main(argv=None) -> int:
     ap.add_argument("--recipe", default="params/03_reference_cpu.yaml",
                     help="the params file the run was made with (named in the shipped adapter's EVALUATION.md)")
     ap.add_argument("--no-adapter", action="store_true", help="publish the evidence only")
+    ap.add_argument("--adapter-only", action="store_true",
+                    help="ship the adapter of a run published before (its evidence stays as it is), with its "
+                         "evaluation and the current harness's behaviour in EVALUATION.md")
     ap.add_argument("--trained", action="store_true",
                     help="publish the finished training only (adapters in bf16 and logs, into .../trained/)")
     ap.add_argument("--restore", action="store_true", help="copy a published training back into --run")
@@ -162,8 +194,7 @@ def main(argv=None) -> int:
                          "evaluations, marked partial")
     a = ap.parse_args(argv)
 
-    from tacsol import infer, paths
-    from tacsol.summary import hardware_line
+    from tacsol import paths
 
     run = paths.resolve(a.run)
     trained = paths.resolve(a.evidence) / run.parent.name / run.name / "trained"
@@ -176,6 +207,8 @@ def main(argv=None) -> int:
         return 2
     if a.partial and not (run / "summary.json").is_file():
         partial_summary(run)
+    if a.adapter_only:
+        return ship(run, a, evaluation_markdown(run))
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
     fresh_copy(run, dest, KEEP, keep=("trained",))  # the published training stays: the curve's checkpoints
     shutil.rmtree(dest / "trained" / "eval", ignore_errors=True)   # saved answers: the tables below now hold them
@@ -189,20 +222,29 @@ def main(argv=None) -> int:
     table = evaluation_markdown(run)
     (dest / "EVALUATION.md").write_text(table, encoding="utf-8")
     print(f"evidence: {dest} ({sum(f.stat().st_size for f in dest.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
-    if not a.no_adapter:
-        summary = json.loads((run / "summary.json").read_text())
-        sizes = infer.ship_adapter(run / "adapter", extra_files={
-            "params.yaml": (run / "params.yaml").read_text(),
-            "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml ({a.recipe}). "
-                             f"Hardware: {hardware_line(summary.get('hardware') or {})}. "
-                             f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
-                             + table}, training_index=True)
-        total = sizes["adapter_model.safetensors"] / 1e6  # the weights; the tokenizer is the base model's + markers
-        print(f"adapter: {infer.SHIPPED_ADAPTER} (weights {total:.1f} MB): {sizes}")
-        if total > a.max_mb:
-            shutil.rmtree(infer.SHIPPED_ADAPTER)
-            print(f"adapter is {total:.1f} MB, over --max-mb {a.max_mb}: not shipped", file=sys.stderr)
-            return 2
+    return 0 if a.no_adapter else ship(run, a, table)
+
+
+def ship(run: Path, a, table: str) -> int:
+    """The run's adapter into the package (infer.SHIPPED_ADAPTER) in bf16, with its recipe, its training index and
+    EVALUATION.md (its evaluation `table`, then the current harness's behaviour); refused over --max-mb."""
+    from tacsol import infer, paths
+    from tacsol.summary import hardware_line
+
+    summary = json.loads((run / "summary.json").read_text())
+    sizes = infer.ship_adapter(run / "adapter", extra_files={
+        "params.yaml": (run / "params.yaml").read_text(),
+        "EVALUATION.md": f"# Reference adapter: evaluation\n\nRecipe: params.yaml ({a.recipe}). "
+                         f"Hardware: {hardware_line(summary.get('hardware') or {})}. "
+                         f"Evidence: docs/evidence/{run.parent.name}/{run.name}/, docs/reference-run.md.\n\n"
+                         + table + current_harness_markdown(run.parent.name, paths.resolve(a.evidence))},
+        training_index=True)
+    total = sizes["adapter_model.safetensors"] / 1e6  # the weights; the tokenizer is the base model's + markers
+    print(f"adapter: {infer.SHIPPED_ADAPTER} (weights {total:.1f} MB): {sizes}")
+    if total > a.max_mb:
+        shutil.rmtree(infer.SHIPPED_ADAPTER)
+        print(f"adapter is {total:.1f} MB, over --max-mb {a.max_mb}: not shipped", file=sys.stderr)
+        return 2
     return 0
 
 
