@@ -58,8 +58,9 @@ else:
 
 # %%
 reference_rows = compare.reference_runs(compare.find_reference_runs(evidence_root)) if evidence_root else []
-if evidence_root and compare.rescoring(evidence_root):
-    compare.with_rescoring(reference_rows, compare.rescoring(evidence_root))
+rescored = compare.rescoring(evidence_root) if evidence_root else None
+if rescored:
+    compare.with_rescoring(reference_rows, rescored)
 display(Markdown(compare.reference_markdown(reference_rows) if reference_rows else "no committed reference run"))
 
 
