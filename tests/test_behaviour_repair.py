@@ -161,3 +161,81 @@ def test_a_summary_counts_the_functions_that_compiled_only_through_a_repair():
                                               "_x -> x (variable, ...)"]})
     s = behaviour_summary(df)
     assert (s["repaired"], s["repaired_equivalent"], s["binding_needed"], s["equivalent"]) == (2, 1, 3, 2)
+
+
+# a struct whose first member is a mapping at the struct's own slot, and a dynamic array whose length is the word
+# at its slot: two layouts an answer may read under another type with the same bytecode
+ROLES_UNIT = """pragma solidity ^0.8.0;
+contract Roles {
+    struct RoleData { mapping(address => bool) members; bytes32 adminRole; }
+    mapping(bytes32 => RoleData) private _roles;
+    uint256[] private _allTokens;
+    function hasRole(bytes32 role, address account) public view returns (bool) {
+        return _roles[role].members[account];
+    }
+    function getRoleAdmin(bytes32 role) public view returns (bytes32) {
+        return _roles[role].adminRole;
+    }
+    function totalSupply() public view returns (uint256) {
+        return _allTokens.length;
+    }
+    function grant(bytes32 role, address account) public {
+        _roles[role].members[account] = true;
+        _allTokens.push(uint256(role));
+    }
+}
+"""
+
+
+class _RolesUnits:
+    def sources(self, rec):
+        return "Roles.sol", {"Roles.sol": ROLES_UNIT}
+
+    def main_of(self, rec):
+        return "Roles.sol"
+
+
+def test_a_struct_first_mapping_and_an_array_length_read_as_other_types_are_repaired(tmp_path):
+    h = B.Harness(units=_RolesUnits(), workers=1)
+    h.trace_dir = tmp_path
+    recs = [dict(_record("hasRole(bytes32,address)", "function hasRole(bytes32 role, address account) public view "
+                         "returns (bool) {\n        return _roles[role].members[account];\n    }"),
+                 file="Roles.sol", contract="Roles"),
+            dict(_record("totalSupply()", "function totalSupply() public view returns (uint256) {\n"
+                         "        return _allTokens.length;\n    }"), file="Roles.sol", contract="Roles"),
+            dict(_record("getRoleAdmin(bytes32)", "function getRoleAdmin(bytes32 role) public view returns (bytes32) "
+                         "{\n        return _roles[role].adminRole;\n    }"), file="Roles.sol", contract="Roles")]
+    texts = ["function hasRole(bytes32 role, address operator) public view returns (bool) {\n"
+             "        return _roles[role][operator];\n    }",
+             "function totalSupply() public view returns (uint256) { return _totalSupply; }",
+             # the second member is not at the struct's slot: indexing the struct is a real difference
+             "function getRoleAdmin(bytes32 role) public view returns (bytes32) { return _roles[role][0]; }"]
+    has_role, total, admin = h.check_many(recs, texts)
+    assert has_role.status == "equivalent", (has_role.reason, has_role.detail, has_role.bindings)
+    assert any(b.startswith(NOTE) and ".members[" in b for b in has_role.bindings), has_role.bindings
+    assert total.status == "equivalent", (total.reason, total.detail, total.bindings)
+    assert any(b.startswith(NOTE + "return _allTokens.length") for b in total.bindings), total.bindings
+    assert admin.status != "equivalent", (admin.status, admin.bindings)
+
+
+def test_the_struct_and_array_repairs_need_the_layout_that_makes_them_the_same_word():
+    types = {"t_struct(R)1_storage": {"label": "struct A.R", "encoding": "inplace", "members": [
+                 {"label": "admin", "slot": "0", "offset": 0, "type": "t_bytes32"},
+                 {"label": "members", "slot": "1", "offset": 0, "type": "t_mapping(t_address,t_bool)"}]},
+             "t_mapping(t_address,t_bool)": {"encoding": "mapping"}, "t_bytes32": {"encoding": "inplace"}}
+    cand = "function f(bytes32 r, address a) public view returns (bool) { return _roles[r][a]; }"
+    srcs = {"A.sol": "contract A { " + cand + " }"}
+    e = _err("TypeError", "Indexed expression has to be a type, mapping or array (is struct A.R storage ref)",
+             at="_roles[r]", sources=srcs)
+    assert repairs_for({"errors": [e]}, srcs, cand, set(), types) is None   # the mapping is not the first member
+    types["t_struct(R)1_storage"]["members"].reverse()
+    types["t_struct(R)1_storage"]["members"][0]["slot"] = "0"
+    assert "_roles[r].members[a]" in apply_repairs(cand, repairs_for({"errors": [e]}, srcs, cand, set(), types))
+    ret = "function f() public view returns (uint8) { return _all; }"
+    srcs = {"A.sol": "contract A { " + ret + " }"}
+    narrow = _err("TypeError", "Return argument type uint256[] storage ref is not implicitly convertible to expected "
+                  "type (type of first return variable) uint8.", at="_all", sources=srcs)
+    assert repairs_for({"errors": [narrow]}, srcs, ret, set()) is None   # uint8 would mask the length
+    text = _err("TypeError", "Return argument type string storage ref is not implicitly convertible to expected "
+                "type (type of first return variable) uint256.", at="_all", sources=srcs)
+    assert repairs_for({"errors": [text]}, srcs, ret.replace("uint8", "uint256"), set()) is None

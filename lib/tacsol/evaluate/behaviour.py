@@ -2259,7 +2259,8 @@ class Harness:
                 out, s["sources"] = got, rest[0]
                 names = undeclared_names(out, s["sources"])
                 if not names:
-                    fixes = repairs_for(out, s["sources"], s["cand"], {v["label"] for v in s["orig"].layout})
+                    fixes = repairs_for(out, s["sources"], s["cand"], {v["label"] for v in s["orig"].layout},
+                                        s["orig"].types)
                     if fixes is not None:   # a difference of type the bytecode cannot show: compile again
                         s["repairs"] += fixes
                         s["bindings"] += [r.note for r in fixes]

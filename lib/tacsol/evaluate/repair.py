@@ -12,6 +12,11 @@ to compile on a difference of *type* that the bytecode cannot show either, so a 
 - a value read under a name the unit gives a function (`uint256 public rate;` generated where the original is
   `function rate()` returning `_rate`: solc reads `return rate;` as the function): the name becomes a fresh one,
   `rate_var`, which binding then gives the variable at the slot the original reads, as any undeclared name.
+- a struct's first member, when it is a mapping at the struct's own slot, indexed as if the struct were that
+  mapping (`_roles[role][account]` where the unit has `_roles[role].members[account]`: the same keccak of the
+  same slot): the member is named;
+- a dynamic storage array returned as a number (`return _allTokens;` in a function returning `uint256`, the
+  answer's `_totalSupply` bound to the array's slot): its length, which is the word at that slot.
 
 Each repair removes exactly the error solc reports, at its location, and is recorded as a note ("repair: ...") in
 `behaviour_bindings`. A conversion between an address and an integer, a wrong return count, or any other error is
@@ -36,13 +41,15 @@ class Repair:
         return re.sub(self.pattern, self.replacement, text)
 
 
-def repairs_for(out: dict, sources: dict[str, str], text: str, state_variables: set[str]) -> list[Repair] | None:
+def repairs_for(out: dict, sources: dict[str, str], text: str, state_variables: set[str],
+                types: dict[str, dict] | None = None) -> list[Repair] | None:
     """The repairs that remove every error of the compile output `out` from the candidate `text`, or None when
     some error is not one a repair removes (or a repair would not change the text). `state_variables`: the
-    labels of the unit's storage layout (for a getter call written on one)."""
+    labels of the unit's storage layout (for a getter call written on one); `types`: its storage layout's types
+    (for a struct's members)."""
     found: list[Repair] = []
     for e in out.get("errors") or []:
-        r = _repair(e, source_at(e, sources), state_variables)
+        r = _repair(e, source_at(e, sources), state_variables, types or {})
         if r is None or r.apply(text) == text:
             return None
         if r not in found:
@@ -69,7 +76,7 @@ _RETURN_CONV = re.compile(r"Return argument type (.+?) is not implicitly convert
                           r"\(type of first return variable\) (.+?)\.?$")
 
 
-def _repair(e: dict, at: str, state_variables: set[str]) -> Repair | None:
+def _repair(e: dict, at: str, state_variables: set[str], types: dict[str, dict]) -> Repair | None:
     msg = (e.get("message") or "").strip()
     kind = e.get("type") or ""
     if kind == "ParserError" and "'payable'" in msg:
@@ -87,9 +94,18 @@ def _repair(e: dict, at: str, state_variables: set[str]) -> Repair | None:
             literal = at.replace("\\", "\\\\")   # the replacement template reads backslashes
             return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{conv}({literal})\g<2>",
                           NOTE + f"return {conv}({at}) ({given} where {expected} is returned: no code)")
+        if _DYNAMIC_ARRAY.match(given) and _UNSIGNED.match(expected) and re.fullmatch(_IDENT, at):
+            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{at}.length\g<2>",
+                          NOTE + f"return {at}.length ({given} returned as {expected}: the word at its slot)")
         if _is_address(given) and _is_address(expected):   # address vs address payable: the same word
             return Repair(r"(\breturns\s*\([^)]*?)\baddress\s+payable\b", r"\g<1>address",
                           NOTE + "returns (address) for address payable (the same word)")
+    m = _INDEXED_STRUCT.match(msg)
+    if m and kind == "TypeError" and at:
+        member = _first_mapping_member(m.group(1), types)
+        if member is not None:
+            return Repair(rf"(?<![\w$.]){re.escape(at)}(\s*\[)", rf"{_literal(at)}.{member}\g<1>",
+                          NOTE + f"{at}[..] -> {at}.{member}[..] (the struct's first member, a mapping at its slot)")
     if kind == "TypeError" and msg.startswith(("Type is not callable", "This expression is not callable")):
         call = re.fullmatch(rf"({_IDENT})\s*\((.*)\)", at, re.S)
         if call and call.group(1) in state_variables:
@@ -99,6 +115,29 @@ def _repair(e: dict, at: str, state_variables: set[str]) -> Repair | None:
                 return Repair(rf"(?<![\w$.]){re.escape(name)}\s*\(\s*{_args_pattern(args)}\s*\)", name + index,
                               NOTE + f"{at} -> {name}{index} (a public state variable's getter, read directly)")
     return None
+
+
+_DYNAMIC_ARRAY = re.compile(r"^(?!bytes\b|string\b).+\[\] storage (?:ref|pointer)$")
+_UNSIGNED = re.compile(r"^uint(?:256)?$")   # a narrower return would mask the length
+_INDEXED_STRUCT = re.compile(r"^Indexed expression has to be a type, mapping or array \(is (struct [\w$.]+) storage "
+                             r"(?:ref|pointer)\)")
+
+
+def _first_mapping_member(label: str, types: dict[str, dict]) -> str | None:
+    """The name of the struct `label`'s member at its own slot and offset 0, when that member is a mapping."""
+    for t in types.values():
+        if t.get("label") == label and t.get("members"):
+            first = min(t["members"], key=lambda m: (int(m.get("slot", 0)), int(m.get("offset", 0))))
+            if int(first.get("slot", 0)) == 0 and int(first.get("offset", 0)) == 0 \
+                    and (types.get(first.get("type", "")) or {}).get("encoding") == "mapping":
+                return first["label"]
+            return None
+    return None
+
+
+def _literal(s: str) -> str:
+    """`s` as a re.sub replacement template (backslashes doubled)."""
+    return s.replace("\\", "\\\\")
 
 
 def _is_address(t: str) -> bool:
