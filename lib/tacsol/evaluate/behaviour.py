@@ -307,7 +307,8 @@ class Compiler:
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o6"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-TRACE_FORMAT = "t9"
+# (t10: Trace and Case moved to trace.py and cases.py, and a pickle names the module of its classes)
+TRACE_FORMAT = "t10"
 
 
 @dataclass
