@@ -8,7 +8,8 @@ import pytest
 
 from tacsol import pairs
 from tacsol.evaluate import abi, behaviour as B, compile_bytecode, controls as C
-from tacsol.evaluate.execution import execute
+from tacsol.evaluate import binding as BD, cases as CS, trace as TR
+from tacsol.evaluate.execution import BLOCK, execute
 
 TOY = """pragma solidity 0.8.20;
 contract Toy {
@@ -61,7 +62,7 @@ def test_execution_records_storage_logs_and_mapping_preimages(toy):
     assert value == 5 and ok.preimages[slot] == ("mapping", 1, who)   # bal is slot 1, keyed by who
     assert len(ok.logs) == 1 and ok.logs[0][0][1] == who
     denied = execute(code, data, {0: 7}, caller=OWNER)
-    assert not denied.success and B._fmt_revert(denied.output) == 'Error("not owner")' and not denied.writes
+    assert not denied.success and CS._fmt_revert(denied.output) == 'Error("not owner")' and not denied.writes
 
 
 def test_storage_is_a_pure_function_of_the_slot_applied_on_first_touch(toy):
@@ -77,9 +78,9 @@ def test_storage_is_a_pure_function_of_the_slot_applied_on_first_touch(toy):
     (slot, value), = out.writes.items()
     assert value == 105 and out.preimages[slot] == ("mapping", 1, who)
     # the harness's states: 0 is empty, 1 makes the first caller own every declared slot, 4 clears packed bools
-    assert B.seed_value(0, 0, 0) == 0 and B.seed_value(0, 0, 1) == owner
-    assert B.seed_value(3, 0, 4, {3: [1]}) == owner & ~(0xFF << 8)
-    assert 1 <= B.seed_value(5, 0, 1, {5: ["array"]}) <= 3
+    assert CS.seed_value(0, 0, 0) == 0 and CS.seed_value(0, 0, 1) == owner
+    assert CS.seed_value(3, 0, 4, {3: [1]}) == owner & ~(0xFF << 8)
+    assert 1 <= CS.seed_value(5, 0, 1, {5: ["array"]}) <= 3
 
 
 def test_struct_members_of_mapping_entries_are_seeded_by_their_type():
@@ -96,14 +97,14 @@ def test_struct_members_of_mapping_entries_are_seeded_by_their_type():
              "t_bool": {"encoding": "inplace"}}
     orig = SimpleNamespace(layout=[{"label": "subs", "slot": "5", "offset": 0,
                                     "type": "t_mapping(t_uint64,t_struct(Sub)1_storage)"}], types=types)
-    shapes = B.slot_shapes(orig)
+    shapes = CS.slot_shapes(orig)
     entry = 2**255 + 12345
     pre = {entry: ("mapping", 5, 7)}
-    owner = int.from_bytes(B.CALLERS[0], "big")
-    assert B.seed_value(entry, 0, 4, shapes, pre) == owner                 # the owner member
-    assert 1 <= B.seed_value(entry + 1, 0, 4, shapes, pre) <= 3            # consumers.length
-    assert B.seed_value(entry + 2, 0, 4, shapes, pre) == owner & ~0xFF      # paused, cleared
-    assert B.seed_value(entry + 1, 0, 4, shapes, None) == owner             # without the preimage: unshaped
+    owner = int.from_bytes(CS.CALLERS[0], "big")
+    assert CS.seed_value(entry, 0, 4, shapes, pre) == owner                 # the owner member
+    assert 1 <= CS.seed_value(entry + 1, 0, 4, shapes, pre) <= 3            # consumers.length
+    assert CS.seed_value(entry + 2, 0, 4, shapes, pre) == owner & ~0xFF      # paused, cleared
+    assert CS.seed_value(entry + 1, 0, 4, shapes, None) == owner             # without the preimage: unshaped
 
 
 def test_candidate_selector_reads_as_the_original_where_it_is_forwarded():
@@ -111,12 +112,12 @@ def test_candidate_selector_reads_as_the_original_where_it_is_forwarded():
 
     o = Outcome(True, b"\x12\x34\x56\x78rest", logs=[((1,), b"\x12\x34\x56\x78")],
                 calls=[("call", b"t", 0, b"\x12\x34\x56\x78")])
-    got = B._as_if_called_by(o, "0x12345678", "0xa9059cbb")
+    got = TR._as_if_called_by(o, "0x12345678", "0xa9059cbb")
     assert got.output.startswith(bytes.fromhex("a9059cbb")) and got.logs[0][1] == bytes.fromhex("a9059cbb")
     assert got.calls[0][3] == bytes.fromhex("a9059cbb") and o.output.startswith(b"\x12")   # the original kept
-    assert B.seed_code(bytes(19) + b"\x01", 1) is None              # precompiles keep no code
-    assert B.seed_code(B.CALLERS[0], 1) is None                      # the owner stays an account
-    assert B.seed_code(bytes.fromhex("1820a4b7618bde71dce8cdc73aab6c95905fad24"), 3) is not None
+    assert CS.seed_code(bytes(19) + b"\x01", 1) is None              # precompiles keep no code
+    assert CS.seed_code(CS.CALLERS[0], 1) is None                      # the owner stays an account
+    assert CS.seed_code(bytes.fromhex("1820a4b7618bde71dce8cdc73aab6c95905fad24"), 3) is not None
 
 
 GATE = """pragma solidity 0.8.20;
@@ -150,19 +151,19 @@ def test_state_search_reaches_a_guarded_success_path(gate):
     code, sel = gate
     sig = "execute(bytes32,uint256,bytes)"
     _, types = abi.parse_signature(sig)
-    cases = B.make_cases(types, False, 0)
-    t = B.trace_original(code, sel[sig], types, cases, seed=0, shapes={}, search=False)
+    cases = CS.make_cases(types, False, 0)
+    t = TR.trace_original(code, sel[sig], types, cases, seed=0, shapes={}, search=False)
     assert not any(o.success for o in t.outcomes) and t.searched == 0
-    t = B.trace_original(code, sel[sig], types, cases, seed=0, shapes={})
+    t = TR.trace_original(code, sel[sig], types, cases, seed=0, shapes={})
     found = [(c, o) for c, o in zip(t.cases, t.outcomes) if o.success]
-    by_search = [c for c in t.cases[len(cases):] if not c.found.startswith(B.BRANCH_NOTE)]
-    assert found and 0 < t.searched <= B.SEARCH_RUNS and len(by_search) == sum(1 for c, _ in found
-                                                                               if not c.found.startswith(B.BRANCH_NOTE))
+    by_search = [c for c in t.cases[len(cases):] if not c.found.startswith(TR.BRANCH_NOTE)]
+    assert found and 0 < t.searched <= TR.SEARCH_RUNS and len(by_search) == sum(1 for c, _ in found
+                                                                               if not c.found.startswith(TR.BRANCH_NOTE))
     c, o = found[0]
     assert len(c.args[2]) == 65 and "arg 2 length" in c.found and c.storage   # a length and a stored hash were set
-    assert 1 < int.from_bytes(o.output, "big") <= B.BLOCK["timestamp"]
+    assert 1 < int.from_bytes(o.output, "big") <= BLOCK["timestamp"]
     # the found cases are run again from their explicit slots: the same outcome, so both sides can be compared
-    again = B._run(code, sel[sig], types, c, 0, {}, time.thread_time() + 5)
+    again = TR._run(code, sel[sig], types, c, 0, {}, time.thread_time() + 5)
     assert again.success and again.output == o.output and again.writes == o.writes
 
 
@@ -173,19 +174,19 @@ def test_search_points_an_address_without_code_at_a_deployed_contract_and_a_hook
     # responders do not (ERC-721's onERC721Received)
     from tacsol.evaluate.execution import Outcome
 
-    owner, responder = (int.from_bytes(c, "big") for c in B.CALLERS[:2])
-    deployed, eoa = int.from_bytes(B.DEPLOYED, "big"), int.from_bytes(B.CALLERS[3], "big")
+    owner, responder = (int.from_bytes(c, "big") for c in CS.CALLERS[:2])
+    deployed, eoa = int.from_bytes(TR.DEPLOYED, "big"), int.from_bytes(CS.CALLERS[3], "big")
     _, types = abi.parse_signature("f(address)")
-    case = B.Case([responder], B.CALLERS[0], 0, 1)
-    out = Outcome(False, b"", probed=[B.CALLERS[0], B.CALLERS[1]], read_values={5: owner, 6: 9})
-    got = {c.found: c for c in B._proposals(case, out, types, False)}
+    case = CS.Case([responder], CS.CALLERS[0], 0, 1)
+    out = Outcome(False, b"", probed=[CS.CALLERS[0], CS.CALLERS[1]], read_values={5: owner, 6: 9})
+    got = {c.found: c for c in TR._proposals(case, out, types, False)}
     assert got["slot 0x5 = a deployed contract"].storage == {5: deployed}
     assert got["arg 0 = an account without code"].args == [eoa]
-    assert B._has_code(B.DEPLOYED, case) and not B._has_code(B.CALLERS[3], case)
+    assert TR._has_code(TR.DEPLOYED, case) and not TR._has_code(CS.CALLERS[3], case)
     # a fresh state: the address read is zero; the latest zero-valued slots read are the candidates
-    case0 = B.Case([eoa], B.CALLERS[0], 0, 0)
+    case0 = CS.Case([eoa], CS.CALLERS[0], 0, 0)
     out0 = Outcome(False, b"", probed=[bytes(20)], read_values={3: 0, 4: 0, 9: 7, 11: 0})
-    slots = [c.storage for c in B._proposals(case0, out0, types, False) if "deployed" in c.found]
+    slots = [c.storage for c in TR._proposals(case0, out0, types, False) if "deployed" in c.found]
     assert slots == [{11: deployed}, {4: deployed}]   # _ZERO_SLOTS, latest read first
 
 
@@ -196,15 +197,15 @@ def test_search_reads_a_loop_condition_once_and_sets_a_zero_flag_the_require_tes
     from tacsol.evaluate.execution import Outcome
 
     _, types = abi.parse_signature("f(uint256)")
-    case = B.Case([40], B.CALLERS[0], 0, 0)
+    case = CS.Case([40], CS.CALLERS[0], 0, 0)
     cmps = [("ISZERO", 0, 0)] + [("LT", i, 40) for i in range(40)]
     out = Outcome(False, b"", read_values={2: 5, 7: 0}, cmps=cmps, cmp_jumps=[10] + [20] * 40)
-    got = [c.found for c in B._proposals(case, out, types, False)]
-    assert "slot 0x7 = 0x1" in got and len(got) <= 2 * B._PER_PARENT
+    got = [c.found for c in TR._proposals(case, out, types, False)]
+    assert "slot 0x7 = 0x1" in got and len(got) <= 2 * TR._PER_PARENT
     assert sum(f.startswith("arg 0 = ") for f in got) == 3      # the loop's last test: 40 -> 39, 40, 38
     # a zero slot is set only for an ISZERO: an EQ or LT with zero would propose every slot of a fresh state
     eq = Outcome(False, b"", read_values={7: 0}, cmps=[("EQ", 0, 5)], cmp_jumps=[10])
-    assert not any(f.startswith("slot") for f in (c.found for c in B._proposals(case, eq, types, False)))
+    assert not any(f.startswith("slot") for f in (c.found for c in TR._proposals(case, eq, types, False)))
 
 
 def test_search_sets_the_leading_bytes_of_a_bytes_argument_a_comparison_read():
@@ -214,10 +215,10 @@ def test_search_sets_the_leading_bytes_of_a_bytes_argument_a_comparison_read():
 
     _, types = abi.parse_signature("onTokenTransfer(address,uint256,bytes)")
     data = b"\x01" * 0x44
-    case = B.Case([0, 1, data], B.CALLERS[1], 0, 2)
+    case = CS.Case([0, 1, data], CS.CALLERS[1], 0, 2)
     head = int.from_bytes(data[:4], "big") << 224
     out = Outcome(False, b"", cmps=[("EQ", head, 0x40429946 << 224)], cmp_jumps=[7])
-    got = {c.found: c for c in B._proposals(case, out, types, False)}
+    got = {c.found: c for c in TR._proposals(case, out, types, False)}
     child = got["arg 2[:4] = " + hex(0x40429946 << 224)[:20]]
     assert child.args[2] == bytes.fromhex("40429946") + data[4:] and len(child.args[2]) == 0x44
     assert not any("[:32]" in f for f in got)   # the comparison read the 4-byte head, not the whole word
@@ -254,12 +255,12 @@ def test_a_getter_returning_another_string_variable_differs():
     code, other = bytes.fromhex(out["Named"]["bytecode"]), bytes.fromhex(out["OtherString"]["bytecode"])
     sel = out["Named"]["selectors"]["name()"]
     shapes = {0: ["bytes"], 1: ["bytes"]}
-    assert B.seed_value(0, 0, 1, shapes) != B.seed_value(1, 0, 1, shapes)
-    t = B.trace_original(code, sel, [], B.make_cases([], False, 0), seed=0, shapes=shapes, search=False)
+    assert CS.seed_value(0, 0, 1, shapes) != CS.seed_value(1, 0, 1, shapes)
+    t = TR.trace_original(code, sel, [], CS.make_cases([], False, 0), seed=0, shapes=shapes, search=False)
     assert sum(o.success for o in t.outcomes) >= 16
-    status, detail, n = B.compare_candidate(t, other, sel, [], seed=0)
+    status, detail, n = TR.compare_candidate(t, other, sel, [], seed=0)
     assert status == "differs" and n == 2 and "return data differ" in detail   # case 0: every slot zero
-    assert B.compare_candidate(t, code, sel, [], seed=0)[0] == "equivalent"
+    assert TR.compare_candidate(t, code, sel, [], seed=0)[0] == "equivalent"
 
 
 def test_branch_search_reaches_a_path_the_fixed_cases_miss():
@@ -269,18 +270,18 @@ def test_branch_search_reaches_a_path_the_fixed_cases_miss():
     code, mutant = bytes.fromhex(out["Capped"]["bytecode"]), bytes.fromhex(out["Mutant"]["bytecode"])
     sel = out["Capped"]["selectors"]["add(uint256)"]
     _, types = abi.parse_signature("add(uint256)")
-    cases = B.make_cases(types, False, 0)
-    fixed = B.trace_original(code, sel, types, cases, seed=0, shapes={}, search=False)
-    assert len(fixed.cases) == len(cases) and B.compare_candidate(fixed, mutant, sel, types, seed=0)[0] == "equivalent"
-    t = B.trace_original(code, sel, types, cases, seed=0, shapes={})
+    cases = CS.make_cases(types, False, 0)
+    fixed = TR.trace_original(code, sel, types, cases, seed=0, shapes={}, search=False)
+    assert len(fixed.cases) == len(cases) and TR.compare_candidate(fixed, mutant, sel, types, seed=0)[0] == "equivalent"
+    t = TR.trace_original(code, sel, types, cases, seed=0, shapes={})
     extra = t.cases[len(cases):]
-    assert extra and all(c.found.startswith(B.BRANCH_NOTE) for c in extra) and len(extra) <= B.BRANCH_FOUND
-    assert 0 < t.branch_runs <= B.BRANCH_RUNS and any(c.args == [777] for c in extra)
+    assert extra and all(c.found.startswith(TR.BRANCH_NOTE) for c in extra) and len(extra) <= TR.BRANCH_FOUND
+    assert 0 < t.branch_runs <= TR.BRANCH_RUNS and any(c.args == [777] for c in extra)
     hit = next(o for c, o in zip(t.cases, t.outcomes) if c.args == [777])
     assert hit.success and len(hit.logs) == 1 and not hit.branches and not hit.cmp_jumps   # the search's data goes
-    status, detail, _ = B.compare_candidate(t, mutant, sel, types, seed=0)
+    status, detail, _ = TR.compare_candidate(t, mutant, sel, types, seed=0)
     assert status == "differs" and "new branch" in detail and "777" in detail
-    assert B.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"
+    assert TR.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"
 
 
 FED = """pragma solidity 0.8.20;
@@ -318,17 +319,17 @@ def test_immutables_are_set_as_a_constructor_would_and_alike_in_the_candidate():
                                                     ("i_gas", "uint32"), ("i_tag", "bytes4")]
     sig = "fulfil(address,uint256)"
     _, types = abi.parse_signature(sig)
-    t = B.trace_original(o.code, o.selectors[sig], types, B.make_cases(types, False, 0), seed=0,
-                         shapes=B.slot_shapes(o))
+    t = TR.trace_original(o.code, o.selectors[sig], types, CS.make_cases(types, False, 0), seed=0,
+                         shapes=CS.slot_shapes(o))
     ok = [(c, x) for c, x in zip(t.cases, t.outcomes) if x.success]
-    assert ok and all(c.caller == B.RESPONDERS[1] for c, _ in ok)            # i_router: the second address
-    assert all(x.calls[0][1] == B.RESPONDERS[0] for _, x in ok)               # i_link: the first
+    assert ok and all(c.caller == CS.RESPONDERS[1] for c, _ in ok)            # i_router: the second address
+    assert all(x.calls[0][1] == CS.RESPONDERS[0] for _, x in ok)               # i_link: the first
     want = B.immutable_word("i_gas", "uint32", 0) + (B.immutable_word("i_tag", "bytes4", 0) >> 224)
     assert {int.from_bytes(x.output, "big") for _, x in ok} == {want} and 0 < want < 2**33
     runtime, csel = B._candidate_runtime(outs["c"], "Fed.sol", "Fed", "tacsol_candidate", o.immutables)
-    assert B.compare_candidate(t, runtime, csel, types, seed=0)[0] == "equivalent"
+    assert TR.compare_candidate(t, runtime, csel, types, seed=0)[0] == "equivalent"
     bare, _ = B._candidate_runtime(outs["c"], "Fed.sol", "Fed", "tacsol_candidate")   # left at zero: differs
-    assert B.compare_candidate(t, bare, csel, types, seed=0)[0] == "differs"
+    assert TR.compare_candidate(t, bare, csel, types, seed=0)[0] == "differs"
 
 
 def test_a_function_that_always_reverts_is_compared_by_its_revert_data(gate):
@@ -336,10 +337,10 @@ def test_a_function_that_always_reverts_is_compared_by_its_revert_data(gate):
 
     code, sel = gate
     tac = next(f.tac for f in lift.lift(code.hex()).functions if f.selector == sel["stub(uint256)"])
-    assert B.reverts_by_construction(tac)
+    assert CS.reverts_by_construction(tac)
     execute_tac = next(f.tac for f in lift.lift(code.hex()).functions if f.selector == sel["execute(bytes32,uint256,bytes)"])
-    assert not B.reverts_by_construction(execute_tac) and not B.reverts_by_construction("")
-    assert not B.reverts_by_construction("b0:\n  goto v3 [b1, b2]\nb1:\n  revert(0x0, 0x0)")
+    assert not CS.reverts_by_construction(execute_tac) and not CS.reverts_by_construction("")
+    assert not CS.reverts_by_construction("b0:\n  goto v3 [b1, b2]\nb1:\n  revert(0x0, 0x0)")
 
 
 def test_calls_of_one_runtime_share_a_state_but_do_not_see_each_other(toy):
@@ -391,14 +392,14 @@ def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
     # f1(req, 1 * LINK) with `Chainlink.Request memory req`: a function taking (address, uint256) cannot be it
     text = ("function r(string memory c) public { Chainlink.Request memory req = f0(v0, address(this), 1); "
             "f1(req, msg.sender, 5); }")
-    args = B._argument_types("f1", text)
+    args = BD._argument_types("f1", text)
     assert args == ["struct Chainlink.Request", "address", "number"]
-    assert B._params_fit(args, ("struct Chainlink.Request", "address", "uint256"))
-    assert not B._params_fit(args, ("address", "address", "uint256"))
-    assert B._params_fit(B._argument_types("f0", text), ("bytes32", "address", "uint256"))
+    assert BD._params_fit(args, ("struct Chainlink.Request", "address", "uint256"))
+    assert not BD._params_fit(args, ("address", "address", "uint256"))
+    assert BD._params_fit(BD._argument_types("f0", text), ("bytes32", "address", "uint256"))
     # a conversion names its type: VestingWallet's vestedAmount(uint64(block.timestamp)) is not released(address)
-    conv = B._argument_types("f2", "function release() public { uint256 r = f2(uint64(block.timestamp)) - f1(); }")
-    assert conv == ["uint64"] and B._params_fit(conv, ("uint64",)) and not B._params_fit(conv, ("address",))
+    conv = BD._argument_types("f2", "function release() public { uint256 r = f2(uint64(block.timestamp)) - f1(); }")
+    assert conv == ["uint64"] and BD._params_fit(conv, ("uint64",)) and not BD._params_fit(conv, ("address",))
 
 
 
@@ -417,7 +418,7 @@ def test_a_call_statement_may_name_a_function_whose_result_it_ignores_and_a_stru
                    returning={f for f, (_, r) in sigs.items() if r}, signatures=sigs)
     text = ("function request(bytes32 id, uint256 payment) public { Request memory req = f0_renamed(id, this.cb.selector);"
             " f1_renamed(req, payment); }")
-    renames, notes, unbound = B.bind(["f0_renamed", "f1_renamed"], text, o, [], set(), set())
+    renames, notes, unbound = BD.bind(["f0_renamed", "f1_renamed"], text, o, [], set(), set())
     assert not unbound and renames == {"f0_renamed": "_buildOperatorRequest", "f1_renamed": "sendChainlinkRequest"}, notes
     assert "returning the struct Request" in notes[0]
 
@@ -427,7 +428,7 @@ def test_a_call_inside_a_modifiers_arguments_is_a_function_not_a_modifier():
     # as a modifier (reinitializer), which did not compile
     t = ("function revokeRole(bytes32 p0, address p1) public virtual override onlyRole(f0(p0)) whenNotPaused "
          "returns (uint256 x) { f1(p0, p1); }")
-    assert [B._role(n, t) for n in ("f0", "onlyRole", "whenNotPaused", "f1")] == \
+    assert [BD._role(n, t) for n in ("f0", "onlyRole", "whenNotPaused", "f1")] == \
         ["function", "modifier", "modifier", "function"]
 
 def test_an_overloaded_function_binds_by_the_overload_of_its_arity():
@@ -438,7 +439,7 @@ def test_an_overloaded_function_binds_by_the_overload_of_its_arity():
                                "_beforeTokenTransfer": (("address", "address", "uint256"), ())},
                    overloads={"_safeMint": [(("address", "uint256"), ()), (("address", "uint256", "bytes"), ())]})
     text = "function safeMint(address to, uint256 id, bytes memory data) public { f0_renamed(to, id, data); }"
-    renames, notes, unbound = B.bind(["f0_renamed"], text, o, [], set(), set())
+    renames, notes, unbound = BD.bind(["f0_renamed"], text, o, [], set(), set())
     assert not unbound and renames == {"f0_renamed": "_safeMint"}, notes
 
 
@@ -450,13 +451,13 @@ def test_a_variable_no_case_touched_binds_among_the_few_that_fit():
              "t_address": {"encoding": "inplace"}}
     o = B.Original(b"", {}, layout, types, {}, {}, {}, {}, set())
     text = "function limitOf(address who) external view returns (uint256) { return v0_renamed[who]; }"
-    renames, notes, unbound = B.bind(["v0_renamed"], text, o, [], set(), set())
+    renames, notes, unbound = BD.bind(["v0_renamed"], text, o, [], set(), set())
     assert not unbound and renames == {"v0_renamed": "limits"} and "no case touched it" in notes[0]
     # the TAC at level 2 names the mapping's slot: that is evidence enough, as a traced access would be
-    touched = B.touched_variables(o, [], "  v2 = mapping(0x1)[arg0]\n  v3 = sload(v2)")
+    touched = BD.touched_variables(o, [], "  v2 = mapping(0x1)[arg0]\n  v3 = sload(v2)")
     assert [v["label"] for v in touched] == ["limits"] and touched[0]["depth"] == 1
     # level 3 reads a storage string whole: its slot is read
-    touched = B.touched_variables(o, [], "  v1 = checked storagestring(0x2)\n  return bytes(v1)")
+    touched = BD.touched_variables(o, [], "  v1 = checked storagestring(0x2)\n  return bytes(v1)")
     assert [(v["label"], v["read"], v["written"]) for v in touched] == [("total", True, False)], touched
 
 
@@ -523,11 +524,11 @@ def test_units_of_compilers_without_storage_layout_bind_state_variables_by_slot(
         [(v["label"], v["slot"], v["offset"]) for v in want.layout]
     assert [o.types[v["type"]]["encoding"] for v in o.layout] == [want.types[v["type"]]["encoding"] for v in want.layout]
     sig = "getTitle()"
-    t = B.trace_original(o.code, o.selectors[sig], [], B.make_cases([], False, 0), seed=0, shapes=B.slot_shapes(o))
+    t = TR.trace_original(o.code, o.selectors[sig], [], CS.make_cases([], False, 0), seed=0, shapes=CS.slot_shapes(o))
     text = "function tacsol_candidate() public view returns (string memory) { return _title; }"
-    renames, notes, unbound = B.bind(["_title"], text, o, B.touched_variables(o, t.outcomes), set(), set())
+    renames, notes, unbound = BD.bind(["_title"], text, o, BD.touched_variables(o, t.outcomes), set(), set())
     assert not unbound and renames == {"_title": "title"}, notes
-    assert B.slot_shapes(o) == B.slot_shapes(want)   # seeded alike: the string's slot holds a string
+    assert CS.slot_shapes(o) == CS.slot_shapes(want)   # seeded alike: the string's slot holds a string
 
 
 def test_a_runaway_loop_is_stopped_and_reported(toy):

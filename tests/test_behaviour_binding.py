@@ -1,8 +1,9 @@
-"""Binding an undeclared name by what the candidate's code says of it (evaluate.behaviour.bind, Shape): each case is
+"""Binding an undeclared name by what the candidate's code says of it (evaluate.binding.bind, Shape): each case is
 a renamed-control failure on ref_l3_t40_w (2026-12-07) that bound the wrong declaration."""
 from __future__ import annotations
 
 from tacsol.evaluate import behaviour as B, controls as C
+from tacsol.evaluate import binding as BD
 
 _TYPES = {
     "t_uint256": {"encoding": "inplace"}, "t_uint64": {"encoding": "inplace"}, "t_address": {"encoding": "inplace"},
@@ -29,18 +30,18 @@ def _touched(layout: list[dict], written: set[str], depth: dict[str, int] | None
 
 
 def test_shape_reads_what_the_code_says_of_a_name():
-    s = B._shape("v2", "function f(uint96 a) external { if (v2 == 0) { v2 = c.create(); } t.send(abi.encode(v2)); }")
+    s = BD._shape("v2", "function f(uint96 a) external { if (v2 == 0) { v2 = c.create(); } t.send(abi.encode(v2)); }")
     assert (s.numeric, s.members, s.written, s.want) == (True, False, True, "")
-    assert B._shape("v0", "function f(address u) external returns (bool) { return v0.contains(u); }").members
-    assert B._shape("v1", "function f() external { RequestConfig memory rc = v1; }").want == "RequestConfig"
-    s = B._shape("v0", "function tokenURI(uint256 id) public view returns (string) { return v0[id]; }")
+    assert BD._shape("v0", "function f(address u) external returns (bool) { return v0.contains(u); }").members
+    assert BD._shape("v1", "function f() external { RequestConfig memory rc = v1; }").want == "RequestConfig"
+    s = BD._shape("v0", "function tokenURI(uint256 id) public view returns (string) { return v0[id]; }")
     assert (s.depth, s.want) == (1, "string")
-    s = B._shape("v0", "function f(uint256 id) external { v0[id] = RequestStatus({paid: 1}); }")
+    s = BD._shape("v0", "function f(uint256 id) external { v0[id] = RequestStatus({paid: 1}); }")
     assert (s.depth, s.want, s.written) == (1, "RequestStatus", True)
-    assert B._shape("v2", "function f(uint256 x) external { v2.push(x); }").array
-    assert B._shape("v3", "function f(uint256 x) external { uint64 id = v3; }").want == "uint64"
+    assert BD._shape("v2", "function f(uint256 x) external { v2.push(x); }").array
+    assert BD._shape("v3", "function f(uint256 x) external { uint64 id = v3; }").want == "uint64"
     # SafeMath's `total.add(x)` says nothing of members: total is a number
-    s = B._shape("t", "function f(uint256 a) external { t = t.add(a); }")
+    s = BD._shape("t", "function f(uint256 a) external { t = t.add(a); }")
     assert not s.members and s.written
 
 
@@ -52,7 +53,7 @@ def test_a_packed_number_and_a_contract_in_one_slot_bind_by_use():
     o = B.Original(b"", {}, layout, _TYPES, {}, {}, {}, {}, set())
     text = ("function createSubscriptionAndFund(uint96 p0) external { if (v2 == 0) { v2 = v0.createSubscription(); "
             "v0.addConsumer(v2, address(this)); } v1.transferAndCall(address(v0), p0, abi.encode(v2)); }")
-    renames, notes, unbound = B.bind(["v2", "v0", "v1"], text, o, _touched(layout, {"LINKTOKEN", "s_subId"}),
+    renames, notes, unbound = BD.bind(["v2", "v0", "v1"], text, o, _touched(layout, {"LINKTOKEN", "s_subId"}),
                                      set(), set())
     assert not unbound and renames == {"v2": "s_subId", "v0": "COORDINATOR", "v1": "LINKTOKEN"}, notes
 
@@ -67,7 +68,7 @@ def test_an_array_and_a_mapping_of_structs_bind_by_push_and_by_the_struct_assign
             "v0[p5] = RequestStatus({randomWords: new uint256[](0), exists: true}); v2.push(p5); v3 = p5; }")
     touched = _touched(layout, {"s_requests", "requestIds", "lastRequestId"},
                        {"s_requests": 2, "requestIds": 1})
-    renames, notes, unbound = B.bind(["v0", "v2", "v3"], text, o, touched, set(), set())
+    renames, notes, unbound = BD.bind(["v0", "v2", "v3"], text, o, touched, set(), set())
     assert not unbound and renames == {"v0": "s_requests", "v2": "requestIds", "v3": "lastRequestId"}, notes
 
 
@@ -77,7 +78,7 @@ def test_a_returned_element_binds_the_mapping_of_its_type():
               _var("tokenURIs", 9, "t_mapping(t_uint256,t_string_storage)")]
     o = B.Original(b"", {}, layout, _TYPES, {}, {}, {}, {}, set())
     text = "function tokenURI(uint256 p0) public view returns (string) { require(ok(p0)); return v0[p0]; }"
-    renames, notes, unbound = B.bind(["v0"], text, o, _touched(layout, set(), {"tokenOwner": 1, "tokenURIs": 1}),
+    renames, notes, unbound = BD.bind(["v0"], text, o, _touched(layout, set(), {"tokenOwner": 1, "tokenURIs": 1}),
                                      set(), set())
     assert not unbound and renames == {"v0": "tokenURIs"}, notes
 
@@ -89,7 +90,7 @@ def test_a_variable_only_read_that_a_callee_names_yields_to_one_it_does_not():
     o = B.Original(b"", {}, layout, _TYPES, {}, {}, {}, {}, set())
     text = "function performUpkeep(bytes calldata) external { require(eligible()); next = 1 + (7 % (v2 * 2)); }"
     callees = "function eligible() public view returns (bool) { return block.number - initialCall < testRange; }"
-    renames, notes, unbound = B.bind(["v2"], text, o, _touched(layout, set()), set(), set(), callees)
+    renames, notes, unbound = BD.bind(["v2"], text, o, _touched(layout, set()), set(), set(), callees)
     assert not unbound and renames == {"v2": "averageEligibilityCadence"}, notes
 
 
@@ -112,7 +113,7 @@ def test_a_statement_call_binds_the_reached_function_whose_result_it_ignores():
     o = _original(["acceptOwnership", "_validateOwnership", "_subscribe"], external={"acceptOwnership"})
     text = "function createSubscriptionAndFundNative() external payable { f0(); v0.fund{value: msg.value}(v1); }"
     callees = "function _subscribe() internal returns (uint256) { return 1; }"
-    renames, notes, unbound = B.bind(["f0"], text, o, [], set(), set(), callees)
+    renames, notes, unbound = BD.bind(["f0"], text, o, [], set(), set(), callees)
     assert not unbound and renames == {"f0": "_subscribe"}, notes
 
 
@@ -125,7 +126,7 @@ def test_a_reached_function_returning_what_the_statement_ignores_stays_an_altern
                "function _checkRole(bytes32 role, address a) internal view {}\n"
                "function _revokeRole(bytes32 role, address a) internal returns (bool) {}")
     alts: dict = {}
-    renames, notes, unbound = B.bind(["f1"], text, o, [], set(), set(), callees, alternatives=alts)
+    renames, notes, unbound = BD.bind(["f1"], text, o, [], set(), set(), callees, alternatives=alts)
     assert renames == {"f1": "_checkRole"} and alts == {"f1": ["_revokeRole"]}, (notes, alts)
 
 
@@ -134,7 +135,7 @@ def test_a_call_whose_result_has_members_binds_a_function_returning_a_contract()
     o = _original(["getAdminFee", "_getRouter"])
     text = "function estimateCost(uint64 p0, uint32 p2) external view { f0().isValidCallbackGasLimit(p0, p2); }"
     callees = "function getAdminFee() public view returns (uint72) {}\nfunction _getRouter() internal view {}"
-    renames, notes, unbound = B.bind(["f0"], text, o, [], set(), set(), callees)
+    renames, notes, unbound = BD.bind(["f0"], text, o, [], set(), set(), callees)
     assert not unbound and renames == {"f0": "_getRouter"}, notes
 
 
@@ -144,7 +145,7 @@ def test_words_of_a_string_are_not_names_the_code_uses():
     o = _original(["allowance", "transfer", "_msgSender", "totalSupply"])
     text = ('function burnFrom(address p0, uint256 p1) public { uint256 d = f1(p0, f0()).sub(p1, '
             '"ERC20: burn amount exceeds allowance"); }')
-    renames, notes, unbound = B.bind(["f1", "f0"], text, o, [], set(), set())
+    renames, notes, unbound = BD.bind(["f1", "f0"], text, o, [], set(), set())
     assert not unbound and renames == {"f1": "allowance", "f0": "_msgSender"}, notes
 
 
@@ -166,9 +167,9 @@ def test_a_candidate_never_delegates_to_the_original_it_stands_for():
     # bound to initialize, or a body calling its own name, ran the original and came out `equivalent`
     o = _original(["acceptOwnership", "_validateOwnership"])
     text = "function tacsol_candidate() external { f0(); }"
-    renames, notes, unbound = B.bind(["f0"], text, o, [], set(), set(), itself=("acceptOwnership", 0))
+    renames, notes, unbound = BD.bind(["f0"], text, o, [], set(), set(), itself=("acceptOwnership", 0))
     assert renames == {"f0": "_validateOwnership"}, notes
-    assert B.bind(["f0"], text, o, [], set(), set(), itself=("_validateOwnership", 0))[0] == \
+    assert BD.bind(["f0"], text, o, [], set(), set(), itself=("_validateOwnership", 0))[0] == \
         {"f0": "acceptOwnership"}
     # a call of its own name with its own arity is recursion: it calls the candidate; another overload stays
     cand, why = B.candidate_function(

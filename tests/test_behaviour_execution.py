@@ -9,6 +9,7 @@ import random
 import pytest
 
 from tacsol.evaluate import abi, behaviour as B
+from tacsol.evaluate import cases as CS, trace as TR
 from tacsol.evaluate.execution import execute, fused_opcodes, valid_jumpdests
 
 CALLER = bytes.fromhex("a1" * 20)
@@ -144,9 +145,9 @@ def test_sample_originals_trace_alike_in_both_tables(monkeypatch):
             recs.append(r)
     h = B.Harness(workers=1)
     traced = 0
-    import tacsol.evaluate.behaviour as behaviour_module
+    import tacsol.evaluate.trace as trace_module   # trace_original runs execute from there
 
-    plain = behaviour_module.execute
+    plain = trace_module.execute
     for r in recs:
         o = h.original(r)
         sel = (r.get("selector") or "").lower()
@@ -156,10 +157,10 @@ def test_sample_originals_trace_alike_in_both_tables(monkeypatch):
         payable = (r.get("mutability") or "") == "payable"
         runs = {}
         for fused in (True, False):
-            monkeypatch.setattr(behaviour_module, "execute",
+            monkeypatch.setattr(trace_module, "execute",
                                 lambda *a, _f=fused, **k: plain(*a, **{**k, "fused": _f}))
-            runs[fused] = B.trace_original(o.code, sel, types, B.make_cases(types, payable, 0, B.N_CASES), seed=0,
-                                           shapes=B.slot_shapes(o), payable=payable)
+            runs[fused] = TR.trace_original(o.code, sel, types, CS.make_cases(types, payable, 0, CS.N_CASES), seed=0,
+                                           shapes=CS.slot_shapes(o), payable=payable)
         assert runs[True].outcomes == runs[False].outcomes and runs[True].cases == runs[False].cases, r["id"]
         traced += 1
     assert traced >= 20

@@ -3,6 +3,7 @@ of type the bytecode cannot show is compiled again, repaired, and says so; any o
 import pytest
 
 from tacsol.evaluate import behaviour as B
+from tacsol.evaluate import binding as BD
 from tacsol.evaluate.repair import NOTE, apply_repairs, repairs_for
 
 
@@ -145,9 +146,9 @@ def test_a_declaration_solc_could_not_see_is_not_chosen_again_and_super_is_never
     o = B.Original(b"", {}, layout, {"t_bool": {"encoding": "inplace"}}, {}, {}, {}, {}, set())
     text = "function f() public view returns (bool) { return _escrow; }"
     # the rounds once went _escrow -> _hiddenA -> _hiddenB -> _hiddenA ...: each undeclared where the candidate is
-    renames, _, unbound = B.bind(["_escrow"], text, o, [], set(), set(), invisible={"_hiddenA", "_hiddenB"})
+    renames, _, unbound = BD.bind(["_escrow"], text, o, [], set(), set(), invisible={"_hiddenA", "_hiddenB"})
     assert not unbound and renames == {"_escrow": "flag"}
-    assert B.bind(["super"], "function f() public { super.f(); }", o, [], set(), set())[2] == "super"
+    assert BD.bind(["super"], "function f() public { super.f(); }", o, [], set(), set())[2] == "super"
 
 
 def test_a_summary_counts_the_functions_that_compiled_only_through_a_repair():

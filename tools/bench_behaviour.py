@@ -79,6 +79,7 @@ def main() -> int:
 
     from tacsol import pairs
     from tacsol.evaluate import behaviour as B, controls as C
+    from tacsol.evaluate import trace as TR
     from tacsol.ioutil import atomic_write_json
 
     ds = pairs.load(args.dataset)
@@ -122,7 +123,7 @@ def main() -> int:
                             "by_revert_data_only": sum(x.detail.startswith("the original reverts on every path")
                                                        for x in ref),
                             "searched_returning": sum(x.status != "untestable" and x.reference_ok > 0 and
-                                                      any(c.found and not c.found.startswith(B.BRANCH_NOTE)
+                                                      any(c.found and not c.found.startswith(TR.BRANCH_NOTE)
                                                           for c in h._traces.get(_tkey(h, r), _NO).cases)
                                                       for r, x in zip(recs, ref)),
                             "differs_examples": [x.detail for x in ref if x.status == "differs"][:5],

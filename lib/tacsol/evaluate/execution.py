@@ -5,7 +5,7 @@ from the same state and compares the `Outcome`s. Tracing wraps four opcodes of t
 SLOAD (slots read, so the harness can seed them), SSTORE (slots written), SHA3 (mapping/array slot preimages,
 so a slot can be traced back to its declared base slot) and JUMP/JUMPI (a wall-clock deadline: gas bounds the
 work, the deadline bounds py-evm's slowness on cheap loops). With `explore=True` a run also records what the
-harness's state search (behaviour.search_success) steers by: the operands of every comparison, the value each
+harness's state search (trace.search_success) steers by: the operands of every comparison, the value each
 slot held when first read, and the branches taken.
 
 Speed (the harness runs ~60 calls per function): by default the frequent opcodes run fused (fused_opcodes: gas,

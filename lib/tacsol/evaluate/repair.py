@@ -1,6 +1,6 @@
 """Type-only repairs of a generated function that does not compile in its unit (behaviour, stage 3b).
 
-Binding (behaviour.bind) gives a generated name the declaration the bytecode shows. Some candidates then still fail
+Binding (binding.bind) gives a generated name the declaration the bytecode shows. Some candidates then still fail
 to compile on a difference of *type* that the bytecode cannot show either, so a decompiler cannot know it:
 
 - `address payable` written for a compiler before 0.5, which has no such type (the bytecode is the same);
