@@ -284,6 +284,43 @@ def test_branch_search_reaches_a_path_the_fixed_cases_miss():
     assert TR.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"
 
 
+DONE = """pragma solidity 0.8.20;
+contract Timelock {
+    mapping(bytes32 => uint256) private _timestamps;   // 1: done, as OpenZeppelin's TimelockController marks it
+    string private _uri;
+    function isOperation(bytes32 id) external view returns (bool) { return _timestamps[id] > 0; }
+    function hasURI() external view returns (bool) { return bytes(_uri).length > 0; }
+}
+contract Mutant {
+    mapping(bytes32 => uint256) private _timestamps;
+    string private _uri;
+    function isOperation(bytes32 id) external view returns (bool) { return _timestamps[id] > 1; }
+    function hasURI() external view returns (bool) { return bytes(_uri).length > 1; }
+}"""
+
+
+def test_the_ones_state_tells_greater_than_zero_from_greater_than_one_and_leaves_the_first_cases_alone():
+    # storage states 0-4 hold zero, addresses, small numbers, block-near values and words, never exactly 1 where
+    # it matters: a `> 0` changed to `> 1` passed every case; state ONES (cases 20-23) holds 1 in every slot
+    assert CS.make_cases([], False, 0)[:CS.ONES_FROM] == CS.make_cases([], False, 0, n=CS.ONES_FROM)
+    assert [c.variant for c in CS.make_cases([], False, 0)[CS.ONES_FROM:]] == [CS.ONES] * 4
+    shapes = {1: ["bytes"], 2: ["array"]}
+    assert CS.seed_value(0, 0, CS.ONES, shapes) == 1 and CS.seed_value(2, 0, CS.ONES, shapes) == 1
+    assert CS.seed_value(1, 0, CS.ONES, shapes) == (ord("a") << 248 | 2)   # a one-byte string
+    out = compile_bytecode(DONE, "0.8.20")
+    code, mutant = bytes.fromhex(out["Timelock"]["bytecode"]), bytes.fromhex(out["Mutant"]["bytecode"])
+    for sig, shapes in (("isOperation(bytes32)", {}), ("hasURI()", {1: ["bytes"]})):
+        sel = out["Timelock"]["selectors"][sig]
+        _, types = abi.parse_signature(sig)
+        first = TR.trace_original(code, sel, types, CS.make_cases(types, False, 0, n=CS.ONES_FROM), seed=0,
+                                  shapes=shapes, search=False)
+        assert TR.compare_candidate(first, mutant, sel, types, seed=0)[0] == "equivalent", sig   # the old blind spot
+        t = TR.trace_original(code, sel, types, CS.make_cases(types, False, 0), seed=0, shapes=shapes, search=False)
+        status, detail, _ = TR.compare_candidate(t, mutant, sel, types, seed=0)
+        assert status == "differs" and "storage 5" in detail, (sig, detail)
+        assert TR.compare_candidate(t, code, sel, types, seed=0)[0] == "equivalent"
+
+
 FED = """pragma solidity 0.8.20;
 interface IToken { function transfer(address to, uint256 v) external returns (bool); }
 contract Fed {

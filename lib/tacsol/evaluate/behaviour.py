@@ -16,7 +16,7 @@ Per function (docs/evaluation.md, "Behaviour"):
      variables at the slots the bytecode uses.
   4. Original and recompiled runtime run in py-evm (tacsol.evaluate.execution) from the same state: a slot's
      value and a called address's code are pure functions of (slot or address, storage state), applied when
-     first touched (seed_value, seed_code). Five storage states, 20 cases: boundary and random ABI arguments,
+     first touched (seed_value, seed_code). Six storage states, 24 cases: boundary and random ABI arguments,
      the owner and other callers, with and without value when payable. When the original reverts on all of
      them, a search (search_success) sets the inputs its comparisons read (arguments, caller, value, slots) to
      the other operands until it returns; the cases found are run on both sides.
@@ -307,8 +307,9 @@ class Compiler:
 # bump when Original changes: its cached copies (Harness._original_path) are then ignored
 ORIGINAL_FORMAT = "o6"
 # bump when what a trace holds or how it is made changes (cases, seeding, search, Outcome): cached traces then rerun
-# (t10: Trace and Case moved to trace.py and cases.py, and a pickle names the module of its classes)
-TRACE_FORMAT = "t10"
+# (t10: Trace and Case moved to trace.py and cases.py, and a pickle names the module of its classes; t11: storage
+# state 5, ones, and 24 cases)
+TRACE_FORMAT = "t11"
 
 
 @dataclass

@@ -17,8 +17,9 @@ if TYPE_CHECKING:
     from .behaviour import Original
 
 
-N_CASES = 20      # at least 16 (issue 13); 4 per storage state
-N_VARIANTS = 5    # storage states (seed_value): case i runs from state i % N_VARIANTS
+N_CASES = 24      # at least 16 (issue 13); 4 per storage state
+N_VARIANTS = 5    # storage states 0-4 (seed_value): case i < ONES_FROM runs from state i % N_VARIANTS
+ONES, ONES_FROM = 5, 20   # state 5 (every value 1) runs the cases from 20 on, after the first design's 20 unchanged
 PRIVILEGED = (1, 4)   # the states where the first caller owns the contract
 CALLERS = [bytes.fromhex(h * 20) for h in ("a1", "b2", "c3", "d4")]  # the first three may own the contract
 RESPONDERS = tuple(CALLERS[1:3])   # also hold code that answers every call (execution.RESPONDER_CODE)
@@ -36,16 +37,18 @@ class Case:
 
 
 def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CASES) -> list[Case]:
-    """Case i runs from storage state i % N_VARIANTS. The privileged states (PRIVILEGED: the first caller owns the
-    contract) meet every boundary value with the owner calling, and once an outsider (state 1) or the contract
-    itself (state 4: self-governed contracts), so that guarded code is reached with edge arguments. The other states take the first boundary values, then random ones, from
-    rotating callers."""
+    """Case i < ONES_FROM runs from storage state i % N_VARIANTS. The privileged states (PRIVILEGED: the first
+    caller owns the contract) meet every boundary value with the owner calling, and once an outsider (state 1) or
+    the contract itself (state 4: self-governed contracts), so that guarded code is reached with edge arguments. The
+    other states take the first boundary values, then random ones, from rotating callers. The cases from ONES_FROM
+    on run from state ONES with the boundary values and rotating callers: added after the others, so that the first
+    20 stay what they were."""
     rng = random.Random(seed)
     addrs = [int.from_bytes(c, "big") for c in CALLERS]
     out = []
     for i in range(n):
-        variant, k = i % N_VARIANTS, i // N_VARIANTS
-        b = k if variant in PRIVILEGED else i
+        variant, k = (i % N_VARIANTS, i // N_VARIANTS) if i < ONES_FROM else (ONES, i - ONES_FROM)
+        b = k if variant in PRIVILEGED or variant == ONES else i
         if b < 4:
             args = [abi.boundary_values(t, addrs)[b % len(abi.boundary_values(t, addrs))] for t in types]
         else:
@@ -107,7 +110,9 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict | None = Non
       random words;
     3 numbers only (small, near the block, zero, 64-bit);
     4 privileged with every bool state variable false: paused, locked and initialized flags clear, every hashed
-      slot (role membership) set.
+      slot (role membership) set;
+    5 ones: every slot holds 1 (a dynamic array one element, a string one byte): each value its smallest nonzero
+      one, where `x > 0` and `x > 1` part (a counter at its first step, a timelock's done timestamp, 1 wei).
     shapes (slot_shapes): in every non-zero state a dynamic array's length slot holds 1 to 3 and a string/bytes
     slot a short string (its own per slot and state), so that loops and copies stay within gas as in a deployed
     contract; the same for the members of structs stored in mappings, found through the run's SHA3 preimages
@@ -120,6 +125,8 @@ def seed_value(slot: int, seed: int, variant: int = 1, shapes: dict | None = Non
     else:   # a mapping entry: a struct member's shape when the preimages say which mapping and member it is
         e = _entry_of(slot, pre) if pre and shapes else None
         shape = shapes.get(("member", *e), []) if e else []
+    if variant == ONES:
+        return 0x61 << 248 | 2 if "bytes" in shape else 1   # "a": data, then length * 2
     if "array" in shape:
         return 1 + h % 3
     if "bytes" in shape:   # short layout: data, then length * 2; one text per slot and state, so that a getter
