@@ -240,3 +240,30 @@ def test_the_struct_and_array_repairs_need_the_layout_that_makes_them_the_same_w
     text = _err("TypeError", "Return argument type string storage ref is not implicitly convertible to expected "
                 "type (type of first return variable) uint256.", at="_all", sources=srcs)
     assert repairs_for({"errors": [text]}, srcs, ret.replace("uint8", "uint256"), set()) is None
+
+
+def test_a_missing_or_other_data_location_takes_the_one_solc_names():
+    def at(src, text):
+        s = src.index(text)
+        return {"file": "A.sol", "start": s, "end": s + len(text)}
+
+    cand = "function f(string tokenId) public returns (string) { string memory s = tokenId; return s; }"
+    srcs = {"A.sol": "contract A { " + cand + " }"}
+    param = {"type": "TypeError", "sourceLocation": at(srcs["A.sol"], "string tokenId"),
+             "message": 'Data location must be "memory" or "calldata" for parameter in function, but none was given.'}
+    ret = {"type": "TypeError", "sourceLocation": at(srcs["A.sol"], "string) {"),
+           "message": 'Data location must be "memory" or "calldata" for return parameter in function, but none was '
+                      'given.'}
+    ret["sourceLocation"]["end"] = ret["sourceLocation"]["start"] + len("string")
+    fixed = apply_repairs(cand, repairs_for({"errors": [param, ret]}, srcs, cand, set()))
+    assert fixed == ("function f(string memory tokenId) public returns (string memory) { string memory s = tokenId; "
+                     "return s; }")
+    ext = "function g(bytes memory context) external { }"
+    srcs = {"A.sol": "contract A { " + ext + " }"}
+    e = {"type": "TypeError", "sourceLocation": at(srcs["A.sol"], "bytes memory context"),
+         "message": 'Data location must be "calldata" for parameter in external function, but "memory" was given.'}
+    assert apply_repairs(ext, repairs_for({"errors": [e]}, srcs, ext, set())) == \
+        "function g(bytes calldata context) external { }"
+    local = {"type": "TypeError", "sourceLocation": at(srcs["A.sol"], "bytes memory context"),
+             "message": 'Data location must be "storage", "memory" or "calldata" for variable, but none was given.'}
+    assert repairs_for({"errors": [local]}, srcs, ext, set()) is None   # a local's location is not ours to choose

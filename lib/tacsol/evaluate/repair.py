@@ -17,6 +17,9 @@ to compile on a difference of *type* that the bytecode cannot show either, so a 
   same slot): the member is named;
 - a dynamic storage array returned as a number (`return _allTokens;` in a function returning `uint256`, the
   answer's `_totalSupply` bound to the array's slot): its length, which is the word at that slot.
+- a parameter's data location, which solc versions spell differently and the ABI does not show (`string s` for
+  0.5+, which wants `string memory s`; `bytes memory` in an external function of 0.5, which wants `calldata`):
+  the first location solc names.
 
 Each repair removes exactly the error solc reports, at its location, and is recorded as a note ("repair: ...") in
 `behaviour_bindings`. A conversion between an address and an integer, a wrong return count, or any other error is
@@ -100,6 +103,18 @@ def _repair(e: dict, at: str, state_variables: set[str], types: dict[str, dict])
         if _is_address(given) and _is_address(expected):   # address vs address payable: the same word
             return Repair(r"(\breturns\s*\([^)]*?)\baddress\s+payable\b", r"\g<1>address",
                           NOTE + "returns (address) for address payable (the same word)")
+    m = _LOCATION.match(msg)
+    if m and kind == "TypeError" and at:
+        want = m.group(1)
+        decl = re.fullmatch(rf"(.+?)(?:\s+(memory|calldata|storage))?(\s+{_IDENT})?", at, re.S)
+        if decl is not None and "(" not in at and "," not in at:
+            fixed = f"{decl.group(1)} {want}{decl.group(3) or ''}"
+            note = NOTE + f"{at} -> {fixed} (a data location: the ABI and the bytecode's behaviour are the same)"
+            if decl.group(3):   # a named parameter: that declaration
+                return Repair(rf"(?<![\w$.]){re.escape(at)}(?![\w$])", _literal(fixed), note)
+            # an unnamed return parameter: only in the returns list (the type may stand in the body too)
+            return Repair(rf"(\breturns\s*\([^)]*?)(?<![\w$.]){re.escape(at)}(?=\s*[,)])",
+                          rf"\g<1>{_literal(fixed)}", note)
     m = _INDEXED_STRUCT.match(msg)
     if m and kind == "TypeError" and at:
         member = _first_mapping_member(m.group(1), types)
@@ -119,6 +134,8 @@ def _repair(e: dict, at: str, state_variables: set[str], types: dict[str, dict])
 
 _DYNAMIC_ARRAY = re.compile(r"^(?!bytes\b|string\b).+\[\] storage (?:ref|pointer)$")
 _UNSIGNED = re.compile(r"^uint(?:256)?$")   # a narrower return would mask the length
+_LOCATION = re.compile(r'^Data location must be "(memory|calldata)"(?: or "(?:memory|calldata)")? for (?:return )?'
+                       r'parameter in (?:external )?function, but (?:none|"(?:memory|calldata|storage)") was given')
 _INDEXED_STRUCT = re.compile(r"^Indexed expression has to be a type, mapping or array \(is (struct [\w$.]+) storage "
                              r"(?:ref|pointer)\)")
 
