@@ -366,7 +366,7 @@ def reference_runs(run_dirs: Iterable[str | Path]) -> list[dict]:
 
 
 # the latest scoring of every published run by the current behaviour harness, under the evidence root
-# (docs/reference-run.md, "Behaviour scored again: binding by use, no delegation")
+# (docs/reference-run.md, "Behaviour scored again: binding by use, no delegation" and the rescorings after it)
 RESCORING = Path("behaviour") / "locations_2026-12-07" / "index.json"
 
 

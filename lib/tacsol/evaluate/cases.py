@@ -62,6 +62,12 @@ def make_cases(types: list[abi.AbiType], payable: bool, seed: int, n: int = N_CA
     return out
 
 
+def seeds_search(c: Case) -> bool:
+    """Whether the searches start from (and are triggered by) this case: every case but state ONES's, which only adds
+    cases, so that what the searches found before the ones state they find again."""
+    return c.variant != ONES
+
+
 def _shape_of(t: dict, type_id: str, offset: int):
     enc = t.get("encoding", "")
     return offset if type_id == "t_bool" else "array" if enc == "dynamic_array" else "bytes" if enc == "bytes" \

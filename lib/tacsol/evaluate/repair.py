@@ -94,8 +94,8 @@ def _repair(e: dict, at: str, state_variables: set[str], types: dict[str, dict])
                           NOTE + f"{at} -> {at}_var ({why})")
         conv = _return_conversion(given, expected)
         if conv is not None:
-            literal = at.replace("\\", "\\\\")   # the replacement template reads backslashes
-            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{conv}({literal})\g<2>",
+            return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)",
+                          rf"return\g<1>{conv}({_literal(at)})\g<2>",
                           NOTE + f"return {conv}({at}) ({given} where {expected} is returned: no code)")
         if _DYNAMIC_ARRAY.match(given) and _UNSIGNED.match(expected) and re.fullmatch(_IDENT, at):
             return Repair(rf"\breturn(\s*\(?\s*){re.escape(at)}(\s*\)?\s*;)", rf"return\g<1>{at}.length\g<2>",

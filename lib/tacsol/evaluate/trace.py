@@ -11,7 +11,7 @@ from typing import Callable
 
 from .. import evm
 from . import abi
-from .cases import CALLERS, ONES, RESPONDERS, Case, _fmt, compare, seed_code, seed_value
+from .cases import CALLERS, RESPONDERS, Case, _fmt, compare, seed_code, seed_value, seeds_search
 from .execution import CONTRACT, Outcome, execute
 
 
@@ -50,9 +50,7 @@ def trace_original(code: bytes, sel: str, types: list[abi.AbiType], cases: list[
         if time.thread_time() > deadline:
             return Trace("ok", f"time limit after {i + 1} cases", _plain(outs), cases[:i + 1], shapes, sel)
     t = Trace("ok", "", outs, list(cases), shapes, sel, explored=search)
-    # the state search runs where no case of states 0-4 returns (state ONES's cases are added, never a reason to
-    # skip it: the cases it finds stay what they were without them)
-    if search and outs and not any(o.success for o, c in zip(outs, cases) if c.variant != ONES):
+    if search and outs and not any(o.success for o, c in zip(outs, cases) if seeds_search(c)):
         stop = min(deadline, time.thread_time() + SEARCH_S)
         found, t.searched = search_success(
             lambda c: _run(code, sel, types, c, seed, shapes, stop, explore=True), cases, outs, types, payable, stop)
@@ -364,8 +362,8 @@ def search_success(run: Callable[[Case], Outcome], cases: list[Case], outcomes: 
     import heapq
 
     best: dict[int, tuple[int, int]] = {}
-    for i, o in enumerate(outcomes):   # state ONES adds its cases, not search parents: the search stays as it was
-        if cases[i].variant == ONES:
+    for i, o in enumerate(outcomes):
+        if not seeds_search(cases[i]):
             continue
         if not o.timeout and (cases[i].variant not in best or o.steps > best[cases[i].variant][0]):
             best[cases[i].variant] = (o.steps, i)
@@ -428,7 +426,7 @@ def search_branches(run: Callable[[Case], Outcome], cases: list[Case], outcomes:
     # another where the state differs (a token that answers)
     seen: set = {(c.variant, *b) for c, o in zip(cases, outcomes) for b in o.branches}
     heap = [(not o.success, -o.steps, i, c, o) for i, (c, o) in enumerate(zip(cases, outcomes))
-            if not o.timeout and c.variant != ONES]   # (its cases are not parents: as search_success)
+            if not o.timeout and seeds_search(c)]
     heapq.heapify(heap)
     tried = {_case_key(c) for c in cases}
     changes: set = set()   # (state, change): the same change from another parent in that state rarely adds a branch
