@@ -242,6 +242,36 @@ def test_consensus_ranking_chooses_the_candidate_the_others_agree_with():
         verify.best_of(checks, "vote")
 
 
+def test_arguments_check_prefers_the_candidate_that_reads_what_the_bytecode_reads():
+    """Check 2b: at levels 2-3 the TAC names the arguments its function reads (its own unit, not a callee's); a
+    candidate whose code ignores one of them, or reads one the bytecode never does, ranks after one that reads the
+    same, under every rule; the selector still comes first, and level-1 TAC (types only in the header) leaves the
+    ranking as it was."""
+    from tacsol.evaluate import verify
+    from tacsol.evaluate.solidity import argument_mismatch, tac_arguments
+
+    tac = ("function 0x40c10f19(arg0: address, arg1: uint256)\nb0:\n  v1 = uint160(arg0)\n"
+           "  v2 = icall f3(sload(2), arg1)\n  sstore(2, v2)\n  stop\n\n"
+           "function f3(arg0, arg1, arg2) internal\nb0:\n  ret(arg0 + arg2)")
+    assert tac_arguments(tac) == {0, 1}                       # arg2 is the callee's own
+    assert tac_arguments("function 0x40c10f19(address,uint256) nonpayable\nb0:\n  stop") is None   # level 1
+    assert tac_arguments("function 0x18160ddd()\nb0:\n  return (sload(2))") == frozenset()
+    rec = {"id": "a", "selector": "0x40c10f19", "solc_version": "0.8.19", "tac": tac}
+    ignores = "function mint(address to, uint256 amount) public { _mint(_msgSender(), amount); }"
+    reads = "function mint(address to, uint256 amount) public onlyOwner { _mint(to, amount); }"
+    by_modifier = "function mint(address to, uint256 amount) public only(to) { _mint(amount); }"
+    wrong_name = "function put(address to, uint256 amount) public { _mint(to, amount); }"
+    assert [argument_mismatch(t, tac) for t in (ignores, reads, by_modifier, wrong_name)] == [1, 0, 0, 0]
+    assert argument_mismatch("not code", tac) == 3 and argument_mismatch("uint256 public total;", tac) == 2
+    assert argument_mismatch("mapping(address => mapping(uint256 => bool)) public seen;", tac) == 0   # getter keys
+    for rule in verify.RULES:
+        assert verify.rank(rec, [ignores, reads], compile_check=False, rule=rule)[0] == 1
+        assert verify.rank(rec, [ignores, wrong_name], compile_check=False, rule=rule)[0] == 0   # selector first
+    level1 = {**rec, "tac": "function 0x40c10f19(address,uint256) nonpayable\nb0:\n  stop"}
+    best, checks = verify.rank(level1, [ignores, reads], compile_check=False)
+    assert best == 0 and [c.argument_mismatch for c in checks] == [0, 0]
+
+
 def test_grounded_ranking_puts_the_tacs_effects_before_agreement():
     """Rule "grounded": among candidates equal on degeneracy and selector, the one whose effects match the TAC's
     (here a storage write and an event) wins even against the most agreed-with text; equal grounding falls back to

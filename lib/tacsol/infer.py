@@ -424,7 +424,8 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
             best, checks = verify.rank(r, pool, rule=rank)
             done[r["id"]] = {**r, "solidity": pool[best], "candidate": best,
                              "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
-                                         "selector_match": c.selector_match, "grounding_f1": round(c.grounding_f1, 3),
+                                         "selector_match": c.selector_match, "argument_mismatch": c.argument_mismatch,
+                                         "grounding_f1": round(c.grounding_f1, 3),
                                          **({"consensus": round(c.consensus, 3)} if c.consensus is not None else {})}
                                         for c in checks]}
     for i, copy in contested.items():

@@ -315,6 +315,48 @@ def tac_effects(tac: str) -> dict[str, int]:
 _ICALL = re.compile(r"f\d+")   # an internal function among a summary's calls
 
 
+# ---------------------------------------------------------------- arguments read
+
+_TAC_PARAMS = re.compile(r"\(([^)]*)\)")
+_TAC_NAMED = re.compile(r"\barg\d+\s*:")
+_TAC_ARG = re.compile(r"\barg(\d+)\b")
+
+
+def tac_arguments(tac: str) -> frozenset[int] | None:
+    """The indices of the arguments a TAC example's own function reads (its unit; callee units have arguments of
+    their own), where its header names them (levels 2-3: `function 0x…(arg0: address, arg1: uint256)`) or takes
+    none. None where the header lists types only (level 1, whose body reads calldata by offset)."""
+    own = (tac or "").split("\n\nfunction ", 1)[0]
+    header, _, body = own.partition("\n")
+    m = _TAC_PARAMS.search(header)
+    if m is None or (m.group(1).strip() and not _TAC_NAMED.search(m.group(1))):
+        return None
+    return frozenset(int(k) for k in _TAC_ARG.findall(body))
+
+
+def code_arguments(fn: FunctionText) -> frozenset[int]:
+    """The indices of the parameters a function's code uses (in its body or its modifiers' arguments); a public
+    state variable's getter uses every key, as the getter solc generates does."""
+    if fn.kind == "getter":
+        return frozenset(range(len(fn.params)))
+    code = f"{fn.attributes}\n{fn.body}"
+    return frozenset(i for i, (_, name) in enumerate(fn.params)
+                     if name and re.search(rf"(?<![\w$.]){re.escape(name)}(?![\w$])", code))
+
+
+def argument_mismatch(text: str, tac: str) -> int:
+    """How many arguments exactly one of the TAC and the code reads (0 where the TAC does not say which: level 1).
+    Code without a function counts every argument the TAC reads, plus one."""
+    read = tac_arguments(tac)
+    if read is None:
+        return 0
+    try:
+        used = code_arguments(find_function(text))
+    except ParseFailure:
+        return len(read) + 1
+    return len(read ^ used)
+
+
 _EXT_WRAPPERS = ("safeTransfer", "safeTransferFrom", "safeApprove", "safeIncreaseAllowance",
                  "safeDecreaseAllowance", "forceApprove", "functionCall", "functionCallWithValue",
                  "functionStaticCall", "functionDelegateCall", "sendValue", "safeTransferETH")
