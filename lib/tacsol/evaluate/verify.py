@@ -10,20 +10,21 @@ selector and the contract's declarations when known:
 4. grounding F1: the effects the code shows (events, storage writes, external calls, reverts) against the effects
    the TAC performs.
 
-The ranking (``rank_key``) uses 1, 2 and 2b, then the earlier candidate (rule "checks"): candidate 0 is the greedy output, so
-N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
+The ranking (``rank_key``) uses 1, 2 and 2b, then the earlier candidate (rule "checks"): candidate 0 is the greedy
+output, so N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
 ``rule="consensus"``, candidates equal on 1-2b are ordered by their agreement with the others (minimum-Bayes-risk
 decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
-what the model would write) before the earlier one. With ``rule="grounded"``, candidates equal on 1-2b are
-ordered by 4 first, then by their agreement as in "consensus". 3 is reported, not ranked: on the reference run's
-pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score that added 3 and
+what the model would write) before the earlier one. With ``rule="grounded"``, candidates equal on 1 and 2 are
+ordered by 4 first, then by 2b, then by their agreement as in "consensus". 3 is reported, not ranked: on the
+reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score that added 3 and
 4 chose 7 behaviourally equivalent functions of 48 at N = 8 against greedy's 12 (a stub compile and more effects
 favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate outputs from 8 to 3
 of 48. "grounded" is that trade made on purpose: grounding recall is the evaluation's own effect count (the same
 tac_effects and code_effects), so ranking by it raises that metric by construction, at a cost in behaviour
 (docs/reference-run.md, "Ranking by grounding"). 2b was added after reading the shipped run's misses (the pool held
 an equivalent candidate, `checks` chose another): on the same pools it moved 25 contract-held-out and 47 Chainlink
-choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments check").
+choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments check");
+under "grounded" it comes after 4, where it gains as much and leaves the grounding the rule ranks for unchanged.
 ``rank`` is deterministic given the candidates.
 """
 from __future__ import annotations
@@ -122,12 +123,11 @@ def consensus(texts: Sequence[str], voters: Sequence[bool]) -> list[float]:
 
 
 def rank_key(check: Check, index: int, agreement: float = 0.0, grounded: bool = False) -> tuple:
-    """Higher is better: not degenerate, then the bytecode's selector, then the fewest arguments read by only one
-    of the TAC and the code, then (rule "grounded") the grounding F1 against the TAC, then the agreement with the
+    """Higher is better: not degenerate, then the bytecode's selector, then (rule "grounded") the grounding F1
+    against the TAC, then the fewest arguments read by only one of the TAC and the code, then the agreement with the
     other candidates (rules "consensus" and "grounded"; 0 otherwise), then the earlier candidate."""
-    return (not check.degenerate, check.selector_match, -check.argument_mismatch,
-            round(check.grounding_f1, 9) if grounded else 0.0,
-            round(agreement, 9), -index)   # rounded: float noise
+    return (not check.degenerate, check.selector_match, round(check.grounding_f1, 9) if grounded else 0.0,
+            -check.argument_mismatch, round(agreement, 9), -index)   # rounded: float noise
 
 
 def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
