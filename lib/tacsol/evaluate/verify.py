@@ -16,12 +16,12 @@ output, so N = 1 is greedy decoding and a sample replaces it only when greedy fa
 decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
 what the model would write) before the earlier one. With ``rule="grounded"``, candidates equal on 1 and 2 are
 ordered by 4 first, then by 2b, then by their agreement as in "consensus". 3 is reported, not ranked: on the
-reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score that added 3 and
-4 chose 7 behaviourally equivalent functions of 48 at N = 8 against greedy's 12 (a stub compile and more effects
-favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate outputs from 8 to 3
-of 48. "grounded" is that trade made on purpose: grounding recall is the evaluation's own effect count (the same
-tac_effects and code_effects), so ranking by it raises that metric by construction, at a cost in behaviour
-(docs/reference-run.md, "Ranking by grounding"). 2b was added after reading the shipped run's misses (the pool held
+reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score
+that added 3 and 4 chose 7 behaviourally equivalent functions of 48 at N = 8 against greedy's 12 (a stub compile and
+more effects favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate
+outputs from 8 to 3 of 48. "grounded" is that trade made on purpose: grounding recall is the evaluation's own
+effect count (the same tac_effects and code_effects), so ranking by it raises that metric by construction, at a cost
+in behaviour (docs/reference-run.md, "Ranking by grounding"). 2b was added after reading the shipped run's misses (the pool held
 an equivalent candidate, `checks` chose another): on the same pools it moved 25 contract-held-out and 47 Chainlink
 choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments check");
 under "grounded" it comes after 4, where it gains as much and leaves the grounding the rule ranks for unchanged.
