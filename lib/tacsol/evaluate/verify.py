@@ -21,10 +21,11 @@ that added 3 and 4 chose 7 behaviourally equivalent functions of 48 at N = 8 aga
 more effects favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate
 outputs from 8 to 3 of 48. "grounded" is that trade made on purpose: grounding recall is the evaluation's own
 effect count (the same tac_effects and code_effects), so ranking by it raises that metric by construction, at a cost
-in behaviour (docs/reference-run.md, "Ranking by grounding"). 2b was added after reading the shipped run's misses (the pool held
-an equivalent candidate, `checks` chose another): on the same pools it moved 25 contract-held-out and 47 Chainlink
-choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments check");
-under "grounded" it comes after 4, where it gains as much and leaves the grounding the rule ranks for unchanged.
+in behaviour (docs/reference-run.md, "Ranking by grounding"). 2b was added after reading the shipped run's misses
+(the pool held an equivalent candidate, `checks` chose another): on the same pools it moved 25 contract-held-out and
+47 Chainlink choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments
+check"); under "grounded" it comes after 4, where it gains as much and leaves the grounding the rule ranks for
+unchanged.
 ``rank`` is deterministic given the candidates.
 """
 from __future__ import annotations
