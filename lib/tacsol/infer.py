@@ -472,7 +472,8 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
     ap.add_argument("--candidates", type=int, default=1, metavar="N",
                     help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
-                         "(not degenerate, then the bytecode's selector, then by --rank; the stub compile is reported)")
+                         "(not degenerate, then the bytecode's selector, then the arguments the TAC reads used by the "
+                         "code, then by --rank; the stub compile is reported)")
     ap.add_argument("--rank", choices=RANK_RULES, default="checks",
                     help="with --candidates: among candidates equal on the checks, keep the earliest (checks: greedy "
                          "first), the one the other candidates agree with most (consensus: minimum Bayes risk), or "
