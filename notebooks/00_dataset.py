@@ -27,7 +27,7 @@ max_units = 160            # cap on compile units (each unit: one main file × o
 workers = 2
 compile_timeout_s = 120.0
 tac_level = 1              # TAC level: 1 paper-faithful, 2 compact, 3 compact with require (docs/tac-format.md)
-callee_budget = 4096       # levels 2-3: characters of an example past which a callee prints as its summary
+callee_budget = 3584       # levels 2-3: characters of an example past which a callee prints as its summary
 
 # %%
 import tacsol.params

@@ -475,7 +475,7 @@ def test_a_manifest_without_the_callee_budget_reads_as_the_budget_it_was_built_w
                            ("older", {})):
         (tmp_path / "data" / name).mkdir(parents=True)
         (tmp_path / "data" / name / "manifest.json").write_text(json.dumps(manifest))
-    assert LEGACY_CALLEE_BUDGET_CHARS == 8192 and CALLEE_BUDGET_CHARS == 4096
+    assert LEGACY_CALLEE_BUDGET_CHARS == 8192 and CALLEE_BUDGET_CHARS == 3584
     assert pairs.lift_options("old") == {"level": 3, "callee_budget": 8192}
     assert pairs.lift_options("new") == {"level": 3, "callee_budget": 2048}
     assert pairs.lift_options("older") == {"level": 1, "callee_budget": 8192}

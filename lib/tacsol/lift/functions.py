@@ -24,9 +24,10 @@ from .result import SUMMARY_MARK
 MIN_CALL_SITES = 2   # called from one place only, a function is printed once anyway: inline it
 RECURSIVE_FID = 1    # a recursive function's calls of itself while it is verified (the real fid comes later)
 # A callee's unit that would take an example past this many characters is summarized (the default of lift's
-# callee_budget). 4,096 puts 95.2% of the level-3 corpus's pairs within 2,048 tokens (8,192: 94.0%), and the
-# summaries it adds cost no measurable held-out loss (docs/tac-format.md, "The callee budget as the default")
-CALLEE_BUDGET_CHARS = 4096
+# callee_budget). 3,584 puts 96.3% of the level-3 corpus's pairs within 2,048 tokens, Wilson [95.9, 96.7] (4,096:
+# 95.2% [94.7, 95.7]; 8,192: 94.0%), and the summaries it adds cost no held-out loss (docs/tac-format.md, "The
+# callee budget at 3,584"). 4,096 from 2026-12-06 to 2026-12-07; datasets record the budget they were built with
+CALLEE_BUDGET_CHARS = 3584
 # The default until 2026-12-06: what a dataset whose manifest predates the callee_budget key was lifted with
 LEGACY_CALLEE_BUDGET_CHARS = 8192
 # A smaller one (an ABI decoder, a panic helper) costs less inline than as a call and a unit, unless inlining it
