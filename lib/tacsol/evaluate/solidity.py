@@ -344,17 +344,24 @@ def code_arguments(fn: FunctionText) -> frozenset[int]:
                      if name and re.search(rf"(?<![\w$.]){re.escape(name)}(?![\w$])", code))
 
 
+def mismatched_arguments(fn: FunctionText | None, read: frozenset[int] | None) -> int:
+    """How many arguments exactly one of `read` (tac_arguments) and the function's code reads (0 where the TAC does
+    not say which: level 1). No function (fn None) counts every argument the TAC reads, plus one."""
+    if read is None:
+        return 0
+    return len(read) + 1 if fn is None else len(read ^ code_arguments(fn))
+
+
 def argument_mismatch(text: str, tac: str) -> int:
-    """How many arguments exactly one of the TAC and the code reads (0 where the TAC does not say which: level 1).
-    Code without a function counts every argument the TAC reads, plus one."""
+    """mismatched_arguments for generated text and a TAC example."""
     read = tac_arguments(tac)
     if read is None:
         return 0
     try:
-        used = code_arguments(find_function(text))
+        fn = find_function(text)
     except ParseFailure:
-        return len(read) + 1
-    return len(read ^ used)
+        fn = None
+    return mismatched_arguments(fn, read)
 
 
 _EXT_WRAPPERS = ("safeTransfer", "safeTransferFrom", "safeApprove", "safeIncreaseAllowance",

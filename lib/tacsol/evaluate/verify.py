@@ -37,8 +37,8 @@ from .. import corpus, evm
 from .compile import build_stub, compile_many
 from .degenerate import degenerate_reason
 from .metrics import edit_distance
-from .solidity import (EFFECTS, ParseFailure, argument_mismatch, canonical_signature, code_effects,  # noqa: F401
-                       find_function, parse_declarations, tac_effects)
+from .solidity import (EFFECTS, ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
+                       mismatched_arguments, parse_declarations, tac_arguments, tac_effects)
 
 RULES = ("checks", "consensus", "grounded")
 BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
@@ -62,8 +62,9 @@ class Check:
     detail: dict[str, Any] = field(default_factory=dict)
 
 
-def _grounding_f1(text: str, tac: str, decl) -> float:
-    te, oe = tac_effects(tac or ""), code_effects(text, decl)
+def _grounding_f1(text: str, te: Mapping[str, int], decl) -> float:
+    """F1 of the effect categories the code shows against those the TAC shows (`te`: tac_effects)."""
+    oe = code_effects(text, decl)
     tp = sum(1 for c in EFFECTS if te[c] > 0 and oe[c] > 0)
     fp = sum(1 for c in EFFECTS if te[c] == 0 and oe[c] > 0)
     fn = sum(1 for c in EFFECTS if te[c] > 0 and oe[c] == 0)
@@ -89,6 +90,8 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
     decl = parse_declarations(decl_text)
     want = (record.get("selector") or "").lower()
     version = corpus.nearest_installed(record.get("solc_version") or "") or "0.8.26"
+    tac = record.get("tac") or ""
+    read, te = tac_arguments(tac), tac_effects(tac)   # the TAC's side of 2b and 4: the same for every candidate
     checks, units = [], []
     for i, text in enumerate(candidates):
         c = Check(text=text, degenerate=degenerate_reason(text))
@@ -98,10 +101,10 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
         except ParseFailure:
             pass
         c.selector_match = selector_matches(text, want, decl)
-        c.argument_mismatch = argument_mismatch(text, record.get("tac") or "")
+        c.argument_mismatch = mismatched_arguments(fn, read)
         if fn is not None and compile_check:
             units.append((f"c{i}", version, build_stub(fn.text, version, decl_text, record.get("context") or "")))
-        c.grounding_f1 = _grounding_f1(text, record.get("tac") or "", decl)
+        c.grounding_f1 = _grounding_f1(text, te, decl)
         checks.append(c)
     results = compile_many(units) if units else {}
     for i, c in enumerate(checks):
