@@ -54,3 +54,22 @@ def test_the_shipped_evaluation_carries_the_current_harness_figures(tmp_path):
     assert "| contract_heldout | fine-tuned | 4 | 1 = 25.0% [0.0, 75.0] | 1/2 |  |" in text
     assert "| contract_heldout | retrieval-tfidf | 4 | 2 = 50.0% [0.0, 100.0] | –/– | -0.250 [-0.750, +0.250] |" in text
     assert P.current_harness_markdown("other", tmp_path) == ""
+
+
+def test_the_evaluation_copy_keeps_the_tables_and_gzips_the_candidate_pool(tmp_path):
+    """copy_eval: per-function tables and summaries as they are, saved generations left out, and a verifier's
+    candidate pool gzipped with the same lines (the form docs/evidence keeps pools in)."""
+    import gzip
+
+    run, dest = tmp_path / "run", tmp_path / "evidence"
+    pool = '{"id": "a", "candidates": ["x", "y"]}\n'
+    for rel, text in (("eval/summary.json", "{}"), ("eval/verifier-contract_heldout/candidates.jsonl", pool),
+                      ("eval/verifier-contract_heldout/N4/summary.json", "{}"),
+                      ("eval/generations/contract_heldout/fine-tuned.jsonl", "{}\n")):
+        (run / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run / rel).write_text(text)
+    P.copy_eval(run, dest)
+    ver = dest / "eval" / "verifier-contract_heldout"
+    assert gzip.open(ver / "candidates.jsonl.gz", "rt").read() == pool and not (ver / "candidates.jsonl").exists()
+    assert (ver / "N4" / "summary.json").is_file() and (dest / "eval" / "summary.json").is_file()
+    assert not (dest / "eval" / "generations").exists()

@@ -7,8 +7,8 @@ package (lib/tacsol/data/adapter/, what `tacsol decompile` uses without --adapte
         --recipe params/03_reference_cpu_l3_rag900.yaml --adapter-only
 
 Copies: summary.json, train_log.json, params.yaml, loss.png and, under eval/, every summary.json, per-function table
-(functions.parquet), figure, selection.json, the learning curve, the verifier measurement (with its candidate pool),
-the header-prefill measurement; the rendered notebook.
+(functions.parquet), figure, selection.json, the learning curve, the verifier measurement (with its candidate pool,
+gzipped), the header-prefill measurement; the rendered notebook.
 The adapter is written in bf16 with its recipe (params.yaml) and evaluation table (EVALUATION.md) beside it; the
 command refuses an adapter over --max-mb. 06_compare reads docs/evidence/ beside outputs/.
 
@@ -38,6 +38,7 @@ from pathlib import Path
 KEEP = ("summary.json", "train_log.json", "params.yaml", "loss.png", "03_baseline_3b.ipynb", "03_baseline_3b.html")
 EVAL_KEEP = ("summary.json", "functions.parquet", "selection.json", "curve.json", "verifier.json", "prefill.json",
              "candidates.jsonl", "generation_times.json", "*.png", "contracts.jsonl", "paired_with_final.json")
+POOL = "candidates.jsonl"   # tools/bench_verifier.py's candidate pool: published gzipped (copy_eval)
 
 
 def evaluation_markdown(run: Path) -> str:
@@ -212,17 +213,29 @@ def main(argv=None) -> int:
     dest = paths.resolve(a.evidence) / run.parent.name / run.name
     fresh_copy(run, dest, KEEP, keep=("trained",))  # the published training stays: the curve's checkpoints
     shutil.rmtree(dest / "trained" / "eval", ignore_errors=True)   # saved answers: the tables below now hold them
+    copy_eval(run, dest)
+    table = evaluation_markdown(run)
+    (dest / "EVALUATION.md").write_text(table, encoding="utf-8")
+    print(f"evidence: {dest} ({sum(f.stat().st_size for f in dest.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
+    return 0 if a.no_adapter else ship(run, a, table)
+
+
+def copy_eval(run: Path, dest: Path) -> None:
+    """The EVAL_KEEP files of run/eval/ (saved generations aside) into dest/eval/; a verifier's candidate pool
+    (candidates.jsonl, N answers per function) gzipped, the form evidence keeps it in (the tracked tree's budget)."""
+    import gzip
+
     for pattern in EVAL_KEEP:
         for f in (run / "eval").rglob(pattern):
             if "generations" in f.parts:
                 continue
             target = dest / f.relative_to(run)
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, target)
-    table = evaluation_markdown(run)
-    (dest / "EVALUATION.md").write_text(table, encoding="utf-8")
-    print(f"evidence: {dest} ({sum(f.stat().st_size for f in dest.rglob('*') if f.is_file()) / 1e6:.1f} MB)")
-    return 0 if a.no_adapter else ship(run, a, table)
+            if f.name == POOL:
+                with open(f, "rb") as src, gzip.open(target.with_name(POOL + ".gz"), "wb", compresslevel=9) as out:
+                    shutil.copyfileobj(src, out)
+            else:
+                shutil.copy2(f, target)
 
 
 def ship(run: Path, a, table: str) -> int:
