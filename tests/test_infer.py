@@ -169,6 +169,32 @@ def test_decompile_candidates_rank_greedy_first(adapter, capsys):
     assert main(["decompile", rec["tac"], "--tac", "--adapter", adapter, "--candidates", "0"]) == 2
 
 
+def test_decompile_candidates_of_bytecode_run_against_it(adapter, tmp_path, capsys, monkeypatch):
+    """With bytecode input every candidate gets check 5 (tacsol.evaluate.stubrun) against the runtime given; the
+    text output says when the chosen answer ran like the bytecode."""
+    from tacsol.cli import main
+    from tacsol.evaluate import stubrun, verify
+
+    contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
+    seen = []
+    real = stubrun.check_record
+    monkeypatch.setattr(stubrun, "check_record", lambda rec, code, cands: seen.append(code) or real(rec, code, cands))
+    assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8",
+                 "--candidates", "2", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert seen and all(code == bytes.fromhex(contract["runtime"]) for code in seen)
+    assert all("runtime" not in r for r in out)
+    for r in out:
+        assert all(c["runs"] in ("equivalent", "differs", "") and (c["runs"] or c["runs_detail"]) for c in r["checks"])
+    # the text form marks an answer that ran like the bytecode
+    fake = [stubrun.RunCheck("equivalent", "24 cases"), stubrun.RunCheck("", "unknown function _x")]
+    monkeypatch.setattr(stubrun, "check_record", lambda rec, code, cands: fake[:len(cands)])
+    assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8",
+                 "--candidates", "2"]) == 0
+    assert "(ran like the bytecode: 24 cases)" in capsys.readouterr().out
+    assert verify.rank_key(verify.Check("x", runs="equivalent"), 1) > verify.rank_key(verify.Check("x"), 0)
+
+
 def test_functions_without_tac_are_skipped_with_their_lift_status(adapter, capsys):
     """Vyper behind a jump table lifts to status 'unsupported' with no TAC: decompile says so instead of letting the
     model guess from an empty prompt."""

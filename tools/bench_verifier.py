@@ -10,8 +10,9 @@ N = 1, 4, 8 with tacsol.evaluate (eval/verifier/N<n>/; eval/verifier/consensus-N
 behavioural equivalence included, for each ranking rule of --rules (tacsol.evaluate.verify.RULES: "checks" keeps
 the earliest candidate among those equal on the checks, "consensus" the one the others agree with most, "grounded"
 the one whose effects best match the TAC's, then by agreement; eval/verifier/<rule>-N<n>/). The
-ranking itself uses only what a decompiler has (the TAC and the candidates); the behaviour check needs the original
-source, so it scores the choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
+ranking itself uses only what a decompiler has (the TAC, the original runtime for check 5 and the candidates; each
+candidate's check-5 verdict goes to runs.jsonl); the behaviour check needs the original source, so it scores the
+choice and never makes it. Prints one line per N and writes eval/verifier/verifier.json.
 The candidate pool is kept (eval/verifier/candidates.jsonl), so a rerun skips generation.
 """
 from __future__ import annotations
@@ -74,9 +75,12 @@ def main(argv=None) -> int:
     ap.add_argument("--oracle", action="store_true",
                     help="also behaviour-check every candidate: the share of functions with an equivalent one among "
                          "the first N (what a perfect ranking would reach; not a decoder, it needs the original)")
+    ap.add_argument("--no-run-check", action="store_true",
+                    help="rank without check 5 (the candidate run against the original runtime in a stub: "
+                         "tacsol.evaluate.stubrun), as the measurements before 2026-12-07 did")
     a = ap.parse_args(argv)
 
-    from tacsol import infer, paths
+    from tacsol import paths
     from tacsol.evaluate import behaviour, evaluate_run, suite, verify
     from tacsol.evaluate.aggregate import rate_text
     from tacsol.ioutil import atomic_write_json
@@ -101,10 +105,18 @@ def main(argv=None) -> int:
         pool_path.write_text("".join(json.dumps({"id": r["id"], "candidates": pools[r["id"]]}) + "\n" for r in recs))
         atomic_write_json(out / "generation_times.json", times)
     t0 = time.perf_counter()
-    checked = {r["id"]: verify.check_candidates(r, pools[r["id"]][:n_max]) for r in recs}
+    harness = behaviour.Harness()  # the originals are compiled and traced once for every N
+    runs = {}
+    if not a.no_run_check:   # check 5 against the original runtime: the bytecode a decompiler is given
+        from tacsol.evaluate import stubrun
+
+        codes = {r["id"]: o.code for r in recs if not isinstance(o := harness.original(r), str)}
+        runs = stubrun.check_all(recs, codes, {r["id"]: pools[r["id"]][:n_max] for r in recs})
+        (out / "runs.jsonl").write_text("".join(json.dumps({"id": r["id"], "runs": [[c.verdict, c.reason] for c in
+                                                                              runs[r["id"]]]}) + "\n" for r in recs))
+    checked = {r["id"]: verify.check_candidates(r, pools[r["id"]][:n_max], runs=runs.get(r["id"])) for r in recs}
     check_s = time.perf_counter() - t0
     results = []
-    harness = behaviour.Harness()  # the originals are compiled and traced once for every N
     for rule, n in [(rule, n) for rule in a.rules for n in a.ns if n > 1 or rule == a.rules[0]]:
         chosen = {}
         for r in recs:
@@ -152,7 +164,8 @@ def main(argv=None) -> int:
             ours = {(r["rule"], r["n"]) for r in results}
             results = [r for r in before.get("results", []) if (r["rule"], r["n"]) not in ours] + results
             oracle = oracle if oracle is not None else before.get("oracle")
-    atomic_write_json(summary, {"subset": a.subset, "results": results, "generation_times": times,
+    atomic_write_json(summary, {"subset": a.subset, "run_check": not a.no_run_check, "results": results,
+                                "generation_times": times,
                                 "check_s_all_candidates": check_s, "oracle": oracle})
     return 0
 

@@ -349,13 +349,17 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")
     from .lift import CALLEE_BUDGET_CHARS, lift
 
-    lifted = lift("".join(text.split()), level=level,
-                  callee_budget=CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget)
+    code = "".join(text.split())
+    lifted = lift(code, level=level, callee_budget=CALLEE_BUDGET_CHARS if callee_budget is None else callee_budget)
+    runtime = bytes.fromhex(code[2:] if code.lower().startswith("0x") else code)
+    from .evaluate.stubrun import compiler_of
+
+    version = compiler_of(runtime)
     recs = []
     for f in lifted.functions:
         recs.append({"id": f.selector, "selector": f.selector if f.selector.startswith("0x") else "",
                      "signature": "", "mutability": f.mutability, "tac": f.tac,
-                     "lift_status": f.status})
+                     "lift_status": f.status, "runtime": runtime, "solc_version": version})
     return recs
 
 
@@ -410,7 +414,7 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
             (copied if not sel or verify.selector_matches(row["solidity"], sel) else contested)[i] = copy
         recs = [r for r in recs if r["id"] not in copied]
     if not recs:
-        return [copied.get(r["id"]) or skipped[r["id"]] for r in every]
+        return [{k: v for k, v in (copied.get(r["id"]) or skipped[r["id"]]).items() if k != "runtime"} for r in every]
     model, tok = load(adapter, **load_kw)
     if candidates == 1:
         sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy,
@@ -421,17 +425,19 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
                                          batch_size=batch_size, prefill=prefill)
         done = {}
         for r, pool in zip(recs, pools):
-            best, checks = verify.rank(r, pool, rule=rank)
+            best, checks = verify.rank(r, pool, rule=rank, code=r.get("runtime"))
             done[r["id"]] = {**r, "solidity": pool[best], "candidate": best,
                              "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
                                          "selector_match": c.selector_match, "argument_mismatch": c.argument_mismatch,
-                                         "grounding_f1": round(c.grounding_f1, 3),
+                                         "grounding_f1": round(c.grounding_f1, 3), "runs": c.runs,
+                                         "runs_detail": c.runs_detail,
                                          **({"consensus": round(c.consensus, 3)} if c.consensus is not None else {})}
                                         for c in checks]}
     for i, copy in contested.items():
         if not verify.selector_matches(done[i]["solidity"], copy["selector"]):
             done[i] = copy
-    return [done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]] for r in every]
+    return [{k: v for k, v in (done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]]).items() if k != "runtime"}
+            for r in every]
 
 
 def training_index(adapter: Path, trained: Mapping[str, Any], why: str) -> list[dict]:
@@ -472,8 +478,10 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     ap.add_argument("--sample", action="store_true", help="sample (temperature 0.7) instead of greedy decoding")
     ap.add_argument("--candidates", type=int, default=1, metavar="N",
                     help="verifier-guided decoding: greedy + N-1 samples per function, the best by the kit's checks "
-                         "(not degenerate, then the bytecode's selector, then the arguments the TAC reads used by the "
-                         "code, then by --rank; the stub compile is reported)")
+                         "(not degenerate, then the bytecode's selector, then, for bytecode input, whether it runs "
+                         "like the bytecode: compiled in a stub whose state sits at the TAC's slots and run beside "
+                         "the runtime in py-evm; then the arguments the TAC reads used by the code, then by --rank; "
+                         "the stub compile is reported). The text output says which answers ran like the bytecode")
     ap.add_argument("--rank", choices=RANK_RULES, default="checks",
                     help="with --candidates: among candidates equal on the checks, keep the earliest (checks: greedy "
                          "first), the one the other candidates agree with most (consensus: minimum Bayes risk), or "
@@ -514,5 +522,9 @@ def main(args: argparse.Namespace) -> int:
             note = f": {r['skipped']}" if r.get("skipped") else (
                 f": copied from training function {r['neighbour_id']} (TAC cosine {r['tac_similarity']:.2f})"
                 if r.get("source") == "retrieval" else "")
+            ran = (r.get("checks") or [{}])[r.get("candidate", 0)].get("runs") if r.get("checks") else ""
+            if ran:   # check 5's verdict on the answer chosen: what a reader can trust it for
+                note += (f" (ran like the bytecode: {r['checks'][r['candidate']]['runs_detail']})" if ran == "equivalent"
+                         else f" (differs from the bytecode: {r['checks'][r['candidate']]['runs_detail']})")
             print(f"// {r.get('selector') or r.get('id')}{note}\n{r['solidity']}\n")
     return 0

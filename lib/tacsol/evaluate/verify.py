@@ -8,14 +8,18 @@ selector and the contract's declarations when known:
    code never reads where the bytecode reads it, or the reverse, makes a wrong answer whatever its names);
 3. compiles in the stub (``evaluate.compile.build_stub``: the declarations and context the record carries);
 4. grounding F1: the effects the code shows (events, storage writes, external calls, reverts) against the effects
-   the TAC performs.
+   the TAC performs;
+5. runs like the bytecode (``evaluate.stubrun``, when the original runtime is given): the candidate compiled in a
+   stub whose state is declared at the slots the TAC touches and run in py-evm beside the runtime over cases of
+   its own seed: "equivalent", "differs", or no verdict where the stub cannot hold it (an internal function, an
+   unknown modifier, a struct).
 
-The ranking (``rank_key``) uses 1, 2 and 2b, then the earlier candidate (rule "checks"): candidate 0 is the greedy
+The ranking (``rank_key``) uses 1, 2, 5 (equivalent above no verdict above differs) and 2b, then the earlier candidate (rule "checks"): candidate 0 is the greedy
 output, so N = 1 is greedy decoding and a sample replaces it only when greedy fails a check the sample passes. With
 ``rule="consensus"``, candidates equal on 1-2b are ordered by their agreement with the others (minimum-Bayes-risk
 decoding: each candidate's mean text similarity to the other candidates that are not degenerate; the medoid of
 what the model would write) before the earlier one. With ``rule="grounded"``, candidates equal on 1 and 2 are
-ordered by 4 first, then by 2b, then by their agreement as in "consensus". 3 is reported, not ranked: on the
+ordered by 5, then 4, then 2b, then by their agreement as in "consensus". 3 is reported, not ranked: on the
 reference run's pool (48 functions x 8 candidates, every candidate behaviour-checked; docs/reference-run.md) a score
 that added 3 and 4 chose 7 behaviourally equivalent functions of 48 at N = 8 against greedy's 12 (a stub compile and
 more effects favour other code than the original's), while ranking by 1 and 2 keeps 12 and lowers degenerate
@@ -25,7 +29,9 @@ in behaviour (docs/reference-run.md, "Ranking by grounding"). 2b was added after
 (the pool held an equivalent candidate, `checks` chose another): on the same pools it moved 25 contract-held-out and
 47 Chainlink choices, gaining 1 and 2 equivalent functions and losing none (docs/reference-run.md, "The arguments
 check"); under "grounded" it comes after 4, where it gains as much and leaves the grounding the rule ranks for
-unchanged.
+unchanged. 5 was added last, from the same misses (a getter named otherwise, a setter behind `onlyOwner`): on the
+shipped run's pools it gains 5 contract-held-out and 3 Chainlink functions and loses none; no candidate it calls
+equivalent differs under the harness (docs/reference-run.md, "Running the candidate against the bytecode").
 ``rank`` is deterministic given the candidates.
 """
 from __future__ import annotations
@@ -56,6 +62,8 @@ class Check:
     compiles: bool | None = None      # None: not checked
     selector_match: bool = False
     argument_mismatch: int = 0        # arguments exactly one of the TAC and the code reads (0: the TAC does not say)
+    runs: str = ""                    # check 5: "equivalent" | "differs" | "" (not run: no runtime, or no stub holds it)
+    runs_detail: str = ""             # why no verdict, or the first differing case
     grounding_f1: float = 0.0
     consensus: float | None = None    # rule "consensus": mean similarity to the other non-degenerate candidates
     score: float = 0.0
@@ -83,9 +91,15 @@ def selector_matches(text: str, selector: str, decl=None) -> bool:
         return False
 
 
-def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True
-                     ) -> list[Check]:
-    """Every candidate checked; the compile checks of all candidates run in one solcjs call per version."""
+def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True,
+                     code: bytes | None = None, runs: Sequence[Any] | None = None) -> list[Check]:
+    """Every candidate checked; the compile checks of all candidates run in one solcjs call per version. Check 5 runs
+    when the original runtime `code` is given (stubrun.check_record), or is taken from `runs` (stubrun.RunCheck per
+    candidate: computed for many records at once by stubrun.check_all)."""
+    if runs is None and code is not None:
+        from .stubrun import check_record
+
+        runs = check_record(record, code, candidates)
     decl_text = record.get("declarations") or ""
     decl = parse_declarations(decl_text)
     want = (record.get("selector") or "").lower()
@@ -108,6 +122,8 @@ def check_candidates(record: Mapping[str, Any], candidates: Sequence[str], *, co
         checks.append(c)
     results = compile_many(units) if units else {}
     for i, c in enumerate(checks):
+        if runs is not None:
+            c.runs, c.runs_detail = runs[i].verdict, runs[i].reason
         if compile_check:
             r = results.get(f"c{i}")
             c.compiles = bool(r and r.ok)
@@ -127,10 +143,12 @@ def consensus(texts: Sequence[str], voters: Sequence[bool]) -> list[float]:
 
 
 def rank_key(check: Check, index: int, agreement: float = 0.0, grounded: bool = False) -> tuple:
-    """Higher is better: not degenerate, then the bytecode's selector, then (rule "grounded") the grounding F1
-    against the TAC, then the fewest arguments read by only one of the TAC and the code, then the agreement with the
-    other candidates (rules "consensus" and "grounded"; 0 otherwise), then the earlier candidate."""
-    return (not check.degenerate, check.selector_match, round(check.grounding_f1, 9) if grounded else 0.0,
+    """Higher is better: not degenerate, then the bytecode's selector, then runs like the bytecode (equivalent,
+    then no verdict, then differs), then (rule "grounded") the grounding F1 against the TAC, then the fewest
+    arguments read by only one of the TAC and the code, then the agreement with the other candidates (rules
+    "consensus" and "grounded"; 0 otherwise), then the earlier candidate."""
+    runs = (check.runs == "equivalent") - (check.runs == "differs")
+    return (not check.degenerate, check.selector_match, runs, round(check.grounding_f1, 9) if grounded else 0.0,
             -check.argument_mismatch, round(agreement, 9), -index)   # rounded: float noise
 
 
@@ -145,9 +163,10 @@ def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
 
 
 def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True,
-         rule: str = "checks") -> tuple[int, list[Check]]:
-    """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0)."""
-    checks = check_candidates(record, candidates, compile_check=compile_check)
+         rule: str = "checks", code: bytes | None = None) -> tuple[int, list[Check]]:
+    """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0). `code`:
+    the original runtime, for check 5."""
+    checks = check_candidates(record, candidates, compile_check=compile_check, code=code)
     if rule in BY_AGREEMENT:
         for c, agreement in zip(checks, _agreement(checks)):
             c.consensus = agreement

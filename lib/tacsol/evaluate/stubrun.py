@@ -1,0 +1,501 @@
+"""Check 5 of verifier-guided decoding: the candidate runs like the bytecode, with no source.
+
+The behaviour harness (behaviour.py) places a candidate in the original's source; a decompiler has only the
+bytecode. Here the candidate is compiled in a stub whose state comes from the TAC (levels 2-3 name it):
+
+1. Storage: every constant slot the TAC loads or stores, with its mapping depth (`mapping(mapping(7)[caller])[v1]`
+   is depth 2 at base 7), bit range (`sload(1)[0:160]`) and the keys' types (`uint160(...)`, `caller`: address).
+2. The candidate's undeclared names (solc's own "Undeclared identifier" errors): each state variable is bound to a
+   TAC base of its indexing depth, in first-use order against the TAC's first-access order, and declared at that
+   slot and byte offset (fixed-size gaps before it); its value type is the TAC's width (160 bits: address; 8: bool
+   where the code uses it as a condition, else uint8; 256: the candidate's own 256-bit type or uint256). An event
+   is declared with the argument types the code shows and as many indexed arguments as the TAC's `log<n>` has
+   topics. `_msgSender()` and `_msgData()` are the context's. Any other unknown name (an internal function, a
+   modifier, a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no
+   verdict.
+3. The original runtime and the stub run in py-evm over the harness's cases (cases.make_cases; storage seeded per
+   slot by cases.seed_value) under a seed of their own (RUN_SEED, not the evaluation's), with the success search.
+   Per case: success, return or revert data, storage writes, logs (topic 0 read as the original's: the event's
+   name is the decompiler's guess), external calls, balance.
+
+Verdict per candidate: "equivalent" (every case agrees and the original returned on at least one: code that
+reverts always proves nothing), "differs", or "" with a reason (not runnable). The stub's layout is built from the
+bytecode's own accesses, so a candidate whose names bind elsewhere than the original's would differ in place too;
+what the stub cannot show (inherited code, modifiers) it leaves unjudged."""
+from __future__ import annotations
+
+import itertools
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from .. import corpus, evm
+from . import abi
+from .binding import CANDIDATE, _argument_types, _modifier_names, _role, _shape, undeclared_names
+from .cases import compare, make_cases
+from .compile import _STRIP_ATTRS
+from .solidity import ParseFailure, find_function, match_close, split_top
+
+RUN_SEED = 7            # the cases' seed: not the behaviour harness's (0), so the check is not the metric's own cases
+MAX_SLOT = 1 << 20      # a variable past this slot (a hashed namespace, ERC-7201) cannot be placed by gaps
+STUB = "TacsolRun"
+CONTEXT_HELPERS = {
+    "_msgSender": "function _msgSender() internal view returns (address) { return msg.sender; }",
+    "_msgData": "function _msgData() internal view returns (bytes calldata) { return msg.data; }",
+}
+_HEADER = re.compile(r"^function\s+(0x[0-9a-f]{8})\(([^)]*)\)\s*([a-z ]*)$", re.M)
+_ACCESS = re.compile(r"\b(sload|sstore|storagestring)\(")   # level 3 reads and writes a string whole
+_RANGE = re.compile(r"\[(\d+):(\d+)\]")
+_CONST = re.compile(r"^(0x[0-9a-f]+|\d+)$")
+_LOG = re.compile(r"\blog([0-4])\(")
+_BOOLEAN_USE = r"(?:if\s*\(\s*!?\s*|require\s*\(\s*!?\s*|!\s*|&&\s*|\|\|\s*){name}\b|{name}(?:\[[^;]*?\])*\s*(?:&&|\|\||=\s*(?:true|false)\b|\)\s*\{{)"
+
+
+@dataclass
+class Slot:
+    """A state variable the TAC touches: its base slot, indexing depth, bit range in the word, key types."""
+    base: int
+    depth: int
+    offset_bits: int = 0
+    bits: int = 256
+    keys: list[str] = field(default_factory=list)
+    string: bool = False     # read or written whole as a string or bytes (`storagestring(slot)`)
+
+
+@dataclass
+class RunCheck:
+    verdict: str = ""        # "equivalent" | "differs" | "" (not runnable)
+    reason: str = ""         # why not runnable, or the first differing case
+    source: str = ""         # the stub (for reading a verdict)
+
+
+def tac_header(tac: str) -> tuple[str, list[abi.AbiType], bool] | None:
+    """(selector, argument types, payable) of a level 2-3 TAC unit; None where the header does not type them."""
+    m = _HEADER.search(tac or "")
+    if not m:
+        return None
+    args = [a.split(":", 1)[1].strip() for a in m.group(2).split(",") if a.strip()]
+    if any(":" not in a for a in m.group(2).split(",") if a.strip()):
+        return None
+    try:
+        return m.group(1), [abi.parse_type(t) for t in args], "payable" in m.group(3).split()
+    except ValueError:
+        return None
+
+
+def _key_type(key: str, args: Mapping[str, str]) -> str:
+    """A mapping key's type: an argument's declared one (the TAC header), an address where the TAC casts to 160
+    bits or reads the caller, else uint256."""
+    key = key.strip()
+    if key in args:
+        return args[key] if re.fullmatch(r"address|bool|u?int\d*|bytes\d+", args[key]) else "uint256"
+    cast = re.fullmatch(r"(bytes\d+|u?int\d+|bool|address)\((.*)\)", key)
+    if cast:
+        return "address" if cast.group(1) == "uint160" else cast.group(1)
+    return "address" if re.fullmatch(r"caller|origin|address", key) else "uint256"
+
+
+def _slot_of(expr: str, args: Mapping[str, str] | None = None) -> tuple[int, int, list[str]] | None:
+    """(base, depth, key types) of a slot expression: a constant, or mapping(...)[key] / array(...)[i] nests."""
+    expr = expr.strip()
+    if _CONST.match(expr):
+        return int(expr, 0), 0, []
+    m = re.match(r"(mapping|array)\(", expr)
+    if not m:
+        return None
+    close = match_close(expr, m.end() - 1, "(", ")")
+    if close < 0 or close + 1 >= len(expr) or expr[close + 1] != "[":
+        return None
+    end = match_close(expr, close + 1, "[", "]")
+    if end != len(expr) - 1:
+        return None
+    inner = _slot_of(expr[m.end():close], args)
+    if inner is None:
+        return None
+    base, depth, keys = inner
+    return base, depth + 1, keys + [_key_type(expr[close + 2:end], args or {})]
+
+
+def _resolve(tac: str, name: str) -> str:
+    """A TAC value's definition where it is `vN = <expr>` (one step: `v1 = uint160(arg0)` makes v1 an address)."""
+    m = re.search(rf"^\s*{re.escape(name)} = (.+)$", tac, re.M)
+    return m.group(1).strip() if m else name
+
+
+def tac_storage(tac: str) -> list[Slot]:
+    """The constant-based slots the TAC reads and writes, first access first (one per base and depth)."""
+    out: dict[tuple[int, int], Slot] = {}
+    head = _HEADER.search(tac or "")
+    args = dict((a.split(":", 1)[0].strip(), a.split(":", 1)[1].strip()) for a in head.group(2).split(",")
+                if ":" in a) if head else {}
+    for m in _ACCESS.finditer(tac or ""):
+        close = match_close(tac, m.end() - 1, "(", ")")
+        if close < 0:
+            continue
+        arg = (split_top(tac[m.end():close]) or [""])[0]   # sstore(slot, value): the slot
+        # a slot held in a value (`v1 = mapping(1)[arg0]` ... `sload(v1)`), and keys written as values
+        # (`mapping(1)[v1]`), are read through their definitions
+        if re.fullmatch(r"\s*v\d+\s*", arg):
+            arg = _resolve(tac, arg.strip())
+        arg = re.sub(r"\[(v\d+)\]", lambda k: f"[{_resolve(tac, k.group(1))}]", arg)
+        s = _slot_of(arg, args)
+        if s is None:
+            continue
+        base, depth, keys = s
+        rng = _RANGE.match(tac, close + 1)   # `[o:b]`: a packed field, bit offset o, b bits (docs/tac-format.md)
+        off, bits = (int(rng.group(1)), int(rng.group(2))) if rng else (0, 256)
+        slot = out.setdefault((base, depth), Slot(base, depth, off, bits, keys))
+        slot.string = slot.string or m.group(1) == "storagestring"
+        if rng and slot.bits == 256:   # a whole-word access seen first (a write's read-modify) says less
+            slot.offset_bits, slot.bits = off, bits
+    return list(out.values())
+
+
+def seed_shapes(tac: str) -> dict:
+    """What the TAC says lives where, in cases.slot_shapes's form, so that storage is seeded as the harness seeds a
+    contract whose layout it knows: a string slot holds a short string, a packed 8-bit field a flag."""
+    out: dict = {}
+    for s in tac_storage(tac):
+        if s.depth == 0 and s.string:
+            out.setdefault(s.base, []).append("bytes")
+        elif s.depth == 0 and s.bits == 8:
+            out.setdefault(s.base, []).append(s.offset_bits // 8)
+    return out
+
+
+def tac_log_topics(tac: str) -> list[int]:
+    """Topics (topic 0 included) of each `log<n>` in the TAC, in text order."""
+    return [int(m.group(1)) for m in _LOG.finditer(tac or "")]
+
+
+def _value_type(slot: Slot, name: str, text: str, want: str) -> str:
+    if slot.bits == 160:
+        return "address"
+    if slot.bits == 8 and re.search(_BOOLEAN_USE.format(name=re.escape(name)), text):
+        return "bool"
+    if slot.bits == 256:
+        return want if re.fullmatch(r"uint256|int256|bytes32|uint|int", want or "") else "uint256"
+    if slot.bits % 8 == 0 and 0 < slot.bits < 256:
+        return f"{'int' if (want or '').startswith('int') else 'uint'}{slot.bits}"
+    return ""
+
+
+def _declare(name: str, slot: Slot, text: str) -> str:
+    sh = _shape(name, text)
+    whole = re.fullmatch(r"(?:address|bool|u?int\d*|bytes\d*)\[\]|string|bytes", sh.want or "")
+    if whole and not slot.depth and slot.bits == 256 and (slot.string == (sh.want in ("string", "bytes"))):
+        return sh.want   # a dynamic array or string read whole (a getter of one): declared as the code types it
+    if sh.members or sh.array or slot.string:
+        return ""
+    value = _value_type(slot, name, text, sh.want)
+    if not value:
+        return ""
+    t = value
+    for k in reversed(slot.keys):
+        t = f"mapping({k} => {t})"
+    return t
+
+
+def layout_declarations(variables: Sequence[tuple[str, Slot, str]]) -> str | None:
+    """State declarations that put each (name, slot, type) at its TAC slot and byte offset: a uint256[] gap before a
+    slot, uint fillers inside one; None where two overlap or one is out of reach."""
+    lines, at, used = [], 0, 0          # next free slot, bytes of it used
+    for i, (name, s, t) in enumerate(sorted(variables, key=lambda v: (v[1].base, v[1].offset_bits))):
+        size = 32 if s.depth or t in ("uint256", "int256", "bytes32", "string", "bytes") or t.endswith("[]") \
+            else s.bits // 8
+        off = s.offset_bits // 8 if not s.depth else 0
+        if s.base >= MAX_SLOT or s.base < at - (used > 0) or (s.base == at - 1 and used > off):
+            return None
+        if used and s.base != at - 1:   # close the slot the last variable opened
+            if used < 32:
+                lines.append(f"uint{8 * (32 - used)} private __tacsol_fill{i};")
+            used = 0
+        if not used:
+            if s.base > at:
+                lines.append(f"uint256[{s.base - at}] private __tacsol_gap{i};")
+            at = s.base + 1
+        if off > used:
+            lines.append(f"uint{8 * (off - used)} private __tacsol_pad{i};")
+        lines.append(f"{t} {name};")
+        used = off + size
+        if used >= 32:
+            used = 0
+    return "\n    ".join(lines)
+
+
+def _event(name: str, text: str, topics: int) -> str:
+    m = re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text)
+    args = [a.strip() for a in evm.split_types(text[m.end():match_close(text, m.end() - 1, "(", ")")])] if m else []
+    types = _argument_types(name, text) + [""] * len(args)
+    types = [t if t and t != "number" else "address" if re.fullmatch(r"_msgSender\(\s*\)", a) else "uint256"
+             for a, t in zip(args, types)]
+    indexed = max(0, min(topics - 1, len(types)))
+    return f"event {name}(" + ", ".join(t + (" indexed" if i < indexed else "") for i, t in enumerate(types)) + ");"
+
+
+def _emit_order(text: str) -> list[str]:
+    return re.findall(r"\bemit\s+([A-Za-z_$][\w$]*)\s*\(", text)
+
+
+def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> list[str] | str:
+    """The stubs that run the candidate (one per binding of its variables to the TAC's slots, at most 6), or why
+    none can."""
+    fn_text = _renamed(fn_text)
+    variables, events, helpers, guards = [], [], [], []
+    for name in names:
+        role = _role(name, fn_text)
+        if name in CONTEXT_HELPERS and role == "function":
+            helpers.append(CONTEXT_HELPERS[name])
+        elif role == "variable":
+            variables.append(name)
+        elif role == "event":
+            events.append(name)
+        elif role == "modifier" and name.startswith("only") and not re.search(rf"\b{name}\s*\(\s*[^)\s]", fn_text):
+            guards.append(name)
+        else:
+            return f"unknown {role} {name}"
+    slots = tac_storage(tac)
+    topics = tac_log_topics(tac)
+    order = _emit_order(fn_text)
+    event_lines = []
+    for name in events:
+        k = order.index(name) if name in order else 0
+        event_lines.append(_event(name, fn_text, topics[k] if k < len(topics) else 1))
+    by_depth: dict[int, list[Slot]] = {}
+    for s in slots:
+        by_depth.setdefault(s.depth, []).append(s)
+    wanted: dict[int, list[str]] = {}
+    for v in variables:
+        wanted.setdefault(_shape(v, fn_text).depth, []).append(v)
+    choices = []
+    for depth, vs in wanted.items():
+        pool = by_depth.get(depth, [])
+        if len(pool) < len(vs):
+            return f"no slot of depth {depth} in the TAC for {', '.join(vs)}"
+        choices.append([list(zip(vs, p)) for p in itertools.permutations(pool, len(vs))][:6])
+    owner = _owner_check(tac) if guards else None
+    if guards and owner is None:
+        return f"modifier {guards[0]}: the TAC shows no caller check against a stored address"
+    out = []
+    for combo in itertools.islice(itertools.product(*choices), 6):
+        bound = [(n, s, _declare(n, s, fn_text)) for part in combo for n, s in part]
+        if any(not t for _, _, t in bound):
+            return "a variable of a type the stub does not declare (struct, array, packed width)"
+        modifiers = []
+        if owner is not None:
+            slot, message = owner
+            held = next((n for n, s, t in bound if s.base == slot and s.depth == 0 and t == "address"), None)
+            if held is None:
+                held = "__tacsol_owner"
+                bound.append((held, Slot(slot, 0, 0, 160), "address"))
+            modifiers = [f"modifier {g}() {{ require(msg.sender == {held}{message}); _; }}" for g in guards]
+        decl = layout_declarations(bound)
+        if decl is None:
+            continue
+        out.append(f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
+                   f"    {decl}\n    " + "\n    ".join(event_lines + helpers + modifiers) +
+                   f"\n\n{fn_text}\n}}\n")
+    return out or "no layout places the variables at the TAC's slots"
+
+
+def _compile(inputs: list[tuple[str, str]], version: str, codegen: bool) -> dict[str, Any]:
+    sel = ["evm.deployedBytecode.object", "evm.methodIdentifiers"] if codegen else []
+    settings = {"optimizer": {"enabled": False}, "outputSelection": {"*": {"*": sel} if sel else {"*": []}}}
+    return corpus.run_solcjs(version, [(k, {"language": "Solidity", "settings": settings,
+                                            "sources": {"Stub.sol": {"content": src}}}) for k, src in inputs], 600.0)
+
+
+def _renamed(fn_text: str) -> str:
+    """The candidate without override/virtual (the stub has no bases), named CANDIDATE: its own name may be one of
+    the state variables it reads (`function master() ... { return master; }`), as a getter's is."""
+    return re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", _STRIP_ATTRS.sub("", fn_text), count=1)
+
+
+_KEYWORDS = {"public", "external", "internal", "private", "view", "pure", "payable", "returns", "override",
+             "virtual", "constant"}
+
+
+def _bare(fn_text: str, version: str) -> str:
+    """The candidate alone, its argument-less modifiers declared empty: solc reports a body's undeclared names only
+    once its header's resolve."""
+    fn_text = _renamed(fn_text)
+    plain = [f"modifier {m}() {{ _; }}" for m in sorted(_modifier_names(fn_text) - _KEYWORDS)
+             if not re.search(rf"\b{m}\s*\(\s*[^)\s]", fn_text)]
+    return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
+            + "".join(p + "\n" for p in plain) + f"{fn_text}\n}}\n")
+
+
+_OWNER = re.compile(r"\brequire\((?:caller == sload\((0x[0-9a-f]+|\d+)\)\[0:160\]|sload\((0x[0-9a-f]+|\d+)\)\[0:160\] == "
+                    r"caller)(?:, (\"[^\"\n]*\"))?\)$", re.M)
+
+
+def _owner_check(tac: str) -> tuple[int, str] | None:
+    """(slot, ', "message"' or '') of the TAC's first `require(caller == sload(slot)[0:160], ...)`: what an
+    `onlyOwner`-style modifier of the candidate stands for. A custom-error revert is not rebuilt (None)."""
+    m = _OWNER.search(tac or "")
+    if not m or int(m.group(1) or m.group(2), 0) >= MAX_SLOT:
+        return None
+    return int(m.group(1) or m.group(2), 0), f", {m.group(3)}" if m.group(3) else ""
+
+
+def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tuple[list[tuple[bytes, str]], str]]:
+    """items: (key, candidate text, TAC, solc version). key -> ([(runtime, selector)] per binding, reason): the
+    candidate's undeclared names from one check-only compile per version, then its stubs compiled with code
+    generation, every candidate of a version in one solcjs process per stage."""
+    out: dict[str, tuple[list[tuple[bytes, str]], str]] = {}
+    fns: dict[str, str] = {}
+    by_version: dict[str, list[tuple[str, str, str]]] = {}
+    for key, text, tac, version in items:
+        try:
+            fn = find_function(text)
+        except ParseFailure:
+            out[key] = ([], "no function")
+            continue
+        if fn.kind != "function" or not re.search(r"\b(public|external)\b", fn.attributes):
+            out[key] = ([], "not a public function")
+            continue
+        v = corpus.nearest_installed(version or "0.8.26")
+        if v is None:
+            out[key] = ([], f"no solcjs for {version}")
+            continue
+        fns[key] = fn.text
+        by_version.setdefault(v, []).append((key, fn.text, tac))
+    for v, part in by_version.items():
+        first = _compile([(k, _bare(t, v)) for k, t, _ in part], v, codegen=False)
+        stubs: list[tuple[str, str]] = []
+        for k, t, tac in part:
+            res = first.get(k)
+            if not isinstance(res, dict):
+                out[k] = ([], "compiler crashed")
+                continue
+            names = undeclared_names(res, {"Stub.sol": _bare(t, v)})
+            if names is not None:   # the modifiers _bare declared empty are the stub's to build
+                names = sorted(_modifier_names(_renamed(t)) - _KEYWORDS - set(names)) + names
+                names = [n for n in names if re.search(rf"\b{n}\s*\(", _renamed(t)) is None or n not in
+                         _modifier_names(_renamed(t)) or not re.search(rf"\b{n}\s*\(\s*[^)\s]", _renamed(t))]
+            if names is None:
+                out[k] = ([], "does not compile")
+                continue
+            made = stub_sources(t, names, tac, v)
+            if isinstance(made, str):
+                out[k] = ([], made)
+                continue
+            stubs += [(f"{k}#{i}", s) for i, s in enumerate(made)]
+        second = _compile(stubs, v, codegen=True) if stubs else {}
+        for k, t, tac in part:
+            if k in out:
+                continue
+            runs, why = [], "does not compile in the stub"
+            for sk, _ in [s for s in stubs if s[0].rsplit("#", 1)[0] == k]:
+                res = second.get(sk)
+                if not isinstance(res, dict) or any(e.get("severity") == "error" for e in res.get("errors", [])):
+                    if isinstance(res, dict):
+                        why = "does not compile in the stub: " + next(
+                            (e.get("message", "") for e in res["errors"] if e.get("severity") == "error"), "")[:160]
+                    continue
+                c = res["contracts"]["Stub.sol"][STUB]
+                sigs = c["evm"]["methodIdentifiers"]
+                if len(sigs) != 1:
+                    continue
+                runs.append((bytes.fromhex(c["evm"]["deployedBytecode"]["object"]), "0x" + next(iter(sigs.values()))))
+            out[k] = (runs, "" if runs else why)
+    return out
+
+
+def run_against(code: bytes, tac: str, candidates: Sequence[Sequence[tuple[bytes, str]]], *, seed: int = RUN_SEED,
+                time_limit_s: float = 10.0) -> list[RunCheck]:
+    """The original runtime `code` traced once over the cases, then each candidate's stub runtimes (one per binding)
+    against it: "equivalent" if one binding agrees on every case (and the original returned on one), else
+    "differs" with the first binding's first difference; no verdict for a candidate without a runtime."""
+    import time
+
+    from .trace import _as_if_called_by, _run, trace_original
+
+    head = tac_header(tac)
+    if head is None:
+        return [RunCheck("", "the TAC does not type the arguments") for _ in candidates]
+    sel, types, payable = head
+    shapes = seed_shapes(tac)
+    t = trace_original(code, sel, types, make_cases(types, payable, seed), seed=seed, time_limit_s=time_limit_s,
+                       shapes=shapes, payable=payable, search=True, branches=False)
+    if t.status != "ok" or not any(o.success for o in t.outcomes):
+        why = t.status if t.status != "ok" else "the original never returned"
+        return [RunCheck("", why) for _ in candidates]
+    out = []
+    for runtimes in candidates:
+        verdict, first = "", "no runtime"
+        for cand, cand_sel in runtimes:
+            deadline = time.thread_time() + time_limit_s
+            why = ""
+            for i, (a, c) in enumerate(zip(t.outcomes, t.cases)):
+                b = _as_if_called_by(_run(cand, cand_sel, types, c, seed, shapes, deadline), cand_sel, sel)
+                # topic 0 is the event's name: the decompiler's guess, read as the original's
+                b.logs = [((a.logs[j][0][0],) + tp[1:] if j < len(a.logs) and tp and a.logs[j][0] else tp, d)
+                          for j, (tp, d) in enumerate(b.logs)]
+                diff = compare(a, b)
+                if diff:
+                    why = f"case {i}: {diff} differ"
+                    break
+            if not why:
+                verdict, first = "equivalent", f"{len(t.outcomes)} cases"
+                break
+            verdict, first = "differs", first if verdict == "differs" else why
+        out.append(RunCheck(verdict, first))
+    return out
+
+
+def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], candidates: Mapping[str, Sequence[str]],
+              workers: int = 2) -> dict[str, list[RunCheck]]:
+    """Every candidate of every record run against its original (`codes`: record id -> runtime), one process per
+    record's original. record id -> one RunCheck per candidate."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    items = [(f"{r['id']}|{k}", text, r.get("tac") or "", r.get("solc_version") or "")
+             for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
+    built = build_runtimes(items)
+    out: dict[str, list[RunCheck]] = {}
+    jobs = {}
+    with ProcessPoolExecutor(workers) as ex:
+        for r in records:
+            n = len(candidates[r["id"]])
+            if r["id"] not in codes:
+                out[r["id"]] = [RunCheck("", "no original runtime") for _ in range(n)]
+                continue
+            runs = [built[f"{r['id']}|{k}"] for k in range(n)]
+            out[r["id"]] = [RunCheck("", why) for _, why in runs]
+            if any(rt for rt, _ in runs):
+                jobs[r["id"]] = ex.submit(run_against, codes[r["id"]], r.get("tac") or "", [rt for rt, _ in runs])
+        for rid, fut in jobs.items():
+            try:
+                got = fut.result()
+            except Exception as e:  # noqa: BLE001  one original's failure is its candidates' (no verdict)
+                got = [RunCheck("", f"run failed: {type(e).__name__}: {str(e)[:120]}")] * len(out[rid])
+            out[rid] = [g if g.verdict else o for g, o in zip(got, out[rid])] if got else out[rid]
+    return out
+
+
+def check_record(record: Mapping[str, Any], code: bytes, candidates: Sequence[str]) -> list[RunCheck]:
+    """One record's candidates against its original runtime, in this process (the decompiler's path)."""
+    built = build_runtimes([(str(k), text, record.get("tac") or "", record.get("solc_version") or "")
+                            for k, text in enumerate(candidates)])
+    runs = [built[str(k)] for k in range(len(candidates))]
+    got = run_against(code, record.get("tac") or "", [rt for rt, _ in runs]) if any(rt for rt, _ in runs) else []
+    return [g if g.verdict else RunCheck("", why) for g, (_, why) in zip(got or [RunCheck()] * len(runs), runs)]
+
+
+def compiler_of(code: bytes) -> str:
+    """The solc version the runtime's CBOR metadata names, so that the stub is compiled by the original's release
+    (checked arithmetic and revert encodings): the `solc` entry (0.5.9 on); "0.5.8" for a `bzzr0` hash alone (the
+    releases before, whose arithmetic is unchecked alike); "" without metadata."""
+    try:
+        import evmole
+
+        meta = evmole.contract_info(code, metadata=True).metadata
+    except Exception:  # noqa: BLE001  no or malformed metadata
+        return ""
+    for e in getattr(meta, "entries", None) or []:
+        if e.key == "solc":
+            raw = e.value.value
+            if isinstance(raw, (bytes, bytearray, list)) and len(raw) == 3:
+                return ".".join(str(int(b)) for b in raw)
+    return "0.5.8" if any(e.key == "bzzr0" for e in getattr(meta, "entries", None) or []) else ""

@@ -1,0 +1,96 @@
+"""Check 5 of verifier-guided decoding (tacsol.evaluate.stubrun): a candidate compiled in a stub built from the TAC
+and run against the original runtime, with no source. A real contract compiled by solc 0.8.20, lifted at level 3."""
+from __future__ import annotations
+
+import pytest
+
+from tacsol.evaluate import compile_bytecode, stubrun, verify
+from tacsol.lift import lift
+
+VAULT = """pragma solidity 0.8.20;
+contract Vault {
+    address public owner;
+    mapping(address => uint256) public deposits;
+    uint16 public fee;
+    address public keeper;
+    string public name;
+    event Deposited(address indexed payee, uint256 amount);
+    function deposit(address payee) public payable {
+        require(msg.sender == owner, "not owner");
+        deposits[payee] += msg.value;
+        emit Deposited(payee, msg.value);
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def vault():
+    out = compile_bytecode(VAULT, "0.8.20")["Vault"]
+    code = bytes.fromhex(out["bytecode"])
+    tacs = {f.selector: f.tac for f in lift(out["bytecode"], level=3).functions}
+    return code, {sig: {"id": sig, "tac": tacs[s], "selector": s, "solc_version": "0.8.20"}
+                  for sig, s in out["selectors"].items()}
+
+
+def test_tac_storage_reads_slots_depths_fields_and_key_types(vault):
+    _, recs = vault
+    deposit = stubrun.tac_storage(recs["deposit(address)"]["tac"])
+    assert [(s.base, s.depth, s.bits, s.keys) for s in deposit] == [(0, 0, 160, []), (1, 1, 256, ["address"])]
+    keeper = stubrun.tac_storage(recs["keeper()"]["tac"])
+    assert [(s.base, s.offset_bits, s.bits) for s in keeper] == [(2, 16, 160)]   # packed after the uint16
+    assert stubrun.tac_header(recs["deposit(address)"]["tac"])[2] is True       # payable
+    assert stubrun.tac_log_topics(recs["deposit(address)"]["tac"]) == [2]
+
+
+def test_layout_declarations_place_variables_at_their_slots_and_offsets():
+    decl = stubrun.layout_declarations([("a", stubrun.Slot(3, 0, 16, 160), "address"),
+                                        ("m", stubrun.Slot(5, 1, 0, 256, ["address"]), "mapping(address => uint256)")])
+    assert decl.split("\n    ") == ["uint256[3] private __tacsol_gap0;", "uint16 private __tacsol_pad0;", "address a;",
+                                   "uint80 private __tacsol_fill1;", "uint256[1] private __tacsol_gap1;",
+                                   "mapping(address => uint256) m;"]
+    assert stubrun.layout_declarations([("a", stubrun.Slot(1 << 40, 0), "uint256")]) is None   # a hashed namespace
+
+
+def test_candidates_run_against_the_runtime(vault):
+    code, recs = vault
+    rec = recs["deposit(address)"]
+    right = """function deposit(address who) public payable onlyOwner {
+        _balances[who] += msg.value;
+        emit Paid(who, msg.value);
+    }"""
+    unguarded = right.replace(" onlyOwner", "")                      # the owner check missing: differs
+    overwrites = right.replace("+= msg.value", "= msg.value")         # a write of another value: differs
+    internal = right.replace("_balances[who] += msg.value;", "_credit(who);")   # an internal function: no verdict
+    runs = stubrun.check_record(rec, code, [right, unguarded, overwrites, internal])
+    assert [r.verdict for r in runs] == ["equivalent", "differs", "differs", ""], [r.reason for r in runs]
+    assert "_credit" in runs[3].reason
+    # a getter under another name, of a packed field, and of a string: the stub binds by slot, not by name
+    assert stubrun.check_record(recs["keeper()"], code, [
+        "function operator() external view returns (address) { return _operator; }",
+        "function operator() external view returns (uint256) { return _count; }"])[0].verdict == "equivalent"
+    named = stubrun.check_record(recs["name()"], code, [
+        "function title() public view returns (string memory) { return _title; }"])
+    assert named[0].verdict == "equivalent", named[0].reason
+
+
+def test_rank_puts_the_candidate_that_runs_like_the_bytecode_first(vault):
+    code, recs = vault
+    rec = recs["deposit(address)"]
+    pool = ["""function deposit(address who) public payable {
+        _balances[who] += msg.value;
+        emit Paid(who, msg.value);
+    }""", """function deposit(address who) public payable onlyOwner {
+        _balances[who] += msg.value;
+        emit Paid(who, msg.value);
+    }"""]
+    best, checks = verify.rank(rec, pool, compile_check=False)
+    assert best == 0 and checks[0].runs == ""                  # without the runtime, greedy stays first
+    best, checks = verify.rank(rec, pool, compile_check=False, code=code)
+    assert best == 1 and [c.runs for c in checks] == ["differs", "equivalent"]
+
+
+def test_compiler_of_reads_the_metadata(vault):
+    code, _ = vault
+    assert stubrun.compiler_of(code) == "0.8.20"
+    assert stubrun.compiler_of(b"\x60\x00") == ""
