@@ -94,3 +94,11 @@ def test_compiler_of_reads_the_metadata(vault):
     code, _ = vault
     assert stubrun.compiler_of(code) == "0.8.20"
     assert stubrun.compiler_of(b"\x60\x00") == ""
+
+
+def test_a_failing_run_check_leaves_the_ranking_to_the_other_checks(vault, monkeypatch):
+    code, recs = vault
+    monkeypatch.setattr(stubrun, "check_record", lambda *a: (_ for _ in ()).throw(RuntimeError("py-evm broke")))
+    checks = verify.check_candidates(recs["owner()"], ["function owner() public view returns (address) { return o; }"],
+                                     compile_check=False, code=code)
+    assert checks[0].runs == "" and "check 5 failed: RuntimeError: py-evm broke" in checks[0].runs_detail

@@ -40,6 +40,16 @@ def bootstrap_ci(values, stat: str = "mean", n_boot: int = 1000, seed: int = 0, 
     return (float(np.percentile(out, 100 * alpha / 2)), float(np.percentile(out, 100 * (1 - alpha / 2))))
 
 
+def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score 95% interval of k successes in n (a rate's interval that stays inside [0, 1] and is not empty at
+    0 or n); (nan, nan) for n = 0."""
+    if n <= 0:
+        return (math.nan, math.nan)
+    p = k / n
+    mid, half = p + z * z / (2 * n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return ((mid - half) / (1 + z * z / n), (mid + half) / (1 + z * z / n))
+
+
 def describe(values, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     x = np.asarray(values, dtype=float)
     x = x[~np.isnan(x)]

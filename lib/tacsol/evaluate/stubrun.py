@@ -368,7 +368,8 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
             if not isinstance(res, dict):
                 out[k] = ([], "compiler crashed")
                 continue
-            names = undeclared_names(res, {"Stub.sol": _bare(t, v)})
+            errors = {"errors": [e for e in res.get("errors", []) if e.get("severity") == "error"]}   # not warnings
+            names = undeclared_names(errors, {"Stub.sol": _bare(t, v)})
             if names is not None:   # the modifiers _bare declared empty are the stub's to build
                 names = sorted(_modifier_names(_renamed(t)) - _KEYWORDS - set(names)) + names
                 names = [n for n in names if re.search(rf"\b{n}\s*\(", _renamed(t)) is None or n not in
