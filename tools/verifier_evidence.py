@@ -57,11 +57,9 @@ def run_check_agreement(vdir: Path, n: int) -> dict:
 
     runs = {json.loads(line)["id"]: json.loads(line)["runs"] for line in (vdir / "runs.jsonl").read_text().splitlines()}
     table = collections.Counter()
+    n = min(n, sum((vdir / "candidates" / f"k{k}" / "functions.parquet").is_file() for k in range(n)))
     for k in range(n):
-        p = vdir / "candidates" / f"k{k}" / "functions.parquet"
-        if not p.is_file():
-            return {"candidates": k, "note": f"no harness verdicts for candidate {k}"}
-        df = pd.read_parquet(p)
+        df = pd.read_parquet(vdir / "candidates" / f"k{k}" / "functions.parquet")
         for i, b in zip(df["id"], df["behaviour"]):
             if i in runs and k < len(runs[i]):
                 table[f"{runs[i][k][0] or 'no verdict'} / {b}"] += 1
@@ -76,7 +74,8 @@ def main(argv=None) -> int:
     ap.add_argument("--retrieval", default="", help="a folder of retrieval tables scored by the same harness as the "
                     "verifier's, <subset>.parquet (default: the run's own eval/.../baselines/retrieval-tfidf)")
     ap.add_argument("--tables", nargs="+", default=["N4", "consensus-N4", "grounded-N4"])
-    ap.add_argument("--agreement-n", type=int, default=4, help="candidates per function to compare check 5 on")
+    ap.add_argument("--agreement-n", type=int, default=8, help="candidates per function to compare check 5 on (at "
+                    "most those the harness scored: candidates/k*)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args(argv)
 
