@@ -102,3 +102,13 @@ def test_a_failing_run_check_leaves_the_ranking_to_the_other_checks(vault, monke
     checks = verify.check_candidates(recs["owner()"], ["function owner() public view returns (address) { return o; }"],
                                      compile_check=False, code=code)
     assert checks[0].runs == "" and "check 5 failed: RuntimeError: py-evm broke" in checks[0].runs_detail
+
+
+def test_events_and_headers_typed_as_the_stub_declares_them(vault):
+    code, recs = vault
+    # an event's argument that is a state variable takes the variable's type; the TAC's topics say what is indexed
+    assert stubrun._event("Renounced", "emit Renounced(owner, 5);", 2, {"owner": "address"}) == \
+        "event Renounced(address indexed, uint256);"
+    # a header without visibility (solc < 0.5 made it public) runs as the public function the selector calls
+    got = stubrun.check_record(recs["owner()"], code, ["function owner() view returns (address) { return _o; }"])
+    assert got[0].verdict == "equivalent", got[0].reason

@@ -223,12 +223,14 @@ def layout_declarations(variables: Sequence[tuple[str, Slot, str]]) -> str | Non
     return "\n    ".join(lines)
 
 
-def _event(name: str, text: str, topics: int) -> str:
+def _event(name: str, text: str, topics: int, state: Mapping[str, str]) -> str:
+    """The event's declaration: its arguments typed as the code shows them (a parameter, a literal, a state variable
+    of the stub: `state`), else uint256; as many indexed as the TAC's log has topics after topic 0."""
     m = re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text)
     args = [a.strip() for a in evm.split_types(text[m.end():match_close(text, m.end() - 1, "(", ")")])] if m else []
     types = _argument_types(name, text) + [""] * len(args)
-    types = [t if t and t != "number" else "address" if re.fullmatch(r"_msgSender\(\s*\)", a) else "uint256"
-             for a, t in zip(args, types)]
+    types = [t if t and t != "number" else "address" if re.fullmatch(r"_msgSender\(\s*\)", a) else
+             state.get(a) or "uint256" for a, t in zip(args, types)]
     indexed = max(0, min(topics - 1, len(types)))
     return f"event {name}(" + ", ".join(t + (" indexed" if i < indexed else "") for i, t in enumerate(types)) + ");"
 
@@ -257,10 +259,6 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
     slots = tac_storage(tac)
     topics = tac_log_topics(tac)
     order = _emit_order(fn_text)
-    event_lines = []
-    for name in events:
-        k = order.index(name) if name in order else 0
-        event_lines.append(_event(name, fn_text, topics[k] if k < len(topics) else 1))
     by_depth: dict[int, list[Slot]] = {}
     for s in slots:
         by_depth.setdefault(s.depth, []).append(s)
@@ -292,6 +290,9 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
         decl = layout_declarations(bound)
         if decl is None:
             continue
+        state = {n: t for n, s, t in bound if not s.depth}
+        event_lines = [_event(e, fn_text, topics[order.index(e)] if order.index(e) < len(topics) else 1, state)
+                       for e in events]
         out.append(f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
                    f"    {decl}\n    " + "\n    ".join(event_lines + helpers + modifiers) +
                    f"\n\n{fn_text}\n}}\n")
@@ -307,8 +308,15 @@ def _compile(inputs: list[tuple[str, str]], version: str, codegen: bool) -> dict
 
 def _renamed(fn_text: str) -> str:
     """The candidate without override/virtual (the stub has no bases), named CANDIDATE: its own name may be one of
-    the state variables it reads (`function master() ... { return master; }`), as a getter's is."""
-    return re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", _STRIP_ATTRS.sub("", fn_text), count=1)
+    the state variables it reads (`function master() ... { return master; }`), as a getter's is. A header with no
+    visibility gets `public`, what solc before 0.5 made of it (and what the bytecode's selector says it is)."""
+    text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", _STRIP_ATTRS.sub("", fn_text), count=1)
+    m = re.search(rf"\bfunction {CANDIDATE}\(", text)
+    close = match_close(text, m.end() - 1, "(", ")") if m else -1
+    head_end = min((i for i in (text.find("{", close), text.find(";", close)) if i >= 0), default=-1) if close >= 0 else -1
+    if head_end > 0 and not re.search(r"\b(public|external|internal|private)\b", text[close:head_end]):
+        text = text[:close + 1] + " public" + text[close + 1:]
+    return text
 
 
 _KEYWORDS = {"public", "external", "internal", "private", "view", "pure", "payable", "returns", "override",
@@ -351,7 +359,7 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
         except ParseFailure:
             out[key] = ([], "no function")
             continue
-        if fn.kind != "function" or not re.search(r"\b(public|external)\b", fn.attributes):
+        if fn.kind != "function" or re.search(r"\b(internal|private)\b", fn.attributes):
             out[key] = ([], "not a public function")
             continue
         v = corpus.nearest_installed(version or "0.8.26")
