@@ -177,18 +177,22 @@ def test_decompile_candidates_of_bytecode_run_against_it(adapter, tmp_path, caps
 
     contract = json.loads((FIX / "lift" / "contracts.json").read_text())[0]
     seen = []
-    real = stubrun.check_record
-    monkeypatch.setattr(stubrun, "check_record", lambda rec, code, cands: seen.append(code) or real(rec, code, cands))
+    real = stubrun.check_all
+    monkeypatch.setattr(stubrun, "check_all", lambda recs, codes, pools, workers=2: seen.append((codes, workers))
+                        or real(recs, codes, pools, workers))
     assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8",
                  "--candidates", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert seen and all(code == bytes.fromhex(contract["runtime"]) for code in seen)
+    # one batch for every function, run in this process (beside the loaded model)
+    assert len(seen) == 1 and seen[0][1] == 1 and len(seen[0][0]) == len(out)
+    assert all(code == bytes.fromhex(contract["runtime"]) for code in seen[0][0].values())
     assert all("runtime" not in r for r in out)
     for r in out:
         assert all(c["runs"] in ("equivalent", "differs", "") and (c["runs"] or c["runs_detail"]) for c in r["checks"])
     # the text form marks an answer that ran like the bytecode
     fake = [stubrun.RunCheck("equivalent", "24 cases"), stubrun.RunCheck("", "unknown function _x")]
-    monkeypatch.setattr(stubrun, "check_record", lambda rec, code, cands: fake[:len(cands)])
+    monkeypatch.setattr(stubrun, "check_all", lambda recs, codes, pools, workers=2: {i: fake[:len(p)]
+                                                                                     for i, p in pools.items()})
     assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8",
                  "--candidates", "2"]) == 0
     assert "(ran like the bytecode: 24 cases)" in capsys.readouterr().out

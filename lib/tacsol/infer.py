@@ -423,9 +423,10 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     else:
         pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
                                          batch_size=batch_size, prefill=prefill)
+        runs = _run_checks(recs, pools)
         done = {}
         for r, pool in zip(recs, pools):
-            best, checks = verify.rank(r, pool, rule=rank, code=r.get("runtime"))
+            best, checks = verify.rank(r, pool, rule=rank, runs=runs.get(r["id"]))
             done[r["id"]] = {**r, "solidity": pool[best], "candidate": best,
                              "checks": [{"score": c.score, "degenerate": c.degenerate, "compiles": c.compiles,
                                          "selector_match": c.selector_match, "argument_mismatch": c.argument_mismatch,
@@ -438,6 +439,22 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
             done[i] = copy
     return [{k: v for k, v in (done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]]).items() if k != "runtime"}
             for r in every]
+
+
+def _run_checks(recs: list[dict], pools: list[list[str]]) -> dict:
+    """Check 5 (tacsol.evaluate.stubrun) for every candidate of the records that carry their runtime (bytecode
+    input), compiled in one batch and run in this process; {} for TAC input. A failure leaves the ranking to the
+    other checks, each candidate saying why."""
+    from .evaluate import stubrun
+
+    codes = {r["id"]: r["runtime"] for r in recs if r.get("runtime")}
+    if not codes:
+        return {}
+    try:
+        return stubrun.check_all(recs, codes, {r["id"]: p for r, p in zip(recs, pools)}, workers=1)
+    except Exception as exc:  # noqa: BLE001
+        why = f"check 5 failed: {type(exc).__name__}: {str(exc)[:160]}"
+        return {r["id"]: [stubrun.RunCheck("", why) for _ in p] for r, p in zip(recs, pools)}
 
 
 def training_index(adapter: Path, trained: Mapping[str, Any], why: str) -> list[dict]:

@@ -455,16 +455,19 @@ def run_against(code: bytes, tac: str, candidates: Sequence[Sequence[tuple[bytes
 
 def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], candidates: Mapping[str, Sequence[str]],
               workers: int = 2) -> dict[str, list[RunCheck]]:
-    """Every candidate of every record run against its original (`codes`: record id -> runtime), one process per
-    record's original. record id -> one RunCheck per candidate."""
-    from concurrent.futures import ProcessPoolExecutor
+    """Every candidate of every record run against its original (`codes`: record id -> runtime): the stubs of all
+    records compiled together (one check-only and one code-generating solcjs process per solc version), then each
+    original traced and its candidates run, in `workers` processes (1: in this one, as the decompiler does beside
+    a loaded model). record id -> one RunCheck per candidate."""
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     items = [(f"{r['id']}|{k}", text, r.get("tac") or "", r.get("solc_version") or "")
              for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
-    built = build_runtimes(items)
+    built = build_runtimes(items) if items else {}
     out: dict[str, list[RunCheck]] = {}
-    jobs = {}
-    with ProcessPoolExecutor(workers) as ex:
+    jobs: dict[str, Future] = {}
+    ex = ProcessPoolExecutor(workers) if workers > 1 else None
+    try:
         for r in records:
             n = len(candidates[r["id"]])
             if r["id"] not in codes:
@@ -472,24 +475,33 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
                 continue
             runs = [built[f"{r['id']}|{k}"] for k in range(n)]
             out[r["id"]] = [RunCheck("", why) for _, why in runs]
-            if any(rt for rt, _ in runs):
-                jobs[r["id"]] = ex.submit(run_against, codes[r["id"]], r.get("tac") or "", [rt for rt, _ in runs])
+            if not any(rt for rt, _ in runs):
+                continue
+            args = (codes[r["id"]], r.get("tac") or "", [rt for rt, _ in runs])
+            if ex is not None:
+                jobs[r["id"]] = ex.submit(run_against, *args)
+            else:
+                jobs[r["id"]] = fut = Future()
+                try:
+                    fut.set_result(run_against(*args))
+                except Exception as e:  # noqa: BLE001  reported below, as a worker's would be
+                    fut.set_exception(e)
         for rid, fut in jobs.items():
             try:
                 got = fut.result()
             except Exception as e:  # noqa: BLE001  one original's failure is its candidates' (no verdict)
                 got = [RunCheck("", f"run failed: {type(e).__name__}: {str(e)[:120]}")] * len(out[rid])
             out[rid] = [g if g.verdict else o for g, o in zip(got, out[rid])] if got else out[rid]
+    finally:
+        if ex is not None:
+            ex.shutdown()
     return out
 
 
 def check_record(record: Mapping[str, Any], code: bytes, candidates: Sequence[str]) -> list[RunCheck]:
-    """One record's candidates against its original runtime, in this process (the decompiler's path)."""
-    built = build_runtimes([(str(k), text, record.get("tac") or "", record.get("solc_version") or "")
-                            for k, text in enumerate(candidates)])
-    runs = [built[str(k)] for k in range(len(candidates))]
-    got = run_against(code, record.get("tac") or "", [rt for rt, _ in runs]) if any(rt for rt, _ in runs) else []
-    return [g if g.verdict else RunCheck("", why) for g, (_, why) in zip(got or [RunCheck()] * len(runs), runs)]
+    """One record's candidates against its original runtime, in this process."""
+    rec = {**record, "id": "record"}
+    return check_all([rec], {"record": code}, {"record": list(candidates)}, workers=1)["record"]
 
 
 def compiler_of(code: bytes) -> str:

@@ -168,10 +168,10 @@ def best_of(checks: Sequence[Check], rule: str = "checks") -> int:
 
 
 def rank(record: Mapping[str, Any], candidates: Sequence[str], *, compile_check: bool = True,
-         rule: str = "checks", code: bytes | None = None) -> tuple[int, list[Check]]:
-    """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0). `code`:
-    the original runtime, for check 5."""
-    checks = check_candidates(record, candidates, compile_check=compile_check, code=code)
+         rule: str = "checks", code: bytes | None = None, runs: Sequence[Any] | None = None) -> tuple[int, list[Check]]:
+    """(index of the best candidate, all checks). Ties go to the earlier candidate (greedy is candidate 0). Check 5
+    from the original runtime `code`, or from `runs` computed before (stubrun.check_all, many records at once)."""
+    checks = check_candidates(record, candidates, compile_check=compile_check, code=code, runs=runs)
     if rule in BY_AGREEMENT:
         for c, agreement in zip(checks, _agreement(checks)):
             c.consensus = agreement
