@@ -14,7 +14,9 @@ contract Vault {
     uint16 public fee;
     address public keeper;
     string public name;
+    address[] internal members;
     event Deposited(address indexed payee, uint256 amount);
+    function allMembers() external view returns (address[] memory) { return members; }
     function deposit(address payee) public payable {
         require(msg.sender == owner, "not owner");
         deposits[payee] += msg.value;
@@ -72,6 +74,10 @@ def test_candidates_run_against_the_runtime(vault):
     named = stubrun.check_record(recs["name()"], code, [
         "function title() public view returns (string memory) { return _title; }"])
     assert named[0].verdict == "equivalent", named[0].reason
+    listed = stubrun.check_record(recs["allMembers()"], code, [   # a dynamic array read whole
+        "function everyone() external view returns (address[] memory) { return _people; }",
+        "function everyone() external view returns (address[] memory) { return new address[](0); }"])
+    assert [r.verdict for r in listed] == ["equivalent", "differs"], [r.reason for r in listed]
 
 
 def test_rank_puts_the_candidate_that_runs_like_the_bytecode_first(vault):
