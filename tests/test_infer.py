@@ -189,13 +189,19 @@ def test_decompile_candidates_of_bytecode_run_against_it(adapter, tmp_path, caps
     assert all("runtime" not in r for r in out)
     for r in out:
         assert all(c["runs"] in ("equivalent", "differs", "") and (c["runs"] or c["runs_detail"]) for c in r["checks"])
-    # the text form marks an answer that ran like the bytecode
+    assert all(r["runs"] == r["checks"][r["candidate"]]["runs"] for r in out)
+    # the text form marks an answer that ran like the bytecode, with candidates or without; --no-run-check skips it
     fake = [stubrun.RunCheck("equivalent", "24 cases"), stubrun.RunCheck("", "unknown function _x")]
     monkeypatch.setattr(stubrun, "check_all", lambda recs, codes, pools, workers=2: {i: fake[:len(p)]
                                                                                      for i, p in pools.items()})
+    monkeypatch.setattr(infer, "generate", lambda model, tok, recs, **kw: ["function f() public {}"] * len(recs))
+    for extra in (["--candidates", "2"], []):
+        assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8"]
+                    + extra) == 0
+        assert "(ran like the bytecode: 24 cases)" in capsys.readouterr().out
     assert main(["decompile", "0x" + contract["runtime"], "--adapter", adapter, "--max-new-tokens", "8",
-                 "--candidates", "2"]) == 0
-    assert "(ran like the bytecode: 24 cases)" in capsys.readouterr().out
+                 "--no-run-check", "--json"]) == 0
+    assert all("runs" not in r for r in json.loads(capsys.readouterr().out))
     assert verify.rank_key(verify.Check("x", runs="equivalent"), 1) > verify.rank_key(verify.Check("x"), 0)
 
 

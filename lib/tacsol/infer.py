@@ -366,7 +366,7 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
 def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = False, max_new_tokens: int = 256,
               batch_size: int = 8, greedy: bool = True, candidates: int = 1, signature_table: str = "standard",
               level: int | None = None, prefill: str = "fallback", rank: str = "checks",
-              retrieval_gate: float | None = None, **load_kw) -> list[dict]:
+              retrieval_gate: float | None = None, run_check: bool = True, **load_kw) -> list[dict]:
     """Solidity per function of bytecode (or one function's TAC). adapter None = the shipped reference adapter.
     candidates > 1: verifier-guided decoding (tacsol.evaluate.verify: greedy + samples, the best by the objective
     checks, then by `rank`'s rule), with every candidate's checks in the result. signature_table: known signatures
@@ -377,7 +377,11 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     a function whose nearest training function by TAC has at least this cosine is answered with that function's
     Solidity (``"source": "retrieval"``, its ``neighbour_id`` and ``tac_similarity``) instead of the model's, unless
     the copy's selector is not the bytecode's and the model's answer's is (then the model's is generated and kept):
-    more behaviourally equivalent answers at no cost in selectors (docs/reference-run.md, "A retrieval gate")."""
+    more behaviourally equivalent answers at no cost in selectors (docs/reference-run.md, "A retrieval gate").
+    run_check: with bytecode input, every answer is run against the bytecode (check 5, tacsol.evaluate.stubrun:
+    compiled in a stub whose state sits at the TAC's slots, run beside the runtime in py-evm): ``"runs"`` is
+    "equivalent", "differs" or "" (no stub holds it), ``"runs_detail"`` the cases or the reason; with candidates
+    it also ranks them."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
         raise ValueError(f"--candidates {candidates}: must be at least 1")
@@ -414,7 +418,7 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
             (copied if not sel or verify.selector_matches(row["solidity"], sel) else contested)[i] = copy
         recs = [r for r in recs if r["id"] not in copied]
     if not recs:
-        return [{k: v for k, v in (copied.get(r["id"]) or skipped[r["id"]]).items() if k != "runtime"} for r in every]
+        return _answers(every, {}, copied, skipped, run_check)
     model, tok = load(adapter, **load_kw)
     if candidates == 1:
         sols = generate(model, tok, recs, max_new_tokens=max_new_tokens, batch_size=batch_size, greedy=greedy,
@@ -423,7 +427,7 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     else:
         pools = verify.sample_candidates(model, tok, recs, candidates, max_new_tokens=max_new_tokens,
                                          batch_size=batch_size, prefill=prefill)
-        runs = _run_checks(recs, pools)
+        runs = _run_checks(recs, pools) if run_check else {}
         done = {}
         for r, pool in zip(recs, pools):
             best, checks = verify.rank(r, pool, rule=rank, runs=runs.get(r["id"]))
@@ -437,8 +441,24 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     for i, copy in contested.items():
         if not verify.selector_matches(done[i]["solidity"], copy["selector"]):
             done[i] = copy
-    return [{k: v for k, v in (done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]]).items() if k != "runtime"}
-            for r in every]
+    return _answers(every, done, copied, skipped, run_check)
+
+
+def _answers(every: list[dict], done: dict, copied: dict, skipped: dict, run_check: bool) -> list[dict]:
+    """One answer per function, in the input's order, each with check 5's verdict on it when run_check (the chosen
+    candidate's, else run now for every answer in one batch) and without the runtime it was checked against."""
+    final = [dict(done.get(r["id"]) or copied.get(r["id"]) or skipped[r["id"]]) for r in every]
+    if run_check:
+        for row in final:
+            if row.get("checks"):
+                chosen = row["checks"][row["candidate"]]
+                row["runs"], row["runs_detail"] = chosen["runs"], chosen["runs_detail"]
+        todo = [row for row in final if row.get("runtime") and row.get("solidity") and "runs" not in row]
+        runs = _run_checks(todo, [[row["solidity"]] for row in todo])
+        for row in todo:
+            if runs.get(row["id"]):
+                row["runs"], row["runs_detail"] = runs[row["id"]][0].verdict, runs[row["id"]][0].reason
+    return [{k: v for k, v in row.items() if k != "runtime"} for row in final]
 
 
 def _run_checks(recs: list[dict], pools: list[list[str]]) -> dict:
@@ -517,6 +537,11 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
                          "bytecode's and the model's answer's is. Measured at 0.6 with the shipped adapter: more "
                          "behaviourally equivalent answers, selector match kept; needs the adapter's "
                          "neighbours.jsonl.gz or its dataset (docs/reference-run.md, 'A retrieval gate')")
+    ap.add_argument("--no-run-check", action="store_true",
+                    help="do not run the answers against the bytecode (check 5: each answer compiled in a stub whose "
+                         "state sits at the TAC's slots and run beside the runtime in py-evm; the output marks the "
+                         "answers that ran like the bytecode, or differ; needs node and the solcjs of the runtime's "
+                         "release)")
     ap.add_argument("--json", action="store_true", help="print JSON records instead of Solidity text")
     ap.add_argument("--level", type=int, choices=[1, 2, 3], default=None,
                     help="TAC level to lift bytecode at (default: the adapter's training dataset's, else 1)")
@@ -528,7 +553,8 @@ def main(args: argparse.Namespace) -> int:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
                         batch_size=args.batch_size, greedy=not args.sample, base=args.base,
                         candidates=args.candidates, signature_table=args.signatures, level=args.level,
-                        prefill=args.prefill, rank=args.rank, retrieval_gate=args.retrieval_gate)
+                        prefill=args.prefill, rank=args.rank, retrieval_gate=args.retrieval_gate,
+                        run_check=not args.no_run_check)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"tacsol decompile: {exc}", file=sys.stderr)
         return 2
@@ -539,9 +565,8 @@ def main(args: argparse.Namespace) -> int:
             note = f": {r['skipped']}" if r.get("skipped") else (
                 f": copied from training function {r['neighbour_id']} (TAC cosine {r['tac_similarity']:.2f})"
                 if r.get("source") == "retrieval" else "")
-            ran = (r.get("checks") or [{}])[r.get("candidate", 0)].get("runs") if r.get("checks") else ""
-            if ran:   # check 5's verdict on the answer chosen: what a reader can trust it for
-                note += (f" (ran like the bytecode: {r['checks'][r['candidate']]['runs_detail']})" if ran == "equivalent"
-                         else f" (differs from the bytecode: {r['checks'][r['candidate']]['runs_detail']})")
+            if r.get("runs"):   # check 5's verdict on the answer: what a reader can trust it for
+                note += (f" (ran like the bytecode: {r['runs_detail']})" if r["runs"] == "equivalent"
+                         else f" (differs from the bytecode: {r['runs_detail']})")
             print(f"// {r.get('selector') or r.get('id')}{note}\n{r['solidity']}\n")
     return 0
