@@ -8,11 +8,12 @@ bytecode. Here the candidate is compiled in a stub whose state comes from the TA
 2. The candidate's undeclared names (solc's own "Undeclared identifier" errors): each state variable is bound to a
    TAC base of its indexing depth, in first-use order against the TAC's first-access order, and declared at that
    slot and byte offset (fixed-size gaps before it); its value type is the TAC's width (160 bits: address; 8: bool
-   where the code uses it as a condition, else uint8; 256: the candidate's own 256-bit type or uint256). An event
-   is declared with the argument types the code shows and as many indexed arguments as the TAC's `log<n>` has
-   topics. `_msgSender()` and `_msgData()` are the context's. Any other unknown name (an internal function, a
-   modifier, a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no
-   verdict.
+   where the code uses it as a condition, else uint8; 256: the candidate's own 256-bit type or uint256; a string
+   or dynamic array read whole: as the code types it). An event is declared with the argument types the code
+   shows and as many indexed arguments as the TAC's `log<n>` has topics. An argument-less `only...` modifier is the
+   TAC's `require(caller == sload(s)[0:160], "...")`. `_msgSender()` and `_msgData()` are the context's. A header
+   without visibility is public (solc before 0.5). Any other unknown name (an internal function, another modifier,
+   a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no verdict.
 3. The original runtime and the stub run in py-evm over the harness's cases (cases.make_cases; storage seeded per
    slot by cases.seed_value) under a seed of their own (RUN_SEED, not the evaluation's), with the success search.
    Per case: success, return or revert data, storage writes, logs (topic 0 read as the original's: the event's
@@ -65,8 +66,7 @@ class Slot:
 @dataclass
 class RunCheck:
     verdict: str = ""        # "equivalent" | "differs" | "" (not runnable)
-    reason: str = ""         # why not runnable, or the first differing case
-    source: str = ""         # the stub (for reading a verdict)
+    reason: str = ""         # why not runnable, the cases compared, or the first differing case
 
 
 def tac_header(tac: str) -> tuple[str, list[abi.AbiType], bool] | None:
