@@ -118,3 +118,37 @@ def test_events_and_headers_typed_as_the_stub_declares_them(vault):
     # a header without visibility (solc < 0.5 made it public) runs as the public function the selector calls
     got = stubrun.check_record(recs["owner()"], code, ["function owner() view returns (address) { return _o; }"])
     assert got[0].verdict == "equivalent", got[0].reason
+
+
+ORDERS = """pragma solidity 0.8.20;
+contract Orders {
+    struct Order { uint256 amount; bytes data; }
+    uint256 public total;
+    function place(Order calldata o, uint8 side) external returns (uint256) {
+        total += o.amount + o.data.length + side;
+        return total;
+    }
+}
+"""
+
+
+def test_headers_read_back_at_every_level_tuples_and_hints_included():
+    """lift.abi.parse_header reads what function_header writes: one reader for the stub (argument types), the
+    argument check (names) and the storage keys; level 1's unnamed types give no run signature, and do not crash."""
+    from tacsol.lift.abi import parse_header
+    from tacsol.signatures import annotate
+
+    out = compile_bytecode(ORDERS, "0.8.20")["Orders"]
+    sel = out["selectors"]["place((uint256,bytes),uint8)"]
+    tac = {level: next(f.tac for f in lift(out["bytecode"], level=level).functions if f.selector == sel)
+           for level in (1, 3)}
+    l1, l3 = parse_header(tac[1]), parse_header(annotate(tac[3], "place((uint256,bytes),uint8)"))
+    assert (l1.selector, l1.params, l1.mutability, l1.named) == (sel, (("", "(uint256,bytes)"), ("", "uint8")),
+                                                                 "nonpayable", False)
+    assert (l3.selector, l3.params, l3.mutability, l3.named) == (sel, (("arg0", "(uint256,bytes)"),
+                                                                       ("arg1", "uint8")), "", True)
+    assert stubrun.tac_header(tac[1]) is None
+    s, types, payable = stubrun.tac_header(tac[3])
+    assert (s, [t.base for t in types], [f.base for f in types[0].fields], payable) == (sel, ["tuple", "uint"],
+                                                                                      ["uint", "bytes"], False)
+    assert parse_header("b0:\n  stop") is None

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..corpus import strip_comments
+from ..lift.abi import parse_header
 from ..lift.functions import effects as effects_in_tac
 
 _FENCE = re.compile(r"```[a-zA-Z]*\n?|```")
@@ -317,8 +318,6 @@ _ICALL = re.compile(r"f\d+")   # an internal function among a summary's calls
 
 # ---------------------------------------------------------------- arguments read
 
-_TAC_PARAMS = re.compile(r"\(([^)]*)\)")
-_TAC_NAMED = re.compile(r"\barg\d+\s*:")
 _TAC_ARG = re.compile(r"\barg(\d+)\b")
 
 
@@ -327,9 +326,8 @@ def tac_arguments(tac: str) -> frozenset[int] | None:
     their own), where its header names them (levels 2-3: `function 0x…(arg0: address, arg1: uint256)`) or takes
     none. None where the header lists types only (level 1, whose body reads calldata by offset)."""
     own = (tac or "").split("\n\nfunction ", 1)[0]
-    header, _, body = own.partition("\n")
-    m = _TAC_PARAMS.search(header)
-    if m is None or (m.group(1).strip() and not _TAC_NAMED.search(m.group(1))):
+    head, body = parse_header(own), own.partition("\n")[2]
+    if head is None or not head.named:
         return None
     return frozenset(int(k) for k in _TAC_ARG.findall(body))
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from .. import corpus, evm
+from ..lift.abi import parse_header
 from . import abi
 from .binding import CANDIDATE, _argument_types, _modifier_names, _role, _shape, undeclared_names
 from .cases import compare, make_cases
@@ -44,7 +45,6 @@ CONTEXT_HELPERS = {
     "_msgSender": "function _msgSender() internal view returns (address) { return msg.sender; }",
     "_msgData": "function _msgData() internal view returns (bytes calldata) { return msg.data; }",
 }
-_HEADER = re.compile(r"^function\s+(0x[0-9a-f]{8})\(([^)]*)\)\s*([a-z ]*)$", re.M)
 _ACCESS = re.compile(r"\b(sload|sstore|storagestring)\(")   # level 3 reads and writes a string whole
 _RANGE = re.compile(r"\[(\d+):(\d+)\]")
 _CONST = re.compile(r"^(0x[0-9a-f]+|\d+)$")
@@ -71,14 +71,11 @@ class RunCheck:
 
 def tac_header(tac: str) -> tuple[str, list[abi.AbiType], bool] | None:
     """(selector, argument types, payable) of a level 2-3 TAC unit; None where the header does not type them."""
-    m = _HEADER.search(tac or "")
-    if not m:
-        return None
-    args = [a.split(":", 1)[1].strip() for a in m.group(2).split(",") if a.strip()]
-    if any(":" not in a for a in m.group(2).split(",") if a.strip()):
+    head = parse_header(tac)
+    if head is None or not head.selector or not head.named:
         return None
     try:
-        return m.group(1), [abi.parse_type(t) for t in args], "payable" in m.group(3).split()
+        return head.selector, [abi.parse_type(t) for _, t in head.params], "payable" in head.mutability.split()
     except ValueError:
         return None
 
@@ -125,9 +122,8 @@ def _resolve(tac: str, name: str) -> str:
 def tac_storage(tac: str) -> list[Slot]:
     """The constant-based slots the TAC reads and writes, first access first (one per base and depth)."""
     out: dict[tuple[int, int], Slot] = {}
-    head = _HEADER.search(tac or "")
-    args = dict((a.split(":", 1)[0].strip(), a.split(":", 1)[1].strip()) for a in head.group(2).split(",")
-                if ":" in a) if head else {}
+    head = parse_header(tac)
+    args = dict(head.params) if head and head.named else {}
     for m in _ACCESS.finditer(tac or ""):
         close = match_close(tac, m.end() - 1, "(", ")")
         if close < 0:

@@ -39,6 +39,51 @@ def function_header(name: str, args: str, mutability: str, level: int = 1) -> st
 
 
 @dataclass(frozen=True)
+class Header:
+    """A TAC unit's header line read back (function_header's inverse): `function 0x095ea7b3(arg0: address, arg1:
+    uint256) view` has name "0x095ea7b3", params [("arg0", "address"), ("arg1", "uint256")], mutability "view".
+    Level 1 lists types only (names ""); level 3 leaves out `nonpayable` (mutability "")."""
+    name: str
+    params: tuple[tuple[str, str], ...]
+    mutability: str
+
+    @property
+    def named(self) -> bool:
+        """Whether the arguments are named operands (levels 2-3, or no arguments at all)."""
+        return all(n for n, _ in self.params)
+
+    @property
+    def selector(self) -> str:
+        return self.name if re.fullmatch(r"0x[0-9a-f]{8}", self.name) else ""
+
+
+_HEADER_START = re.compile(r"function\s+([A-Za-z_$0-9][\w$]*)\(")
+
+
+def parse_header(tac: str) -> Header | None:
+    """The header of a TAC example's own unit (its first line; a known-signature hint after `  // ` is ignored), or
+    None where the first line is not one."""
+    line = (tac or "").split("\n", 1)[0].split("  // ", 1)[0].rstrip()
+    m = _HEADER_START.match(line)
+    if not m:
+        return None
+    depth, close = 1, -1
+    for i in range(m.end(), len(line)):
+        depth += (line[i] == "(") - (line[i] == ")")
+        if depth == 0:
+            close = i
+            break
+    rest = line[close + 1:].strip() if close >= 0 else "?"
+    if close < 0 or not re.fullmatch(r"[a-z ]*", rest):
+        return None
+    params = []
+    for p in split_types(line[m.end():close]):
+        name, colon, t = p.partition(":")
+        params.append((name.strip(), t.strip()) if colon else ("", name.strip()))
+    return Header(m.group(1), tuple(params), rest)
+
+
+@dataclass(frozen=True)
 class Abi:
     types: tuple[str, ...]
     mutability: str
