@@ -429,13 +429,13 @@ def test_a_function_binds_only_where_the_arguments_fit_its_parameters():
     # f1(req, 1 * LINK) with `Chainlink.Request memory req`: a function taking (address, uint256) cannot be it
     text = ("function r(string memory c) public { Chainlink.Request memory req = f0(v0, address(this), 1); "
             "f1(req, msg.sender, 5); }")
-    args = BD._argument_types("f1", text)
+    args = BD.argument_types("f1", text)
     assert args == ["struct Chainlink.Request", "address", "number"]
     assert BD._params_fit(args, ("struct Chainlink.Request", "address", "uint256"))
     assert not BD._params_fit(args, ("address", "address", "uint256"))
-    assert BD._params_fit(BD._argument_types("f0", text), ("bytes32", "address", "uint256"))
+    assert BD._params_fit(BD.argument_types("f0", text), ("bytes32", "address", "uint256"))
     # a conversion names its type: VestingWallet's vestedAmount(uint64(block.timestamp)) is not released(address)
-    conv = BD._argument_types("f2", "function release() public { uint256 r = f2(uint64(block.timestamp)) - f1(); }")
+    conv = BD.argument_types("f2", "function release() public { uint256 r = f2(uint64(block.timestamp)) - f1(); }")
     assert conv == ["uint64"] and BD._params_fit(conv, ("uint64",)) and not BD._params_fit(conv, ("address",))
 
 
@@ -465,7 +465,7 @@ def test_a_call_inside_a_modifiers_arguments_is_a_function_not_a_modifier():
     # as a modifier (reinitializer), which did not compile
     t = ("function revokeRole(bytes32 p0, address p1) public virtual override onlyRole(f0(p0)) whenNotPaused "
          "returns (uint256 x) { f1(p0, p1); }")
-    assert [BD._role(n, t) for n in ("f0", "onlyRole", "whenNotPaused", "f1")] == \
+    assert [BD.role_of(n, t) for n in ("f0", "onlyRole", "whenNotPaused", "f1")] == \
         ["function", "modifier", "modifier", "function"]
 
 def test_an_overloaded_function_binds_by_the_overload_of_its_arity():

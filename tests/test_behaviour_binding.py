@@ -30,18 +30,18 @@ def _touched(layout: list[dict], written: set[str], depth: dict[str, int] | None
 
 
 def test_shape_reads_what_the_code_says_of_a_name():
-    s = BD._shape("v2", "function f(uint96 a) external { if (v2 == 0) { v2 = c.create(); } t.send(abi.encode(v2)); }")
+    s = BD.shape_of("v2", "function f(uint96 a) external { if (v2 == 0) { v2 = c.create(); } t.send(abi.encode(v2)); }")
     assert (s.numeric, s.members, s.written, s.want) == (True, False, True, "")
-    assert BD._shape("v0", "function f(address u) external returns (bool) { return v0.contains(u); }").members
-    assert BD._shape("v1", "function f() external { RequestConfig memory rc = v1; }").want == "RequestConfig"
-    s = BD._shape("v0", "function tokenURI(uint256 id) public view returns (string) { return v0[id]; }")
+    assert BD.shape_of("v0", "function f(address u) external returns (bool) { return v0.contains(u); }").members
+    assert BD.shape_of("v1", "function f() external { RequestConfig memory rc = v1; }").want == "RequestConfig"
+    s = BD.shape_of("v0", "function tokenURI(uint256 id) public view returns (string) { return v0[id]; }")
     assert (s.depth, s.want) == (1, "string")
-    s = BD._shape("v0", "function f(uint256 id) external { v0[id] = RequestStatus({paid: 1}); }")
+    s = BD.shape_of("v0", "function f(uint256 id) external { v0[id] = RequestStatus({paid: 1}); }")
     assert (s.depth, s.want, s.written) == (1, "RequestStatus", True)
-    assert BD._shape("v2", "function f(uint256 x) external { v2.push(x); }").array
-    assert BD._shape("v3", "function f(uint256 x) external { uint64 id = v3; }").want == "uint64"
+    assert BD.shape_of("v2", "function f(uint256 x) external { v2.push(x); }").array
+    assert BD.shape_of("v3", "function f(uint256 x) external { uint64 id = v3; }").want == "uint64"
     # SafeMath's `total.add(x)` says nothing of members: total is a number
-    s = BD._shape("t", "function f(uint256 a) external { t = t.add(a); }")
+    s = BD.shape_of("t", "function f(uint256 a) external { t = t.add(a); }")
     assert not s.members and s.written
 
 

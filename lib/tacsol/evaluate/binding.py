@@ -39,19 +39,20 @@ def undeclared_names(out: dict, sources: dict[str, str]) -> list[str] | None:
     return None if other and not names else names
 
 
-def _role(name: str, text: str) -> str:
+def role_of(name: str, text: str) -> str:
+    """What an undeclared name is in the function's text: "event", "error", "modifier", "function" or "variable"."""
     if re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text):
         return "event"
     if re.search(rf"\brevert\s+{re.escape(name)}\s*\(", text):
         return "error"
-    if name in _modifier_names(text):
+    if name in modifier_names(text):
         return "modifier"
     if re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text):
         return "function"
     return "variable"
 
 
-def _modifier_names(text: str) -> set[str]:
+def modifier_names(text: str) -> set[str]:
     """The names the function's header lists after its parameters, outside any parentheses: its modifiers (and
     keywords). A name inside a modifier's arguments (`onlyRole(getRoleAdmin(role))`) is a call or a value."""
     head = text[:text.find("{")] if "{" in text else text
@@ -247,7 +248,8 @@ class Shape:
     numeric: bool = False
 
 
-def _shape(name: str, text: str) -> Shape:
+def shape_of(name: str, text: str) -> Shape:
+    """How the code uses a state variable: indexing depth, written or not, members, array use, the type it wants."""
     depth, written = _usage(name, text)
     sh = Shape(depth, written)
     try:
@@ -381,11 +383,11 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
     for name in names:
         if name in ("super", "this"):   # undeclared only where no base has the member: nothing to bind
             return renames, notes, name
-        role = _role(name, text)
+        role = role_of(name, text)
         ranked: list[str] = []
         why = ""
         if role == "variable":
-            sh = _shape(name, text)
+            sh = shape_of(name, text)
             depth, written = sh.depth, sh.written
             scored = []
             for k, v in enumerate(touched):   # type and use, indexing depth, read/write; then first access first
@@ -446,7 +448,7 @@ def bind(names: list[str], text: str, original: Original, touched: list[dict], l
                      not (role == "function" and f in original.external) and   # `f()` cannot call an external f
                      not ((f, n) == itself and _only_declaration(original, f, n))]
             # the arguments' known types (parameters, typed locals, msg.sender, literals) must fit the parameters
-            args = _argument_types(name, text)
+            args = argument_types(name, text)
             fit = [f for f in cands if any(_params_fit(args, p) for p in params_of(f))]
             cands = fitting = fit or cands
             want = ""
@@ -491,7 +493,7 @@ _LITERAL_TYPES = ((r"^(?:true|false)$", "bool"), (r"^(?:\d[\d_]*(?:e\d+)?|0x[0-9
                   (r"^(?:u?int\d*|bytes\d+)\(", ""))   # a conversion `uint64(x)`: the type it names
 
 
-def _argument_types(name: str, text: str) -> list[str]:
+def argument_types(name: str, text: str) -> list[str]:
     """The types of the arguments of the first call `name(...)` in `text` where the code says them: a parameter or
     typed local of that name, a literal, msg.sender; "" where it does not."""
     m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)

@@ -1,6 +1,7 @@
 """Compile check: a function placed in a stub contract with the original contract's declarations, compiled with the
-solcjs of the record's version (node_modules/solc-<version>), through tacsol.corpus.run_solcjs (no cache here:
-thousands of tiny stubs, each compiled once)."""
+solcjs of the record's version (node_modules/solc-<version>), through tacsol.corpus.run_solcjs (the same
+solc_compile.js as the corpus builds; no cache here: thousands of tiny stubs, each compiled once). standard_input
+builds every standard-JSON input of the evaluation (this check, compile_bytecode, stubrun's stubs)."""
 from __future__ import annotations
 
 import re
@@ -8,11 +9,6 @@ from dataclasses import dataclass
 
 from .. import corpus
 from .solidity import ParseFailure, find_function
-
-# Type-check only: with an empty outputSelection solc still parses and type-checks, and skips code generation
-# (the slow part). Compiled through tacsol.corpus.run_solcjs (the same solc_compile.js as the corpus builds).
-_CHECK_ONLY = {"outputSelection": {"*": {"*": []}}}
-
 
 STUB_NAME = "TacsolEvalStub"
 
@@ -25,15 +21,32 @@ class CompileResult:
     message: str = ""
 
 
-_STRIP_ATTRS = re.compile(r"\boverride\s*(\([^)]*\))?|\bvirtual\b")
+_INHERITANCE_ATTRS = re.compile(r"\boverride\s*(\([^)]*\))?|\bvirtual\b")
+
+
+def without_inheritance(code: str) -> str:
+    """The code without `override`/`virtual`: a stub contract has no base contracts."""
+    return _INHERITANCE_ATTRS.sub("", code)
+
+
+def standard_input(sources: str | dict[str, str], *, codegen: bool = False, optimize: bool = False) -> dict:
+    """solc's standard-JSON input for one compile unit (a stub's text as Stub.sol, or {unit path: content}): type
+    check only (an empty outputSelection: solc parses and type-checks and skips code generation, the slow part),
+    or with code generation (runtime bytecode and method identifiers; the optimizer as `optimize` says)."""
+    files = sources.items() if isinstance(sources, dict) else [("Stub.sol", sources)]
+    settings: dict = {"outputSelection": {"*": {"*": ["evm.deployedBytecode.object", "evm.methodIdentifiers"]}}} \
+        if codegen else {"outputSelection": {"*": {"*": []}}}
+    if codegen:
+        settings["optimizer"] = {"enabled": bool(optimize), "runs": 200}
+    return {"language": "Solidity", "settings": settings, "sources": {p: {"content": c} for p, c in files}}
 
 
 def build_stub(function_code: str, version: str, declarations: str = "", context: str = "") -> str:
     """A one-contract source: pragma of `version`, the declarations, the context (modifiers and internal callees of
     the original), then the function. `override`/`virtual` are removed from the function and context because the
     stub has no base contracts (documented in docs/evaluation.md)."""
-    fn = _STRIP_ATTRS.sub("", function_code)
-    ctx = _STRIP_ATTRS.sub("", context or "")
+    fn = without_inheritance(function_code)
+    ctx = without_inheritance(context or "")
     return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\n"
             f"contract {STUB_NAME} {{\n    {declarations}\n\n{ctx}\n\n{fn}\n}}\n")
 
@@ -63,10 +76,7 @@ def compile_many(units: list[tuple[str, str, "str | dict[str, str]"]], *, timeou
     for v, items in by_version.items():
         for i in range(0, len(items), chunk):
             part = items[i:i + chunk]
-            inputs = [(k, {"language": "Solidity", "settings": _CHECK_ONLY,
-                           "sources": {p: {"content": c} for p, c in
-                                       (src.items() if isinstance(src, dict) else [("Stub.sol", src)])}})
-                      for k, src in part]
+            inputs = [(k, standard_input(src)) for k, src in part]
             chunk_timeout = timeout_s * (1 + sum(isinstance(src, dict) for _, src in part) / 4)
             for k, out in corpus.run_solcjs(v, inputs, chunk_timeout).items():
                 if isinstance(out, str):  # a wasm crash or timeout mid-chunk loses the rest of the chunk: per unit
@@ -93,10 +103,8 @@ def compile_bytecode(source: str, version: str, *, optimize: bool = False, timeo
     v = corpus.nearest_installed(version)
     if v is None:
         raise ValueError(f"no solcjs for {version!r} in node_modules")
-    inp = {"language": "Solidity", "sources": {"C.sol": {"content": source}},
-           "settings": {"optimizer": {"enabled": bool(optimize), "runs": 200},
-                        "outputSelection": {"*": {"*": ["evm.deployedBytecode.object", "evm.methodIdentifiers"]}}}}
-    out = corpus.run_solcjs(v, [("C", inp)], timeout_s)["C"]
+    out = corpus.run_solcjs(v, [("C", standard_input({"C.sol": source}, codegen=True, optimize=optimize))],
+                            timeout_s)["C"]
     if isinstance(out, str):
         raise ValueError(f"solc {v}: {out}")
     errs = [e for e in out.get("errors", []) if e.get("severity") == "error"]

@@ -33,9 +33,9 @@ from typing import Any, Mapping, Sequence
 from .. import corpus, evm
 from ..lift.abi import parse_header
 from . import abi
-from .binding import CANDIDATE, _argument_types, _modifier_names, _role, _shape, undeclared_names
+from .binding import CANDIDATE, argument_types, modifier_names, role_of, shape_of, undeclared_names
 from .cases import compare, make_cases
-from .compile import _STRIP_ATTRS
+from .compile import standard_input, without_inheritance
 from .solidity import ParseFailure, find_function, match_close, split_top
 
 RUN_SEED = 7            # the cases' seed: not the behaviour harness's (0), so the check is not the metric's own cases
@@ -177,7 +177,7 @@ def _value_type(slot: Slot, name: str, text: str, want: str) -> str:
 
 
 def _declare(name: str, slot: Slot, text: str) -> str:
-    sh = _shape(name, text)
+    sh = shape_of(name, text)
     whole = re.fullmatch(r"(?:address|bool|u?int\d*|bytes\d*)\[\]|string|bytes", sh.want or "")
     if whole and not slot.depth and slot.bits == 256 and (slot.string == (sh.want in ("string", "bytes"))):
         return sh.want   # a dynamic array or string read whole (a getter of one): declared as the code types it
@@ -224,7 +224,7 @@ def _event(name: str, text: str, topics: int, state: Mapping[str, str]) -> str:
     of the stub: `state`), else uint256; as many indexed as the TAC's log has topics after topic 0."""
     m = re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text)
     args = [a.strip() for a in evm.split_types(text[m.end():match_close(text, m.end() - 1, "(", ")")])] if m else []
-    types = _argument_types(name, text) + [""] * len(args)
+    types = argument_types(name, text) + [""] * len(args)
     types = [t if t and t != "number" else "address" if re.fullmatch(r"_msgSender\(\s*\)", a) else
              state.get(a) or "uint256" for a, t in zip(args, types)]
     indexed = max(0, min(topics - 1, len(types)))
@@ -241,7 +241,7 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
     fn_text = _renamed(fn_text)
     variables, events, helpers, guards = [], [], [], []
     for name in names:
-        role = _role(name, fn_text)
+        role = role_of(name, fn_text)
         if name in CONTEXT_HELPERS and role == "function":
             helpers.append(CONTEXT_HELPERS[name])
         elif role == "variable":
@@ -260,7 +260,7 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
         by_depth.setdefault(s.depth, []).append(s)
     wanted: dict[int, list[str]] = {}
     for v in variables:
-        wanted.setdefault(_shape(v, fn_text).depth, []).append(v)
+        wanted.setdefault(shape_of(v, fn_text).depth, []).append(v)
     choices = []
     for depth, vs in wanted.items():
         pool = by_depth.get(depth, [])
@@ -296,17 +296,15 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
 
 
 def _compile(inputs: list[tuple[str, str]], version: str, codegen: bool) -> dict[str, Any]:
-    sel = ["evm.deployedBytecode.object", "evm.methodIdentifiers"] if codegen else []
-    settings = {"optimizer": {"enabled": False}, "outputSelection": {"*": {"*": sel} if sel else {"*": []}}}
-    return corpus.run_solcjs(version, [(k, {"language": "Solidity", "settings": settings,
-                                            "sources": {"Stub.sol": {"content": src}}}) for k, src in inputs], 600.0)
+    """Stub sources through one solcjs process: key -> solc's output (or corpus.run_solcjs's error string)."""
+    return corpus.run_solcjs(version, [(k, standard_input(src, codegen=codegen)) for k, src in inputs], 600.0)
 
 
 def _renamed(fn_text: str) -> str:
     """The candidate without override/virtual (the stub has no bases), named CANDIDATE: its own name may be one of
     the state variables it reads (`function master() ... { return master; }`), as a getter's is. A header with no
     visibility gets `public`, what solc before 0.5 made of it (and what the bytecode's selector says it is)."""
-    text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", _STRIP_ATTRS.sub("", fn_text), count=1)
+    text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", without_inheritance(fn_text), count=1)
     m = re.search(rf"\bfunction {CANDIDATE}\(", text)
     close = match_close(text, m.end() - 1, "(", ")") if m else -1
     head_end = min((i for i in (text.find("{", close), text.find(";", close)) if i >= 0), default=-1) if close >= 0 else -1
@@ -323,7 +321,7 @@ def _bare(fn_text: str, version: str) -> str:
     """The candidate alone, its argument-less modifiers declared empty: solc reports a body's undeclared names only
     once its header's resolve."""
     fn_text = _renamed(fn_text)
-    plain = [f"modifier {m}() {{ _; }}" for m in sorted(_modifier_names(fn_text) - _KEYWORDS)
+    plain = [f"modifier {m}() {{ _; }}" for m in sorted(modifier_names(fn_text) - _KEYWORDS)
              if not re.search(rf"\b{m}\s*\(\s*[^)\s]", fn_text)]
     return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
             + "".join(p + "\n" for p in plain) + f"{fn_text}\n}}\n")
@@ -375,9 +373,9 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
             errors = {"errors": [e for e in res.get("errors", []) if e.get("severity") == "error"]}   # not warnings
             names = undeclared_names(errors, {"Stub.sol": _bare(t, v)})
             if names is not None:   # the modifiers _bare declared empty are the stub's to build
-                names = sorted(_modifier_names(_renamed(t)) - _KEYWORDS - set(names)) + names
+                names = sorted(modifier_names(_renamed(t)) - _KEYWORDS - set(names)) + names
                 names = [n for n in names if re.search(rf"\b{n}\s*\(", _renamed(t)) is None or n not in
-                         _modifier_names(_renamed(t)) or not re.search(rf"\b{n}\s*\(\s*[^)\s]", _renamed(t))]
+                         modifier_names(_renamed(t)) or not re.search(rf"\b{n}\s*\(\s*[^)\s]", _renamed(t))]
             if names is None:
                 out[k] = ([], "does not compile")
                 continue
