@@ -147,11 +147,12 @@ def tac_storage(tac: str) -> list[Slot]:
     return list(out.values())
 
 
-def seed_shapes(tac: str) -> dict:
-    """What the TAC says lives where, in cases.slot_shapes's form, so that storage is seeded as the harness seeds a
-    contract whose layout it knows: a string slot holds a short string, a packed 8-bit field a flag."""
+def seed_shapes(slots: Sequence[Slot]) -> dict:
+    """What the TAC's slots (tac_storage) say lives where, in cases.slot_shapes's form, so that storage is seeded as
+    the harness seeds a contract whose layout it knows: a string slot holds a short string, a packed 8-bit field a
+    flag."""
     out: dict = {}
-    for s in tac_storage(tac):
+    for s in slots:
         if s.depth == 0 and s.string:
             out.setdefault(s.base, []).append("bytes")
         elif s.depth == 0 and s.bits == 8:
@@ -162,6 +163,19 @@ def seed_shapes(tac: str) -> dict:
 def tac_log_topics(tac: str) -> list[int]:
     """Topics (topic 0 included) of each `log<n>` in the TAC, in text order."""
     return [int(m.group(1)) for m in _LOG.finditer(tac or "")]
+
+
+@dataclass
+class TacFacts:
+    """What check 5 reads from a record's TAC, read once per record (every candidate's stubs share it)."""
+    call: tuple[str, list[abi.AbiType], bool] | None   # tac_header: selector, argument types, payable
+    slots: list[Slot]                                    # tac_storage
+    topics: list[int]                                    # tac_log_topics
+    owner: tuple[int, str] | None                        # _owner_check
+
+    @classmethod
+    def of(cls, tac: str) -> "TacFacts":
+        return cls(tac_header(tac), tac_storage(tac), tac_log_topics(tac), _owner_check(tac))
 
 
 def _value_type(slot: Slot, name: str, text: str, want: str) -> str:
@@ -235,10 +249,9 @@ def _emit_order(text: str) -> list[str]:
     return re.findall(r"\bemit\s+([A-Za-z_$][\w$]*)\s*\(", text)
 
 
-def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> list[str] | str:
-    """The stubs that run the candidate (one per binding of its variables to the TAC's slots, at most 6), or why
-    none can."""
-    fn_text = _renamed(fn_text)
+def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: str) -> list[str] | str:
+    """The stubs that run the candidate (`fn_text`, as _renamed makes it; one stub per binding of its variables to
+    the TAC's slots, at most 6), or why none can."""
     variables, events, helpers, guards = [], [], [], []
     for name in names:
         role = role_of(name, fn_text)
@@ -252,8 +265,7 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
             guards.append(name)
         else:
             return f"unknown {role} {name}"
-    slots = tac_storage(tac)
-    topics = tac_log_topics(tac)
+    slots, topics = facts.slots, facts.topics
     order = _emit_order(fn_text)
     by_depth: dict[int, list[Slot]] = {}
     for s in slots:
@@ -267,7 +279,7 @@ def stub_sources(fn_text: str, names: Sequence[str], tac: str, version: str) -> 
         if len(pool) < len(vs):
             return f"no slot of depth {depth} in the TAC for {', '.join(vs)}"
         choices.append([list(zip(vs, p)) for p in itertools.permutations(pool, len(vs))][:6])
-    owner = _owner_check(tac) if guards else None
+    owner = facts.owner if guards else None
     if guards and owner is None:
         return f"modifier {guards[0]}: the TAC shows no caller check against a stored address"
     out = []
@@ -318,9 +330,8 @@ _KEYWORDS = {"public", "external", "internal", "private", "view", "pure", "payab
 
 
 def _bare(fn_text: str, version: str) -> str:
-    """The candidate alone, its argument-less modifiers declared empty: solc reports a body's undeclared names only
-    once its header's resolve."""
-    fn_text = _renamed(fn_text)
+    """The candidate (as _renamed makes it) alone, its argument-less modifiers declared empty: solc reports a body's
+    undeclared names only once its header's resolve."""
     plain = [f"modifier {m}() {{ _; }}" for m in sorted(modifier_names(fn_text) - _KEYWORDS)
              if not re.search(rf"\b{m}\s*\(\s*[^)\s]", fn_text)]
     return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
@@ -340,12 +351,14 @@ def _owner_check(tac: str) -> tuple[int, str] | None:
     return int(m.group(1) or m.group(2), 0), f", {m.group(3)}" if m.group(3) else ""
 
 
-def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tuple[list[tuple[bytes, str]], str]]:
+def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, TacFacts] | None = None
+                   ) -> dict[str, tuple[list[tuple[bytes, str]], str]]:
     """items: (key, candidate text, TAC, solc version). key -> ([(runtime, selector)] per binding, reason): the
     candidate's undeclared names from one check-only compile per version, then its stubs compiled with code
-    generation, every candidate of a version in one solcjs process per stage."""
+    generation, every candidate of a version in one solcjs process per stage. `facts` (TAC -> TacFacts) is filled
+    with what the stubs read of each distinct TAC."""
     out: dict[str, tuple[list[tuple[bytes, str]], str]] = {}
-    fns: dict[str, str] = {}
+    facts = {} if facts is None else facts   # per distinct TAC: a record's candidates share it
     by_version: dict[str, list[tuple[str, str, str]]] = {}
     for key, text, tac, version in items:
         try:
@@ -360,10 +373,12 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
         if v is None:
             out[key] = ([], f"no solcjs for {version}")
             continue
-        fns[key] = fn.text
-        by_version.setdefault(v, []).append((key, fn.text, tac))
+        if tac not in facts:
+            facts[tac] = TacFacts.of(tac)
+        by_version.setdefault(v, []).append((key, _renamed(fn.text), tac))
     for v, part in by_version.items():
-        first = _compile([(k, _bare(t, v)) for k, t, _ in part], v, codegen=False)
+        bare = {k: _bare(t, v) for k, t, _ in part}
+        first = _compile(list(bare.items()), v, codegen=False)
         stubs: list[tuple[str, str]] = []
         for k, t, tac in part:
             res = first.get(k)
@@ -371,15 +386,16 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
                 out[k] = ([], "compiler crashed")
                 continue
             errors = {"errors": [e for e in res.get("errors", []) if e.get("severity") == "error"]}   # not warnings
-            names = undeclared_names(errors, {"Stub.sol": _bare(t, v)})
+            names = undeclared_names(errors, {"Stub.sol": bare[k]})
             if names is not None:   # the modifiers _bare declared empty are the stub's to build
-                names = sorted(modifier_names(_renamed(t)) - _KEYWORDS - set(names)) + names
-                names = [n for n in names if re.search(rf"\b{n}\s*\(", _renamed(t)) is None or n not in
-                         modifier_names(_renamed(t)) or not re.search(rf"\b{n}\s*\(\s*[^)\s]", _renamed(t))]
+                modifiers = modifier_names(t)
+                names = sorted(modifiers - _KEYWORDS - set(names)) + names
+                names = [n for n in names if re.search(rf"\b{n}\s*\(", t) is None or n not in modifiers
+                         or not re.search(rf"\b{n}\s*\(\s*[^)\s]", t)]
             if names is None:
                 out[k] = ([], "does not compile")
                 continue
-            made = stub_sources(t, names, tac, v)
+            made = stub_sources(t, names, facts[tac], v)
             if isinstance(made, str):
                 out[k] = ([], made)
                 continue
@@ -405,7 +421,7 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]]) -> dict[str, tupl
     return out
 
 
-def run_against(code: bytes, tac: str, candidates: Sequence[Sequence[tuple[bytes, str]]], *, seed: int = RUN_SEED,
+def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tuple[bytes, str]]], *, seed: int = RUN_SEED,
                 time_limit_s: float = 10.0) -> list[RunCheck]:
     """The original runtime `code` traced once over the cases, then each candidate's stub runtimes (one per binding)
     against it: "equivalent" if one binding agrees on every case (and the original returned on one), else
@@ -414,11 +430,11 @@ def run_against(code: bytes, tac: str, candidates: Sequence[Sequence[tuple[bytes
 
     from .trace import _as_if_called_by, _run, trace_original
 
-    head = tac_header(tac)
+    head = facts.call
     if head is None:
         return [RunCheck("", "the TAC does not type the arguments") for _ in candidates]
     sel, types, payable = head
-    shapes = seed_shapes(tac)
+    shapes = seed_shapes(facts.slots)
     t = trace_original(code, sel, types, make_cases(types, payable, seed), seed=seed, time_limit_s=time_limit_s,
                        shapes=shapes, payable=payable, search=True, branches=False)
     if t.status != "ok" or not any(o.success for o in t.outcomes):
@@ -457,8 +473,18 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
 
     items = [(f"{r['id']}|{k}", text, r.get("tac") or "", r.get("solc_version") or "")
              for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
-    built = build_runtimes(items) if items else {}
+    facts: dict[str, TacFacts] = {}
+    built = build_runtimes(items, facts) if items else {}
     out: dict[str, list[RunCheck]] = {}
+
+    def settle(rid: str, result) -> None:
+        """The record's verdicts from its run (a callable returning them): no verdict for all if it fails."""
+        try:
+            got = result()
+        except Exception as e:  # noqa: BLE001  one original's failure is its candidates' (no verdict)
+            got = [RunCheck("", f"run failed: {type(e).__name__}: {str(e)[:120]}")] * len(out[rid])
+        out[rid] = [g if g.verdict else o for g, o in zip(got, out[rid])] if got else out[rid]
+
     jobs: dict[str, Future] = {}
     ex = ProcessPoolExecutor(workers) if workers > 1 else None
     try:
@@ -471,21 +497,14 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
             out[r["id"]] = [RunCheck("", why) for _, why in runs]
             if not any(rt for rt, _ in runs):
                 continue
-            args = (codes[r["id"]], r.get("tac") or "", [rt for rt, _ in runs])
-            if ex is not None:
-                jobs[r["id"]] = ex.submit(run_against, *args)
+            tac = r.get("tac") or ""
+            args = (codes[r["id"]], facts.get(tac) or TacFacts.of(tac), [rt for rt, _ in runs])
+            if ex is None:
+                settle(r["id"], lambda: run_against(*args))
             else:
-                jobs[r["id"]] = fut = Future()
-                try:
-                    fut.set_result(run_against(*args))
-                except Exception as e:  # noqa: BLE001  reported below, as a worker's would be
-                    fut.set_exception(e)
+                jobs[r["id"]] = ex.submit(run_against, *args)
         for rid, fut in jobs.items():
-            try:
-                got = fut.result()
-            except Exception as e:  # noqa: BLE001  one original's failure is its candidates' (no verdict)
-                got = [RunCheck("", f"run failed: {type(e).__name__}: {str(e)[:120]}")] * len(out[rid])
-            out[rid] = [g if g.verdict else o for g, o in zip(got, out[rid])] if got else out[rid]
+            settle(rid, fut.result)
     finally:
         if ex is not None:
             ex.shutdown()
