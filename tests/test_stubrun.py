@@ -15,6 +15,7 @@ contract Vault {
     address public keeper;
     string public name;
     address[] internal members;
+    mapping(address => bool) public allowed;
     event Deposited(address indexed payee, uint256 amount);
     function allMembers() external view returns (address[] memory) { return members; }
     function deposit(address payee) public payable {
@@ -22,6 +23,7 @@ contract Vault {
         deposits[payee] += msg.value;
         emit Deposited(payee, msg.value);
     }
+    function setAllowed(address who, bool on) public { allowed[who] = on; }
 }
 """
 
@@ -118,6 +120,11 @@ def test_events_and_headers_typed_as_the_stub_declares_them(vault):
     # a header without visibility (solc < 0.5 made it public) runs as the public function the selector calls
     got = stubrun.check_record(recs["owner()"], code, ["function owner() view returns (address) { return _o; }"])
     assert got[0].verdict == "equivalent", got[0].reason
+    # an 8-bit field the code assigns a bool (a bool parameter) is a bool, not a uint8 solc would refuse
+    got = stubrun.check_record(recs["setAllowed(address,bool)"], code, [
+        "function setAllowed(address account, bool ok) public { _ok[account] = ok; }",
+        "function setAllowed(address account, bool ok) public { _ok[msg.sender] = ok; }"])
+    assert [g.verdict for g in got] == ["equivalent", "differs"], got
 
 
 ORDERS = """pragma solidity 0.8.20;

@@ -8,8 +8,8 @@ bytecode. Here the candidate is compiled in a stub whose state comes from the TA
 2. The candidate's undeclared names (solc's own "Undeclared identifier" errors): each state variable is bound to a
    TAC base of its indexing depth, in first-use order against the TAC's first-access order, and declared at that
    slot and byte offset (fixed-size gaps before it); its value type is the TAC's width (160 bits: address; 8: bool
-   where the code uses it as a condition, else uint8; 256: the candidate's own 256-bit type or uint256; a string
-   or dynamic array read whole: as the code types it). An event is declared with the argument types the code
+   where the code uses it as a condition or gives it a bool, else uint8; 256: the candidate's own 256-bit type or
+   uint256; a string or dynamic array read whole: as the code types it). An event is declared with the argument types the code
    shows and as many indexed arguments as the TAC's `log<n>` has topics. An argument-less `only...` modifier is the
    TAC's `require(caller == sload(s)[0:160], "...")`. `_msgSender()` and `_msgData()` are the context's. A header
    without visibility is public (solc before 0.5). Any other unknown name (an internal function, another modifier,
@@ -181,7 +181,7 @@ class TacFacts:
 def _value_type(slot: Slot, name: str, text: str, want: str) -> str:
     if slot.bits == 160:
         return "address"
-    if slot.bits == 8 and re.search(_BOOLEAN_USE.format(name=re.escape(name)), text):
+    if slot.bits == 8 and (want == "bool" or re.search(_BOOLEAN_USE.format(name=re.escape(name)), text)):
         return "bool"
     if slot.bits == 256:
         return want if re.fullmatch(r"uint256|int256|bytes32|uint|int", want or "") else "uint256"
