@@ -139,6 +139,20 @@ def test_candidates_differing_only_in_type_are_repaired_compiled_and_equivalent(
     assert s["repaired"] == 3 and s["equivalent"] == 4
 
 
+def test_a_public_constant_returns_its_value_and_is_never_bound_to_state(tmp_path):
+    # the embedded model's favourite wrong answer for a plain getter: a role constant of another name. Read as a
+    # variable it was bound to the original's `_rate` and called equivalent (13 candidates of the reference pools)
+    h = B.Harness(units=_Units(), workers=1)
+    h.trace_dir = tmp_path
+    rec = _record("rate()", "function rate() public view returns (uint256) {\n        return _rate;\n    }")
+    role, fee, variable = h.check_many([rec] * 3, [
+        'uint256 public constant CANCELLER_ROLE = keccak256("CANCELLER_ROLE");', "uint256 public constant FEE = 30;",
+        "uint256 public current;"])
+    assert role.reason == "did_not_compile" and "bytes32" in role.detail   # what solc says of it as a constant
+    assert fee.status == "differs" and not fee.bindings, (fee.reason, fee.detail, fee.bindings)
+    assert variable.status == "equivalent" and any(b.startswith("current -> _rate") for b in variable.bindings)
+
+
 def test_a_declaration_solc_could_not_see_is_not_chosen_again_and_super_is_never_bound():
     layout = [{"label": "_hiddenA", "slot": "0", "offset": 0, "type": "t_bool"},
               {"label": "_hiddenB", "slot": "0", "offset": 1, "type": "t_bool"},

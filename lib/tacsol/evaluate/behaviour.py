@@ -51,7 +51,7 @@ from . import abi, layout
 from .binding import CANDIDATE, _only_declaration, apply_renames, bind, touched_variables, undeclared_names
 from .cases import N_CASES, RESPONDERS, make_cases, reverts_by_construction, slot_shapes
 from .repair import NOTE as REPAIR_NOTE, apply_repairs, repairs_for
-from .solidity import ParseFailure, find_function, match_close
+from .solidity import ParseFailure, find_function, getter_function, match_close
 from .trace import Trace, compare_candidate, extend_branches, plain_trace, trace_original
 
 # the shipped sample's test units (tools/sample_units.py): the harness runs on the sample without the npm cache
@@ -521,36 +521,8 @@ def _calls_renamed(body: str, name: str, arity: int, new: str) -> str:
 
 
 def _getter_function(fn, original: Original) -> tuple[str | None, str]:
-    m = re.match(r"\s*((?:mapping\s*\(.*\)|[A-Za-z_$][\w$.]*)(?:\s*\[\d*\])*)\s+public\b", fn.text, re.S)
-    t = m.group(1).strip() if m else ""
-    idx, args, is_array = [], [], []
-    while True:
-        mm = re.match(r"mapping\s*\(", t)
-        if mm:
-            close = match_close(t, mm.end() - 1, "(", ")")
-            key, _, val = t[mm.end():close].partition("=>")
-            args.append(f"{key.strip().split()[0]} k{len(args)}")
-            idx.append(f"k{len(idx)}")
-            is_array.append(False)
-            t = val.strip()
-            continue
-        am = re.match(r"(.*)\[\d*\]$", t, re.S)
-        if am:  # outer dimension last in the type text, first in the access
-            t = am.group(1).strip()
-            args.insert(0, f"uint256 k{len(args)}")
-            idx.insert(0, f"k{len(idx)}")
-            is_array.insert(0, True)
-            continue
-        break
-    if t in original.structs or t.split(".")[-1] in original.structs:
-        return None, "struct_getter"
-    loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
-    # a getter reverts without data past an array's end (an indexing expression panics in 0.8): bounds first
-    checks = "".join(f"require({k} < {fn.name}{''.join(f'[{x}]' for x in idx[:j])}.length); "
-                     for j, (k, arr) in enumerate(zip(idx, is_array)) if arr)
-    access = fn.name + "".join(f"[{k}]" for k in idx)
-    return (f"function {CANDIDATE}({', '.join(args)}) external view returns ({t}{loc}) {{ {checks}return {access}; }}",
-            "")
+    text = getter_function(fn, CANDIDATE, original.structs)
+    return (text, "") if text is not None else (None, "struct_getter")
 
 
 def _site(sources: dict[str, str], file: str, reference: str, contract: str = "") -> tuple[int, str] | None:

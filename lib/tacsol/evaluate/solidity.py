@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Iterable
 
 from ..corpus import strip_comments
 from ..lift.abi import parse_header
@@ -176,6 +177,46 @@ def _find_getter(src: str, name: str | None) -> FunctionText | None:
         text = m.group(0).lstrip(";{} \t\n")
         return FunctionText("getter", m.group(2), _getter_params(m.group(1)), [], "public", text, "", text)
     return None
+
+
+def getter_function(fn: FunctionText, name: str, structs: Iterable[str] = ()) -> str | None:
+    """The function solc generates for a public state variable `fn` (a getter), named `name`: one parameter per
+    mapping key and array dimension (an array's bounds checked first: the generated getter reverts past its end),
+    returning the element; a constant, or an immutable with an initializer, returns its initializer (its value is
+    not storage: read as a variable, a wrong constant would take the original's state). None for a getter of a
+    struct (its ABI is the struct's members); `structs` names the struct types in scope."""
+    m = re.match(r"\s*((?:mapping\s*\(.*\)|[A-Za-z_$][\w$.]*)(?:\s*\[\d*\])*)\s+public\b", fn.text, re.S)
+    t = m.group(1).strip() if m else ""
+    idx, args, is_array = [], [], []
+    while True:
+        mm = re.match(r"mapping\s*\(", t)
+        if mm:
+            close = match_close(t, mm.end() - 1, "(", ")")
+            key, _, val = t[mm.end():close].partition("=>")
+            args.append(f"{key.strip().split()[0]} k{len(args)}")
+            idx.append(f"k{len(idx)}")
+            is_array.append(False)
+            t = val.strip()
+            continue
+        am = re.match(r"(.*)\[\d*\]$", t, re.S)
+        if am:  # outer dimension last in the type text, first in the access
+            t = am.group(1).strip()
+            args.insert(0, f"uint256 k{len(args)}")
+            idx.insert(0, f"k{len(idx)}")
+            is_array.insert(0, True)
+            continue
+        break
+    structs = set(structs)
+    if t in structs or t.split(".")[-1] in structs:
+        return None
+    loc = " memory" if t in ("string", "bytes") or t.endswith("]") else ""
+    value = re.search(r"\bpublic\b[^=;]*\b(?:constant|immutable)\b[^=;]*=\s*(.*?)\s*;\s*$", fn.text, re.S)
+    if value and not args:
+        return f"function {name}() external view returns ({t}{loc}) {{ return {value.group(1)}; }}"
+    checks = "".join(f"require({k} < {fn.name}{''.join(f'[{x}]' for x in idx[:j])}.length); "
+                     for j, (k, arr) in enumerate(zip(idx, is_array)) if arr)
+    access = fn.name + "".join(f"[{k}]" for k in idx)
+    return f"function {name}({', '.join(args)}) external view returns ({t}{loc}) {{ {checks}return {access}; }}"
 
 
 # ---------------------------------------------------------------- declarations of a contract
