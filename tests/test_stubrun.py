@@ -125,6 +125,10 @@ def test_events_and_headers_typed_as_the_stub_declares_them(vault):
         "function setAllowed(address account, bool ok) public { _ok[account] = ok; }",
         "function setAllowed(address account, bool ok) public { _ok[msg.sender] = ok; }"])
     assert [g.verdict for g in got] == ["equivalent", "differs"], got
+    # a public state variable runs as its getter: bound to the TAC's slot, or (a constant) returning its value
+    got = stubrun.check_record(recs["deposits(address)"], code, [
+        "mapping(address => uint256) public balances;", "uint256 public constant FEE = 30;"])
+    assert [g.verdict for g in got] == ["equivalent", "differs"], got
 
 
 ORDERS = """pragma solidity 0.8.20;

@@ -12,7 +12,8 @@ bytecode. Here the candidate is compiled in a stub whose state comes from the TA
    uint256; a string or dynamic array read whole: as the code types it). An event is declared with the argument types the code
    shows and as many indexed arguments as the TAC's `log<n>` has topics. An argument-less `only...` modifier is the
    TAC's `require(caller == sload(s)[0:160], "...")`. `_msgSender()` and `_msgData()` are the context's. A header
-   without visibility is public (solc before 0.5). Any other unknown name (an internal function, another modifier,
+   without visibility is public (solc before 0.5). A public state variable runs as the getter solc generates for
+   it (a constant returns its value). Any other unknown name (an internal function, another modifier,
    a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no verdict.
 3. The original runtime and the stub run in py-evm over the harness's cases (cases.make_cases; storage seeded per
    slot by cases.seed_value) under a seed of their own (RUN_SEED, not the evaluation's), with the success search.
@@ -36,7 +37,7 @@ from . import abi
 from .binding import CANDIDATE, argument_types, modifier_names, role_of, shape_of, undeclared_names
 from .cases import compare, make_cases
 from .compile import standard_input, without_inheritance
-from .solidity import ParseFailure, find_function, match_close, split_top
+from .solidity import ParseFailure, find_function, getter_function, match_close, split_top
 
 RUN_SEED = 7            # the cases' seed: not the behaviour harness's (0), so the check is not the metric's own cases
 MAX_SLOT = 1 << 20      # a variable past this slot (a hashed namespace, ERC-7201) cannot be placed by gaps
@@ -366,6 +367,8 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
         except ParseFailure:
             out[key] = ([], "no function")
             continue
+        if fn.kind == "getter":   # a public state variable: the function solc generates for it (a struct's type
+            fn = find_function(getter_function(fn, CANDIDATE))   # is unknown to the stub: it does not compile)
         if fn.kind != "function" or re.search(r"\b(internal|private)\b", fn.attributes):
             out[key] = ([], "not a public function")
             continue
