@@ -9,12 +9,13 @@ bytecode. Here the candidate is compiled in a stub whose state comes from the TA
    TAC base of its indexing depth, in first-use order against the TAC's first-access order, and declared at that
    slot and byte offset (fixed-size gaps before it); its value type is the TAC's width (160 bits: address; 8: bool
    where the code uses it as a condition or gives it a bool, else uint8; 256: the candidate's own 256-bit type or
-   uint256; a string or dynamic array read whole: as the code types it). An event is declared with the argument types the code
-   shows and as many indexed arguments as the TAC's `log<n>` has topics. An argument-less `only...` modifier is the
-   TAC's `require(caller == sload(s)[0:160], "...")`. `_msgSender()` and `_msgData()` are the context's. A header
-   without visibility is public (solc before 0.5). A public state variable runs as the getter solc generates for
-   it (a constant returns its value). Any other unknown name (an internal function, another modifier,
-   a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no verdict.
+   uint256; a string or dynamic array read whole: as the code types it). An event is declared with the argument
+   types the code shows and as many indexed arguments as the TAC's `log<n>` has topics. An argument-less `only...`
+   modifier is the TAC's `require(caller == sload(s)[0:160], "...")`. `_msgSender()` and `_msgData()` are the
+   context's. A header without visibility is public (solc before 0.5). A public state variable runs as the getter
+   solc generates for it (a constant returns its value). Any other unknown name (an internal function, another
+   modifier, a library, a struct), a slot past 2^20 (a hashed namespace) or a compile error: not runnable, no
+   verdict.
 3. The original runtime and the stub run in py-evm over the harness's cases (cases.make_cases; storage seeded per
    slot by cases.seed_value) under a seed of their own (RUN_SEED, not the evaluation's), with the success search.
    Per case: success, return or revert data, storage writes, logs (topic 0 read as the original's: the event's
@@ -317,7 +318,8 @@ def _renamed(fn_text: str) -> str:
     """The candidate without override/virtual (the stub has no bases), named CANDIDATE: its own name may be one of
     the state variables it reads (`function master() ... { return master; }`), as a getter's is. A header with no
     visibility gets `public`, what solc before 0.5 made of it (and what the bytecode's selector says it is)."""
-    text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", without_inheritance(fn_text), count=1)
+    text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", without_inheritance(fn_text),
+                  count=1)
     m = re.search(rf"\bfunction {CANDIDATE}\(", text)
     close = match_close(text, m.end() - 1, "(", ")") if m else -1
     head_end = min((i for i in (text.find("{", close), text.find(";", close)) if i >= 0), default=-1) if close >= 0 else -1
@@ -424,8 +426,8 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
     return out
 
 
-def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tuple[bytes, str]]], *, seed: int = RUN_SEED,
-                time_limit_s: float = 10.0) -> list[RunCheck]:
+def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tuple[bytes, str]]], *,
+                seed: int = RUN_SEED, time_limit_s: float = 10.0) -> list[RunCheck]:
     """The original runtime `code` traced once over the cases, then each candidate's stub runtimes (one per binding)
     against it: "equivalent" if one binding agrees on every case (and the original returned on one), else
     "differs" with the first binding's first difference; no verdict for a candidate without a runtime."""
