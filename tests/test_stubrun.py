@@ -106,7 +106,7 @@ def test_compiler_of_reads_the_metadata(vault):
 
 def test_a_failing_run_check_leaves_the_ranking_to_the_other_checks(vault, monkeypatch):
     code, recs = vault
-    monkeypatch.setattr(stubrun, "check_record", lambda *a: (_ for _ in ()).throw(RuntimeError("py-evm broke")))
+    monkeypatch.setattr(stubrun, "build_runtimes", lambda *a: (_ for _ in ()).throw(RuntimeError("py-evm broke")))
     checks = verify.check_candidates(recs["owner()"], ["function owner() public view returns (address) { return o; }"],
                                      compile_check=False, code=code)
     assert checks[0].runs == "" and "check 5 failed: RuntimeError: py-evm broke" in checks[0].runs_detail

@@ -473,13 +473,18 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
     """Every candidate of every record run against its original (`codes`: record id -> runtime): the stubs of all
     records compiled together (one check-only and one code-generating solcjs process per solc version), then each
     original traced and its candidates run, in `workers` processes (1: in this one, as the decompiler does beside
-    a loaded model). record id -> one RunCheck per candidate."""
+    a loaded model). record id -> one RunCheck per candidate; a failure (of the compiles, or of one original's run)
+    leaves the candidates it touches without a verdict, saying why, never raises."""
     from concurrent.futures import Future, ProcessPoolExecutor
 
     items = [(f"{r['id']}|{k}", text, r.get("tac") or "", r.get("solc_version") or "")
              for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
     facts: dict[str, TacFacts] = {}
-    built = build_runtimes(items, facts) if items else {}
+    try:
+        built = build_runtimes(items, facts) if items else {}
+    except Exception as exc:  # noqa: BLE001  a check that fails leaves the ranking to the other checks
+        why = f"check 5 failed: {type(exc).__name__}: {str(exc)[:160]}"
+        return {r["id"]: [RunCheck("", why) for _ in candidates[r["id"]]] for r in records}
     out: dict[str, list[RunCheck]] = {}
 
     def settle(rid: str, result) -> None:
