@@ -332,13 +332,18 @@ _KEYWORDS = {"public", "external", "internal", "private", "view", "pure", "payab
              "virtual", "constant"}
 
 
+def _modifiers(fn_text: str) -> tuple[list[str], set[str]]:
+    """The candidate's modifiers: (those without arguments, sorted; those called with arguments)."""
+    names = modifier_names(fn_text) - _KEYWORDS
+    with_args = {m for m in names if re.search(rf"\b{re.escape(m)}\s*\(\s*[^)\s]", fn_text)}
+    return sorted(names - with_args), with_args
+
+
 def _bare(fn_text: str, version: str) -> str:
     """The candidate (as _renamed makes it) alone, its argument-less modifiers declared empty: solc reports a body's
     undeclared names only once its header's resolve."""
-    plain = [f"modifier {m}() {{ _; }}" for m in sorted(modifier_names(fn_text) - _KEYWORDS)
-             if not re.search(rf"\b{m}\s*\(\s*[^)\s]", fn_text)]
     return (f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
-            + "".join(p + "\n" for p in plain) + f"{fn_text}\n}}\n")
+            + "".join(f"modifier {m}() {{ _; }}\n" for m in _modifiers(fn_text)[0]) + f"{fn_text}\n}}\n")
 
 
 _OWNER = re.compile(r"\brequire\((?:caller == sload\((0x[0-9a-f]+|\d+)\)\[0:160\]|sload\((0x[0-9a-f]+|\d+)\)\[0:160\] == "
@@ -385,6 +390,7 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
         bare = {k: _bare(t, v) for k, t, _ in part}
         first = _compile(list(bare.items()), v, codegen=False)
         stubs: list[tuple[str, str]] = []
+        stub_keys: dict[str, list[str]] = {}   # candidate -> its stubs' keys
         for k, t, tac in part:
             res = first.get(k)
             if not isinstance(res, dict):
@@ -392,11 +398,9 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
                 continue
             errors = {"errors": [e for e in res.get("errors", []) if e.get("severity") == "error"]}   # not warnings
             names = undeclared_names(errors, {"Stub.sol": bare[k]})
-            if names is not None:   # the modifiers _bare declared empty are the stub's to build
-                modifiers = modifier_names(t)
-                names = sorted(modifiers - _KEYWORDS - set(names)) + names
-                names = [n for n in names if re.search(rf"\b{n}\s*\(", t) is None or n not in modifiers
-                         or not re.search(rf"\b{n}\s*\(\s*[^)\s]", t)]
+            if names is not None:   # the modifiers _bare declared empty are the stub's to build; not those with
+                plain, with_args = _modifiers(t)   # arguments
+                names = sorted(set(plain) - set(names)) + [n for n in names if n not in with_args]
             if names is None:
                 out[k] = ([], "does not compile")
                 continue
@@ -404,13 +408,14 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
             if isinstance(made, str):
                 out[k] = ([], made)
                 continue
-            stubs += [(f"{k}#{i}", s) for i, s in enumerate(made)]
+            stub_keys[k] = [f"{k}#{i}" for i in range(len(made))]
+            stubs += zip(stub_keys[k], made)
         second = _compile(stubs, v, codegen=True) if stubs else {}
         for k, t, tac in part:
             if k in out:
                 continue
             runs, why = [], "does not compile in the stub"
-            for sk, _ in [s for s in stubs if s[0].rsplit("#", 1)[0] == k]:
+            for sk in stub_keys[k]:
                 res = second.get(sk)
                 if not isinstance(res, dict) or any(e.get("severity") == "error" for e in res.get("errors", [])):
                     if isinstance(res, dict):
