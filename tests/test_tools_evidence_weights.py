@@ -32,6 +32,7 @@ def repo(tmp_path, monkeypatch):
     (adapter / "adapter_model.safetensors").write_bytes(bytes(range(256)) * 8192)   # 2 MiB
     (adapter / "tokenizer.json").write_bytes(b'{"v": 1}' + b" " * (1 << 20))
     (adapter / "adapter_config.json").write_text('{"r": 16}')
+    (adapter / "neighbours.jsonl.gz").write_bytes(bytes(range(256)) * 64)   # a retrieval index: moves at any size
     _git(tmp_path, "add", "-A")
     _git(tmp_path, "commit", "-q", "-m", "publish")
     monkeypatch.setattr(W, "ROOT", tmp_path)
@@ -44,7 +45,7 @@ def test_slim_moves_the_weights_to_history_and_restore_brings_them_back_byte_for
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in adapter.iterdir()}
     manifest = W.slim(trained)
     assert sorted(e["path"] for e in manifest["files"]) == ["adapter/adapter_model.safetensors",
-                                                            "adapter/tokenizer.json"]
+                                                            "adapter/neighbours.jsonl.gz", "adapter/tokenizer.json"]
     assert not (adapter / "adapter_model.safetensors").exists() and (adapter / "adapter_config.json").exists()
     _git(root, "commit", "-q", "-m", "slim")
     tracked = _git(root, "ls-files").split()
@@ -53,7 +54,7 @@ def test_slim_moves_the_weights_to_history_and_restore_brings_them_back_byte_for
     assert W.restore(trained, verify_only=True)   # history holds both, digests equal; nothing written
     assert not (adapter / "tokenizer.json").exists()
     done = W.restore(trained)
-    assert len(done) == 2
+    assert len(done) == 3
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in adapter.iterdir()} == before
 
 

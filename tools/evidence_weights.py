@@ -13,7 +13,9 @@ away (`tacsol decompile --adapter <dir>` needs it):
     .venv/bin/python tools/evidence_weights.py check            # every weights.json: its commits hold its files
 
 The shipped adapter (lib/tacsol/data/adapter/) stays in the tree: `tacsol decompile` runs on it out of the box.
-A clone needs the history (not `--depth 1`) to restore."""
+A clone needs the history (not `--depth 1`) to restore. An adapter trained with retrieval prompts also has its
+retrieval index (neighbours.jsonl.gz, ~0.36 MB: what its prompts cite, needed by `--adapter`), which moves out
+whatever its size: the last run's is a byte-for-byte copy of the shipped adapter's."""
 from __future__ import annotations
 
 import argparse
@@ -27,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = "weights.json"
 MIN_BYTES = 1 << 20   # what moves out: files of a megabyte or more (weights, tokenizer); configs and logs stay
 KINDS = (".safetensors", ".bin", "tokenizer.json")
+INDEXES = ("neighbours.jsonl.gz",)   # an adapter's retrieval index (train.NEIGHBOUR_INDEX): moves out at any size
 
 
 def _git(*args: str, data: bool = False):
@@ -39,15 +42,16 @@ def _git(*args: str, data: bool = False):
 def heavy_files(folder: Path) -> list[Path]:
     """The tracked files under `folder` that slim moves out, in path order."""
     tracked = _git("ls-files", "-z", "--", str(folder.relative_to(ROOT))).split("\0")
-    return sorted(ROOT / p for p in tracked if p and p.endswith(KINDS) and (ROOT / p).is_file()
-                  and (ROOT / p).stat().st_size >= MIN_BYTES)
+    return sorted(ROOT / p for p in tracked if p and (ROOT / p).is_file() and (
+        p.endswith(INDEXES) or p.endswith(KINDS) and (ROOT / p).stat().st_size >= MIN_BYTES))
 
 
 def slim(folder: Path) -> dict:
     """Record the heavy files of `folder` (committed, unchanged) in folder/weights.json and git rm them."""
     files = heavy_files(folder)
     if not files:
-        raise SystemExit(f"{folder}: no tracked file of {MIN_BYTES} bytes or more ({', '.join(KINDS)})")
+        raise SystemExit(f"{folder}: no tracked file of {MIN_BYTES} bytes or more ({', '.join(KINDS)}), nor "
+                         f"{', '.join(INDEXES)}")
     dirty = _git("status", "--porcelain", "--", *(str(f.relative_to(ROOT)) for f in files))
     if dirty:
         raise SystemExit(f"{folder}: commit these first, so that a commit holds them as they are:\n{dirty}")
