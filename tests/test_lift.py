@@ -384,6 +384,21 @@ def test_fold_block_params_drops_parameters_that_carry_one_value():
     assert before >= 12 and count() <= 4   # two copy loops carried 6 values each, only their counter changes
 
 
+def test_compaction_keeps_the_lifts_time_limit():
+    """Level 2/3 passes raise TimeoutError past the deadline (lift turns it into a function's `timeout` status):
+    fold_block_params, on a mutated runtime's long chains, ran 5 CPU s past a 2 s limit before it checked."""
+    from tacsol.lift.abi import Abi
+    from tacsol.lift.compact import compact
+    from tacsol.lift.phis import fold_block_params
+
+    fn, values, prog = _lowered("E@0.6.12/noopt", "twoSubs(uint256,uint256)")
+    with pytest.raises(TimeoutError):
+        fold_block_params(fn, values, deadline=0.0)
+    fn, values, prog = _lowered("E@0.6.12/noopt", "twoSubs(uint256,uint256)")
+    with pytest.raises(TimeoutError):
+        compact(fn, values, prog, Abi.of("uint256,uint256", "nonpayable"), True, deadline=0.0)
+
+
 def test_name_memory_recognises_slots_reverts_returns_and_logs(by_level):
     from tacsol.lift.memory import name_memory
 

@@ -13,6 +13,7 @@ from .ir import BlockSym
 from .budget import clock
 
 JUMPDEST = 0x5B
+MAX_OFFSET = 1 << 64   # evmole's block offsets are 64-bit: a larger constant target is no offset of any code
 
 
 @dataclass(frozen=True)
@@ -184,11 +185,14 @@ def _block_type(sb: BlockSym, nxt: Instr | None):
     t = sb.term
     if t.kind in ("jump", "jumpi"):
         to = _constant(sb, t.target)
+        if to is not None and to >= MAX_OFFSET:   # as evmole does with such a target: a dynamic jump
+            to = None
         if t.kind == "jump":
             return kinds.Jump(to=to) if to is not None else kinds.DynamicJump(to=[])
-        false_to = nxt.pc if nxt is not None else None
-        return kinds.Jumpi(true_to=to, false_to=false_to) if to is not None else \
-            kinds.DynamicJumpi(true_to=[], false_to=false_to)
+        if nxt is None:   # a JUMPI that ends the code (evmole: a block that fails)
+            return kinds.Terminate(success=False)
+        return kinds.Jumpi(true_to=to, false_to=nxt.pc) if to is not None else \
+            kinds.DynamicJumpi(true_to=[], false_to=nxt.pc)
     if t.kind == "fall" and nxt is not None:
         return kinds.Jump(to=nxt.pc)
     return kinds.Terminate(success=bool(sb.stmts) and sb.stmts[-1].op in ("STOP", "RETURN", "SELFDESTRUCT"))

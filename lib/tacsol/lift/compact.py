@@ -15,6 +15,7 @@ from .cse import merge_common
 from .inline import inline_adjacent_reads, inline_single_uses
 from .loops import (fold_calldata_word_loops, fold_copy_loops, fold_counted_word_loops, fold_memcpy_loops,
                     fold_storage_copy_loops, fold_zero_pads)
+from .budget import clock
 from .cfg import Program
 from .ir import FunctionIR
 from .memory import fold_allocations, name_memory, name_message_reverts
@@ -30,13 +31,15 @@ from .tails import copy_revert_tails
 from .values import Values
 
 
-def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False) -> None:
+def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bool = False,
+            deadline: float = float("inf")) -> None:
     """Level 2's passes; with `checked` (level 3), solc's overflow and division guards fold into their operations,
     the decoder's validation of an argument against its declared type folds into the header, a free-memory pointer
     the memory model cannot follow starts a new free base, an argument or the return data copied to memory is one
     statement, as is the legacy memcpy loop and an external call with its checks, branches whose outcome is known
     are settled, an allocation at the free pointer prints as `p = alloc(n)`, and a read used once by the next line
-    is written there."""
+    is written there. Raises TimeoutError once `deadline` (budget.clock) has passed, checked between passes and
+    inside fold_block_params (a mutated runtime's long chains made that one pass run 5 CPU s past a 2 s limit)."""
     keep_live(fn)
     name_arguments(fn, values, abi)                   # calldataload(0x4 + 32k) → argK
     reread(fn, values)
@@ -44,22 +47,26 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
     reread(fn, values)
     fold_checks(fn, values, abi, definitions(fn), checked)   # callvalue, short calldata, (3: arguments' types)
     prune(fn)
-    fold_block_params(fn, values)                     # parameters carrying one value
+    fold_block_params(fn, values, deadline)           # parameters carrying one value
     reread(fn, values)
+    _in_time(deadline)
     fold_negations(fn, values, definitions(fn))       # if iszero(x) goto A else B → if x goto B else A
     merge_common(fn, values)                          # a pure value computed again where the first dominates
     reread(fn, values)
     if checked:
         copy_revert_tails(fn, values)                 # a revert shared by error builders, copied into each
+    _in_time(deadline)
     name_memory(fn, prog.raw, checked)                # mappings, arrays, logs, returns, reverts (3: abi.encode)
     fold_copy_loops(fn, values, definitions(fn), checked)   # word-by-word memory copies → copy(dst, src, n)
     name_message_reverts(fn, prog.raw, checked)       # require(cond, message in memory) → revert(p)
     fold_zero_pads(fn, values, definitions(fn))       # the legacy encoder's cleared tail → zeropad(dst, n)
     name_message_reverts(fn, prog.raw, checked)       # the messages that zeropad ends
     used = eliminate_dead(fn, values)
+    _in_time(deadline)
     if checked and _has_op(fn, "panic") and fold_checked_arithmetic(fn, values, definitions(fn)):   # checked(a + b)
         prune(fn)
         used = eliminate_dead(fn, values)
+    _in_time(deadline)
     if checked and (fold_calldata_word_loops(fn, values)       # abicoder v2's word loop → calldatacopy
                     + fold_counted_word_loops(fn, values)       # n words counted: copy / calldatacopy(dst, src, 32n)
                     + fold_calldata_copies(fn, values, abi.types)     # p = memory(argK)
@@ -75,9 +82,10 @@ def compact(fn: FunctionIR, values: Values, prog: Program, abi: Abi, checked: bo
         before = set(fn.removed)
         prune(fn)
         fn.absorbed |= fn.removed - before            # the sides that never run: their opcodes still count (emit)
-        fold_block_params(fn, values)                 # a join left with one way in
+        fold_block_params(fn, values, deadline)       # a join left with one way in
         reread(fn, values)
         used = eliminate_dead(fn, values)
+    _in_time(deadline)
     if checked and _has_op(fn, "SSTORE") and fold_field_stores(fn, definitions(fn)):   # sstore(slot)[offset:bits] = x
         used = eliminate_dead(fn, values)
     merge_storage_fields(fn, used)                    # sload(slot)[offset:bits]
@@ -92,6 +100,11 @@ def keep_live(fn: FunctionIR) -> None:
     """Drop the statements dead-code elimination removed, so passes see only what prints."""
     fn.body = [[s for k, s in enumerate(fn.body[n]) if fn.live[n][k]] for n in fn.ids]
     fn.live = [[True] * len(b) for b in fn.body]
+
+
+def _in_time(deadline: float) -> None:
+    if clock() >= deadline:
+        raise TimeoutError
 
 
 _OP = attrgetter("op")

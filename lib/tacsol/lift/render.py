@@ -42,6 +42,6 @@ def render(prog: Program, header: str, starts: list[int], deadline: float, stop=
     default to the first instruction of each start."""
     fn, values = lower(prog, starts, deadline, stop, callee, calls, graph, precise=abi is not None, negations=checks)
     if abi is not None:
-        compact(fn, values, prog, abi, checks)        # level 2: arguments, casts, checks, memory constructs
+        compact(fn, values, prog, abi, checks, deadline)   # level 2: arguments, casts, checks, memory constructs
     layout = plan_layout(fn, labels, checks)          # threading, merging, shared halts, checks, labels
     return emit(fn, values, layout, header, deadline, header_pcs or tuple(sorted(set(starts))), decimal=checks)

@@ -91,12 +91,13 @@ def chase(values: Values, o: Operand) -> Operand:
     return o
 
 
-def replace(values: Values, old: Operand, new: Operand) -> None:
-    """Every use of `old` (statements, conditions, jump arguments) reads `new`: callers then run `reread`."""
+def replace(values: Values, old: Operand, new: Operand, walks: bool = True) -> None:
+    """Every use of `old` (statements, conditions, jump arguments) reads `new`: callers then run `reread`.
+    `walks=False`: the caller knows no memoized walk passes `old` (a parameter of a join, phis.fold_block_params)."""
     if old != new:
         values.folded[old] = new
         values.forget()
-        if old[0] == "p":   # walks through single-predecessor chains stop at a folded parameter now
+        if old[0] == "p" and walks:   # walks through single-predecessor chains stop at a folded parameter now
             values.walks_changed()
 
 
