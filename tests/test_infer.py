@@ -76,9 +76,21 @@ def test_bytecode_is_lifted_with_the_callee_budget_the_adapter_was_trained_with(
                               for i in with_units)
 
 
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
 def test_bad_input_is_refused_clearly(tmp_path, capsys):
     with pytest.raises(ValueError, match="not hex bytecode"):
         infer.records_from_input("function f() {}")
+    # --tac with text that is no TAC: the model would write a confident function for it (it wrote `hasRole` for
+    # "hello world"); a unit header or, for a body alone, a block label starts TAC
+    with pytest.raises(ValueError, match=r"notes.txt: not TAC: its first line 'hello world'"):
+        infer.records_from_input(str(_write(tmp_path / "notes.txt", "hello world\n")), tac=True)
+    for text in ("function 0x095ea7b3(arg0: address, arg1: uint256)\nb0:\n  stop", "\nb0:\n  stop",
+                 "function 0x12345678(address) view\nblock_0x1a:\n  STOP()", "block_0x0100:\n  STOP()"):
+        assert infer.records_from_input(text, tac=True)[0]["tac"] == text.lstrip()
     from tacsol.cli import main
 
     assert main(["decompile", "0x6080", "--adapter", str(tmp_path)]) == 2

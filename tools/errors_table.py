@@ -149,7 +149,7 @@ NOT_UTF8_SOL = (b"// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n"
                 b"contract A { string s = \"caf\xe9\"; function f() public {} }\n")
 FAILING_SOL = (b"// SPDX-License-Identifier: MIT\npragma solidity ^0.8.0;\n"
                b"contract B { function f() public { undefinedThing(); } }\n")
-TAC = "function 0x12345678\nb0:\n  stop\n"
+TAC = "function 0x12345678() nonpayable\nb0:\n  stop\n"
 
 # --------------------------------------------------------------------------------------------------- the cases
 CASES: list[Case] = [
@@ -241,6 +241,8 @@ CASES: list[Case] = [
     Case("tacsol decompile", "an input file that does not exist", ("decompile", "{d}/missing.hex"), ("missing.hex",)),
     Case("tacsol decompile", "a TAC file that is not UTF-8", ("decompile", "{d}/f.tac", "--tac"), ("f.tac", "UTF-8"),
          files({"f.tac": b"function 0x12345678\n  caf\xe9\n"})),
+    Case("tacsol decompile", "a --tac file that is not TAC (a log, a note)", ("decompile", "{d}/notes.txt", "--tac"),
+         ("notes.txt", "input", "not TAC"), files({"notes.txt": b"compiled with solc 0.8.20, see below\n"})),
     Case("tacsol decompile", "an adapter folder that does not exist",
          ("decompile", TAC, "--tac", "--adapter", "{d}/nope"),
          ("nope", "adapter_config.json")),

@@ -344,6 +344,15 @@ def records_from_input(source: str, *, tac: bool = False, selector: str = "", si
         raise P.param_error(None, "input", f"{source}: not UTF-8 (byte 0x{exc.object[exc.start]:02x} at offset "
                             f"{exc.start})") from None
     if tac:
+        from .lift.abi import starts_as_tac
+
+        text = text.lstrip()
+        if not starts_as_tac(text):   # else the model writes a confident function for any text (a log, a note)
+            first = text.split("\n", 1)[0][:80]
+            raise P.param_error(None, "input", f"{source if is_file else 'the TAC text'}: not TAC: its first line "
+                                f"{first!r} is neither a unit header, such as `function 0xa9059cbb(arg0: address, "
+                                "arg1: uint256)`, nor a block label (`b0:`) (docs/tac-format.md); for bytecode, leave "
+                                "out --tac")
         return [{"id": p.name if is_file else "input", "tac": text, "selector": selector, "signature": signature}]
     if not _HEX.match(text.strip()):
         raise ValueError(f"{source[:60]!r}: not hex bytecode (use --tac for a TAC file)")

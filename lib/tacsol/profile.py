@@ -39,6 +39,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from .lift.abi import TAC_LABEL as _TAC_LABEL   # bN / bN(params) / --offsets block_0x1a
+
 __all__ = ["ProfileError", "THRESHOLDS", "load_pairs", "validate", "measure", "coverage", "recommend_max_seq_length",
            "describe", "shannon_entropy", "solidity_lex", "tac_operations", "bytecode_opcodes", "entropy_report",
            "composition", "tac_size", "complexity_bucket", "COMPLEXITY_BUCKETS", "hygiene",
@@ -347,7 +349,6 @@ def solidity_lex(text: str, kinds: bool = False) -> list[str]:
 
 _TAC_INFIX = {"+": "ADD", "*": "MUL", "-": "SUB", "/": "DIV", "%": "MOD", "**": "EXP", "<": "LT", ">": "GT",
               "==": "EQ", "&": "AND", "|": "OR", "^": "XOR", "<<": "SHL", ">>": "SHR"}
-_TAC_LABEL = re.compile(r"^\s*(?:b\d+|block_\w+)(?:\(.*\))?:\s*$")  # bN / bN(params) / --offsets block_0x1a
 _TAC_CALL = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 _TAC_BIN = re.compile(r"^\S+\s+(\*\*|==|<<|>>|[+\-*/%<>&|^])\s+\S+$")
 

@@ -58,6 +58,8 @@ class Header:
 
 
 _HEADER_START = re.compile(r"function\s+([A-Za-z_$0-9][\w$]*)\(")
+# a block label as emit prints it: bN, bN(params) at levels 2-3, block_0x1a (labels="offset")
+TAC_LABEL = re.compile(r"^\s*(?:b\d+|block_\w+)(?:\(.*\))?:\s*$")
 
 
 def parse_header(tac: str) -> Header | None:
@@ -81,6 +83,13 @@ def parse_header(tac: str) -> Header | None:
         name, colon, t = p.partition(":")
         params.append((name.strip(), t.strip()) if colon else ("", name.strip()))
     return Header(m.group(1), tuple(params), rest)
+
+
+def starts_as_tac(text: str) -> bool:
+    """`text` begins as a TAC example does: a unit header (parse_header) or, for a body without one, a block
+    label."""
+    first = text.lstrip().split("\n", 1)[0]
+    return parse_header(first) is not None or bool(TAC_LABEL.match(first))
 
 
 @dataclass(frozen=True)
