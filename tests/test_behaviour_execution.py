@@ -87,6 +87,16 @@ def _both(code: bytes, data: bytes, **kw):
     return a, b
 
 
+@pytest.mark.parametrize("fused", [True, False])
+def test_blobhash_and_blobbasefee_run_as_on_a_transaction_without_blobs(fused):
+    """Cancun's BLOBHASH read the transaction context's blob hashes, which py-evm's base context does not implement:
+    a runtime using blobhash() raised NotImplementedError out of the harness (tools/diff_corpus_tac.py
+    --mutations found it). With no blobs, blobhash(i) is 0, and the blob base fee is 1 (excess blob gas 0)."""
+    code = bytes.fromhex("600049" "600052" "4a" "602052" "60406000f3")   # mstore(0, blobhash(0)); mstore(32, blobbasefee)
+    out = execute(code, b"", {}, caller=bytes.fromhex("22" * 20), fused=fused)
+    assert out.success and out.output == (0).to_bytes(32, "big") + (1).to_bytes(32, "big"), (out.error, out.output)
+
+
 def test_valid_jumpdests_skip_push_data():
     # JUMPDEST at 0; PUSH2 0x5b5b (data, not destinations); JUMPDEST at 4; PUSH1 at the end cut off
     assert valid_jumpdests(bytes([0x5B, 0x61, 0x5B, 0x5B, 0x5B, 0x60])) == {0, 4}

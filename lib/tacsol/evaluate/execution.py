@@ -689,8 +689,8 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
     TACSOL_OPCODES=py-evm, which reaches the harness's worker processes: tools/bench_behaviour.py --opcodes)."""
     if fused is None:
         fused = os.environ.get("TACSOL_OPCODES", "fused") != "py-evm"
+    from eth.vm.forks.cancun.transaction_context import CancunTransactionContext
     from eth.vm.message import Message
-    from eth.vm.transaction_context import BaseTransactionContext
 
     m = _machine(code, responders)
     trace = m.trace
@@ -709,7 +709,8 @@ def execute(code: bytes, data: bytes, storage: dict[int, int], *, caller: bytes,
         msg = Message(gas=gas, to=CONTRACT, sender=caller, value=value, data=data, code=code)
         try:
             comp = m.computation(explore, fused).apply_message(
-                state, msg, BaseTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))
+                state, msg, CancunTransactionContext(gas_price=BLOCK["base_fee"], origin=caller))   # (the base
+            # class raises NotImplementedError at BLOBHASH: a transaction with no blobs, blobhash(i) == 0)
         except Deadline:
             return Outcome(False, b"", "Timeout", timeout=True, reads=trace["reads"], accesses=trace["acc"],
                            probed=trace["probed"], cmps=trace["cmps"], read_values=trace["rvals"],
