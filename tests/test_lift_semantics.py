@@ -427,6 +427,12 @@ MEMORY_PROGRAMS = {
     "scratch read after a slot, in one line": asm(
         1, 0, "SSTORE", 0, "CALLDATALOAD", 0, "MSTORE", 5, 0x20, "MSTORE", 0x40, 0, "SHA3", 0, "MLOAD", "SSTORE",
         "STOP"),
+    # legacy solc's external call: the selector in the low bytes of a word, the input from its last 4 bytes, the
+    # output over that word; the call reads the selector before overwriting it (a store level 2 dropped as dead,
+    # found by tools/diff_corpus_tac.py --mutations: the identity precompile echoes it back)
+    "call output over its own input": asm(
+        0x773ACDEF, 0x60, "MSTORE", 0, "CALLDATALOAD", 0x80, "MSTORE",
+        0x20, 0x60, 0x24, 0x7C, 0, 4, "GAS", "CALL", "POP", 0x20, 0x60, "RETURN"),
     # stores nobody reads before a plain revert
     "dead stores before revert": asm(1, 0, "SSTORE", 0, "CALLDATALOAD", 0x100, "MSTORE", 0, 0, "REVERT"),
 }

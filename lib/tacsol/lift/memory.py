@@ -606,13 +606,15 @@ class _Line:
         return dead
 
     def _dead(self, w: Span) -> bool:
-        """No read of w's bytes before the first construct or store that rewrites all of them (or the halt)."""
+        """No read of w's bytes before the first construct or store that rewrites all of them (or the halt). A
+        statement that rewrites them reads first: a call reads its input before writing its output there (legacy
+        solc's `call(g, a, 0, p + 28, n, p, 32)` reads the selector stored at p), mcopy its source."""
         rewrites = [c.pos for c in self.found.values() if c.pos > w.pos and c.span is not None and c.span.covers(w)]
         rewrites += [x.pos for x in self.writes if x.pos > w.pos and x.covers(w)]
         until = min(rewrites, default=None)
         if until is None and not self.halts:
             return False
-        return not any(w.pos < r.pos and (until is None or r.pos < until) and r.overlaps(w) for r in self.reads)
+        return not any(w.pos < r.pos and (until is None or r.pos <= until) and r.overlaps(w) for r in self.reads)
 
 
 _READS_MEMORY = {*_READS, *_WRITES, "icall", "copy", "copypad", "zeropad", "memcpy", "storagecopy", "memory",
