@@ -14,7 +14,13 @@ and the precompiles holds code returning the word 1) in py-evm and in the TAC in
 differs is run again on the level-1 TAC: when that differs too, the interpreter does not model what the function
 does (gasleft() in an event, a call into the contract itself) and it is counted apart. Prints the counts and every
 difference; functions the interpreter cannot run (an environment value it does not model, a callee printed as an
-effect summary) are counted apart too, never as equal. Exit status 1 when a call differs at --level only."""
+effect summary) are counted apart too, never as equal. Exit status 1 when a call differs at --level only.
+
+Without a dataset, --mutations N takes the functions of N mutated lifter-fixture runtimes instead (byte flips,
+splices, inserted jumps: tests/lift_mutations.py, as tools/fuzz_lift.py), those whose TAC is `ok`: code no
+compiler wrote, where a level-2/3 pass that assumes solc's patterns would show as a difference at --level only.
+
+    .venv/bin/python tools/diff_corpus_tac.py --mutations 1000 --level 3 --calls 3 --json out.json"""
 from __future__ import annotations
 
 import argparse
@@ -62,10 +68,51 @@ def random_call(types: list[str], rng: random.Random) -> tuple[list[str], list]:
     return names, values
 
 
+def dataset_functions(name: str, sample: int, seed: int, counts: collections.Counter):
+    """(record, runtime hex) of a seeded sample of a built dataset's records, runtimes from its compile cache."""
+    import pandas as pd
+
+    from tacsol import pairs
+    from tacsol.baselines import bytecode_from_cache
+    from tacsol.evm import link_placeholders
+
+    dd = pairs.load(name)
+    df = pd.concat([dd[s].to_pandas() for s in dd], ignore_index=True)
+    df = df.sample(min(sample, len(df)), random_state=seed)
+    codes, missing = bytecode_from_cache(df.to_dict("records"))
+    counts["no_runtime"] = len(missing)
+    for r in df.to_dict("records"):
+        if codes.get(r["id"]) is not None:
+            yield r, link_placeholders(codes[r["id"]])
+
+
+def mutated_functions(n: int, seed: int, level: int, counts: collections.Counter):
+    """(record, runtime hex) of every public function whose TAC at `level` is ok, in n mutated fixture runtimes."""
+    from lift_mutations import mutate, seeds
+
+    from tacsol.lift import LiftError, lift
+
+    pool, rng = seeds(), random.Random(seed)
+    for i in range(n):
+        how, raw = mutate(pool, rng)
+        try:
+            res = lift(raw, level=level, time_limit_s=2)
+        except LiftError:
+            counts["mutated runtimes refused"] += 1
+            continue
+        counts["mutated runtimes lifted"] += 1
+        for f in res.functions:
+            if f.status == "ok" and f.selector.startswith("0x"):
+                yield {"selector": f.selector, "contract": f"mutation {i} ({how})", "signature": f.selector,
+                       "settings": ""}, raw.hex()
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("dataset", help="a name under outputs/data/")
+    ap.add_argument("dataset", nargs="?", help="a name under outputs/data/")
+    ap.add_argument("--mutations", type=int, default=0,
+                    help="instead of a dataset: this many mutated fixture runtimes (tests/lift_mutations.py)")
     ap.add_argument("--level", type=int, choices=[1, 2, 3], default=3, help="TAC level to lift at (default 3)")
     ap.add_argument("--sample", type=int, default=400, help="records drawn from the dataset (default 400)")
     ap.add_argument("--calls", type=int, default=6, help="random calls per function (default 6)")
@@ -77,29 +124,21 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the counts and differences here")
     a = ap.parse_args(argv)
 
-    import pandas as pd
     from tqdm import tqdm
 
     import test_lift_semantics as sem
-    from tacsol import pairs
-    from tacsol.baselines import bytecode_from_cache
-    from tacsol.evm import link_placeholders
     from tacsol.lift import LiftError, lift
 
-    dd = pairs.load(a.dataset)
-    df = pd.concat([dd[s].to_pandas() for s in dd], ignore_index=True)
-    df = df.sample(min(a.sample, len(df)), random_state=a.seed)
-    codes, missing = bytecode_from_cache(df.to_dict("records"))
+    if bool(a.dataset) == bool(a.mutations):
+        ap.error("name a dataset or --mutations N (one of them)")
     wanted = [re.compile(p) for p in a.constructs]
     rng = random.Random(a.seed)
-    counts: collections.Counter = collections.Counter(no_runtime=len(missing))
+    counts: collections.Counter = collections.Counter()
     diffs = []
     lifted: dict[str, object] = {}
-    for _, r in tqdm(list(df.iterrows()), desc="functions", unit="fn"):
-        code = codes.get(r["id"])
-        if code is None:
-            continue
-        code = link_placeholders(code)
+    items = mutated_functions(a.mutations, a.seed, a.level, counts) if a.mutations else \
+        dataset_functions(a.dataset, a.sample, a.seed, counts)
+    for r, code in tqdm(items, desc="functions", unit="fn"):
         try:
             res = lifted[code] = lifted.get(code) or lift(code, level=a.level, time_limit_s=60)
             tac = res.function(r["selector"]).tac
@@ -119,7 +158,12 @@ def main(argv=None) -> int:
         for _ in range(a.calls):
             names, values = random_call(types, rng)
             data = bytes.fromhex(r["selector"][2:]) + sem._abi_encode(names, values)
-            want = sem._evm_outcome(code, data, a.responders)
+            try:
+                want = sem._evm_outcome(code, data, a.responders)
+            except Exception as e:  # noqa: BLE001 - the oracle failing is a finding (BLOBHASH was one): count, show
+                counts[f"py-evm failed: {type(e).__name__}"] += 1
+                print(f"PY-EVM FAILED {r['contract']}.{r['signature']} {data.hex()}: {type(e).__name__}: {e}")
+                break
             try:
                 got = sem._tac_outcome(tac, data, code, a.responders)
             except (NotImplementedError, KeyError) as e:   # an environment value, a summarized callee
@@ -143,7 +187,8 @@ def main(argv=None) -> int:
             break
     print(json.dumps(dict(counts), indent=1))
     if a.json:
-        Path(a.json).write_text(json.dumps({"dataset": a.dataset, "level": a.level, "sample": a.sample,
+        Path(a.json).write_text(json.dumps({"dataset": a.dataset, "mutations": a.mutations, "level": a.level,
+                                            "sample": a.sample,
                                             "calls": a.calls, "seed": a.seed, "constructs": a.constructs,
                                             "responders": a.responders,
                                             "counts": dict(counts), "differences": diffs}, indent=1) + "\n")
