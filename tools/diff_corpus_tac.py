@@ -86,8 +86,10 @@ def dataset_functions(name: str, sample: int, seed: int, counts: collections.Cou
             yield r, link_placeholders(codes[r["id"]])
 
 
-def mutated_functions(n: int, seed: int, level: int, counts: collections.Counter):
-    """(record, runtime hex) of every public function whose TAC at `level` is ok, in n mutated fixture runtimes."""
+def mutated_functions(n: int, seed: int, level: int, counts: collections.Counter, lifted: dict):
+    """(record, runtime hex) of every public function whose TAC at `level` is ok, in n mutated fixture runtimes;
+    each runtime's lift goes into `lifted` (runtime hex -> LiftedContract), which main reads instead of lifting
+    again."""
     from lift_mutations import mutate, seeds
 
     from tacsol.lift import LiftError, lift
@@ -101,6 +103,7 @@ def mutated_functions(n: int, seed: int, level: int, counts: collections.Counter
             counts["mutated runtimes refused"] += 1
             continue
         counts["mutated runtimes lifted"] += 1
+        lifted[raw.hex()] = res
         for f in res.functions:
             if f.status == "ok" and f.selector.startswith("0x"):
                 yield {"selector": f.selector, "contract": f"mutation {i} ({how})", "signature": f.selector,
@@ -136,7 +139,7 @@ def main(argv=None) -> int:
     counts: collections.Counter = collections.Counter()
     diffs = []
     lifted: dict[str, object] = {}
-    items = mutated_functions(a.mutations, a.seed, a.level, counts) if a.mutations else \
+    items = mutated_functions(a.mutations, a.seed, a.level, counts, lifted) if a.mutations else \
         dataset_functions(a.dataset, a.sample, a.seed, counts)
     for r, code in tqdm(items, desc="functions", unit="fn"):
         try:
