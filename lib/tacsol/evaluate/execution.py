@@ -34,6 +34,10 @@ BLOCK = {"coinbase": bytes.fromhex("c0" * 20), "timestamp": 1_700_000_000, "numb
 # accepted transfer), so that code past an external call (token transfers, oracle reads) is reached and the call
 # itself (target, value, calldata) is compared; calls to other addresses meet no code, as on chain
 RESPONDER_CODE = bytes.fromhex("600160005260206000f3")   # mstore(0, 1); return(0, 32)
+# where check 5's stubs find the original runtime (evaluate.stubrun): a candidate's call of another public function of
+# the original is a DELEGATECALL here, which runs the original's code on the stub's own storage, as an internal call
+# of that function would run in the original; such a frame is not itself an external call (_calls lists its calls)
+ORIGINAL = bytes.fromhex("0a1b1a" + "00" * 17)
 ZERO_RESPONDER_CODE = bytes.fromhex("60206000f3")            # return(0, 32): the word 0 (no implementer, false)
 
 
@@ -741,9 +745,13 @@ def _cmp_jumps(trace: dict) -> list[int]:
 
 
 def _calls(comp) -> list[tuple[str, bytes, int, bytes]]:
+    """The external calls a run made: its frame's, with those of a DELEGATECALL into ORIGINAL in its place."""
     out = []
     for ch in comp.children:
         m = ch.msg
+        if m.code_address == ORIGINAL and m.to != ORIGINAL:   # a DELEGATECALL (py-evm: no value transfer, to = us)
+            out += _calls(ch)
+            continue
         kind = "staticcall" if m.is_static else "delegatecall" if not m.should_transfer_value else "call"
         out.append((kind, bytes(m.code_address or m.to), int(m.value), bytes(m.data)))
     return out

@@ -35,9 +35,10 @@ from typing import Any, Mapping, Sequence
 from .. import corpus, evm
 from ..lift.abi import parse_header
 from . import abi
-from .binding import CANDIDATE, argument_types, modifier_names, role_of, shape_of, undeclared_names
+from .binding import CANDIDATE, _arity, argument_types, modifier_names, role_of, shape_of, undeclared_names
 from .cases import compare, make_cases
 from .compile import standard_input, without_inheritance
+from .execution import ORIGINAL
 from .solidity import ParseFailure, find_function, getter_function, match_close, split_top
 
 RUN_SEED = 7            # the cases' seed: not the behaviour harness's (0), so the check is not the metric's own cases
@@ -51,6 +52,15 @@ _ACCESS = re.compile(r"\b(sload|sstore|storagestring)\(")   # level 3 reads and 
 _RANGE = re.compile(r"\[(\d+):(\d+)\]")
 _CONST = re.compile(r"^(0x[0-9a-f]+|\d+)$")
 _LOG = re.compile(r"\blog([0-4])\(")
+# what a stub's stand-in for an unknown internal function reverts with: a case whose run reaches it says nothing of
+# the candidate (it depends on code the stub does not have), so it is left out of the comparison
+UNKNOWN_MARK = evm.keccak256(b"tacsol: an internal function the stub does not have")
+_QUALIFIER = re.compile(r"(?<![\w$.])(?:super|[A-Z][\w$]*)\s*\.\s*(?=[A-Za-z_$][\w$]*\s*\()")
+# types tried, per argument whose type the code does not show, for a call of another public function of the original
+_GUESSES = ("address", "uint256", "bool", "bytes32", "string", "bytes", "uint8", "uint64", "int256", "address[]",
+            "uint256[]")
+_NUMBERS = ("uint256", "uint8", "uint64", "int256", "uint128", "uint32", "uint16")
+_DYNAMIC = re.compile(r"string|bytes|.*\[\d*\]")
 _BOOLEAN_USE = r"(?:if\s*\(\s*!?\s*|require\s*\(\s*!?\s*|!\s*|&&\s*|\|\|\s*){name}\b|{name}(?:\[[^;]*?\])*\s*(?:&&|\|\||=\s*(?:true|false)\b|\)\s*\{{)"
 
 
@@ -67,7 +77,7 @@ class Slot:
 
 @dataclass
 class RunCheck:
-    verdict: str = ""        # "equivalent" | "differs" | "" (not runnable)
+    verdict: str = ""        # "equivalent" | "agrees" (on the cases it could judge) | "differs" | "" (no verdict)
     reason: str = ""         # why not runnable, the cases compared, or the first differing case
 
 
@@ -235,14 +245,16 @@ def layout_declarations(variables: Sequence[tuple[str, Slot, str]]) -> str | Non
     return "\n    ".join(lines)
 
 
-def _event(name: str, text: str, topics: int, state: Mapping[str, str]) -> str:
+def _event(name: str, text: str, topics: int, state: Mapping[str, str], calls: Mapping[str, str] = {}) -> str:
     """The event's declaration: its arguments typed as the code shows them (a parameter, a literal, a state variable
-    of the stub: `state`), else uint256; as many indexed as the TAC's log has topics after topic 0."""
+    of the stub: `state`, a call of a stand-in returning one value: `calls`), else uint256; as many indexed as the
+    TAC's log has topics after topic 0."""
     m = re.search(rf"\bemit\s+{re.escape(name)}\s*\(", text)
     args = [a.strip() for a in evm.split_types(text[m.end():match_close(text, m.end() - 1, "(", ")")])] if m else []
     types = argument_types(name, text) + [""] * len(args)
+    called = [re.match(r"([A-Za-z_$][\w$]*)\s*\(", a) for a in args]
     types = [t if t and t != "number" else "address" if re.fullmatch(r"_msgSender\(\s*\)", a) else
-             state.get(a) or "uint256" for a, t in zip(args, types)]
+             state.get(a) or (c and calls.get(c.group(1))) or "uint256" for a, t, c in zip(args, types, called)]
     indexed = max(0, min(topics - 1, len(types)))
     return f"event {name}(" + ", ".join(t + (" indexed" if i < indexed else "") for i, t in enumerate(types)) + ");"
 
@@ -251,14 +263,135 @@ def _emit_order(text: str) -> list[str]:
     return re.findall(r"\bemit\s+([A-Za-z_$][\w$]*)\s*\(", text)
 
 
-def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: str) -> list[str] | str:
+def runtime_selectors(code: bytes) -> frozenset[str]:
+    """The selectors the runtime dispatches ("0x" + 8 hex), by evmole; empty where it finds none."""
+    try:
+        import evmole
+
+        return frozenset("0x" + f.selector for f in evmole.contract_info(code, selectors=True).functions)
+    except Exception:  # noqa: BLE001  malformed code: no public function to delegate to
+        return frozenset()
+
+
+def _local_types(text: str) -> dict[str, str]:
+    """Parameter, return and local names of the candidate with their types (no data location)."""
+    out: dict[str, str] = {}
+    try:
+        fn = find_function(text)
+        out.update({n: t for t, n in fn.params + fn.returns if n})
+    except ParseFailure:
+        pass
+    for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string)\s+(?:memory\s+|calldata\s+)?"
+                           r"([A-Za-z_$][\w$]*)\s*[=;]", text):
+        out.setdefault(n, t)
+    return {n: t.replace("address payable", "address") for n, t in out.items()}
+
+
+def returned_types(name: str, text: str) -> list[str] | None:
+    """What the first call `name(...)` in the candidate must return, from where it stands: [] as a statement, the
+    type of the local it initializes or of the value it is compared with, bool as a condition, the function's own
+    return types when returned; None where the code does not say."""
+    m = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
+    close = match_close(text, m.end() - 1, "(", ")") if m else -1
+    if close < 0:
+        return None
+    before, after = text[:m.start()].rstrip(), text[close + 1:].lstrip()
+    if after.startswith(";") and (before.endswith((";", "{", "}")) or re.search(r"\belse$", before)):
+        return []
+    local = re.search(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string)\s+(?:memory\s+)?[A-Za-z_$][\w$]*"
+                      r"\s*=$", before)
+    if local:
+        t = local.group(1).replace("address payable", "address")
+        return [{"uint": "uint256", "int": "int256"}.get(t, t)]
+    if re.search(r"\breturn$", before) and after.startswith(";"):
+        try:
+            return [t for t, _ in find_function(text).returns]
+        except ParseFailure:
+            return None
+    if re.search(r"(?:\brequire\s*\(|\bassert\s*\(|\bif\s*\(|\bwhile\s*\(|!|&&|\|\|)$", before) or \
+            re.match(r"(?:&&|\|\||\?)", after):
+        return ["bool"]
+    types = _local_types(text)
+    other = re.match(r"(?:==|!=)\s*([A-Za-z_$][\w$.]*)", after) or re.search(r"([A-Za-z_$][\w$.]*)\s*(?:==|!=)$", before)
+    if other:
+        o = other.group(1)
+        t = types.get(o) or ("address" if o in ("msg.sender", "tx.origin") else "")
+        return [t] if t else None
+    return None
+
+
+def _located(t: str) -> str:
+    return f"{t} memory" if _DYNAMIC.fullmatch(t) else t
+
+
+def _public_signature(name: str, args: Sequence[str], selectors: frozenset[str]) -> tuple[str, list[str]] | None:
+    """(selector, argument types) of the runtime's public function `name` taking these arguments: the types the code
+    shows, each unknown one tried among _GUESSES (a number among _NUMBERS); None unless exactly one signature's
+    selector is among `selectors`."""
+    options = [[a] if a and a not in ("number",) else list(_NUMBERS if a == "number" else _GUESSES) for a in args]
+    if any(a.startswith("struct ") for a in args) or sum(len(o) > 1 for o in options) > 3:
+        return None
+    found = {}
+    for combo in itertools.product(*options):
+        sel = evm.selector(f"{name}({','.join(combo)})")
+        if sel in selectors:
+            found[sel] = list(combo)
+    return next(iter(found.items())) if len(found) == 1 else None
+
+
+def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate: bool) -> tuple[str, bool] | str:
+    """(declaration, delegates) of an internal function `name` the candidate calls and the stub does not have, or
+    why none can be written. Where `delegate` allows and the runtime has exactly one public function of that name
+    and arity taking the arguments the code shows (other than `own`, the function the candidate stands for: no
+    answer runs the original in its place), a DELEGATECALL of it at ORIGINAL, which runs the original's code on the
+    stub's storage, as an internal call of that function in the original does. Else a function that reverts with
+    UNKNOWN_MARK: the cases that reach it are left unjudged."""
+    args = argument_types(name, text) + [""] * _arity(name, text)
+    args = args[:_arity(name, text)]
+    returns = returned_types(name, text)
+    public = _public_signature(name, args, selectors) if delegate and returns is not None else None
+    if public is not None and public[0] != own.lower():
+        sel, types = public
+        params = ", ".join(f"{_located(t)} a{i}" for i, t in enumerate(types))
+        rets = ", ".join(f"{_located(t)} r{i}" for i, t in enumerate(returns))
+        decode = (f"\n        ({', '.join(f'r{i}' for i in range(len(returns)))}) = abi.decode(out, "
+                  f"({', '.join(returns)}));" if returns else "")
+        return (f"function {name}({params}) internal{f' returns ({rets})' if rets else ''} {{\n"
+                f"        (bool ok, bytes memory out) = address(uint160({int.from_bytes(ORIGINAL, 'big')})).delegatecall("
+                f"abi.encodeWithSelector(bytes4({sel}){''.join(f', a{i}' for i in range(len(types)))}));\n"
+                f"        if (!ok) {{ assembly {{ revert(add(out, 32), mload(out)) }} }}{decode}\n    }}", True)
+    if any(a.startswith("struct ") for a in args):
+        return f"unknown function {name} (a struct argument)"
+    params = ", ".join(f"{_located(a if a and a not in ('number',) else 'uint256')} a{i}" for i, a in enumerate(args))
+    rets = ", ".join(f"{_located(t)} r{i}" for i, t in enumerate(returns or []))
+    return (f"function {name}({params}) internal pure{f' returns ({rets})' if rets else ''} {{\n"
+            f"        assembly {{ mstore(0, 0x{UNKNOWN_MARK.hex()}) revert(0, 32) }}\n    }}", False)
+
+
+def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: str,
+                 selectors: frozenset[str] = frozenset()) -> list[str] | str:
     """The stubs that run the candidate (`fn_text`, as _renamed makes it; one stub per binding of its variables to
-    the TAC's slots, at most 6), or why none can."""
+    the TAC's slots, at most 6), or why none can. An internal function it calls gets a stand-in (stand_in: the
+    original's public function of that signature among the runtime's `selectors`, else one that marks the case
+    unjudged)."""
     variables, events, helpers, guards = [], [], [], []
+    # a delegated call carries the candidate's call value, which an internal call would not check: not where the
+    # function is payable; abi.decode and the call's (bool, bytes) result need solc 0.5
+    delegate = facts.call is not None and not facts.call[2] and _at_least(version, (0, 5, 0))
+    delegates, calls = False, {}   # calls: a stand-in's one return type
     for name in names:
         role = role_of(name, fn_text)
         if name in CONTEXT_HELPERS and role == "function":
             helpers.append(CONTEXT_HELPERS[name])
+        elif role == "function":
+            made = stand_in(name, fn_text, selectors, facts.call[0] if facts.call else "", delegate)
+            if isinstance(made, str):
+                return made
+            helpers.append(made[0])
+            delegates = delegates or made[1]
+            returns = returned_types(name, fn_text)
+            if returns and len(returns) == 1:
+                calls[name] = returns[0]
         elif role == "variable":
             variables.append(name)
         elif role == "event":
@@ -281,6 +414,8 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
         if len(pool) < len(vs):
             return f"no slot of depth {depth} in the TAC for {', '.join(vs)}"
         choices.append([list(zip(vs, p)) for p in itertools.permutations(pool, len(vs))][:6])
+    if delegates:   # a view candidate calls what the compiler cannot know to be a view: its mutability goes (it
+        fn_text = _without_mutability(fn_text)   # changes no opcode of the candidate)
     owner = facts.owner if guards else None
     if guards and owner is None:
         return f"modifier {guards[0]}: the TAC shows no caller check against a stored address"
@@ -301,12 +436,25 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
         if decl is None:
             continue
         state = {n: t for n, s, t in bound if not s.depth}
-        event_lines = [_event(e, fn_text, topics[order.index(e)] if order.index(e) < len(topics) else 1, state)
+        event_lines = [_event(e, fn_text, topics[order.index(e)] if order.index(e) < len(topics) else 1, state,
+                              calls)
                        for e in events]
         out.append(f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
                    f"    {decl}\n    " + "\n    ".join(event_lines + helpers + modifiers) +
                    f"\n\n{fn_text}\n}}\n")
     return out or "no layout places the variables at the TAC's slots"
+
+
+def _at_least(version: str, floor: tuple[int, ...]) -> bool:
+    try:
+        return tuple(int(x) for x in version.split("+")[0].split(".")[:3]) >= floor
+    except ValueError:
+        return False
+
+
+def _without_mutability(fn_text: str) -> str:
+    head = fn_text.find("{")
+    return fn_text if head < 0 else re.sub(r"\b(view|pure)\b", "", fn_text[:head]) + fn_text[head:]
 
 
 def _compile(inputs: list[tuple[str, str]], version: str, codegen: bool) -> dict[str, Any]:
@@ -320,6 +468,7 @@ def _renamed(fn_text: str) -> str:
     visibility gets `public`, what solc before 0.5 made of it (and what the bytecode's selector says it is)."""
     text = re.sub(r"\bfunction\s+[A-Za-z_$][\w$]*\s*\(", f"function {CANDIDATE}(", without_inheritance(fn_text),
                   count=1)
+    text = _QUALIFIER.sub("", text)   # `super.f(...)`, `ERC721.ownerOf(...)`: the stub has no bases, f is the stub's
     m = re.search(rf"\bfunction {CANDIDATE}\(", text)
     close = match_close(text, m.end() - 1, "(", ")") if m else -1
     head_end = min((i for i in (text.find("{", close), text.find(";", close)) if i >= 0), default=-1) if close >= 0 else -1
@@ -359,12 +508,14 @@ def _owner_check(tac: str) -> tuple[int, str] | None:
     return int(m.group(1) or m.group(2), 0), f", {m.group(3)}" if m.group(3) else ""
 
 
-def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, TacFacts] | None = None
+def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, TacFacts] | None = None,
+                   selectors: Mapping[str, frozenset[str]] | None = None
                    ) -> dict[str, tuple[list[tuple[bytes, str]], str]]:
     """items: (key, candidate text, TAC, solc version). key -> ([(runtime, selector)] per binding, reason): the
     candidate's undeclared names from one check-only compile per version, then its stubs compiled with code
     generation, every candidate of a version in one solcjs process per stage. `facts` (TAC -> TacFacts) is filled
-    with what the stubs read of each distinct TAC."""
+    with what the stubs read of each distinct TAC; `selectors` (key -> the original runtime's selectors) says which
+    of the original's public functions a stub may call (stand_in)."""
     out: dict[str, tuple[list[tuple[bytes, str]], str]] = {}
     facts = {} if facts is None else facts   # per distinct TAC: a record's candidates share it
     by_version: dict[str, list[tuple[str, str, str]]] = {}
@@ -404,7 +555,7 @@ def build_runtimes(items: Sequence[tuple[str, str, str, str]], facts: dict[str, 
             if names is None:
                 out[k] = ([], "does not compile")
                 continue
-            made = stub_sources(t, names, facts[tac], v)
+            made = stub_sources(t, names, facts[tac], v, (selectors or {}).get(k, frozenset()))
             if isinstance(made, str):
                 out[k] = ([], made)
                 continue
@@ -438,7 +589,7 @@ def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tupl
     "differs" with the first binding's first difference; no verdict for a candidate without a runtime."""
     import time
 
-    from .trace import _as_if_called_by, _run, trace_original
+    from .trace import trace_original
 
     head = facts.call
     if head is None:
@@ -451,26 +602,46 @@ def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tupl
         why = t.status if t.status != "ok" else "the original never returned"
         return [RunCheck("", why) for _ in candidates]
     out = []
+    rank = {"equivalent": 3, "agrees": 2, "": 1, "differs": 0}
     for runtimes in candidates:
-        verdict, first = "", "no runtime"
-        for cand, cand_sel in runtimes:
-            deadline = time.thread_time() + time_limit_s
-            why = ""
-            for i, (a, c) in enumerate(zip(t.outcomes, t.cases)):
-                b = _as_if_called_by(_run(cand, cand_sel, types, c, seed, shapes, deadline), cand_sel, sel)
-                # topic 0 is the event's name: the decompiler's guess, read as the original's
-                b.logs = [((a.logs[j][0][0],) + tp[1:] if j < len(a.logs) and tp and a.logs[j][0] else tp, d)
-                          for j, (tp, d) in enumerate(b.logs)]
-                diff = compare(a, b)
-                if diff:
-                    why = f"case {i}: {diff} differ"
-                    break
-            if not why:
-                verdict, first = "equivalent", f"{len(t.outcomes)} cases"
+        best = RunCheck("", "no runtime")
+        for cand, cand_sel in runtimes:   # the best binding's verdict; the first binding's first difference
+            got = _compare_binding(t, code, cand, cand_sel, types, sel, seed, shapes, time.thread_time() + time_limit_s)
+            if best.reason == "no runtime" or rank[got.verdict] > rank[best.verdict]:
+                best = got
+            if got.verdict == "equivalent":
                 break
-            verdict, first = "differs", first if verdict == "differs" else why
-        out.append(RunCheck(verdict, first))
+        out.append(best)
     return out
+
+
+def _compare_binding(t, code: bytes, cand: bytes, cand_sel: str, types, sel: str, seed: int, shapes: dict,
+                     deadline: float) -> RunCheck:
+    """One stub runtime against the original `code`'s trace `t`, case by case. A case whose run reaches a stand-in that marks it
+    (UNKNOWN_MARK) is not judged: "differs" at the first judged case that differs, "equivalent" when every case is
+    judged and agrees, "agrees" when some are and agree, no verdict when none is."""
+    from .trace import _as_if_called_by, _run
+
+    unjudged, returned = 0, 0
+    for i, (a, c) in enumerate(zip(t.outcomes, t.cases)):
+        b = _as_if_called_by(_run(cand, cand_sel, types, c, seed, shapes, deadline, original=code), cand_sel, sel)
+        if not b.success and b.error == "Revert" and b.output == UNKNOWN_MARK:
+            unjudged += 1
+            continue
+        # topic 0 is the event's name: the decompiler's guess, read as the original's
+        b.logs = [((a.logs[j][0][0],) + tp[1:] if j < len(a.logs) and tp and a.logs[j][0] else tp, d)
+                  for j, (tp, d) in enumerate(b.logs)]
+        diff = compare(a, b)
+        if diff:
+            return RunCheck("differs", f"case {i}: {diff} differ")
+        returned += a.success
+    n = len(t.outcomes)
+    if not unjudged:
+        return RunCheck("equivalent", f"{n} cases")
+    if unjudged == n:
+        return RunCheck("", f"every case reaches a function the stub does not have ({n} cases)")
+    return RunCheck("agrees", f"{n - unjudged} of {n} cases agree ({returned} returning), {unjudged} reach a "
+                              "function the stub does not have")
 
 
 def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], candidates: Mapping[str, Sequence[str]],
@@ -486,7 +657,8 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
              for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
     facts: dict[str, TacFacts] = {}
     try:
-        built = build_runtimes(items, facts) if items else {}
+        sels = {rid: runtime_selectors(code) for rid, code in codes.items() if any(r["id"] == rid for r in records)}
+        built = build_runtimes(items, facts, {key: sels[key.rsplit("|", 1)[0]] for key, *_ in items}) if items else {}
     except Exception as exc:  # noqa: BLE001  a check that fails leaves the ranking to the other checks
         why = f"check 5 failed: {type(exc).__name__}: {str(exc)[:160]}"
         return {r["id"]: [RunCheck("", why) for _ in candidates[r["id"]]] for r in records}
@@ -498,7 +670,7 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
             got = result()
         except Exception as e:  # noqa: BLE001  one original's failure is its candidates' (no verdict)
             got = [RunCheck("", f"run failed: {type(e).__name__}: {str(e)[:120]}")] * len(out[rid])
-        out[rid] = [g if g.verdict else o for g, o in zip(got, out[rid])] if got else out[rid]
+        out[rid] = [g if g.verdict or not o.reason else o for g, o in zip(got, out[rid])] if got else out[rid]
 
     jobs: dict[str, Future] = {}
     ex = ProcessPoolExecutor(workers) if workers > 1 else None

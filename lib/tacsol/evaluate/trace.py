@@ -12,7 +12,7 @@ from typing import Callable
 from .. import evm
 from . import abi
 from .cases import CALLERS, RESPONDERS, Case, _fmt, compare, seed_code, seed_value, seeds_search
-from .execution import CONTRACT, Outcome, execute
+from .execution import CONTRACT, ORIGINAL, Outcome, execute
 
 
 @dataclass
@@ -470,12 +470,15 @@ def _as_if_called_by(o: Outcome, cand_sel: str, sel: str) -> Outcome:
 
 
 def _run(code: bytes, sel: str, types: list[abi.AbiType], c: Case, seed: int, shapes: dict | None,
-         deadline: float, explore: bool = False) -> Outcome:
+         deadline: float, explore: bool = False, original: bytes | None = None) -> Outcome:
+    """`code` called over case `c`; `original`: the runtime the address ORIGINAL holds (check 5's stubs delegate
+    the original's other public functions to it)."""
     return execute(code, evm.hex_bytes(sel) + abi.encode_tuple(types, c.args), dict(c.storage),
                    caller=c.caller, value=c.value, responders=RESPONDERS,
                    time_limit_s=max(0.2, min(3.0, deadline - time.thread_time())),
                    storage_default=lambda slot, pre: seed_value(slot, seed, c.variant, shapes, pre),
-                   code_default=lambda a: seed_code(a, c.variant, c.answer_words), explore=explore)
+                   code_default=lambda a: original if original is not None and a == ORIGINAL else
+                   seed_code(a, c.variant, c.answer_words), explore=explore)
 
 
 def compare_candidate(trace: Trace, cand: bytes, cand_sel: str, types: list[abi.AbiType], *,
