@@ -217,12 +217,16 @@ def test_internal_calls_run_the_originals_public_functions_and_leave_the_rest_un
                             "emit Approved(ownerOf(tokenId), to, tokenId);")
     itself = "function approve(address to, uint256 id) public { super.approve(to, id); }"
     runs = stubrun.check_record(rec, code, [right, unchecked, inlined, itself])
-    assert [r.verdict for r in runs] == ["agrees", "differs", "equivalent", ""], [r.reason for r in runs]
+    assert [r.verdict for r in runs] == ["agrees", "differs", "equivalent", "ran"], [r.reason for r in runs]
     assert "invalid token ID" not in runs[0].reason and runs[1].reason.startswith("case ")
     # the function itself is never run in the candidate's place: `super.approve` reaches only a stand-in
     assert runs[3].reason.startswith("every case reaches a function the stub does not have"), runs[3].reason
     best, checks = verify.rank(rec, [unchecked, itself, right], compile_check=False, code=code)
-    assert best == 2 and [c.runs for c in checks] == ["differs", "", "agrees"]
+    assert best == 2 and [c.runs for c in checks] == ["differs", "ran", "agrees"]
+    # a candidate the stub could build and run ranks above one it could not (here: an unknown modifier)
+    guarded = right.replace("public virtual override", "public whenNotPaused")
+    best, checks = verify.rank(rec, [guarded, itself], compile_check=False, code=code)
+    assert best == 1 and [c.runs for c in checks] == ["", "ran"] and "whenNotPaused" in checks[0].runs_detail
 
 
 def test_stand_ins_type_what_the_call_site_shows():
@@ -236,6 +240,16 @@ def test_stand_ins_type_what_the_call_site_shows():
     assert stubrun.returned_types("_move", text) == []
     assert stubrun.returned_types("allowed", text) == ["bool"]
     assert stubrun.returned_types("check", text) == ["bool"]
+    more = """function g(uint256 id) public view returns (uint256) {
+        (bool found, uint256 value) = _valueAt(id, _snapshots);
+        require(id <= current(), "not yet");
+        return found ? value : supply();
+    }"""
+    assert stubrun.returned_types("_valueAt", more) == ["bool", "uint256"]
+    assert stubrun.returned_types("current", more) == ["uint256"]
+    assert stubrun.returned_types("supply", more) is None            # the code does not say: uint256 in the stub
+    decl, _ = stubrun.stand_in("_valueAt", more, frozenset(), "", True, {"_snapshots": "uint256"})
+    assert "function _valueAt(uint256 a0, uint256 a1) internal pure returns (bool r0, uint256 r1)" in decl
     sels = frozenset({"0x" + "00" * 4, __import__("tacsol").evm.selector("allowed(address,uint8)")})
     decl, delegates = stubrun.stand_in("allowed", text, sels, "", True)   # the literal's type tried among numbers
     assert delegates and "allowed(address a0, uint8 a1) internal returns (bool r0)" in decl

@@ -389,7 +389,8 @@ def decompile(source: str, adapter: str | Path | None = None, *, tac: bool = Fal
     more behaviourally equivalent answers at no cost in selectors (docs/reference-run.md, "A retrieval gate").
     run_check: with bytecode input, every answer is run against the bytecode (check 5, tacsol.evaluate.stubrun:
     compiled in a stub whose state sits at the TAC's slots, run beside the runtime in py-evm): ``"runs"`` is
-    "equivalent", "differs" or "" (no stub holds it), ``"runs_detail"`` the cases or the reason; with candidates
+    "equivalent", "agrees" (on the cases the stub could judge: the others call an internal function it does not
+    have), "ran" (no case judged), "differs" or "" (no stub holds it), ``"runs_detail"`` the cases or the reason; with candidates
     it also ranks them."""
     adapter = check_adapter(adapter if adapter is not None else default_adapter())
     if candidates < 1:
@@ -553,6 +554,12 @@ def build_parser(ap: argparse.ArgumentParser | None = None) -> argparse.Argument
     return ap
 
 
+# what check 5's verdict on an answer tells its reader (tacsol.evaluate.stubrun.RunCheck)
+RUNS_NOTE = {"equivalent": "ran like the bytecode", "differs": "differs from the bytecode",
+             "agrees": "agrees with the bytecode on the cases the stub could judge, not on all",
+             "ran": "not judged"}
+
+
 def main(args: argparse.Namespace) -> int:
     try:
         res = decompile(args.input, args.adapter, tac=args.tac, max_new_tokens=args.max_new_tokens,
@@ -571,7 +578,6 @@ def main(args: argparse.Namespace) -> int:
                 f": copied from training function {r['neighbour_id']} (TAC cosine {r['tac_similarity']:.2f})"
                 if r.get("source") == "retrieval" else "")
             if r.get("runs"):   # check 5's verdict on the answer: what a reader can trust it for
-                note += (f" (ran like the bytecode: {r['runs_detail']})" if r["runs"] == "equivalent"
-                         else f" (differs from the bytecode: {r['runs_detail']})")
+                note += f" ({RUNS_NOTE[r['runs']]}: {r['runs_detail']})"
             print(f"// {r.get('selector') or r.get('id')}{note}\n{r['solidity']}\n")
     return 0

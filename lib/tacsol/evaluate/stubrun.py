@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 from .. import corpus, evm
 from ..lift.abi import parse_header
 from . import abi
-from .binding import CANDIDATE, _arity, argument_types, modifier_names, role_of, shape_of, undeclared_names
+from .binding import CANDIDATE, _arity, _uses, argument_types, modifier_names, role_of, shape_of, undeclared_names
 from .cases import compare, make_cases
 from .compile import standard_input, without_inheritance
 from .execution import ORIGINAL
@@ -77,7 +77,8 @@ class Slot:
 
 @dataclass
 class RunCheck:
-    verdict: str = ""        # "equivalent" | "agrees" (on the cases it could judge) | "differs" | "" (no verdict)
+    verdict: str = ""        # "equivalent" | "agrees" (every case it could judge) | "ran" (built and run, no case
+    #                          judged: each reached a stand-in) | "differs" | "" (not built: reason says why)
     reason: str = ""         # why not runnable, the cases compared, or the first differing case
 
 
@@ -213,9 +214,27 @@ def _declare(name: str, slot: Slot, text: str) -> str:
     if not value:
         return ""
     t = value
-    for k in reversed(slot.keys):
-        t = f"mapping({k} => {t})"
+    for k, own in reversed(list(zip(slot.keys, _index_types(name, text) + [""] * len(slot.keys)))):
+        # a key the TAC does not type (uint256) is the word the code hashes: bytes32 and int256 keys hash the same
+        # word, so the candidate's own type for it places the entry alike and lets its code compile
+        t = f"mapping({own if k == 'uint256' and own in ('bytes32', 'int256') else k} => {t})"
     return t
+
+
+def _index_types(name: str, text: str) -> list[str]:
+    """The types of the index expressions at the first indexed use of `name` (`m[role][account]`), where the code
+    types them ("" where it does not)."""
+    types = _local_types(text)
+    for m, _, depth in _uses(name, text):
+        if depth:
+            out, j = [], m.end()
+            while len(out) < depth:
+                k = text.index("[", j)
+                close = match_close(text, k, "[", "]")
+                out.append(types.get(text[k + 1:close].strip(), ""))
+                j = close + 1
+            return out
+    return []
 
 
 def layout_declarations(variables: Sequence[tuple[str, Slot, str]]) -> str | None:
@@ -303,6 +322,10 @@ def returned_types(name: str, text: str) -> list[str] | None:
     if local:
         t = local.group(1).replace("address payable", "address")
         return [{"uint": "uint256", "int": "int256"}.get(t, t)]
+    tup = re.search(r"\(([^()]*)\)\s*=$", before)
+    if tup and "," in tup.group(1):   # `(bool found, uint256 value) = f(...)`: one type per component
+        parts = [p.split() for p in tup.group(1).split(",")]
+        return [p[0] if len(p) > 1 else "uint256" for p in parts]
     if re.search(r"\breturn$", before) and after.startswith(";"):
         try:
             return [t for t, _ in find_function(text).returns]
@@ -317,6 +340,9 @@ def returned_types(name: str, text: str) -> list[str] | None:
         o = other.group(1)
         t = types.get(o) or ("address" if o in ("msg.sender", "tx.origin") else "")
         return [t] if t else None
+    if re.match(r"(?:<|>|[-+*/%](?!=))", after) or re.search(r"(?:<|>|<=|>=|[-+*/%])$", before) or \
+            re.match(r"\.\s*(?:add|sub|mul|div|mod)\s*\(", after):
+        return ["uint256"]   # ordered or arithmetic: a number
     return None
 
 
@@ -339,17 +365,27 @@ def _public_signature(name: str, args: Sequence[str], selectors: frozenset[str])
     return next(iter(found.items())) if len(found) == 1 else None
 
 
-def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate: bool) -> tuple[str, bool] | str:
+def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate: bool,
+             state: Mapping[str, str] = {}) -> tuple[str, bool] | str:
     """(declaration, delegates) of an internal function `name` the candidate calls and the stub does not have, or
     why none can be written. Where `delegate` allows and the runtime has exactly one public function of that name
     and arity taking the arguments the code shows (other than `own`, the function the candidate stands for: no
     answer runs the original in its place), a DELEGATECALL of it at ORIGINAL, which runs the original's code on the
     stub's storage, as an internal call of that function in the original does. Else a function that reverts with
-    UNKNOWN_MARK: the cases that reach it are left unjudged."""
-    args = argument_types(name, text) + [""] * _arity(name, text)
-    args = args[:_arity(name, text)]
+    UNKNOWN_MARK: the cases that reach it are left unjudged. An argument that is a state variable of the stub
+    (`state`: name -> type) has its type; one the code does not type is a uint256, as is a result it does not type
+    (a word decodes losslessly as one)."""
+    arity = _arity(name, text)
+    inner = re.search(rf"(?<![.\w$]){re.escape(name)}\s*\(", text)
+    written = [a.strip() for a in evm.split_types(text[inner.end():match_close(text, inner.end() - 1, "(", ")")])] \
+        if inner and arity else []
+    args = [t or state.get(a) or ("address" if re.fullmatch(r"_msgSender\(\s*\)", a) else "")
+            for t, a in zip(argument_types(name, text) + [""] * arity, written + [""] * arity)]
+    args = args[:arity]
     returns = returned_types(name, text)
-    public = _public_signature(name, args, selectors) if delegate and returns is not None else None
+    if returns is None:
+        returns = ["uint256"]
+    public = _public_signature(name, args, selectors) if delegate else None
     if public is not None and public[0] != own.lower():
         sel, types = public
         params = ", ".join(f"{_located(t)} a{i}" for i, t in enumerate(types))
@@ -363,7 +399,7 @@ def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate
     if any(a.startswith("struct ") for a in args):
         return f"unknown function {name} (a struct argument)"
     params = ", ".join(f"{_located(a if a and a not in ('number',) else 'uint256')} a{i}" for i, a in enumerate(args))
-    rets = ", ".join(f"{_located(t)} r{i}" for i, t in enumerate(returns or []))
+    rets = ", ".join(f"{_located(t)} r{i}" for i, t in enumerate(returns))
     return (f"function {name}({params}) internal pure{f' returns ({rets})' if rets else ''} {{\n"
             f"        assembly {{ mstore(0, 0x{UNKNOWN_MARK.hex()}) revert(0, 32) }}\n    }}", False)
 
@@ -374,24 +410,13 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
     the TAC's slots, at most 6), or why none can. An internal function it calls gets a stand-in (stand_in: the
     original's public function of that signature among the runtime's `selectors`, else one that marks the case
     unjudged)."""
-    variables, events, helpers, guards = [], [], [], []
-    # a delegated call carries the candidate's call value, which an internal call would not check: not where the
-    # function is payable; abi.decode and the call's (bool, bytes) result need solc 0.5
-    delegate = facts.call is not None and not facts.call[2] and _at_least(version, (0, 5, 0))
-    delegates, calls = False, {}   # calls: a stand-in's one return type
+    variables, events, helpers, guards, functions = [], [], [], [], []
     for name in names:
         role = role_of(name, fn_text)
         if name in CONTEXT_HELPERS and role == "function":
             helpers.append(CONTEXT_HELPERS[name])
         elif role == "function":
-            made = stand_in(name, fn_text, selectors, facts.call[0] if facts.call else "", delegate)
-            if isinstance(made, str):
-                return made
-            helpers.append(made[0])
-            delegates = delegates or made[1]
-            returns = returned_types(name, fn_text)
-            if returns and len(returns) == 1:
-                calls[name] = returns[0]
+            functions.append(name)
         elif role == "variable":
             variables.append(name)
         elif role == "event":
@@ -400,6 +425,10 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
             guards.append(name)
         else:
             return f"unknown {role} {name}"
+    # a delegated call carries the candidate's call value, which an internal call would not check: not where the
+    # function is payable; abi.decode and the call's (bool, bytes) result need solc 0.5
+    delegate = facts.call is not None and not facts.call[2] and _at_least(version, (0, 5, 0))
+    own = facts.call[0] if facts.call else ""
     slots, topics = facts.slots, facts.topics
     order = _emit_order(fn_text)
     by_depth: dict[int, list[Slot]] = {}
@@ -414,8 +443,6 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
         if len(pool) < len(vs):
             return f"no slot of depth {depth} in the TAC for {', '.join(vs)}"
         choices.append([list(zip(vs, p)) for p in itertools.permutations(pool, len(vs))][:6])
-    if delegates:   # a view candidate calls what the compiler cannot know to be a view: its mutability goes (it
-        fn_text = _without_mutability(fn_text)   # changes no opcode of the candidate)
     owner = facts.owner if guards else None
     if guards and owner is None:
         return f"modifier {guards[0]}: the TAC shows no caller check against a stored address"
@@ -436,12 +463,23 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
         if decl is None:
             continue
         state = {n: t for n, s, t in bound if not s.depth}
+        stand_ins, calls, text = [], {}, fn_text   # calls: a stand-in's one return type
+        for name in functions:
+            made = stand_in(name, fn_text, selectors, own, delegate, state)
+            if isinstance(made, str):
+                return made
+            stand_ins.append(made[0])
+            if made[1]:   # a view candidate calls what the compiler cannot know to be a view: its mutability
+                text = _without_mutability(fn_text)   # goes (it changes no opcode of the candidate)
+            returns = returned_types(name, fn_text)
+            if returns and len(returns) == 1:
+                calls[name] = returns[0]
         event_lines = [_event(e, fn_text, topics[order.index(e)] if order.index(e) < len(topics) else 1, state,
                               calls)
                        for e in events]
         out.append(f"// SPDX-License-Identifier: UNLICENSED\npragma solidity {version};\n\ncontract {STUB} {{\n"
-                   f"    {decl}\n    " + "\n    ".join(event_lines + helpers + modifiers) +
-                   f"\n\n{fn_text}\n}}\n")
+                   f"    {decl}\n    " + "\n    ".join(event_lines + helpers + stand_ins + modifiers) +
+                   f"\n\n{text}\n}}\n")
     return out or "no layout places the variables at the TAC's slots"
 
 
@@ -602,7 +640,7 @@ def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tupl
         why = t.status if t.status != "ok" else "the original never returned"
         return [RunCheck("", why) for _ in candidates]
     out = []
-    rank = {"equivalent": 3, "agrees": 2, "": 1, "differs": 0}
+    rank = {"equivalent": 4, "agrees": 3, "ran": 2, "": 1, "differs": 0}
     for runtimes in candidates:
         best = RunCheck("", "no runtime")
         for cand, cand_sel in runtimes:   # the best binding's verdict; the first binding's first difference
@@ -619,7 +657,7 @@ def _compare_binding(t, code: bytes, cand: bytes, cand_sel: str, types, sel: str
                      deadline: float) -> RunCheck:
     """One stub runtime against the original `code`'s trace `t`, case by case. A case whose run reaches a stand-in that marks it
     (UNKNOWN_MARK) is not judged: "differs" at the first judged case that differs, "equivalent" when every case is
-    judged and agrees, "agrees" when some are and agree, no verdict when none is."""
+    judged and agrees, "agrees" when some are and agree, "ran" when none is."""
     from .trace import _as_if_called_by, _run
 
     unjudged, returned = 0, 0
@@ -639,7 +677,7 @@ def _compare_binding(t, code: bytes, cand: bytes, cand_sel: str, types, sel: str
     if not unjudged:
         return RunCheck("equivalent", f"{n} cases")
     if unjudged == n:
-        return RunCheck("", f"every case reaches a function the stub does not have ({n} cases)")
+        return RunCheck("ran", f"every case reaches a function the stub does not have ({n} cases)")
     return RunCheck("agrees", f"{n - unjudged} of {n} cases agree ({returned} returning), {unjudged} reach a "
                               "function the stub does not have")
 

@@ -49,7 +49,7 @@ from .solidity import (EFFECTS, ParseFailure, canonical_signature, code_effects,
                        mismatched_arguments, parse_declarations, tac_arguments, tac_effects)
 
 RULES = ("checks", "consensus", "grounded")
-RUNS_RANK = {"equivalent": 2, "agrees": 1, "differs": -1}   # check 5's verdicts, best first; no verdict: 0
+RUNS_RANK = {"equivalent": 3, "agrees": 2, "ran": 1, "differs": -1}   # check 5's verdicts; not built: 0
 BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
 
 
@@ -65,7 +65,7 @@ class Check:
     compiles: bool | None = None      # None: not checked
     selector_match: bool = False
     argument_mismatch: int = 0        # arguments exactly one of the TAC and the code reads (0: the TAC does not say)
-    runs: str = ""                    # check 5: "equivalent" | "agrees" | "differs" | "" (no runtime, no stub holds it)
+    runs: str = ""                    # check 5: "equivalent" | "agrees" | "ran" | "differs" | "" (no stub holds it)
     runs_detail: str = ""             # why no verdict, or the first differing case
     grounding_f1: float = 0.0
     consensus: float | None = None    # rule "consensus": mean similarity to the other non-degenerate candidates
@@ -147,8 +147,8 @@ def consensus(texts: Sequence[str], voters: Sequence[bool]) -> list[float]:
 
 def rank_key(check: Check, index: int, agreement: float = 0.0, grounded: bool = False) -> tuple:
     """Higher is better: not degenerate, then the bytecode's selector, then (rule "grounded") the grounding F1
-    against the TAC, then runs like the bytecode (equivalent, then agrees on the cases it could judge, then no
-    verdict, then differs), then the fewest
+    against the TAC, then runs like the bytecode (equivalent, then agrees on the cases it could judge, then built
+    and run with no case judged, then not built, then differs), then the fewest
     arguments read by only one of the TAC and the code, then the agreement with the other candidates (rules
     "consensus" and "grounded"; 0 otherwise), then the earlier candidate."""
     runs = RUNS_RANK.get(check.runs, 0)
