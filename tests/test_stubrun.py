@@ -255,3 +255,14 @@ def test_stand_ins_type_what_the_call_site_shows():
     assert delegates and "allowed(address a0, uint8 a1) internal returns (bool r0)" in decl
     decl, delegates = stubrun.stand_in("allowed", text, sels, "", False)  # no delegation (payable, solc < 0.5)
     assert not delegates and "internal pure returns (bool r0)" in decl and stubrun.UNKNOWN_MARK.hex() in decl
+
+
+def test_every_verdict_is_ranked_and_told_to_the_reader():
+    """Each verdict check 5 gives has its place in the ranking and its words in `tacsol decompile`'s output (an
+    "agrees" printed as "differs from the bytecode" would mislead)."""
+    from tacsol import infer
+
+    assert set(infer.RUNS_NOTE) == set(verify.RUNS_RANK) == {"equivalent", "agrees", "ran", "differs"}
+    assert verify.RUNS_RANK["equivalent"] > verify.RUNS_RANK["agrees"] > verify.RUNS_RANK["ran"] > 0 > \
+        verify.RUNS_RANK["differs"]
+    assert "like the bytecode" in infer.RUNS_NOTE["equivalent"] and "not on all" in infer.RUNS_NOTE["agrees"]

@@ -371,7 +371,8 @@ def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate
     why none can be written. Where `delegate` allows and the runtime has exactly one public function of that name
     and arity taking the arguments the code shows (other than `own`, the function the candidate stands for: no
     answer runs the original in its place), a DELEGATECALL of it at ORIGINAL, which runs the original's code on the
-    stub's storage, as an internal call of that function in the original does. Else a function that reverts with
+    stub's storage, as an internal call of that function in the original does (the most derived override: a
+    source's `Base.f(...)` names the base's own, which may differ). Else a function that reverts with
     UNKNOWN_MARK: the cases that reach it are left unjudged. An argument that is a state variable of the stub
     (`state`: name -> type) has its type; one the code does not type is a uint256, as is a result it does not type
     (a word decodes losslessly as one)."""
