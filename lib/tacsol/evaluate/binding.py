@@ -493,6 +493,21 @@ _LITERAL_TYPES = ((r"^(?:true|false)$", "bool"), (r"^(?:\d[\d_]*(?:e\d+)?|0x[0-9
                   (r"^(?:u?int\d*|bytes\d+)\(", ""))   # a conversion `uint64(x)`: the type it names
 
 
+def declared_types(text: str) -> dict[str, str]:
+    """The function's parameters and returns, then its locals of an elementary type, by name: their types as
+    written (no data location)."""
+    declared: dict[str, str] = {}
+    try:
+        fn = find_function(text)
+        declared.update({n: t for t, n in fn.params + fn.returns if n})
+    except ParseFailure:
+        pass
+    for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string|bytes)\s+"
+                           r"(?:memory\s+|calldata\s+|storage\s+)?([A-Za-z_$][\w$]*)\s*[=;]", text):
+        declared.setdefault(n, t)
+    return declared
+
+
 def argument_types(name: str, text: str) -> list[str]:
     """The types of the arguments of the first call `name(...)` in `text` where the code says them: a parameter or
     typed local of that name, a literal, msg.sender; "" where it does not."""
@@ -503,15 +518,7 @@ def argument_types(name: str, text: str) -> list[str]:
     inner = text[m.end():close].strip()
     if not inner:
         return []
-    declared: dict[str, str] = {}
-    try:
-        fn = find_function(text)
-        declared.update({n: t for t, n in fn.params + fn.returns if n})
-    except ParseFailure:
-        pass
-    for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string|bytes)\s+"
-                           r"(?:memory\s+|calldata\s+|storage\s+)?([A-Za-z_$][\w$]*)\s*[=;]", text):
-        declared.setdefault(n, t)
+    declared = declared_types(text)
     for t, n in re.findall(r"\b([A-Za-z_$][\w$.]*(?:\[\d*\])*)\s+(?:memory|storage|calldata)\s+"
                            r"([A-Za-z_$][\w$]*)\s*[=;]", text):   # a struct (or array) with a data location
         if not re.fullmatch(r"(?:u?int|bytes)\d*|address|bool|string|bytes", t.split("[")[0]):

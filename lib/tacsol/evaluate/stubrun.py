@@ -35,7 +35,7 @@ from typing import Any, Mapping, Sequence
 from .. import corpus, evm
 from ..lift.abi import parse_header
 from . import abi
-from .binding import CANDIDATE, _arity, _uses, argument_types, modifier_names, role_of, shape_of, undeclared_names
+from .binding import CANDIDATE, _arity, _uses, argument_types, declared_types, modifier_names, role_of, shape_of, undeclared_names
 from .cases import compare, make_cases
 from .compile import standard_input, without_inheritance
 from .execution import ORIGINAL
@@ -73,6 +73,10 @@ class Slot:
     bits: int = 256
     keys: list[str] = field(default_factory=list)
     string: bool = False     # read or written whole as a string or bytes (`storagestring(slot)`)
+
+
+# the verdicts best first (rank_key and run_against's choice among bindings); a candidate not built ("") ranks 0
+RUNS_RANK = {"equivalent": 3, "agrees": 2, "ran": 1, "differs": -1}
 
 
 @dataclass
@@ -293,17 +297,8 @@ def runtime_selectors(code: bytes) -> frozenset[str]:
 
 
 def _local_types(text: str) -> dict[str, str]:
-    """Parameter, return and local names of the candidate with their types (no data location)."""
-    out: dict[str, str] = {}
-    try:
-        fn = find_function(text)
-        out.update({n: t for t, n in fn.params + fn.returns if n})
-    except ParseFailure:
-        pass
-    for t, n in re.findall(r"\b((?:u?int|bytes)\d*|address(?:\s+payable)?|bool|string)\s+(?:memory\s+|calldata\s+)?"
-                           r"([A-Za-z_$][\w$]*)\s*[=;]", text):
-        out.setdefault(n, t)
-    return {n: t.replace("address payable", "address") for n, t in out.items()}
+    """binding.declared_types with `address payable` as `address` (what a stand-in declares)."""
+    return {n: t.replace("address payable", "address") for n, t in declared_types(text).items()}
 
 
 def returned_types(name: str, text: str) -> list[str] | None:
@@ -381,8 +376,7 @@ def stand_in(name: str, text: str, selectors: frozenset[str], own: str, delegate
     written = [a.strip() for a in evm.split_types(text[inner.end():match_close(text, inner.end() - 1, "(", ")")])] \
         if inner and arity else []
     args = [t or state.get(a) or ("address" if re.fullmatch(r"_msgSender\(\s*\)", a) else "")
-            for t, a in zip(argument_types(name, text) + [""] * arity, written + [""] * arity)]
-    args = args[:arity]
+            for t, a in zip(argument_types(name, text), written)]
     returns = returned_types(name, text)
     if returns is None:
         returns = ["uint256"]
@@ -447,6 +441,11 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
     owner = facts.owner if guards else None
     if guards and owner is None:
         return f"modifier {guards[0]}: the TAC shows no caller check against a stored address"
+    calls = {}   # a stand-in's one return type, for the events whose arguments call it
+    for name in functions:
+        returns = returned_types(name, fn_text)
+        if returns and len(returns) == 1:
+            calls[name] = returns[0]
     out = []
     for combo in itertools.islice(itertools.product(*choices), 6):
         bound = [(n, s, _declare(n, s, fn_text)) for part in combo for n, s in part]
@@ -464,7 +463,7 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
         if decl is None:
             continue
         state = {n: t for n, s, t in bound if not s.depth}
-        stand_ins, calls, text = [], {}, fn_text   # calls: a stand-in's one return type
+        stand_ins, text = [], fn_text
         for name in functions:
             made = stand_in(name, fn_text, selectors, own, delegate, state)
             if isinstance(made, str):
@@ -472,9 +471,6 @@ def stub_sources(fn_text: str, names: Sequence[str], facts: TacFacts, version: s
             stand_ins.append(made[0])
             if made[1]:   # a view candidate calls what the compiler cannot know to be a view: its mutability
                 text = _without_mutability(fn_text)   # goes (it changes no opcode of the candidate)
-            returns = returned_types(name, fn_text)
-            if returns and len(returns) == 1:
-                calls[name] = returns[0]
         event_lines = [_event(e, fn_text, topics[order.index(e)] if order.index(e) < len(topics) else 1, state,
                               calls)
                        for e in events]
@@ -641,12 +637,11 @@ def run_against(code: bytes, facts: TacFacts, candidates: Sequence[Sequence[tupl
         why = t.status if t.status != "ok" else "the original never returned"
         return [RunCheck("", why) for _ in candidates]
     out = []
-    rank = {"equivalent": 4, "agrees": 3, "ran": 2, "": 1, "differs": 0}
     for runtimes in candidates:
         best = RunCheck("", "no runtime")
         for cand, cand_sel in runtimes:   # the best binding's verdict; the first binding's first difference
             got = _compare_binding(t, code, cand, cand_sel, types, sel, seed, shapes, time.thread_time() + time_limit_s)
-            if best.reason == "no runtime" or rank[got.verdict] > rank[best.verdict]:
+            if best.reason == "no runtime" or RUNS_RANK.get(got.verdict, 0) > RUNS_RANK.get(best.verdict, 0):
                 best = got
             if got.verdict == "equivalent":
                 break
@@ -696,7 +691,7 @@ def check_all(records: Sequence[Mapping[str, Any]], codes: Mapping[str, bytes], 
              for r in records if r["id"] in codes for k, text in enumerate(candidates[r["id"]])]
     facts: dict[str, TacFacts] = {}
     try:
-        sels = {rid: runtime_selectors(code) for rid, code in codes.items() if any(r["id"] == rid for r in records)}
+        sels = {r["id"]: runtime_selectors(codes[r["id"]]) for r in records if r["id"] in codes}
         built = build_runtimes(items, facts, {key: sels[key.rsplit("|", 1)[0]] for key, *_ in items}) if items else {}
     except Exception as exc:  # noqa: BLE001  a check that fails leaves the ranking to the other checks
         why = f"check 5 failed: {type(exc).__name__}: {str(exc)[:160]}"

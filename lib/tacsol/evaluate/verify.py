@@ -45,11 +45,11 @@ from .. import corpus, evm
 from .compile import build_stub, compile_many
 from .degenerate import degenerate_reason
 from .metrics import edit_distance
+from .stubrun import RUNS_RANK
 from .solidity import (EFFECTS, ParseFailure, canonical_signature, code_effects, find_function,  # noqa: F401
                        mismatched_arguments, parse_declarations, tac_arguments, tac_effects)
 
 RULES = ("checks", "consensus", "grounded")
-RUNS_RANK = {"equivalent": 3, "agrees": 2, "ran": 1, "differs": -1}   # check 5's verdicts; not built: 0
 BY_AGREEMENT = ("consensus", "grounded")   # the rules that weigh each candidate's agreement with the others
 
 
